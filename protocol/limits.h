@@ -1,0 +1,21 @@
+// Protocol constants: the same on every node, never node-local settings
+// (DESIGN.md §1, §2). Changing one is a protocol version change.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace replog::limits {
+
+// Largest encoded update (method + argument), checked at `call`.
+inline constexpr size_t kMaxUpdateBytes = 1 << 20;
+// Deepest nesting of lists, maps, records and enums inside one value.
+inline constexpr size_t kMaxDepth = 64;
+// Longest string, bytes or extension payload inside one value.
+inline constexpr size_t kMaxStringBytes = 1 << 20;
+// Most elements of one list or map (also bounded by the bytes that remain).
+inline constexpr size_t kMaxContainerElements = 1 << 20;
+// Largest typed-JSON text accepted from a person or a file line.
+inline constexpr size_t kMaxJsonBytes = 16 << 20;
+
+}  // namespace replog::limits

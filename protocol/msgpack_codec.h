@@ -1,0 +1,39 @@
+// MessagePack encoding of Value: the storage and wire form (DESIGN.md §1,
+// PROTOCOL.md "Values").
+//
+//   null, bool, int, float   nil, bool, smallest int encoding, always float64
+//   string, bytes            str, bin
+//   time                     timestamp extension (type -1), smallest exact form
+//   enum                     extension type 1, payload = array [type, member]
+//   record                   extension type 2, payload = array [type, {field: value}]
+//   list, map                array, map with str keys sorted by their bytes
+//
+// Encoding is deterministic: equal values give equal bytes.
+//
+// Decoding untrusted bytes is bounded by the protocol limits (protocol/limits.h):
+// depth, string/bin/ext lengths, container sizes, and no declared element count
+// larger than the bytes that remain, so a tiny input cannot make it allocate
+// much. It never needs a type registry; see TypeRegistry::resolve.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "protocol/status.h"
+#include "protocol/value.h"
+
+namespace replog {
+
+inline constexpr int8_t kTimestampExt = -1;
+inline constexpr int8_t kEnumExt = 1;
+inline constexpr int8_t kRecordExt = 2;
+
+std::string encode_msgpack(const Value& value);
+void encode_msgpack_into(const Value& value, std::string& out);  // appends
+
+// Decodes exactly one value filling all of `bytes`.
+Result<Value> decode_msgpack(std::string_view bytes);
+// Decodes one value starting at `offset` and advances it past the value.
+Result<Value> decode_msgpack_prefix(std::string_view bytes, size_t& offset);
+
+}  // namespace replog

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages replog builds and tests with, if any are missing.
+# Idempotent and quiet when everything is present. Sourced by demo.sh and test.sh.
+set -euo pipefail
+
+REPLOG_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  cppzmq-dev libzmq3-dev          # peer transport (ZeroMQ + its C++ binding)
+  libmsgpack-cxx-dev              # storage and wire encoding
+  liblmdb-dev lmdb-utils          # the update log; mdb_stat/mdb_dump for tests
+  libboost-program-options-dev    # CLI, config file and environment options
+  libgtest-dev libgmock-dev       # tests
+  libsodium-dev                   # BLAKE2b state hash, base64
+  nlohmann-json3-dev              # typed JSON and info JSON
+  python3                         # test helpers
+)
+
+missing=()
+for p in "${REPLOG_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
