@@ -15,6 +15,11 @@ inline constexpr size_t kMaxDepth = 64;
 inline constexpr size_t kMaxStringBytes = 1 << 20;
 // Most elements of one list or map (also bounded by the bytes that remain).
 inline constexpr size_t kMaxContainerElements = 1 << 20;
+// Most segments in a path named by a method argument.
+inline constexpr size_t kMaxPathSegments = 32;
+// Deepest nesting in this node's own stored state: a value of kMaxDepth
+// written at a path of kMaxPathSegments, with room to spare.
+inline constexpr size_t kMaxLocalDepth = 128;
 // Largest typed-JSON text accepted from a person or a file line.
 inline constexpr size_t kMaxJsonBytes = 16 << 20;
 

@@ -115,15 +115,24 @@ void pack_map(Packer& pk, const Map& m) {
   }
 }
 
-Result<Value> decode_at(std::string_view bytes, size_t& offset, size_t depth, const std::string& path);
+struct Limits {
+  size_t max_depth;
+  uint64_t max_elements;
+  size_t max_string;
+};
+constexpr Limits kProtocolLimits{limits::kMaxDepth, limits::kMaxContainerElements, limits::kMaxStringBytes};
+constexpr Limits kLocalLimits{limits::kMaxLocalDepth, UINT64_MAX, SIZE_MAX};
+
+Result<Value> decode_at(std::string_view bytes, size_t& offset, size_t depth, const std::string& path,
+                        const Limits& lim);
 
 // Builds a Value from msgpack-c's parse events. Nothing is allocated from a
 // declared count: containers grow as their elements arrive, and every declared
 // count is checked against the input's length first.
 class ValueBuilder : public msgpack::null_visitor {
  public:
-  ValueBuilder(size_t input_bytes, size_t depth, std::string path)
-      : budget_(input_bytes), depth_(depth), root_path_(std::move(path)) {}
+  ValueBuilder(size_t input_bytes, size_t depth, std::string path, const Limits& lim)
+      : budget_(input_bytes), depth_(depth), root_path_(std::move(path)), lim_(lim) {}
 
   Status error;
   Value result;
@@ -138,7 +147,7 @@ class ValueBuilder : public msgpack::null_visitor {
   bool visit_float32(float f) { return put(Value(static_cast<double>(f))); }
   bool visit_float64(double d) { return put(Value(d)); }
   bool visit_str(const char* p, uint32_t n) {
-    if (n > limits::kMaxStringBytes) return fail("string longer than the protocol limit");
+    if (n > lim_.max_string) return fail("string longer than the protocol limit");
     std::string s(p, n);
     if (!is_valid_utf8(s)) return fail("string is not valid UTF-8");
     if (expect_key_) {
@@ -150,11 +159,11 @@ class ValueBuilder : public msgpack::null_visitor {
     return put(Value(std::move(s)));
   }
   bool visit_bin(const char* p, uint32_t n) {
-    if (n > limits::kMaxStringBytes) return fail("bytes longer than the protocol limit");
+    if (n > lim_.max_string) return fail("bytes longer than the protocol limit");
     return put(Value(Bytes{std::string(p, n)}));
   }
   bool visit_ext(const char* p, uint32_t n) {
-    if (n == 0 || n - 1 > limits::kMaxStringBytes) return fail("extension longer than the protocol limit");
+    if (n == 0 || n - 1 > lim_.max_string) return fail("extension longer than the protocol limit");
     auto type = static_cast<int8_t>(p[0]);
     std::string_view payload(p + 1, n - 1);
     if (type == kTimestampExt) return decode_time(payload);
@@ -162,12 +171,14 @@ class ValueBuilder : public msgpack::null_visitor {
     return fail("unknown extension type " + std::to_string(type));
   }
   bool start_array(uint32_t n) {
+    if (n > lim_.max_elements) return fail("list longer than the protocol limit");
     if (!reserve(n)) return false;
     stack_.push_back(Frame{Value(List{}), false, "", here()});
     return true;
   }
   bool end_array() { return pop(); }
   bool start_map(uint32_t n) {
+    if (n > lim_.max_elements) return fail("map larger than the protocol limit");
     if (!reserve(static_cast<uint64_t>(n) * 2)) return false;
     stack_.push_back(Frame{Value(Map{}), true, "", here()});
     return true;
@@ -209,8 +220,8 @@ class ValueBuilder : public msgpack::null_visitor {
   // keeps a tiny input from claiming a huge container.
   bool reserve(uint64_t elements) {
     if (expect_key_) return fail("map key is not a string");
-    if (depth_ + stack_.size() + 1 > limits::kMaxDepth) return fail("nesting deeper than the protocol limit");
-    if (elements > limits::kMaxContainerElements * 2 || elements > budget_)
+    if (depth_ + stack_.size() + 1 > lim_.max_depth) return fail("nesting deeper than the protocol limit");
+    if (elements > budget_)
       return fail("container declares " + std::to_string(elements) + " elements, more than the input holds");
     budget_ -= elements;
     return true;
@@ -253,7 +264,7 @@ class ValueBuilder : public msgpack::null_visitor {
   bool decode_typed(int8_t type, std::string_view payload) {
     const char* what = type == kEnumExt ? "enum" : "record";
     size_t off = 0;
-    auto inner = decode_at(payload, off, depth_ + stack_.size() + 1, here());
+    auto inner = decode_at(payload, off, depth_ + stack_.size() + 1, here(), lim_);
     if (!inner) return fail_with(inner.status());
     if (off != payload.size()) return fail(std::string(what) + " extension has trailing bytes");
     Value& v = *inner;
@@ -275,13 +286,15 @@ class ValueBuilder : public msgpack::null_visitor {
   uint64_t budget_;
   size_t depth_;
   std::string root_path_;
+  Limits lim_;
   std::vector<Frame> stack_;
   bool expect_key_ = false;
 };
 
-Result<Value> decode_at(std::string_view bytes, size_t& offset, size_t depth, const std::string& path) {
+Result<Value> decode_at(std::string_view bytes, size_t& offset, size_t depth, const std::string& path,
+                        const Limits& lim) {
   if (offset >= bytes.size()) return Status::corruption(at_path(path, "truncated MessagePack"));
-  ValueBuilder builder(bytes.size() - offset, depth, path);
+  ValueBuilder builder(bytes.size() - offset, depth, path, lim);
   bool ok = false;
   try {
     ok = msgpack::parse(bytes.data(), bytes.size(), offset, builder);
@@ -308,15 +321,20 @@ std::string encode_msgpack(const Value& value) {
 }
 
 Result<Value> decode_msgpack_prefix(std::string_view bytes, size_t& offset) {
-  return decode_at(bytes, offset, 0, "");
+  return decode_at(bytes, offset, 0, "", kProtocolLimits);
 }
 
-Result<Value> decode_msgpack(std::string_view bytes) {
+namespace {
+Result<Value> decode_whole(std::string_view bytes, const Limits& lim) {
   size_t off = 0;
-  auto v = decode_at(bytes, off, 0, "");
+  auto v = decode_at(bytes, off, 0, "", lim);
   if (v && off != bytes.size())
     return Status::corruption("trailing bytes after MessagePack value (" + std::to_string(bytes.size() - off) + ")");
   return v;
 }
+}  // namespace
+
+Result<Value> decode_msgpack(std::string_view bytes) { return decode_whole(bytes, kProtocolLimits); }
+Result<Value> decode_msgpack_local(std::string_view bytes) { return decode_whole(bytes, kLocalLimits); }
 
 }  // namespace replog

@@ -31,8 +31,12 @@ inline constexpr int8_t kRecordExt = 2;
 std::string encode_msgpack(const Value& value);
 void encode_msgpack_into(const Value& value, std::string& out);  // appends
 
-// Decodes exactly one value filling all of `bytes`.
+// Decodes exactly one value filling all of `bytes`, under the protocol limits.
 Result<Value> decode_msgpack(std::string_view bytes);
+// For this node's own stored data (checkpoints), which may hold more than one
+// update could: deeper nesting (kMaxLocalDepth) and no per-container or
+// per-string cap. Declared counts are still checked against the input length.
+Result<Value> decode_msgpack_local(std::string_view bytes);
 // Decodes one value starting at `offset` and advances it past the value.
 Result<Value> decode_msgpack_prefix(std::string_view bytes, size_t& offset);
 

@@ -1,129 +1,441 @@
 // replog: one program, one subcommand per job (DESIGN.md §7).
 //
 // Options come from the command line, then REPLOG_* environment variables,
-// then a --config file, through Boost.Program_options. Errors are one line on
-// stderr and a non-zero exit.
-#include <boost/program_options.hpp>
-#include <fstream>
-#include <iostream>
-#include <iterator>
-#include <sstream>
+// then a --config file (Boost.Program_options). Errors are one line on stderr
+// and a non-zero exit. Commands that write take the data directory's lock;
+// read-only ones read LMDB concurrently and never take it.
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <msgpack.hpp>
+#include <nlohmann/json.hpp>
+
+#include "node/hlc.h"
+#include "node/verify.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 #include "protocol/schema.h"
+#include "tools/cli_common.h"
 
-namespace po = boost::program_options;
 using namespace replog;
+using namespace replog::cli;
+using nlohmann::json;
 
 namespace {
 
-struct CommandError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+json to_json_value(const Value& v) { return json::parse(to_typed_json(v)); }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CommandError("cannot read " + path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+std::unique_ptr<Node> open_writer(const Options& o) { return unwrap(Node::open(o.node_options())); }
+std::unique_ptr<Node> open_reader(const Options& o, std::optional<int64_t> at = std::nullopt) {
+  return unwrap(Node::open_read_only(o.node_options(), at));
 }
 
-std::string to_hex(std::string_view bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
+Path parse_dotted(const std::string& text) {
+  Path p;
+  size_t start = 0;
+  while (true) {
+    size_t dot = text.find('.', start);
+    p.push_back(text.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return p;
+}
+
+std::string conflict_text(const Conflict& c) {
+  std::string s = "update " + c.skipped.to_string() + " skipped (" + conflict_kind_name(c.kind) + ")";
+  if (!c.path.empty()) s += " at " + path_to_string(c.path);
+  for (const auto& i : c.involved) s += ", involves " + i.to_string();
+  return s;
+}
+
+json conflict_json(const Conflict& c) {
+  json involved = json::array();
+  for (const auto& i : c.involved) involved.push_back(i.to_string());
+  return {{"update", c.skipped.to_string()},
+          {"kind", conflict_kind_name(c.kind)},
+          {"code", static_cast<int>(c.kind)},
+          {"path", c.path},
+          {"involved", involved},
+          {"text", conflict_text(c)}};
+}
+
+// --- init ------------------------------------------------------------------------
+
+int cmd_init(const std::vector<std::string>& args) {
+  Options o("init", "--data DIR [--schema FILE] [--cluster ID]");
+  o.add()("schema", po::value<std::string>(), "record this schema document (JSON) as the log's first update")(
+      "cluster", po::value<std::string>(), "join this cluster id (default: make a new one)");
+  if (!o.parse(args)) return 0;
+  InitOptions init;
+  init.dir = o.node_options().dir;
+  if (o.has("cluster")) init.cluster = o.get<std::string>("cluster");
+  if (o.has("schema")) {
+    std::string file = o.get<std::string>("schema");
+    Value doc = unwrap(parse_typed_json(read_file(file)));
+    check(TypeRegistry::from_document(doc).status().with_context(file));
+    init.schema = std::move(doc);
+  }
+  check(Node::init(init));
+  auto node = open_reader(o);
+  NodeInfo info = node->info();
+  if (o.json()) {
+    std::cout << json{{"node_id", hex16(info.node_id)}, {"cluster_id", info.cluster_id}, {"dir", init.dir}}.dump() << "\n";
+  } else {
+    std::cout << "initialised " << init.dir << ": node " << hex16(info.node_id) << ", cluster " << info.cluster_id
+              << (init.schema ? ", schema recorded" : "") << "\n";
+  }
+  return 0;
+}
+
+// --- call / resolve ------------------------------------------------------------------
+
+int print_call(const Options& o, const UpdateId& id) {
+  if (o.json()) std::cout << json{{"id", id.to_string()}}.dump() << "\n";
+  else std::cout << id.to_string() << "\n";
+  return 0;
+}
+
+int cmd_call(const std::vector<std::string>& args) {
+  Options o("call", "--data DIR METHOD ARG_JSON   (ARG_JSON is typed JSON; '-' reads it from stdin)");
+  o.add()("method", po::value<std::string>()->required(), "the method")(
+      "arg", po::value<std::string>()->required(), "its argument, as typed JSON");
+  o.positional("method", 1);
+  o.positional("arg", 1);
+  if (!o.parse(args)) return 0;
+  std::string text = o.get<std::string>("arg");
+  if (text == "-") text = read_stdin();
+  Value arg = unwrap(parse_typed_json(text));
+  auto node = open_writer(o);
+  UpdateId id = unwrap(node->call(o.get<std::string>("method"), arg));
+  check(node->close());
+  return print_call(o, id);
+}
+
+int cmd_resolve(const std::vector<std::string>& args) {
+  Options o("resolve", "--data DIR UPDATE_ID   (closes the conflict of that update)");
+  o.add()("update", po::value<std::string>()->required(), "the skipped update's id (32 hex digits)");
+  o.positional("update", 1);
+  if (!o.parse(args)) return 0;
+  UpdateId target = unwrap(UpdateId::parse(o.get<std::string>("update")));
+  auto node = open_writer(o);
+  UpdateId id = unwrap(node->call("resolve", Value(Map{{"update", Value(target.to_string())}})));
+  check(node->close());
+  return print_call(o, id);
+}
+
+// --- state -------------------------------------------------------------------------
+
+int cmd_state(const std::vector<std::string>& args) {
+  Options o("state", "--data DIR [--path P] [--info] [--hash] [--at TIME]");
+  o.add()("path", po::value<std::string>(), "print only the value at this dotted path")(
+      "info", "print info JSON (for display: enum names, ISO times)")("hash", "print the state hash alone")(
+      "at", po::value<std::string>(), "the state as of this ISO-8601 time (updates with later timestamps left out)");
+  if (!o.parse(args)) return 0;
+  std::optional<int64_t> at;
+  if (o.has("at")) at = unwrap(parse_iso8601(o.get<std::string>("at"))).to_millis();
+  auto node = open_reader(o, at);
+  node->read([&](const State& state) {
+    if (o.has("hash")) {
+      std::cout << (o.json() ? json{{"hash", state.hash_hex()}}.dump() : state.hash_hex()) << "\n";
+      return;
+    }
+    const Value* v = &state.root();
+    if (o.has("path")) {
+      v = state.get(parse_dotted(o.get<std::string>("path")));
+      if (!v) throw CommandError("no value at " + o.get<std::string>("path"));
+    }
+    Value resolved = *v;
+    (void)state.schema().resolve(resolved);  // bind enums to the registry for display; errors are shown as stored
+    std::cout << (o.has("info") ? to_info_json(resolved, 2) : to_typed_json(resolved, 2)) << "\n";
+  });
+  return 0;
+}
+
+// --- log ---------------------------------------------------------------------------------
+
+uint64_t parse_since(const std::string& text) {
+  if (!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)) return std::stoull(text);
+  return hlc::make(unwrap(parse_iso8601(text)).to_millis(), 0);
+}
+
+int cmd_log(const std::vector<std::string>& args) {
+  Options o("log", "--data DIR [--origin ID] [--since HLC|TIME] [--limit N]");
+  o.add()("origin", po::value<std::string>(), "only this origin (16 hex digits)")(
+      "since", po::value<std::string>(), "start at this HLC (integer) or ISO-8601 time")(
+      "limit", po::value<uint64_t>()->default_value(UINT64_MAX, "all"), "print at most N updates");
+  if (!o.parse(args)) return 0;
+  auto log = unwrap(UpdateLog::open(o.node_options().dir, {}));
+  auto txn = unwrap(log->begin_read());
+  std::optional<OriginId> origin;
+  if (o.has("origin")) origin = unwrap(parse_hex16(o.get<std::string>("origin")));
+  UpdateId start{o.has("since") ? parse_since(o.get<std::string>("since")) : 0, 0};
+  uint64_t limit = o.get<uint64_t>("limit"), printed = 0;
+  check(txn.for_each_from(start, [&](const UpdateId& id, std::string_view body) {
+    if (printed >= limit) return false;
+    if (origin && id.origin != *origin) return true;
+    ++printed;
+    auto u = parse_body(id, body);
+    auto arg = u ? decode_msgpack(u->arg) : Result<Value>(u.status());
+    if (o.json()) {
+      json line{{"id", id.to_string()}, {"hlc", id.hlc}, {"time", hlc::to_string(id.hlc)}, {"origin", hex16(id.origin)}};
+      if (u) {
+        line["seq"] = u->seq;
+        line["method"] = u->method;
+        line["arg"] = arg ? to_json_value(*arg) : json(nullptr);
+      } else {
+        line["error"] = u.status().message();
+      }
+      std::cout << line.dump() << "\n";
+    } else if (u) {
+      std::cout << id.to_string() << "  " << hlc::to_string(id.hlc) << "  " << hex16(id.origin) << " #" << u->seq
+                << "  " << u->method << " " << (arg ? to_typed_json(*arg) : "<" + arg.status().message() + ">") << "\n";
+    } else {
+      std::cout << id.to_string() << "  <" << u.status().message() << ">\n";
+    }
+    return true;
+  }));
+  return 0;
+}
+
+// --- conflicts / status --------------------------------------------------------------------
+
+int cmd_conflicts(const std::vector<std::string>& args) {
+  Options o("conflicts", "--data DIR   (open conflicts, and forks this node has seen)");
+  if (!o.parse(args)) return 0;
+  auto node = open_reader(o);
+  NodeInfo info = node->info();
+  node->read([&](const State& state) {
+    if (o.json()) {
+      json conflicts = json::array(), forks = json::object();
+      for (const auto& [_, c] : state.conflicts()) conflicts.push_back(conflict_json(c));
+      for (const auto& [origin, report] : info.forks) forks[hex16(origin)] = report;
+      std::cout << json{{"conflicts", conflicts}, {"forks", forks}}.dump(2) << "\n";
+      return;
+    }
+    if (state.conflicts().empty() && info.forks.empty()) std::cout << "no open conflicts\n";
+    for (const auto& [_, c] : state.conflicts()) std::cout << conflict_text(c) << "\n";
+    for (const auto& [origin, report] : info.forks) std::cout << "fork (origin quarantined): " << report << "\n";
+  });
+  return 0;
+}
+
+int cmd_status(const std::vector<std::string>& args) {
+  Options o("status", "--data DIR");
+  if (!o.parse(args)) return 0;
+  auto node = open_reader(o);
+  NodeInfo info = node->info();
+  size_t conflicts = 0;
+  uint64_t unknown = 0;
+  std::string hash;
+  node->read([&](const State& s) {
+    conflicts = s.conflicts().size();
+    unknown = s.unknown_method_updates();
+    hash = s.hash_hex();
+  });
+  if (o.json()) {
+    json vector = json::object(), forks = json::object();
+    for (const auto& [origin, e] : info.vector) vector[hex16(origin)] = e.seq;
+    for (const auto& [origin, r] : info.forks) forks[hex16(origin)] = r;
+    std::cout << json{{"node_id", hex16(info.node_id)}, {"cluster_id", info.cluster_id}, {"updates", info.updates},
+                      {"vector", vector}, {"conflicts", conflicts}, {"forks", forks},
+                      {"unknown_method_updates", unknown}, {"writes_blocked", info.writes_blocked},
+                      {"state_hash", hash}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::cout << "node       " << hex16(info.node_id) << "\ncluster    " << info.cluster_id << "\nupdates    "
+            << info.updates << "\nconflicts  " << conflicts << "\nstate hash " << hash << "\nvector\n";
+  for (const auto& [origin, e] : info.vector)
+    std::cout << "  " << hex16(origin) << "  " << e.seq << (origin == info.node_id ? "  (this node)" : "") << "\n";
+  for (const auto& [origin, r] : info.forks) std::cout << "fork: " << r << "\n";
+  if (unknown) std::cout << "state incomplete: " << unknown << " updates need a newer replog\n";
+  if (info.writes_blocked) std::cout << "writes blocked: " << info.writes_blocked_reason << "\n";
+  return 0;
+}
+
+// --- verify ----------------------------------------------------------------------------------------
+
+int cmd_verify(const std::vector<std::string>& args) {
+  Options o("verify", "--data DIR   (replays from scratch; exits 1 on any mismatch)");
+  if (!o.parse(args)) return 0;
+  auto report = unwrap(verify_data_dir(o.node_options().dir,
+                                       std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins())));
+  if (o.json()) {
+    std::cout << json{{"ok", report.ok()}, {"updates", report.updates}, {"origins", report.origins},
+                      {"checkpoints_checked", report.checkpoints_checked},
+                      {"undecodable_args", report.undecodable_args}, {"state_hash", report.scratch_hash},
+                      {"problems", report.problems}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << (report.ok() ? "ok" : "PROBLEMS") << ": " << report.updates << " updates from " << report.origins
+              << " origins, " << report.checkpoints_checked << " checkpoints checked, state hash "
+              << report.scratch_hash << "\n";
+    for (const auto& p : report.problems) std::cout << "  " << p << "\n";
+  }
+  return report.ok() ? 0 : 1;
+}
+
+// --- export / import ---------------------------------------------------------------------------------
+
+// MessagePack form: a stream of arrays [hlc, origin, body(bin)], the body as stored.
+std::string envelope(const UpdateId& id, std::string_view body) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(3);
+  pk.pack_uint64(id.hlc);
+  pk.pack_uint64(id.origin);
+  pk.pack_bin(static_cast<uint32_t>(body.size()));
+  pk.pack_bin_body(body.data(), static_cast<uint32_t>(body.size()));
+  return std::string(buf.data(), buf.size());
+}
+
+int cmd_export(const std::vector<std::string>& args) {
+  Options o("export", "--data DIR [FILE] [--format mpk|jsonl] [--origin ID]   (to stdout unless FILE)");
+  o.add()("file", po::value<std::string>(), "write here instead of stdout")(
+      "format", po::value<std::string>()->default_value("mpk"), "mpk (MessagePack envelopes) or jsonl (JSON lines)")(
+      "origin", po::value<std::string>(), "only this origin");
+  o.positional("file", 1);
+  if (!o.parse(args)) return 0;
+  const std::string format = o.get<std::string>("format");
+  if (format != "mpk" && format != "jsonl") throw CommandError("--format must be mpk or jsonl");
+  std::FILE* out = stdout;
+  if (o.has("file")) {
+    out = std::fopen(o.get<std::string>("file").c_str(), "wb");
+    if (!out) throw CommandError("cannot write " + o.get<std::string>("file"));
+  }
+  std::optional<OriginId> origin;
+  if (o.has("origin")) origin = unwrap(parse_hex16(o.get<std::string>("origin")));
+  auto log = unwrap(UpdateLog::open(o.node_options().dir, {}));
+  auto txn = unwrap(log->begin_read());
+  uint64_t n = 0;
+  bool progress = o.has("file") && isatty(2);
+  check(txn.for_each_from(UpdateId{}, [&](const UpdateId& id, std::string_view body) {
+    if (origin && id.origin != *origin) return true;
+    std::string line;
+    if (format == "mpk") {
+      line = envelope(id, body);
+    } else {
+      json j{{"id", id.to_string()}, {"body", base64_encode(body)}};
+      if (auto u = parse_body(id, body)) {
+        j["seq"] = u->seq;
+        j["method"] = u->method;
+        auto arg = decode_msgpack(u->arg);
+        j["arg"] = arg ? to_json_value(*arg) : json(nullptr);
+      }
+      line = j.dump() + "\n";
+    }
+    std::fwrite(line.data(), 1, line.size(), out);
+    if (progress && ++n % 100000 == 0) std::fprintf(stderr, "\rexported %llu updates", static_cast<unsigned long long>(n));
+    return true;
+  }));
+  if (progress) std::fprintf(stderr, "\n");
+  if (out != stdout && std::fclose(out) != 0) throw CommandError("write failed");
+  return 0;
+}
+
+// Reads updates in either export form; the form is told by the first byte.
+std::vector<EncodedUpdate> parse_updates(const std::string& data) {
+  std::vector<EncodedUpdate> out;
+  size_t pos = 0;
+  if (!data.empty() && (data[0] == '{' || isspace(static_cast<unsigned char>(data[0])))) {
+    size_t line_no = 0;
+    while (pos < data.size()) {
+      size_t nl = data.find('\n', pos);
+      std::string line = data.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      pos = nl == std::string::npos ? data.size() : nl + 1;
+      ++line_no;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      json j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j.contains("body") || !j["id"].is_string() ||
+          !j["body"].is_string())
+        throw CommandError("line " + std::to_string(line_no) + ": expected {\"id\": ..., \"body\": ...}");
+      auto id = UpdateId::parse(j["id"].get<std::string>());
+      auto body = base64_decode(j["body"].get<std::string>());
+      if (!id || !body) throw CommandError("line " + std::to_string(line_no) + ": bad id or body");
+      out.push_back({*id, std::move(body).value()});
+    }
+    return out;
+  }
+  while (pos < data.size()) {
+    try {
+      msgpack::unpack_limit limit(3, 0, 0, 2 << 20, 0, 2);
+      auto oh = msgpack::unpack(data.data(), data.size(), pos, nullptr, nullptr, limit);
+      const auto& o = oh.get();
+      if (o.type != msgpack::type::ARRAY || o.via.array.size != 3 ||
+          o.via.array.ptr[0].type != msgpack::type::POSITIVE_INTEGER ||
+          o.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER || o.via.array.ptr[2].type != msgpack::type::BIN)
+        throw CommandError("update " + std::to_string(out.size() + 1) + ": expected [hlc, origin, body]");
+      const auto* f = o.via.array.ptr;
+      out.push_back({UpdateId{f[0].via.u64, f[1].via.u64}, std::string(f[2].via.bin.ptr, f[2].via.bin.size)});
+    } catch (const msgpack::unpack_error& e) {
+      throw CommandError("update " + std::to_string(out.size() + 1) + ": malformed MessagePack (" + e.what() + ")");
+    }
   }
   return out;
 }
 
-std::string from_hex(std::string_view text) {
-  std::string out;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string clean;
-  for (char c : text)
-    if (!isspace(static_cast<unsigned char>(c))) clean += c;
-  if (clean.size() % 2) throw CommandError("hex input has an odd number of digits");
-  for (size_t i = 0; i < clean.size(); i += 2) {
-    int hi = nibble(clean[i]), lo = nibble(clean[i + 1]);
-    if (hi < 0 || lo < 0) throw CommandError("hex input has a non-hex character at " + std::to_string(i));
-    out += static_cast<char>(hi * 16 + lo);
+int cmd_import(const std::vector<std::string>& args) {
+  Options o("import", "--data DIR [FILE]   (MessagePack or JSON lines, as export writes; stdin unless FILE)");
+  o.add()("file", po::value<std::string>(), "read from here instead of stdin");
+  o.positional("file", 1);
+  if (!o.parse(args)) return 0;
+  std::string data = o.has("file") ? read_file(o.get<std::string>("file")) : read_stdin();
+  auto updates = parse_updates(data);
+  auto node = open_writer(o);
+  IngestReport total;
+  const size_t batch = 1000;
+  bool progress = isatty(2);
+  for (size_t i = 0; i < updates.size(); i += batch) {
+    std::vector<EncodedUpdate> part(std::make_move_iterator(updates.begin() + static_cast<long>(i)),
+                                    std::make_move_iterator(updates.begin() + static_cast<long>(std::min(updates.size(), i + batch))));
+    IngestReport r = unwrap(node->ingest(std::move(part)));
+    total.accepted += r.accepted;
+    total.duplicates += r.duplicates;
+    total.forks += r.forks;
+    total.refused.insert(total.refused.end(), r.refused.begin(), r.refused.end());
+    if (progress && (i / batch) % 100 == 99) std::fprintf(stderr, "\rimported %zu of %zu", i + batch, updates.size());
   }
-  return out;
-}
-
-template <typename T>
-T unwrap(Result<T> r) {
-  if (!r) throw CommandError(r.status().message());
-  return std::move(r).value();
-}
-
-void check(const Status& s) {
-  if (!s) throw CommandError(s.message());
-}
-
-// Parses a subcommand's options; returns false when --help was printed.
-bool parse_options(const std::string& name, const std::string& usage, po::options_description& opts,
-                   po::positional_options_description& positional, const std::vector<std::string>& args,
-                   po::variables_map& vm) {
-  opts.add_options()("help,h", "show this help");
-  opts.add_options()("config", po::value<std::string>(), "read options from this file (key = value lines)");
-  po::store(po::command_line_parser(args).options(opts).positional(positional).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: replog " << name << " " << usage << "\n\n" << opts << "\n";
-    return false;
+  if (progress && updates.size() >= batch * 100) std::fprintf(stderr, "\n");
+  check(node->close());
+  if (o.json()) {
+    std::cout << json{{"accepted", total.accepted}, {"duplicates", total.duplicates}, {"forks", total.forks},
+                      {"refused", total.refused}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "imported " << total.accepted << " updates (" << total.duplicates << " already held, "
+              << total.refused.size() << " refused)\n";
+    for (size_t i = 0; i < total.refused.size() && i < 20; ++i) std::cerr << "refused " << total.refused[i] << "\n";
   }
-  po::store(po::parse_environment(opts,
-                                  [&](const std::string& env) -> std::string {
-                                    if (env.rfind("REPLOG_", 0) != 0) return "";
-                                    std::string key = env.substr(7);
-                                    for (auto& c : key) c = c == '_' ? '-' : static_cast<char>(tolower(c));
-                                    return opts.find_nothrow(key, false) && key != "help" && key != "config" ? key : "";
-                                  }),
-            vm);
-  if (vm.count("config")) {
-    std::ifstream in(vm["config"].as<std::string>());
-    if (!in) throw CommandError("cannot read config file " + vm["config"].as<std::string>());
-    po::store(po::parse_config_file(in, opts, /*allow_unregistered=*/true), vm);
-  }
-  po::notify(vm);
-  return true;
+  return total.refused.empty() ? 0 : 1;
 }
 
-// replog value: converts a value between typed JSON, MessagePack and info JSON.
+// --- value --------------------------------------------------------------------------------------------
+
 int cmd_value(const std::vector<std::string>& args) {
-  po::options_description opts("value options");
-  opts.add_options()
-      ("schema", po::value<std::string>(), "resolve enums and records against this schema (JSON document)")
-      ("from", po::value<std::string>()->default_value("json"), "input form: json (typed JSON), msgpack, hex")
-      ("to", po::value<std::string>()->default_value("typed"), "output form: typed, info, msgpack, hex")
-      ("input", po::value<std::string>(), "the value; read from stdin when absent");
-  po::positional_options_description pos;
-  pos.add("input", 1);
-  po::variables_map vm;
-  if (!parse_options("value", "[--from F] [--to F] [--schema FILE] [VALUE]", opts, pos, args, vm)) return 0;
-
-  std::string input = vm.count("input") ? vm["input"].as<std::string>()
-                                        : std::string(std::istreambuf_iterator<char>(std::cin), {});
-  const std::string from = vm["from"].as<std::string>();
+  Options o("value", "[--from F] [--to F] [--schema FILE] [VALUE]", /*with_data=*/false);
+  o.add()("schema", po::value<std::string>(), "resolve enums and records against this schema (JSON document)")(
+      "from", po::value<std::string>()->default_value("json"), "input form: json (typed JSON), msgpack, hex")(
+      "to", po::value<std::string>()->default_value("typed"), "output form: typed, info, msgpack, hex")(
+      "input", po::value<std::string>(), "the value; read from stdin when absent");
+  o.positional("input", 1);
+  if (!o.parse(args)) return 0;
+  std::string input = o.has("input") ? o.get<std::string>("input") : read_stdin();
+  const std::string from = o.get<std::string>("from");
   Value value;
   if (from == "json") value = unwrap(parse_typed_json(input));
   else if (from == "msgpack") value = unwrap(decode_msgpack(input));
   else if (from == "hex") value = unwrap(decode_msgpack(from_hex(input)));
   else throw CommandError("--from must be json, msgpack or hex, not " + from);
-
-  if (vm.count("schema")) {
-    auto registry = unwrap(TypeRegistry::from_json_text(read_file(vm["schema"].as<std::string>())));
+  if (o.has("schema")) {
+    auto registry = unwrap(TypeRegistry::from_json_text(read_file(o.get<std::string>("schema"))));
     check(registry.resolve(value));
   }
-
-  const std::string to = vm["to"].as<std::string>();
+  const std::string to = o.get<std::string>("to");
   if (to == "typed") std::cout << to_typed_json(value) << "\n";
   else if (to == "info") std::cout << to_info_json(value) << "\n";
   else if (to == "msgpack") std::cout << encode_msgpack(value);
@@ -139,12 +451,23 @@ struct Command {
 };
 
 const Command kCommands[] = {
+    {"init", "make a data directory: node id, cluster id, optional schema", cmd_init},
+    {"call", "make an update: call METHOD with a typed-JSON argument", cmd_call},
+    {"state", "print the state (typed or info JSON), a path of it, or its hash", cmd_state},
+    {"log", "list updates in replay order", cmd_log},
+    {"conflicts", "list open conflicts and forks", cmd_conflicts},
+    {"resolve", "close a conflict after fixing the data", cmd_resolve},
+    {"status", "node id, vector, counts, forks, unknown methods", cmd_status},
+    {"verify", "replay from scratch and check the log; non-zero exit on any mismatch", cmd_verify},
+    {"export", "write updates as MessagePack or JSON lines", cmd_export},
+    {"import", "read updates written by export (another node's too)", cmd_import},
     {"value", "convert a value between typed JSON, MessagePack and info JSON", cmd_value},
 };
 
 void print_usage(std::ostream& out) {
   out << "usage: replog COMMAND [OPTIONS]   (replog COMMAND --help for its options)\n\ncommands:\n";
-  for (const auto& c : kCommands) out << "  " << c.name << std::string(12 - std::string(c.name).size(), ' ') << c.summary << "\n";
+  for (const auto& c : kCommands)
+    out << "  " << c.name << std::string(12 - std::string(c.name).size(), ' ') << c.summary << "\n";
 }
 
 }  // namespace

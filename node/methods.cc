@@ -1,0 +1,351 @@
+#include "node/methods.h"
+
+#include <sodium.h>
+
+#include <limits>
+
+#include "protocol/limits.h"
+#include "protocol/msgpack_codec.h"
+
+namespace replog {
+
+namespace {
+
+MethodFailure failure(ConflictKind kind, std::string message, Path path = {}, std::vector<UpdateId> involved = {}) {
+  return MethodFailure{kind, std::move(message), std::move(path), std::move(involved)};
+}
+
+MethodFailure bad_arg(const std::string& message) { return failure(ConflictKind::kBadArgument, message); }
+
+// The type the schema declares at `path`, or a failure for an undeclared field.
+std::optional<MethodFailure> declared_type(const TypeRegistry& schema, const Path& path, TypeRef& out) {
+  out = TypeRef{};
+  if (path.empty()) return std::nullopt;
+  auto record = schema.find_record(path[0]);
+  if (!record) return std::nullopt;
+  TypeRef named;
+  named.kind = TypeRef::Kind::kNamed;
+  named.name = path[0];
+  if (path.size() == 1) {
+    out.kind = TypeRef::Kind::kMap;
+    out.element = std::make_shared<const TypeRef>(named);
+    return std::nullopt;
+  }
+  TypeRef t = named;
+  for (size_t i = 2; i < path.size(); ++i) {
+    if (t.kind == TypeRef::Kind::kNamed) {
+      auto rt = schema.find_record(t.name);
+      if (!rt) return failure(ConflictKind::kSchema, at_path(path_to_string(path), t.name + " has no fields"), path);
+      const auto* field = rt->find_field(path[i]);
+      if (!field)
+        return failure(ConflictKind::kSchema,
+                       at_path(path_to_string(Path(path.begin(), path.begin() + static_cast<long>(i) + 1)),
+                               "field not declared in " + t.name),
+                       path);
+      t = field->type;
+    } else if (t.kind == TypeRef::Kind::kList || t.kind == TypeRef::Kind::kMap) {
+      t = *t.element;
+    } else {
+      t = TypeRef{};
+      break;
+    }
+  }
+  out = t;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<MethodFailure> parse_path(const Value* v, Path& out) {
+  out.clear();
+  if (v == nullptr) return bad_arg("missing path");
+  if (v->is_string()) {
+    const std::string& s = v->as_string();
+    size_t start = 0;
+    while (true) {
+      size_t dot = s.find('.', start);
+      out.push_back(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+  } else if (v->is_list()) {
+    for (const auto& seg : v->as_list()) {
+      if (!seg.is_string()) return bad_arg("path segments must be strings");
+      out.push_back(seg.as_string());
+    }
+  } else {
+    return bad_arg(std::string("path must be a string or a list of strings, got ") + v->kind_name());
+  }
+  if (out.empty()) return bad_arg("empty path");
+  if (out.size() > limits::kMaxPathSegments)
+    return bad_arg("path longer than " + std::to_string(limits::kMaxPathSegments) + " segments");
+  for (const auto& seg : out)
+    if (seg.empty()) return bad_arg("path \"" + path_to_string(out) + "\" has an empty segment");
+  return std::nullopt;
+}
+
+std::optional<MethodFailure> MethodContext::set(const Path& path, Value value) {
+  TypeRef type;
+  if (auto f = declared_type(state_.schema(), path, type)) return f;
+  if (Status s = state_.schema().resolve_as(value, type, path_to_string(path)); !s)
+    return failure(ConflictKind::kSchema, s.message(), path);
+  if (schema().find_record(path[0])) {
+    if (path.size() >= 2) {
+      touched_.emplace(path[0], path[1]);
+    } else if (value.is_map()) {
+      for (const auto& [id, _] : value.as_map()) touched_.emplace(path[0], id);
+      if (const Value* old = state_.get(path); old && old->is_map())
+        for (const auto& [id, _] : old->as_map()) touched_.emplace(path[0], id);
+    }
+  }
+  if (Status s = state_.write(path, std::move(value), undo_); !s) return failure(ConflictKind::kFailed, s.message(), path);
+  return std::nullopt;
+}
+
+std::optional<MethodFailure> MethodContext::unset(const Path& path) {
+  if (schema().find_record(path[0])) {
+    if (path.size() >= 2) {
+      touched_.emplace(path[0], path[1]);
+    } else if (const Value* old = state_.get(path); old && old->is_map()) {
+      for (const auto& [id, _] : old->as_map()) touched_.emplace(path[0], id);
+    }
+  }
+  if (Status s = state_.write(path, std::nullopt, undo_); !s) return failure(ConflictKind::kFailed, s.message(), path);
+  return std::nullopt;
+}
+
+std::optional<MethodFailure> MethodContext::check_records() {
+  for (const auto& [type, id] : touched_) {
+    const Value* record = state_.get({type, id});
+    if (record == nullptr) {
+      state_.set_writer(type, id, std::nullopt, undo_);
+      continue;
+    }
+    Path where{type, id};
+    Value copy = *record;  // resolving may convert (int -> float); the stored value stays as written
+    TypeRef t;
+    t.kind = TypeRef::Kind::kNamed;
+    t.name = type;
+    if (Status s = schema().resolve_as(copy, t, path_to_string(where)); !s)
+      return failure(ConflictKind::kSchema, s.message(), where);
+    if (auto rt = schema().find_record(type)) {
+      for (const auto& field : rt->unique()) {
+        const Value* v = record->find(field);
+        if (!v || v->is_null()) continue;
+        auto holder = state_.unique_holder(type, field, *v);
+        if (holder && *holder != id) {
+          std::vector<UpdateId> involved;
+          if (auto w = state_.record_writer(type, *holder)) involved.push_back(*w);
+          return failure(ConflictKind::kUnique,
+                         at_path(path_to_string({type, id, field}),
+                                 "value already used by " + type + " " + *holder + " (unique field)"),
+                         {type, id, field}, std::move(involved));
+        }
+      }
+    }
+    state_.set_writer(type, id, id_, undo_);
+  }
+  return std::nullopt;
+}
+
+// --- built-in methods -----------------------------------------------------------
+
+namespace {
+
+const Value* field(const Value& arg, const char* name) { return arg.is_map() ? arg.find(name) : nullptr; }
+
+std::optional<MethodFailure> need_map(const Value& arg, const char* method) {
+  if (!arg.is_map()) return bad_arg(std::string(method) + " takes a map argument");
+  return std::nullopt;
+}
+
+std::optional<MethodFailure> record_ref(const Value& arg, const TypeRegistry& schema, std::string& type,
+                                        std::string& id) {
+  const Value* t = field(arg, "type");
+  const Value* i = field(arg, "id");
+  if (!t || !t->is_string()) return bad_arg("type must be a string");
+  if (!i || !i->is_string() || i->as_string().empty()) return bad_arg("id must be a non-empty string");
+  type = t->as_string();
+  id = i->as_string();
+  if (!schema.find_record(type))
+    return failure(ConflictKind::kSchema, "unknown record type " + type, {type, id});
+  return std::nullopt;
+}
+
+std::optional<MethodFailure> m_set(MethodContext& ctx, const Value& arg) {
+  if (auto f = need_map(arg, "set")) return f;
+  Path path;
+  if (auto f = parse_path(field(arg, "path"), path)) return f;
+  const Value* value = field(arg, "value");
+  if (!value) return bad_arg("set needs a value");
+  return ctx.set(path, *value);
+}
+
+std::optional<MethodFailure> m_unset(MethodContext& ctx, const Value& arg) {
+  if (auto f = need_map(arg, "unset")) return f;
+  Path path;
+  if (auto f = parse_path(field(arg, "path"), path)) return f;
+  return ctx.unset(path);
+}
+
+std::optional<MethodFailure> m_inc(MethodContext& ctx, const Value& arg) {
+  if (auto f = need_map(arg, "inc")) return f;
+  Path path;
+  if (auto f = parse_path(field(arg, "path"), path)) return f;
+  const Value* by = field(arg, "by");
+  Value one(int64_t{1});
+  if (!by) by = &one;
+  if (by->kind() != Value::Kind::kInt && by->kind() != Value::Kind::kFloat) return bad_arg("by must be a number");
+  const Value* cur = ctx.get(path);
+  Value next;
+  if (cur == nullptr || cur->is_null()) {
+    next = *by;
+  } else if (cur->is_int() && by->is_int()) {
+    int64_t r;
+    if (__builtin_add_overflow(cur->as_int(), by->as_int(), &r))
+      return failure(ConflictKind::kOverflow, at_path(path_to_string(path), "inc would overflow int64"), path);
+    next = Value(r);
+  } else if (cur->kind() == Value::Kind::kFloat) {
+    next = Value(cur->as_float() + (by->is_int() ? static_cast<double>(by->as_int()) : by->as_float()));
+  } else {
+    return failure(ConflictKind::kSchema,
+                   at_path(path_to_string(path), std::string("cannot inc a ") + cur->kind_name() + " by a " + by->kind_name()),
+                   path);
+  }
+  return ctx.set(path, std::move(next));
+}
+
+std::optional<MethodFailure> set_member(MethodContext& ctx, const Value& arg, bool add) {
+  if (auto f = need_map(arg, add ? "add" : "remove")) return f;
+  Path path;
+  if (auto f = parse_path(field(arg, "path"), path)) return f;
+  const Value* value = field(arg, "value");
+  if (!value) return bad_arg(std::string(add ? "add" : "remove") + " needs a value");
+  const Value* cur = ctx.get(path);
+  if (cur != nullptr && !cur->is_list() && !cur->is_null())
+    return failure(ConflictKind::kSchema, at_path(path_to_string(path), std::string("is a ") + cur->kind_name() + ", not a set"), path);
+  List members = cur && cur->is_list() ? cur->as_list() : List{};
+  auto it = std::find(members.begin(), members.end(), *value);
+  if (add == (it != members.end())) return std::nullopt;  // already a member / already absent
+  if (add) members.push_back(*value);
+  else members.erase(it);
+  return ctx.set(path, Value(std::move(members)));
+}
+
+std::optional<MethodFailure> m_create(MethodContext& ctx, const Value& arg) {
+  if (auto f = need_map(arg, "create")) return f;
+  std::string type, id;
+  if (auto f = record_ref(arg, ctx.schema(), type, id)) return f;
+  if (ctx.get({type, id})) {
+    std::vector<UpdateId> involved;
+    if (auto w = ctx.state().record_writer(type, id)) involved.push_back(*w);
+    return failure(ConflictKind::kExists, type + " " + id + " already exists", {type, id}, std::move(involved));
+  }
+  const Value* fields = field(arg, "fields");
+  if (fields && !fields->is_map()) return bad_arg("fields must be a map");
+  return ctx.set({type, id}, Value::record(type, fields ? fields->as_map() : Map{}));
+}
+
+std::optional<MethodFailure> m_update(MethodContext& ctx, const Value& arg) {
+  if (auto f = need_map(arg, "update")) return f;
+  std::string type, id;
+  if (auto f = record_ref(arg, ctx.schema(), type, id)) return f;
+  if (!ctx.get({type, id})) return failure(ConflictKind::kMissing, type + " " + id + " does not exist", {type, id});
+  const Value* fields = field(arg, "fields");
+  if (!fields || !fields->is_map()) return bad_arg("fields must be a map");
+  for (const auto& [name, value] : fields->as_map()) {
+    auto f = value.is_null() ? ctx.unset({type, id, name}) : ctx.set({type, id, name}, value);
+    if (f) return f;
+  }
+  return std::nullopt;
+}
+
+std::optional<MethodFailure> m_delete(MethodContext& ctx, const Value& arg) {
+  if (auto f = need_map(arg, "delete")) return f;
+  std::string type, id;
+  if (auto f = record_ref(arg, ctx.schema(), type, id)) return f;
+  return ctx.unset({type, id});
+}
+
+std::optional<MethodFailure> m_schema(MethodContext& ctx, const Value& arg) {
+  if (auto f = need_map(arg, "schema")) return f;
+  const Value* doc = field(arg, "document");
+  if (!doc) return bad_arg("schema needs a document");
+  auto reg = TypeRegistry::from_document(*doc);
+  if (!reg) return failure(ConflictKind::kSchema, reg.status().message());
+  ctx.mutable_state().set_schema(std::make_shared<const TypeRegistry>(std::move(reg).value()), ctx.undo());
+  return std::nullopt;
+}
+
+std::optional<MethodFailure> m_resolve(MethodContext& ctx, const Value& arg) {
+  if (auto f = need_map(arg, "resolve")) return f;
+  const Value* u = field(arg, "update");
+  if (!u || !u->is_string()) return bad_arg("resolve needs update: the 32-hex id of the conflict's update");
+  auto id = UpdateId::parse(u->as_string());
+  if (!id) return bad_arg(id.status().message());
+  // Two people resolving the same conflict is no conflict: the second is a no-op.
+  ctx.mutable_state().remove_conflict(*id, ctx.undo());
+  return std::nullopt;
+}
+
+std::optional<MethodFailure> m_retire(MethodContext& ctx, const Value& arg) {
+  if (auto f = need_map(arg, "retire")) return f;
+  const Value* o = field(arg, "origin");
+  const Value* last = field(arg, "last_seq");
+  if (!o || !o->is_string()) return bad_arg("retire needs origin: 16 hex digits");
+  auto origin = parse_hex16(o->as_string());
+  if (!origin) return bad_arg(origin.status().message());
+  if (!last || !last->is_int() || last->as_int() < 0) return bad_arg("retire needs last_seq: a non-negative int");
+  ctx.mutable_state().set_retired(*origin, static_cast<uint64_t>(last->as_int()), ctx.undo());
+  return std::nullopt;
+}
+
+}  // namespace
+
+MethodRegistry MethodRegistry::with_builtins() {
+  MethodRegistry r;
+  r.add("set", "1", m_set);
+  r.add("unset", "1", m_unset);
+  r.add("inc", "1", m_inc);
+  r.add("add", "1", [](MethodContext& c, const Value& a) { return set_member(c, a, true); });
+  r.add("remove", "1", [](MethodContext& c, const Value& a) { return set_member(c, a, false); });
+  r.add("create", "1", m_create);
+  r.add("update", "1", m_update);
+  r.add("delete", "1", m_delete);
+  r.add("schema", "1", m_schema);
+  r.add("resolve", "1", m_resolve);
+  r.add("retire", "1", m_retire);
+  return r;
+}
+
+Status MethodRegistry::add(const std::string& name, const std::string& version, MethodFn fn) {
+  if (name.empty() || name.size() > 255) return Status::invalid_argument("method name must be 1..255 bytes");
+  if (methods_.count(name)) return Status::invalid_argument("method " + name + " is registered twice");
+  methods_[name] = Entry{version, std::move(fn)};
+  return Status::ok();
+}
+
+const MethodFn* MethodRegistry::find(const std::string& name) const {
+  auto it = methods_.find(name);
+  return it == methods_.end() ? nullptr : &it->second.fn;
+}
+
+std::string MethodRegistry::digest() const {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, 32);
+  for (const auto& [name, e] : methods_) {
+    std::string part = name + '\0' + e.version + '\0';
+    crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(part.data()), part.size());
+  }
+  unsigned char h[32];
+  crypto_generichash_final(&st, h, sizeof h);
+  std::string out;
+  static const char* d = "0123456789abcdef";
+  for (unsigned char b : h) {
+    out += d[b >> 4];
+    out += d[b & 15];
+  }
+  return out;
+}
+
+}  // namespace replog

@@ -1,0 +1,555 @@
+#include "node/node.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <future>
+
+#include "protocol/limits.h"
+#include "protocol/msgpack_codec.h"
+
+namespace replog {
+
+namespace {
+
+constexpr const char* kMetaFormat = "format_version";
+constexpr const char* kMetaNodeId = "node_id";
+constexpr const char* kMetaCluster = "cluster_id";
+constexpr const char* kMetaHlc = "hlc";
+constexpr const char* kMetaWritesBlocked = "writes_blocked";
+
+UpdateId successor(const UpdateId& id) {
+  return id.origin == UINT64_MAX ? UpdateId{id.hlc + 1, 0} : UpdateId{id.hlc, id.origin + 1};
+}
+
+std::string random_hex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  randombytes_buf(raw.data(), raw.size());
+  std::string out;
+  for (unsigned char c : raw) out += hex16(c).substr(14);
+  return out;
+}
+
+Result<int> take_lock(const std::string& dir) {
+  std::string path = dir + "/LOCK";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::io_error(path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return Status::busy(dir + " is in use by another writer (pid " + pid + ")");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    // The pid is informational only; the lock is what counts.
+  }
+  return fd;
+}
+
+}  // namespace
+
+// --- checkpoints ---------------------------------------------------------------
+
+std::string encode_checkpoint(const UpdateId& cut, const std::map<OriginId, uint64_t>& vector,
+                              const std::string& methods_digest, const State& state) {
+  std::string out;
+  out.push_back(static_cast<char>(0x84));  // map of 4, keys in byte order
+  auto key = [&](const char* k) { encode_msgpack_into(Value(k), out); };
+  key("cut");
+  auto k = cut.key();
+  encode_msgpack_into(Value(Bytes{std::string(k.data(), k.size())}), out);
+  key("methods");
+  encode_msgpack_into(Value(methods_digest), out);
+  key("state");
+  encode_msgpack_into(Value(Bytes{state.encode()}), out);
+  key("vector");
+  Map v;
+  for (const auto& [origin, seq] : vector) v[hex16(origin)] = Value(static_cast<int64_t>(seq));
+  encode_msgpack_into(Value(std::move(v)), out);
+  return out;
+}
+
+Result<Checkpoint> decode_checkpoint(std::string_view bytes) {
+  auto v = decode_msgpack_local(bytes);
+  if (!v) return v.status().with_context("checkpoint");
+  const Value* cut = v->find("cut");
+  const Value* methods = v->find("methods");
+  const Value* state = v->find("state");
+  const Value* vector = v->find("vector");
+  if (!cut || cut->kind() != Value::Kind::kBytes || cut->as_bytes().data.size() != 16 || !methods ||
+      !methods->is_string() || !state || state->kind() != Value::Kind::kBytes || !vector || !vector->is_map())
+    return Status::corruption("checkpoint: missing or malformed fields");
+  Checkpoint cp;
+  cp.cut = UpdateId::from_key(cut->as_bytes().data);
+  cp.methods_digest = methods->as_string();
+  cp.state_bytes = state->as_bytes().data;
+  for (const auto& [origin, seq] : vector->as_map()) {
+    auto o = parse_hex16(origin);
+    if (!o || !seq.is_int()) return Status::corruption("checkpoint: malformed vector");
+    cp.vector[*o] = static_cast<uint64_t>(seq.as_int());
+  }
+  return cp;
+}
+
+// --- lifecycle -------------------------------------------------------------------
+
+struct Node::Request {
+  enum class Kind { kCall, kIngest } kind;
+  std::string method;
+  std::string arg;  // MessagePack
+  std::vector<EncodedUpdate> updates;
+
+  Status status;
+  UpdateId id;
+  IngestReport report;
+  std::promise<void> done;
+};
+
+Node::Node(const NodeOptions& options)
+    : options_(options),
+      methods_(options.methods ? options.methods
+                               : std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins())),
+      clock_(options.clock ? options.clock : &system_clock_),
+      replayer_(*methods_, options.undo_window) {}
+
+Status Node::init(const InitOptions& options) {
+  if (::access((options.dir + "/data.mdb").c_str(), F_OK) == 0)
+    return Status::invalid_argument(options.dir + " already holds a replog data directory");
+  if (options.cluster && (options.cluster->empty() || options.cluster->size() > 64 ||
+                          options.cluster->find_first_not_of("0123456789abcdefABCDEF-_") != std::string::npos))
+    return Status::invalid_argument("cluster id must be 1..64 characters of [0-9a-f-_]");
+  if (sodium_init() < 0) return Status::io_error("libsodium failed to initialise");
+  {
+    UpdateLog::Options lo;
+    lo.create = true;
+    auto log = UpdateLog::open(options.dir, lo);
+    if (!log) return log.status();
+    auto lock = take_lock(options.dir);
+    if (!lock) return lock.status();
+    auto txn = (*log)->begin_write();
+    if (!txn) {
+      ::close(*lock);
+      return txn.status();
+    }
+    OriginId id = 0;
+    while (id == 0) randombytes_buf(&id, sizeof id);
+    Status s = txn->put_meta(kMetaFormat, std::to_string(kStorageFormatVersion));
+    if (s) s = txn->put_meta(kMetaNodeId, u64_be(id));
+    if (s) s = txn->put_meta(kMetaCluster, options.cluster ? *options.cluster : random_hex(16));
+    if (s) s = txn->put_meta(kMetaHlc, u64_be(0));
+    if (s) s = txn->commit();
+    ::close(*lock);
+    if (!s) return s;
+  }
+  if (options.schema) {
+    NodeOptions no;
+    no.dir = options.dir;
+    no.clock = options.clock;
+    auto node = open(no);
+    if (!node) return node.status();
+    auto id = (*node)->call("schema", Value(Map{{"document", *options.schema}}));
+    if (!id) return id.status();
+    return (*node)->close();
+  }
+  return Status::ok();
+}
+
+namespace {
+
+Status read_identity(LogTxn& txn, const std::string& dir, OriginId& node_id, std::string& cluster) {
+  auto format = txn.meta(kMetaFormat);
+  if (!format) return Status::corruption(dir + ": no format version (not a replog data directory?)");
+  if (*format != std::to_string(kStorageFormatVersion))
+    return Status::invalid_argument(dir + ": storage format " + *format + ", this replog reads format " +
+                                    std::to_string(kStorageFormatVersion));
+  auto id = txn.meta(kMetaNodeId);
+  if (!id || id->size() != 8) return Status::corruption(dir + ": node id missing");
+  node_id = get_u64_be(id->data());
+  cluster = txn.meta(kMetaCluster).value_or("");
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
+  if (sodium_init() < 0) return Status::io_error("libsodium failed to initialise");
+  std::unique_ptr<Node> node(new Node(options));
+  auto log = UpdateLog::open(options.dir, {});
+  if (!log) return log.status();
+  node->log_ = std::move(log).value();
+  auto lock = take_lock(options.dir);
+  if (!lock) return lock.status();
+  node->lock_fd_ = *lock;
+  node->writable_ = true;
+  {
+    auto txn = node->log_->begin_read();
+    if (!txn) return txn.status();
+    REPLOG_RETURN_IF_ERROR(read_identity(*txn, options.dir, node->node_id_, node->cluster_id_));
+    std::lock_guard<std::mutex> l(node->state_mu_);
+    REPLOG_RETURN_IF_ERROR(node->load(*txn, std::nullopt));
+    auto self = txn->vector_entry(node->node_id_);
+    node->own_seq_ = self ? self->seq : 0;
+    uint64_t mark = 0;
+    if (auto m = txn->meta(kMetaHlc); m && m->size() == 8) mark = get_u64_be(m->data());
+    if (auto last = txn->last_id()) mark = std::max(mark, last->hlc);
+    node->hlc_ = std::make_unique<HybridClock>(*node->clock_, mark);
+    node->writes_blocked_ = txn->meta(kMetaWritesBlocked).has_value();
+  }
+  node->writer_ = std::thread([n = node.get()] { n->writer_loop(); });
+  return node;
+}
+
+Result<std::unique_ptr<Node>> Node::open_read_only(const NodeOptions& options, std::optional<int64_t> at_millis) {
+  if (sodium_init() < 0) return Status::io_error("libsodium failed to initialise");
+  std::unique_ptr<Node> node(new Node(options));
+  auto log = UpdateLog::open(options.dir, {});
+  if (!log) return log.status();
+  node->log_ = std::move(log).value();
+  auto txn = node->log_->begin_read();
+  if (!txn) return txn.status();
+  REPLOG_RETURN_IF_ERROR(read_identity(*txn, options.dir, node->node_id_, node->cluster_id_));
+  std::lock_guard<std::mutex> l(node->state_mu_);
+  REPLOG_RETURN_IF_ERROR(node->load(*txn, at_millis));
+  node->closed_ = true;
+  return node;
+}
+
+Node::~Node() {
+  Status s = close();
+  (void)s;
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Status Node::close() {
+  if (closed_) return Status::ok();
+  closed_ = true;
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  std::lock_guard<std::mutex> l(state_mu_);
+  return write_checkpoint();
+}
+
+// --- state loading and replay ---------------------------------------------------
+
+// Rebuilds state from the newest usable checkpoint below `below` (and, with
+// at_millis, not after that time), then replays the tail up to the head.
+Status Node::load(LogTxn& txn, std::optional<int64_t> at_millis) {
+  return reload_state(txn, at_millis ? UpdateId{hlc::make(*at_millis + 1, 0), 0} : UpdateId{UINT64_MAX, UINT64_MAX});
+}
+
+Status Node::reload_state(LogTxn& txn, const UpdateId& below) {
+  std::optional<int64_t> at_millis;
+  if (below.hlc != UINT64_MAX) at_millis = hlc::millis(below.hlc) - 1;
+  const std::string digest = methods_->digest();
+  for (auto& [cut, bytes] : txn.checkpoints()) {
+    if (!(cut < below)) continue;
+    auto cp = decode_checkpoint(bytes);
+    if (!cp || cp->methods_digest != digest) continue;
+    auto state = State::decode(cp->state_bytes);
+    if (!state) continue;
+    replayer_.reset(std::move(state).value(), cut, cp->vector);
+    return replay_from(txn, cut, std::nullopt);
+  }
+  replayer_.reset(State(), std::nullopt, {});
+  return replay_from(txn, std::nullopt, std::nullopt);
+}
+
+Status Node::replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis) {
+  Status status;
+  Status iter = txn.for_each_from(after ? successor(*after) : UpdateId{}, [&](const UpdateId& id, std::string_view body) {
+    if (at_millis && hlc::millis(id.hlc) > *at_millis) return false;
+    auto u = parse_body(id, body);
+    if (!u) {
+      status = u.status();  // local corruption: replog verify reports it
+      return false;
+    }
+    replayer_.apply(*u);
+    return true;
+  });
+  return iter.is_ok() ? status : iter;
+}
+
+// --- reads -------------------------------------------------------------------------
+
+void Node::read(const std::function<void(const State&)>& fn) const {
+  std::lock_guard<std::mutex> l(state_mu_);
+  fn(replayer_.state());
+}
+
+std::string Node::state_hash() const {
+  std::lock_guard<std::mutex> l(state_mu_);
+  return replayer_.state().hash_hex();
+}
+
+NodeInfo Node::info() const {
+  NodeInfo info;
+  info.node_id = node_id_;
+  info.cluster_id = cluster_id_;
+  auto txn = log_->begin_read();
+  if (!txn) return info;
+  info.vector = txn->vector();
+  info.updates = txn->update_count();
+  info.forks = txn->forks();
+  if (auto reason = txn->meta(kMetaWritesBlocked)) {
+    info.writes_blocked = true;
+    info.writes_blocked_reason = *reason;
+  }
+  return info;
+}
+
+// --- writes --------------------------------------------------------------------------
+
+Result<UpdateId> Node::call(const std::string& method, const Value& arg) {
+  if (!writable_) return Status::invalid_argument("this node is read-only");
+  if (method.empty() || method.size() > 255) return Status::invalid_argument("method name must be 1..255 bytes");
+  auto req = std::make_shared<Request>();
+  req->kind = Request::Kind::kCall;
+  req->method = method;
+  req->arg = encode_msgpack(arg);
+  if (req->arg.size() + method.size() > limits::kMaxUpdateBytes)
+    return Status::invalid_argument("update of " + std::to_string(req->arg.size()) + " bytes is larger than the " +
+                                    std::to_string(limits::kMaxUpdateBytes) + "-byte limit");
+  auto done = req->done.get_future();
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    if (stopping_) return Status::invalid_argument("node is closing");
+    queue_.push_back(req);
+  }
+  queue_cv_.notify_one();
+  done.wait();
+  if (!req->status) return req->status;
+  return req->id;
+}
+
+Result<IngestReport> Node::ingest(std::vector<EncodedUpdate> updates) {
+  if (!writable_) return Status::invalid_argument("this node is read-only");
+  auto req = std::make_shared<Request>();
+  req->kind = Request::Kind::kIngest;
+  req->updates = std::move(updates);
+  auto done = req->done.get_future();
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    if (stopping_) return Status::invalid_argument("node is closing");
+    queue_.push_back(req);
+  }
+  queue_cv_.notify_one();
+  done.wait();
+  if (!req->status) return req->status;
+  return std::move(req->report);
+}
+
+void Node::writer_loop() {
+  while (true) {
+    std::vector<std::shared_ptr<Request>> batch;
+    {
+      std::unique_lock<std::mutex> l(queue_mu_);
+      queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      batch.swap(queue_);
+    }
+    process(batch);
+    for (auto& r : batch) r->done.set_value();
+    if (since_checkpoint_ >= options_.checkpoint_interval) {
+      std::lock_guard<std::mutex> l(state_mu_);
+      (void)write_checkpoint();
+    }
+  }
+}
+
+void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
+  std::lock_guard<std::mutex> state_lock(state_mu_);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (Status g = log_->grow_if_needed(attempt > 0); !g) {
+      for (auto& r : batch) r->status = g;
+      return;
+    }
+    auto txn_or = log_->begin_write();
+    if (!txn_or) {
+      for (auto& r : batch) r->status = txn_or.status();
+      return;
+    }
+    LogTxn& txn = *txn_or;
+    Status fatal;  // an LMDB error: the transaction is unusable
+    std::vector<Update> accepted;
+    auto forks = txn.forks();
+
+    // Received updates first: local calls get later timestamps anyway.
+    for (auto& req : batch) {
+      if (req->kind != Request::Kind::kIngest || !fatal.is_ok()) continue;
+      req->report = IngestReport{};
+      for (const auto& eu : req->updates) {
+        IngestReport& rep = req->report;
+        auto refuse = [&](const std::string& why) { rep.refused.push_back(eu.id.to_string() + ": " + why); };
+        if (eu.body.size() > limits::kMaxUpdateBytes + 64) { refuse("larger than the protocol limit"); continue; }
+        auto u = parse_body(eu.id, eu.body);
+        if (!u) { refuse(u.status().message()); continue; }
+        const OriginId origin = eu.id.origin;
+        if (forks.count(origin)) { refuse("origin " + hex16(origin) + " is quarantined (fork)"); continue; }
+        VectorEntry held = txn.vector_entry(origin).value_or(VectorEntry{});
+        if (u->seq <= held.seq) {
+          auto existing = txn.id_of(origin, u->seq);
+          auto existing_body = existing ? txn.body(*existing) : std::nullopt;
+          if (existing && *existing == eu.id && existing_body && *existing_body == eu.body) {
+            ++rep.duplicates;
+            continue;
+          }
+          std::string report = "origin " + hex16(origin) + " seq " + std::to_string(u->seq) + ": held as " +
+                               (existing ? existing->to_string() : "?") + ", received " + eu.id.to_string() +
+                               " with other bytes";
+          if (Status s = txn.put_fork(origin, report); !s) { fatal = s; break; }
+          forks[origin] = report;
+          ++rep.forks;
+          refuse("fork: " + report);
+          continue;
+        }
+        if (u->seq > held.seq + 1) {
+          refuse("gap: origin " + hex16(origin) + " seq " + std::to_string(u->seq) + " but " +
+                 std::to_string(held.seq) + " held");
+          continue;
+        }
+        if (eu.id.hlc <= held.last_hlc) { refuse("hlc does not rise with seq"); continue; }
+        if (Status s = hlc_->observe(eu.id.hlc, options_.max_clock_skew_ms); !s) { refuse(s.message()); continue; }
+        if (Status s = txn.put_update(eu.id, u->seq, eu.body); !s) { fatal = s; break; }
+        if (origin == node_id_) {
+          own_seq_ = u->seq;
+          writes_blocked_ = true;
+          std::string why = "received seq " + std::to_string(u->seq) + " of this node's own origin from elsewhere";
+          if (Status s = txn.put_meta(kMetaWritesBlocked, why); !s) { fatal = s; break; }
+        }
+        ++rep.accepted;
+        accepted.push_back(std::move(u).value());
+      }
+    }
+
+    if (fatal.is_ok() && !accepted.empty()) {
+      std::sort(accepted.begin(), accepted.end(), [](const Update& a, const Update& b) { return a.id < b.id; });
+      auto last = replayer_.last_applied();
+      if (!last || accepted.front().id > *last) {
+        for (const auto& u : accepted) replayer_.apply(u);
+      } else if (replayer_.can_rollback_to(accepted.front().id)) {
+        // The common path with several writers: a few positions late.
+        replayer_.rollback_to(accepted.front().id);
+        fatal = replay_from(txn, replayer_.last_applied(), std::nullopt);
+      } else {
+        fatal = reload_state(txn, accepted.front().id);
+      }
+      since_checkpoint_ += accepted.size();
+    }
+
+    for (auto& req : batch) {
+      if (req->kind != Request::Kind::kCall || !fatal.is_ok()) continue;
+      if (writes_blocked_) {
+        req->status = Status::refused("refusing to write: other nodes hold more of this node's own updates "
+                                      "(was the data directory copied?); see replog status");
+        continue;
+      }
+      auto arg = decode_msgpack(req->arg);
+      if (req->method == "resolve" && arg && arg->find("update") && arg->find("update")->is_string()) {
+        auto id = UpdateId::parse(arg->find("update")->as_string());
+        if (id && !replayer_.state().conflicts().count(*id)) {
+          req->status = Status::invalid_argument("no open conflict for update " + id->to_string());
+          continue;
+        }
+      }
+      if (!methods_->find(req->method)) {
+        req->status = Status::invalid_argument("unknown method " + req->method);
+        continue;
+      }
+      UpdateId id{hlc_->tick(), node_id_};
+      Update u{id, own_seq_ + 1, req->method, req->arg, encode_body(own_seq_ + 1, req->method, req->arg)};
+      auto r = replayer_.apply(u);
+      if (r.outcome != Replayer::Outcome::kApplied) {
+        replayer_.rollback_to(id);
+        req->status = Status::invalid_argument(r.failure ? r.failure->message : "refused");
+        continue;
+      }
+      if (Status s = txn.put_update(id, u.seq, u.body); !s) { fatal = s; break; }
+      own_seq_ = u.seq;
+      req->id = id;
+      req->status = Status::ok();
+      ++since_checkpoint_;
+    }
+
+    if (fatal.is_ok()) fatal = txn.put_meta(kMetaHlc, u64_be(hlc_->high_water()));
+    if (fatal.is_ok()) fatal = txn.commit();
+    if (fatal.is_ok()) return;
+
+    // Nothing of this batch is stored: put state back to what the log holds.
+    txn.abort();
+    auto read = log_->begin_read();
+    if (read) {
+      (void)reload_state(*read, UpdateId{UINT64_MAX, UINT64_MAX});
+      auto self = read->vector_entry(node_id_);
+      own_seq_ = self ? self->seq : 0;
+    }
+    bool map_full = fatal.message().find("map full") != std::string::npos ||
+                    fatal.message().find("MDB_MAP_FULL") != std::string::npos;
+    if (!map_full || attempt > 0) {
+      for (auto& r : batch) r->status = fatal;
+      return;
+    }
+  }
+}
+
+// REQUIRES: state_mu_ held, writer not running concurrently with another writer txn.
+Status Node::write_checkpoint() {
+  since_checkpoint_ = 0;
+  if (!writable_ || !replayer_.last_applied()) return Status::ok();
+  // Cut behind the head by the undo window, so that updates a few positions
+  // late do not invalidate the checkpoint.
+  replayer_.rollback_newest(std::min(options_.undo_window, replayer_.undo_depth()));
+  auto cut = replayer_.last_applied();
+  auto txn = log_->begin_write();
+  if (!txn) {
+    auto read = log_->begin_read();
+    return read ? replay_from(*read, cut, std::nullopt) : read.status();
+  }
+  Status s;
+  if (cut) {
+    s = txn->put_checkpoint(*cut, encode_checkpoint(*cut, replayer_.applied_vector(), methods_->digest(),
+                                                    replayer_.state()));
+    if (s) s = prune_checkpoints(*txn);
+  }
+  Status replay = replay_from(*txn, cut, std::nullopt);
+  if (s) s = replay;
+  if (s) return txn->commit();
+  return s;
+}
+
+Status Node::prune_checkpoints(LogTxn& txn) {
+  // The stable cut: below the newest update of every origin that has not retired.
+  std::optional<UpdateId> stable;
+  const auto& retired = replayer_.state().retired();
+  for (const auto& [origin, e] : txn.vector()) {
+    auto r = retired.find(origin);
+    if (r != retired.end() && r->second <= e.seq) continue;
+    UpdateId newest{e.last_hlc, origin};
+    if (!stable || newest < *stable) stable = newest;
+  }
+  auto all = txn.checkpoints();  // newest first
+  bool kept_stable = false;
+  size_t kept = 0;
+  for (const auto& [cut, _] : all) {
+    bool below_stable = stable && cut < *stable;
+    if (kept + 1 < options_.checkpoints_kept || (below_stable && !kept_stable)) {
+      ++kept;
+      if (below_stable) kept_stable = true;
+      continue;
+    }
+    REPLOG_RETURN_IF_ERROR(txn.delete_checkpoint(cut));
+  }
+  return Status::ok();
+}
+
+}  // namespace replog

@@ -1,0 +1,152 @@
+// Node: one data directory, its update log, its state, and the writer thread
+// that commits local calls and received updates (DESIGN.md §2, §3, §5).
+//
+// A writable Node holds the directory's exclusive lock for its lifetime. All
+// writes go through one writer thread: callers queue requests, the writer takes
+// every pending request, runs them in one LMDB write transaction (group
+// commit) and acknowledges each caller only after that transaction commits.
+// Local calls are validated against the head state inside that transaction: a
+// call that replay would skip is refused and nothing is stored. Received
+// updates are checked for form only (framing, size, seq continuity, hlc order,
+// clock skew) and never refused for content.
+//
+// A read-only Node (open_read_only) takes no lock and never writes, not even a
+// checkpoint; it rebuilds state from the newest usable checkpoint and the tail.
+//
+// Thread safety: call(), ingest(), read() and the accessors may be used from
+// any thread. read() runs its function under the state lock.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "node/clock.h"
+#include "node/hlc.h"
+#include "node/methods.h"
+#include "node/replayer.h"
+#include "storage/update_log.h"
+
+namespace replog {
+
+struct NodeOptions {
+  std::string dir;
+  const Clock* clock = nullptr;           // null: the system clock
+  int64_t max_clock_skew_ms = 3'600'000;  // --max-clock-skew
+  size_t undo_window = 1024;              // updates kept undoable in memory
+  uint64_t checkpoint_interval = 10'000;  // updates between checkpoints
+  size_t checkpoints_kept = 3;
+  std::shared_ptr<const MethodRegistry> methods;  // null: the built-ins
+};
+
+struct InitOptions {
+  std::string dir;
+  std::optional<std::string> cluster;  // null: make a new cluster id
+  std::optional<Value> schema;         // recorded as the log's first update
+  const Clock* clock = nullptr;
+};
+
+// An update as it travels (import, export, peers): its id and its exact body.
+struct EncodedUpdate {
+  UpdateId id;
+  std::string body;
+};
+
+struct IngestReport {
+  size_t accepted = 0;
+  size_t duplicates = 0;
+  std::vector<std::string> refused;  // one line each: what and why
+  size_t forks = 0;
+};
+
+struct NodeInfo {
+  OriginId node_id = 0;
+  std::string cluster_id;
+  VersionVector vector;
+  uint64_t updates = 0;
+  std::map<OriginId, std::string> forks;  // quarantined origins, with a one-line report
+  bool writes_blocked = false;
+  std::string writes_blocked_reason;
+};
+
+class Node {
+ public:
+  static Status init(const InitOptions& options);
+  static Result<std::unique_ptr<Node>> open(const NodeOptions& options);
+  // `at_millis`: fold only updates whose hlc time is at or before it.
+  static Result<std::unique_ptr<Node>> open_read_only(const NodeOptions& options,
+                                                       std::optional<int64_t> at_millis = std::nullopt);
+  ~Node();
+
+  // A local call: validated against the head, stored, applied; returns its id
+  // once committed. REQUIRES: a writable node.
+  Result<UpdateId> call(const std::string& method, const Value& arg);
+  // Updates from elsewhere (import, peers), checked for form only.
+  Result<IngestReport> ingest(std::vector<EncodedUpdate> updates);
+
+  // Writes a checkpoint and stops the writer. Called by the destructor too.
+  Status close();
+
+  void read(const std::function<void(const State&)>& fn) const;
+  std::string state_hash() const;
+  NodeInfo info() const;
+  UpdateLog& log() { return *log_; }
+  OriginId node_id() const { return node_id_; }
+  const MethodRegistry& methods() const { return *methods_; }
+
+ private:
+  struct Request;
+  explicit Node(const NodeOptions& options);
+  Status load(LogTxn& txn, std::optional<int64_t> at_millis);
+  Status replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis);
+  Status reload_state(LogTxn& txn, const UpdateId& before);
+  void writer_loop();
+  void process(std::vector<std::shared_ptr<Request>>& batch);
+  Status write_checkpoint();
+  Status prune_checkpoints(LogTxn& txn);
+
+  NodeOptions options_;
+  std::shared_ptr<const MethodRegistry> methods_;
+  SystemClock system_clock_;
+  const Clock* clock_;
+  std::unique_ptr<UpdateLog> log_;
+  int lock_fd_ = -1;
+  bool writable_ = false;
+  OriginId node_id_ = 0;
+  std::string cluster_id_;
+
+  mutable std::mutex state_mu_;  // guards replayer_ (the state) for readers
+  Replayer replayer_;
+
+  // Writer-thread state.
+  std::unique_ptr<HybridClock> hlc_;
+  uint64_t own_seq_ = 0;
+  uint64_t since_checkpoint_ = 0;
+  bool writes_blocked_ = false;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<std::shared_ptr<Request>> queue_;  // guarded by queue_mu_
+  bool stopping_ = false;                        // guarded by queue_mu_
+  std::thread writer_;
+  bool closed_ = false;
+};
+
+// Writes a checkpoint of `state` (the fold up to `cut`, with the per-origin
+// seqs in `vector`) in the on-disk format; exposed for tests and tools.
+std::string encode_checkpoint(const UpdateId& cut, const std::map<OriginId, uint64_t>& vector,
+                              const std::string& methods_digest, const State& state);
+struct Checkpoint {
+  UpdateId cut;
+  std::map<OriginId, uint64_t> vector;
+  std::string methods_digest;
+  std::string state_bytes;
+};
+Result<Checkpoint> decode_checkpoint(std::string_view bytes);
+
+}  // namespace replog

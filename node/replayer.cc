@@ -1,0 +1,88 @@
+#include "node/replayer.h"
+
+#include "protocol/msgpack_codec.h"
+
+namespace replog {
+
+Replayer::Result Replayer::apply(const Update& u) {
+  UndoEntry entry;
+  entry.id = u.id;
+  entry.seq = u.seq;
+  auto prev = applied_.find(u.id.origin);
+  entry.prev_origin_seq = prev == applied_.end() ? 0 : prev->second;
+
+  Result result;
+  const MethodFn* fn = methods_.find(u.method);
+  if (fn == nullptr) {
+    state_.count_unknown(&entry);
+    result.outcome = Outcome::kUnknownMethod;
+  } else {
+    std::optional<MethodFailure> failure;
+    auto arg = decode_msgpack(u.arg);
+    if (!arg) {
+      failure = MethodFailure{ConflictKind::kBadArgument, arg.status().message(), {}, {}};
+    } else {
+      MethodContext ctx(state_, u.id, &entry);
+      try {
+        failure = (*fn)(ctx, *arg);
+        if (!failure) failure = ctx.check_records();
+      } catch (const std::exception& e) {
+        failure = MethodFailure{ConflictKind::kFailed, std::string("method ") + u.method + " threw: " + e.what(), {}, {}};
+      } catch (...) {
+        failure = MethodFailure{ConflictKind::kFailed, "method " + u.method + " threw", {}, {}};
+      }
+    }
+    if (failure) {
+      // Skipped by every node alike: undo what the method did, record why.
+      state_.undo(entry);
+      entry.ops.clear();
+      state_.add_conflict(Conflict{u.id, failure->kind, failure->involved, failure->path}, &entry);
+      result.outcome = Outcome::kConflict;
+      result.failure = std::move(failure);
+    }
+  }
+  applied_[u.id.origin] = u.seq;
+  last_ = u.id;
+  if (window_ == 0) {
+    floor_ = u.id;
+  } else {
+    undo_.push_back(std::move(entry));
+    if (undo_.size() > window_) {
+      floor_ = undo_.front().id;
+      undo_.pop_front();
+    }
+  }
+  return result;
+}
+
+bool Replayer::can_rollback_to(const UpdateId& id) const {
+  if (!last_ || id > *last_) return true;
+  // Everything at or above id must be in the window: the newest update not in
+  // the window has to sort below id.
+  return !floor_ || *floor_ < id;
+}
+
+void Replayer::rollback_newest(size_t n) {
+  while (n-- > 0 && !undo_.empty()) {
+    UndoEntry& e = undo_.back();
+    state_.undo(e);
+    if (e.prev_origin_seq == 0) applied_.erase(e.id.origin);
+    else applied_[e.id.origin] = e.prev_origin_seq;
+    undo_.pop_back();
+    last_ = undo_.empty() ? floor_ : std::optional<UpdateId>(undo_.back().id);
+  }
+}
+
+void Replayer::rollback_to(const UpdateId& id) {
+  while (!undo_.empty() && undo_.back().id >= id) rollback_newest(1);
+}
+
+void Replayer::reset(State state, std::optional<UpdateId> cut, std::map<OriginId, uint64_t> applied) {
+  state_ = std::move(state);
+  undo_.clear();
+  floor_ = cut;
+  last_ = cut;
+  applied_ = std::move(applied);
+}
+
+}  // namespace replog

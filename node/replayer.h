@@ -1,0 +1,65 @@
+// Replayer: folds updates into a State in key order (DESIGN.md §3).
+//
+// apply() takes the next update at the head. Each applied update leaves an
+// UndoEntry in a window of the most recent `undo_window` updates, so that
+// rollback_to() can take state back to just before a late key in O(k); when
+// the late key lies beyond the window, can_rollback_to() says no and the owner
+// reloads from a checkpoint instead. An update whose method fails, whose
+// argument does not decode, or that breaks the schema or a constraint is
+// skipped (its partial changes undone) and recorded as a conflict; one whose
+// method is unknown is skipped and counted.
+//
+// Thread safety: none; the node's writer thread (or a read-only command) owns it.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <optional>
+
+#include "node/methods.h"
+#include "node/state.h"
+#include "storage/update.h"
+
+namespace replog {
+
+class Replayer {
+ public:
+  enum class Outcome { kApplied, kConflict, kUnknownMethod };
+  struct Result {
+    Outcome outcome = Outcome::kApplied;
+    std::optional<MethodFailure> failure;  // kConflict: why
+  };
+
+  Replayer(const MethodRegistry& methods, size_t undo_window) : methods_(methods), window_(undo_window) {}
+
+  // REQUIRES: !last_applied() || u.id > *last_applied().
+  Result apply(const Update& u);
+
+  // True when every applied update with key >= id can be undone from memory.
+  bool can_rollback_to(const UpdateId& id) const;
+  // Undoes every applied update with key >= id. REQUIRES: can_rollback_to(id).
+  void rollback_to(const UpdateId& id);
+  // Undoes the newest `n` applied updates (at most what the window holds).
+  void rollback_newest(size_t n);
+
+  // Starts over from `state`, the fold of every update up to `cut` (none: empty).
+  void reset(State state, std::optional<UpdateId> cut, std::map<OriginId, uint64_t> applied);
+
+  const State& state() const { return state_; }
+  std::optional<UpdateId> last_applied() const { return last_; }
+  // Per origin, the highest seq folded into state.
+  const std::map<OriginId, uint64_t>& applied_vector() const { return applied_; }
+  size_t undo_depth() const { return undo_.size(); }
+  const MethodRegistry& methods() const { return methods_; }
+
+ private:
+  const MethodRegistry& methods_;
+  size_t window_;
+  State state_;
+  std::deque<UndoEntry> undo_;
+  std::optional<UpdateId> floor_;  // last applied update not in the undo window
+  std::optional<UpdateId> last_;
+  std::map<OriginId, uint64_t> applied_;
+};
+
+}  // namespace replog

@@ -1,0 +1,130 @@
+// State: the fold of the log (DESIGN.md §3) — application data, open
+// conflicts, the schema in force, retired origins — plus what replay needs to
+// decide the next update (the unique index, the last writer of each record).
+//
+// Every change goes through State's mutators, which append the inverse of the
+// change to an UndoEntry when one is given: that is how an update arriving a
+// few positions late costs O(k) (undo k, apply, redo k).
+//
+// Records live at path [type, id]. For types with unique fields, an index maps
+// each field value to the record holding it; it is derived from the data and
+// maintained by write(), so undo keeps it right too.
+//
+// Thread safety: none; the owner (Replayer, under the node's state mutex) serialises.
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "protocol/schema.h"
+#include "protocol/value.h"
+#include "storage/update.h"
+
+namespace replog {
+
+using Path = std::vector<std::string>;
+std::string path_to_string(const Path& path);
+
+// Why replay skipped an update. The codes are part of the state hash and of
+// PROTOCOL.md; the text is rendered at display time only.
+enum class ConflictKind : uint8_t {
+  kSchema = 1,       // breaks the schema in force (type, required field, undeclared field)
+  kUnique = 2,       // breaks a unique constraint
+  kFailed = 3,       // the method failed or threw
+  kOverflow = 4,     // inc would overflow int64
+  kMissing = 5,      // update of a record that does not exist
+  kExists = 6,       // create of a record that exists
+  kBadArgument = 7,  // the argument does not decode or has the wrong shape
+};
+const char* conflict_kind_name(ConflictKind kind);
+
+struct Conflict {
+  UpdateId skipped;
+  ConflictKind kind;
+  std::vector<UpdateId> involved;  // other updates involved, e.g. the record's last writer
+  Path path;
+};
+
+class State;
+
+// The inverse of every change one update made, newest last.
+struct UndoEntry {
+  struct PathOp { Path path; std::optional<Value> old; };
+  struct ConflictOp { UpdateId key; std::optional<Conflict> old; };
+  struct WriterOp { std::string record; std::optional<UpdateId> old; };
+  struct SchemaOp { std::shared_ptr<const TypeRegistry> old; };
+  struct RetiredOp { OriginId origin; std::optional<uint64_t> old; };
+  struct UnknownOp {};
+  using Op = std::variant<PathOp, ConflictOp, WriterOp, SchemaOp, RetiredOp, UnknownOp>;
+
+  UpdateId id;
+  uint64_t seq = 0;
+  uint64_t prev_origin_seq = 0;  // what applied_vector[id.origin] was before
+  std::vector<Op> ops;
+};
+
+class State {
+ public:
+  State();
+
+  const Value& root() const { return root_; }
+  const Value* get(const Path& path) const;
+  const std::map<UpdateId, Conflict>& conflicts() const { return conflicts_; }
+  const TypeRegistry& schema() const { return *schema_; }
+  std::shared_ptr<const TypeRegistry> schema_ptr() const { return schema_; }
+  const std::map<OriginId, uint64_t>& retired() const { return retired_; }
+  uint64_t unknown_method_updates() const { return unknown_; }
+  // The last update that wrote record [type, id].
+  std::optional<UpdateId> record_writer(const std::string& type, const std::string& id) const;
+  // The record of `type` holding `value` in unique field `field`, if any.
+  std::optional<std::string> unique_holder(const std::string& type, const std::string& field,
+                                           const Value& value) const;
+
+  // --- mutators; each records its inverse in `undo` when not null ---
+  // Writes (or with nullopt erases) the value at `path`, creating maps on the
+  // way. Fails when a step of the path is not a map or record.
+  Status write(const Path& path, std::optional<Value> value, UndoEntry* undo);
+  void add_conflict(Conflict c, UndoEntry* undo);
+  void remove_conflict(const UpdateId& key, UndoEntry* undo);
+  void set_writer(const std::string& type, const std::string& id, std::optional<UpdateId> writer, UndoEntry* undo);
+  void set_schema(std::shared_ptr<const TypeRegistry> schema, UndoEntry* undo);
+  void set_retired(OriginId origin, uint64_t last_seq, UndoEntry* undo);
+  void count_unknown(UndoEntry* undo);
+
+  // Reverts one update's changes.
+  void undo(const UndoEntry& entry);
+
+  // BLAKE2b-256 of the canonical encoding (PROTOCOL.md "State hash").
+  std::array<uint8_t, 32> hash() const;
+  std::string hash_hex() const;
+  // The canonical encoding: [data, conflicts, schema document, retired].
+  std::string canonical_encoding() const;
+
+  // Everything needed to continue replay, for checkpoints.
+  std::string encode() const;
+  static Result<State> decode(std::string_view bytes);
+
+ private:
+  static std::string record_key(const std::string& type, const std::string& id) { return type + '\0' + id; }
+  void unindex_record(const std::string& type, const std::string& id, const Value& record);
+  void index_record(const std::string& type, const std::string& id, const Value& record);
+  // Record [type, id] touched by a write at `path`, if path starts inside a record.
+  bool record_at(const Path& path, std::string& type, std::string& id) const;
+  void rebuild_index();
+
+  Value root_;
+  std::map<UpdateId, Conflict> conflicts_;
+  std::shared_ptr<const TypeRegistry> schema_;
+  std::map<OriginId, uint64_t> retired_;
+  uint64_t unknown_ = 0;
+  std::map<std::string, UpdateId> writers_;  // record_key -> last writer
+  // type -> field -> canonical bytes of value -> record id
+  std::map<std::string, std::map<std::string, std::map<std::string, std::string>>> unique_;
+};
+
+}  // namespace replog

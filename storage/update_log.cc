@@ -1,0 +1,288 @@
+#include "storage/update_log.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+
+namespace replog {
+
+Status lmdb_error(int rc, const std::string& what) {
+  std::string msg = what + ": " + mdb_strerror(rc);
+  if (rc == ENOSPC || rc == MDB_MAP_FULL) return Status::io_error(msg + " (disk or map full)");
+  if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_VERSION_MISMATCH || rc == MDB_INVALID)
+    return Status::corruption(msg);
+  return Status::io_error(msg);
+}
+
+namespace {
+
+MDB_val val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+std::string_view view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+std::string seq_key(OriginId origin, uint64_t seq) {
+  std::string k(16, '\0');
+  put_u64_be(k.data(), origin);
+  put_u64_be(k.data() + 8, seq);
+  return k;
+}
+
+std::string_view key_view(const std::array<char, 16>& k) { return {k.data(), k.size()}; }
+
+}  // namespace
+
+// --- UpdateLog ---------------------------------------------------------------
+
+Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const Options& options) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (!options.create) return Status::not_found(dir + ": no such data directory (run replog init)");
+    if (::mkdir(dir.c_str(), 0700) != 0) return Status::io_error(dir + ": cannot create: " + std::strerror(errno));
+  } else if (!S_ISDIR(st.st_mode)) {
+    return Status::invalid_argument(dir + ": not a directory");
+  }
+  if (!options.create && ::stat((dir + "/data.mdb").c_str(), &st) != 0)
+    return Status::not_found(dir + ": not a replog data directory (run replog init)");
+
+  std::unique_ptr<UpdateLog> log(new UpdateLog());
+  log->dir_ = dir;
+  int rc = mdb_env_create(&log->env_);
+  if (rc) return lmdb_error(rc, "mdb_env_create");
+  mdb_env_set_maxdbs(log->env_, 16);
+  mdb_env_set_maxreaders(log->env_, 256);
+  size_t map = options.initial_map_bytes;
+  if (::stat((dir + "/data.mdb").c_str(), &st) == 0 && static_cast<size_t>(st.st_size) > map)
+    map = static_cast<size_t>(st.st_size) * 2;
+  mdb_env_set_mapsize(log->env_, map);
+  rc = mdb_env_open(log->env_, dir.c_str(), MDB_NOTLS, 0600);
+  if (rc) return lmdb_error(rc, dir + ": cannot open LMDB environment");
+
+  MDB_txn* txn = nullptr;
+  rc = mdb_txn_begin(log->env_, nullptr, 0, &txn);
+  if (rc) return lmdb_error(rc, "begin");
+  struct {
+    const char* name;
+    MDB_dbi* dbi;
+  } dbs[] = {{"log", &log->log_},       {"seq", &log->seq_},         {"vector", &log->vector_},
+             {"meta", &log->meta_},     {"checkpoints", &log->checkpoints_}, {"forks", &log->forks_}};
+  for (auto& d : dbs) {
+    rc = mdb_dbi_open(txn, d.name, MDB_CREATE, d.dbi);
+    if (rc) {
+      mdb_txn_abort(txn);
+      return lmdb_error(rc, std::string("open database ") + d.name);
+    }
+  }
+  rc = mdb_txn_commit(txn);
+  if (rc) return lmdb_error(rc, "commit");
+  return log;
+}
+
+UpdateLog::~UpdateLog() {
+  if (env_) mdb_env_close(env_);
+}
+
+Result<LogTxn> UpdateLog::begin(bool writable) const {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, writable ? 0 : MDB_RDONLY, &txn);
+  if (rc == MDB_MAP_RESIZED) {
+    // Another process grew the map: adopt its size and try again.
+    mdb_env_set_mapsize(env_, 0);
+    rc = mdb_txn_begin(env_, nullptr, writable ? 0 : MDB_RDONLY, &txn);
+  }
+  if (rc) return lmdb_error(rc, writable ? "begin write transaction" : "begin read transaction");
+  return LogTxn(this, txn, writable);
+}
+
+Result<LogTxn> UpdateLog::begin_read() const { return begin(false); }
+Result<LogTxn> UpdateLog::begin_write() { return begin(true); }
+
+Status UpdateLog::grow_if_needed(bool force) {
+  MDB_envinfo info;
+  MDB_stat st;
+  mdb_env_info(env_, &info);
+  mdb_env_stat(env_, &st);
+  size_t used = (info.me_last_pgno + 1) * static_cast<size_t>(st.ms_psize);
+  if (!force && used < info.me_mapsize / 4 * 3) return Status::ok();
+  int rc = mdb_env_set_mapsize(env_, info.me_mapsize * 2);
+  if (rc) return lmdb_error(rc, "grow the LMDB map");
+  return Status::ok();
+}
+
+// --- LogTxn ------------------------------------------------------------------
+
+LogTxn::LogTxn(LogTxn&& o) noexcept : log_(o.log_), txn_(o.txn_), writable_(o.writable_) { o.txn_ = nullptr; }
+
+LogTxn::~LogTxn() { abort(); }
+
+void LogTxn::abort() {
+  if (txn_) mdb_txn_abort(txn_);
+  txn_ = nullptr;
+}
+
+Status LogTxn::commit() {
+  int rc = mdb_txn_commit(txn_);
+  txn_ = nullptr;
+  return rc ? lmdb_error(rc, "commit") : Status::ok();
+}
+
+Result<LogTxn> LogTxn::begin_child() {
+  MDB_txn* child = nullptr;
+  int rc = mdb_txn_begin(log_->env_, txn_, 0, &child);
+  if (rc) return lmdb_error(rc, "begin nested transaction");
+  return LogTxn(log_, child, true);
+}
+
+std::optional<std::string_view> LogTxn::get(MDB_dbi dbi, std::string_view key) {
+  MDB_val k = val(key), v;
+  if (mdb_get(txn_, dbi, &k, &v) != 0) return std::nullopt;
+  return view(v);
+}
+
+Status LogTxn::put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags) {
+  MDB_val k = val(key), v = val(value);
+  int rc = mdb_put(txn_, dbi, &k, &v, flags);
+  return rc ? lmdb_error(rc, "put") : Status::ok();
+}
+
+std::optional<VectorEntry> LogTxn::vector_entry(OriginId origin) {
+  auto v = get(log_->vector_, u64_be(origin));
+  if (!v || v->size() != 16) return std::nullopt;
+  return VectorEntry{get_u64_be(v->data()), get_u64_be(v->data() + 8)};
+}
+
+VersionVector LogTxn::vector() {
+  VersionVector out;
+  MDB_cursor* c = nullptr;
+  if (mdb_cursor_open(txn_, log_->vector_, &c)) return out;
+  MDB_val k, v;
+  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != 8 || v.mv_size != 16) continue;
+    const char* p = static_cast<const char*>(v.mv_data);
+    out[get_u64_be(static_cast<const char*>(k.mv_data))] = VectorEntry{get_u64_be(p), get_u64_be(p + 8)};
+  }
+  mdb_cursor_close(c);
+  return out;
+}
+
+std::optional<std::string> LogTxn::body(const UpdateId& id) {
+  auto v = get(log_->log_, key_view(id.key()));
+  if (!v) return std::nullopt;
+  return std::string(*v);
+}
+
+std::optional<UpdateId> LogTxn::id_of(OriginId origin, uint64_t seq) {
+  auto v = get(log_->seq_, seq_key(origin, seq));
+  if (!v || v->size() != 16) return std::nullopt;
+  return UpdateId::from_key(*v);
+}
+
+std::optional<UpdateId> LogTxn::last_id() {
+  MDB_cursor* c = nullptr;
+  if (mdb_cursor_open(txn_, log_->log_, &c)) return std::nullopt;
+  MDB_val k, v;
+  std::optional<UpdateId> out;
+  if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 16) out = UpdateId::from_key(view(k));
+  mdb_cursor_close(c);
+  return out;
+}
+
+uint64_t LogTxn::update_count() {
+  MDB_stat st;
+  if (mdb_stat(txn_, log_->log_, &st)) return 0;
+  return st.ms_entries;
+}
+
+Status LogTxn::for_each_from(const UpdateId& start,
+                             const std::function<bool(const UpdateId&, std::string_view)>& fn) {
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->log_, &c);
+  if (rc) return lmdb_error(rc, "open log cursor");
+  auto k0 = start.key();
+  MDB_val k = val(key_view(k0)), v;
+  Status status;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != 16) {
+      status = Status::corruption("log key of " + std::to_string(k.mv_size) + " bytes");
+      break;
+    }
+    if (!fn(UpdateId::from_key(view(k)), view(v))) break;
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND && status.is_ok()) status = lmdb_error(rc, "read log");
+  mdb_cursor_close(c);
+  return status;
+}
+
+std::optional<std::string> LogTxn::meta(std::string_view name) {
+  auto v = get(log_->meta_, name);
+  if (!v) return std::nullopt;
+  return std::string(*v);
+}
+
+std::vector<std::pair<UpdateId, std::string>> LogTxn::checkpoints() {
+  std::vector<std::pair<UpdateId, std::string>> out;
+  MDB_cursor* c = nullptr;
+  if (mdb_cursor_open(txn_, log_->checkpoints_, &c)) return out;
+  MDB_val k, v;
+  for (int rc = mdb_cursor_get(c, &k, &v, MDB_LAST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_PREV))
+    if (k.mv_size == 16) out.emplace_back(UpdateId::from_key(view(k)), std::string(view(v)));
+  mdb_cursor_close(c);
+  return out;
+}
+
+std::map<OriginId, std::string> LogTxn::forks() {
+  std::map<OriginId, std::string> out;
+  MDB_cursor* c = nullptr;
+  if (mdb_cursor_open(txn_, log_->forks_, &c)) return out;
+  MDB_val k, v;
+  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    if (k.mv_size == 8) out[get_u64_be(static_cast<const char*>(k.mv_data))] = std::string(view(v));
+  mdb_cursor_close(c);
+  return out;
+}
+
+Status LogTxn::put_update(const UpdateId& id, uint64_t seq, std::string_view body) {
+  auto key = id.key();
+  REPLOG_RETURN_IF_ERROR(put(log_->log_, key_view(key), body, MDB_NOOVERWRITE));
+  REPLOG_RETURN_IF_ERROR(put(log_->seq_, seq_key(id.origin, seq), key_view(key)));
+  std::string vec(16, '\0');
+  put_u64_be(vec.data(), seq);
+  put_u64_be(vec.data() + 8, id.hlc);
+  REPLOG_RETURN_IF_ERROR(put(log_->vector_, u64_be(id.origin), vec));
+
+  // A checkpoint whose cut is at or above this key no longer equals the fold
+  // of the updates below its cut: delete it and every newer one, now.
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->checkpoints_, &c);
+  if (rc) return lmdb_error(rc, "open checkpoint cursor");
+  MDB_val k = val(key_view(key)), v;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    rc = mdb_cursor_del(c, 0);
+    if (rc) break;
+  }
+  mdb_cursor_close(c);
+  if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_error(rc, "delete stale checkpoint");
+  return Status::ok();
+}
+
+Status LogTxn::put_meta(std::string_view name, std::string_view value) { return put(log_->meta_, name, value); }
+
+Status LogTxn::put_checkpoint(const UpdateId& cut, std::string_view bytes) {
+  return put(log_->checkpoints_, key_view(cut.key()), bytes);
+}
+
+Status LogTxn::delete_checkpoint(const UpdateId& cut) {
+  auto key = cut.key();
+  MDB_val k = val(key_view(key));
+  int rc = mdb_del(txn_, log_->checkpoints_, &k, nullptr);
+  return rc && rc != MDB_NOTFOUND ? lmdb_error(rc, "delete checkpoint") : Status::ok();
+}
+
+Status LogTxn::put_fork(OriginId origin, std::string_view report) { return put(log_->forks_, u64_be(origin), report); }
+
+Status LogTxn::delete_fork(OriginId origin) {
+  std::string key = u64_be(origin);
+  MDB_val k = val(key);
+  int rc = mdb_del(txn_, log_->forks_, &k, nullptr);
+  return rc && rc != MDB_NOTFOUND ? lmdb_error(rc, "delete fork") : Status::ok();
+}
+
+}  // namespace replog

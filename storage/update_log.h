@@ -1,0 +1,129 @@
+// UpdateLog: one LMDB environment per data directory (DESIGN.md §5,
+// docs/STORAGE.md), with named databases
+//   log          key(16) = hlc||origin      -> body           (replay order)
+//   seq          origin(8)||seq(8)          -> key(16)
+//   vector       origin(8)                  -> seq(8)||last hlc(8)
+//   meta         name                       -> bytes          (node id, cluster, HLC mark, format)
+//   checkpoints  cut key(16)                -> MessagePack checkpoint
+//   forks        origin(8)                  -> MessagePack fork report (quarantine)
+//
+// The environment is plain LMDB: mdb_stat and mdb_dump read it.
+//
+// Thread safety: an UpdateLog may be shared by threads. Write transactions are
+// serialised by LMDB; replog opens them from one writer thread only (the node's
+// group commit). Read transactions may be opened from any thread (the
+// environment uses MDB_NOTLS). A LogTxn is used by one thread at a time.
+#pragma once
+
+#include <lmdb.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/status.h"
+#include "storage/update.h"
+
+namespace replog {
+
+inline constexpr uint32_t kStorageFormatVersion = 1;
+
+struct VectorEntry {
+  uint64_t seq = 0;       // updates 1..seq of this origin are held
+  uint64_t last_hlc = 0;  // hlc of update `seq`
+};
+
+using VersionVector = std::map<OriginId, VectorEntry>;
+
+class UpdateLog;
+
+// One LMDB transaction over the log's databases. Destroying an uncommitted
+// transaction aborts it.
+class LogTxn {
+ public:
+  LogTxn(LogTxn&&) noexcept;
+  LogTxn& operator=(LogTxn&&) = delete;
+  ~LogTxn();
+
+  bool writable() const { return writable_; }
+  Status commit();
+  void abort();
+
+  // A child transaction (LMDB nested txn) whose changes vanish on abort.
+  // REQUIRES: writable().
+  Result<LogTxn> begin_child();
+
+  // --- reads ---
+  std::optional<VectorEntry> vector_entry(OriginId origin);
+  VersionVector vector();
+  std::optional<std::string> body(const UpdateId& id);
+  std::optional<UpdateId> id_of(OriginId origin, uint64_t seq);
+  std::optional<UpdateId> last_id();
+  uint64_t update_count();
+  // Calls fn for every update with key >= start in key order until it returns false.
+  // Bodies are views into the map, valid only during the call.
+  Status for_each_from(const UpdateId& start,
+                       const std::function<bool(const UpdateId&, std::string_view body)>& fn);
+  std::optional<std::string> meta(std::string_view name);
+  // Checkpoints, newest cut first.
+  std::vector<std::pair<UpdateId, std::string>> checkpoints();
+  std::map<OriginId, std::string> forks();
+
+  // --- writes (REQUIRES: writable()) ---
+  // Stores an update whose checks have passed: log, seq index and vector, and
+  // deletes every checkpoint whose cut is at or above its key (same transaction).
+  Status put_update(const UpdateId& id, uint64_t seq, std::string_view body);
+  Status put_meta(std::string_view name, std::string_view value);
+  Status put_checkpoint(const UpdateId& cut, std::string_view bytes);
+  Status delete_checkpoint(const UpdateId& cut);
+  Status put_fork(OriginId origin, std::string_view report);
+  Status delete_fork(OriginId origin);
+
+ private:
+  friend class UpdateLog;
+  LogTxn(const UpdateLog* log, MDB_txn* txn, bool writable) : log_(log), txn_(txn), writable_(writable) {}
+  std::optional<std::string_view> get(MDB_dbi dbi, std::string_view key);
+  Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
+
+  const UpdateLog* log_;
+  MDB_txn* txn_;
+  bool writable_;
+};
+
+class UpdateLog {
+ public:
+  struct Options {
+    bool create = false;            // make the directory's environment if missing
+    size_t initial_map_bytes = size_t{1} << 30;  // sparse; grows when full
+  };
+
+  static Result<std::unique_ptr<UpdateLog>> open(const std::string& dir, const Options& options);
+  ~UpdateLog();
+
+  Result<LogTxn> begin_read() const;
+  Result<LogTxn> begin_write();
+
+  // Grows the map when it is more than 3/4 full (or `force`).
+  // REQUIRES: no transaction of this process is open.
+  Status grow_if_needed(bool force = false);
+
+  MDB_env* env() const { return env_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  friend class LogTxn;
+  UpdateLog() = default;
+  Result<LogTxn> begin(bool writable) const;
+
+  std::string dir_;
+  MDB_env* env_ = nullptr;
+  MDB_dbi log_ = 0, seq_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0;
+};
+
+Status lmdb_error(int rc, const std::string& what);
+
+}  // namespace replog

@@ -1,0 +1,94 @@
+#include "tools/cli_common.h"
+
+#include <fstream>
+#include <iterator>
+
+namespace replog::cli {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw CommandError("cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string read_stdin() { return std::string(std::istreambuf_iterator<char>(std::cin), {}); }
+
+std::string to_hex(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+std::string from_hex(std::string_view text) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string clean;
+  for (char c : text)
+    if (!isspace(static_cast<unsigned char>(c))) clean += c;
+  if (clean.size() % 2) throw CommandError("hex input has an odd number of digits");
+  std::string out;
+  for (size_t i = 0; i < clean.size(); i += 2) {
+    int hi = nibble(clean[i]), lo = nibble(clean[i + 1]);
+    if (hi < 0 || lo < 0) throw CommandError("hex input has a non-hex character at " + std::to_string(i));
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+Options::Options(std::string command, std::string usage, bool with_data)
+    : command_(std::move(command)), usage_(std::move(usage)), desc_(command_ + " options") {
+  desc_.add_options()("help,h", "show this help")("config", po::value<std::string>(),
+                                                  "read options from this file (key = value lines)")(
+      "json", "print JSON for scripts");
+  if (with_data) {
+    desc_.add_options()("data,d", po::value<std::string>(), "the node's data directory (REPLOG_DATA)")(
+        "max-clock-skew", po::value<int64_t>()->default_value(3'600'000),
+        "refuse received timestamps further ahead of this clock (ms)")(
+        "checkpoint-interval", po::value<uint64_t>()->default_value(10'000), "updates between checkpoints")(
+        "undo-window", po::value<size_t>()->default_value(1024), "recent updates kept undoable in memory");
+  }
+}
+
+bool Options::parse(const std::vector<std::string>& args) {
+  po::store(po::command_line_parser(args).options(desc_).positional(pos_).run(), vm_);
+  if (vm_.count("help")) {
+    std::cout << "usage: replog " << command_ << " " << usage_ << "\n\n" << desc_ << "\n";
+    return false;
+  }
+  po::store(po::parse_environment(desc_,
+                                  [&](const std::string& env) -> std::string {
+                                    if (env.rfind("REPLOG_", 0) != 0) return "";
+                                    std::string key = env.substr(7);
+                                    for (auto& c : key) c = c == '_' ? '-' : static_cast<char>(tolower(c));
+                                    if (key == "help" || key == "config" || key == "seed") return "";
+                                    return desc_.find_nothrow(key, false) ? key : "";
+                                  }),
+            vm_);
+  if (vm_.count("config")) {
+    std::ifstream in(vm_["config"].as<std::string>());
+    if (!in) throw CommandError("cannot read config file " + vm_["config"].as<std::string>());
+    po::store(po::parse_config_file(in, desc_, /*allow_unregistered=*/true), vm_);
+  }
+  po::notify(vm_);
+  return true;
+}
+
+NodeOptions Options::node_options() const {
+  if (!has("data")) throw CommandError("no data directory: give --data DIR (or REPLOG_DATA)");
+  NodeOptions o;
+  o.dir = get<std::string>("data");
+  o.max_clock_skew_ms = get<int64_t>("max-clock-skew");
+  o.checkpoint_interval = get<uint64_t>("checkpoint-interval");
+  o.undo_window = get<size_t>("undo-window");
+  return o;
+}
+
+}  // namespace replog::cli
