@@ -171,15 +171,15 @@ class ValueBuilder : public msgpack::null_visitor {
     return fail("unknown extension type " + std::to_string(type));
   }
   bool start_array(uint32_t n) {
-    if (n > lim_.max_elements) return fail("list longer than the protocol limit");
     if (!reserve(n)) return false;
+    if (n > lim_.max_elements) return fail("list longer than the protocol limit");
     stack_.push_back(Frame{Value(List{}), false, "", here()});
     return true;
   }
   bool end_array() { return pop(); }
   bool start_map(uint32_t n) {
-    if (n > lim_.max_elements) return fail("map larger than the protocol limit");
     if (!reserve(static_cast<uint64_t>(n) * 2)) return false;
+    if (n > lim_.max_elements) return fail("map larger than the protocol limit");
     stack_.push_back(Frame{Value(Map{}), true, "", here()});
     return true;
   }
