@@ -83,13 +83,20 @@ std::optional<std::string> State::unique_holder(const std::string& type, const s
   return v->second;
 }
 
-bool State::record_at(const Path& path, std::string& type, std::string& id) const {
-  if (path.size() < 2) return false;
+void State::reindex_under(const Path& path, bool add) {
   auto rt = schema_->find_record(path[0]);
-  if (!rt || rt->unique().empty()) return false;
-  type = path[0];
-  id = path[1];
-  return true;
+  if (!rt || rt->unique().empty()) return;
+  const Value* records = get({path[0]});
+  if (records == nullptr) return;
+  auto one = [&](const std::string& id, const Value& record) {
+    if (add) index_record(path[0], id, record);
+    else unindex_record(path[0], id, record);
+  };
+  if (path.size() >= 2) {
+    if (const Value* record = records->find(path[1])) one(path[1], *record);
+  } else if (records->is_map()) {
+    for (const auto& [id, record] : records->as_map()) one(id, record);
+  }
 }
 
 void State::index_record(const std::string& type, const std::string& id, const Value& record) {
@@ -128,22 +135,22 @@ void State::rebuild_index() {
 
 Status State::write(const Path& path, std::optional<Value> value, UndoEntry* undo) {
   if (path.empty()) return Status::invalid_argument("the root cannot be replaced; name a path");
-  std::string rtype, rid;
-  bool indexed = record_at(path, rtype, rid);
-  const Value* before = indexed ? get({rtype, rid}) : nullptr;
-  if (before) unindex_record(rtype, rid, *before);
+  // The unique index follows the records under `path`: out before the change,
+  // back in after it, whichever way this function returns.
+  reindex_under(path, false);
+  struct Reindex {
+    State* state;
+    const Path& path;
+    ~Reindex() { state->reindex_under(path, true); }
+  } reindex{this, path};
 
   Value* cur = &root_;
   for (size_t i = 0; i + 1 < path.size(); ++i) {
     Value* next = child_of(*cur, path[i]);
     if (next == nullptr) {
-      if (!value) {  // erasing below a missing place: nothing to do
-        if (before) index_record(rtype, rid, *before);
-        return Status::ok();
-      }
+      if (!value) return Status::ok();  // erasing below a missing place: nothing to do
       Map* m = members_of(*cur);
       if (m == nullptr) {
-        if (before) index_record(rtype, rid, *before);
         return Status::invalid_argument(at_path(path_to_string(Path(path.begin(), path.begin() + static_cast<long>(i))),
                                                 std::string("is a ") + cur->kind_name() + ", not a map"));
       }
@@ -156,13 +163,9 @@ Status State::write(const Path& path, std::optional<Value> value, UndoEntry* und
         *made = Value(Map{});
       }
       made->as_map()[path.back()] = std::move(*value);
-      if (indexed) {
-        if (const Value* after = get({rtype, rid})) index_record(rtype, rid, *after);
-      }
       return Status::ok();
     }
     if (members_of(*next) == nullptr && !next->is_list()) {
-      if (before) index_record(rtype, rid, *before);
       return Status::invalid_argument(at_path(path_to_string(Path(path.begin(), path.begin() + static_cast<long>(i) + 1)),
                                               std::string("is a ") + next->kind_name() + ", not a map"));
     }
@@ -173,7 +176,6 @@ Status State::write(const Path& path, std::optional<Value> value, UndoEntry* und
     if (cur->is_list()) {
       Value* slot = child_of(*cur, last);
       if (slot == nullptr || !value) {
-        if (before) index_record(rtype, rid, *before);
         return Status::invalid_argument(at_path(
             path_to_string(path), slot ? "a list element cannot be unset (use remove)" : "no such list element"));
       }
@@ -185,13 +187,9 @@ Status State::write(const Path& path, std::optional<Value> value, UndoEntry* und
       if (value) (*m)[last] = std::move(*value);
       else m->erase(it);
     } else {
-      if (before) index_record(rtype, rid, *before);
       return Status::invalid_argument(at_path(path_to_string(Path(path.begin(), path.end() - 1)),
                                               std::string("is a ") + cur->kind_name() + ", not a map"));
     }
-  }
-  if (indexed) {
-    if (const Value* after = get({rtype, rid})) index_record(rtype, rid, *after);
   }
   return Status::ok();
 }

@@ -113,8 +113,9 @@ class State {
   static std::string record_key(const std::string& type, const std::string& id) { return type + '\0' + id; }
   void unindex_record(const std::string& type, const std::string& id, const Value& record);
   void index_record(const std::string& type, const std::string& id, const Value& record);
-  // Record [type, id] touched by a write at `path`, if path starts inside a record.
-  bool record_at(const Path& path, std::string& type, std::string& id) const;
+  // Takes out of (add=false) or puts into the unique index every record a
+  // write at `path` can change: [type, id] itself, or all of [type].
+  void reindex_under(const Path& path, bool add);
   void rebuild_index();
 
   Value root_;

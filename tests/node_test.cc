@@ -1,0 +1,330 @@
+// Node-level unit tests: the hybrid clock, late updates through the undo log
+// and through checkpoints, checkpoint invalidation, restart.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "node/hlc.h"
+#include "node/node.h"
+#include "node/verify.h"
+#include "protocol/json_codec.h"
+#include "protocol/msgpack_codec.h"
+
+namespace replog {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/replog-node-test-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+constexpr int64_t kNow = 1'790'000'000'000;  // 2026-09-21
+
+// An application's own method: doubles the int at `path`.
+std::optional<MethodFailure> double_method(MethodContext& ctx, const Value& arg) {
+  Path p{arg.find("path")->as_string()};
+  return ctx.set(p, Value(ctx.get(p)->as_int() * 2));
+}
+
+TEST(HybridClock, NeverRunsBackwardsWhenTheWallClockDoes) {
+  ManualClock wall(kNow);
+  HybridClock clock(wall, 0);
+  uint64_t a = clock.tick();
+  wall.set(kNow - 60'000);  // NTP steps back a minute
+  uint64_t b = clock.tick();
+  uint64_t c = clock.tick();
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  EXPECT_EQ(hlc::millis(b), kNow) << "time holds still; the logical counter moves";
+}
+
+TEST(HybridClock, BurstOverflowingTheCounterBumpsTime) {
+  ManualClock wall(kNow);
+  HybridClock clock(wall, 0);
+  uint64_t last = 0;
+  for (int i = 0; i < 70'000; ++i) {
+    uint64_t t = clock.tick();
+    ASSERT_GT(t, last);
+    last = t;
+  }
+  EXPECT_EQ(hlc::millis(last), kNow + 1);
+}
+
+TEST(HybridClock, ObservedTimestampsMoveItForward) {
+  ManualClock wall(kNow);
+  HybridClock clock(wall, 0);
+  uint64_t remote = hlc::make(kNow + 5'000, 7);
+  ASSERT_TRUE(clock.observe(remote, 3'600'000));
+  EXPECT_GT(clock.tick(), remote);
+}
+
+TEST(HybridClock, RefusesTimestampsBeyondTheSkewLimitUntilItCatchesUp) {
+  ManualClock wall(kNow);
+  HybridClock clock(wall, 0);
+  uint64_t remote = hlc::make(kNow + 2 * 3'600'000, 0);
+  Status s = clock.observe(remote, 3'600'000);
+  EXPECT_EQ(s.code(), Status::Code::kRefused);
+  EXPECT_LT(clock.high_water(), remote) << "a refused timestamp leaves the clock alone";
+  wall.advance(3'600'000);
+  EXPECT_TRUE(clock.observe(remote, 3'600'000));
+}
+
+TEST(HybridClock, HighWaterMarkSurvivesRestartWithClockBehind) {
+  TempDir tmp;
+  std::string dir = tmp.sub("n");
+  ManualClock wall(kNow);
+  InitOptions init;
+  init.dir = dir;
+  init.clock = &wall;
+  ASSERT_TRUE(Node::init(init));
+  NodeOptions o;
+  o.dir = dir;
+  o.clock = &wall;
+  UpdateId first;
+  {
+    auto node = Node::open(o);
+    ASSERT_TRUE(node);
+    first = *(*node)->call("set", Value(Map{{"path", Value("a")}, {"value", Value(1)}}));
+  }
+  wall.set(kNow - 3'600'000);  // the machine restarts with its clock an hour behind
+  auto node = Node::open(o);
+  ASSERT_TRUE(node);
+  auto second = (*node)->call("set", Value(Map{{"path", Value("a")}, {"value", Value(2)}}));
+  ASSERT_TRUE(second);
+  EXPECT_GT(*second, first);
+}
+
+// Builds an encoded update of `origin`.
+EncodedUpdate make_update(OriginId origin, uint64_t seq, int64_t ms, const std::string& method, const Value& arg) {
+  UpdateId id{hlc::make(ms, 0), origin};
+  return {id, encode_body(seq, method, encode_msgpack(arg))};
+}
+
+Value set_arg(const std::string& path, Value v) { return Value(Map{{"path", Value(path)}, {"value", std::move(v)}}); }
+
+struct NodeFixture : ::testing::Test {
+  TempDir tmp;
+  ManualClock wall{kNow + 1'000'000};
+  std::string dir = tmp.sub("n");
+
+  std::unique_ptr<Node> open(size_t undo_window, uint64_t checkpoint_interval) {
+    NodeOptions o;
+    o.dir = dir;
+    o.clock = &wall;
+    o.undo_window = undo_window;
+    o.checkpoint_interval = checkpoint_interval;
+    auto n = Node::open(o);
+    EXPECT_TRUE(n) << n.status().message();
+    return std::move(n).value();
+  }
+  void SetUp() override {
+    InitOptions init;
+    init.dir = dir;
+    init.clock = &wall;
+    ASSERT_TRUE(Node::init(init));
+  }
+  // The hash of replaying `updates` in key order into a fresh directory.
+  std::string reference_hash(std::vector<EncodedUpdate> updates) {
+    std::sort(updates.begin(), updates.end(), [](auto& a, auto& b) { return a.id < b.id; });
+    std::string ref_dir = tmp.sub("ref");
+    InitOptions init;
+    init.dir = ref_dir;
+    init.clock = &wall;
+    EXPECT_TRUE(Node::init(init));
+    NodeOptions o;
+    o.dir = ref_dir;
+    o.clock = &wall;
+    auto node = std::move(Node::open(o)).value();
+    auto r = node->ingest(updates);
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r->accepted, updates.size());
+    return node->state_hash();
+  }
+};
+
+TEST_F(NodeFixture, LateUpdateWithinTheUndoWindowGivesTheInOrderState) {
+  // Origin 1 writes a..j; origin 2's update sorts between them but arrives last.
+  std::vector<EncodedUpdate> all;
+  for (int i = 0; i < 10; ++i)
+    all.push_back(make_update(1, static_cast<uint64_t>(i + 1), kNow + i * 10, "set", set_arg("x", Value(i))));
+  EncodedUpdate late = make_update(2, 1, kNow + 45, "inc", Value(Map{{"path", Value("x")}, {"by", Value(100)}}));
+  std::vector<EncodedUpdate> with_late = all;
+  with_late.push_back(late);
+  std::string expected = reference_hash(with_late);
+
+  auto node = open(/*undo_window=*/64, /*checkpoint_interval=*/1'000'000);
+  ASSERT_TRUE(node->ingest(all));
+  ASSERT_TRUE(node->ingest({late}));
+  EXPECT_EQ(node->state_hash(), expected);
+  node->read([](const State& s) { EXPECT_EQ(s.get({"x"})->as_int(), 9) << "later sets win over the late inc"; });
+}
+
+TEST_F(NodeFixture, LateUpdateBeyondTheUndoWindowReloadsFromACheckpoint) {
+  std::vector<EncodedUpdate> all;
+  for (int i = 0; i < 200; ++i)
+    all.push_back(make_update(1, static_cast<uint64_t>(i + 1), kNow + i * 10, "inc",
+                              Value(Map{{"path", Value("n")}, {"by", Value(1)}})));
+  EncodedUpdate late = make_update(2, 1, kNow + 15, "set", set_arg("n", Value(1000)));
+  std::vector<EncodedUpdate> with_late = all;
+  with_late.push_back(late);
+  std::string expected = reference_hash(with_late);
+
+  auto node = open(/*undo_window=*/4, /*checkpoint_interval=*/20);
+  for (size_t i = 0; i < all.size(); i += 10)
+    ASSERT_TRUE(node->ingest(std::vector<EncodedUpdate>(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 10)));
+  ASSERT_TRUE(node->ingest({late}));
+  EXPECT_EQ(node->state_hash(), expected);
+  node->read([](const State& s) { EXPECT_EQ(s.get({"n"})->as_int(), 1000 + 198); });
+  ASSERT_TRUE(node->close());
+  auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems[0]);
+}
+
+TEST_F(NodeFixture, StoringBelowACheckpointCutDeletesItAndNewerOnes) {
+  std::vector<EncodedUpdate> all;
+  for (int i = 0; i < 100; ++i)
+    all.push_back(make_update(1, static_cast<uint64_t>(i + 1), kNow + 100 + i * 10, "set", set_arg("k" + std::to_string(i % 7), Value(i))));
+  {
+    auto node = open(/*undo_window=*/2, /*checkpoint_interval=*/10);
+    for (size_t i = 0; i < all.size(); i += 10)
+      ASSERT_TRUE(node->ingest(std::vector<EncodedUpdate>(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 10)));
+  }
+  auto log = UpdateLog::open(dir, {});
+  ASSERT_TRUE(log);
+  std::vector<UpdateId> cuts;
+  for (auto& [cut, _] : (*log)->begin_read()->checkpoints()) cuts.push_back(cut);
+  ASSERT_GE(cuts.size(), 2u);
+  // An update of a new origin sorting below the newest cut, stored directly.
+  UpdateId below{cuts.front().hlc - 1, 9};
+  {
+    auto txn = (*log)->begin_write();
+    ASSERT_TRUE(txn->put_update(below, 1, encode_body(1, "set", encode_msgpack(set_arg("z", Value(1))))));
+    ASSERT_TRUE(txn->commit());
+  }
+  for (auto& [cut, _] : (*log)->begin_read()->checkpoints()) EXPECT_LT(cut, below) << "stale checkpoint left behind";
+}
+
+TEST_F(NodeFixture, RestartFromCheckpointEqualsReplayFromScratch) {
+  std::vector<EncodedUpdate> all;
+  for (int i = 0; i < 500; ++i)
+    all.push_back(make_update(1 + static_cast<OriginId>(i % 3), static_cast<uint64_t>(i / 3 + 1), kNow + i, "set",
+                              set_arg("k" + std::to_string(i % 50), Value(i))));
+  std::string before;
+  {
+    auto node = open(/*undo_window=*/16, /*checkpoint_interval=*/50);
+    for (size_t i = 0; i < all.size(); i += 25)
+      ASSERT_TRUE(node->ingest(std::vector<EncodedUpdate>(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 25)));
+    before = node->state_hash();
+  }
+  NodeOptions o;
+  o.dir = dir;
+  auto reader = Node::open_read_only(o);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ((*reader)->state_hash(), before);
+  auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok());
+  EXPECT_GT(report->checkpoints_checked, 0u);
+  EXPECT_EQ(report->scratch_hash, before);
+}
+
+TEST_F(NodeFixture, CheckpointOfOtherMethodsIsNotUsed) {
+  {
+    auto node = open(2, 5);
+    for (int i = 0; i < 30; ++i) ASSERT_TRUE(node->call("set", set_arg("a", Value(i))));
+  }
+  // A newer replog knows one more method: its digest differs, so it replays from scratch.
+  auto methods = std::make_shared<MethodRegistry>(MethodRegistry::with_builtins());
+  ASSERT_TRUE(methods->add("double", "1", double_method));
+  NodeOptions o;
+  o.dir = dir;
+  o.methods = methods;
+  auto node = Node::open_read_only(o);
+  ASSERT_TRUE(node);
+  (*node)->read([](const State& s) { EXPECT_EQ(s.get({"a"})->as_int(), 29); });
+}
+
+TEST_F(NodeFixture, UnknownMethodIsKeptAndReplayedOnceKnown) {
+  std::vector<EncodedUpdate> ups = {make_update(5, 1, kNow, "set", set_arg("a", Value(3))),
+                                    make_update(5, 2, kNow + 1, "double", Value(Map{{"path", Value("a")}}))};
+  {
+    auto node = open(8, 100);
+    auto r = node->ingest(ups);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->accepted, 2u) << "an unknown method is never a reason to refuse";
+    node->read([](const State& s) {
+      EXPECT_EQ(s.unknown_method_updates(), 1u);
+      EXPECT_EQ(s.get({"a"})->as_int(), 3);
+    });
+  }
+  auto methods = std::make_shared<MethodRegistry>(MethodRegistry::with_builtins());
+  ASSERT_TRUE(methods->add("double", "1", double_method));
+  NodeOptions o;
+  o.dir = dir;
+  o.methods = methods;
+  auto node = Node::open_read_only(o);
+  ASSERT_TRUE(node);
+  (*node)->read([](const State& s) {
+    EXPECT_EQ(s.unknown_method_updates(), 0u);
+    EXPECT_EQ(s.get({"a"})->as_int(), 6);
+  });
+}
+
+TEST_F(NodeFixture, UniqueConflictFromWorkingApartIsRecordedAndResolved) {
+  std::string schema = R"({"records": {"Task": {"fields": {"title": "string"}, "required": ["title"], "unique": ["title"]}}})";
+  auto node = open(64, 1000);
+  ASSERT_TRUE(node->call("schema", Value(Map{{"document", *parse_typed_json(schema)}})));
+  // This node creates t1 "ship"; another device created t2 "ship" earlier while apart.
+  wall.advance(10);
+  auto mine = node->call("create", *parse_typed_json(R"({"type":"Task","id":"t1","fields":{"title":"ship"}})"));
+  ASSERT_TRUE(mine);
+  EncodedUpdate theirs =
+      make_update(77, 1, hlc::millis(mine->hlc) - 1, "create",
+                  *parse_typed_json(R"({"type":"Task","id":"t2","fields":{"title":"ship"}})"));
+  ASSERT_TRUE(node->ingest({theirs}));
+  UpdateId skipped;
+  node->read([&](const State& s) {
+    ASSERT_EQ(s.conflicts().size(), 1u);
+    const Conflict& c = s.conflicts().begin()->second;
+    EXPECT_EQ(c.skipped, *mine) << "the later update is the one skipped";
+    EXPECT_EQ(c.kind, ConflictKind::kUnique);
+    ASSERT_EQ(c.involved.size(), 1u);
+    EXPECT_EQ(c.involved[0], theirs.id);
+    EXPECT_EQ(s.get({"Task", "t1"}), nullptr);
+    ASSERT_NE(s.get({"Task", "t2"}), nullptr);
+    skipped = c.skipped;
+  });
+  // A person fixes the data, then closes the conflict.
+  ASSERT_TRUE(node->call("create", *parse_typed_json(R"j({"type":"Task","id":"t1","fields":{"title":"ship (mine)"}})j")));
+  ASSERT_TRUE(node->call("resolve", Value(Map{{"update", Value(skipped.to_string())}})));
+  node->read([](const State& s) { EXPECT_TRUE(s.conflicts().empty()); });
+  auto again = node->call("resolve", Value(Map{{"update", Value(skipped.to_string())}}));
+  EXPECT_FALSE(again) << "resolving a closed conflict is refused at the keyboard";
+}
+
+TEST_F(NodeFixture, FailedLocalCallStoresNothing) {
+  auto node = open(64, 1000);
+  ASSERT_TRUE(node->call("set", set_arg("n", Value(INT64_MAX))));
+  auto r = node->call("inc", Value(Map{{"path", Value("n")}, {"by", Value(1)}}));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.status().message().find("overflow"), std::string::npos);
+  NodeInfo info = node->info();
+  EXPECT_EQ(info.updates, 1u);
+  EXPECT_EQ(info.vector.at(node->node_id()).seq, 1u);
+  auto next = node->call("set", set_arg("m", Value(1)));
+  ASSERT_TRUE(next);
+  EXPECT_EQ(node->info().vector.at(node->node_id()).seq, 2u) << "no seq was used by the refused call";
+}
+
+}  // namespace
+}  // namespace replog
