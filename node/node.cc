@@ -242,15 +242,15 @@ Status Node::close() {
 
 // --- state loading and replay ---------------------------------------------------
 
-// Rebuilds state from the newest usable checkpoint below `below` (and, with
-// at_millis, not after that time), then replays the tail up to the head.
+// Rebuilds state from the newest usable checkpoint (not after at_millis, when
+// given), then replays the tail up to the head (or up to at_millis).
 Status Node::load(LogTxn& txn, std::optional<int64_t> at_millis) {
-  return reload_state(txn, at_millis ? UpdateId{hlc::make(*at_millis + 1, 0), 0} : UpdateId{UINT64_MAX, UINT64_MAX});
+  return load_state(txn, at_millis ? UpdateId{hlc::make(*at_millis + 1, 0), 0} : UpdateId{UINT64_MAX, UINT64_MAX},
+                    at_millis);
 }
 
-Status Node::reload_state(LogTxn& txn, const UpdateId& below) {
-  std::optional<int64_t> at_millis;
-  if (below.hlc != UINT64_MAX) at_millis = hlc::millis(below.hlc) - 1;
+// The same from the newest usable checkpoint whose cut sorts below `below`.
+Status Node::load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis) {
   const std::string digest = methods_->digest();
   for (auto& [cut, bytes] : txn.checkpoints()) {
     if (!(cut < below)) continue;
@@ -259,10 +259,10 @@ Status Node::reload_state(LogTxn& txn, const UpdateId& below) {
     auto state = State::decode(cp->state_bytes);
     if (!state) continue;
     replayer_.reset(std::move(state).value(), cut, cp->vector);
-    return replay_from(txn, cut, std::nullopt);
+    return replay_from(txn, cut, at_millis);
   }
   replayer_.reset(State(), std::nullopt, {});
-  return replay_from(txn, std::nullopt, std::nullopt);
+  return replay_from(txn, std::nullopt, at_millis);
 }
 
 Status Node::replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis) {
@@ -442,7 +442,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
         replayer_.rollback_to(accepted.front().id);
         fatal = replay_from(txn, replayer_.last_applied(), std::nullopt);
       } else {
-        fatal = reload_state(txn, accepted.front().id);
+        fatal = load_state(txn, accepted.front().id, std::nullopt);
       }
       since_checkpoint_ += accepted.size();
     }
@@ -489,7 +489,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
     txn.abort();
     auto read = log_->begin_read();
     if (read) {
-      (void)reload_state(*read, UpdateId{UINT64_MAX, UINT64_MAX});
+      (void)load(*read, std::nullopt);
       auto self = read->vector_entry(node_id_);
       own_seq_ = self ? self->seq : 0;
     }

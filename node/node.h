@@ -104,7 +104,7 @@ class Node {
   explicit Node(const NodeOptions& options);
   Status load(LogTxn& txn, std::optional<int64_t> at_millis);
   Status replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis);
-  Status reload_state(LogTxn& txn, const UpdateId& before);
+  Status load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis);
   void writer_loop();
   void process(std::vector<std::shared_ptr<Request>>& batch);
   Status write_checkpoint();

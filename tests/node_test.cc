@@ -238,6 +238,22 @@ TEST_F(NodeFixture, RestartFromCheckpointEqualsReplayFromScratch) {
   EXPECT_EQ(report->scratch_hash, before);
 }
 
+TEST_F(NodeFixture, StateAtATimeFoldsOnlyUpdatesUpToIt) {
+  {
+    auto node = open(/*undo_window=*/2, /*checkpoint_interval=*/3);
+    for (int i = 0; i < 20; ++i)
+      ASSERT_TRUE(node->ingest({make_update(3, static_cast<uint64_t>(i + 1), kNow + i * 1000, "set", set_arg("v", Value(i)))}));
+  }
+  NodeOptions o;
+  o.dir = dir;
+  auto at = Node::open_read_only(o, kNow + 5 * 1000);
+  ASSERT_TRUE(at);
+  (*at)->read([](const State& s) { EXPECT_EQ(s.get({"v"})->as_int(), 5); });
+  auto head = Node::open_read_only(o);
+  ASSERT_TRUE(head);
+  (*head)->read([](const State& s) { EXPECT_EQ(s.get({"v"})->as_int(), 19); });
+}
+
 TEST_F(NodeFixture, CheckpointOfOtherMethodsIsNotUsed) {
   {
     auto node = open(2, 5);

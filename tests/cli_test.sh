@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The replog program as a person uses it: every command's --help, one-line
+# errors with a non-zero exit, the offline flow, export/import between two
+# nodes, the directory lock, options from the environment and a config file.
+# Usage: cli_test.sh PATH_TO_REPLOG
+set -uo pipefail
+R=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# expect_error CMD...: must exit non-zero with exactly one line on stderr, nothing on stdout.
+expect_error() {
+  local out err code
+  out=$("$@" 2>"$tmp/err"); code=$?
+  err=$(cat "$tmp/err")
+  [ $code -ne 0 ] || fail "expected failure: $*"
+  [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [ -n "$err" ] || fail "expected one error line from: $* (got: $err)"
+  [ -z "$out" ] || fail "expected no stdout from: $* (got: $out)"
+  echo "$err"
+}
+
+# --help everywhere
+$R --help >/dev/null || fail "replog --help"
+for c in init call state log conflicts resolve status verify export import value; do
+  $R $c --help | grep -q "usage: replog $c" || fail "$c --help"
+done
+expect_error $R frobnicate >/dev/null
+
+cat > "$tmp/schema.json" <<'JSON'
+{"enums": {"Color": ["Red", "Green"]},
+ "records": {"Task": {"fields": {"title": "string", "due": "time", "color": "Color"},
+                      "required": ["title"], "unique": ["title"]}}}
+JSON
+A=$tmp/a B=$tmp/b
+$R init --data "$A" --schema "$tmp/schema.json" >/dev/null || fail "init a"
+expect_error $R init --data "$A" | grep -q "already holds" || fail "init twice"
+cluster=$($R status --data "$A" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster_id"])')
+$R init --data "$B" --cluster "$cluster" --schema "$tmp/schema.json" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["cluster_id"]' \
+  || fail "init --cluster --json"
+
+$R call --data "$A" create '{"type":"Task","id":"t1","fields":{"title":"ship","due":{"$time":"2026-12-01T09:00:00Z"},"color":{"$enum":"Color.Green"}}}' >/dev/null \
+  || fail "create t1"
+[ "$($R state --data "$A" --path Task.t1.due)" = '{
+  "$time": "2026-12-01T09:00:00Z"
+}' ] || fail "time comes back typed"
+[ "$($R state --data "$A" --path Task.t1.color --info)" = '"Green"' ] || fail "info JSON enum"
+
+# one-line errors, nothing stored
+before=$($R state --data "$A" --hash)
+expect_error $R call --data "$A" create '{"type":"Task","id":"t2","fields":{"title":"ship"}}' | grep -q "Task.t2.title" || fail "unique refused with path"
+expect_error $R call --data "$A" create '{"type":"Task","id":"t3","fields":{"title":"x","color":{"$enum":"Color.Blue"}}}' \
+  | grep -q "Task.t3.color: unknown enum member Color.Blue" || fail "unknown enum refused with path"
+expect_error $R call --data "$A" nosuch '{}' | grep -q "unknown method nosuch" || fail "unknown method"
+expect_error $R call --data "$A" set '{"path": "a", ' | grep -q "malformed JSON" || fail "malformed JSON"
+expect_error $R call --data "$A" set '{"path":"a","value":{"$time":"soon"}}' | grep -q "value: not an ISO-8601 time" || fail "bad time path"
+expect_error $R state >/dev/null
+expect_error $R state --data "$tmp/none" | grep -q "no such data directory" || fail "missing dir"
+expect_error $R resolve --data "$A" 00000000000000000000000000000001 | grep -q "no open conflict" || fail "resolve closed"
+[ "$($R state --data "$A" --hash)" = "$before" ] || fail "refused calls changed state"
+
+# the directory lock: a second writer is refused at once, readers are not
+flock -x "$A/LOCK" -c 'sleep 3' & sleep 0.3
+expect_error $R call --data "$A" set '{"path":"x","value":1}' | grep -q "in use by another writer" || fail "lock"
+$R state --data "$A" --hash >/dev/null || fail "reader blocked by the lock"
+wait
+
+# working apart, then exchanging logs: same hash on both, a conflict surfaced
+$R call --data "$B" create '{"type":"Task","id":"t9","fields":{"title":"ship"}}' >/dev/null || fail "create on b"
+$R call --data "$A" set '{"path":"counter","value":1}' >/dev/null
+$R export --data "$A" > "$tmp/a.mpk" || fail "export a"
+$R export --data "$B" --format jsonl "$tmp/b.jsonl" || fail "export b"
+$R import --data "$B" "$tmp/a.mpk" >/dev/null || fail "import a into b"
+$R import --data "$A" < "$tmp/b.jsonl" >/dev/null || fail "import b into a"
+ha=$($R state --data "$A" --hash) hb=$($R state --data "$B" --hash)
+[ "$ha" = "$hb" ] || fail "hashes differ after exchange: $ha $hb"
+$R conflicts --data "$A" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["conflicts"]) == 1 and d["conflicts"][0]["kind"] == "unique", d' \
+  || fail "conflict listed"
+$R import --data "$A" "$tmp/b.jsonl" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["accepted"] == 0 and d["duplicates"] > 0, d' \
+  || fail "importing twice changes nothing"
+[ "$($R state --data "$A" --hash)" = "$ha" ] || fail "second import changed state"
+
+# resolve the conflict after fixing the data
+skipped=$($R conflicts --data "$A" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["conflicts"][0]["update"])')
+$R call --data "$A" update '{"type":"Task","id":"t1","fields":{"title":"ship (a)"}}' >/dev/null 2>&1 || true
+$R resolve --data "$A" "$skipped" >/dev/null || fail "resolve"
+$R conflicts --data "$A" | grep -q "no open conflicts" || fail "conflict closed"
+
+# log, status, verify, state --at, --json forms
+$R log --data "$A" --json | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' || fail "log --json"
+[ "$($R log --data "$A" --limit 2 | wc -l)" -eq 2 ] || fail "log --limit"
+$R status --data "$A" | grep -q "^vector" || fail "status"
+$R verify --data "$A" | grep -q "^ok" || fail "verify"
+[ "$($R state --data "$A" --at 2000-01-01T00:00:00Z --info)" = "{}" ] || fail "state --at before everything"
+
+# options from the environment and a config file
+REPLOG_DATA="$A" $R state --hash >/dev/null || fail "REPLOG_DATA"
+printf 'data = %s\n' "$A" > "$tmp/replog.conf"
+$R state --config "$tmp/replog.conf" --hash >/dev/null || fail "--config"
+
+if [ $failures -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
+echo "all CLI checks passed"
