@@ -335,6 +335,57 @@ Result<Value> decode_whole(std::string_view bytes, const Limits& lim) {
 }  // namespace
 
 Result<Value> decode_msgpack(std::string_view bytes) { return decode_whole(bytes, kProtocolLimits); }
+
+namespace {
+class BoundsChecker : public msgpack::null_visitor {
+ public:
+  BoundsChecker(uint64_t budget, size_t max_depth) : budget_(budget), max_depth_(max_depth) {}
+  bool start_array(uint32_t n) { return enter(n); }
+  bool end_array() { return leave(); }
+  bool start_map(uint32_t n) { return enter(uint64_t{n} * 2); }
+  bool end_map() { return leave(); }
+  void parse_error(size_t, size_t) { failed = true; }
+  void insufficient_bytes(size_t, size_t) { failed = true; }
+  bool failed = false;
+  std::string why;
+
+ private:
+  bool enter(uint64_t elements) {
+    if (++depth_ > max_depth_) return fail("nesting deeper than allowed");
+    if (elements > budget_) return fail("declares more elements than the input holds");
+    budget_ -= elements;
+    return true;
+  }
+  bool leave() {
+    --depth_;
+    return true;
+  }
+  bool fail(const char* w) {
+    why = w;
+    failed = true;
+    return false;
+  }
+  uint64_t budget_;
+  size_t max_depth_;
+  size_t depth_ = 0;
+};
+}  // namespace
+
+Status precheck_msgpack(std::string_view bytes, size_t max_depth) {
+  if (bytes.empty()) return Status::corruption("empty MessagePack input");
+  BoundsChecker checker(bytes.size(), max_depth);
+  size_t off = 0;
+  bool ok = false;
+  try {
+    ok = msgpack::parse(bytes.data(), bytes.size(), off, checker);
+  } catch (const std::exception& e) {
+    return Status::corruption(std::string("malformed MessagePack: ") + e.what());
+  }
+  if (!checker.why.empty()) return Status::corruption(checker.why);
+  if (!ok || checker.failed) return Status::corruption("malformed MessagePack");
+  if (off != bytes.size()) return Status::corruption("trailing bytes after MessagePack value");
+  return Status::ok();
+}
 Result<Value> decode_msgpack_local(std::string_view bytes) { return decode_whole(bytes, kLocalLimits); }
 
 }  // namespace replog

@@ -40,4 +40,10 @@ Result<Value> decode_msgpack_local(std::string_view bytes);
 // Decodes one value starting at `offset` and advances it past the value.
 Result<Value> decode_msgpack_prefix(std::string_view bytes, size_t& offset);
 
+// Checks, without allocating, that `bytes` is exactly one well-formed
+// MessagePack object no deeper than `max_depth` whose declared container
+// counts add up to no more than its length. Run before handing untrusted bytes
+// to msgpack-c's object unpacker, which allocates a declared count up front.
+Status precheck_msgpack(std::string_view bytes, size_t max_depth);
+
 }  // namespace replog

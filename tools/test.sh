@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ./tools/deps.sh
 
 jobs=$(nproc)
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREPLOG_BUILD_BENCH=ON -DREPLOG_NODE_SUITES=ON >/dev/null
 cmake --build build --parallel "$jobs"
 
 fuzz_seconds=${REPLOG_FUZZ_SECONDS:-30}
