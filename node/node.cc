@@ -292,6 +292,29 @@ std::string Node::state_hash() const {
   return replayer_.state().hash_hex();
 }
 
+Result<std::vector<EncodedUpdate>> Node::read_range(OriginId origin, uint64_t from, uint64_t max_count,
+                                                    size_t max_bytes) const {
+  auto txn = log_->begin_read();
+  if (!txn) return txn.status();
+  std::vector<EncodedUpdate> out;
+  size_t bytes = 0;
+  for (uint64_t seq = from; out.size() < max_count && (out.empty() || bytes < max_bytes); ++seq) {
+    auto id = txn->id_of(origin, seq);
+    if (!id) break;
+    auto body = txn->body(*id);
+    if (!body) return Status::corruption("seq index of " + hex16(origin) + " #" + std::to_string(seq) + " points nowhere");
+    if (!out.empty() && bytes + body->size() > max_bytes) break;
+    bytes += body->size();
+    out.push_back({*id, std::move(*body)});
+  }
+  return out;
+}
+
+VersionVector Node::vector() const {
+  auto txn = log_->begin_read();
+  return txn ? txn->vector() : VersionVector{};
+}
+
 NodeInfo Node::info() const {
   NodeInfo info;
   info.node_id = node_id_;
@@ -382,6 +405,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
     LogTxn& txn = *txn_or;
     Status fatal;  // an LMDB error: the transaction is unusable
     std::vector<Update> accepted;
+    std::vector<EncodedUpdate> committed;  // for the commit listener, in commit order
     auto forks = txn.forks();
 
     // Received updates first: local calls get later timestamps anyway.
@@ -428,6 +452,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
           if (Status s = txn.put_meta(kMetaWritesBlocked, why); !s) { fatal = s; break; }
         }
         ++rep.accepted;
+        if (commit_listener_) committed.push_back({eu.id, eu.body});
         accepted.push_back(std::move(u).value());
       }
     }
@@ -476,6 +501,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
       }
       if (Status s = txn.put_update(id, u.seq, u.body); !s) { fatal = s; break; }
       own_seq_ = u.seq;
+      if (commit_listener_) committed.push_back({id, u.body});
       req->id = id;
       req->status = Status::ok();
       ++since_checkpoint_;
@@ -483,7 +509,10 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
 
     if (fatal.is_ok()) fatal = txn.put_meta(kMetaHlc, u64_be(hlc_->high_water()));
     if (fatal.is_ok()) fatal = txn.commit();
-    if (fatal.is_ok()) return;
+    if (fatal.is_ok()) {
+      if (commit_listener_ && !committed.empty()) commit_listener_(committed);
+      return;
+    }
 
     // Nothing of this batch is stored: put state back to what the log holds.
     txn.abort();

@@ -92,6 +92,19 @@ class Node {
   // Writes a checkpoint and stops the writer. Called by the destructor too.
   Status close();
 
+  // Called by the writer thread after each commit with the updates it stored
+  // (local calls and received ones), in commit order. Must not block.
+  // REQUIRES: set before the first call()/ingest().
+  using CommitListener = std::function<void(const std::vector<EncodedUpdate>&)>;
+  void set_commit_listener(CommitListener listener) { commit_listener_ = std::move(listener); }
+
+  // Updates of `origin` from seq `from` on, at most `max_count` and stopping
+  // once `max_bytes` of bodies are gathered (always at least one when held).
+  Result<std::vector<EncodedUpdate>> read_range(OriginId origin, uint64_t from, uint64_t max_count,
+                                                size_t max_bytes) const;
+  VersionVector vector() const;
+  const std::string& cluster_id() const { return cluster_id_; }
+
   void read(const std::function<void(const State&)>& fn) const;
   std::string state_hash() const;
   NodeInfo info() const;
@@ -135,6 +148,7 @@ class Node {
   bool stopping_ = false;                        // guarded by queue_mu_
   std::thread writer_;
   bool closed_ = false;
+  CommitListener commit_listener_;
 };
 
 // Writes a checkpoint of `state` (the fold up to `cut`, with the per-origin

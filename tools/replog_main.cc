@@ -11,7 +11,11 @@
 #include <msgpack.hpp>
 #include <nlohmann/json.hpp>
 
+#include <csignal>
+
+#include "node/daemon.h"
 #include "node/hlc.h"
+#include "node/local_api.h"
 #include "node/verify.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
@@ -27,6 +31,15 @@ namespace {
 json to_json_value(const Value& v) { return json::parse(to_typed_json(v)); }
 
 std::unique_ptr<Node> open_writer(const Options& o) { return unwrap(Node::open(o.node_options())); }
+
+// The running node's local API, when a daemon holds the data directory.
+zmq::context_t& api_context() {
+  static zmq::context_t context(1);
+  return context;
+}
+std::unique_ptr<ApiClient> running_node(const Options& o) {
+  return ApiClient::connect_if_running(o.node_options().dir, api_context());
+}
 std::unique_ptr<Node> open_reader(const Options& o, std::optional<int64_t> at = std::nullopt) {
   return unwrap(Node::open_read_only(o.node_options(), at));
 }
@@ -107,6 +120,10 @@ int cmd_call(const std::vector<std::string>& args) {
   std::string text = o.get<std::string>("arg");
   if (text == "-") text = read_stdin();
   Value arg = unwrap(parse_typed_json(text));
+  if (auto api = running_node(o)) {
+    Value r = unwrap(api->request("call", Value(Map{{"method", Value(o.get<std::string>("method"))}, {"arg", arg}})));
+    return print_call(o, unwrap(UpdateId::parse(r.find("id") ? r.find("id")->as_string() : "")));
+  }
   auto node = open_writer(o);
   UpdateId id = unwrap(node->call(o.get<std::string>("method"), arg));
   check(node->close());
@@ -119,8 +136,13 @@ int cmd_resolve(const std::vector<std::string>& args) {
   o.positional("update", 1);
   if (!o.parse(args)) return 0;
   UpdateId target = unwrap(UpdateId::parse(o.get<std::string>("update")));
+  Value arg(Map{{"update", Value(target.to_string())}});
+  if (auto api = running_node(o)) {
+    Value r = unwrap(api->request("call", Value(Map{{"method", Value("resolve")}, {"arg", arg}})));
+    return print_call(o, unwrap(UpdateId::parse(r.find("id") ? r.find("id")->as_string() : "")));
+  }
   auto node = open_writer(o);
-  UpdateId id = unwrap(node->call("resolve", Value(Map{{"update", Value(target.to_string())}})));
+  UpdateId id = unwrap(node->call("resolve", arg));
   check(node->close());
   return print_call(o, id);
 }
@@ -135,6 +157,21 @@ int cmd_state(const std::vector<std::string>& args) {
   if (!o.parse(args)) return 0;
   std::optional<int64_t> at;
   if (o.has("at")) at = unwrap(parse_iso8601(o.get<std::string>("at"))).to_millis();
+  if (!at) {
+    if (auto api = running_node(o)) {
+      if (o.has("hash")) {
+        std::string hash = unwrap(api->request("hash", Value())).as_string();
+        std::cout << (o.json() ? json{{"hash", hash}}.dump() : hash) << "\n";
+        return 0;
+      }
+      Map arg;
+      if (o.has("path")) arg["path"] = Value(o.get<std::string>("path"));
+      if (o.has("info")) arg["info"] = Value(true);
+      Value v = unwrap(api->request("state", Value(std::move(arg))));
+      std::cout << (o.has("info") ? json::parse(v.as_string()).dump(2) : to_typed_json(v, 2)) << "\n";
+      return 0;
+    }
+  }
   auto node = open_reader(o, at);
   node->read([&](const State& state) {
     if (o.has("hash")) {
@@ -221,38 +258,98 @@ int cmd_conflicts(const std::vector<std::string>& args) {
   return 0;
 }
 
+Value status_of(const Options& o) {
+  if (auto api = running_node(o)) return unwrap(api->request("status", Value()));
+  return node_status(*open_reader(o), Value(List{}));
+}
+
 int cmd_status(const std::vector<std::string>& args) {
   Options o("status", "--data DIR");
   if (!o.parse(args)) return 0;
-  auto node = open_reader(o);
-  NodeInfo info = node->info();
-  size_t conflicts = 0;
-  uint64_t unknown = 0;
-  std::string hash;
-  node->read([&](const State& s) {
-    conflicts = s.conflicts().size();
-    unknown = s.unknown_method_updates();
-    hash = s.hash_hex();
-  });
+  Value st = status_of(o);
   if (o.json()) {
-    json vector = json::object(), forks = json::object();
-    for (const auto& [origin, e] : info.vector) vector[hex16(origin)] = e.seq;
-    for (const auto& [origin, r] : info.forks) forks[hex16(origin)] = r;
-    std::cout << json{{"node_id", hex16(info.node_id)}, {"cluster_id", info.cluster_id}, {"updates", info.updates},
-                      {"vector", vector}, {"conflicts", conflicts}, {"forks", forks},
-                      {"unknown_method_updates", unknown}, {"writes_blocked", info.writes_blocked},
-                      {"state_hash", hash}}
-                     .dump(2)
-              << "\n";
+    std::cout << json::parse(to_info_json(st)).dump(2) << "\n";
     return 0;
   }
-  std::cout << "node       " << hex16(info.node_id) << "\ncluster    " << info.cluster_id << "\nupdates    "
-            << info.updates << "\nconflicts  " << conflicts << "\nstate hash " << hash << "\nvector\n";
-  for (const auto& [origin, e] : info.vector)
-    std::cout << "  " << hex16(origin) << "  " << e.seq << (origin == info.node_id ? "  (this node)" : "") << "\n";
-  for (const auto& [origin, r] : info.forks) std::cout << "fork: " << r << "\n";
-  if (unknown) std::cout << "state incomplete: " << unknown << " updates need a newer replog\n";
-  if (info.writes_blocked) std::cout << "writes blocked: " << info.writes_blocked_reason << "\n";
+  auto str = [&](const char* k) { return st.find(k) && st.find(k)->is_string() ? st.find(k)->as_string() : ""; };
+  auto num = [&](const char* k) { return st.find(k) && st.find(k)->is_int() ? st.find(k)->as_int() : 0; };
+  std::cout << "node       " << str("node_id") << "\ncluster    " << str("cluster_id") << "\nupdates    "
+            << num("updates") << "\nconflicts  " << num("conflicts") << "\nstate hash " << str("state_hash")
+            << "\nvector\n";
+  for (const auto& [origin, seq] : st.find("vector")->as_map())
+    std::cout << "  " << origin << "  " << seq.as_int() << (origin == str("node_id") ? "  (this node)" : "") << "\n";
+  for (const auto& [origin, r] : st.find("forks")->as_map()) std::cout << "fork: " << r.as_string() << "\n";
+  if (num("unknown_method_updates"))
+    std::cout << "state incomplete: " << num("unknown_method_updates") << " updates need a newer replog\n";
+  if (st.find("writes_blocked")->as_bool()) std::cout << "writes blocked: " << str("writes_blocked_reason") << "\n";
+  for (const auto& p : st.find("peers")->as_list()) {
+    int64_t lack = p.find("we_lack")->as_int(), they = p.find("they_lack")->as_int();
+    std::cout << "peer " << p.find("endpoint")->as_string() << "  "
+              << (!p.find("ready")->as_bool() ? "not connected"
+                  : lack == 0 && they == 0 ? "in sync"
+                  : "we lack " + std::to_string(lack) + ", they lack " + std::to_string(they))
+              << "\n";
+  }
+  return 0;
+}
+
+int cmd_peers(const std::vector<std::string>& args) {
+  Options o("peers", "--data DIR   (the running node's peers: in sync or behind by N, last seen)");
+  if (!o.parse(args)) return 0;
+  auto api = running_node(o);
+  if (!api) throw CommandError("no node is running on " + o.node_options().dir + " (start one with replog node)");
+  Value st = unwrap(api->request("status", Value()));
+  const List& peers = st.find("peers")->as_list();
+  if (o.json()) {
+    std::cout << json::parse(to_info_json(Value(peers))).dump(2) << "\n";
+    return 0;
+  }
+  SystemClock clock;
+  std::cout << "endpoint                      node              state                        last seen\n";
+  for (const auto& p : peers) {
+    int64_t lack = p.find("we_lack")->as_int(), they = p.find("they_lack")->as_int();
+    int64_t seen = p.find("last_seen_ms")->as_int();
+    std::string state = !p.find("ready")->as_bool() ? "not connected"
+                        : lack == 0 && they == 0    ? "in sync"
+                                                    : "we lack " + std::to_string(lack) + ", they " + std::to_string(they);
+    std::string ep = p.find("endpoint")->as_string();
+    std::cout << ep << std::string(ep.size() < 30 ? 30 - ep.size() : 1, ' ') << p.find("node_id")->as_string() << "  "
+              << state << std::string(state.size() < 29 ? 29 - state.size() : 1, ' ')
+              << (seen ? std::to_string((clock.now_millis() - seen) / 1000) + " s ago" : "never") << "\n";
+  }
+  return 0;
+}
+
+// --- node (the daemon) ---------------------------------------------------------------------
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) { g_stop.store(true); }
+
+int cmd_node(const std::vector<std::string>& args) {
+  Options o("node", "--data DIR --listen tcp://IP:PORT [--peer tcp://IP:PORT ...] --insecure");
+  o.add()("listen", po::value<std::string>(), "where peers connect (tcp://IP:PORT)")(
+      "advertise", po::value<std::string>(), "the endpoint peers should connect back to (default: the bound one)")(
+      "peer", po::value<std::vector<std::string>>()->composing(), "a peer: tcp://IP:PORT or KEY@tcp://IP:PORT (repeatable)")(
+      "insecure", "plain TCP, unencrypted (required until CURVE exists)")(
+      "log-level", po::value<std::string>()->default_value("info"), "error, warn, info or debug")(
+      "anti-entropy-ms", po::value<int64_t>()->default_value(1000), "interval of anti-entropy rounds (jittered)");
+  if (!o.parse(args)) return 0;
+  DaemonOptions d;
+  d.node = o.node_options();
+  if (o.has("listen")) d.listen = o.get<std::string>("listen");
+  if (o.has("advertise")) d.advertise = o.get<std::string>("advertise");
+  if (o.has("peer")) d.peers = o.get<std::vector<std::string>>("peer");
+  d.insecure = o.has("insecure");
+  d.anti_entropy_ms = o.get<int64_t>("anti-entropy-ms");
+  const std::string level = o.get<std::string>("log-level");
+  if (level == "error") d.log_level = 0;
+  else if (level == "warn") d.log_level = 1;
+  else if (level == "info") d.log_level = 2;
+  else if (level == "debug") d.log_level = 3;
+  else throw CommandError("--log-level must be error, warn, info or debug");
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  check(run_daemon(d, g_stop));
   return 0;
 }
 
@@ -457,7 +554,9 @@ const Command kCommands[] = {
     {"log", "list updates in replay order", cmd_log},
     {"conflicts", "list open conflicts and forks", cmd_conflicts},
     {"resolve", "close a conflict after fixing the data", cmd_resolve},
-    {"status", "node id, vector, counts, forks, unknown methods", cmd_status},
+    {"status", "node id, vector, counts, forks, unknown methods, peers", cmd_status},
+    {"peers", "the running node's peers: in sync or behind by N", cmd_peers},
+    {"node", "run the node: sync with peers over ZeroMQ, serve the local API", cmd_node},
     {"verify", "replay from scratch and check the log; non-zero exit on any mismatch", cmd_verify},
     {"export", "write updates as MessagePack or JSON lines", cmd_export},
     {"import", "read updates written by export (another node's too)", cmd_import},

@@ -1,0 +1,98 @@
+#include "node/daemon.h"
+
+#include <iostream>
+#include <mutex>
+#include <zmq.hpp>
+
+#include "node/local_api.h"
+#include "node/sync.h"
+#include "node/zmq_transport.h"
+#include "protocol/value.h"
+
+namespace replog {
+
+namespace {
+
+std::mutex log_mu;
+
+void log_line(int level, const std::string& line) {
+  static const char* names[] = {"error", "warn", "info", "debug"};
+  SystemClock clock;
+  std::lock_guard<std::mutex> l(log_mu);
+  std::cerr << format_iso8601(Time::from_millis(clock.now_millis())) << " " << names[std::clamp(level, 0, 3)] << " "
+            << line << std::endl;
+}
+
+}  // namespace
+
+Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
+  auto logger = [&](int level, const std::string& line) {
+    if (level <= options.log_level) log_line(level, line);
+  };
+  if (!options.insecure)
+    return Status::invalid_argument("encrypted transport (CURVE) is not built yet: run with --insecure to use plain TCP");
+  if (options.listen.empty()) return Status::invalid_argument("give --listen tcp://IP:PORT");
+
+  auto node_or = Node::open(options.node);
+  if (!node_or) return node_or.status();
+  std::unique_ptr<Node> node = std::move(node_or).value();
+
+  zmq::context_t context(1);
+  ZmqTransport transport(context);
+  REPLOG_RETURN_IF_ERROR(transport.listen(options.listen));
+
+  SyncOptions sync;
+  sync.endpoint = options.advertise.empty() ? transport.bound_endpoint() : options.advertise;
+  for (const auto& p : options.peers) {
+    auto at = p.find('@');
+    if (at != std::string::npos) logger(1, "peer " + p + ": its key is ignored without encryption");
+    sync.peers.push_back(at == std::string::npos ? p : p.substr(at + 1));
+  }
+  sync.anti_entropy_ms = options.anti_entropy_ms;
+  SystemClock clock;
+  SyncEngine engine(*node, transport, clock, sync, logger);
+
+  LocalApi api(*node, context, [&engine] {
+    List peers;
+    for (const auto& p : engine.peers()) {
+      peers.push_back(Value(Map{{"endpoint", Value(p.endpoint)},
+                                {"node_id", Value(hex16(p.node_id))},
+                                {"ready", Value(p.ready)},
+                                {"last_seen_ms", Value(p.last_seen_ms)},
+                                {"they_lack", Value(static_cast<int64_t>(p.they_lack))},
+                                {"we_lack", Value(static_cast<int64_t>(p.we_lack))}}));
+    }
+    return Value(std::move(peers));
+  });
+  node->set_commit_listener([&](const std::vector<EncodedUpdate>& updates) {
+    engine.on_committed(updates);
+    api.on_committed(updates);
+  });
+  REPLOG_RETURN_IF_ERROR(api.start());
+
+  logger(2, "node " + hex16(node->node_id()) + " of cluster " + node->cluster_id() + " listening on " +
+                transport.bound_endpoint() + " (insecure: traffic is not encrypted), " +
+                std::to_string(sync.peers.size()) + " peers configured");
+  engine.start();
+  uint64_t reported_bad = 0;
+  int64_t last_report = 0;
+  while (!stop.load()) {
+    for (const auto& frame : transport.poll(5)) engine.on_frame(frame);
+    engine.on_tick();
+    // One line per burst of bad frames, never a line per message.
+    uint64_t bad = engine.counters().bad_frames;
+    int64_t now = clock.now_millis();
+    if (bad > reported_bad && now - last_report > 5000) {
+      logger(1, "dropped " + std::to_string(bad - reported_bad) + " malformed or unexpected frames");
+      reported_bad = bad;
+      last_report = now;
+    }
+  }
+  logger(2, "stopping: writing a checkpoint");
+  api.stop();
+  Status s = node->close();
+  logger(2, s ? "stopped" : "stopped with an error: " + s.message());
+  return s;
+}
+
+}  // namespace replog

@@ -1,0 +1,26 @@
+// The node daemon (`replog node`): a writable Node, its peers over ZeroMQ
+// (SyncEngine + ZmqTransport) and its local API, until told to stop.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "node/node.h"
+
+namespace replog {
+
+struct DaemonOptions {
+  NodeOptions node;
+  std::string listen;               // tcp://IP:PORT for peers
+  std::string advertise;            // what peers should connect back to (default: the bound endpoint)
+  std::vector<std::string> peers;   // tcp://IP:PORT, optionally KEY@tcp://IP:PORT
+  bool insecure = false;            // plain TCP; required until CURVE exists
+  int log_level = 2;                // 0 error, 1 warn, 2 info, 3 debug
+  int64_t anti_entropy_ms = 1000;
+};
+
+// Runs until `stop` becomes true; then checkpoints and returns.
+Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop);
+
+}  // namespace replog

@@ -1,0 +1,237 @@
+#include "node/local_api.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "protocol/json_codec.h"
+#include "protocol/msgpack_codec.h"
+
+namespace replog {
+
+namespace {
+
+constexpr size_t kMaxIpcPath = 100;  // sun_path is 108 bytes on Linux, with room for "ipc://"
+
+std::string absolute(const std::string& dir) {
+  char buf[4096];
+  if (dir.empty() || dir[0] == '/' || ::getcwd(buf, sizeof buf) == nullptr) return dir;
+  return std::string(buf) + "/" + dir;
+}
+
+Value reply_ok(Value result) { return Value(List{Value(int64_t{1}), Value("ok"), std::move(result)}); }
+Value reply_error(const std::string& message) { return Value(List{Value(int64_t{1}), Value("error"), Value(message)}); }
+
+}  // namespace
+
+Value node_status(const Node& node, Value peers) {
+  NodeInfo info = node.info();
+  Map vector, forks;
+  for (const auto& [origin, e] : info.vector) vector[hex16(origin)] = Value(static_cast<int64_t>(e.seq));
+  for (const auto& [origin, r] : info.forks) forks[hex16(origin)] = Value(r);
+  int64_t conflicts = 0, unknown = 0;
+  std::string hash;
+  node.read([&](const State& s) {
+    conflicts = static_cast<int64_t>(s.conflicts().size());
+    unknown = static_cast<int64_t>(s.unknown_method_updates());
+    hash = s.hash_hex();
+  });
+  return Value(Map{{"node_id", Value(hex16(info.node_id))},
+                   {"cluster_id", Value(info.cluster_id)},
+                   {"updates", Value(static_cast<int64_t>(info.updates))},
+                   {"vector", Value(std::move(vector))},
+                   {"conflicts", Value(conflicts)},
+                   {"forks", Value(std::move(forks))},
+                   {"unknown_method_updates", Value(unknown)},
+                   {"writes_blocked", Value(info.writes_blocked)},
+                   {"writes_blocked_reason", Value(info.writes_blocked_reason)},
+                   {"state_hash", Value(hash)},
+                   {"peers", std::move(peers)}});
+}
+
+ApiEndpoints api_endpoints_for(const std::string& dir) {
+  std::string abs = absolute(dir);
+  if (abs.size() + 20 <= kMaxIpcPath) return {"ipc://" + abs + "/api.sock", "ipc://" + abs + "/events.sock"};
+  unsigned char h[8];
+  crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(abs.data()), abs.size(), nullptr, 0);
+  std::string name = "/tmp/replog-";
+  for (unsigned char c : h) name += "0123456789abcdef"[c >> 4], name += "0123456789abcdef"[c & 15];
+  ::mkdir(name.c_str(), 0700);
+  return {"ipc://" + name + "/api.sock", "ipc://" + name + "/events.sock"};
+}
+
+LocalApi::LocalApi(Node& node, zmq::context_t& context, std::function<Value()> peers_status)
+    : node_(node), context_(context), peers_status_(std::move(peers_status)) {}
+
+LocalApi::~LocalApi() { stop(); }
+
+Status LocalApi::start() {
+  endpoints_ = api_endpoints_for(node_.log().dir());
+  try {
+    router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
+    router_->set(zmq::sockopt::linger, 0);
+    router_->set(zmq::sockopt::maxmsgsize, int64_t{32} << 20);
+    router_->bind(endpoints_.api);
+    pub_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::pub);
+    pub_->set(zmq::sockopt::linger, 0);
+    pub_->bind(endpoints_.events);
+  } catch (const zmq::error_t& e) {
+    return Status::io_error("local API on " + endpoints_.api + ": " + e.what());
+  }
+  std::ofstream f(node_.log().dir() + "/api.endpoint", std::ios::trunc);
+  f << endpoints_.api << "\n" << endpoints_.events << "\n";
+  if (!f) return Status::io_error("cannot write " + node_.log().dir() + "/api.endpoint");
+  thread_ = std::thread([this] { run(); });
+  return Status::ok();
+}
+
+void LocalApi::stop() {
+  if (stop_.exchange(true)) return;
+  if (thread_.joinable()) thread_.join();
+  ::unlink((node_.log().dir() + "/api.endpoint").c_str());
+}
+
+void LocalApi::on_committed(const std::vector<EncodedUpdate>& updates) {
+  std::lock_guard<std::mutex> l(events_mu_);
+  if (events_.size() < 100'000) events_.insert(events_.end(), updates.begin(), updates.end());
+}
+
+void LocalApi::run() {
+  while (!stop_) {
+    zmq::pollitem_t item{router_->handle(), 0, ZMQ_POLLIN, 0};
+    try {
+      zmq::poll(&item, 1, std::chrono::milliseconds(5));
+    } catch (const zmq::error_t&) {
+    }
+    if (item.revents & ZMQ_POLLIN) {
+      std::vector<zmq::message_t> parts;
+      while (true) {
+        zmq::message_t part;
+        if (!router_->recv(part, zmq::recv_flags::dontwait)) break;
+        bool more = part.more();
+        parts.push_back(std::move(part));
+        if (!more) break;
+      }
+      if (parts.size() >= 2) {
+        Value reply;
+        auto req = decode_msgpack(parts.back().to_string_view());
+        if (!req || !req->is_list() || req->as_list().size() != 3 || !req->as_list()[1].is_string()) {
+          reply = reply_error("malformed request: expected [1, op, arg]");
+        } else if (!req->as_list()[0].is_int() || req->as_list()[0].as_int() != 1) {
+          reply = reply_error("unsupported API version (this node speaks 1)");
+        } else {
+          try {
+            reply = handle(req->as_list()[1].as_string(), req->as_list()[2]);
+          } catch (const std::exception& e) {
+            reply = reply_error(e.what());
+          }
+        }
+        std::string bytes = encode_msgpack(reply);
+        for (size_t i = 0; i + 1 < parts.size(); ++i) router_->send(parts[i], zmq::send_flags::sndmore);
+        router_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+      }
+    }
+    std::vector<EncodedUpdate> events;
+    {
+      std::lock_guard<std::mutex> l(events_mu_);
+      events.swap(events_);
+    }
+    for (const auto& u : events) {
+      auto parsed = parse_body(u.id, u.body);
+      if (!parsed) continue;
+      auto arg = decode_msgpack(parsed->arg);
+      Value event(List{Value(int64_t{1}), Value("update"),
+                       Value(Map{{"id", Value(u.id.to_string())},
+                                 {"origin", Value(hex16(u.id.origin))},
+                                 {"seq", Value(static_cast<int64_t>(parsed->seq))},
+                                 {"method", Value(parsed->method)},
+                                 {"arg", arg ? *arg : Value()}})});
+      std::string bytes = encode_msgpack(event);
+      pub_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    }
+  }
+}
+
+Value LocalApi::handle(const std::string& op, const Value& arg) {
+  auto field = [&](const char* name) { return arg.is_map() ? arg.find(name) : nullptr; };
+  if (op == "call") {
+    const Value* method = field("method");
+    const Value* a = field("arg");
+    if (!method || !method->is_string() || !a) return reply_error("call needs {method, arg}");
+    auto id = node_.call(method->as_string(), *a);
+    if (!id) return reply_error(id.status().message());
+    return reply_ok(Value(Map{{"id", Value(id->to_string())}}));
+  }
+  if (op == "state") {
+    const Value* path = field("path");
+    const Value* info = field("info");
+    Value out;
+    std::string missing;
+    node_.read([&](const State& s) {
+      const Value* v = &s.root();
+      if (path && path->is_string()) {
+        Path p;
+        std::string text = path->as_string();
+        size_t start = 0;
+        while (true) {
+          size_t dot = text.find('.', start);
+          p.push_back(text.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+          if (dot == std::string::npos) break;
+          start = dot + 1;
+        }
+        v = s.get(p);
+        if (!v) missing = text;
+      }
+      if (v) out = *v;
+    });
+    if (!missing.empty()) return reply_error("no value at " + missing);
+    if (info && info->kind() == Value::Kind::kBool && info->as_bool()) return reply_ok(Value(to_info_json(out)));
+    return reply_ok(std::move(out));
+  }
+  if (op == "hash") return reply_ok(Value(node_.state_hash()));
+  if (op == "status") return reply_ok(node_status(node_, peers_status_ ? peers_status_() : Value(List{})));
+  if (op == "subscribe") return reply_ok(Value(Map{{"events", Value(endpoints_.events)}}));
+  return reply_error("unknown op \"" + op + "\" (call, state, hash, status, subscribe)");
+}
+
+std::unique_ptr<ApiClient> ApiClient::connect_if_running(const std::string& dir, zmq::context_t& context) {
+  std::ifstream f(dir + "/api.endpoint");
+  std::string endpoint;
+  if (!f || !std::getline(f, endpoint) || endpoint.empty()) return nullptr;
+  // The writer's lock tells whether the node that wrote the file still runs.
+  int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
+  ::close(fd);
+  if (!held) return nullptr;
+  zmq::socket_t s(context, zmq::socket_type::req);
+  s.set(zmq::sockopt::linger, 0);
+  s.set(zmq::sockopt::immediate, 1);
+  s.connect(endpoint);
+  return std::unique_ptr<ApiClient>(new ApiClient(std::move(s)));
+}
+
+Result<Value> ApiClient::request(const std::string& op, const Value& arg, int timeout_ms) {
+  std::string bytes = encode_msgpack(Value(List{Value(int64_t{1}), Value(op), arg}));
+  socket_.set(zmq::sockopt::sndtimeo, timeout_ms);
+  socket_.set(zmq::sockopt::rcvtimeo, timeout_ms);
+  try {
+    if (!socket_.send(zmq::buffer(bytes))) return Status::io_error("the running node does not answer (send timed out)");
+    zmq::message_t reply;
+    if (!socket_.recv(reply)) return Status::io_error("the running node does not answer (no reply)");
+    auto v = decode_msgpack(reply.to_string_view());
+    if (!v || !v->is_list() || v->as_list().size() != 3 || !v->as_list()[1].is_string())
+      return Status::corruption("malformed reply from the node");
+    if (v->as_list()[1].as_string() == "error")
+      return Status::invalid_argument(v->as_list()[2].is_string() ? v->as_list()[2].as_string() : "error");
+    return std::move(v->as_list()[2]);
+  } catch (const zmq::error_t& e) {
+    return Status::io_error(std::string("local API: ") + e.what());
+  }
+}
+
+}  // namespace replog

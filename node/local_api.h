@@ -1,0 +1,79 @@
+// LocalApi: the node's local API (DESIGN.md §7, PROTOCOL.md "Local API").
+//
+// A ROUTER on ipc://DATA/api.sock answers requests from the CLI and from
+// applications in any language; a PUB on ipc://DATA/events.sock publishes every
+// committed update. When DATA is too deep for a Unix socket path, both live in
+// a directory under the system's temp dir named by a hash of DATA; either way
+// their endpoints are written to DATA/api.endpoint (two lines) while the node
+// runs. Requests are MessagePack [1, op, arg]; replies [1, "ok", result] or
+// [1, "error", message]. Values use the MessagePack value encoding, so enums,
+// times and records keep their types.
+//
+// Thread safety: runs its own thread; on_committed() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "node/node.h"
+#include "protocol/value.h"
+
+namespace replog {
+
+struct ApiEndpoints {
+  std::string api;
+  std::string events;
+};
+
+// The status of a node as the API reports it (and `replog status` prints):
+// node_id, cluster_id, updates, vector, conflicts, forks,
+// unknown_method_updates, writes_blocked, state_hash, peers.
+Value node_status(const Node& node, Value peers);
+
+// The endpoints for a data directory (with the long-path fallback).
+ApiEndpoints api_endpoints_for(const std::string& dir);
+
+class LocalApi {
+ public:
+  // `status` adds what only the daemon knows (peers) to a status reply.
+  LocalApi(Node& node, zmq::context_t& context, std::function<Value()> peers_status);
+  ~LocalApi();
+
+  Status start();
+  void stop();
+  void on_committed(const std::vector<EncodedUpdate>& updates);
+
+ private:
+  void run();
+  Value handle(const std::string& op, const Value& arg);
+
+  Node& node_;
+  zmq::context_t& context_;
+  std::function<Value()> peers_status_;
+  ApiEndpoints endpoints_;
+  std::unique_ptr<zmq::socket_t> router_, pub_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::mutex events_mu_;
+  std::vector<EncodedUpdate> events_;  // guarded by events_mu_
+};
+
+// A client of a running node's API (used by the CLI). Throws nothing; errors
+// come back as Status.
+class ApiClient {
+ public:
+  // Connects when DATA/api.endpoint names a running node; null otherwise.
+  static std::unique_ptr<ApiClient> connect_if_running(const std::string& dir, zmq::context_t& context);
+  Result<Value> request(const std::string& op, const Value& arg, int timeout_ms = 30'000);
+
+ private:
+  explicit ApiClient(zmq::socket_t socket) : socket_(std::move(socket)) {}
+  zmq::socket_t socket_;
+};
+
+}  // namespace replog

@@ -1,0 +1,363 @@
+#include "node/sync.h"
+
+#include <algorithm>
+
+#include "protocol/limits.h"
+
+namespace replog {
+
+SyncEngine::SyncEngine(Node& node, Transport& transport, const Clock& clock, SyncOptions options, Log log)
+    : node_(node),
+      transport_(transport),
+      clock_(clock),
+      options_(std::move(options)),
+      log_(std::move(log)),
+      rng_(options_.seed ? options_.seed : std::random_device{}()) {
+  hello_.cluster = node_.cluster_id();
+  hello_.node_id = node_.node_id();
+  hello_.endpoint = options_.endpoint;
+  hello_.max_update = limits::kMaxUpdateBytes;
+  hello_.max_frame = wire::kMaxFrameBytes;
+}
+
+void SyncEngine::start() {
+  mine_ = node_.vector();
+  for (const auto& ep : options_.peers) {
+    if (peers_.count(ep)) continue;
+    transport_.connect(ep);
+    peers_[ep].endpoint = ep;
+  }
+  next_round_ms_ = clock_.now_millis() + static_cast<int64_t>(rng_() % static_cast<uint64_t>(options_.anti_entropy_ms + 1));
+  on_tick();
+}
+
+void SyncEngine::send(const Link& link, const wire::Message& m) {
+  std::string bytes = wire::encode(m);
+  ++counters_.frames_out;
+  counters_.bytes_out += bytes.size();
+  transport_.send(link, bytes);
+}
+
+void SyncEngine::send_hello(Peer& p) {
+  p.hello_sent_ms = clock_.now_millis();
+  send(Link{true, p.endpoint}, hello_);
+}
+
+void SyncEngine::send_vector(const Link& link, bool reply) {
+  mine_ = node_.vector();
+  std::vector<std::pair<uint64_t, uint64_t>> all;
+  for (const auto& [origin, e] : mine_) all.emplace_back(origin, e.seq);
+  uint32_t pages = static_cast<uint32_t>(std::max<size_t>(1, (all.size() + wire::kVectorPageEntries - 1) / wire::kVectorPageEntries));
+  for (uint32_t page = 0; page < pages; ++page) {
+    wire::Vector v;
+    v.page = page;
+    v.pages = pages;
+    v.reply = reply;
+    size_t begin = page * wire::kVectorPageEntries;
+    size_t end = std::min(all.size(), begin + wire::kVectorPageEntries);
+    v.entries.assign(all.begin() + static_cast<long>(begin), all.begin() + static_cast<long>(end));
+    send(link, v);
+  }
+}
+
+void SyncEngine::on_frame(const Frame& frame) {
+  ++counters_.frames_in;
+  counters_.bytes_in += frame.bytes.size();
+  auto m = wire::decode(frame.bytes);
+  if (!m) {
+    ++counters_.bad_frames;
+    log_(3, "dropped a bad frame from " + std::string(frame.link.outgoing ? "peer " : "connection ") + (frame.link.outgoing ? frame.link.key : "(incoming)") + ": " + m.status().message());
+    if (!frame.link.outgoing) {
+      wire::ErrorCode code = m.status().code() == Status::Code::kRefused ? wire::ErrorCode::kVersion : wire::ErrorCode::kMalformed;
+      send(frame.link, wire::Error{code, m.status().message()});
+    }
+    return;
+  }
+  if (frame.link.outgoing) {
+    auto it = peers_.find(frame.link.key);
+    if (it != peers_.end()) handle_outgoing(it->second, *m);
+  } else {
+    handle_incoming(frame.link, *m);
+  }
+}
+
+void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
+  const int64_t now = clock_.now_millis();
+  p.last_seen_ms = now;
+  if (auto* h = std::get_if<wire::Hello>(&m)) {
+    if (h->cluster != hello_.cluster) {
+      log_(0, "peer " + p.endpoint + " is in cluster " + h->cluster + ", not " + hello_.cluster + ": not syncing with it");
+      p.ready = false;
+      p.hello_sent_ms = now + 60'000;
+      return;
+    }
+    if (h->node_id == hello_.node_id) {
+      p.ready = false;
+      p.hello_sent_ms = INT64_MAX / 2;  // a link to ourselves: never again
+      return;
+    }
+    if (!p.ready) log_(2, "peer " + p.endpoint + " ready (node " + hex16(h->node_id) + ")");
+    p.ready = true;
+    p.node_id = h->node_id;
+    send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
+  } else if (auto* e = std::get_if<wire::Error>(&m)) {
+    log_(1, "peer " + p.endpoint + " says: " + e->message);
+    if (e->code == wire::ErrorCode::kCluster || e->code == wire::ErrorCode::kVersion) {
+      p.ready = false;
+      p.hello_sent_ms = now + 60'000;
+    } else if (e->code == wire::ErrorCode::kHelloFirst) {
+      p.ready = false;  // it restarted and forgot us: handshake again
+      send_hello(p);
+    }
+  } else if (auto* v = std::get_if<wire::Vector>(&m)) {
+    if (!p.ready) return;
+    if (v->page == 0) p.incoming_vector.clear();
+    for (const auto& [origin, seq] : v->entries) p.incoming_vector[origin] = seq;
+    if (v->page + 1 == v->pages) {
+      auto theirs = std::move(p.incoming_vector);
+      p.incoming_vector.clear();
+      learn_vector(p.node_id, theirs);
+    }
+  } else if (auto* u = std::get_if<wire::Updates>(&m)) {
+    auto pull = pulls_.find(u->origin);
+    if (pull != pulls_.end() && pull->second.endpoint == p.endpoint) {
+      p.credit_used -= std::min(p.credit_used, pull->second.bytes);
+      pulls_.erase(pull);
+    }
+    ingest(std::move(u->updates), &p);
+    pull_missing(p);
+  } else {
+    ++counters_.bad_frames;
+    log_(3, std::string("peer ") + p.endpoint + " sent a " + wire::type_name(m) + " on a link where it answers; dropped");
+  }
+}
+
+void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
+  if (auto* h = std::get_if<wire::Hello>(&m)) {
+    if (h->cluster != hello_.cluster) {
+      send(link, wire::Error{wire::ErrorCode::kCluster, "this node is in cluster " + hello_.cluster});
+      return;
+    }
+    bool fresh = !incoming_.count(link.key);
+    incoming_[link.key] = h->node_id;
+    incoming_endpoint_[link.key] = h->endpoint;
+    send(link, hello_);
+    // Pull from it too: connect back unless a link to that node exists.
+    if (fresh && h->node_id != hello_.node_id && !peer_by_node(h->node_id) && !h->endpoint.empty() &&
+        !peers_.count(h->endpoint)) {
+      transport_.connect(h->endpoint);
+      Peer& p = peers_[h->endpoint];
+      p.endpoint = h->endpoint;
+      send_hello(p);
+    }
+    return;
+  }
+  auto who = incoming_.find(link.key);
+  if (who == incoming_.end()) {
+    send(link, wire::Error{wire::ErrorCode::kHelloFirst, "say hello first"});
+    return;
+  }
+  const OriginId node_id = who->second;
+  if (auto* v = std::get_if<wire::Vector>(&m)) {
+    auto& assembling = incoming_vectors_[node_id];
+    if (v->page == 0) assembling.clear();
+    for (const auto& [origin, seq] : v->entries) assembling[origin] = seq;
+    if (v->page + 1 == v->pages) {
+      auto theirs = std::move(assembling);
+      incoming_vectors_.erase(node_id);
+      if (!v->reply) send_vector(link, true);
+      learn_vector(node_id, theirs);
+    }
+  } else if (auto* r = std::get_if<wire::Request>(&m)) {
+    wire::Updates reply;
+    reply.origin = r->origin;
+    if (r->to_seq >= r->from_seq && r->from_seq > 0) {
+      size_t max_bytes = std::clamp<size_t>(r->max_bytes, 1, wire::kMaxBatchBytes);
+      auto range = node_.read_range(r->origin, r->from_seq, r->to_seq - r->from_seq + 1, max_bytes);
+      if (range) {
+        for (auto& u : *range) reply.updates.push_back({u.id, std::move(u.body)});
+        counters_.updates_sent += reply.updates.size();
+        reply.more = !reply.updates.empty() && r->from_seq + reply.updates.size() <= r->to_seq;
+      } else {
+        log_(0, "serving a range: " + range.status().message());
+      }
+    }
+    send(link, reply);
+  } else if (auto* p = std::get_if<wire::Push>(&m)) {
+    ingest(std::move(p->updates), peer_by_node(node_id));
+  } else {
+    ++counters_.bad_frames;
+    log_(3, std::string("a connection sent a ") + wire::type_name(m) + " where it asks; dropped");
+  }
+}
+
+SyncEngine::Peer* SyncEngine::peer_by_node(OriginId id) {
+  for (auto& [_, p] : peers_)
+    if (p.ready && p.node_id == id) return &p;
+  return nullptr;
+}
+
+void SyncEngine::learn_vector(OriginId node_id, const std::map<OriginId, uint64_t>& theirs) {
+  Peer* p = peer_by_node(node_id);
+  if (!p) return;
+  p->their = theirs;  // their own word replaces our guesses
+  pull_missing(*p);
+}
+
+void SyncEngine::pull_missing(Peer& p) {
+  if (!p.ready) return;
+  mine_ = node_.vector();
+  const int64_t now = clock_.now_millis();
+  for (const auto& [origin, their_seq] : p.their) {
+    if (p.credit_used >= options_.credit_bytes) break;
+    auto mine = mine_.find(origin);
+    uint64_t have = mine == mine_.end() ? 0 : mine->second.seq;
+    if (their_seq <= have || pulls_.count(origin)) continue;
+    size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
+    send(Link{true, p.endpoint}, wire::Request{origin, have + 1, their_seq, bytes});
+    pulls_[origin] = Pull{p.endpoint, their_seq, bytes, now + options_.request_timeout_ms};
+    p.credit_used += bytes;
+  }
+}
+
+void SyncEngine::note_their(Peer& p, const std::vector<wire::WireUpdate>& updates) {
+  for (const auto& u : updates) {
+    auto parsed = parse_body(u.id, u.body);
+    if (!parsed) continue;
+    uint64_t& seq = p.their[u.id.origin];
+    seq = std::max(seq, parsed->seq);
+  }
+}
+
+void SyncEngine::ingest(std::vector<wire::WireUpdate> updates, Peer* from) {
+  if (updates.empty()) return;
+  if (from) note_their(*from, updates);
+  std::vector<EncodedUpdate> batch;
+  batch.reserve(updates.size());
+  for (auto& u : updates) batch.push_back({u.id, std::move(u.body)});
+  counters_.updates_received += batch.size();
+  auto r = node_.ingest(std::move(batch));
+  if (!r) {
+    log_(0, "storing received updates failed: " + r.status().message());
+    return;
+  }
+  if (!r->refused.empty()) {
+    counters_.refused_updates += r->refused.size();
+    bool gap_only = std::all_of(r->refused.begin(), r->refused.end(),
+                                [](const std::string& s) { return s.find(": gap:") != std::string::npos; });
+    // A gap is routine (a push overtook a pull): pull it; anything else is worth a line.
+    log_(gap_only ? 3 : 1, "refused " + std::to_string(r->refused.size()) + " received updates, first: " + r->refused[0]);
+  }
+  if (r->forks) log_(0, "fork detected; origin quarantined (replog status)");
+  if (from) pull_missing(*from);
+}
+
+void SyncEngine::on_committed(const std::vector<EncodedUpdate>& updates) {
+  std::lock_guard<std::mutex> l(committed_mu_);
+  for (const auto& u : updates) {
+    if (committed_bytes_ + u.body.size() > options_.max_pending_push_bytes) {
+      committed_overflow_ = true;  // anti-entropy delivers what pushes do not
+      break;
+    }
+    committed_bytes_ += u.body.size();
+    committed_.push_back(u);
+  }
+  if (first_committed_ms_ < 0) first_committed_ms_ = clock_.now_millis();
+}
+
+void SyncEngine::flush_pushes() {
+  std::vector<EncodedUpdate> batch;
+  {
+    std::lock_guard<std::mutex> l(committed_mu_);
+    if (first_committed_ms_ < 0 || clock_.now_millis() - first_committed_ms_ < options_.push_delay_ms) return;
+    batch.swap(committed_);
+    committed_bytes_ = 0;
+    committed_overflow_ = false;
+    first_committed_ms_ = -1;
+  }
+  std::vector<uint64_t> seqs;
+  seqs.reserve(batch.size());
+  for (const auto& u : batch) {
+    auto parsed = parse_body(u.id, u.body);
+    seqs.push_back(parsed ? parsed->seq : 0);
+  }
+  for (auto& [endpoint, p] : peers_) {
+    if (!p.ready) continue;
+    wire::Push push;
+    size_t bytes = 0;
+    auto flush = [&] {
+      if (push.updates.empty()) return;
+      send(Link{true, endpoint}, push);
+      push.updates.clear();
+      bytes = 0;
+    };
+    for (size_t i = 0; i < batch.size(); ++i) {
+      uint64_t& theirs = p.their[batch[i].id.origin];
+      if (seqs[i] == 0 || seqs[i] <= theirs) continue;  // they have it (they may have sent it)
+      if (bytes + batch[i].body.size() > wire::kMaxBatchBytes) flush();
+      push.updates.push_back({batch[i].id, batch[i].body});
+      bytes += batch[i].body.size();
+      theirs = seqs[i];  // optimistic; their next vector corrects it
+    }
+    flush();
+  }
+}
+
+void SyncEngine::on_tick() {
+  const int64_t now = clock_.now_millis();
+  for (auto& [_, p] : peers_)
+    if (!p.ready && (p.hello_sent_ms < 0 || now - p.hello_sent_ms >= options_.hello_retry_ms)) send_hello(p);
+
+  bool expired = false;
+  for (auto it = pulls_.begin(); it != pulls_.end();) {
+    if (it->second.deadline_ms > now) {
+      ++it;
+      continue;
+    }
+    auto p = peers_.find(it->second.endpoint);
+    if (p != peers_.end()) p->second.credit_used -= std::min(p->second.credit_used, it->second.bytes);
+    it = pulls_.erase(it);
+    expired = true;
+  }
+  if (expired)
+    for (auto& [_, p] : peers_) pull_missing(p);
+
+  flush_pushes();
+
+  if (now >= next_round_ms_) {
+    std::vector<Peer*> ready;
+    for (auto& [_, p] : peers_)
+      if (p.ready) ready.push_back(&p);
+    std::shuffle(ready.begin(), ready.end(), rng_);
+    if (ready.size() > options_.fanout) ready.resize(options_.fanout);
+    for (Peer* p : ready) send_vector(Link{true, p->endpoint}, false);
+    std::uniform_int_distribution<int64_t> jitter(options_.anti_entropy_ms / 2, options_.anti_entropy_ms * 3 / 2);
+    next_round_ms_ = now + jitter(rng_);
+  }
+}
+
+std::vector<PeerStatus> SyncEngine::peers() const {
+  std::vector<PeerStatus> out;
+  for (const auto& [endpoint, p] : peers_) {
+    PeerStatus s;
+    s.endpoint = endpoint;
+    s.node_id = p.node_id;
+    s.ready = p.ready;
+    s.last_seen_ms = p.last_seen_ms;
+    for (const auto& [origin, seq] : p.their) s.their_vector[origin].seq = seq;
+    for (const auto& [origin, e] : mine_) {
+      auto t = p.their.find(origin);
+      uint64_t theirs = t == p.their.end() ? 0 : t->second;
+      if (e.seq > theirs) s.they_lack += e.seq - theirs;
+    }
+    for (const auto& [origin, seq] : p.their) {
+      auto m = mine_.find(origin);
+      uint64_t mine = m == mine_.end() ? 0 : m->second.seq;
+      if (seq > mine) s.we_lack += seq - mine;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace replog

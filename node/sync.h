@@ -1,0 +1,135 @@
+// SyncEngine: replication by version vectors (DESIGN.md §4, PROTOCOL.md).
+//
+// Pure protocol logic over a Transport and a Clock: no socket calls, so a
+// cluster can run in one process under simulation. It
+//   - handshakes (Hello) on every outgoing link and answers Hellos on incoming
+//     ones, refusing other protocol versions and other clusters;
+//   - pushes every committed update (local or received) to every ready peer
+//     whose known vector lacks it, coalesced for push_delay_ms;
+//   - runs anti-entropy rounds (jittered, a few random ready peers): vectors in
+//     pages, answered with the other side's vector, after which each side pulls
+//     what it lacks on its own outgoing link;
+//   - pulls a range of one origin from one peer at a time, under a per-link byte
+//     credit, re-requesting after a timeout; a gap seen in a push pulls at once.
+// Bad frames are counted, logged by the owner and dropped; they never stop it.
+//
+// Thread safety: everything runs on the owner's event-loop thread except
+// on_committed(), which the node's writer thread calls.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "node/clock.h"
+#include "node/node.h"
+#include "node/transport.h"
+#include "protocol/wire.h"
+
+namespace replog {
+
+struct SyncOptions {
+  std::string endpoint;            // where this node listens, told to peers
+  std::vector<std::string> peers;  // endpoints to connect to
+  int64_t anti_entropy_ms = 1000;
+  size_t fanout = 3;                      // peers per anti-entropy round
+  int64_t push_delay_ms = 3;              // coalescing of pushes
+  int64_t request_timeout_ms = 5000;      // a pull not answered by then is asked again
+  int64_t hello_retry_ms = 200;
+  size_t credit_bytes = 8 << 20;          // requested-but-unanswered bytes per link
+  size_t max_pending_push_bytes = 64 << 20;  // pushes waiting to be sent, per node
+  uint64_t seed = 0;
+};
+
+struct PeerStatus {
+  std::string endpoint;
+  OriginId node_id = 0;
+  bool ready = false;
+  int64_t last_seen_ms = 0;
+  VersionVector their_vector;  // as last told (seq only)
+  uint64_t they_lack = 0;      // updates we hold that they do not, by vectors
+  uint64_t we_lack = 0;
+};
+
+struct SyncCounters {
+  uint64_t frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
+  uint64_t bad_frames = 0, refused_updates = 0, updates_received = 0, updates_sent = 0;
+};
+
+class SyncEngine {
+ public:
+  using Log = std::function<void(int level, const std::string& line)>;  // 0 error, 1 warn, 2 info, 3 debug
+
+  SyncEngine(Node& node, Transport& transport, const Clock& clock, SyncOptions options, Log log);
+
+  void start();
+  void on_frame(const Frame& frame);
+  // Timers: handshake retries, anti-entropy, pull timeouts, coalesced pushes.
+  void on_tick();
+  // From the writer thread: updates that were just committed.
+  void on_committed(const std::vector<EncodedUpdate>& updates);
+
+  std::vector<PeerStatus> peers() const;
+  SyncCounters counters() const { return counters_; }
+
+ private:
+  struct Peer {  // an outgoing link
+    std::string endpoint;
+    bool ready = false;
+    OriginId node_id = 0;
+    int64_t hello_sent_ms = -1;
+    int64_t last_seen_ms = 0;
+    std::map<OriginId, uint64_t> their;  // their vector (seq), as known
+    std::map<OriginId, uint64_t> incoming_vector;  // pages being assembled
+    size_t credit_used = 0;
+  };
+  struct Pull {
+    std::string endpoint;
+    uint64_t to_seq;
+    size_t bytes;
+    int64_t deadline_ms;
+  };
+
+  void send(const Link& link, const wire::Message& m);
+  void send_hello(Peer& p);
+  void send_vector(const Link& link, bool reply);
+  void handle_outgoing(Peer& p, wire::Message& m);
+  void handle_incoming(const Link& link, wire::Message& m);
+  // Applies a vector learned from `node_id` and pulls what we lack from it.
+  void learn_vector(OriginId node_id, const std::map<OriginId, uint64_t>& theirs);
+  void pull_missing(Peer& p);
+  void ingest(std::vector<wire::WireUpdate> updates, Peer* from);
+  void flush_pushes();
+  Peer* peer_by_node(OriginId id);
+  void note_their(Peer& p, const std::vector<wire::WireUpdate>& updates);
+
+  Node& node_;
+  Transport& transport_;
+  const Clock& clock_;
+  SyncOptions options_;
+  Log log_;
+  std::mt19937_64 rng_;
+  wire::Hello hello_;
+
+  std::map<std::string, Peer> peers_;                 // by endpoint
+  std::map<std::string, OriginId> incoming_;          // routing id -> node id (after Hello)
+  std::map<std::string, std::string> incoming_endpoint_;  // routing id -> its listening endpoint
+  std::map<OriginId, std::map<OriginId, uint64_t>> incoming_vectors_;  // pages being assembled
+  std::map<OriginId, Pull> pulls_;                    // one range per origin at a time
+  VersionVector mine_;                                // cached; refreshed on commit
+  int64_t next_round_ms_ = 0;
+
+  std::mutex committed_mu_;
+  std::vector<EncodedUpdate> committed_;  // guarded by committed_mu_
+  size_t committed_bytes_ = 0;            // guarded by committed_mu_
+  bool committed_overflow_ = false;       // guarded by committed_mu_
+  int64_t first_committed_ms_ = -1;       // guarded by committed_mu_
+
+  SyncCounters counters_;
+};
+
+}  // namespace replog

@@ -1,0 +1,43 @@
+// Transport: how frames reach peers (DESIGN.md §4), behind an interface so
+// that the sync logic holds no socket and a whole cluster can later run in one
+// process over a simulated network.
+//
+// A link is either outgoing (this node connected to a peer's endpoint: its own
+// requests and pushes go there, answers come back on it) or incoming (a peer
+// connected to this node's listening socket: its requests arrive there and are
+// answered on the same link).
+//
+// Thread safety: one thread (the node's event loop) uses a Transport.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace replog {
+
+struct Link {
+  bool outgoing = true;
+  std::string key;  // outgoing: the peer's endpoint; incoming: the connection's routing id
+  bool operator<(const Link& o) const { return outgoing != o.outgoing ? outgoing < o.outgoing : key < o.key; }
+  bool operator==(const Link& o) const = default;
+};
+
+struct Frame {
+  Link link;
+  std::string bytes;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Opens an outgoing link; it connects (and reconnects) by itself.
+  virtual void connect(const std::string& endpoint) = 0;
+  // Sends one frame; dropped silently when the link is not connected or its
+  // queue is full (the sync protocol repairs losses).
+  virtual void send(const Link& link, const std::string& bytes) = 0;
+  // Waits up to timeout_ms for frames and returns what arrived (maybe nothing).
+  virtual std::vector<Frame> poll(int timeout_ms) = 0;
+};
+
+}  // namespace replog

@@ -1,0 +1,84 @@
+// Peer protocol messages (PROTOCOL.md "Peer protocol").
+//
+// Every ZeroMQ frame is one MessagePack array [version, type, body]. Bodies are
+// positional arrays; ids and seqs are unsigned 64-bit integers; an update
+// travels as [hlc, origin, body(bin)] with its body exactly as stored.
+// decode() is bounded like every decoder of untrusted bytes: the frame size,
+// nesting depth, and no declared count larger than the bytes that remain are
+// checked before anything is allocated.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "protocol/status.h"
+#include "storage/update.h"
+
+namespace replog::wire {
+
+inline constexpr uint64_t kVersion = 1;
+// Largest frame a node sends or accepts; ZMQ_MAXMSGSIZE is set above it.
+inline constexpr size_t kMaxFrameBytes = 4 << 20;
+// A batch of updates (Updates, Push) stops growing past this many body bytes;
+// it always holds at least one update, so a frame stays below kMaxFrameBytes.
+inline constexpr size_t kMaxBatchBytes = 1 << 20;
+// Origins per Vector page.
+inline constexpr size_t kVectorPageEntries = 1024;
+
+enum class Type : uint8_t { kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6 };
+
+enum class ErrorCode : uint32_t {
+  kMalformed = 1,        // the frame did not decode
+  kVersion = 2,          // protocol version not spoken here
+  kCluster = 3,          // another cluster id
+  kHelloFirst = 4,       // a message before the handshake
+  kUnavailable = 5,      // the node cannot serve now (closing)
+};
+
+struct WireUpdate {
+  UpdateId id;
+  std::string body;
+};
+
+struct Hello {
+  std::string cluster;
+  uint64_t node_id = 0;
+  std::string endpoint;  // where this node listens (peers connect back to it)
+  uint64_t max_update = 0;
+  uint64_t max_frame = 0;
+};
+struct Error {
+  ErrorCode code = ErrorCode::kMalformed;
+  std::string message;
+};
+struct Vector {
+  uint32_t page = 0;
+  uint32_t pages = 1;
+  bool reply = false;  // an answer to a Vector, not a new round
+  std::vector<std::pair<uint64_t, uint64_t>> entries;  // (origin, seq), at most kVectorPageEntries
+};
+struct Request {
+  uint64_t origin = 0;
+  uint64_t from_seq = 0;  // first seq wanted
+  uint64_t to_seq = 0;    // last seq wanted
+  uint64_t max_bytes = 0;
+};
+struct Updates {
+  uint64_t origin = 0;
+  bool more = false;  // the range held more than fit
+  std::vector<WireUpdate> updates;
+};
+struct Push {
+  std::vector<WireUpdate> updates;
+};
+
+using Message = std::variant<Hello, Error, Vector, Request, Updates, Push>;
+
+std::string encode(const Message& m);
+Result<Message> decode(std::string_view frame);
+const char* type_name(const Message& m);
+
+}  // namespace replog::wire
