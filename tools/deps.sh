@@ -12,7 +12,7 @@ REPLOG_PACKAGES=(
   libgtest-dev libgmock-dev       # tests
   libsodium-dev                   # BLAKE2b state hash, base64
   nlohmann-json3-dev              # typed JSON and info JSON
-  python3                         # test helpers
+  python3 python3-zmq python3-msgpack  # test helpers, the example API client
 )
 
 missing=()
