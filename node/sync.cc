@@ -97,6 +97,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       return;
     }
     if (!p.ready) log_(2, "peer " + p.endpoint + " ready (node " + hex16(h->node_id) + ")");
+    release_pulls(p);  // asked of a connection that is gone; ask again
     p.ready = true;
     p.node_id = h->node_id;
     send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
@@ -107,6 +108,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       p.hello_sent_ms = now + 60'000;
     } else if (e->code == wire::ErrorCode::kHelloFirst) {
       p.ready = false;  // it restarted and forgot us: handshake again
+      release_pulls(p);
       send_hello(p);
     }
   } else if (auto* v = std::get_if<wire::Vector>(&m)) {
@@ -189,6 +191,14 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
     ++counters_.bad_frames;
     log_(3, std::string("a connection sent a ") + wire::type_name(m) + " where it asks; dropped");
   }
+}
+
+void SyncEngine::release_pulls(Peer& p) {
+  for (auto it = pulls_.begin(); it != pulls_.end();) {
+    if (it->second.endpoint == p.endpoint) it = pulls_.erase(it);
+    else ++it;
+  }
+  p.credit_used = 0;
 }
 
 SyncEngine::Peer* SyncEngine::peer_by_node(OriginId id) {
@@ -334,9 +344,19 @@ void SyncEngine::on_tick() {
     std::uniform_int_distribution<int64_t> jitter(options_.anti_entropy_ms / 2, options_.anti_entropy_ms * 3 / 2);
     next_round_ms_ = now + jitter(rng_);
   }
+  if (now - status_refreshed_ms_ >= 100) {
+    refresh_status();
+    status_refreshed_ms_ = now;
+  }
 }
 
 std::vector<PeerStatus> SyncEngine::peers() const {
+  std::lock_guard<std::mutex> l(status_mu_);
+  return status_;
+}
+
+void SyncEngine::refresh_status() {
+  mine_ = node_.vector();
   std::vector<PeerStatus> out;
   for (const auto& [endpoint, p] : peers_) {
     PeerStatus s;
@@ -357,7 +377,8 @@ std::vector<PeerStatus> SyncEngine::peers() const {
     }
     out.push_back(std::move(s));
   }
-  return out;
+  std::lock_guard<std::mutex> l(status_mu_);
+  status_ = std::move(out);
 }
 
 }  // namespace replog

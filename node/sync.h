@@ -73,7 +73,9 @@ class SyncEngine {
   // From the writer thread: updates that were just committed.
   void on_committed(const std::vector<EncodedUpdate>& updates);
 
+  // A snapshot refreshed every 100 ms; safe from any thread.
   std::vector<PeerStatus> peers() const;
+  // REQUIRES: the event-loop thread.
   SyncCounters counters() const { return counters_; }
 
  private:
@@ -105,6 +107,8 @@ class SyncEngine {
   void ingest(std::vector<wire::WireUpdate> updates, Peer* from);
   void flush_pushes();
   Peer* peer_by_node(OriginId id);
+  void release_pulls(Peer& p);
+  void refresh_status();
   void note_their(Peer& p, const std::vector<wire::WireUpdate>& updates);
 
   Node& node_;
@@ -130,6 +134,9 @@ class SyncEngine {
   int64_t first_committed_ms_ = -1;       // guarded by committed_mu_
 
   SyncCounters counters_;
+  int64_t status_refreshed_ms_ = 0;
+  mutable std::mutex status_mu_;
+  std::vector<PeerStatus> status_;  // guarded by status_mu_
 };
 
 }  // namespace replog

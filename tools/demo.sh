@@ -1,23 +1,50 @@
 #!/usr/bin/env bash
-# The main job, on a fresh machine: installs what is missing, builds, and shows
-# replog doing its work offline: typed updates into an LMDB log, state rebuilt
-# by replay, two devices that worked apart exchanging their logs, a conflict
-# surfaced and resolved, and both ending with the same state hash.
-# Safe to run again.
+# The main job, on a fresh machine: installs what is missing, builds, and runs
+# three replog nodes on loopback — typed updates made on each, gossip until the
+# three state hashes are equal, a device that worked offline coming back with a
+# conflict, and the conflict resolved. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./tools/deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build --parallel "$(nproc)" >/dev/null
+cmake --build build --parallel "$(nproc)" --target replog-cli >/dev/null
 
 replog=$PWD/build/replog
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 cd "$work"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ replog %s\n' "$*"; "$replog" "$@"; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+names=(laptop phone tablet)
+declare -A port
+for n in "${names[@]}"; do port[$n]=$(free_port); done
+start() {  # start NAME: its daemon, peering with the two others
+  local n=$1 peers=()
+  for m in "${names[@]}"; do [ "$m" = "$n" ] || peers+=(--peer "tcp://127.0.0.1:${port[$m]}"); done
+  "$replog" node --data "$n" --listen "tcp://127.0.0.1:${port[$n]}" "${peers[@]}" --insecure \
+    --anti-entropy-ms 300 --log-level warn 2>>"$n.log" &
+  pids+=($!)
+  eval "pid_$n=$!"
+  for _ in $(seq 50); do [ -e "$n/api.endpoint" ] && return; sleep 0.1; done
+}
+hashes() { for n in "${names[@]}"; do printf '  %-7s %s\n' "$n" "$("$replog" state --data "$n" --hash)"; done; }
+wait_equal() {
+  for i in $(seq 50); do
+    local h; h=$(for n in "${names[@]}"; do "$replog" state --data "$n" --hash; done | sort -u | wc -l)
+    if [ "$h" -eq 1 ]; then echo "  equal after $((i * 100)) ms:"; hashes; return; fi
+    sleep 0.1
+  done
+  echo "  not equal after 5 s:"; hashes; return 1
+}
 
 cat > schema.json <<'JSON'
 {"enums": {"Color": ["Red", "Green", "Blue"]},
@@ -25,45 +52,49 @@ cat > schema.json <<'JSON'
                       "required": ["title"], "unique": ["title"]}}}
 JSON
 
-step "a laptop: a data directory with a schema (recorded as the log's first update)"
+step "three devices in one cluster: the laptop makes it (with a schema), the others join"
 run init --data laptop --schema schema.json
-cluster=$("$replog" status --data laptop --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster_id"])')
+cluster=$("$replog" status --data laptop --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster_id"])')
+run init --data phone --cluster "$cluster"
+run init --data tablet --cluster "$cluster"
 
-step "updates with a date and an enum, as typed JSON"
-run call --data laptop create '{"type": "Task", "id": "t1", "fields": {"title": "ship v1", "due": {"$time": "2026-12-01T09:30:00+01:00"}, "color": {"$enum": "Color.Green"}}}'
-run call --data laptop set '{"path": "stats.visits", "value": 1}'
-run call --data laptop inc '{"path": "stats.visits", "by": 2}'
+step "each runs a node on loopback, peering with the other two"
+for n in "${names[@]}"; do start "$n"; echo "  $n listening on tcp://127.0.0.1:${port[$n]}"; done
+echo "  the joiners receive the laptop's log (its schema is update #1):"
+wait_equal
 
-step "state comes back typed: the date is a time, the enum the registered member"
-run state --data laptop --path Task.t1
-step "and as info JSON, for display"
-run state --data laptop --info
+step "updates on every device: a date, an enum, counters"
+run call --data laptop create '{"type": "Task", "id": "t1", "fields": {"title": "ship v1", "due": {"$time": "2026-12-01T09:30:00+01:00"}, "color": {"$enum": "Color.Green"}}}' >/dev/null
+run call --data phone create '{"type": "Task", "id": "t2", "fields": {"title": "write docs", "color": {"$enum": "Color.Blue"}}}' >/dev/null
+for n in "${names[@]}"; do run call --data "$n" inc '{"path": "stats.visits", "by": 1}' >/dev/null; done
+run call --data tablet update '{"type": "Task", "id": "t1", "fields": {"done": true}}' >/dev/null
+
+step "gossip: the three state hashes become equal"
+wait_equal
+
+step "state on the tablet, typed: the date is a time, the enum the registered member"
+run state --data tablet --path Task.t1
+run state --data tablet --info
 
 step "bad input at the keyboard is refused, naming the place; nothing is stored"
-run call --data laptop update '{"type": "Task", "id": "t1", "fields": {"color": {"$enum": "Color.Purple"}}}' || true
-run call --data laptop update '{"type": "Task", "id": "t1", "fields": {"due": "tomorrow"}}' || true
+run call --data phone update '{"type": "Task", "id": "t2", "fields": {"color": {"$enum": "Color.Purple"}}}' || true
 
-step "a phone in the same cluster works apart and creates a task with the same (unique) title"
-run init --data phone --cluster "$cluster" --schema schema.json
-run call --data phone create '{"type": "Task", "id": "p7", "fields": {"title": "ship v1", "color": {"$enum": "Color.Red"}}}'
+step "the phone goes offline; it and the laptop both create a task titled \"release\""
+kill "$pid_phone"; wait "$pid_phone" 2>/dev/null || true
+run call --data phone create '{"type": "Task", "id": "p9", "fields": {"title": "release"}}' >/dev/null
+sleep 0.05
+run call --data laptop create '{"type": "Task", "id": "t3", "fields": {"title": "release"}}' >/dev/null
 
-step "they meet: each imports the other's log (export/import, until the network issue lands)"
-"$replog" export --data laptop > laptop.mpk
-"$replog" export --data phone --format jsonl > phone.jsonl
-run import --data phone laptop.mpk
-run import --data laptop phone.jsonl
+step "the phone comes back: the later create is skipped on every device alike, as a conflict"
+start phone
+wait_equal
+run conflicts --data tablet
+skipped=$("$replog" conflicts --data tablet --json | /usr/bin/python3 -c 'import json,sys; c=json.load(sys.stdin)["conflicts"]; print(c[0]["update"] if c else "")')
 
-step "what could not merge is a conflict for a person, on both devices alike"
-run conflicts --data laptop
-skipped=$("$replog" conflicts --data laptop --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["conflicts"]; print(c[0]["update"] if c else "")')
-
-step "the person fixes the data and closes the conflict"
-run call --data laptop create '{"type": "Task", "id": "p7", "fields": {"title": "ship v1 (phone)", "color": {"$enum": "Color.Red"}}}'
-run resolve --data laptop "$skipped"
-"$replog" export --data laptop > laptop.mpk
-run import --data phone laptop.mpk
-
-step "the same updates give the same state hash on both devices"
-printf 'laptop  %s\nphone   %s\n' "$("$replog" state --data laptop --hash)" "$("$replog" state --data phone --hash)"
-run verify --data laptop
-run log --data laptop --limit 3
+step "a person renames the task and closes the conflict; it is closed everywhere"
+run call --data laptop create '{"type": "Task", "id": "t3", "fields": {"title": "release (laptop)"}}' >/dev/null
+run resolve --data laptop "$skipped" >/dev/null
+wait_equal
+run conflicts --data phone
+sleep 0.3
+run peers --data laptop
