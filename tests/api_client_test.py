@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""The local API from another language: tools/replog_client.py against a real
+`replog node`: a call with a datetime and an enum, the state read back with its
+types, an event received by a subscriber, a refused call's message, and the CLI
+going through the running node. Usage: api_client_test.py PATH_TO_REPLOG"""
+import datetime
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import replog_client as rc  # noqa: E402
+
+replog = sys.argv[1]
+tmp = tempfile.mkdtemp(prefix="replog-api-test-")
+data = os.path.join(tmp, "d")
+node = None
+try:
+    with open(os.path.join(tmp, "schema.json"), "w") as f:
+        f.write('{"enums": {"Color": ["Red", "Green"]}, "records": {"Task": {"fields": '
+                '{"title": "string", "due": "time", "color": "Color"}, "required": ["title"], "unique": ["title"]}}}')
+    subprocess.run([replog, "init", "--data", data, "--schema", os.path.join(tmp, "schema.json")], check=True,
+                   stdout=subprocess.DEVNULL)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    log = open(os.path.join(tmp, "node.log"), "w")
+    node = subprocess.Popen([replog, "node", "--data", data, "--listen", "tcp://127.0.0.1:%d" % port, "--insecure"],
+                            stderr=log)
+    for _ in range(100):
+        if os.path.exists(os.path.join(data, "api.endpoint")):
+            break
+        time.sleep(0.05)
+    client = rc.Client(data)
+    sub = client.subscribe()
+    sub.setsockopt(rc.zmq.RCVTIMEO, 5000)
+    time.sleep(0.2)  # let the subscription reach the publisher
+
+    due = datetime.datetime(2026, 12, 1, 9, 30, tzinfo=datetime.timezone.utc)
+    uid = client.call("create", {"type": "Task", "id": "t1",
+                                 "fields": {"title": "from python", "due": due, "color": rc.Enum("Color", "Green")}})
+    assert len(uid) == 32, uid
+    task = client.state("Task.t1")
+    assert isinstance(task, rc.Record) and task.type == "Task", task
+    assert task.fields["due"] == due, task.fields["due"]
+    assert task.fields["color"] == rc.Enum("Color", "Green"), task.fields["color"]
+    print("state comes back typed:", rc.show(task))
+
+    _, kind, event = rc.unpack(sub.recv())
+    assert kind == "update" and event["id"] == uid and event["method"] == "create", event
+    print("subscriber saw", event["id"], event["method"])
+
+    try:
+        client.call("create", {"type": "Task", "id": "t2", "fields": {"title": "from python"}})
+        raise AssertionError("a unique violation was accepted")
+    except RuntimeError as e:
+        assert "Task.t2.title" in str(e), e
+        print("refused:", e)
+
+    # The CLI goes through the running node (it holds the directory's lock).
+    out = subprocess.run([replog, "call", "--data", data, "set", '{"path": "x", "value": 1}'],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    h = subprocess.run([replog, "state", "--data", data, "--hash"], capture_output=True, text=True, timeout=30)
+    assert h.stdout.strip() == client.hash(), (h.stdout, client.hash())
+    status = client.status()
+    assert status["updates"] == 3, status
+    print("all API checks passed")
+finally:
+    if node:
+        node.send_signal(signal.SIGTERM)
+        try:
+            node.wait(10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
