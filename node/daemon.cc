@@ -54,14 +54,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
 
   LocalApi api(*node, context, [&engine] {
     List peers;
-    for (const auto& p : engine.peers()) {
-      peers.push_back(Value(Map{{"endpoint", Value(p.endpoint)},
-                                {"node_id", Value(hex16(p.node_id))},
-                                {"ready", Value(p.ready)},
-                                {"last_seen_ms", Value(p.last_seen_ms)},
-                                {"they_lack", Value(static_cast<int64_t>(p.they_lack))},
-                                {"we_lack", Value(static_cast<int64_t>(p.we_lack))}}));
-    }
+    for (const auto& p : engine.peers()) peers.push_back(peer_status_value(p));
     return Value(std::move(peers));
   });
   node->set_commit_listener([&](const std::vector<EncodedUpdate>& updates) {

@@ -101,10 +101,11 @@ Result<Checkpoint> decode_checkpoint(std::string_view bytes) {
 // --- lifecycle -------------------------------------------------------------------
 
 struct Node::Request {
-  enum class Kind { kCall, kIngest } kind;
+  enum class Kind { kCall, kIngest, kPeers } kind;
   std::string method;
   std::string arg;  // MessagePack
   std::vector<EncodedUpdate> updates;
+  std::map<std::string, std::string> peers;
 
   Status status;
   UpdateId id;
@@ -372,6 +373,22 @@ Result<IngestReport> Node::ingest(std::vector<EncodedUpdate> updates) {
   return std::move(req->report);
 }
 
+Status Node::save_peers(std::map<std::string, std::string> peers) {
+  if (!writable_) return Status::invalid_argument("this node is read-only");
+  auto req = std::make_shared<Request>();
+  req->kind = Request::Kind::kPeers;
+  req->peers = std::move(peers);
+  auto done = req->done.get_future();
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    if (stopping_) return Status::invalid_argument("node is closing");
+    queue_.push_back(req);
+  }
+  queue_cv_.notify_one();
+  done.wait();
+  return req->status;
+}
+
 void Node::writer_loop() {
   while (true) {
     std::vector<std::shared_ptr<Request>> batch;
@@ -505,6 +522,13 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
       req->id = id;
       req->status = Status::ok();
       ++since_checkpoint_;
+    }
+
+    for (auto& req : batch) {
+      if (req->kind != Request::Kind::kPeers || !fatal.is_ok()) continue;
+      for (const auto& [endpoint, state] : req->peers)
+        if (fatal.is_ok()) fatal = txn.put_peer(endpoint, state);
+      req->status = Status::ok();
     }
 
     if (fatal.is_ok()) fatal = txn.put_meta(kMetaHlc, u64_be(hlc_->high_water()));

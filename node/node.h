@@ -89,6 +89,10 @@ class Node {
   // Updates from elsewhere (import, peers), checked for form only.
   Result<IngestReport> ingest(std::vector<EncodedUpdate> updates);
 
+  // Stores what this node knows of its peers (endpoint -> MessagePack state),
+  // through the writer. REQUIRES: a writable node.
+  Status save_peers(std::map<std::string, std::string> peers);
+
   // Writes a checkpoint and stops the writer. Called by the destructor too.
   Status close();
 

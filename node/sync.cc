@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "protocol/limits.h"
+#include "protocol/msgpack_codec.h"
 
 namespace replog {
 
@@ -348,6 +349,24 @@ void SyncEngine::on_tick() {
     refresh_status();
     status_refreshed_ms_ = now;
   }
+  if (now - peers_saved_ms_ >= options_.save_peers_ms && !peers_.empty()) {
+    peers_saved_ms_ = now;
+    std::map<std::string, std::string> saved;
+    for (const auto& p : peers()) saved[p.endpoint] = encode_msgpack(peer_status_value(p));
+    if (Status s = node_.save_peers(std::move(saved)); !s) log_(1, "saving peer state: " + s.message());
+  }
+}
+
+Value peer_status_value(const PeerStatus& p) {
+  Map vector;
+  for (const auto& [origin, e] : p.their_vector) vector[hex16(origin)] = Value(static_cast<int64_t>(e.seq));
+  return Value(Map{{"endpoint", Value(p.endpoint)},
+                   {"node_id", Value(hex16(p.node_id))},
+                   {"ready", Value(p.ready)},
+                   {"last_seen_ms", Value(p.last_seen_ms)},
+                   {"they_lack", Value(static_cast<int64_t>(p.they_lack))},
+                   {"we_lack", Value(static_cast<int64_t>(p.we_lack))},
+                   {"vector", Value(std::move(vector))}});
 }
 
 std::vector<PeerStatus> SyncEngine::peers() const {

@@ -42,6 +42,7 @@ struct SyncOptions {
   int64_t hello_retry_ms = 200;
   size_t credit_bytes = 8 << 20;          // requested-but-unanswered bytes per link
   size_t max_pending_push_bytes = 64 << 20;  // pushes waiting to be sent, per node
+  int64_t save_peers_ms = 5000;           // how often peer state is stored in LMDB
   uint64_t seed = 0;
 };
 
@@ -54,6 +55,9 @@ struct PeerStatus {
   uint64_t they_lack = 0;      // updates we hold that they do not, by vectors
   uint64_t we_lack = 0;
 };
+
+// The form a peer's status takes in the local API and in LMDB (`peers` database).
+Value peer_status_value(const PeerStatus& p);
 
 struct SyncCounters {
   uint64_t frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
@@ -135,6 +139,7 @@ class SyncEngine {
 
   SyncCounters counters_;
   int64_t status_refreshed_ms_ = 0;
+  int64_t peers_saved_ms_ = 0;
   mutable std::mutex status_mu_;
   std::vector<PeerStatus> status_;  // guarded by status_mu_
 };

@@ -63,7 +63,8 @@ Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const
     const char* name;
     MDB_dbi* dbi;
   } dbs[] = {{"log", &log->log_},       {"seq", &log->seq_},         {"vector", &log->vector_},
-             {"meta", &log->meta_},     {"checkpoints", &log->checkpoints_}, {"forks", &log->forks_}};
+             {"meta", &log->meta_},     {"checkpoints", &log->checkpoints_}, {"forks", &log->forks_},
+             {"peers", &log->peers_}};
   for (auto& d : dbs) {
     rc = mdb_dbi_open(txn, d.name, MDB_CREATE, d.dbi);
     if (rc) {
@@ -239,6 +240,17 @@ std::map<OriginId, std::string> LogTxn::forks() {
   return out;
 }
 
+std::map<std::string, std::string> LogTxn::peers() {
+  std::map<std::string, std::string> out;
+  MDB_cursor* c = nullptr;
+  if (mdb_cursor_open(txn_, log_->peers_, &c)) return out;
+  MDB_val k, v;
+  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    out[std::string(view(k))] = std::string(view(v));
+  mdb_cursor_close(c);
+  return out;
+}
+
 Status LogTxn::put_update(const UpdateId& id, uint64_t seq, std::string_view body) {
   auto key = id.key();
   REPLOG_RETURN_IF_ERROR(put(log_->log_, key_view(key), body, MDB_NOOVERWRITE));
@@ -277,6 +289,8 @@ Status LogTxn::delete_checkpoint(const UpdateId& cut) {
 }
 
 Status LogTxn::put_fork(OriginId origin, std::string_view report) { return put(log_->forks_, u64_be(origin), report); }
+
+Status LogTxn::put_peer(std::string_view endpoint, std::string_view state) { return put(log_->peers_, endpoint, state); }
 
 Status LogTxn::delete_fork(OriginId origin) {
   std::string key = u64_be(origin);

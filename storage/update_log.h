@@ -6,6 +6,7 @@
 //   meta         name                       -> bytes          (node id, cluster, HLC mark, format)
 //   checkpoints  cut key(16)                -> MessagePack checkpoint
 //   forks        origin(8)                  -> MessagePack fork report (quarantine)
+//   peers        peer endpoint              -> MessagePack peer state (last seen, vector, lag)
 //
 // The environment is plain LMDB: mdb_stat and mdb_dump read it.
 //
@@ -72,6 +73,7 @@ class LogTxn {
   // Checkpoints, newest cut first.
   std::vector<std::pair<UpdateId, std::string>> checkpoints();
   std::map<OriginId, std::string> forks();
+  std::map<std::string, std::string> peers();
 
   // --- writes (REQUIRES: writable()) ---
   // Stores an update whose checks have passed: log, seq index and vector, and
@@ -82,6 +84,7 @@ class LogTxn {
   Status delete_checkpoint(const UpdateId& cut);
   Status put_fork(OriginId origin, std::string_view report);
   Status delete_fork(OriginId origin);
+  Status put_peer(std::string_view endpoint, std::string_view state);
 
  private:
   friend class UpdateLog;
@@ -121,7 +124,7 @@ class UpdateLog {
 
   std::string dir_;
   MDB_env* env_ = nullptr;
-  MDB_dbi log_ = 0, seq_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0;
+  MDB_dbi log_ = 0, seq_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0, peers_ = 0;
 };
 
 Status lmdb_error(int rc, const std::string& what);

@@ -296,15 +296,26 @@ int cmd_status(const std::vector<std::string>& args) {
 int cmd_peers(const std::vector<std::string>& args) {
   Options o("peers", "--data DIR   (the running node's peers: in sync or behind by N, last seen)");
   if (!o.parse(args)) return 0;
-  auto api = running_node(o);
-  if (!api) throw CommandError("no node is running on " + o.node_options().dir + " (start one with replog node)");
-  Value st = unwrap(api->request("status", Value()));
-  const List& peers = st.find("peers")->as_list();
+  // From the running node, or what the last one stored in LMDB.
+  List peers;
+  bool live = false;
+  if (auto api = running_node(o)) {
+    peers = unwrap(api->request("status", Value())).find("peers")->as_list();
+    live = true;
+  } else {
+    auto log = unwrap(UpdateLog::open(o.node_options().dir, {}));
+    auto txn = unwrap(log->begin_read());
+    for (const auto& [endpoint, bytes] : txn.peers()) {
+      auto v = decode_msgpack(bytes);
+      if (v && v->find("ready") && v->find("we_lack") && v->find("they_lack") && v->find("last_seen_ms")) peers.push_back(*v);
+    }
+  }
   if (o.json()) {
     std::cout << json::parse(to_info_json(Value(peers))).dump(2) << "\n";
     return 0;
   }
   SystemClock clock;
+  if (!live) std::cout << "no node running; as last stored:\n";
   std::cout << "endpoint                      node              state                        last seen\n";
   for (const auto& p : peers) {
     int64_t lack = p.find("we_lack")->as_int(), they = p.find("they_lack")->as_int();
