@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "protocol/limits.h"
@@ -84,11 +85,29 @@ std::optional<MethodFailure> parse_path(const Value* v, Path& out) {
   return std::nullopt;
 }
 
+namespace {
+// True when resolving `v` as "any" could fail or change it: it holds an enum or a record.
+bool holds_typed(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::kEnum:
+    case Value::Kind::kRecord: return true;
+    case Value::Kind::kList:
+      return std::any_of(v.as_list().begin(), v.as_list().end(), holds_typed);
+    case Value::Kind::kMap:
+      return std::any_of(v.as_map().begin(), v.as_map().end(), [](const auto& kv) { return holds_typed(kv.second); });
+    default: return false;
+  }
+}
+}  // namespace
+
 std::optional<MethodFailure> MethodContext::set(const Path& path, Value value) {
   TypeRef type;
   if (auto f = declared_type(state_.schema(), path, type)) return f;
-  if (Status s = state_.schema().resolve_as(value, type, path_to_string(path)); !s)
-    return failure(ConflictKind::kSchema, s.message(), path);
+  // The common case, untyped data at an undeclared place, needs no resolving.
+  if (type.kind != TypeRef::Kind::kAny || holds_typed(value)) {
+    if (Status s = state_.schema().resolve_as(value, type, path_to_string(path)); !s)
+      return failure(ConflictKind::kSchema, s.message(), path);
+  }
   if (schema().find_record(path[0])) {
     if (path.size() >= 2) {
       touched_.emplace(path[0], path[1]);

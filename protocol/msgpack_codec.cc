@@ -173,14 +173,14 @@ class ValueBuilder : public msgpack::null_visitor {
   bool start_array(uint32_t n) {
     if (!reserve(n)) return false;
     if (n > lim_.max_elements) return fail("list longer than the protocol limit");
-    stack_.push_back(Frame{Value(List{}), false, "", here()});
+    stack_.push_back(Frame{Value(List{}), false, ""});
     return true;
   }
   bool end_array() { return pop(); }
   bool start_map(uint32_t n) {
     if (!reserve(static_cast<uint64_t>(n) * 2)) return false;
     if (n > lim_.max_elements) return fail("map larger than the protocol limit");
-    stack_.push_back(Frame{Value(Map{}), true, "", here()});
+    stack_.push_back(Frame{Value(Map{}), true, ""});
     return true;
   }
   bool start_map_key() {
@@ -199,8 +199,7 @@ class ValueBuilder : public msgpack::null_visitor {
   struct Frame {
     Value container;
     bool is_map;
-    std::string key;
-    std::string path;
+    std::string key;  // maps: the key whose value comes next
   };
 
   void set_error(std::string msg) {
@@ -210,10 +209,11 @@ class ValueBuilder : public msgpack::null_visitor {
     set_error(std::move(msg));
     return false;
   }
+  // The path of the value being read; built only for errors and extensions.
   std::string here() const {
-    if (stack_.empty()) return root_path_;
-    const Frame& f = stack_.back();
-    return f.is_map ? path_child(f.path, f.key) : path_index(f.path, f.container.as_list().size());
+    std::string p = root_path_;
+    for (const Frame& f : stack_) p = f.is_map ? path_child(p, f.key) : path_index(p, f.container.as_list().size());
+    return p;
   }
   // Each element takes at least one byte, so declared counts can never add up
   // to more than the input holds; checking before the parser walks a count

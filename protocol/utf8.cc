@@ -1,12 +1,21 @@
 #include "protocol/utf8.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace replog {
 
 bool is_valid_utf8(std::string_view s) {
   size_t i = 0, n = s.size();
   while (i < n) {
+    // ASCII fast path: eight bytes at a time while none has the high bit set.
+    while (i + 8 <= n) {
+      uint64_t chunk;
+      std::memcpy(&chunk, s.data() + i, 8);
+      if (chunk & 0x8080808080808080ULL) break;
+      i += 8;
+    }
+    if (i >= n) break;
     auto c = static_cast<uint8_t>(s[i]);
     if (c < 0x80) {
       ++i;

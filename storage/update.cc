@@ -91,35 +91,87 @@ std::string encode_body(uint64_t seq, std::string_view method, std::string_view 
   return out;
 }
 
+namespace {
+
+// Reads [seq, method, arg] with msgpack-c's visitor parser: no object tree, no
+// allocation beyond the three fields, and nothing nested is accepted.
+class BodyReader : public msgpack::null_visitor {
+ public:
+  uint64_t seq = 0;
+  std::string_view method, arg;
+  const char* error = nullptr;
+
+  bool start_array(uint32_t n) {
+    if (depth_++ > 0 || n != 3) return fail("body is not [seq, method, arg]");
+    return true;
+  }
+  bool end_array() { return true; }
+  bool start_array_item() { return true; }
+  bool end_array_item() {
+    ++field_;
+    return true;
+  }
+  bool visit_positive_integer(uint64_t v) {
+    if (field_ != 0 || v == 0) return fail("seq is not a positive integer");
+    seq = v;
+    return true;
+  }
+  bool visit_str(const char* p, uint32_t n) {
+    if (field_ != 1 || n == 0 || n > 255) return fail("method is not a string of 1..255 bytes");
+    method = std::string_view(p, n);
+    return true;
+  }
+  bool visit_bin(const char* p, uint32_t n) {
+    if (field_ != 2) return fail("arg is not bin");
+    arg = std::string_view(p, n);
+    return true;
+  }
+  bool visit_nil() { return fail(what()); }
+  bool visit_boolean(bool) { return fail(what()); }
+  bool visit_negative_integer(int64_t) { return fail(what()); }
+  bool visit_float32(float) { return fail(what()); }
+  bool visit_float64(double) { return fail(what()); }
+  bool visit_ext(const char*, uint32_t) { return fail(what()); }
+  bool start_map(uint32_t) { return fail(what()); }
+  void parse_error(size_t, size_t) { fail("malformed body"); }
+  void insufficient_bytes(size_t, size_t) { fail("truncated body"); }
+
+ private:
+  const char* what() const {
+    static const char* fields[] = {"seq is not a positive integer", "method is not a non-empty string", "arg is not bin"};
+    return depth_ == 0 || field_ > 2 ? "body is not [seq, method, arg]" : fields[field_];
+  }
+  bool fail(const char* why) {
+    if (!error) error = why;
+    return false;
+  }
+  int depth_ = 0;
+  int field_ = 0;
+};
+
+}  // namespace
+
 Result<Update> parse_body(const UpdateId& id, std::string_view body) {
   if (body.size() > limits::kMaxUpdateBytes + 64)
     return Status::corruption("update " + id.to_string() + " is larger than the protocol limit");
-  // The body is flat (array of three scalars), so msgpack-c's object unpack is
-  // bounded here by the limits below: no nesting, one str, one bin.
+  BodyReader r;
+  size_t off = 0;
+  bool ok = false;
   try {
-    msgpack::unpack_limit limit(3, 0, 1024, limits::kMaxUpdateBytes + 64, 0, 2);
-    size_t off = 0;
-    msgpack::object_handle oh = msgpack::unpack(body.data(), body.size(), off, nullptr, nullptr, limit);
-    if (off != body.size()) return Status::corruption("update " + id.to_string() + ": trailing bytes after body");
-    const msgpack::object& o = oh.get();
-    if (o.type != msgpack::type::ARRAY || o.via.array.size != 3)
-      return Status::corruption("update " + id.to_string() + ": body is not [seq, method, arg]");
-    const msgpack::object* f = o.via.array.ptr;
-    if (f[0].type != msgpack::type::POSITIVE_INTEGER || f[0].via.u64 == 0)
-      return Status::corruption("update " + id.to_string() + ": seq is not a positive integer");
-    if (f[1].type != msgpack::type::STR || f[1].via.str.size == 0)
-      return Status::corruption("update " + id.to_string() + ": method is not a non-empty string");
-    if (f[2].type != msgpack::type::BIN) return Status::corruption("update " + id.to_string() + ": arg is not bin");
-    Update u;
-    u.id = id;
-    u.seq = f[0].via.u64;
-    u.method.assign(f[1].via.str.ptr, f[1].via.str.size);
-    u.arg.assign(f[2].via.bin.ptr, f[2].via.bin.size);
-    u.body.assign(body);
-    return u;
+    ok = msgpack::parse(body.data(), body.size(), off, r);
   } catch (const std::exception& e) {
     return Status::corruption("update " + id.to_string() + ": malformed body (" + e.what() + ")");
   }
+  if (!ok || r.error || r.method.empty() || r.seq == 0 || r.arg.data() == nullptr)
+    return Status::corruption("update " + id.to_string() + ": " + (r.error ? r.error : "body is not [seq, method, arg]"));
+  if (off != body.size()) return Status::corruption("update " + id.to_string() + ": trailing bytes after body");
+  Update u;
+  u.id = id;
+  u.seq = r.seq;
+  u.method.assign(r.method);
+  u.arg.assign(r.arg);
+  u.body.assign(body);
+  return u;
 }
 
 }  // namespace replog

@@ -110,7 +110,10 @@ Status UpdateLog::grow_if_needed(bool force) {
 
 // --- LogTxn ------------------------------------------------------------------
 
-LogTxn::LogTxn(LogTxn&& o) noexcept : log_(o.log_), txn_(o.txn_), writable_(o.writable_) { o.txn_ = nullptr; }
+LogTxn::LogTxn(LogTxn&& o) noexcept
+    : log_(o.log_), txn_(o.txn_), writable_(o.writable_), newest_checkpoint_(std::move(o.newest_checkpoint_)) {
+  o.txn_ = nullptr;
+}
 
 LogTxn::~LogTxn() { abort(); }
 
@@ -262,6 +265,17 @@ Status LogTxn::put_update(const UpdateId& id, uint64_t seq, std::string_view bod
 
   // A checkpoint whose cut is at or above this key no longer equals the fold
   // of the updates below its cut: delete it and every newer one, now.
+  if (!newest_checkpoint_) {
+    MDB_cursor* c = nullptr;
+    MDB_val k, v;
+    newest_checkpoint_.emplace();
+    if (mdb_cursor_open(txn_, log_->checkpoints_, &c) == 0) {
+      if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 16) *newest_checkpoint_ = UpdateId::from_key(view(k));
+      mdb_cursor_close(c);
+    }
+  }
+  if (!*newest_checkpoint_ || id > **newest_checkpoint_) return Status::ok();
+  newest_checkpoint_.reset();  // some are deleted below: look again next time
   MDB_cursor* c = nullptr;
   int rc = mdb_cursor_open(txn_, log_->checkpoints_, &c);
   if (rc) return lmdb_error(rc, "open checkpoint cursor");
@@ -278,10 +292,12 @@ Status LogTxn::put_update(const UpdateId& id, uint64_t seq, std::string_view bod
 Status LogTxn::put_meta(std::string_view name, std::string_view value) { return put(log_->meta_, name, value); }
 
 Status LogTxn::put_checkpoint(const UpdateId& cut, std::string_view bytes) {
+  newest_checkpoint_.reset();
   return put(log_->checkpoints_, key_view(cut.key()), bytes);
 }
 
 Status LogTxn::delete_checkpoint(const UpdateId& cut) {
+  newest_checkpoint_.reset();
   auto key = cut.key();
   MDB_val k = val(key_view(key));
   int rc = mdb_del(txn_, log_->checkpoints_, &k, nullptr);

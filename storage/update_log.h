@@ -95,6 +95,9 @@ class LogTxn {
   const UpdateLog* log_;
   MDB_txn* txn_;
   bool writable_;
+  // The newest checkpoint cut as of this transaction, read on first need, so
+  // that appending above it costs no cursor. Empty optional inside: none.
+  std::optional<std::optional<UpdateId>> newest_checkpoint_;
 };
 
 class UpdateLog {

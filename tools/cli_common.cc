@@ -6,9 +6,12 @@
 namespace replog::cli {
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw CommandError("cannot read " + path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  std::string data(static_cast<size_t>(in.tellg()), '\0');
+  in.seekg(0);
+  if (!in.read(data.data(), static_cast<std::streamsize>(data.size()))) throw CommandError("cannot read " + path);
+  return data;
 }
 
 std::string read_stdin() { return std::string(std::istreambuf_iterator<char>(std::cin), {}); }
