@@ -174,17 +174,8 @@ Value LocalApi::handle(const std::string& op, const Value& arg) {
     node_.read([&](const State& s) {
       const Value* v = &s.root();
       if (path && path->is_string()) {
-        Path p;
-        std::string text = path->as_string();
-        size_t start = 0;
-        while (true) {
-          size_t dot = text.find('.', start);
-          p.push_back(text.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-          if (dot == std::string::npos) break;
-          start = dot + 1;
-        }
-        v = s.get(p);
-        if (!v) missing = text;
+        v = s.get(parse_dotted_path(path->as_string()));
+        if (!v) missing = path->as_string();
       }
       if (v) out = *v;
     });

@@ -61,14 +61,7 @@ std::optional<MethodFailure> parse_path(const Value* v, Path& out) {
   out.clear();
   if (v == nullptr) return bad_arg("missing path");
   if (v->is_string()) {
-    const std::string& s = v->as_string();
-    size_t start = 0;
-    while (true) {
-      size_t dot = s.find('.', start);
-      out.push_back(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
+    out = parse_dotted_path(v->as_string());
   } else if (v->is_list()) {
     for (const auto& seg : v->as_list()) {
       if (!seg.is_string()) return bad_arg("path segments must be strings");

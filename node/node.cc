@@ -344,23 +344,13 @@ Result<UpdateId> Node::call(const std::string& method, const Value& arg) {
   if (req->arg.size() + method.size() > limits::kMaxUpdateBytes)
     return Status::invalid_argument("update of " + std::to_string(req->arg.size()) + " bytes is larger than the " +
                                     std::to_string(limits::kMaxUpdateBytes) + "-byte limit");
-  auto done = req->done.get_future();
-  {
-    std::lock_guard<std::mutex> l(queue_mu_);
-    if (stopping_) return Status::invalid_argument("node is closing");
-    queue_.push_back(req);
-  }
-  queue_cv_.notify_one();
-  done.wait();
+  REPLOG_RETURN_IF_ERROR(submit(req));
   if (!req->status) return req->status;
   return req->id;
 }
 
-Result<IngestReport> Node::ingest(std::vector<EncodedUpdate> updates) {
+Status Node::submit(const std::shared_ptr<Request>& req) {
   if (!writable_) return Status::invalid_argument("this node is read-only");
-  auto req = std::make_shared<Request>();
-  req->kind = Request::Kind::kIngest;
-  req->updates = std::move(updates);
   auto done = req->done.get_future();
   {
     std::lock_guard<std::mutex> l(queue_mu_);
@@ -369,23 +359,23 @@ Result<IngestReport> Node::ingest(std::vector<EncodedUpdate> updates) {
   }
   queue_cv_.notify_one();
   done.wait();
+  return Status::ok();
+}
+
+Result<IngestReport> Node::ingest(std::vector<EncodedUpdate> updates) {
+  auto req = std::make_shared<Request>();
+  req->kind = Request::Kind::kIngest;
+  req->updates = std::move(updates);
+  REPLOG_RETURN_IF_ERROR(submit(req));
   if (!req->status) return req->status;
   return std::move(req->report);
 }
 
 Status Node::save_peers(std::map<std::string, std::string> peers) {
-  if (!writable_) return Status::invalid_argument("this node is read-only");
   auto req = std::make_shared<Request>();
   req->kind = Request::Kind::kPeers;
   req->peers = std::move(peers);
-  auto done = req->done.get_future();
-  {
-    std::lock_guard<std::mutex> l(queue_mu_);
-    if (stopping_) return Status::invalid_argument("node is closing");
-    queue_.push_back(req);
-  }
-  queue_cv_.notify_one();
-  done.wait();
+  REPLOG_RETURN_IF_ERROR(submit(req));
   return req->status;
 }
 

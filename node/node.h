@@ -122,6 +122,8 @@ class Node {
   Status load(LogTxn& txn, std::optional<int64_t> at_millis);
   Status replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis);
   Status load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis);
+  // Queues a request for the writer and waits until its batch is done.
+  Status submit(const std::shared_ptr<Request>& req);
   void writer_loop();
   void process(std::vector<std::shared_ptr<Request>>& batch);
   Status write_checkpoint();

@@ -14,6 +14,17 @@ std::string path_to_string(const Path& path) {
   return out;
 }
 
+Path parse_dotted_path(std::string_view text) {
+  Path p;
+  size_t start = 0;
+  while (true) {
+    size_t dot = text.find('.', start);
+    p.emplace_back(text.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
+    if (dot == std::string_view::npos) return p;
+    start = dot + 1;
+  }
+}
+
 const char* conflict_kind_name(ConflictKind kind) {
   switch (kind) {
     case ConflictKind::kSchema: return "schema";
@@ -298,13 +309,17 @@ Result<UpdateId> id_from(const Value& v) {
 
 }  // namespace
 
-std::string State::canonical_encoding() const {
-  std::string out;
-  append_array_header(out, 4);
+void State::append_hashed_parts(std::string& out) const {
   encode_msgpack_into(root_, out);
   encode_msgpack_into(conflicts_value(conflicts_), out);
   encode_msgpack_into(schema_->to_document(), out);
   encode_msgpack_into(retired_value(retired_), out);
+}
+
+std::string State::canonical_encoding() const {
+  std::string out;
+  append_array_header(out, 4);
+  append_hashed_parts(out);
   return out;
 }
 
@@ -328,11 +343,8 @@ std::string State::hash_hex() const {
 
 std::string State::encode() const {
   std::string out;
-  append_array_header(out, 6);
-  encode_msgpack_into(root_, out);
-  encode_msgpack_into(conflicts_value(conflicts_), out);
-  encode_msgpack_into(schema_->to_document(), out);
-  encode_msgpack_into(retired_value(retired_), out);
+  append_array_header(out, 6);  // the four hashed parts, then what replay needs besides
+  append_hashed_parts(out);
   Map writers;
   for (const auto& [k, id] : writers_) writers[k] = id_value(id);
   encode_msgpack_into(Value(std::move(writers)), out);

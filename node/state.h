@@ -29,6 +29,8 @@ namespace replog {
 
 using Path = std::vector<std::string>;
 std::string path_to_string(const Path& path);
+// "a.b.c" -> {"a", "b", "c"} (segments may be empty; callers that care check).
+Path parse_dotted_path(std::string_view text);
 
 // Why replay skipped an update. The codes are part of the state hash and of
 // PROTOCOL.md; the text is rendered at display time only.
@@ -117,6 +119,8 @@ class State {
   // write at `path` can change: [type, id] itself, or all of [type].
   void reindex_under(const Path& path, bool add);
   void rebuild_index();
+  // [data, conflicts, schema document, retired], without an array header.
+  void append_hashed_parts(std::string& out) const;
 
   Value root_;
   std::map<UpdateId, Conflict> conflicts_;

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "node/hlc.h"
+#include "temp_dir.h"
 #include "node/node.h"
 #include "node/verify.h"
 #include "protocol/json_codec.h"
@@ -14,18 +15,7 @@
 namespace replog {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/replog-node-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 constexpr int64_t kNow = 1'790'000'000'000;  // 2026-09-21
 

@@ -10,6 +10,7 @@
 #include "node/sync.h"
 #include "protocol/msgpack_codec.h"
 #include "protocol/wire.h"
+#include "temp_dir.h"
 #include "test_seed.h"
 
 namespace replog {
@@ -101,18 +102,7 @@ void MemoryTransport::send(const Link& link, const std::string& bytes) {
   }
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/replog-sync-test-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string sub(const std::string& n) const { return path_ + "/" + n; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 struct SimNode {
   std::unique_ptr<Node> node;

@@ -44,18 +44,6 @@ std::unique_ptr<Node> open_reader(const Options& o, std::optional<int64_t> at = 
   return unwrap(Node::open_read_only(o.node_options(), at));
 }
 
-Path parse_dotted(const std::string& text) {
-  Path p;
-  size_t start = 0;
-  while (true) {
-    size_t dot = text.find('.', start);
-    p.push_back(text.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  return p;
-}
-
 std::string conflict_text(const Conflict& c) {
   std::string s = "update " + c.skipped.to_string() + " skipped (" + conflict_kind_name(c.kind) + ")";
   if (!c.path.empty()) s += " at " + path_to_string(c.path);
@@ -180,7 +168,7 @@ int cmd_state(const std::vector<std::string>& args) {
     }
     const Value* v = &state.root();
     if (o.has("path")) {
-      v = state.get(parse_dotted(o.get<std::string>("path")));
+      v = state.get(parse_dotted_path(o.get<std::string>("path")));
       if (!v) throw CommandError("no value at " + o.get<std::string>("path"));
     }
     Value resolved = *v;
