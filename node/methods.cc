@@ -103,11 +103,11 @@ std::optional<MethodFailure> MethodContext::set(const Path& path, Value value) {
   }
   if (schema().find_record(path[0])) {
     if (path.size() >= 2) {
-      touched_.emplace(path[0], path[1]);
+      touch(path[0], path[1]);
     } else if (value.is_map()) {
-      for (const auto& [id, _] : value.as_map()) touched_.emplace(path[0], id);
+      for (const auto& [id, _] : value.as_map()) touch(path[0], id);
       if (const Value* old = state_.get(path); old && old->is_map())
-        for (const auto& [id, _] : old->as_map()) touched_.emplace(path[0], id);
+        for (const auto& [id, _] : old->as_map()) touch(path[0], id);
     }
   }
   if (Status s = state_.write(path, std::move(value), undo_); !s) return failure(ConflictKind::kFailed, s.message(), path);
@@ -117,17 +117,25 @@ std::optional<MethodFailure> MethodContext::set(const Path& path, Value value) {
 std::optional<MethodFailure> MethodContext::unset(const Path& path) {
   if (schema().find_record(path[0])) {
     if (path.size() >= 2) {
-      touched_.emplace(path[0], path[1]);
+      touch(path[0], path[1]);
     } else if (const Value* old = state_.get(path); old && old->is_map()) {
-      for (const auto& [id, _] : old->as_map()) touched_.emplace(path[0], id);
+      for (const auto& [id, _] : old->as_map()) touch(path[0], id);
     }
   }
   if (Status s = state_.write(path, std::nullopt, undo_); !s) return failure(ConflictKind::kFailed, s.message(), path);
   return std::nullopt;
 }
 
+void MethodContext::touch(const std::string& type, const std::string& id) {
+  auto key = std::make_pair(type, id);
+  if (touched_.count(key)) return;
+  const Value* before = state_.get({type, id});
+  touched_.emplace(std::move(key), before ? std::optional<Value>(*before) : std::nullopt);
+}
+
 std::optional<MethodFailure> MethodContext::check_records() {
-  for (const auto& [type, id] : touched_) {
+  for (const auto& [key, before] : touched_) {
+    const auto& [type, id] = key;
     const Value* record = state_.get({type, id});
     if (record == nullptr) {
       state_.set_writer(type, id, std::nullopt, undo_);
@@ -144,8 +152,12 @@ std::optional<MethodFailure> MethodContext::check_records() {
       for (const auto& field : rt->unique()) {
         const Value* v = record->find(field);
         if (!v || v->is_null()) continue;
-        auto holder = state_.unique_holder(type, field, *v);
-        if (holder && *holder != id) {
+        // Constraints bind the values an update writes: a value this update
+        // left as it was may repeat one that predates the constraint.
+        const Value* old = before ? before->find(field) : nullptr;
+        if (old && *old == *v) continue;
+        auto holder = state_.unique_holder(type, field, *v, id);
+        if (holder) {
           std::vector<UpdateId> involved;
           if (auto w = state_.record_writer(type, *holder)) involved.push_back(*w);
           return failure(ConflictKind::kUnique,

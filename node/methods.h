@@ -56,7 +56,11 @@ class MethodContext {
   State& state_;
   UpdateId id_;
   UndoEntry* undo_;
-  std::set<std::pair<std::string, std::string>> touched_;  // (type, id) of records written
+  // Marks record [type, id] as written, remembering it as it was before.
+  void touch(const std::string& type, const std::string& id);
+
+  // (type, id) of records written -> the record before this update (none: absent)
+  std::map<std::pair<std::string, std::string>, std::optional<Value>> touched_;
 };
 
 using MethodFn = std::function<std::optional<MethodFailure>(MethodContext&, const Value& arg)>;

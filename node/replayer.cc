@@ -43,14 +43,10 @@ Replayer::Result Replayer::apply(const Update& u) {
   }
   applied_[u.id.origin] = u.seq;
   last_ = u.id;
-  if (window_ == 0) {
-    floor_ = u.id;
-  } else {
-    undo_.push_back(std::move(entry));
-    if (undo_.size() > window_) {
-      floor_ = undo_.front().id;
-      undo_.pop_front();
-    }
+  undo_.push_back(std::move(entry));
+  if (undo_.size() > window_) {
+    floor_ = undo_.front().id;
+    undo_.pop_front();
   }
   return result;
 }

@@ -12,6 +12,7 @@
 // Thread safety: none; the node's writer thread (or a read-only command) owns it.
 #pragma once
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <optional>
@@ -30,7 +31,10 @@ class Replayer {
     std::optional<MethodFailure> failure;  // kConflict: why
   };
 
-  Replayer(const MethodRegistry& methods, size_t undo_window) : methods_(methods), window_(undo_window) {}
+  // The window keeps at least the newest update, so that a refused local
+  // call can always be taken back.
+  Replayer(const MethodRegistry& methods, size_t undo_window)
+      : methods_(methods), window_(std::max<size_t>(undo_window, 1)) {}
 
   // REQUIRES: !last_applied() || u.id > *last_applied().
   Result apply(const Update& u);

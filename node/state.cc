@@ -84,14 +84,16 @@ std::optional<UpdateId> State::record_writer(const std::string& type, const std:
 }
 
 std::optional<std::string> State::unique_holder(const std::string& type, const std::string& field,
-                                                const Value& value) const {
+                                                const Value& value, const std::string& except) const {
   auto t = unique_.find(type);
   if (t == unique_.end()) return std::nullopt;
   auto f = t->second.find(field);
   if (f == t->second.end()) return std::nullopt;
   auto v = f->second.find(encode_msgpack(value));
   if (v == f->second.end()) return std::nullopt;
-  return v->second;
+  for (const auto& id : v->second)  // ids in order: the answer depends on the data alone
+    if (id != except) return id;
+  return std::nullopt;
 }
 
 void State::reindex_under(const Path& path, bool add) {
@@ -117,9 +119,7 @@ void State::index_record(const std::string& type, const std::string& id, const V
   for (const auto& field : rt->unique()) {
     const Value* v = record.find(field);
     if (!v || v->is_null()) continue;
-    // A slot held by another record stays with it: the write that collides is
-    // refused by replay and undone.
-    unique_[type][field].emplace(encode_msgpack(*v), id);
+    unique_[type][field][encode_msgpack(*v)].insert(id);
   }
 }
 
@@ -131,7 +131,9 @@ void State::unindex_record(const std::string& type, const std::string& id, const
     const Value* v = record.find(field);
     if (!v || v->is_null()) continue;
     auto it = slots.find(encode_msgpack(*v));
-    if (it != slots.end() && it->second == id) slots.erase(it);
+    if (it == slots.end()) continue;
+    it->second.erase(id);
+    if (it->second.empty()) slots.erase(it);
   }
 }
 

@@ -7,7 +7,7 @@
 // few positions late costs O(k) (undo k, apply, redo k).
 //
 // Records live at path [type, id]. For types with unique fields, an index maps
-// each field value to the record holding it; it is derived from the data and
+// each field value to the records holding it; it is derived from the data and
 // maintained by write(), so undo keeps it right too.
 //
 // Thread safety: none; the owner (Replayer, under the node's state mutex) serialises.
@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -83,9 +84,10 @@ class State {
   uint64_t unknown_method_updates() const { return unknown_; }
   // The last update that wrote record [type, id].
   std::optional<UpdateId> record_writer(const std::string& type, const std::string& id) const;
-  // The record of `type` holding `value` in unique field `field`, if any.
-  std::optional<std::string> unique_holder(const std::string& type, const std::string& field,
-                                           const Value& value) const;
+  // The first record (by id) of `type` other than `except` holding `value`
+  // in unique field `field`, if any.
+  std::optional<std::string> unique_holder(const std::string& type, const std::string& field, const Value& value,
+                                           const std::string& except) const;
 
   // --- mutators; each records its inverse in `undo` when not null ---
   // Writes (or with nullopt erases) the value at `path`, creating maps on the
@@ -128,8 +130,10 @@ class State {
   std::map<OriginId, uint64_t> retired_;
   uint64_t unknown_ = 0;
   std::map<std::string, UpdateId> writers_;  // record_key -> last writer
-  // type -> field -> canonical bytes of value -> record id
-  std::map<std::string, std::map<std::string, std::map<std::string, std::string>>> unique_;
+  // type -> field -> canonical bytes of value -> ids of the records holding it.
+  // Every holder is kept (a schema may make a field unique over data that
+  // already repeats it), so the index is a function of the data alone.
+  std::map<std::string, std::map<std::string, std::map<std::string, std::set<std::string>>>> unique_;
 };
 
 }  // namespace replog
