@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.h"
 #include "node/node.h"
 #include "node/verify.h"
 #include "protocol/json_codec.h"
@@ -49,23 +50,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/replog-crash-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    if (p == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // One crash_writer process, its stdout read through a pipe.
 class Child {

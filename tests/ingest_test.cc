@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
 #include "node/clock.h"
 #include "node/hlc.h"
 #include "node/node.h"
@@ -32,23 +33,7 @@ constexpr int64_t kT0 = 1'760'000'000'000;  // the ManualClock's start, ms since
 constexpr OriginId kOriginA = 0x0a0a0a0a0a0a0a0aULL;
 constexpr OriginId kOriginB = 0x0b0b0b0b0b0b0b0bULL;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/replog-ingest-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    if (p == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 Value json(const std::string& text) {
   auto v = parse_typed_json(text);

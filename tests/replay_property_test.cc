@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
 #include "node/clock.h"
 #include "node/hlc.h"
 #include "node/node.h"
@@ -41,23 +42,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr int64_t kT0 = 1'760'000'000'000;  // ms since the epoch, near the updates' hlc times
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/replog-replay-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    if (p == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 Value json(const std::string& text) {
   auto v = parse_typed_json(text);
