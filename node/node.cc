@@ -182,7 +182,9 @@ Status read_identity(LogTxn& txn, const std::string& dir, OriginId& node_id, std
 Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
   if (sodium_init() < 0) return Status::io_error("libsodium failed to initialise");
   std::unique_ptr<Node> node(new Node(options));
-  auto log = UpdateLog::open(options.dir, {});
+  UpdateLog::Options lo;
+  lo.initial_map_bytes = options.initial_map_bytes;
+  auto log = UpdateLog::open(options.dir, lo);
   if (!log) return log.status();
   node->log_ = std::move(log).value();
   auto lock = take_lock(options.dir);
@@ -399,7 +401,9 @@ void Node::writer_loop() {
 
 void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
   std::lock_guard<std::mutex> state_lock(state_mu_);
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // A full map is grown (doubled) and the batch run again, a bounded number of times.
+  constexpr int kAttempts = 12;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
     if (Status g = log_->grow_if_needed(attempt > 0); !g) {
       for (auto& r : batch) r->status = g;
       return;
@@ -536,9 +540,8 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
       auto self = read->vector_entry(node_id_);
       own_seq_ = self ? self->seq : 0;
     }
-    bool map_full = fatal.message().find("map full") != std::string::npos ||
-                    fatal.message().find("MDB_MAP_FULL") != std::string::npos;
-    if (!map_full || attempt > 0) {
+    bool map_full = fatal.message().find("MDB_MAP_FULL") != std::string::npos;
+    if (!map_full || attempt + 1 == kAttempts) {
       for (auto& r : batch) r->status = fatal;
       return;
     }

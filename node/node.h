@@ -41,6 +41,7 @@ struct NodeOptions {
   size_t undo_window = 1024;              // updates kept undoable in memory
   uint64_t checkpoint_interval = 10'000;  // updates between checkpoints
   size_t checkpoints_kept = 3;
+  size_t initial_map_bytes = size_t{1} << 30;  // LMDB map (sparse); it grows when 3/4 full
   std::shared_ptr<const MethodRegistry> methods;  // null: the built-ins
 };
 

@@ -318,6 +318,31 @@ TEST_F(NodeFixture, UniqueConflictFromWorkingApartIsRecordedAndResolved) {
   EXPECT_FALSE(again) << "resolving a closed conflict is refused at the keyboard";
 }
 
+TEST_F(NodeFixture, MapGrowsWhenFull) {
+  NodeOptions o;
+  o.dir = dir;
+  o.clock = &wall;
+  o.initial_map_bytes = 1 << 20;  // 1 MiB, far too small for what follows
+  auto node = Node::open(o);
+  ASSERT_TRUE(node) << node.status().message();
+  std::string big(2000, 'x');
+  std::vector<EncodedUpdate> batch;
+  for (int i = 0; i < 5000; ++i) {
+    batch.push_back(make_update(4, static_cast<uint64_t>(i + 1), kNow + i, "set", set_arg("k" + std::to_string(i % 100), Value(big))));
+    if (batch.size() == 500) {
+      auto r = (*node)->ingest(std::move(batch));
+      ASSERT_TRUE(r) << r.status().message();
+      ASSERT_EQ(r->accepted, 500u);
+      batch.clear();
+    }
+  }
+  EXPECT_EQ((*node)->info().updates, 5000u);
+  ASSERT_TRUE((*node)->close());
+  auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok());
+}
+
 TEST_F(NodeFixture, FailedLocalCallStoresNothing) {
   auto node = open(64, 1000);
   ASSERT_TRUE(node->call("set", set_arg("n", Value(INT64_MAX))));
