@@ -1,6 +1,7 @@
 #include "storage/update_log.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cstring>
 
@@ -125,7 +126,14 @@ void LogTxn::abort() {
 Status LogTxn::commit() {
   int rc = mdb_txn_commit(txn_);
   txn_ = nullptr;
-  return rc ? lmdb_error(rc, "commit") : Status::ok();
+  if (rc == 0) return Status::ok();
+  // LMDB reports a short write as EIO; say so when the disk is what ran out.
+  struct statvfs fs;
+  if ((rc == EIO || rc == ENOSPC) && ::statvfs(log_->dir_.c_str(), &fs) == 0 &&
+      static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < (uint64_t{16} << 20))
+    return Status::io_error("commit failed: no space left on the disk holding " + log_->dir_ +
+                            " (nothing of this write was stored)");
+  return lmdb_error(rc, "commit");
 }
 
 Result<LogTxn> LogTxn::begin_child() {

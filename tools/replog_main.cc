@@ -92,9 +92,12 @@ int cmd_init(const std::vector<std::string>& args) {
 
 // --- call / resolve ------------------------------------------------------------------
 
-int print_call(const Options& o, const UpdateId& id) {
+// The update is stored once call() returns: a failure to write the shutdown
+// checkpoint afterwards is worth a warning, not a failed command.
+int print_call(const Options& o, const UpdateId& id, const Status& closed = Status::ok()) {
   if (o.json()) std::cout << json{{"id", id.to_string()}}.dump() << "\n";
   else std::cout << id.to_string() << "\n";
+  if (!closed) std::cerr << "replog: warning: update stored, but no checkpoint written: " << closed.message() << "\n";
   return 0;
 }
 
@@ -114,8 +117,7 @@ int cmd_call(const std::vector<std::string>& args) {
   }
   auto node = open_writer(o);
   UpdateId id = unwrap(node->call(o.get<std::string>("method"), arg));
-  check(node->close());
-  return print_call(o, id);
+  return print_call(o, id, node->close());
 }
 
 int cmd_resolve(const std::vector<std::string>& args) {
@@ -131,8 +133,7 @@ int cmd_resolve(const std::vector<std::string>& args) {
   }
   auto node = open_writer(o);
   UpdateId id = unwrap(node->call("resolve", arg));
-  check(node->close());
-  return print_call(o, id);
+  return print_call(o, id, node->close());
 }
 
 // --- state -------------------------------------------------------------------------
