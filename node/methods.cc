@@ -196,13 +196,13 @@ std::optional<MethodFailure> record_ref(const Value& arg, const TypeRegistry& sc
   return std::nullopt;
 }
 
-std::optional<MethodFailure> m_set(MethodContext& ctx, const Value& arg) {
+std::optional<MethodFailure> m_set(MethodContext& ctx, Value& arg) {
   if (auto f = need_map(arg, "set")) return f;
   Path path;
   if (auto f = parse_path(field(arg, "path"), path)) return f;
-  const Value* value = field(arg, "value");
+  Value* value = arg.find("value");
   if (!value) return bad_arg("set needs a value");
-  return ctx.set(path, *value);
+  return ctx.set(path, std::move(*value));
 }
 
 std::optional<MethodFailure> m_unset(MethodContext& ctx, const Value& arg) {
@@ -331,8 +331,8 @@ MethodRegistry MethodRegistry::with_builtins() {
   r.add("set", "1", m_set);
   r.add("unset", "1", m_unset);
   r.add("inc", "1", m_inc);
-  r.add("add", "1", [](MethodContext& c, const Value& a) { return set_member(c, a, true); });
-  r.add("remove", "1", [](MethodContext& c, const Value& a) { return set_member(c, a, false); });
+  r.add("add", "1", [](MethodContext& c, Value& a) { return set_member(c, a, true); });
+  r.add("remove", "1", [](MethodContext& c, Value& a) { return set_member(c, a, false); });
   r.add("create", "1", m_create);
   r.add("update", "1", m_update);
   r.add("delete", "1", m_delete);

@@ -63,7 +63,9 @@ class MethodContext {
   std::map<std::pair<std::string, std::string>, std::optional<Value>> touched_;
 };
 
-using MethodFn = std::function<std::optional<MethodFailure>(MethodContext&, const Value& arg)>;
+// The argument is the method's own decoded copy: a method may move parts of it
+// into state. Functions taking `const Value&` fit too.
+using MethodFn = std::function<std::optional<MethodFailure>(MethodContext&, Value& arg)>;
 
 class MethodRegistry {
  public:

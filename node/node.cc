@@ -388,7 +388,13 @@ void Node::writer_loop() {
       std::unique_lock<std::mutex> l(queue_mu_);
       queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, nothing left
+      // Callers woken by the last commit are still queueing: give them a moment
+      // (at most 200 µs) to join this batch, as many as joined the last one.
+      if (queue_.size() < last_batch_size_)
+        queue_cv_.wait_for(l, std::chrono::microseconds(200),
+                           [&] { return stopping_ || queue_.size() >= last_batch_size_; });
       batch.swap(queue_);
+      last_batch_size_ = batch.size();
     }
     process(batch);
     for (auto& r : batch) r->done.set_value();
@@ -418,6 +424,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
     std::vector<Update> accepted;
     std::vector<EncodedUpdate> committed;  // for the commit listener, in commit order
     auto forks = txn.forks();
+    size_t puts = 0;  // records written in this transaction
 
     // Received updates first: local calls get later timestamps anyway.
     for (auto& req : batch) {
@@ -443,6 +450,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
                                (existing ? existing->to_string() : "?") + ", received " + eu.id.to_string() +
                                " with other bytes";
           if (Status s = txn.put_fork(origin, report); !s) { fatal = s; break; }
+          ++puts;
           forks[origin] = report;
           ++rep.forks;
           refuse("fork: " + report);
@@ -456,6 +464,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
         if (eu.id.hlc <= held.last_hlc) { refuse("hlc does not rise with seq"); continue; }
         if (Status s = hlc_->observe(eu.id.hlc, options_.max_clock_skew_ms); !s) { refuse(s.message()); continue; }
         if (Status s = txn.put_update(eu.id, u->seq, eu.body); !s) { fatal = s; break; }
+        ++puts;
         if (origin == node_id_) {
           own_seq_ = u->seq;
           writes_blocked_ = true;
@@ -490,9 +499,10 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
                                       "(was the data directory copied?); see replog status");
         continue;
       }
-      auto arg = decode_msgpack(req->arg);
-      if (req->method == "resolve" && arg && arg->find("update") && arg->find("update")->is_string()) {
-        auto id = UpdateId::parse(arg->find("update")->as_string());
+      if (req->method == "resolve") {  // at the keyboard, resolving a closed conflict is a mistake
+        auto arg = decode_msgpack(req->arg);
+        const Value* target = arg && arg->is_map() ? arg->find("update") : nullptr;
+        auto id = target && target->is_string() ? UpdateId::parse(target->as_string()) : Result<UpdateId>(Status::invalid_argument(""));
         if (id && !replayer_.state().conflicts().count(*id)) {
           req->status = Status::invalid_argument("no open conflict for update " + id->to_string());
           continue;
@@ -511,6 +521,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
         continue;
       }
       if (Status s = txn.put_update(id, u.seq, u.body); !s) { fatal = s; break; }
+      ++puts;
       own_seq_ = u.seq;
       if (commit_listener_) committed.push_back({id, u.body});
       req->id = id;
@@ -520,11 +531,19 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
 
     for (auto& req : batch) {
       if (req->kind != Request::Kind::kPeers || !fatal.is_ok()) continue;
-      for (const auto& [endpoint, state] : req->peers)
-        if (fatal.is_ok()) fatal = txn.put_peer(endpoint, state);
+      for (const auto& [endpoint, state] : req->peers) {
+        if (!fatal.is_ok()) break;
+        fatal = txn.put_peer(endpoint, state);
+        ++puts;
+      }
       req->status = Status::ok();
     }
 
+    // A batch that stored nothing (say, pushes that were all refused) costs no sync to disk.
+    if (fatal.is_ok() && puts == 0) {
+      txn.abort();
+      return;
+    }
     if (fatal.is_ok()) fatal = txn.put_meta(kMetaHlc, u64_be(hlc_->high_water()));
     if (fatal.is_ok()) fatal = txn.commit();
     if (fatal.is_ok()) {

@@ -39,7 +39,7 @@ struct NodeOptions {
   const Clock* clock = nullptr;           // null: the system clock
   int64_t max_clock_skew_ms = 3'600'000;  // --max-clock-skew
   size_t undo_window = 1024;              // updates kept undoable in memory
-  uint64_t checkpoint_interval = 10'000;  // updates between checkpoints
+  uint64_t checkpoint_interval = 50'000;  // updates between checkpoints
   size_t checkpoints_kept = 3;
   size_t initial_map_bytes = size_t{1} << 30;  // LMDB map (sparse); it grows when 3/4 full
   std::shared_ptr<const MethodRegistry> methods;  // null: the built-ins
@@ -147,6 +147,7 @@ class Node {
   std::unique_ptr<HybridClock> hlc_;
   uint64_t own_seq_ = 0;
   uint64_t since_checkpoint_ = 0;
+  size_t last_batch_size_ = 0;
   bool writes_blocked_ = false;
 
   std::mutex queue_mu_;

@@ -184,25 +184,33 @@ Status State::write(const Path& path, std::optional<Value> value, UndoEntry* und
     }
     cur = next;
   }
-  if (value || child_of(*cur, path.back()) != nullptr) {
-    const std::string& last = path.back();
-    if (cur->is_list()) {
-      Value* slot = child_of(*cur, last);
-      if (slot == nullptr || !value) {
-        return Status::invalid_argument(at_path(
-            path_to_string(path), slot ? "a list element cannot be unset (use remove)" : "no such list element"));
-      }
-      if (undo) undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{path, *slot});
-      *slot = std::move(*value);
-    } else if (Map* m = members_of(*cur)) {
-      auto it = m->find(last);
-      if (undo) undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{path, it == m->end() ? std::nullopt : std::optional<Value>(it->second)});
-      if (value) (*m)[last] = std::move(*value);
-      else m->erase(it);
-    } else {
-      return Status::invalid_argument(at_path(path_to_string(Path(path.begin(), path.end() - 1)),
-                                              std::string("is a ") + cur->kind_name() + ", not a map"));
+  const std::string& last = path.back();
+  if (cur->is_list()) {
+    Value* slot = child_of(*cur, last);
+    if (slot == nullptr || !value) {
+      return Status::invalid_argument(at_path(
+          path_to_string(path), slot ? "a list element cannot be unset (use remove)" : "no such list element"));
     }
+    // The old value is replaced: it moves into the undo entry rather than being copied.
+    if (undo) undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{path, std::move(*slot)});
+    *slot = std::move(*value);
+  } else if (Map* m = members_of(*cur)) {
+    if (value) {
+      auto [it, inserted] = m->try_emplace(last);
+      if (undo)
+        undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>,
+                               UndoEntry::PathOp{path, inserted ? std::nullopt : std::optional<Value>(std::move(it->second))});
+      it->second = std::move(*value);
+    } else {
+      auto it = m->find(last);
+      if (it == m->end()) return Status::ok();  // nothing to erase
+      if (undo)
+        undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{path, std::move(it->second)});
+      m->erase(it);
+    }
+  } else {
+    return Status::invalid_argument(at_path(path_to_string(Path(path.begin(), path.end() - 1)),
+                                            std::string("is a ") + cur->kind_name() + ", not a map"));
   }
   return Status::ok();
 }

@@ -21,6 +21,21 @@ SyncEngine::SyncEngine(Node& node, Transport& transport, const Clock& clock, Syn
   hello_.max_frame = wire::kMaxFrameBytes;
 }
 
+bool SyncEngine::VectorAssembly::add(const wire::Vector& v) {
+  if (v.page == 0) {
+    entries.clear();
+    pages = v.pages;
+  } else if (v.page != next_page || v.pages != pages) {
+    entries.clear();
+    next_page = 0;
+    pages = 0;
+    return false;
+  }
+  for (const auto& [origin, seq] : v.entries) entries[origin] = seq;
+  next_page = v.page + 1;
+  return next_page == pages;
+}
+
 void SyncEngine::start() {
   mine_ = node_.vector();
   for (const auto& ep : options_.peers) {
@@ -114,11 +129,9 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     }
   } else if (auto* v = std::get_if<wire::Vector>(&m)) {
     if (!p.ready) return;
-    if (v->page == 0) p.incoming_vector.clear();
-    for (const auto& [origin, seq] : v->entries) p.incoming_vector[origin] = seq;
-    if (v->page + 1 == v->pages) {
-      auto theirs = std::move(p.incoming_vector);
-      p.incoming_vector.clear();
+    if (p.incoming_vector.add(*v)) {
+      auto theirs = std::move(p.incoming_vector.entries);
+      p.incoming_vector = VectorAssembly{};
       learn_vector(p.node_id, theirs);
     }
   } else if (auto* u = std::get_if<wire::Updates>(&m)) {
@@ -126,6 +139,13 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     if (pull != pulls_.end() && pull->second.endpoint == p.endpoint) {
       p.credit_used -= std::min(p.credit_used, pull->second.bytes);
       pulls_.erase(pull);
+    }
+    if (u->updates.empty()) {
+      // It does not hold what it claimed: believe what we hold until its next
+      // vector, rather than asking again at once.
+      auto mine = node_.vector();
+      auto held = mine.find(u->origin);
+      p.their[u->origin] = held == mine.end() ? 0 : held->second.seq;
     }
     ingest(std::move(u->updates), &p);
     pull_missing(p);
@@ -162,11 +182,8 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
   }
   const OriginId node_id = who->second;
   if (auto* v = std::get_if<wire::Vector>(&m)) {
-    auto& assembling = incoming_vectors_[node_id];
-    if (v->page == 0) assembling.clear();
-    for (const auto& [origin, seq] : v->entries) assembling[origin] = seq;
-    if (v->page + 1 == v->pages) {
-      auto theirs = std::move(assembling);
+    if (incoming_vectors_[node_id].add(*v)) {
+      auto theirs = std::move(incoming_vectors_[node_id].entries);
       incoming_vectors_.erase(node_id);
       if (!v->reply) send_vector(link, true);
       learn_vector(node_id, theirs);
@@ -252,12 +269,12 @@ void SyncEngine::ingest(std::vector<wire::WireUpdate> updates, Peer* from) {
     log_(0, "storing received updates failed: " + r.status().message());
     return;
   }
-  if (!r->refused.empty()) {
-    counters_.refused_updates += r->refused.size();
-    bool gap_only = std::all_of(r->refused.begin(), r->refused.end(),
-                                [](const std::string& s) { return s.find(": gap:") != std::string::npos; });
-    // A gap is routine (a push overtook a pull): pull it; anything else is worth a line.
-    log_(gap_only ? 3 : 1, "refused " + std::to_string(r->refused.size()) + " received updates, first: " + r->refused[0]);
+  for (const auto& why : r->refused) {
+    // A gap is routine (a push overtook a pull, and is pulled at once); anything
+    // else is summed up by on_tick, at most one line per 5 s.
+    if (why.find(": gap:") != std::string::npos) continue;
+    ++counters_.refused_updates;
+    last_refusal_ = why;
   }
   if (r->forks) log_(0, "fork detected; origin quarantined (replog status)");
   if (from) pull_missing(*from);
@@ -344,6 +361,12 @@ void SyncEngine::on_tick() {
     for (Peer* p : ready) send_vector(Link{true, p->endpoint}, false);
     std::uniform_int_distribution<int64_t> jitter(options_.anti_entropy_ms / 2, options_.anti_entropy_ms * 3 / 2);
     next_round_ms_ = now + jitter(rng_);
+  }
+  if (counters_.refused_updates > reported_refusals_ && now - refusals_reported_ms_ >= 5000) {
+    log_(1, "refused " + std::to_string(counters_.refused_updates - reported_refusals_) +
+                " received updates since the last report, the latest: " + last_refusal_);
+    reported_refusals_ = counters_.refused_updates;
+    refusals_reported_ms_ = now;
   }
   if (now - status_refreshed_ms_ >= 100) {
     refresh_status();

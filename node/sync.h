@@ -61,7 +61,8 @@ Value peer_status_value(const PeerStatus& p);
 
 struct SyncCounters {
   uint64_t frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
-  uint64_t bad_frames = 0, refused_updates = 0, updates_received = 0, updates_sent = 0;
+  uint64_t bad_frames = 0, updates_received = 0, updates_sent = 0;
+  uint64_t refused_updates = 0;  // for a reason other than a gap
 };
 
 class SyncEngine {
@@ -83,6 +84,15 @@ class SyncEngine {
   SyncCounters counters() const { return counters_; }
 
  private:
+  // Pages of one vector, accepted only in order (0, 1, ..., pages-1).
+  struct VectorAssembly {
+    uint32_t next_page = 0;
+    uint32_t pages = 0;
+    std::map<OriginId, uint64_t> entries;
+    // Adds a page; true when the vector is complete. An out-of-order page
+    // drops what was assembled.
+    bool add(const wire::Vector& v);
+  };
   struct Peer {  // an outgoing link
     std::string endpoint;
     bool ready = false;
@@ -90,7 +100,7 @@ class SyncEngine {
     int64_t hello_sent_ms = -1;
     int64_t last_seen_ms = 0;
     std::map<OriginId, uint64_t> their;  // their vector (seq), as known
-    std::map<OriginId, uint64_t> incoming_vector;  // pages being assembled
+    VectorAssembly incoming_vector;      // a Vector reply being assembled
     size_t credit_used = 0;
   };
   struct Pull {
@@ -126,7 +136,7 @@ class SyncEngine {
   std::map<std::string, Peer> peers_;                 // by endpoint
   std::map<std::string, OriginId> incoming_;          // routing id -> node id (after Hello)
   std::map<std::string, std::string> incoming_endpoint_;  // routing id -> its listening endpoint
-  std::map<OriginId, std::map<OriginId, uint64_t>> incoming_vectors_;  // pages being assembled
+  std::map<OriginId, VectorAssembly> incoming_vectors_;  // Vectors being assembled, by sender
   std::map<OriginId, Pull> pulls_;                    // one range per origin at a time
   VersionVector mine_;                                // cached; refreshed on commit
   int64_t next_round_ms_ = 0;
@@ -140,6 +150,9 @@ class SyncEngine {
   SyncCounters counters_;
   int64_t status_refreshed_ms_ = 0;
   int64_t peers_saved_ms_ = 0;
+  uint64_t reported_refusals_ = 0;
+  int64_t refusals_reported_ms_ = 0;
+  std::string last_refusal_;
   mutable std::mutex status_mu_;
   std::vector<PeerStatus> status_;  // guarded by status_mu_
 };

@@ -158,7 +158,7 @@ Result<Message> decode(std::string_view frame) {
           const auto* e = array(b[3].via.array.ptr[i], 2, "vector entry");
           v.entries.emplace_back(uint(e[0], "origin"), uint(e[1], "seq"));
         }
-        if (v.pages == 0 || v.page >= v.pages) throw Malformed("vector page out of range");
+        if (v.pages == 0 || v.page >= v.pages || v.pages > kMaxVectorPages) throw Malformed("vector page out of range");
         return Message(std::move(v));
       }
       case Type::kRequest: {

@@ -25,8 +25,10 @@ inline constexpr size_t kMaxFrameBytes = 4 << 20;
 // A batch of updates (Updates, Push) stops growing past this many body bytes;
 // it always holds at least one update, so a frame stays below kMaxFrameBytes.
 inline constexpr size_t kMaxBatchBytes = 1 << 20;
-// Origins per Vector page.
+// Origins per Vector page, and pages per vector: a vector covers at most
+// 65,536 origins, so assembling one from a peer holds bounded memory.
 inline constexpr size_t kVectorPageEntries = 1024;
+inline constexpr uint32_t kMaxVectorPages = 64;
 
 enum class Type : uint8_t { kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6 };
 

@@ -55,7 +55,7 @@ Options::Options(std::string command, std::string usage, bool with_data)
     desc_.add_options()("data,d", po::value<std::string>(), "the node's data directory (REPLOG_DATA)")(
         "max-clock-skew", po::value<int64_t>()->default_value(3'600'000),
         "refuse received timestamps further ahead of this clock (ms)")(
-        "checkpoint-interval", po::value<uint64_t>()->default_value(10'000), "updates between checkpoints")(
+        "checkpoint-interval", po::value<uint64_t>()->default_value(50'000), "updates between checkpoints")(
         "undo-window", po::value<size_t>()->default_value(1024), "recent updates kept undoable in memory");
   }
 }

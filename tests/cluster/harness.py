@@ -1,0 +1,593 @@
+"""Shared helpers for the cluster tests: real `replog node` processes on loopback.
+
+Every test script is run as
+    /usr/bin/python3 tests/cluster/<test>.py PATH_TO_REPLOG
+and uses `run(test_function)` from here, which makes a Cluster (temp dirs,
+processes, proxies), runs the test, prints the node logs when it fails, and always
+stops every process it started and removes its temp dirs.
+
+Only PROTOCOL.md and DESIGN.md behaviour is asserted. Reads go through the CLI
+(`replog status --json`, `replog state --hash`), which asks the running node's
+local API; bulk calls go through tools/replog_client.py.
+"""
+import atexit
+import ctypes
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tools"))
+
+import msgpack  # noqa: E402
+
+import replog_client  # noqa: E402
+
+POLL_S = 0.1            # polling interval while waiting
+CONVERGE_S = 20.0       # default bound on waiting for convergence
+ANTI_ENTROPY_MS = 200
+
+
+class TestFailure(Exception):
+    pass
+
+
+def step(text):
+    """Print what the test checks now (with a timestamp relative to the start)."""
+    print("[%6.2f s] %s" % (time.monotonic() - _T0, text), flush=True)
+
+
+_T0 = time.monotonic()
+
+
+def check(cond, message):
+    if not cond:
+        raise TestFailure(message)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    # PR_SET_PDEATHSIG = 1: the node gets SIGKILL if this driver dies without cleaning up.
+    _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def wait_until(pred, what, timeout=CONVERGE_S, interval=POLL_S, on_timeout=None):
+    """Polls pred() until it returns a truthy value; fails with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+            last_error = None
+        except TestFailure:
+            raise
+        except Exception as e:  # a node between restarts, a CLI that failed once
+            last_error = e
+        if time.monotonic() >= deadline:
+            detail = on_timeout() if on_timeout else ""
+            raise TestFailure("timed out after %.0f s waiting for %s%s%s" % (
+                timeout, what, (": " + detail) if detail else "",
+                ("; last error: %s" % last_error) if last_error else ""))
+        time.sleep(interval)
+
+
+# --- bulk updates (PROTOCOL.md §1, docs/STORAGE.md "Update body") ----------------------------
+
+def make_hlc(ms, logical=0):
+    return (ms << 16) | logical
+
+
+def encode_body(seq, method, arg):
+    """body = [seq, method: str, arg: bin (the MessagePack of the argument value)]."""
+    return msgpack.packb([seq, method, replog_client.pack(arg)], use_bin_type=True)
+
+
+def encode_update(hlc, origin, body):
+    """An update as on the wire and in `replog export`: [hlc, origin, body: bin]."""
+    return msgpack.packb([hlc, origin, body], use_bin_type=True)
+
+
+def generate_updates(path, count, origin=None, start_ms=None, value_bytes=40, keys=1000):
+    """Writes `count` valid `set` updates of one made-up origin (a device that only
+    exported its log) in `replog export`'s MessagePack form. Returns the origin id.
+    Timestamps start 10 minutes in the past and rise by 1 ms every 16 updates."""
+    origin = origin or random.getrandbits(64) | 1
+    start_ms = start_ms or int(time.time() * 1000) - 600_000
+    pad = "v" * value_bytes
+    with open(path, "wb") as f:
+        for i in range(count):
+            seq = i + 1
+            body = encode_body(seq, "set", {"path": "bulk.k%d" % (i % keys), "value": "%s%d" % (pad, i)})
+            f.write(encode_update(make_hlc(start_ms + i // 16, i % 16), origin, body))
+    return origin
+
+
+# --- TCP proxy -------------------------------------------------------------------------------
+
+class Proxy:
+    """A TCP forwarder on 127.0.0.1:port -> 127.0.0.1:target.
+
+    block() cuts every open connection (both directions at once) and refuses new
+    ones (accepted and closed at once) until unblock(). rate_bytes_s, when set,
+    limits each direction of each connection to that many bytes per second."""
+
+    def __init__(self, target_port, name="", rate_bytes_s=None):
+        self.target_port = target_port
+        self.name = name
+        self.rate = rate_bytes_s
+        self.blocked = False
+        self.lock = threading.Lock()
+        self.conns = set()
+        self.closed = False
+        self.accepted = 0
+        self.refused = 0
+        self.bytes_to_target = 0     # forwarded client -> target
+        self.bytes_from_target = 0   # forwarded target -> client
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self.thread.start()
+
+    def _accept_loop(self):
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self.blocked or self.closed:
+                    self.refused += 1
+                    _hard_close(client)
+                    continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
+                server.settimeout(None)
+            except OSError:
+                _hard_close(client)
+                continue
+            pair = (client, server)
+            with self.lock:
+                if self.blocked or self.closed:
+                    _hard_close(client)
+                    _hard_close(server)
+                    continue
+                self.accepted += 1
+                self.conns.add(pair)
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(pair, src, dst), daemon=True).start()
+
+    def _pump(self, pair, src, dst):
+        sent, t0 = 0, time.monotonic()
+        try:
+            while True:
+                data = src.recv(16384 if self.rate is None else min(16384, max(1024, self.rate // 20)))
+                if not data:
+                    break
+                dst.sendall(data)
+                if src is pair[0]:
+                    self.bytes_to_target += len(data)
+                else:
+                    self.bytes_from_target += len(data)
+                if self.rate:
+                    sent += len(data)
+                    ahead = sent / self.rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                if pair in self.conns:
+                    self.conns.discard(pair)
+                    _hard_close(pair[0])
+                    _hard_close(pair[1])
+
+    def block(self):
+        with self.lock:
+            self.blocked = True
+            conns = list(self.conns)
+            self.conns.clear()
+        for a, b in conns:
+            _hard_close(a)
+            _hard_close(b)
+
+    def unblock(self):
+        with self.lock:
+            self.blocked = False
+
+    def close(self):
+        self.closed = True
+        self.block()
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+
+def _hard_close(s):
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        s.close()
+    except OSError:
+        pass
+
+
+# --- nodes -------------------------------------------------------------------------------------
+
+class Node:
+    def __init__(self, cluster, name, data, port):
+        self.cluster = cluster
+        self.name = name
+        self.data = data
+        self.port = port
+        self.listen = "tcp://127.0.0.1:%d" % port
+        self.peers = []
+        self.advertise = None
+        self.extra_args = []
+        self.proc = None
+        self.log_path = os.path.join(cluster.tmp, name + ".log")
+        self.node_id = None
+        self.starts = 0
+
+    # -- process
+    def start(self, wait=True):
+        check(self.proc is None or self.proc.poll() is not None, "%s is already running" % self.name)
+        args = [self.cluster.replog, "node", "--data", self.data, "--listen", self.listen, "--insecure",
+                "--anti-entropy-ms", str(ANTI_ENTROPY_MS)]
+        for p in self.peers:
+            args += ["--peer", p]
+        if self.advertise:
+            args += ["--advertise", self.advertise]
+        args += self.extra_args
+        self.starts += 1
+        log = open(self.log_path, "ab")
+        log.write(("---- start #%d: %s\n" % (self.starts, " ".join(args))).encode())
+        log.flush()
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     preexec_fn=_die_with_parent)
+        log.close()
+        if wait:
+            self.wait_serving()
+        return self
+
+    def wait_serving(self, timeout=10):
+        def serving():
+            self.check_alive()
+            c = replog_client.Client(self.data, timeout_ms=500)
+            try:
+                return c.status()["node_id"] == self.node_id
+            finally:
+                c.socket.close(0)
+        wait_until(serving, "%s to serve its local API" % self.name, timeout=timeout)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self):
+        if self.proc is not None and self.proc.poll() is not None and not getattr(self, "_expect_exit", False):
+            raise TestFailure("%s exited unexpectedly with code %s" % (self.name, self.proc.returncode))
+
+    def stop(self, timeout=10):
+        """SIGTERM, then SIGKILL after `timeout` s. Returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self._expect_exit = True
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise TestFailure("%s did not stop within %d s of SIGTERM (killed)" % (self.name, timeout))
+        finally:
+            self._expect_exit = False
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self._expect_exit = True
+            self.proc.kill()
+            self.proc.wait()
+            self._expect_exit = False
+
+    # -- CLI
+    def cli(self, *args, check_rc=True, timeout=60):
+        return self.cluster.cli(*args, "--data", self.data, check_rc=check_rc, timeout=timeout)
+
+    def status(self):
+        return json.loads(self.cli("status", "--json"))
+
+    def hash(self):
+        return self.cli("state", "--hash").strip()
+
+    def vector(self):
+        return self.status()["vector"]
+
+    def count(self):
+        return sum(self.vector().values())
+
+    def call(self, method, arg):
+        return self.cli("call", method, json.dumps(arg)).strip()
+
+    def client(self, timeout_ms=10000):
+        return replog_client.Client(self.data, timeout_ms=timeout_ms)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+class Cluster:
+    def __init__(self, replog):
+        self.replog = os.path.abspath(replog)
+        self.tmp = tempfile.mkdtemp(prefix="replog-cluster-")
+        self.nodes = []
+        self.proxies = []
+        self.cluster_id = None
+        self.closed = False
+
+    def cli(self, *args, check_rc=True, timeout=60):
+        r = subprocess.run([self.replog, *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        if check_rc and r.returncode != 0:
+            raise TestFailure("replog %s failed (exit %d): %s%s" % (
+                " ".join(args), r.returncode, r.stderr.decode(errors="replace").strip(),
+                r.stdout.decode(errors="replace").strip()[:500]))
+        return r.stdout.decode()
+
+    def add_node(self, name=None, peers=(), port=None):
+        """Makes a data directory (`replog init`; the first one makes the cluster id)."""
+        name = name or "n%d" % len(self.nodes)
+        data = os.path.join(self.tmp, name)
+        node = Node(self, name, data, port or free_port())
+        if self.cluster_id is None:
+            self.cli("init", "--data", data)
+            self.cluster_id = node.status()["cluster_id"]
+        else:
+            self.cli("init", "--data", data, "--cluster", self.cluster_id)
+        node.node_id = node.status()["node_id"]
+        node.peers = list(peers)
+        self.nodes.append(node)
+        return node
+
+    def add_proxy(self, target_port, name="", rate_bytes_s=None):
+        p = Proxy(target_port, name, rate_bytes_s)
+        self.proxies.append(p)
+        return p
+
+    def check_alive(self):
+        for n in self.nodes:
+            n.check_alive()
+
+    # -- convergence
+    def snapshot(self, nodes):
+        return {n.name: n.status() for n in nodes}
+
+    def describe(self, nodes):
+        lines = []
+        for n in nodes:
+            try:
+                s = n.status()
+                peers = ", ".join("%s%s lack %d/%d" % (p["node_id"], "" if p["ready"] else " (not ready)",
+                                                       p["we_lack"], p["they_lack"]) for p in s.get("peers", []))
+                lines.append("%s: %d updates, hash %s..., vector %s, peers [%s]" % (
+                    n.name, s["updates"], s["state_hash"][:12], json.dumps(s["vector"], sort_keys=True), peers))
+            except Exception as e:
+                lines.append("%s: status failed: %s" % (n.name, e))
+        return "\n  " + "\n  ".join(lines)
+
+    def wait_converged(self, nodes=None, expected=None, timeout=CONVERGE_S):
+        """Waits until every node reports the same vector (equal to `expected`, a map
+        origin hex -> seq, when given) and the same state hash. Returns the hash."""
+        nodes = nodes or self.nodes
+        expected = {k: v for k, v in (expected or {}).items() if v} if expected is not None else None
+
+        def converged():
+            self.check_alive()
+            sts = [n.status() for n in nodes]
+            vectors = [s["vector"] for s in sts]
+            if any(v != vectors[0] for v in vectors):
+                return False
+            if expected is not None and vectors[0] != expected:
+                if any(vectors[0].get(o, 0) > seq for o, seq in expected.items()) or \
+                        set(vectors[0]) - set(expected):
+                    raise TestFailure("vectors went past the calls made: %s, expected %s" % (
+                        json.dumps(vectors[0], sort_keys=True), json.dumps(expected, sort_keys=True)))
+                return False
+            hashes = {s["state_hash"] for s in sts}
+            return len(hashes) == 1 and hashes.pop()
+
+        step("waiting (up to %.0f s) for %s to converge%s" % (
+            timeout, ", ".join(n.name for n in nodes), " on " + json.dumps(expected, sort_keys=True) if expected else ""))
+        t0 = time.monotonic()
+        h = wait_until(converged, "convergence", timeout=timeout, on_timeout=lambda: self.describe(nodes))
+        step("converged after %.2f s, state hash %s" % (time.monotonic() - t0, h))
+        return h
+
+    def wait_peers_in_sync(self, neighbours, timeout=10):
+        """`neighbours`: node -> the nodes it should list as peers. Waits until each lists
+        every one of them as ready, with we_lack = they_lack = 0 (the sync status users see)."""
+        def in_sync():
+            for n, want in neighbours.items():
+                peers = {p["node_id"]: p for p in n.status()["peers"] if p["ready"]}
+                for m in want:
+                    p = peers.get(m.node_id)
+                    if p is None or p["we_lack"] or p["they_lack"]:
+                        return False
+            return True
+        listed = list(neighbours)
+        wait_until(in_sync, "every node to show its peers ready and in sync (we_lack = they_lack = 0)",
+                   timeout=timeout, on_timeout=lambda: self.describe(listed))
+        step("status: every node lists its peers as ready, we_lack = they_lack = 0")
+
+    def check_final(self, nodes=None, expected=None):
+        """Asserts what every converged node reports: equal `replog state --hash`, the
+        vector equal to `expected` and `updates` equal to its sum (nothing stored twice)."""
+        nodes = nodes or self.nodes
+        hashes = {n.name: n.hash() for n in nodes}
+        step("replog state --hash: %s" % json.dumps(hashes))
+        check(len(set(hashes.values())) == 1, "state hashes differ: %s" % hashes)
+        for n in nodes:
+            s = n.status()
+            if expected is not None:
+                exp = {k: v for k, v in expected.items() if v}
+                check(s["vector"] == exp, "%s: vector %s, expected %s (calls made)" % (
+                    n.name, json.dumps(s["vector"], sort_keys=True), json.dumps(exp, sort_keys=True)))
+            check(s["updates"] == sum(s["vector"].values()),
+                  "%s: %d updates stored but the vector sums to %d" % (n.name, s["updates"], sum(s["vector"].values())))
+            check(not s["forks"], "%s reports forks: %s" % (n.name, s["forks"]))
+            check(not s["writes_blocked"], "%s: writes blocked: %s" % (n.name, s["writes_blocked_reason"]))
+        step("every node: same hash, vector %s, updates = sum of the vector, no forks"
+             % ("= calls made" if expected is not None else "equal"))
+        return hashes[nodes[0].name]
+
+    def verify_offline(self, nodes=None):
+        """After the nodes stopped: `replog verify` replays each log from scratch."""
+        for n in nodes or self.nodes:
+            out = n.cli("verify", check_rc=False)
+            check(out.startswith("ok"), "%s: replog verify: %s" % (n.name, out.strip()))
+        step("replog verify: ok on %s" % ", ".join(n.name for n in nodes or self.nodes))
+
+    # -- teardown
+    def stop_all(self):
+        errors = []
+        for n in self.nodes:
+            try:
+                code = n.stop()
+                if code not in (None, 0):
+                    errors.append("%s exited with code %s" % (n.name, code))
+            except TestFailure as e:
+                errors.append(str(e))
+        return errors
+
+    def close(self, keep=False):
+        if self.closed:
+            return
+        self.closed = True
+        for p in self.proxies:
+            p.close()
+        for n in self.nodes:
+            try:
+                n.stop(timeout=5)
+            except Exception:
+                n.kill()
+        if not keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def print_logs(self, tail=80):
+        for n in self.nodes:
+            lines = n.log_text().splitlines()
+            print("---- %s log (%s), last %d of %d lines" % (n.name, n.log_path, min(tail, len(lines)), len(lines)))
+            for line in lines[-tail:]:
+                print("  " + line)
+
+
+class Writer(threading.Thread):
+    """Calls methods on one node through its own API client (one REQ socket per thread)
+    until `count` calls were acknowledged or stop() is called. `acked` counts the calls
+    that returned an update id; `errors` keeps the failures."""
+
+    def __init__(self, node, make_call, count=None, pause=0.0, timeout_ms=10000):
+        super().__init__(daemon=True)
+        self.node, self.make_call, self.count, self.pause = node, make_call, count, pause
+        self.timeout_ms = timeout_ms
+        self.acked = 0
+        self.attempted = 0
+        self.errors = []
+        self._stop_event = threading.Event()
+
+    def run(self):
+        client = None
+        try:
+            client = self.node.client(self.timeout_ms)
+            i = 0
+            while not self._stop_event.is_set() and (self.count is None or self.acked < self.count):
+                method, arg = self.make_call(i)
+                self.attempted += 1
+                try:
+                    client.call(method, arg)
+                    self.acked += 1
+                except Exception as e:
+                    self.errors.append(repr(e))
+                    return  # a REQ socket without its reply is unusable: stop here
+                i += 1
+                if self.pause:
+                    time.sleep(self.pause)
+        except Exception as e:
+            self.errors.append(repr(e))
+        finally:
+            if client is not None:
+                client.socket.close(0)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(30)
+
+    @property
+    def in_flight(self):
+        return self.attempted - self.acked
+
+
+def run(test, keep_env="REPLOG_CLUSTER_KEEP"):
+    """Runs test(cluster) with cleanup; exits 0 on success, 1 on failure."""
+    if len(sys.argv) < 2:
+        print("usage: %s PATH_TO_REPLOG" % sys.argv[0], file=sys.stderr)
+        sys.exit(2)
+    cluster = Cluster(sys.argv[1])
+    keep = bool(os.environ.get(keep_env))
+    atexit.register(cluster.close, keep)
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    name = os.path.basename(sys.argv[0])
+    step("%s: data under %s" % (name, cluster.tmp))
+    ok = False
+    try:
+        test(cluster)
+        errors = cluster.stop_all()
+        check(not errors, "; ".join(errors))
+        ok = True
+    except TestFailure as e:
+        print("FAIL: %s" % e, flush=True)
+    except BaseException:  # an error in the test itself, or a signal
+        print("FAIL: unexpected error", flush=True)
+        traceback.print_exc()
+    finally:
+        if not ok:
+            cluster.stop_all()
+            cluster.print_logs()
+            if keep:
+                print("kept %s" % cluster.tmp)
+        cluster.close(keep=keep)
+    step("%s: %s" % (name, "PASS" if ok else "FAILED"))
+    sys.exit(0 if ok else 1)
