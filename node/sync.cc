@@ -107,6 +107,12 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       p.hello_sent_ms = now + 60'000;
       return;
     }
+    if (h->max_update != hello_.max_update || h->max_frame != hello_.max_frame) {
+      log_(0, "peer " + p.endpoint + " announces other size limits: not syncing with it");
+      p.ready = false;
+      p.hello_sent_ms = now + 60'000;
+      return;
+    }
     if (h->node_id == hello_.node_id) {
       p.ready = false;
       p.hello_sent_ms = INT64_MAX / 2;  // a link to ourselves: never again
@@ -159,6 +165,10 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
   if (auto* h = std::get_if<wire::Hello>(&m)) {
     if (h->cluster != hello_.cluster) {
       send(link, wire::Error{wire::ErrorCode::kCluster, "this node is in cluster " + hello_.cluster});
+      return;
+    }
+    if (h->max_update != hello_.max_update || h->max_frame != hello_.max_frame) {
+      send(link, wire::Error{wire::ErrorCode::kVersion, "size limits differ from protocol version 1's"});
       return;
     }
     bool fresh = !incoming_.count(link.key);
