@@ -319,13 +319,14 @@ void SyncEngine::flush_pushes() {
     auto parsed = parse_body(u.id, u.body);
     seqs.push_back(parsed ? parsed->seq : 0);
   }
-  for (auto& [endpoint, p] : peers_) {
+  for (auto& entry : peers_) {
+    Peer& p = entry.second;  // not a structured binding: clang 14 cannot capture those in a lambda
     if (!p.ready) continue;
     wire::Push push;
     size_t bytes = 0;
     auto flush = [&] {
       if (push.updates.empty()) return;
-      send(Link{true, endpoint}, push);
+      send(Link{true, p.endpoint}, push);
       push.updates.clear();
       bytes = 0;
     };
