@@ -425,6 +425,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
     std::vector<EncodedUpdate> committed;  // for the commit listener, in commit order
     auto forks = txn.forks();
     size_t puts = 0;  // records written in this transaction
+    std::map<OriginId, VectorEntry> held_in_batch;
 
     // Received updates first: local calls get later timestamps anyway.
     for (auto& req : batch) {
@@ -438,7 +439,11 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
         if (!u) { refuse(u.status().message()); continue; }
         const OriginId origin = eu.id.origin;
         if (forks.count(origin)) { refuse("origin " + hex16(origin) + " is quarantined (fork)"); continue; }
-        VectorEntry held = txn.vector_entry(origin).value_or(VectorEntry{});
+        // Vector entries are read once per batch and kept current here.
+        auto cached = held_in_batch.find(origin);
+        if (cached == held_in_batch.end())
+          cached = held_in_batch.emplace(origin, txn.vector_entry(origin).value_or(VectorEntry{})).first;
+        VectorEntry& held = cached->second;
         if (u->seq <= held.seq) {
           auto existing = txn.id_of(origin, u->seq);
           auto existing_body = existing ? txn.body(*existing) : std::nullopt;
@@ -465,6 +470,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
         if (Status s = hlc_->observe(eu.id.hlc, options_.max_clock_skew_ms); !s) { refuse(s.message()); continue; }
         if (Status s = txn.put_update(eu.id, u->seq, eu.body); !s) { fatal = s; break; }
         ++puts;
+        held = VectorEntry{u->seq, eu.id.hlc};
         if (origin == node_id_) {
           own_seq_ = u->seq;
           writes_blocked_ = true;
@@ -513,17 +519,18 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
         continue;
       }
       UpdateId id{hlc_->tick(), node_id_};
-      Update u{id, own_seq_ + 1, req->method, req->arg, encode_body(own_seq_ + 1, req->method, req->arg)};
+      Update u{id, own_seq_ + 1, req->method, req->arg};
       auto r = replayer_.apply(u);
       if (r.outcome != Replayer::Outcome::kApplied) {
         replayer_.rollback_to(id);
         req->status = Status::invalid_argument(r.failure ? r.failure->message : "refused");
         continue;
       }
-      if (Status s = txn.put_update(id, u.seq, u.body); !s) { fatal = s; break; }
+      std::string body = encode_body(u.seq, req->method, req->arg);
+      if (Status s = txn.put_update(id, u.seq, body); !s) { fatal = s; break; }
       ++puts;
       own_seq_ = u.seq;
-      if (commit_listener_) committed.push_back({id, u.body});
+      if (commit_listener_) committed.push_back({id, std::move(body)});
       req->id = id;
       req->status = Status::ok();
       ++since_checkpoint_;

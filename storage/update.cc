@@ -170,7 +170,6 @@ Result<Update> parse_body(const UpdateId& id, std::string_view body) {
   u.seq = r.seq;
   u.method.assign(r.method);
   u.arg.assign(r.arg);
-  u.body.assign(body);
   return u;
 }
 

@@ -36,12 +36,12 @@ struct UpdateId {
   auto operator<=>(const UpdateId&) const = default;
 };
 
+// An update's parsed body (its bytes stay with whoever holds them).
 struct Update {
   UpdateId id;
   uint64_t seq = 0;
   std::string method;
-  std::string arg;   // MessagePack of the argument (may fail to decode: replay decides)
-  std::string body;  // the exact stored bytes
+  std::string arg;  // MessagePack of the argument (may fail to decode: replay decides)
 };
 
 // Encodes a body; deterministic.
