@@ -285,13 +285,27 @@ Status Node::replay_from(LogTxn& txn, std::optional<UpdateId> after, std::option
 
 // --- reads -------------------------------------------------------------------------
 
+// Re-folds state deferred by the writer (a catch-up landing far below the
+// head), from a read transaction: everything applied so far is committed.
+// REQUIRES: state_mu_ held.
+Status Node::refold_locked() const {
+  if (!refold_from_) return Status::ok();
+  auto txn = log_->begin_read();
+  if (!txn) return txn.status();
+  Status s = const_cast<Node*>(this)->load_state(*txn, *refold_from_, std::nullopt);
+  refold_from_.reset();
+  return s;
+}
+
 void Node::read(const std::function<void(const State&)>& fn) const {
   std::lock_guard<std::mutex> l(state_mu_);
+  (void)refold_locked();
   fn(replayer_.state());
 }
 
 std::string Node::state_hash() const {
   std::lock_guard<std::mutex> l(state_mu_);
+  (void)refold_locked();
   return replayer_.state().hash_hex();
 }
 
@@ -386,6 +400,17 @@ void Node::writer_loop() {
     std::vector<std::shared_ptr<Request>> batch;
     {
       std::unique_lock<std::mutex> l(queue_mu_);
+      if (refold_pending_) {
+        // A deferred re-fold is due at refold_due_ms_ unless work comes first.
+        int64_t wait_ms = std::max<int64_t>(0, refold_due_ms_ - clock_->now_millis());
+        if (!queue_cv_.wait_for(l, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || !queue_.empty(); })) {
+          l.unlock();
+          std::lock_guard<std::mutex> state_lock(state_mu_);
+          (void)refold_locked();
+          refold_pending_ = false;
+          continue;
+        }
+      }
       queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, nothing left
       // Callers woken by the last commit are still queueing: give them a moment
@@ -397,6 +422,10 @@ void Node::writer_loop() {
       last_batch_size_ = batch.size();
     }
     process(batch);
+    {
+      std::lock_guard<std::mutex> state_lock(state_mu_);
+      refold_pending_ = refold_from_.has_value();
+    }
     for (auto& r : batch) r->done.set_value();
     if (since_checkpoint_ >= options_.checkpoint_interval) {
       std::lock_guard<std::mutex> l(state_mu_);
@@ -486,16 +515,32 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
     if (fatal.is_ok() && !accepted.empty()) {
       std::sort(accepted.begin(), accepted.end(), [](const Update& a, const Update& b) { return a.id < b.id; });
       auto last = replayer_.last_applied();
-      if (!last || accepted.front().id > *last) {
+      if (refold_from_) {
+        // State is already waiting for a re-fold: widen it.
+        refold_from_ = std::min(*refold_from_, accepted.front().id);
+      } else if (!last || accepted.front().id > *last) {
         for (const auto& u : accepted) replayer_.apply(u);
       } else if (replayer_.can_rollback_to(accepted.front().id)) {
         // The common path with several writers: a few positions late.
         replayer_.rollback_to(accepted.front().id);
         fatal = replay_from(txn, replayer_.last_applied(), std::nullopt);
       } else {
-        fatal = load_state(txn, accepted.front().id, std::nullopt);
+        // Far below the head, beyond the undo window: a node catching up from
+        // several origins lands every batch here. Re-folding from a checkpoint
+        // for each batch would cost the square of the catch-up, so it is done
+        // once, when something needs the state (a local call, a read, a
+        // checkpoint) or after kRefoldDelayMs.
+        refold_from_ = accepted.front().id;
+        refold_due_ms_ = clock_->now_millis() + kRefoldDelayMs;
       }
       since_checkpoint_ += accepted.size();
+    }
+
+    // Local calls are validated against the head: it must be folded.
+    if (fatal.is_ok() && refold_from_ &&
+        std::any_of(batch.begin(), batch.end(), [](const auto& r) { return r->kind == Request::Kind::kCall; })) {
+      fatal = load_state(txn, *refold_from_, std::nullopt);
+      refold_from_.reset();
     }
 
     for (auto& req : batch) {
@@ -562,6 +607,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
     txn.abort();
     auto read = log_->begin_read();
     if (read) {
+      refold_from_.reset();
       (void)load(*read, std::nullopt);
       auto self = read->vector_entry(node_id_);
       own_seq_ = self ? self->seq : 0;
@@ -577,7 +623,9 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
 // REQUIRES: state_mu_ held, writer not running concurrently with another writer txn.
 Status Node::write_checkpoint() {
   since_checkpoint_ = 0;
-  if (!writable_ || !replayer_.last_applied()) return Status::ok();
+  if (!writable_) return Status::ok();
+  REPLOG_RETURN_IF_ERROR(refold_locked());
+  if (!replayer_.last_applied()) return Status::ok();
   // Cut behind the head by the undo window, so that updates a few positions
   // late do not invalidate the checkpoint.
   replayer_.rollback_newest(std::min(options_.undo_window, replayer_.undo_depth()));

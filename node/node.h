@@ -123,6 +123,7 @@ class Node {
   Status load(LogTxn& txn, std::optional<int64_t> at_millis);
   Status replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis);
   Status load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis);
+  Status refold_locked() const;
   // Queues a request for the writer and waits until its batch is done.
   Status submit(const std::shared_ptr<Request>& req);
   void writer_loop();
@@ -140,8 +141,15 @@ class Node {
   OriginId node_id_ = 0;
   std::string cluster_id_;
 
-  mutable std::mutex state_mu_;  // guards replayer_ (the state) for readers
-  Replayer replayer_;
+  mutable std::mutex state_mu_;  // guards replayer_ (the state), refold_from_
+  // mutable: a reader may run a re-fold the writer deferred (lazy, logically const).
+  mutable Replayer replayer_;
+  // When set, state lags the log: updates from this key on were stored but not
+  // folded in (see process()); refold_locked() catches up.
+  mutable std::optional<UpdateId> refold_from_;
+  static constexpr int64_t kRefoldDelayMs = 1000;
+  int64_t refold_due_ms_ = 0;    // writer thread
+  bool refold_pending_ = false;  // writer thread
 
   // Writer-thread state.
   std::unique_ptr<HybridClock> hlc_;

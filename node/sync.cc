@@ -56,6 +56,7 @@ void SyncEngine::send(const Link& link, const wire::Message& m) {
 
 void SyncEngine::send_hello(Peer& p) {
   p.hello_sent_ms = clock_.now_millis();
+  ++p.hello_attempts;
   send(Link{true, p.endpoint}, hello_);
 }
 
@@ -121,6 +122,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     if (!p.ready) log_(2, "peer " + p.endpoint + " ready (node " + hex16(h->node_id) + ")");
     release_pulls(p);  // asked of a connection that is gone; ask again
     p.ready = true;
+    p.hello_attempts = 0;
     p.node_id = h->node_id;
     send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
   } else if (auto* e = std::get_if<wire::Error>(&m)) {
@@ -344,8 +346,12 @@ void SyncEngine::flush_pushes() {
 
 void SyncEngine::on_tick() {
   const int64_t now = clock_.now_millis();
-  for (auto& [_, p] : peers_)
-    if (!p.ready && (p.hello_sent_ms < 0 || now - p.hello_sent_ms >= options_.hello_retry_ms)) send_hello(p);
+  for (auto& [_, p] : peers_) {
+    // A Hello sent before the connection is up is dropped (ZMQ_IMMEDIATE):
+    // retry soon at first (10, 20, 40 ... ms), then every hello_retry_ms.
+    int64_t interval = std::min<int64_t>(options_.hello_retry_ms, int64_t{10} << std::min(p.hello_attempts, 5));
+    if (!p.ready && (p.hello_sent_ms < 0 || now - p.hello_sent_ms >= interval)) send_hello(p);
+  }
 
   bool expired = false;
   for (auto it = pulls_.begin(); it != pulls_.end();) {

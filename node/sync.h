@@ -98,6 +98,7 @@ class SyncEngine {
     bool ready = false;
     OriginId node_id = 0;
     int64_t hello_sent_ms = -1;
+    int hello_attempts = 0;  // since the last answer
     int64_t last_seen_ms = 0;
     std::map<OriginId, uint64_t> their;  // their vector (seq), as known
     VectorAssembly incoming_vector;      // a Vector reply being assembled
