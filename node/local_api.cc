@@ -35,7 +35,8 @@ Value node_status(const Node& node, Value peers) {
   for (const auto& [origin, r] : info.forks) forks[hex16(origin)] = Value(r);
   int64_t conflicts = 0, unknown = 0;
   std::string hash;
-  node.read([&](const State& s) {
+  // Status is polled while catching up: it does not force the state to be folded.
+  bool current = node.read_if_current([&](const State& s) {
     conflicts = static_cast<int64_t>(s.conflicts().size());
     unknown = static_cast<int64_t>(s.unknown_method_updates());
     hash = s.hash_hex();
@@ -50,6 +51,7 @@ Value node_status(const Node& node, Value peers) {
                    {"writes_blocked", Value(info.writes_blocked)},
                    {"writes_blocked_reason", Value(info.writes_blocked_reason)},
                    {"state_hash", Value(hash)},
+                   {"state_pending", Value(!current)},
                    {"peers", std::move(peers)}});
 }
 

@@ -297,6 +297,13 @@ Status Node::refold_locked() const {
   return s;
 }
 
+bool Node::read_if_current(const std::function<void(const State&)>& fn) const {
+  std::lock_guard<std::mutex> l(state_mu_);
+  if (refold_from_) return false;
+  fn(replayer_.state());
+  return true;
+}
+
 void Node::read(const std::function<void(const State&)>& fn) const {
   std::lock_guard<std::mutex> l(state_mu_);
   (void)refold_locked();
@@ -426,8 +433,11 @@ void Node::writer_loop() {
       std::lock_guard<std::mutex> state_lock(state_mu_);
       refold_pending_ = refold_from_.has_value();
     }
+    // The deferred re-fold waits until the writer has been idle for a while,
+    // so that a whole catch-up is folded once.
+    if (refold_pending_) refold_due_ms_ = clock_->now_millis() + kRefoldDelayMs;
     for (auto& r : batch) r->done.set_value();
-    if (since_checkpoint_ >= options_.checkpoint_interval) {
+    if (since_checkpoint_ >= options_.checkpoint_interval && !refold_pending_) {
       std::lock_guard<std::mutex> l(state_mu_);
       (void)write_checkpoint();
     }
@@ -528,10 +538,9 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
         // Far below the head, beyond the undo window: a node catching up from
         // several origins lands every batch here. Re-folding from a checkpoint
         // for each batch would cost the square of the catch-up, so it is done
-        // once, when something needs the state (a local call, a read, a
-        // checkpoint) or after kRefoldDelayMs.
+        // once, when something needs the state (a local call, a read, the
+        // shutdown checkpoint) or after the writer has been idle kRefoldDelayMs.
         refold_from_ = accepted.front().id;
-        refold_due_ms_ = clock_->now_millis() + kRefoldDelayMs;
       }
       since_checkpoint_ += accepted.size();
     }

@@ -110,7 +110,11 @@ class Node {
   VersionVector vector() const;
   const std::string& cluster_id() const { return cluster_id_; }
 
+  // Runs fn on the state, first folding in what a catch-up stored but did not
+  // fold yet (see process()).
   void read(const std::function<void(const State&)>& fn) const;
+  // The same without folding: false (fn not run) while folding is pending.
+  bool read_if_current(const std::function<void(const State&)>& fn) const;
   std::string state_hash() const;
   NodeInfo info() const;
   UpdateLog& log() { return *log_; }

@@ -263,7 +263,9 @@ int cmd_status(const std::vector<std::string>& args) {
   auto str = [&](const char* k) { return st.find(k) && st.find(k)->is_string() ? st.find(k)->as_string() : ""; };
   auto num = [&](const char* k) { return st.find(k) && st.find(k)->is_int() ? st.find(k)->as_int() : 0; };
   std::cout << "node       " << str("node_id") << "\ncluster    " << str("cluster_id") << "\nupdates    "
-            << num("updates") << "\nconflicts  " << num("conflicts") << "\nstate hash " << str("state_hash")
+            << num("updates") << "\nconflicts  " << num("conflicts") << "\nstate hash "
+            << (st.find("state_pending") && st.find("state_pending")->as_bool() ? "(folding in received updates)"
+                                                                                 : str("state_hash"))
             << "\nvector\n";
   for (const auto& [origin, seq] : st.find("vector")->as_map())
     std::cout << "  " << origin << "  " << seq.as_int() << (origin == str("node_id") ? "  (this node)" : "") << "\n";
