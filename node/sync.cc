@@ -154,6 +154,18 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       auto mine = node_.vector();
       auto held = mine.find(u->origin);
       p.their[u->origin] = held == mine.end() ? 0 : held->second.seq;
+    } else if (u->more) {
+      // Ask for the next range before storing this one, so that the peer reads
+      // it while we write (one request per origin is still all that is out).
+      auto last = parse_body(u->updates.back().id, u->updates.back().body);
+      auto their = p.their.find(u->origin);
+      if (last && their != p.their.end() && their->second > last->seq && !pulls_.count(u->origin) &&
+          p.credit_used < options_.credit_bytes) {
+        size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
+        send(Link{true, p.endpoint}, wire::Request{u->origin, last->seq + 1, their->second, bytes});
+        pulls_[u->origin] = Pull{p.endpoint, their->second, bytes, clock_.now_millis() + options_.request_timeout_ms};
+        p.credit_used += bytes;
+      }
     }
     ingest(std::move(u->updates), &p);
     pull_missing(p);
