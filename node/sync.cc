@@ -307,10 +307,7 @@ void SyncEngine::ingest(std::vector<wire::WireUpdate> updates, Peer* from) {
 void SyncEngine::on_committed(const std::vector<EncodedUpdate>& updates) {
   std::lock_guard<std::mutex> l(committed_mu_);
   for (const auto& u : updates) {
-    if (committed_bytes_ + u.body.size() > options_.max_pending_push_bytes) {
-      committed_overflow_ = true;  // anti-entropy delivers what pushes do not
-      break;
-    }
+    if (committed_bytes_ + u.body.size() > options_.max_pending_push_bytes) break;  // anti-entropy delivers the rest
     committed_bytes_ += u.body.size();
     committed_.push_back(u);
   }
@@ -324,7 +321,6 @@ void SyncEngine::flush_pushes() {
     if (first_committed_ms_ < 0 || clock_.now_millis() - first_committed_ms_ < options_.push_delay_ms) return;
     batch.swap(committed_);
     committed_bytes_ = 0;
-    committed_overflow_ = false;
     first_committed_ms_ = -1;
   }
   std::vector<uint64_t> seqs;

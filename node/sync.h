@@ -145,7 +145,6 @@ class SyncEngine {
   std::mutex committed_mu_;
   std::vector<EncodedUpdate> committed_;  // guarded by committed_mu_
   size_t committed_bytes_ = 0;            // guarded by committed_mu_
-  bool committed_overflow_ = false;       // guarded by committed_mu_
   int64_t first_committed_ms_ = -1;       // guarded by committed_mu_
 
   SyncCounters counters_;

@@ -111,7 +111,6 @@ class TypeRegistry {
   // keys sorted), so two registries with the same types produce equal documents.
   Value to_document() const;
 
-  bool empty() const { return enums_.empty() && records_.empty(); }
 
   // Resolves a decoded value in place: every enum is bound to the registry's
   // member, every record's fields are checked against their declared types
