@@ -456,12 +456,18 @@ struct PeerNode {
       loop_started = Steady::now();
       engine->start();
       while (!stop.load()) {
-        for (const auto& f : transport->poll(5)) {
-          const int t = frame_type(f.bytes);
+        // As the daemon does: one poll's frames at once (their pushes are
+        // stored together); the time is shared out evenly among the frames.
+        auto frames = transport->poll(5);
+        if (!frames.empty()) {
           auto t0 = Steady::now();
-          engine->on_frame(f);
-          busy_s[t] += seconds_since(t0);
-          ++busy_frames[t];
+          engine->on_frames(frames);
+          const double each = seconds_since(t0) / static_cast<double>(frames.size());
+          for (const auto& f : frames) {
+            const int t = frame_type(f.bytes);
+            busy_s[t] += each;
+            ++busy_frames[t];
+          }
         }
         auto t0 = Steady::now();
         engine->on_tick();

@@ -70,7 +70,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   uint64_t reported_bad = 0;
   int64_t last_report = 0;
   while (!stop.load()) {
-    for (const auto& frame : transport.poll(5)) engine.on_frame(frame);
+    engine.on_frames(transport.poll(5));
     engine.on_tick();
     // One line per burst of bad frames, never a line per message.
     uint64_t bad = engine.counters().bad_frames;

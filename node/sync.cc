@@ -78,6 +78,16 @@ void SyncEngine::send_vector(const Link& link, bool reply) {
 }
 
 void SyncEngine::on_frame(const Frame& frame) {
+  handle_frame(frame);
+  flush_received();
+}
+
+void SyncEngine::on_frames(const std::vector<Frame>& frames) {
+  for (const auto& f : frames) handle_frame(f);
+  flush_received();  // the pushes of one poll are stored in one commit
+}
+
+void SyncEngine::handle_frame(const Frame& frame) {
   ++counters_.frames_in;
   counters_.bytes_in += frame.bytes.size();
   auto m = wire::decode(frame.bytes);
@@ -228,7 +238,12 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
     }
     send(link, reply);
   } else if (auto* p = std::get_if<wire::Push>(&m)) {
-    ingest(std::move(p->updates), peer_by_node(node_id));
+    Peer* from = peer_by_node(node_id);
+    if (from) {
+      note_their(*from, p->updates);
+      received_from_.insert(from->endpoint);
+    }
+    for (auto& u : p->updates) received_.push_back(std::move(u));
   } else {
     ++counters_.bad_frames;
     log_(3, std::string("a connection sent a ") + wire::type_name(m) + " where it asks; dropped");
@@ -302,6 +317,20 @@ void SyncEngine::ingest(std::vector<wire::WireUpdate> updates, Peer* from) {
   }
   if (r->forks) log_(0, "fork detected; origin quarantined (replog status)");
   if (from) pull_missing(*from);
+}
+
+void SyncEngine::flush_received() {
+  if (received_.empty()) return;
+  std::vector<wire::WireUpdate> updates;
+  updates.swap(received_);
+  std::set<std::string> sources;
+  sources.swap(received_from_);
+  ingest(std::move(updates), nullptr);
+  // A gap among them is pulled at once from whoever pushed.
+  for (const auto& endpoint : sources) {
+    auto it = peers_.find(endpoint);
+    if (it != peers_.end()) pull_missing(it->second);
+  }
 }
 
 void SyncEngine::on_committed(const std::vector<EncodedUpdate>& updates) {

@@ -73,6 +73,8 @@ class SyncEngine {
 
   void start();
   void on_frame(const Frame& frame);
+  // Several frames (one poll's worth): pushed updates among them are stored together.
+  void on_frames(const std::vector<Frame>& frames);
   // Timers: handshake retries, anti-entropy, pull timeouts, coalesced pushes.
   void on_tick();
   // From the writer thread: updates that were just committed.
@@ -111,6 +113,8 @@ class SyncEngine {
     int64_t deadline_ms;
   };
 
+  void handle_frame(const Frame& frame);
+  void flush_received();
   void send(const Link& link, const wire::Message& m);
   void send_hello(Peer& p);
   void send_vector(const Link& link, bool reply);
@@ -139,6 +143,8 @@ class SyncEngine {
   std::map<std::string, std::string> incoming_endpoint_;  // routing id -> its listening endpoint
   std::map<OriginId, VectorAssembly> incoming_vectors_;  // Vectors being assembled, by sender
   std::map<OriginId, Pull> pulls_;                    // one range per origin at a time
+  std::vector<wire::WireUpdate> received_;            // pushed, not yet stored (flush_received)
+  std::set<std::string> received_from_;               // endpoints of the peers that pushed them
   VersionVector mine_;                                // cached; refreshed on commit
   int64_t next_round_ms_ = 0;
 
