@@ -68,6 +68,7 @@
 #include "protocol/wire.h"
 #include "storage/update.h"
 #include "storage/update_log.h"
+#include "bench_common.h"
 
 #ifndef REPLOG_CLI_PATH
 #define REPLOG_CLI_PATH ""
@@ -75,10 +76,11 @@
 
 namespace fs = std::filesystem;
 using namespace replog;
+using namespace replog::bench;
 
 namespace {
 
-// --- small helpers (as in replog_bench.cc) -----------------------------------------
+// --- small helpers ------------------------------------------------------------------
 
 using Steady = std::chrono::steady_clock;
 
@@ -101,96 +103,11 @@ void stop_child(pid_t pid) {
   ::waitpid(pid, &st, 0);
 }
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "replog_replication_bench: %s\n", what.c_str());
-  for (pid_t pid : g_children) stop_child(pid);
-  std::_Exit(1);  // threads of in-process nodes end with the process
-}
-
-void check(const Status& s, const std::string& what) {
-  if (!s) die(what + ": " + s.message());
-}
-
-template <typename T>
-T must(Result<T> r, const std::string& what) {
-  if (!r) die(what + ": " + r.status().message());
-  return std::move(r).value();
-}
-
-void mdb_check(int rc, const std::string& what) {
-  if (rc != 0) die(what + ": " + mdb_strerror(rc));
-}
-
 Steady::time_point g_start = Steady::now();
 
 void progress(const std::string& msg) { std::fprintf(stderr, "[%7.1fs] %s\n", seconds_since(g_start), msg.c_str()); }
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string grouped(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.0f", v);
-  std::string s = buf, out;
-  size_t neg = (!s.empty() && s[0] == '-') ? 1 : 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i > neg && (s.size() - i) % 3 == 0) out += ',';
-    out += s[i];
-  }
-  return out;
-}
-std::string grouped(uint64_t v) { return grouped(static_cast<double>(v)); }
-
-std::string rate_text(double per_s) {
-  if (per_s >= 100) return grouped(per_s) + "/s";
-  return fmt("%.1f/s", per_s);
-}
-
-std::string time_text(double s) {
-  if (s < 1e-3) return fmt("%.2f us", s * 1e6);
-  if (s < 1) return fmt("%.1f ms", s * 1e3);
-  return fmt("%.2f s", s);
-}
-
-std::string mib_text(double bytes) { return fmt("%.1f MiB", bytes / (1024.0 * 1024.0)); }
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) out += fmt("\\u%04x", static_cast<unsigned char>(c));
-        else out += c;
-    }
-  }
-  return out;
-}
-
-int64_t wall_ms() { return SystemClock().now_millis(); }
-
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string one;
-  in >> one;
-  return one.empty() ? "?" : one;
-}
-
-// A field of /proc/<pid>/status in KiB ("RssAnon", "VmHWM", ...); -1 if absent.
-long status_kib(const std::string& status_path, const std::string& field) {
-  std::ifstream in(status_path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, field.size() + 1, field + ":") == 0)
-      return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
-  }
-  return -1;
-}
+std::string grouped(uint64_t v) { return replog::bench::grouped(static_cast<double>(v)); }
 
 // --- options ------------------------------------------------------------------------
 
@@ -266,15 +183,6 @@ EncodedUpdate dataset_update(uint64_t i, uint64_t origins) {
 
 // --- temp directories ---------------------------------------------------------------
 
-std::string g_root;
-std::atomic<int> g_dir_counter{0};
-
-std::string fresh_dir(const std::string& name) {
-  std::string d = g_root + "/" + std::to_string(++g_dir_counter) + "-" + name;
-  fs::create_directories(d);
-  return d;
-}
-
 std::string new_node_dir(const std::string& name) {
   std::string d = g_root + "/" + std::to_string(++g_dir_counter) + "-" + name;
   InitOptions io;
@@ -282,12 +190,6 @@ std::string new_node_dir(const std::string& name) {
   io.cluster = kCluster;
   check(Node::init(io), "Node::init " + name);
   return d;
-}
-
-uint64_t last_txnid(Node& node) {
-  MDB_envinfo info;
-  mdb_check(mdb_env_info(node.log().env(), &info), "mdb_env_info");
-  return static_cast<uint64_t>(info.me_last_txnid);
 }
 
 uint64_t vector_total(const VersionVector& v) {
@@ -627,7 +529,6 @@ std::string build_source(uint64_t origins, const std::string& name) {
   check(node->close(), "Node::close source");
   return dir;
 }
-
 
 double pct(std::vector<double>& v, double p) {  // v sorted
   if (v.empty()) return 0;
@@ -1522,14 +1423,14 @@ void usage() {
                "  --cli PATH       the replog program for the memory figure\n";
 }
 
-uint64_t parse_count(const std::string& s, const char* opt) {
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || v == 0) die(std::string(opt) + " needs a positive number, got \"" + s + "\"");
-  return v;
-}
-
 }  // namespace
+
+// Stops the `replog node` processes this run started, then exits.
+[[noreturn]] void replog::bench::die(const std::string& what) {
+  std::fprintf(stderr, "replog_replication_bench: %s\n", what.c_str());
+  for (pid_t pid : g_children) stop_child(pid);
+  std::_Exit(1);  // threads of in-process nodes end with the process
+}
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);

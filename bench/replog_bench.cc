@@ -49,6 +49,7 @@
 #include "protocol/value.h"
 #include "storage/update.h"
 #include "storage/update_log.h"
+#include "bench_common.h"
 
 #ifndef REPLOG_CLI_PATH
 #define REPLOG_CLI_PATH ""
@@ -56,6 +57,12 @@
 
 namespace fs = std::filesystem;
 using namespace replog;
+using namespace replog::bench;
+
+[[noreturn]] void replog::bench::die(const std::string& what) {
+  std::fprintf(stderr, "replog_bench: %s\n", what.c_str());
+  std::exit(1);
+}
 
 namespace {
 
@@ -67,86 +74,10 @@ double seconds_since(Steady::time_point t0) {
   return std::chrono::duration<double>(Steady::now() - t0).count();
 }
 
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "replog_bench: %s\n", what.c_str());
-  std::exit(1);
-}
-
-void check(const Status& s, const std::string& what) {
-  if (!s) die(what + ": " + s.message());
-}
-
-template <typename T>
-T must(Result<T> r, const std::string& what) {
-  if (!r) die(what + ": " + r.status().message());
-  return std::move(r).value();
-}
-
-void mdb_check(int rc, const std::string& what) {
-  if (rc != 0) die(what + ": " + mdb_strerror(rc));
-}
-
 Steady::time_point g_start = Steady::now();
 
 void progress(const std::string& msg) {
   std::fprintf(stderr, "[%7.1fs] %s\n", seconds_since(g_start), msg.c_str());
-}
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-// 1234567 -> "1,234,567"
-std::string grouped(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.0f", v);
-  std::string s = buf, out;
-  size_t neg = (!s.empty() && s[0] == '-') ? 1 : 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i > neg && (s.size() - i) % 3 == 0) out += ',';
-    out += s[i];
-  }
-  return out;
-}
-
-std::string rate_text(double per_s) {
-  if (per_s >= 100) return grouped(per_s) + "/s";
-  return fmt("%.1f/s", per_s);
-}
-
-std::string time_text(double s) {
-  if (s < 1e-3) return fmt("%.2f us", s * 1e6);
-  if (s < 1) return fmt("%.1f ms", s * 1e3);
-  return fmt("%.2f s", s);
-}
-
-std::string mib_text(double bytes) { return fmt("%.1f MiB", bytes / (1024.0 * 1024.0)); }
-
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) out += fmt("\\u%04x", static_cast<unsigned char>(c));
-        else out += c;
-    }
-  }
-  return out;
-}
-
-int64_t wall_ms() { return SystemClock().now_millis(); }
-
-// The 1-minute load average: other processes on the machine skew every figure.
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string one;
-  in >> one;
-  return one.empty() ? "?" : one;
 }
 
 // --- options ------------------------------------------------------------------------
@@ -273,15 +204,6 @@ struct RawEnv {
 
 // --- temp directories -------------------------------------------------------------------------
 
-std::string g_root;  // the run's temp dir
-int g_dir_counter = 0;
-
-std::string fresh_dir(const std::string& name) {
-  std::string d = g_root + "/" + std::to_string(++g_dir_counter) + "-" + name;
-  fs::create_directories(d);
-  return d;
-}
-
 std::string new_node_dir(const std::string& name) {
   std::string d = g_root + "/" + std::to_string(++g_dir_counter) + "-" + name;  // Node::init makes it
   InitOptions io;
@@ -291,17 +213,6 @@ std::string new_node_dir(const std::string& name) {
 }
 
 // --- /proc ------------------------------------------------------------------------------------
-
-// A field of /proc/<pid>/status in KiB ("RssAnon", "VmHWM", ...); -1 if absent.
-long status_kib(const std::string& status_path, const std::string& field) {
-  std::ifstream in(status_path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, field.size() + 1, field + ":") == 0)
-      return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
-  }
-  return -1;
-}
 
 // Runs argv, returns its stdout and exit status.
 struct ChildResult {
@@ -409,13 +320,6 @@ const std::string& scratch_hash() {
     g_scratch_hash = rep.state().hash_hex();
   }
   return *g_scratch_hash;
-}
-
-// The number of write transactions committed so far in a node's environment.
-uint64_t last_txnid(Node& node) {
-  MDB_envinfo info;
-  mdb_check(mdb_env_info(node.log().env(), &info), "mdb_env_info");
-  return static_cast<uint64_t>(info.me_last_txnid);
 }
 
 // --- figure 1: durable single appends ----------------------------------------------------------
@@ -1246,13 +1150,6 @@ void usage() {
                "  --stream N       late-arrival stream length (default 100000)\n"
                "  --batch N        updates per Node::ingest in the late stream (default 10)\n"
                "  --cli PATH       the replog program for the memory figure\n";
-}
-
-uint64_t parse_count(const std::string& s, const char* opt) {
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || v == 0) die(std::string(opt) + " needs a positive number, got \"" + s + "\"");
-  return v;
 }
 
 }  // namespace

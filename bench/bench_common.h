@@ -1,0 +1,130 @@
+// Helpers shared by the benchmark programs (replog_bench, replog_replication_bench):
+// failing loudly, formatting figures, reading the machine's state.
+#pragma once
+
+#include <lmdb.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "node/clock.h"
+#include "node/node.h"
+#include "protocol/status.h"
+
+namespace replog::bench {
+
+// Prints "PROGRAM: what" and exits 1; each program defines it.
+[[noreturn]] void die(const std::string& what);
+
+inline void check(const Status& s, const std::string& what) {
+  if (!s) die(what + ": " + s.message());
+}
+
+template <typename T>
+inline T must(Result<T> r, const std::string& what) {
+  if (!r) die(what + ": " + r.status().message());
+  return std::move(r).value();
+}
+
+inline void mdb_check(int rc, const std::string& what) {
+  if (rc != 0) die(what + ": " + mdb_strerror(rc));
+}
+
+inline std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// 1234567 -> "1,234,567"
+inline std::string grouped(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f", v);
+  std::string s = buf, out;
+  size_t neg = (!s.empty() && s[0] == '-') ? 1 : 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i > neg && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
+
+inline std::string rate_text(double per_s) {
+  if (per_s >= 100) return grouped(per_s) + "/s";
+  return fmt("%.1f/s", per_s);
+}
+
+inline std::string time_text(double s) {
+  if (s < 1e-3) return fmt("%.2f us", s * 1e6);
+  if (s < 1) return fmt("%.1f ms", s * 1e3);
+  return fmt("%.2f s", s);
+}
+
+inline std::string mib_text(double bytes) { return fmt("%.1f MiB", bytes / (1024.0 * 1024.0)); }
+
+inline std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) out += fmt("\\u%04x", static_cast<unsigned char>(c));
+        else out += c;
+    }
+  }
+  return out;
+}
+
+inline int64_t wall_ms() { return SystemClock().now_millis(); }
+
+// The 1-minute load average: other processes on the machine skew every figure.
+inline std::string loadavg() {
+  std::ifstream in("/proc/loadavg");
+  std::string one;
+  in >> one;
+  return one.empty() ? "?" : one;
+}
+
+// A field of /proc/<pid>/status in KiB ("RssAnon", "VmHWM", ...); -1 if absent.
+inline long status_kib(const std::string& status_path, const std::string& field) {
+  std::ifstream in(status_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, field.size() + 1, field + ":") == 0)
+      return std::strtol(line.c_str() + field.size() + 1, nullptr, 10);
+  }
+  return -1;
+}
+
+inline std::string g_root;  // the run's temp dir, set by main
+inline std::atomic<int> g_dir_counter{0};
+
+// A new directory under the run's temp dir.
+inline std::string fresh_dir(const std::string& name) {
+  std::string d = g_root + "/" + std::to_string(++g_dir_counter) + "-" + name;
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+// The number of write transactions committed so far in a node's environment.
+inline uint64_t last_txnid(Node& node) {
+  MDB_envinfo info;
+  mdb_check(mdb_env_info(node.log().env(), &info), "mdb_env_info");
+  return static_cast<uint64_t>(info.me_last_txnid);
+}
+
+inline uint64_t parse_count(const std::string& s, const char* opt) {
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || v == 0) die(std::string(opt) + " needs a positive number, got \"" + s + "\"");
+  return v;
+}
+
+}  // namespace replog::bench
