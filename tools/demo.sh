@@ -67,9 +67,12 @@ step "updates on every device: a date, an enum, counters"
 run call --data laptop create '{"type": "Task", "id": "t1", "fields": {"title": "ship v1", "due": {"$time": "2026-12-01T09:30:00+01:00"}, "color": {"$enum": "Color.Green"}}}' >/dev/null
 run call --data phone create '{"type": "Task", "id": "t2", "fields": {"title": "write docs", "color": {"$enum": "Color.Blue"}}}' >/dev/null
 for n in "${names[@]}"; do run call --data "$n" inc '{"path": "stats.visits", "by": 1}' >/dev/null; done
-run call --data tablet update '{"type": "Task", "id": "t1", "fields": {"done": true}}' >/dev/null
 
 step "gossip: the three state hashes become equal"
+wait_equal
+
+step "the tablet, which now holds the laptop's task, marks it done"
+run call --data tablet update '{"type": "Task", "id": "t1", "fields": {"done": true}}' >/dev/null
 wait_equal
 
 step "state on the tablet, typed: the date is a time, the enum the registered member"
