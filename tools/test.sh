@@ -15,6 +15,9 @@ cmake --build build --parallel "$jobs"
 
 fuzz_seconds=${REPLOG_FUZZ_SECONDS:-30}
 if command -v clang++ >/dev/null && [ "$fuzz_seconds" -gt 0 ]; then
+  # libFuzzer's runtime comes with clang's runtime libraries.
+  dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "install ok installed" ||
+    { echo "installing: libclang-rt-dev" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-rt-dev >/dev/null; }
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DREPLOG_FUZZ=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
   cmake --build build-fuzz --parallel "$jobs" --target fuzz_decoders
