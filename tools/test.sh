@@ -14,10 +14,14 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREPLOG_BUILD_BE
 cmake --build build --parallel "$jobs"
 
 fuzz_seconds=${REPLOG_FUZZ_SECONDS:-30}
-if command -v clang++ >/dev/null && [ "$fuzz_seconds" -gt 0 ]; then
+have_rt() { dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "install ok installed"; }
+if command -v clang++ >/dev/null && [ "$fuzz_seconds" -gt 0 ] && ! have_rt; then
   # libFuzzer's runtime comes with clang's runtime libraries.
-  dpkg-query -W -f='${Status}' libclang-rt-dev 2>/dev/null | grep -q "install ok installed" ||
-    { echo "installing: libclang-rt-dev" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-rt-dev >/dev/null; }
+  echo "installing: libclang-rt-dev" >&2
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-rt-dev; } >/dev/null 2>&1 ||
+    echo "libclang-rt-dev is not available: the fuzzer is skipped" >&2
+fi
+if command -v clang++ >/dev/null && [ "$fuzz_seconds" -gt 0 ] && have_rt; then
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DREPLOG_FUZZ=ON -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" >/dev/null
   cmake --build build-fuzz --parallel "$jobs" --target fuzz_decoders
