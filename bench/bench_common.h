@@ -10,7 +10,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <iostream>
 #include <string>
+#include <vector>
 
 #include "node/clock.h"
 #include "node/node.h"
@@ -125,6 +128,62 @@ inline uint64_t parse_count(const std::string& s, const char* opt) {
   unsigned long long v = std::strtoull(s.c_str(), &end, 10);
   if (s.empty() || *end != '\0' || v == 0) die(std::string(opt) + " needs a positive number, got \"" + s + "\"");
   return v;
+}
+
+// One figure of a benchmark's table.
+struct Row {
+  std::string fig;      // "1", "5a", ...
+  std::string name;
+  std::string measured;
+  std::string raw;      // the raw reference, as text
+  std::string ratio;    // as text
+  std::string goal;
+  int met = -1;         // -1: no goal, 0: NOT met, 1: met
+  // numbers for --json
+  double value = 0;
+  std::string unit;
+  double raw_value = 0;
+  std::string raw_unit;
+  double ratio_value = 0;
+  std::string note;
+};
+
+// The rows as a Markdown table.
+inline void print_rows_table(const std::vector<Row>& all) {
+  std::vector<std::string> head = {"#", "figure", "measured", "raw reference", "ratio", "goal", "result"};
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& r : all)
+    rows.push_back({r.fig, r.name, r.measured, r.raw, r.ratio, r.goal, r.met < 0 ? "-" : (r.met ? "met" : "NOT met")});
+  std::vector<size_t> w(head.size());
+  for (size_t c = 0; c < head.size(); ++c) {
+    w[c] = head[c].size();
+    for (const auto& row : rows) w[c] = std::max(w[c], row[c].size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string s = "|";
+    for (size_t c = 0; c < cells.size(); ++c) s += " " + cells[c] + std::string(w[c] - cells[c].size(), ' ') + " |";
+    std::cout << s << "\n";
+  };
+  line(head);
+  std::string sep = "|";
+  for (size_t c = 0; c < head.size(); ++c) sep += std::string(w[c] + 2, '-') + "|";
+  std::cout << sep << "\n";
+  for (const auto& row : rows) line(row);
+}
+
+// The rows as the JSON array of "figures".
+inline void print_rows_json(const std::vector<Row>& all) {
+  std::cout << "[";
+  for (size_t i = 0; i < all.size(); ++i) {
+    const Row& r = all[i];
+    std::cout << (i ? "," : "") << "\n {\"figure\":\"" << json_escape(r.fig) << "\",\"name\":\"" << json_escape(r.name)
+              << "\",\"value\":" << r.value << ",\"unit\":\"" << r.unit << "\",\"raw\":" << r.raw_value
+              << ",\"raw_unit\":\"" << r.raw_unit << "\",\"raw_reference\":\"" << json_escape(r.raw)
+              << "\",\"ratio\":" << r.ratio_value << ",\"measured\":\"" << json_escape(r.measured)
+              << "\",\"goal\":\"" << json_escape(r.goal) << "\",\"met\":"
+              << (r.met < 0 ? "null" : (r.met ? "true" : "false")) << ",\"note\":\"" << json_escape(r.note) << "\"}";
+  }
+  std::cout << "\n]";
 }
 
 }  // namespace replog::bench

@@ -135,17 +135,6 @@ bool wanted(const std::string& name) { return g_opt.only.empty() || g_opt.only.c
 
 // --- the result table -----------------------------------------------------------------
 
-struct Row {
-  std::string fig, name, measured, raw, ratio, goal;
-  int met = -1;  // -1: no goal, 0: NOT met, 1: met
-  double value = 0;
-  std::string unit;
-  double raw_value = 0;
-  std::string raw_unit;
-  double ratio_value = 0;
-  std::string note;
-};
-
 std::vector<Row> g_rows;
 
 void add_row(Row r) {
@@ -1360,25 +1349,7 @@ void sort_rows() {
 }
 
 void print_table() {
-  std::vector<std::string> head = {"#", "figure", "measured", "raw reference", "ratio", "goal", "result"};
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& r : g_rows)
-    rows.push_back({r.fig, r.name, r.measured, r.raw, r.ratio, r.goal, r.met < 0 ? "-" : (r.met ? "met" : "NOT met")});
-  std::vector<size_t> w(head.size());
-  for (size_t c = 0; c < head.size(); ++c) {
-    w[c] = head[c].size();
-    for (const auto& row : rows) w[c] = std::max(w[c], row[c].size());
-  }
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string s = "|";
-    for (size_t c = 0; c < cells.size(); ++c) s += " " + cells[c] + std::string(w[c] - cells[c].size(), ' ') + " |";
-    std::cout << s << "\n";
-  };
-  line(head);
-  std::string sep = "|";
-  for (size_t c = 0; c < head.size(); ++c) sep += std::string(w[c] + 2, '-') + "|";
-  std::cout << sep << "\n";
-  for (const auto& row : rows) line(row);
+  print_rows_table(g_rows);
   bool notes = false;
   for (const auto& r : g_rows)
     if (!r.note.empty()) {
@@ -1393,17 +1364,9 @@ void print_json(const std::string& load_start, const std::string& load_end) {
             << ",\"paths\":" << g_opt.paths << ",\"nodes\":" << g_opt.nodes << ",\"rate\":" << g_opt.rate
             << ",\"seconds\":" << g_opt.seconds << "},\"seconds\":" << seconds_since(g_start)
             << ",\"loadavg_start\":\"" << load_start << "\",\"loadavg_end\":\"" << load_end
-            << "\",\"cpus\":" << std::thread::hardware_concurrency() << ",\"figures\":[";
-  for (size_t i = 0; i < g_rows.size(); ++i) {
-    const Row& r = g_rows[i];
-    std::cout << (i ? "," : "") << "\n {\"figure\":\"" << json_escape(r.fig) << "\",\"name\":\"" << json_escape(r.name)
-              << "\",\"value\":" << r.value << ",\"unit\":\"" << r.unit << "\",\"raw\":" << r.raw_value
-              << ",\"raw_unit\":\"" << r.raw_unit << "\",\"raw_reference\":\"" << json_escape(r.raw)
-              << "\",\"ratio\":" << r.ratio_value << ",\"measured\":\"" << json_escape(r.measured)
-              << "\",\"goal\":\"" << json_escape(r.goal) << "\",\"met\":"
-              << (r.met < 0 ? "null" : (r.met ? "true" : "false")) << ",\"note\":\"" << json_escape(r.note) << "\"}";
-  }
-  std::cout << "\n]}\n";
+            << "\",\"cpus\":" << std::thread::hardware_concurrency() << ",\"figures\":";
+  print_rows_json(g_rows);
+  std::cout << "}\n";
 }
 
 void usage() {

@@ -115,23 +115,6 @@ constexpr int kCpuReps = 3;
 
 // --- the result table -------------------------------------------------------------------
 
-struct Row {
-  std::string fig;     // "1", "5a", ...
-  std::string name;
-  std::string measured;
-  std::string raw;     // the raw reference, as text
-  std::string ratio;   // as text
-  std::string goal;
-  int met = -1;        // -1: no goal, 0: NOT met, 1: met
-  // numbers for --json
-  double value = 0;
-  std::string unit;
-  double raw_value = 0;
-  std::string raw_unit;
-  double ratio_value = 0;
-  std::string note;
-};
-
 std::vector<Row> g_rows;
 
 void add_row(Row r) {
@@ -1095,25 +1078,7 @@ void fig_memory() {
 // --- output -------------------------------------------------------------------------------------------
 
 void print_table() {
-  std::vector<std::string> head = {"#", "figure", "measured", "raw reference", "ratio", "goal", "result"};
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& r : g_rows)
-    rows.push_back({r.fig, r.name, r.measured, r.raw, r.ratio, r.goal, r.met < 0 ? "-" : (r.met ? "met" : "NOT met")});
-  std::vector<size_t> w(head.size());
-  for (size_t c = 0; c < head.size(); ++c) {
-    w[c] = head[c].size();
-    for (const auto& row : rows) w[c] = std::max(w[c], row[c].size());
-  }
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string s = "|";
-    for (size_t c = 0; c < cells.size(); ++c) s += " " + cells[c] + std::string(w[c] - cells[c].size(), ' ') + " |";
-    std::cout << s << "\n";
-  };
-  line(head);
-  std::string sep = "|";
-  for (size_t c = 0; c < head.size(); ++c) sep += std::string(w[c] + 2, '-') + "|";
-  std::cout << sep << "\n";
-  for (const auto& row : rows) line(row);
+  print_rows_table(g_rows);
 }
 
 void print_json(const std::string& load_start, const std::string& load_end) {
@@ -1123,17 +1088,9 @@ void print_json(const std::string& load_start, const std::string& load_end) {
             << ",\"batch\":" << g_opt.batch << "},\"seconds\":" << seconds_since(g_start) << ",\"loadavg_start\":\""
             << load_start << "\",\"loadavg_end\":\"" << load_end
             << "\",\"cpus\":" << std::thread::hardware_concurrency()
-            << ",\"figures\":[";
-  for (size_t i = 0; i < g_rows.size(); ++i) {
-    const Row& r = g_rows[i];
-    std::cout << (i ? "," : "") << "\n {\"figure\":\"" << json_escape(r.fig) << "\",\"name\":\"" << json_escape(r.name)
-              << "\",\"value\":" << r.value << ",\"unit\":\"" << r.unit << "\",\"raw\":" << r.raw_value
-              << ",\"raw_unit\":\"" << r.raw_unit << "\",\"raw_reference\":\"" << json_escape(r.raw)
-              << "\",\"ratio\":" << r.ratio_value << ",\"measured\":\"" << json_escape(r.measured)
-              << "\",\"goal\":\"" << json_escape(r.goal) << "\",\"met\":"
-              << (r.met < 0 ? "null" : (r.met ? "true" : "false")) << ",\"note\":\"" << json_escape(r.note) << "\"}";
-  }
-  std::cout << "\n]}\n";
+            << ",\"figures\":";
+  print_rows_json(g_rows);
+  std::cout << "}\n";
 }
 
 void usage() {
