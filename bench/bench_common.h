@@ -12,6 +12,7 @@
 #include <fstream>
 #include <algorithm>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -128,6 +129,20 @@ inline uint64_t parse_count(const std::string& s, const char* opt) {
   unsigned long long v = std::strtoull(s.c_str(), &end, 10);
   if (s.empty() || *end != '\0' || v == 0) die(std::string(opt) + " needs a positive number, got \"" + s + "\"");
   return v;
+}
+
+// "a,b" -> {"a", "b"}; dies on a name not in `known`.
+inline std::set<std::string> parse_only(const std::string& list, const std::set<std::string>& known) {
+  std::set<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t comma = list.find(',', start);
+    std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!known.count(name)) die("--only: unknown figure \"" + name + "\"");
+    out.insert(name);
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
 }
 
 // One figure of a benchmark's table.

@@ -1128,19 +1128,8 @@ int main(int argc, char** argv) {
     else if (a == "--keep") g_opt.keep = true;
     else if (a == "--dir") g_opt.dir = next();
     else if (a == "--cli") g_opt.cli = next();
-    else if (a == "--only") {
-      std::string list = next();
-      size_t start = 0;
-      while (start <= list.size()) {
-        size_t comma = list.find(',', start);
-        std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        static const std::set<std::string> known = {"single", "group", "ingest", "replay", "late", "restart", "memory"};
-        if (!known.count(name)) die("--only: unknown figure \"" + name + "\"");
-        g_opt.only.insert(name);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
-    } else if (a == "--updates") updates = parse_count(next(), "--updates");
+    else if (a == "--only") g_opt.only = parse_only(next(), {"single", "group", "ingest", "replay", "late", "restart", "memory"});
+    else if (a == "--updates") updates = parse_count(next(), "--updates");
     else if (a == "--paths") paths = parse_count(next(), "--paths");
     else if (a == "--ops") ops = parse_count(next(), "--ops");
     else if (a == "--group-ops") group_ops = parse_count(next(), "--group-ops");
