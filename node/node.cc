@@ -204,6 +204,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
     if (auto last = txn->last_id()) mark = std::max(mark, last->hlc);
     node->hlc_ = std::make_unique<HybridClock>(*node->clock_, mark);
     node->writes_blocked_ = txn->meta(kMetaWritesBlocked).has_value();
+    for (const auto& [origin, _] : txn->forks()) node->quarantined_.insert(origin);
   }
   node->writer_ = std::thread([n = node.get()] { n->writer_loop(); });
   return node;
@@ -462,7 +463,6 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
     Status fatal;  // an LMDB error: the transaction is unusable
     std::vector<Update> accepted;
     std::vector<EncodedUpdate> committed;  // for the commit listener, in commit order
-    auto forks = txn.forks();
     size_t puts = 0;  // records written in this transaction
     std::map<OriginId, VectorEntry> held_in_batch;
 
@@ -477,7 +477,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
         auto u = parse_body(eu.id, eu.body);
         if (!u) { refuse(u.status().message()); continue; }
         const OriginId origin = eu.id.origin;
-        if (forks.count(origin)) { refuse("origin " + hex16(origin) + " is quarantined (fork)"); continue; }
+        if (quarantined_.count(origin)) { refuse("origin " + hex16(origin) + " is quarantined (fork)"); continue; }
         // Vector entries are read once per batch and kept current here.
         auto cached = held_in_batch.find(origin);
         if (cached == held_in_batch.end())
@@ -495,7 +495,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
                                " with other bytes";
           if (Status s = txn.put_fork(origin, report); !s) { fatal = s; break; }
           ++puts;
-          forks[origin] = report;
+          quarantined_.insert(origin);
           ++rep.forks;
           refuse("fork: " + report);
           continue;
@@ -620,6 +620,8 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
       (void)load(*read, std::nullopt);
       auto self = read->vector_entry(node_id_);
       own_seq_ = self ? self->seq : 0;
+      quarantined_.clear();  // a fork found in this batch was not stored either
+      for (const auto& [origin, _] : read->forks()) quarantined_.insert(origin);
     }
     bool map_full = fatal.message().find("MDB_MAP_FULL") != std::string::npos;
     if (!map_full || attempt + 1 == kAttempts) {

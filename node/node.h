@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -161,6 +162,7 @@ class Node {
   uint64_t since_checkpoint_ = 0;
   size_t last_batch_size_ = 0;
   bool writes_blocked_ = false;
+  std::set<OriginId> quarantined_;  // origins with a fork (the forks database), kept in memory
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
