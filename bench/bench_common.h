@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "node/clock.h"
-#include "node/node.h"
-#include "protocol/status.h"
+#include "node/core/clock.h"
+#include "node/engine/node.h"
+#include "replog/status.h"
 
 namespace replog::bench {
 

@@ -55,18 +55,18 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "node/clock.h"
-#include "node/hlc.h"
-#include "node/local_api.h"
-#include "node/node.h"
-#include "node/state.h"
-#include "node/sync.h"
-#include "node/transport.h"
-#include "node/zmq_transport.h"
+#include "node/core/clock.h"
+#include "node/core/hlc.h"
+#include "node/api/local_api.h"
+#include "node/engine/node.h"
+#include "node/core/state.h"
+#include "node/sync/sync_engine.h"
+#include "node/sync/transport.h"
+#include "node/sync/zmq_transport.h"
 #include "protocol/msgpack_codec.h"
-#include "protocol/value.h"
+#include "replog/value.h"
 #include "protocol/wire.h"
-#include "storage/update.h"
+#include "protocol/update.h"
 #include "storage/update_log.h"
 #include "bench_common.h"
 

@@ -39,15 +39,15 @@
 #include <thread>
 #include <vector>
 
-#include "node/clock.h"
-#include "node/hlc.h"
-#include "node/methods.h"
-#include "node/node.h"
-#include "node/replayer.h"
-#include "node/state.h"
+#include "node/core/clock.h"
+#include "node/core/hlc.h"
+#include "node/core/methods.h"
+#include "node/engine/node.h"
+#include "node/core/replayer.h"
+#include "node/core/state.h"
 #include "protocol/msgpack_codec.h"
-#include "protocol/value.h"
-#include "storage/update.h"
+#include "replog/value.h"
+#include "protocol/update.h"
 #include "storage/update_log.h"
 #include "bench_common.h"
 

@@ -19,8 +19,8 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/status.h"
-#include "protocol/value.h"
+#include "replog/status.h"
+#include "replog/value.h"
 
 namespace replog {
 

@@ -1,4 +1,4 @@
-#include "protocol/schema.h"
+#include "replog/schema.h"
 
 #include <algorithm>
 #include <cmath>

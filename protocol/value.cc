@@ -1,4 +1,4 @@
-#include "protocol/value.h"
+#include "replog/value.h"
 
 #include <chrono>
 #include <cmath>

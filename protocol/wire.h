@@ -14,8 +14,8 @@
 #include <variant>
 #include <vector>
 
-#include "protocol/status.h"
-#include "storage/update.h"
+#include "replog/status.h"
+#include "protocol/update.h"
 
 namespace replog::wire {
 

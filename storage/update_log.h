@@ -26,8 +26,8 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol/status.h"
-#include "storage/update.h"
+#include "replog/status.h"
+#include "protocol/update.h"
 
 namespace replog {
 

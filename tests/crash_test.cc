@@ -28,10 +28,10 @@
 #include <vector>
 
 #include "temp_dir.h"
-#include "node/node.h"
-#include "node/verify.h"
+#include "node/engine/node.h"
+#include "node/api/verify.h"
 #include "protocol/json_codec.h"
-#include "storage/update.h"
+#include "protocol/update.h"
 #include "storage/update_log.h"
 #include "test_seed.h"
 

@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "node/node.h"
+#include "node/engine/node.h"
 
 namespace {
 

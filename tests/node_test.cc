@@ -5,10 +5,10 @@
 
 #include <filesystem>
 
-#include "node/hlc.h"
+#include "node/core/hlc.h"
 #include "temp_dir.h"
-#include "node/node.h"
-#include "node/verify.h"
+#include "node/engine/node.h"
+#include "node/api/verify.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 

@@ -8,7 +8,7 @@
 #include <random>
 #include <string>
 
-#include "protocol/value.h"
+#include "replog/value.h"
 
 namespace replog::testing {
 

@@ -24,15 +24,15 @@
 #include <vector>
 
 #include "temp_dir.h"
-#include "node/clock.h"
-#include "node/hlc.h"
-#include "node/node.h"
-#include "node/replayer.h"
-#include "node/verify.h"
+#include "node/core/clock.h"
+#include "node/core/hlc.h"
+#include "node/engine/node.h"
+#include "node/core/replayer.h"
+#include "node/api/verify.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 #include "random_value.h"
-#include "storage/update.h"
+#include "protocol/update.h"
 #include "test_seed.h"
 
 namespace replog {

@@ -4,7 +4,7 @@
 
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
-#include "protocol/schema.h"
+#include "replog/schema.h"
 
 namespace replog {
 namespace {

@@ -7,7 +7,7 @@
 #include <deque>
 #include <filesystem>
 
-#include "node/sync.h"
+#include "node/sync/sync_engine.h"
 #include "protocol/msgpack_codec.h"
 #include "protocol/wire.h"
 #include "temp_dir.h"

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "node/node.h"
-#include "protocol/status.h"
+#include "node/engine/node.h"
+#include "replog/status.h"
 
 namespace replog::cli {
 

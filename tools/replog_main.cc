@@ -13,13 +13,13 @@
 
 #include <csignal>
 
-#include "node/daemon.h"
-#include "node/hlc.h"
-#include "node/local_api.h"
-#include "node/verify.h"
+#include "node/api/daemon.h"
+#include "node/core/hlc.h"
+#include "node/api/local_api.h"
+#include "node/api/verify.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
-#include "protocol/schema.h"
+#include "replog/schema.h"
 #include "tools/cli_common.h"
 
 using namespace replog;

@@ -17,9 +17,9 @@
 #include <map>
 #include <optional>
 
-#include "node/methods.h"
-#include "node/state.h"
-#include "storage/update.h"
+#include "node/core/methods.h"
+#include "node/core/state.h"
+#include "protocol/update.h"
 
 namespace replog {
 

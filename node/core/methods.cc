@@ -1,4 +1,4 @@
-#include "node/methods.h"
+#include "node/core/methods.h"
 
 #include <sodium.h>
 

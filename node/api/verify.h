@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "node/methods.h"
-#include "protocol/status.h"
+#include "node/core/methods.h"
+#include "replog/status.h"
 
 namespace replog {
 

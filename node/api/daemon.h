@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "node/node.h"
+#include "node/engine/node.h"
 
 namespace replog {
 

@@ -1,4 +1,4 @@
-#include "node/state.h"
+#include "node/core/state.h"
 
 #include <sodium.h>
 

@@ -1,4 +1,4 @@
-#include "storage/update.h"
+#include "protocol/update.h"
 
 #include <msgpack.hpp>
 

@@ -1,4 +1,4 @@
-#include "node/replayer.h"
+#include "node/core/replayer.h"
 
 #include "protocol/msgpack_codec.h"
 

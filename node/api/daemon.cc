@@ -1,13 +1,13 @@
-#include "node/daemon.h"
+#include "node/api/daemon.h"
 
 #include <iostream>
 #include <mutex>
 #include <zmq.hpp>
 
-#include "node/local_api.h"
-#include "node/sync.h"
-#include "node/zmq_transport.h"
-#include "protocol/value.h"
+#include "node/api/local_api.h"
+#include "node/sync/sync_engine.h"
+#include "node/sync/zmq_transport.h"
+#include "replog/value.h"
 
 namespace replog {
 

@@ -20,8 +20,8 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "node/node.h"
-#include "protocol/value.h"
+#include "node/engine/node.h"
+#include "replog/value.h"
 
 namespace replog {
 

@@ -1,4 +1,4 @@
-#include "node/node.h"
+#include "node/engine/node.h"
 
 #include <fcntl.h>
 #include <sodium.h>

@@ -1,4 +1,4 @@
-#include "node/sync.h"
+#include "node/sync/sync_engine.h"
 
 #include <algorithm>
 

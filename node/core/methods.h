@@ -20,8 +20,8 @@
 #include <set>
 #include <string>
 
-#include "node/state.h"
-#include "protocol/value.h"
+#include "node/core/state.h"
+#include "replog/value.h"
 
 namespace replog {
 

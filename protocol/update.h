@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/status.h"
+#include "replog/status.h"
 
 namespace replog {
 

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "protocol/status.h"
-#include "protocol/value.h"
+#include "replog/status.h"
+#include "replog/value.h"
 
 namespace replog {
 

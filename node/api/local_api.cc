@@ -1,4 +1,4 @@
-#include "node/local_api.h"
+#include "node/api/local_api.h"
 
 #include <fcntl.h>
 #include <sodium.h>

@@ -1,8 +1,8 @@
-#include "node/hlc.h"
+#include "node/core/hlc.h"
 
 #include <algorithm>
 
-#include "protocol/value.h"
+#include "replog/value.h"
 
 namespace replog {
 

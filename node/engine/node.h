@@ -27,10 +27,10 @@
 #include <thread>
 #include <vector>
 
-#include "node/clock.h"
-#include "node/hlc.h"
-#include "node/methods.h"
-#include "node/replayer.h"
+#include "node/core/clock.h"
+#include "node/core/hlc.h"
+#include "node/core/methods.h"
+#include "node/core/replayer.h"
 #include "storage/update_log.h"
 
 namespace replog {

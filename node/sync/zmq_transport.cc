@@ -1,4 +1,4 @@
-#include "node/zmq_transport.h"
+#include "node/sync/zmq_transport.h"
 
 #include "protocol/wire.h"
 

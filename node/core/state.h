@@ -22,9 +22,9 @@
 #include <variant>
 #include <vector>
 
-#include "protocol/schema.h"
-#include "protocol/value.h"
-#include "storage/update.h"
+#include "replog/schema.h"
+#include "replog/value.h"
+#include "protocol/update.h"
 
 namespace replog {
 

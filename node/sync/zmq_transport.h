@@ -11,8 +11,8 @@
 #include <memory>
 #include <zmq.hpp>
 
-#include "node/transport.h"
-#include "protocol/status.h"
+#include "node/sync/transport.h"
+#include "replog/status.h"
 
 namespace replog {
 

@@ -1,9 +1,9 @@
-#include "node/verify.h"
+#include "node/api/verify.h"
 
 #include <map>
 
-#include "node/node.h"
-#include "node/replayer.h"
+#include "node/engine/node.h"
+#include "node/core/replayer.h"
 #include "protocol/msgpack_codec.h"
 #include "storage/update_log.h"
 

@@ -24,7 +24,7 @@
 #include <variant>
 #include <vector>
 
-#include "protocol/status.h"
+#include "replog/status.h"
 
 namespace replog {
 

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <string>
 
-#include "node/clock.h"
-#include "protocol/status.h"
+#include "node/core/clock.h"
+#include "replog/status.h"
 
 namespace replog {
 

@@ -25,9 +25,9 @@
 #include <string>
 #include <vector>
 
-#include "node/clock.h"
-#include "node/node.h"
-#include "node/transport.h"
+#include "node/core/clock.h"
+#include "node/engine/node.h"
+#include "node/sync/transport.h"
 #include "protocol/wire.h"
 
 namespace replog {
