@@ -1,5 +1,5 @@
 // Protocol constants: the same on every node, never node-local settings
-// (DESIGN.md §1, §2). Changing one is a protocol version change.
+// (docs/VALUES.md, PROTOCOL.md). Changing one is a protocol version change.
 #pragma once
 
 #include <cstddef>
@@ -7,7 +7,9 @@
 
 namespace replog::limits {
 
-// Largest encoded update (method + argument), checked at `call`.
+// Largest update body: the encoded [seq, method, bin(arg)], method included.
+// Hello's max_update. Checked alike at a local call, at ingest, at import and
+// where a frame is decoded, so that no node refuses what another relays.
 inline constexpr size_t kMaxUpdateBytes = 1 << 20;
 // Deepest nesting of lists, maps, records and enums inside one value.
 inline constexpr size_t kMaxDepth = 64;

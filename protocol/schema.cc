@@ -267,6 +267,30 @@ Status TypeRegistry::resolve(Value& value, const std::string& path) const {
   return resolve_as(value, TypeRef{}, path);
 }
 
+// Resolves a record's fields against its declared type and checks its required fields.
+Status TypeRegistry::resolve_record(Value& value, const std::string& path) const {
+  RecordValue& r = value.as_record();
+  auto record_type = find_record(r.type);
+  if (!record_type) return Status::invalid_argument(at_path(path, "unknown record type " + r.type));
+  for (auto& [name, field_value] : r.fields) {
+    const auto* field = record_type->find_field(name);
+    std::string p = path_child(path, name);
+    if (!field) return Status::invalid_argument(at_path(p, "field not declared in " + r.type));
+    // A field that is not required may be null: "no value".
+    if (field_value.is_null() &&
+        !std::binary_search(record_type->required().begin(), record_type->required().end(), name))
+      continue;
+    REPLOG_RETURN_IF_ERROR(resolve_as(field_value, field->type, p));
+  }
+  for (const auto& req : record_type->required()) {
+    const Value* f = value.find(req);
+    if (f == nullptr || f->is_null())
+      return Status::invalid_argument(at_path(path_child(path, req), "required field of " + r.type + " is missing"));
+  }
+  r.resolved = record_type;
+  return Status::ok();
+}
+
 Status TypeRegistry::resolve_as(Value& value, const TypeRef& type, const std::string& path) const {
   using K = Value::Kind;
   auto mismatch = [&](const std::string& expected) {
@@ -321,28 +345,8 @@ Status TypeRegistry::resolve_as(Value& value, const TypeRef& type, const std::st
         return Status::invalid_argument(at_path(path, "unknown enum member " + e.type + "." + e.member));
       return Status::ok();
     }
-    case K::kRecord: {
-      RecordValue& r = value.as_record();
-      auto record_type = find_record(r.type);
-      if (!record_type) return Status::invalid_argument(at_path(path, "unknown record type " + r.type));
-      for (auto& [name, field_value] : r.fields) {
-        const auto* field = record_type->find_field(name);
-        std::string p = path_child(path, name);
-        if (!field) return Status::invalid_argument(at_path(p, "field not declared in " + r.type));
-        // A field that is not required may be null: "no value".
-        if (field_value.is_null() &&
-            !std::binary_search(record_type->required().begin(), record_type->required().end(), name))
-          continue;
-        REPLOG_RETURN_IF_ERROR(resolve_as(field_value, field->type, p));
-      }
-      for (const auto& req : record_type->required()) {
-        const Value* f = value.find(req);
-        if (f == nullptr || f->is_null())
-          return Status::invalid_argument(at_path(path_child(path, req), "required field of " + r.type + " is missing"));
-      }
-      r.resolved = record_type;
-      return Status::ok();
-    }
+    case K::kRecord:
+      return resolve_record(value, path);
     case K::kList:
       for (size_t i = 0; i < value.as_list().size(); ++i)
         REPLOG_RETURN_IF_ERROR(resolve_as(value.as_list()[i], TypeRef{}, path_index(path, i)));

@@ -2,52 +2,11 @@
 
 #include <msgpack.hpp>
 
+#include "protocol/bytes.h"
+#include "protocol/envelope.h"
 #include "protocol/limits.h"
 
 namespace replog {
-
-void put_u64_be(char* out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-}
-
-uint64_t get_u64_be(const char* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
-  return v;
-}
-
-std::string u64_be(uint64_t v) {
-  std::string s(8, '\0');
-  put_u64_be(s.data(), v);
-  return s;
-}
-
-std::string hex16(uint64_t v) {
-  static const char* digits = "0123456789abcdef";
-  std::string s(16, '0');
-  for (int i = 15; i >= 0; --i) {
-    s[static_cast<size_t>(i)] = digits[v & 15];
-    v >>= 4;
-  }
-  return s;
-}
-
-Result<uint64_t> parse_hex16(std::string_view text) {
-  if (text.empty() || text.size() > 16) return Status::invalid_argument("expected up to 16 hex digits, got \"" + std::string(text) + "\"");
-  uint64_t v = 0;
-  for (char c : text) {
-    int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else return Status::invalid_argument("not a hex number: \"" + std::string(text) + "\"");
-    v = (v << 4) | static_cast<uint64_t>(d);
-  }
-  return v;
-}
 
 std::array<char, UpdateId::kKeyBytes> UpdateId::key() const {
   std::array<char, kKeyBytes> k;
@@ -78,17 +37,23 @@ struct Sink {
 };
 }  // namespace
 
-std::string encode_body(uint64_t seq, std::string_view method, std::string_view arg) {
-  std::string out;
-  Sink sink{out};
+Update Update::make(const UpdateId& id, uint64_t seq, std::string_view method, std::string_view arg) {
+  Update u;
+  u.id_ = id;
+  u.seq_ = seq;
+  Sink sink{u.body_};
   msgpack::packer<Sink> pk(sink);
   pk.pack_array(3);
   pk.pack_uint64(seq);
   pk.pack_str(static_cast<uint32_t>(method.size()));
+  u.method_at_ = static_cast<uint32_t>(u.body_.size());
+  u.method_len_ = static_cast<uint32_t>(method.size());
   pk.pack_str_body(method.data(), static_cast<uint32_t>(method.size()));
   pk.pack_bin(static_cast<uint32_t>(arg.size()));
+  u.arg_at_ = static_cast<uint32_t>(u.body_.size());
+  u.arg_len_ = static_cast<uint32_t>(arg.size());
   pk.pack_bin_body(arg.data(), static_cast<uint32_t>(arg.size()));
-  return out;
+  return u;
 }
 
 namespace {
@@ -111,18 +76,21 @@ class BodyReader : public msgpack::null_visitor {
     ++field_;
     return true;
   }
+  // A value in another field's place is named by the place, not by its type.
   bool visit_positive_integer(uint64_t v) {
-    if (field_ != 0 || v == 0) return fail("seq is not a positive integer");
+    if (field_ != 0) return fail(what());
+    if (v == 0) return fail("seq is not a positive integer");
     seq = v;
     return true;
   }
   bool visit_str(const char* p, uint32_t n) {
-    if (field_ != 1 || n == 0 || n > 255) return fail("method is not a string of 1..255 bytes");
+    if (field_ != 1) return fail(what());
+    if (n == 0 || n > 255) return fail("method is not a string of 1..255 bytes");
     method = std::string_view(p, n);
     return true;
   }
   bool visit_bin(const char* p, uint32_t n) {
-    if (field_ != 2) return fail("arg is not bin");
+    if (field_ != 2) return fail(what());
     arg = std::string_view(p, n);
     return true;
   }
@@ -151,9 +119,10 @@ class BodyReader : public msgpack::null_visitor {
 
 }  // namespace
 
-Result<Update> parse_body(const UpdateId& id, std::string_view body) {
-  if (body.size() > limits::kMaxUpdateBytes + 64)
-    return Status::corruption("update " + id.to_string() + " is larger than the protocol limit");
+Result<UpdateView> parse_update(const UpdateId& id, std::string_view body) {
+  if (body.size() > limits::kMaxUpdateBytes)
+    return Status::corruption("update " + id.to_string() + ": body of " + std::to_string(body.size()) +
+                              " bytes is over the " + std::to_string(limits::kMaxUpdateBytes) + "-byte limit");
   BodyReader r;
   size_t off = 0;
   bool ok = false;
@@ -165,12 +134,56 @@ Result<Update> parse_body(const UpdateId& id, std::string_view body) {
   if (!ok || r.error || r.method.empty() || r.seq == 0 || r.arg.data() == nullptr)
     return Status::corruption("update " + id.to_string() + ": " + (r.error ? r.error : "body is not [seq, method, arg]"));
   if (off != body.size()) return Status::corruption("update " + id.to_string() + ": trailing bytes after body");
+  return UpdateView{id, r.seq, r.method, r.arg, body};
+}
+
+Result<Update> Update::parse(const UpdateId& id, std::string body) {
+  auto v = parse_update(id, body);
+  if (!v) return v.status();
   Update u;
-  u.id = id;
-  u.seq = r.seq;
-  u.method.assign(r.method);
-  u.arg.assign(r.arg);
+  u.id_ = id;
+  u.seq_ = v->seq;
+  u.method_at_ = static_cast<uint32_t>(v->method.data() - body.data());
+  u.method_len_ = static_cast<uint32_t>(v->method.size());
+  u.arg_at_ = static_cast<uint32_t>(v->arg.data() - body.data());
+  u.arg_len_ = static_cast<uint32_t>(v->arg.size());
+  u.body_ = std::move(body);
   return u;
+}
+
+// --- the envelope [hlc, origin, bin(body)] ------------------------------------------
+
+void append_envelope(const Update& u, std::string& out) {
+  Sink sink{out};
+  msgpack::packer<Sink> pk(sink);
+  pk.pack_array(3);
+  pk.pack_uint64(u.id().hlc);
+  pk.pack_uint64(u.id().origin);
+  pk.pack_bin(static_cast<uint32_t>(u.body().size()));
+  pk.pack_bin_body(u.body().data(), static_cast<uint32_t>(u.body().size()));
+}
+
+Result<Update> update_from_envelope(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != 3) return Status::corruption("update is not [hlc, origin, body]");
+  const msgpack::object* f = o.via.array.ptr;
+  if (f[0].type != msgpack::type::POSITIVE_INTEGER || f[1].type != msgpack::type::POSITIVE_INTEGER)
+    return Status::corruption("update hlc or origin is not an unsigned integer");
+  if (f[2].type != msgpack::type::BIN) return Status::corruption("update body is not bin");
+  return Update::parse(UpdateId{f[0].via.u64, f[1].via.u64}, std::string(f[2].via.bin.ptr, f[2].via.bin.size));
+}
+
+Result<Update> read_envelope(std::string_view bytes, size_t& used) {
+  used = 0;
+  // An envelope is [uint, uint, bin] of one update: depth 2, one bin of at most the update limit.
+  msgpack::unpack_limit limit(3, 0, 0, limits::kMaxUpdateBytes, 0, 2);
+  size_t off = 0;
+  try {
+    auto oh = msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, limit);
+    used = off;
+    return update_from_envelope(oh.get());  // a bad body is refused; the next envelope can still be read
+  } catch (const std::exception& e) {
+    return Status::corruption(std::string("malformed update envelope: ") + e.what());
+  }
 }
 
 }  // namespace replog

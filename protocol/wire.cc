@@ -1,34 +1,35 @@
 #include "protocol/wire.h"
 
 #include <msgpack.hpp>
+#include <optional>
 
 #include "protocol/limits.h"
+#include "protocol/envelope.h"
 #include "protocol/msgpack_codec.h"
 
 namespace replog::wire {
 
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+struct Sink {
+  std::string& out;
+  void write(const char* p, size_t n) { out.append(p, n); }
+};
+using Packer = msgpack::packer<Sink>;
 
 void pack_str(Packer& pk, std::string_view s) {
   pk.pack_str(static_cast<uint32_t>(s.size()));
   pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
 }
 
-void pack_updates(Packer& pk, const std::vector<WireUpdate>& updates) {
+void pack_updates(Packer& pk, std::string& out, const std::vector<Update>& updates) {
   pk.pack_array(static_cast<uint32_t>(updates.size()));
-  for (const auto& u : updates) {
-    pk.pack_array(3);
-    pk.pack_uint64(u.id.hlc);
-    pk.pack_uint64(u.id.origin);
-    pk.pack_bin(static_cast<uint32_t>(u.body.size()));
-    pk.pack_bin_body(u.body.data(), static_cast<uint32_t>(u.body.size()));
-  }
+  for (const auto& u : updates) append_envelope(u, out);
 }
 
 struct Body {
   Packer& pk;
+  std::string& out;
   void operator()(const Hello& m) {
     pk.pack_array(5);
     pack_str(pk, m.cluster);
@@ -65,15 +66,15 @@ struct Body {
     pk.pack_array(3);
     pk.pack_uint64(m.origin);
     m.more ? pk.pack_true() : pk.pack_false();
-    pack_updates(pk, m.updates);
+    pack_updates(pk, out, m.updates);
   }
   void operator()(const Push& m) {
     pk.pack_array(1);
-    pack_updates(pk, m.updates);
+    pack_updates(pk, out, m.updates);
   }
 };
 
-Type type_of(const Message& m) { return static_cast<Type>(m.index() + 1); }
+Type type_of_message(const Message& m) { return static_cast<Type>(m.index() + 1); }
 
 // Field readers over msgpack-c objects; each throws Malformed on a mismatch.
 struct Malformed : std::runtime_error {
@@ -97,14 +98,14 @@ std::string str(const msgpack::object& o, const char* what) {
   if (o.type != msgpack::type::STR) throw Malformed(std::string(what) + " is not a string");
   return std::string(o.via.str.ptr, o.via.str.size);
 }
-std::vector<WireUpdate> updates(const msgpack::object& o) {
+std::vector<Update> updates(const msgpack::object& o) {
   if (o.type != msgpack::type::ARRAY) throw Malformed("updates is not an array");
-  std::vector<WireUpdate> out;
+  std::vector<Update> out;
   out.reserve(o.via.array.size);
   for (uint32_t i = 0; i < o.via.array.size; ++i) {
-    const msgpack::object* f = array(o.via.array.ptr[i], 3, "update");
-    if (f[2].type != msgpack::type::BIN) throw Malformed("update body is not bin");
-    out.push_back({UpdateId{uint(f[0], "hlc"), uint(f[1], "origin")}, std::string(f[2].via.bin.ptr, f[2].via.bin.size)});
+    auto u = update_from_envelope(o.via.array.ptr[i]);
+    if (!u) throw Malformed("update " + std::to_string(i) + ": " + u.status().message());
+    out.push_back(std::move(u).value());
   }
   return out;
 }
@@ -112,20 +113,51 @@ std::vector<WireUpdate> updates(const msgpack::object& o) {
 }  // namespace
 
 std::string encode(const Message& m) {
-  msgpack::sbuffer buf;
-  Packer pk(buf);
+  std::string out;
+  Sink sink{out};
+  Packer pk(sink);
   pk.pack_array(3);
   pk.pack_uint64(kVersion);
-  pk.pack_uint8(static_cast<uint8_t>(type_of(m)));
-  std::visit(Body{pk}, m);
-  return std::string(buf.data(), buf.size());
+  pk.pack_uint8(static_cast<uint8_t>(type_of_message(m)));
+  std::visit(Body{pk, out}, m);
+  return out;
+}
+
+namespace {
+
+// A MessagePack unsigned integer or array header at `pos` (any of its sizes).
+std::optional<uint64_t> read_header(std::string_view b, size_t& pos, bool array) {
+  if (pos >= b.size()) return std::nullopt;
+  uint8_t tag = static_cast<uint8_t>(b[pos++]);
+  if (!array && tag < 0x80) return tag;
+  if (array && (tag & 0xf0) == 0x90) return tag & 0x0f;
+  size_t n = array ? (tag == 0xdc ? 2 : tag == 0xdd ? 4 : 0)
+                   : (tag == 0xcc ? 1 : tag == 0xcd ? 2 : tag == 0xce ? 4 : tag == 0xcf ? 8 : 0);
+  if (n == 0 || b.size() - pos < n) return std::nullopt;
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<uint8_t>(b[pos++]);
+  return v;
+}
+
+}  // namespace
+
+Result<Type> type_of(std::string_view frame) {
+  size_t pos = 0;
+  auto n = read_header(frame, pos, true);
+  auto version = read_header(frame, pos, false);
+  auto type = read_header(frame, pos, false);
+  if (!n || *n != 3 || !version || !type) return Status::corruption("not a frame [version, type, body]");
+  if (*version != kVersion) return Status::refused("protocol version " + std::to_string(*version));
+  if (*type < static_cast<uint64_t>(Type::kHello) || *type > static_cast<uint64_t>(Type::kPush))
+    return Status::corruption("unknown message type " + std::to_string(*type));
+  return static_cast<Type>(*type);
 }
 
 Result<Message> decode(std::string_view frame) {
   if (frame.size() > kMaxFrameBytes) return Status::corruption("frame of " + std::to_string(frame.size()) + " bytes is over the limit");
   REPLOG_RETURN_IF_ERROR(precheck_msgpack(frame, 6));
   try {
-    msgpack::unpack_limit limit(kMaxFrameBytes, 0, 4096, limits::kMaxUpdateBytes + 64, 0, 6);
+    msgpack::unpack_limit limit(kMaxFrameBytes, 0, 4096, limits::kMaxUpdateBytes, 0, 6);
     size_t off = 0;
     auto oh = msgpack::unpack(frame.data(), frame.size(), off, nullptr, nullptr, limit);
     const msgpack::object& root = oh.get();

@@ -5,7 +5,9 @@
 // travels as [hlc, origin, body(bin)] with its body exactly as stored.
 // decode() is bounded like every decoder of untrusted bytes: the frame size,
 // nesting depth, and no declared count larger than the bytes that remain are
-// checked before anything is allocated.
+// checked before anything is allocated. The bodies of the updates a frame
+// carries are parsed there (Update::parse): one that fails makes the whole
+// frame malformed.
 #pragma once
 
 #include <cstdint>
@@ -40,11 +42,6 @@ enum class ErrorCode : uint32_t {
   kUnavailable = 5,      // the node cannot serve now (closing)
 };
 
-struct WireUpdate {
-  UpdateId id;
-  std::string body;
-};
-
 struct Hello {
   std::string cluster;
   uint64_t node_id = 0;
@@ -71,16 +68,20 @@ struct Request {
 struct Updates {
   uint64_t origin = 0;
   bool more = false;  // the range held more than fit
-  std::vector<WireUpdate> updates;
+  std::vector<Update> updates;
 };
 struct Push {
-  std::vector<WireUpdate> updates;
+  std::vector<Update> updates;
 };
 
 using Message = std::variant<Hello, Error, Vector, Request, Updates, Push>;
 
 std::string encode(const Message& m);
 Result<Message> decode(std::string_view frame);
+// The type of an encoded frame, read from its header alone (no body decoded):
+// for logs, counters and test transports. Fails on anything but
+// [version 1, known type, ...].
+Result<Type> type_of(std::string_view frame);
 const char* type_name(const Message& m);
 
 }  // namespace replog::wire

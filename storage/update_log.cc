@@ -5,11 +5,14 @@
 
 #include <cstring>
 
+#include "protocol/bytes.h"
+
 namespace replog {
 
 Status lmdb_error(int rc, const std::string& what) {
   std::string msg = what + ": " + mdb_strerror(rc);
-  if (rc == ENOSPC || rc == MDB_MAP_FULL) return Status::io_error(msg + " (disk or map full)");
+  if (rc == MDB_MAP_FULL) return Status::store_full(msg);
+  if (rc == ENOSPC) return Status::no_space(msg + " (the disk is full)");
   if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_VERSION_MISMATCH || rc == MDB_INVALID)
     return Status::corruption(msg);
   return Status::io_error(msg);
@@ -97,6 +100,12 @@ Result<LogTxn> UpdateLog::begin(bool writable) const {
 Result<LogTxn> UpdateLog::begin_read() const { return begin(false); }
 Result<LogTxn> UpdateLog::begin_write() { return begin(true); }
 
+size_t UpdateLog::map_bytes() const {
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  return info.me_mapsize;
+}
+
 Status UpdateLog::grow_if_needed(bool force) {
   MDB_envinfo info;
   MDB_stat st;
@@ -112,7 +121,11 @@ Status UpdateLog::grow_if_needed(bool force) {
 // --- LogTxn ------------------------------------------------------------------
 
 LogTxn::LogTxn(LogTxn&& o) noexcept
-    : log_(o.log_), txn_(o.txn_), writable_(o.writable_), newest_checkpoint_(std::move(o.newest_checkpoint_)) {
+    : log_(o.log_),
+      txn_(o.txn_),
+      writable_(o.writable_),
+      newest_checkpoint_(std::move(o.newest_checkpoint_)),
+      read_error_(std::move(o.read_error_)) {
   o.txn_ = nullptr;
 }
 
@@ -124,6 +137,11 @@ void LogTxn::abort() {
 }
 
 Status LogTxn::commit() {
+  if (!read_error_.is_ok()) {
+    // A decision of this transaction rests on a read that failed: store nothing.
+    abort();
+    return read_error_;
+  }
   int rc = mdb_txn_commit(txn_);
   txn_ = nullptr;
   if (rc == 0) return Status::ok();
@@ -131,7 +149,7 @@ Status LogTxn::commit() {
   struct statvfs fs;
   if ((rc == EIO || rc == ENOSPC) && ::statvfs(log_->dir_.c_str(), &fs) == 0 &&
       static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize < (uint64_t{16} << 20))
-    return Status::io_error("commit failed: no space left on the disk holding " + log_->dir_ +
+    return Status::no_space("commit failed: no space left on the disk holding " + log_->dir_ +
                             " (nothing of this write was stored)");
   return lmdb_error(rc, "commit");
 }
@@ -143,10 +161,30 @@ Result<LogTxn> LogTxn::begin_child() {
   return LogTxn(log_, child, true);
 }
 
+void LogTxn::note(int rc, const char* what) {
+  if (rc != 0 && rc != MDB_NOTFOUND && read_error_.is_ok()) read_error_ = lmdb_error(rc, what);
+}
+
 std::optional<std::string_view> LogTxn::get(MDB_dbi dbi, std::string_view key) {
   MDB_val k = val(key), v;
-  if (mdb_get(txn_, dbi, &k, &v) != 0) return std::nullopt;
+  int rc = mdb_get(txn_, dbi, &k, &v);
+  note(rc, "read");
+  if (rc != 0) return std::nullopt;
   return view(v);
+}
+
+// Visits every record of `dbi` in key order (or reverse), noting a failure.
+void LogTxn::scan(MDB_dbi dbi, bool reverse, const std::function<void(std::string_view, std::string_view)>& fn) {
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, dbi, &c);
+  note(rc, "open cursor");
+  if (rc) return;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c, &k, &v, reverse ? MDB_LAST : MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(c, &k, &v, reverse ? MDB_PREV : MDB_NEXT))
+    fn(view(k), view(v));
+  note(rc, "scan");
+  mdb_cursor_close(c);
 }
 
 Status LogTxn::put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags) {
@@ -161,17 +199,19 @@ std::optional<VectorEntry> LogTxn::vector_entry(OriginId origin) {
   return VectorEntry{get_u64_be(v->data()), get_u64_be(v->data() + 8)};
 }
 
+std::map<OriginId, VectorEntry> LogTxn::vector_entries() {
+  std::map<OriginId, VectorEntry> out;
+  scan(log_->vector_, false, [&](std::string_view k, std::string_view v) {
+    if (k.size() == 8 && v.size() == 16) out[get_u64_be(k.data())] = VectorEntry{get_u64_be(v.data()), get_u64_be(v.data() + 8)};
+  });
+  return out;
+}
+
 VersionVector LogTxn::vector() {
   VersionVector out;
-  MDB_cursor* c = nullptr;
-  if (mdb_cursor_open(txn_, log_->vector_, &c)) return out;
-  MDB_val k, v;
-  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-    if (k.mv_size != 8 || v.mv_size != 16) continue;
-    const char* p = static_cast<const char*>(v.mv_data);
-    out[get_u64_be(static_cast<const char*>(k.mv_data))] = VectorEntry{get_u64_be(p), get_u64_be(p + 8)};
-  }
-  mdb_cursor_close(c);
+  scan(log_->vector_, false, [&](std::string_view k, std::string_view v) {
+    if (k.size() == 8 && v.size() == 16) out[get_u64_be(k.data())] = get_u64_be(v.data());
+  });
   return out;
 }
 
@@ -189,18 +229,23 @@ std::optional<UpdateId> LogTxn::id_of(OriginId origin, uint64_t seq) {
 
 std::optional<UpdateId> LogTxn::last_id() {
   MDB_cursor* c = nullptr;
-  if (mdb_cursor_open(txn_, log_->log_, &c)) return std::nullopt;
+  int rc = mdb_cursor_open(txn_, log_->log_, &c);
+  note(rc, "open log cursor");
+  if (rc) return std::nullopt;
   MDB_val k, v;
   std::optional<UpdateId> out;
-  if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 16) out = UpdateId::from_key(view(k));
+  rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  note(rc, "read the last key");
+  if (rc == 0 && k.mv_size == 16) out = UpdateId::from_key(view(k));
   mdb_cursor_close(c);
   return out;
 }
 
 uint64_t LogTxn::update_count() {
   MDB_stat st;
-  if (mdb_stat(txn_, log_->log_, &st)) return 0;
-  return st.ms_entries;
+  int rc = mdb_stat(txn_, log_->log_, &st);
+  note(rc, "count updates");
+  return rc ? 0 : st.ms_entries;
 }
 
 Status LogTxn::for_each_from(const UpdateId& start,
@@ -231,34 +276,23 @@ std::optional<std::string> LogTxn::meta(std::string_view name) {
 
 std::vector<std::pair<UpdateId, std::string>> LogTxn::checkpoints() {
   std::vector<std::pair<UpdateId, std::string>> out;
-  MDB_cursor* c = nullptr;
-  if (mdb_cursor_open(txn_, log_->checkpoints_, &c)) return out;
-  MDB_val k, v;
-  for (int rc = mdb_cursor_get(c, &k, &v, MDB_LAST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_PREV))
-    if (k.mv_size == 16) out.emplace_back(UpdateId::from_key(view(k)), std::string(view(v)));
-  mdb_cursor_close(c);
+  scan(log_->checkpoints_, true, [&](std::string_view k, std::string_view v) {
+    if (k.size() == 16) out.emplace_back(UpdateId::from_key(k), std::string(v));
+  });
   return out;
 }
 
 std::map<OriginId, std::string> LogTxn::forks() {
   std::map<OriginId, std::string> out;
-  MDB_cursor* c = nullptr;
-  if (mdb_cursor_open(txn_, log_->forks_, &c)) return out;
-  MDB_val k, v;
-  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-    if (k.mv_size == 8) out[get_u64_be(static_cast<const char*>(k.mv_data))] = std::string(view(v));
-  mdb_cursor_close(c);
+  scan(log_->forks_, false, [&](std::string_view k, std::string_view v) {
+    if (k.size() == 8) out[get_u64_be(k.data())] = std::string(v);
+  });
   return out;
 }
 
 std::map<std::string, std::string> LogTxn::peers() {
   std::map<std::string, std::string> out;
-  MDB_cursor* c = nullptr;
-  if (mdb_cursor_open(txn_, log_->peers_, &c)) return out;
-  MDB_val k, v;
-  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-    out[std::string(view(k))] = std::string(view(v));
-  mdb_cursor_close(c);
+  scan(log_->peers_, false, [&](std::string_view k, std::string_view v) { out[std::string(k)] = std::string(v); });
   return out;
 }
 
@@ -298,6 +332,12 @@ Status LogTxn::put_update(const UpdateId& id, uint64_t seq, std::string_view bod
 }
 
 Status LogTxn::put_meta(std::string_view name, std::string_view value) { return put(log_->meta_, name, value); }
+
+Status LogTxn::delete_meta(std::string_view name) {
+  MDB_val k = val(name);
+  int rc = mdb_del(txn_, log_->meta_, &k, nullptr);
+  return rc && rc != MDB_NOTFOUND ? lmdb_error(rc, "delete meta") : Status::ok();
+}
 
 Status LogTxn::put_checkpoint(const UpdateId& cut, std::string_view bytes) {
   newest_checkpoint_.reset();

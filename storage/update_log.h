@@ -28,22 +28,39 @@
 
 #include "replog/status.h"
 #include "protocol/update.h"
+#include "protocol/version_vector.h"
 
 namespace replog {
 
 inline constexpr uint32_t kStorageFormatVersion = 1;
 
+// Names in the `meta` database (docs/STORAGE.md).
+namespace meta {
+inline constexpr const char* kFormat = "format_version";  // decimal text
+inline constexpr const char* kNodeId = "node_id";         // 8 bytes big-endian: the origin this node writes as
+inline constexpr const char* kCluster = "cluster_id";     // text
+inline constexpr const char* kHlc = "hlc";                // 8 bytes big-endian: the clock's high-water mark
+// MessagePack map {16-hex origin: one-line reason}: origins this node wrote
+// as before it moved to a fresh one.
+inline constexpr const char* kFormerOrigins = "former_origins";
+// Written by earlier builds when this node's own origin arrived from a peer;
+// a node that finds it moves to a fresh origin and deletes it.
+inline constexpr const char* kWritesBlocked = "writes_blocked";
+}  // namespace meta
+
+// The `vector` database's record of one origin.
 struct VectorEntry {
   uint64_t seq = 0;       // updates 1..seq of this origin are held
   uint64_t last_hlc = 0;  // hlc of update `seq`
 };
 
-using VersionVector = std::map<OriginId, VectorEntry>;
 
 class UpdateLog;
 
 // One LMDB transaction over the log's databases. Destroying an uncommitted
-// transaction aborts it.
+// transaction aborts it. Reads answer "absent" when LMDB fails, and remember
+// the first failure: status() tells it, and commit() refuses to store a
+// transaction whose reads failed (its decisions may rest on a missing record).
 class LogTxn {
  public:
   LogTxn(LogTxn&&) noexcept;
@@ -51,6 +68,8 @@ class LogTxn {
   ~LogTxn();
 
   bool writable() const { return writable_; }
+  // The first read failure of this transaction (OK: none).
+  const Status& status() const { return read_error_; }
   Status commit();
   void abort();
 
@@ -60,6 +79,7 @@ class LogTxn {
 
   // --- reads ---
   std::optional<VectorEntry> vector_entry(OriginId origin);
+  std::map<OriginId, VectorEntry> vector_entries();
   VersionVector vector();
   std::optional<std::string> body(const UpdateId& id);
   std::optional<UpdateId> id_of(OriginId origin, uint64_t seq);
@@ -80,6 +100,7 @@ class LogTxn {
   // deletes every checkpoint whose cut is at or above its key (same transaction).
   Status put_update(const UpdateId& id, uint64_t seq, std::string_view body);
   Status put_meta(std::string_view name, std::string_view value);
+  Status delete_meta(std::string_view name);
   Status put_checkpoint(const UpdateId& cut, std::string_view bytes);
   Status delete_checkpoint(const UpdateId& cut);
   Status put_fork(OriginId origin, std::string_view report);
@@ -90,6 +111,8 @@ class LogTxn {
   friend class UpdateLog;
   LogTxn(const UpdateLog* log, MDB_txn* txn, bool writable) : log_(log), txn_(txn), writable_(writable) {}
   std::optional<std::string_view> get(MDB_dbi dbi, std::string_view key);
+  void scan(MDB_dbi dbi, bool reverse, const std::function<void(std::string_view, std::string_view)>& fn);
+  void note(int rc, const char* what);
   Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
 
   const UpdateLog* log_;
@@ -98,6 +121,7 @@ class LogTxn {
   // The newest checkpoint cut as of this transaction, read on first need, so
   // that appending above it costs no cursor. Empty optional inside: none.
   std::optional<std::optional<UpdateId>> newest_checkpoint_;
+  Status read_error_;
 };
 
 class UpdateLog {
@@ -118,6 +142,8 @@ class UpdateLog {
   Status grow_if_needed(bool force = false);
 
   MDB_env* env() const { return env_; }
+  // The size of the map now.
+  size_t map_bytes() const;
   const std::string& dir() const { return dir_; }
 
  private:

@@ -31,6 +31,7 @@
 #include "node/engine/node.h"
 #include "node/api/verify.h"
 #include "protocol/json_codec.h"
+#include "protocol/bytes.h"
 #include "protocol/update.h"
 #include "storage/update_log.h"
 #include "test_seed.h"
@@ -165,7 +166,7 @@ void CheckDirectory(const std::string& dir, const std::set<UpdateId>& acked, Dir
 
     VersionVector vector = txn->vector();
     ASSERT_LE(vector.size(), 1u) << "only this node's own origin writes here";
-    const uint64_t k = vector.count(self) ? vector.at(self).seq : 0;
+    const uint64_t k = seq_of(vector, self);
     EXPECT_GE(k, facts.seq) << "the origin's seq went backwards across a crash";
     EXPECT_EQ(txn->update_count(), k) << "log entries and the vector disagree";
 
@@ -176,14 +177,14 @@ void CheckDirectory(const std::string& dir, const std::set<UpdateId>& acked, Dir
       ASSERT_TRUE(id) << "seq gap: no index entry for seq " << s << " of " << k;
       auto body = txn->body(*id);
       ASSERT_TRUE(body) << "seq " << s << " indexed at " << id->to_string() << " but not in the log";
-      auto u = parse_body(*id, *body);
+      auto u = parse_update(*id, *body);
       ASSERT_TRUE(u) << "partial update at seq " << s << ": " << u.status().message();
       EXPECT_EQ(u->seq, s);
       EXPECT_GT(id->hlc, prev_hlc) << "hlc does not rise at seq " << s;
       prev_hlc = id->hlc;
     }
     if (k > 0) {
-      EXPECT_EQ(vector.at(self).last_hlc, prev_hlc);
+      EXPECT_EQ(txn->vector_entry(self)->last_hlc, prev_hlc);
     }
 
     // Every acknowledged update is there, whole, and indexed by its seq.
@@ -195,7 +196,7 @@ void CheckDirectory(const std::string& dir, const std::set<UpdateId>& acked, Dir
         if (++lost <= 5) ADD_FAILURE() << "acknowledged update " << id.to_string() << " is not in the log";
         continue;
       }
-      auto u = parse_body(id, *body);
+      auto u = parse_update(id, *body);
       ASSERT_TRUE(u) << u.status().message();
       auto indexed = txn->id_of(self, u->seq);
       EXPECT_TRUE(indexed && *indexed == id) << "seq index of " << id.to_string();
@@ -227,13 +228,13 @@ TEST(CrashTest, SigkillAtRandomMomentsLosesNothingAcknowledged) {
   const std::string dir = tmp.path() + "/data";
   const std::string stderr_log = tmp.path() + "/writer.stderr";
   {
-    InitOptions init;
+    engine::InitOptions init;
     init.dir = dir;
     auto schema = parse_typed_json(
         R"({"records": {"Item": {"fields": {"name": "string", "n": "int"}, "required": ["name"], "unique": ["name"]}}})");
     ASSERT_TRUE(schema);
     init.schema = *schema;
-    Status s = Node::init(init);
+    Status s = engine::Node::init(init);
     ASSERT_TRUE(s) << s.message();
   }
 
@@ -296,9 +297,9 @@ TEST(CrashTest, SigkillAtRandomMomentsLosesNothingAcknowledged) {
   EXPECT_GE(facts.seq, acked.size());
 
   // The directory is still a working node: open it, write, close, verify.
-  NodeOptions o;
+  engine::NodeOptions o;
   o.dir = dir;
-  auto node = Node::open(o);
+  auto node = engine::Node::open(o);
   ASSERT_TRUE(node) << node.status().message();
   auto id = (*node)->call("inc", Value(Map{{"path", Value("after")}}));
   ASSERT_TRUE(id) << id.status().message();

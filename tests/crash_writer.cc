@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "node/engine/node.h"
+#include "protocol/bytes.h"
 
 namespace {
 
@@ -71,14 +72,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: crash_writer DIR THREADS CHECKPOINT_INTERVAL UNDO_WINDOW SEED\n");
     return 2;
   }
-  replog::NodeOptions options;
+  replog::engine::NodeOptions options;
   options.dir = argv[1];
   const int threads = std::atoi(argv[2]);
   options.checkpoint_interval = std::strtoull(argv[3], nullptr, 10);
   options.undo_window = std::strtoull(argv[4], nullptr, 10);
   const uint64_t seed = std::strtoull(argv[5], nullptr, 10);
 
-  auto node = replog::Node::open(options);
+  auto node = replog::engine::Node::open(options);
   if (!node) {
     std::fprintf(stderr, "crash_writer: open %s: %s\n", argv[1], node.status().message().c_str());
     return 2;

@@ -8,6 +8,7 @@
 #include "node/core/hlc.h"
 #include "temp_dir.h"
 #include "node/engine/node.h"
+#include "storage/update_log.h"
 #include "node/api/verify.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
@@ -72,31 +73,30 @@ TEST(HybridClock, HighWaterMarkSurvivesRestartWithClockBehind) {
   TempDir tmp;
   std::string dir = tmp.sub("n");
   ManualClock wall(kNow);
-  InitOptions init;
+  engine::InitOptions init;
   init.dir = dir;
   init.clock = &wall;
-  ASSERT_TRUE(Node::init(init));
-  NodeOptions o;
+  ASSERT_TRUE(engine::Node::init(init));
+  engine::NodeOptions o;
   o.dir = dir;
   o.clock = &wall;
   UpdateId first;
   {
-    auto node = Node::open(o);
+    auto node = engine::Node::open(o);
     ASSERT_TRUE(node);
     first = *(*node)->call("set", Value(Map{{"path", Value("a")}, {"value", Value(1)}}));
   }
   wall.set(kNow - 3'600'000);  // the machine restarts with its clock an hour behind
-  auto node = Node::open(o);
+  auto node = engine::Node::open(o);
   ASSERT_TRUE(node);
   auto second = (*node)->call("set", Value(Map{{"path", Value("a")}, {"value", Value(2)}}));
   ASSERT_TRUE(second);
   EXPECT_GT(*second, first);
 }
 
-// Builds an encoded update of `origin`.
-EncodedUpdate make_update(OriginId origin, uint64_t seq, int64_t ms, const std::string& method, const Value& arg) {
-  UpdateId id{hlc::make(ms, 0), origin};
-  return {id, encode_body(seq, method, encode_msgpack(arg))};
+// Builds an update of `origin`.
+Update make_update(OriginId origin, uint64_t seq, int64_t ms, const std::string& method, const Value& arg) {
+  return Update::make(UpdateId{hlc::make(ms, 0), origin}, seq, method, encode_msgpack(arg));
 }
 
 Value set_arg(const std::string& path, Value v) { return Value(Map{{"path", Value(path)}, {"value", std::move(v)}}); }
@@ -106,34 +106,34 @@ struct NodeFixture : ::testing::Test {
   ManualClock wall{kNow + 1'000'000};
   std::string dir = tmp.sub("n");
 
-  std::unique_ptr<Node> open(size_t undo_window, uint64_t checkpoint_interval) {
-    NodeOptions o;
+  std::unique_ptr<engine::Node> open(size_t undo_window, uint64_t checkpoint_interval) {
+    engine::NodeOptions o;
     o.dir = dir;
     o.clock = &wall;
     o.undo_window = undo_window;
     o.checkpoint_interval = checkpoint_interval;
-    auto n = Node::open(o);
+    auto n = engine::Node::open(o);
     EXPECT_TRUE(n) << n.status().message();
     return std::move(n).value();
   }
   void SetUp() override {
-    InitOptions init;
+    engine::InitOptions init;
     init.dir = dir;
     init.clock = &wall;
-    ASSERT_TRUE(Node::init(init));
+    ASSERT_TRUE(engine::Node::init(init));
   }
   // The hash of replaying `updates` in key order into a fresh directory.
-  std::string reference_hash(std::vector<EncodedUpdate> updates) {
-    std::sort(updates.begin(), updates.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  std::string reference_hash(std::vector<Update> updates) {
+    std::sort(updates.begin(), updates.end(), [](auto& a, auto& b) { return a.id() < b.id(); });
     std::string ref_dir = tmp.sub("ref");
-    InitOptions init;
+    engine::InitOptions init;
     init.dir = ref_dir;
     init.clock = &wall;
-    EXPECT_TRUE(Node::init(init));
-    NodeOptions o;
+    EXPECT_TRUE(engine::Node::init(init));
+    engine::NodeOptions o;
     o.dir = ref_dir;
     o.clock = &wall;
-    auto node = std::move(Node::open(o)).value();
+    auto node = std::move(engine::Node::open(o)).value();
     auto r = node->ingest(updates);
     EXPECT_TRUE(r);
     EXPECT_EQ(r->accepted, updates.size());
@@ -143,11 +143,11 @@ struct NodeFixture : ::testing::Test {
 
 TEST_F(NodeFixture, LateUpdateWithinTheUndoWindowGivesTheInOrderState) {
   // Origin 1 writes a..j; origin 2's update sorts between them but arrives last.
-  std::vector<EncodedUpdate> all;
+  std::vector<Update> all;
   for (int i = 0; i < 10; ++i)
     all.push_back(make_update(1, static_cast<uint64_t>(i + 1), kNow + i * 10, "set", set_arg("x", Value(i))));
-  EncodedUpdate late = make_update(2, 1, kNow + 45, "inc", Value(Map{{"path", Value("x")}, {"by", Value(100)}}));
-  std::vector<EncodedUpdate> with_late = all;
+  Update late = make_update(2, 1, kNow + 45, "inc", Value(Map{{"path", Value("x")}, {"by", Value(100)}}));
+  std::vector<Update> with_late = all;
   with_late.push_back(late);
   std::string expected = reference_hash(with_late);
 
@@ -159,18 +159,18 @@ TEST_F(NodeFixture, LateUpdateWithinTheUndoWindowGivesTheInOrderState) {
 }
 
 TEST_F(NodeFixture, LateUpdateBeyondTheUndoWindowReloadsFromACheckpoint) {
-  std::vector<EncodedUpdate> all;
+  std::vector<Update> all;
   for (int i = 0; i < 200; ++i)
     all.push_back(make_update(1, static_cast<uint64_t>(i + 1), kNow + i * 10, "inc",
                               Value(Map{{"path", Value("n")}, {"by", Value(1)}})));
-  EncodedUpdate late = make_update(2, 1, kNow + 15, "set", set_arg("n", Value(1000)));
-  std::vector<EncodedUpdate> with_late = all;
+  Update late = make_update(2, 1, kNow + 15, "set", set_arg("n", Value(1000)));
+  std::vector<Update> with_late = all;
   with_late.push_back(late);
   std::string expected = reference_hash(with_late);
 
   auto node = open(/*undo_window=*/4, /*checkpoint_interval=*/20);
   for (size_t i = 0; i < all.size(); i += 10)
-    ASSERT_TRUE(node->ingest(std::vector<EncodedUpdate>(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 10)));
+    ASSERT_TRUE(node->ingest(std::vector<Update>(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 10)));
   ASSERT_TRUE(node->ingest({late}));
   EXPECT_EQ(node->state_hash(), expected);
   node->read([](const State& s) { EXPECT_EQ(s.get({"n"})->as_int(), 1000 + 198); });
@@ -181,13 +181,13 @@ TEST_F(NodeFixture, LateUpdateBeyondTheUndoWindowReloadsFromACheckpoint) {
 }
 
 TEST_F(NodeFixture, StoringBelowACheckpointCutDeletesItAndNewerOnes) {
-  std::vector<EncodedUpdate> all;
+  std::vector<Update> all;
   for (int i = 0; i < 100; ++i)
     all.push_back(make_update(1, static_cast<uint64_t>(i + 1), kNow + 100 + i * 10, "set", set_arg("k" + std::to_string(i % 7), Value(i))));
   {
     auto node = open(/*undo_window=*/2, /*checkpoint_interval=*/10);
     for (size_t i = 0; i < all.size(); i += 10)
-      ASSERT_TRUE(node->ingest(std::vector<EncodedUpdate>(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 10)));
+      ASSERT_TRUE(node->ingest(std::vector<Update>(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 10)));
   }
   auto log = UpdateLog::open(dir, {});
   ASSERT_TRUE(log);
@@ -198,14 +198,14 @@ TEST_F(NodeFixture, StoringBelowACheckpointCutDeletesItAndNewerOnes) {
   UpdateId below{cuts.front().hlc - 1, 9};
   {
     auto txn = (*log)->begin_write();
-    ASSERT_TRUE(txn->put_update(below, 1, encode_body(1, "set", encode_msgpack(set_arg("z", Value(1))))));
+    ASSERT_TRUE(txn->put_update(below, 1, Update::make(below, 1, "set", encode_msgpack(set_arg("z", Value(1)))).body()));
     ASSERT_TRUE(txn->commit());
   }
   for (auto& [cut, _] : (*log)->begin_read()->checkpoints()) EXPECT_LT(cut, below) << "stale checkpoint left behind";
 }
 
 TEST_F(NodeFixture, RestartFromCheckpointEqualsReplayFromScratch) {
-  std::vector<EncodedUpdate> all;
+  std::vector<Update> all;
   for (int i = 0; i < 500; ++i)
     all.push_back(make_update(1 + static_cast<OriginId>(i % 3), static_cast<uint64_t>(i / 3 + 1), kNow + i, "set",
                               set_arg("k" + std::to_string(i % 50), Value(i))));
@@ -213,12 +213,12 @@ TEST_F(NodeFixture, RestartFromCheckpointEqualsReplayFromScratch) {
   {
     auto node = open(/*undo_window=*/16, /*checkpoint_interval=*/50);
     for (size_t i = 0; i < all.size(); i += 25)
-      ASSERT_TRUE(node->ingest(std::vector<EncodedUpdate>(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 25)));
+      ASSERT_TRUE(node->ingest(std::vector<Update>(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(i) + 25)));
     before = node->state_hash();
   }
-  NodeOptions o;
+  engine::NodeOptions o;
   o.dir = dir;
-  auto reader = Node::open_read_only(o);
+  auto reader = engine::Node::open_read_only(o);
   ASSERT_TRUE(reader);
   EXPECT_EQ((*reader)->state_hash(), before);
   auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
@@ -234,12 +234,12 @@ TEST_F(NodeFixture, StateAtATimeFoldsOnlyUpdatesUpToIt) {
     for (int i = 0; i < 20; ++i)
       ASSERT_TRUE(node->ingest({make_update(3, static_cast<uint64_t>(i + 1), kNow + i * 1000, "set", set_arg("v", Value(i)))}));
   }
-  NodeOptions o;
+  engine::NodeOptions o;
   o.dir = dir;
-  auto at = Node::open_read_only(o, kNow + 5 * 1000);
+  auto at = engine::Node::open_read_only(o, kNow + 5 * 1000);
   ASSERT_TRUE(at);
   (*at)->read([](const State& s) { EXPECT_EQ(s.get({"v"})->as_int(), 5); });
-  auto head = Node::open_read_only(o);
+  auto head = engine::Node::open_read_only(o);
   ASSERT_TRUE(head);
   (*head)->read([](const State& s) { EXPECT_EQ(s.get({"v"})->as_int(), 19); });
 }
@@ -252,16 +252,16 @@ TEST_F(NodeFixture, CheckpointOfOtherMethodsIsNotUsed) {
   // A newer replog knows one more method: its digest differs, so it replays from scratch.
   auto methods = std::make_shared<MethodRegistry>(MethodRegistry::with_builtins());
   ASSERT_TRUE(methods->add("double", "1", double_method));
-  NodeOptions o;
+  engine::NodeOptions o;
   o.dir = dir;
   o.methods = methods;
-  auto node = Node::open_read_only(o);
+  auto node = engine::Node::open_read_only(o);
   ASSERT_TRUE(node);
   (*node)->read([](const State& s) { EXPECT_EQ(s.get({"a"})->as_int(), 29); });
 }
 
 TEST_F(NodeFixture, UnknownMethodIsKeptAndReplayedOnceKnown) {
-  std::vector<EncodedUpdate> ups = {make_update(5, 1, kNow, "set", set_arg("a", Value(3))),
+  std::vector<Update> ups = {make_update(5, 1, kNow, "set", set_arg("a", Value(3))),
                                     make_update(5, 2, kNow + 1, "double", Value(Map{{"path", Value("a")}}))};
   {
     auto node = open(8, 100);
@@ -275,10 +275,10 @@ TEST_F(NodeFixture, UnknownMethodIsKeptAndReplayedOnceKnown) {
   }
   auto methods = std::make_shared<MethodRegistry>(MethodRegistry::with_builtins());
   ASSERT_TRUE(methods->add("double", "1", double_method));
-  NodeOptions o;
+  engine::NodeOptions o;
   o.dir = dir;
   o.methods = methods;
-  auto node = Node::open_read_only(o);
+  auto node = engine::Node::open_read_only(o);
   ASSERT_TRUE(node);
   (*node)->read([](const State& s) {
     EXPECT_EQ(s.unknown_method_updates(), 0u);
@@ -294,7 +294,7 @@ TEST_F(NodeFixture, UniqueConflictFromWorkingApartIsRecordedAndResolved) {
   wall.advance(10);
   auto mine = node->call("create", *parse_typed_json(R"({"type":"Task","id":"t1","fields":{"title":"ship"}})"));
   ASSERT_TRUE(mine);
-  EncodedUpdate theirs =
+  Update theirs =
       make_update(77, 1, hlc::millis(mine->hlc) - 1, "create",
                   *parse_typed_json(R"({"type":"Task","id":"t2","fields":{"title":"ship"}})"));
   ASSERT_TRUE(node->ingest({theirs}));
@@ -305,7 +305,7 @@ TEST_F(NodeFixture, UniqueConflictFromWorkingApartIsRecordedAndResolved) {
     EXPECT_EQ(c.skipped, *mine) << "the later update is the one skipped";
     EXPECT_EQ(c.kind, ConflictKind::kUnique);
     ASSERT_EQ(c.involved.size(), 1u);
-    EXPECT_EQ(c.involved[0], theirs.id);
+    EXPECT_EQ(c.involved[0], theirs.id());
     EXPECT_EQ(s.get({"Task", "t1"}), nullptr);
     ASSERT_NE(s.get({"Task", "t2"}), nullptr);
     skipped = c.skipped;
@@ -319,14 +319,14 @@ TEST_F(NodeFixture, UniqueConflictFromWorkingApartIsRecordedAndResolved) {
 }
 
 TEST_F(NodeFixture, MapGrowsWhenFull) {
-  NodeOptions o;
+  engine::NodeOptions o;
   o.dir = dir;
   o.clock = &wall;
   o.initial_map_bytes = 1 << 20;  // 1 MiB, far too small for what follows
-  auto node = Node::open(o);
+  auto node = engine::Node::open(o);
   ASSERT_TRUE(node) << node.status().message();
   std::string big(2000, 'x');
-  std::vector<EncodedUpdate> batch;
+  std::vector<Update> batch;
   for (int i = 0; i < 5000; ++i) {
     batch.push_back(make_update(4, static_cast<uint64_t>(i + 1), kNow + i, "set", set_arg("k" + std::to_string(i % 100), Value(big))));
     if (batch.size() == 500) {
@@ -349,12 +349,12 @@ TEST_F(NodeFixture, FailedLocalCallStoresNothing) {
   auto r = node->call("inc", Value(Map{{"path", Value("n")}, {"by", Value(1)}}));
   ASSERT_FALSE(r);
   EXPECT_NE(r.status().message().find("overflow"), std::string::npos);
-  NodeInfo info = node->info();
+  engine::NodeInfo info = node->info();
   EXPECT_EQ(info.updates, 1u);
-  EXPECT_EQ(info.vector.at(node->node_id()).seq, 1u);
+  EXPECT_EQ(info.vector.at(node->node_id()), 1u);
   auto next = node->call("set", set_arg("m", Value(1)));
   ASSERT_TRUE(next);
-  EXPECT_EQ(node->info().vector.at(node->node_id()).seq, 2u) << "no seq was used by the refused call";
+  EXPECT_EQ(node->info().vector.at(node->node_id()), 2u) << "no seq was used by the refused call";
 }
 
 }  // namespace

@@ -33,6 +33,7 @@
 #include "protocol/msgpack_codec.h"
 #include "random_value.h"
 #include "protocol/update.h"
+#include "node/sync/sync_store.h"
 #include "test_seed.h"
 
 namespace replog {
@@ -43,6 +44,10 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr int64_t kT0 = 1'760'000'000'000;  // ms since the epoch, near the updates' hlc times
 
 using testing::TempDir;
+using engine::InitOptions;
+using engine::Node;
+using engine::NodeInfo;
+using engine::NodeOptions;
 
 Value json(const std::string& text) {
   auto v = parse_typed_json(text);
@@ -63,12 +68,13 @@ std::shared_ptr<const MethodRegistry> shared_builtins() {
 // --- the reference ----------------------------------------------------------------
 
 // Fold of `updates` in key order from empty: what every node must compute.
-State fold(const std::map<UpdateId, const EncodedUpdate*>& updates) {
+State fold(const std::map<UpdateId, const Update*>& updates) {
   Replayer r(builtins(), 0);
-  for (const auto& [id, eu] : updates) {
-    auto u = parse_body(id, eu->body);
-    EXPECT_TRUE(u) << u.status().message();
-    if (u) r.apply(*u);
+  for (const auto& [id, u] : updates) {
+    // Through the parser, as a stored body is read: every generated body frames.
+    auto v = parse_update(id, u->body());
+    EXPECT_TRUE(v) << v.status().message();
+    if (v) r.apply(*v);
   }
   return r.state();
 }
@@ -143,8 +149,8 @@ struct LogSpec {
 
 struct GeneratedLog {
   std::vector<OriginId> origins;
-  std::vector<std::vector<EncodedUpdate>> per_origin;  // seq order
-  std::map<UpdateId, const EncodedUpdate*> all;        // key order
+  std::vector<std::vector<Update>> per_origin;  // seq order
+  std::map<UpdateId, const Update*> all;        // key order
   std::string reference_hash;
   int64_t max_millis = 0;
   size_t size() const { return all.size(); }
@@ -199,11 +205,11 @@ class LogGenerator {
         } else {
           content(method, arg);
         }
-        log.per_origin[o].push_back(EncodedUpdate{ids[o][s], encode_body(s + 1, method, arg)});
+        log.per_origin[o].push_back(Update::make(ids[o][s], s + 1, method, arg));
       }
     }
     for (const auto& list : log.per_origin)
-      for (const auto& eu : list) log.all[eu.id] = &eu;
+      for (const auto& u : list) log.all[u.id()] = &u;
     log.reference_hash = fold(log.all).hash_hex();
     return log;
   }
@@ -337,10 +343,10 @@ const char* style_name(Style s) {
 }
 
 // An arrival order that keeps each origin's seq order.
-std::vector<const EncodedUpdate*> arrival_order(const GeneratedLog& log, Style style, std::mt19937_64& rng) {
+std::vector<const Update*> arrival_order(const GeneratedLog& log, Style style, std::mt19937_64& rng) {
   const size_t n = log.per_origin.size();
   std::vector<size_t> next(n, 0);
-  std::vector<const EncodedUpdate*> out;
+  std::vector<const Update*> out;
   auto take = [&](size_t o, size_t k) {
     for (; k > 0 && next[o] < log.per_origin[o].size(); --k) out.push_back(&log.per_origin[o][next[o]++]);
   };
@@ -422,9 +428,9 @@ class FedNode {
 
   // Ingests one batch whose new updates are `fresh` (in order) and whose
   // repeats are `repeats`; checks the report.
-  void ingest(const std::vector<const EncodedUpdate*>& fresh, const std::vector<const EncodedUpdate*>& repeats,
+  void ingest(const std::vector<const Update*>& fresh, const std::vector<const Update*>& repeats,
               std::mt19937_64& rng) {
-    std::vector<EncodedUpdate> batch;
+    std::vector<Update> batch;
     for (const auto* u : fresh) batch.push_back(*u);
     for (const auto* u : repeats) batch.insert(batch.begin() + static_cast<long>(rng() % (batch.size() + 1)), *u);
     auto r = node_->ingest(std::move(batch));
@@ -432,7 +438,9 @@ class FedNode {
     EXPECT_EQ(r->accepted, fresh.size());
     EXPECT_EQ(r->duplicates, repeats.size());
     EXPECT_EQ(r->forks, 0u);
-    for (const auto& line : r->refused) ADD_FAILURE() << "refused: " << line;
+    EXPECT_FALSE(r->origin_changed) << "the log's origins are not this node's";
+    for (const auto& ref : r->refused)
+      ADD_FAILURE() << "refused (" << verdict_name(ref.verdict) << "): " << ref.detail;
   }
 
   Node& node() { return *node_; }
@@ -447,7 +455,7 @@ class FedNode {
   int restarts_ = 0;
 };
 
-void expect_node_state(Node& node, const std::map<UpdateId, const EncodedUpdate*>& delivered, const std::string& when) {
+void expect_node_state(Node& node, const std::map<UpdateId, const Update*>& delivered, const std::string& when) {
   State want = fold(delivered);
   std::string got_hash = node.state_hash();
   if (got_hash == want.hash_hex()) return;
@@ -459,26 +467,26 @@ void expect_node_state(Node& node, const std::map<UpdateId, const EncodedUpdate*
 
 // Feeds `order` to a fresh node in random small batches with repeats and
 // restarts; checks the state against the fold of what was delivered.
-void run_trial(const GeneratedLog& log, const std::vector<const EncodedUpdate*>& order, const std::string& dir,
+void run_trial(const GeneratedLog& log, const std::vector<const Update*>& order, const std::string& dir,
                const TrialConfig& config, std::mt19937_64& rng) {
   FedNode fed(dir, log.max_millis + 1000, config);
   if (::testing::Test::HasFatalFailure()) return;
-  std::map<UpdateId, const EncodedUpdate*> delivered;
+  std::map<UpdateId, const Update*> delivered;
   size_t pos = 0;
   int batch_no = 0;
   while (pos < order.size()) {
     ++batch_no;
     size_t b = std::min(order.size() - pos, 1 + static_cast<size_t>(rng() % config.max_batch));
-    std::vector<const EncodedUpdate*> fresh(order.begin() + static_cast<long>(pos),
+    std::vector<const Update*> fresh(order.begin() + static_cast<long>(pos),
                                             order.begin() + static_cast<long>(pos + b));
-    std::vector<const EncodedUpdate*> repeats;
+    std::vector<const Update*> repeats;
     if (pos > 0 && rng() % 6 == 0) repeats.push_back(order[rng() % pos]);
     fed.ingest(fresh, repeats, rng);
     if (::testing::Test::HasFailure()) {
       ADD_FAILURE() << "at batch " << batch_no << " (updates " << pos << ".." << pos + b << ")";
       return;
     }
-    for (const auto* u : fresh) delivered[u->id] = u;
+    for (const auto* u : fresh) delivered[u->id()] = u;
     pos += b;
     if (rng() % config.restart_one_in == 0) {
       fed.restart();
@@ -497,7 +505,7 @@ void run_trial(const GeneratedLog& log, const std::vector<const EncodedUpdate*>&
   for (size_t o = 0; o < log.origins.size(); ++o) {
     auto it = info.vector.find(log.origins[o]);
     ASSERT_NE(it, info.vector.end());
-    EXPECT_EQ(it->second.seq, log.per_origin[o].size());
+    EXPECT_EQ(it->second, log.per_origin[o].size());
   }
   fed.close();
 
@@ -597,24 +605,28 @@ TEST(ReplayProperty, CheckpointRoundTripAndUndoAtAnyPositionKeepTheFold) {
     SCOPED_TRACE(std::string("whole-type writes ") + (spec.whole_type_writes ? "yes" : "no") +
                  ", unique over existing values " + (spec.unique_over_existing ? "yes" : "no"));
     std::vector<Update> updates;
-    for (const auto& [id, eu] : log.all) updates.push_back(parse_body(id, eu->body).value());
+    for (const auto& [id, u] : log.all) {
+      auto parsed = Update::parse(id, u->body());
+      ASSERT_TRUE(parsed) << parsed.status().message();
+      updates.push_back(std::move(parsed).value());
+    }
 
     // A reload from a checkpoint at position p (after p updates).
     for (int t = 0; t < 6; ++t) {
       const size_t p = 1 + rng() % (updates.size() - 1);
       Replayer before(builtins(), 0);
-      for (size_t i = 0; i < p; ++i) before.apply(updates[i]);
+      for (size_t i = 0; i < p; ++i) before.apply(updates[i].view());
       auto state = State::decode(before.state().encode());
       ASSERT_TRUE(state) << state.status().message();
       ASSERT_EQ(state->hash_hex(), before.state().hash_hex()) << "checkpoint round trip at " << p;
       Replayer after(builtins(), 0);
-      after.reset(std::move(state).value(), updates[p - 1].id, before.applied_vector());
-      for (size_t i = p; i < updates.size(); ++i) after.apply(updates[i]);
+      after.reset(std::move(state).value(), updates[p - 1].id(), before.applied_vector());
+      for (size_t i = p; i < updates.size(); ++i) after.apply(updates[i].view());
       if (after.state().hash_hex() != log.reference_hash) {
         Replayer full(builtins(), 0);
-        for (const auto& u : updates) full.apply(u);
+        for (const auto& u : updates) full.apply(u.view());
         FAIL() << "log " << logs << " (" << updates.size() << " updates): a reload from a checkpoint after update "
-               << p << " (" << updates[p - 1].id.to_string() << ") changes the fold"
+               << p << " (" << updates[p - 1].id().to_string() << ") changes the fold"
                << describe_difference(after.state(), full.state());
       }
     }
@@ -624,13 +636,13 @@ TEST(ReplayProperty, CheckpointRoundTripAndUndoAtAnyPositionKeepTheFold) {
     size_t i = 0;
     while (i < updates.size()) {
       size_t step = 1 + rng() % 40;
-      for (; step > 0 && i < updates.size(); --step) r.apply(updates[i++]);
+      for (; step > 0 && i < updates.size(); --step) r.apply(updates[i++].view());
       const size_t k = std::min<size_t>(1 + rng() % 32, r.undo_depth());
       const State before = r.state();
-      ASSERT_TRUE(r.can_rollback_to(updates[i - k].id));
-      r.rollback_to(updates[i - k].id);
+      ASSERT_TRUE(r.can_rollback_to(updates[i - k].id()));
+      r.rollback_to(updates[i - k].id());
       ASSERT_EQ(r.last_applied().has_value(), i > k);
-      for (size_t j = i - k; j < i; ++j) r.apply(updates[j]);
+      for (size_t j = i - k; j < i; ++j) r.apply(updates[j].view());
       ASSERT_EQ(r.state().hash_hex(), before.hash_hex())
           << "log " << logs << " (" << updates.size() << " updates): undo of the newest " << k
           << " updates and redo at " << i << " changes the fold" << describe_difference(r.state(), before);
@@ -649,7 +661,7 @@ TEST(ReplayProperty, CheckpointRoundTripAndUndoAtAnyPositionKeepTheFold) {
 // straight through.
 
 struct FixedLog {
-  std::vector<EncodedUpdate> a, b;  // origin A's and origin B's updates, seq order
+  std::vector<Update> a, b;  // origin A's and origin B's updates, seq order
   GeneratedLog log;
 };
 
@@ -663,15 +675,15 @@ FixedLog fixed_log(const std::vector<std::pair<std::string, std::string>>& a_cal
   const OriginId A = 0x0a0000000000000aULL, B = 0x0b0000000000000bULL;
   FixedLog f;
   for (size_t i = 0; i < a_calls.size(); ++i)
-    f.a.push_back(EncodedUpdate{UpdateId{hlc::make(kT0 + 10 * static_cast<int64_t>(i), 0), A},
-                                encode_body(i + 1, a_calls[i].first, encode_msgpack(json(a_calls[i].second)))});
+    f.a.push_back(Update::make(UpdateId{hlc::make(kT0 + 10 * static_cast<int64_t>(i), 0), A}, i + 1,
+                               a_calls[i].first, encode_msgpack(json(a_calls[i].second))));
   if (b_call)
-    f.b.push_back(EncodedUpdate{UpdateId{hlc::make(kT0 + 10 * static_cast<int64_t>(b_after) + 5, 0), B},
-                                encode_body(1, b_call->first, encode_msgpack(json(b_call->second)))});
+    f.b.push_back(Update::make(UpdateId{hlc::make(kT0 + 10 * static_cast<int64_t>(b_after) + 5, 0), B}, 1,
+                               b_call->first, encode_msgpack(json(b_call->second))));
   f.log.origins = {A, B};
   f.log.per_origin = {f.a, f.b};
   for (const auto& list : f.log.per_origin)
-    for (const auto& eu : list) f.log.all[eu.id] = &eu;
+    for (const auto& u : list) f.log.all[u.id()] = &u;
   f.log.max_millis = kT0 + 10 * static_cast<int64_t>(a_calls.size());
   f.log.reference_hash = fold(f.log.all).hash_hex();
   return f;
@@ -703,8 +715,8 @@ TEST(ReplayProperty, UniqueOverExistingDuplicatesDoesNotDependOnALateArrival) {
     if (HasFatalFailure()) return;
     std::mt19937_64 rng(1);
     // A's six updates, then B's update, which sorts before A's last two (undone and redone).
-    std::vector<const EncodedUpdate*> a_all;
-    for (const auto& eu : f.a) a_all.push_back(&eu);
+    std::vector<const Update*> a_all;
+    for (const auto& u : f.a) a_all.push_back(&u);
     fed.ingest(a_all, {}, rng);
     fed.ingest({&f.b[0]}, {}, rng);
     expect_node_state(fed.node(), log.all, "B's update arrived two positions late");
@@ -735,10 +747,10 @@ TEST(ReplayProperty, UniqueOverExistingDuplicatesDoesNotDependOnCheckpoints) {
     FedNode fed(dir, log.max_millis + 1000, config);
     if (HasFatalFailure()) return;
     std::mt19937_64 rng(1);
-    std::map<UpdateId, const EncodedUpdate*> delivered;
+    std::map<UpdateId, const Update*> delivered;
     for (size_t i = 0; i < f.a.size(); ++i) {
       fed.ingest({&f.a[i]}, {}, rng);
-      delivered[f.a[i].id] = &f.a[i];
+      delivered[f.a[i].id()] = &f.a[i];
       if (i + 1 == restart_after) fed.restart();
       if (HasFatalFailure()) return;
     }
@@ -761,36 +773,36 @@ TEST(ReplayProperty, MidLogSchemaChangeAppliesFromItsPositionInEveryOrder) {
   const char* v2 = R"({"records": {"Item": {"fields": {"name": "string", "n": "int", "note": "string"},
                                              "required": ["name"], "unique": ["name"]}}})";
   auto mk = [](OriginId o, uint64_t seq, int64_t ms, const std::string& method, const Value& arg) {
-    return EncodedUpdate{UpdateId{hlc::make(ms, 0), o}, encode_body(seq, method, encode_msgpack(arg))};
+    return Update::make(UpdateId{hlc::make(ms, 0), o}, seq, method, encode_msgpack(arg));
   };
-  std::vector<EncodedUpdate> s_updates = {
+  std::vector<Update> s_updates = {
       mk(S, 1, kT0 - 1000, "schema", Value(Map{{"document", json(v1)}})),
       mk(S, 2, kT0 + 100, "schema", Value(Map{{"document", json(v2)}})),
   };
-  std::vector<EncodedUpdate> a_updates;
+  std::vector<Update> a_updates;
   a_updates.push_back(mk(A, 1, kT0, "create", json(R"({"type": "Item", "id": "x", "fields": {"name": "x"}})")));
   std::vector<UpdateId> before, after;
   for (int k = 0; k < 3; ++k) {  // valid only under v2, but sorted before it
     a_updates.push_back(mk(A, a_updates.size() + 1, kT0 + 10 + 10 * k, "update",
                            Value(Map{{"type", Value("Item")}, {"id", Value("x")},
                                      {"fields", Value(Map{{"note", Value("before-" + std::to_string(k))}})}})));
-    before.push_back(a_updates.back().id);
+    before.push_back(a_updates.back().id());
   }
   for (int k = 0; k < 3; ++k) {  // sorted after v2
     a_updates.push_back(mk(A, a_updates.size() + 1, kT0 + 200 + 10 * k, "update",
                            Value(Map{{"type", Value("Item")}, {"id", Value("x")},
                                      {"fields", Value(Map{{"note", Value("after-" + std::to_string(k))}})}})));
-    after.push_back(a_updates.back().id);
+    after.push_back(a_updates.back().id());
   }
   a_updates.push_back(mk(A, a_updates.size() + 1, kT0 + 300, "create",
                          json(R"({"type": "Item", "id": "y", "fields": {"name": "y", "note": "only-v2"}})")));
-  after.push_back(a_updates.back().id);
+  after.push_back(a_updates.back().id());
 
   GeneratedLog log;
   log.origins = {S, A};
   log.per_origin = {s_updates, a_updates};
   for (const auto& list : log.per_origin)
-    for (const auto& eu : list) log.all[eu.id] = &eu;
+    for (const auto& u : list) log.all[u.id()] = &u;
   log.max_millis = kT0 + 300;
   State ref = fold(log.all);
   log.reference_hash = ref.hash_hex();
@@ -813,7 +825,7 @@ TEST(ReplayProperty, MidLogSchemaChangeAppliesFromItsPositionInEveryOrder) {
   for (size_t p1 = 0; p1 <= na; ++p1) {
     for (size_t p2 = p1; p2 <= na; ++p2) {
       if (trials >= 4 && SteadyClock::now() > deadline) break;
-      std::vector<const EncodedUpdate*> order;
+      std::vector<const Update*> order;
       for (size_t i = 0; i <= na; ++i) {
         if (i == p1) order.push_back(&s_updates[0]);
         if (i == p2) order.push_back(&s_updates[1]);
@@ -832,14 +844,14 @@ TEST(ReplayProperty, MidLogSchemaChangeAppliesFromItsPositionInEveryOrder) {
       {
         FedNode fed(dir, log.max_millis + 1000, config);
         if (HasFatalFailure()) return;
-        std::map<UpdateId, const EncodedUpdate*> delivered;
+        std::map<UpdateId, const Update*> delivered;
         size_t pos = 0;
         while (pos < order.size()) {
           size_t b = std::min(order.size() - pos, 1 + static_cast<size_t>(rng() % config.max_batch));
-          std::vector<const EncodedUpdate*> fresh(order.begin() + static_cast<long>(pos),
+          std::vector<const Update*> fresh(order.begin() + static_cast<long>(pos),
                                                   order.begin() + static_cast<long>(pos + b));
           fed.ingest(fresh, {}, rng);
-          for (const auto* u : fresh) delivered[u->id] = u;
+          for (const auto* u : fresh) delivered[u->id()] = u;
           pos += b;
           if (rng() % config.restart_one_in == 0) fed.restart();
           if (HasFatalFailure()) return;

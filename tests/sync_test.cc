@@ -7,9 +7,15 @@
 #include <deque>
 #include <filesystem>
 
+#include "node/engine/node.h"
+#include "node/sync/endpoint.h"
+#include "node/sync/peer_service.h"
 #include "node/sync/sync_engine.h"
+#include "protocol/limits.h"
 #include "protocol/msgpack_codec.h"
 #include "protocol/wire.h"
+#include "support/faulty_transport.h"
+#include "support/memory_transport.h"
 #include "temp_dir.h"
 #include "test_seed.h"
 
@@ -24,8 +30,8 @@ TEST(Wire, EveryMessageRoundTrips) {
       wire::Error{wire::ErrorCode::kCluster, "other cluster"},
       wire::Vector{1, 3, true, {{1, 2}, {UINT64_MAX, 5}}},
       wire::Request{7, 10, 20, 65536},
-      wire::Updates{7, true, {{UpdateId{123, 7}, "body-bytes"}}},
-      wire::Push{{{UpdateId{1, 2}, "x"}, {UpdateId{3, 4}, std::string("\0y", 2)}}},
+      wire::Updates{7, true, {Update::make(UpdateId{123, 7}, 1, "set", "body-bytes")}},
+      wire::Push{{Update::make(UpdateId{1, 2}, 1, "x", ""), Update::make(UpdateId{3, 4}, 9, "y", std::string("\0y", 2))}},
   };
   for (const auto& m : messages) {
     std::string bytes = wire::encode(m);
@@ -46,7 +52,7 @@ TEST(Wire, OtherVersionIsRefusedNotMisread) {
 
 TEST(Wire, HostileFramesAreRefusedWithoutCrashing) {
   auto rng = testing::seeded_rng();
-  std::string valid = wire::encode(wire::Push{{{UpdateId{1, 2}, "abc"}}});
+  std::string valid = wire::encode(wire::Push{{Update::make(UpdateId{1, 2}, 1, "set", "abc")}});
   for (int i = 0; i < 20000; ++i) {
     std::string f = valid;
     int edits = 1 + static_cast<int>(rng() % 4);
@@ -59,55 +65,20 @@ TEST(Wire, HostileFramesAreRefusedWithoutCrashing) {
   EXPECT_FALSE(wire::decode(std::string(wire::kMaxFrameBytes + 1, '\x90')));
 }
 
-// --- an in-memory network ----------------------------------------------------------
+// --- clusters in one thread ------------------------------------------------------------
 
-class MemoryNetwork;
-
-class MemoryTransport : public Transport {
- public:
-  MemoryTransport(MemoryNetwork& net, std::string endpoint) : net_(net), endpoint_(std::move(endpoint)) {}
-  void connect(const std::string& endpoint) override { links_.insert(endpoint); }
-  void send(const Link& link, const std::string& bytes) override;
-  std::vector<Frame> poll(int) override {
-    std::vector<Frame> out(inbox_.begin(), inbox_.end());
-    inbox_.clear();
-    return out;
-  }
-  std::deque<Frame> inbox_;
-  std::set<std::string> links_;
-
- private:
-  MemoryNetwork& net_;
-  std::string endpoint_;
-};
-
-class MemoryNetwork {
- public:
-  std::map<std::string, MemoryTransport*> nodes;
-  std::set<std::pair<std::string, std::string>> cut;  // (from, to) pairs that lose everything
-  bool blocked(const std::string& a, const std::string& b) const { return cut.count({a, b}) > 0; }
-};
-
-void MemoryTransport::send(const Link& link, const std::string& bytes) {
-  if (link.outgoing) {
-    // To the peer's ROUTER: it sees us as routing id "<our endpoint>".
-    auto it = net_.nodes.find(link.key);
-    if (!links_.count(link.key) || it == net_.nodes.end() || net_.blocked(endpoint_, link.key)) return;
-    it->second->inbox_.push_back({Link{false, endpoint_}, bytes});
-  } else {
-    // An answer on the connection from `link.key`: arrives on its DEALER to us.
-    auto it = net_.nodes.find(link.key);
-    if (it == net_.nodes.end() || net_.blocked(endpoint_, link.key)) return;
-    it->second->inbox_.push_back({Link{true, endpoint_}, bytes});
-  }
-}
-
+using testing::FaultyTransport;
+using testing::MemoryNetwork;
+using testing::MemoryTransport;
 using testing::TempDir;
 
+std::string endpoint_of(int i) { return "tcp://node" + std::to_string(i) + ":7000"; }
+
 struct SimNode {
-  std::unique_ptr<Node> node;
-  std::unique_ptr<MemoryTransport> transport;
-  std::unique_ptr<SyncEngine> engine;
+  std::unique_ptr<engine::Node> node;
+  std::unique_ptr<MemoryTransport> memory;
+  std::unique_ptr<FaultyTransport> transport;
+  std::unique_ptr<PeerService> service;
 };
 
 class SimCluster {
@@ -116,33 +87,32 @@ class SimCluster {
     std::string cluster;
     for (int i = 0; i < n; ++i) {
       std::string dir = tmp_.sub("n" + std::to_string(i));
-      InitOptions init;
+      engine::InitOptions init;
       init.dir = dir;
       init.clock = &clock;
       if (!cluster.empty()) init.cluster = cluster;
-      EXPECT_TRUE(Node::init(init));
-      NodeOptions o;
+      EXPECT_TRUE(engine::Node::init(init));
+      engine::NodeOptions o;
       o.dir = dir;
       o.clock = &clock;
       SimNode s;
-      s.node = std::move(Node::open(o)).value();
+      s.node = std::move(engine::Node::open(o)).value();
       cluster = s.node->cluster_id();
-      std::string ep = "mem://" + std::to_string(i);
-      s.transport = std::make_unique<MemoryTransport>(net, ep);
-      net.nodes[ep] = s.transport.get();
+      s.memory = std::make_unique<MemoryTransport>(net, endpoint_of(i));
+      s.transport = std::make_unique<FaultyTransport>(*s.memory, clock, static_cast<uint64_t>(i + 1));
       SyncOptions so;
-      so.endpoint = ep;
+      so.endpoint = endpoint_of(i);
       so.anti_entropy_ms = 100;
       so.seed = static_cast<uint64_t>(i + 1);
       // A ring (each knows the next) or a full mesh; connect-back fills in the rest.
       for (int j = 0; j < n; ++j)
-        if (j != i && (full_mesh || j == (i + 1) % n)) so.peers.push_back("mem://" + std::to_string(j));
-      s.engine = std::make_unique<SyncEngine>(*s.node, *s.transport, clock, so, [](int, const std::string&) {});
-      SyncEngine* engine = s.engine.get();
-      s.node->set_commit_listener([engine](const std::vector<EncodedUpdate>& u) { engine->on_committed(u); });
+        if (j != i && (full_mesh || j == (i + 1) % n)) so.peers.push_back(endpoint_of(j));
+      s.service = std::make_unique<PeerService>(*s.node, *s.transport, clock, so, [](int, const std::string&) {});
+      PeerService* service = s.service.get();
+      s.node->set_commit_listener([service](const std::vector<Update>& u) { service->on_committed(u); });
       nodes.push_back(std::move(s));
     }
-    for (auto& s : nodes) s.engine->start();
+    for (auto& s : nodes) s.service->start();
   }
 
   // Delivers frames and advances time by `ms` in 1 ms steps.
@@ -150,9 +120,7 @@ class SimCluster {
     for (int t = 0; t < ms; ++t) {
       clock_.advance(1);
       for (int round = 0; round < 4; ++round)
-        for (auto& s : nodes)
-          for (const auto& f : s.transport->poll(0)) s.engine->on_frame(f);
-      for (auto& s : nodes) s.engine->on_tick();
+        for (auto& s : nodes) s.service->run_once(0);
     }
   }
   bool converged() {
@@ -190,21 +158,19 @@ TEST(Sync, PartitionedGroupsConvergeAfterHealing) {
   // {0,1} | {2,3}
   for (int a : {0, 1})
     for (int b : {2, 3}) {
-      std::string x = "mem://" + std::to_string(a), y = "mem://" + std::to_string(b);
-      c.net.cut.insert({x, y});
-      c.net.cut.insert({y, x});
+      c.net.cut_both(endpoint_of(a), endpoint_of(b));
     }
   for (int i = 0; i < 40; ++i)
     ASSERT_TRUE(c.nodes[static_cast<size_t>(i % 4)].node->call("set", set_arg("k" + std::to_string(i % 5), Value(i))));
   c.run(500);
   EXPECT_FALSE(c.converged()) << "the two sides cannot have met";
-  c.net.cut.clear();
+  c.net.heal();
   c.run(3000);
   ASSERT_TRUE(c.converged());
   for (auto& s : c.nodes) {
     VersionVector v = s.node->vector();
     ASSERT_EQ(v.size(), 4u);
-    for (const auto& [origin, e] : v) EXPECT_EQ(e.seq, 10u) << "every update exactly once";
+    for (const auto& [origin, seq] : v) EXPECT_EQ(seq, 10u) << "every update exactly once";
   }
 }
 
@@ -213,13 +179,201 @@ TEST(Sync, LossyLinksAreRepairedByAntiEntropy) {
   SimCluster c(2, clock, /*full_mesh=*/true);
   c.run(50);
   // Pushes from 0 to 1 are lost; 1 learns of them only from vectors.
-  c.net.cut.insert({"mem://0", "mem://1"});
+  c.net.cut(endpoint_of(0), endpoint_of(1));
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a" + std::to_string(i), Value(i))));
   c.run(100);
   EXPECT_EQ(c.nodes[1].node->vector().size(), 0u);
-  c.net.cut.clear();
+  c.net.heal();
   c.run(2000);
   EXPECT_TRUE(c.converged());
+}
+
+
+// --- hostile and edge-case input from one peer ---------------------------------------------
+
+// A stranger on the same memory network, speaking the wire protocol by hand.
+struct Stranger {
+  Stranger(MemoryNetwork& net, std::string name, std::string target) : transport(net, std::move(name)), to(std::move(target)) {
+    EXPECT_TRUE(transport.connect(to));
+  }
+  void send(const wire::Message& m) { transport.send(Link{true, to}, wire::encode(m)); }
+  std::vector<wire::Message> answers() {
+    std::vector<wire::Message> out;
+    for (auto& f : transport.poll(0))
+      if (auto m = wire::decode(f.bytes)) out.push_back(std::move(m).value());
+    return out;
+  }
+  MemoryTransport transport;
+  std::string to;
+};
+
+wire::Hello hello_from(const engine::Node& node, OriginId id, std::string endpoint) {
+  return wire::Hello{node.cluster_id(), id, std::move(endpoint), limits::kMaxUpdateBytes, wire::kMaxFrameBytes};
+}
+
+TEST(Endpoints, OnlyTcpHostPortIsDialed) {
+  for (const char* ok : {"tcp://127.0.0.1:7000", "tcp://[::1]:1", "tcp://laptop.local:65535", "tcp://node-2:7000"})
+    EXPECT_TRUE(check_peer_endpoint(ok)) << ok << ": " << check_peer_endpoint(ok).message();
+  const std::string long_host(10'000, 'a');
+  for (const std::string& bad :
+       {std::string(""), std::string("garbage-endpoint"), std::string("ipc:///tmp/replog-x/api.sock"),
+        std::string("inproc://x"), "tcp://" + long_host + ":7000", std::string("tcp://127.0.0.1:0"),
+        std::string("tcp://127.0.0.1:70000"), std::string("tcp://127.0.0.1"), std::string("tcp://*:7000"),
+        std::string("tcp://999.1.1.1:7000"), std::string("tcp://-bad-.host:7000"), std::string("pgm://eth0;239.1.1.1:5555"),
+        std::string("tcp://127.0.0.1:-1"), std::string("tcp://[::1:7000")}) {
+    Status s = check_peer_endpoint(bad);
+    EXPECT_FALSE(s) << bad.substr(0, 60);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+    EXPECT_LT(s.message().size(), 200u) << "one line, not the whole string";
+  }
+}
+
+TEST(Sync, HostileHelloEndpointsAreNeverDialedAndTheNodeKeepsServing) {
+  ManualClock clock(1'790'000'000'000);
+  SimCluster c(1, clock, true);
+  engine::Node& node = *c.nodes[0].node;
+  ASSERT_TRUE(node.call("set", set_arg("a", Value(1))));
+  c.run(10);
+  const std::string hash = node.state_hash();
+  const std::string long_host(10'000, 'h');
+  const std::vector<std::string> hostile = {
+      "", "garbage-endpoint", "ipc://" + node.dir() + "/api.sock", "inproc://x", "tcp://" + long_host + ":7000",
+      "tcp://127.0.0.1:0", "tcp://127.0.0.1:70000", "tcp://*:7000", "tcp://[::1:7000", "udp://1.2.3.4:5",
+      "tcp://127.0.0.1", "tcp://999.999.1.1:7000"};
+  OriginId id = 1000;
+  for (const auto& ep : hostile) {
+    Stranger s(c.net, "stranger-" + std::to_string(id), endpoint_of(0));
+    s.send(hello_from(node, ++id, ep));
+    c.run(5);
+    // A Hello is answered with Hello; one too long to decode (a string over
+    // the decoder's 4,096-byte limit) is answered with Error 1.
+    auto answers = s.answers();
+    ASSERT_EQ(answers.size(), 1u) << ep.substr(0, 40);
+    if (ep.size() > 4096) {
+      ASSERT_TRUE(std::holds_alternative<wire::Error>(answers[0]));
+      EXPECT_EQ(std::get<wire::Error>(answers[0]).code, wire::ErrorCode::kMalformed);
+    } else {
+      EXPECT_TRUE(std::holds_alternative<wire::Hello>(answers[0])) << ep;
+    }
+    EXPECT_FALSE(c.nodes[0].memory->linked(ep)) << "dialed " << ep.substr(0, 40);
+    EXPECT_EQ(node.state_hash(), hash);
+  }
+  EXPECT_EQ(c.nodes[0].memory->links(), 0u) << "no link was opened on a stranger's word";
+  // Every one but the empty endpoint (no connect-back asked) and the one that did not decode.
+  EXPECT_EQ(c.nodes[0].service->engine().counters().refused_endpoints, hostile.size() - 2);
+  ASSERT_TRUE(node.call("set", set_arg("b", Value(2)))) << "it still writes";
+}
+
+TEST(Sync, ConnectBackOpensOneLinkPerNodeAndBacksOffWhenItStaysSilent) {
+  ManualClock clock(1'790'000'000'000);
+  SimCluster c(1, clock, true);
+  engine::Node& node = *c.nodes[0].node;
+  // Hellos from one node id naming valid endpoints that nobody answers on.
+  Stranger s(c.net, "stranger", endpoint_of(0));
+  s.send(hello_from(node, 77, "tcp://silent:7000"));
+  c.run(5);
+  EXPECT_TRUE(c.nodes[0].memory->linked("tcp://silent:7000"));
+  Stranger again(c.net, "stranger-again", endpoint_of(0));
+  again.send(hello_from(node, 77, "tcp://silent-2:7000"));
+  c.run(5);
+  EXPECT_FALSE(c.nodes[0].memory->linked("tcp://silent-2:7000")) << "one link per node id at a time";
+  c.run(30'100);  // never answered: the link is closed (after 30 s)
+  EXPECT_FALSE(c.nodes[0].memory->linked("tcp://silent:7000"));
+  Stranger third(c.net, "stranger-3", endpoint_of(0));
+  third.send(hello_from(node, 77, "tcp://silent-3:7000"));
+  c.run(5);
+  EXPECT_FALSE(c.nodes[0].memory->linked("tcp://silent-3:7000")) << "backing off after the silent link";
+  c.run(1'100);
+  Stranger fourth(c.net, "stranger-4", endpoint_of(0));
+  fourth.send(hello_from(node, 77, "tcp://silent-4:7000"));
+  c.run(5);
+  EXPECT_TRUE(c.nodes[0].memory->linked("tcp://silent-4:7000")) << "tried again after the wait";
+}
+
+TEST(Sync, HelloWithTheReceiversOwnIdIsAnsweredButNeverDialed) {
+  ManualClock clock(1'790'000'000'000);
+  SimCluster c(1, clock, true);
+  engine::Node& node = *c.nodes[0].node;
+  Stranger s(c.net, "mirror", endpoint_of(0));
+  s.send(hello_from(node, node.node_id(), "tcp://mirror:7000"));
+  c.run(5);
+  auto answers = s.answers();
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(std::get<wire::Hello>(answers[0]).node_id, node.node_id());
+  EXPECT_FALSE(c.nodes[0].memory->linked("tcp://mirror:7000"));
+}
+
+TEST(Sync, RequestEdgeCasesAnswerAsDocumented) {
+  ManualClock clock(1'790'000'000'000);
+  SimCluster c(1, clock, true);
+  engine::Node& node = *c.nodes[0].node;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(node.call("set", set_arg("k", Value(std::string(100, 'x')))));
+  const OriginId me = node.node_id();
+  Stranger s(c.net, "asker", endpoint_of(0));
+  s.send(hello_from(node, 4242, ""));
+  c.run(2);
+  (void)s.answers();
+  auto ask = [&](wire::Request r) {
+    s.send(r);
+    c.run(2);
+    auto a = s.answers();
+    EXPECT_EQ(a.size(), 1u);
+    return a.empty() ? wire::Updates{} : std::get<wire::Updates>(a[0]);
+  };
+  EXPECT_TRUE(ask({me, 0, 3, 1 << 20}).updates.empty()) << "from_seq 0";
+  EXPECT_TRUE(ask({me, 4, 3, 1 << 20}).updates.empty()) << "from > to";
+  EXPECT_TRUE(ask({0, 1, 3, 1 << 20}).updates.empty()) << "reserved origin 0";
+  EXPECT_TRUE(ask({~uint64_t{0}, 1, 3, 1 << 20}).updates.empty()) << "reserved origin all ones";
+  wire::Updates one = ask({me, 1, 5, 0});
+  ASSERT_EQ(one.updates.size(), 1u) << "max_bytes 0 still returns one update";
+  EXPECT_TRUE(one.more) << "stopped for bytes with seq 2 held";
+  wire::Updates all = ask({me, 1, 5, 1 << 20});
+  EXPECT_EQ(all.updates.size(), 5u);
+  EXPECT_FALSE(all.more);
+  wire::Updates beyond = ask({me, 4, 9, 1 << 20});
+  EXPECT_EQ(beyond.updates.size(), 2u);
+  EXPECT_FALSE(beyond.more) << "asked past what is held: nothing more is held";
+}
+
+TEST(Sync, ClusterConvergesThroughLossDuplicationDelayAndReordering) {
+  ManualClock clock(1'790'000'000'000);
+  SimCluster c(4, clock, /*full_mesh=*/false);
+  for (auto& n : c.nodes) n.transport->faults() = testing::Faults{0.2, 0.1, 0.2, 30};
+  c.run(200);
+  for (int i = 0; i < 60; ++i)
+    ASSERT_TRUE(c.nodes[static_cast<size_t>(i % 4)].node->call("inc", Value(Map{{"path", Value("n")}, {"by", Value(1)}})));
+  c.run(4000);
+  for (auto& n : c.nodes) n.transport->faults() = testing::Faults{};
+  c.run(3000);
+  ASSERT_TRUE(c.converged());
+  c.nodes[0].node->read([](const State& s) { EXPECT_EQ(s.get({"n"})->as_int(), 60); });
+  const auto& counts = c.nodes[0].transport->counts();
+  EXPECT_GT(counts.dropped, 0u);
+  EXPECT_GT(counts.duplicated, 0u);
+  EXPECT_GT(counts.reordered, 0u);
+  EXPECT_GT(counts.frames.at(wire::Type::kVector), 0u);
+}
+
+TEST(Wire, TypeOfReadsTheHeaderOnly) {
+  EXPECT_EQ(*wire::type_of(wire::encode(wire::Request{1, 1, 1, 1})), wire::Type::kRequest);
+  EXPECT_EQ(*wire::type_of(wire::encode(wire::Push{})), wire::Type::kPush);
+  EXPECT_FALSE(wire::type_of(""));
+  EXPECT_FALSE(wire::type_of(std::string("\x93\x01\x09\x90", 4))) << "unknown type";
+  EXPECT_EQ(wire::type_of(std::string("\x93\x02\x01\x90", 4)).status().code(), Status::Code::kRefused);
+  EXPECT_EQ(*wire::type_of(std::string("\x93\xcc\x01\xcc\x03\x90", 6)), wire::Type::kVector) << "any uint form";
+}
+
+TEST(Wire, AFrameWithABadBodyIsMalformedAsAWhole) {
+  std::string good = wire::encode(wire::Push{{Update::make(UpdateId{5, 6}, 1, "set", "\\x80")}});
+  ASSERT_TRUE(wire::decode(good));
+  // The same envelope with the body's seq changed to 0 (not a valid body).
+  std::string bad = good;
+  size_t at = bad.find(std::string("\x93\x01\xa3set", 6));
+  ASSERT_NE(at, std::string::npos);
+  bad[at + 1] = 0;
+  auto m = wire::decode(bad);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.status().message().find("seq"), std::string::npos) << m.status().message();
 }
 
 }  // namespace

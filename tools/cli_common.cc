@@ -16,36 +16,6 @@ std::string read_file(const std::string& path) {
 
 std::string read_stdin() { return std::string(std::istreambuf_iterator<char>(std::cin), {}); }
 
-std::string to_hex(std::string_view bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
-std::string from_hex(std::string_view text) {
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string clean;
-  for (char c : text)
-    if (!isspace(static_cast<unsigned char>(c))) clean += c;
-  if (clean.size() % 2) throw CommandError("hex input has an odd number of digits");
-  std::string out;
-  for (size_t i = 0; i < clean.size(); i += 2) {
-    int hi = nibble(clean[i]), lo = nibble(clean[i + 1]);
-    if (hi < 0 || lo < 0) throw CommandError("hex input has a non-hex character at " + std::to_string(i));
-    out += static_cast<char>(hi * 16 + lo);
-  }
-  return out;
-}
-
 Options::Options(std::string command, std::string usage, bool with_data)
     : command_(std::move(command)), usage_(std::move(usage)), desc_(command_ + " options") {
   desc_.add_options()("help,h", "show this help")("config", po::value<std::string>(),
@@ -84,9 +54,9 @@ bool Options::parse(const std::vector<std::string>& args) {
   return true;
 }
 
-NodeOptions Options::node_options() const {
+engine::NodeOptions Options::node_options() const {
   if (!has("data")) throw CommandError("no data directory: give --data DIR (or REPLOG_DATA)");
-  NodeOptions o;
+  engine::NodeOptions o;
   o.dir = get<std::string>("data");
   o.max_clock_skew_ms = get<int64_t>("max-clock-skew");
   o.checkpoint_interval = get<uint64_t>("checkpoint-interval");

@@ -34,8 +34,6 @@ inline void check(const Status& s) {
 
 std::string read_file(const std::string& path);
 std::string read_stdin();
-std::string to_hex(std::string_view bytes);
-std::string from_hex(std::string_view text);
 
 // One subcommand's options. Adds --help, --config, --json and (when
 // `with_data`) --data and the node tuning options.
@@ -51,7 +49,7 @@ class Options {
   template <typename T>
   const T& get(const char* name) const { return vm_[name].as<T>(); }
   bool json() const { return has("json"); }
-  NodeOptions node_options() const;
+  engine::NodeOptions node_options() const;
 
  private:
   std::string command_, usage_;

@@ -17,13 +17,16 @@
 #include "node/core/hlc.h"
 #include "node/api/local_api.h"
 #include "node/api/verify.h"
+#include "protocol/bytes.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 #include "replog/schema.h"
+#include "storage/update_log.h"
 #include "tools/cli_common.h"
 
 using namespace replog;
 using namespace replog::cli;
+using namespace replog::engine;
 using nlohmann::json;
 
 namespace {
@@ -202,13 +205,13 @@ int cmd_log(const std::vector<std::string>& args) {
     if (printed >= limit) return false;
     if (origin && id.origin != *origin) return true;
     ++printed;
-    auto u = parse_body(id, body);
+    auto u = parse_update(id, body);
     auto arg = u ? decode_msgpack(u->arg) : Result<Value>(u.status());
     if (o.json()) {
       json line{{"id", id.to_string()}, {"hlc", id.hlc}, {"time", hlc::to_string(id.hlc)}, {"origin", hex16(id.origin)}};
       if (u) {
         line["seq"] = u->seq;
-        line["method"] = u->method;
+        line["method"] = std::string(u->method);
         line["arg"] = arg ? to_json_value(*arg) : json(nullptr);
       } else {
         line["error"] = u.status().message();
@@ -272,7 +275,9 @@ int cmd_status(const std::vector<std::string>& args) {
   for (const auto& [origin, r] : st.find("forks")->as_map()) std::cout << "fork: " << r.as_string() << "\n";
   if (num("unknown_method_updates"))
     std::cout << "state incomplete: " << num("unknown_method_updates") << " updates need a newer replog\n";
-  if (st.find("writes_blocked")->as_bool()) std::cout << "writes blocked: " << str("writes_blocked_reason") << "\n";
+  if (const Value* former = st.find("former_origins"); former && former->is_map())
+    for (const auto& [origin, why] : former->as_map())
+      std::cout << "left origin " << origin << ": " << (why.is_string() ? why.as_string() : "") << "\n";
   for (const auto& p : st.find("peers")->as_list()) {
     int64_t lack = p.find("we_lack")->as_int(), they = p.find("they_lack")->as_int();
     std::cout << "peer " << p.find("endpoint")->as_string() << "  "
@@ -380,18 +385,6 @@ int cmd_verify(const std::vector<std::string>& args) {
 
 // --- export / import ---------------------------------------------------------------------------------
 
-// MessagePack form: a stream of arrays [hlc, origin, body(bin)], the body as stored.
-std::string envelope(const UpdateId& id, std::string_view body) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(3);
-  pk.pack_uint64(id.hlc);
-  pk.pack_uint64(id.origin);
-  pk.pack_bin(static_cast<uint32_t>(body.size()));
-  pk.pack_bin_body(body.data(), static_cast<uint32_t>(body.size()));
-  return std::string(buf.data(), buf.size());
-}
-
 int cmd_export(const std::vector<std::string>& args) {
   Options o("export", "--data DIR [FILE] [--format mpk|jsonl] [--origin ID]   (to stdout unless FILE)");
   o.add()("file", po::value<std::string>(), "write here instead of stdout")(
@@ -415,14 +408,16 @@ int cmd_export(const std::vector<std::string>& args) {
   check(txn.for_each_from(UpdateId{}, [&](const UpdateId& id, std::string_view body) {
     if (origin && id.origin != *origin) return true;
     std::string line;
+    auto u = Update::parse(id, std::string(body));
+    if (!u) throw CommandError("stored " + u.status().message() + " (replog verify)");
     if (format == "mpk") {
-      line = envelope(id, body);
+      append_envelope(*u, line);
     } else {
       json j{{"id", id.to_string()}, {"body", base64_encode(body)}};
-      if (auto u = parse_body(id, body)) {
-        j["seq"] = u->seq;
-        j["method"] = u->method;
-        auto arg = decode_msgpack(u->arg);
+      {
+        j["seq"] = u->seq();
+        j["method"] = std::string(u->method());
+        auto arg = decode_msgpack(u->arg());
         j["arg"] = arg ? to_json_value(*arg) : json(nullptr);
       }
       line = j.dump() + "\n";
@@ -436,9 +431,20 @@ int cmd_export(const std::vector<std::string>& args) {
   return 0;
 }
 
+// What an import file holds: the updates whose bodies parse, and a line for
+// each one that does not (refused, as ingest would).
+struct ImportFile {
+  std::vector<Update> updates;
+  std::vector<std::string> refused;
+  void add(Result<Update> u) {
+    if (u) updates.push_back(std::move(u).value());
+    else refused.push_back(u.status().message());
+  }
+};
+
 // Reads updates in either export form; the form is told by the first byte.
-std::vector<EncodedUpdate> parse_updates(const std::string& data) {
-  std::vector<EncodedUpdate> out;
+ImportFile parse_updates(const std::string& data) {
+  ImportFile out;
   size_t pos = 0;
   if (!data.empty() && (data[0] == '{' || isspace(static_cast<unsigned char>(data[0])))) {
     size_t line_no = 0;
@@ -455,24 +461,16 @@ std::vector<EncodedUpdate> parse_updates(const std::string& data) {
       auto id = UpdateId::parse(j["id"].get<std::string>());
       auto body = base64_decode(j["body"].get<std::string>());
       if (!id || !body) throw CommandError("line " + std::to_string(line_no) + ": bad id or body");
-      out.push_back({*id, std::move(body).value()});
+      out.add(Update::parse(*id, std::move(body).value()));
     }
     return out;
   }
-  while (pos < data.size()) {
-    try {
-      msgpack::unpack_limit limit(3, 0, 0, 2 << 20, 0, 2);
-      auto oh = msgpack::unpack(data.data(), data.size(), pos, nullptr, nullptr, limit);
-      const auto& o = oh.get();
-      if (o.type != msgpack::type::ARRAY || o.via.array.size != 3 ||
-          o.via.array.ptr[0].type != msgpack::type::POSITIVE_INTEGER ||
-          o.via.array.ptr[1].type != msgpack::type::POSITIVE_INTEGER || o.via.array.ptr[2].type != msgpack::type::BIN)
-        throw CommandError("update " + std::to_string(out.size() + 1) + ": expected [hlc, origin, body]");
-      const auto* f = o.via.array.ptr;
-      out.push_back({UpdateId{f[0].via.u64, f[1].via.u64}, std::string(f[2].via.bin.ptr, f[2].via.bin.size)});
-    } catch (const msgpack::unpack_error& e) {
-      throw CommandError("update " + std::to_string(out.size() + 1) + ": malformed MessagePack (" + e.what() + ")");
-    }
+  for (size_t n = 1; pos < data.size(); ++n) {
+    size_t used = 0;
+    auto u = read_envelope(std::string_view(data).substr(pos), used);
+    if (used == 0) throw CommandError("update " + std::to_string(n) + ": " + u.status().message());
+    pos += used;
+    out.add(std::move(u));
   }
   return out;
 }
@@ -483,34 +481,35 @@ int cmd_import(const std::vector<std::string>& args) {
   o.positional("file", 1);
   if (!o.parse(args)) return 0;
   std::string data = o.has("file") ? read_file(o.get<std::string>("file")) : read_stdin();
-  auto updates = parse_updates(data);
+  ImportFile file = parse_updates(data);
+  std::vector<Update>& updates = file.updates;
   auto node = open_writer(o);
   IngestReport total;
   const size_t batch = 1000;
   bool progress = isatty(2);
   for (size_t i = 0; i < updates.size(); i += batch) {
-    std::vector<EncodedUpdate> part(std::make_move_iterator(updates.begin() + static_cast<long>(i)),
+    std::vector<Update> part(std::make_move_iterator(updates.begin() + static_cast<long>(i)),
                                     std::make_move_iterator(updates.begin() + static_cast<long>(std::min(updates.size(), i + batch))));
     IngestReport r = unwrap(node->ingest(std::move(part)));
     total.accepted += r.accepted;
     total.duplicates += r.duplicates;
     total.forks += r.forks;
-    total.refused.insert(total.refused.end(), r.refused.begin(), r.refused.end());
+    for (const auto& refused : r.refused) file.refused.push_back(refused.detail);
     if (progress && (i / batch) % 100 == 99) std::fprintf(stderr, "\rimported %zu of %zu", i + batch, updates.size());
   }
   if (progress && updates.size() >= batch * 100) std::fprintf(stderr, "\n");
   check(node->close());
   if (o.json()) {
     std::cout << json{{"accepted", total.accepted}, {"duplicates", total.duplicates}, {"forks", total.forks},
-                      {"refused", total.refused}}
+                      {"refused", file.refused}}
                      .dump()
               << "\n";
   } else {
     std::cout << "imported " << total.accepted << " updates (" << total.duplicates << " already held, "
-              << total.refused.size() << " refused)\n";
-    for (size_t i = 0; i < total.refused.size() && i < 20; ++i) std::cerr << "refused " << total.refused[i] << "\n";
+              << file.refused.size() << " refused)\n";
+    for (size_t i = 0; i < file.refused.size() && i < 20; ++i) std::cerr << "refused " << file.refused[i] << "\n";
   }
-  return total.refused.empty() ? 0 : 1;
+  return file.refused.empty() ? 0 : 1;
 }
 
 // --- value --------------------------------------------------------------------------------------------
@@ -528,7 +527,7 @@ int cmd_value(const std::vector<std::string>& args) {
   Value value;
   if (from == "json") value = unwrap(parse_typed_json(input));
   else if (from == "msgpack") value = unwrap(decode_msgpack(input));
-  else if (from == "hex") value = unwrap(decode_msgpack(from_hex(input)));
+  else if (from == "hex") value = unwrap(decode_msgpack(unwrap(from_hex(input))));
   else throw CommandError("--from must be json, msgpack or hex, not " + from);
   if (o.has("schema")) {
     auto registry = unwrap(TypeRegistry::from_json_text(read_file(o.get<std::string>("schema"))));

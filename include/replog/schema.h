@@ -123,6 +123,7 @@ class TypeRegistry {
   Status resolve_as(Value& value, const TypeRef& type, const std::string& path) const;
 
  private:
+  Status resolve_record(Value& value, const std::string& path) const;
   Status check_name_free(const std::string& name) const;
 
   std::map<std::string, std::shared_ptr<const EnumType>> enums_;

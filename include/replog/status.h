@@ -26,6 +26,8 @@ class Status {
     kIOError,
     kBusy,             // a lock is held by someone else
     kRefused,          // well-formed but refused (gap, skew, fork, quarantine)
+    kStoreFull,        // the store's mapped space is full: it can grow, then the write is retried
+    kNoSpace,          // the disk is full: nothing of the write was stored
   };
 
   Status() = default;
@@ -36,6 +38,8 @@ class Status {
   static Status io_error(std::string msg) { return {Code::kIOError, std::move(msg)}; }
   static Status busy(std::string msg) { return {Code::kBusy, std::move(msg)}; }
   static Status refused(std::string msg) { return {Code::kRefused, std::move(msg)}; }
+  static Status store_full(std::string msg) { return {Code::kStoreFull, std::move(msg)}; }
+  static Status no_space(std::string msg) { return {Code::kNoSpace, std::move(msg)}; }
 
   bool is_ok() const { return code_ == Code::kOk; }
   explicit operator bool() const { return is_ok(); }

@@ -5,8 +5,9 @@
 #include <zmq.hpp>
 
 #include "node/api/local_api.h"
-#include "node/sync/sync_engine.h"
+#include "node/sync/peer_service.h"
 #include "node/sync/zmq_transport.h"
+#include "protocol/bytes.h"
 #include "replog/value.h"
 
 namespace replog {
@@ -33,9 +34,9 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     return Status::invalid_argument("encrypted transport (CURVE) is not built yet: run with --insecure to use plain TCP");
   if (options.listen.empty()) return Status::invalid_argument("give --listen tcp://IP:PORT");
 
-  auto node_or = Node::open(options.node);
+  auto node_or = engine::Node::open(options.node);
   if (!node_or) return node_or.status();
-  std::unique_ptr<Node> node = std::move(node_or).value();
+  std::unique_ptr<engine::Node> node = std::move(node_or).value();
 
   zmq::context_t context(1);
   ZmqTransport transport(context);
@@ -50,15 +51,15 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   }
   sync.anti_entropy_ms = options.anti_entropy_ms;
   SystemClock clock;
-  SyncEngine engine(*node, transport, clock, sync, logger);
+  PeerService service(*node, transport, clock, sync, logger);
 
-  LocalApi api(*node, context, [&engine] {
+  LocalApi api(*node, context, [&service] {
     List peers;
-    for (const auto& p : engine.peers()) peers.push_back(peer_status_value(p));
+    for (const auto& p : service.peers()) peers.push_back(peer_status_value(p));
     return Value(std::move(peers));
   });
-  node->set_commit_listener([&](const std::vector<EncodedUpdate>& updates) {
-    engine.on_committed(updates);
+  node->set_commit_listener([&](const std::vector<Update>& updates) {
+    service.on_committed(updates);
     api.on_committed(updates);
   });
   REPLOG_RETURN_IF_ERROR(api.start());
@@ -66,21 +67,8 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   logger(2, "node " + hex16(node->node_id()) + " of cluster " + node->cluster_id() + " listening on " +
                 transport.bound_endpoint() + " (insecure: traffic is not encrypted), " +
                 std::to_string(sync.peers.size()) + " peers configured");
-  engine.start();
-  uint64_t reported_bad = 0;
-  int64_t last_report = 0;
-  while (!stop.load()) {
-    engine.on_frames(transport.poll(5));
-    engine.on_tick();
-    // One line per burst of bad frames, never a line per message.
-    uint64_t bad = engine.counters().bad_frames;
-    int64_t now = clock.now_millis();
-    if (bad > reported_bad && now - last_report > 5000) {
-      logger(1, "dropped " + std::to_string(bad - reported_bad) + " malformed or unexpected frames");
-      reported_bad = bad;
-      last_report = now;
-    }
-  }
+  service.start();
+  service.run_until(stop);
   logger(2, "stopping: writing a checkpoint");
   api.stop();
   Status s = node->close();

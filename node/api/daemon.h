@@ -11,7 +11,7 @@
 namespace replog {
 
 struct DaemonOptions {
-  NodeOptions node;
+  engine::NodeOptions node;
   std::string listen;               // tcp://IP:PORT for peers
   std::string advertise;            // what peers should connect back to (default: the bound endpoint)
   std::vector<std::string> peers;   // tcp://IP:PORT, optionally KEY@tcp://IP:PORT

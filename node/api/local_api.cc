@@ -8,6 +8,7 @@
 
 #include <fstream>
 
+#include "protocol/bytes.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 
@@ -28,11 +29,11 @@ Value reply_error(const std::string& message) { return Value(List{Value(int64_t{
 
 }  // namespace
 
-Value node_status(const Node& node, Value peers) {
-  NodeInfo info = node.info();
-  Map vector, forks;
-  for (const auto& [origin, e] : info.vector) vector[hex16(origin)] = Value(static_cast<int64_t>(e.seq));
+Value node_status(const engine::Node& node, Value peers) {
+  engine::NodeInfo info = node.info();
+  Map forks, former;
   for (const auto& [origin, r] : info.forks) forks[hex16(origin)] = Value(r);
+  for (const auto& [origin, r] : info.former_origins) former[hex16(origin)] = Value(r);
   int64_t conflicts = 0, unknown = 0;
   std::string hash;
   // Status is polled while catching up: it does not force the state to be folded.
@@ -44,12 +45,11 @@ Value node_status(const Node& node, Value peers) {
   return Value(Map{{"node_id", Value(hex16(info.node_id))},
                    {"cluster_id", Value(info.cluster_id)},
                    {"updates", Value(static_cast<int64_t>(info.updates))},
-                   {"vector", Value(std::move(vector))},
+                   {"vector", vector_to_value(info.vector)},
                    {"conflicts", Value(conflicts)},
                    {"forks", Value(std::move(forks))},
                    {"unknown_method_updates", Value(unknown)},
-                   {"writes_blocked", Value(info.writes_blocked)},
-                   {"writes_blocked_reason", Value(info.writes_blocked_reason)},
+                   {"former_origins", Value(std::move(former))},
                    {"state_hash", Value(hash)},
                    {"state_pending", Value(!current)},
                    {"peers", std::move(peers)}});
@@ -60,19 +60,18 @@ ApiEndpoints api_endpoints_for(const std::string& dir) {
   if (abs.size() + 20 <= kMaxIpcPath) return {"ipc://" + abs + "/api.sock", "ipc://" + abs + "/events.sock"};
   unsigned char h[8];
   crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(abs.data()), abs.size(), nullptr, 0);
-  std::string name = "/tmp/replog-";
-  for (unsigned char c : h) name += "0123456789abcdef"[c >> 4], name += "0123456789abcdef"[c & 15];
+  std::string name = "/tmp/replog-" + to_hex(std::string_view(reinterpret_cast<const char*>(h), sizeof h));
   ::mkdir(name.c_str(), 0700);
   return {"ipc://" + name + "/api.sock", "ipc://" + name + "/events.sock"};
 }
 
-LocalApi::LocalApi(Node& node, zmq::context_t& context, std::function<Value()> peers_status)
+LocalApi::LocalApi(engine::Node& node, zmq::context_t& context, std::function<Value()> peers_status)
     : node_(node), context_(context), peers_status_(std::move(peers_status)) {}
 
 LocalApi::~LocalApi() { stop(); }
 
 Status LocalApi::start() {
-  endpoints_ = api_endpoints_for(node_.log().dir());
+  endpoints_ = api_endpoints_for(node_.dir());
   try {
     router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
     router_->set(zmq::sockopt::linger, 0);
@@ -84,9 +83,9 @@ Status LocalApi::start() {
   } catch (const zmq::error_t& e) {
     return Status::io_error("local API on " + endpoints_.api + ": " + e.what());
   }
-  std::ofstream f(node_.log().dir() + "/api.endpoint", std::ios::trunc);
+  std::ofstream f(node_.dir() + "/api.endpoint", std::ios::trunc);
   f << endpoints_.api << "\n" << endpoints_.events << "\n";
-  if (!f) return Status::io_error("cannot write " + node_.log().dir() + "/api.endpoint");
+  if (!f) return Status::io_error("cannot write " + node_.dir() + "/api.endpoint");
   thread_ = std::thread([this] { run(); });
   return Status::ok();
 }
@@ -94,10 +93,10 @@ Status LocalApi::start() {
 void LocalApi::stop() {
   if (stop_.exchange(true)) return;
   if (thread_.joinable()) thread_.join();
-  ::unlink((node_.log().dir() + "/api.endpoint").c_str());
+  ::unlink((node_.dir() + "/api.endpoint").c_str());
 }
 
-void LocalApi::on_committed(const std::vector<EncodedUpdate>& updates) {
+void LocalApi::on_committed(const std::vector<Update>& updates) {
   std::lock_guard<std::mutex> l(events_mu_);
   if (events_.size() < 100'000) events_.insert(events_.end(), updates.begin(), updates.end());
 }
@@ -137,20 +136,18 @@ void LocalApi::run() {
         router_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
       }
     }
-    std::vector<EncodedUpdate> events;
+    std::vector<Update> events;
     {
       std::lock_guard<std::mutex> l(events_mu_);
       events.swap(events_);
     }
     for (const auto& u : events) {
-      auto parsed = parse_body(u.id, u.body);
-      if (!parsed) continue;
-      auto arg = decode_msgpack(parsed->arg);
+      auto arg = decode_msgpack(u.arg());
       Value event(List{Value(int64_t{1}), Value("update"),
-                       Value(Map{{"id", Value(u.id.to_string())},
-                                 {"origin", Value(hex16(u.id.origin))},
-                                 {"seq", Value(static_cast<int64_t>(parsed->seq))},
-                                 {"method", Value(parsed->method)},
+                       Value(Map{{"id", Value(u.id().to_string())},
+                                 {"origin", Value(hex16(u.id().origin))},
+                                 {"seq", Value(static_cast<int64_t>(u.seq()))},
+                                 {"method", Value(std::string(u.method()))},
                                  {"arg", arg ? *arg : Value()}})});
       std::string bytes = encode_msgpack(event);
       pub_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);

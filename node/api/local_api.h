@@ -32,8 +32,8 @@ struct ApiEndpoints {
 
 // The status of a node as the API reports it (and `replog status` prints):
 // node_id, cluster_id, updates, vector, conflicts, forks,
-// unknown_method_updates, writes_blocked, state_hash, peers.
-Value node_status(const Node& node, Value peers);
+// unknown_method_updates, former_origins, state_hash, state_pending, peers.
+Value node_status(const engine::Node& node, Value peers);
 
 // The endpoints for a data directory (with the long-path fallback).
 ApiEndpoints api_endpoints_for(const std::string& dir);
@@ -41,18 +41,18 @@ ApiEndpoints api_endpoints_for(const std::string& dir);
 class LocalApi {
  public:
   // `status` adds what only the daemon knows (peers) to a status reply.
-  LocalApi(Node& node, zmq::context_t& context, std::function<Value()> peers_status);
+  LocalApi(engine::Node& node, zmq::context_t& context, std::function<Value()> peers_status);
   ~LocalApi();
 
   Status start();
   void stop();
-  void on_committed(const std::vector<EncodedUpdate>& updates);
+  void on_committed(const std::vector<Update>& updates);
 
  private:
   void run();
   Value handle(const std::string& op, const Value& arg);
 
-  Node& node_;
+  engine::Node& node_;
   zmq::context_t& context_;
   std::function<Value()> peers_status_;
   ApiEndpoints endpoints_;
@@ -60,7 +60,7 @@ class LocalApi {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::mutex events_mu_;
-  std::vector<EncodedUpdate> events_;  // guarded by events_mu_
+  std::vector<Update> events_;  // guarded by events_mu_
 };
 
 // A client of a running node's API (used by the CLI). Throws nothing; errors

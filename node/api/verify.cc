@@ -2,23 +2,21 @@
 
 #include <map>
 
-#include "node/engine/node.h"
+#include "node/core/checkpoint.h"
 #include "node/core/replayer.h"
+#include "node/engine/node.h"
+#include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 #include "storage/update_log.h"
 
 namespace replog {
 
-Result<VerifyReport> verify_data_dir(const std::string& dir, std::shared_ptr<const MethodRegistry> methods) {
-  VerifyReport report;
-  auto log = UpdateLog::open(dir, {});
-  if (!log) return log.status();
-  auto txn = (*log)->begin_read();
-  if (!txn) return txn.status();
+namespace {
 
-  const std::string digest = methods->digest();
-  std::map<UpdateId, std::string> checkpoint_hashes;  // cut -> hash stored in the checkpoint
-  for (const auto& [cut, bytes] : txn->checkpoints()) {
+// The state hash each decodable checkpoint of these methods holds, by cut.
+std::map<UpdateId, std::string> checkpoint_hashes(LogTxn& txn, const std::string& digest, VerifyReport& report) {
+  std::map<UpdateId, std::string> out;
+  for (const auto& [cut, bytes] : txn.checkpoints()) {
     auto cp = decode_checkpoint(bytes);
     if (!cp) {
       report.problems.push_back("checkpoint " + cut.to_string() + ": " + cp.status().message());
@@ -31,60 +29,80 @@ Result<VerifyReport> verify_data_dir(const std::string& dir, std::shared_ptr<con
       report.problems.push_back("checkpoint " + cut.to_string() + ": " + state.status().message());
       continue;
     }
-    checkpoint_hashes[cut] = state->hash_hex();
+    out[cut] = state->hash_hex();
+  }
+  return out;
+}
+
+// Replays the whole log from empty, checking each origin's prefix, the seq
+// index, and every checkpoint against the fold at its cut.
+class LogWalk {
+ public:
+  LogWalk(LogTxn& txn, const MethodRegistry& methods, std::map<UpdateId, std::string> checkpoints,
+          VerifyReport& report)
+      : txn_(txn), replayer_(methods, 0), checkpoints_(std::move(checkpoints)), report_(report) {
+    next_checkpoint_ = checkpoints_.begin();
   }
 
-  Replayer replayer(*methods, 0);
-  struct OriginCheck {
-    uint64_t seq = 0;
-    uint64_t last_hlc = 0;
-  };
-  std::map<OriginId, OriginCheck> seen;
-  auto next_checkpoint = checkpoint_hashes.begin();
-  // Compares every checkpoint whose cut sorts below `next` (none: all the rest)
-  // with the fold so far; its cut must be the last applied update.
-  auto check_checkpoints_before = [&](const std::optional<UpdateId>& next) {
-    while (next_checkpoint != checkpoint_hashes.end() && (!next || next_checkpoint->first < *next)) {
-      if (replayer.last_applied() && next_checkpoint->first == *replayer.last_applied()) {
-        ++report.checkpoints_checked;
-        if (replayer.state().hash_hex() != next_checkpoint->second)
-          report.problems.push_back("checkpoint " + next_checkpoint->first.to_string() +
-                                    ": state differs from the fold of the log up to its cut");
-      } else {
-        report.problems.push_back("checkpoint " + next_checkpoint->first.to_string() + ": its cut is not in the log");
-      }
-      ++next_checkpoint;
-    }
-  };
-
-  Status iter = txn->for_each_from(UpdateId{}, [&](const UpdateId& id, std::string_view body) {
-    ++report.updates;
-    auto u = parse_body(id, body);
-    if (!u) {
-      report.problems.push_back(u.status().message());
+  void run() {
+    Status iter = txn_.for_each_from(UpdateId{}, [&](const UpdateId& id, std::string_view body) {
+      visit(id, body);
       return true;
-    }
-    OriginCheck& o = seen[id.origin];
+    });
+    if (!iter) problem(iter.message());
+    check_checkpoints_before(std::nullopt);
+    report_.scratch_hash = replayer_.state().hash_hex();
+  }
+
+  const std::map<OriginId, VectorEntry>& seen() const { return seen_; }
+
+ private:
+  void problem(std::string text) { report_.problems.push_back(std::move(text)); }
+
+  void visit(const UpdateId& id, std::string_view body) {
+    ++report_.updates;
+    auto u = parse_update(id, body);
+    if (!u) return problem(u.status().message());
+    VectorEntry& o = seen_[id.origin];
+    const std::string origin = "origin " + hex16(id.origin);
     if (u->seq != o.seq + 1)
-      report.problems.push_back("origin " + hex16(id.origin) + ": seq " + std::to_string(u->seq) + " follows " +
-                                std::to_string(o.seq));
-    if (id.hlc <= o.last_hlc && o.seq > 0)
-      report.problems.push_back("origin " + hex16(id.origin) + ": hlc does not rise at seq " + std::to_string(u->seq));
+      problem(origin + ": seq " + std::to_string(u->seq) + " follows " + std::to_string(o.seq));
+    if (id.hlc <= o.last_hlc && o.seq > 0) problem(origin + ": hlc does not rise at seq " + std::to_string(u->seq));
     o.seq = std::max(o.seq, u->seq);
     o.last_hlc = std::max(o.last_hlc, id.hlc);
-    auto indexed = txn->id_of(id.origin, u->seq);
+    auto indexed = txn_.id_of(id.origin, u->seq);
     if (!indexed || *indexed != id)
-      report.problems.push_back("seq index: origin " + hex16(id.origin) + " seq " + std::to_string(u->seq) +
-                                " does not point at " + id.to_string());
-    if (!decode_msgpack(u->arg)) ++report.undecodable_args;
+      problem("seq index: " + origin + " seq " + std::to_string(u->seq) + " does not point at " + id.to_string());
+    if (!decode_msgpack(u->arg)) ++report_.undecodable_args;
     check_checkpoints_before(id);
-    replayer.apply(*u);
-    return true;
-  });
-  if (!iter) report.problems.push_back(iter.message());
-  check_checkpoints_before(std::nullopt);
+    replayer_.apply(*u);
+  }
 
-  auto vector = txn->vector();
+  // Compares every checkpoint whose cut sorts below `next` (none: all the rest)
+  // with the fold so far; its cut must be the last applied update.
+  void check_checkpoints_before(const std::optional<UpdateId>& next) {
+    for (; next_checkpoint_ != checkpoints_.end() && (!next || next_checkpoint_->first < *next); ++next_checkpoint_) {
+      const std::string name = "checkpoint " + next_checkpoint_->first.to_string();
+      if (!replayer_.last_applied() || next_checkpoint_->first != *replayer_.last_applied()) {
+        problem(name + ": its cut is not in the log");
+        continue;
+      }
+      ++report_.checkpoints_checked;
+      if (replayer_.state().hash_hex() != next_checkpoint_->second)
+        problem(name + ": state differs from the fold of the log up to its cut");
+    }
+  }
+
+  LogTxn& txn_;
+  Replayer replayer_;
+  std::map<UpdateId, std::string> checkpoints_;
+  std::map<UpdateId, std::string>::const_iterator next_checkpoint_;
+  std::map<OriginId, VectorEntry> seen_;
+  VerifyReport& report_;
+};
+
+void check_vector(LogTxn& txn, const std::map<OriginId, VectorEntry>& seen, VerifyReport& report) {
+  auto vector = txn.vector_entries();
   report.origins = seen.size();
   for (const auto& [origin, o] : seen) {
     auto it = vector.find(origin);
@@ -93,19 +111,35 @@ Result<VerifyReport> verify_data_dir(const std::string& dir, std::shared_ptr<con
   }
   for (const auto& [origin, e] : vector)
     if (!seen.count(origin)) report.problems.push_back("vector names origin " + hex16(origin) + " with no updates");
-  report.scratch_hash = replayer.state().hash_hex();
+}
 
-  NodeOptions options;
+void check_loaded_state(const std::string& dir, std::shared_ptr<const MethodRegistry> methods, VerifyReport& report) {
+  engine::NodeOptions options;
   options.dir = dir;
-  options.methods = methods;
-  auto node = Node::open_read_only(options);
+  options.methods = std::move(methods);
+  auto node = engine::Node::open_read_only(options);
   if (!node) {
     report.problems.push_back("loading state: " + node.status().message());
-  } else {
-    report.loaded_hash = (*node)->state_hash();
-    if (report.loaded_hash != report.scratch_hash)
-      report.problems.push_back("state loaded from checkpoint and tail differs from the fold from scratch");
+    return;
   }
+  report.loaded_hash = (*node)->state_hash();
+  if (report.loaded_hash != report.scratch_hash)
+    report.problems.push_back("state loaded from checkpoint and tail differs from the fold from scratch");
+}
+
+}  // namespace
+
+Result<VerifyReport> verify_data_dir(const std::string& dir, std::shared_ptr<const MethodRegistry> methods) {
+  VerifyReport report;
+  auto log = UpdateLog::open(dir, {});
+  if (!log) return log.status();
+  auto txn = (*log)->begin_read();
+  if (!txn) return txn.status();
+  LogWalk walk(*txn, *methods, checkpoint_hashes(*txn, methods->digest(), report), report);
+  walk.run();
+  check_vector(*txn, walk.seen(), report);
+  if (!txn->status()) report.problems.push_back(txn->status().message());
+  check_loaded_state(dir, std::move(methods), report);
   return report;
 }
 

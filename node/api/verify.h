@@ -1,4 +1,4 @@
-// verify: checks a data directory from scratch (DESIGN.md §7 `replog verify`).
+// verify: checks a data directory from scratch (`replog verify`).
 //
 // Reads only; takes no lock. Checks that every log key is 16 bytes and every
 // body frames; that each origin's seqs are 1..k with no gap, its hlc rising

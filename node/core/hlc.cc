@@ -18,9 +18,16 @@ uint64_t HybridClock::tick() {
   return last_;
 }
 
+uint64_t HybridClock::ceiling(int64_t max_skew_ms) const {
+  int64_t limit = clock_.now_millis() + max_skew_ms;
+  if (limit < 0) return 0;
+  if (limit >= (int64_t{1} << 48)) return UINT64_MAX;
+  return hlc::make(limit, 0xffff);
+}
+
 Status HybridClock::observe(uint64_t remote, int64_t max_skew_ms) {
   int64_t wall = clock_.now_millis();
-  if (hlc::millis(remote) > wall + max_skew_ms)
+  if (remote > ceiling(max_skew_ms))
     return Status::refused("timestamp " + hlc::to_string(remote) + " is " +
                            std::to_string(hlc::millis(remote) - wall) + " ms ahead of this clock (limit " +
                            std::to_string(max_skew_ms) + " ms)");

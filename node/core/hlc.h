@@ -1,4 +1,4 @@
-// HybridClock: hybrid logical clock timestamps (DESIGN.md §2).
+// HybridClock: hybrid logical clock timestamps (docs/ARCHITECTURE.md "Order").
 //
 // A timestamp is 64 bits: 48 bits of milliseconds since the Unix epoch, then a
 // 16-bit logical counter. tick() returns a timestamp above every timestamp this
@@ -10,6 +10,7 @@
 // Thread safety: not synchronised; the node's writer thread owns it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -41,6 +42,11 @@ class HybridClock {
   // that refusal is temporary: the same timestamp is accepted once the wall
   // clock has caught up.
   Status observe(uint64_t remote, int64_t max_skew_ms);
+
+  // The highest timestamp observe() accepts now.
+  uint64_t ceiling(int64_t max_skew_ms) const;
+  // Moves the clock past a timestamp already checked against ceiling().
+  void advance_to(uint64_t remote) { last_ = std::max(last_, remote); }
 
   uint64_t high_water() const { return last_; }
 

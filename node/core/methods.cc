@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "protocol/bytes.h"
 #include "protocol/limits.h"
 #include "protocol/msgpack_codec.h"
 
@@ -312,6 +313,14 @@ std::optional<MethodFailure> m_resolve(MethodContext& ctx, const Value& arg) {
   return std::nullopt;
 }
 
+// At the keyboard, resolving a conflict that is not open is a mistake.
+std::optional<std::string> resolve_is_open(const State& state, const Value& arg) {
+  const Value* u = field(arg, "update");
+  auto id = u && u->is_string() ? UpdateId::parse(u->as_string()) : Result<UpdateId>(Status::invalid_argument(""));
+  if (id && !state.conflicts().count(*id)) return "no open conflict for update " + id->to_string();
+  return std::nullopt;
+}
+
 std::optional<MethodFailure> m_retire(MethodContext& ctx, const Value& arg) {
   if (auto f = need_map(arg, "retire")) return f;
   const Value* o = field(arg, "origin");
@@ -337,21 +346,26 @@ MethodRegistry MethodRegistry::with_builtins() {
   r.add("update", "1", m_update);
   r.add("delete", "1", m_delete);
   r.add("schema", "1", m_schema);
-  r.add("resolve", "1", m_resolve);
+  r.add("resolve", "1", m_resolve, resolve_is_open);
   r.add("retire", "1", m_retire);
   return r;
 }
 
-Status MethodRegistry::add(const std::string& name, const std::string& version, MethodFn fn) {
+Status MethodRegistry::add(const std::string& name, const std::string& version, MethodFn fn, LocalCheck check) {
   if (name.empty() || name.size() > 255) return Status::invalid_argument("method name must be 1..255 bytes");
   if (methods_.count(name)) return Status::invalid_argument("method " + name + " is registered twice");
-  methods_[name] = Entry{version, std::move(fn)};
+  methods_[name] = Entry{version, std::move(fn), std::move(check)};
   return Status::ok();
 }
 
-const MethodFn* MethodRegistry::find(const std::string& name) const {
+const MethodFn* MethodRegistry::find(std::string_view name) const {
   auto it = methods_.find(name);
   return it == methods_.end() ? nullptr : &it->second.fn;
+}
+
+const LocalCheck* MethodRegistry::local_check(std::string_view name) const {
+  auto it = methods_.find(name);
+  return it == methods_.end() || !it->second.check ? nullptr : &it->second.check;
 }
 
 std::string MethodRegistry::digest() const {
@@ -363,13 +377,7 @@ std::string MethodRegistry::digest() const {
   }
   unsigned char h[32];
   crypto_generichash_final(&st, h, sizeof h);
-  std::string out;
-  static const char* d = "0123456789abcdef";
-  for (unsigned char b : h) {
-    out += d[b >> 4];
-    out += d[b & 15];
-  }
-  return out;
+  return to_hex(std::string_view(reinterpret_cast<const char*>(h), sizeof h));
 }
 
 }  // namespace replog

@@ -67,6 +67,12 @@ class MethodContext {
 // into state. Functions taking `const Value&` fit too.
 using MethodFn = std::function<std::optional<MethodFailure>(MethodContext&, Value& arg)>;
 
+// An extra check of a local call, run before the method by the writer against
+// the head state: refuses what is a mistake at the keyboard although replay
+// would accept it (resolving a conflict that is not open). Never runs in
+// replay. Returns the one-line reason to refuse, or nothing.
+using LocalCheck = std::function<std::optional<std::string>(const State&, const Value& arg)>;
+
 class MethodRegistry {
  public:
   // The built-in methods.
@@ -74,9 +80,11 @@ class MethodRegistry {
 
   // Registers a method. `version` changes when the method's code changes in a
   // way that could change state: it feeds the digest that checkpoints record.
-  Status add(const std::string& name, const std::string& version, MethodFn fn);
-  const MethodFn* find(const std::string& name) const;
-  bool contains(const std::string& name) const { return methods_.count(name) > 0; }
+  Status add(const std::string& name, const std::string& version, MethodFn fn, LocalCheck check = nullptr);
+  const MethodFn* find(std::string_view name) const;
+  // The method's local check, when it has one.
+  const LocalCheck* local_check(std::string_view name) const;
+  bool contains(std::string_view name) const { return methods_.find(name) != methods_.end(); }
 
   // BLAKE2b-256 over the sorted (name, version) pairs, 64 hex digits.
   std::string digest() const;
@@ -85,8 +93,9 @@ class MethodRegistry {
   struct Entry {
     std::string version;
     MethodFn fn;
+    LocalCheck check;
   };
-  std::map<std::string, Entry> methods_;
+  std::map<std::string, Entry, std::less<>> methods_;
 };
 
 // Parses a path argument: a list of strings, or a string split at '.'.

@@ -4,14 +4,14 @@
 
 namespace replog {
 
-Replayer::Result Replayer::apply(const Update& u) {
+Replayer::Applied Replayer::apply(const UpdateView& u) {
   UndoEntry entry;
   entry.id = u.id;
   entry.seq = u.seq;
   auto prev = applied_.find(u.id.origin);
   entry.prev_origin_seq = prev == applied_.end() ? 0 : prev->second;
 
-  Result result;
+  Applied result;
   const MethodFn* fn = methods_.find(u.method);
   if (fn == nullptr) {
     state_.count_unknown(&entry);
@@ -27,9 +27,9 @@ Replayer::Result Replayer::apply(const Update& u) {
         failure = (*fn)(ctx, *arg);
         if (!failure) failure = ctx.check_records();
       } catch (const std::exception& e) {
-        failure = MethodFailure{ConflictKind::kFailed, std::string("method ") + u.method + " threw: " + e.what(), {}, {}};
+        failure = MethodFailure{ConflictKind::kFailed, "method " + std::string(u.method) + " threw: " + e.what(), {}, {}};
       } catch (...) {
-        failure = MethodFailure{ConflictKind::kFailed, "method " + u.method + " threw", {}, {}};
+        failure = MethodFailure{ConflictKind::kFailed, "method " + std::string(u.method) + " threw", {}, {}};
       }
     }
     if (failure) {
@@ -73,7 +73,7 @@ void Replayer::rollback_to(const UpdateId& id) {
   while (!undo_.empty() && undo_.back().id >= id) rollback_newest(1);
 }
 
-void Replayer::reset(State state, std::optional<UpdateId> cut, std::map<OriginId, uint64_t> applied) {
+void Replayer::reset(State state, std::optional<UpdateId> cut, VersionVector applied) {
   state_ = std::move(state);
   undo_.clear();
   floor_ = cut;

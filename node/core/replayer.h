@@ -20,13 +20,14 @@
 #include "node/core/methods.h"
 #include "node/core/state.h"
 #include "protocol/update.h"
+#include "protocol/version_vector.h"
 
 namespace replog {
 
 class Replayer {
  public:
   enum class Outcome { kApplied, kConflict, kUnknownMethod };
-  struct Result {
+  struct Applied {
     Outcome outcome = Outcome::kApplied;
     std::optional<MethodFailure> failure;  // kConflict: why
   };
@@ -37,7 +38,7 @@ class Replayer {
       : methods_(methods), window_(std::max<size_t>(undo_window, 1)) {}
 
   // REQUIRES: !last_applied() || u.id > *last_applied().
-  Result apply(const Update& u);
+  Applied apply(const UpdateView& u);
 
   // True when every applied update with key >= id can be undone from memory.
   bool can_rollback_to(const UpdateId& id) const;
@@ -47,12 +48,12 @@ class Replayer {
   void rollback_newest(size_t n);
 
   // Starts over from `state`, the fold of every update up to `cut` (none: empty).
-  void reset(State state, std::optional<UpdateId> cut, std::map<OriginId, uint64_t> applied);
+  void reset(State state, std::optional<UpdateId> cut, VersionVector applied);
 
   const State& state() const { return state_; }
   std::optional<UpdateId> last_applied() const { return last_; }
   // Per origin, the highest seq folded into state.
-  const std::map<OriginId, uint64_t>& applied_vector() const { return applied_; }
+  const VersionVector& applied_vector() const { return applied_; }
   size_t undo_depth() const { return undo_.size(); }
   const MethodRegistry& methods() const { return methods_; }
 
@@ -63,7 +64,7 @@ class Replayer {
   std::deque<UndoEntry> undo_;
   std::optional<UpdateId> floor_;  // last applied update not in the undo window
   std::optional<UpdateId> last_;
-  std::map<OriginId, uint64_t> applied_;
+  VersionVector applied_;
 };
 
 }  // namespace replog

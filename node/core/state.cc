@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 
 namespace replog {
@@ -342,13 +343,7 @@ std::array<uint8_t, 32> State::hash() const {
 
 std::string State::hash_hex() const {
   auto h = hash();
-  std::string out;
-  static const char* d = "0123456789abcdef";
-  for (uint8_t b : h) {
-    out += d[b >> 4];
-    out += d[b & 15];
-  }
-  return out;
+  return to_hex(std::string_view(reinterpret_cast<const char*>(h.data()), h.size()));
 }
 
 std::string State::encode() const {

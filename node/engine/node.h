@@ -1,5 +1,6 @@
-// Node: one data directory, its update log, its state, and the writer thread
-// that commits local calls and received updates (DESIGN.md §2, §3, §5).
+// engine::Node: one data directory, its update log, its state, and the writer
+// thread that commits local calls and received updates (docs/ARCHITECTURE.md
+// "An update's path").
 //
 // A writable Node holds the directory's exclusive lock for its lifetime. All
 // writes go through one writer thread: callers queue requests, the writer takes
@@ -7,8 +8,13 @@
 // commit) and acknowledges each caller only after that transaction commits.
 // Local calls are validated against the head state inside that transaction: a
 // call that replay would skip is refused and nothing is stored. Received
-// updates are checked for form only (framing, size, seq continuity, hlc order,
-// clock skew) and never refused for content.
+// updates are judged for form only (check_received) and never refused for
+// content.
+//
+// The node's origin is its own: when it learns that its origin forked, or that
+// others hold updates of it that it never wrote (a copied data directory, or a
+// peer writing in its name), it keeps those updates like any others and moves
+// to a fresh origin id, so that nothing a peer sends can stop its writes.
 //
 // A read-only Node (open_read_only) takes no lock and never writes, not even a
 // checkpoint; it rebuilds state from the newest usable checkpoint and the tail.
@@ -17,6 +23,7 @@
 // any thread. read() runs its function under the state lock.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -31,9 +38,14 @@
 #include "node/core/hlc.h"
 #include "node/core/methods.h"
 #include "node/core/replayer.h"
-#include "storage/update_log.h"
+#include "node/sync/sync_store.h"
 
 namespace replog {
+class UpdateLog;
+class LogTxn;
+}  // namespace replog
+
+namespace replog::engine {
 
 struct NodeOptions {
   std::string dir;
@@ -53,47 +65,39 @@ struct InitOptions {
   const Clock* clock = nullptr;
 };
 
-// An update as it travels (import, export, peers): its id and its exact body.
-struct EncodedUpdate {
-  UpdateId id;
-  std::string body;
-};
-
-struct IngestReport {
-  size_t accepted = 0;
-  size_t duplicates = 0;
-  std::vector<std::string> refused;  // one line each: what and why
-  size_t forks = 0;
-};
-
 struct NodeInfo {
   OriginId node_id = 0;
   std::string cluster_id;
   VersionVector vector;
   uint64_t updates = 0;
-  std::map<OriginId, std::string> forks;  // quarantined origins, with a one-line report
-  bool writes_blocked = false;
-  std::string writes_blocked_reason;
+  std::map<OriginId, std::string> forks;           // quarantined origins, with a one-line report
+  std::map<OriginId, std::string> former_origins;  // origins this node left, with the reason
 };
 
-class Node {
+class Node final : public SyncStore {
  public:
   static Status init(const InitOptions& options);
   static Result<std::unique_ptr<Node>> open(const NodeOptions& options);
   // `at_millis`: fold only updates whose hlc time is at or before it.
   static Result<std::unique_ptr<Node>> open_read_only(const NodeOptions& options,
                                                        std::optional<int64_t> at_millis = std::nullopt);
-  ~Node();
+  ~Node() override;
 
   // A local call: validated against the head, stored, applied; returns its id
   // once committed. REQUIRES: a writable node.
   Result<UpdateId> call(const std::string& method, const Value& arg);
-  // Updates from elsewhere (import, peers), checked for form only.
-  Result<IngestReport> ingest(std::vector<EncodedUpdate> updates);
 
-  // Stores what this node knows of its peers (endpoint -> MessagePack state),
-  // through the writer. REQUIRES: a writable node.
-  Status save_peers(std::map<std::string, std::string> peers);
+  // --- SyncStore ---
+  OriginId node_id() const override { return node_id_.load(); }
+  std::string cluster_id() const override { return cluster_id_; }
+  VersionVector vector() const override;
+  Result<std::vector<Update>> read_range(OriginId origin, uint64_t from, uint64_t max_count,
+                                         size_t max_bytes) const override;
+  // Updates from elsewhere (import, peers), checked for form only.
+  // REQUIRES: a writable node.
+  Result<IngestReport> ingest(std::vector<Update> updates) override;
+  // REQUIRES: a writable node.
+  Status save_peers(std::map<std::string, std::string> peers) override;
 
   // Writes a checkpoint and stops the writer. Called by the destructor too.
   Status close();
@@ -101,40 +105,52 @@ class Node {
   // Called by the writer thread after each commit with the updates it stored
   // (local calls and received ones), in commit order. Must not block.
   // REQUIRES: set before the first call()/ingest().
-  using CommitListener = std::function<void(const std::vector<EncodedUpdate>&)>;
+  using CommitListener = std::function<void(const std::vector<Update>&)>;
   void set_commit_listener(CommitListener listener) { commit_listener_ = std::move(listener); }
 
-  // Updates of `origin` from seq `from` on, at most `max_count` and stopping
-  // once `max_bytes` of bodies are gathered (always at least one when held).
-  Result<std::vector<EncodedUpdate>> read_range(OriginId origin, uint64_t from, uint64_t max_count,
-                                                size_t max_bytes) const;
-  VersionVector vector() const;
-  const std::string& cluster_id() const { return cluster_id_; }
-
   // Runs fn on the state, first folding in what a catch-up stored but did not
-  // fold yet (see process()).
+  // fold yet (see fold_received()).
   void read(const std::function<void(const State&)>& fn) const;
   // The same without folding: false (fn not run) while folding is pending.
   bool read_if_current(const std::function<void(const State&)>& fn) const;
   std::string state_hash() const;
   NodeInfo info() const;
-  UpdateLog& log() { return *log_; }
-  OriginId node_id() const { return node_id_; }
+  // What peers last told this node (endpoint -> MessagePack state).
+  std::map<std::string, std::string> saved_peers() const;
+  const std::string& dir() const { return options_.dir; }
   const MethodRegistry& methods() const { return *methods_; }
+  // The size of the LMDB map now (it grows); for benchmarks and status.
+  size_t map_bytes() const;
 
  private:
   struct Request;
+  struct Batch;
   explicit Node(const NodeOptions& options);
+
+  // --- loading and replay (node.cc) ---
   Status load(LogTxn& txn, std::optional<int64_t> at_millis);
-  Status replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis);
   Status load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis);
+  Status replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis);
   Status refold_locked() const;
-  // Queues a request for the writer and waits until its batch is done.
-  Status submit(const std::shared_ptr<Request>& req);
-  void writer_loop();
-  void process(std::vector<std::shared_ptr<Request>>& batch);
+  Status read_writer_state(LogTxn& txn);
   Status write_checkpoint();
   Status prune_checkpoints(LogTxn& txn);
+
+  // --- the writer (writer.cc) ---
+  Status submit(const std::shared_ptr<Request>& req);
+  void writer_loop();
+  bool take_batch(std::vector<std::shared_ptr<Request>>& batch);
+  void process(std::vector<std::shared_ptr<Request>>& batch);
+  Status run_batch(Batch& b);
+  Status store_received(Batch& b, Request& req);
+  Status store_one_received(Batch& b, Request& req, const Update& u);
+  Status fold_received(Batch& b);
+  Status store_calls(Batch& b);
+  Status store_one_call(Batch& b, Request& req);
+  Status store_peers(Batch& b);
+  Status leave_origin(Batch& b, const std::string& why);
+  Status leave_blocked_origin();
+  void recover_after_abort();
 
   NodeOptions options_;
   std::shared_ptr<const MethodRegistry> methods_;
@@ -143,14 +159,14 @@ class Node {
   std::unique_ptr<UpdateLog> log_;
   int lock_fd_ = -1;
   bool writable_ = false;
-  OriginId node_id_ = 0;
+  std::atomic<OriginId> node_id_{0};  // written by the writer thread only
   std::string cluster_id_;
 
   mutable std::mutex state_mu_;  // guards replayer_ (the state), refold_from_
   // mutable: a reader may run a re-fold the writer deferred (lazy, logically const).
   mutable Replayer replayer_;
   // When set, state lags the log: updates from this key on were stored but not
-  // folded in (see process()); refold_locked() catches up.
+  // folded in (see fold_received()); refold_locked() catches up.
   mutable std::optional<UpdateId> refold_from_;
   static constexpr int64_t kRefoldDelayMs = 1000;
   int64_t refold_due_ms_ = 0;    // writer thread
@@ -161,7 +177,6 @@ class Node {
   uint64_t own_seq_ = 0;
   uint64_t since_checkpoint_ = 0;
   size_t last_batch_size_ = 0;
-  bool writes_blocked_ = false;
   std::set<OriginId> quarantined_;  // origins with a fork (the forks database), kept in memory
 
   std::mutex queue_mu_;
@@ -173,16 +188,4 @@ class Node {
   CommitListener commit_listener_;
 };
 
-// Writes a checkpoint of `state` (the fold up to `cut`, with the per-origin
-// seqs in `vector`) in the on-disk format; exposed for tests and tools.
-std::string encode_checkpoint(const UpdateId& cut, const std::map<OriginId, uint64_t>& vector,
-                              const std::string& methods_digest, const State& state);
-struct Checkpoint {
-  UpdateId cut;
-  std::map<OriginId, uint64_t> vector;
-  std::string methods_digest;
-  std::string state_bytes;
-};
-Result<Checkpoint> decode_checkpoint(std::string_view bytes);
-
-}  // namespace replog
+}  // namespace replog::engine

@@ -3,11 +3,13 @@
 #include <algorithm>
 
 #include "protocol/limits.h"
+#include "node/sync/endpoint.h"
+#include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 
 namespace replog {
 
-SyncEngine::SyncEngine(Node& node, Transport& transport, const Clock& clock, SyncOptions options, Log log)
+SyncEngine::SyncEngine(SyncStore& node, Transport& transport, const Clock& clock, SyncOptions options, Log log)
     : node_(node),
       transport_(transport),
       clock_(clock),
@@ -40,7 +42,10 @@ void SyncEngine::start() {
   mine_ = node_.vector();
   for (const auto& ep : options_.peers) {
     if (peers_.count(ep)) continue;
-    transport_.connect(ep);
+    if (Status s = transport_.connect(ep); !s) {
+      log_(0, "peer " + ep + ": " + s.message());
+      continue;
+    }
     peers_[ep].endpoint = ep;
   }
   next_round_ms_ = clock_.now_millis() + static_cast<int64_t>(rng_() % static_cast<uint64_t>(options_.anti_entropy_ms + 1));
@@ -63,7 +68,7 @@ void SyncEngine::send_hello(Peer& p) {
 void SyncEngine::send_vector(const Link& link, bool reply) {
   mine_ = node_.vector();
   std::vector<std::pair<uint64_t, uint64_t>> all;
-  for (const auto& [origin, e] : mine_) all.emplace_back(origin, e.seq);
+  for (const auto& [origin, seq] : mine_) all.emplace_back(origin, seq);
   uint32_t pages = static_cast<uint32_t>(std::max<size_t>(1, (all.size() + wire::kVectorPageEntries - 1) / wire::kVectorPageEntries));
   for (uint32_t page = 0; page < pages; ++page) {
     wire::Vector v;
@@ -77,13 +82,19 @@ void SyncEngine::send_vector(const Link& link, bool reply) {
   }
 }
 
-void SyncEngine::on_frame(const Frame& frame) {
-  handle_frame(frame);
-  flush_received();
-}
+void SyncEngine::on_frame(const Frame& frame) { on_frames({frame}); }
 
 void SyncEngine::on_frames(const std::vector<Frame>& frames) {
-  for (const auto& f : frames) handle_frame(f);
+  for (const auto& f : frames) {
+    // Nothing a peer sends may stop the node: an exception from any path a
+    // frame takes is counted and logged like a bad frame.
+    try {
+      handle_frame(f);
+    } catch (const std::exception& e) {
+      ++counters_.bad_frames;
+      log_(1, std::string("a frame failed: ") + e.what());
+    }
+  }
   flush_received();  // the pushes of one poll are stored in one commit
 }
 
@@ -161,18 +172,16 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     if (u->updates.empty()) {
       // It does not hold what it claimed: believe what we hold until its next
       // vector, rather than asking again at once.
-      auto mine = node_.vector();
-      auto held = mine.find(u->origin);
-      p.their[u->origin] = held == mine.end() ? 0 : held->second.seq;
+      p.their[u->origin] = seq_of(node_.vector(), u->origin);
     } else if (u->more) {
       // Ask for the next range before storing this one, so that the peer reads
       // it while we write (one request per origin is still all that is out).
-      auto last = parse_body(u->updates.back().id, u->updates.back().body);
+      const uint64_t last = u->updates.back().seq();
       auto their = p.their.find(u->origin);
-      if (last && their != p.their.end() && their->second > last->seq && !pulls_.count(u->origin) &&
+      if (their != p.their.end() && their->second > last && !pulls_.count(u->origin) &&
           p.credit_used < options_.credit_bytes) {
         size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
-        send(Link{true, p.endpoint}, wire::Request{u->origin, last->seq + 1, their->second, bytes});
+        send(Link{true, p.endpoint}, wire::Request{u->origin, last + 1, their->second, bytes});
         pulls_[u->origin] = Pull{p.endpoint, their->second, bytes, clock_.now_millis() + options_.request_timeout_ms};
         p.credit_used += bytes;
       }
@@ -197,16 +206,8 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
     }
     bool fresh = !incoming_.count(link.key);
     incoming_[link.key] = h->node_id;
-    incoming_endpoint_[link.key] = h->endpoint;
     send(link, hello_);
-    // Pull from it too: connect back unless a link to that node exists.
-    if (fresh && h->node_id != hello_.node_id && !peer_by_node(h->node_id) && !h->endpoint.empty() &&
-        !peers_.count(h->endpoint)) {
-      transport_.connect(h->endpoint);
-      Peer& p = peers_[h->endpoint];
-      p.endpoint = h->endpoint;
-      send_hello(p);
-    }
+    if (fresh) connect_back(h->node_id, h->endpoint);
     return;
   }
   auto who = incoming_.find(link.key);
@@ -225,13 +226,18 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
   } else if (auto* r = std::get_if<wire::Request>(&m)) {
     wire::Updates reply;
     reply.origin = r->origin;
-    if (r->to_seq >= r->from_seq && r->from_seq > 0) {
+    if (r->to_seq >= r->from_seq && r->from_seq > 0 && !is_reserved_origin(r->origin)) {
+      // max_bytes 0 counts as 1: a held update is always returned, so a pull progresses.
       size_t max_bytes = std::clamp<size_t>(r->max_bytes, 1, wire::kMaxBatchBytes);
-      auto range = node_.read_range(r->origin, r->from_seq, r->to_seq - r->from_seq + 1, max_bytes);
+      const uint64_t asked = r->to_seq - r->from_seq + 1;
+      auto range = node_.read_range(r->origin, r->from_seq, asked, max_bytes);
       if (range) {
-        for (auto& u : *range) reply.updates.push_back({u.id, std::move(u.body)});
+        reply.updates = std::move(range).value();
         counters_.updates_sent += reply.updates.size();
-        reply.more = !reply.updates.empty() && r->from_seq + reply.updates.size() <= r->to_seq;
+        // More: stopped for the byte limit while the next seq of the range is held.
+        const uint64_t next = r->from_seq + reply.updates.size();
+        reply.more = !reply.updates.empty() && reply.updates.size() < asked &&
+                     seq_of(node_.vector(), r->origin) >= next;
       } else {
         log_(0, "serving a range: " + range.status().message());
       }
@@ -250,6 +256,54 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
   }
 }
 
+// Pulls from a node that connected to us, on a link of our own to the
+// endpoint its Hello names: only a valid tcp://HOST:PORT, one link per node,
+// a bounded number of them, and a growing wait after each link that failed.
+void SyncEngine::connect_back(OriginId node_id, const std::string& endpoint) {
+  if (node_id == hello_.node_id || is_reserved_origin(node_id) || endpoint.empty() || peer_by_node(node_id) ||
+      peers_.count(endpoint))
+    return;
+  for (const auto& [_, p] : peers_)
+    if (p.learned && p.learned_for == node_id) return;  // a link to it is being tried already
+  const int64_t now = clock_.now_millis();
+  ConnectBack& cb = connect_backs_[node_id];
+  size_t learned = std::count_if(peers_.begin(), peers_.end(), [](const auto& e) { return e.second.learned; });
+  Status s = check_peer_endpoint(endpoint);
+  if (s && now < cb.not_before_ms) s = Status::busy("backing off after a failed link");
+  if (s && learned >= kMaxLearnedPeers) s = Status::busy("too many learned peers");
+  if (s) s = transport_.connect(endpoint);
+  if (!s) {
+    ++counters_.refused_endpoints;
+    log_(3, "not connecting back to node " + hex16(node_id) + ": " + s.message());
+    return;
+  }
+  Peer& p = peers_[endpoint];
+  p.endpoint = endpoint;
+  p.learned = true;
+  p.learned_for = node_id;
+  p.learned_ms = now;
+  send_hello(p);
+}
+
+// A learned link whose peer never answered is closed, and that node waits
+// longer (1 s, 2 s, 4 s ... 64 s) before the next one.
+void SyncEngine::drop_silent_learned_peers(int64_t now) {
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    Peer& p = it->second;
+    if (!p.learned || p.ready || now - p.learned_ms < kLearnedPeerGraceMs) {
+      ++it;
+      continue;
+    }
+    release_pulls(p);
+    transport_.disconnect(p.endpoint);
+    ConnectBack& cb = connect_backs_[p.learned_for];
+    cb.not_before_ms = now + (int64_t{1000} << std::min(cb.failures, 6));
+    ++cb.failures;
+    log_(2, "learned peer " + p.endpoint + " never answered: link closed");
+    it = peers_.erase(it);
+  }
+}
+
 void SyncEngine::release_pulls(Peer& p) {
   for (auto it = pulls_.begin(); it != pulls_.end();) {
     if (it->second.endpoint == p.endpoint) it = pulls_.erase(it);
@@ -264,7 +318,7 @@ SyncEngine::Peer* SyncEngine::peer_by_node(OriginId id) {
   return nullptr;
 }
 
-void SyncEngine::learn_vector(OriginId node_id, const std::map<OriginId, uint64_t>& theirs) {
+void SyncEngine::learn_vector(OriginId node_id, const VersionVector& theirs) {
   Peer* p = peer_by_node(node_id);
   if (!p) return;
   p->their = theirs;  // their own word replaces our guesses
@@ -277,9 +331,8 @@ void SyncEngine::pull_missing(Peer& p) {
   const int64_t now = clock_.now_millis();
   for (const auto& [origin, their_seq] : p.their) {
     if (p.credit_used >= options_.credit_bytes) break;
-    auto mine = mine_.find(origin);
-    uint64_t have = mine == mine_.end() ? 0 : mine->second.seq;
-    if (their_seq <= have || pulls_.count(origin)) continue;
+    uint64_t have = seq_of(mine_, origin);
+    if (their_seq <= have || pulls_.count(origin) || is_reserved_origin(origin)) continue;
     size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
     send(Link{true, p.endpoint}, wire::Request{origin, have + 1, their_seq, bytes});
     pulls_[origin] = Pull{p.endpoint, their_seq, bytes, now + options_.request_timeout_ms};
@@ -287,41 +340,41 @@ void SyncEngine::pull_missing(Peer& p) {
   }
 }
 
-void SyncEngine::note_their(Peer& p, const std::vector<wire::WireUpdate>& updates) {
+void SyncEngine::note_their(Peer& p, const std::vector<Update>& updates) {
   for (const auto& u : updates) {
-    auto parsed = parse_body(u.id, u.body);
-    if (!parsed) continue;
-    uint64_t& seq = p.their[u.id.origin];
-    seq = std::max(seq, parsed->seq);
+    uint64_t& seq = p.their[u.id().origin];
+    seq = std::max(seq, u.seq());
   }
 }
 
-void SyncEngine::ingest(std::vector<wire::WireUpdate> updates, Peer* from) {
+void SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
   if (updates.empty()) return;
   if (from) note_their(*from, updates);
-  std::vector<EncodedUpdate> batch;
-  batch.reserve(updates.size());
-  for (auto& u : updates) batch.push_back({u.id, std::move(u.body)});
-  counters_.updates_received += batch.size();
-  auto r = node_.ingest(std::move(batch));
+  counters_.updates_received += updates.size();
+  auto r = node_.ingest(std::move(updates));
   if (!r) {
     log_(0, "storing received updates failed: " + r.status().message());
     return;
   }
-  for (const auto& why : r->refused) {
+  for (const auto& refused : r->refused) {
     // A gap is routine (a push overtook a pull, and is pulled at once); anything
     // else is summed up by on_tick, at most one line per 5 s.
-    if (why.find(": gap:") != std::string::npos) continue;
+    if (refused.verdict == Verdict::kGap) continue;
     ++counters_.refused_updates;
-    last_refusal_ = why;
+    last_refusal_ = refused.detail;
   }
   if (r->forks) log_(0, "fork detected; origin quarantined (replog status)");
+  if (r->origin_changed) {
+    log_(1, "this node's origin was forked or written by another node: writing on as origin " +
+                hex16(node_.node_id()) + " (replog status)");
+    hello_.node_id = node_.node_id();
+  }
   if (from) pull_missing(*from);
 }
 
 void SyncEngine::flush_received() {
   if (received_.empty()) return;
-  std::vector<wire::WireUpdate> updates;
+  std::vector<Update> updates;
   updates.swap(received_);
   std::set<std::string> sources;
   sources.swap(received_from_);
@@ -333,30 +386,24 @@ void SyncEngine::flush_received() {
   }
 }
 
-void SyncEngine::on_committed(const std::vector<EncodedUpdate>& updates) {
+void SyncEngine::on_committed(const std::vector<Update>& updates) {
   std::lock_guard<std::mutex> l(committed_mu_);
   for (const auto& u : updates) {
-    if (committed_bytes_ + u.body.size() > options_.max_pending_push_bytes) break;  // anti-entropy delivers the rest
-    committed_bytes_ += u.body.size();
+    if (committed_bytes_ + u.body().size() > options_.max_pending_push_bytes) break;  // anti-entropy delivers the rest
+    committed_bytes_ += u.body().size();
     committed_.push_back(u);
   }
   if (first_committed_ms_ < 0) first_committed_ms_ = clock_.now_millis();
 }
 
 void SyncEngine::flush_pushes() {
-  std::vector<EncodedUpdate> batch;
+  std::vector<Update> batch;
   {
     std::lock_guard<std::mutex> l(committed_mu_);
     if (first_committed_ms_ < 0 || clock_.now_millis() - first_committed_ms_ < options_.push_delay_ms) return;
     batch.swap(committed_);
     committed_bytes_ = 0;
     first_committed_ms_ = -1;
-  }
-  std::vector<uint64_t> seqs;
-  seqs.reserve(batch.size());
-  for (const auto& u : batch) {
-    auto parsed = parse_body(u.id, u.body);
-    seqs.push_back(parsed ? parsed->seq : 0);
   }
   for (auto& entry : peers_) {
     Peer& p = entry.second;  // not a structured binding: clang 14 cannot capture those in a lambda
@@ -369,13 +416,13 @@ void SyncEngine::flush_pushes() {
       push.updates.clear();
       bytes = 0;
     };
-    for (size_t i = 0; i < batch.size(); ++i) {
-      uint64_t& theirs = p.their[batch[i].id.origin];
-      if (seqs[i] == 0 || seqs[i] <= theirs) continue;  // they have it (they may have sent it)
-      if (bytes + batch[i].body.size() > wire::kMaxBatchBytes) flush();
-      push.updates.push_back({batch[i].id, batch[i].body});
-      bytes += batch[i].body.size();
-      theirs = seqs[i];  // optimistic; their next vector corrects it
+    for (const Update& u : batch) {
+      uint64_t& theirs = p.their[u.id().origin];
+      if (u.seq() <= theirs) continue;  // they have it (they may have sent it)
+      if (bytes + u.body().size() > wire::kMaxBatchBytes) flush();
+      push.updates.push_back(u);
+      bytes += u.body().size();
+      theirs = u.seq();  // optimistic; their next vector corrects it
     }
     flush();
   }
@@ -390,6 +437,7 @@ void SyncEngine::on_tick() {
     if (!p.ready && (p.hello_sent_ms < 0 || now - p.hello_sent_ms >= interval)) send_hello(p);
   }
 
+  drop_silent_learned_peers(now);
   bool expired = false;
   for (auto it = pulls_.begin(); it != pulls_.end();) {
     if (it->second.deadline_ms > now) {
@@ -435,15 +483,13 @@ void SyncEngine::on_tick() {
 }
 
 Value peer_status_value(const PeerStatus& p) {
-  Map vector;
-  for (const auto& [origin, e] : p.their_vector) vector[hex16(origin)] = Value(static_cast<int64_t>(e.seq));
   return Value(Map{{"endpoint", Value(p.endpoint)},
                    {"node_id", Value(hex16(p.node_id))},
                    {"ready", Value(p.ready)},
                    {"last_seen_ms", Value(p.last_seen_ms)},
                    {"they_lack", Value(static_cast<int64_t>(p.they_lack))},
                    {"we_lack", Value(static_cast<int64_t>(p.we_lack))},
-                   {"vector", Value(std::move(vector))}});
+                   {"vector", vector_to_value(p.their_vector)}});
 }
 
 std::vector<PeerStatus> SyncEngine::peers() const {
@@ -460,17 +506,9 @@ void SyncEngine::refresh_status() {
     s.node_id = p.node_id;
     s.ready = p.ready;
     s.last_seen_ms = p.last_seen_ms;
-    for (const auto& [origin, seq] : p.their) s.their_vector[origin].seq = seq;
-    for (const auto& [origin, e] : mine_) {
-      auto t = p.their.find(origin);
-      uint64_t theirs = t == p.their.end() ? 0 : t->second;
-      if (e.seq > theirs) s.they_lack += e.seq - theirs;
-    }
-    for (const auto& [origin, seq] : p.their) {
-      auto m = mine_.find(origin);
-      uint64_t mine = m == mine_.end() ? 0 : m->second.seq;
-      if (seq > mine) s.we_lack += seq - mine;
-    }
+    s.their_vector = p.their;
+    s.they_lack = count_missing_from(mine_, p.their);
+    s.we_lack = count_missing_from(p.their, mine_);
     out.push_back(std::move(s));
   }
   std::lock_guard<std::mutex> l(status_mu_);

@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "node/core/clock.h"
-#include "node/engine/node.h"
+#include "node/sync/sync_store.h"
 #include "node/sync/transport.h"
 #include "protocol/wire.h"
 
@@ -63,13 +63,14 @@ struct SyncCounters {
   uint64_t frames_in = 0, frames_out = 0, bytes_in = 0, bytes_out = 0;
   uint64_t bad_frames = 0, updates_received = 0, updates_sent = 0;
   uint64_t refused_updates = 0;  // for a reason other than a gap
+  uint64_t refused_endpoints = 0;  // connect-backs refused: not tcp://HOST:PORT, or backing off
 };
 
 class SyncEngine {
  public:
   using Log = std::function<void(int level, const std::string& line)>;  // 0 error, 1 warn, 2 info, 3 debug
 
-  SyncEngine(Node& node, Transport& transport, const Clock& clock, SyncOptions options, Log log);
+  SyncEngine(SyncStore& store, Transport& transport, const Clock& clock, SyncOptions options, Log log);
 
   void start();
   void on_frame(const Frame& frame);
@@ -78,7 +79,7 @@ class SyncEngine {
   // Timers: handshake retries, anti-entropy, pull timeouts, coalesced pushes.
   void on_tick();
   // From the writer thread: updates that were just committed.
-  void on_committed(const std::vector<EncodedUpdate>& updates);
+  void on_committed(const std::vector<Update>& updates);
 
   // A snapshot refreshed every 100 ms; safe from any thread.
   std::vector<PeerStatus> peers() const;
@@ -90,7 +91,7 @@ class SyncEngine {
   struct VectorAssembly {
     uint32_t next_page = 0;
     uint32_t pages = 0;
-    std::map<OriginId, uint64_t> entries;
+    VersionVector entries;
     // Adds a page; true when the vector is complete. An out-of-order page
     // drops what was assembled.
     bool add(const wire::Vector& v);
@@ -102,10 +103,20 @@ class SyncEngine {
     int64_t hello_sent_ms = -1;
     int hello_attempts = 0;  // since the last answer
     int64_t last_seen_ms = 0;
-    std::map<OriginId, uint64_t> their;  // their vector (seq), as known
+    VersionVector their;  // their vector (seq), as known
     VectorAssembly incoming_vector;      // a Vector reply being assembled
     size_t credit_used = 0;
+    bool learned = false;     // connected back to, on a Hello's word (not configured)
+    OriginId learned_for = 0; // the node whose Hello named it
+    int64_t learned_ms = 0;   // when
   };
+  // Connect-backs to one node: at most one link at a time, and a growing wait after each failure.
+  struct ConnectBack {
+    int failures = 0;
+    int64_t not_before_ms = 0;
+  };
+  static constexpr size_t kMaxLearnedPeers = 64;
+  static constexpr int64_t kLearnedPeerGraceMs = 30'000;  // to say Hello back, else dropped
   struct Pull {
     std::string endpoint;
     uint64_t to_seq;
@@ -114,6 +125,8 @@ class SyncEngine {
   };
 
   void handle_frame(const Frame& frame);
+  void connect_back(OriginId node_id, const std::string& endpoint);
+  void drop_silent_learned_peers(int64_t now);
   void flush_received();
   void send(const Link& link, const wire::Message& m);
   void send_hello(Peer& p);
@@ -121,16 +134,16 @@ class SyncEngine {
   void handle_outgoing(Peer& p, wire::Message& m);
   void handle_incoming(const Link& link, wire::Message& m);
   // Applies a vector learned from `node_id` and pulls what we lack from it.
-  void learn_vector(OriginId node_id, const std::map<OriginId, uint64_t>& theirs);
+  void learn_vector(OriginId node_id, const VersionVector& theirs);
   void pull_missing(Peer& p);
-  void ingest(std::vector<wire::WireUpdate> updates, Peer* from);
+  void ingest(std::vector<Update> updates, Peer* from);
   void flush_pushes();
   Peer* peer_by_node(OriginId id);
   void release_pulls(Peer& p);
   void refresh_status();
-  void note_their(Peer& p, const std::vector<wire::WireUpdate>& updates);
+  void note_their(Peer& p, const std::vector<Update>& updates);
 
-  Node& node_;
+  SyncStore& node_;
   Transport& transport_;
   const Clock& clock_;
   SyncOptions options_;
@@ -140,16 +153,16 @@ class SyncEngine {
 
   std::map<std::string, Peer> peers_;                 // by endpoint
   std::map<std::string, OriginId> incoming_;          // routing id -> node id (after Hello)
-  std::map<std::string, std::string> incoming_endpoint_;  // routing id -> its listening endpoint
+  std::map<OriginId, ConnectBack> connect_backs_;     // by node id
   std::map<OriginId, VectorAssembly> incoming_vectors_;  // Vectors being assembled, by sender
   std::map<OriginId, Pull> pulls_;                    // one range per origin at a time
-  std::vector<wire::WireUpdate> received_;            // pushed, not yet stored (flush_received)
+  std::vector<Update> received_;            // pushed, not yet stored (flush_received)
   std::set<std::string> received_from_;               // endpoints of the peers that pushed them
   VersionVector mine_;                                // cached; refreshed on commit
   int64_t next_round_ms_ = 0;
 
   std::mutex committed_mu_;
-  std::vector<EncodedUpdate> committed_;  // guarded by committed_mu_
+  std::vector<Update> committed_;  // guarded by committed_mu_
   size_t committed_bytes_ = 0;            // guarded by committed_mu_
   int64_t first_committed_ms_ = -1;       // guarded by committed_mu_
 

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "replog/status.h"
+
 namespace replog {
 
 struct Link {
@@ -31,8 +33,11 @@ struct Frame {
 class Transport {
  public:
   virtual ~Transport() = default;
-  // Opens an outgoing link; it connects (and reconnects) by itself.
-  virtual void connect(const std::string& endpoint) = 0;
+  // Opens an outgoing link; it connects (and reconnects) by itself. Fails
+  // (and opens nothing) when the endpoint cannot be used.
+  virtual Status connect(const std::string& endpoint) = 0;
+  // Closes an outgoing link (nothing when there is none).
+  virtual void disconnect(const std::string& endpoint) = 0;
   // Sends one frame; dropped silently when the link is not connected or its
   // queue is full (the sync protocol repairs losses).
   virtual void send(const Link& link, const std::string& bytes) = 0;

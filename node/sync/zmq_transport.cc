@@ -30,15 +30,22 @@ Status ZmqTransport::listen(const std::string& endpoint) {
   }
 }
 
-void ZmqTransport::connect(const std::string& endpoint) {
-  if (dealers_.count(endpoint)) return;
-  zmq::socket_t s(context_, zmq::socket_type::dealer);
-  configure(s);
-  s.set(zmq::sockopt::reconnect_ivl, 200);
-  s.set(zmq::sockopt::reconnect_ivl_max, 5000);
-  s.connect(endpoint);
-  dealers_.emplace(endpoint, std::move(s));
+Status ZmqTransport::connect(const std::string& endpoint) {
+  if (dealers_.count(endpoint)) return Status::ok();
+  try {
+    zmq::socket_t s(context_, zmq::socket_type::dealer);
+    configure(s);
+    s.set(zmq::sockopt::reconnect_ivl, 200);
+    s.set(zmq::sockopt::reconnect_ivl_max, 5000);
+    s.connect(endpoint);
+    dealers_.emplace(endpoint, std::move(s));
+    return Status::ok();
+  } catch (const zmq::error_t& e) {
+    return Status::invalid_argument("cannot connect to " + endpoint + ": " + e.what());
+  }
 }
+
+void ZmqTransport::disconnect(const std::string& endpoint) { dealers_.erase(endpoint); }
 
 void ZmqTransport::send(const Link& link, const std::string& bytes) {
   try {

@@ -23,7 +23,8 @@ class ZmqTransport final : public Transport {
   Status listen(const std::string& endpoint);
   std::string bound_endpoint() const { return bound_; }
 
-  void connect(const std::string& endpoint) override;
+  Status connect(const std::string& endpoint) override;
+  void disconnect(const std::string& endpoint) override;
   void send(const Link& link, const std::string& bytes) override;
   std::vector<Frame> poll(int timeout_ms) override;
 

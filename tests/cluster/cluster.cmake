@@ -15,7 +15,8 @@ set(REPLOG_CLUSTER_TESTS
   PeerDownDuringWritesGetsEverything peer_down_sigterm
   CatchUpResumesAfterStopMidway catch_up_resume
   PartitionHealsWithoutLossOrDuplication partition
-  HostilePeerIsDroppedAndNodeKeepsServing hostile_peer)
+  HostilePeerIsDroppedAndNodeKeepsServing hostile_peer
+  HostileEndpointsNeverStopOrSteerANode hostile_endpoints)
 
 while(REPLOG_CLUSTER_TESTS)
   list(POP_FRONT REPLOG_CLUSTER_TESTS name script)

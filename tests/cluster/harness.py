@@ -464,7 +464,7 @@ class Cluster:
             check(s["updates"] == sum(s["vector"].values()),
                   "%s: %d updates stored but the vector sums to %d" % (n.name, s["updates"], sum(s["vector"].values())))
             check(not s["forks"], "%s reports forks: %s" % (n.name, s["forks"]))
-            check(not s["writes_blocked"], "%s: writes blocked: %s" % (n.name, s["writes_blocked_reason"]))
+            check(not s["former_origins"], "%s left its origin: %s" % (n.name, s["former_origins"]))
         step("every node: same hash, vector %s, updates = sum of the vector, no forks"
              % ("= calls made" if expected is not None else "equal"))
         return hashes[nodes[0].name]

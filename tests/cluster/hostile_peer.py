@@ -438,9 +438,9 @@ def test(cluster):
     H.check(list(sa["forks"]) == ["%016x" % hostile_id], "a's forks: %s, expected only H" % sa["forks"])
     H.check(not sb["forks"], "b reports forks: %s" % sb["forks"])
     for s, name in ((sa, "a"), (sb, "b")):
-        H.check(s["conflicts"] == 0 and not s["writes_blocked"] and s["unknown_method_updates"] == 0,
-                "%s: conflicts %s, writes_blocked %s (%s), unknown %s" % (name, s["conflicts"], s["writes_blocked"],
-                s["writes_blocked_reason"], s["unknown_method_updates"]))
+        H.check(s["conflicts"] == 0 and not s["former_origins"] and s["unknown_method_updates"] == 0,
+                "%s: conflicts %s, former origins %s, unknown %s" % (name, s["conflicts"], s["former_origins"],
+                s["unknown_method_updates"]))
         H.check(s["updates"] == sum(expected.values()), "%s: %d updates, expected %d" % (
             name, s["updates"], sum(expected.values())))
     H.step("a and b: same hash %s, every call, H#1 only; a reports the one fork, nothing else changed" % ha)

@@ -1,0 +1,371 @@
+// engine::Node's writer: one thread takes every queued request and runs them
+// in one LMDB write transaction (group commit), in named steps:
+//   store_received -> fold_received -> store_calls -> store_peers -> commit,
+// and after a failed transaction, recover_after_abort.
+#include <algorithm>
+#include <future>
+
+#include "node/engine/ingest_check.h"
+#include "node/engine/node.h"
+#include "protocol/bytes.h"
+#include "protocol/limits.h"
+#include "protocol/msgpack_codec.h"
+#include "storage/update_log.h"
+
+namespace replog::engine {
+
+OriginId fresh_origin();  // node.cc
+
+struct Node::Request {
+  enum class Kind { kCall, kIngest, kPeers } kind;
+  std::string method;
+  std::string arg;  // MessagePack
+  std::vector<Update> updates;
+  std::map<std::string, std::string> peers;
+
+  Status status;
+  UpdateId id;
+  IngestReport report;
+  std::promise<void> done;
+};
+
+// One group commit's work in progress.
+struct Node::Batch {
+  Batch(std::vector<std::shared_ptr<Request>>& r, LogTxn& t) : requests(r), txn(t) {}
+  std::vector<std::shared_ptr<Request>>& requests;
+  LogTxn& txn;
+  uint64_t hlc_ceiling = 0;
+  size_t puts = 0;                        // records written in this transaction
+  std::vector<UpdateView> accepted;       // received and stored, to fold (views into requests)
+  std::vector<Update> committed;          // for the commit listener, in commit order
+  std::map<OriginId, VectorEntry> held;   // vector entries, read once per batch and kept current
+};
+
+// --- callers --------------------------------------------------------------------------
+
+Result<UpdateId> Node::call(const std::string& method, const Value& arg) {
+  if (!writable_) return Status::invalid_argument("this node is read-only");
+  if (method.empty() || method.size() > 255) return Status::invalid_argument("method name must be 1..255 bytes");
+  auto req = std::make_shared<Request>();
+  req->kind = Request::Kind::kCall;
+  req->method = method;
+  req->arg = encode_msgpack(arg);
+  // The body is larger than its method and argument: refuse early what can never fit.
+  if (req->arg.size() + method.size() > limits::kMaxUpdateBytes)
+    return Status::invalid_argument("update of more than " + std::to_string(req->arg.size()) +
+                                    " bytes is larger than the " + std::to_string(limits::kMaxUpdateBytes) +
+                                    "-byte limit");
+  REPLOG_RETURN_IF_ERROR(submit(req));
+  if (!req->status) return req->status;
+  return req->id;
+}
+
+Result<IngestReport> Node::ingest(std::vector<Update> updates) {
+  auto req = std::make_shared<Request>();
+  req->kind = Request::Kind::kIngest;
+  req->updates = std::move(updates);
+  REPLOG_RETURN_IF_ERROR(submit(req));
+  if (!req->status) return req->status;
+  return std::move(req->report);
+}
+
+Status Node::save_peers(std::map<std::string, std::string> peers) {
+  auto req = std::make_shared<Request>();
+  req->kind = Request::Kind::kPeers;
+  req->peers = std::move(peers);
+  REPLOG_RETURN_IF_ERROR(submit(req));
+  return req->status;
+}
+
+Status Node::submit(const std::shared_ptr<Request>& req) {
+  if (!writable_) return Status::invalid_argument("this node is read-only");
+  auto done = req->done.get_future();
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    if (stopping_) return Status::invalid_argument("node is closing");
+    queue_.push_back(req);
+  }
+  queue_cv_.notify_one();
+  done.wait();
+  return Status::ok();
+}
+
+// --- the loop -------------------------------------------------------------------------
+
+// Waits for work; false when the node is stopping with nothing left. Runs a
+// deferred re-fold when it falls due before any work arrives.
+bool Node::take_batch(std::vector<std::shared_ptr<Request>>& batch) {
+  std::unique_lock<std::mutex> l(queue_mu_);
+  while (refold_pending_) {
+    int64_t wait_ms = std::max<int64_t>(0, refold_due_ms_ - clock_->now_millis());
+    if (queue_cv_.wait_for(l, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || !queue_.empty(); }))
+      break;
+    l.unlock();
+    {
+      std::lock_guard<std::mutex> state_lock(state_mu_);
+      (void)refold_locked();
+    }
+    refold_pending_ = false;
+    l.lock();
+  }
+  queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
+  if (queue_.empty()) return false;  // stopping, nothing left
+  // Callers woken by the last commit are still queueing: give them a moment
+  // (at most 200 µs) to join this batch, as many as joined the last one.
+  if (queue_.size() < last_batch_size_)
+    queue_cv_.wait_for(l, std::chrono::microseconds(200),
+                       [&] { return stopping_ || queue_.size() >= last_batch_size_; });
+  batch.swap(queue_);
+  last_batch_size_ = batch.size();
+  return true;
+}
+
+void Node::writer_loop() {
+  std::vector<std::shared_ptr<Request>> batch;
+  while (take_batch(batch)) {
+    process(batch);
+    {
+      std::lock_guard<std::mutex> state_lock(state_mu_);
+      refold_pending_ = refold_from_.has_value();
+    }
+    // The deferred re-fold waits until the writer has been idle for a while,
+    // so that a whole catch-up is folded once.
+    if (refold_pending_) refold_due_ms_ = clock_->now_millis() + kRefoldDelayMs;
+    for (auto& r : batch) r->done.set_value();
+    batch.clear();
+    if (since_checkpoint_ >= options_.checkpoint_interval && !refold_pending_) {
+      std::lock_guard<std::mutex> l(state_mu_);
+      (void)write_checkpoint();
+    }
+  }
+}
+
+void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
+  std::lock_guard<std::mutex> state_lock(state_mu_);
+  // A full map is grown (doubled) and the batch run again, a bounded number of times.
+  constexpr int kAttempts = 12;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    Status s = log_->grow_if_needed(attempt > 0);
+    if (s) {
+      auto txn = log_->begin_write();
+      if (!txn) {
+        s = txn.status();
+      } else {
+        Batch b{batch, *txn};
+        s = run_batch(b);
+        if (s) {
+          if (commit_listener_ && !b.committed.empty()) commit_listener_(b.committed);
+          return;
+        }
+      }
+    }
+    recover_after_abort();
+    if (s.code() != Status::Code::kStoreFull || attempt + 1 == kAttempts) {
+      for (auto& r : batch) r->status = s;
+      return;
+    }
+  }
+}
+
+Status Node::run_batch(Batch& b) {
+  b.hlc_ceiling = hlc_->ceiling(options_.max_clock_skew_ms);
+  // Received updates first: local calls get later timestamps anyway.
+  for (auto& req : b.requests)
+    if (req->kind == Request::Kind::kIngest) REPLOG_RETURN_IF_ERROR(store_received(b, *req));
+  REPLOG_RETURN_IF_ERROR(fold_received(b));
+  REPLOG_RETURN_IF_ERROR(store_calls(b));
+  REPLOG_RETURN_IF_ERROR(store_peers(b));
+  // A batch that stored nothing (say, pushes that were all refused) costs no sync to disk.
+  if (b.puts == 0) {
+    b.txn.abort();
+    return Status::ok();
+  }
+  REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kHlc, u64_be(hlc_->high_water())));
+  return b.txn.commit();
+}
+
+// Nothing of the batch is stored: put state and the writer's memory back to
+// what the log holds.
+void Node::recover_after_abort() {
+  auto read = log_->begin_read();
+  if (!read) return;
+  refold_from_.reset();
+  const uint64_t mark = hlc_->high_water();  // timestamps handed out stay handed out
+  (void)read_writer_state(*read);
+  hlc_->advance_to(mark);
+}
+
+// --- steps ------------------------------------------------------------------------------
+
+Status Node::store_received(Batch& b, Request& req) {
+  req.report = IngestReport{};
+  for (const Update& u : req.updates) REPLOG_RETURN_IF_ERROR(store_one_received(b, req, u));
+  return Status::ok();
+}
+
+Status Node::store_one_received(Batch& b, Request& req, const Update& u) {
+  const OriginId origin = u.id().origin;
+  auto cached = b.held.find(origin);
+  if (cached == b.held.end()) cached = b.held.emplace(origin, b.txn.vector_entry(origin).value_or(VectorEntry{})).first;
+  VectorEntry& held = cached->second;
+  HeldOrigin h{held.seq, held.last_hlc, quarantined_.count(origin) > 0, std::nullopt, std::nullopt};
+  std::optional<std::string> body_at_seq;
+  if (u.seq() <= held.seq && !h.quarantined && !is_reserved_origin(origin)) {
+    h.id_at_seq = b.txn.id_of(origin, u.seq());
+    if (h.id_at_seq) body_at_seq = b.txn.body(*h.id_at_seq);
+    if (body_at_seq) h.body_at_seq = *body_at_seq;
+  }
+  IngestReport& rep = req.report;
+  const Verdict v = check_received(u.view(), h, b.hlc_ceiling);
+  if (v == Verdict::kDuplicate) {
+    ++rep.duplicates;
+    return Status::ok();
+  }
+  if (v != Verdict::kAccept) {
+    rep.refused.push_back({u.id(), u.seq(), v, describe_refusal(u.view(), h, v)});
+    if (v != Verdict::kFork) return Status::ok();
+    REPLOG_RETURN_IF_ERROR(b.txn.put_fork(origin, rep.refused.back().detail));
+    ++b.puts;
+    quarantined_.insert(origin);
+    ++rep.forks;
+    if (origin != node_id_) return Status::ok();
+    rep.origin_changed = true;
+    return leave_origin(b, "this node's origin forked: " + rep.refused.back().detail);
+  }
+  REPLOG_RETURN_IF_ERROR(b.txn.put_update(u.id(), u.seq(), u.body()));
+  ++b.puts;
+  hlc_->advance_to(u.id().hlc);
+  held = VectorEntry{u.seq(), u.id().hlc};
+  ++rep.accepted;
+  if (commit_listener_) b.committed.push_back(u);
+  b.accepted.push_back(u.view());
+  if (origin != node_id_) return Status::ok();
+  // Someone else wrote as this node: keep it (others hold it) and write on as a fresh origin.
+  rep.origin_changed = true;
+  return leave_origin(b, "received seq " + std::to_string(u.seq()) + " of this node's origin, which it never wrote");
+}
+
+// Folds what store_received stored: at the head, a few positions late (undo
+// and redo), or far below (deferred, see refold_from_).
+Status Node::fold_received(Batch& b) {
+  if (b.accepted.empty()) return Status::ok();
+  std::sort(b.accepted.begin(), b.accepted.end(), [](const UpdateView& x, const UpdateView& y) { return x.id < y.id; });
+  const UpdateId& first = b.accepted.front().id;
+  auto last = replayer_.last_applied();
+  since_checkpoint_ += b.accepted.size();
+  if (refold_from_) {
+    // State is already waiting for a re-fold: widen it.
+    refold_from_ = std::min(*refold_from_, first);
+  } else if (!last || first > *last) {
+    for (const auto& u : b.accepted) replayer_.apply(u);
+  } else if (replayer_.can_rollback_to(first)) {
+    // The common path with several writers: a few positions late.
+    replayer_.rollback_to(first);
+    return replay_from(b.txn, replayer_.last_applied(), std::nullopt);
+  } else {
+    // Far below the head, beyond the undo window: a node catching up from
+    // several origins lands every batch here. Re-folding from a checkpoint
+    // for each batch would cost the square of the catch-up, so it is done
+    // once, when something needs the state (a local call, a read, the
+    // shutdown checkpoint) or after the writer has been idle kRefoldDelayMs.
+    refold_from_ = first;
+  }
+  return Status::ok();
+}
+
+Status Node::store_calls(Batch& b) {
+  bool any = std::any_of(b.requests.begin(), b.requests.end(),
+                         [](const auto& r) { return r->kind == Request::Kind::kCall; });
+  if (!any) return Status::ok();
+  // Local calls are validated against the head: it must be folded.
+  if (refold_from_) {
+    REPLOG_RETURN_IF_ERROR(load_state(b.txn, *refold_from_, std::nullopt));
+    refold_from_.reset();
+  }
+  for (auto& req : b.requests)
+    if (req->kind == Request::Kind::kCall) REPLOG_RETURN_IF_ERROR(store_one_call(b, *req));
+  return Status::ok();
+}
+
+Status Node::store_one_call(Batch& b, Request& req) {
+  if (!methods_->find(req.method)) {
+    req.status = Status::invalid_argument("unknown method " + req.method);
+    return Status::ok();
+  }
+  if (const LocalCheck* check = methods_->local_check(req.method)) {
+    auto arg = decode_msgpack(req.arg);
+    if (arg) {
+      if (auto why = (*check)(replayer_.state(), *arg)) {
+        req.status = Status::invalid_argument(*why);
+        return Status::ok();
+      }
+    }
+  }
+  const UpdateId id{hlc_->tick(), node_id_};
+  Update u = Update::make(id, own_seq_ + 1, req.method, req.arg);
+  if (u.body().size() > limits::kMaxUpdateBytes) {
+    req.status = Status::invalid_argument("update of " + std::to_string(u.body().size()) + " bytes is larger than the " +
+                                          std::to_string(limits::kMaxUpdateBytes) + "-byte limit");
+    return Status::ok();
+  }
+  auto r = replayer_.apply(u.view());
+  if (r.outcome != Replayer::Outcome::kApplied) {
+    replayer_.rollback_to(id);
+    req.status = Status::invalid_argument(r.failure ? r.failure->message : "refused");
+    return Status::ok();
+  }
+  REPLOG_RETURN_IF_ERROR(b.txn.put_update(id, u.seq(), u.body()));
+  ++b.puts;
+  own_seq_ = u.seq();
+  req.id = id;
+  req.status = Status::ok();
+  ++since_checkpoint_;
+  if (commit_listener_) b.committed.push_back(std::move(u));
+  return Status::ok();
+}
+
+Status Node::store_peers(Batch& b) {
+  for (auto& req : b.requests) {
+    if (req->kind != Request::Kind::kPeers) continue;
+    for (const auto& [endpoint, state] : req->peers) {
+      REPLOG_RETURN_IF_ERROR(b.txn.put_peer(endpoint, state));
+      ++b.puts;
+    }
+    req->status = Status::ok();
+  }
+  return Status::ok();
+}
+
+// Earlier builds stopped writing when this node's origin came from elsewhere
+// and marked the directory; such a node now moves to a fresh origin instead.
+Status Node::leave_blocked_origin() {
+  auto txn = log_->begin_write();
+  if (!txn) return txn.status();
+  auto why = txn->meta(meta::kWritesBlocked);
+  if (!why) return txn->status();
+  std::vector<std::shared_ptr<Request>> none;
+  Batch b{none, *txn};
+  REPLOG_RETURN_IF_ERROR(leave_origin(b, *why));
+  return txn->commit();
+}
+
+// Moves this node to a fresh origin in the batch's transaction, remembering
+// the one it leaves and why. Its data stays; its next call is seq 1 of the new origin.
+Status Node::leave_origin(Batch& b, const std::string& why) {
+  Map former;
+  if (auto bytes = b.txn.meta(meta::kFormerOrigins)) {
+    auto v = decode_msgpack_local(*bytes);
+    if (v && v->is_map()) former = v->as_map();
+  }
+  former[hex16(node_id_)] = Value(why);
+  const OriginId fresh = fresh_origin();
+  REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kFormerOrigins, encode_msgpack(Value(std::move(former)))));
+  REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kNodeId, u64_be(fresh)));
+  REPLOG_RETURN_IF_ERROR(b.txn.delete_meta(meta::kWritesBlocked));
+  b.puts += 2;
+  node_id_ = fresh;
+  own_seq_ = 0;
+  return Status::ok();
+}
+
+}  // namespace replog::engine

@@ -1,0 +1,69 @@
+// SyncStore: what the sync engine needs of a node (docs/ARCHITECTURE.md
+// "Replication"), and nothing more. The engine's Node implements it over
+// LMDB; the simulator can implement it over memory, so that a whole cluster
+// runs in one thread without LMDB or sockets.
+//
+// Thread safety: an implementation may be called from the sync engine's
+// thread while its own writer runs; ingest() and save_peers() may block until
+// their write is durable.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "protocol/update.h"
+#include "protocol/version_vector.h"
+#include "replog/status.h"
+
+namespace replog {
+
+// What ingest decided for one received update (PROTOCOL.md "Receiving updates").
+// Only form is judged here, never content: content is decided in replay.
+enum class Verdict : uint8_t {
+  kAccept = 0,      // the next seq of its origin, in order: stored
+  kDuplicate,       // held already with the same bytes: ignored quietly
+  kFork,            // its (origin, seq) is held with other bytes: evidence stored, origin quarantined
+  kGap,             // beyond the next seq of its origin: not stored; the range is pulled
+  kHlcNotRising,    // its hlc is not above the hlc of the origin's previous update
+  kTooFarAhead,     // its hlc is further ahead of this clock than the skew limit (temporary)
+  kReservedOrigin,  // origin 0 or all ones
+  kQuarantined,     // its origin forked earlier: nothing more of it is taken
+};
+const char* verdict_name(Verdict v);
+
+struct Refused {
+  UpdateId id;
+  uint64_t seq = 0;
+  Verdict verdict = Verdict::kGap;
+  std::string detail;  // one line for logs
+};
+
+struct IngestReport {
+  size_t accepted = 0;
+  size_t duplicates = 0;
+  size_t forks = 0;
+  std::vector<Refused> refused;  // every update neither accepted nor a duplicate
+  bool origin_changed = false;   // this node moved to a fresh origin (its own origin was forked or outrun)
+};
+
+class SyncStore {
+ public:
+  virtual ~SyncStore() = default;
+
+  // This node's origin id; it changes when the node moves to a fresh origin.
+  virtual OriginId node_id() const = 0;
+  virtual std::string cluster_id() const = 0;
+  virtual VersionVector vector() const = 0;
+  // Updates of `origin` from seq `from` on, at most `max_count`, stopping once
+  // `max_bytes` of bodies are gathered (always at least one when held).
+  virtual Result<std::vector<Update>> read_range(OriginId origin, uint64_t from, uint64_t max_count,
+                                                 size_t max_bytes) const = 0;
+  // Received updates, judged for form and stored durably before it returns.
+  virtual Result<IngestReport> ingest(std::vector<Update> updates) = 0;
+  // What the engine knows of its peers (endpoint -> MessagePack state), kept across restarts.
+  virtual Status save_peers(std::map<std::string, std::string> peers) = 0;
+};
+
+}  // namespace replog
