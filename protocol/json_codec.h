@@ -1,4 +1,4 @@
-// The two JSON forms of a Value (DESIGN.md §1, docs/VALUES.md).
+// The two JSON forms of a Value (docs/VALUES.md).
 //
 // Typed JSON round-trips exactly. Plain JSON null, true/false, strings, arrays
 // and objects map to themselves; a number without fraction or exponent is an

@@ -1,5 +1,4 @@
-// MessagePack encoding of Value: the storage and wire form (DESIGN.md §1,
-// PROTOCOL.md "Values").
+// MessagePack encoding of Value: the storage and wire form (PROTOCOL.md "Values").
 //
 //   null, bool, int, float   nil, bool, smallest int encoding, always float64
 //   string, bytes            str, bin

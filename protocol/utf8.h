@@ -1,4 +1,4 @@
-// UTF-8 validation: every string inside a Value is valid UTF-8 (DESIGN.md §1).
+// UTF-8 validation: every string inside a Value is valid UTF-8 (docs/VALUES.md).
 #pragma once
 
 #include <string_view>

@@ -182,15 +182,15 @@ Result<Message> decode(std::string_view frame) {
       }
       case Type::kVector: {
         const auto* b = array(body, 4, "vector");
-        Vector v{static_cast<uint32_t>(uint(b[0], "page")), static_cast<uint32_t>(uint(b[1], "pages")),
-                 boolean(b[2], "reply"), {}};
+        const uint64_t page = uint(b[0], "page"), pages = uint(b[1], "pages");
+        if (pages == 0 || page >= pages || pages > kMaxVectorPages) throw Malformed("vector page out of range");
+        Vector v{static_cast<uint32_t>(page), static_cast<uint32_t>(pages), boolean(b[2], "reply"), {}};
         if (b[3].type != msgpack::type::ARRAY || b[3].via.array.size > kVectorPageEntries)
           throw Malformed("vector entries are not an array of at most " + std::to_string(kVectorPageEntries));
         for (uint32_t i = 0; i < b[3].via.array.size; ++i) {
           const auto* e = array(b[3].via.array.ptr[i], 2, "vector entry");
           v.entries.emplace_back(uint(e[0], "origin"), uint(e[1], "seq"));
         }
-        if (v.pages == 0 || v.page >= v.pages || v.pages > kMaxVectorPages) throw Malformed("vector page out of range");
         return Message(std::move(v));
       }
       case Type::kRequest: {

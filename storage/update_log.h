@@ -1,11 +1,11 @@
-// UpdateLog: one LMDB environment per data directory (DESIGN.md §5,
-// docs/STORAGE.md), with named databases
+// UpdateLog: one LMDB environment per data directory (docs/STORAGE.md), with
+// named databases
 //   log          key(16) = hlc||origin      -> body           (replay order)
 //   seq          origin(8)||seq(8)          -> key(16)
 //   vector       origin(8)                  -> seq(8)||last hlc(8)
 //   meta         name                       -> bytes          (node id, cluster, HLC mark, format)
 //   checkpoints  cut key(16)                -> MessagePack checkpoint
-//   forks        origin(8)                  -> MessagePack fork report (quarantine)
+//   forks        origin(8)                  -> fork report, one line of text (quarantine)
 //   peers        peer endpoint              -> MessagePack peer state (last seen, vector, lag)
 //
 // The environment is plain LMDB: mdb_stat and mdb_dump read it.

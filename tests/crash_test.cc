@@ -1,4 +1,4 @@
-// Crash safety (DESIGN.md §2, §3, §5): a writer killed with SIGKILL at a
+// Crash safety (docs/ARCHITECTURE.md, docs/STORAGE.md): a writer killed with SIGKILL at a
 // random moment, 20 times on the same data directory, loses no acknowledged
 // update, leaves no partial update, no seq gap and no stale checkpoint, and
 // leaves a plain LMDB environment that mdb_stat reads.

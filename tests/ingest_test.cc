@@ -1,4 +1,4 @@
-// Ingest and the local call path (DESIGN.md §2, §3): what a node refuses,
+// Ingest and the local call path (docs/ARCHITECTURE.md, PROTOCOL.md): what a node refuses,
 // what it accepts, and that a refusal stores nothing.
 //
 //   - malformed bodies are refused where bytes enter (Update::parse), so they
@@ -312,7 +312,7 @@ TEST_F(IngestTest, ForkWithAnotherIdForTheSameSeqIsReported) {
 
 TEST_F(IngestTest, TimestampPastMaxClockSkewIsRefusedUntilTheClockCatchesUp) {
   const int64_t skew = NodeOptions{}.max_clock_skew_ms;
-  ASSERT_EQ(skew, 3'600'000) << "DESIGN.md §2: the default --max-clock-skew is 1 hour";
+  ASSERT_EQ(skew, 3'600'000) << "the default --max-clock-skew is 1 hour";
   auto near = set_update(kOriginA, 1, at(kT0 + skew - 5'000), "a", 1);
   auto far = set_update(kOriginA, 2, at(kT0 + skew + 10'000), "a", 2);
 

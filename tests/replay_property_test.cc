@@ -1,4 +1,4 @@
-// Replay properties (DESIGN.md §2, §3): two nodes holding the same updates
+// Replay properties (docs/ARCHITECTURE.md): two nodes holding the same updates
 // compute the same state, whatever the arrival order, restarts, checkpoint
 // placement or undo window.
 //

@@ -1,5 +1,5 @@
 // The sync logic without sockets: SyncEngines over an in-memory transport in
-// one process (DESIGN.md §4: the transport and the clock are interfaces), and
+// one process (the transport and the clock are interfaces), and
 // the wire codec on hostile input.
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -361,6 +361,17 @@ TEST(Wire, TypeOfReadsTheHeaderOnly) {
   EXPECT_FALSE(wire::type_of(std::string("\x93\x01\x09\x90", 4))) << "unknown type";
   EXPECT_EQ(wire::type_of(std::string("\x93\x02\x01\x90", 4)).status().code(), Status::Code::kRefused);
   EXPECT_EQ(*wire::type_of(std::string("\x93\xcc\x01\xcc\x03\x90", 6)), wire::Type::kVector) << "any uint form";
+}
+
+TEST(Wire, VectorPagesAreCheckedBeforeNarrowing) {
+  // [1, 3, [page 0, pages 2^32 + 1, false, []]]: once read as 32 bits, pages would be 1.
+  std::string frame("\x93\x01\x03\x94\x00\xcf\x00\x00\x00\x01\x00\x00\x00\x01\xc2\x90", 16);
+  auto m = wire::decode(frame);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.status().message().find("page"), std::string::npos) << m.status().message();
+  EXPECT_FALSE(wire::decode(wire::encode(wire::Vector{0, 0, false, {}}))) << "pages = 0";
+  EXPECT_FALSE(wire::decode(wire::encode(wire::Vector{0, 65, false, {}}))) << "more than 64 pages";
+  EXPECT_TRUE(wire::decode(wire::encode(wire::Vector{0, 1, false, {}}))) << "an empty vector is one empty page";
 }
 
 TEST(Wire, AFrameWithABadBodyIsMalformedAsAWhole) {

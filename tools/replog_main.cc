@@ -1,4 +1,4 @@
-// replog: one program, one subcommand per job (DESIGN.md §7).
+// replog: one program, one subcommand per job (README.md "The replog program").
 //
 // Options come from the command line, then REPLOG_* environment variables,
 // then a --config file (Boost.Program_options). Errors are one line on stderr

@@ -1,4 +1,4 @@
-// LocalApi: the node's local API (DESIGN.md §7, PROTOCOL.md "Local API").
+// LocalApi: the node's local API (PROTOCOL.md "Local API").
 //
 // A ROUTER on ipc://DATA/api.sock answers requests from the CLI and from
 // applications in any language; a PUB on ipc://DATA/events.sock publishes every

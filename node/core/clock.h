@@ -1,4 +1,4 @@
-// Clock: the wall clock behind an interface, so tests drive time (DESIGN.md §4).
+// Clock: the wall clock behind an interface, so tests drive time (docs/ARCHITECTURE.md).
 //
 // Thread safety: now_millis() may be called from any thread.
 #pragma once

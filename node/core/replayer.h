@@ -1,4 +1,4 @@
-// Replayer: folds updates into a State in key order (DESIGN.md §3).
+// Replayer: folds updates into a State in key order (docs/ARCHITECTURE.md "Replay").
 //
 // apply() takes the next update at the head. Each applied update leaves an
 // UndoEntry in a window of the most recent `undo_window` updates, so that

@@ -84,7 +84,7 @@ Status Node::init(const InitOptions& options) {
     return Status::invalid_argument(options.dir + " already holds a replog data directory");
   if (options.cluster && (options.cluster->empty() || options.cluster->size() > 64 ||
                           options.cluster->find_first_not_of("0123456789abcdefABCDEF-_") != std::string::npos))
-    return Status::invalid_argument("cluster id must be 1..64 characters of [0-9a-f-_]");
+    return Status::invalid_argument("cluster id must be 1..64 characters of [0-9a-fA-F-_]");
   if (sodium_init() < 0) return Status::io_error("libsodium failed to initialise");
   {
     UpdateLog::Options lo;

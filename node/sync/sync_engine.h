@@ -1,4 +1,4 @@
-// SyncEngine: replication by version vectors (DESIGN.md §4, PROTOCOL.md).
+// SyncEngine: replication by version vectors (docs/ARCHITECTURE.md, PROTOCOL.md).
 //
 // Pure protocol logic over a Transport and a Clock: no socket calls, so a
 // cluster can run in one process under simulation. It

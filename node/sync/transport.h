@@ -1,4 +1,4 @@
-// Transport: how frames reach peers (DESIGN.md §4), behind an interface so
+// Transport: how frames reach peers (docs/ARCHITECTURE.md "Replication"), behind an interface so
 // that the sync logic holds no socket and a whole cluster can later run in one
 // process over a simulated network.
 //

@@ -101,6 +101,13 @@ std::vector<Frame> ZmqTransport::poll(int timeout_ms) {
         zmq::socket_t& s = dealers_.at(*keys[i]);
         zmq::message_t payload;
         if (!s.recv(payload, zmq::recv_flags::dontwait)) break;
+        if (payload.more()) {  // our frames are single-part: drop the whole message, as the ROUTER does
+          zmq::message_t extra;
+          while (s.recv(extra, zmq::recv_flags::dontwait) && extra.more()) {
+          }
+          ++dropped_;
+          continue;
+        }
         out.push_back({Link{true, *keys[i]}, payload.to_string()});
       }
     }

@@ -1,4 +1,4 @@
-// ZmqTransport: the Transport over ZeroMQ (DESIGN.md §4). One ROUTER bound to
+// ZmqTransport: the Transport over ZeroMQ (PROTOCOL.md "Transport"). One ROUTER bound to
 // the listening endpoint for incoming links; one DEALER per outgoing link.
 // Every socket has ZMQ_MAXMSGSIZE above the agreed frame size, ZMQ_IMMEDIATE
 // on (nothing queues for a peer that is not connected), heartbeats (a dead peer

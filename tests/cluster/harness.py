@@ -6,7 +6,7 @@ and uses `run(test_function)` from here, which makes a Cluster (temp dirs,
 processes, proxies), runs the test, prints the node logs when it fails, and always
 stops every process it started and removes its temp dirs.
 
-Only PROTOCOL.md and DESIGN.md behaviour is asserted. Reads go through the CLI
+Only behaviour that PROTOCOL.md and docs/ describe is asserted. Reads go through the CLI
 (`replog status --json`, `replog state --hash`), which asks the running node's
 local API; bulk calls go through tools/replog_client.py.
 """
