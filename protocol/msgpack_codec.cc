@@ -40,6 +40,18 @@ void pack_string(Packer& pk, const std::string& s) {
 
 void pack_map(Packer& pk, const Map& m);
 
+// Enum and record payloads are [type name, rest]: `rest` packs the second element.
+template <typename Rest>
+void pack_named_ext(Packer& pk, int8_t ext, const std::string& type, Rest rest) {
+  std::string payload;
+  StringSink sink{payload};
+  Packer inner(sink);
+  inner.pack_array(2);
+  pack_string(inner, type);
+  rest(inner);
+  pack_ext(pk, ext, payload);
+}
+
 // Always float64 (0xcb): msgpack-c's pack_double writes an integral double as
 // an int, which would turn 1.0 into 1 and lose the type.
 void pack_float64(Packer& pk, double d) {
@@ -79,26 +91,12 @@ void pack_value(Packer& pk, const Value& v) {
       pack_ext(pk, kTimestampExt, payload);
       break;
     }
-    case K::kEnum: {
-      std::string payload;
-      StringSink sink{payload};
-      Packer inner(sink);
-      inner.pack_array(2);
-      pack_string(inner, v.as_enum().type);
-      pack_string(inner, v.as_enum().member);
-      pack_ext(pk, kEnumExt, payload);
+    case K::kEnum:
+      pack_named_ext(pk, kEnumExt, v.as_enum().type, [&](Packer& in) { pack_string(in, v.as_enum().member); });
       break;
-    }
-    case K::kRecord: {
-      std::string payload;
-      StringSink sink{payload};
-      Packer inner(sink);
-      inner.pack_array(2);
-      pack_string(inner, v.as_record().type);
-      pack_map(inner, v.as_record().fields);
-      pack_ext(pk, kRecordExt, payload);
+    case K::kRecord:
+      pack_named_ext(pk, kRecordExt, v.as_record().type, [&](Packer& in) { pack_map(in, v.as_record().fields); });
       break;
-    }
     case K::kList:
       pk.pack_array(static_cast<uint32_t>(v.as_list().size()));
       for (const auto& item : v.as_list()) pack_value(pk, item);
