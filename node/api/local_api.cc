@@ -103,55 +103,67 @@ void LocalApi::on_committed(const std::vector<Update>& updates) {
 
 void LocalApi::run() {
   while (!stop_) {
-    zmq::pollitem_t item{router_->handle(), 0, ZMQ_POLLIN, 0};
+    // A request, its reply or an event must never stop the API's thread.
     try {
-      zmq::poll(&item, 1, std::chrono::milliseconds(5));
-    } catch (const zmq::error_t&) {
+      serve_request();
+      publish_events();
+    } catch (const std::exception&) {
+      // That request or event is lost (its client times out); the API goes on.
     }
-    if (item.revents & ZMQ_POLLIN) {
-      std::vector<zmq::message_t> parts;
-      while (true) {
-        zmq::message_t part;
-        if (!router_->recv(part, zmq::recv_flags::dontwait)) break;
-        bool more = part.more();
-        parts.push_back(std::move(part));
-        if (!more) break;
-      }
-      if (parts.size() >= 2) {
-        Value reply;
-        auto req = decode_msgpack(parts.back().to_string_view());
-        if (!req || !req->is_list() || req->as_list().size() != 3 || !req->as_list()[1].is_string()) {
-          reply = reply_error("malformed request: expected [1, op, arg]");
-        } else if (!req->as_list()[0].is_int() || req->as_list()[0].as_int() != 1) {
-          reply = reply_error("unsupported API version (this node speaks 1)");
-        } else {
-          try {
-            reply = handle(req->as_list()[1].as_string(), req->as_list()[2]);
-          } catch (const std::exception& e) {
-            reply = reply_error(e.what());
-          }
-        }
-        std::string bytes = encode_msgpack(reply);
-        for (size_t i = 0; i + 1 < parts.size(); ++i) router_->send(parts[i], zmq::send_flags::sndmore);
-        router_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-      }
+  }
+}
+
+void LocalApi::serve_request() {
+  zmq::pollitem_t item{router_->handle(), 0, ZMQ_POLLIN, 0};
+  try {
+    zmq::poll(&item, 1, std::chrono::milliseconds(5));
+  } catch (const zmq::error_t&) {
+    return;  // EINTR: a signal; the loop looks at stop_
+  }
+  if (!(item.revents & ZMQ_POLLIN)) return;
+  std::vector<zmq::message_t> parts;
+  while (true) {
+    zmq::message_t part;
+    if (!router_->recv(part, zmq::recv_flags::dontwait)) break;
+    bool more = part.more();
+    parts.push_back(std::move(part));
+    if (!more) break;
+  }
+  if (parts.size() < 2) return;
+  Value reply;
+  auto req = decode_msgpack(parts.back().to_string_view());
+  if (!req || !req->is_list() || req->as_list().size() != 3 || !req->as_list()[1].is_string()) {
+    reply = reply_error("malformed request: expected [1, op, arg]");
+  } else if (!req->as_list()[0].is_int() || req->as_list()[0].as_int() != 1) {
+    reply = reply_error("unsupported API version (this node speaks 1)");
+  } else {
+    try {
+      reply = handle(req->as_list()[1].as_string(), req->as_list()[2]);
+    } catch (const std::exception& e) {
+      reply = reply_error(e.what());
     }
-    std::vector<Update> events;
-    {
-      std::lock_guard<std::mutex> l(events_mu_);
-      events.swap(events_);
-    }
-    for (const auto& u : events) {
-      auto arg = decode_msgpack(u.arg());
-      Value event(List{Value(int64_t{1}), Value("update"),
-                       Value(Map{{"id", Value(u.id().to_string())},
-                                 {"origin", Value(hex16(u.id().origin))},
-                                 {"seq", Value(static_cast<int64_t>(u.seq()))},
-                                 {"method", Value(std::string(u.method()))},
-                                 {"arg", arg ? *arg : Value()}})});
-      std::string bytes = encode_msgpack(event);
-      pub_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-    }
+  }
+  std::string bytes = encode_msgpack(reply);
+  for (size_t i = 0; i + 1 < parts.size(); ++i) router_->send(parts[i], zmq::send_flags::sndmore);
+  router_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+}
+
+void LocalApi::publish_events() {
+  std::vector<Update> events;
+  {
+    std::lock_guard<std::mutex> l(events_mu_);
+    events.swap(events_);
+  }
+  for (const auto& u : events) {
+    auto arg = decode_msgpack(u.arg());
+    Value event(List{Value(int64_t{1}), Value("update"),
+                     Value(Map{{"id", Value(u.id().to_string())},
+                               {"origin", Value(hex16(u.id().origin))},
+                               {"seq", Value(static_cast<int64_t>(u.seq()))},
+                               {"method", Value(std::string(u.method()))},
+                               {"arg", arg ? *arg : Value()}})});
+    std::string bytes = encode_msgpack(event);
+    pub_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
   }
 }
 

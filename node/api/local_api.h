@@ -50,6 +50,8 @@ class LocalApi {
 
  private:
   void run();
+  void serve_request();
+  void publish_events();
   Value handle(const std::string& op, const Value& arg);
 
   engine::Node& node_;
