@@ -7,8 +7,10 @@ set -uo pipefail
 R=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null' EXIT
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+# Failures are counted in a file: a check inside a pipeline runs in a subshell,
+# where a variable's increment would be lost.
+: > "$tmp/failures"
+fail() { echo "FAIL: $*"; echo "$*" >> "$tmp/failures"; }
 # expect_error CMD...: must exit non-zero with exactly one line on stderr, nothing on stdout.
 expect_error() {
   local out err code
@@ -98,5 +100,6 @@ REPLOG_DATA="$A" $R state --hash >/dev/null || fail "REPLOG_DATA"
 printf 'data = %s\n' "$A" > "$tmp/replog.conf"
 $R state --config "$tmp/replog.conf" --hash >/dev/null || fail "--config"
 
-if [ $failures -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
+failures=$(wc -l < "$tmp/failures")
+if [ "$failures" -ne 0 ]; then echo "$failures CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -244,43 +244,64 @@ TEST_F(NodeFixture, StateAtATimeFoldsOnlyUpdatesUpToIt) {
   (*head)->read([](const State& s) { EXPECT_EQ(s.get({"v"})->as_int(), 19); });
 }
 
-TEST_F(NodeFixture, CheckpointOfOtherMethodsIsNotUsed) {
-  {
-    auto node = open(2, 5);
-    for (int i = 0; i < 30; ++i) ASSERT_TRUE(node->call("set", set_arg("a", Value(i))));
-  }
-  // A newer replog knows one more method: its digest differs, so it replays from scratch.
-  auto methods = std::make_shared<MethodRegistry>(MethodRegistry::with_builtins());
-  ASSERT_TRUE(methods->add("double", "1", double_method));
-  engine::NodeOptions o;
-  o.dir = dir;
-  o.methods = methods;
-  auto node = engine::Node::open_read_only(o);
-  ASSERT_TRUE(node);
-  (*node)->read([](const State& s) { EXPECT_EQ(s.get({"a"})->as_int(), 29); });
-}
-
-TEST_F(NodeFixture, UnknownMethodIsKeptAndReplayedOnceKnown) {
-  std::vector<Update> ups = {make_update(5, 1, kNow, "set", set_arg("a", Value(3))),
-                                    make_update(5, 2, kNow + 1, "double", Value(Map{{"path", Value("a")}}))};
-  {
-    auto node = open(8, 100);
+// A log where "double" (unknown to the built-ins) doubles a = 3, followed by
+// enough updates that the node built with the built-ins writes a checkpoint
+// whose cut lies past it: that checkpoint holds a = 3, the true fold with
+// "double" known holds a = 6.
+struct UnknownMethodLog {
+  UpdateId double_id;
+  void write(NodeFixture& f) {
+    std::vector<Update> ups = {make_update(5, 1, kNow, "set", set_arg("a", Value(3))),
+                               make_update(5, 2, kNow + 1, "double", Value(Map{{"path", Value("a")}}))};
+    double_id = ups[1].id();
+    for (int i = 0; i < 10; ++i) ups.push_back(make_update(5, 3 + static_cast<uint64_t>(i), kNow + 2 + i, "set",
+                                                           set_arg("b", Value(i))));
+    auto node = f.open(2, 5);
     auto r = node->ingest(ups);
     ASSERT_TRUE(r);
-    EXPECT_EQ(r->accepted, 2u) << "an unknown method is never a reason to refuse";
+    EXPECT_EQ(r->accepted, ups.size()) << "an unknown method is never a reason to refuse";
     node->read([](const State& s) {
       EXPECT_EQ(s.unknown_method_updates(), 1u);
       EXPECT_EQ(s.get({"a"})->as_int(), 3);
     });
+    ASSERT_TRUE(node->close());
+    auto log = UpdateLog::open(f.dir, {});
+    ASSERT_TRUE(log);
+    auto txn = (*log)->begin_read();
+    ASSERT_TRUE(txn);
+    auto cps = txn->checkpoints();
+    ASSERT_FALSE(cps.empty());
+    ASSERT_GT(cps.front().first, double_id) << "the checkpoint must lie past the unknown update to matter";
   }
+};
+
+std::unique_ptr<engine::Node> open_knowing_double(const std::string& dir) {
   auto methods = std::make_shared<MethodRegistry>(MethodRegistry::with_builtins());
-  ASSERT_TRUE(methods->add("double", "1", double_method));
+  EXPECT_TRUE(methods->add("double", "1", double_method));
   engine::NodeOptions o;
   o.dir = dir;
   o.methods = methods;
   auto node = engine::Node::open_read_only(o);
-  ASSERT_TRUE(node);
-  (*node)->read([](const State& s) {
+  EXPECT_TRUE(node);
+  return std::move(node).value();
+}
+
+TEST_F(NodeFixture, CheckpointOfOtherMethodsIsNotUsed) {
+  UnknownMethodLog log;
+  ASSERT_NO_FATAL_FAILURE(log.write(*this));
+  engine::NodeOptions same;
+  same.dir = dir;
+  auto builtins = engine::Node::open_read_only(same);
+  ASSERT_TRUE(builtins);
+  (*builtins)->read([](const State& s) { EXPECT_EQ(s.get({"a"})->as_int(), 3) << "same methods: as before"; });
+  // A newer replog knows one more method: its digest differs, so it replays from scratch.
+  open_knowing_double(dir)->read([](const State& s) { EXPECT_EQ(s.get({"a"})->as_int(), 6); });
+}
+
+TEST_F(NodeFixture, UnknownMethodIsKeptAndReplayedOnceKnown) {
+  UnknownMethodLog log;
+  ASSERT_NO_FATAL_FAILURE(log.write(*this));
+  open_knowing_double(dir)->read([](const State& s) {
     EXPECT_EQ(s.unknown_method_updates(), 0u);
     EXPECT_EQ(s.get({"a"})->as_int(), 6);
   });
