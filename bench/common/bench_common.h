@@ -1,10 +1,12 @@
 // Helpers shared by the benchmark programs (replog_bench, replog_replication_bench):
-// failing loudly, formatting figures, reading the machine's state.
+// failing loudly, timing and progress, formatting figures, reading the machine's
+// state, the run's temp dirs and nodes.
 #pragma once
 
 #include <lmdb.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +14,8 @@
 #include <fstream>
 #include <algorithm>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,6 +43,23 @@ inline void mdb_check(int rc, const std::string& what) {
   if (rc != 0) die(what + ": " + mdb_strerror(rc));
 }
 
+using Steady = std::chrono::steady_clock;
+
+inline double seconds_since(Steady::time_point t0) {
+  return std::chrono::duration<double>(Steady::now() - t0).count();
+}
+
+inline double seconds_between(Steady::time_point a, Steady::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+inline const Steady::time_point g_start = Steady::now();  // the program's start
+
+// A line on stderr, stamped with the seconds since the start.
+inline void progress(const std::string& msg) {
+  std::fprintf(stderr, "[%7.1fs] %s\n", seconds_since(g_start), msg.c_str());
+}
+
 inline std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
@@ -57,6 +78,8 @@ inline std::string grouped(double v) {
   }
   return out;
 }
+
+inline std::string grouped(uint64_t v) { return grouped(static_cast<double>(v)); }
 
 inline std::string rate_text(double per_s) {
   if (per_s >= 100) return grouped(per_s) + "/s";
@@ -117,6 +140,37 @@ inline std::string fresh_dir(const std::string& name) {
   return d;
 }
 
+// A new node directory under the run's temp dir (Node::init makes it).
+inline std::string new_node_dir(const std::string& name, const std::optional<std::string>& cluster = std::nullopt) {
+  std::string d = g_root + "/" + std::to_string(++g_dir_counter) + "-" + name;
+  InitOptions io;
+  io.dir = d;
+  io.cluster = cluster;
+  check(Node::init(io), "Node::init " + name);
+  return d;
+}
+
+inline std::unique_ptr<Node> open_node(const std::string& dir, const std::string& what = "Node::open") {
+  NodeOptions no;
+  no.dir = dir;
+  return must(Node::open(no), what);
+}
+
+inline std::unique_ptr<Node> open_read_only(const std::string& dir,
+                                            const std::string& what = "Node::open_read_only") {
+  NodeOptions no;
+  no.dir = dir;
+  return must(Node::open_read_only(no), what);
+}
+
+// Node::ingest of a batch that must be accepted whole; returns how many were
+// accepted (duplicates are not).
+inline size_t ingest_or_die(Node& node, std::vector<EncodedUpdate> batch, const std::string& what) {
+  auto rep = must(node.ingest(std::move(batch)), "Node::ingest");
+  if (!rep.refused.empty()) die(what + " refused: " + rep.refused.front());
+  return rep.accepted;
+}
+
 // The number of write transactions committed so far in a node's environment.
 inline uint64_t last_txnid(Node& node) {
   MDB_envinfo info;
@@ -143,62 +197,6 @@ inline std::set<std::string> parse_only(const std::string& list, const std::set<
     if (comma == std::string::npos) return out;
     start = comma + 1;
   }
-}
-
-// One figure of a benchmark's table.
-struct Row {
-  std::string fig;      // "1", "5a", ...
-  std::string name;
-  std::string measured;
-  std::string raw;      // the raw reference, as text
-  std::string ratio;    // as text
-  std::string goal;
-  int met = -1;         // -1: no goal, 0: NOT met, 1: met
-  // numbers for --json
-  double value = 0;
-  std::string unit;
-  double raw_value = 0;
-  std::string raw_unit;
-  double ratio_value = 0;
-  std::string note;
-};
-
-// The rows as a Markdown table.
-inline void print_rows_table(const std::vector<Row>& all) {
-  std::vector<std::string> head = {"#", "figure", "measured", "raw reference", "ratio", "goal", "result"};
-  std::vector<std::vector<std::string>> rows;
-  for (const auto& r : all)
-    rows.push_back({r.fig, r.name, r.measured, r.raw, r.ratio, r.goal, r.met < 0 ? "-" : (r.met ? "met" : "NOT met")});
-  std::vector<size_t> w(head.size());
-  for (size_t c = 0; c < head.size(); ++c) {
-    w[c] = head[c].size();
-    for (const auto& row : rows) w[c] = std::max(w[c], row[c].size());
-  }
-  auto line = [&](const std::vector<std::string>& cells) {
-    std::string s = "|";
-    for (size_t c = 0; c < cells.size(); ++c) s += " " + cells[c] + std::string(w[c] - cells[c].size(), ' ') + " |";
-    std::cout << s << "\n";
-  };
-  line(head);
-  std::string sep = "|";
-  for (size_t c = 0; c < head.size(); ++c) sep += std::string(w[c] + 2, '-') + "|";
-  std::cout << sep << "\n";
-  for (const auto& row : rows) line(row);
-}
-
-// The rows as the JSON array of "figures".
-inline void print_rows_json(const std::vector<Row>& all) {
-  std::cout << "[";
-  for (size_t i = 0; i < all.size(); ++i) {
-    const Row& r = all[i];
-    std::cout << (i ? "," : "") << "\n {\"figure\":\"" << json_escape(r.fig) << "\",\"name\":\"" << json_escape(r.name)
-              << "\",\"value\":" << r.value << ",\"unit\":\"" << r.unit << "\",\"raw\":" << r.raw_value
-              << ",\"raw_unit\":\"" << r.raw_unit << "\",\"raw_reference\":\"" << json_escape(r.raw)
-              << "\",\"ratio\":" << r.ratio_value << ",\"measured\":\"" << json_escape(r.measured)
-              << "\",\"goal\":\"" << json_escape(r.goal) << "\",\"met\":"
-              << (r.met < 0 ? "null" : (r.met ? "true" : "false")) << ",\"note\":\"" << json_escape(r.note) << "\"}";
-  }
-  std::cout << "\n]";
 }
 
 }  // namespace replog::bench

@@ -1,0 +1,38 @@
+#include "common/workload.h"
+
+#include "common/bench_common.h"
+#include "node/core/hlc.h"
+#include "protocol/msgpack_codec.h"
+
+namespace replog::bench {
+
+namespace {
+
+uint64_t g_paths = 10'000;
+const uint64_t g_base_hlc = hlc::make(wall_ms() - 600'000, 0);
+
+std::string path_text(uint64_t i) { return "bench.p" + std::to_string(i % g_paths); }
+
+std::string value_text(uint64_t i) {
+  std::string s = "value-" + std::to_string(i) + "-";
+  s.resize(100, 'x');
+  return s;
+}
+
+}  // namespace
+
+void set_workload_paths(uint64_t paths) { g_paths = paths; }
+
+uint64_t base_hlc() { return g_base_hlc; }
+
+Value set_value(uint64_t i) { return Value(Map{{"path", Value(path_text(i))}, {"value", Value(value_text(i))}}); }
+
+std::string set_arg(uint64_t i) { return encode_msgpack(set_value(i)); }
+
+EncodedUpdate dataset_update(uint64_t i, uint64_t origins) {
+  OriginId origin = kOriginBase + i % origins;
+  uint64_t seq = i / origins + 1;
+  return EncodedUpdate{UpdateId{g_base_hlc + i, origin}, encode_body(seq, "set", set_arg(i))};
+}
+
+}  // namespace replog::bench

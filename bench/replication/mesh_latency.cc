@@ -1,0 +1,271 @@
+// Figure 4: --nodes nodes in a full mesh on loopback, each calling at --rate
+// calls/s for --seconds s: from a commit on the origin to the commit and apply
+// on every other node (4a, 4b), until all hashes are equal (4c), and the
+// traffic it took (4d); against Node::call on the origin.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/bench_common.h"
+#include "common/report.h"
+#include "common/workload.h"
+#include "replication/peer_node.h"
+#include "replication/replication.h"
+
+namespace replog::bench {
+
+namespace {
+
+// What a node committed (and applied), with the steady-clock ns of each commit.
+struct Recorder {
+  std::mutex mu;
+  std::vector<std::pair<UpdateId, int64_t>> at;
+  std::atomic<uint64_t> count{0};
+};
+
+struct IdHash {
+  size_t operator()(const UpdateId& id) const { return std::hash<uint64_t>()(id.hlc * 0x9e3779b97f4a7c15ULL ^ id.origin); }
+};
+
+double pct(std::vector<double>& v, double p) {  // v sorted
+  if (v.empty()) return 0;
+  size_t i = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) ;
+  return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
+}
+
+struct Mesh {
+  std::vector<std::unique_ptr<PeerNode>> nodes;
+  std::vector<std::unique_ptr<Recorder>> rec;
+};
+
+// Opens the nodes, each recording its commits, and starts them all peered
+// with all; returns once every link has handshaken.
+void start_mesh(Mesh& m, int nn) {
+  for (int i = 0; i < nn; ++i) {
+    m.nodes.push_back(std::make_unique<PeerNode>());
+    m.rec.push_back(std::make_unique<Recorder>());
+    Recorder* r = m.rec.back().get();
+    m.nodes.back()->on_commit = [r](const std::vector<EncodedUpdate>& ups) {
+      int64_t now = Steady::now().time_since_epoch().count();
+      std::lock_guard<std::mutex> l(r->mu);
+      for (const auto& u : ups) r->at.emplace_back(u.id, now);
+      r->count += ups.size();
+    };
+    m.nodes.back()->open(new_node_dir("mesh-" + std::to_string(i), kCluster), "n" + std::to_string(i));
+  }
+  std::vector<std::string> eps;
+  for (auto& n : m.nodes) eps.push_back(n->endpoint);
+  for (int i = 0; i < nn; ++i) {
+    std::vector<std::string> peers;
+    for (int j = 0; j < nn; ++j)
+      if (j != i) peers.push_back(eps[static_cast<size_t>(j)]);
+    m.nodes[static_cast<size_t>(i)]->start_threaded(peers, 1000 + static_cast<uint64_t>(i));
+  }
+  auto t_wait = Steady::now();
+  while (true) {
+    bool ok = true;
+    for (auto& n : m.nodes) ok = ok && all_peers_ready(*n->engine, static_cast<size_t>(nn - 1));
+    if (ok) break;
+    if (seconds_since(t_wait) > 20) die("figure 4: the mesh did not handshake within 20 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  progress("  mesh ready after " + time_text(seconds_since(t_wait)) + "; calling");
+}
+
+// One caller per node at --rate calls/s for --seconds s; fills each node's
+// call latencies and returns the seconds the calls took.
+double run_callers(Mesh& m, std::vector<std::vector<double>>& call_s) {
+  const int nn = static_cast<int>(m.nodes.size());
+  const auto interval = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / g_opt.rate));
+  const auto t0 = Steady::now() + std::chrono::milliseconds(50);
+  const auto t_end = t0 + std::chrono::milliseconds(static_cast<int64_t>(g_opt.seconds * 1000));
+  call_s.assign(static_cast<size_t>(nn), {});
+  std::vector<std::thread> callers;
+  for (int i = 0; i < nn; ++i) {
+    callers.emplace_back([&, i] {
+      Node& node = *m.nodes[static_cast<size_t>(i)]->node;
+      auto& lat = call_s[static_cast<size_t>(i)];
+      for (uint64_t k = 0;; ++k) {
+        auto t = t0 + k * interval;
+        if (t >= t_end) break;
+        std::this_thread::sleep_until(t);
+        auto c0 = Steady::now();
+        must(node.call("set", set_value(k * static_cast<uint64_t>(nn) + static_cast<uint64_t>(i))), "Node::call");
+        lat.push_back(seconds_since(c0));
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  return seconds_since(t0);
+}
+
+// Waits until every node holds the `total` calls, then checks the hashes.
+void wait_converged(Mesh& m, uint64_t total) {
+  auto t_conv = Steady::now();
+  while (true) {
+    bool all = true;
+    for (auto& r : m.rec) all = all && r->count.load() >= total;
+    if (all) break;
+    if (seconds_since(t_conv) > 60) {
+      std::string counts;
+      for (auto& r : m.rec) counts += " " + grouped(r->count.load());
+      die("figure 4: not every node holds the " + grouped(total) + " calls 60 s after the last one:" + counts);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::string hash0 = m.nodes[0]->node->state_hash();
+  for (auto& n : m.nodes)
+    if (n->node->state_hash() != hash0) die("figure 4: hashes differ after every node holds every call");
+}
+
+// The nodes' counters, summed when they are closed.
+struct Traffic {
+  SyncCounters sum;
+  WireCount wire;
+  uint64_t commits = 0, push_frames = 0;
+  double busy = 0, run = 0, push_s = 0;  // event loops: busy, running, in Push frames
+};
+
+Traffic close_mesh(Mesh& m, const std::vector<uint64_t>& txn0) {
+  Traffic t;
+  for (size_t i = 0; i < m.nodes.size(); ++i) t.commits += last_txnid(*m.nodes[i]->node) - txn0[i];
+  for (auto& n : m.nodes) {
+    n->close();
+    for (int k = 0; k < 7; ++k) t.busy += n->busy_s[k];
+    t.busy += n->tick_s;
+    t.run += seconds_between(n->loop_started, n->loop_ended);
+    t.push_s += n->busy_s[6];
+    t.push_frames += n->busy_frames[6];
+    const auto& c = n->final_counters;
+    t.sum.frames_out += c.frames_out, t.sum.bytes_out += c.bytes_out, t.sum.updates_received += c.updates_received;
+    t.sum.refused_updates += c.refused_updates, t.sum.bad_frames += c.bad_frames;
+    t.wire += n->final_wire;
+  }
+  return t;
+}
+
+// Latencies from the commit listeners' timestamps (one process, one steady clock).
+struct Latencies {
+  std::vector<double> each;  // per (call, receiving node), sorted
+  std::vector<double> all;   // per call, to its slowest receiver, sorted
+  double conv = 0;           // from the last call's commit on its origin to the last commit anywhere
+};
+
+Latencies latencies(const Mesh& m, const std::vector<OriginId>& ids, uint64_t total) {
+  const size_t nn = m.nodes.size();
+  std::unordered_map<UpdateId, int64_t, IdHash> origin_at;
+  int64_t last_origin = 0, last_any = 0;
+  for (size_t i = 0; i < nn; ++i)
+    for (const auto& [id, t] : m.rec[i]->at)
+      if (id.origin == ids[i]) {
+        origin_at[id] = t;
+        last_origin = std::max(last_origin, t);
+      }
+  if (origin_at.size() != total) die("figure 4: origins recorded " + grouped(origin_at.size()) + " calls of " + grouped(total));
+  std::unordered_map<UpdateId, int64_t, IdHash> slowest;
+  Latencies l;
+  l.each.reserve(total * (nn - 1));
+  for (size_t i = 0; i < nn; ++i)
+    for (const auto& [id, t] : m.rec[i]->at) {
+      last_any = std::max(last_any, t);
+      if (id.origin == ids[i]) continue;
+      auto o = origin_at.find(id);
+      if (o == origin_at.end()) die("figure 4: an update no origin committed");
+      l.each.push_back(static_cast<double>(t - o->second) * 1e-9);
+      auto& s = slowest[id];
+      s = std::max(s, t);
+    }
+  l.all.reserve(slowest.size());
+  for (const auto& [id, t] : slowest) l.all.push_back(static_cast<double>(t - origin_at[id]) * 1e-9);
+  std::sort(l.each.begin(), l.each.end());
+  std::sort(l.all.begin(), l.all.end());
+  l.conv = static_cast<double>(last_any - last_origin) * 1e-9;
+  return l;
+}
+
+void add_latency_rows(Latencies& l, std::vector<double>& calls, uint64_t total, double call_window) {
+  const int nn = g_opt.nodes;
+  const std::string setup = std::to_string(nn) + " nodes x " + fmt("%.0f calls/s", g_opt.rate) + ", " +
+                            fmt("%.0f s", g_opt.seconds);
+  const std::string call_raw = "Node::call on the origin (1 durable commit): p50 " + time_text(pct(calls, 50)) +
+                               ", p99 " + time_text(pct(calls, 99));
+  RowBuilder("4a", "commit on origin -> commit+apply on every other node (" + setup + ")")
+      .measured(pct(l.all, 99), "s",
+                "p50 " + time_text(pct(l.all, 50)) + ", p99 " + time_text(pct(l.all, 99)) + ", max " +
+                    time_text(l.all.back()) + " (" + grouped(total) + " calls, " +
+                    rate_text(static_cast<double>(total) / call_window) + ")")
+      .raw(pct(calls, 50), "s", call_raw)
+      .ratio(pct(l.all, 99) / pct(calls, 99), "p99 %.1fx call p99")
+      .goal("p99 < 100 ms", pct(l.all, 99) < 0.1)
+      .add();
+  RowBuilder("4b", "the same per (call, receiving node)")
+      .measured(pct(l.each, 99), "s",
+                "p50 " + time_text(pct(l.each, 50)) + ", p99 " + time_text(pct(l.each, 99)) + ", max " +
+                    time_text(l.each.back()) + " (" + grouped(l.each.size()) + " deliveries)")
+      .raw(pct(calls, 50), "s", call_raw)
+      .ratio(pct(l.each, 99) / pct(calls, 99), "p99 %.1fx call p99")
+      .add();
+  RowBuilder("4c", "all hashes equal after the last call's commit")
+      .measured(l.conv, "s", time_text(l.conv) + " (every node holds every call; hashes checked equal)")
+      .goal("<= 1 s", l.conv <= 1.0)
+      .add();
+}
+
+void add_traffic_row(const Traffic& t, uint64_t total, double call_window) {
+  const int nn = g_opt.nodes;
+  const double deliveries = static_cast<double>(total) * (nn - 1);
+  const double received = static_cast<double>(t.sum.updates_received) / deliveries;
+  std::string by_type;
+  for (int k = 1; k < 7; ++k)
+    if (t.wire.out[k].frames)
+      by_type += std::string(by_type.empty() ? "" : ", ") + kTypeNames[k] + " " + grouped(t.wire.out[k].frames) +
+                 " / " + mib_text(static_cast<double>(t.wire.out[k].bytes));
+  RowBuilder("4d", "traffic of the run")
+      .measured(received, "received/needed",
+                grouped(t.sum.updates_received) + " updates received for " + grouped(deliveries) +
+                    fmt(" deliveries (%.2fx); ", received) + grouped(t.sum.refused_updates) +
+                    " refused for a reason other than a gap; frames out: " + by_type)
+      .raw(deliveries, "deliveries", grouped(deliveries) + " = calls x " + std::to_string(nn - 1) + " other nodes")
+      .ratio(received, "%.2fx")
+      .note(grouped(t.sum.bad_frames) + " bad frames; frames ZmqTransport dropped: " + dropped_text(t.wire) + "; " +
+            grouped(t.commits) + " LMDB commits in all (" +
+            rate_text(static_cast<double>(t.commits) / (nn * call_window)) + " per node) for " +
+            grouped(t.push_frames) + " Push frames received and " + grouped(total) + " calls; event loops busy " +
+            fmt("%.0f%%", 100 * t.busy / t.run) + " of the time (mean), " +
+            time_text(t.push_s / static_cast<double>(std::max<uint64_t>(1, t.push_frames))) +
+            " per Push frame in on_frame")
+      .add();
+}
+
+}  // namespace
+
+void fig_latency() {
+  const int nn = g_opt.nodes;
+  progress("figure 4: " + std::to_string(nn) + " nodes on loopback, " + fmt("%.0f", g_opt.rate) + " calls/s each for " +
+           fmt("%.0f s", g_opt.seconds));
+  Mesh m;
+  start_mesh(m, nn);
+  std::vector<uint64_t> txn0;
+  for (auto& n : m.nodes) txn0.push_back(last_txnid(*n->node));
+  std::vector<std::vector<double>> call_s;
+  const double call_window = run_callers(m, call_s);
+  uint64_t total = 0;
+  for (auto& v : call_s) total += v.size();
+  wait_converged(m, total);
+  std::vector<OriginId> ids;
+  for (auto& n : m.nodes) ids.push_back(n->node->node_id());
+  const Traffic traffic = close_mesh(m, txn0);
+  Latencies l = latencies(m, ids, total);
+  std::vector<double> calls;
+  for (auto& v : call_s) calls.insert(calls.end(), v.begin(), v.end());
+  std::sort(calls.begin(), calls.end());
+  add_latency_rows(l, calls, total, call_window);
+  add_traffic_row(traffic, total, call_window);
+}
+
+}  // namespace replog::bench

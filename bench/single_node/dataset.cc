@@ -1,0 +1,70 @@
+#include <algorithm>
+
+#include "common/bench_common.h"
+#include "common/workload.h"
+#include "node/core/methods.h"
+#include "node/core/replayer.h"
+#include "single_node/single_node.h"
+
+namespace replog::bench {
+
+std::optional<std::string> g_dataset_dir;
+std::optional<std::string> g_scratch_hash;
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::vector<EncodedUpdate> make_dataset() {
+  std::vector<EncodedUpdate> all;
+  all.reserve(g_opt.updates);
+  for (uint64_t i = 0; i < g_opt.updates; ++i) all.push_back(dataset_update(i, kDatasetOrigins));
+  return all;
+}
+
+namespace {
+
+// Node::ingest of the dataset in batches of 1000.
+void ingest_dataset(const std::string& dir, std::vector<EncodedUpdate>& all) {
+  auto node = open_node(dir);
+  const size_t batch = 1000;
+  size_t accepted = 0;
+  for (size_t i = 0; i < all.size(); i += batch) {
+    size_t end = std::min(all.size(), i + batch);
+    std::vector<EncodedUpdate> b(std::make_move_iterator(all.begin() + static_cast<long>(i)),
+                                 std::make_move_iterator(all.begin() + static_cast<long>(end)));
+    accepted += ingest_or_die(*node, std::move(b), "ingest");
+  }
+  if (accepted != all.size()) die("ingest accepted " + std::to_string(accepted) + " of " + std::to_string(all.size()));
+  check(node->close(), "Node::close");
+}
+
+}  // namespace
+
+const std::string& dataset_dir() {
+  if (!g_dataset_dir) {
+    progress("building the dataset (" + grouped(static_cast<double>(g_opt.updates)) + " updates via Node::ingest)");
+    auto all = make_dataset();
+    std::string dir = new_node_dir("dataset");
+    ingest_dataset(dir, all);
+    g_dataset_dir = dir;
+  }
+  return *g_dataset_dir;
+}
+
+const std::string& scratch_hash() {
+  if (!g_scratch_hash) {
+    progress("folding the dataset from scratch in memory for the reference hash");
+    MethodRegistry reg = MethodRegistry::with_builtins();
+    Replayer rep(reg, 1024);
+    for (uint64_t i = 0; i < g_opt.updates; ++i) {
+      auto eu = dataset_update(i, kDatasetOrigins);
+      rep.apply(must(parse_body(eu.id, eu.body), "parse_body"));
+    }
+    g_scratch_hash = rep.state().hash_hex();
+  }
+  return *g_scratch_hash;
+}
+
+}  // namespace replog::bench
