@@ -20,7 +20,7 @@ namespace replog::bench {
 std::string replog_cli_path() { return REPLOG_CLI_PATH; }
 
 bool parse_command_line(const std::vector<std::string>& args, RunOptions& opt, const std::set<std::string>& figures,
-                        void (*usage)(), const TakeOption& take) {
+                        void (*usage)(), const Counts& counts, const TakeOption& take) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     NextValue next = [&]() -> std::string {
@@ -33,10 +33,11 @@ bool parse_command_line(const std::vector<std::string>& args, RunOptions& opt, c
     else if (a == "--dir") opt.dir = next();
     else if (a == "--cli") opt.cli = next();
     else if (a == "--only") opt.only = parse_only(next(), figures);
+    else if (auto c = counts.find(a); c != counts.end()) *c->second = parse_count(next(), a.c_str());
     else if (a == "--help" || a == "-h") {
       usage();
       return false;
-    } else if (!take(a, next)) {
+    } else if (!take || !take(a, next)) {
       usage();
       die("unknown option " + a);
     }

@@ -82,18 +82,17 @@ std::vector<uint64_t> parse_origins(const std::string& text) {
 // Reads the options into g_opt; false after --help.
 bool parse_options(const std::vector<std::string>& args) {
   std::optional<uint64_t> updates, paths, nodes, rate, seconds;
-  auto take = [&](const std::string& a, const NextValue& next) {
-    if (a == "--updates") updates = parse_count(next(), "--updates");
-    else if (a == "--paths") paths = parse_count(next(), "--paths");
-    else if (a == "--nodes") nodes = parse_count(next(), "--nodes");
-    else if (a == "--rate") rate = parse_count(next(), "--rate");
-    else if (a == "--seconds") seconds = parse_count(next(), "--seconds");
-    else if (a == "--origins") g_opt.origins = parse_origins(next());
+  const Counts counts = {
+      {"--updates", &updates}, {"--paths", &paths}, {"--nodes", &nodes}, {"--rate", &rate}, {"--seconds", &seconds}};
+  // --fresh-cap is set as it is read, so --quick, applied after, overrides it.
+  auto take = [](const std::string& a, const NextValue& next) {
+    if (a == "--origins") g_opt.origins = parse_origins(next());
     else if (a == "--fresh-cap") g_opt.fresh_cap_s = static_cast<double>(parse_count(next(), "--fresh-cap"));
     else return false;
     return true;
   };
-  if (!parse_command_line(args, g_opt, {"fresh", "insync", "diff", "memory", "latency"}, usage, take)) return false;
+  const std::set<std::string> figures = {"fresh", "insync", "diff", "memory", "latency"};
+  if (!parse_command_line(args, g_opt, figures, usage, counts, take)) return false;
   if (g_opt.quick) {
     g_opt.updates = 20'000;
     g_opt.paths = 1'000;

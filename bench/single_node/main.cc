@@ -53,18 +53,10 @@ void usage() {
 // Reads the options into g_opt; false after --help.
 bool parse_options(const std::vector<std::string>& args) {
   std::optional<uint64_t> updates, paths, ops, group_ops, stream, batch;
-  auto take = [&](const std::string& a, const NextValue& next) {
-    if (a == "--updates") updates = parse_count(next(), "--updates");
-    else if (a == "--paths") paths = parse_count(next(), "--paths");
-    else if (a == "--ops") ops = parse_count(next(), "--ops");
-    else if (a == "--group-ops") group_ops = parse_count(next(), "--group-ops");
-    else if (a == "--stream") stream = parse_count(next(), "--stream");
-    else if (a == "--batch") batch = parse_count(next(), "--batch");
-    else return false;
-    return true;
-  };
+  const Counts counts = {{"--updates", &updates},     {"--paths", &paths},   {"--ops", &ops},
+                         {"--group-ops", &group_ops}, {"--stream", &stream}, {"--batch", &batch}};
   const std::set<std::string> figures = {"single", "group", "ingest", "replay", "late", "restart", "memory"};
-  if (!parse_command_line(args, g_opt, figures, usage, take)) return false;
+  if (!parse_command_line(args, g_opt, figures, usage, counts)) return false;
   if (g_opt.quick) {
     g_opt.updates = 20'000;
     g_opt.paths = 1'000;
