@@ -26,6 +26,10 @@
 
 namespace replog::bench {
 
+using engine::InitOptions;
+using engine::Node;
+using engine::NodeOptions;
+
 // Prints "PROGRAM: what" and exits 1; each program defines it.
 [[noreturn]] void die(const std::string& what);
 
@@ -165,16 +169,28 @@ inline std::unique_ptr<Node> open_read_only(const std::string& dir,
 
 // Node::ingest of a batch that must be accepted whole; returns how many were
 // accepted (duplicates are not).
-inline size_t ingest_or_die(Node& node, std::vector<EncodedUpdate> batch, const std::string& what) {
+inline size_t ingest_or_die(Node& node, std::vector<Update> batch, const std::string& what) {
   auto rep = must(node.ingest(std::move(batch)), "Node::ingest");
-  if (!rep.refused.empty()) die(what + " refused: " + rep.refused.front());
+  if (!rep.refused.empty()) {
+    const Refused& r = rep.refused.front();
+    die(what + " refused " + r.id.to_string() + ": " + verdict_name(r.verdict) + ": " + r.detail);
+  }
   return rep.accepted;
 }
 
-// The number of write transactions committed so far in a node's environment.
-inline uint64_t last_txnid(Node& node) {
-  MDB_envinfo info;
-  mdb_check(mdb_env_info(node.log().env(), &info), "mdb_env_info");
+// The number of write transactions committed so far in a node's environment,
+// as mdb_env_info tells it (from the newest meta page). The node holds that
+// environment; a second one opened here must not touch the lock file (LMDB
+// would reset it), so it opens read-only without one (MDB_NOLOCK), which is
+// enough to read the meta pages.
+inline uint64_t last_txnid(const Node& node) {
+  MDB_env* env = nullptr;
+  mdb_check(mdb_env_create(&env), "mdb_env_create");
+  int rc = mdb_env_open(env, node.dir().c_str(), MDB_RDONLY | MDB_NOLOCK, 0600);
+  MDB_envinfo info{};
+  if (rc == 0) rc = mdb_env_info(env, &info);
+  mdb_env_close(env);
+  mdb_check(rc, "mdb_env_info " + node.dir());
   return static_cast<uint64_t>(info.me_last_txnid);
 }
 

@@ -2,6 +2,8 @@
 
 #include <filesystem>
 
+#include "protocol/bytes.h"
+
 namespace replog::bench {
 
 RawEnv::RawEnv(const std::string& dir) {
@@ -18,13 +20,14 @@ RawEnv::RawEnv(const std::string& dir) {
 
 RawEnv::~RawEnv() { mdb_env_close(env); }
 
-void RawEnv::put_update(MDB_txn* txn, const UpdateId& id, uint64_t seq, std::string_view body) {
-  auto key = id.key();
+void RawEnv::put_update(MDB_txn* txn, const Update& u) {
+  auto key = u.id().key();
+  const std::string& body = u.body();
   MDB_val k{key.size(), key.data()}, v{body.size(), const_cast<char*>(body.data())};
   mdb_check(mdb_put(txn, log, &k, &v, MDB_NOOVERWRITE), "put log");
   char ik[16];
-  put_u64_be(ik, id.origin);
-  put_u64_be(ik + 8, seq);
+  put_u64_be(ik, u.id().origin);
+  put_u64_be(ik + 8, u.seq());
   MDB_val k2{sizeof ik, ik}, v2{key.size(), key.data()};
   mdb_check(mdb_put(txn, index, &k2, &v2, 0), "put index");
 }

@@ -6,9 +6,7 @@
 
 #include <lmdb.h>
 
-#include <cstdint>
 #include <string>
-#include <string_view>
 
 #include "common/bench_common.h"
 #include "protocol/update.h"
@@ -34,7 +32,7 @@ struct RawEnv {
   }
 
   // The log put and the index put of one update.
-  void put_update(MDB_txn* txn, const UpdateId& id, uint64_t seq, std::string_view body);
+  void put_update(MDB_txn* txn, const Update& u);
 };
 
 }  // namespace replog::bench

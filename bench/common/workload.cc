@@ -29,10 +29,10 @@ Value set_value(uint64_t i) { return Value(Map{{"path", Value(path_text(i))}, {"
 
 std::string set_arg(uint64_t i) { return encode_msgpack(set_value(i)); }
 
-EncodedUpdate dataset_update(uint64_t i, uint64_t origins) {
-  OriginId origin = kOriginBase + i % origins;
+Update dataset_update(uint64_t i, uint64_t origins, OriginId base) {
+  OriginId origin = base + i % origins;
   uint64_t seq = i / origins + 1;
-  return EncodedUpdate{UpdateId{g_base_hlc + i, origin}, encode_body(seq, "set", set_arg(i))};
+  return Update::make(UpdateId{g_base_hlc + i, origin}, seq, "set", set_arg(i));
 }
 
 }  // namespace replog::bench

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <string>
 
-#include "node/engine/node.h"
 #include "protocol/update.h"
 #include "replog/value.h"
 
@@ -29,7 +28,7 @@ Value set_value(uint64_t i);
 std::string set_arg(uint64_t i);  // set_value(i), encoded
 
 // Update i of a dataset of `origins` origins taking turns (origin
-// kOriginBase + i % origins, seq i / origins + 1), hlc base_hlc() + i.
-EncodedUpdate dataset_update(uint64_t i, uint64_t origins);
+// base + i % origins, seq i / origins + 1), hlc base_hlc() + i.
+Update dataset_update(uint64_t i, uint64_t origins, OriginId base = kOriginBase);
 
 }  // namespace replog::bench

@@ -35,16 +35,13 @@ double raw_lmdb_seconds(uint64_t n, uint64_t origins) {
   double s = 0;
   {
     RawEnv raw(dir);
-    std::vector<EncodedUpdate> batch;
+    std::vector<Update> batch;
     for (uint64_t i = 0; i < n; i += 1000) {
       batch.clear();
-      for (uint64_t j = i; j < std::min(n, i + 1000); ++j) {
-        batch.push_back(dataset_update(j, origins));
-        batch.back().id.origin = kRawOrigin + j % origins;
-      }
+      for (uint64_t j = i; j < std::min(n, i + 1000); ++j) batch.push_back(dataset_update(j, origins, kRawOrigin));
       auto t0 = Steady::now();
       raw.write([&](MDB_txn* txn) {
-        for (size_t k = 0; k < batch.size(); ++k) raw.put_update(txn, batch[k].id, (i + k) / origins + 1, batch[k].body);
+        for (const auto& u : batch) raw.put_update(txn, u);
       });
       s += seconds_since(t0);
     }
@@ -101,7 +98,7 @@ double raw_zmq_seconds(size_t frame_bytes, size_t frames) {
 std::string build_source(uint64_t origins, const std::string& name) {
   std::string dir = new_node_dir(name + "-" + std::to_string(origins), kCluster);
   auto node = open_node(dir, "Node::open source");
-  std::vector<EncodedUpdate> batch;
+  std::vector<Update> batch;
   uint64_t accepted = 0;
   for (uint64_t i = 0; i < g_opt.updates; i += 1000) {
     batch.clear();
@@ -162,7 +159,7 @@ Replication replicate(Pair& pair, const std::string& receiver_dir, bool capped) 
   PeerNode src, dst;
   std::atomic<uint64_t> got{0};
   std::atomic<int64_t> first_ns{0}, last_ns{0};
-  dst.on_commit = [&](const std::vector<EncodedUpdate>& ups) {
+  dst.on_commit = [&](const std::vector<Update>& ups) {
     int64_t now = Steady::now().time_since_epoch().count();
     int64_t zero = 0;
     first_ns.compare_exchange_strong(zero, now);

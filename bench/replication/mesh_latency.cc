@@ -50,10 +50,10 @@ void start_mesh(Mesh& m, int nn) {
     m.nodes.push_back(std::make_unique<PeerNode>());
     m.rec.push_back(std::make_unique<Recorder>());
     Recorder* r = m.rec.back().get();
-    m.nodes.back()->on_commit = [r](const std::vector<EncodedUpdate>& ups) {
+    m.nodes.back()->on_commit = [r](const std::vector<Update>& ups) {
       int64_t now = Steady::now().time_since_epoch().count();
       std::lock_guard<std::mutex> l(r->mu);
-      for (const auto& u : ups) r->at.emplace_back(u.id, now);
+      for (const auto& u : ups) r->at.emplace_back(u.id(), now);
       r->count += ups.size();
     };
     m.nodes.back()->open(new_node_dir("mesh-" + std::to_string(i), kCluster), "n" + std::to_string(i));

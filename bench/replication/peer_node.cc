@@ -1,11 +1,12 @@
 #include "replication/peer_node.h"
 
+#include "protocol/wire.h"
+
 namespace replog::bench {
 
 int frame_type(const std::string& bytes) {
-  if (bytes.size() < 3 || static_cast<unsigned char>(bytes[0]) != 0x93 || bytes[1] != 0x01) return 0;
-  int t = static_cast<unsigned char>(bytes[2]);
-  return t >= 1 && t <= 6 ? t : 0;
+  auto type = wire::type_of(bytes);
+  return type ? static_cast<int>(type.value()) : 0;
 }
 
 const char* const kTypeNames[7] = {"other", "hello", "error", "vector", "request", "updates", "push"};
@@ -101,7 +102,7 @@ void PeerNode::open(const std::string& d, const std::string& n) {
   dir = d;
   name = n;
   node = open_node(dir, "Node::open " + name);
-  node->set_commit_listener([this](const std::vector<EncodedUpdate>& ups) {
+  node->set_commit_listener([this](const std::vector<Update>& ups) {
     if (engine) engine->on_committed(ups);
     if (on_commit) on_commit(ups);
   });

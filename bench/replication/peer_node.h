@@ -13,14 +13,13 @@
 
 #include "common/bench_common.h"
 #include "node/core/clock.h"
-#include "node/engine/node.h"
 #include "node/sync/sync_engine.h"
 #include "node/sync/transport.h"
 #include "node/sync/zmq_transport.h"
 
 namespace replog::bench {
 
-// The message type of a frame [1, type, body] as the library encodes it; 0 if unreadable.
+// The message type of a frame (wire::Type, 1 to 6); 0 if unreadable.
 int frame_type(const std::string& bytes);
 extern const char* const kTypeNames[7];  // by frame_type: "other", "hello", ...
 
@@ -45,7 +44,8 @@ std::string dropped_text(const WireCount& w);
 class CountingTransport final : public Transport {
  public:
   explicit CountingTransport(ZmqTransport& inner) : inner_(inner) {}
-  void connect(const std::string& endpoint) override { inner_.connect(endpoint); }
+  Status connect(const std::string& endpoint) override { return inner_.connect(endpoint); }
+  void disconnect(const std::string& endpoint) override { inner_.disconnect(endpoint); }
   void send(const Link& link, const std::string& bytes) override;
   std::vector<Frame> poll(int timeout_ms) override;
   // Stepped mode: frames wait in the outbox until flush(); returns how many of
@@ -79,7 +79,7 @@ struct PeerNode {
   SystemClock system_clock;
   std::unique_ptr<ManualClock> manual_clock;  // stepped mode
   std::unique_ptr<SyncEngine> engine;
-  std::function<void(const std::vector<EncodedUpdate>&)> on_commit;  // set before open()
+  std::function<void(const std::vector<Update>&)> on_commit;  // set before open()
   std::thread loop;
   std::atomic<bool> stop{false};
   SyncCounters final_counters;  // read when the loop (or the node) stops

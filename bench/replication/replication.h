@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "common/run.h"
-#include "storage/update_log.h"
+#include "protocol/version_vector.h"
 
 namespace replog::bench {
 
@@ -50,7 +50,7 @@ extern std::map<uint64_t, Pair> g_pairs;  // by origins
 // The number of updates a vector covers.
 inline uint64_t vector_total(const VersionVector& v) {
   uint64_t n = 0;
-  for (const auto& [_, e] : v) n += e.seq;
+  for (const auto& [_, seq] : v) n += seq;
   return n;
 }
 

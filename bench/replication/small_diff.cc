@@ -39,18 +39,14 @@ uint64_t new_body_bytes(StepPair& sp) {
   auto bodies = must(sp.a.node->read_range(sp.a.node->node_id(), 1, kNew, size_t{1} << 20), "read_range A");
   auto bodies_b = must(sp.b.node->read_range(sp.b.node->node_id(), 1, kNew, size_t{1} << 20), "read_range B");
   uint64_t body_bytes = 0;
-  for (const auto& u : bodies) body_bytes += u.body.size();
-  for (const auto& u : bodies_b) body_bytes += u.body.size();
+  for (const auto& u : bodies) body_bytes += u.body().size();
+  for (const auto& u : bodies_b) body_bytes += u.body().size();
   if (bodies.size() != static_cast<size_t>(kNew) || bodies_b.size() != static_cast<size_t>(kNew))
     die("the new calls are not in the logs");
   return body_bytes;
 }
 
-bool holds(Node& node, OriginId origin, uint64_t seq) {
-  auto v = node.vector();
-  auto it = v.find(origin);
-  return it != v.end() && it->second.seq >= seq;
-}
+bool holds(const Node& node, OriginId origin, uint64_t seq) { return seq_of(node.vector(), origin) >= seq; }
 
 // One round of A: the hops after which each side held the other's new updates,
 // and the hops until the exchange ended.

@@ -54,9 +54,9 @@ void fig_single() {
   double raw_s = 0, node_s = 0;
   while (done < g_opt.single_ops && raw_s + node_s < 2 * g_opt.time_cap_s) {
     const uint64_t i = raw_done++;
-    std::string body = encode_body(i + 1, "set", set_arg(i));
+    const Update u = Update::make(UpdateId{base_hlc() + i, kRawOrigin}, i + 1, "set", set_arg(i));
     auto t0 = Steady::now();
-    raw.write([&](MDB_txn* txn) { raw.put_update(txn, UpdateId{base_hlc() + i, kRawOrigin}, i + 1, body); });
+    raw.write([&](MDB_txn* txn) { raw.put_update(txn, u); });
     raw_s += seconds_since(t0);
     t0 = Steady::now();
     must(node->call("set", set_value(done)), "Node::call");

@@ -16,8 +16,8 @@ double median_of(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-std::vector<EncodedUpdate> make_dataset() {
-  std::vector<EncodedUpdate> all;
+std::vector<Update> make_dataset() {
+  std::vector<Update> all;
   all.reserve(g_opt.updates);
   for (uint64_t i = 0; i < g_opt.updates; ++i) all.push_back(dataset_update(i, kDatasetOrigins));
   return all;
@@ -26,13 +26,13 @@ std::vector<EncodedUpdate> make_dataset() {
 namespace {
 
 // Node::ingest of the dataset in batches of 1000.
-void ingest_dataset(const std::string& dir, std::vector<EncodedUpdate>& all) {
+void ingest_dataset(const std::string& dir, std::vector<Update>& all) {
   auto node = open_node(dir);
   const size_t batch = 1000;
   size_t accepted = 0;
   for (size_t i = 0; i < all.size(); i += batch) {
     size_t end = std::min(all.size(), i + batch);
-    std::vector<EncodedUpdate> b(std::make_move_iterator(all.begin() + static_cast<long>(i)),
+    std::vector<Update> b(std::make_move_iterator(all.begin() + static_cast<long>(i)),
                                  std::make_move_iterator(all.begin() + static_cast<long>(end)));
     accepted += ingest_or_die(*node, std::move(b), "ingest");
   }
@@ -58,10 +58,7 @@ const std::string& scratch_hash() {
     progress("folding the dataset from scratch in memory for the reference hash");
     MethodRegistry reg = MethodRegistry::with_builtins();
     Replayer rep(reg, 1024);
-    for (uint64_t i = 0; i < g_opt.updates; ++i) {
-      auto eu = dataset_update(i, kDatasetOrigins);
-      rep.apply(must(parse_body(eu.id, eu.body), "parse_body"));
-    }
+    for (uint64_t i = 0; i < g_opt.updates; ++i) rep.apply(dataset_update(i, kDatasetOrigins).view());
     g_scratch_hash = rep.state().hash_hex();
   }
   return *g_scratch_hash;

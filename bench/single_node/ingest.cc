@@ -17,12 +17,11 @@ constexpr size_t kBatch = 1000;
 constexpr size_t kBlocks = 10;
 
 // Raw: updates [b0, b1) as the same puts, 1000 updates per commit; returns seconds.
-double raw_block(RawEnv& raw, const std::vector<EncodedUpdate>& all, size_t b0, size_t b1) {
+double raw_block(RawEnv& raw, const std::vector<Update>& all, size_t b0, size_t b1) {
   auto t0 = Steady::now();
   for (size_t i = b0; i < b1; i += kBatch) {
     raw.write([&](MDB_txn* txn) {
-      for (size_t j = i; j < std::min(b1, i + kBatch); ++j)
-        raw.put_update(txn, all[j].id, j / kDatasetOrigins + 1, all[j].body);
+      for (size_t j = i; j < std::min(b1, i + kBatch); ++j) raw.put_update(txn, all[j]);
     });
   }
   return seconds_since(t0);
@@ -30,8 +29,8 @@ double raw_block(RawEnv& raw, const std::vector<EncodedUpdate>& all, size_t b0, 
 
 // Node: updates [b0, b1) through Node::ingest (the copies are made untimed);
 // returns seconds and adds what was accepted to `accepted`.
-double node_block(Node& node, const std::vector<EncodedUpdate>& all, size_t b0, size_t b1, size_t& accepted) {
-  std::vector<std::vector<EncodedUpdate>> batches;
+double node_block(Node& node, const std::vector<Update>& all, size_t b0, size_t b1, size_t& accepted) {
+  std::vector<std::vector<Update>> batches;
   for (size_t i = b0; i < b1; i += kBatch)
     batches.emplace_back(all.begin() + static_cast<long>(i), all.begin() + static_cast<long>(std::min(b1, i + kBatch)));
   auto t0 = Steady::now();

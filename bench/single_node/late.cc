@@ -33,7 +33,7 @@ std::vector<Update> late_base_updates(uint64_t m) {
   for (uint64_t i = 0; i < m; ++i) {
     OriginId origin = kOriginBase + i % kDatasetOrigins;
     UpdateId id{base_hlc() + 2 * i + 2, origin};
-    base.push_back(must(parse_body(id, encode_body(i / kDatasetOrigins + 1, "set", set_arg(i))), "parse_body"));
+    base.push_back(Update::make(id, i / kDatasetOrigins + 1, "set", set_arg(i)));
   }
   return base;
 }
@@ -42,12 +42,12 @@ std::vector<Update> late_base_updates(uint64_t m) {
 // returns the median cost of one in-order apply over the chunks.
 double apply_in_order(Replayer& rep, const std::vector<Update>& base) {
   const uint64_t m = base.size();
-  for (uint64_t i = 0; i < m / 2; ++i) rep.apply(base[i]);
+  for (uint64_t i = 0; i < m / 2; ++i) rep.apply(base[i].view());
   std::vector<double> chunks;  // in-order cost per update, per chunk of 100
   for (uint64_t i = m / 2; i < m; i += 100) {
     const uint64_t e = std::min(m, i + 100);
     auto t0 = Steady::now();
-    for (uint64_t j = i; j < e; ++j) rep.apply(base[j]);
+    for (uint64_t j = i; j < e; ++j) rep.apply(base[j].view());
     chunks.push_back(seconds_since(t0) / static_cast<double>(e - i));
   }
   return median_of(chunks);
@@ -58,19 +58,19 @@ double apply_in_order(Replayer& rep, const std::vector<Update>& base) {
 double late_cost(Replayer& rep, const std::vector<Update>& base, uint64_t k, int reps) {
   const uint64_t m = base.size();
   uint64_t li = 7'777'777 + k;
-  UpdateId lid{base[m - k].id.hlc - 1, kLateOrigin};
-  Update late = must(parse_body(lid, encode_body(1, "set", set_arg(li))), "parse_body late");
+  UpdateId lid{base[m - k].id().hlc - 1, kLateOrigin};
+  const Update late = Update::make(lid, 1, "set", set_arg(li));
   std::vector<double> times;
   for (int r = 0; r < reps; ++r) {
     if (!rep.can_rollback_to(lid)) die("late k=" + std::to_string(k) + " is outside the undo window");
     auto t = Steady::now();
     rep.rollback_to(lid);
-    rep.apply(late);
-    for (uint64_t j = m - k; j < m; ++j) rep.apply(base[j]);
+    rep.apply(late.view());
+    for (uint64_t j = m - k; j < m; ++j) rep.apply(base[j].view());
     times.push_back(seconds_since(t));
     // Put the state back (untimed): take the late update out again.
     rep.rollback_to(lid);
-    for (uint64_t j = m - k; j < m; ++j) rep.apply(base[j]);
+    for (uint64_t j = m - k; j < m; ++j) rep.apply(base[j].view());
   }
   return median_of(times);
 }
@@ -116,7 +116,7 @@ void fig_late_k() {
 // --- 5b, 5c: a shuffled stream --------------------------------------------------------
 
 struct Stream {
-  std::vector<EncodedUpdate> in_order;  // key order
+  std::vector<Update> in_order;  // key order
   std::vector<size_t> arrival;          // indexes into in_order, in arrival order
   double mean_late = 0;                 // positions, over updates that arrive late
   size_t max_late = 0;
@@ -156,8 +156,7 @@ Stream make_stream(uint64_t n) {
   for (uint64_t i = 0; i < n; ++i) {
     size_t o = rng() % 8;
     origin_of[i] = o;
-    st.in_order.push_back(EncodedUpdate{UpdateId{base_hlc() + i, kOriginBase + o},
-                                        encode_body(++seq[o], "set", set_arg(i))});
+    st.in_order.push_back(Update::make(UpdateId{base_hlc() + i, kOriginBase + o}, ++seq[o], "set", set_arg(i)));
   }
   std::vector<double> last(8, -1);
   std::vector<std::pair<double, size_t>> score(n);
@@ -190,7 +189,7 @@ void count_late_batches(const Stream& st, size_t bs, StreamTimes& out) {
   for (size_t a = 0; a < n; a += bs) {
     std::optional<UpdateId> lo, hi;
     for (size_t b = a; b < std::min(n, a + bs); ++b) {
-      const auto& id = st.in_order[st.arrival[b]].id;
+      const auto& id = st.in_order[st.arrival[b]].id();
       if (!lo || id < *lo) lo = id;
       if (!hi || id > *hi) hi = id;
     }
@@ -214,7 +213,7 @@ struct StreamNode {
 void ingest_in_turn(const Stream& st, StreamNode (&nodes)[2]) {
   const size_t n = st.in_order.size();
   const size_t bs = g_opt.batch;
-  std::vector<EncodedUpdate> batch;
+  std::vector<Update> batch;
   size_t round = 0;
   for (size_t a = 0; a < n; a += bs, ++round) {
     for (int pass = 0; pass < 2; ++pass) {
@@ -260,9 +259,7 @@ StreamTimes ingest_stream(const Stream& st) {
 // The node's apply logic without LMDB: sort the batch; if it sorts below the
 // head, roll back to its first key and re-apply everything from there.
 double replay_stream(const Stream& st, bool shuffled, std::string& hash) {
-  std::vector<Update> ups;
-  ups.reserve(st.in_order.size());
-  for (const auto& eu : st.in_order) ups.push_back(must(parse_body(eu.id, eu.body), "parse_body"));
+  const std::vector<Update>& ups = st.in_order;
   MethodRegistry reg = MethodRegistry::with_builtins();
   Replayer rep(reg, 1024);
   std::map<UpdateId, const Update*> held;
@@ -272,15 +269,16 @@ double replay_stream(const Stream& st, bool shuffled, std::string& hash) {
   for (size_t a = 0; a < n; a += g_opt.batch) {
     batch.clear();
     for (size_t b = a; b < std::min(n, a + g_opt.batch); ++b) batch.push_back(&ups[shuffled ? st.arrival[b] : b]);
-    std::sort(batch.begin(), batch.end(), [](const Update* x, const Update* y) { return x->id < y->id; });
-    for (const Update* u : batch) held.emplace(u->id, u);
+    std::sort(batch.begin(), batch.end(), [](const Update* x, const Update* y) { return x->id() < y->id(); });
+    for (const Update* u : batch) held.emplace(u->id(), u);
     auto last = rep.last_applied();
-    if (!last || batch.front()->id > *last) {
-      for (const Update* u : batch) rep.apply(*u);
+    const UpdateId& first = batch.front()->id();
+    if (!last || first > *last) {
+      for (const Update* u : batch) rep.apply(u->view());
     } else {
-      if (!rep.can_rollback_to(batch.front()->id)) die("stream: late beyond the undo window");
-      rep.rollback_to(batch.front()->id);
-      for (auto it = held.lower_bound(batch.front()->id); it != held.end(); ++it) rep.apply(*it->second);
+      if (!rep.can_rollback_to(first)) die("stream: late beyond the undo window");
+      rep.rollback_to(first);
+      for (auto it = held.lower_bound(first); it != held.end(); ++it) rep.apply(it->second->view());
     }
   }
   double s = seconds_since(t0);

@@ -10,7 +10,6 @@
 
 #include "common/bench_common.h"
 #include "common/report.h"
-#include "common/workload.h"
 #include "node/core/methods.h"
 #include "node/core/replayer.h"
 #include "protocol/msgpack_codec.h"
@@ -44,19 +43,14 @@ struct InMemory {
 
 // The dataset parsed, then decoded (raw) and replayed in turn, kCpuReps times.
 InMemory replay_in_memory() {
-  std::vector<Update> ups;
-  ups.reserve(g_opt.updates);
-  for (uint64_t i = 0; i < g_opt.updates; ++i) {
-    auto eu = dataset_update(i, kDatasetOrigins);
-    ups.push_back(must(parse_body(eu.id, eu.body), "parse_body"));
-  }
+  const std::vector<Update> ups = make_dataset();
   MethodRegistry reg = MethodRegistry::with_builtins();
   InMemory out;
   std::optional<Replayer> last;
   for (int k = 0; k < kCpuReps; ++k) {
     size_t ok = 0;
     auto t0 = Steady::now();
-    for (const auto& u : ups) ok += decode_msgpack(u.arg).is_ok();
+    for (const auto& u : ups) ok += decode_msgpack(u.arg()).is_ok();
     out.raw_s = std::min(out.raw_s, seconds_since(t0));
     if (ok != ups.size()) die("decode_msgpack failed on the dataset");
 
@@ -64,7 +58,7 @@ InMemory replay_in_memory() {
     last.emplace(reg, 1024);
     size_t applied = 0;
     t0 = Steady::now();
-    for (const auto& u : ups) applied += last->apply(u).outcome == Replayer::Outcome::kApplied;
+    for (const auto& u : ups) applied += last->apply(u.view()).outcome == Replayer::Outcome::kApplied;
     out.s = std::min(out.s, seconds_since(t0));
     if (applied != ups.size()) die("replay skipped updates of the dataset");
   }

@@ -47,7 +47,7 @@ double median_of(std::vector<double> v);
 
 constexpr uint64_t kDatasetOrigins = 4;
 
-std::vector<EncodedUpdate> make_dataset();
+std::vector<Update> make_dataset();
 
 // A closed node holding the dataset (checkpoints as Node::close leaves them):
 // figure 3's node, or built here when figure 3 did not run.
