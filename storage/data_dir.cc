@@ -6,6 +6,8 @@
 #include <charconv>
 #include <utility>
 
+#include "protocol/bytes.h"
+
 namespace replog {
 
 namespace {
@@ -42,6 +44,12 @@ std::string duration_text(int64_t ms) {
 
 bool is_busy(const Status& s) { return s.code() == Status::Code::kBusy; }
 
+Status in_use(const std::string& dir, const LockHolder& holder, int64_t waited_ms) {
+  std::string msg = dir + " is in use by another writer (" + holder.describe() + ")";
+  if (waited_ms > 0) msg += ": still locked after " + duration_text(waited_ms);
+  return Status::busy(std::move(msg));
+}
+
 }  // namespace
 
 std::string LockHolder::describe() const {
@@ -63,9 +71,7 @@ std::string DataDir::socket_dir_for(const std::string& absolute_dir) {
   unsigned char digest[8];
   crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char*>(absolute_dir.data()),
                      absolute_dir.size(), nullptr, 0);
-  std::string dir = "/tmp/replog-";
-  for (unsigned char c : digest) dir += "0123456789abcdef"[c >> 4], dir += "0123456789abcdef"[c & 15];
-  return dir;
+  return "/tmp/replog-" + to_hex(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
 }
 
 Result<std::string> DataDir::absolute_path() const {
@@ -145,8 +151,7 @@ Result<std::unique_ptr<FileLock>> DataDir::lock_for_node(
       if (lock) after_locking();
       if (marked) remove_own_starting_mark();
       if (lock || !is_busy(lock.status())) return lock;
-      return Status::busy(path_ + " is in use by another writer (" + lock_holder().describe() +
-                          "): still locked after " + duration_text(timeout_ms));
+      return in_use(path_, lock_holder(), timeout_ms);
     }
     if (!said && waiting) {
       waiting("waiting up to " + duration_text(timeout_ms) + " for " + path_ + ", locked by another writer (" +
@@ -175,8 +180,7 @@ Result<CommandLock> DataDir::lock_for_command(const std::string& name, int64_t t
       return locked;
     }
     if (!is_busy(lock.status())) return lock.status();
-    if (env_.now_millis() >= deadline)
-      return Status::busy(path_ + " is in use by another writer (" + lock_holder().describe() + ")");
+    if (env_.now_millis() >= deadline) return in_use(path_, lock_holder(), timeout_ms);
     env_.sleep_millis(std::clamp<int64_t>(deadline - env_.now_millis(), 1, kPollMs));
   }
 }

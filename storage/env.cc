@@ -20,6 +20,7 @@ Status errno_status(const std::string& path, int err) {
   std::string msg = path + ": " + std::strerror(err);
   if (err == ENOENT) return Status::not_found(std::move(msg));
   if (err == EWOULDBLOCK) return Status::busy(std::move(msg));
+  if (err == ENOSPC) return Status::no_space(std::move(msg));
   return Status::io_error(std::move(msg));
 }
 

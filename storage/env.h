@@ -10,7 +10,7 @@
 // Errors come back as Status naming the path and the OS's reason
 // ("DATA/LOCK: No space left on device"), with codes from errno_status():
 // kNotFound for a missing file, kBusy for a lock held by someone else,
-// kIOError for everything else.
+// kNoSpace for a full disk, kIOError for everything else.
 //
 // Thread safety: Env::posix() is safe to use from any thread. A FileLock is
 // owned by one thread at a time.
@@ -80,7 +80,7 @@ class Env {
 };
 
 // The Status for an OS error `err` (an errno value) on `path`: kNotFound for
-// ENOENT, kBusy for EWOULDBLOCK, kIOError otherwise; the message is
+// ENOENT, kBusy for EWOULDBLOCK, kNoSpace for ENOSPC, kIOError otherwise; the message is
 // "PATH: strerror(err)". Shared by every Env so that their errors read alike.
 Status errno_status(const std::string& path, int err);
 

@@ -9,7 +9,8 @@
 //
 // A switched operation fails the way the real Env would, with errno_status()
 // on the path, so the code under test sees the same Status codes and messages
-// (kBusy for EWOULDBLOCK, kNotFound for ENOENT, kIOError otherwise). It lives
+// (kBusy for EWOULDBLOCK, kNotFound for ENOENT, kNoSpace for ENOSPC, kIOError
+// otherwise). It lives
 // with the tests, not in storage/, because nothing but a test has a use for it.
 //
 // Thread safety: switches, counts and the manual clock are guarded by a mutex;
