@@ -294,11 +294,16 @@ TEST(DataDir, LiveMarkMakesACommandGiveWayBeforeTouchingTheLock) {
 
 // --- faults through FaultyEnv ---------------------------------------------------------------
 
-TEST(DataDirFaults, LockFileThatCannotBeOpenedFailsWithItsPathAndReason) {
+// A data directory whose Env fails what each test switches on.
+class DataDirFaults : public ::testing::Test {
+ protected:
   TempDir tmp;
   FaultyEnv env;
+  DataDir d{tmp.path(), env};
+};
+
+TEST_F(DataDirFaults, LockFileThatCannotBeOpenedFailsWithItsPathAndReason) {
   env.fail(FaultyEnv::Op::kLock, EIO);
-  DataDir d(tmp.path(), env);
   auto node = d.lock_for_node(1000);
   ASSERT_FALSE(node);
   EXPECT_EQ(node.status().code(), Status::Code::kIOError);
@@ -310,12 +315,9 @@ TEST(DataDirFaults, LockFileThatCannotBeOpenedFailsWithItsPathAndReason) {
   EXPECT_EQ(command.status().message(), tmp.path() + "/LOCK: Input/output error");
 }
 
-TEST(DataDirFaults, HeldLockIsWaitedForUpToTheBoundThenNamed) {
-  TempDir tmp;
-  FaultyEnv env;
+TEST_F(DataDirFaults, HeldLockIsWaitedForUpToTheBoundThenNamed) {
   env.use_manual_time(1'000'000);
   env.fail(FaultyEnv::Op::kLock, EWOULDBLOCK);
-  DataDir d(tmp.path(), env);
   int lines = 0;
   auto lock = d.lock_for_node(30'000, [&](const std::string&) { ++lines; });
   ASSERT_FALSE(lock);
@@ -326,11 +328,8 @@ TEST(DataDirFaults, HeldLockIsWaitedForUpToTheBoundThenNamed) {
   EXPECT_EQ(lines, 1);
 }
 
-TEST(DataDirFaults, FullDiskDoesNotStopANodeFromTakingTheLock) {
-  TempDir tmp;
-  FaultyEnv env;
+TEST_F(DataDirFaults, FullDiskDoesNotStopANodeFromTakingTheLock) {
   env.fail(FaultyEnv::Op::kWrite, ENOSPC);
-  DataDir d(tmp.path(), env);
   auto lock = d.lock_for_node(1000);
   ASSERT_TRUE(lock) << lock.status().message();
   Status s = d.publish_api({"ipc://a", "ipc://b"});
@@ -338,8 +337,7 @@ TEST(DataDirFaults, FullDiskDoesNotStopANodeFromTakingTheLock) {
   EXPECT_EQ(s.message(), tmp.path() + "/api.endpoint: No space left on device");
 }
 
-TEST(DataDirFaults, UnmakeableSocketDirectoryIsAnError) {
-  FaultyEnv env;
+TEST_F(DataDirFaults, UnmakeableSocketDirectoryIsAnError) {
   env.fail(FaultyEnv::Op::kMakeDir, EACCES);
   std::string dir = "/srv/" + std::string(90, 'd');
   auto e = DataDir(dir, env).api_endpoints();
@@ -348,17 +346,14 @@ TEST(DataDirFaults, UnmakeableSocketDirectoryIsAnError) {
             "local API socket directory: " + DataDir::socket_dir_for(dir) + ": Permission denied");
 }
 
-TEST(DataDirFaults, UnreadableLockStateIsAnErrorNotANode) {
-  TempDir tmp;
-  FaultyEnv env;
+TEST_F(DataDirFaults, UnreadableLockStateIsAnErrorNotANode) {
   env.fail(FaultyEnv::Op::kLockProbe, EIO);
-  auto probe = DataDir(tmp.path(), env).node_running();
+  auto probe = d.node_running();
   ASSERT_FALSE(probe);
   EXPECT_EQ(probe.status().message(), tmp.path() + "/LOCK: Input/output error");
 }
 
-TEST(DataDirFaults, FailingWorkingDirectoryIsReportedForARelativePath) {
-  FaultyEnv env;
+TEST_F(DataDirFaults, FailingWorkingDirectoryIsReportedForARelativePath) {
   env.fail(FaultyEnv::Op::kCurrentDir, ENOENT);
   auto e = DataDir("rel", env).api_endpoints();
   ASSERT_FALSE(e);
