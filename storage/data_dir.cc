@@ -138,28 +138,26 @@ std::optional<int64_t> DataDir::starting_node() const {
 
 Result<std::unique_ptr<FileLock>> DataDir::lock_for_node(
     int64_t timeout_ms, const std::function<void(const std::string&)>& waiting) const {
+  std::string note = std::to_string(env_.process_id()) + " node";
+  auto lock = env_.lock_file(lock_file(), note);
+  if (lock) after_locking();
+  if (lock || !is_busy(lock.status())) return lock;
+  if (timeout_ms <= 0) return in_use(path_, lock_holder(), 0);
+  if (waiting)
+    waiting("waiting up to " + duration_text(timeout_ms) + " for " + path_ + ", locked by another writer (" +
+            lock_holder().describe() + ")");
   int64_t deadline = env_.now_millis() + timeout_ms;
   // Without the mark (a full disk, say) the node still starts; commands then
   // do not give way, and the node waits for them like for any other holder.
   bool marked = put_starting_mark(deadline).is_ok();
-  std::string note = std::to_string(env_.process_id()) + " node";
-  bool said = false;
-  for (;;) {
-    auto lock = env_.lock_file(lock_file(), note);
-    bool done = lock || !is_busy(lock.status()) || env_.now_millis() >= deadline;
-    if (done) {
-      if (lock) after_locking();
-      if (marked) remove_own_starting_mark();
-      if (lock || !is_busy(lock.status())) return lock;
-      return in_use(path_, lock_holder(), timeout_ms);
-    }
-    if (!said && waiting) {
-      waiting("waiting up to " + duration_text(timeout_ms) + " for " + path_ + ", locked by another writer (" +
-              lock_holder().describe() + ")");
-      said = true;
-    }
+  do {
     env_.sleep_millis(std::clamp<int64_t>(deadline - env_.now_millis(), 1, kPollMs));
-  }
+    lock = env_.lock_file(lock_file(), note);
+  } while (!lock && is_busy(lock.status()) && env_.now_millis() < deadline);
+  if (lock) after_locking();
+  if (marked) remove_own_starting_mark();
+  if (lock || !is_busy(lock.status())) return lock;
+  return in_use(path_, lock_holder(), timeout_ms);
 }
 
 Result<CommandLock> DataDir::lock_for_command(const std::string& name, int64_t timeout_ms) const {

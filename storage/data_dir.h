@@ -122,9 +122,8 @@ class DataDir {
   // --- the lock ----------------------------------------------------------------
   // For a node: takes LOCK, waiting at most `timeout_ms` while someone else
   // holds it. When it has to wait it calls `waiting` once, before waiting, with
-  // one line naming the holder and the bound. The NODE_STARTING mark is up
-  // while it waits and removed when it returns. kBusy, naming the holder, when
-  // the bound passes.
+  // one line naming the holder and the bound, and puts the NODE_STARTING mark
+  // up until it returns. kBusy, naming the holder, when the bound passes.
   Result<std::unique_ptr<FileLock>> lock_for_node(
       int64_t timeout_ms = kNodeLockTimeoutMs,
       const std::function<void(const std::string&)>& waiting = {}) const;

@@ -179,6 +179,7 @@ TEST(DataDir, PublishedApiCountsOnlyWhileANodeHoldsTheLock) {
 TEST(DataDir, NodeWaitsForACommandInAnotherProcessThenStarts) {
   TempDir tmp;
   auto command = command_holding_lock(tmp.path(), "call", 1000);
+  ASSERT_TRUE(DataDir(tmp.path()).publish_api({"ipc://old/api.sock", "ipc://old/events.sock"}));
   std::vector<std::string> said;
   auto start = std::chrono::steady_clock::now();
   auto lock = DataDir(tmp.path()).lock_for_node(10'000, [&](const std::string& line) { said.push_back(line); });
@@ -189,6 +190,7 @@ TEST(DataDir, NodeWaitsForACommandInAnotherProcessThenStarts) {
   EXPECT_NE(said[0].find("pid " + std::to_string(command->pid()) + ", command call"), std::string::npos) << said[0];
   EXPECT_NE(said[0].find("up to 10 s"), std::string::npos) << said[0];
   EXPECT_FALSE(::access(DataDir(tmp.path()).node_starting_file().c_str(), F_OK) == 0) << "mark removed";
+  EXPECT_FALSE(::access(DataDir(tmp.path()).endpoint_file().c_str(), F_OK) == 0) << "a stale api.endpoint removed";
   EXPECT_EQ(command->wait_exit(), 0);
 }
 
@@ -309,7 +311,7 @@ TEST_F(DataDirFaults, LockFileThatCannotBeOpenedFailsWithItsPathAndReason) {
   EXPECT_EQ(node.status().code(), Status::Code::kIOError);
   EXPECT_EQ(node.status().message(), tmp.path() + "/LOCK: Input/output error");
   EXPECT_EQ(env.calls(FaultyEnv::Op::kLock), 1) << "an error that is not 'held' is not waited out";
-  EXPECT_NE(::access(d.node_starting_file().c_str(), F_OK), 0) << "mark removed";
+  EXPECT_NE(::access(d.node_starting_file().c_str(), F_OK), 0) << "no mark left";
   auto command = d.lock_for_command("call", 1000);
   ASSERT_FALSE(command);
   EXPECT_EQ(command.status().message(), tmp.path() + "/LOCK: Input/output error");
@@ -326,12 +328,35 @@ TEST_F(DataDirFaults, HeldLockIsWaitedForUpToTheBoundThenNamed) {
   EXPECT_EQ(env.now_millis(), 1'030'000) << "waited the whole bound, not more";
   EXPECT_GT(env.calls(FaultyEnv::Op::kLock), 100) << "tried again while waiting";
   EXPECT_EQ(lines, 1);
+  EXPECT_NE(::access(d.node_starting_file().c_str(), F_OK), 0) << "mark removed";
+}
+
+TEST_F(DataDirFaults, LockThatBreaksWhileWaitedForIsNotWaitedOut) {
+  env.use_manual_time(1'000'000);
+  env.fail(FaultyEnv::Op::kLock, EWOULDBLOCK, "", 2);
+  env.fail(FaultyEnv::Op::kLock, EIO);
+  auto node = d.lock_for_node(30'000);
+  ASSERT_FALSE(node);
+  EXPECT_EQ(node.status().message(), tmp.path() + "/LOCK: Input/output error");
+  EXPECT_EQ(env.calls(FaultyEnv::Op::kLock), 3);
+  env.heal(FaultyEnv::Op::kLock);
+  env.fail(FaultyEnv::Op::kLock, EWOULDBLOCK, "", 2);
+  env.fail(FaultyEnv::Op::kLock, EIO);
+  auto command = d.lock_for_command("call", 30'000);
+  ASSERT_FALSE(command);
+  EXPECT_EQ(command.status().message(), tmp.path() + "/LOCK: Input/output error");
+  EXPECT_EQ(env.calls(FaultyEnv::Op::kLock), 6);
+  EXPECT_EQ(env.now_millis(), 1'000'000 + 4 * 50) << "two waits of one poll each, twice";
 }
 
 TEST_F(DataDirFaults, FullDiskDoesNotStopANodeFromTakingTheLock) {
+  env.use_manual_time(1'000'000);
   env.fail(FaultyEnv::Op::kWrite, ENOSPC);
+  env.fail(FaultyEnv::Op::kLock, EWOULDBLOCK, "", 3);
   auto lock = d.lock_for_node(1000);
   ASSERT_TRUE(lock) << lock.status().message();
+  EXPECT_EQ(env.calls(FaultyEnv::Op::kLock), 4) << "held for three tries, taken on the fourth";
+  EXPECT_EQ(env.calls(FaultyEnv::Op::kWrite), 1) << "the mark it could not write";
   Status s = d.publish_api({"ipc://a", "ipc://b"});
   EXPECT_EQ(s.code(), Status::Code::kNoSpace);
   EXPECT_EQ(s.message(), tmp.path() + "/api.endpoint: No space left on device");

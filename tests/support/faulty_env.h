@@ -5,6 +5,8 @@
 //   env.fail(FaultyEnv::Op::kWrite, ENOSPC);          // every write: disk full
 //   env.fail(FaultyEnv::Op::kLock, EWOULDBLOCK);      // LOCK is held by "someone"
 //   env.fail(FaultyEnv::Op::kRead, EIO, "/LOCK");     // only paths ending in /LOCK
+//   env.fail(FaultyEnv::Op::kLock, EWOULDBLOCK, "", 3);  // held for 3 tries,
+//   env.fail(FaultyEnv::Op::kLock, EIO);                 // then broken
 //   env.use_manual_time(1'000);                       // bounded waits end at once
 //
 // A switched operation fails the way the real Env would, with errno_status()
@@ -17,6 +19,7 @@
 // the wrapped Env is called outside it.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -34,10 +37,11 @@ class FaultyEnv : public Env {
   explicit FaultyEnv(Env& base = Env::posix()) : base_(base) {}
 
   // From now on `op` fails with `err` (an errno value), on every path or only
-  // on paths that end with `path_suffix`.
-  void fail(Op op, int err, std::string path_suffix = "") {
+  // on paths that end with `path_suffix`, for `times` failing calls (-1: until
+  // heal()). Faults given for one op apply one after the other, in order.
+  void fail(Op op, int err, std::string path_suffix = "", int times = -1) {
     std::lock_guard<std::mutex> l(mu_);
-    faults_[op] = Fault{err, std::move(path_suffix)};
+    faults_[op].push_back(Fault{err, std::move(path_suffix), times});
   }
   void heal(Op op) {
     std::lock_guard<std::mutex> l(mu_);
@@ -117,6 +121,7 @@ class FaultyEnv : public Env {
   struct Fault {
     int err;
     std::string path_suffix;
+    int times_left;  // -1: no end
   };
 
   // Counts the call; the Status a switched-on fault gives `path`, else OK.
@@ -124,15 +129,19 @@ class FaultyEnv : public Env {
     std::lock_guard<std::mutex> l(mu_);
     ++calls_[op];
     auto it = faults_.find(op);
-    if (it == faults_.end()) return Status::ok();
-    const std::string& suffix = it->second.path_suffix;
+    if (it == faults_.end() || it->second.empty()) return Status::ok();
+    Fault& fault = it->second.front();
+    const std::string& suffix = fault.path_suffix;
     bool matches = path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
-    return matches ? errno_status(path, it->second.err) : Status::ok();
+    if (!matches) return Status::ok();
+    Status s = errno_status(path, fault.err);
+    if (fault.times_left > 0 && --fault.times_left == 0) it->second.pop_front();
+    return s;
   }
 
   Env& base_;
   mutable std::mutex mu_;
-  std::map<Op, Fault> faults_;  // guarded by mu_
+  std::map<Op, std::deque<Fault>> faults_;  // guarded by mu_
   std::map<Op, int> calls_;     // guarded by mu_
   int64_t manual_ms_ = -1;      // guarded by mu_; -1: the base's clock
 };
