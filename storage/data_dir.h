@@ -20,10 +20,10 @@
 //                           absolute path>, made 0700.
 //
 // The lock, in three moves:
-//   - A node (lock_for_node) leaves the NODE_STARTING mark, then waits, bounded
-//     (30 s unless told otherwise), for LOCK, saying once whose lock it waits
-//     for. A short-lived command that holds LOCK finishes and the node starts;
-//     before, a node gave up at once and stayed down.
+//   - A node (lock_for_node) that finds LOCK held leaves the NODE_STARTING
+//     mark and waits, bounded (30 s in `replog node`), saying once whose lock
+//     it waits for. A short-lived command that holds LOCK finishes and the node
+//     starts; before, a node gave up at once and stayed down.
 //   - A command (lock_for_command) gives way to a live mark: it takes no lock
 //     and says a node is starting, so its caller waits for the node
 //     (wait_for_node_api) and sends its request there. Otherwise it waits
