@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "protocol/bytes.h"
+#include "storage/data_dir.h"
 
 namespace replog {
 
@@ -44,7 +45,8 @@ Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const
   } else if (!S_ISDIR(st.st_mode)) {
     return Status::invalid_argument(dir + ": not a directory");
   }
-  if (!options.create && ::stat((dir + "/data.mdb").c_str(), &st) != 0)
+  const std::string data_file = DataDir(dir).data_file();
+  if (!options.create && ::stat(data_file.c_str(), &st) != 0)
     return Status::not_found(dir + ": not a replog data directory (run replog init)");
 
   std::unique_ptr<UpdateLog> log(new UpdateLog());
@@ -54,7 +56,7 @@ Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const
   mdb_env_set_maxdbs(log->env_, 16);
   mdb_env_set_maxreaders(log->env_, 256);
   size_t map = options.initial_map_bytes;
-  if (::stat((dir + "/data.mdb").c_str(), &st) == 0 && static_cast<size_t>(st.st_size) > map)
+  if (::stat(data_file.c_str(), &st) == 0 && static_cast<size_t>(st.st_size) > map)
     map = static_cast<size_t>(st.st_size) * 2;
   mdb_env_set_mapsize(log->env_, map);
   rc = mdb_env_open(log->env_, dir.c_str(), MDB_NOTLS, 0600);

@@ -61,10 +61,12 @@ expect_error $R state --data "$tmp/none" | grep -q "no such data directory" || f
 expect_error $R resolve --data "$A" 00000000000000000000000000000001 | grep -q "no open conflict" || fail "resolve closed"
 [ "$($R state --data "$A" --hash)" = "$before" ] || fail "refused calls changed state"
 
-# the directory lock: a second writer is refused at once, readers are not
-flock -x "$A/LOCK" -c 'sleep 3' & sleep 0.3
-expect_error $R call --data "$A" set '{"path":"x","value":1}' | grep -q "in use by another writer" || fail "lock"
+# the directory lock: a second writer waits at most --lock-wait (default 5 s)
+# and then names the holder; readers never wait
+flock -x "$A/LOCK" -c 'sleep 2' & sleep 0.3
+expect_error $R call --data "$A" --lock-wait 0.2 set '{"path":"x","value":1}' | grep -q "in use by another writer" || fail "lock"
 $R state --data "$A" --hash >/dev/null || fail "reader blocked by the lock"
+$R call --data "$A" set '{"path":"x","value":1}' >/dev/null || fail "a writer waits for a short-lived holder"
 wait
 
 # working apart, then exchanging logs: same hash on both, a conflict surfaced

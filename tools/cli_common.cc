@@ -30,6 +30,11 @@ Options::Options(std::string command, std::string usage, bool with_data)
   }
 }
 
+void Options::add_lock_wait(int64_t default_ms) {
+  desc_.add_options()("lock-wait", po::value<double>()->default_value(static_cast<double>(default_ms) / 1000),
+                      "wait at most this many seconds for the data directory's lock");
+}
+
 bool Options::parse(const std::vector<std::string>& args) {
   po::store(po::command_line_parser(args).options(desc_).positional(pos_).run(), vm_);
   if (vm_.count("help")) {
@@ -61,6 +66,11 @@ engine::NodeOptions Options::node_options() const {
   o.max_clock_skew_ms = get<int64_t>("max-clock-skew");
   o.checkpoint_interval = get<uint64_t>("checkpoint-interval");
   o.undo_window = get<size_t>("undo-window");
+  if (has("lock-wait")) {
+    double seconds = get<double>("lock-wait");
+    if (!(seconds >= 0 && seconds <= 86'400)) throw CommandError("--lock-wait must be 0 to 86400 seconds");
+    o.lock_wait_ms = static_cast<int64_t>(seconds * 1000);
+  }
   return o;
 }
 

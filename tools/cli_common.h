@@ -42,6 +42,9 @@ class Options {
   Options(std::string command, std::string usage, bool with_data = true);
   po::options_description_easy_init add() { return desc_.add_options(); }
   void positional(const char* name, int count) { pos_.add(name, count); }
+  // Adds --lock-wait SECONDS for a command that writes: how long it waits for
+  // the data directory's lock (storage/data_dir.h). node_options() carries it.
+  void add_lock_wait(int64_t default_ms);
   // Parses; returns false when --help was printed.
   bool parse(const std::vector<std::string>& args);
 

@@ -2,8 +2,9 @@
 //
 // Options come from the command line, then REPLOG_* environment variables,
 // then a --config file (Boost.Program_options). Errors are one line on stderr
-// and a non-zero exit. Commands that write take the data directory's lock;
-// read-only ones read LMDB concurrently and never take it.
+// and a non-zero exit. Commands that write send their work to a running (or
+// starting) node's local API, or else take the data directory's lock
+// (storage/data_dir.h); read-only ones read LMDB concurrently and never take it.
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 #include "replog/schema.h"
+#include "storage/data_dir.h"
 #include "storage/update_log.h"
 #include "tools/cli_common.h"
 
@@ -33,8 +35,6 @@ namespace {
 
 json to_json_value(const Value& v) { return json::parse(to_typed_json(v)); }
 
-std::unique_ptr<Node> open_writer(const Options& o) { return unwrap(Node::open(o.node_options())); }
-
 // The running node's local API, when a daemon holds the data directory.
 zmq::context_t& api_context() {
   static zmq::context_t context(1);
@@ -42,6 +42,49 @@ zmq::context_t& api_context() {
 }
 std::unique_ptr<ApiClient> running_node(const Options& o) {
   return ApiClient::connect_if_running(o.node_options().dir, api_context());
+}
+
+// Where a writing command's work goes (storage/data_dir.h has the rules): to
+// the local API of a node that runs or is starting, once it serves (a command
+// gives way rather than hold a starting node up); else into the data
+// directory itself, under its lock.
+struct Writer {
+  std::unique_ptr<ApiClient> api;  // set: send the work here
+  std::unique_ptr<Node> node;      // set: write directly
+};
+
+// A starting node waits for the lock (30 s unless told otherwise), then opens
+// its log; a command that gave way waits for both.
+constexpr int64_t kStartingNodeWaitMs = 60'000;
+
+Writer open_writer(const Options& o, const std::string& command) {
+  NodeOptions no = o.node_options();
+  DataDir dir(no.dir);
+  for (int attempt = 0;; ++attempt) {
+    if (!unwrap(dir.node_running()).running) {
+      CommandLock lock = unwrap(dir.lock_for_command(command, no.lock_wait_ms));
+      if (lock.outcome == CommandLock::Outcome::kLocked) return {nullptr, unwrap(Node::open(no, std::move(lock.lock)))};
+    }
+    auto endpoints = dir.wait_for_node_api(kStartingNodeWaitMs);
+    if (endpoints) return {unwrap(ApiClient::connect(*endpoints, api_context())), nullptr};
+    // kNotFound: the node gave up or stopped, so the directory may be free: look again, once.
+    if (endpoints.status().code() != Status::Code::kNotFound || attempt > 0) check(endpoints.status());
+  }
+}
+
+// For a command the local API does not carry (import): the directory itself,
+// under its lock, or a one-line error naming the node that runs or starts.
+std::unique_ptr<Node> open_writer_offline(const Options& o, const std::string& command) {
+  NodeOptions no = o.node_options();
+  DataDir dir(no.dir);
+  if (unwrap(dir.node_running()).running)
+    throw CommandError(no.dir + " is in use by a running node (" + dir.lock_holder().describe() + "); " + command +
+                       " works while no node runs");
+  CommandLock lock = unwrap(dir.lock_for_command(command, no.lock_wait_ms));
+  if (lock.outcome == CommandLock::Outcome::kNodeStarting)
+    throw CommandError(no.dir + ": a node is starting (pid " + std::to_string(lock.node_pid) + "); " + command +
+                       " works while no node runs");
+  return unwrap(Node::open(no, std::move(lock.lock)));
 }
 std::unique_ptr<Node> open_reader(const Options& o, std::optional<int64_t> at = std::nullopt) {
   return unwrap(Node::open_read_only(o.node_options(), at));
@@ -104,39 +147,39 @@ int print_call(const Options& o, const UpdateId& id, const Status& closed = Stat
   return 0;
 }
 
+// Makes one call as `command` (call, resolve), through a node or directly.
+int call_and_print(const Options& o, const std::string& command, const std::string& method, const Value& arg) {
+  Writer w = open_writer(o, command);
+  if (w.api) {
+    Value r = unwrap(w.api->request("call", Value(Map{{"method", Value(method)}, {"arg", arg}})));
+    return print_call(o, unwrap(UpdateId::parse(r.find("id") ? r.find("id")->as_string() : "")));
+  }
+  UpdateId id = unwrap(w.node->call(method, arg));
+  return print_call(o, id, w.node->close());
+}
+
 int cmd_call(const std::vector<std::string>& args) {
   Options o("call", "--data DIR METHOD ARG_JSON   (ARG_JSON is typed JSON; '-' reads it from stdin)");
   o.add()("method", po::value<std::string>()->required(), "the method")(
       "arg", po::value<std::string>()->required(), "its argument, as typed JSON");
   o.positional("method", 1);
   o.positional("arg", 1);
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
   std::string text = o.get<std::string>("arg");
   if (text == "-") text = read_stdin();
   Value arg = unwrap(parse_typed_json(text));
-  if (auto api = running_node(o)) {
-    Value r = unwrap(api->request("call", Value(Map{{"method", Value(o.get<std::string>("method"))}, {"arg", arg}})));
-    return print_call(o, unwrap(UpdateId::parse(r.find("id") ? r.find("id")->as_string() : "")));
-  }
-  auto node = open_writer(o);
-  UpdateId id = unwrap(node->call(o.get<std::string>("method"), arg));
-  return print_call(o, id, node->close());
+  return call_and_print(o, "call", o.get<std::string>("method"), arg);
 }
 
 int cmd_resolve(const std::vector<std::string>& args) {
   Options o("resolve", "--data DIR UPDATE_ID   (closes the conflict of that update)");
   o.add()("update", po::value<std::string>()->required(), "the skipped update's id (32 hex digits)");
   o.positional("update", 1);
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
   UpdateId target = unwrap(UpdateId::parse(o.get<std::string>("update")));
-  Value arg(Map{{"update", Value(target.to_string())}});
-  if (auto api = running_node(o)) {
-    Value r = unwrap(api->request("call", Value(Map{{"method", Value("resolve")}, {"arg", arg}})));
-    return print_call(o, unwrap(UpdateId::parse(r.find("id") ? r.find("id")->as_string() : "")));
-  }
-  auto node = open_writer(o);
-  UpdateId id = unwrap(node->call("resolve", arg));
-  return print_call(o, id, node->close());
+  return call_and_print(o, "resolve", "resolve", Value(Map{{"update", Value(target.to_string())}}));
 }
 
 // --- state -------------------------------------------------------------------------
@@ -340,9 +383,11 @@ int cmd_node(const std::vector<std::string>& args) {
       "insecure", "plain TCP, unencrypted (required until CURVE exists)")(
       "log-level", po::value<std::string>()->default_value("info"), "error, warn, info or debug")(
       "anti-entropy-ms", po::value<int64_t>()->default_value(1000), "interval of anti-entropy rounds (jittered)");
+  o.add_lock_wait(DataDir::kNodeLockTimeoutMs);
   if (!o.parse(args)) return 0;
   DaemonOptions d;
   d.node = o.node_options();
+  d.node.on_lock_wait = [](const std::string& line) { std::cerr << "replog node: " << line << std::endl; };
   if (o.has("listen")) d.listen = o.get<std::string>("listen");
   if (o.has("advertise")) d.advertise = o.get<std::string>("advertise");
   if (o.has("peer")) d.peers = o.get<std::vector<std::string>>("peer");
@@ -479,11 +524,12 @@ int cmd_import(const std::vector<std::string>& args) {
   Options o("import", "--data DIR [FILE]   (MessagePack or JSON lines, as export writes; stdin unless FILE)");
   o.add()("file", po::value<std::string>(), "read from here instead of stdin");
   o.positional("file", 1);
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
   std::string data = o.has("file") ? read_file(o.get<std::string>("file")) : read_stdin();
   ImportFile file = parse_updates(data);
   std::vector<Update>& updates = file.updates;
-  auto node = open_writer(o);
+  auto node = open_writer_offline(o, "import");
   IngestReport total;
   const size_t batch = 1000;
   bool progress = isatty(2);

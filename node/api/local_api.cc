@@ -1,13 +1,5 @@
 #include "node/api/local_api.h"
 
-#include <fcntl.h>
-#include <sodium.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <fstream>
-
 #include "protocol/bytes.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
@@ -15,14 +7,6 @@
 namespace replog {
 
 namespace {
-
-constexpr size_t kMaxIpcPath = 100;  // sun_path is 108 bytes on Linux, with room for "ipc://"
-
-std::string absolute(const std::string& dir) {
-  char buf[4096];
-  if (dir.empty() || dir[0] == '/' || ::getcwd(buf, sizeof buf) == nullptr) return dir;
-  return std::string(buf) + "/" + dir;
-}
 
 Value reply_ok(Value result) { return Value(List{Value(int64_t{1}), Value("ok"), std::move(result)}); }
 Value reply_error(const std::string& message) { return Value(List{Value(int64_t{1}), Value("error"), Value(message)}); }
@@ -55,23 +39,16 @@ Value node_status(const engine::Node& node, Value peers) {
                    {"peers", std::move(peers)}});
 }
 
-ApiEndpoints api_endpoints_for(const std::string& dir) {
-  std::string abs = absolute(dir);
-  if (abs.size() + 20 <= kMaxIpcPath) return {"ipc://" + abs + "/api.sock", "ipc://" + abs + "/events.sock"};
-  unsigned char h[8];
-  crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(abs.data()), abs.size(), nullptr, 0);
-  std::string name = "/tmp/replog-" + to_hex(std::string_view(reinterpret_cast<const char*>(h), sizeof h));
-  ::mkdir(name.c_str(), 0700);
-  return {"ipc://" + name + "/api.sock", "ipc://" + name + "/events.sock"};
-}
-
 LocalApi::LocalApi(engine::Node& node, zmq::context_t& context, std::function<Value()> peers_status)
     : node_(node), context_(context), peers_status_(std::move(peers_status)) {}
 
 LocalApi::~LocalApi() { stop(); }
 
 Status LocalApi::start() {
-  endpoints_ = api_endpoints_for(node_.dir());
+  DataDir dir(node_.dir());
+  auto endpoints = dir.api_endpoints();
+  if (!endpoints) return endpoints.status();
+  endpoints_ = std::move(endpoints).value();
   try {
     router_ = std::make_unique<zmq::socket_t>(context_, zmq::socket_type::router);
     router_->set(zmq::sockopt::linger, 0);
@@ -83,9 +60,7 @@ Status LocalApi::start() {
   } catch (const zmq::error_t& e) {
     return Status::io_error("local API on " + endpoints_.api + ": " + e.what());
   }
-  std::ofstream f(node_.dir() + "/api.endpoint", std::ios::trunc);
-  f << endpoints_.api << "\n" << endpoints_.events << "\n";
-  if (!f) return Status::io_error("cannot write " + node_.dir() + "/api.endpoint");
+  REPLOG_RETURN_IF_ERROR(dir.publish_api(endpoints_));
   thread_ = std::thread([this] { run(); });
   return Status::ok();
 }
@@ -93,7 +68,7 @@ Status LocalApi::start() {
 void LocalApi::stop() {
   if (stop_.exchange(true)) return;
   if (thread_.joinable()) thread_.join();
-  ::unlink((node_.dir() + "/api.endpoint").c_str());
+  (void)DataDir(node_.dir()).withdraw_api();
 }
 
 void LocalApi::on_committed(const std::vector<Update>& updates) {
@@ -201,20 +176,22 @@ Value LocalApi::handle(const std::string& op, const Value& arg) {
 }
 
 std::unique_ptr<ApiClient> ApiClient::connect_if_running(const std::string& dir, zmq::context_t& context) {
-  std::ifstream f(dir + "/api.endpoint");
-  std::string endpoint;
-  if (!f || !std::getline(f, endpoint) || endpoint.empty()) return nullptr;
-  // The writer's lock tells whether the node that wrote the file still runs.
-  int fd = ::open((dir + "/LOCK").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return nullptr;
-  bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
-  ::close(fd);
-  if (!held) return nullptr;
-  zmq::socket_t s(context, zmq::socket_type::req);
-  s.set(zmq::sockopt::linger, 0);
-  s.set(zmq::sockopt::immediate, 1);
-  s.connect(endpoint);
-  return std::unique_ptr<ApiClient>(new ApiClient(std::move(s)));
+  auto probe = DataDir(dir).node_running();
+  if (!probe || !probe->api) return nullptr;
+  auto client = connect(*probe->api, context);
+  return client ? std::move(client).value() : nullptr;
+}
+
+Result<std::unique_ptr<ApiClient>> ApiClient::connect(const ApiEndpoints& endpoints, zmq::context_t& context) {
+  try {
+    zmq::socket_t s(context, zmq::socket_type::req);
+    s.set(zmq::sockopt::linger, 0);
+    s.set(zmq::sockopt::immediate, 1);
+    s.connect(endpoints.api);
+    return std::unique_ptr<ApiClient>(new ApiClient(std::move(s)));
+  } catch (const zmq::error_t& e) {
+    return Status::io_error("local API " + endpoints.api + ": " + e.what());
+  }
 }
 
 Result<Value> ApiClient::request(const std::string& op, const Value& arg, int timeout_ms) {

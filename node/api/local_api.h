@@ -2,12 +2,11 @@
 //
 // A ROUTER on ipc://DATA/api.sock answers requests from the CLI and from
 // applications in any language; a PUB on ipc://DATA/events.sock publishes every
-// committed update. When DATA is too deep for a Unix socket path, both live in
-// a directory under the system's temp dir named by a hash of DATA; either way
-// their endpoints are written to DATA/api.endpoint (two lines) while the node
-// runs. Requests are MessagePack [1, op, arg]; replies [1, "ok", result] or
-// [1, "error", message]. Values use the MessagePack value encoding, so enums,
-// times and records keep their types.
+// committed update. Where the sockets live when DATA is too deep for a Unix
+// socket path, and the file that names them while the node runs, are the data
+// directory's (storage/data_dir.h). Requests are MessagePack [1, op, arg];
+// replies [1, "ok", result] or [1, "error", message]. Values use the
+// MessagePack value encoding, so enums, times and records keep their types.
 //
 // Thread safety: runs its own thread; on_committed() may be called from any thread.
 #pragma once
@@ -22,21 +21,14 @@
 
 #include "node/engine/node.h"
 #include "replog/value.h"
+#include "storage/data_dir.h"
 
 namespace replog {
-
-struct ApiEndpoints {
-  std::string api;
-  std::string events;
-};
 
 // The status of a node as the API reports it (and `replog status` prints):
 // node_id, cluster_id, updates, vector, conflicts, forks,
 // unknown_method_updates, former_origins, state_hash, state_pending, peers.
 Value node_status(const engine::Node& node, Value peers);
-
-// The endpoints for a data directory (with the long-path fallback).
-ApiEndpoints api_endpoints_for(const std::string& dir);
 
 class LocalApi {
  public:
@@ -69,8 +61,9 @@ class LocalApi {
 // come back as Status.
 class ApiClient {
  public:
-  // Connects when DATA/api.endpoint names a running node; null otherwise.
+  // Connects when a node runs on `dir` and serves its API; null otherwise.
   static std::unique_ptr<ApiClient> connect_if_running(const std::string& dir, zmq::context_t& context);
+  static Result<std::unique_ptr<ApiClient>> connect(const ApiEndpoints& endpoints, zmq::context_t& context);
   Result<Value> request(const std::string& op, const Value& arg, int timeout_ms = 30'000);
 
  private:

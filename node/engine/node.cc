@@ -2,17 +2,14 @@
 // (group commit, ingest, local calls) is in writer.cc.
 #include "node/engine/node.h"
 
-#include <fcntl.h>
 #include <sodium.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "node/core/checkpoint.h"
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
+#include "storage/data_dir.h"
 #include "storage/update_log.h"
 
 namespace replog::engine {
@@ -27,25 +24,6 @@ std::string random_hex(size_t bytes) {
   std::string raw(bytes, '\0');
   randombytes_buf(raw.data(), raw.size());
   return to_hex(raw);
-}
-
-Result<int> take_lock(const std::string& dir) {
-  std::string path = dir + "/LOCK";
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::io_error(path + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    char buf[32] = {0};
-    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-    ::close(fd);
-    std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
-    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-    return Status::busy(dir + " is in use by another writer (pid " + pid + ")");
-  }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
-    // The pid is informational only; the lock is what counts.
-  }
-  return fd;
 }
 
 Status read_identity(LogTxn& txn, const std::string& dir, OriginId& node_id, std::string& cluster) {
@@ -80,7 +58,8 @@ Node::Node(const NodeOptions& options)
       replayer_(*methods_, options.undo_window) {}
 
 Status Node::init(const InitOptions& options) {
-  if (::access((options.dir + "/data.mdb").c_str(), F_OK) == 0)
+  DataDir dir(options.dir);
+  if (dir.holds_log())
     return Status::invalid_argument(options.dir + " already holds a replog data directory");
   if (options.cluster && (options.cluster->empty() || options.cluster->size() > 64 ||
                           options.cluster->find_first_not_of("0123456789abcdefABCDEF-_") != std::string::npos))
@@ -91,19 +70,17 @@ Status Node::init(const InitOptions& options) {
     lo.create = true;
     auto log = UpdateLog::open(options.dir, lo);
     if (!log) return log.status();
-    auto lock = take_lock(options.dir);
+    auto lock = dir.lock_for_command("init", 0);
     if (!lock) return lock.status();
+    if (lock->outcome == CommandLock::Outcome::kNodeStarting)
+      return Status::busy(options.dir + ": a node is starting (pid " + std::to_string(lock->node_pid) + ")");
     auto txn = (*log)->begin_write();
-    if (!txn) {
-      ::close(*lock);
-      return txn.status();
-    }
+    if (!txn) return txn.status();
     Status s = txn->put_meta(meta::kFormat, std::to_string(kStorageFormatVersion));
     if (s) s = txn->put_meta(meta::kNodeId, u64_be(fresh_origin()));
     if (s) s = txn->put_meta(meta::kCluster, options.cluster ? *options.cluster : random_hex(16));
     if (s) s = txn->put_meta(meta::kHlc, u64_be(0));
     if (s) s = txn->commit();
-    ::close(*lock);
     if (!s) return s;
   }
   if (!options.schema) return Status::ok();
@@ -117,7 +94,7 @@ Status Node::init(const InitOptions& options) {
   return (*node)->close();
 }
 
-Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
+Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options, std::unique_ptr<FileLock> lock) {
   if (sodium_init() < 0) return Status::io_error("libsodium failed to initialise");
   std::unique_ptr<Node> node(new Node(options));
   UpdateLog::Options lo;
@@ -125,9 +102,12 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options) {
   auto log = UpdateLog::open(options.dir, lo);
   if (!log) return log.status();
   node->log_ = std::move(log).value();
-  auto lock = take_lock(options.dir);
-  if (!lock) return lock.status();
-  node->lock_fd_ = *lock;
+  if (!lock) {
+    auto taken = DataDir(options.dir).lock_for_node(options.lock_wait_ms, options.on_lock_wait);
+    if (!taken) return taken.status();
+    lock = std::move(taken).value();
+  }
+  node->lock_ = std::move(lock);
   node->writable_ = true;
   {
     auto txn = node->log_->begin_read();
@@ -177,7 +157,7 @@ Result<std::unique_ptr<Node>> Node::open_read_only(const NodeOptions& options, s
 Node::~Node() {
   Status s = close();
   (void)s;
-  if (lock_fd_ >= 0) ::close(lock_fd_);
+  lock_.reset();
 }
 
 Status Node::close() {

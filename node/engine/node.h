@@ -2,10 +2,12 @@
 // thread that commits local calls and received updates (docs/ARCHITECTURE.md
 // "An update's path").
 //
-// A writable Node holds the directory's exclusive lock for its lifetime. All
-// writes go through one writer thread: callers queue requests, the writer takes
-// every pending request, runs them in one LMDB write transaction (group
-// commit) and acknowledges each caller only after that transaction commits.
+// A writable Node holds the directory's lock (storage/data_dir.h) for its
+// lifetime: open() takes it as a node does, or is handed the one a command
+// took (DataDir::lock_for_command). All writes go through one writer thread:
+// callers queue requests, the writer takes every pending request, runs them in
+// one LMDB write transaction (group commit) and acknowledges each caller only
+// after that transaction commits.
 // Local calls are validated against the head state inside that transaction: a
 // call that replay would skip is refused and nothing is stored. Received
 // updates are judged for form only (check_received) and never refused for
@@ -39,6 +41,7 @@
 #include "node/core/methods.h"
 #include "node/core/replayer.h"
 #include "node/sync/sync_store.h"
+#include "storage/env.h"
 
 namespace replog {
 class UpdateLog;
@@ -56,6 +59,11 @@ struct NodeOptions {
   size_t checkpoints_kept = 3;
   size_t initial_map_bytes = size_t{1} << 30;  // LMDB map (sparse); it grows when 3/4 full
   std::shared_ptr<const MethodRegistry> methods;  // null: the built-ins
+  // How long open() waits for a directory lock someone else holds (0: it fails
+  // at once; `replog node` waits for a short-lived command), and where it says,
+  // once, whose lock it waits for (null: nowhere).
+  int64_t lock_wait_ms = 0;
+  std::function<void(const std::string&)> on_lock_wait;
 };
 
 struct InitOptions {
@@ -77,7 +85,9 @@ struct NodeInfo {
 class Node final : public SyncStore {
  public:
   static Status init(const InitOptions& options);
-  static Result<std::unique_ptr<Node>> open(const NodeOptions& options);
+  // `lock`: the directory lock when the caller holds it already; null: open()
+  // takes it (DataDir::lock_for_node, waiting options.lock_wait_ms).
+  static Result<std::unique_ptr<Node>> open(const NodeOptions& options, std::unique_ptr<FileLock> lock = nullptr);
   // `at_millis`: fold only updates whose hlc time is at or before it.
   static Result<std::unique_ptr<Node>> open_read_only(const NodeOptions& options,
                                                        std::optional<int64_t> at_millis = std::nullopt);
@@ -157,7 +167,7 @@ class Node final : public SyncStore {
   SystemClock system_clock_;
   const Clock* clock_;
   std::unique_ptr<UpdateLog> log_;
-  int lock_fd_ = -1;
+  std::unique_ptr<FileLock> lock_;
   bool writable_ = false;
   std::atomic<OriginId> node_id_{0};  // written by the writer thread only
   std::string cluster_id_;
