@@ -22,29 +22,9 @@
 #include <string_view>
 
 #include "replog/status.h"
+#include "replog/types.h"
 
 namespace replog {
-
-using OriginId = uint64_t;
-
-// Ids no origin may have: 0 and all ones (never made by init; refused at ingest).
-inline constexpr bool is_reserved_origin(OriginId o) { return o == 0 || o == ~OriginId{0}; }
-
-struct UpdateId {
-  uint64_t hlc = 0;
-  OriginId origin = 0;
-
-  static constexpr size_t kKeyBytes = 16;
-  std::array<char, kKeyBytes> key() const;
-  static UpdateId from_key(std::string_view key);  // REQUIRES: key.size() == 16
-
-  // 32 lowercase hex digits: the key in hex (hlc then origin).
-  std::string to_string() const;
-  // 32 hex digits of either case.
-  static Result<UpdateId> parse(std::string_view text);
-
-  auto operator<=>(const UpdateId&) const = default;
-};
 
 // An update whose body is held elsewhere; valid while that body is.
 struct UpdateView {

@@ -10,11 +10,10 @@
 #include <map>
 
 #include "protocol/update.h"
+#include "replog/types.h"
 #include "replog/value.h"
 
 namespace replog {
-
-using VersionVector = std::map<OriginId, uint64_t>;
 
 // The seq held for `origin` (0: none).
 inline uint64_t seq_of(const VersionVector& v, OriginId origin) {

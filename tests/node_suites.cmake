@@ -5,7 +5,7 @@
 function(replog_node_suite name)
   add_executable(${name} ${name}.cc)
   target_compile_options(${name} PRIVATE ${REPLOG_WARNINGS})
-  target_link_libraries(${name} PRIVATE replog GTest::gtest GTest::gtest_main)
+  target_link_libraries(${name} PRIVATE replog_internal GTest::gtest GTest::gtest_main)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
 endfunction()
 
@@ -20,7 +20,7 @@ replog_node_suite(ingest_test)
 # with SIGKILL; the test then checks the data directory.
 add_executable(crash_writer crash_writer.cc)
 target_compile_options(crash_writer PRIVATE ${REPLOG_WARNINGS})
-target_link_libraries(crash_writer PRIVATE replog)
+target_link_libraries(crash_writer PRIVATE replog_internal)
 
 find_program(REPLOG_MDB_STAT mdb_stat)
 if(NOT REPLOG_MDB_STAT)
@@ -31,7 +31,7 @@ endif()
 
 add_executable(crash_test crash_test.cc)
 target_compile_options(crash_test PRIVATE ${REPLOG_WARNINGS})
-target_link_libraries(crash_test PRIVATE replog GTest::gtest GTest::gtest_main)
+target_link_libraries(crash_test PRIVATE replog_internal GTest::gtest GTest::gtest_main)
 target_compile_definitions(crash_test PRIVATE
   CRASH_WRITER="$<TARGET_FILE:crash_writer>"
   MDB_STAT="${REPLOG_MDB_STAT}")

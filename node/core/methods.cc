@@ -94,6 +94,10 @@ bool holds_typed(const Value& v) {
 }
 }  // namespace
 
+const Value* StateView::get(const Path& path) const { return state_.get(path); }
+const TypeRegistry& StateView::schema() const { return state_.schema(); }
+bool StateView::has_conflict(const UpdateId& id) const { return state_.conflicts().count(id) > 0; }
+
 std::optional<MethodFailure> MethodContext::set(const Path& path, Value value) {
   TypeRef type;
   if (auto f = declared_type(state_.schema(), path, type)) return f;
@@ -263,7 +267,7 @@ std::optional<MethodFailure> m_create(MethodContext& ctx, const Value& arg) {
   if (auto f = record_ref(arg, ctx.schema(), type, id)) return f;
   if (ctx.get({type, id})) {
     std::vector<UpdateId> involved;
-    if (auto w = ctx.state().record_writer(type, id)) involved.push_back(*w);
+    if (auto w = MethodAccess::state(ctx).record_writer(type, id)) involved.push_back(*w);
     return failure(ConflictKind::kExists, type + " " + id + " already exists", {type, id}, std::move(involved));
   }
   const Value* fields = field(arg, "fields");
@@ -298,7 +302,7 @@ std::optional<MethodFailure> m_schema(MethodContext& ctx, const Value& arg) {
   if (!doc) return bad_arg("schema needs a document");
   auto reg = TypeRegistry::from_document(*doc);
   if (!reg) return failure(ConflictKind::kSchema, reg.status().message());
-  ctx.mutable_state().set_schema(std::make_shared<const TypeRegistry>(std::move(reg).value()), ctx.undo());
+  MethodAccess::state(ctx).set_schema(std::make_shared<const TypeRegistry>(std::move(reg).value()), MethodAccess::undo(ctx));
   return std::nullopt;
 }
 
@@ -309,15 +313,15 @@ std::optional<MethodFailure> m_resolve(MethodContext& ctx, const Value& arg) {
   auto id = UpdateId::parse(u->as_string());
   if (!id) return bad_arg(id.status().message());
   // Two people resolving the same conflict is no conflict: the second is a no-op.
-  ctx.mutable_state().remove_conflict(*id, ctx.undo());
+  MethodAccess::state(ctx).remove_conflict(*id, MethodAccess::undo(ctx));
   return std::nullopt;
 }
 
 // At the keyboard, resolving a conflict that is not open is a mistake.
-std::optional<std::string> resolve_is_open(const State& state, const Value& arg) {
+std::optional<std::string> resolve_is_open(const StateView& state, const Value& arg) {
   const Value* u = field(arg, "update");
   auto id = u && u->is_string() ? UpdateId::parse(u->as_string()) : Result<UpdateId>(Status::invalid_argument(""));
-  if (id && !state.conflicts().count(*id)) return "no open conflict for update " + id->to_string();
+  if (id && !state.has_conflict(*id)) return "no open conflict for update " + id->to_string();
   return std::nullopt;
 }
 
@@ -329,7 +333,7 @@ std::optional<MethodFailure> m_retire(MethodContext& ctx, const Value& arg) {
   auto origin = parse_hex16(o->as_string());
   if (!origin) return bad_arg(origin.status().message());
   if (!last || !last->is_int() || last->as_int() < 0) return bad_arg("retire needs last_seq: a non-negative int");
-  ctx.mutable_state().set_retired(*origin, static_cast<uint64_t>(last->as_int()), ctx.undo());
+  MethodAccess::state(ctx).set_retired(*origin, static_cast<uint64_t>(last->as_int()), MethodAccess::undo(ctx));
   return std::nullopt;
 }
 

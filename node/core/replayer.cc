@@ -22,10 +22,10 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
     if (!arg) {
       failure = MethodFailure{ConflictKind::kBadArgument, arg.status().message(), {}, {}};
     } else {
-      MethodContext ctx(state_, u.id, &entry);
+      auto ctx = MethodAccess::context(state_, u.id, &entry);
       try {
         failure = (*fn)(ctx, *arg);
-        if (!failure) failure = ctx.check_records();
+        if (!failure) failure = MethodAccess::check_records(ctx);
       } catch (const std::exception& e) {
         failure = MethodFailure{ConflictKind::kFailed, "method " + std::string(u.method) + " threw: " + e.what(), {}, {}};
       } catch (...) {

@@ -23,35 +23,11 @@
 #include <vector>
 
 #include "replog/schema.h"
+#include "replog/types.h"
 #include "replog/value.h"
 #include "protocol/update.h"
 
 namespace replog {
-
-using Path = std::vector<std::string>;
-std::string path_to_string(const Path& path);
-// "a.b.c" -> {"a", "b", "c"} (segments may be empty; callers that care check).
-Path parse_dotted_path(std::string_view text);
-
-// Why replay skipped an update. The codes are part of the state hash and of
-// PROTOCOL.md; the text is rendered at display time only.
-enum class ConflictKind : uint8_t {
-  kSchema = 1,       // breaks the schema in force (type, required field, undeclared field)
-  kUnique = 2,       // breaks a unique constraint
-  kFailed = 3,       // the method failed or threw
-  kOverflow = 4,     // inc would overflow int64
-  kMissing = 5,      // update of a record that does not exist
-  kExists = 6,       // create of a record that exists
-  kBadArgument = 7,  // the argument does not decode or has the wrong shape
-};
-const char* conflict_kind_name(ConflictKind kind);
-
-struct Conflict {
-  UpdateId skipped;
-  ConflictKind kind;
-  std::vector<UpdateId> involved;  // other updates involved, e.g. the record's last writer
-  Path path;
-};
 
 class State;
 

@@ -1,0 +1,96 @@
+// replog::Node: a data directory an application owns — its log, its state,
+// and the writer that commits calls (docs/ARCHITECTURE.md "An update's path").
+//
+//   replog::Node::init({.dir = "d"});
+//   auto node = replog::Node::open({.dir = "d"});
+//   node->call("set", replog::Map{{"path", "a"}, {"value", 1}});
+//   auto a = node->read("a");
+//
+// A call is validated against the head state, stored and applied before
+// call() returns its id: a call that replay would skip is refused and nothing
+// is stored. Methods are those of NodeOptions::methods (the built-ins when
+// none is given); they run on the node's writer thread, never the caller's.
+//
+// A writable Node holds the directory's lock until close() or destruction; a
+// read-only Node takes no lock and never writes. Networking, peers and the
+// archive are not part of this facade yet; NodeOptions will gain them.
+//
+// Thread safety: call(), read(), conflicts(), state_hash(), vector(),
+// node_id() and cluster_id() may be used from any number of threads at once.
+// open, close(), moving and destroying a Node must not overlap any other use
+// of it. After close(), call() and read() return an error and the other
+// accessors return empty values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "replog/methods.h"
+#include "replog/status.h"
+#include "replog/types.h"
+#include "replog/value.h"
+
+namespace replog {
+
+struct InitOptions {
+  std::string dir;
+  std::optional<std::string> cluster;  // null: a new cluster id (else 1..64 of [0-9a-fA-F-_])
+  std::optional<Value> schema;         // a schema document, recorded as the log's first update
+};
+
+struct NodeOptions {
+  std::string dir;
+  int64_t max_clock_skew_ms = 3'600'000;          // refuse received updates further ahead than this
+  size_t undo_window = 1024;                      // updates kept undoable in memory (late arrivals)
+  uint64_t checkpoint_interval = 50'000;          // updates between checkpoints
+  size_t checkpoints_kept = 3;
+  size_t initial_map_bytes = size_t{1} << 30;     // the store's mapped size (sparse); it grows
+  std::shared_ptr<const MethodRegistry> methods;  // null: MethodRegistry::with_builtins()
+};
+
+class Node {
+ public:
+  // Makes a new data directory. Fails when `dir` already holds one.
+  static Status init(const InitOptions& options);
+  static Result<Node> open(const NodeOptions& options);
+  // State rebuilt from the newest usable checkpoint and the log; call() fails.
+  static Result<Node> open_read_only(const NodeOptions& options);
+
+  Node(Node&&) noexcept;
+  Node& operator=(Node&&) noexcept;
+  ~Node();  // close(), ignoring its status
+
+  // A local call; returns the update's id once it is committed and applied.
+  // REQUIRES: a writable node.
+  Result<UpdateId> call(const std::string& method, const Value& arg);
+
+  // A copy of the value at a dotted path ("Task.t1.due"; empty: the root).
+  // NotFound when nothing is there.
+  Result<Value> read(std::string_view path = {}) const;
+  // The same for a path whose keys may hold '.'.
+  Result<Value> read(const Path& path) const;
+  // The open conflicts, in update order.
+  std::vector<Conflict> conflicts() const;
+  // BLAKE2b-256 of the state's canonical encoding: 64 hex digits, equal on
+  // every node that folded the same updates.
+  std::string state_hash() const;
+  VersionVector vector() const;
+  OriginId node_id() const;
+  std::string cluster_id() const;
+
+  // Writes a checkpoint, stops the writer and releases the directory.
+  Status close();
+
+ private:
+  struct Impl;
+  explicit Node(std::unique_ptr<Impl> impl);
+  Impl* live() const;  // null once closed or moved from
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace replog

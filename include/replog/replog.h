@@ -1,0 +1,12 @@
+// The one header an embedding application includes: Node and its options,
+// Value, Status/Result, TypeRegistry, MethodRegistry and the small types
+// (update ids, paths, conflicts). Nothing from LMDB, ZeroMQ or msgpack-c is
+// reachable from here; link replog::replog (find_package(replog)).
+#pragma once
+
+#include "replog/methods.h"
+#include "replog/node.h"
+#include "replog/schema.h"
+#include "replog/status.h"
+#include "replog/types.h"
+#include "replog/value.h"

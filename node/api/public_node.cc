@@ -1,0 +1,98 @@
+// replog::Node (include/replog/node.h) over the engine's Node.
+#include "replog/node.h"
+
+#include "node/engine/node.h"
+
+namespace replog {
+
+struct Node::Impl {
+  std::unique_ptr<engine::Node> engine;  // null once closed
+};
+
+namespace {
+
+engine::NodeOptions engine_options(const NodeOptions& o) {
+  engine::NodeOptions e;
+  e.dir = o.dir;
+  e.max_clock_skew_ms = o.max_clock_skew_ms;
+  e.undo_window = o.undo_window;
+  e.checkpoint_interval = o.checkpoint_interval;
+  e.checkpoints_kept = o.checkpoints_kept;
+  e.initial_map_bytes = o.initial_map_bytes;
+  e.methods = o.methods;
+  return e;
+}
+
+Status closed_error() { return Status::invalid_argument("the node is closed"); }
+
+}  // namespace
+
+Node::Impl* Node::live() const { return impl_ && impl_->engine ? impl_.get() : nullptr; }
+
+Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Node::Node(Node&&) noexcept = default;
+Node& Node::operator=(Node&&) noexcept = default;
+Node::~Node() { (void)close(); }
+
+Status Node::init(const InitOptions& options) {
+  engine::InitOptions e;
+  e.dir = options.dir;
+  e.cluster = options.cluster;
+  e.schema = options.schema;
+  return engine::Node::init(e);
+}
+
+Result<Node> Node::open(const NodeOptions& options) {
+  auto engine = engine::Node::open(engine_options(options));
+  if (!engine) return engine.status();
+  return Node(std::make_unique<Impl>(Impl{std::move(engine).value()}));
+}
+
+Result<Node> Node::open_read_only(const NodeOptions& options) {
+  auto engine = engine::Node::open_read_only(engine_options(options));
+  if (!engine) return engine.status();
+  return Node(std::make_unique<Impl>(Impl{std::move(engine).value()}));
+}
+
+Result<UpdateId> Node::call(const std::string& method, const Value& arg) {
+  Impl* i = live();
+  if (!i) return closed_error();
+  return i->engine->call(method, arg);
+}
+
+Result<Value> Node::read(std::string_view path) const {
+  return read(path.empty() ? Path{} : parse_dotted_path(path));
+}
+
+Result<Value> Node::read(const Path& path) const {
+  Impl* i = live();
+  if (!i) return closed_error();
+  std::optional<Value> found;
+  i->engine->read([&](const State& state) {
+    if (const Value* v = state.get(path)) found = *v;
+  });
+  if (!found) return Status::not_found("nothing at " + (path.empty() ? "the root" : path_to_string(path)));
+  return std::move(*found);
+}
+
+std::vector<Conflict> Node::conflicts() const {
+  std::vector<Conflict> out;
+  if (Impl* i = live()) i->engine->read([&](const State& state) {
+      for (const auto& [id, conflict] : state.conflicts()) out.push_back(conflict);
+    });
+  return out;
+}
+
+std::string Node::state_hash() const { return live() ? live()->engine->state_hash() : std::string(); }
+VersionVector Node::vector() const { return live() ? live()->engine->vector() : VersionVector(); }
+OriginId Node::node_id() const { return live() ? live()->engine->node_id() : 0; }
+std::string Node::cluster_id() const { return live() ? live()->engine->cluster_id() : std::string(); }
+
+Status Node::close() {
+  if (!live()) return Status::ok();
+  Status s = impl_->engine->close();
+  impl_->engine.reset();  // releases the directory's lock
+  return s;
+}
+
+}  // namespace replog
