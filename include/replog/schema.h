@@ -1,7 +1,7 @@
 // TypeRegistry: the enum types, record types and constraints of a schema
-// (DESIGN.md §1), and the resolve step that binds decoded values to them.
+// (docs/VALUES.md), and the resolve step that binds decoded values to them.
 //
-// A registry is built from a schema document (JSON, docs/SCHEMA.md) or
+// A registry is built from a schema document (JSON, docs/VALUES.md "The schema document") or
 // registered from C++ with add_enum()/add_record(). Its EnumMember and
 // RecordType objects are shared (std::shared_ptr), so a resolved value keeps
 // its member alive and identity comparisons stay valid after the registry that
@@ -88,7 +88,7 @@ class TypeRegistry {
  public:
   TypeRegistry() = default;
 
-  // Builds a registry from a schema document (docs/SCHEMA.md); every error
+  // Builds a registry from a schema document (docs/VALUES.md "The schema document"); every error
   // names the place in the document.
   static Result<TypeRegistry> from_json_text(const std::string& text);
   static Result<TypeRegistry> from_document(const Value& document);

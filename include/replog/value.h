@@ -1,4 +1,4 @@
-// Value: replog's typed value (DESIGN.md §1).
+// Value: replog's typed value (docs/VALUES.md).
 //
 // A Value is one of null, bool, int (int64), float (double), string (UTF-8),
 // bytes, time (a UTC instant with nanosecond precision), enum, list, map

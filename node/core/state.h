@@ -1,4 +1,4 @@
-// State: the fold of the log (DESIGN.md §3) — application data, open
+// State: the fold of the log (docs/ARCHITECTURE.md "Replay") — application data, open
 // conflicts, the schema in force, retired origins — plus what replay needs to
 // decide the next update (the unique index, the last writer of each record).
 //
