@@ -22,18 +22,18 @@ std::vector<InsyncResult> g_insync;
 
 // One anti-entropy round of a, on a pair already in sync.
 InsyncResult measure_insync(StepPair& sp, uint64_t origins) {
-  sp.a.transport->reset_count();
-  sp.b.transport->reset_count();
-  SyncCounters ca = sp.a.engine->counters(), cb = sp.b.engine->counters();
+  sp.a.reset_wire();
+  sp.b.reset_wire();
+  SyncCounters ca = sp.a.engine().counters(), cb = sp.b.engine().counters();
   sp.round_of_a();  // a's round: its vector to b
   InsyncResult r;
   r.origins = origins;
   r.hops = sp.run_hops([](int) {});
-  WireCount w = sp.a.transport->count();
-  w += sp.b.transport->count();
+  WireCount w = sp.a.wire();
+  w += sp.b.wire();
   r.frames = w.frames_out();
   r.bytes = w.bytes_out();
-  SyncCounters ca2 = sp.a.engine->counters(), cb2 = sp.b.engine->counters();
+  SyncCounters ca2 = sp.a.engine().counters(), cb2 = sp.b.engine().counters();
   r.engine_bytes = (ca2.bytes_out - ca.bytes_out) + (cb2.bytes_out - cb.bytes_out);
   r.engine_frames = (ca2.frames_out - ca.frames_out) + (cb2.frames_out - cb.frames_out);
   if (r.engine_bytes != r.bytes) die("SyncEngine counted " + grouped(r.engine_bytes) + " bytes out, the wire " + grouped(r.bytes));

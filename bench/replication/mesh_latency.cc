@@ -69,7 +69,7 @@ void start_mesh(Mesh& m, int nn) {
   auto t_wait = Steady::now();
   while (true) {
     bool ok = true;
-    for (auto& n : m.nodes) ok = ok && all_peers_ready(*n->engine, static_cast<size_t>(nn - 1));
+    for (auto& n : m.nodes) ok = ok && all_peers_ready(*n->service, static_cast<size_t>(nn - 1));
     if (ok) break;
     if (seconds_since(t_wait) > 20) die("figure 4: the mesh did not handshake within 20 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -136,11 +136,11 @@ Traffic close_mesh(Mesh& m, const std::vector<uint64_t>& txn0) {
   for (size_t i = 0; i < m.nodes.size(); ++i) t.commits += last_txnid(*m.nodes[i]->node) - txn0[i];
   for (auto& n : m.nodes) {
     n->close();
-    for (int k = 0; k < 7; ++k) t.busy += n->busy_s[k];
-    t.busy += n->tick_s;
+    for (double s : n->timing.frames_s) t.busy += s;
+    t.busy += n->timing.tick_s;
     t.run += seconds_between(n->loop_started, n->loop_ended);
-    t.push_s += n->busy_s[6];
-    t.push_frames += n->busy_frames[6];
+    t.push_s += n->timing.frames_s[6];
+    t.push_frames += n->timing.frames[6];
     const auto& c = n->final_counters;
     t.sum.frames_out += c.frames_out, t.sum.bytes_out += c.bytes_out, t.sum.updates_received += c.updates_received;
     t.sum.refused_updates += c.refused_updates, t.sum.bad_frames += c.bad_frames;

@@ -41,48 +41,6 @@ std::string dropped_text(const WireCount& w) {
   return out.empty() ? "none" : out;
 }
 
-// --- CountingTransport -------------------------------------------------------------
-
-uint64_t CountingTransport::send_inner(const Link& link, const std::string& bytes) {
-  const uint64_t dropped0 = inner_.dropped_frames();
-  inner_.send(link, bytes);
-  const uint64_t dropped = inner_.dropped_frames() - dropped0;
-  count_.zmq_dropped[frame_type(bytes)] += dropped;
-  return dropped;
-}
-
-void CountingTransport::send(const Link& link, const std::string& bytes) {
-  if (partitioned_) {
-    ++count_.partition_dropped;
-    return;
-  }
-  auto& c = count_.out[frame_type(bytes)];
-  ++c.frames;
-  c.bytes += bytes.size();
-  if (hold_) {
-    outbox_.push_back({link, bytes});
-    return;
-  }
-  send_inner(link, bytes);
-}
-
-std::vector<Frame> CountingTransport::poll(int timeout_ms) {
-  auto frames = inner_.poll(timeout_ms);
-  for (const auto& f : frames) {
-    auto& c = count_.in[frame_type(f.bytes)];
-    ++c.frames;
-    c.bytes += f.bytes.size();
-  }
-  return frames;
-}
-
-size_t CountingTransport::flush() {
-  size_t sent = 0;
-  for (const auto& f : outbox_) sent += send_inner(f.link, f.bytes) ? 0 : 1;
-  outbox_.clear();
-  return sent;
-}
-
 // --- PeerNode ------------------------------------------------------------------------
 
 namespace {
@@ -103,14 +61,16 @@ void PeerNode::open(const std::string& d, const std::string& n) {
   name = n;
   node = open_node(dir, "Node::open " + name);
   node->set_commit_listener([this](const std::vector<Update>& ups) {
-    if (engine) engine->on_committed(ups);
+    if (service) service->on_committed(ups);
     if (on_commit) on_commit(ups);
   });
   context = std::make_unique<zmq::context_t>(1);
   zmq_transport = std::make_unique<ZmqTransport>(*context);
   check(zmq_transport->listen("tcp://127.0.0.1:0"), "listen " + name);
   endpoint = zmq_transport->bound_endpoint();
-  transport = std::make_unique<CountingTransport>(*zmq_transport);
+  // No fault is switched on but the partition's drop-all, so the seed and the
+  // clock (used for delays) do not matter.
+  transport = std::make_unique<testing::FaultyTransport>(*zmq_transport, system_clock, 0);
 }
 
 SyncOptions PeerNode::sync_options(const std::vector<std::string>& peers, uint64_t seed) const {
@@ -121,59 +81,71 @@ SyncOptions PeerNode::sync_options(const std::vector<std::string>& peers, uint64
   return so;
 }
 
-void PeerNode::run_loop() {
-  loop_started = Steady::now();
-  engine->start();
-  while (!stop.load()) {
-    // As the daemon does: one poll's frames at once (their pushes are
-    // stored together); the time is shared out evenly among the frames.
-    auto frames = transport->poll(5);
-    if (!frames.empty()) {
-      auto t0 = Steady::now();
-      engine->on_frames(frames);
-      const double each = seconds_since(t0) / static_cast<double>(frames.size());
-      for (const auto& f : frames) {
-        const int t = frame_type(f.bytes);
-        busy_s[t] += each;
-        ++busy_frames[t];
-      }
-    }
-    auto t0 = Steady::now();
-    engine->on_tick();
-    tick_s += seconds_since(t0);
-  }
-  final_counters = engine->counters();
-  loop_ended = Steady::now();
-}
-
 void PeerNode::start_threaded(const std::vector<std::string>& peers, uint64_t seed) {
-  engine = std::make_unique<SyncEngine>(*node, *transport, system_clock, sync_options(peers, seed),
-                                        engine_logger(name));
-  loop = std::thread([this] { run_loop(); });
+  service =
+      std::make_unique<PeerService>(*node, *transport, system_clock, sync_options(peers, seed), engine_logger(name));
+  service->set_timing(&timing);
+  loop = std::thread([this] {
+    loop_started = Steady::now();
+    service->start();
+    service->run_until(stop, 5);
+    final_counters = service->engine().counters();
+    loop_ended = Steady::now();
+  });
 }
 
 void PeerNode::start_stepped(const std::vector<std::string>& peers, uint64_t seed) {
   manual_clock = std::make_unique<ManualClock>(wall_ms());
-  engine = std::make_unique<SyncEngine>(*node, *transport, *manual_clock, sync_options(peers, seed),
-                                        engine_logger(name));
-  engine->start();
+  service =
+      std::make_unique<PeerService>(*node, *transport, *manual_clock, sync_options(peers, seed), engine_logger(name));
+  service->start();
 }
 
 void PeerNode::close() {
   stop = true;
   if (loop.joinable()) loop.join();
-  else if (engine) final_counters = engine->counters();
-  if (transport) final_wire = transport->count();
+  else if (service) final_counters = service->engine().counters();
+  if (transport) final_wire = wire();
   if (node) check(node->close(), "Node::close " + name);
-  engine.reset();
+  service.reset();
   transport.reset();
   zmq_transport.reset();
   context.reset();  // waits out ZMQ_LINGER for anything unsent
   node.reset();
 }
 
-bool all_peers_ready(const SyncEngine& e, size_t expected) {
-  auto ps = e.peers();
+WireCount PeerNode::wire() const {
+  WireCount w;
+  const testing::TrafficCounts& c = transport->counts();
+  auto fill = [](TypeCount* into, const std::map<wire::Type, uint64_t>& frames,
+                 const std::map<wire::Type, uint64_t>& bytes) {
+    for (const auto& [type, n] : frames) into[static_cast<int>(type)].frames = n;
+    for (const auto& [type, n] : bytes) into[static_cast<int>(type)].bytes = n;
+  };
+  fill(w.out, c.frames, c.bytes);
+  fill(w.in, c.frames_in, c.bytes_in);
+  w.out[0].frames = c.unreadable;
+  for (const auto& [type, n] : zmq_transport->dropped_sends()) {
+    auto base = zmq_dropped_base_.find(type);
+    w.zmq_dropped[static_cast<int>(type)] = n - (base == zmq_dropped_base_.end() ? 0 : base->second);
+  }
+  w.partition_dropped = c.dropped;
+  return w;
+}
+
+void PeerNode::reset_wire() {
+  transport->reset_counts();
+  zmq_dropped_base_ = zmq_transport->dropped_sends();
+}
+
+size_t PeerNode::flush() {
+  const uint64_t dropped0 = zmq_transport->dropped_frames();
+  const size_t passed = transport->release();
+  return passed - static_cast<size_t>(zmq_transport->dropped_frames() - dropped0);
+}
+
+bool all_peers_ready(const PeerService& s, size_t expected) {
+  auto ps = s.peers();
   size_t ready = 0;
   for (const auto& p : ps) ready += p.ready;
   return ready >= expected;
@@ -181,15 +153,16 @@ bool all_peers_ready(const SyncEngine& e, size_t expected) {
 
 std::string loop_breakdown(const PeerNode& p) {
   const double run = seconds_between(p.loop_started, p.loop_ended);
-  double busy = p.tick_s;
+  const TurnTiming& t = p.timing;
+  double busy = t.tick_s;
   std::string parts;
-  for (int t = 0; t < 7; ++t) {
-    busy += p.busy_s[t];
-    if (p.busy_frames[t] && p.busy_s[t] >= 0.01)
-      parts += std::string(", ") + kTypeNames[t] + " " + time_text(p.busy_s[t]) + " (" + grouped(p.busy_frames[t]) +
+  for (size_t k = 0; k < t.frames.size(); ++k) {
+    busy += t.frames_s[k];
+    if (t.frames[k] && t.frames_s[k] >= 0.01)
+      parts += std::string(", ") + kTypeNames[k] + " " + time_text(t.frames_s[k]) + " (" + grouped(t.frames[k]) +
                " frames)";
   }
-  return fmt("event loop busy %.0f%%", 100 * busy / run) + " of " + time_text(run) + ": on_tick " + time_text(p.tick_s) +
+  return fmt("event loop busy %.0f%%", 100 * busy / run) + " of " + time_text(run) + ": on_tick " + time_text(t.tick_s) +
          parts;
 }
 

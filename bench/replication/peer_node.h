@@ -1,11 +1,12 @@
 // One node of the replication figures, run in this process: a Node, a
-// ZmqTransport wrapped in a CountingTransport, and a SyncEngine.
+// ZmqTransport wrapped in the tests' FaultyTransport, and a PeerService.
 #pragma once
 
 #include <zmq.hpp>
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,9 +14,11 @@
 
 #include "common/bench_common.h"
 #include "node/core/clock.h"
+#include "node/sync/peer_service.h"
 #include "node/sync/sync_engine.h"
-#include "node/sync/transport.h"
 #include "node/sync/zmq_transport.h"
+#include "protocol/wire.h"
+#include "support/faulty_transport.h"
 
 namespace replog::bench {
 
@@ -30,7 +33,7 @@ struct TypeCount {
 struct WireCount {
   TypeCount out[7], in[7];
   uint64_t zmq_dropped[7] = {0, 0, 0, 0, 0, 0, 0};  // sent, but ZmqTransport dropped them
-  uint64_t partition_dropped = 0;
+  uint64_t partition_dropped = 0;                    // lost while partitioned
   uint64_t frames_out() const;
   uint64_t bytes_out() const;
   WireCount& operator+=(const WireCount& o);
@@ -39,55 +42,30 @@ struct WireCount {
 // "1 hello" / "none": the frames ZmqTransport dropped, by type.
 std::string dropped_text(const WireCount& w);
 
-// A Transport that counts frames by type, and for the stepped figures holds
-// them until flush() or drops them (a partition).
-class CountingTransport final : public Transport {
- public:
-  explicit CountingTransport(ZmqTransport& inner) : inner_(inner) {}
-  Status connect(const std::string& endpoint) override { return inner_.connect(endpoint); }
-  void disconnect(const std::string& endpoint) override { inner_.disconnect(endpoint); }
-  void send(const Link& link, const std::string& bytes) override;
-  std::vector<Frame> poll(int timeout_ms) override;
-  // Stepped mode: frames wait in the outbox until flush(); returns how many of
-  // them ZeroMQ took (the rest it dropped).
-  void set_hold(bool hold) { hold_ = hold; }
-  void set_partitioned(bool p) { partitioned_ = p; }
-  size_t flush();
-  size_t held() const { return outbox_.size(); }
-  const WireCount& count() const { return count_; }
-  void reset_count() { count_ = WireCount{}; }
-
- private:
-  // Sends through ZeroMQ; returns how many frames it dropped (0 or 1).
-  uint64_t send_inner(const Link& link, const std::string& bytes);
-
-  ZmqTransport& inner_;
-  bool hold_ = false, partitioned_ = false;
-  std::vector<Frame> outbox_;
-  WireCount count_;
-};
-
-// Threaded (as daemon.cc does: its own event-loop thread polling every 5 ms)
-// or stepped (the main thread drives on_frame/on_tick; frames are held and
+// Threaded (the daemon's loop: PeerService::run_until on its own thread,
+// polling every 5 ms, with a TurnTiming) or stepped (the main thread drives
+// the engine's on_frame/on_tick; the transport holds frames, which are
 // delivered hop by hop; the engine's clock is a ManualClock).
+//
+// The wiring is the daemon's (PeerService over the Node and a transport); the
+// transport is the tests' FaultyTransport around a ZmqTransport, which counts
+// the frames by type, holds them (stepped) and drops them (a partition).
 struct PeerNode {
   std::string name, dir, endpoint;
   std::unique_ptr<Node> node;
   std::unique_ptr<zmq::context_t> context;
   std::unique_ptr<ZmqTransport> zmq_transport;
-  std::unique_ptr<CountingTransport> transport;
+  std::unique_ptr<testing::FaultyTransport> transport;
   SystemClock system_clock;
   std::unique_ptr<ManualClock> manual_clock;  // stepped mode
-  std::unique_ptr<SyncEngine> engine;
+  std::unique_ptr<PeerService> service;
   std::function<void(const std::vector<Update>&)> on_commit;  // set before open()
   std::thread loop;
   std::atomic<bool> stop{false};
   SyncCounters final_counters;  // read when the loop (or the node) stops
   WireCount final_wire;
   // Threaded mode: time the loop spent in on_frame, by message type, and in on_tick.
-  double busy_s[7] = {0, 0, 0, 0, 0, 0, 0};
-  uint64_t busy_frames[7] = {0, 0, 0, 0, 0, 0, 0};
-  double tick_s = 0;
+  TurnTiming timing;
   Steady::time_point loop_started, loop_ended;
 
   void open(const std::string& d, const std::string& n);
@@ -97,12 +75,25 @@ struct PeerNode {
   void close();
   ~PeerNode() { close(); }
 
+  // REQUIRES: stepped mode, or the threaded loop stopped.
+  SyncEngine& engine() { return service->engine(); }
+  // What the transport counted since reset_wire().
+  WireCount wire() const;
+  void reset_wire();
+  // Stepped mode: frames wait until flush(), which returns how many of them
+  // ZeroMQ took (the rest it dropped).
+  void set_hold(bool hold) { transport->hold(hold); }
+  size_t held() const { return transport->held(); }
+  size_t flush();
+  // While partitioned, every frame sent is lost (WireCount::partition_dropped).
+  void set_partitioned(bool p) { transport->faults().drop = p ? 1.0 : 0.0; }
+
  private:
   SyncOptions sync_options(const std::vector<std::string>& peers, uint64_t seed) const;
-  void run_loop();  // the threaded mode's event loop
+  std::map<wire::Type, uint64_t> zmq_dropped_base_;  // ZmqTransport::dropped_sends() at reset_wire()
 };
 
-bool all_peers_ready(const SyncEngine& e, size_t expected);
+bool all_peers_ready(const PeerService& s, size_t expected);
 
 // "event loop busy 69% of 96.1 ms: on_tick ..., updates 46.0 ms (3 frames)".
 std::string loop_breakdown(const PeerNode& p);

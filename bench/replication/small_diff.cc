@@ -18,8 +18,8 @@ constexpr int kNew = 10;  // new calls on each side
 
 // kNew calls on each side while frames are dropped; returns the frames lost.
 uint64_t call_while_partitioned(StepPair& sp) {
-  sp.a.transport->set_partitioned(true);
-  sp.b.transport->set_partitioned(true);
+  sp.a.set_partitioned(true);
+  sp.b.set_partitioned(true);
   for (int i = 0; i < kNew; ++i) {
     must(sp.a.node->call("set", set_value(50'000'000 + i)), "Node::call on A");
     must(sp.b.node->call("set", set_value(60'000'000 + i)), "Node::call on B");
@@ -28,9 +28,9 @@ uint64_t call_while_partitioned(StepPair& sp) {
   sp.a.manual_clock->advance(10);
   sp.b.manual_clock->advance(10);
   sp.tick_both();
-  const uint64_t lost = sp.a.transport->count().partition_dropped + sp.b.transport->count().partition_dropped;
-  sp.a.transport->set_partitioned(false);
-  sp.b.transport->set_partitioned(false);
+  const uint64_t lost = sp.a.wire().partition_dropped + sp.b.wire().partition_dropped;
+  sp.a.set_partitioned(false);
+  sp.b.set_partitioned(false);
   return lost;
 }
 
@@ -56,8 +56,8 @@ struct Exchange {
 
 Exchange run_exchange(StepPair& sp) {
   const OriginId ida = sp.a.node->node_id(), idb = sp.b.node->node_id();
-  sp.a.transport->reset_count();
-  sp.b.transport->reset_count();
+  sp.a.reset_wire();
+  sp.b.reset_wire();
   Exchange x;
   sp.round_of_a();
   x.hops = sp.run_hops([&](int h) {
@@ -76,8 +76,8 @@ void measure_diff(StepPair& sp) {
   const uint64_t lost = call_while_partitioned(sp);
   const uint64_t body_bytes = new_body_bytes(sp);
   const Exchange x = run_exchange(sp);
-  WireCount w = sp.a.transport->count();
-  w += sp.b.transport->count();
+  WireCount w = sp.a.wire();
+  w += sp.b.wire();
   const uint64_t bytes = w.bytes_out(), frames = w.frames_out();
   std::string by_type;
   for (int t = 1; t < 7; ++t)

@@ -13,8 +13,8 @@ int64_t anti_entropy_jump() { return SyncOptions{}.anti_entropy_ms * 3 / 2 + 1; 
 }  // namespace
 
 void StepPair::tick_both() {
-  a.engine->on_tick();
-  b.engine->on_tick();
+  a.engine().on_tick();
+  b.engine().on_tick();
 }
 
 void StepPair::pump_realtime(double seconds) {
@@ -22,8 +22,8 @@ void StepPair::pump_realtime(double seconds) {
   while (seconds_since(t0) < seconds) {
     for (PeerNode* p : {&a, &b}) {
       p->manual_clock->set(std::max(p->manual_clock->now_millis(), wall_ms()));
-      for (const auto& f : p->transport->poll(1)) p->engine->on_frame(f);
-      p->engine->on_tick();
+      for (const auto& f : p->transport->poll(1)) p->engine().on_frame(f);
+      p->engine().on_tick();
     }
   }
 }
@@ -34,13 +34,13 @@ void StepPair::open(const Pair& pair, uint64_t seed) {
   b.start_stepped({}, seed + 1);
   a.start_stepped({b.endpoint}, seed);
   auto t0 = Steady::now();
-  while (!(all_peers_ready(*a.engine, 1) && all_peers_ready(*b.engine, 1))) {
+  while (!(all_peers_ready(*a.service, 1) && all_peers_ready(*b.service, 1))) {
     if (seconds_since(t0) > 15) die("stepped pair: no handshake within 15 s");
     pump_realtime(0.05);
   }
   pump_realtime(0.3);  // the vectors each side sends after its handshake
-  a.transport->set_hold(true);
-  b.transport->set_hold(true);
+  a.set_hold(true);
+  b.set_hold(true);
   a.manual_clock->advance(anti_entropy_jump());
   b.manual_clock->advance(anti_entropy_jump());
   tick_both();
@@ -49,11 +49,11 @@ void StepPair::open(const Pair& pair, uint64_t seed) {
 
 void StepPair::round_of_a() {
   a.manual_clock->advance(anti_entropy_jump());
-  a.engine->on_tick();
+  a.engine().on_tick();
 }
 
 size_t StepPair::hop() {
-  const size_t to_b = a.transport->flush(), to_a = b.transport->flush();
+  const size_t to_b = a.flush(), to_a = b.flush();
   std::vector<Frame> at_a, at_b;
   auto t0 = Steady::now();
   while (at_a.size() < to_a || at_b.size() < to_b) {
@@ -61,15 +61,15 @@ size_t StepPair::hop() {
     for (auto& f : a.transport->poll(at_a.size() < to_a ? 1 : 0)) at_a.push_back(std::move(f));
     for (auto& f : b.transport->poll(at_b.size() < to_b ? 1 : 0)) at_b.push_back(std::move(f));
   }
-  for (const auto& f : at_a) a.engine->on_frame(f);
-  for (const auto& f : at_b) b.engine->on_frame(f);
+  for (const auto& f : at_a) a.engine().on_frame(f);
+  for (const auto& f : at_b) b.engine().on_frame(f);
   tick_both();  // clocks do not move: no timer fires
   return at_a.size() + at_b.size();
 }
 
 int StepPair::run_hops(const std::function<void(int)>& after) {
   int hops = 0;
-  while (a.transport->held() + b.transport->held() > 0) {
+  while (a.held() + b.held() > 0) {
     if (hops > 64) die("stepped pair: the exchange did not end after 64 hops");
     if (hop() > 0) ++hops;
     after(hops);

@@ -1,7 +1,7 @@
 // Two nodes driven step by step, for figures 2 and 3.
 //
 // Both engines run on this thread with a ManualClock each. Frames an engine
-// sends are held by its CountingTransport; a hop sends every held frame over
+// sends are held by its transport (FaultyTransport::hold); a hop sends every held frame over
 // the real ZeroMQ sockets (loopback TCP), waits until each has arrived, and
 // hands them to the receiving engine. A round trip is two hops.
 #pragma once

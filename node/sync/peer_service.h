@@ -3,10 +3,18 @@
 // the benchmarks and the tests all run this one wiring; only the transport
 // (ZeroMQ, in memory, with faults) and the clock differ.
 //
-// Thread safety: run_once()/run_until() on one thread (the event loop);
-// on_committed() from the store's writer thread; peers() from any thread.
+// Two ways to drive it: run_once()/run_until() (the daemon, the threaded
+// benchmarks, the tests), or by hand through engine() (the stepped benchmarks,
+// which deliver one frame at a time under a ManualClock). An optional
+// TurnTiming records where run_once() spends its time; unset, it costs one
+// branch per turn.
+//
+// Thread safety: run_once()/run_until()/engine()/set_timing() on one thread
+// (the event loop); on_committed() from the store's writer thread; peers()
+// from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -18,6 +26,16 @@
 #include "node/sync/transport.h"
 
 namespace replog {
+
+// Time spent by run_once() in the engine. A poll's frames are handed over in
+// one on_frames() call (their pushes are stored together), so its time is
+// shared out evenly among them, by message type (index: the wire::Type
+// value; 0: unreadable).
+struct TurnTiming {
+  std::array<double, 7> frames_s{};
+  std::array<uint64_t, 7> frames{};
+  double tick_s = 0;  // in on_tick()
+};
 
 class PeerService {
  public:
@@ -35,14 +53,21 @@ class PeerService {
   // From the store's writer: updates just committed (pushed to peers).
   void on_committed(const std::vector<Update>& updates) { engine_.on_committed(updates); }
   std::vector<PeerStatus> peers() const { return engine_.peers(); }
-  // REQUIRES: the event-loop thread.
+  // REQUIRES: the event-loop thread (or, stepped, the thread that drives it).
+  SyncEngine& engine() { return engine_; }
   const SyncEngine& engine() const { return engine_; }
+  // Starts (or, with nullptr, stops) recording run_once()'s time into
+  // `timing`, which must outlive the recording. REQUIRES: the event-loop thread.
+  void set_timing(TurnTiming* timing) { timing_ = timing; }
 
  private:
+  void timed_turn(std::vector<Frame> frames);  // run_once() with timing_ set
+
   Transport& transport_;
   const Clock& clock_;
   SyncEngine::Log log_;
   SyncEngine engine_;
+  TurnTiming* timing_ = nullptr;
   uint64_t reported_bad_ = 0;
   int64_t reported_ms_ = 0;
 };

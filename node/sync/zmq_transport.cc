@@ -48,19 +48,22 @@ Status ZmqTransport::connect(const std::string& endpoint) {
 void ZmqTransport::disconnect(const std::string& endpoint) { dealers_.erase(endpoint); }
 
 void ZmqTransport::send(const Link& link, const std::string& bytes) {
+  bool sent = false;
   try {
     if (link.outgoing) {
       auto it = dealers_.find(link.key);
-      if (it == dealers_.end() || !it->second.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) ++dropped_;
-      return;
+      sent = it != dealers_.end() && it->second.send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
+    } else {
+      if (!router_) return;
+      sent = router_->send(zmq::buffer(link.key), zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+             router_->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
     }
-    if (!router_) return;
-    if (!router_->send(zmq::buffer(link.key), zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
-        !router_->send(zmq::buffer(bytes), zmq::send_flags::dontwait))
-      ++dropped_;
   } catch (const zmq::error_t&) {
-    ++dropped_;  // EHOSTUNREACH and the like: the protocol repairs losses
+    // EHOSTUNREACH and the like: the protocol repairs losses
   }
+  if (sent) return;
+  ++dropped_;
+  if (auto type = wire::type_of(bytes)) ++dropped_sends_[*type];
 }
 
 std::vector<Frame> ZmqTransport::poll(int timeout_ms) {

@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "node/sync/transport.h"
+#include "protocol/wire.h"
 #include "replog/status.h"
 
 namespace replog {
@@ -28,7 +29,11 @@ class ZmqTransport final : public Transport {
   void send(const Link& link, const std::string& bytes) override;
   std::vector<Frame> poll(int timeout_ms) override;
 
+  // Frames dropped: sends that found no connected peer or a full queue, and
+  // malformed incoming messages.
   uint64_t dropped_frames() const { return dropped_; }
+  // The sends among them, by message type (unreadable frames are not listed).
+  const std::map<wire::Type, uint64_t>& dropped_sends() const { return dropped_sends_; }
 
  private:
   void configure(zmq::socket_t& s);
@@ -37,6 +42,7 @@ class ZmqTransport final : public Transport {
   std::map<std::string, zmq::socket_t> dealers_;
   std::string bound_;
   uint64_t dropped_ = 0;
+  std::map<wire::Type, uint64_t> dropped_sends_;
 };
 
 }  // namespace replog

@@ -4,13 +4,34 @@
 
 namespace replog::testing {
 
-void FaultyTransport::pass_on(const Frame& f) {
+bool FaultyTransport::deliver(const Frame& f) {
   if (cut_.count(f.link.key)) {
     ++counts_.cut;
-    return;
+    return false;
   }
   inner_.send(f.link, f.bytes);
   ++sent_;
+  return true;
+}
+
+void FaultyTransport::pass_on(const Frame& f) {
+  if (hold_) kept_.push_back(f);
+  else deliver(f);
+}
+
+size_t FaultyTransport::release() {
+  std::vector<Frame> out;
+  out.swap(kept_);
+  size_t delivered = 0;
+  for (const auto& f : out) delivered += deliver(f) ? 1 : 0;
+  return delivered;
+}
+
+bool FaultyTransport::release_one() {
+  if (kept_.empty()) return false;
+  Frame f = std::move(kept_.front());
+  kept_.erase(kept_.begin());
+  return deliver(f);
 }
 
 void FaultyTransport::send(const Link& link, const std::string& bytes) {
@@ -36,21 +57,22 @@ void FaultyTransport::send(const Link& link, const std::string& bytes) {
     }
     if (delay > 0) ++counts_.delayed;
     if (behind) ++counts_.reordered;
-    held_.push_back({clock_.now_millis() + delay, behind, sent_, Frame{link, bytes}});
+    delayed_.push_back({clock_.now_millis() + delay, behind, sent_, Frame{link, bytes}});
   }
   send_due(false);
 }
 
 void FaultyTransport::send_due(bool polling) {
   const int64_t now = clock_.now_millis();
-  std::stable_sort(held_.begin(), held_.end(), [](const Held& a, const Held& b) { return a.due_ms < b.due_ms; });
-  std::vector<Held> keep;
-  for (auto& h : held_) {
+  std::stable_sort(delayed_.begin(), delayed_.end(),
+                   [](const Delayed& a, const Delayed& b) { return a.due_ms < b.due_ms; });
+  std::vector<Delayed> keep;
+  for (auto& h : delayed_) {
     bool go = h.due_ms <= now && (!h.behind || polling || sent_ > h.sent_at);
     if (go) pass_on(h.frame);
     else keep.push_back(std::move(h));
   }
-  held_.swap(keep);
+  delayed_.swap(keep);
 }
 
 std::vector<Frame> FaultyTransport::poll(int timeout_ms) {
@@ -61,6 +83,12 @@ std::vector<Frame> FaultyTransport::poll(int timeout_ms) {
     ++counts_.cut;
     return true;
   });
+  for (const auto& f : in) {
+    if (auto type = wire::type_of(f.bytes)) {
+      ++counts_.frames_in[*type];
+      counts_.bytes_in[*type] += f.bytes.size();
+    }
+  }
   return in;
 }
 
