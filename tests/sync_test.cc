@@ -354,6 +354,35 @@ TEST(Sync, ClusterConvergesThroughLossDuplicationDelayAndReordering) {
   EXPECT_GT(counts.frames.at(wire::Type::kVector), 0u);
 }
 
+TEST(Sync, HeldFramesWaitForReleaseAndTurnsAreTimed) {
+  ManualClock clock(1'790'000'000'000);
+  SimCluster c(2, clock, /*full_mesh=*/false);
+  TurnTiming timing;
+  c.nodes[1].service->set_timing(&timing);
+  c.run(50);
+  ASSERT_TRUE(c.converged());
+  EXPECT_GT(timing.frames[static_cast<size_t>(wire::Type::kHello)], 0u);
+  EXPECT_GE(timing.tick_s, 0.0);
+  EXPECT_GT(c.nodes[1].transport->counts().frames_in.at(wire::Type::kHello), 0u);
+
+  FaultyTransport& t0 = *c.nodes[0].transport;
+  t0.hold(true);
+  ASSERT_TRUE(c.nodes[0].node->call("inc", Value(Map{{"path", Value("n")}, {"by", Value(1)}})));
+  c.run(20);
+  EXPECT_FALSE(c.converged());  // the push is kept, not sent
+  ASSERT_GT(t0.held(), 0u);
+  const size_t held = t0.held();
+  EXPECT_TRUE(t0.release_one());
+  EXPECT_EQ(t0.held(), held - 1);
+  t0.hold(false);
+  EXPECT_EQ(t0.release(), held - 1);
+  EXPECT_EQ(t0.held(), 0u);
+  EXPECT_FALSE(t0.release_one());
+  c.run(50);
+  ASSERT_TRUE(c.converged());
+  c.nodes[1].service->set_timing(nullptr);
+}
+
 TEST(Wire, TypeOfReadsTheHeaderOnly) {
   EXPECT_EQ(*wire::type_of(wire::encode(wire::Request{1, 1, 1, 1})), wire::Type::kRequest);
   EXPECT_EQ(*wire::type_of(wire::encode(wire::Push{})), wire::Type::kPush);
