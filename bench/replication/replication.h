@@ -6,7 +6,7 @@
 //   small_diff.cc    3a, 3b     a small diff                         (--only diff)
 //   mesh_latency.cc  4a-4d      8 nodes, steady calls                (--only latency)
 //   memory.cc        5          memory of `replog node` processes    (--only memory)
-//   peer_node.*      a node with its transport and sync engine, threaded or stepped
+//   peer_node.*      a node on the daemon's PeerService over the tests' FaultyTransport, threaded or stepped
 //   step_pair.*      two stepped nodes, frames delivered hop by hop (figures 2, 3)
 //   main.cc          options; runs the groups
 #pragma once
