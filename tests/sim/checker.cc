@@ -1,0 +1,74 @@
+#include "sim/checker.h"
+
+#include "protocol/bytes.h"
+#include "protocol/msgpack_codec.h"
+
+namespace replog::sim {
+
+namespace {
+
+std::string short_hex(const std::string& s) { return s.substr(0, 12); }
+std::string hex_origin(OriginId origin) { return hex16(origin); }
+
+void check_one_hash(const std::vector<NodeSnapshot>& nodes, std::vector<std::string>& out) {
+  for (const auto& n : nodes)
+    if (n.state_hash != nodes.front().state_hash)
+      out.push_back("state hash differs: " + nodes.front().name + " " + short_hex(nodes.front().state_hash) + ", " +
+                    n.name + " " + short_hex(n.state_hash));
+}
+
+void check_data(const std::vector<NodeSnapshot>& nodes, const Model& model, std::vector<std::string>& out) {
+  const std::string expected = encode_msgpack(model.fold());
+  for (const auto& n : nodes)
+    if (encode_msgpack(n.data) != expected)
+      out.push_back(n.name + ": data differs from the model's fold of " + std::to_string(model.calls().size()) +
+                    " acknowledged calls");
+}
+
+void check_prefixes(const NodeSnapshot& n, std::vector<std::string>& out) {
+  for (const auto& [origin, seq] : n.vector) {
+    auto it = n.log.find(origin);
+    const size_t held = it == n.log.end() ? 0 : it->second.size();
+    if (held != seq) {
+      out.push_back(n.name + ": origin " + hex_origin(origin) + " vector says " + std::to_string(seq) + ", holds " +
+                    std::to_string(held));
+      continue;
+    }
+    for (size_t i = 0; i < held; ++i)
+      if (it->second[i].seq() != i + 1 || it->second[i].id().origin != origin) {
+        out.push_back(n.name + ": origin " + hex_origin(origin) + " seq " + std::to_string(i + 1) + " out of place");
+        break;
+      }
+  }
+}
+
+void check_acknowledged_once(const NodeSnapshot& n, const Model& model, std::vector<std::string>& out) {
+  std::map<UpdateId, int> held;
+  for (const auto& [origin, updates] : n.log)
+    for (const auto& u : updates) ++held[u.id()];
+  for (const auto& call : model.calls()) {
+    auto it = held.find(call.id);
+    const int times = it == held.end() ? 0 : it->second;
+    if (times != 1)
+      out.push_back(n.name + ": acknowledged call " + call.id.to_string() + " (" + call.method + ") held " +
+                    std::to_string(times) + " times");
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const Model& model,
+                                   const RefusalCounts& refusals, bool relaxed) {
+  std::vector<std::string> out;
+  for (const auto& n : nodes) check_prefixes(n, out);
+  if (relaxed) return out;
+  check_one_hash(nodes, out);
+  check_data(nodes, model, out);
+  for (const auto& n : nodes) check_acknowledged_once(n, model, out);
+  for (const auto& [verdict, count] : refusals)
+    if (verdict != Verdict::kGap && verdict != Verdict::kTooFarAhead)
+      out.push_back(std::to_string(count) + " valid updates refused as " + verdict_name(verdict));
+  return out;
+}
+
+}  // namespace replog::sim

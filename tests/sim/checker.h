@@ -1,0 +1,37 @@
+// Checker: what a healed run must satisfy, judged on plain snapshots of the
+// nodes against the Model (so a test can feed it a snapshot that differs):
+//   - every node has one state hash;
+//   - every node's data equals the model's fold (compared as canonical
+//     MessagePack encodings of the two Values);
+//   - every origin's log is the prefix 1..n its vector claims;
+//   - every acknowledged call is held exactly once, by id, on every node;
+//   - no valid update was refused (refusals other than gaps and too-far-ahead).
+// A relaxed check (runs where a stranger forged origins, until signed origins
+// land) keeps only the prefix rule and the nodes' liveness, judged elsewhere.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "protocol/update.h"
+#include "protocol/version_vector.h"
+#include "replog/value.h"
+#include "sim/counting_store.h"
+#include "sim/model.h"
+
+namespace replog::sim {
+
+struct NodeSnapshot {
+  std::string name;
+  std::string state_hash;
+  Value data;  // the state's root
+  VersionVector vector;
+  std::map<OriginId, std::vector<Update>> log;  // every update held, per origin, in seq order
+};
+
+// One line per divergence found; empty when the run passed.
+std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const Model& model,
+                                   const RefusalCounts& refusals, bool relaxed);
+
+}  // namespace replog::sim

@@ -1,0 +1,157 @@
+#include "sim/cluster.h"
+
+#include "sim/model.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace replog::sim {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string make_root() {
+  fs::path base = fs::exists("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+  std::string tmpl = (base / "replog-sim-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed in " + base.string());
+  return tmpl;
+}
+
+void require(const Status& s, const std::string& what) {
+  if (!s) throw std::runtime_error(what + ": " + s.message());
+}
+
+uint64_t frames_of(const testing::FaultyTransport& t) {
+  uint64_t n = 0;
+  for (const auto& [type, count] : t.counts().frames) n += count;
+  return n;
+}
+
+}  // namespace
+
+Value schema_document() {
+  Map fields{{"n", Value("int")}, {"tag", Value("string")}};
+  return Value(Map{{"records", Value(Map{{kRecordType, Value(Map{{"fields", Value(std::move(fields))}})}})}});
+}
+
+Cluster::Cluster(int count, std::mt19937_64& rng, Trace& trace) : root_(make_root()), rng_(rng), trace_(trace) {
+  for (int i = 0; i < count; ++i) {
+    SimNode n;
+    n.index = i;
+    n.endpoint = "tcp://node" + std::to_string(i) + ":7000";
+    n.dir = root_ + "/n" + std::to_string(i);
+    n.clock = std::make_unique<ManualClock>(kStartMs);
+    init_directory(n, i == 0);
+    nodes_.push_back(std::move(n));
+  }
+  for (auto& n : nodes_) open(n);
+}
+
+Cluster::~Cluster() {
+  nodes_.clear();  // services before the nodes they use (member order within SimNode)
+  std::error_code ec;
+  fs::remove_all(root_, ec);
+}
+
+void Cluster::init_directory(SimNode& n, bool first) {
+  engine::InitOptions init;
+  init.dir = n.dir;
+  init.clock = n.clock.get();
+  if (first) {
+    init.schema = schema_document();
+  } else {
+    init.cluster = cluster_id_;
+  }
+  require(engine::Node::init(init), "init " + n.dir);
+  if (first) {
+    engine::NodeOptions o;
+    o.dir = n.dir;
+    o.clock = n.clock.get();
+    auto node = engine::Node::open(o);
+    require(node.status(), "open " + n.dir);
+    cluster_id_ = (*node)->cluster_id();
+  }
+}
+
+void Cluster::open(SimNode& n) {
+  engine::NodeOptions o;
+  o.dir = n.dir;
+  o.clock = n.clock.get();
+  o.max_clock_skew_ms = kMaxSkewMs;
+  o.undo_window = 8 + rng_() % 32;  // small: late updates often replay from a checkpoint
+  o.checkpoint_interval = 20 + rng_() % 60;
+  auto node = engine::Node::open(o);
+  require(node.status(), "open " + n.dir);
+  n.node = std::move(node).value();
+  n.store = std::make_unique<CountingStore>(*n.node, refusals_);
+  n.memory = std::make_unique<testing::MemoryTransport>(net_, n.endpoint);
+  n.transport = std::make_unique<testing::FaultyTransport>(*n.memory, *n.clock, rng_());
+  SyncOptions so;
+  so.endpoint = n.endpoint;
+  so.anti_entropy_ms = 200;
+  so.request_timeout_ms = 1000;
+  so.seed = rng_();
+  for (const auto& other : nodes_)
+    if (other.index != n.index) so.peers.push_back(other.endpoint);
+  n.service = std::make_unique<PeerService>(*n.store, *n.transport, *n.clock, so, [](int, const std::string&) {});
+  PeerService* service = n.service.get();
+  n.node->set_commit_listener([service](const std::vector<Update>& u) { service->on_committed(u); });
+  n.service->start();
+}
+
+void Cluster::tick(int64_t ms, int rounds) {
+  for (auto& n : nodes_) n.clock->advance(ms);
+  for (int r = 0; r < rounds; ++r)
+    for (auto& n : nodes_)
+      if (n.up()) n.service->run_once(0);
+}
+
+void Cluster::crash(int i) {
+  SimNode& n = nodes_[static_cast<size_t>(i)];
+  // A request through the writer returns once it is idle (no checkpoint being
+  // written), so that the copy below is the log as committed.
+  (void)n.node->ingest({});
+  const std::string copy = n.dir + ".crashed";
+  fs::create_directories(copy);
+  fs::copy_file(n.dir + "/data.mdb", copy + "/data.mdb");
+  frames_of_crashed_ += frames_of(*n.transport);
+  n.service.reset();
+  n.transport.reset();
+  n.memory.reset();
+  n.store.reset();
+  n.node.reset();
+  fs::remove_all(n.dir);
+  fs::rename(copy, n.dir);
+}
+
+void Cluster::restart(int i) { open(nodes_[static_cast<size_t>(i)]); }
+
+void Cluster::align_clocks() {
+  int64_t latest = 0;
+  for (const auto& n : nodes_) latest = std::max(latest, n.clock->now_millis());
+  for (auto& n : nodes_) n.clock->set(latest);
+}
+
+bool Cluster::converged() const {
+  for (const auto& n : nodes_)
+    if (!n.up()) return false;
+  const VersionVector v = nodes_.front().node->vector();
+  for (const auto& n : nodes_)
+    if (n.node->vector() != v) return false;
+  const std::string h = nodes_.front().node->state_hash();
+  for (const auto& n : nodes_)
+    if (n.node->state_hash() != h) return false;
+  return true;
+}
+
+uint64_t Cluster::frames_sent() const {
+  uint64_t total = frames_of_crashed_;
+  for (const auto& n : nodes_)
+    if (n.transport) total += frames_of(*n.transport);
+  return total;
+}
+
+}  // namespace replog::sim

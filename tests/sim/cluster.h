@@ -1,0 +1,86 @@
+// Cluster: K real nodes in one thread — engine::Node (its writer, its replay,
+// LMDB) behind a CountingStore, PeerService with the real SyncEngine, over a
+// MemoryTransport wrapped in a FaultyTransport — each with its own
+// ManualClock, so skew and jumps are per node.
+//
+// The world the nodes touch is a directory per node, in /dev/shm when it
+// exists (else the temp dir); the in-memory Env of issue 8 will replace it.
+//
+// A crash drops a node without close(): its committed log (data.mdb) is copied
+// as it stands, the node is destroyed with its transport (frames in flight and
+// pushes not yet sent are lost), and the copy is what it reopens from, so the
+// checkpoint close() writes never reaches the restarted node.
+//
+// Thread safety: none; one thread drives everything.
+#pragma once
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "node/engine/node.h"
+#include "node/sync/peer_service.h"
+#include "sim/counting_store.h"
+#include "sim/trace.h"
+#include "support/faulty_transport.h"
+#include "support/memory_transport.h"
+
+namespace replog::sim {
+
+inline constexpr int64_t kStartMs = 1'790'000'000'000;
+inline constexpr int64_t kMaxSkewMs = 2'000;  // the nodes' --max-clock-skew in simulation
+
+struct SimNode {
+  int index = 0;
+  std::string endpoint, dir;
+  std::unique_ptr<ManualClock> clock;
+  std::unique_ptr<engine::Node> node;  // null while crashed
+  std::unique_ptr<CountingStore> store;
+  std::unique_ptr<testing::MemoryTransport> memory;
+  std::unique_ptr<testing::FaultyTransport> transport;
+  std::unique_ptr<PeerService> service;
+  bool up() const { return node != nullptr; }
+};
+
+class Cluster {
+ public:
+  // Makes `count` nodes of one cluster (the first records the schema) and starts them.
+  Cluster(int count, std::mt19937_64& rng, Trace& trace);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  // Advances every clock by `ms`, then runs each live node's event loop `rounds` times.
+  void tick(int64_t ms, int rounds = 3);
+  void crash(int i);    // REQUIRES: up
+  void restart(int i);  // REQUIRES: down
+  // Sets every clock to the furthest one (time service restored).
+  void align_clocks();
+  // True when every node is up with one vector and one state hash.
+  bool converged() const;
+  // Frames sent so far by every node, by any path (for the trace).
+  uint64_t frames_sent() const;
+
+  testing::MemoryNetwork& network() { return net_; }
+  std::vector<SimNode>& nodes() { return nodes_; }
+  const std::string& cluster_id() const { return cluster_id_; }
+  const RefusalCounts& refusals() const { return refusals_; }
+
+ private:
+  void init_directory(SimNode& n, bool first);
+  void open(SimNode& n);
+
+  std::string root_;
+  std::string cluster_id_;
+  std::mt19937_64& rng_;
+  Trace& trace_;
+  testing::MemoryNetwork net_;
+  RefusalCounts refusals_;
+  std::vector<SimNode> nodes_;
+  uint64_t frames_of_crashed_ = 0;
+};
+
+Value schema_document();
+
+}  // namespace replog::sim

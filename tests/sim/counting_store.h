@@ -1,0 +1,48 @@
+// CountingStore: a SyncStore between a PeerService and its node that passes
+// everything through and counts, by verdict, the received updates the node
+// refused. The checker reads the counts: a gap or a temporarily too-far-ahead
+// hlc is expected under faults; any other refusal of an honest update is not.
+#pragma once
+
+#include <map>
+
+#include "node/sync/sync_store.h"
+
+namespace replog::sim {
+
+using RefusalCounts = std::map<Verdict, uint64_t>;
+
+class CountingStore final : public SyncStore {
+ public:
+  // `counts` outlives this store (it survives the node's crashes).
+  CountingStore(SyncStore& inner, RefusalCounts& counts) : inner_(inner), counts_(counts) {}
+
+  OriginId node_id() const override { return inner_.node_id(); }
+  std::string cluster_id() const override { return inner_.cluster_id(); }
+  VersionVector vector() const override { return inner_.vector(); }
+  Result<std::vector<Update>> read_range(OriginId origin, uint64_t from, uint64_t max_count,
+                                         size_t max_bytes) const override {
+    return inner_.read_range(origin, from, max_count, max_bytes);
+  }
+  Result<IngestReport> ingest(std::vector<Update> updates) override {
+    auto report = inner_.ingest(std::move(updates));
+    if (report)
+      for (const Refused& r : report->refused) ++counts_[r.verdict];
+    return report;
+  }
+  Status save_peers(std::map<std::string, std::string> peers) override { return inner_.save_peers(std::move(peers)); }
+
+ private:
+  SyncStore& inner_;
+  RefusalCounts& counts_;
+};
+
+// Refusals that an honest cluster must never see (all but kGap and kTooFarAhead).
+inline uint64_t unexpected_refusals(const RefusalCounts& counts) {
+  uint64_t n = 0;
+  for (const auto& [verdict, count] : counts)
+    if (verdict != Verdict::kGap && verdict != Verdict::kTooFarAhead) n += count;
+  return n;
+}
+
+}  // namespace replog::sim

@@ -1,0 +1,39 @@
+// Model: the independent expectation of a run. It keeps every acknowledged
+// call (its id, method and argument) and folds them in id order with its own
+// small implementation of the built-in methods the simulator generates: set,
+// inc, add, remove on top-level keys, and create, update, delete of records of
+// the one record type. It shares nothing with the node but the Value type.
+//
+// Where the node's replay skips an update (create of a record that exists,
+// update of one that does not, inc or add on a value of another kind) the
+// model skips it too, by its own reading of the rules.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "protocol/update.h"
+#include "replog/value.h"
+
+namespace replog::sim {
+
+inline constexpr const char* kRecordType = "item";
+
+struct AckedCall {
+  UpdateId id;
+  std::string method;
+  Value arg;
+};
+
+class Model {
+ public:
+  void acknowledge(const UpdateId& id, std::string method, Value arg);
+  const std::vector<AckedCall>& calls() const { return calls_; }
+  // The data every node should hold: the fold of every acknowledged call.
+  Value fold() const;
+
+ private:
+  std::vector<AckedCall> calls_;
+};
+
+}  // namespace replog::sim

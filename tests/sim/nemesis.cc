@@ -1,0 +1,184 @@
+#include "sim/nemesis.h"
+
+#include <algorithm>
+
+namespace replog::sim {
+
+Nemesis::Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload, std::mt19937_64& rng, Trace& trace)
+    : options_(options), cluster_(cluster), workload_(workload), rng_(rng), trace_(trace) {
+  if (on(FaultKind::kHostile) || on(FaultKind::kForge)) stranger_ = std::make_unique<Stranger>(cluster, rng);
+  forging_ = on(FaultKind::kForge) && chance(0.25);
+  if (forging_) trace_.line("this run forges origins: relaxed checks");
+}
+
+void Nemesis::note(const std::string& kind, const std::string& line) {
+  ++counts_[kind];
+  trace_.line(line);
+}
+
+void Nemesis::step(int index) {
+  if (stranger_) stranger_->pump();
+  if (index == messages_until_) {
+    message_faults_ = testing::Faults{};
+    apply_message_faults();
+    trace_.line("message faults end");
+  }
+  if (index == partition_until_) {
+    cut_.clear();
+    apply_cuts();
+    trace_.line("partition heals");
+  }
+  swizzle_step();
+  restart_due(index);
+  if (on(FaultKind::kMessages) && messages_until_ < index && chance(0.02)) {
+    start_message_faults();
+    messages_until_ = index + 20 + static_cast<int>(rng_() % 80);
+  }
+  if (on(FaultKind::kPartitions) && partition_until_ < index && swizzle_restores_.empty() && chance(0.02)) {
+    start_partition();
+    partition_until_ = index + 20 + static_cast<int>(rng_() % 80);
+  }
+  if (on(FaultKind::kCrashes) && chance(0.015)) crash_one();
+  if (on(FaultKind::kClocks) && chance(0.015)) jump_clock();
+  if (stranger_ && chance(0.03)) hostile_act();
+}
+
+void Nemesis::start_message_faults() {
+  std::uniform_real_distribution<double> u(0, 1);
+  message_faults_ = testing::Faults{0.3 * u(rng_), 0.2 * u(rng_), 0.3 * u(rng_), static_cast<int64_t>(rng_() % 60)};
+  apply_message_faults();
+  note("messages", "message faults: drop " + std::to_string(message_faults_.drop) + " duplicate " +
+                       std::to_string(message_faults_.duplicate) + " reorder " + std::to_string(message_faults_.reorder) +
+                       " delay " + std::to_string(message_faults_.max_delay_ms));
+}
+
+void Nemesis::apply_message_faults() {
+  for (auto& n : cluster_.nodes())
+    if (n.transport) n.transport->faults() = message_faults_;
+}
+
+// Links (a, b), a != b, cut both ways, for one of the shapes.
+std::vector<Nemesis::LinkPair> Nemesis::partition_links(int kind) {
+  const int k = static_cast<int>(cluster_.nodes().size());
+  std::vector<int> order(static_cast<size_t>(k));
+  for (int i = 0; i < k; ++i) order[static_cast<size_t>(i)] = i;
+  std::shuffle(order.begin(), order.end(), rng_);
+  std::vector<int> side(static_cast<size_t>(k), 0);
+  const int minority = kind == 0 ? 1 : (k - 1) / 2;  // 0: one isolated, 1: majority/minority
+  for (int i = 0; i < minority; ++i) side[static_cast<size_t>(order[static_cast<size_t>(i)])] = 1;
+  const int reach = (k / 2 + 1) / 2;  // ring of majorities: each sees 2 * reach + 1 of k
+  std::vector<LinkPair> links;
+  for (int a = 0; a < k; ++a)
+    for (int b = a + 1; b < k; ++b) {
+      const int d = std::min(b - a, k - (b - a));
+      const bool cut = kind == 2 ? d > reach : side[static_cast<size_t>(a)] != side[static_cast<size_t>(b)];
+      if (cut || kind == 3) links.push_back({a, b});
+    }
+  return links;
+}
+
+void Nemesis::start_partition() {
+  static const char* names[] = {"one isolated", "majority/minority", "ring of majorities", "swizzle"};
+  const int kind = static_cast<int>(rng_() % 4);
+  auto links = partition_links(kind);
+  if (kind == 3) {
+    std::shuffle(links.begin(), links.end(), rng_);
+    swizzle_cuts_ = links;
+    partition_until_ = -1;
+  } else {
+    cut_ = std::set<LinkPair>(links.begin(), links.end());
+    apply_cuts();
+  }
+  note(std::string("partition ") + names[kind], std::string("partition: ") + names[kind] + ", " +
+                                                     std::to_string(links.size()) + " links");
+}
+
+void Nemesis::apply_cuts() {
+  auto& net = cluster_.network();
+  auto& nodes = cluster_.nodes();
+  net.heal();
+  for (const auto& [a, b] : cut_)
+    net.cut_both(nodes[static_cast<size_t>(a)].endpoint, nodes[static_cast<size_t>(b)].endpoint);
+}
+
+// Swizzle: one link cut per step until all are, then one restored per step in another order.
+void Nemesis::swizzle_step() {
+  if (!swizzle_cuts_.empty()) {
+    cut_.insert(swizzle_cuts_.back());
+    swizzle_cuts_.pop_back();
+    if (swizzle_cuts_.empty()) {
+      swizzle_restores_.assign(cut_.begin(), cut_.end());
+      std::shuffle(swizzle_restores_.begin(), swizzle_restores_.end(), rng_);
+    }
+  } else if (!swizzle_restores_.empty()) {
+    cut_.erase(swizzle_restores_.back());
+    swizzle_restores_.pop_back();
+  } else {
+    return;
+  }
+  apply_cuts();
+}
+
+void Nemesis::crash_one() {
+  const int i = static_cast<int>(rng_() % cluster_.nodes().size());
+  SimNode& n = cluster_.nodes()[static_cast<size_t>(i)];
+  if (!n.up()) return;
+  std::string how = "crash";
+  if (chance(0.5)) {  // right after a commit, before its push goes out
+    failed_calls_ += workload_.call(n).failed;
+    how = "crash after commit";
+  }
+  cluster_.crash(i);
+  const int down_steps = chance(0.3) ? 0 : 5 + static_cast<int>(rng_() % 40);
+  down_until_[i] = -down_steps;  // relative; made absolute in restart_due
+  note(how, how + " n" + std::to_string(i) + " down " + std::to_string(down_steps) + " steps");
+}
+
+void Nemesis::restart_due(int index) {
+  for (auto it = down_until_.begin(); it != down_until_.end();) {
+    if (it->second <= 0) it->second = index - it->second;  // first step after the crash
+    if (it->second > index) {
+      ++it;
+      continue;
+    }
+    cluster_.restart(it->first);
+    apply_message_faults();
+    trace_.line("restart n" + std::to_string(it->first));
+    it = down_until_.erase(it);
+  }
+}
+
+void Nemesis::jump_clock() {
+  SimNode& n = cluster_.nodes()[rng_() % cluster_.nodes().size()];
+  const bool beyond = chance(0.4);
+  int64_t ms = beyond ? kMaxSkewMs + 500 + static_cast<int64_t>(rng_() % 4000) : 100 + static_cast<int64_t>(rng_() % 1400);
+  if (chance(0.5)) ms = -ms;
+  n.clock->advance(ms);
+  note(beyond ? "clock beyond skew" : "clock within skew",
+       "clock n" + std::to_string(n.index) + " jumps " + std::to_string(ms) + " ms");
+}
+
+void Nemesis::hostile_act() {
+  const int choice = static_cast<int>(rng_() % (forging_ ? 4 : 3));
+  const bool hostile = on(FaultKind::kHostile);
+  if (choice == 0 && hostile) note("garbage", stranger_->send_garbage());
+  else if (choice == 1 && hostile) note("replay", stranger_->replay_frame());
+  else if (choice == 2 && hostile) note("lying vector", stranger_->lie_in_vector());
+  else if (choice == 3) note("forged origin", stranger_->forge_origin());
+}
+
+void Nemesis::heal() {
+  message_faults_ = testing::Faults{};
+  apply_message_faults();
+  cut_.clear();
+  swizzle_cuts_.clear();
+  swizzle_restores_.clear();
+  apply_cuts();
+  for (const auto& [i, _] : down_until_) cluster_.restart(i);
+  down_until_.clear();
+  stranger_.reset();
+  cluster_.align_clocks();
+  trace_.line("heal");
+}
+
+}  // namespace replog::sim

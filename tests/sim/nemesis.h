@@ -1,0 +1,76 @@
+// Nemesis: the faults of a run, started at random steps and ended after a
+// random while, each one written to the trace and counted by kind:
+//   messages   loss, duplication, delay and reordering on every transport;
+//   partitions one node isolated, majority/minority, a ring of majorities,
+//              swizzle (links cut one at a time, restored in random order);
+//   crashes    a node dropped (sometimes right after a commit, before its
+//              pushes went out), down for a while or restarted at once;
+//   clocks     one node's clock jumped, within the skew limit or beyond it;
+//   hostile    the stranger's garbage, replays and lying vectors;
+//   forge      the stranger's updates under real origins (some seeds only).
+// heal() ends them all: what a run checks is judged after it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sim/cluster.h"
+#include "sim/options.h"
+#include "sim/stranger.h"
+#include "sim/workload.h"
+
+namespace replog::sim {
+
+class Nemesis {
+ public:
+  Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload, std::mt19937_64& rng, Trace& trace);
+
+  // Called once per step, after the cluster ticked.
+  void step(int index);
+  void heal();
+
+  bool forging() const { return forging_; }
+  const std::map<std::string, uint64_t>& counts() const { return counts_; }
+  uint64_t failed_calls() const { return failed_calls_; }
+
+ private:
+  using LinkPair = std::pair<int, int>;
+  bool on(FaultKind kind) const { return options_.faults.count(kind) > 0; }
+  bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+  void note(const std::string& kind, const std::string& line);
+
+  void start_message_faults();
+  void apply_message_faults();
+  void start_partition();
+  std::vector<LinkPair> partition_links(int kind);
+  void apply_cuts();
+  void swizzle_step();
+  void crash_one();
+  void restart_due(int index);
+  void jump_clock();
+  void hostile_act();
+
+  const SimOptions& options_;
+  Cluster& cluster_;
+  Workload& workload_;
+  std::mt19937_64& rng_;
+  Trace& trace_;
+  std::unique_ptr<Stranger> stranger_;
+  bool forging_ = false;
+
+  testing::Faults message_faults_;
+  int messages_until_ = -1;
+  std::set<LinkPair> cut_;
+  int partition_until_ = -1;
+  std::vector<LinkPair> swizzle_cuts_, swizzle_restores_;
+  std::map<int, int> down_until_;  // node -> step it restarts at
+  std::map<std::string, uint64_t> counts_;
+  uint64_t failed_calls_ = 0;
+};
+
+}  // namespace replog::sim

@@ -1,0 +1,39 @@
+// SimOptions: what one simulated run does (the seed, the cluster size, the
+// length, and which kinds of fault the nemesis may inject), and the parsing
+// of the fault list shared by replog_sim and the tests.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace replog::sim {
+
+enum class FaultKind : uint8_t {
+  kMessages,    // drop, duplicate, delay, reorder (FaultyTransport)
+  kPartitions,  // one isolated, majority/minority, ring of majorities, swizzle
+  kCrashes,     // a node dropped without close() and reopened from its directory
+  kClocks,      // jumps and skew, within the skew limit and beyond it
+  kHostile,     // a stranger: garbage frames, replayed frames, a lying vector
+  kForge,       // the stranger pushes updates under real origins (relaxed checks)
+};
+
+const char* fault_name(FaultKind kind);
+// "messages,crashes", "all", or "none"; nullopt names the unknown word in `error`.
+std::optional<std::set<FaultKind>> parse_faults(const std::string& list, std::string& error);
+std::string faults_to_string(const std::set<FaultKind>& faults);
+
+struct SimOptions {
+  uint64_t seed = 1;
+  int nodes = 5;     // 3..9
+  int steps = 300;   // steps of the faulty phase, each kStepMs of simulated time
+  std::set<FaultKind> faults = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
+                                FaultKind::kClocks, FaultKind::kHostile, FaultKind::kForge};
+  bool verbose = false;  // every trace line on stderr
+};
+
+// The one command that replays a run.
+std::string replay_command(const SimOptions& options);
+
+}  // namespace replog::sim

@@ -1,0 +1,134 @@
+#include "sim/simulation.h"
+
+#include "sim/cluster.h"
+#include "sim/nemesis.h"
+#include "sim/seeded_randomness.h"
+#include "sim/workload.h"
+
+namespace replog::sim {
+
+namespace {
+
+constexpr int64_t kConvergeLimitMs = 60'000;
+
+class Simulation {
+ public:
+  explicit Simulation(const SimOptions& options)
+      : options_(options),
+        rng_((reseed_randomness(options.seed), options.seed)),
+        trace_(options.verbose),
+        cluster_(options.nodes, rng_, trace_),
+        workload_(rng_, model_),
+        nemesis_(options, cluster_, workload_, rng_, trace_) {}
+
+  RunResult run();
+
+ private:
+  void faulty_step(int index);
+  void make_call(SimNode& node);
+  int64_t converge(int64_t limit_ms);
+  void final_calls();
+
+  const SimOptions& options_;
+  std::mt19937_64 rng_;
+  Trace trace_;
+  Model model_;
+  Cluster cluster_;
+  Workload workload_;
+  Nemesis nemesis_;
+  RunResult result_;
+  uint64_t failed_calls_ = 0;
+};
+
+void Simulation::make_call(SimNode& node) {
+  CallOutcome c = workload_.call(node);
+  trace_.line(c.line);
+  c.acknowledged ? ++result_.calls_acknowledged : ++result_.calls_refused;
+  if (c.failed) result_.problems.push_back("a call failed on n" + std::to_string(node.index) + ": " + c.line);
+}
+
+void Simulation::faulty_step(int index) {
+  cluster_.tick(kStepMs);
+  nemesis_.step(index);
+  const int calls = static_cast<int>(rng_() % 3);
+  for (int c = 0; c < calls; ++c) {
+    SimNode& n = cluster_.nodes()[rng_() % cluster_.nodes().size()];
+    if (n.up()) make_call(n);
+  }
+  trace_.line("step " + std::to_string(index) + " frames " + std::to_string(cluster_.frames_sent()));
+}
+
+// Runs until one state (or the limit); returns the simulated ms it took, -1 if never.
+int64_t Simulation::converge(int64_t limit_ms) {
+  for (int64_t t = 0; t <= limit_ms; t += 10 * kStepMs) {
+    if (cluster_.converged()) return t;
+    for (int i = 0; i < 10; ++i) cluster_.tick(kStepMs);
+  }
+  return -1;
+}
+
+void Simulation::final_calls() {
+  for (auto& n : cluster_.nodes()) {
+    CallOutcome c = workload_.call(n, "inc", Value(Map{{"path", Value("final")}, {"by", Value(1)}}));
+    trace_.line(c.line);
+    if (!c.acknowledged) result_.problems.push_back("n" + std::to_string(n.index) + " cannot write after healing: " + c.line);
+    else ++result_.calls_acknowledged;
+  }
+}
+
+RunResult Simulation::run() {
+  trace_.line("seed " + std::to_string(options_.seed) + " nodes " + std::to_string(options_.nodes) + " steps " +
+              std::to_string(options_.steps) + " faults " + faults_to_string(options_.faults));
+  for (int i = 0; i < options_.steps; ++i) faulty_step(i);
+  nemesis_.heal();
+  result_.relaxed = nemesis_.forging();
+  const int64_t limit = result_.relaxed ? 5'000 : kConvergeLimitMs;
+  result_.converge_ms = converge(limit);
+  final_calls();
+  const int64_t again = converge(limit);
+  if (!result_.relaxed && (result_.converge_ms < 0 || again < 0))
+    result_.problems.push_back("no single state " + std::to_string(limit / 1000) + " s after healing");
+  auto found = check_run(snapshot_nodes(cluster_), model_, cluster_.refusals(), result_.relaxed);
+  result_.problems.insert(result_.problems.end(), found.begin(), found.end());
+  result_.faults = nemesis_.counts();
+  result_.frames = cluster_.frames_sent();
+  trace_.line("end: " + std::to_string(result_.problems.size()) + " problems, frames " + std::to_string(result_.frames));
+  if (nemesis_.failed_calls()) result_.problems.push_back(std::to_string(nemesis_.failed_calls()) + " calls failed");
+  result_.passed = result_.problems.empty();
+  result_.recent_trace = trace_.recent();
+  result_.trace_hash = trace_.hash();
+  return result_;
+}
+
+std::vector<Update> whole_origin(engine::Node& node, OriginId origin) {
+  std::vector<Update> out;
+  for (;;) {
+    auto part = node.read_range(origin, out.size() + 1, 1024, size_t{64} << 20);
+    if (!part || part->empty()) return out;
+    for (auto& u : *part) out.push_back(std::move(u));
+  }
+}
+
+}  // namespace
+
+std::vector<NodeSnapshot> snapshot_nodes(Cluster& cluster) {
+  std::vector<NodeSnapshot> out;
+  for (auto& n : cluster.nodes()) {
+    if (!n.up()) continue;
+    NodeSnapshot s;
+    s.name = "n" + std::to_string(n.index);
+    s.state_hash = n.node->state_hash();
+    n.node->read([&](const State& state) { s.data = state.root(); });
+    s.vector = n.node->vector();
+    for (const auto& [origin, seq] : s.vector) s.log[origin] = whole_origin(*n.node, origin);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+RunResult run_simulation(const SimOptions& options) {
+  Simulation sim(options);
+  return sim.run();
+}
+
+}  // namespace replog::sim

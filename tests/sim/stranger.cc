@@ -1,0 +1,95 @@
+#include "sim/stranger.h"
+
+#include "protocol/limits.h"
+#include "protocol/msgpack_codec.h"
+#include "protocol/wire.h"
+
+namespace replog::sim {
+
+Stranger::Stranger(Cluster& cluster, std::mt19937_64& rng)
+    : cluster_(cluster), rng_(rng), transport_(cluster.network(), kEndpoint), id_(rng() | 1) {}
+
+void Stranger::pump() {
+  for (auto& f : transport_.poll(0)) {
+    auto m = wire::decode(f.bytes);
+    if (m && std::holds_alternative<wire::Hello>(*m) && !f.link.outgoing)
+      transport_.send(f.link, wire::encode(wire::Hello{cluster_.cluster_id(), id_, kEndpoint, limits::kMaxUpdateBytes,
+                                                       wire::kMaxFrameBytes}));
+    kept_.push_back(std::move(f.bytes));
+    if (kept_.size() > kKeptFrames) kept_.pop_front();
+  }
+}
+
+SimNode* Stranger::random_live_node() {
+  auto& nodes = cluster_.nodes();
+  SimNode& n = nodes[rng_() % nodes.size()];
+  return n.up() ? &n : nullptr;
+}
+
+void Stranger::greet(const SimNode& target) {
+  if (transport_.linked(target.endpoint)) return;
+  (void)transport_.connect(target.endpoint);
+  send(target, wire::encode(wire::Hello{cluster_.cluster_id(), id_, kEndpoint, limits::kMaxUpdateBytes,
+                                        wire::kMaxFrameBytes}));
+}
+
+void Stranger::send(const SimNode& target, const std::string& bytes) { transport_.send(Link{true, target.endpoint}, bytes); }
+
+std::string Stranger::send_garbage() {
+  SimNode* target = random_live_node();
+  if (!target) return "stranger garbage: target down";
+  greet(*target);
+  // Random bytes, or a kept frame cut short: never a frame that still decodes
+  // with other content (that would be a forgery, judged only in forging runs).
+  std::string bytes;
+  if (!kept_.empty() && rng_() % 2) {
+    bytes = kept_[rng_() % kept_.size()];
+    bytes.resize(rng_() % bytes.size());
+  } else {
+    bytes.resize(rng_() % 64);
+    for (char& c : bytes) c = static_cast<char>(rng_());
+  }
+  send(*target, bytes);
+  return "stranger garbage to n" + std::to_string(target->index) + " " + std::to_string(bytes.size()) + " bytes";
+}
+
+std::string Stranger::replay_frame() {
+  SimNode* target = random_live_node();
+  if (!target || kept_.empty()) return "stranger replay: nothing";
+  greet(*target);
+  const std::string& frame = kept_[rng_() % kept_.size()];
+  send(*target, frame);
+  return "stranger replay to n" + std::to_string(target->index) + " " + std::to_string(frame.size()) + " bytes";
+}
+
+std::string Stranger::lie_in_vector() {
+  SimNode* target = random_live_node();
+  if (!target) return "stranger lie: target down";
+  greet(*target);
+  wire::Vector v;
+  for (const auto& [origin, seq] : target->node->vector()) v.entries.push_back({origin, seq + 1 + rng_() % 50});
+  v.entries.push_back({rng_() | 2, 1 + rng_() % 10});  // an origin nobody has
+  send(*target, wire::encode(v));
+  return "stranger lies to n" + std::to_string(target->index) + " about " + std::to_string(v.entries.size()) +
+         " origins";
+}
+
+std::string Stranger::forge_origin() {
+  SimNode* target = random_live_node();
+  SimNode* victim = random_live_node();
+  if (!target || !victim) return "stranger forge: nodes down";
+  greet(*target);
+  const OriginId origin = victim->node->node_id();
+  const uint64_t seq = seq_of(target->node->vector(), origin) + 1;
+  uint64_t hlc = static_cast<uint64_t>(target->clock->now_millis()) << 16;
+  if (seq > 1)
+    if (auto last = target->node->read_range(origin, seq - 1, 1, 1 << 20); last && !last->empty())
+      hlc = std::max(hlc, last->front().id().hlc + 1);
+  Value arg(Map{{"path", Value("forged")}, {"value", Value(static_cast<int64_t>(++forged_))}});
+  Update u = Update::make(UpdateId{hlc, origin}, seq, "set", encode_msgpack(arg));
+  send(*target, wire::encode(wire::Push{{u}}));
+  return "stranger forges n" + std::to_string(victim->index) + "'s origin seq " + std::to_string(seq) + " to n" +
+         std::to_string(target->index);
+}
+
+}  // namespace replog::sim

@@ -1,0 +1,47 @@
+// Stranger: a hostile peer on the simulated network, speaking the wire
+// protocol by hand. It says Hello (so nodes connect back and push to it),
+// keeps the frames nodes send it, and on the nemesis's word:
+//   - sends garbage (random bytes, or a kept frame with bytes changed);
+//   - replays a kept frame to another node;
+//   - lies in its vector (seqs nobody holds), and never answers a Request;
+//   - forges: pushes an update under a real node's origin at its next seq.
+// Every choice comes from the run's generator.
+#pragma once
+
+#include <deque>
+#include <random>
+#include <string>
+
+#include "sim/cluster.h"
+#include "support/memory_transport.h"
+
+namespace replog::sim {
+
+class Stranger {
+ public:
+  Stranger(Cluster& cluster, std::mt19937_64& rng);
+
+  // Answers Hellos and keeps what arrived; call once per step.
+  void pump();
+  // Each returns one line for the trace.
+  std::string send_garbage();
+  std::string replay_frame();
+  std::string lie_in_vector();
+  std::string forge_origin();
+
+ private:
+  SimNode* random_live_node();
+  void greet(const SimNode& target);
+  void send(const SimNode& target, const std::string& bytes);
+
+  static constexpr const char* kEndpoint = "tcp://stranger:7000";
+  static constexpr size_t kKeptFrames = 64;
+  Cluster& cluster_;
+  std::mt19937_64& rng_;
+  testing::MemoryTransport transport_;
+  OriginId id_;
+  std::deque<std::string> kept_;
+  uint64_t forged_ = 0;
+};
+
+}  // namespace replog::sim

@@ -1,0 +1,65 @@
+#include "sim/workload.h"
+
+namespace replog::sim {
+
+namespace {
+Value at(const std::string& key, const char* name, Value v) { return Value(Map{{"path", Value(key)}, {name, std::move(v)}}); }
+Value record_ref(const std::string& id) { return Value(Map{{"type", Value(kRecordType)}, {"id", Value(id)}}); }
+}  // namespace
+
+std::string Workload::pick(const char* prefix, int count) {
+  return prefix + std::to_string(rng_() % static_cast<uint64_t>(count));
+}
+
+Value Workload::record_fields() {
+  Map fields;
+  if (rng_() % 2) fields["n"] = Value(static_cast<int64_t>(rng_() % 100));
+  if (rng_() % 3 == 0) fields["tag"] = rng_() % 2 ? Value("t" + std::to_string(rng_() % 5)) : Value();
+  return Value(std::move(fields));
+}
+
+std::pair<std::string, Value> Workload::random_call() {
+  const auto small = [&] { return Value(static_cast<int64_t>(rng_() % 5)); };
+  switch (rng_() % 10) {
+    case 0: return {"set", at(pick("c", 4), "value", Value(static_cast<int64_t>(rng_() % 1000)))};
+    case 1: case 2: return {"inc", at(pick("c", 4), "by", Value(static_cast<int64_t>(1 + rng_() % 5)))};
+    case 3: return {"set", at(pick("v", 4), "value", rng_() % 2 ? Value("s" + std::to_string(rng_() % 9)) : small())};
+    case 4: return {"add", at(pick("s", 3), "value", small())};
+    case 5: return {"remove", at(pick("s", 3), "value", small())};
+    case 6: return {"set", at(pick("s", 3), "value", rng_() % 4 ? Value(List{small()}) : small())};
+    case 7: {
+      Value arg = record_ref(pick("i", 4));
+      arg.as_map()["fields"] = record_fields();
+      return {"create", std::move(arg)};
+    }
+    case 8: {
+      Value arg = record_ref(pick("i", 4));
+      arg.as_map()["fields"] = record_fields();
+      return {"update", std::move(arg)};
+    }
+    default: return {"delete", record_ref(pick("i", 4))};
+  }
+}
+
+CallOutcome Workload::call(SimNode& node) {
+  auto [method, arg] = random_call();
+  return call(node, method, std::move(arg));
+}
+
+CallOutcome Workload::call(SimNode& node, const std::string& method, Value arg) {
+  CallOutcome out;
+  auto id = node.node->call(method, arg);
+  out.line = "call n" + std::to_string(node.index) + " " + method + " ";
+  if (id) {
+    out.acknowledged = true;
+    out.line += id->to_string();
+    model_.acknowledge(*id, method, std::move(arg));
+    return out;
+  }
+  const auto code = id.status().code();
+  out.failed = code != Status::Code::kRefused && code != Status::Code::kInvalidArgument;
+  out.line += "refused " + std::to_string(static_cast<int>(code)) + (out.failed ? " " + id.status().message() : "");
+  return out;
+}
+
+}  // namespace replog::sim
