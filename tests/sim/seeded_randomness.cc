@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -34,7 +35,12 @@ randombytes_implementation seeded = {name, next_u32, nullptr, uniform, fill, nul
 
 }  // namespace
 
-void install_seeded_randomness() { randombytes_set_implementation(&seeded); }
+// sodium_init() draws from the generator once (its guard pages' canary); it
+// runs here, so that every run after it draws the same values from its seed.
+void install_seeded_randomness() {
+  randombytes_set_implementation(&seeded);
+  if (sodium_init() < 0) std::abort();
+}
 
 void reseed_randomness(uint64_t seed) {
   std::lock_guard<std::mutex> l(rng_mu);

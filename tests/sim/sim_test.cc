@@ -59,11 +59,105 @@ TEST(Sim, OneSeedGivesOneTraceHash) {
   o.seed = first_seed() + 1000;
   o.steps = 300;
   RunResult a = run_simulation(o);
-  RunResult b = run_simulation(o);
-  EXPECT_EQ(a.trace_hash, b.trace_hash) << "replay: " << replay_command(o);
-  EXPECT_EQ(a.frames, b.frames);
   o.seed += 1;
-  EXPECT_NE(run_simulation(o).trace_hash, a.trace_hash) << "another seed, another run";
+  RunResult other = run_simulation(o);
+  EXPECT_NE(other.trace_hash, a.trace_hash) << "another seed, another run";
+  o.seed -= 1;
+  RunResult again = run_simulation(o);  // after another run in this process: nothing carried over
+  EXPECT_EQ(again.trace_hash, a.trace_hash) << "replay: " << replay_command(o);
+  EXPECT_EQ(again.frames, a.frames);
+  EXPECT_GT(a.frames, 0u);
+}
+
+// --- the checker can fail --------------------------------------------------------
+
+Value inc_arg(const char* key, int by) { return Value(Map{{"path", Value(key)}, {"by", Value(by)}}); }
+
+// Two nodes that agree with a model of three calls from one origin.
+struct AgreeingRun {
+  AgreeingRun() {
+    const Value args[] = {inc_arg("c", 2), inc_arg("c", 3), Value(Map{{"path", Value("v")}, {"value", Value("x")}})};
+    const char* methods[] = {"inc", "inc", "set"};
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+      UpdateId id{seq << 16, kOrigin};
+      model.acknowledge(id, methods[seq - 1], args[seq - 1]);
+      log.push_back(Update::make(id, seq, methods[seq - 1], encode_msgpack(args[seq - 1])));
+    }
+    for (const char* name : {"n0", "n1"})
+      nodes.push_back(NodeSnapshot{name, "hash", Value(Map{{"c", Value(5)}, {"v", Value("x")}}), {{kOrigin, 3}},
+                                   {{kOrigin, log}}});
+  }
+  std::vector<std::string> check(bool relaxed = false) const { return check_run(nodes, model, refusals, relaxed); }
+  static constexpr OriginId kOrigin = 0x1234;
+  Model model;
+  std::vector<Update> log;
+  std::vector<NodeSnapshot> nodes;
+  RefusalCounts refusals;
+};
+
+bool mentions(const std::vector<std::string>& problems, const std::string& word) {
+  for (const auto& p : problems)
+    if (p.find(word) != std::string::npos) return true;
+  return false;
+}
+
+TEST(Sim, CheckerPassesNodesThatAgreeWithTheModel) { EXPECT_TRUE(AgreeingRun().check().empty()); }
+
+TEST(Sim, CheckerReportsDataThatDiffersFromTheModel) {
+  AgreeingRun run;
+  run.nodes[1].data.as_map()["c"] = Value(4);
+  auto problems = run.check();
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_TRUE(mentions(problems, "n1: data differs")) << problems[0];
+}
+
+TEST(Sim, CheckerReportsTwoStateHashes) {
+  AgreeingRun run;
+  run.nodes[1].state_hash = "other";
+  EXPECT_TRUE(mentions(run.check(), "state hash differs"));
+}
+
+TEST(Sim, CheckerReportsALostAcknowledgedCallAndABrokenPrefix) {
+  AgreeingRun run;
+  run.nodes[0].log[AgreeingRun::kOrigin].erase(run.nodes[0].log[AgreeingRun::kOrigin].begin() + 1);
+  auto problems = run.check();
+  EXPECT_TRUE(mentions(problems, "held 0 times"));
+  EXPECT_TRUE(mentions(problems, "vector says 3, holds 2"));
+  EXPECT_TRUE(mentions(run.check(/*relaxed=*/true), "vector says 3, holds 2")) << "prefixes are judged in every run";
+}
+
+TEST(Sim, CheckerReportsACallHeldTwice) {
+  AgreeingRun run;
+  run.nodes[0].log[0x99] = {run.log[0]};
+  run.nodes[0].vector[0x99] = 1;
+  auto problems = run.check();
+  EXPECT_TRUE(mentions(problems, "held 2 times"));
+  EXPECT_TRUE(mentions(problems, "out of place")) << "seq 1 of 0x99 carries another origin's id";
+}
+
+TEST(Sim, CheckerReportsValidUpdatesRefused) {
+  AgreeingRun run;
+  run.refusals[Verdict::kGap] = 5;
+  run.refusals[Verdict::kTooFarAhead] = 2;
+  EXPECT_TRUE(run.check().empty()) << "gaps and a clock too far ahead are expected under faults";
+  run.refusals[Verdict::kHlcNotRising] = 1;
+  EXPECT_TRUE(mentions(run.check(), "refused as"));
+}
+
+TEST(Sim, ModelSkipsWhatReplaySkips) {
+  Model m;
+  auto record = [](const char* id, Value fields) {
+    return Value(Map{{"type", Value(kRecordType)}, {"id", Value(id)}, {"fields", std::move(fields)}});
+  };
+  m.acknowledge({5, 1}, "create", record("i0", Value(Map{{"n", Value(1)}})));
+  m.acknowledge({6, 1}, "create", record("i0", Value(Map{{"n", Value(2)}})));  // exists: skipped
+  m.acknowledge({7, 1}, "update", record("i9", Value(Map{{"n", Value(3)}})));  // missing: skipped
+  m.acknowledge({2, 1}, "set", Value(Map{{"path", Value("s")}, {"value", Value(7)}}));
+  m.acknowledge({3, 1}, "add", Value(Map{{"path", Value("s")}, {"value", Value(1)}}));  // not a set: skipped
+  m.acknowledge({1, 1}, "add", Value(Map{{"path", Value("s")}, {"value", Value(1)}}));  // folded first
+  Value expected(Map{{kRecordType, Value(Map{{"i0", Value::record(kRecordType, Map{{"n", Value(1)}})}})},
+                     {"s", Value(7)}});
+  EXPECT_EQ(encode_msgpack(m.fold()), encode_msgpack(expected));
 }
 
 }  // namespace
