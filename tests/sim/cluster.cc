@@ -24,10 +24,8 @@ void require(const Status& s, const std::string& what) {
   if (!s) throw std::runtime_error(what + ": " + s.message());
 }
 
-uint64_t frames_of(const testing::FaultyTransport& t) {
-  uint64_t n = 0;
-  for (const auto& [type, count] : t.counts().frames) n += count;
-  return n;
+void add_frames(const testing::FaultyTransport& t, std::map<wire::Type, uint64_t>& into) {
+  for (const auto& [type, count] : t.counts().frames) into[type] += count;
 }
 
 }  // namespace
@@ -117,7 +115,7 @@ void Cluster::crash(int i) {
   const std::string copy = n.dir + ".crashed";
   fs::create_directories(copy);
   fs::copy_file(n.dir + "/data.mdb", copy + "/data.mdb");
-  frames_of_crashed_ += frames_of(*n.transport);
+  add_frames(*n.transport, frames_of_crashed_);
   n.service.reset();
   n.transport.reset();
   n.memory.reset();
@@ -147,11 +145,25 @@ bool Cluster::converged() const {
   return true;
 }
 
-uint64_t Cluster::frames_sent() const {
-  uint64_t total = frames_of_crashed_;
+std::map<wire::Type, uint64_t> Cluster::frames() const {
+  std::map<wire::Type, uint64_t> all = frames_of_crashed_;
   for (const auto& n : nodes_)
-    if (n.transport) total += frames_of(*n.transport);
+    if (n.transport) add_frames(*n.transport, all);
+  return all;
+}
+
+uint64_t Cluster::frames_sent() const {
+  uint64_t total = 0;
+  for (const auto& [type, count] : frames()) total += count;
   return total;
+}
+
+std::string Cluster::frames_by_type() const {
+  static const char* names[] = {"?", "hello", "error", "vector", "request", "updates", "push"};
+  std::string out;
+  for (const auto& [type, count] : frames())
+    out += std::string(out.empty() ? "" : " ") + names[static_cast<size_t>(type) % 7] + " " + std::to_string(count);
+  return out;
 }
 
 }  // namespace replog::sim

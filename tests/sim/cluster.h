@@ -14,6 +14,7 @@
 // Thread safety: none; one thread drives everything.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -61,6 +62,9 @@ class Cluster {
   bool converged() const;
   // Frames sent so far by every node, by any path (for the trace).
   uint64_t frames_sent() const;
+  std::map<wire::Type, uint64_t> frames() const;
+  // The same by message type, named: "hello 12 error 0 vector 40 ...".
+  std::string frames_by_type() const;
 
   testing::MemoryNetwork& network() { return net_; }
   std::vector<SimNode>& nodes() { return nodes_; }
@@ -78,7 +82,7 @@ class Cluster {
   testing::MemoryNetwork net_;
   RefusalCounts refusals_;
   std::vector<SimNode> nodes_;
-  uint64_t frames_of_crashed_ = 0;
+  std::map<wire::Type, uint64_t> frames_of_crashed_;
 };
 
 Value schema_document();

@@ -39,7 +39,7 @@ void Nemesis::step(int index) {
     partition_until_ = index + 20 + static_cast<int>(rng_() % 80);
   }
   if (on(FaultKind::kCrashes) && chance(0.015)) crash_one();
-  if (on(FaultKind::kClocks) && chance(0.015)) jump_clock();
+  if ((on(FaultKind::kClocks) || on(FaultKind::kSkew)) && chance(0.015)) jump_clock();
   if (stranger_ && chance(0.03)) hostile_act();
 }
 
@@ -150,7 +150,7 @@ void Nemesis::restart_due(int index) {
 
 void Nemesis::jump_clock() {
   SimNode& n = cluster_.nodes()[rng_() % cluster_.nodes().size()];
-  const bool beyond = chance(0.4);
+  const bool beyond = on(FaultKind::kSkew) && (!on(FaultKind::kClocks) || chance(0.4));
   int64_t ms = beyond ? kMaxSkewMs + 500 + static_cast<int64_t>(rng_() % 4000) : 100 + static_cast<int64_t>(rng_() % 1400);
   if (chance(0.5)) ms = -ms;
   n.clock->advance(ms);

@@ -5,7 +5,8 @@
 //              swizzle (links cut one at a time, restored in random order);
 //   crashes    a node dropped (sometimes right after a commit, before its
 //              pushes went out), down for a while or restarted at once;
-//   clocks     one node's clock jumped, within the skew limit or beyond it;
+//   clocks     one node's clock jumped within the skew limit;
+//   skew       one node's clock jumped beyond it;
 //   hostile    the stranger's garbage, replays and lying vectors;
 //   forge      the stranger's updates under real origins (some seeds only).
 // heal() ends them all: what a run checks is judged after it.

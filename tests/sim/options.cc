@@ -6,7 +6,8 @@ namespace replog::sim {
 
 namespace {
 constexpr FaultKind kAllFaults[] = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
-                                    FaultKind::kClocks,   FaultKind::kHostile,    FaultKind::kForge};
+                                    FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
+                                    FaultKind::kForge};
 }
 
 const char* fault_name(FaultKind kind) {
@@ -15,6 +16,7 @@ const char* fault_name(FaultKind kind) {
     case FaultKind::kPartitions: return "partitions";
     case FaultKind::kCrashes: return "crashes";
     case FaultKind::kClocks: return "clocks";
+    case FaultKind::kSkew: return "skew";
     case FaultKind::kHostile: return "hostile";
     case FaultKind::kForge: return "forge";
   }
@@ -31,7 +33,7 @@ std::optional<std::set<FaultKind>> parse_faults(const std::string& list, std::st
     for (FaultKind k : kAllFaults)
       if (word == fault_name(k)) out.insert(k), known = true;
     if (!known) {
-      error = "unknown fault kind \"" + word + "\" (messages, partitions, crashes, clocks, hostile, forge, all, none)";
+      error = "unknown fault kind \"" + word + "\" (messages, partitions, crashes, clocks, skew, hostile, forge, all, none)";
       return std::nullopt;
     }
   }

@@ -14,7 +14,8 @@ enum class FaultKind : uint8_t {
   kMessages,    // drop, duplicate, delay, reorder (FaultyTransport)
   kPartitions,  // one isolated, majority/minority, ring of majorities, swizzle
   kCrashes,     // a node dropped without close() and reopened from its directory
-  kClocks,      // jumps and skew, within the skew limit and beyond it
+  kClocks,      // clock jumps within the skew limit, forwards and backwards
+  kSkew,        // clock jumps beyond the skew limit (updates refused until clocks catch up)
   kHostile,     // a stranger: garbage frames, replayed frames, a lying vector
   kForge,       // the stranger pushes updates under real origins (relaxed checks)
 };
@@ -29,7 +30,8 @@ struct SimOptions {
   int nodes = 5;     // 3..9
   int steps = 300;   // steps of the faulty phase, each kStepMs of simulated time
   std::set<FaultKind> faults = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
-                                FaultKind::kClocks, FaultKind::kHostile, FaultKind::kForge};
+                                FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
+                                FaultKind::kForge};
   bool verbose = false;  // every trace line on stderr
 };
 

@@ -6,6 +6,7 @@
 
 #include "protocol/msgpack_codec.h"
 #include "sim/checker.h"
+#include "sim/cluster.h"
 #include "sim/seeded_randomness.h"
 #include "sim/simulation.h"
 
@@ -42,11 +43,19 @@ TEST(Sim, SeedsPassUnderMessageFaults) { expect_seeds_pass(only(FaultKind::kMess
 TEST(Sim, SeedsPassUnderPartitions) { expect_seeds_pass(only(FaultKind::kPartitions, 5, 200), 30); }
 TEST(Sim, SeedsPassUnderCrashes) { expect_seeds_pass(only(FaultKind::kCrashes, 4, 200), 30); }
 TEST(Sim, SeedsPassUnderClockJumps) { expect_seeds_pass(only(FaultKind::kClocks, 3, 200), 30); }
+TEST(Sim, SeedsPassWithClocksBeyondTheSkewLimit) {
+  SimOptions o = only(FaultKind::kSkew, 3, 200);
+  o.faults.insert(FaultKind::kClocks);
+  expect_seeds_pass(o, 20);
+}
 TEST(Sim, SeedsPassWithAHostilePeer) { expect_seeds_pass(only(FaultKind::kHostile, 3, 200), 30); }
 TEST(Sim, NodesKeepWritingWhileOriginsAreForged) { expect_seeds_pass(only(FaultKind::kForge, 3, 200), 20); }
 
+// Every kind but clocks beyond the skew limit, which with message faults meets
+// the pull storm of the DISABLED_ tests below (seed 188); simulate.sh runs all.
 TEST(Sim, SeedsPassUnderEveryFaultTogether) {
   SimOptions o;
+  o.faults.erase(FaultKind::kSkew);
   o.steps = 200;
   for (int nodes : {3, 5, 7, 9}) {
     o.nodes = nodes;
@@ -67,6 +76,41 @@ TEST(Sim, OneSeedGivesOneTraceHash) {
   EXPECT_EQ(again.trace_hash, a.trace_hash) << "replay: " << replay_command(o);
   EXPECT_EQ(again.frames, a.frames);
   EXPECT_GT(a.frames, 0u);
+}
+
+// --- library bugs the simulator found --------------------------------------------
+
+// Requests one node sends while another's clock is beyond the skew limit, for
+// one simulated second after one update, with `duplicate` chance per frame.
+uint64_t requests_while_a_clock_is_beyond_the_skew(double duplicate) {
+  std::mt19937_64 rng(first_seed());
+  Trace trace(false);
+  Cluster c(2, rng, trace);
+  for (int i = 0; i < 100; ++i) c.tick(kStepMs);
+  for (auto& n : c.nodes()) n.transport->faults().duplicate = duplicate;
+  c.nodes()[0].clock->advance(kMaxSkewMs + 3'000);
+  EXPECT_TRUE(c.nodes()[0].node->call("set", Value(Map{{"path", Value("k")}, {"value", Value(1)}})));
+  const uint64_t before = c.frames()[wire::Type::kRequest];
+  // Stops at 10,000: where the pulls multiply, they would fill memory in seconds.
+  for (int i = 0; i < 200 && c.frames()[wire::Type::kRequest] - before < 10'000; ++i) c.tick(kStepMs);
+  return c.frames()[wire::Type::kRequest] - before;
+}
+
+// Found by seed 188 (replog_sim --seed 188 --nodes 5 --steps 300 --faults all):
+// after Updates whose every update is refused as too far ahead, SyncEngine
+// pulls the same range again at once (pull_missing after ingest), so the pair
+// trades Request/Updates on every turn until the clocks meet. An anti-entropy
+// round every 200 ms needs a handful of requests in one second.
+TEST(Sim, DISABLED_UpdatesTooFarAheadAreNotPulledAgainAtOnce) {
+  EXPECT_LT(requests_while_a_clock_is_beyond_the_skew(0), 20u);
+}
+
+// The same loop under duplicated frames: an Updates that is not the awaited
+// answer (a duplicate, a late answer after a re-request, a replay) still
+// closes the origin's pull and opens another, so two requests per origin are
+// out, then four: the frames of seed 188 grow by ~14% a step until a storm.
+TEST(Sim, DISABLED_ADuplicatedUpdatesAnswerDoesNotOpenASecondPull) {
+  EXPECT_LT(requests_while_a_clock_is_beyond_the_skew(0.2), 40u);
 }
 
 // --- the checker can fail --------------------------------------------------------

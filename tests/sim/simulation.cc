@@ -10,6 +10,9 @@ namespace replog::sim {
 namespace {
 
 constexpr int64_t kConvergeLimitMs = 60'000;
+// More frames than this in one step (5 simulated ms) for every node is a storm:
+// the run stops there and fails, rather than running on for hours.
+constexpr uint64_t kStormFramesPerNodeStep = 1'000;
 
 class Simulation {
  public:
@@ -28,6 +31,9 @@ class Simulation {
   void make_call(SimNode& node);
   int64_t converge(int64_t limit_ms);
   void final_calls();
+  // True (and a problem noted) when the last step sent a storm of frames.
+  bool storm();
+  RunResult finish();
 
   const SimOptions& options_;
   std::mt19937_64 rng_;
@@ -37,7 +43,8 @@ class Simulation {
   Workload workload_;
   Nemesis nemesis_;
   RunResult result_;
-  uint64_t failed_calls_ = 0;
+  uint64_t frames_before_ = 0;
+  bool stormed_ = false;
 };
 
 void Simulation::make_call(SimNode& node) {
@@ -55,14 +62,27 @@ void Simulation::faulty_step(int index) {
     SimNode& n = cluster_.nodes()[rng_() % cluster_.nodes().size()];
     if (n.up()) make_call(n);
   }
-  trace_.line("step " + std::to_string(index) + " frames " + std::to_string(cluster_.frames_sent()));
+  trace_.line("step " + std::to_string(index) + " frames " + cluster_.frames_by_type());
+}
+
+bool Simulation::storm() {
+  const uint64_t now = cluster_.frames_sent(), step = now - frames_before_;
+  frames_before_ = now;
+  if (stormed_ || step <= kStormFramesPerNodeStep * cluster_.nodes().size()) return stormed_;
+  stormed_ = true;
+  result_.problems.push_back("frame storm: " + std::to_string(step) + " frames in one step (" +
+                             cluster_.frames_by_type() + ")");
+  return true;
 }
 
 // Runs until one state (or the limit); returns the simulated ms it took, -1 if never.
 int64_t Simulation::converge(int64_t limit_ms) {
   for (int64_t t = 0; t <= limit_ms; t += 10 * kStepMs) {
     if (cluster_.converged()) return t;
-    for (int i = 0; i < 10; ++i) cluster_.tick(kStepMs);
+    for (int i = 0; i < 10; ++i) {
+      cluster_.tick(kStepMs);
+      if (storm()) return -1;
+    }
   }
   return -1;
 }
@@ -79,17 +99,22 @@ void Simulation::final_calls() {
 RunResult Simulation::run() {
   trace_.line("seed " + std::to_string(options_.seed) + " nodes " + std::to_string(options_.nodes) + " steps " +
               std::to_string(options_.steps) + " faults " + faults_to_string(options_.faults));
-  for (int i = 0; i < options_.steps; ++i) faulty_step(i);
+  for (int i = 0; i < options_.steps && !storm(); ++i) faulty_step(i);
   nemesis_.heal();
   result_.relaxed = nemesis_.forging();
   const int64_t limit = result_.relaxed ? 5'000 : kConvergeLimitMs;
   result_.converge_ms = converge(limit);
   final_calls();
   const int64_t again = converge(limit);
+  if (stormed_) return finish();
   if (!result_.relaxed && (result_.converge_ms < 0 || again < 0))
     result_.problems.push_back("no single state " + std::to_string(limit / 1000) + " s after healing");
   auto found = check_run(snapshot_nodes(cluster_), model_, cluster_.refusals(), result_.relaxed);
   result_.problems.insert(result_.problems.end(), found.begin(), found.end());
+  return finish();
+}
+
+RunResult Simulation::finish() {
   result_.faults = nemesis_.counts();
   result_.frames = cluster_.frames_sent();
   trace_.line("end: " + std::to_string(result_.problems.size()) + " problems, frames " + std::to_string(result_.frames));
