@@ -165,7 +165,10 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     }
   } else if (auto* u = std::get_if<wire::Updates>(&m)) {
     auto pull = pulls_.find(u->origin);
-    if (pull != pulls_.end() && pull->second.endpoint == p.endpoint) {
+    // Only the answer to the pull that is out closes it: a repeated or late
+    // answer must not let a second request for the origin go out.
+    if (pull != pulls_.end() && pull->second.endpoint == p.endpoint &&
+        (u->updates.empty() || u->updates.front().seq() == pull->second.from_seq)) {
       p.credit_used -= std::min(p.credit_used, pull->second.bytes);
       pulls_.erase(pull);
     }
@@ -182,7 +185,8 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
           p.credit_used < options_.credit_bytes) {
         size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
         send(Link{true, p.endpoint}, wire::Request{u->origin, last + 1, their->second, bytes});
-        pulls_[u->origin] = Pull{p.endpoint, their->second, bytes, clock_.now_millis() + options_.request_timeout_ms};
+        pulls_[u->origin] =
+            Pull{p.endpoint, last + 1, their->second, bytes, clock_.now_millis() + options_.request_timeout_ms};
         p.credit_used += bytes;
       }
     }
@@ -335,7 +339,7 @@ void SyncEngine::pull_missing(Peer& p) {
     if (their_seq <= have || pulls_.count(origin) || is_reserved_origin(origin)) continue;
     size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
     send(Link{true, p.endpoint}, wire::Request{origin, have + 1, their_seq, bytes});
-    pulls_[origin] = Pull{p.endpoint, their_seq, bytes, now + options_.request_timeout_ms};
+    pulls_[origin] = Pull{p.endpoint, have + 1, their_seq, bytes, now + options_.request_timeout_ms};
     p.credit_used += bytes;
   }
 }
@@ -362,6 +366,10 @@ void SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
     if (refused.verdict == Verdict::kGap) continue;
     ++counters_.refused_updates;
     last_refusal_ = refused.detail;
+    // Too far ahead of this clock: asking again at once would get the same
+    // answer. Believe what we hold until the sender's next vector.
+    if (refused.verdict == Verdict::kTooFarAhead && from)
+      from->their[refused.id.origin] = seq_of(node_.vector(), refused.id.origin);
   }
   if (r->forks) log_(0, "fork detected; origin quarantined (replog status)");
   if (r->origin_changed) {

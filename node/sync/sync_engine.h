@@ -119,6 +119,7 @@ class SyncEngine {
   static constexpr int64_t kLearnedPeerGraceMs = 30'000;  // to say Hello back, else dropped
   struct Pull {
     std::string endpoint;
+    uint64_t from_seq;  // an answer to this pull starts here (others are late or repeated)
     uint64_t to_seq;
     size_t bytes;
     int64_t deadline_ms;
