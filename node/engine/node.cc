@@ -109,13 +109,15 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options, std::unique
   }
   node->lock_ = std::move(lock);
   node->writable_ = true;
+  bool blocked = false;  // marked by an earlier build: move to a fresh origin now
   {
     auto txn = node->log_->begin_read();
     if (!txn) return txn.status();
     std::lock_guard<std::mutex> l(node->state_mu_);
     REPLOG_RETURN_IF_ERROR(node->read_writer_state(*txn));
+    blocked = txn->meta(meta::kWritesBlocked).has_value();
   }
-  REPLOG_RETURN_IF_ERROR(node->leave_blocked_origin());
+  if (blocked) REPLOG_RETURN_IF_ERROR(node->leave_blocked_origin());
   node->writer_ = std::thread([n = node.get()] { n->writer_loop(); });
   return node;
 }
@@ -127,7 +129,7 @@ Status Node::read_writer_state(LogTxn& txn) {
   REPLOG_RETURN_IF_ERROR(read_identity(txn, options_.dir, id, cluster_id_));
   node_id_ = id;
   REPLOG_RETURN_IF_ERROR(load(txn, std::nullopt));
-  own_seq_ = seq_of(txn.vector(), id);
+  own_seq_ = txn.vector_entry(id).value_or(VectorEntry{}).seq;
   uint64_t mark = 0;
   if (auto m = txn.meta(meta::kHlc); m && m->size() == 8) mark = get_u64_be(m->data());
   if (auto last = txn.last_id()) mark = std::max(mark, last->hlc);

@@ -1,6 +1,7 @@
 #include "node/sync/sync_engine.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "protocol/limits.h"
 #include "node/sync/endpoint.h"
@@ -360,6 +361,7 @@ void SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
     log_(0, "storing received updates failed: " + r.status().message());
     return;
   }
+  std::optional<VersionVector> held;  // read once, only when a refusal needs it
   for (const auto& refused : r->refused) {
     // A gap is routine (a push overtook a pull, and is pulled at once); anything
     // else is summed up by on_tick, at most one line per 5 s.
@@ -368,8 +370,10 @@ void SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
     last_refusal_ = refused.detail;
     // Too far ahead of this clock: asking again at once would get the same
     // answer. Believe what we hold until the sender's next vector.
-    if (refused.verdict == Verdict::kTooFarAhead && from)
-      from->their[refused.id.origin] = seq_of(node_.vector(), refused.id.origin);
+    if (refused.verdict == Verdict::kTooFarAhead && from) {
+      if (!held) held = node_.vector();
+      from->their[refused.id.origin] = seq_of(*held, refused.id.origin);
+    }
   }
   if (r->forks) log_(0, "fork detected; origin quarantined (replog status)");
   if (r->origin_changed) {
