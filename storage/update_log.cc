@@ -1,5 +1,6 @@
 #include "storage/update_log.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -7,6 +8,7 @@
 
 #include "protocol/bytes.h"
 #include "storage/data_dir.h"
+#include "storage/fault_point.h"
 
 namespace replog {
 
@@ -87,16 +89,40 @@ UpdateLog::~UpdateLog() {
   if (env_) mdb_env_close(env_);
 }
 
+Status UpdateLog::enter_gate() const {
+  std::unique_lock<std::mutex> l(gate_.mu);
+  gate_.cv.wait(l, [&] { return !gate_.resizing; });
+  if (gate_.unmapped) return Status::io_error(dir_ + ": the LMDB map was lost in a failed resize; restart the node");
+  ++gate_.open;
+  return Status::ok();
+}
+
+void UpdateLog::leave_gate() const {
+  std::lock_guard<std::mutex> l(gate_.mu);
+  if (--gate_.open == 0) gate_.cv.notify_all();
+}
+
 Result<LogTxn> UpdateLog::begin(bool writable) const {
+  REPLOG_RETURN_IF_ERROR(enter_gate());
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, writable ? 0 : MDB_RDONLY, &txn);
   if (rc == MDB_MAP_RESIZED) {
-    // Another process grew the map: adopt its size and try again.
-    mdb_env_set_mapsize(env_, 0);
+    // Another process grew the map: adopt its size (with no transaction of
+    // this process open) and try again.
+    leave_gate();
+    {
+      std::unique_lock<std::mutex> l(gate_.mu);
+      gate_.cv.wait(l, [&] { return !gate_.resizing && gate_.open == 0; });
+      mdb_env_set_mapsize(env_, 0);
+    }
+    REPLOG_RETURN_IF_ERROR(enter_gate());
     rc = mdb_txn_begin(env_, nullptr, writable ? 0 : MDB_RDONLY, &txn);
   }
-  if (rc) return lmdb_error(rc, writable ? "begin write transaction" : "begin read transaction");
-  return LogTxn(this, txn, writable);
+  if (rc) {
+    leave_gate();
+    return lmdb_error(rc, writable ? "begin write transaction" : "begin read transaction");
+  }
+  return LogTxn(this, txn, writable, true);
 }
 
 Result<LogTxn> UpdateLog::begin_read() const { return begin(false); }
@@ -108,16 +134,47 @@ size_t UpdateLog::map_bytes() const {
   return info.me_mapsize;
 }
 
+namespace {
+
+// Whether `bytes` of address space can be had now (LMDB's remap would get them).
+bool address_space_for(size_t bytes) {
+  void* p = ::mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return false;
+  ::munmap(p, bytes);
+  return true;
+}
+
+}  // namespace
+
 Status UpdateLog::grow_if_needed(bool force) {
+  std::unique_lock<std::mutex> l(gate_.mu);
+  gate_.cv.wait(l, [&] { return !gate_.resizing; });
+  gate_.resizing = true;  // new transactions wait from here
+  gate_.cv.wait(l, [&] { return gate_.open == 0; });
+  Status s = resize_locked(force);
+  gate_.resizing = false;
+  gate_.cv.notify_all();
+  return s;
+}
+
+// REQUIRES: gate_.mu held, no transaction open.
+Status UpdateLog::resize_locked(bool force) {
+  if (gate_.unmapped) return Status::io_error(dir_ + ": the LMDB map was lost in a failed resize; restart the node");
   MDB_envinfo info;
   MDB_stat st;
   mdb_env_info(env_, &info);
   mdb_env_stat(env_, &st);
   size_t used = (info.me_last_pgno + 1) * static_cast<size_t>(st.ms_psize);
   if (!force && used < info.me_mapsize / 4 * 3) return Status::ok();
-  int rc = mdb_env_set_mapsize(env_, info.me_mapsize * 2);
-  if (rc) return lmdb_error(rc, "grow the LMDB map");
-  return Status::ok();
+  const size_t target = info.me_mapsize * 2;
+  const std::string what = "grow the LMDB map to " + std::to_string(target >> 20) + " MiB";
+  if (target > kMaxMapBytes)
+    return Status::no_space(dir_ + ": the LMDB map would grow past " + std::to_string(kMaxMapBytes >> 30) +
+                            " GiB (it holds " + std::to_string(used >> 20) + " MiB)");
+  if (!address_space_for(target)) return lmdb_error(ENOMEM, what);
+  int rc = mdb_env_set_mapsize(env_, target);
+  if (rc) gate_.unmapped = true;  // LMDB dropped the old mapping and could not make the new one
+  return rc ? lmdb_error(rc, what) : Status::ok();
 }
 
 // --- LogTxn ------------------------------------------------------------------
@@ -126,9 +183,11 @@ LogTxn::LogTxn(LogTxn&& o) noexcept
     : log_(o.log_),
       txn_(o.txn_),
       writable_(o.writable_),
+      counted_(o.counted_),
       newest_checkpoint_(std::move(o.newest_checkpoint_)),
       read_error_(std::move(o.read_error_)) {
   o.txn_ = nullptr;
+  o.counted_ = false;
 }
 
 LogTxn::~LogTxn() { abort(); }
@@ -136,6 +195,12 @@ LogTxn::~LogTxn() { abort(); }
 void LogTxn::abort() {
   if (txn_) mdb_txn_abort(txn_);
   txn_ = nullptr;
+  end();
+}
+
+void LogTxn::end() {
+  if (counted_) log_->leave_gate();
+  counted_ = false;
 }
 
 Status LogTxn::commit() {
@@ -144,8 +209,14 @@ Status LogTxn::commit() {
     abort();
     return read_error_;
   }
+  if (fault::fires(fault::Point::kCommitNoSpace, log_->dir_)) {
+    abort();
+    return Status::no_space("commit failed: no space left on the disk holding " + log_->dir_ +
+                            " (fault point; nothing of this write was stored)");
+  }
   int rc = mdb_txn_commit(txn_);
   txn_ = nullptr;
+  end();
   if (rc == 0) return Status::ok();
   // LMDB reports a short write as EIO; say so when the disk is what ran out.
   struct statvfs fs;
@@ -160,10 +231,11 @@ Result<LogTxn> LogTxn::begin_child() {
   MDB_txn* child = nullptr;
   int rc = mdb_txn_begin(log_->env_, txn_, 0, &child);
   if (rc) return lmdb_error(rc, "begin nested transaction");
-  return LogTxn(log_, child, true);
+  return LogTxn(log_, child, true, false);
 }
 
 void LogTxn::note(int rc, const char* what) {
+  if (writable_ && rc == 0 && fault::fires(fault::Point::kReadFails, log_->dir_)) rc = EIO;
   if (rc != 0 && rc != MDB_NOTFOUND && read_error_.is_ok()) read_error_ = lmdb_error(rc, what);
 }
 
@@ -191,6 +263,7 @@ void LogTxn::scan(MDB_dbi dbi, bool reverse, const std::function<void(std::strin
 
 Status LogTxn::put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags) {
   MDB_val k = val(key), v = val(value);
+  if (fault::fires(fault::Point::kPutMapFull, log_->dir_)) return lmdb_error(MDB_MAP_FULL, "put");
   int rc = mdb_put(txn_, dbi, &k, &v, flags);
   return rc ? lmdb_error(rc, "put") : Status::ok();
 }

@@ -21,6 +21,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,7 +60,8 @@ struct VectorEntry {
 class UpdateLog;
 
 // One LMDB transaction over the log's databases. Destroying an uncommitted
-// transaction aborts it. Reads answer "absent" when LMDB fails, and remember
+// transaction aborts it. While it lives, the map cannot be resized under it
+// (it is counted in its log's MapGate). Reads answer "absent" when LMDB fails, and remember
 // the first failure: status() tells it, and commit() refuses to store a
 // transaction whose reads failed (its decisions may rest on a missing record).
 class LogTxn {
@@ -109,7 +112,9 @@ class LogTxn {
 
  private:
   friend class UpdateLog;
-  LogTxn(const UpdateLog* log, MDB_txn* txn, bool writable) : log_(log), txn_(txn), writable_(writable) {}
+  LogTxn(const UpdateLog* log, MDB_txn* txn, bool writable, bool counted)
+      : log_(log), txn_(txn), writable_(writable), counted_(counted) {}
+  void end();
   std::optional<std::string_view> get(MDB_dbi dbi, std::string_view key);
   void scan(MDB_dbi dbi, bool reverse, const std::function<void(std::string_view, std::string_view)>& fn);
   void note(int rc, const char* what);
@@ -118,6 +123,7 @@ class LogTxn {
   const UpdateLog* log_;
   MDB_txn* txn_;
   bool writable_;
+  bool counted_;  // in the log's MapGate (false in a child: its parent is)
   // The newest checkpoint cut as of this transaction, read on first need, so
   // that appending above it costs no cursor. Empty optional inside: none.
   std::optional<std::optional<UpdateId>> newest_checkpoint_;
@@ -137,9 +143,14 @@ class UpdateLog {
   Result<LogTxn> begin_read() const;
   Result<LogTxn> begin_write();
 
-  // Grows the map when it is more than 3/4 full (or `force`).
-  // REQUIRES: no transaction of this process is open.
+  // Grows (doubles) the map when it is more than 3/4 full, or when `force`.
+  // Waits until no transaction of this process is open, and holds new ones
+  // off meanwhile (LMDB remaps the file). The map never grows past
+  // kMaxMapBytes: then kNoSpace. The address space is probed first, so a
+  // resize the OS would refuse fails before LMDB drops the old mapping.
+  // REQUIRES: the calling thread holds no transaction of this log.
   Status grow_if_needed(bool force = false);
+  static constexpr size_t kMaxMapBytes = size_t{1} << 40;  // 1 TiB of address space
 
   MDB_env* env() const { return env_; }
   // The size of the map now.
@@ -153,6 +164,20 @@ class UpdateLog {
 
   std::string dir_;
   MDB_env* env_ = nullptr;
+  // Open transactions and resizes exclude each other; a waiting resize holds
+  // new transactions off, so that a stream of readers cannot starve it.
+  struct MapGate {
+    std::mutex mu;
+    std::condition_variable cv;
+    int open = 0;
+    bool resizing = false;
+    bool unmapped = false;  // a resize failed after LMDB dropped the old map
+  };
+  Status enter_gate() const;
+  void leave_gate() const;
+  Status resize_locked(bool force);
+
+  mutable MapGate gate_;
   MDB_dbi log_ = 0, seq_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0, peers_ = 0;
 };
 

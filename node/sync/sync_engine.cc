@@ -191,8 +191,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
         p.credit_used += bytes;
       }
     }
-    ingest(std::move(u->updates), &p);
-    pull_missing(p);
+    if (ingest(std::move(u->updates), &p)) pull_missing(p);
   } else {
     ++counters_.bad_frames;
     log_(3, std::string("peer ") + p.endpoint + " sent a " + wire::type_name(m) + " on a link where it answers; dropped");
@@ -352,14 +351,24 @@ void SyncEngine::note_their(Peer& p, const std::vector<Update>& updates) {
   }
 }
 
-void SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
-  if (updates.empty()) return;
+bool SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
+  if (updates.empty()) return true;
   if (from) note_their(*from, updates);
   counters_.updates_received += updates.size();
+  std::set<OriginId> origins;
+  if (from)
+    for (const auto& u : updates) origins.insert(u.id().origin);
   auto r = node_.ingest(std::move(updates));
   if (!r) {
     log_(0, "storing received updates failed: " + r.status().message());
-    return;
+    // Pulling the same range again at once would fail alike, and every
+    // duplicated answer would open one more pull: believe what we hold until
+    // the sender's next vector.
+    if (from) {
+      const VersionVector held = node_.vector();
+      for (OriginId origin : origins) from->their[origin] = seq_of(held, origin);
+    }
+    return false;
   }
   std::optional<VersionVector> held;  // read once, only when a refusal needs it
   for (const auto& refused : r->refused) {
@@ -368,9 +377,10 @@ void SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
     if (refused.verdict == Verdict::kGap) continue;
     ++counters_.refused_updates;
     last_refusal_ = refused.detail;
-    // Too far ahead of this clock: asking again at once would get the same
-    // answer. Believe what we hold until the sender's next vector.
-    if (refused.verdict == Verdict::kTooFarAhead && from) {
+    // Too far ahead of this clock, a fork, a quarantined origin: asking again
+    // at once would get the same answer (and every duplicated answer would
+    // open one more pull). Believe what we hold until the sender's next vector.
+    if (from) {
       if (!held) held = node_.vector();
       from->their[refused.id.origin] = seq_of(*held, refused.id.origin);
     }
@@ -382,6 +392,7 @@ void SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
     hello_.node_id = node_.node_id();
   }
   if (from) pull_missing(*from);
+  return true;
 }
 
 void SyncEngine::flush_received() {

@@ -137,7 +137,9 @@ class SyncEngine {
   // Applies a vector learned from `node_id` and pulls what we lack from it.
   void learn_vector(OriginId node_id, const VersionVector& theirs);
   void pull_missing(Peer& p);
-  void ingest(std::vector<Update> updates, Peer* from);
+  // Stores received updates; false when the store failed (a full disk, say):
+  // then nothing is pulled from `from` again before its next vector.
+  bool ingest(std::vector<Update> updates, Peer* from);
   void flush_pushes();
   Peer* peer_by_node(OriginId id);
   void release_pulls(Peer& p);

@@ -1,5 +1,7 @@
 #include "sim/checker.h"
 
+#include <set>
+
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 
@@ -17,8 +19,41 @@ void check_one_hash(const std::vector<NodeSnapshot>& nodes, std::vector<std::str
                     n.name + " " + short_hex(n.state_hash));
 }
 
+// How many times `n` holds each update id.
+std::map<UpdateId, int> held_ids(const NodeSnapshot& n) {
+  std::map<UpdateId, int> held;
+  for (const auto& [origin, updates] : n.log)
+    for (const auto& u : updates) ++held[u.id()];
+  return held;
+}
+
+// The in-flight calls the first node holds: the others must hold the same.
+std::set<UpdateId> in_flight_held(const std::vector<NodeSnapshot>& nodes, const Model& model) {
+  std::set<UpdateId> out;
+  if (nodes.empty()) return out;
+  const auto held = held_ids(nodes.front());
+  for (const auto& call : model.in_flight_calls())
+    if (held.count(call.id)) out.insert(call.id);
+  return out;
+}
+
+void check_in_flight(const std::vector<NodeSnapshot>& nodes, const Model& model, std::vector<std::string>& out) {
+  const std::set<UpdateId> expected = in_flight_held(nodes, model);
+  for (const auto& n : nodes) {
+    const auto held = held_ids(n);
+    for (const auto& call : model.in_flight_calls()) {
+      auto it = held.find(call.id);
+      const int times = it == held.end() ? 0 : it->second;
+      if (times > 1 || (times == 1) != (expected.count(call.id) == 1))
+        out.push_back(n.name + ": call in flight at a crash " + call.id.to_string() + " (" + call.method + ") held " +
+                      std::to_string(times) + " times, " + nodes.front().name + " holds it " +
+                      std::to_string(expected.count(call.id)) + " times");
+    }
+  }
+}
+
 void check_data(const std::vector<NodeSnapshot>& nodes, const Model& model, std::vector<std::string>& out) {
-  const std::string expected = encode_msgpack(model.fold());
+  const std::string expected = encode_msgpack(model.fold(in_flight_held(nodes, model)));
   for (const auto& n : nodes)
     if (encode_msgpack(n.data) != expected)
       out.push_back(n.name + ": data differs from the model's fold of " + std::to_string(model.calls().size()) +
@@ -43,9 +78,7 @@ void check_prefixes(const NodeSnapshot& n, std::vector<std::string>& out) {
 }
 
 void check_acknowledged_once(const NodeSnapshot& n, const Model& model, std::vector<std::string>& out) {
-  std::map<UpdateId, int> held;
-  for (const auto& [origin, updates] : n.log)
-    for (const auto& u : updates) ++held[u.id()];
+  const std::map<UpdateId, int> held = held_ids(n);
   for (const auto& call : model.calls()) {
     auto it = held.find(call.id);
     const int times = it == held.end() ? 0 : it->second;
@@ -64,6 +97,7 @@ std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const
   if (relaxed) return out;
   check_one_hash(nodes, out);
   check_data(nodes, model, out);
+  check_in_flight(nodes, model, out);
   for (const auto& n : nodes) check_acknowledged_once(n, model, out);
   for (const auto& [verdict, count] : refusals)
     if (verdict != Verdict::kGap && verdict != Verdict::kTooFarAhead)

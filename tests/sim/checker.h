@@ -5,9 +5,10 @@
 //     MessagePack encodings of the two Values);
 //   - every origin's log is the prefix 1..n its vector claims;
 //   - every acknowledged call is held exactly once, by id, on every node;
+//   - a call in flight at a crash is held at most once, and by all or none;
 //   - no valid update was refused (refusals other than gaps and too-far-ahead).
-// A relaxed check (runs where a stranger forged origins, until signed origins
-// land) keeps only the prefix rule and the nodes' liveness, judged elsewhere.
+// A relaxed check (runs where a stranger forged origins or two nodes write
+// under one origin from a copied directory, until signed origins land) keeps only the prefix rule and the nodes' liveness, judged elsewhere.
 #pragma once
 
 #include <map>

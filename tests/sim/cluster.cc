@@ -35,7 +35,8 @@ Value schema_document() {
   return Value(Map{{"records", Value(Map{{kRecordType, Value(Map{{"fields", Value(std::move(fields))}})}})}});
 }
 
-Cluster::Cluster(int count, std::mt19937_64& rng, Trace& trace) : root_(make_root()), rng_(rng), trace_(trace) {
+Cluster::Cluster(int count, std::mt19937_64& rng, Trace& trace, Buggify* buggify)
+    : root_(make_root()), rng_(rng), trace_(trace), buggify_(buggify) {
   for (int i = 0; i < count; ++i) {
     SimNode n;
     n.index = i;
@@ -43,6 +44,7 @@ Cluster::Cluster(int count, std::mt19937_64& rng, Trace& trace) : root_(make_roo
     n.dir = root_ + "/n" + std::to_string(i);
     n.clock = std::make_unique<ManualClock>(kStartMs);
     init_directory(n, i == 0);
+    if (buggify_) buggify_->add_node(n.dir, i);
     nodes_.push_back(std::move(n));
   }
   for (auto& n : nodes_) open(n);
@@ -81,7 +83,10 @@ void Cluster::open(SimNode& n) {
   o.max_clock_skew_ms = kMaxSkewMs;
   o.undo_window = 8 + rng_() % 32;  // small: late updates often replay from a checkpoint
   o.checkpoint_interval = 20 + rng_() % 60;
+  if (buggify_ && buggify_->on()) o.initial_map_bytes = size_t{64} << (10 + rng_() % 4);  // 64 KiB..512 KiB
+  if (buggify_) buggify_->suspend(n.index, true);
   auto node = engine::Node::open(o);
+  if (buggify_) buggify_->suspend(n.index, false);
   require(node.status(), "open " + n.dir);
   n.node = std::move(node).value();
   n.store = std::make_unique<CountingStore>(*n.node, refusals_);
@@ -107,11 +112,14 @@ void Cluster::tick(int64_t ms, int rounds) {
       if (n.up()) n.service->run_once(0);
 }
 
+void Cluster::settle(int i) {
+  // A request through the writer returns once it is idle.
+  (void)nodes_[static_cast<size_t>(i)].node->ingest({});
+}
+
 void Cluster::crash(int i) {
   SimNode& n = nodes_[static_cast<size_t>(i)];
-  // A request through the writer returns once it is idle (no checkpoint being
-  // written), so that the copy below is the log as committed.
-  (void)n.node->ingest({});
+  settle(i);  // so that the copy below is the log as committed
   const std::string copy = n.dir + ".crashed";
   fs::create_directories(copy);
   fs::copy_file(n.dir + "/data.mdb", copy + "/data.mdb");
@@ -126,6 +134,15 @@ void Cluster::crash(int i) {
 }
 
 void Cluster::restart(int i) { open(nodes_[static_cast<size_t>(i)]); }
+
+void Cluster::copy_directory(int from, int to) {
+  SimNode& source = nodes_[static_cast<size_t>(from)];
+  SimNode& target = nodes_[static_cast<size_t>(to)];
+  settle(from);
+  fs::remove_all(target.dir);
+  fs::create_directories(target.dir);
+  fs::copy_file(source.dir + "/data.mdb", target.dir + "/data.mdb");
+}
 
 void Cluster::align_clocks() {
   int64_t latest = 0;

@@ -4,7 +4,9 @@
 // ManualClock, so skew and jumps are per node.
 //
 // The world the nodes touch is a directory per node, in /dev/shm when it
-// exists (else the temp dir); the in-memory Env of issue 8 will replace it.
+// exists (else the temp dir): real LMDB, in memory. Disk faults come from the
+// store's fault points (sim/buggify.h); under them maps start small, so they
+// grow as they would on a long-lived node.
 //
 // A crash drops a node without close(): its committed log (data.mdb) is copied
 // as it stands, the node is destroyed with its transport (frames in flight and
@@ -22,6 +24,7 @@
 
 #include "node/engine/node.h"
 #include "node/sync/peer_service.h"
+#include "sim/buggify.h"
 #include "sim/counting_store.h"
 #include "sim/trace.h"
 #include "support/faulty_transport.h"
@@ -47,7 +50,8 @@ struct SimNode {
 class Cluster {
  public:
   // Makes `count` nodes of one cluster (the first records the schema) and starts them.
-  Cluster(int count, std::mt19937_64& rng, Trace& trace);
+  // `buggify` (may be null) learns each node's directory.
+  Cluster(int count, std::mt19937_64& rng, Trace& trace, Buggify* buggify = nullptr);
   ~Cluster();
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
@@ -56,6 +60,11 @@ class Cluster {
   void tick(int64_t ms, int rounds = 3);
   void crash(int i);    // REQUIRES: up
   void restart(int i);  // REQUIRES: down
+  // Waits until node i's writer is idle (no checkpoint being written). REQUIRES: up
+  void settle(int i);
+  // Replaces node `to`'s directory with a copy of node `from`'s committed log:
+  // `to` comes back with `from`'s node id and origin. REQUIRES: from up, to down
+  void copy_directory(int from, int to);
   // Sets every clock to the furthest one (time service restored).
   void align_clocks();
   // True when every node is up with one vector and one state hash.
@@ -79,6 +88,7 @@ class Cluster {
   std::string cluster_id_;
   std::mt19937_64& rng_;
   Trace& trace_;
+  Buggify* buggify_;
   testing::MemoryNetwork net_;
   RefusalCounts refusals_;
   std::vector<SimNode> nodes_;

@@ -66,9 +66,15 @@ void Model::acknowledge(const UpdateId& id, std::string method, Value arg) {
   calls_.push_back({id, std::move(method), std::move(arg)});
 }
 
-Value Model::fold() const {
+void Model::in_flight(const UpdateId& id, std::string method, Value arg) {
+  in_flight_.push_back({id, std::move(method), std::move(arg)});
+}
+
+Value Model::fold(const std::set<UpdateId>& held) const {
   std::vector<const AckedCall*> ordered;
   for (const auto& c : calls_) ordered.push_back(&c);
+  for (const auto& c : in_flight_)
+    if (held.count(c.id)) ordered.push_back(&c);
   std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
   Map root;
   for (const AckedCall* c : ordered) {

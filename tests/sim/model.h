@@ -9,6 +9,7 @@
 // model skips it too, by its own reading of the rules.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,12 +29,18 @@ struct AckedCall {
 class Model {
  public:
   void acknowledge(const UpdateId& id, std::string method, Value arg);
+  // A call in flight when its node crashed: committed, but its caller never
+  // heard so. It may be held or not, but alike everywhere and at most once.
+  void in_flight(const UpdateId& id, std::string method, Value arg);
   const std::vector<AckedCall>& calls() const { return calls_; }
-  // The data every node should hold: the fold of every acknowledged call.
-  Value fold() const;
+  const std::vector<AckedCall>& in_flight_calls() const { return in_flight_; }
+  // The data every node should hold: the fold of every acknowledged call and
+  // of the in-flight calls in `held` (those the nodes turned out to hold).
+  Value fold(const std::set<UpdateId>& held = {}) const;
 
  private:
   std::vector<AckedCall> calls_;
+  std::vector<AckedCall> in_flight_;
 };
 
 }  // namespace replog::sim

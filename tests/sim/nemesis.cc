@@ -4,8 +4,9 @@
 
 namespace replog::sim {
 
-Nemesis::Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload, std::mt19937_64& rng, Trace& trace)
-    : options_(options), cluster_(cluster), workload_(workload), rng_(rng), trace_(trace) {
+Nemesis::Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload, Buggify& buggify,
+                 std::mt19937_64& rng, Trace& trace)
+    : options_(options), cluster_(cluster), workload_(workload), buggify_(buggify), rng_(rng), trace_(trace) {
   if (on(FaultKind::kHostile) || on(FaultKind::kForge)) stranger_ = std::make_unique<Stranger>(cluster, rng);
   forging_ = on(FaultKind::kForge) && chance(0.25);
   if (forging_) trace_.line("this run forges origins: relaxed checks");
@@ -30,6 +31,7 @@ void Nemesis::step(int index) {
   }
   swizzle_step();
   restart_due(index);
+  free_disks_due(index);
   if (on(FaultKind::kMessages) && messages_until_ < index && chance(0.02)) {
     start_message_faults();
     messages_until_ = index + 20 + static_cast<int>(rng_() % 80);
@@ -41,6 +43,8 @@ void Nemesis::step(int index) {
   if (on(FaultKind::kCrashes) && chance(0.015)) crash_one();
   if ((on(FaultKind::kClocks) || on(FaultKind::kSkew)) && chance(0.015)) jump_clock();
   if (stranger_ && chance(0.03)) hostile_act();
+  if (on(FaultKind::kDisk) && chance(0.01)) fill_disk(index);
+  if (on(FaultKind::kCopies) && copies_ < 2 && chance(0.004)) copy_directory();
 }
 
 void Nemesis::start_message_faults() {
@@ -124,14 +128,74 @@ void Nemesis::crash_one() {
   SimNode& n = cluster_.nodes()[static_cast<size_t>(i)];
   if (!n.up()) return;
   std::string how = "crash";
-  if (chance(0.5)) {  // right after a commit, before its push goes out
+  const double roll = std::uniform_real_distribution<double>(0, 1)(rng_);
+  if (roll < 0.4) {  // right after a commit, before its push goes out
     failed_calls_ += workload_.call(n).failed;
     how = "crash after commit";
+  } else if (roll < 0.6) {
+    crash_during_call(n);
+    how = "crash during a call";
   }
   cluster_.crash(i);
   const int down_steps = chance(0.3) ? 0 : 5 + static_cast<int>(rng_() % 40);
   down_until_[i] = -down_steps;  // relative; made absolute in restart_due
   note(how, how + " n" + std::to_string(i) + " down " + std::to_string(down_steps) + " steps");
+}
+
+// A call whose node dies before its caller hears back: the commit either
+// happened (the answer is lost) or did not (the disk failed it first).
+void Nemesis::crash_during_call(SimNode& n) {
+  const bool committed = chance(0.5);
+  if (!committed) {
+    cluster_.settle(n.index);
+    buggify_.set_disk_full(n.index, true);
+  }
+  CallOutcome c = workload_.call_in_flight(n);
+  failed_calls_ += c.failed;
+  trace_.line(c.line + (committed ? "" : " (not committed)"));
+  if (!committed) {
+    cluster_.settle(n.index);
+    buggify_.set_disk_full(n.index, full_until_.count(n.index) > 0);
+  }
+}
+
+// One live node's disk is full from step `index` for 10..69 steps.
+void Nemesis::fill_disk(int index) {
+  const int i = static_cast<int>(rng_() % cluster_.nodes().size());
+  if (!cluster_.nodes()[static_cast<size_t>(i)].up() || full_until_.count(i)) return;
+  cluster_.settle(i);
+  buggify_.set_disk_full(i, true);
+  full_until_[i] = index + 10 + static_cast<int>(rng_() % 60);
+  note("disk full", "disk full n" + std::to_string(i));
+}
+
+void Nemesis::free_disks_due(int index) {
+  for (auto it = full_until_.begin(); it != full_until_.end();) {
+    if (it->second > index) {
+      ++it;
+      continue;
+    }
+    if (cluster_.nodes()[static_cast<size_t>(it->first)].up()) cluster_.settle(it->first);
+    buggify_.set_disk_full(it->first, false);
+    trace_.line("disk has room again n" + std::to_string(it->first));
+    it = full_until_.erase(it);
+  }
+}
+
+// Node `to` crashes and comes back from a copy of node `from`'s directory.
+void Nemesis::copy_directory() {
+  const int k = static_cast<int>(cluster_.nodes().size());
+  const int from = static_cast<int>(rng_() % static_cast<uint64_t>(k));
+  const int to = (from + 1 + static_cast<int>(rng_() % static_cast<uint64_t>(k - 1))) % k;
+  auto& nodes = cluster_.nodes();
+  if (!nodes[static_cast<size_t>(from)].up() || !nodes[static_cast<size_t>(to)].up() || down_until_.count(to)) return;
+  cluster_.crash(to);
+  cluster_.copy_directory(from, to);
+  cluster_.restart(to);
+  apply_message_faults();
+  ++copies_;
+  note("copied directory", "n" + std::to_string(from) + "'s directory copied over n" + std::to_string(to) +
+                               ": two nodes, one origin");
 }
 
 void Nemesis::restart_due(int index) {
@@ -176,6 +240,9 @@ void Nemesis::heal() {
   apply_cuts();
   for (const auto& [i, _] : down_until_) cluster_.restart(i);
   down_until_.clear();
+  for (size_t i = 0; i < cluster_.nodes().size(); ++i) cluster_.settle(static_cast<int>(i));
+  full_until_.clear();
+  buggify_.heal();
   stranger_.reset();
   cluster_.align_clocks();
   trace_.line("heal");

@@ -4,11 +4,16 @@
 //   partitions one node isolated, majority/minority, a ring of majorities,
 //              swizzle (links cut one at a time, restored in random order);
 //   crashes    a node dropped (sometimes right after a commit, before its
-//              pushes went out), down for a while or restarted at once;
+//              pushes went out; sometimes during a call, whose answer is lost,
+//              committed or not), down for a while or restarted at once;
 //   clocks     one node's clock jumped within the skew limit;
 //   skew       one node's clock jumped beyond it;
 //   hostile    the stranger's garbage, replays and lying vectors;
-//   forge      the stranger's updates under real origins (some seeds only).
+//   forge      the stranger's updates under real origins (some seeds only);
+//   disk       one node's disk full for a while, and the store's fault points
+//              (sim/buggify.h) firing at random;
+//   copies     a node's directory copied over another's, so that two nodes
+//              write under one origin (relaxed checks, as for forge).
 // heal() ends them all: what a run checks is judged after it.
 #pragma once
 
@@ -29,13 +34,16 @@ namespace replog::sim {
 
 class Nemesis {
  public:
-  Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload, std::mt19937_64& rng, Trace& trace);
+  Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload, Buggify& buggify, std::mt19937_64& rng,
+          Trace& trace);
 
   // Called once per step, after the cluster ticked.
   void step(int index);
   void heal();
 
   bool forging() const { return forging_; }
+  // Whether two nodes were given one origin by a copied directory.
+  bool copied() const { return copies_ > 0; }
   const std::map<std::string, uint64_t>& counts() const { return counts_; }
   uint64_t failed_calls() const { return failed_calls_; }
 
@@ -52,6 +60,10 @@ class Nemesis {
   void apply_cuts();
   void swizzle_step();
   void crash_one();
+  void crash_during_call(SimNode& n);
+  void fill_disk(int index);
+  void free_disks_due(int index);
+  void copy_directory();
   void restart_due(int index);
   void jump_clock();
   void hostile_act();
@@ -59,6 +71,7 @@ class Nemesis {
   const SimOptions& options_;
   Cluster& cluster_;
   Workload& workload_;
+  Buggify& buggify_;
   std::mt19937_64& rng_;
   Trace& trace_;
   std::unique_ptr<Stranger> stranger_;
@@ -70,6 +83,8 @@ class Nemesis {
   int partition_until_ = -1;
   std::vector<LinkPair> swizzle_cuts_, swizzle_restores_;
   std::map<int, int> down_until_;  // node -> step it restarts at
+  std::map<int, int> full_until_;  // node -> step its disk has room again
+  int copies_ = 0;
   std::map<std::string, uint64_t> counts_;
   uint64_t failed_calls_ = 0;
 };

@@ -7,7 +7,7 @@ namespace replog::sim {
 namespace {
 constexpr FaultKind kAllFaults[] = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
                                     FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
-                                    FaultKind::kForge};
+                                    FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies};
 }
 
 const char* fault_name(FaultKind kind) {
@@ -19,6 +19,8 @@ const char* fault_name(FaultKind kind) {
     case FaultKind::kSkew: return "skew";
     case FaultKind::kHostile: return "hostile";
     case FaultKind::kForge: return "forge";
+    case FaultKind::kDisk: return "disk";
+    case FaultKind::kCopies: return "copies";
   }
   return "?";
 }
@@ -33,7 +35,7 @@ std::optional<std::set<FaultKind>> parse_faults(const std::string& list, std::st
     for (FaultKind k : kAllFaults)
       if (word == fault_name(k)) out.insert(k), known = true;
     if (!known) {
-      error = "unknown fault kind \"" + word + "\" (messages, partitions, crashes, clocks, skew, hostile, forge, all, none)";
+      error = "unknown fault kind \"" + word + "\" (messages, partitions, crashes, clocks, skew, hostile, forge, disk, copies, all, none)";
       return std::nullopt;
     }
   }

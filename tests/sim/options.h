@@ -18,6 +18,9 @@ enum class FaultKind : uint8_t {
   kSkew,        // clock jumps beyond the skew limit (updates refused until clocks catch up)
   kHostile,     // a stranger: garbage frames, replayed frames, a lying vector
   kForge,       // the stranger pushes updates under real origins (relaxed checks)
+  kDisk,        // fault points in the store (full disk, full map, failed reads), disks full for a
+                // while, and maps that start small so that they grow
+  kCopies,      // a node's directory copied over another's: two nodes, one origin (relaxed checks)
 };
 
 const char* fault_name(FaultKind kind);
@@ -31,7 +34,7 @@ struct SimOptions {
   int steps = 300;   // steps of the faulty phase, each kStepMs of simulated time
   std::set<FaultKind> faults = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
                                 FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
-                                FaultKind::kForge};
+                                FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies};
   bool verbose = false;  // every trace line on stderr
 };
 

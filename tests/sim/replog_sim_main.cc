@@ -19,7 +19,7 @@ const char* kUsage = R"(replog_sim: deterministic simulation of a replog cluster
   --seeds N     run N seeds: seed, seed+1, ... (default 1)
   --nodes K     nodes, 3..9 (default 5)
   --steps S     steps of the faulty phase, 5 simulated ms each (default 300)
-  --faults L    messages,partitions,crashes,clocks,skew,hostile,forge | all | none (default all)
+  --faults L    messages,partitions,crashes,clocks,skew,hostile,forge,disk,copies | all | none (default all)
   --json        one JSON summary line per seed on stdout
   --verbose     every trace line on stderr
   --help
@@ -83,7 +83,7 @@ void print_json(const SimOptions& o, const RunResult& r) {
 }
 
 void print_text(const SimOptions& o, const RunResult& r) {
-  std::cout << "seed " << o.seed << ": " << (r.passed ? "passed" : "FAILED") << (r.relaxed ? " (relaxed: forged origins)" : "")
+  std::cout << "seed " << o.seed << ": " << (r.passed ? "passed" : "FAILED") << (r.relaxed ? " (relaxed: forged or copied origins)" : "")
             << ", " << r.calls_acknowledged << " calls, " << r.frames << " frames, converged in " << r.converge_ms
             << " ms\ntrace hash: " << r.trace_hash << "\n";
   if (r.passed) return;

@@ -50,6 +50,27 @@ TEST(Sim, SeedsPassWithClocksBeyondTheSkewLimit) {
 }
 TEST(Sim, SeedsPassWithAHostilePeer) { expect_seeds_pass(only(FaultKind::kHostile, 3, 300), 50); }
 TEST(Sim, NodesKeepWritingWhileOriginsAreForged) { expect_seeds_pass(only(FaultKind::kForge, 3, 300), 40); }
+// Found a crash: a map grown again and again by failing batches reached 64 TiB,
+// LMDB's remap failed, and the next transaction read an unmapped map
+// (UpdateLog.AFailedResizeLeavesTheLogUsable pins it).
+TEST(Sim, SeedsPassUnderDiskFaults) { expect_seeds_pass(only(FaultKind::kDisk, 4, 300), 40); }
+TEST(Sim, NodesKeepWritingWithCopiedDirectories) { expect_seeds_pass(only(FaultKind::kCopies, 4, 300), 30); }
+
+// The store's fault points are reached in simulation (each node's directory is
+// known to the injector) and fire, and the run still passes.
+TEST(Sim, FaultPointsFireAndNodesRecover) {
+  SimOptions o = only(FaultKind::kDisk, 3, 300);
+  std::map<std::string, uint64_t> fired;
+  for (uint64_t k = 0; k < 10; ++k) {
+    o.seed = first_seed() + k;
+    RunResult r = run_simulation(o);
+    EXPECT_TRUE(r.passed) << replay_command(o);
+    for (const auto& [kind, n] : r.faults) fired[kind] += n;
+  }
+  EXPECT_GT(fired["disk full"], 0u);
+  EXPECT_GT(fired["fault point: commit finds the disk full"], 0u);
+  EXPECT_GT(fired["fault point: put finds the map full"] + fired["fault point: read fails"], 0u);
+}
 
 // Every kind at once, clocks beyond the skew limit included (seed 188 found the
 // pull storm the two regression tests below pin).
@@ -187,6 +208,30 @@ TEST(Sim, CheckerReportsValidUpdatesRefused) {
   EXPECT_TRUE(run.check().empty()) << "gaps and a clock too far ahead are expected under faults";
   run.refusals[Verdict::kHlcNotRising] = 1;
   EXPECT_TRUE(mentions(run.check(), "refused as"));
+}
+
+TEST(Sim, CheckerAcceptsACallInFlightHeldEverywhereOrNowhere) {
+  AgreeingRun run;
+  const UpdateId lost{9 << 16, 0x77};
+  run.model.in_flight(lost, "set", Value(Map{{"path", Value("w")}, {"value", Value(1)}}));
+  EXPECT_TRUE(run.check().empty()) << "held by none";
+  for (auto& n : run.nodes) {
+    n.log[0x77] = {Update::make(lost, 1, "set", encode_msgpack(Value(Map{{"path", Value("w")}, {"value", Value(1)}})))};
+    n.vector[0x77] = 1;
+  }
+  auto held = run.check();
+  EXPECT_TRUE(mentions(held, "data differs")) << "held by all: the model folds it in, the nodes' data lacks it";
+  for (auto& n : run.nodes) n.data.as_map()["w"] = Value(1);
+  EXPECT_TRUE(run.check().empty());
+}
+
+TEST(Sim, CheckerReportsACallInFlightHeldBySomeNodesOnly) {
+  AgreeingRun run;
+  const UpdateId lost{9 << 16, 0x77};
+  run.model.in_flight(lost, "set", Value(Map{{"path", Value("w")}, {"value", Value(1)}}));
+  run.nodes[1].log[0x77] = {Update::make(lost, 1, "set", encode_msgpack(Value(Map{{"path", Value("w")}, {"value", Value(1)}})))};
+  run.nodes[1].vector[0x77] = 1;
+  EXPECT_TRUE(mentions(run.check(), "call in flight at a crash"));
 }
 
 TEST(Sim, ModelSkipsWhatReplaySkips) {

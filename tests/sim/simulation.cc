@@ -1,5 +1,6 @@
 #include "sim/simulation.h"
 
+#include "sim/buggify.h"
 #include "sim/cluster.h"
 #include "sim/nemesis.h"
 #include "sim/seeded_randomness.h"
@@ -20,9 +21,12 @@ class Simulation {
       : options_(options),
         rng_((reseed_randomness(options.seed), options.seed)),
         trace_(options.verbose),
-        cluster_(options.nodes, rng_, trace_),
+        buggify_(options.seed, options.faults.count(FaultKind::kDisk) > 0, rng_),
+        cluster_(options.nodes, rng_, trace_, &buggify_),
         workload_(rng_, model_),
-        nemesis_(options, cluster_, workload_, rng_, trace_) {}
+        nemesis_(options, cluster_, workload_, buggify_, rng_, trace_) {
+    workload_.expect_storage_errors(buggify_.on());
+  }
 
   RunResult run();
 
@@ -39,6 +43,7 @@ class Simulation {
   std::mt19937_64 rng_;
   Trace trace_;
   Model model_;
+  Buggify buggify_;
   Cluster cluster_;
   Workload workload_;
   Nemesis nemesis_;
@@ -99,9 +104,10 @@ void Simulation::final_calls() {
 RunResult Simulation::run() {
   trace_.line("seed " + std::to_string(options_.seed) + " nodes " + std::to_string(options_.nodes) + " steps " +
               std::to_string(options_.steps) + " faults " + faults_to_string(options_.faults));
+  if (buggify_.on()) trace_.line("fault points: " + buggify_.describe());
   for (int i = 0; i < options_.steps && !storm(); ++i) faulty_step(i);
   nemesis_.heal();
-  result_.relaxed = nemesis_.forging();
+  result_.relaxed = nemesis_.forging() || nemesis_.copied();
   const int64_t limit = result_.relaxed ? 5'000 : kConvergeLimitMs;
   result_.converge_ms = converge(limit);
   final_calls();
@@ -116,6 +122,7 @@ RunResult Simulation::run() {
 
 RunResult Simulation::finish() {
   result_.faults = nemesis_.counts();
+  for (const auto& [point, n] : buggify_.fired()) result_.faults["fault point: " + point] += n;
   result_.frames = cluster_.frames_sent();
   trace_.line("end: " + std::to_string(result_.problems.size()) + " problems, frames " + std::to_string(result_.frames));
   if (nemesis_.failed_calls()) result_.problems.push_back(std::to_string(nemesis_.failed_calls()) + " calls failed");

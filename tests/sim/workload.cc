@@ -47,17 +47,29 @@ CallOutcome Workload::call(SimNode& node) {
 }
 
 CallOutcome Workload::call(SimNode& node, const std::string& method, Value arg) {
+  return call(node, method, std::move(arg), false);
+}
+
+CallOutcome Workload::call_in_flight(SimNode& node) {
+  auto [method, arg] = random_call();
+  return call(node, method, std::move(arg), true);
+}
+
+CallOutcome Workload::call(SimNode& node, const std::string& method, Value arg, bool answer_lost) {
   CallOutcome out;
   auto id = node.node->call(method, arg);
-  out.line = "call n" + std::to_string(node.index) + " " + method + " ";
+  out.line = std::string(answer_lost ? "call in flight n" : "call n") + std::to_string(node.index) + " " + method + " ";
   if (id) {
-    out.acknowledged = true;
+    out.acknowledged = !answer_lost;
     out.line += id->to_string();
-    model_.acknowledge(*id, method, std::move(arg));
+    if (answer_lost) model_.in_flight(*id, method, std::move(arg));
+    else model_.acknowledge(*id, method, std::move(arg));
     return out;
   }
+  using Code = Status::Code;
   const auto code = id.status().code();
-  out.failed = code != Status::Code::kRefused && code != Status::Code::kInvalidArgument;
+  const bool storage = code == Code::kNoSpace || code == Code::kStoreFull || code == Code::kIOError;
+  out.failed = code != Code::kRefused && code != Code::kInvalidArgument && !(storage && (storage_errors_expected_ || answer_lost));
   out.line += "refused " + std::to_string(static_cast<int>(code)) + (out.failed ? " " + id.status().message() : "");
   return out;
 }

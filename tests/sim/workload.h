@@ -22,18 +22,27 @@ struct CallOutcome {
 class Workload {
  public:
   Workload(std::mt19937_64& rng, Model& model) : rng_(rng), model_(model) {}
+  // Whether the store may fail a call (disk faults are on): then a storage
+  // error is an expected outcome, not a bug.
+  void expect_storage_errors(bool expect) { storage_errors_expected_ = expect; }
   // One random call on `node`.
   CallOutcome call(SimNode& node);
   // A given call on `node`.
   CallOutcome call(SimNode& node, const std::string& method, Value arg);
+  // One random call whose answer is lost (its node crashes before the caller
+  // hears): the model takes it as in flight, to be held or not.
+  CallOutcome call_in_flight(SimNode& node);
 
  private:
   std::pair<std::string, Value> random_call();
   Value record_fields();
   std::string pick(const char* prefix, int count);
 
+  CallOutcome call(SimNode& node, const std::string& method, Value arg, bool answer_lost);
+
   std::mt19937_64& rng_;
   Model& model_;
+  bool storage_errors_expected_ = false;
 };
 
 }  // namespace replog::sim

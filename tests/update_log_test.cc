@@ -1,0 +1,109 @@
+// The LMDB log's map: it grows under readers on other threads (the daemon's
+// peer and API threads read while the writer grows it), and a resize that
+// the OS refuses leaves the log usable. Both were found by the simulator with
+// small maps and the store's fault points (tests/sim/README.md).
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "protocol/bytes.h"
+#include "storage/update_log.h"
+#include "temp_dir.h"
+
+namespace replog {
+namespace {
+
+std::unique_ptr<UpdateLog> small_log(const std::string& dir) {
+  UpdateLog::Options o;
+  o.create = true;
+  o.initial_map_bytes = 64 << 10;
+  auto log = UpdateLog::open(dir, o);
+  EXPECT_TRUE(log.is_ok()) << log.status().message();
+  return std::move(log).value();
+}
+
+// Writes `n` meta records of 4 KiB in one transaction, growing the map as the
+// writer does when it is full.
+Status write_batch(UpdateLog& log, int first, int n) {
+  for (int attempt = 0; attempt < 12; ++attempt) {
+    REPLOG_RETURN_IF_ERROR(log.grow_if_needed(attempt > 0));
+    auto txn = log.begin_write();
+    if (!txn) return txn.status();
+    Status s;
+    for (int i = first; i < first + n && s; ++i) s = txn->put_meta("k" + std::to_string(i), std::string(4096, 'x'));
+    if (s) s = txn->commit();
+    if (s.code() != Status::Code::kStoreFull) return s;
+  }
+  return Status::store_full("still full");
+}
+
+TEST(UpdateLog, MapGrowsWhileOtherThreadsRead) {
+  testing::TempDir dir;
+  auto log = small_log(dir.path());
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> reads{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r)
+    readers.emplace_back([&] {
+      while (!stop) {
+        auto txn = log->begin_read();
+        ASSERT_TRUE(txn.is_ok());
+        // Touch the map for a while inside the transaction.
+        for (int i = 0; i < 50; ++i) (void)txn->meta("k" + std::to_string(i));
+        ++reads;
+      }
+    });
+  const size_t before = log->map_bytes();
+  for (int b = 0; b < 200; ++b) ASSERT_TRUE(write_batch(*log, b * 8, 8).is_ok()) << "batch " << b;
+  stop = true;
+  for (auto& t : readers) t.join();
+  EXPECT_GE(log->map_bytes(), before * 64) << "the map grew many times";
+  EXPECT_GT(reads.load(), 0u);
+  auto txn = log->begin_read();
+  ASSERT_TRUE(txn.is_ok());
+  EXPECT_EQ(txn->meta("k1599")->size(), 4096u);
+}
+
+// In a child process whose address space is capped, a resize past the cap
+// fails; the log must still begin transactions and read what it holds.
+TEST(UpdateLog, AFailedResizeLeavesTheLogUsable) {
+  testing::TempDir dir;
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto log = small_log(dir.path());
+    if (!write_batch(*log, 0, 4)) _exit(10);
+    rlimit cap{size_t{1} << 34, size_t{1} << 34};  // 16 GiB of address space
+    if (::setrlimit(RLIMIT_AS, &cap) != 0) _exit(11);
+    Status grown;
+    for (int i = 0; i < 40 && grown; ++i) grown = log->grow_if_needed(true);
+    if (grown) _exit(12);                                  // never refused: the cap did not bite
+    if (grown.code() == Status::Code::kNoSpace) _exit(13);  // the 1 TiB ceiling came first
+    auto txn = log->begin_read();
+    if (!txn) _exit(14);
+    auto v = txn->meta("k3");
+    _exit(v && v->size() == 4096 ? 0 : 15);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child died by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(UpdateLog, MapStopsGrowingAtTheCeiling) {
+  testing::TempDir dir;
+  auto log = small_log(dir.path());
+  Status grown;
+  int doublings = 0;
+  for (; doublings < 64 && grown; ++doublings) grown = log->grow_if_needed(true);
+  EXPECT_EQ(grown.code(), Status::Code::kNoSpace) << grown.message();
+  EXPECT_LE(log->map_bytes(), UpdateLog::kMaxMapBytes);
+  EXPECT_TRUE(log->begin_read().is_ok());
+}
+
+}  // namespace
+}  // namespace replog
