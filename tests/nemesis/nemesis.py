@@ -311,8 +311,11 @@ class Writer(threading.Thread):
                     self.failed += 1
                     if rc is None:
                         self.timed_out += 1
-                    reason = re.sub(r"\d+", "N", (err.strip().splitlines() or ["exit %s" % rc])[-1])[:120]
+                    last = (err.strip().splitlines() or ["exit %s" % rc])[-1]
+                    reason = re.sub(r"\d+", "N", last)[:120]
                     self.errors[reason] = self.errors.get(reason, 0) + 1
+                    say("%s: call %s failed after %.1f s (started at %.2f s): %s" % (
+                        self.node.name, value, time.time() - t0, t0 - self.d.wall0, last[:200]))
                 self.stop_event.wait(self.d.pause)
 
     def stop(self):
@@ -345,6 +348,8 @@ class Driver:
         self.partition_until = None
         self.cleaned = False
         self.t_heal = None
+        self.wall0 = time.time() - (time.monotonic() - _T0)  # wall time of the driver's [0.00 s]
+        self.writers_stop_s = 0.0
 
     # -- setup
     def check_world(self):
@@ -502,9 +507,11 @@ class Driver:
 
     # -- heal, converge, check
     def heal(self):
+        """Writers stop; processes heal (SIGCONT, delayed restarts) while any partition
+        stays; once no call is in flight the network heals, and convergence is timed
+        from that moment."""
         for w in self.writers:
             w.stop()
-        self.net.heal()
         self.pending = [p for p in self.pending if p[1] != "heal_net"]
         for n in self.nodes:
             if n.stopped:
@@ -515,20 +522,27 @@ class Driver:
             if kind == "restart" and not n.running():
                 n.start()
         self.pending = []
-        self.t_heal = time.monotonic()
+        t = time.monotonic()
         self.check_nodes("at heal time")
-        say("healed: no nft cuts, every node SIGCONTed, delayed restarts done")
-        deadline = time.monotonic() + CALL_TIMEOUT_S + 10
+        say("every node SIGCONTed, delayed restarts done; waiting for the writers' last calls")
+        deadline = t + CALL_TIMEOUT_S + 10
         for w in self.writers:
             w.join(max(0.1, deadline - time.monotonic()))
             if w.is_alive():
                 w.kill_call()
                 w.join(5)
+        self.writers_stop_s = time.monotonic() - t
+        cut = sum(len(c) for c in self.net.cuts) // 2
+        self.net.heal()
+        self.t_heal = time.monotonic()
+        say("writers stopped after %.1f s (a call in flight waits for its reply up to the CLI's 30 s); "
+            "healed %d cut links: no nft cuts left" % (self.writers_stop_s, cut))
+        self.check_nodes("at heal time")
         self.wait_serving(self.nodes, 40)
 
     def converge(self):
-        t0 = self.t_heal  # measured from the heal; bounded from now (writers may have taken a while to stop)
-        deadline = time.monotonic() + self.opts.converge_timeout
+        t0 = self.t_heal
+        deadline = t0 + self.opts.converge_timeout
         last = None
         polls = 0
         while time.monotonic() < deadline and polls < 10_000:
@@ -541,7 +555,7 @@ class Driver:
                 if all(v == vectors[0] for v in vectors) and len(hashes) == 1 and "" not in hashes \
                         and not any(s.get("state_pending") for s in sts):
                     took = time.monotonic() - t0
-                    say("converged %.2f s after healing: %d updates, hash %s" % (
+                    say("converged %.2f s after healing the network: %d updates, hash %s" % (
                         took, sts[0]["updates"], hashes.pop()[:16]))
                     for n, s in zip(self.nodes, sts):
                         if s.get("forks"):
@@ -568,22 +582,27 @@ class Driver:
         say("checker: " + checker.summary(result))
         for line in result["details"][:20]:
             say("  " + line)
-        # The same checker on a doctored copy: one acknowledged entry dropped, one duplicated.
-        doctored = {k: list(v) for k, v in logs.items()}
-        acked = [a for lst in acks.values() for a in lst]
+        # The same checker on a doctored copy: one acknowledged entry dropped, one stored twice.
+        victim = sorted(logs)[0]
+        held = {(e.get("arg") or {}).get("value") for e in logs[victim]}
+        acked = [a["value"] for lst in acks.values() for a in lst if a["value"] in held]
         if len(acked) >= 2:
-            drop, twice = acked[0]["value"], acked[-1]["value"]
-            victim = sorted(doctored)[0]
-            doctored[victim] = [e for e in doctored[victim] if (e.get("arg") or {}).get("value") != drop]
-            copy = dict(next(e for e in doctored[victim] if (e.get("arg") or {}).get("value") == twice))
+            drop, twice = acked[0], acked[-1]
+            doctored = dict(logs)
+            doctored[victim] = [e for e in logs[victim] if (e.get("arg") or {}).get("value") != drop]
+            copy = dict(next(e for e in logs[victim] if (e.get("arg") or {}).get("value") == twice))
             copy["seq"] += 1_000_000
             copy["id"] = copy["id"][:-16] + "%016x" % (int(copy["origin"], 16) ^ 1)
             doctored[victim].append(copy)
             d = checker.check(doctored, acks, attempted)
             say("checker on a doctored copy (%s: one acknowledged entry dropped, one stored twice): lost=%d "
                 "duplicated=%d" % (victim, d["lost"], d["duplicated"]))
-            if d["lost"] != 1 or d["duplicated"] != 1:
-                raise Failure("the checker missed the doctored loss or duplicate: %s" % checker.summary(d))
+            if d["lost"] != result["lost"] + 1 or d["duplicated"] != result["duplicated"] + 1:
+                self.counts["checker_blind"] = 1
+                say("FAILURE: the checker did not count the doctored loss and duplicate")
+        else:
+            self.counts["checker_blind"] = 1
+            say("FAILURE: fewer than 2 acknowledged calls, nothing to check")
         return result
 
     def finish(self):
@@ -647,7 +666,7 @@ class Driver:
                      for n in self.nodes)
         self.finish()
         c = self.counts
-        failed = result["failed"] or c["nodes_down"] or c["unclean_stops"]
+        failed = result["failed"] or c["nodes_down"] or c["unclean_stops"] or c.get("checker_blind")
         say("%s nemesis: acknowledged=%d lost=%d duplicated=%d reordered=%d nodes_down=%d converge_s=%.2f "
             "kills=%d (delayed %d, node waited for a call's lock %d) stops=%d partitions=%d clock_offsets=%d%s "
             "unacknowledged=%d (stored %d) seed=%d replay: %s" % (
@@ -658,7 +677,7 @@ class Driver:
         if self.opts.json:
             with open(self.opts.json, "w") as f:
                 json.dump(dict(c, seed=self.seed, seconds=self.opts.seconds, converge_s=round(took, 2),
-                               lock_waits=waited, unacknowledged=sum(w.failed for w in self.writers),
+                               lock_waits=waited, writers_stop_s=round(self.writers_stop_s, 1), unacknowledged=sum(w.failed for w in self.writers),
                                **{k: result[k] for k in ("acknowledged", "lost", "duplicated", "reordered",
                                                          "mismatched", "gaps", "divergent", "in_flight_stored")}),
                           f, sort_keys=True)
