@@ -36,6 +36,7 @@ for ((r = 0; r < runs; r++)); do
   /usr/bin/python3 tests/nemesis/nemesis.py build/replog --seconds "$seconds" --seed "$s" \
     --json "$out/$s.json" "${extra[@]}" > "$out/$s.log" 2>&1 || code=$?
   if [ "$code" -eq 77 ]; then tail -1 "$out/$s.log"; exit 77; fi
+  grep -E 'failed after|FOUND DOWN|UNCLEAN|FAILURE' "$out/$s.log" | sed 's/^/  /' || true
   grep -E '^\[.*\] (PASS|FAIL) nemesis' "$out/$s.log" | sed 's/^\[[^]]*\] //' || true
   if [ "$code" -eq 0 ]; then passed=$((passed + 1)); else
     failed=$((failed + 1))

@@ -4,7 +4,9 @@ and acknowledgements with known faults, reports exactly those faults (so a
 nemesis run that reports 0 lost and 0 duplicated could have reported more).
 
 Usage: checker_test.py   (exits 0 when every case passes)"""
+import contextlib
 import copy
+import io
 import json
 import os
 import sys
@@ -119,7 +121,10 @@ def main():
         l2, a2, att = checker.load_dir(d)
         r = checker.check(l2, a2, att)
         expect("run directory read back", r, lost=1, gaps=1, divergent=1, failed=True)
-        rc = checker.main(["checker.py", d])
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            rc = checker.main(["checker.py", d])
+        if "checker: acknowledged=10 lost=1" not in printed.getvalue():
+            failures.append("checker.py RUN_DIR printed no summary line: %s" % printed.getvalue()[-300:])
         if rc != 1:
             failures.append("checker.py RUN_DIR exited %d on a run with a loss, expected 1" % rc)
 

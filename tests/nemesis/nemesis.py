@@ -25,7 +25,7 @@ not the same interleaving of processes) does, for --seconds:
   clock      restart a node (SIGTERM) under libfaketime with a new offset within
              +-skew/2 (--max-clock-skew is 60 s here), so any two clocks stay within
              the skew limit; its writer's calls run under the same offset. With
-             --beyond-skew one of them is skew + 10 s ahead instead (the others
+             --beyond-skew the first of them is skew + 10 s ahead instead (the others
              refuse that node's updates until their clocks catch up).
 Then: writers stop; partitions healed, every node SIGCONTed, delayed restarts done.
 A node found not running that the nemesis did not stop on purpose is a failure
@@ -350,6 +350,7 @@ class Driver:
         self.t_heal = None
         self.wall0 = time.time() - (time.monotonic() - _T0)  # wall time of the driver's [0.00 s]
         self.writers_stop_s = 0.0
+        self.cut_at_heal = 0
 
     # -- setup
     def check_world(self):
@@ -470,7 +471,7 @@ class Driver:
         elif kind == "clock":
             if self.faketime is None or not n.running():
                 return
-            beyond = self.opts.beyond_skew and self.counts["beyond_skew"] == 0 and r.random() < 0.5
+            beyond = self.opts.beyond_skew and self.counts["beyond_skew"] == 0
             if beyond:
                 offset = SKEW_MS / 1000 + 10
                 self.counts["beyond_skew"] += 1
@@ -532,7 +533,7 @@ class Driver:
                 w.kill_call()
                 w.join(5)
         self.writers_stop_s = time.monotonic() - t
-        cut = sum(len(c) for c in self.net.cuts) // 2
+        cut = self.cut_at_heal = sum(len(c) for c in self.net.cuts) // 2
         self.net.heal()
         self.t_heal = time.monotonic()
         say("writers stopped after %.1f s (a call in flight waits for its reply up to the CLI's 30 s); "
@@ -667,17 +668,17 @@ class Driver:
         self.finish()
         c = self.counts
         failed = result["failed"] or c["nodes_down"] or c["unclean_stops"] or c.get("checker_blind")
-        say("%s nemesis: acknowledged=%d lost=%d duplicated=%d reordered=%d nodes_down=%d converge_s=%.2f "
+        say("%s nemesis: acknowledged=%d lost=%d duplicated=%d reordered=%d nodes_down=%d converge_s=%.2f (links cut at heal %d) "
             "kills=%d (delayed %d, node waited for a call's lock %d) stops=%d partitions=%d clock_offsets=%d%s "
             "unacknowledged=%d (stored %d) seed=%d replay: %s" % (
                 "FAIL" if failed else "PASS", result["acknowledged"], result["lost"], result["duplicated"],
-                result["reordered"], c["nodes_down"], took, c["kills"], c["delayed_restarts"], waited, c["stops"],
+                result["reordered"], c["nodes_down"], took, self.cut_at_heal, c["kills"], c["delayed_restarts"], waited, c["stops"],
                 c["partitions"], c["clock_offsets"], " (beyond skew %d)" % c["beyond_skew"] if self.opts.beyond_skew else "",
                 sum(w.failed for w in self.writers), result["in_flight_stored"], self.seed, self.replay_command()))
         if self.opts.json:
             with open(self.opts.json, "w") as f:
                 json.dump(dict(c, seed=self.seed, seconds=self.opts.seconds, converge_s=round(took, 2),
-                               lock_waits=waited, writers_stop_s=round(self.writers_stop_s, 1), unacknowledged=sum(w.failed for w in self.writers),
+                               lock_waits=waited, writers_stop_s=round(self.writers_stop_s, 1), cut_at_heal=self.cut_at_heal, unacknowledged=sum(w.failed for w in self.writers),
                                **{k: result[k] for k in ("acknowledged", "lost", "duplicated", "reordered",
                                                          "mismatched", "gaps", "divergent", "in_flight_stored")}),
                           f, sort_keys=True)
