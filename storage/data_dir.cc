@@ -178,7 +178,16 @@ Result<CommandLock> DataDir::lock_for_command(const std::string& name, int64_t t
       return locked;
     }
     if (!is_busy(lock.status())) return lock.status();
-    if (env_.now_millis() >= deadline) return in_use(path_, lock_holder(), timeout_ms);
+    // A live node holds it: one that took the free lock after the caller looked
+    // (a restart), so it put up no mark. Give way to it as to a starting one.
+    LockHolder holder = lock_holder();
+    if (holder.is_node() && holder.pid > 0 && env_.process_alive(holder.pid)) {
+      CommandLock gave_way;
+      gave_way.outcome = CommandLock::Outcome::kNodeStarting;
+      gave_way.node_pid = holder.pid;
+      return gave_way;
+    }
+    if (env_.now_millis() >= deadline) return in_use(path_, holder, timeout_ms);
     env_.sleep_millis(std::clamp<int64_t>(deadline - env_.now_millis(), 1, kPollMs));
   }
 }

@@ -28,7 +28,8 @@
 //     and says a node is starting, so its caller waits for the node
 //     (wait_for_node_api) and sends its request there. Otherwise it waits
 //     briefly (5 s) for LOCK. A mark whose pid is dead or whose deadline has
-//     passed is stale: ignored and removed.
+//     passed is stale: ignored and removed. A LOCK held by a live node (one
+//     that found it free, so put up no mark) is given way to the same way.
 //   - Whoever takes LOCK removes a leftover api.endpoint: no node ran while
 //     LOCK was free, so the file can only be stale (a node killed with SIGKILL).
 //     node_running() therefore trusts api.endpoint when LOCK's holder is a node.
@@ -128,7 +129,8 @@ class DataDir {
       int64_t timeout_ms = kNodeLockTimeoutMs,
       const std::function<void(const std::string&)>& waiting = {}) const;
   // For a command called `name` (call, import, ...): kNodeStarting when a live
-  // NODE_STARTING mark is up, found before taking LOCK or while waiting for it;
+  // NODE_STARTING mark is up or a live node holds LOCK (pid from LOCK's note),
+  // found before taking LOCK or while waiting for it;
   // else LOCK, waiting at most `timeout_ms`; kBusy naming the holder after that.
   Result<CommandLock> lock_for_command(const std::string& name,
                                        int64_t timeout_ms = kCommandLockTimeoutMs) const;

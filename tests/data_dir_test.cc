@@ -247,6 +247,36 @@ TEST(DataDir, CommandGivesWayToAStartingNodeAndFindsItsApi) {
   EXPECT_EQ(node.wait_exit(), 0);
 }
 
+// A node restarted just after a command saw no node took the free lock at once,
+// so it put up no mark; the command gives way to it instead of waiting its 5 s
+// and failing (the nemesis found `replog call` failing so after a restart).
+TEST(DataDir, CommandFindingALiveNodeHoldingTheLockGivesWayToIt) {
+  TempDir tmp;
+  DataDir d(tmp.path());
+  ApiEndpoints e{"ipc://n/api.sock", "ipc://n/events.sock"};
+  Child node([&](Child&) {
+    auto lock = DataDir(tmp.path()).lock_for_node(0);
+    if (!lock) return 1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // opening: no API yet
+    if (!DataDir(tmp.path()).publish_api(e)) return 1;
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    return 0;
+  });
+  ASSERT_TRUE(eventually([&] { return Env::posix().lock_is_held(d.lock_file()).value() && d.lock_holder().is_node(); }));
+  EXPECT_NE(::access(d.node_starting_file().c_str(), F_OK), 0) << "the node found the lock free: no mark";
+  auto start = std::chrono::steady_clock::now();
+  auto command = d.lock_for_command("call", 5'000);
+  ASSERT_TRUE(command) << command.status().message();
+  EXPECT_EQ(command->outcome, Outcome::kNodeStarting);
+  EXPECT_EQ(command->lock, nullptr);
+  EXPECT_EQ(command->node_pid, node.pid());
+  EXPECT_LT(elapsed_ms(start), 1'000) << "gave way at once, not after its bound";
+  auto api = d.wait_for_node_api(5'000);
+  ASSERT_TRUE(api) << api.status().message();
+  EXPECT_EQ(api->api, e.api);
+  EXPECT_EQ(node.wait_exit(), 0);
+}
+
 TEST(DataDir, CommandWaitingForANodeThatGaveUpIsToldSo) {
   TempDir tmp;
   auto command = command_holding_lock(tmp.path(), "import", 5000);
