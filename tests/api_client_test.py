@@ -33,14 +33,28 @@ try:
     log = open(os.path.join(tmp, "node.log"), "w")
     node = subprocess.Popen([replog, "node", "--data", data, "--listen", "tcp://127.0.0.1:%d" % port, "--insecure"],
                             stderr=log)
-    for _ in range(100):
-        if os.path.exists(os.path.join(data, "api.endpoint")):
-            break
+    deadline = time.monotonic() + 15
+    while not os.path.exists(os.path.join(data, "api.endpoint")):
+        assert time.monotonic() < deadline, "the node did not publish its API within 15 s"
         time.sleep(0.05)
     client = rc.Client(data)
     sub = client.subscribe()
+    # Wait until the subscription has reached the publisher (events before that are not
+    # delivered): make probe calls until one's event arrives, for at most 15 s.
+    sub.setsockopt(rc.zmq.RCVTIMEO, 200)
+    probes, deadline = 0, time.monotonic() + 15
+    while True:
+        client.call("set", {"path": "probe", "value": probes})
+        probes += 1
+        try:
+            _, _, event = rc.unpack(sub.recv())
+            break
+        except rc.zmq.Again:
+            assert time.monotonic() < deadline, "no event reached the subscriber within 15 s"
     sub.setsockopt(rc.zmq.RCVTIMEO, 5000)
-    time.sleep(0.2)  # let the subscription reach the publisher
+    while event["arg"]["value"] != probes - 1:  # a late event of an earlier probe: read on to the last
+        _, _, event = rc.unpack(sub.recv())
+    print("subscribed after %d probe call(s)" % probes)
 
     due = datetime.datetime(2026, 12, 1, 9, 30, tzinfo=datetime.timezone.utc)
     uid = client.call("create", {"type": "Task", "id": "t1",
@@ -70,7 +84,7 @@ try:
     h = subprocess.run([replog, "state", "--data", data, "--hash"], capture_output=True, text=True, timeout=30)
     assert h.stdout.strip() == client.hash(), (h.stdout, client.hash())
     status = client.status()
-    assert status["updates"] == 3, status
+    assert status["updates"] == 3 + probes, status
     print("all API checks passed")
 finally:
     if node:

@@ -38,6 +38,7 @@ A=$tmp/a B=$tmp/b
 $R init --data "$A" --schema "$tmp/schema.json" >/dev/null || fail "init a"
 expect_error $R init --data "$A" | grep -q "already holds" || fail "init twice"
 cluster=$($R status --data "$A" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster_id"])')
+[ -n "$cluster" ] || fail "status --json names the cluster"
 $R init --data "$B" --cluster "$cluster" --schema "$tmp/schema.json" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["cluster_id"]' \
   || fail "init --cluster --json"
 
@@ -63,15 +64,19 @@ expect_error $R resolve --data "$A" 00000000000000000000000000000001 | grep -q "
 
 # the directory lock: a second writer waits at most --lock-wait (default 5 s)
 # and then names the holder; readers never wait
-flock -x "$A/LOCK" -c 'sleep 2' & sleep 0.3
+flock -x "$A/LOCK" -c 'sleep 2' &
+holder=$!
+# Wait (at most 5 s) until the holder has the lock: a non-blocking flock then fails.
+for _ in $(seq 250); do flock -n "$A/LOCK" true || break; sleep 0.02; done
+flock -n "$A/LOCK" true && fail "the test's lock holder never took the lock"
 expect_error $R call --data "$A" --lock-wait 0.2 set '{"path":"x","value":1}' | grep -q "in use by another writer" || fail "lock"
 $R state --data "$A" --hash >/dev/null || fail "reader blocked by the lock"
 $R call --data "$A" set '{"path":"x","value":1}' >/dev/null || fail "a writer waits for a short-lived holder"
-wait
+wait "$holder" || fail "the test's lock holder failed"
 
 # working apart, then exchanging logs: same hash on both, a conflict surfaced
 $R call --data "$B" create '{"type":"Task","id":"t9","fields":{"title":"ship"}}' >/dev/null || fail "create on b"
-$R call --data "$A" set '{"path":"counter","value":1}' >/dev/null
+$R call --data "$A" set '{"path":"counter","value":1}' >/dev/null || fail "set counter on a"
 $R export --data "$A" > "$tmp/a.mpk" || fail "export a"
 $R export --data "$B" --format jsonl "$tmp/b.jsonl" || fail "export b"
 $R import --data "$B" "$tmp/a.mpk" >/dev/null || fail "import a into b"
@@ -86,7 +91,8 @@ $R import --data "$A" "$tmp/b.jsonl" --json | python3 -c 'import json,sys; d=jso
 
 # resolve the conflict after fixing the data
 skipped=$($R conflicts --data "$A" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["conflicts"][0]["update"])')
-$R call --data "$A" update '{"type":"Task","id":"t1","fields":{"title":"ship (a)"}}' >/dev/null 2>&1 || true
+[ ${#skipped} -eq 32 ] || fail "conflicts --json names the skipped update (got: $skipped)"
+$R call --data "$A" update '{"type":"Task","id":"t1","fields":{"title":"ship (a)"}}' >/dev/null || fail "fix the data before resolving"
 $R resolve --data "$A" "$skipped" >/dev/null || fail "resolve"
 $R conflicts --data "$A" | grep -q "no open conflicts" || fail "conflict closed"
 

@@ -522,13 +522,16 @@ void run_trial(const GeneratedLog& log, const std::vector<const Update*>& order,
 }
 
 // Runs trials over fresh logs, every style, intervals 1 and 1,000, until the
-// count or the time budget runs out.
-void run_property(const LogSpec& spec, int max_logs, std::chrono::seconds budget, int restart_one_in = 12) {
+// count or the time budget runs out, but never fewer than `min_trials` (8: one
+// whole log through every arrival style and both checkpoint intervals).
+void run_property(const LogSpec& spec, int max_logs, std::chrono::seconds budget, int min_trials,
+                  int restart_one_in = 12) {
   auto rng = testing::seeded_rng();
   TempDir tmp;
-  const auto deadline = SteadyClock::now() + budget;
+  const auto deadline = SteadyClock::now() + testing::scaled_budget(budget);
   int trials = 0;
-  auto out_of_time = [&] { return trials >= 2 && SteadyClock::now() > deadline; };
+  // The budget cuts only trials beyond the minimum: a loaded machine makes the test slower, never emptier.
+  auto out_of_time = [&] { return trials >= min_trials && SteadyClock::now() > deadline; };
   for (int l = 0; l < max_logs && !out_of_time(); ++l) {
     LogGenerator gen(rng, spec);
     GeneratedLog log = gen.make();
@@ -566,12 +569,11 @@ void run_property(const LogSpec& spec, int max_logs, std::chrono::seconds budget
       }
     }
   }
-  std::cerr << "ran " << trials << " trials\n";
-  EXPECT_GE(trials, 2);
+  testing::report_trials("trials", trials, max_logs * 8, min_trials);
 }
 
 TEST(ReplayProperty, ArrivalOrderRestartsAndCheckpointsDoNotChangeState) {
-  run_property(LogSpec{}, 6, std::chrono::seconds(25));
+  run_property(LogSpec{}, 6, std::chrono::seconds(25), /*min_trials=*/8);
 }
 
 // Whole record maps written at once and a schema that makes an existing field
@@ -583,7 +585,7 @@ TEST(ReplayProperty, UniqueConstraintsDoNotDependOnCheckpointsOrRestarts) {
   spec.unique_over_existing = true;
   spec.item_ids = 4;
   spec.tags = 2;
-  run_property(spec, 4, std::chrono::seconds(15), 3);
+  run_property(spec, 4, std::chrono::seconds(15), /*min_trials=*/8, 3);
 }
 
 // The same property without I/O, on many logs: folding with a checkpoint
@@ -592,9 +594,9 @@ TEST(ReplayProperty, UniqueConstraintsDoNotDependOnCheckpointsOrRestarts) {
 // fold of the log.
 TEST(ReplayProperty, CheckpointRoundTripAndUndoAtAnyPositionKeepTheFold) {
   auto rng = testing::seeded_rng();
-  const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  const auto deadline = SteadyClock::now() + testing::scaled_budget(std::chrono::seconds(10));
   int logs = 0;
-  for (; logs < 150 && (logs < 4 || SteadyClock::now() < deadline); ++logs) {
+  for (; logs < 150 && (logs < 20 || SteadyClock::now() < deadline); ++logs) {  // 20 always run
     LogSpec spec;
     spec.whole_type_writes = logs % 2 == 1;
     spec.unique_over_existing = logs % 4 >= 2;
@@ -649,7 +651,7 @@ TEST(ReplayProperty, CheckpointRoundTripAndUndoAtAnyPositionKeepTheFold) {
     }
     ASSERT_EQ(r.state().hash_hex(), log.reference_hash);
   }
-  std::cerr << "checked " << logs << " logs\n";
+  testing::report_trials("logs", logs, 150, /*minimum=*/20);
 }
 
 // --- a unique constraint added over records that already share a value ---------------
@@ -820,11 +822,12 @@ TEST(ReplayProperty, MidLogSchemaChangeAppliesFromItsPositionInEveryOrder) {
   // Every position of S's two updates among A's, one update per batch, so the
   // schema update arrives anywhere from first to many positions late.
   int trials = 0;
-  const auto deadline = SteadyClock::now() + std::chrono::seconds(15);
+  const auto deadline = SteadyClock::now() + testing::scaled_budget(std::chrono::seconds(15));
   const size_t na = a_updates.size();
+  const int planned = static_cast<int>((na + 1) * (na + 2) / 2);
   for (size_t p1 = 0; p1 <= na; ++p1) {
     for (size_t p2 = p1; p2 <= na; ++p2) {
-      if (trials >= 4 && SteadyClock::now() > deadline) break;
+      if (trials >= std::min(planned, 20) && SteadyClock::now() > deadline) break;  // 20 always run
       std::vector<const Update*> order;
       for (size_t i = 0; i <= na; ++i) {
         if (i == p1) order.push_back(&s_updates[0]);
@@ -889,8 +892,7 @@ TEST(ReplayProperty, MidLogSchemaChangeAppliesFromItsPositionInEveryOrder) {
       if (HasFailure()) return;
     }
   }
-  std::cerr << "ran " << trials << " orders\n";
-  EXPECT_GE(trials, 4);
+  testing::report_trials("orders", trials, planned, /*minimum=*/std::min(planned, 20));
 }
 
 }  // namespace

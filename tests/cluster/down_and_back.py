@@ -39,7 +39,9 @@ def down_and_back(cluster, how):
     writers = {n.name: H.Writer(n, calls_for(n.name), pause=0.003, timeout_ms=1500) for n in (a, b, c)}
     for w in writers.values():
         w.start()
-    time.sleep(0.8)
+    # Every writer under way (c's with calls acknowledged), rather than a fixed time.
+    H.wait_until(lambda: all(w.acked >= 30 or w.errors for w in writers.values()),
+                 "30 acknowledged calls on each of a, b and c", timeout=30)
     before = c.count()
     H.step("c holds %d updates; stopping c with %s while its writer is mid-call" % (before, how))
     if how == "SIGKILL":
@@ -61,7 +63,10 @@ def down_and_back(cluster, how):
     down = c.count()
     H.check(down >= before, "c's count went down from %d to %d across the %s" % (before, down, how))
 
-    time.sleep(1.5)
+    a_down, b_down = writers["a"].acked, writers["b"].acked
+    H.wait_until(lambda: (writers["a"].acked >= a_down + 100 and writers["b"].acked >= b_down + 100)
+                 or writers["a"].errors or writers["b"].errors,
+                 "100 more calls on a and on b while c is down", timeout=30)
     H.step("a and b kept writing while c was down (a: %d, b: %d calls so far); restarting c while they still write"
            % (writers["a"].acked, writers["b"].acked))
     c.start()
@@ -70,7 +75,10 @@ def down_and_back(cluster, how):
     H.step("c serves again with %d updates (had %d when it went down)" % (after, down))
     again = H.Writer(c, lambda i: calls_for("c2")(i), count=100, pause=0.003)
     again.start()
-    time.sleep(1.0)
+    a_up, b_up = writers["a"].acked, writers["b"].acked
+    H.wait_until(lambda: (writers["a"].acked >= a_up + 50 and writers["b"].acked >= b_up + 50 and again.acked >= 50)
+                 or again.errors or writers["a"].errors or writers["b"].errors,
+                 "50 more calls on each of a, b and the restarted c, all at once", timeout=30)
     for w in (writers["a"], writers["b"]):
         w.stop()
     again.join(30)

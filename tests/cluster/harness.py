@@ -49,6 +49,19 @@ def step(text):
 _T0 = time.monotonic()
 
 
+def seed_random():
+    """Seeds `random` from REPLOG_SEED when set, else from a fresh seed, and prints it:
+    a failing run's random choices are replayed by setting REPLOG_SEED."""
+    env = os.environ.get("REPLOG_SEED")
+    seed = int(env) if env else random.SystemRandom().randrange(1 << 63)
+    random.seed(seed)
+    print("seed: %d (rerun with REPLOG_SEED=%d)" % (seed, seed), flush=True)
+    return seed
+
+
+SEED = seed_random()
+
+
 def check(cond, message):
     if not cond:
         raise TestFailure(message)
@@ -578,7 +591,7 @@ def run(test, keep_env="REPLOG_CLUSTER_KEEP"):
         check(not errors, "; ".join(errors))
         ok = True
     except TestFailure as e:
-        print("FAIL: %s" % e, flush=True)
+        print("FAIL: %s (seed %d: rerun with REPLOG_SEED=%d)" % (e, SEED, SEED), flush=True)
     except BaseException:  # an error in the test itself, or a signal
         print("FAIL: unexpected error", flush=True)
         traceback.print_exc()

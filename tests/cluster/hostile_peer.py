@@ -17,7 +17,11 @@ a still runs and serves, a and b hold the same updates (every call, H's seq 1 on
 and the same state hash, a reports exactly one fork (origin H) and nothing else
 changed (no conflicts, writes not blocked, nothing unknown), b reports no fork,
 a logged the bad frames and refusals at a bounded rate (PROTOCOL.md §2: "logged at
-most once per 5 s") and its memory did not grow by more than 100 MB.
+most once per 5 s") and its memory did not grow by more than 100 MB. During the
+attack neither node fell behind the other's writes by more than 5 s of them (a
+monitor samples both vectors every 100 ms); a sent at most 3 Requests in the second
+the listener answered them with empty Updates (no re-request loop), and after that,
+for each origin, no unanswered Request again within 5 s.
 
 Usage: hostile_peer.py PATH_TO_REPLOG"""
 import os
@@ -37,6 +41,9 @@ import zmq.utils.monitor  # noqa: E402
 HELLO, ERROR, VECTOR, REQUEST, UPDATES, PUSH = 1, 2, 3, 4, 5, 6
 MAX_UPDATE, MAX_FRAME = 1 << 20, 4 << 20
 MAX_GROWTH_MB = 100
+# Bound on how far one node may fall behind the other's writes during the attack: what the other writes
+# in LAG_S seconds (at least LAG_MIN updates).
+LAG_S, LAG_MIN = 5.0, 100
 CTX = zmq.Context.instance()
 
 
@@ -123,6 +130,7 @@ class Listener(threading.Thread):
         self.answer_requests = True
         self.hellos = []
         self.requests = []
+        self.request_times = []   # time.monotonic() of each Request, in order
         self.stopping = threading.Event()
 
     def run(self):
@@ -143,6 +151,7 @@ class Listener(threading.Thread):
                 held = [[self.node_id, self.held]] if self.held else []
                 self.s.send_multipart([rid, frame(VECTOR, [0, 1, True, held])])
             elif m[1] == REQUEST:
+                self.request_times.append(time.monotonic())
                 self.requests.append(m[2])
                 if self.answer_requests:   # "holds nothing from from_seq"
                     self.s.send_multipart([rid, frame(UPDATES, [m[2][0], False, []])])
@@ -189,6 +198,8 @@ class LagMonitor(threading.Thread):
         super().__init__(daemon=True)
         self.a, self.b = a, b
         self.max_a_behind = self.max_b_behind = 0
+        self.samples = 0
+        self.error = None
         self.stopping = threading.Event()
 
     def run(self):
@@ -198,8 +209,9 @@ class LagMonitor(threading.Thread):
                 va, vb = ca.status()["vector"], cb.status()["vector"]
                 self.max_a_behind = max(self.max_a_behind, vb.get(self.b.node_id, 0) - va.get(self.b.node_id, 0))
                 self.max_b_behind = max(self.max_b_behind, va.get(self.a.node_id, 0) - vb.get(self.a.node_id, 0))
-        except Exception:
-            pass
+                self.samples += 1
+        except Exception as e:   # a status call that timed out: the node under attack stopped serving
+            self.error = repr(e)
         finally:
             ca.socket.close(0)
             cb.socket.close(0)
@@ -207,6 +219,22 @@ class LagMonitor(threading.Thread):
     def stop(self):
         self.stopping.set()
         self.join(5)
+
+
+def barrier(p, hostile_id, cluster):
+    """Waits until node a has handled every frame sent on `p` so far: a Request's answer
+    comes after the frames before it, and a second Request's after whatever the first
+    one's poll stored (pushes of one poll are stored after the frames are read)."""
+    for _ in range(2):
+        p.send(frame(REQUEST, [hostile_id, 1, 1, 1 << 20]))
+        deadline, done = time.monotonic() + 10, False
+        while not done and time.monotonic() < deadline:
+            m = p.recv(0.5)
+            if m is None:
+                cluster.check_alive()
+                continue
+            done = isinstance(m, list) and m[1] == UPDATES and m[2][0] == hostile_id
+        H.check(done, "a did not answer a Request within 10 s")
 
 
 def update(hlc, origin, seq, arg, method="set"):
@@ -335,16 +363,24 @@ def test(cluster):
                      on_timeout=lambda: "requests seen: %s" % back.requests[asked:])
         H.step("Push H#3 (skips seq 2) -> not stored; a at once asks the sender for H from seq 2: %s"
                % [r for r in back.requests[asked:] if r[0] == hostile_id][:1])
-        time.sleep(1.0)
+        time.sleep(1.0)  # part of the scenario: the listener answers Requests for 1 s
         back.answer_requests = False   # from now on Requests time out (5 s) instead of getting empty answers
+        t_unanswered = time.monotonic()
+        answered_phase = len(back.requests) - asked
         H.step("  (the listener answered every Request with an empty Updates for 1 s: a sent %d Requests in that "
-               "time; from now on it leaves them unanswered)" % (len(back.requests) - asked))
+               "time; from now on it leaves them unanswered)" % answered_phase)
+        # PROTOCOL.md §2: an empty Updates means the peer holds nothing from from_seq; the receiver takes
+        # the peer's seq to be its own until the peer's next Vector ("no re-request loop"). The listener's
+        # Vectors claim only H#1, which a holds: one Request for the gap, and at most a few more.
+        H.check(1 <= answered_phase <= 3, "a sent %d Requests in 1 s to a peer that answered each with an empty "
+                "Updates (a re-request loop; PROTOCOL.md §2 allows none)" % answered_phase)
+        n_unanswered = len(back.requests)
         p.send(frame(PUSH, [[update(t1 - (1 << 16), hostile_id, 2, {"path": "hostile.back", "value": 2})]]))
         H.step("Push H#2 with an hlc below H#1's")
         p.send(frame(PUSH, [[update(H.make_hlc(now_ms + 3 * 3600 * 1000), other_origin, 1,
                                     {"path": "hostile.future", "value": 1})]]))
         H.step("Push %s#1 stamped 3 h ahead (--max-clock-skew is 1 h)" % hex_o)
-        time.sleep(1.0)
+        barrier(p, hostile_id, cluster)
         v = a.vector()
         H.check(v.get(hex_h) == 1, "a holds %s of H after the gap / hlc-order pushes, expected 1" % v.get(hex_h))
         H.check(hex_o not in v, "a stored an update 3 h in the future: %s" % v.get(hex_o))
@@ -355,7 +391,7 @@ def test(cluster):
         H.wait_until(lambda: hex_h in a.status()["forks"], "a to report the fork of H", timeout=5)
         H.step("Push H#1 with other bytes (a fork) -> a reports: %s" % a.status()["forks"][hex_h])
         p.send(frame(PUSH, [[update(t1 + (1 << 16), hostile_id, 2, {"path": "hostile.after", "value": 2})]]))
-        time.sleep(0.5)
+        barrier(p, hostile_id, cluster)
         H.check(a.vector().get(hex_h) == 1, "a accepted H#2 after quarantining H (holds %s)" % a.vector().get(hex_h))
         H.step("Push H#2 (valid, but H is quarantined) -> not stored")
 
@@ -412,19 +448,62 @@ def test(cluster):
                 got = m
         H.check(got is not None, "a does not answer a new Hello after the attack")
         H.step("a new connection still gets a Hello back")
+
+        # --- claims of origins a lacks, repeated while the listener answers no Request: a must not ask
+        # again for an origin within 5 s of an unanswered Request, and must ask again after that.
+        H.step("the hostile peer claims H up to 10^6 and %s up to 7 every 0.25 s for 6.5 s; its listener "
+               "answers no Request" % hex_o)
+        t_claims = time.monotonic()
+        while time.monotonic() - t_claims < 6.5:
+            p.send(frame(VECTOR, [0, 1, False, [[hostile_id, 10 ** 6], [other_origin, 7]]]))
+            time.sleep(0.25)  # part of the scenario: a claim repeated at a steady pace
+            p.drain()
     finally:
+        t_end = time.monotonic()
         for r in raws:
             r.close()
         back.stop()
         other.stop()
     attack_s = time.monotonic() - t_attack
     lag.stop()
-    H.step("during the attack, a lagged behind b's writes by at most %d updates, b behind a's by at most %d"
-           % (lag.max_a_behind, lag.max_b_behind))
-    H.step("a sent %d Requests to the hostile peer's listener" % len(back.requests))
+    H.step("during the attack, a lagged behind b's writes by at most %d updates, b behind a's by at most %d "
+           "(%d samples)" % (lag.max_a_behind, lag.max_b_behind, lag.samples))
+    # The monitor must have watched the whole attack: one sample per 100 ms, or at least a third of them on a
+    # loaded machine (each sample is two status calls), and none may have failed.
+    H.check(lag.error is None, "a status call of the lag monitor failed during the attack: %s" % lag.error)
+    H.check(lag.samples >= max(5, int(attack_s / 0.1 / 3)),
+            "the lag monitor took %d samples in a %.1f s attack" % (lag.samples, attack_s))
+    # Pushes go out within a few ms of each commit (PROTOCOL.md §2), so neither node may fall behind the
+    # other's writes by more than what that node writes in LAG_S seconds, however a is attacked.
+    rate_a, rate_b = writers[0].acked / attack_s, writers[1].acked / attack_s
+    bound_a, bound_b = max(LAG_MIN, int(LAG_S * rate_b)), max(LAG_MIN, int(LAG_S * rate_a))
+    H.check(lag.max_a_behind <= bound_a and lag.max_b_behind <= bound_b,
+            "during the attack a fell %d updates behind b's writes (at most %d allowed: %.0f s of b's %.0f calls/s) "
+            "and b %d behind a's (at most %d)" % (lag.max_a_behind, bound_a, LAG_S, rate_b, lag.max_b_behind, bound_b))
+    H.step("  within the bounds: %d and %d (%.0f s of the other's writes)" % (bound_a, bound_b, LAG_S))
+    unanswered_s = t_end - t_unanswered
+    H.step("a sent %d Requests to the hostile peer's listener, %d of them in the %.1f s it answered none"
+           % (len(back.requests), len(back.requests) - n_unanswered, unanswered_s))
+    # PROTOCOL.md §2: at most one Request per origin outstanding; one not answered within 5 s is dropped and
+    # may go again. So per origin, Requests the listener left unanswered are at least 5 s apart.
+    last_asked = {}
+    for (origin, _, _, _), t in zip(back.requests[n_unanswered:], back.request_times[n_unanswered:]):
+        if origin in last_asked:
+            H.check(t - last_asked[origin] >= 4.5, "a asked again for origin %016x %.2f s after an unanswered "
+                    "Request (PROTOCOL.md §2: only after 5 s)" % (origin, t - last_asked[origin]))
+        last_asked[origin] = t
+    asked_again = len(back.requests) - n_unanswered - len(last_asked)
+    H.check(asked_again >= 1, "a never asked again for an origin whose Request went unanswered for 5 s "
+            "while the peer kept claiming it (%d Requests for %d origins in %.1f s)"
+            % (len(back.requests) - n_unanswered, len(last_asked), unanswered_s))
+    H.check(len(back.requests) - n_unanswered <= len(last_asked) * (int(unanswered_s / 5) + 1),
+            "%d unanswered Requests for %d origins in %.1f s" % (len(back.requests) - n_unanswered, len(last_asked),
+                                                               unanswered_s))
     rss1 = rss_kb(a_pid)
     H.step("attack took %.1f s; a's resident memory %d MB -> %d MB" % (attack_s, rss0 // 1024, rss1 // 1024))
-    time.sleep(0.5)
+    acked_now = [w.acked for w in writers]
+    H.wait_until(lambda: all(w.acked >= n + 20 or w.errors for w, n in zip(writers, acked_now)),
+                 "20 more calls on each node after the attack", timeout=30)
     for w in writers:
         w.stop()
         H.check(not w.errors, "calls on %s failed during the attack: %s" % (w.node.name, w.errors[:3]))

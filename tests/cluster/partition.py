@@ -83,7 +83,9 @@ def test(cluster):
     right_expected = {o: made[o] if o in (nodes["c"].node_id, nodes["d"].node_id) else before[o] for o in made}
     cluster.wait_converged(left, expected=left_expected)
     cluster.wait_converged(right, expected=right_expected)
-    time.sleep(3.0)  # many anti-entropy rounds and reconnection attempts: still nothing may cross
+    # Part of the scenario, not a wait for a condition: for 3 s (15 anti-entropy rounds and
+    # reconnection attempts) nothing may cross; the check below is over that whole time.
+    time.sleep(3.0)
     for n in all_nodes:
         v = n.vector()
         want = left_expected if n in left else right_expected
@@ -95,7 +97,8 @@ def test(cluster):
     H.check(h_left != h_right, "both sides report the same hash while holding different updates")
 
     writers = write_all(all_nodes, "p3", 60, made)
-    time.sleep(0.05)
+    # Heal while the writers are under way: once each has a call acknowledged.
+    H.wait_until(lambda: all(w.acked >= 1 or w.errors for w in writers), "the first call on every node", timeout=30)
     for p in proxies.values():
         p.unblock()
     H.step("healed (proxies forward again) while 60 more calls per node are made")
