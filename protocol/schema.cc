@@ -5,6 +5,7 @@
 #include <set>
 
 #include "protocol/json_codec.h"
+#include "protocol/limits.h"
 
 namespace replog {
 
@@ -37,14 +38,19 @@ const std::map<std::string, TypeRef::Kind>& scalar_kinds() {
   return kinds;
 }
 
-}  // namespace
-
-Result<TypeRef> TypeRef::parse(const std::string& text) {
+// `text` nested inside `depth` list<>/map<> wrappers. A value nests at most
+// limits::kMaxDepth deep, so a type may too: deeper ones are refused before
+// the recursion (and the chain of element types) could exhaust the stack.
+Result<TypeRef> parse_type(const std::string& text, size_t depth) {
+  using Kind = TypeRef::Kind;
   TypeRef t;
   for (const char* wrapper : {"list<", "map<"}) {
     std::string w(wrapper);
     if (text.size() > w.size() + 1 && text.compare(0, w.size(), w) == 0 && text.back() == '>') {
-      auto inner = parse(text.substr(w.size(), text.size() - w.size() - 1));
+      if (depth >= limits::kMaxDepth)
+        return Status::invalid_argument("type \"" + text.substr(0, 32) + "...\" nests deeper than " +
+                                        std::to_string(limits::kMaxDepth));
+      auto inner = parse_type(text.substr(w.size(), text.size() - w.size() - 1), depth + 1);
       if (!inner) return inner.status();
       t.kind = w == "list<" ? Kind::kList : Kind::kMap;
       t.element = std::make_shared<const TypeRef>(std::move(inner).value());
@@ -61,6 +67,10 @@ Result<TypeRef> TypeRef::parse(const std::string& text) {
   t.name = text;
   return t;
 }
+
+}  // namespace
+
+Result<TypeRef> TypeRef::parse(const std::string& text) { return parse_type(text, 0); }
 
 std::string TypeRef::to_string() const {
   switch (kind) {

@@ -125,15 +125,19 @@ std::string encode(const Message& m) {
 
 namespace {
 
-// A MessagePack unsigned integer or array header at `pos` (any of its sizes).
+// A MessagePack array header, or a non-negative integer in any of its forms
+// (unsigned or signed, as decode() takes them), at `pos`.
 std::optional<uint64_t> read_header(std::string_view b, size_t& pos, bool array) {
   if (pos >= b.size()) return std::nullopt;
   uint8_t tag = static_cast<uint8_t>(b[pos++]);
   if (!array && tag < 0x80) return tag;
   if (array && (tag & 0xf0) == 0x90) return tag & 0x0f;
-  size_t n = array ? (tag == 0xdc ? 2 : tag == 0xdd ? 4 : 0)
-                   : (tag == 0xcc ? 1 : tag == 0xcd ? 2 : tag == 0xce ? 4 : tag == 0xcf ? 8 : 0);
+  const bool is_signed = !array && tag >= 0xd0 && tag <= 0xd3;
+  size_t n = array       ? (tag == 0xdc ? 2 : tag == 0xdd ? 4 : 0)
+             : is_signed ? size_t{1} << (tag - 0xd0)
+                         : (tag == 0xcc ? 1 : tag == 0xcd ? 2 : tag == 0xce ? 4 : tag == 0xcf ? 8 : 0);
   if (n == 0 || b.size() - pos < n) return std::nullopt;
+  if (is_signed && (static_cast<uint8_t>(b[pos]) & 0x80)) return std::nullopt;  // negative
   uint64_t v = 0;
   for (size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<uint8_t>(b[pos++]);
   return v;
@@ -169,6 +173,9 @@ Result<Message> decode(std::string_view frame) {
       return Status::refused("protocol version " + std::to_string(version) + " (this node speaks " +
                              std::to_string(kVersion) + ")");
     uint64_t type = uint(f[1], "type");
+    // Checked before the narrowing cast: type 257 is not Hello.
+    if (type < static_cast<uint64_t>(Type::kHello) || type > static_cast<uint64_t>(Type::kPush))
+      return Status::corruption("unknown message type " + std::to_string(type));
     const msgpack::object& body = f[2];
     switch (static_cast<Type>(type)) {
       case Type::kHello: {

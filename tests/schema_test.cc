@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "protocol/json_codec.h"
+#include "protocol/limits.h"
 #include "protocol/msgpack_codec.h"
 #include "replog/schema.h"
 
@@ -133,6 +134,25 @@ TEST(Schema, BadDocumentsNameThePlace) {
     if (c.message) {
       EXPECT_EQ(r.status().message(), c.message);
     }
+  }
+}
+
+// A schema arrives in an update and is replayed on every node: a type nested
+// thousands deep once overflowed the stack of each (found by fuzz_json).
+TEST(Schema, TypesNestedDeeperThanValuesAreRefused) {
+  auto nested = [](size_t n) {
+    std::string t;
+    for (size_t i = 0; i < n; ++i) t += i % 2 ? "map<" : "list<";
+    return t + "int" + std::string(n, '>');
+  };
+  auto at_limit = TypeRef::parse(nested(limits::kMaxDepth));
+  ASSERT_TRUE(at_limit) << at_limit.status().message();
+  EXPECT_EQ(at_limit->to_string(), nested(limits::kMaxDepth));
+  EXPECT_FALSE(TypeRef::parse(nested(limits::kMaxDepth + 1)));
+  for (size_t n : {size_t{limits::kMaxDepth + 1}, size_t{100000}}) {
+    auto r = TypeRegistry::from_json_text(R"({"records": {"A": {"fields": {"b": ")" + nested(n) + R"("}}}})");
+    ASSERT_FALSE(r) << n;
+    EXPECT_NE(r.status().message().find("nests deeper than 64"), std::string::npos) << r.status().message();
   }
 }
 

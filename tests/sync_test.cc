@@ -392,6 +392,23 @@ TEST(Wire, TypeOfReadsTheHeaderOnly) {
   EXPECT_EQ(*wire::type_of(std::string("\x93\xcc\x01\xcc\x03\x90", 6)), wire::Type::kVector) << "any uint form";
 }
 
+// Found by fuzz_frames: decode read the type through an 8-bit cast, so type
+// 0x1a220101 was Hello; and type_of refused the signed forms decode takes.
+TEST(Wire, TypeIsCheckedBeforeNarrowingAndReadAlikeByTypeOf) {
+  std::string hello_body = wire::encode(wire::Hello{"c", 1, "tcp://x", 1, 1}).substr(3);
+  for (std::string type : {std::string("\xcd\x01\x01", 3), std::string("\xd2\x1a\x22\x01\x01", 5)}) {
+    std::string frame = "\x93\x01" + type + hello_body;
+    EXPECT_FALSE(wire::decode(frame)) << "type 257 or 0x1a220101 is no type";
+    EXPECT_FALSE(wire::type_of(frame));
+  }
+  // A non-negative int8/int32 is a uint for both readers (PROTOCOL.md: any integer encoding).
+  std::string frame = std::string("\x93\xd0\x01\xd2\x00\x00\x00\x01", 8) + hello_body;
+  ASSERT_TRUE(wire::decode(frame));
+  ASSERT_TRUE(wire::type_of(frame));
+  EXPECT_EQ(*wire::type_of(frame), wire::Type::kHello);
+  EXPECT_FALSE(wire::type_of(std::string("\x93\x01\xd0\xff\x90", 5))) << "a negative type";
+}
+
 TEST(Wire, VectorPagesAreCheckedBeforeNarrowing) {
   // [1, 3, [page 0, pages 2^32 + 1, false, []]]: once read as 32 bits, pages would be 1.
   std::string frame("\x93\x01\x03\x94\x00\xcf\x00\x00\x00\x01\x00\x00\x00\x01\xc2\x90", 16);
