@@ -11,6 +11,9 @@
 //   NODE_STARTING           present while a node waits for LOCK: "PID DEADLINE_MS",
 //                           the waiting node's pid and the wall time (ms) at which
 //                           it gives up. Commands that see it give way.
+//   identity.key            the node's Ed25519 secret key, 64 bytes, mode 0600
+//                           (storage/identity.h); made by init, or by the first
+//                           process that takes LOCK and needs it.
 //   api.endpoint            present while a node's local API runs: two lines, the
 //                           api and events endpoints (PROTOCOL.md §4).
 //   api.sock, events.sock   the local API's sockets, in DATA itself unless DATA's
@@ -100,6 +103,7 @@ class DataDir {
   std::string lock_file() const { return file("LOCK"); }
   std::string node_starting_file() const { return file("NODE_STARTING"); }
   std::string endpoint_file() const { return file("api.endpoint"); }
+  std::string identity_file() const { return file("identity.key"); }
 
   // Whether DATA already holds a log (data.mdb).
   bool holds_log() const;

@@ -103,6 +103,12 @@ class PosixEnv : public Env {
 
   bool file_exists(const std::string& path) override { return ::access(path.c_str(), F_OK) == 0; }
 
+  Result<FileMode> file_mode(const std::string& path) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return errno_status(path, errno);
+    return FileMode{static_cast<unsigned>(st.st_mode & 07777), static_cast<int64_t>(st.st_uid), S_ISREG(st.st_mode)};
+  }
+
   Status make_dir(const std::string& path, unsigned mode) override {
     if (::mkdir(path.c_str(), static_cast<mode_t>(mode)) == 0) return Status::ok();
     int err = errno;
@@ -136,6 +142,7 @@ class PosixEnv : public Env {
   }
 
   int64_t process_id() override { return ::getpid(); }
+  int64_t user_id() override { return ::geteuid(); }
 
   bool process_alive(int64_t pid) override {
     if (pid <= 0 || pid > INT_MAX) return false;

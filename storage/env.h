@@ -1,6 +1,6 @@
 // Env: what replog needs from the operating system outside LMDB and ZeroMQ.
 //
-// Small files (api.endpoint, the node-starting mark, later key files),
+// Small files (api.endpoint, the node-starting mark, the identity key file),
 // directories, an exclusive advisory lock on a file, whether a process lives,
 // randomness, wall time and sleeping. The data directory (storage/data_dir.h)
 // reaches the OS only through an Env, so a test can hand it a wrapper that
@@ -33,6 +33,13 @@ class FileLock {
   virtual ~FileLock() = default;
 };
 
+// What Env::file_mode() reports.
+struct FileMode {
+  unsigned permissions = 0;  // mode & 07777
+  int64_t owner = -1;        // the owner's user id
+  bool regular = false;      // a regular file (not a link, directory, ...)
+};
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -51,6 +58,9 @@ class Env {
   // kNotFound when the file does not exist.
   virtual Status remove_file(const std::string& path) = 0;
   virtual bool file_exists(const std::string& path) = 0;
+  // A file's permission bits (mode & 07777) and its owner's user id, as lstat
+  // gives them (a symbolic link is not followed). kNotFound when it does not exist.
+  virtual Result<FileMode> file_mode(const std::string& path) = 0;
   // OK when the directory exists already (its mode is then left as it is).
   virtual Status make_dir(const std::string& path, unsigned mode) = 0;
   // The process's working directory, to make relative paths absolute.
@@ -69,6 +79,8 @@ class Env {
 
   // --- processes, randomness, time -------------------------------------------
   virtual int64_t process_id() = 0;
+  // The process's effective user id.
+  virtual int64_t user_id() = 0;
   // Whether a process with this id exists (it may belong to another user).
   virtual bool process_alive(int64_t pid) = 0;
   // Fills `buf` with `size` bytes from the OS's secure random source.

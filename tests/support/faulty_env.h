@@ -31,7 +31,7 @@ namespace replog::testing {
 
 class FaultyEnv : public Env {
  public:
-  enum class Op { kRead, kWrite, kRename, kRemove, kMakeDir, kCurrentDir, kLock, kLockProbe, kRandom };
+  enum class Op { kRead, kWrite, kRename, kRemove, kMakeDir, kCurrentDir, kLock, kLockProbe, kRandom, kStat };
 
   // REQUIRES: `base` outlives the FaultyEnv.
   explicit FaultyEnv(Env& base = Env::posix()) : base_(base) {}
@@ -77,6 +77,10 @@ class FaultyEnv : public Env {
     return base_.remove_file(path);
   }
   bool file_exists(const std::string& path) override { return base_.file_exists(path); }
+  Result<FileMode> file_mode(const std::string& path) override {
+    REPLOG_RETURN_IF_ERROR(check(Op::kStat, path));
+    return base_.file_mode(path);
+  }
   Status make_dir(const std::string& path, unsigned mode) override {
     REPLOG_RETURN_IF_ERROR(check(Op::kMakeDir, path));
     return base_.make_dir(path, mode);
@@ -94,6 +98,7 @@ class FaultyEnv : public Env {
     return base_.lock_is_held(path);
   }
   int64_t process_id() override { return base_.process_id(); }
+  int64_t user_id() override { return base_.user_id(); }
   bool process_alive(int64_t pid) override { return base_.process_alive(pid); }
   Status fill_random(void* buf, size_t size) override {
     REPLOG_RETURN_IF_ERROR(check(Op::kRandom, "getrandom"));
