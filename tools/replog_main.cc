@@ -23,6 +23,7 @@
 #include "protocol/msgpack_codec.h"
 #include "replog/schema.h"
 #include "storage/data_dir.h"
+#include "storage/identity.h"
 #include "storage/update_log.h"
 #include "tools/cli_common.h"
 
@@ -127,12 +128,46 @@ int cmd_init(const std::vector<std::string>& args) {
   check(Node::init(init));
   auto node = open_reader(o);
   NodeInfo info = node->info();
+  std::string device = unwrap(load_identity(DataDir(init.dir).identity_file(), Env::posix())).device_id();
   if (o.json()) {
-    std::cout << json{{"node_id", hex16(info.node_id)}, {"cluster_id", info.cluster_id}, {"dir", init.dir}}.dump() << "\n";
+    std::cout << json{{"node_id", hex16(info.node_id)}, {"cluster_id", info.cluster_id}, {"dir", init.dir},
+                      {"device_id", device}}.dump() << "\n";
   } else {
-    std::cout << "initialised " << init.dir << ": node " << hex16(info.node_id) << ", cluster " << info.cluster_id
+    std::cout << "initialised " << init.dir << ": node " << hex16(info.node_id) << ", device " << device
+              << ", cluster " << info.cluster_id
               << (init.schema ? ", schema recorded" : "") << "\n";
   }
+  return 0;
+}
+
+// --- id ---------------------------------------------------------------------------
+
+// The data directory's identity. A directory made by an earlier build has no
+// key file: it is made once, under the lock; when a node is starting, the
+// node makes it (before its local API is up), so wait for the API and read.
+Identity identity_of(const Options& o) {
+  NodeOptions no = o.node_options();
+  DataDir dir(no.dir);
+  auto loaded = load_identity(dir.identity_file(), Env::posix());
+  if (loaded || loaded.status().code() != Status::Code::kNotFound) return unwrap(std::move(loaded));
+  if (!dir.holds_log()) throw CommandError(no.dir + " is not a replog data directory (make one with replog init)");
+  CommandLock lock = unwrap(dir.lock_for_command("id", no.lock_wait_ms));
+  if (lock.outcome == CommandLock::Outcome::kNodeStarting) {
+    unwrap(dir.wait_for_node_api(kStartingNodeWaitMs));
+    return unwrap(load_identity(dir.identity_file(), Env::posix()));
+  }
+  return unwrap(load_or_create_identity(dir.identity_file(), Env::posix()));
+}
+
+int cmd_id(const std::vector<std::string>& args) {
+  Options o("id", "--data DIR [--json]   (this device's id: its public key, to read aloud or copy)");
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
+  if (!o.parse(args)) return 0;
+  Identity id = identity_of(o);
+  if (o.json())
+    std::cout << json{{"device_id", id.device_id()}, {"public_key_hex", to_hex(id.public_key())}}.dump() << "\n";
+  else
+    std::cout << id.device_id() << "\n";
   return 0;
 }
 
@@ -308,7 +343,9 @@ int cmd_status(const std::vector<std::string>& args) {
   }
   auto str = [&](const char* k) { return st.find(k) && st.find(k)->is_string() ? st.find(k)->as_string() : ""; };
   auto num = [&](const char* k) { return st.find(k) && st.find(k)->is_int() ? st.find(k)->as_int() : 0; };
-  std::cout << "node       " << str("node_id") << "\ncluster    " << str("cluster_id") << "\nupdates    "
+  std::cout << "node       " << str("node_id") << "\n";
+  if (!str("device_id").empty()) std::cout << "device     " << str("device_id") << "\n";
+  std::cout << "cluster    " << str("cluster_id") << "\nupdates    "
             << num("updates") << "\nconflicts  " << num("conflicts") << "\nstate hash "
             << (st.find("state_pending") && st.find("state_pending")->as_bool() ? "(folding in received updates)"
                                                                                  : str("state_hash"))
@@ -601,6 +638,7 @@ const Command kCommands[] = {
     {"log", "list updates in replay order", cmd_log},
     {"conflicts", "list open conflicts and forks", cmd_conflicts},
     {"resolve", "close a conflict after fixing the data", cmd_resolve},
+    {"id", "this device's id (its public key), to read aloud or copy", cmd_id},
     {"status", "node id, vector, counts, forks, unknown methods, peers", cmd_status},
     {"peers", "the running node's peers: in sync or behind by N", cmd_peers},
     {"node", "run the node: sync with peers over ZeroMQ, serve the local API", cmd_node},

@@ -9,6 +9,8 @@
 #include "node/sync/zmq_transport.h"
 #include "protocol/bytes.h"
 #include "replog/value.h"
+#include "storage/data_dir.h"
+#include "storage/identity.h"
 
 namespace replog {
 
@@ -37,6 +39,9 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   auto node_or = engine::Node::open(options.node);
   if (!node_or) return node_or.status();
   std::unique_ptr<engine::Node> node = std::move(node_or).value();
+  // Made here, under the node's lock, for a directory an earlier build made.
+  auto identity = load_or_create_identity(DataDir(options.node.dir).identity_file(), Env::posix());
+  if (!identity) return identity.status();
 
   zmq::context_t context(1);
   ZmqTransport transport(context);
@@ -64,7 +69,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   });
   REPLOG_RETURN_IF_ERROR(api.start());
 
-  logger(2, "node " + hex16(node->node_id()) + " of cluster " + node->cluster_id() + " listening on " +
+  logger(2, "node " + hex16(node->node_id()) + " (device " + identity->device_id() + ") of cluster " + node->cluster_id() + " listening on " +
                 transport.bound_endpoint() + " (insecure: traffic is not encrypted), " +
                 std::to_string(sync.peers.size()) + " peers configured");
   service.start();

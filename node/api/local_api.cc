@@ -3,6 +3,8 @@
 #include "protocol/bytes.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
+#include "storage/data_dir.h"
+#include "storage/identity.h"
 
 namespace replog {
 
@@ -26,17 +28,22 @@ Value node_status(const engine::Node& node, Value peers) {
     unknown = static_cast<int64_t>(s.unknown_method_updates());
     hash = s.hash_hex();
   });
-  return Value(Map{{"node_id", Value(hex16(info.node_id))},
-                   {"cluster_id", Value(info.cluster_id)},
-                   {"updates", Value(static_cast<int64_t>(info.updates))},
-                   {"vector", vector_to_value(info.vector)},
-                   {"conflicts", Value(conflicts)},
-                   {"forks", Value(std::move(forks))},
-                   {"unknown_method_updates", Value(unknown)},
-                   {"former_origins", Value(std::move(former))},
-                   {"state_hash", Value(hash)},
-                   {"state_pending", Value(!current)},
-                   {"peers", std::move(peers)}});
+  Map status{{"node_id", Value(hex16(info.node_id))},
+              {"cluster_id", Value(info.cluster_id)},
+              {"updates", Value(static_cast<int64_t>(info.updates))},
+              {"vector", vector_to_value(info.vector)},
+              {"conflicts", Value(conflicts)},
+              {"forks", Value(std::move(forks))},
+              {"unknown_method_updates", Value(unknown)},
+              {"former_origins", Value(std::move(former))},
+              {"state_hash", Value(hash)},
+              {"state_pending", Value(!current)},
+              {"peers", std::move(peers)}};
+  // The device id, when the key file is there and sound (a directory made by
+  // an earlier build has none until a node or `replog id` makes it).
+  auto identity = load_identity(DataDir(node.dir()).identity_file(), Env::posix());
+  if (identity) status["device_id"] = Value(identity->device_id());
+  return Value(std::move(status));
 }
 
 LocalApi::LocalApi(engine::Node& node, zmq::context_t& context, std::function<Value()> peers_status)

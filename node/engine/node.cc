@@ -10,6 +10,7 @@
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 #include "storage/data_dir.h"
+#include "storage/identity.h"
 #include "storage/update_log.h"
 
 namespace replog::engine {
@@ -82,6 +83,9 @@ Status Node::init(const InitOptions& options) {
     if (s) s = txn->put_meta(meta::kHlc, u64_be(0));
     if (s) s = txn->commit();
     if (!s) return s;
+    // Still under the lock: the key file (a data directory's identity, never in LMDB).
+    auto identity = load_or_create_identity(dir.identity_file(), Env::posix());
+    if (!identity) return identity.status();
   }
   if (!options.schema) return Status::ok();
   NodeOptions no;
