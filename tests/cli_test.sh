@@ -24,7 +24,7 @@ expect_error() {
 
 # --help everywhere
 $R --help >/dev/null || fail "replog --help"
-for c in init call state log conflicts resolve status verify export import value; do
+for c in init id call state log conflicts resolve status verify export import value; do
   $R $c --help | grep -q "usage: replog $c" || fail "$c --help"
 done
 expect_error $R frobnicate >/dev/null
@@ -102,6 +102,30 @@ $R log --data "$A" --json | python3 -c 'import json,sys; [json.loads(l) for l in
 $R status --data "$A" | grep -q "^vector" || fail "status"
 $R verify --data "$A" | grep -q "^ok" || fail "verify"
 [ "$($R state --data "$A" --at 2000-01-01T00:00:00Z --info)" = "{}" ] || fail "state --at before everything"
+
+# the device id: the key file is owner-only, refused when wider, made once for
+# a directory an earlier build made (no key file), and the same on every surface
+[ "$(stat -c %a "$A/identity.key")" = 600 ] || fail "identity.key is 0600"
+[ "$(stat -c %s "$A/identity.key")" = 64 ] || fail "identity.key holds 64 bytes"
+id_a=$($R id --data "$A")
+printf '%s\n' "$id_a" | grep -Eq '^([A-Z2-7]{7}-){7}[A-Z2-7]{7}$' || fail "replog id prints 8 groups of 7 (got: $id_a)"
+$R id --data "$A" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["device_id"] == sys.argv[1], d
+assert len(bytes.fromhex(d["public_key_hex"])) == 32, d' "$id_a" || fail "id --json"
+[ "$($R status --data "$A" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["device_id"])')" = "$id_a" ] \
+  || fail "status --json carries the device id"
+$R status --data "$A" | grep -q "^device     $id_a" || fail "status prints the device id"
+[ "$($R id --data "$B")" != "$id_a" ] || fail "two directories, two ids"
+chmod 644 "$A/identity.key"
+expect_error $R id --data "$A" | grep -q "chmod 600" || fail "a key file open to others is refused, saying chmod 600"
+chmod 600 "$A/identity.key"
+mv "$A/identity.key" "$tmp/a.key"
+id_new=$($R id --data "$A") || fail "id makes a key for a directory without one"
+[ "$($R id --data "$A")" = "$id_new" ] && [ "$id_new" != "$id_a" ] || fail "the key made on first use is kept"
+mv "$tmp/a.key" "$A/identity.key"
+expect_error $R id --data "$tmp/none" | grep -q "replog init" || fail "id without a data directory"
 
 # options from the environment and a config file
 REPLOG_DATA="$A" $R state --hash >/dev/null || fail "REPLOG_DATA"
