@@ -9,6 +9,8 @@ Nemesis::Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload
     : options_(options), cluster_(cluster), workload_(workload), buggify_(buggify), rng_(rng), trace_(trace) {
   if (on(FaultKind::kHostile) || on(FaultKind::kForge)) stranger_ = std::make_unique<Stranger>(cluster, rng);
   forging_ = on(FaultKind::kForge) && chance(0.25);
+  // Copies relax the checks, so among other faults they come in a few seeds only.
+  copying_ = on(FaultKind::kCopies) && (options_.faults.size() == 1 || chance(0.15));
   if (forging_) trace_.line("this run forges origins: relaxed checks");
 }
 
@@ -44,7 +46,7 @@ void Nemesis::step(int index) {
   if ((on(FaultKind::kClocks) || on(FaultKind::kSkew)) && chance(0.015)) jump_clock();
   if (stranger_ && chance(0.03)) hostile_act();
   if (on(FaultKind::kDisk) && chance(0.01)) fill_disk(index);
-  if (on(FaultKind::kCopies) && copies_ < 2 && chance(0.004)) copy_directory();
+  if (copying_ && copies_ < 2 && chance(0.01)) copy_directory();
 }
 
 void Nemesis::start_message_faults() {
