@@ -104,6 +104,7 @@ class DataDir {
   std::string node_starting_file() const { return file("NODE_STARTING"); }
   std::string endpoint_file() const { return file("api.endpoint"); }
   std::string identity_file() const { return file("identity.key"); }
+  std::string trust_file() const { return file("trust.json"); }
 
   // Whether DATA already holds a log (data.mdb).
   bool holds_log() const;

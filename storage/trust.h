@@ -1,0 +1,66 @@
+// TrustStore: the devices this node trusts, kept in DATA/trust.json
+// (docs/STORAGE.md), beside the key file and outside LMDB: it is this node's
+// own configuration, never replicated.
+//
+// A device is its Ed25519 public key (protocol/device_id.h prints it). Only a
+// trusted device's links are admitted (the ZAP handler) and only trusted
+// devices are dialled. Every change is written to the file (atomically, 0600)
+// before it takes effect in memory, so what is in force is always what a
+// restart would load.
+//
+// The file is JSON: {"version": 1, "devices": [{"id": DEVICE_ID, "name": TEXT,
+// "added_ms": N, "how": "manual"|"invite"|"introducer"}, ...]}. It is checked
+// when loaded: a bad file fails with one line naming it; nothing is guessed.
+//
+// Thread safety: every member function is safe from any thread (the daemon's
+// event loop reads it while the local API's thread changes it).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "replog/status.h"
+#include "storage/env.h"
+
+namespace replog {
+
+struct TrustedDevice {
+  std::string public_key;   // 32 bytes, Ed25519
+  std::string name;         // for people; may be empty
+  int64_t added_ms = 0;     // wall clock when trusted
+  std::string how = "manual";  // "manual", "invite" or "introducer"
+};
+
+class TrustStore {
+ public:
+  // Loads `path` (a missing file is an empty list).
+  static Result<std::unique_ptr<TrustStore>> open(const std::string& path, Env& env);
+
+  std::vector<TrustedDevice> list() const;  // ordered by device id
+  std::optional<TrustedDevice> find(std::string_view public_key) const;
+  bool contains(std::string_view public_key) const { return find(public_key).has_value(); }
+  // Adds the device, or renames it when trusted already (an empty name keeps
+  // the old one). Written to the file first; on failure nothing changes.
+  Status add(TrustedDevice device);
+  // Removes the device; false when it was not trusted.
+  Result<bool> remove(std::string_view public_key);
+  // Grows by one with every change: a reader polls it to notice removals.
+  uint64_t generation() const;
+
+ private:
+  TrustStore(std::string path, Env& env) : path_(std::move(path)), env_(env) {}
+  Status write_locked(const std::vector<TrustedDevice>& devices);  // REQUIRES: mu_ held
+
+  std::string path_;
+  Env& env_;
+  mutable std::mutex mu_;
+  std::vector<TrustedDevice> devices_;  // guarded by mu_, ordered by public key
+  uint64_t generation_ = 0;             // guarded by mu_
+};
+
+}  // namespace replog
