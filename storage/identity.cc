@@ -73,6 +73,17 @@ Result<CurveKeyPair> Identity::curve_keys() const {
   return pair;
 }
 
+Result<std::string> curve_public_key(std::string_view ed25519_public_key) {
+  REPLOG_RETURN_IF_ERROR(sodium_ready());
+  if (ed25519_public_key.size() != Identity::kPublicKeyBytes)
+    return Status::invalid_argument("a device key is 32 bytes, not " + std::to_string(ed25519_public_key.size()));
+  std::string out(crypto_scalarmult_curve25519_BYTES, '\0');
+  if (crypto_sign_ed25519_pk_to_curve25519(reinterpret_cast<unsigned char*>(out.data()),
+                                           reinterpret_cast<const unsigned char*>(ed25519_public_key.data())) != 0)
+    return Status::invalid_argument("device key " + format_device_id(ed25519_public_key) + " has no CURVE form");
+  return out;
+}
+
 Result<Identity> load_identity(const std::string& path, Env& env) {
   auto mode = env.file_mode(path);
   if (!mode) return mode.status();

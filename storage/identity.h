@@ -62,6 +62,11 @@ class Identity {
   std::array<unsigned char, kSecretKeyBytes> secret_{};
 };
 
+// The X25519 public key of a device's Ed25519 public key
+// (crypto_sign_ed25519_pk_to_curve25519): the device's CURVE server key.
+// kInvalidArgument when the key is not 32 bytes or has no X25519 form.
+Result<std::string> curve_public_key(std::string_view ed25519_public_key);
+
 // Reads the key file at `path`. kNotFound when it does not exist; kInvalidArgument
 // ("... chmod 600 PATH") when its mode gives group or others any permission,
 // or it is not a regular file owned by the current user; kCorruption when its

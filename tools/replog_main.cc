@@ -413,11 +413,11 @@ std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 int cmd_node(const std::vector<std::string>& args) {
-  Options o("node", "--data DIR --listen tcp://IP:PORT [--peer tcp://IP:PORT ...] --insecure");
+  Options o("node", "--data DIR --listen tcp://IP:PORT [--peer DEVICE_ID@tcp://HOST:PORT ...] [--insecure]");
   o.add()("listen", po::value<std::string>(), "where peers connect (tcp://IP:PORT)")(
       "advertise", po::value<std::string>(), "the endpoint peers should connect back to (default: the bound one)")(
-      "peer", po::value<std::vector<std::string>>()->composing(), "a peer: tcp://IP:PORT or KEY@tcp://IP:PORT (repeatable)")(
-      "insecure", "plain TCP, unencrypted (required until CURVE exists)")(
+      "peer", po::value<std::vector<std::string>>()->composing(), "a peer: DEVICE_ID@tcp://HOST:PORT, dialled once its id is trusted (replog trust add); with --insecure, tcp://HOST:PORT (repeatable)")(
+      "insecure", "plain TCP: no encryption, no authentication, anyone who reaches the port can write (tests and tools only)")(
       "log-level", po::value<std::string>()->default_value("info"), "error, warn, info or debug")(
       "anti-entropy-ms", po::value<int64_t>()->default_value(1000), "interval of anti-entropy rounds (jittered)");
   o.add_lock_wait(DataDir::kNodeLockTimeoutMs);

@@ -2,15 +2,18 @@
 
 #include <iostream>
 #include <mutex>
+#include <set>
 #include <zmq.hpp>
 
 #include "node/api/local_api.h"
 #include "node/sync/peer_service.h"
 #include "node/sync/zmq_transport.h"
 #include "protocol/bytes.h"
+#include "protocol/device_id.h"
 #include "replog/value.h"
 #include "storage/data_dir.h"
 #include "storage/identity.h"
+#include "storage/trust.h"
 
 namespace replog {
 
@@ -26,39 +29,152 @@ void log_line(int level, const std::string& line) {
             << line << std::endl;
 }
 
+struct StaticPeer {
+  std::string endpoint;
+  std::string key;  // empty with --insecure
+};
+
+// --peer values: ID@tcp://HOST:PORT, or (insecure only) tcp://HOST:PORT.
+Result<std::vector<StaticPeer>> parse_peers(const DaemonOptions& options, const SyncEngine::Log& log) {
+  std::vector<StaticPeer> out;
+  for (const auto& p : options.peers) {
+    auto at = p.find('@');
+    StaticPeer sp{at == std::string::npos ? p : p.substr(at + 1), ""};
+    if (options.insecure) {
+      if (at != std::string::npos) log(1, "peer " + p + ": its device id is not checked with --insecure");
+    } else if (at == std::string::npos) {
+      return Status::invalid_argument("peer " + p + ": give it as DEVICE_ID@" + p +
+                                      " (replog id on that device prints the id), or run with --insecure");
+    } else {
+      auto key = parse_device_id(p.substr(0, at));
+      if (!key) return Status::invalid_argument("peer " + p + ": " + key.status().message());
+      sp.key = std::move(key).value();
+    }
+    out.push_back(std::move(sp));
+  }
+  return out;
+}
+
+// The trusted device whose CURVE key is `curve_key`; the X25519 forms are
+// worked out again only when the trust list changed.
+class Admission {
+ public:
+  explicit Admission(const TrustStore& trust) : trust_(trust) {}
+  std::optional<std::string> operator()(std::string_view curve_key) {
+    if (generation_ != trust_.generation() || !loaded_) {
+      loaded_ = true;
+      generation_ = trust_.generation();
+      by_curve_.clear();
+      for (const auto& d : trust_.list())
+        if (auto c = curve_public_key(d.public_key)) by_curve_[*c] = d.public_key;
+    }
+    auto it = by_curve_.find(std::string(curve_key));
+    if (it == by_curve_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  const TrustStore& trust_;
+  bool loaded_ = false;
+  uint64_t generation_ = 0;
+  std::map<std::string, std::string> by_curve_;
+};
+
+std::set<std::string> trusted_keys(const TrustStore& trust) {
+  std::set<std::string> keys;
+  for (const auto& d : trust.list()) keys.insert(d.public_key);
+  return keys;
+}
+
+// Applies a change of the trust list to the links: a removed device loses
+// every link at once; a static peer that became trusted is dialled.
+class TrustFollower {
+ public:
+  TrustFollower(const TrustStore& trust, std::vector<StaticPeer> statics, const SyncEngine::Log& log)
+      : trust_(trust), statics_(std::move(statics)), log_(log) {}
+
+  // The static peers to dial now; the others wait for their key to be trusted.
+  std::vector<StaticPeer> start(bool insecure) {
+    generation_ = trust_.generation();
+    known_ = trusted_keys(trust_);
+    std::vector<StaticPeer> now;
+    for (const auto& sp : statics_) {
+      if (insecure || known_.count(sp.key)) now.push_back(sp);
+      else log_(1, "peer " + format_device_id(sp.key) + "@" + sp.endpoint + " is not trusted: not dialled until `replog trust add " + format_device_id(sp.key) + "`");
+    }
+    return now;
+  }
+
+  void poll(SyncEngine& engine, ZmqTransport& transport) {
+    if (trust_.generation() == generation_) return;
+    generation_ = trust_.generation();
+    std::set<std::string> now = trusted_keys(trust_);
+    for (const auto& key : known_) {
+      if (now.count(key)) continue;
+      engine.forget_device(key);
+      log_(2, "device " + format_device_id(key) + " is no longer trusted: its links are closed");
+    }
+    if (Status s = transport.close_untrusted(); !s) log_(0, "closing an untrusted device's links: " + s.message());
+    for (const auto& sp : statics_)
+      if (now.count(sp.key) && !known_.count(sp.key)) engine.add_peer(sp.endpoint, sp.key);
+    known_ = std::move(now);
+  }
+
+ private:
+  const TrustStore& trust_;
+  std::vector<StaticPeer> statics_;
+  SyncEngine::Log log_;
+  uint64_t generation_ = 0;
+  std::set<std::string> known_;
+};
+
 }  // namespace
 
 Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
-  auto logger = [&](int level, const std::string& line) {
+  SyncEngine::Log logger = [&](int level, const std::string& line) {
     if (level <= options.log_level) log_line(level, line);
   };
-  if (!options.insecure)
-    return Status::invalid_argument("encrypted transport (CURVE) is not built yet: run with --insecure to use plain TCP");
   if (options.listen.empty()) return Status::invalid_argument("give --listen tcp://IP:PORT");
+  auto statics = parse_peers(options, logger);
+  if (!statics) return statics.status();
 
   auto node_or = engine::Node::open(options.node);
   if (!node_or) return node_or.status();
   std::unique_ptr<engine::Node> node = std::move(node_or).value();
+  DataDir dir(options.node.dir);
   // Made here, under the node's lock, for a directory an earlier build made.
-  auto identity = load_or_create_identity(DataDir(options.node.dir).identity_file(), Env::posix());
+  auto identity = load_or_create_identity(dir.identity_file(), Env::posix());
   if (!identity) return identity.status();
+  auto trust = TrustStore::open(dir.trust_file(), Env::posix());
+  if (!trust) return trust.status();
 
-  zmq::context_t context(1);
-  ZmqTransport transport(context);
-  REPLOG_RETURN_IF_ERROR(transport.listen(options.listen));
-
-  SyncOptions sync;
-  sync.endpoint = options.advertise.empty() ? transport.bound_endpoint() : options.advertise;
-  for (const auto& p : options.peers) {
-    auto at = p.find('@');
-    if (at != std::string::npos) logger(1, "peer " + p + ": its key is ignored without encryption");
-    sync.peers.push_back(at == std::string::npos ? p : p.substr(at + 1));
+  // The peers' sockets have a context of their own: its ZAP handler must
+  // answer for them alone, not for the local API's.
+  zmq::context_t peer_context(1);
+  std::unique_ptr<ZmqTransport> transport;
+  if (options.insecure) {
+    transport = std::make_unique<ZmqTransport>(peer_context);
+  } else {
+    auto keys = identity->curve_keys();
+    if (!keys) return keys.status();
+    transport = std::make_unique<ZmqTransport>(peer_context, TransportSecurity{*keys, Admission(**trust)});
   }
+  REPLOG_RETURN_IF_ERROR(transport->listen(options.listen));
+
+  TrustFollower follower(**trust, std::move(statics).value(), logger);
+  SyncOptions sync;
+  sync.endpoint = options.advertise.empty() ? transport->bound_endpoint() : options.advertise;
+  for (const auto& sp : follower.start(options.insecure)) {
+    sync.peers.push_back(sp.endpoint);
+    if (!sp.key.empty()) sync.peer_keys[sp.endpoint] = sp.key;
+  }
+  if (!options.insecure) sync.own_key = identity->public_key();
   sync.anti_entropy_ms = options.anti_entropy_ms;
   SystemClock clock;
-  PeerService service(*node, transport, clock, sync, logger);
+  PeerService service(*node, *transport, clock, sync, logger);
 
-  LocalApi api(*node, context, [&service] {
+  zmq::context_t api_context(1);
+  LocalApi api(*node, api_context, [&service] {
     List peers;
     for (const auto& p : service.peers()) peers.push_back(peer_status_value(p));
     return Value(std::move(peers));
@@ -69,11 +185,18 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   });
   REPLOG_RETURN_IF_ERROR(api.start());
 
-  logger(2, "node " + hex16(node->node_id()) + " (device " + identity->device_id() + ") of cluster " + node->cluster_id() + " listening on " +
-                transport.bound_endpoint() + " (insecure: traffic is not encrypted), " +
-                std::to_string(sync.peers.size()) + " peers configured");
+  if (options.insecure)
+    logger(1, "--insecure: peer traffic is neither encrypted nor authenticated; anyone who reaches " +
+                  transport->bound_endpoint() + " can read and write this node");
+  logger(2, "node " + hex16(node->node_id()) + " (device " + identity->device_id() + ") of cluster " +
+                node->cluster_id() + " listening on " + transport->bound_endpoint() +
+                (options.insecure ? " (insecure)" : " (CURVE, " + std::to_string((*trust)->list().size()) + " trusted devices)") +
+                ", " + std::to_string(sync.peers.size()) + " peers configured");
   service.start();
-  service.run_until(stop);
+  while (!stop.load()) {
+    service.run_once(5);
+    follower.poll(service.engine(), *transport);
+  }
   logger(2, "stopping: writing a checkpoint");
   api.stop();
   Status s = node->close();

@@ -14,8 +14,8 @@ struct DaemonOptions {
   engine::NodeOptions node;
   std::string listen;               // tcp://IP:PORT for peers
   std::string advertise;            // what peers should connect back to (default: the bound endpoint)
-  std::vector<std::string> peers;   // tcp://IP:PORT, optionally KEY@tcp://IP:PORT
-  bool insecure = false;            // plain TCP; required until CURVE exists
+  std::vector<std::string> peers;   // DEVICE_ID@tcp://HOST:PORT (insecure: tcp://HOST:PORT)
+  bool insecure = false;            // plain TCP, NULL mechanism: for tests and tools
   int log_level = 2;                // 0 error, 1 warn, 2 info, 3 debug
   int64_t anti_entropy_ms = 1000;
 };

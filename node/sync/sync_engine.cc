@@ -6,6 +6,7 @@
 #include "protocol/limits.h"
 #include "node/sync/endpoint.h"
 #include "protocol/bytes.h"
+#include "protocol/device_id.h"
 #include "protocol/msgpack_codec.h"
 
 namespace replog {
@@ -42,16 +43,45 @@ bool SyncEngine::VectorAssembly::add(const wire::Vector& v) {
 void SyncEngine::start() {
   mine_ = node_.vector();
   for (const auto& ep : options_.peers) {
-    if (peers_.count(ep)) continue;
-    if (Status s = transport_.connect(ep); !s) {
-      log_(0, "peer " + ep + ": " + s.message());
-      continue;
-    }
-    peers_[ep].endpoint = ep;
+    auto key = options_.peer_keys.find(ep);
+    add_peer(ep, key == options_.peer_keys.end() ? std::string() : key->second);
   }
   next_round_ms_ = clock_.now_millis() + static_cast<int64_t>(rng_() % static_cast<uint64_t>(options_.anti_entropy_ms + 1));
   on_tick();
 }
+
+void SyncEngine::add_peer(const std::string& endpoint, const std::string& device_key) {
+  if (peers_.count(endpoint)) return;
+  if (Status s = transport_.connect_to(endpoint, device_key); !s) {
+    log_(0, "peer " + endpoint + ": " + s.message());
+    return;
+  }
+  Peer& p = peers_[endpoint];
+  p.endpoint = endpoint;
+  p.key = device_key;
+}
+
+void SyncEngine::forget_device(const std::string& device_key) {
+  if (device_key.empty()) return;
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    if (it->second.key != device_key && it->second.id != device_key) {
+      ++it;
+      continue;
+    }
+    release_pulls(it->second);
+    transport_.disconnect(it->first);
+    it = peers_.erase(it);
+  }
+  std::erase_if(incoming_, [&](const auto& e) { return e.second == device_key; });
+  connect_backs_.erase(device_key);
+  incoming_vectors_.erase(device_key);
+}
+
+SyncEngine::PeerId SyncEngine::peer_id(const std::string& key, OriginId node_id) {
+  return key.empty() ? u64_be(node_id) : key;
+}
+
+SyncEngine::PeerId SyncEngine::self_id() const { return peer_id(options_.own_key, hello_.node_id); }
 
 void SyncEngine::send(const Link& link, const wire::Message& m) {
   std::string bytes = wire::encode(m);
@@ -116,7 +146,7 @@ void SyncEngine::handle_frame(const Frame& frame) {
     auto it = peers_.find(frame.link.key);
     if (it != peers_.end()) handle_outgoing(it->second, *m);
   } else {
-    handle_incoming(frame.link, *m);
+    handle_incoming(frame, *m);
   }
 }
 
@@ -136,7 +166,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       p.hello_sent_ms = now + 60'000;
       return;
     }
-    if (h->node_id == hello_.node_id) {
+    if (peer_id(p.key, h->node_id) == self_id()) {
       p.ready = false;
       p.hello_sent_ms = INT64_MAX / 2;  // a link to ourselves: never again
       return;
@@ -146,6 +176,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     p.ready = true;
     p.hello_attempts = 0;
     p.node_id = h->node_id;
+    p.id = peer_id(p.key, h->node_id);
     send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
   } else if (auto* e = std::get_if<wire::Error>(&m)) {
     log_(1, "peer " + p.endpoint + " says: " + e->message);
@@ -162,7 +193,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     if (p.incoming_vector.add(*v)) {
       auto theirs = std::move(p.incoming_vector.entries);
       p.incoming_vector = VectorAssembly{};
-      learn_vector(p.node_id, theirs);
+      learn_vector(p.id, theirs);
     }
   } else if (auto* u = std::get_if<wire::Updates>(&m)) {
     auto pull = pulls_.find(u->origin);
@@ -198,7 +229,8 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
   }
 }
 
-void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
+void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
+  const Link& link = frame.link;
   if (auto* h = std::get_if<wire::Hello>(&m)) {
     if (h->cluster != hello_.cluster) {
       send(link, wire::Error{wire::ErrorCode::kCluster, "this node is in cluster " + hello_.cluster});
@@ -209,9 +241,10 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
       return;
     }
     bool fresh = !incoming_.count(link.key);
-    incoming_[link.key] = h->node_id;
+    const PeerId id = peer_id(frame.peer_key, h->node_id);
+    incoming_[link.key] = id;
     send(link, hello_);
-    if (fresh) connect_back(h->node_id, h->endpoint);
+    if (fresh) connect_back(id, h->endpoint, frame.peer_key);
     return;
   }
   auto who = incoming_.find(link.key);
@@ -219,13 +252,13 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
     send(link, wire::Error{wire::ErrorCode::kHelloFirst, "say hello first"});
     return;
   }
-  const OriginId node_id = who->second;
+  const PeerId id = who->second;
   if (auto* v = std::get_if<wire::Vector>(&m)) {
-    if (incoming_vectors_[node_id].add(*v)) {
-      auto theirs = std::move(incoming_vectors_[node_id].entries);
-      incoming_vectors_.erase(node_id);
+    if (incoming_vectors_[id].add(*v)) {
+      auto theirs = std::move(incoming_vectors_[id].entries);
+      incoming_vectors_.erase(id);
       if (!v->reply) send_vector(link, true);
-      learn_vector(node_id, theirs);
+      learn_vector(id, theirs);
     }
   } else if (auto* r = std::get_if<wire::Request>(&m)) {
     wire::Updates reply;
@@ -248,7 +281,7 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
     }
     send(link, reply);
   } else if (auto* p = std::get_if<wire::Push>(&m)) {
-    Peer* from = peer_by_node(node_id);
+    Peer* from = peer_by_id(id);
     if (from) {
       note_their(*from, p->updates);
       received_from_.insert(from->endpoint);
@@ -261,30 +294,32 @@ void SyncEngine::handle_incoming(const Link& link, wire::Message& m) {
 }
 
 // Pulls from a node that connected to us, on a link of our own to the
-// endpoint its Hello names: only a valid tcp://HOST:PORT, one link per node,
+// endpoint its Hello names: only a valid tcp://HOST:PORT, one link per peer,
 // a bounded number of them, and a growing wait after each link that failed.
-void SyncEngine::connect_back(OriginId node_id, const std::string& endpoint) {
-  if (node_id == hello_.node_id || is_reserved_origin(node_id) || endpoint.empty() || peer_by_node(node_id) ||
-      peers_.count(endpoint))
-    return;
+// With keys, the link accepts only the device that connected (its key came
+// through the transport's trust check), whatever the endpoint.
+void SyncEngine::connect_back(const PeerId& id, const std::string& endpoint, const std::string& key) {
+  if (id == self_id() || endpoint.empty() || peer_by_id(id) || peers_.count(endpoint)) return;
+  if (key.empty() && is_reserved_origin(get_u64_be(id.data()))) return;
   for (const auto& [_, p] : peers_)
-    if (p.learned && p.learned_for == node_id) return;  // a link to it is being tried already
+    if (p.learned && p.learned_for == id) return;  // a link to it is being tried already
   const int64_t now = clock_.now_millis();
-  ConnectBack& cb = connect_backs_[node_id];
+  ConnectBack& cb = connect_backs_[id];
   size_t learned = std::count_if(peers_.begin(), peers_.end(), [](const auto& e) { return e.second.learned; });
   Status s = check_peer_endpoint(endpoint);
   if (s && now < cb.not_before_ms) s = Status::busy("backing off after a failed link");
   if (s && learned >= kMaxLearnedPeers) s = Status::busy("too many learned peers");
-  if (s) s = transport_.connect(endpoint);
+  if (s) s = transport_.connect_to(endpoint, key);
   if (!s) {
     ++counters_.refused_endpoints;
-    log_(3, "not connecting back to node " + hex16(node_id) + ": " + s.message());
+    log_(3, "not connecting back to " + endpoint + ": " + s.message());
     return;
   }
   Peer& p = peers_[endpoint];
   p.endpoint = endpoint;
+  p.key = key;
   p.learned = true;
-  p.learned_for = node_id;
+  p.learned_for = id;
   p.learned_ms = now;
   send_hello(p);
 }
@@ -316,14 +351,14 @@ void SyncEngine::release_pulls(Peer& p) {
   p.credit_used = 0;
 }
 
-SyncEngine::Peer* SyncEngine::peer_by_node(OriginId id) {
+SyncEngine::Peer* SyncEngine::peer_by_id(const PeerId& id) {
   for (auto& [_, p] : peers_)
-    if (p.ready && p.node_id == id) return &p;
+    if (p.ready && p.id == id) return &p;
   return nullptr;
 }
 
-void SyncEngine::learn_vector(OriginId node_id, const VersionVector& theirs) {
-  Peer* p = peer_by_node(node_id);
+void SyncEngine::learn_vector(const PeerId& id, const VersionVector& theirs) {
+  Peer* p = peer_by_id(id);
   if (!p) return;
   p->their = theirs;  // their own word replaces our guesses
   pull_missing(*p);
@@ -506,13 +541,15 @@ void SyncEngine::on_tick() {
 }
 
 Value peer_status_value(const PeerStatus& p) {
-  return Value(Map{{"endpoint", Value(p.endpoint)},
+  Value v(Map{{"endpoint", Value(p.endpoint)},
                    {"node_id", Value(hex16(p.node_id))},
                    {"ready", Value(p.ready)},
                    {"last_seen_ms", Value(p.last_seen_ms)},
                    {"they_lack", Value(static_cast<int64_t>(p.they_lack))},
                    {"we_lack", Value(static_cast<int64_t>(p.we_lack))},
                    {"vector", vector_to_value(p.their_vector)}});
+  if (!p.device_key.empty()) v.as_map()["device_id"] = Value(format_device_id(p.device_key));
+  return v;
 }
 
 std::vector<PeerStatus> SyncEngine::peers() const {
@@ -526,6 +563,7 @@ void SyncEngine::refresh_status() {
   for (const auto& [endpoint, p] : peers_) {
     PeerStatus s;
     s.endpoint = endpoint;
+    s.device_key = p.key;
     s.node_id = p.node_id;
     s.ready = p.ready;
     s.last_seen_ms = p.last_seen_ms;

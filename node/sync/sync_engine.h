@@ -35,6 +35,10 @@ namespace replog {
 struct SyncOptions {
   std::string endpoint;            // where this node listens, told to peers
   std::vector<std::string> peers;  // endpoints to connect to
+  // Secure transports: the device key (Ed25519) of each configured peer, by
+  // endpoint, and this node's own. Empty on a transport without keys.
+  std::map<std::string, std::string> peer_keys;
+  std::string own_key;
   int64_t anti_entropy_ms = 1000;
   size_t fanout = 3;                      // peers per anti-entropy round
   int64_t push_delay_ms = 3;              // coalescing of pushes
@@ -48,6 +52,7 @@ struct SyncOptions {
 
 struct PeerStatus {
   std::string endpoint;
+  std::string device_key;  // empty without a secure transport
   OriginId node_id = 0;
   bool ready = false;
   int64_t last_seen_ms = 0;
@@ -81,6 +86,12 @@ class SyncEngine {
   // From the writer thread: updates that were just committed.
   void on_committed(const std::vector<Update>& updates);
 
+  // Runtime changes of whom to sync with (the daemon's trust list):
+  // dials a device (nothing when a link to the endpoint exists) ...
+  void add_peer(const std::string& endpoint, const std::string& device_key);
+  // ... and forgets every link and all state of a device no longer trusted.
+  void forget_device(const std::string& device_key);
+
   // A snapshot refreshed every 100 ms; safe from any thread.
   std::vector<PeerStatus> peers() const;
   // REQUIRES: the event-loop thread.
@@ -96,8 +107,13 @@ class SyncEngine {
     // drops what was assembled.
     bool add(const wire::Vector& v);
   };
+  // Who a peer is: its device key when the transport authenticates it, else
+  // (insecure) the node id its Hello claims, as 8 bytes.
+  using PeerId = std::string;
   struct Peer {  // an outgoing link
     std::string endpoint;
+    std::string key;  // the device dialled; empty without keys
+    PeerId id;        // set by its Hello
     bool ready = false;
     OriginId node_id = 0;
     int64_t hello_sent_ms = -1;
@@ -107,7 +123,7 @@ class SyncEngine {
     VectorAssembly incoming_vector;      // a Vector reply being assembled
     size_t credit_used = 0;
     bool learned = false;     // connected back to, on a Hello's word (not configured)
-    OriginId learned_for = 0; // the node whose Hello named it
+    PeerId learned_for;       // the peer whose Hello named it
     int64_t learned_ms = 0;   // when
   };
   // Connect-backs to one node: at most one link at a time, and a growing wait after each failure.
@@ -126,22 +142,24 @@ class SyncEngine {
   };
 
   void handle_frame(const Frame& frame);
-  void connect_back(OriginId node_id, const std::string& endpoint);
+  void connect_back(const PeerId& id, const std::string& endpoint, const std::string& key);
+  PeerId self_id() const;
+  static PeerId peer_id(const std::string& key, OriginId node_id);
   void drop_silent_learned_peers(int64_t now);
   void flush_received();
   void send(const Link& link, const wire::Message& m);
   void send_hello(Peer& p);
   void send_vector(const Link& link, bool reply);
   void handle_outgoing(Peer& p, wire::Message& m);
-  void handle_incoming(const Link& link, wire::Message& m);
+  void handle_incoming(const Frame& frame, wire::Message& m);
   // Applies a vector learned from `node_id` and pulls what we lack from it.
-  void learn_vector(OriginId node_id, const VersionVector& theirs);
+  void learn_vector(const PeerId& id, const VersionVector& theirs);
   void pull_missing(Peer& p);
   // Stores received updates; false when the store failed (a full disk, say):
   // then nothing is pulled from `from` again before its next vector.
   bool ingest(std::vector<Update> updates, Peer* from);
   void flush_pushes();
-  Peer* peer_by_node(OriginId id);
+  Peer* peer_by_id(const PeerId& id);
   void release_pulls(Peer& p);
   void refresh_status();
   void note_their(Peer& p, const std::vector<Update>& updates);
@@ -155,9 +173,9 @@ class SyncEngine {
   wire::Hello hello_;
 
   std::map<std::string, Peer> peers_;                 // by endpoint
-  std::map<std::string, OriginId> incoming_;          // routing id -> node id (after Hello)
-  std::map<OriginId, ConnectBack> connect_backs_;     // by node id
-  std::map<OriginId, VectorAssembly> incoming_vectors_;  // Vectors being assembled, by sender
+  std::map<std::string, PeerId> incoming_;            // routing id -> peer (after Hello)
+  std::map<PeerId, ConnectBack> connect_backs_;       // by peer
+  std::map<PeerId, VectorAssembly> incoming_vectors_;  // Vectors being assembled, by sender
   std::map<OriginId, Pull> pulls_;                    // one range per origin at a time
   std::vector<Update> received_;            // pushed, not yet stored (flush_received)
   std::set<std::string> received_from_;               // endpoints of the peers that pushed them

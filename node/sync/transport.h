@@ -28,6 +28,10 @@ struct Link {
 struct Frame {
   Link link;
   std::string bytes;
+  // Who sent it, as the transport authenticated it: the sender's device key
+  // (Ed25519, 32 bytes). Empty on a transport that authenticates no one
+  // (--insecure, the simulator); the engine then goes by the Hello's node id.
+  std::string peer_key = {};
 };
 
 class Transport {
@@ -36,6 +40,13 @@ class Transport {
   // Opens an outgoing link; it connects (and reconnects) by itself. Fails
   // (and opens nothing) when the endpoint cannot be used.
   virtual Status connect(const std::string& endpoint) = 0;
+  // Opens an outgoing link to the device whose key is `peer_key` (Ed25519,
+  // 32 bytes): only that device can answer on it, and its frames carry the
+  // key. A transport that authenticates no one refuses a key.
+  virtual Status connect_to(const std::string& endpoint, const std::string& peer_key) {
+    if (!peer_key.empty()) return Status::invalid_argument("this transport cannot authenticate peers");
+    return connect(endpoint);
+  }
   // Closes an outgoing link (nothing when there is none).
   virtual void disconnect(const std::string& endpoint) = 0;
   // Sends one frame; dropped silently when the link is not connected or its
