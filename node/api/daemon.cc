@@ -183,6 +183,24 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     service.on_committed(updates);
     api.on_committed(updates);
   });
+  // Every kind of refusal, counted on the event loop and copied for the API's thread.
+  std::mutex refusals_mu;
+  Map refusals;
+  api.set_extra_status([&] {
+    std::lock_guard<std::mutex> l(refusals_mu);
+    return Map{{"refusals", Value(refusals)}, {"secure", Value(!options.insecure)}};
+  });
+  auto count_refusals = [&] {
+    const SyncCounters& e = service.engine().counters();
+    const TransportCounters& t = transport->counters();
+    auto n = [](uint64_t v) { return Value(static_cast<int64_t>(v)); };
+    Map now{{"handshakes_refused", n(t.handshakes_refused)}, {"bad_frames", n(e.bad_frames)},
+            {"updates_refused", n(e.refused_updates)}, {"endpoints_refused", n(e.refused_endpoints)},
+            {"sends_dropped", n(t.dropped)}, {"sends_unroutable", n(t.unroutable)}, {"rebinds", n(t.rebinds)}};
+    std::lock_guard<std::mutex> l(refusals_mu);
+    refusals = std::move(now);
+  };
+  count_refusals();
   REPLOG_RETURN_IF_ERROR(api.start());
 
   if (options.insecure)
@@ -193,9 +211,14 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
                 (options.insecure ? " (insecure)" : " (CURVE, " + std::to_string((*trust)->list().size()) + " trusted devices)") +
                 ", " + std::to_string(sync.peers.size()) + " peers configured");
   service.start();
+  int64_t counted_ms = 0;
   while (!stop.load()) {
     service.run_once(5);
     follower.poll(service.engine(), *transport);
+    if (const int64_t now = clock.now_millis(); now - counted_ms >= 100) {
+      count_refusals();
+      counted_ms = now;
+    }
   }
   logger(2, "stopping: writing a checkpoint");
   api.stop();

@@ -177,7 +177,12 @@ Value LocalApi::handle(const std::string& op, const Value& arg) {
     return reply_ok(std::move(out));
   }
   if (op == "hash") return reply_ok(Value(node_.state_hash()));
-  if (op == "status") return reply_ok(node_status(node_, peers_status_ ? peers_status_() : Value(List{})));
+  if (op == "status") {
+    Value status = node_status(node_, peers_status_ ? peers_status_() : Value(List{}));
+    if (extra_status_)
+      for (auto& [key, value] : extra_status_()) status.as_map()[key] = std::move(value);
+    return reply_ok(std::move(status));
+  }
   if (op == "subscribe") return reply_ok(Value(Map{{"events", Value(endpoints_.events)}}));
   return reply_error("unknown op \"" + op + "\" (call, state, hash, status, subscribe)");
 }

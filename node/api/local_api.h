@@ -36,6 +36,10 @@ class LocalApi {
   LocalApi(engine::Node& node, zmq::context_t& context, std::function<Value()> peers_status);
   ~LocalApi();
 
+  // Adds what else the daemon knows to a status reply (refusals, say).
+  // REQUIRES: before start().
+  void set_extra_status(std::function<Map()> extra) { extra_status_ = std::move(extra); }
+
   Status start();
   void stop();
   void on_committed(const std::vector<Update>& updates);
@@ -49,6 +53,7 @@ class LocalApi {
   engine::Node& node_;
   zmq::context_t& context_;
   std::function<Value()> peers_status_;
+  std::function<Map()> extra_status_;
   ApiEndpoints endpoints_;
   std::unique_ptr<zmq::socket_t> router_, pub_;
   std::thread thread_;

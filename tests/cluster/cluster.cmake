@@ -16,7 +16,8 @@ set(REPLOG_CLUSTER_TESTS
   CatchUpResumesAfterStopMidway catch_up_resume
   PartitionHealsWithoutLossOrDuplication partition
   HostilePeerIsDroppedAndNodeKeepsServing hostile_peer
-  HostileEndpointsNeverStopOrSteerANode hostile_endpoints)
+  HostileEndpointsNeverStopOrSteerANode hostile_endpoints
+  SecureNodesSyncOnlyWithTrustedDevices secure_cluster)
 
 while(REPLOG_CLUSTER_TESTS)
   list(POP_FRONT REPLOG_CLUSTER_TESTS name script)

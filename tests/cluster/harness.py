@@ -264,6 +264,7 @@ class Node:
         self.peers = []
         self.advertise = None
         self.extra_args = []
+        self.secure = False     # CURVE with the trust list, instead of --insecure
         self.proc = None
         self.log_path = os.path.join(cluster.tmp, name + ".log")
         self.node_id = None
@@ -272,8 +273,10 @@ class Node:
     # -- process
     def start(self, wait=True):
         check(self.proc is None or self.proc.poll() is not None, "%s is already running" % self.name)
-        args = [self.cluster.replog, "node", "--data", self.data, "--listen", self.listen, "--insecure",
+        args = [self.cluster.replog, "node", "--data", self.data, "--listen", self.listen,
                 "--anti-entropy-ms", str(ANTI_ENTROPY_MS)]
+        if not self.secure:
+            args.append("--insecure")
         for p in self.peers:
             args += ["--peer", p]
         if self.advertise:
