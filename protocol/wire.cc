@@ -31,12 +31,13 @@ struct Body {
   Packer& pk;
   std::string& out;
   void operator()(const Hello& m) {
-    pk.pack_array(5);
+    pk.pack_array(6);
     pack_str(pk, m.cluster);
     pk.pack_uint64(m.node_id);
     pack_str(pk, m.endpoint);
     pk.pack_uint64(m.max_update);
     pk.pack_uint64(m.max_frame);
+    pk.pack_uint64(m.features);
   }
   void operator()(const Error& m) {
     pk.pack_array(2);
@@ -179,9 +180,13 @@ Result<Message> decode(std::string_view frame) {
     const msgpack::object& body = f[2];
     switch (static_cast<Type>(type)) {
       case Type::kHello: {
-        const auto* b = array(body, 5, "hello");
+        // 5 elements, or 6 with the features; later versions may append more, which are ignored.
+        if (body.type != msgpack::type::ARRAY || body.via.array.size < 5)
+          throw Malformed("hello is not an array of at least 5");
+        const auto* b = body.via.array.ptr;
         return Message(Hello{str(b[0], "cluster"), uint(b[1], "node id"), str(b[2], "endpoint"),
-                             uint(b[3], "max update"), uint(b[4], "max frame")});
+                             uint(b[3], "max update"), uint(b[4], "max frame"),
+                             body.via.array.size > 5 ? uint(b[5], "features") : 0});
       }
       case Type::kError: {
         const auto* b = array(body, 2, "error");

@@ -48,7 +48,13 @@ struct Hello {
   std::string endpoint;  // where this node listens (peers connect back to it)
   uint64_t max_update = 0;
   uint64_t max_frame = 0;
+  // What the sender supports beyond version 1 (PROTOCOL.md "Features"); a
+  // link uses the features both sides name. Absent (5 elements) means 0.
+  uint64_t features = 0;
 };
+// Feature bits this implementation knows. Version 1 defines none yet: later
+// additions take the next bit and are used only when both sides set it.
+inline constexpr uint64_t kFeatures = 0;
 struct Error {
   ErrorCode code = ErrorCode::kMalformed;
   std::string message;

@@ -23,6 +23,7 @@ SyncEngine::SyncEngine(SyncStore& node, Transport& transport, const Clock& clock
   hello_.endpoint = options_.endpoint;
   hello_.max_update = limits::kMaxUpdateBytes;
   hello_.max_frame = wire::kMaxFrameBytes;
+  hello_.features = wire::kFeatures;
 }
 
 bool SyncEngine::VectorAssembly::add(const wire::Vector& v) {
@@ -177,6 +178,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     p.hello_attempts = 0;
     p.node_id = h->node_id;
     p.id = peer_id(p.key, h->node_id);
+    p.features = h->features & hello_.features;
     send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
   } else if (auto* e = std::get_if<wire::Error>(&m)) {
     log_(1, "peer " + p.endpoint + " says: " + e->message);

@@ -114,6 +114,7 @@ class SyncEngine {
     std::string endpoint;
     std::string key;  // the device dialled; empty without keys
     PeerId id;        // set by its Hello
+    uint64_t features = 0;  // what both sides support (wire::kFeatures)
     bool ready = false;
     OriginId node_id = 0;
     int64_t hello_sent_ms = -1;
