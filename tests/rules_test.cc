@@ -9,6 +9,7 @@
 // through PeerService) on an in-memory network, and a fake peer that speaks
 // the wire protocol by hand and records every frame the node sends it.
 #include <gtest/gtest.h>
+#include <msgpack.hpp>
 
 #include <cmath>
 #include <functional>
@@ -801,6 +802,97 @@ TEST(FormatVersion, ADirectoryOfAnUnknownFormatIsRefusedOnOpenAndLeftUntouched) 
   auto log = UpdateLog::open(dir, {});
   ASSERT_TRUE(log);
   EXPECT_EQ((*log)->begin_read()->meta(meta::kFormat).value_or(""), "2");
+}
+
+}  // namespace
+}  // namespace replog
+
+// --- hardening: bad sources cut off, silent peers, Hello features ------------------------
+
+namespace replog {
+namespace {
+
+TEST_F(OneNode, ASourceOfBadFramesIsNotHeardForAWhileThenHeardAgain) {
+  FakePeer peer(net_, "tcp://peer:7000", 601);
+  ASSERT_NO_FATAL_FAILURE(Start({}));
+  peer.ask(peer.hello(node_->cluster_id()));
+  Run(2);
+  ASSERT_EQ(of_type<wire::Hello>(peer.take()).size(), 1u);
+  for (int i = 0; i < 21; ++i) peer.transport.send(Link{true, kNodeEndpoint}, std::string("\x93\x01\x09\xc0", 4));
+  Run(2);
+  (void)peer.take();
+  EXPECT_EQ(service_->engine().counters().blocks, 1u);
+  // Cut off: a well-formed request gets no answer for a minute.
+  peer.ask(wire::Vector{0, 1, false, {}});
+  Run(2);
+  EXPECT_TRUE(peer.take().empty());
+  EXPECT_GE(service_->engine().counters().blocked_frames, 1u);
+  clock_.advance(60'000);
+  peer.ask(wire::Vector{0, 1, false, {}});
+  Run(2);
+  EXPECT_EQ(of_type<wire::Vector>(peer.take()).size(), 1u) << "heard again after the block";
+}
+
+TEST_F(OneNode, TwentyBadFramesAreToleratedWithinTheWindow) {
+  FakePeer peer(net_, "tcp://peer:7000", 602);
+  ASSERT_NO_FATAL_FAILURE(Start({}));
+  peer.ask(peer.hello(node_->cluster_id()));
+  for (int i = 0; i < 20; ++i) peer.transport.send(Link{true, kNodeEndpoint}, "garbage");
+  Run(2);
+  (void)peer.take();
+  EXPECT_EQ(service_->engine().counters().blocks, 0u);
+  peer.ask(wire::Vector{0, 1, false, {}});
+  Run(2);
+  EXPECT_EQ(of_type<wire::Vector>(peer.take()).size(), 1u);
+}
+
+TEST_F(OneNode, ASilentPeerIsHandshakenAgainAndSyncsOnceItAnswers) {
+  FakePeer peer(net_, "tcp://peer:7000", 603);
+  ASSERT_NO_FATAL_FAILURE(Start({"tcp://peer:7000"}));
+  auto after = Handshake(peer);
+  ASSERT_EQ(of_type<wire::Vector>(after).size(), 1u) << "a ready peer is sent the vector at once";
+  // The peer stops (SIGSTOP): nothing more from it for a minute (these
+  // tests run no rounds, so the longest wait applies).
+  Run(61'000, 100);
+  EXPECT_EQ(service_->engine().counters().silent_peers, 1u);
+  auto sent = peer.take();
+  ASSERT_FALSE(of_type<wire::Hello>(sent).empty()) << "no new handshake with a silent peer";
+  // It resumes and answers: ready again, and its vector is asked for at once.
+  peer.answer(peer.hello(node_->cluster_id()));
+  Run(5);
+  EXPECT_EQ(of_type<wire::Vector>(peer.take()).size(), 1u);
+}
+
+// A Hello of an older node (5 elements) and of a later one (more than 6) both decode.
+TEST(WireHello, FiveElementsMeanNoFeaturesAndElementsAfterTheSixthAreIgnored) {
+  auto frame = [](int elements) {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_array(3);
+    pk.pack_uint64(1);
+    pk.pack_uint64(1);
+    pk.pack_array(static_cast<uint32_t>(elements));
+    pk.pack(std::string("c1"));
+    pk.pack_uint64(7);
+    pk.pack(std::string(""));
+    pk.pack_uint64(limits::kMaxUpdateBytes);
+    pk.pack_uint64(wire::kMaxFrameBytes);
+    if (elements > 5) pk.pack_uint64(5);
+    if (elements > 6) pk.pack(std::string("a later field"));
+    return std::string(buf.data(), buf.size());
+  };
+  auto five = wire::decode(frame(5));
+  ASSERT_TRUE(five) << five.status().message();
+  EXPECT_EQ(std::get<wire::Hello>(*five).features, 0u);
+  auto seven = wire::decode(frame(7));
+  ASSERT_TRUE(seven) << seven.status().message();
+  EXPECT_EQ(std::get<wire::Hello>(*seven).features, 5u);
+  EXPECT_FALSE(wire::decode(frame(4)));
+  // This node sends six, its features last.
+  wire::Hello h{"c1", 7, "", limits::kMaxUpdateBytes, wire::kMaxFrameBytes, wire::kFeatures};
+  auto back = wire::decode(wire::encode(h));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(std::get<wire::Hello>(*back).features, wire::kFeatures);
 }
 
 }  // namespace

@@ -196,7 +196,9 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     auto n = [](uint64_t v) { return Value(static_cast<int64_t>(v)); };
     Map now{{"handshakes_refused", n(t.handshakes_refused)}, {"bad_frames", n(e.bad_frames)},
             {"updates_refused", n(e.refused_updates)}, {"endpoints_refused", n(e.refused_endpoints)},
-            {"sends_dropped", n(t.dropped)}, {"sends_unroutable", n(t.unroutable)}, {"rebinds", n(t.rebinds)}};
+            {"sends_dropped", n(t.dropped)}, {"sends_unroutable", n(t.unroutable)}, {"rebinds", n(t.rebinds)},
+            {"frames_blocked", n(e.blocked_frames)}, {"sources_blocked", n(e.blocks)},
+            {"silent_peers", n(e.silent_peers)}};
     std::lock_guard<std::mutex> l(refusals_mu);
     refusals = std::move(now);
   };

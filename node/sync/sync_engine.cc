@@ -73,7 +73,7 @@ void SyncEngine::forget_device(const std::string& device_key) {
     transport_.disconnect(it->first);
     it = peers_.erase(it);
   }
-  std::erase_if(incoming_, [&](const auto& e) { return e.second == device_key; });
+  std::erase_if(incoming_, [&](const auto& e) { return e.second.id == device_key; });
   connect_backs_.erase(device_key);
   incoming_vectors_.erase(device_key);
 }
@@ -117,7 +117,13 @@ void SyncEngine::send_vector(const Link& link, bool reply) {
 void SyncEngine::on_frame(const Frame& frame) { on_frames({frame}); }
 
 void SyncEngine::on_frames(const std::vector<Frame>& frames) {
+  const int64_t now = clock_.now_millis();
   for (const auto& f : frames) {
+    if (blocked(f, now)) {
+      ++counters_.blocked_frames;
+      continue;
+    }
+    const uint64_t bad = counters_.bad_frames;
     // Nothing a peer sends may stop the node: an exception from any path a
     // frame takes is counted and logged like a bad frame.
     try {
@@ -126,8 +132,44 @@ void SyncEngine::on_frames(const std::vector<Frame>& frames) {
       ++counters_.bad_frames;
       log_(1, std::string("a frame failed: ") + e.what());
     }
+    if (counters_.bad_frames != bad) note_bad(f, now);
   }
   flush_received();  // the pushes of one poll are stored in one commit
+}
+
+// Who sent a frame, for cutting off a bad source: its device when the
+// transport authenticated it, else the link (a connection's routing id
+// changes when it reconnects; only keys make the block stick).
+std::string SyncEngine::source_of(const Frame& frame) {
+  if (!frame.peer_key.empty()) return "k" + frame.peer_key;
+  return (frame.link.outgoing ? "o" : "i") + frame.link.key;
+}
+
+bool SyncEngine::blocked(const Frame& frame, int64_t now) {
+  if (offenders_.empty()) return false;
+  auto it = offenders_.find(source_of(frame));
+  return it != offenders_.end() && now < it->second.blocked_until_ms;
+}
+
+void SyncEngine::note_bad(const Frame& frame, int64_t now) {
+  if (offenders_.size() >= 4096)  // forget sources that are neither blocked nor recent
+    std::erase_if(offenders_, [&](const auto& e) {
+      return now >= e.second.blocked_until_ms && now - e.second.window_start_ms > kBadWindowMs;
+    });
+  Offender& o = offenders_[source_of(frame)];
+  if (now - o.window_start_ms > kBadWindowMs) {
+    o.window_start_ms = now;
+    o.bad = 0;
+  }
+  if (++o.bad <= kBadFramesAllowed) return;
+  o.blocked_until_ms = now + (kBlockMs << std::min(o.strikes, 4));
+  ++o.strikes;
+  o.bad = 0;
+  ++counters_.blocks;
+  log_(1, std::string("a peer sent more than ") + std::to_string(kBadFramesAllowed) + " bad frames in " +
+              std::to_string(kBadWindowMs / 1000) + " s: not heard for " +
+              std::to_string((o.blocked_until_ms - now) / 1000) + " s" +
+              (frame.peer_key.empty() ? "" : " (device " + format_device_id(frame.peer_key) + ")"));
 }
 
 void SyncEngine::handle_frame(const Frame& frame) {
@@ -244,7 +286,7 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
     }
     bool fresh = !incoming_.count(link.key);
     const PeerId id = peer_id(frame.peer_key, h->node_id);
-    incoming_[link.key] = id;
+    admit_incoming(link.key, id);
     send(link, hello_);
     if (fresh) connect_back(id, h->endpoint, frame.peer_key);
     return;
@@ -254,7 +296,7 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
     send(link, wire::Error{wire::ErrorCode::kHelloFirst, "say hello first"});
     return;
   }
-  const PeerId id = who->second;
+  const PeerId id = who->second.id;
   if (auto* v = std::get_if<wire::Vector>(&m)) {
     if (incoming_vectors_[id].add(*v)) {
       auto theirs = std::move(incoming_vectors_[id].entries);
@@ -293,6 +335,20 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
     ++counters_.bad_frames;
     log_(3, std::string("a connection sent a ") + wire::type_name(m) + " where it asks; dropped");
   }
+}
+
+// At most kMaxIncoming incoming links are known (a reconnecting peer leaves
+// its old routing id behind): the oldest is forgotten, and its next frame, if
+// it still sends on it, gets Error 4. Two links of one id are not merged: two
+// devices with one key (a copied directory) must not evict each other.
+void SyncEngine::admit_incoming(const std::string& routing_id, const PeerId& id) {
+  if (!incoming_.count(routing_id) && incoming_.size() >= kMaxIncoming) {
+    auto oldest = std::min_element(incoming_.begin(), incoming_.end(),
+                                   [](const auto& a, const auto& b) { return a.second.since_ms < b.second.since_ms; });
+    incoming_vectors_.erase(oldest->second.id);
+    incoming_.erase(oldest);
+  }
+  incoming_[routing_id] = Incoming{id, clock_.now_millis()};
 }
 
 // Pulls from a node that connected to us, on a link of our own to the
@@ -488,8 +544,33 @@ void SyncEngine::flush_pushes() {
   }
 }
 
+// A ready peer heard from neither in a round nor in an answer is probed with
+// a vector after two rounds; after five rounds (5 s to 60 s) it is no longer
+// ready and is handshaken again: a stopped peer (SIGSTOP) stops being
+// counted on, and when it resumes it answers the Hello and syncs at once.
+void SyncEngine::check_silent_peers(int64_t now) {
+  const int64_t probe = 2 * options_.anti_entropy_ms;
+  const int64_t drop = std::clamp<int64_t>(5 * options_.anti_entropy_ms, 5000, 60'000);
+  for (auto& [_, p] : peers_) {
+    if (!p.ready) continue;
+    const int64_t silent = now - p.last_seen_ms;
+    if (silent >= drop) {
+      p.ready = false;
+      p.hello_attempts = 0;
+      p.hello_sent_ms = -1;
+      release_pulls(p);
+      ++counters_.silent_peers;
+      log_(2, "peer " + p.endpoint + " silent for " + std::to_string(silent / 1000) + " s: handshaking again");
+    } else if (silent >= probe && now - p.probed_ms >= probe) {
+      p.probed_ms = now;
+      send_vector(Link{true, p.endpoint}, false);
+    }
+  }
+}
+
 void SyncEngine::on_tick() {
   const int64_t now = clock_.now_millis();
+  check_silent_peers(now);
   for (auto& [_, p] : peers_) {
     // A Hello sent before the connection is up is dropped (ZMQ_IMMEDIATE):
     // retry soon at first (10, 20, 40 ... ms), then every hello_retry_ms.

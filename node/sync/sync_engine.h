@@ -69,6 +69,9 @@ struct SyncCounters {
   uint64_t bad_frames = 0, updates_received = 0, updates_sent = 0;
   uint64_t refused_updates = 0;  // for a reason other than a gap
   uint64_t refused_endpoints = 0;  // connect-backs refused: not tcp://HOST:PORT, or backing off
+  uint64_t blocked_frames = 0;   // from a source cut off for sending bad frames
+  uint64_t blocks = 0;           // times a source was cut off
+  uint64_t silent_peers = 0;     // ready peers dropped for silence (then handshaken again)
 };
 
 class SyncEngine {
@@ -120,6 +123,7 @@ class SyncEngine {
     int64_t hello_sent_ms = -1;
     int hello_attempts = 0;  // since the last answer
     int64_t last_seen_ms = 0;
+    int64_t probed_ms = 0;  // a vector sent because it was silent
     VersionVector their;  // their vector (seq), as known
     VectorAssembly incoming_vector;      // a Vector reply being assembled
     size_t credit_used = 0;
@@ -133,6 +137,23 @@ class SyncEngine {
     int64_t not_before_ms = 0;
   };
   static constexpr size_t kMaxLearnedPeers = 64;
+  static constexpr size_t kMaxIncoming = 256;  // incoming links known at once; the oldest goes
+  // A source (a device, or without keys a connection) that sends more than
+  // kBadFramesAllowed bad frames within kBadWindowMs is not heard for
+  // kBlockMs, doubled at each repeat up to 16 times.
+  static constexpr int kBadFramesAllowed = 20;
+  static constexpr int64_t kBadWindowMs = 10'000;
+  static constexpr int64_t kBlockMs = 60'000;
+  struct Offender {
+    int bad = 0;
+    int64_t window_start_ms = 0;
+    int64_t blocked_until_ms = 0;
+    int strikes = 0;
+  };
+  struct Incoming {
+    PeerId id;
+    int64_t since_ms = 0;
+  };
   static constexpr int64_t kLearnedPeerGraceMs = 30'000;  // to say Hello back, else dropped
   struct Pull {
     std::string endpoint;
@@ -143,6 +164,11 @@ class SyncEngine {
   };
 
   void handle_frame(const Frame& frame);
+  static std::string source_of(const Frame& frame);
+  bool blocked(const Frame& frame, int64_t now);
+  void note_bad(const Frame& frame, int64_t now);
+  void admit_incoming(const std::string& routing_id, const PeerId& id);
+  void check_silent_peers(int64_t now);
   void connect_back(const PeerId& id, const std::string& endpoint, const std::string& key);
   PeerId self_id() const;
   static PeerId peer_id(const std::string& key, OriginId node_id);
@@ -174,7 +200,8 @@ class SyncEngine {
   wire::Hello hello_;
 
   std::map<std::string, Peer> peers_;                 // by endpoint
-  std::map<std::string, PeerId> incoming_;            // routing id -> peer (after Hello)
+  std::map<std::string, Incoming> incoming_;          // routing id -> peer (after Hello)
+  std::map<std::string, Offender> offenders_;         // by source_of()
   std::map<PeerId, ConnectBack> connect_backs_;       // by peer
   std::map<PeerId, VectorAssembly> incoming_vectors_;  // Vectors being assembled, by sender
   std::map<OriginId, Pull> pulls_;                    // one range per origin at a time
