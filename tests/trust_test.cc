@@ -1,5 +1,6 @@
 // The trust list (storage/trust.h): its file, what loading refuses, who may
-// write it, what a failed write leaves, readers beside a writer.
+// write it, what a failed write leaves, readers beside a writer; and the local
+// API's trust ops (node/api/trust_ops.h) over a real node.
 #include "storage/trust.h"
 
 #include <gtest/gtest.h>
@@ -11,8 +12,13 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <zmq.hpp>
 
+#include "node/api/local_api.h"
+#include "node/engine/node.h"
 #include "protocol/device_id.h"
+#include "storage/data_dir.h"
+#include "storage/identity.h"
 #include "support/faulty_env.h"
 #include "temp_dir.h"
 #include "test_seed.h"
@@ -461,6 +467,125 @@ TEST(TrustStore, ReadersSeeWholeListsWhileAnotherThreadChangesIt) {
   EXPECT_TRUE(store->list().empty());
   EXPECT_EQ(store->generation(), g0 + 4u * 2 * keys.size());
   EXPECT_GT(reads.load(), 0);
+}
+
+// --- the local API's trust ops, over a real node --------------------------------------------
+
+class TrustApi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    engine::InitOptions init;
+    init.dir = dir_.path();
+    ASSERT_TRUE(engine::Node::init(init));
+    engine::NodeOptions options;
+    options.dir = dir_.path();
+    auto node = engine::Node::open(options);
+    ASSERT_TRUE(node) << node.status().message();
+    node_ = std::move(node).value();
+    own_ = load_identity(DataDir(dir_.path()).identity_file(), Env::posix())->device_id();
+  }
+  void TearDown() override {
+    if (api_) api_->stop();
+    if (node_) {
+      EXPECT_TRUE(node_->close());
+    }
+  }
+
+  // Starts the API (with `trust` when given) and connects a client to it.
+  void start(TrustStore* trust) {
+    api_ = std::make_unique<LocalApi>(*node_, context_, nullptr);
+    if (trust) api_->set_trust(trust);
+    ASSERT_TRUE(api_->start());
+    auto endpoints = DataDir(dir_.path()).api_endpoints();
+    ASSERT_TRUE(endpoints);
+    auto client = ApiClient::connect(*endpoints, context_);
+    ASSERT_TRUE(client);
+    client_ = std::move(client).value();
+  }
+  Result<Value> request(const std::string& op, Value arg) { return client_->request(op, arg, 10'000); }
+  std::string trust_file() const { return DataDir(dir_.path()).trust_file(); }
+
+  TempDir dir_;
+  zmq::context_t context_{1};
+  std::unique_ptr<engine::Node> node_;
+  std::unique_ptr<LocalApi> api_;
+  std::unique_ptr<ApiClient> client_;
+  std::string own_;
+};
+
+TEST_F(TrustApi, WithoutATrustListTheOpsSaySo) {
+  start(nullptr);
+  for (const char* op : {"trust.list", "trust.add", "trust.remove"}) {
+    auto reply = request(op, Value(Map{{"id", Value(own_)}}));
+    ASSERT_FALSE(reply) << op;
+    EXPECT_EQ(reply.status().message(), "this node has no trust list");
+  }
+  EXPECT_TRUE(request("status", Value()));  // and the API goes on
+}
+
+TEST_F(TrustApi, AddListRemoveChangeTheStoreAndItsFile) {
+  auto store = open_ok(trust_file());
+  start(store.get());
+  const std::string other = format_device_id(key_of_byte(0x42));
+  auto added = request("trust.add", Value(Map{{"id", Value(other)}, {"name", Value("laptop")}}));
+  ASSERT_TRUE(added) << added.status().message();
+  EXPECT_EQ(added->find("id")->as_string(), other);
+  EXPECT_EQ(added->find("name")->as_string(), "laptop");
+  EXPECT_EQ(added->find("how")->as_string(), "manual");
+  EXPECT_GT(added->find("added_ms")->as_int(), 1'600'000'000'000);
+  EXPECT_TRUE(store->contains(key_of_byte(0x42)));
+  EXPECT_TRUE(open_ok(trust_file())->contains(key_of_byte(0x42)));
+
+  // Lower case without dashes names the same device: a rename, not a second one.
+  std::string lower = other;
+  std::erase(lower, '-');
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  ASSERT_TRUE(request("trust.add", Value(Map{{"id", Value(lower)}, {"name", Value("desk")}})));
+  auto list = request("trust.list", Value());
+  ASSERT_TRUE(list) << list.status().message();
+  ASSERT_EQ(list->as_list().size(), 1u);
+  EXPECT_EQ(list->as_list()[0], *request("trust.add", Value(Map{{"id", Value(other)}})));
+  EXPECT_EQ(list->as_list()[0].find("name")->as_string(), "desk");
+
+  auto removed = request("trust.remove", Value(Map{{"id", Value(other)}}));
+  ASSERT_TRUE(removed) << removed.status().message();
+  EXPECT_EQ(*removed, Value(Map{{"removed", Value(true)}}));
+  EXPECT_EQ(*request("trust.remove", Value(Map{{"id", Value(other)}})), Value(Map{{"removed", Value(false)}}));
+  EXPECT_TRUE(request("trust.list", Value())->as_list().empty());
+  EXPECT_FALSE(open_ok(trust_file())->contains(key_of_byte(0x42)));
+}
+
+TEST_F(TrustApi, BadRequestsAreOneLineErrorsAndChangeNothing) {
+  auto store = open_ok(trust_file());
+  start(store.get());
+  std::string typo = format_device_id(key_of_byte(0x42));
+  typo[9] = typo[9] == 'B' ? 'C' : 'B';
+  struct Case {
+    std::string op;
+    Value arg;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"trust.add", Value(Map{{"id", Value(own_)}}), own_ + " is this node's own device id"},
+      {"trust.add", Value(Map{{"id", Value(typo)}}), "device id: the check fails in groups 1-2"},
+      {"trust.add", Value(Map{{"id", Value("hello")}}), "device id: "},
+      {"trust.add", Value(), "trust.add needs {id: device id, name?: str}"},
+      {"trust.add", Value(Map{{"id", Value(int64_t{5})}}), "trust.add needs {id"},
+      {"trust.add", Value(Map{{"id", Value(format_device_id(key_of_byte(1)))}, {"name", Value(int64_t{5})}}),
+       "trust.add needs {id"},
+      {"trust.add", Value(Map{{"id", Value(format_device_id(key_of_byte(1)))}, {"name", Value("a\nb")}}),
+       "name: a control character"},
+      {"trust.remove", Value(List{}), "trust.remove needs {id: device id}"},
+      {"trust.remove", Value(Map{{"id", Value(typo)}}), "device id: the check fails"},
+  };
+  for (const auto& c : cases) {
+    auto reply = request(c.op, c.arg);
+    ASSERT_FALSE(reply) << c.says;
+    EXPECT_NE(reply.status().message().find(c.says), std::string::npos) << reply.status().message();
+    EXPECT_EQ(reply.status().message().find('\n'), std::string::npos) << reply.status().message();
+  }
+  EXPECT_TRUE(store->list().empty());
+  EXPECT_FALSE(Env::posix().file_exists(trust_file()));
 }
 
 }  // namespace

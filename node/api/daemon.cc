@@ -11,6 +11,7 @@
 #include "replog/value.h"
 #include "storage/data_dir.h"
 #include "storage/identity.h"
+#include "storage/trust.h"
 
 namespace replog {
 
@@ -42,6 +43,9 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   // Made here, under the node's lock, for a directory an earlier build made.
   auto identity = load_or_create_identity(DataDir(options.node.dir).identity_file(), Env::posix());
   if (!identity) return identity.status();
+  // A trust file that does not load stops the node: nothing about whom to trust is guessed.
+  auto trust = TrustStore::open(DataDir(options.node.dir).trust_file(), Env::posix());
+  if (!trust) return trust.status();
 
   zmq::context_t context(1);
   ZmqTransport transport(context);
@@ -67,6 +71,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     service.on_committed(updates);
     api.on_committed(updates);
   });
+  api.set_trust(trust->get());
   REPLOG_RETURN_IF_ERROR(api.start());
 
   logger(2, "node " + hex16(node->node_id()) + " (device " + identity->device_id() + ") of cluster " + node->cluster_id() + " listening on " +
