@@ -14,6 +14,8 @@
 //   identity.key            the node's Ed25519 secret key, 64 bytes, mode 0600
 //                           (storage/identity.h); made by init, or by the first
 //                           process that takes LOCK and needs it.
+//   trust.json              the devices this node trusts, mode 0600
+//                           (storage/trust.h); missing: nobody is trusted.
 //   api.endpoint            present while a node's local API runs: two lines, the
 //                           api and events endpoints (PROTOCOL.md §4).
 //   api.sock, events.sock   the local API's sockets, in DATA itself unless DATA's

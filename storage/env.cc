@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -22,6 +23,20 @@ Status errno_status(const std::string& path, int err) {
   if (err == EWOULDBLOCK) return Status::busy(std::move(msg));
   if (err == ENOSPC) return Status::no_space(std::move(msg));
   return Status::io_error(std::move(msg));
+}
+
+Status check_owner_only(Env& env, const std::string& path, const FileMode& mode, unsigned forbidden,
+                        const std::string& kind, const std::string& risk) {
+  if (!mode.regular) return Status::invalid_argument(path + ": not a regular file; " + kind + " must be one");
+  if (mode.owner != env.user_id())
+    return Status::invalid_argument(path + ": owned by user " + std::to_string(mode.owner) + ", not by this user (" +
+                                    std::to_string(env.user_id()) + "); run replog as its owner");
+  if ((mode.permissions & forbidden) != 0) {
+    char octal[16];
+    std::snprintf(octal, sizeof octal, "%04o", mode.permissions & 07777u);
+    return Status::invalid_argument(path + ": mode " + octal + " " + risk + "; run: chmod 600 " + path);
+  }
+  return Status::ok();
 }
 
 namespace {

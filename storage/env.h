@@ -96,4 +96,13 @@ class Env {
 // "PATH: strerror(err)". Shared by every Env so that their errors read alike.
 Status errno_status(const std::string& path, int err);
 
+// Whether the file `path`, whose lstat is `mode`, may be used for what only its
+// owner may decide: a regular file (a symbolic link is refused, not followed),
+// owned by env.user_id(), with none of the permission bits in `forbidden`.
+// Otherwise kInvalidArgument with one line naming `path` and the fix; `kind`
+// names what the file must be ("an identity key file") and `risk` what a wider
+// mode allows ("lets others read the secret key").
+Status check_owner_only(Env& env, const std::string& path, const FileMode& mode, unsigned forbidden,
+                        const std::string& kind, const std::string& risk);
+
 }  // namespace replog

@@ -2,7 +2,6 @@
 
 #include <sodium.h>
 
-#include <cstdio>
 #include <cstring>
 
 #include "protocol/device_id.h"
@@ -13,12 +12,6 @@ namespace {
 
 Status sodium_ready() {
   return sodium_init() < 0 ? Status::io_error("libsodium failed to initialise") : Status::ok();
-}
-
-std::string octal_mode(unsigned mode) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04o", mode & 07777u);
-  return buf;
 }
 
 }  // namespace
@@ -87,13 +80,8 @@ Result<std::string> curve_public_key(std::string_view ed25519_public_key) {
 Result<Identity> load_identity(const std::string& path, Env& env) {
   auto mode = env.file_mode(path);
   if (!mode) return mode.status();
-  if (!mode->regular) return Status::invalid_argument(path + ": not a regular file; an identity key file must be one");
-  if (mode->owner != env.user_id())
-    return Status::invalid_argument(path + ": owned by user " + std::to_string(mode->owner) + ", not by this user (" +
-                                    std::to_string(env.user_id()) + "); run replog as its owner");
-  if ((mode->permissions & 077) != 0)
-    return Status::invalid_argument(path + ": mode " + octal_mode(mode->permissions) +
-                                    " lets others read the secret key; run: chmod 600 " + path);
+  REPLOG_RETURN_IF_ERROR(
+      check_owner_only(env, path, *mode, 077, "an identity key file", "lets others read the secret key"));
   auto bytes = env.read_file(path);
   if (!bytes) return bytes.status();
   auto id = Identity::from_secret_key(*bytes, path);

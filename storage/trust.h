@@ -11,9 +11,15 @@
 // The file is JSON: {"version": 1, "devices": [{"id": DEVICE_ID, "name": TEXT,
 // "added_ms": N, "how": "manual"|"invite"|"introducer"}, ...]}. It is checked
 // when loaded: a bad file fails with one line naming it; nothing is guessed.
+// So is who may change it: a file that is not a regular file of the current
+// user, or that group or others may write, is refused ("chmod 600 PATH").
+//
+// The store does not know the node's own key: refusing it is for the callers
+// that do (node/api/trust_ops.h, for the local API and the CLI).
 //
 // Thread safety: every member function is safe from any thread (the daemon's
-// event loop reads it while the local API's thread changes it).
+// event loop reads it while the local API's thread changes it). Across
+// processes, only the holder of the data directory's LOCK changes the file.
 #pragma once
 
 #include <cstdint>
@@ -41,15 +47,21 @@ class TrustStore {
   // Loads `path` (a missing file is an empty list).
   static Result<std::unique_ptr<TrustStore>> open(const std::string& path, Env& env);
 
-  std::vector<TrustedDevice> list() const;  // ordered by device id
+  // Ordered by public key, which is the device ids' order when their
+  // characters are read in base32 order (A-Z, then 2-7).
+  std::vector<TrustedDevice> list() const;
   std::optional<TrustedDevice> find(std::string_view public_key) const;
   bool contains(std::string_view public_key) const { return find(public_key).has_value(); }
   // Adds the device, or renames it when trusted already (an empty name keeps
-  // the old one). Written to the file first; on failure nothing changes.
+  // the old one; added_ms and how stay the first ones). Written to the file
+  // first; on failure nothing changes. kInvalidArgument for a key that is not
+  // 32 bytes, a name of more than 64 bytes, not UTF-8 or with a control
+  // character, or an unknown `how`.
   Status add(TrustedDevice device);
   // Removes the device; false when it was not trusted.
   Result<bool> remove(std::string_view public_key);
-  // Grows by one with every change: a reader polls it to notice removals.
+  // Grows by one with every change (an add that changes nothing is none): a
+  // reader polls it to notice removals.
   uint64_t generation() const;
 
  private:

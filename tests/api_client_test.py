@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The local API from another language: tools/replog_client.py against a real
 `replog node`: a call with a datetime and an enum, the state read back with its
-types, an event received by a subscriber, a refused call's message, and the CLI
-going through the running node. Usage: api_client_test.py PATH_TO_REPLOG"""
+types, an event received by a subscriber, a refused call's message, the CLI
+going through the running node, and the trust ops. Usage: api_client_test.py PATH_TO_REPLOG"""
 import datetime
 import os
 import shutil
@@ -85,6 +85,23 @@ try:
     assert h.stdout.strip() == client.hash(), (h.stdout, client.hash())
     status = client.status()
     assert status["updates"] == 3 + probes, status
+
+    # The trust list is the running node's: the CLI changes it through the API.
+    other = "AAAQEAY-EAUDAO5-CAJBIFQ-YDIOB4T-IBCEQTC-QKRMFYR-YDENBWH-A5DYPQE"
+    out = subprocess.run([replog, "trust", "add", other, "--name", "b", "--data", data, "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    listed = client.request("trust.list")
+    assert [(d["id"], d["name"], d["how"]) for d in listed] == [(other, "b", "manual")], listed
+    try:
+        client.request("trust.add", {"id": status["device_id"]})
+        raise AssertionError("the node trusted its own device id")
+    except RuntimeError as e:
+        assert "own device id" in str(e), e
+    assert client.request("trust.remove", {"id": other}) == {"removed": True}
+    out = subprocess.run([replog, "trust", "list", "--data", data], capture_output=True, text=True, timeout=30)
+    assert out.stdout == "no trusted devices\n", (out.stdout, out.stderr)
+    print("trust ops through the running node")
     print("all API checks passed")
 finally:
     if node:

@@ -127,6 +127,49 @@ id_new=$($R id --data "$A") || fail "id makes a key for a directory without one"
 mv "$tmp/a.key" "$A/identity.key"
 expect_error $R id --data "$tmp/none" | grep -q "replog init" || fail "id without a data directory"
 
+# the trust list, offline (under the lock): add, rename, list with ids as
+# replog id prints them, remove; a typo'd id and the own id refused; the file
+# is 0600 and refused when others may write it
+$R trust --help | grep -q "usage: replog trust" || fail "trust --help"
+for c in add list remove; do
+  $R trust $c --help | grep -q "usage: replog trust $c" || fail "trust $c --help"
+done
+expect_error $R trust frobnicate --data "$A" | grep -q "add, list or remove" || fail "an unknown trust subcommand"
+id_b=$($R id --data "$B")
+[ "$($R trust list --data "$A")" = "no trusted devices" ] || fail "an empty trust list"
+[ "$($R trust list --data "$A" --json | python3 -c 'import json,sys; print(json.load(sys.stdin))')" = "[]" ] \
+  || fail "trust list --json when empty"
+[ "$($R trust add "$id_b" --name "laptop b" --data "$A")" = "trusted $id_b (laptop b)" ] || fail "trust add"
+[ "$(stat -c %a "$A/trust.json")" = 600 ] || fail "trust.json is 0600"
+$R trust list --data "$A" | grep -Eqx "$id_b  [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z  manual  laptop b" \
+  || fail "trust list prints the id as replog id does, when, how and the name (got: $($R trust list --data "$A"))"
+lower_b=$(printf '%s' "$id_b" | tr -d - | tr A-Z a-z)
+$R trust add "$lower_b" --name desk --data "$A" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert d["id"] == sys.argv[1] and d["name"] == "desk" and d["how"] == "manual" and d["added_ms"] > 0, d' "$id_b" \
+  || fail "trust add --json of the same device in lower case renames it"
+$R trust list --data "$A" --json | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+assert [x["id"] for x in d] == [sys.argv[1]] and d[0]["name"] == "desk", d' "$id_b" || fail "trust list --json"
+c=${id_b:9:1}; [ "$c" = B ] && t=C || t=B
+typo_b="${id_b:0:9}$t${id_b:10}"
+expect_error $R trust add "$typo_b" --data "$A" | grep -q "device id: the check fails in groups 1-2" || fail "a typo'd id refused"
+expect_error $R trust remove "$typo_b" --data "$A" | grep -q "the check fails" || fail "a typo'd id refused by remove"
+expect_error $R trust add "$id_a" --data "$A" | grep -q "$id_a is this node's own device id" || fail "the own id refused"
+expect_error $R trust add "$id_b" --name "$(printf 'a\tb')" --data "$A" | grep -q "control character" \
+  || fail "a name with a control character refused"
+expect_error $R trust list --data "$tmp/none" | grep -q "replog init" || fail "trust list without a data directory"
+expect_error $R trust add "$id_b" --data "$tmp/none" | grep -q "replog init" || fail "trust add without a data directory"
+[ ! -e "$tmp/none" ] || fail "trust add made a directory"
+chmod 664 "$A/trust.json"
+expect_error $R trust list --data "$A" | grep -q "chmod 600 $A/trust.json" || fail "a trust file others may write is refused"
+chmod 600 "$A/trust.json"
+[ "$($R trust remove "$id_b" --data "$A")" = "removed $id_b" ] || fail "trust remove"
+[ "$($R trust remove "$id_b" --data "$A" --json)" = '{"removed":false}' ] || fail "trust remove of an untrusted device"
+[ "$($R trust list --data "$A")" = "no trusted devices" ] || fail "the trust list is empty again"
+
 # options from the environment and a config file
 REPLOG_DATA="$A" $R state --hash >/dev/null || fail "REPLOG_DATA"
 printf 'data = %s\n' "$A" > "$tmp/replog.conf"

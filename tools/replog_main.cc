@@ -17,13 +17,16 @@
 #include "node/api/daemon.h"
 #include "node/core/hlc.h"
 #include "node/api/local_api.h"
+#include "node/api/trust_ops.h"
 #include "node/api/verify.h"
 #include "protocol/bytes.h"
+#include "protocol/device_id.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 #include "replog/schema.h"
 #include "storage/data_dir.h"
 #include "storage/identity.h"
+#include "storage/trust.h"
 #include "storage/update_log.h"
 #include "tools/cli_common.h"
 
@@ -49,6 +52,10 @@ std::unique_ptr<ApiClient> running_node(const Options& o) {
 // the local API of a node that runs or is starting, once it serves (a command
 // gives way rather than hold a starting node up); else into the data
 // directory itself, under its lock.
+struct Route {
+  std::unique_ptr<ApiClient> api;  // set: send the work here
+  std::unique_ptr<FileLock> lock;  // set: work on the directory directly
+};
 struct Writer {
   std::unique_ptr<ApiClient> api;  // set: send the work here
   std::unique_ptr<Node> node;      // set: write directly
@@ -58,19 +65,25 @@ struct Writer {
 // its log; a command that gave way waits for both.
 constexpr int64_t kStartingNodeWaitMs = 60'000;
 
-Writer open_writer(const Options& o, const std::string& command) {
-  NodeOptions no = o.node_options();
+Route route_writer(const NodeOptions& no, const std::string& command) {
   DataDir dir(no.dir);
   for (int attempt = 0;; ++attempt) {
     if (!unwrap(dir.node_running()).running) {
       CommandLock lock = unwrap(dir.lock_for_command(command, no.lock_wait_ms));
-      if (lock.outcome == CommandLock::Outcome::kLocked) return {nullptr, unwrap(Node::open(no, std::move(lock.lock)))};
+      if (lock.outcome == CommandLock::Outcome::kLocked) return {nullptr, std::move(lock.lock)};
     }
     auto endpoints = dir.wait_for_node_api(kStartingNodeWaitMs);
     if (endpoints) return {unwrap(ApiClient::connect(*endpoints, api_context())), nullptr};
     // kNotFound: the node gave up or stopped, so the directory may be free: look again, once.
     if (endpoints.status().code() != Status::Code::kNotFound || attempt > 0) check(endpoints.status());
   }
+}
+
+Writer open_writer(const Options& o, const std::string& command) {
+  NodeOptions no = o.node_options();
+  Route route = route_writer(no, command);
+  if (route.api) return {std::move(route.api), nullptr};
+  return {nullptr, unwrap(Node::open(no, std::move(route.lock)))};
 }
 
 // For a command the local API does not carry (import): the directory itself,
@@ -169,6 +182,98 @@ int cmd_id(const std::vector<std::string>& args) {
   else
     std::cout << id.device_id() << "\n";
   return 0;
+}
+
+// --- trust ---------------------------------------------------------------------------
+
+// A trust op (node/api/trust_ops.h) where it belongs: a running (or starting)
+// node's trust list through its API, else the trust file itself; changes
+// under LOCK, listing without it (the file is replaced at once).
+Value run_trust(const Options& o, const std::string& op, const Value& arg) {
+  NodeOptions no = o.node_options();
+  DataDir dir(no.dir);
+  if (!dir.holds_log()) throw CommandError(no.dir + " is not a replog data directory (make one with replog init)");
+  std::unique_ptr<FileLock> lock;
+  if (op == "trust.list") {
+    if (auto api = running_node(o)) return unwrap(api->request(op, arg));
+  } else {
+    Route route = route_writer(no, "trust");
+    if (route.api) return unwrap(route.api->request(op, arg));
+    lock = std::move(route.lock);
+  }
+  auto trust = unwrap(TrustStore::open(dir.trust_file(), Env::posix()));
+  return unwrap(run_trust_op(*trust, no.dir, op, arg));
+}
+
+std::string text_of(const Value& map, const char* key) {
+  const Value* v = map.find(key);
+  return v && v->is_string() ? v->as_string() : "";
+}
+
+// The device id a person typed, as replog id prints it; one line when it does not parse.
+std::string device_id_arg(const Options& o) {
+  return format_device_id(unwrap(parse_device_id(o.get<std::string>("id"))));
+}
+
+int cmd_trust_add(const std::vector<std::string>& args) {
+  Options o("trust add", "ID [--name NAME] --data DIR [--json]   (trust the device with this id)");
+  o.add()("id", po::value<std::string>()->required(), "the device's id, as replog id prints it on that device")(
+      "name", po::value<std::string>(), "a name for people (at most 64 bytes); renames a trusted device");
+  o.positional("id", 1);
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
+  if (!o.parse(args)) return 0;
+  Map arg{{"id", Value(device_id_arg(o))}};
+  if (o.has("name")) arg["name"] = Value(o.get<std::string>("name"));
+  Value device = run_trust(o, "trust.add", Value(std::move(arg)));
+  std::string name = text_of(device, "name");
+  if (o.json()) std::cout << json::parse(to_info_json(device)).dump() << "\n";
+  else std::cout << "trusted " << text_of(device, "id") << (name.empty() ? "" : " (" + name + ")") << "\n";
+  return 0;
+}
+
+int cmd_trust_list(const std::vector<std::string>& args) {
+  Options o("trust list", "--data DIR [--json]   (the trusted devices: id, when added, how, name)");
+  if (!o.parse(args)) return 0;
+  Value devices = run_trust(o, "trust.list", Value());
+  if (o.json()) {
+    std::cout << json::parse(to_info_json(devices)).dump(2) << "\n";
+    return 0;
+  }
+  if (devices.as_list().empty()) std::cout << "no trusted devices\n";
+  for (const auto& d : devices.as_list()) {
+    const Value* added = d.find("added_ms");
+    int64_t ms = added && added->is_int() ? added->as_int() : 0;
+    std::cout << text_of(d, "id") << "  " << format_iso8601(Time::from_millis(ms - ms % 1000)) << "  "
+              << text_of(d, "how") << "  " << text_of(d, "name") << "\n";
+  }
+  return 0;
+}
+
+int cmd_trust_remove(const std::vector<std::string>& args) {
+  Options o("trust remove", "ID --data DIR [--json]   (stop trusting the device with this id)");
+  o.add()("id", po::value<std::string>()->required(), "the device's id");
+  o.positional("id", 1);
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
+  if (!o.parse(args)) return 0;
+  std::string id = device_id_arg(o);
+  Value result = run_trust(o, "trust.remove", Value(Map{{"id", Value(id)}}));
+  bool removed = result.find("removed") && result.find("removed")->as_bool();
+  if (o.json()) std::cout << json{{"removed", removed}}.dump() << "\n";
+  else std::cout << (removed ? "removed " + id : id + " was not trusted; nothing removed") << "\n";
+  return 0;
+}
+
+int cmd_trust(const std::vector<std::string>& args) {
+  const char* usage = "usage: replog trust add|list|remove ...   (replog trust SUBCOMMAND --help for its options)\n";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    (args.empty() ? std::cerr : std::cout) << usage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "add") return cmd_trust_add(rest);
+  if (args[0] == "list") return cmd_trust_list(rest);
+  if (args[0] == "remove") return cmd_trust_remove(rest);
+  throw CommandError("unknown subcommand \"" + args[0] + "\" (add, list or remove)");
 }
 
 // --- call / resolve ------------------------------------------------------------------
@@ -639,6 +744,7 @@ const Command kCommands[] = {
     {"conflicts", "list open conflicts and forks", cmd_conflicts},
     {"resolve", "close a conflict after fixing the data", cmd_resolve},
     {"id", "this device's id (its public key), to read aloud or copy", cmd_id},
+    {"trust", "the devices this node trusts: trust add ID, trust list, trust remove ID", cmd_trust},
     {"status", "node id, vector, counts, forks, unknown methods, peers", cmd_status},
     {"peers", "the running node's peers: in sync or behind by N", cmd_peers},
     {"node", "run the node: sync with peers over ZeroMQ, serve the local API", cmd_node},

@@ -203,6 +203,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     refusals = std::move(now);
   };
   count_refusals();
+  api.set_trust(trust->get());
   REPLOG_RETURN_IF_ERROR(api.start());
 
   if (options.insecure)

@@ -1,5 +1,6 @@
 #include "node/api/local_api.h"
 
+#include "node/api/trust_ops.h"
 #include "protocol/bytes.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
@@ -184,7 +185,15 @@ Value LocalApi::handle(const std::string& op, const Value& arg) {
     return reply_ok(std::move(status));
   }
   if (op == "subscribe") return reply_ok(Value(Map{{"events", Value(endpoints_.events)}}));
-  return reply_error("unknown op \"" + op + "\" (call, state, hash, status, subscribe)");
+  if (is_trust_op(op)) return handle_trust(op, arg);
+  return reply_error("unknown op \"" + op +
+                     "\" (call, state, hash, status, subscribe, trust.list, trust.add, trust.remove)");
+}
+
+Value LocalApi::handle_trust(const std::string& op, const Value& arg) {
+  if (!trust_) return reply_error("this node has no trust list");
+  auto result = run_trust_op(*trust_, node_.dir(), op, arg);
+  return result ? reply_ok(std::move(result).value()) : reply_error(result.status().message());
 }
 
 std::unique_ptr<ApiClient> ApiClient::connect_if_running(const std::string& dir, zmq::context_t& context) {

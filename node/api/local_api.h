@@ -7,6 +7,8 @@
 // directory's (storage/data_dir.h). Requests are MessagePack [1, op, arg];
 // replies [1, "ok", result] or [1, "error", message]. Values use the
 // MessagePack value encoding, so enums, times and records keep their types.
+// The trust ops (node/api/trust_ops.h) need the node's TrustStore; without
+// one they answer "this node has no trust list".
 //
 // Thread safety: runs its own thread; on_committed() may be called from any thread.
 #pragma once
@@ -22,6 +24,7 @@
 #include "node/engine/node.h"
 #include "replog/value.h"
 #include "storage/data_dir.h"
+#include "storage/trust.h"
 
 namespace replog {
 
@@ -39,6 +42,9 @@ class LocalApi {
   // Adds what else the daemon knows to a status reply (refusals, say).
   // REQUIRES: before start().
   void set_extra_status(std::function<Map()> extra) { extra_status_ = std::move(extra); }
+  // The trust list the trust ops read and change. REQUIRES: called before
+  // start(); `trust` outlives the LocalApi.
+  void set_trust(TrustStore* trust) { trust_ = trust; }
 
   Status start();
   void stop();
@@ -49,11 +55,13 @@ class LocalApi {
   void serve_request();
   void publish_events();
   Value handle(const std::string& op, const Value& arg);
+  Value handle_trust(const std::string& op, const Value& arg);
 
   engine::Node& node_;
   zmq::context_t& context_;
   std::function<Value()> peers_status_;
   std::function<Map()> extra_status_;
+  TrustStore* trust_ = nullptr;  // not owned; set before start()
   ApiEndpoints endpoints_;
   std::unique_ptr<zmq::socket_t> router_, pub_;
   std::thread thread_;
