@@ -60,6 +60,26 @@ void SyncEngine::add_peer(const std::string& endpoint, const std::string& device
   Peer& p = peers_[endpoint];
   p.endpoint = endpoint;
   p.key = device_key;
+  p.dialled_ms = clock_.now_millis();
+}
+
+// A configured link that never became ready is opened afresh after 5 s, then
+// 10, 20 and every 30 s: a link refused in its handshake (a device that did
+// not trust this one yet) is not retried by the transport by itself.
+void SyncEngine::redial_unready_peers(int64_t now) {
+  for (auto& [endpoint, p] : peers_) {
+    // Not while a refusal's wait runs (another cluster, a self-link: hello_sent_ms is ahead).
+    if (p.ready || p.learned || p.hello_sent_ms > now) continue;
+    const int64_t wait = std::min<int64_t>(int64_t{5000} << std::min(p.redials, 3), 30'000);
+    if (now - p.dialled_ms < wait) continue;
+    transport_.disconnect(endpoint);
+    if (Status s = transport_.connect_to(endpoint, p.key); !s) log_(0, "peer " + endpoint + ": " + s.message());
+    release_pulls(p);
+    p.dialled_ms = now;
+    ++p.redials;
+    p.hello_attempts = 0;
+    p.hello_sent_ms = -1;
+  }
 }
 
 void SyncEngine::forget_device(const std::string& device_key) {
@@ -218,6 +238,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     release_pulls(p);  // asked of a connection that is gone; ask again
     p.ready = true;
     p.hello_attempts = 0;
+    p.redials = 0;
     p.node_id = h->node_id;
     p.id = peer_id(p.key, h->node_id);
     p.features = h->features & hello_.features;
@@ -571,6 +592,7 @@ void SyncEngine::check_silent_peers(int64_t now) {
 void SyncEngine::on_tick() {
   const int64_t now = clock_.now_millis();
   check_silent_peers(now);
+  redial_unready_peers(now);
   for (auto& [_, p] : peers_) {
     // A Hello sent before the connection is up is dropped (ZMQ_IMMEDIATE):
     // retry soon at first (10, 20, 40 ... ms), then every hello_retry_ms.

@@ -122,6 +122,8 @@ class SyncEngine {
     OriginId node_id = 0;
     int64_t hello_sent_ms = -1;
     int hello_attempts = 0;  // since the last answer
+    int64_t dialled_ms = 0;  // when the link was (re)opened
+    int redials = 0;         // since it was last ready
     int64_t last_seen_ms = 0;
     int64_t probed_ms = 0;  // a vector sent because it was silent
     VersionVector their;  // their vector (seq), as known
@@ -169,6 +171,7 @@ class SyncEngine {
   void note_bad(const Frame& frame, int64_t now);
   void admit_incoming(const std::string& routing_id, const PeerId& id);
   void check_silent_peers(int64_t now);
+  void redial_unready_peers(int64_t now);
   void connect_back(const PeerId& id, const std::string& endpoint, const std::string& key);
   PeerId self_id() const;
   static PeerId peer_id(const std::string& key, OriginId node_id);
