@@ -130,6 +130,82 @@ class TrustFollower {
 
 }  // namespace
 
+namespace {
+
+// CURVE with admission by the trust list, or (--insecure) the NULL mechanism.
+Result<std::unique_ptr<ZmqTransport>> make_transport(const DaemonOptions& options, const Identity& identity,
+                                                     const TrustStore& trust, zmq::context_t& context) {
+  if (options.insecure) return std::make_unique<ZmqTransport>(context);
+  auto keys = identity.curve_keys();
+  if (!keys) return keys.status();
+  return std::make_unique<ZmqTransport>(context, TransportSecurity{*keys, Admission(trust)});
+}
+
+SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& transport, const Identity& identity,
+                         const std::vector<StaticPeer>& dial_now) {
+  SyncOptions sync;
+  sync.endpoint = options.advertise.empty() ? transport.bound_endpoint() : options.advertise;
+  for (const auto& sp : dial_now) {
+    sync.peers.push_back(sp.endpoint);
+    if (!sp.key.empty()) sync.peer_keys[sp.endpoint] = sp.key;
+  }
+  if (!options.insecure) sync.own_key = identity.public_key();
+  sync.anti_entropy_ms = options.anti_entropy_ms;
+  return sync;
+}
+
+// Every kind of refusal: counted on the event loop, read by the API's thread.
+class Refusals {
+ public:
+  void count(const SyncCounters& e, const TransportCounters& t) {
+    auto n = [](uint64_t v) { return Value(static_cast<int64_t>(v)); };
+    Map now{{"handshakes_refused", n(t.handshakes_refused)}, {"bad_frames", n(e.bad_frames)},
+            {"updates_refused", n(e.refused_updates)}, {"endpoints_refused", n(e.refused_endpoints)},
+            {"sends_dropped", n(t.dropped)}, {"sends_unroutable", n(t.unroutable)}, {"rebinds", n(t.rebinds)},
+            {"frames_blocked", n(e.blocked_frames)}, {"sources_blocked", n(e.blocks)},
+            {"silent_peers", n(e.silent_peers)}};
+    std::lock_guard<std::mutex> l(mu_);
+    counts_ = std::move(now);
+  }
+  Value snapshot() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return Value(counts_);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Map counts_;  // guarded by mu_
+};
+
+void log_start(const SyncEngine::Log& logger, const DaemonOptions& options, const engine::Node& node,
+               const Identity& identity, const TrustStore& trust, const ZmqTransport& transport, size_t peers) {
+  if (options.insecure)
+    logger(1, "--insecure: peer traffic is neither encrypted nor authenticated; anyone who reaches " +
+                  transport.bound_endpoint() + " can read and write this node");
+  logger(2, "node " + hex16(node.node_id()) + " (device " + identity.device_id() + ") of cluster " +
+                node.cluster_id() + " listening on " + transport.bound_endpoint() +
+                (options.insecure ? " (insecure)" : " (CURVE, " + std::to_string(trust.list().size()) + " trusted devices)") +
+                ", " + std::to_string(peers) + " peers configured");
+}
+
+// The event loop, until `stop`: peers, trust changes, and the refusal counts.
+void serve(PeerService& service, ZmqTransport& transport, TrustFollower& follower, Refusals& refusals,
+           const std::atomic<bool>& stop) {
+  SystemClock clock;
+  service.start();
+  int64_t counted_ms = 0;
+  while (!stop.load()) {
+    service.run_once(5);
+    follower.poll(service.engine(), transport);
+    if (const int64_t now = clock.now_millis(); now - counted_ms >= 100) {
+      refusals.count(service.engine().counters(), transport.counters());
+      counted_ms = now;
+    }
+  }
+}
+
+}  // namespace
+
 Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   SyncEngine::Log logger = [&](int level, const std::string& line) {
     if (level <= options.log_level) log_line(level, line);
@@ -145,33 +221,20 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   // Made here, under the node's lock, for a directory an earlier build made.
   auto identity = load_or_create_identity(dir.identity_file(), Env::posix());
   if (!identity) return identity.status();
+  // A trust file that does not load stops the node: nothing about whom to trust is guessed.
   auto trust = TrustStore::open(dir.trust_file(), Env::posix());
   if (!trust) return trust.status();
 
   // The peers' sockets have a context of their own: its ZAP handler must
   // answer for them alone, not for the local API's.
   zmq::context_t peer_context(1);
-  std::unique_ptr<ZmqTransport> transport;
-  if (options.insecure) {
-    transport = std::make_unique<ZmqTransport>(peer_context);
-  } else {
-    auto keys = identity->curve_keys();
-    if (!keys) return keys.status();
-    transport = std::make_unique<ZmqTransport>(peer_context, TransportSecurity{*keys, Admission(**trust)});
-  }
-  REPLOG_RETURN_IF_ERROR(transport->listen(options.listen));
-
+  auto transport = make_transport(options, *identity, **trust, peer_context);
+  if (!transport) return transport.status();
+  REPLOG_RETURN_IF_ERROR((*transport)->listen(options.listen));
   TrustFollower follower(**trust, std::move(statics).value(), logger);
-  SyncOptions sync;
-  sync.endpoint = options.advertise.empty() ? transport->bound_endpoint() : options.advertise;
-  for (const auto& sp : follower.start(options.insecure)) {
-    sync.peers.push_back(sp.endpoint);
-    if (!sp.key.empty()) sync.peer_keys[sp.endpoint] = sp.key;
-  }
-  if (!options.insecure) sync.own_key = identity->public_key();
-  sync.anti_entropy_ms = options.anti_entropy_ms;
+  SyncOptions sync = sync_options(options, **transport, *identity, follower.start(options.insecure));
   SystemClock clock;
-  PeerService service(*node, *transport, clock, sync, logger);
+  PeerService service(*node, **transport, clock, sync, logger);
 
   zmq::context_t api_context(1);
   LocalApi api(*node, api_context, [&service] {
@@ -183,46 +246,14 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     service.on_committed(updates);
     api.on_committed(updates);
   });
-  // Every kind of refusal, counted on the event loop and copied for the API's thread.
-  std::mutex refusals_mu;
-  Map refusals;
-  api.set_extra_status([&] {
-    std::lock_guard<std::mutex> l(refusals_mu);
-    return Map{{"refusals", Value(refusals)}, {"secure", Value(!options.insecure)}};
-  });
-  auto count_refusals = [&] {
-    const SyncCounters& e = service.engine().counters();
-    const TransportCounters& t = transport->counters();
-    auto n = [](uint64_t v) { return Value(static_cast<int64_t>(v)); };
-    Map now{{"handshakes_refused", n(t.handshakes_refused)}, {"bad_frames", n(e.bad_frames)},
-            {"updates_refused", n(e.refused_updates)}, {"endpoints_refused", n(e.refused_endpoints)},
-            {"sends_dropped", n(t.dropped)}, {"sends_unroutable", n(t.unroutable)}, {"rebinds", n(t.rebinds)},
-            {"frames_blocked", n(e.blocked_frames)}, {"sources_blocked", n(e.blocks)},
-            {"silent_peers", n(e.silent_peers)}};
-    std::lock_guard<std::mutex> l(refusals_mu);
-    refusals = std::move(now);
-  };
-  count_refusals();
+  Refusals refusals;
+  refusals.count(service.engine().counters(), (*transport)->counters());
+  api.set_extra_status([&] { return Map{{"refusals", refusals.snapshot()}, {"secure", Value(!options.insecure)}}; });
   api.set_trust(trust->get());
   REPLOG_RETURN_IF_ERROR(api.start());
 
-  if (options.insecure)
-    logger(1, "--insecure: peer traffic is neither encrypted nor authenticated; anyone who reaches " +
-                  transport->bound_endpoint() + " can read and write this node");
-  logger(2, "node " + hex16(node->node_id()) + " (device " + identity->device_id() + ") of cluster " +
-                node->cluster_id() + " listening on " + transport->bound_endpoint() +
-                (options.insecure ? " (insecure)" : " (CURVE, " + std::to_string((*trust)->list().size()) + " trusted devices)") +
-                ", " + std::to_string(sync.peers.size()) + " peers configured");
-  service.start();
-  int64_t counted_ms = 0;
-  while (!stop.load()) {
-    service.run_once(5);
-    follower.poll(service.engine(), *transport);
-    if (const int64_t now = clock.now_millis(); now - counted_ms >= 100) {
-      count_refusals();
-      counted_ms = now;
-    }
-  }
+  log_start(logger, options, *node, *identity, **trust, **transport, sync.peers.size());
+  serve(service, **transport, follower, refusals, stop);
   logger(2, "stopping: writing a checkpoint");
   api.stop();
   Status s = node->close();

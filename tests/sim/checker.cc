@@ -105,4 +105,18 @@ std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const
   return out;
 }
 
+std::vector<std::string> check_outsider(const NodeSnapshot& outsider, OriginId origin,
+                                        const std::vector<NodeSnapshot>& nodes) {
+  std::vector<std::string> out;
+  for (const auto& [held, seq] : outsider.vector)
+    if (held != origin)
+      out.push_back(outsider.name + " holds origin " + hex_origin(held) + " up to seq " + std::to_string(seq) +
+                    ": an untrusted node received updates");
+  for (const auto& n : nodes)
+    if (auto it = n.vector.find(origin); it != n.vector.end())
+      out.push_back(n.name + " holds the outsider's origin " + hex_origin(origin) + " up to seq " +
+                    std::to_string(it->second) + ": updates of an untrusted node were stored");
+  return out;
+}
+
 }  // namespace replog::sim

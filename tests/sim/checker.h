@@ -35,4 +35,11 @@ struct NodeSnapshot {
 std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const Model& model,
                                    const RefusalCounts& refusals, bool relaxed);
 
+// The outsider, a node no node trusts, writing under `origin`: it holds no
+// origin but its own (it received nothing), and no node holds its origin
+// (nothing it sent was stored). Judged in every run, relaxed or not; the
+// outsider takes no part in the checks above.
+std::vector<std::string> check_outsider(const NodeSnapshot& outsider, OriginId origin,
+                                        const std::vector<NodeSnapshot>& nodes);
+
 }  // namespace replog::sim

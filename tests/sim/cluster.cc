@@ -1,5 +1,6 @@
 #include "sim/cluster.h"
 
+#include "protocol/bytes.h"
 #include "sim/model.h"
 
 #include <stdlib.h>
@@ -35,6 +36,12 @@ Value schema_document() {
   return Value(Map{{"records", Value(Map{{kRecordType, Value(Map{{"fields", Value(std::move(fields))}})}})}});
 }
 
+std::string random_device_key(std::mt19937_64& rng) {
+  std::string key;
+  for (int i = 0; i < 4; ++i) key += u64_be(rng());
+  return key;
+}
+
 Cluster::Cluster(int count, std::mt19937_64& rng, Trace& trace, Buggify* buggify)
     : root_(make_root()), rng_(rng), trace_(trace), buggify_(buggify) {
   for (int i = 0; i < count; ++i) {
@@ -42,15 +49,20 @@ Cluster::Cluster(int count, std::mt19937_64& rng, Trace& trace, Buggify* buggify
     n.index = i;
     n.endpoint = "tcp://node" + std::to_string(i) + ":7000";
     n.dir = root_ + "/n" + std::to_string(i);
+    n.key = random_device_key(rng_);
     n.clock = std::make_unique<ManualClock>(kStartMs);
     init_directory(n, i == 0);
     if (buggify_) buggify_->add_node(n.dir, i);
     nodes_.push_back(std::move(n));
   }
+  for (auto& n : nodes_)
+    for (const auto& other : nodes_)
+      if (other.index != n.index) n.trusted.insert(other.key);
   for (auto& n : nodes_) open(n);
 }
 
 Cluster::~Cluster() {
+  outsider_.reset();
   nodes_.clear();  // services before the nodes they use (member order within SimNode)
   std::error_code ec;
   fs::remove_all(root_, ec);
@@ -76,6 +88,22 @@ void Cluster::init_directory(SimNode& n, bool first) {
   }
 }
 
+SyncOptions Cluster::sync_options(const SimNode& n) {
+  SyncOptions so;
+  so.endpoint = n.endpoint;
+  so.anti_entropy_ms = 200;
+  so.request_timeout_ms = 1000;
+  so.seed = rng_();
+  so.own_key = n.key;
+  for (const auto& other : nodes_) {
+    if (other.index == n.index) continue;
+    so.peer_keys[other.endpoint] = other.key;
+    // Static peers are dialled once trusted, as the daemon does.
+    if (n.trusted.count(other.key)) so.peers.push_back(other.endpoint);
+  }
+  return so;
+}
+
 void Cluster::open(SimNode& n) {
   engine::NodeOptions o;
   o.dir = n.dir;
@@ -90,26 +118,60 @@ void Cluster::open(SimNode& n) {
   require(node.status(), "open " + n.dir);
   n.node = std::move(node).value();
   n.store = std::make_unique<CountingStore>(*n.node, refusals_);
-  n.memory = std::make_unique<testing::MemoryTransport>(net_, n.endpoint);
+  const std::set<std::string>* trusted = &n.trusted;
+  n.memory = std::make_unique<testing::MemoryTransport>(
+      net_, n.endpoint, testing::MemoryIdentity{n.key, [trusted](const std::string& key) { return trusted->count(key) > 0; }});
   n.transport = std::make_unique<testing::FaultyTransport>(*n.memory, *n.clock, rng_());
-  SyncOptions so;
-  so.endpoint = n.endpoint;
-  so.anti_entropy_ms = 200;
-  so.request_timeout_ms = 1000;
-  so.seed = rng_();
-  for (const auto& other : nodes_)
-    if (other.index != n.index) so.peers.push_back(other.endpoint);
-  n.service = std::make_unique<PeerService>(*n.store, *n.transport, *n.clock, so, [](int, const std::string&) {});
+  n.service = std::make_unique<PeerService>(*n.store, *n.transport, *n.clock, sync_options(n), [](int, const std::string&) {});
   PeerService* service = n.service.get();
   n.node->set_commit_listener([service](const std::vector<Update>& u) { service->on_committed(u); });
   n.service->start();
 }
 
+void Cluster::distrust(int a, const SimNode& b) {
+  SimNode& n = nodes_[static_cast<size_t>(a)];
+  n.trusted.erase(b.key);
+  if (n.up()) n.service->engine().forget_device(b.key);
+}
+
+void Cluster::trust(int a, const SimNode& b) {
+  SimNode& n = nodes_[static_cast<size_t>(a)];
+  n.trusted.insert(b.key);
+  if (n.up()) n.service->engine().add_peer(b.endpoint, b.key);
+}
+
+void Cluster::trust_everywhere(const std::string& key) {
+  for (auto& n : nodes_) n.trusted.insert(key);
+}
+
+void Cluster::restore_trust() {
+  for (auto& n : nodes_)
+    for (const auto& other : nodes_)
+      if (other.index != n.index && !n.trusted.count(other.key)) trust(n.index, other);
+}
+
+SimNode& Cluster::add_outsider() {
+  outsider_ = std::make_unique<SimNode>();
+  SimNode& o = *outsider_;
+  o.index = static_cast<int>(nodes_.size());  // no node of the cluster's, nor the disk faults'
+  o.endpoint = "tcp://outsider:7000";
+  o.dir = root_ + "/outsider";
+  o.key = random_device_key(rng_);
+  for (const auto& n : nodes_) o.trusted.insert(n.key);
+  o.clock = std::make_unique<ManualClock>(nodes_.front().clock->now_millis());
+  init_directory(o, false);
+  open(o);
+  return o;
+}
+
 void Cluster::tick(int64_t ms, int rounds) {
   for (auto& n : nodes_) n.clock->advance(ms);
-  for (int r = 0; r < rounds; ++r)
+  if (outsider_) outsider_->clock->advance(ms);
+  for (int r = 0; r < rounds; ++r) {
     for (auto& n : nodes_)
       if (n.up()) n.service->run_once(0);
+    if (outsider_) outsider_->service->run_once(0);
+  }
 }
 
 void Cluster::settle(int i) {

@@ -8,6 +8,13 @@
 // store's fault points (sim/buggify.h); under them maps start small, so they
 // grow as they would on a long-lived node.
 //
+// Keys and trust: every node has a 32-byte device key drawn from the run's
+// generator, and its MemoryTransport models the secure transport with it
+// (support/memory_transport.h): a node trusts every other node of the
+// cluster, and dials the static peers it trusts, as the daemon does. Trust
+// can change for a while (distrust, trust); an outsider, a node of the same
+// cluster that no node trusts, can be added: it trusts and dials them all.
+//
 // A crash drops a node without close(): its committed log (data.mdb) is copied
 // as it stands, the node is destroyed with its transport (frames in flight and
 // pushes not yet sent are lost), and the copy is what it reopens from, so the
@@ -19,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,9 +43,14 @@ namespace replog::sim {
 inline constexpr int64_t kStartMs = 1'790'000'000'000;
 inline constexpr int64_t kMaxSkewMs = 2'000;  // the nodes' --max-clock-skew in simulation
 
+// 32 random bytes: a device key as the simulator's transports know it.
+std::string random_device_key(std::mt19937_64& rng);
+
 struct SimNode {
   int index = 0;
   std::string endpoint, dir;
+  std::string key;                  // its device key
+  std::set<std::string> trusted;    // the device keys it trusts (its transport asks at every frame)
   std::unique_ptr<ManualClock> clock;
   std::unique_ptr<engine::Node> node;  // null while crashed
   std::unique_ptr<CountingStore> store;
@@ -65,6 +78,21 @@ class Cluster {
   // Replaces node `to`'s directory with a copy of node `from`'s committed log:
   // `to` comes back with `from`'s node id and origin. REQUIRES: from up, to down
   void copy_directory(int from, int to);
+  // Node `a` stops trusting `b`: its transport refuses b's frames and, when a
+  // is up, its engine forgets b (links and state), as the daemon does on a
+  // removal. `b` may be the outsider.
+  void distrust(int a, const SimNode& b);
+  // Node `a` trusts `b` again and, when up, dials it.
+  void trust(int a, const SimNode& b);
+  // Every node trusts `key` (a rogue device among the trusted ones).
+  void trust_everywhere(const std::string& key);
+  // Every node trusts every other again; those up dial whom they had forgotten.
+  void restore_trust();
+  // Adds the outsider: a node of the cluster (in its own directory, with its
+  // own key) that trusts and dials every node, which none trusts. It ticks
+  // with the others but is not among nodes(). REQUIRES: no outsider yet
+  SimNode& add_outsider();
+  SimNode* outsider() { return outsider_.get(); }
   // Sets every clock to the furthest one (time service restored).
   void align_clocks();
   // True when every node is up with one vector and one state hash.
@@ -82,6 +110,7 @@ class Cluster {
 
  private:
   void init_directory(SimNode& n, bool first);
+  SyncOptions sync_options(const SimNode& n);
   void open(SimNode& n);
 
   std::string root_;
@@ -91,7 +120,8 @@ class Cluster {
   Buggify* buggify_;
   testing::MemoryNetwork net_;
   RefusalCounts refusals_;
-  std::vector<SimNode> nodes_;
+  std::vector<SimNode> nodes_;  // never grows once made: transports read their `trusted` sets
+  std::unique_ptr<SimNode> outsider_;
   std::map<wire::Type, uint64_t> frames_of_crashed_;
 };
 

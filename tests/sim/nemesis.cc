@@ -12,6 +12,10 @@ Nemesis::Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload
   // Copies relax the checks, so among other faults they come in a few seeds only.
   copying_ = on(FaultKind::kCopies) && (options_.faults.size() == 1 || chance(0.15));
   if (forging_) trace_.line("this run forges origins: relaxed checks");
+  if (on(FaultKind::kTrust)) {
+    cluster_.add_outsider();
+    trace_.line("an outsider dials every node; none trusts it");
+  }
 }
 
 void Nemesis::note(const std::string& kind, const std::string& line) {
@@ -34,6 +38,7 @@ void Nemesis::step(int index) {
   swizzle_step();
   restart_due(index);
   free_disks_due(index);
+  restore_trust_due(index);
   if (on(FaultKind::kMessages) && messages_until_ < index && chance(0.02)) {
     start_message_faults();
     messages_until_ = index + 20 + static_cast<int>(rng_() % 80);
@@ -47,6 +52,8 @@ void Nemesis::step(int index) {
   if (stranger_ && chance(0.03)) hostile_act();
   if (on(FaultKind::kDisk) && chance(0.01)) fill_disk(index);
   if (copying_ && copies_ < 2 && chance(0.01)) copy_directory();
+  if (on(FaultKind::kTrust) && chance(0.02)) remove_trust(index);
+  if (on(FaultKind::kTrust) && chance(0.03)) outsider_call();
 }
 
 void Nemesis::start_message_faults() {
@@ -233,6 +240,39 @@ void Nemesis::hostile_act() {
   else if (choice == 3) note("forged origin", stranger_->forge_origin());
 }
 
+// Node a stops trusting node b for 20..99 steps (whether a is up or down).
+void Nemesis::remove_trust(int index) {
+  const int k = static_cast<int>(cluster_.nodes().size());
+  const int a = static_cast<int>(rng_() % static_cast<uint64_t>(k));
+  const int b = (a + 1 + static_cast<int>(rng_() % static_cast<uint64_t>(k - 1))) % k;
+  const int steps = 20 + static_cast<int>(rng_() % 80);
+  if (distrust_until_.count({a, b})) return;
+  cluster_.distrust(a, cluster_.nodes()[static_cast<size_t>(b)]);
+  distrust_until_[{a, b}] = index + steps;
+  note("trust removed", "n" + std::to_string(a) + " stops trusting n" + std::to_string(b) + " for " +
+                            std::to_string(steps) + " steps");
+}
+
+void Nemesis::restore_trust_due(int index) {
+  for (auto it = distrust_until_.begin(); it != distrust_until_.end();) {
+    if (it->second > index) {
+      ++it;
+      continue;
+    }
+    const auto [a, b] = it->first;
+    cluster_.trust(a, cluster_.nodes()[static_cast<size_t>(b)]);
+    trace_.line("n" + std::to_string(a) + " trusts n" + std::to_string(b) + " again");
+    it = distrust_until_.erase(it);
+  }
+}
+
+// A call on the outsider: its update must never reach a node of the cluster.
+void Nemesis::outsider_call() {
+  SimNode& o = *cluster_.outsider();
+  auto id = o.node->call("inc", Value(Map{{"path", Value("outsider")}, {"by", Value(1)}}));
+  note("outsider call", "outsider call inc " + (id ? id->to_string() : "refused: " + id.status().message()));
+}
+
 void Nemesis::heal() {
   message_faults_ = testing::Faults{};
   apply_message_faults();
@@ -240,6 +280,8 @@ void Nemesis::heal() {
   swizzle_cuts_.clear();
   swizzle_restores_.clear();
   apply_cuts();
+  distrust_until_.clear();
+  cluster_.restore_trust();  // before the restarts below, which dial whom they trust
   for (const auto& [i, _] : down_until_) cluster_.restart(i);
   down_until_.clear();
   for (size_t i = 0; i < cluster_.nodes().size(); ++i) cluster_.settle(static_cast<int>(i));

@@ -14,8 +14,12 @@
 //              (sim/buggify.h) firing at random;
 //   copies     a node's directory copied over another's, so that two nodes
 //              write under one origin (relaxed checks, as for forge; among
-//              other faults in 15% of seeds only).
-// heal() ends them all: what a run checks is judged after it.
+//              other faults in 15% of seeds only);
+//   trust      one node stops trusting another for a while (its engine
+//              forgets it), then trusts and dials it again; and an outsider,
+//              a node no one trusts, dials every node and writes now and then.
+// heal() ends them all (the outsider stays, untrusted): what a run checks is
+// judged after it.
 #pragma once
 
 #include <map>
@@ -68,6 +72,9 @@ class Nemesis {
   void restart_due(int index);
   void jump_clock();
   void hostile_act();
+  void remove_trust(int index);
+  void restore_trust_due(int index);
+  void outsider_call();
 
   const SimOptions& options_;
   Cluster& cluster_;
@@ -86,6 +93,7 @@ class Nemesis {
   std::vector<LinkPair> swizzle_cuts_, swizzle_restores_;
   std::map<int, int> down_until_;  // node -> step it restarts at
   std::map<int, int> full_until_;  // node -> step its disk has room again
+  std::map<LinkPair, int> distrust_until_;  // (a, b): a does not trust b until that step
   int copies_ = 0;
   std::map<std::string, uint64_t> counts_;
   uint64_t failed_calls_ = 0;

@@ -7,7 +7,8 @@ namespace replog::sim {
 namespace {
 constexpr FaultKind kAllFaults[] = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
                                     FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
-                                    FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies};
+                                    FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies,
+                                    FaultKind::kTrust};
 }
 
 const char* fault_name(FaultKind kind) {
@@ -21,6 +22,7 @@ const char* fault_name(FaultKind kind) {
     case FaultKind::kForge: return "forge";
     case FaultKind::kDisk: return "disk";
     case FaultKind::kCopies: return "copies";
+    case FaultKind::kTrust: return "trust";
   }
   return "?";
 }
@@ -35,7 +37,7 @@ std::optional<std::set<FaultKind>> parse_faults(const std::string& list, std::st
     for (FaultKind k : kAllFaults)
       if (word == fault_name(k)) out.insert(k), known = true;
     if (!known) {
-      error = "unknown fault kind \"" + word + "\" (messages, partitions, crashes, clocks, skew, hostile, forge, disk, copies, all, none)";
+      error = "unknown fault kind \"" + word + "\" (messages, partitions, crashes, clocks, skew, hostile, forge, disk, copies, trust, all, none)";
       return std::nullopt;
     }
   }

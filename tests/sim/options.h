@@ -21,6 +21,7 @@ enum class FaultKind : uint8_t {
   kDisk,        // fault points in the store (full disk, full map, failed reads), disks full for a
                 // while, and maps that start small so that they grow
   kCopies,      // a node's directory copied over another's: two nodes, one origin (relaxed checks)
+  kTrust,       // a node stops trusting another for a while; an outsider no node trusts dials them all
 };
 
 const char* fault_name(FaultKind kind);
@@ -34,7 +35,8 @@ struct SimOptions {
   int steps = 300;   // steps of the faulty phase, each kStepMs of simulated time
   std::set<FaultKind> faults = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
                                 FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
-                                FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies};
+                                FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies,
+                                FaultKind::kTrust};
   bool verbose = false;  // every trace line on stderr
 };
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -19,7 +20,7 @@ const char* kUsage = R"(replog_sim: deterministic simulation of a replog cluster
   --seeds N     run N seeds: seed, seed+1, ... (default 1)
   --nodes K     nodes, 3..9 (default 5)
   --steps S     steps of the faulty phase, 5 simulated ms each (default 300)
-  --faults L    messages,partitions,crashes,clocks,skew,hostile,forge,disk,copies | all | none (default all)
+  --faults L    messages,partitions,crashes,clocks,skew,hostile,forge,disk,copies,trust | all | none (default all)
   --json        one JSON summary line per seed on stdout
   --verbose     every trace line on stderr
   --help
@@ -93,6 +94,13 @@ void print_text(const SimOptions& o, const RunResult& r) {
   std::cout << "replay: " << replay_command(o) << "\n";
 }
 
+// The faults injected over every seed, by kind ("crash 12, trust removed 3, ...").
+std::string fault_mix(const std::map<std::string, uint64_t>& mix) {
+  std::string out;
+  for (const auto& [kind, n] : mix) out += (out.empty() ? "" : ", ") + kind + " " + std::to_string(n);
+  return out.empty() ? "none" : out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,14 +109,18 @@ int main(int argc, char** argv) {
   if (!args) return 2;
   std::cerr << "replog_sim: seed " << args->sim.seed << ", " << args->seeds << " seeds\n";
   uint64_t failed = 0;
+  std::map<std::string, uint64_t> mix;
   for (uint64_t k = 0; k < args->seeds; ++k) {
     SimOptions o = args->sim;
     o.seed = args->sim.seed + k;
     RunResult r = run_simulation(o);
     failed += !r.passed;
+    for (const auto& [kind, n] : r.faults) mix[kind] += n;
     args->json ? print_json(o, r) : print_text(o, r);
     if (args->seeds > 1 && (k + 1) % 10 == 0)
       std::cerr << "replog_sim: " << (k + 1) << "/" << args->seeds << " seeds, " << failed << " failed\n";
   }
+  std::cerr << "replog_sim: " << args->seeds << " seeds run, " << (args->seeds - failed) << " passed, " << failed
+            << " failed; fault mix: " << fault_mix(mix) << "\n";
   return failed ? 1 : 0;
 }

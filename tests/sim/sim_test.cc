@@ -4,11 +4,13 @@
 
 #include <cstdlib>
 
+#include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 #include "sim/checker.h"
 #include "sim/cluster.h"
 #include "sim/seeded_randomness.h"
 #include "sim/simulation.h"
+#include "sim/stranger.h"
 
 namespace replog::sim {
 namespace {
@@ -55,6 +57,31 @@ TEST(Sim, NodesKeepWritingWhileOriginsAreForged) { expect_seeds_pass(only(FaultK
 // (UpdateLog.AFailedResizeLeavesTheLogUsable pins it).
 TEST(Sim, SeedsPassUnderDiskFaults) { expect_seeds_pass(only(FaultKind::kDisk, 4, 300), 40); }
 TEST(Sim, NodesKeepWritingWithCopiedDirectories) { expect_seeds_pass(only(FaultKind::kCopies, 4, 300), 30); }
+
+// Nodes stop trusting each other for a while (crashing meanwhile, too, with
+// other kinds), and an outsider no node trusts dials them all and writes:
+// the full checks hold after healing, and the outsider neither took nor gave
+// anything. The trust faults are injected, and the outsider was refused.
+TEST(Sim, SeedsPassWhileTrustChangesAndAnOutsiderDials) {
+  SimOptions o = only(FaultKind::kTrust, 4, 300);
+  std::map<std::string, uint64_t> injected;
+  for (uint64_t k = 0; k < 40; ++k) {
+    o.seed = first_seed() + k;
+    RunResult r = run_simulation(o);
+    std::string problems;
+    for (const auto& p : r.problems) problems += "\n  " + p;
+    EXPECT_TRUE(r.passed) << "seed " << o.seed << ":" << problems << "\nreplay: " << replay_command(o);
+    EXPECT_FALSE(r.relaxed);
+    for (const auto& [kind, n] : r.faults) injected[kind] += n;
+  }
+  EXPECT_GT(injected["trust removed"], 0u);
+  EXPECT_GT(injected["outsider call"], 0u);
+}
+TEST(Sim, SeedsPassWithTrustChangesAmongCrashes) {
+  SimOptions o = only(FaultKind::kTrust, 5, 300);
+  o.faults.insert(FaultKind::kCrashes);
+  expect_seeds_pass(o, 30);
+}
 
 // The store's fault points are reached in simulation (each node's directory is
 // known to the injector) and fire, and the run still passes.
@@ -232,6 +259,81 @@ TEST(Sim, CheckerReportsACallInFlightHeldBySomeNodesOnly) {
   run.nodes[1].log[0x77] = {Update::make(lost, 1, "set", encode_msgpack(Value(Map{{"path", Value("w")}, {"value", Value(1)}})))};
   run.nodes[1].vector[0x77] = 1;
   EXPECT_TRUE(mentions(run.check(), "call in flight at a crash"));
+}
+
+// A node that stops trusting another forgets it and takes nothing from it,
+// restarted too (it dials only whom it trusts); trusted again, the two sync.
+TEST(Sim, ADistrustedNodeIsNeitherHeardNorDialledUntilTrustedAgain) {
+  std::mt19937_64 rng(first_seed());
+  Trace trace(false);
+  Cluster c(2, rng, trace);
+  SimNode& n0 = c.nodes()[0];
+  SimNode& n1 = c.nodes()[1];
+  auto run = [&] {
+    for (int i = 0; i < 200; ++i) c.tick(kStepMs);
+  };
+  run();
+  ASSERT_TRUE(n0.memory->linked(n1.endpoint));
+  c.distrust(0, n1);
+  EXPECT_FALSE(n0.memory->linked(n1.endpoint)) << "its engine forgot n1";
+  ASSERT_TRUE(n1.node->call("inc", Value(Map{{"path", Value("k")}, {"by", Value(1)}})));
+  run();
+  EXPECT_EQ(seq_of(n0.node->vector(), n1.node->node_id()), 0u);
+  EXPECT_GT(n0.memory->handshakes_refused(), 0u) << "n1 kept dialling and was refused";
+  c.crash(0);
+  c.restart(0);
+  run();
+  EXPECT_FALSE(n0.memory->linked(n1.endpoint)) << "restarted, it dials only whom it trusts";
+  EXPECT_EQ(seq_of(n0.node->vector(), n1.node->node_id()), 0u);
+  c.trust(0, n1);
+  run();
+  EXPECT_TRUE(c.converged());
+  EXPECT_EQ(seq_of(n0.node->vector(), n1.node->node_id()), 1u);
+}
+
+// The stranger is a trusted rogue device: what it forges gets through the
+// secure transport's checks and is stored (so `hostile` and `forge` still
+// reach the nodes in keyed runs).
+TEST(Sim, TheTrustedStrangersForgeriesReachTheNodes) {
+  std::mt19937_64 rng(first_seed());
+  Trace trace(false);
+  Cluster c(3, rng, trace);
+  Stranger stranger(c, rng);
+  for (int i = 0; i < 20; ++i) {
+    c.tick(kStepMs);
+    stranger.pump();
+    (void)stranger.forge_origin();
+  }
+  for (int i = 0; i < 100; ++i) c.tick(kStepMs);
+  int forged = 0;
+  for (auto& n : c.nodes()) n.node->read([&](const State& state) { forged += state.root().as_map().count("forged") > 0; });
+  EXPECT_GT(forged, 0);
+}
+
+// The outsider's checks can fail: with a node that trusts it (a broken setup,
+// made with the trust change the nemesis uses), its updates spread through
+// the cluster and the cluster's reach it.
+TEST(Sim, CheckerReportsWhatAnOutsiderLeaked) {
+  std::mt19937_64 rng(first_seed());
+  Trace trace(false);
+  Cluster c(3, rng, trace);
+  SimNode& outsider = c.add_outsider();
+  const Value arg(Map{{"path", Value("k")}, {"by", Value(1)}});
+  ASSERT_TRUE(outsider.node->call("inc", arg));
+  ASSERT_TRUE(c.nodes()[0].node->call("inc", arg));
+  for (int i = 0; i < 200; ++i) c.tick(kStepMs);
+  const OriginId origin = outsider.node->node_id();
+  EXPECT_TRUE(check_outsider(snapshot_node(outsider, "outsider"), origin, snapshot_nodes(c)).empty());
+  uint64_t refused = 0;
+  for (const auto& n : c.nodes()) refused += n.memory->handshakes_refused();
+  EXPECT_GT(refused, 0u) << "the outsider dialled and was refused";
+
+  c.trust(1, outsider);
+  for (int i = 0; i < 200; ++i) c.tick(kStepMs);
+  auto problems = check_outsider(snapshot_node(outsider, "outsider"), origin, snapshot_nodes(c));
+  for (const char* name : {"n0", "n1", "n2"})
+    EXPECT_TRUE(mentions(problems, std::string(name) + " holds the outsider's origin")) << name;
+  EXPECT_TRUE(mentions(problems, "outsider holds origin " + hex16(c.nodes()[0].node->node_id())));
 }
 
 TEST(Sim, ModelSkipsWhatReplaySkips) {

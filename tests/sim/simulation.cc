@@ -115,7 +115,12 @@ RunResult Simulation::run() {
   if (stormed_) return finish();
   if (!result_.relaxed && (result_.converge_ms < 0 || again < 0))
     result_.problems.push_back("no single state " + std::to_string(limit / 1000) + " s after healing");
-  auto found = check_run(snapshot_nodes(cluster_), model_, cluster_.refusals(), result_.relaxed);
+  const auto nodes = snapshot_nodes(cluster_);
+  auto found = check_run(nodes, model_, cluster_.refusals(), result_.relaxed);
+  if (SimNode* o = cluster_.outsider()) {
+    auto leaked = check_outsider(snapshot_node(*o, "outsider"), o->node->node_id(), nodes);
+    found.insert(found.end(), leaked.begin(), leaked.end());
+  }
   result_.problems.insert(result_.problems.end(), found.begin(), found.end());
   return finish();
 }
@@ -143,18 +148,20 @@ std::vector<Update> whole_origin(engine::Node& node, OriginId origin) {
 
 }  // namespace
 
+NodeSnapshot snapshot_node(SimNode& n, std::string name) {
+  NodeSnapshot s;
+  s.name = std::move(name);
+  s.state_hash = n.node->state_hash();
+  n.node->read([&](const State& state) { s.data = state.root(); });
+  s.vector = n.node->vector();
+  for (const auto& [origin, seq] : s.vector) s.log[origin] = whole_origin(*n.node, origin);
+  return s;
+}
+
 std::vector<NodeSnapshot> snapshot_nodes(Cluster& cluster) {
   std::vector<NodeSnapshot> out;
-  for (auto& n : cluster.nodes()) {
-    if (!n.up()) continue;
-    NodeSnapshot s;
-    s.name = "n" + std::to_string(n.index);
-    s.state_hash = n.node->state_hash();
-    n.node->read([&](const State& state) { s.data = state.root(); });
-    s.vector = n.node->vector();
-    for (const auto& [origin, seq] : s.vector) s.log[origin] = whole_origin(*n.node, origin);
-    out.push_back(std::move(s));
-  }
+  for (auto& n : cluster.nodes())
+    if (n.up()) out.push_back(snapshot_node(n, "n" + std::to_string(n.index)));
   return out;
 }
 

@@ -36,6 +36,9 @@ RunResult run_simulation(const SimOptions& options);
 
 // Plain snapshots of live nodes, for the checker.
 class Cluster;
+struct SimNode;
 std::vector<NodeSnapshot> snapshot_nodes(Cluster& cluster);
+// One node's, named `name`. REQUIRES: up
+NodeSnapshot snapshot_node(SimNode& node, std::string name);
 
 }  // namespace replog::sim

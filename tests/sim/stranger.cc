@@ -7,7 +7,13 @@
 namespace replog::sim {
 
 Stranger::Stranger(Cluster& cluster, std::mt19937_64& rng)
-    : cluster_(cluster), rng_(rng), transport_(cluster.network(), kEndpoint), id_(rng() | 1) {}
+    : cluster_(cluster),
+      rng_(rng),
+      key_(random_device_key(rng)),
+      transport_(cluster.network(), kEndpoint, testing::MemoryIdentity{key_, [](const std::string&) { return true; }}),
+      id_(rng() | 1) {
+  cluster_.trust_everywhere(key_);
+}
 
 void Stranger::pump() {
   for (auto& f : transport_.poll(0)) {
@@ -28,7 +34,7 @@ SimNode* Stranger::random_live_node() {
 
 void Stranger::greet(const SimNode& target) {
   if (transport_.linked(target.endpoint)) return;
-  (void)transport_.connect(target.endpoint);
+  (void)transport_.connect_to(target.endpoint, target.key);
   send(target, wire::encode(wire::Hello{cluster_.cluster_id(), id_, kEndpoint, limits::kMaxUpdateBytes,
                                         wire::kMaxFrameBytes}));
 }

@@ -1,5 +1,7 @@
 // Stranger: a hostile peer on the simulated network, speaking the wire
-// protocol by hand. It says Hello (so nodes connect back and push to it),
+// protocol by hand: a trusted but rogue device (every node trusts its key, so
+// what it sends reaches the nodes through the secure transport's checks; it
+// trusts everyone). It says Hello (so nodes connect back and push to it),
 // keeps the frames nodes send it, and on the nemesis's word:
 //   - sends garbage (random bytes, or a kept frame with bytes changed);
 //   - replays a kept frame to another node;
@@ -38,6 +40,7 @@ class Stranger {
   static constexpr size_t kKeptFrames = 64;
   Cluster& cluster_;
   std::mt19937_64& rng_;
+  std::string key_;
   testing::MemoryTransport transport_;
   OriginId id_;
   std::deque<std::string> kept_;

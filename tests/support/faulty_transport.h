@@ -62,6 +62,9 @@ class FaultyTransport final : public Transport {
   bool release_one();
 
   Status connect(const std::string& endpoint) override { return inner_.connect(endpoint); }
+  Status connect_to(const std::string& endpoint, const std::string& peer_key) override {
+    return inner_.connect_to(endpoint, peer_key);
+  }
   void disconnect(const std::string& endpoint) override { inner_.disconnect(endpoint); }
   void send(const Link& link, const std::string& bytes) override;
   // Sends what is due, then returns what arrived from peers that are not cut.
