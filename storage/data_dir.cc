@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <utility>
 
 #include "protocol/bytes.h"
@@ -81,11 +82,31 @@ Result<std::string> DataDir::absolute_path() const {
   return *cwd + "/" + path_;
 }
 
+// The shared directory in /tmp must be this user's alone: anyone who could
+// write there could replace the API's sockets, and the API changes trust.
+Status DataDir::check_socket_dir(const std::string& dir) const {
+  auto mode = env_.file_mode(dir);
+  if (!mode) return mode.status().with_context("local API socket directory");
+  const std::string fix = "; remove it (others could reach or replace the node's API sockets)";
+  if (!mode->directory) return Status::invalid_argument(dir + ": not a directory" + fix);
+  if (mode->owner != env_.user_id())
+    return Status::invalid_argument(dir + ": owned by user " + std::to_string(mode->owner) + ", not by this user" + fix);
+  if ((mode->permissions & 077) != 0) {
+    char octal[16];
+    std::snprintf(octal, sizeof octal, "%04o", mode->permissions);
+    return Status::invalid_argument(dir + ": mode " + octal + " lets others in" + fix);
+  }
+  return Status::ok();
+}
+
 Result<ApiEndpoints> DataDir::api_endpoints() const {
   auto abs = absolute_path();
   if (!abs) return abs.status();
   std::string dir = socket_dir_for(*abs);
-  if (dir != *abs) REPLOG_RETURN_IF_ERROR(env_.make_dir(dir, 0700).with_context("local API socket directory"));
+  if (dir != *abs) {
+    REPLOG_RETURN_IF_ERROR(env_.make_dir(dir, 0700).with_context("local API socket directory"));
+    REPLOG_RETURN_IF_ERROR(check_socket_dir(dir));
+  }
   return ApiEndpoints{"ipc://" + dir + "/api.sock", "ipc://" + dir + "/events.sock"};
 }
 

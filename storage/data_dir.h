@@ -22,7 +22,8 @@
 //                           absolute path is too long for a Unix socket path
 //                           (more than 80 bytes); then in
 //                           /tmp/replog-<hex of the 8-byte BLAKE2b digest of the
-//                           absolute path>, made 0700.
+//                           absolute path>, made 0700; refused when it is not a
+//                           directory of this user's with mode 0700 (or narrower).
 //
 // The lock, in three moves:
 //   - A node (lock_for_node) that finds LOCK held leaves the NODE_STARTING
@@ -156,6 +157,7 @@ class DataDir {
  private:
   std::string file(const char* name) const { return path_ + "/" + name; }
   Result<std::string> absolute_path() const;
+  Status check_socket_dir(const std::string& dir) const;
   // The pid of the node whose live mark is up; removes a stale mark.
   std::optional<int64_t> starting_node() const;
   Status put_starting_mark(int64_t deadline_ms) const;

@@ -121,7 +121,8 @@ class PosixEnv : public Env {
   Result<FileMode> file_mode(const std::string& path) override {
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0) return errno_status(path, errno);
-    return FileMode{static_cast<unsigned>(st.st_mode & 07777), static_cast<int64_t>(st.st_uid), S_ISREG(st.st_mode)};
+    return FileMode{static_cast<unsigned>(st.st_mode & 07777), static_cast<int64_t>(st.st_uid), S_ISREG(st.st_mode),
+                    S_ISDIR(st.st_mode)};
   }
 
   Status make_dir(const std::string& path, unsigned mode) override {

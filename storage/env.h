@@ -38,6 +38,7 @@ struct FileMode {
   unsigned permissions = 0;  // mode & 07777
   int64_t owner = -1;        // the owner's user id
   bool regular = false;      // a regular file (not a link, directory, ...)
+  bool directory = false;    // a directory (not a link to one)
 };
 
 class Env {

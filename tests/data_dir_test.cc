@@ -137,6 +137,33 @@ TEST(DataDir, FallbackDirectoryIsMadeForTheOwnerOnly) {
   ::rmdir(sockets.c_str());
 }
 
+// Someone else's directory, a wider one, or a link where the fallback goes:
+// refused with one line, since the API there can change whom the node trusts.
+TEST(DataDir, FallbackDirectoryThatIsNotTheOwnersAloneIsRefused) {
+  TempDir tmp;
+  std::string dir = tmp.sub(std::string(90, 'e'));
+  std::string sockets = DataDir::socket_dir_for(dir);
+  ::rmdir(sockets.c_str());
+  ASSERT_EQ(::mkdir(sockets.c_str(), 0755), 0);
+  ::chmod(sockets.c_str(), 0755);
+  auto wide = DataDir(dir).api_endpoints();
+  ASSERT_FALSE(wide);
+  EXPECT_NE(wide.status().message().find("mode 0755"), std::string::npos) << wide.status().message();
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chmod(sockets.c_str(), 0700), 0);
+    ASSERT_EQ(::chown(sockets.c_str(), 65534, 65534), 0);
+    auto foreign = DataDir(dir).api_endpoints();
+    ASSERT_FALSE(foreign);
+    EXPECT_NE(foreign.status().message().find("owned by user 65534"), std::string::npos) << foreign.status().message();
+  }
+  ASSERT_EQ(::rmdir(sockets.c_str()), 0);
+  ASSERT_EQ(::symlink(tmp.path().c_str(), sockets.c_str()), 0);
+  auto link = DataDir(dir).api_endpoints();
+  ::unlink(sockets.c_str());
+  ASSERT_FALSE(link);
+  EXPECT_NE(link.status().message().find("not a directory"), std::string::npos) << link.status().message();
+}
+
 TEST(DataDir, RelativeDirectoryIsMadeAbsoluteFirst) {
   char cwd[4096];
   ASSERT_NE(::getcwd(cwd, sizeof cwd), nullptr);

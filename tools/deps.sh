@@ -14,6 +14,7 @@ REPLOG_PACKAGES=(
   nlohmann-json3-dev              # typed JSON and info JSON
   python3 python3-zmq python3-msgpack  # test helpers, the example API client
   iproute2 nftables faketime      # the nemesis: namespaces, partitions, clock offsets
+  tcpdump                         # the capture test: no payload on the wire with CURVE
 )
 
 missing=()
