@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, on a fresh machine: installs what is missing, builds, and runs
-# three replog nodes on loopback — typed updates made on each, gossip until the
+# three replog nodes on loopback, each trusting the others' device ids and
+# linked over CURVE — typed updates made on each, gossip until the
 # three state hashes are equal, a device that worked offline coming back with a
 # conflict, and the conflict resolved. Safe to run again.
 set -euo pipefail
@@ -27,10 +28,11 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 names=(laptop phone tablet)
 declare -A port
 for n in "${names[@]}"; do port[$n]=$(free_port); done
-start() {  # start NAME: its daemon, peering with the two others
+declare -A device
+start() {  # start NAME: its daemon, peering with the two others by device id (CURVE)
   local n=$1 peers=()
-  for m in "${names[@]}"; do [ "$m" = "$n" ] || peers+=(--peer "tcp://127.0.0.1:${port[$m]}"); done
-  "$replog" node --data "$n" --listen "tcp://127.0.0.1:${port[$n]}" "${peers[@]}" --insecure \
+  for m in "${names[@]}"; do [ "$m" = "$n" ] || peers+=(--peer "${device[$m]}@tcp://127.0.0.1:${port[$m]}"); done
+  "$replog" node --data "$n" --listen "tcp://127.0.0.1:${port[$n]}" "${peers[@]}" \
     --anti-entropy-ms 300 --log-level warn 2>>"$n.log" &
   pids+=($!)
   eval "pid_$n=$!"
@@ -58,7 +60,14 @@ cluster=$("$replog" status --data laptop --json | /usr/bin/python3 -c 'import js
 run init --data phone --cluster "$cluster"
 run init --data tablet --cluster "$cluster"
 
-step "each runs a node on loopback, peering with the other two"
+step "each device has an id (its public key); each trusts the other two by id"
+for n in "${names[@]}"; do device[$n]=$("$replog" id --data "$n"); echo "  $n: ${device[$n]}"; done
+for n in "${names[@]}"; do
+  for m in "${names[@]}"; do [ "$m" = "$n" ] || run trust add "${device[$m]}" --name "$m" --data "$n" >/dev/null; done
+done
+run trust list --data laptop
+
+step "each runs a node on loopback, peering with the other two over CURVE (encrypted, trusted ids only)"
 for n in "${names[@]}"; do start "$n"; echo "  $n listening on tcp://127.0.0.1:${port[$n]}"; done
 echo "  the joiners receive the laptop's log (its schema is update #1):"
 wait_equal

@@ -465,8 +465,9 @@ int cmd_status(const std::vector<std::string>& args) {
       std::cout << "left origin " << origin << ": " << (why.is_string() ? why.as_string() : "") << "\n";
   for (const auto& p : st.find("peers")->as_list()) {
     int64_t lack = p.find("we_lack")->as_int(), they = p.find("they_lack")->as_int();
-    std::cout << "peer " << p.find("endpoint")->as_string() << "  "
-              << (!p.find("ready")->as_bool() ? "not connected"
+    const Value* device = p.find("device_id");
+    std::cout << "peer " << p.find("endpoint")->as_string() << (device ? " (device " + device->as_string() + ")" : "")
+              << "  " << (!p.find("ready")->as_bool() ? "not connected"
                   : lack == 0 && they == 0 ? "in sync"
                   : "we lack " + std::to_string(lack) + ", they lack " + std::to_string(they))
               << "\n";
@@ -508,6 +509,7 @@ int cmd_peers(const std::vector<std::string>& args) {
     std::cout << ep << std::string(ep.size() < 30 ? 30 - ep.size() : 1, ' ') << p.find("node_id")->as_string() << "  "
               << state << std::string(state.size() < 29 ? 29 - state.size() : 1, ' ')
               << (seen ? std::to_string((clock.now_millis() - seen) / 1000) + " s ago" : "never") << "\n";
+    if (const Value* device = p.find("device_id")) std::cout << "  device " << device->as_string() << "\n";
   }
   return 0;
 }

@@ -75,7 +75,10 @@ def secure_test(cluster):
     H.wait_until(lambda: set(peers_by_device(n0)) == {ids["n1"], ids["n2"]},
                  "n0 to list n1 and n2 as ready peers by device id",
                  on_timeout=lambda: json.dumps(n0.status()["peers"]))
-    H.step("status: n0's peers are named by the device ids `replog id` prints")
+    for cmd in (("peers",), ("status",)):
+        out = n0.cli(*cmd)
+        H.check(ids["n1"] in out and ids["n2"] in out, "replog %s does not name the peers' device ids:\n%s" % (cmd[0], out))
+    H.step("status, status --json and peers: n0's peers are named by the device ids `replog id` prints")
 
     # A node n0 does not trust: it dials n0 and gets nothing; n0 gets nothing from it.
     n3 = cluster.add_node("n3")
