@@ -21,7 +21,7 @@ constexpr size_t kMaxNameBytes = 64;
 template <typename Devices>
 auto position_of(Devices& devices, std::string_view key) {
   return std::lower_bound(devices.begin(), devices.end(), key,
-                          [](const TrustedDevice& d, std::string_view k) { return d.public_key < k; });
+                          [](const TrustedDevice& d, std::string_view k) { return std::string_view(d.public_key) < k; });
 }
 
 // At most 64 bytes of UTF-8 without control characters (C0, DEL, C1): a name
@@ -57,9 +57,11 @@ Status check_device(const TrustedDevice& device) {
 }
 
 Status only_members(const json& object, std::initializer_list<const char*> allowed) {
-  for (const auto& [key, value] : object.items())
+  for (const auto& item : object.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture those
     if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }))
       return Status::corruption("unknown member \"" + key + "\"");
+  }
   return Status::ok();
 }
 
