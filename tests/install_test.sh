@@ -4,6 +4,8 @@
 # The consumer is compiled with a directory of poisoned lmdb.h, zmq.h,
 # zmq.hpp and msgpack.hpp first on its include path: a public header that
 # reaches one of them fails the build. Usage: install_test.sh BUILD_DIR SOURCE_DIR
+# REPLOG_CONSUMER_FLAGS: compiler and linker flags the consumer needs too (the
+# sanitizer flags of a sanitized build).
 set -euo pipefail
 build=$1 src=$2
 tmp=$(mktemp -d)
@@ -20,8 +22,9 @@ mkdir "$tmp/poison"
 for h in lmdb.h zmq.h zmq.hpp msgpack.hpp; do
   echo '#error "a public header reached an internal dependency"' >"$tmp/poison/$h"
 done
+extra=${REPLOG_CONSUMER_FLAGS:-}
 cmake -S "$src/tests/consumer" -B "$tmp/consumer" -G Ninja -DCMAKE_PREFIX_PATH="$tmp/prefix" \
-  -DCMAKE_CXX_FLAGS="-I$tmp/poison" >/dev/null
+  -DCMAKE_CXX_FLAGS="-I$tmp/poison${extra:+ $extra}" ${extra:+-DCMAKE_EXE_LINKER_FLAGS="$extra"} >/dev/null
 cmake --build "$tmp/consumer" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; exit 1; }
 out=$("$tmp/consumer/consumer" "$tmp/data")
 [ "$out" = 'due 2026-01-02T03:04:05Z by 32-hex update, state hash of 64 hex digits' ] ||

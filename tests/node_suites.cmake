@@ -6,7 +6,7 @@ function(replog_node_suite name)
   add_executable(${name} ${name}.cc)
   target_compile_options(${name} PRIVATE ${REPLOG_WARNINGS})
   target_link_libraries(${name} PRIVATE replog_internal GTest::gtest GTest::gtest_main)
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT ${REPLOG_TIMEOUT_60} PROPERTIES TIMEOUT ${REPLOG_TIMEOUT_300})
 endfunction()
 
 # Property tests: random logs from several origins, replayed through real nodes
@@ -36,4 +36,4 @@ target_compile_definitions(crash_test PRIVATE
   CRASH_WRITER="$<TARGET_FILE:crash_writer>"
   MDB_STAT="${REPLOG_MDB_STAT}")
 add_dependencies(crash_test crash_writer)
-gtest_discover_tests(crash_test DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 300)
+gtest_discover_tests(crash_test DISCOVERY_TIMEOUT ${REPLOG_TIMEOUT_60} PROPERTIES TIMEOUT ${REPLOG_TIMEOUT_300})

@@ -118,7 +118,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options, std::unique
     auto txn = node->log_->begin_read();
     if (!txn) return txn.status();
     std::lock_guard<std::mutex> l(node->state_mu_);
-    REPLOG_RETURN_IF_ERROR(node->read_writer_state(*txn));
+    REPLOG_RETURN_IF_ERROR(node->read_writer_state(*txn, /*at_open=*/true));
     blocked = txn->meta(meta::kWritesBlocked).has_value();
   }
   if (blocked) REPLOG_RETURN_IF_ERROR(node->leave_blocked_origin());
@@ -127,10 +127,15 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options, std::unique
 }
 
 // What the writer needs before its first batch: identity, state, own seq, the
-// clock's mark, quarantined origins. REQUIRES: state_mu_ held.
-Status Node::read_writer_state(LogTxn& txn) {
+// clock's mark, quarantined origins. The cluster id only `at_open`: it never
+// changes after, and other threads read it without a lock (cluster_id()), so
+// the writer putting its memory back after an aborted batch must not rewrite
+// it. REQUIRES: state_mu_ held.
+Status Node::read_writer_state(LogTxn& txn, bool at_open) {
   OriginId id = 0;
-  REPLOG_RETURN_IF_ERROR(read_identity(txn, options_.dir, id, cluster_id_));
+  std::string cluster;
+  REPLOG_RETURN_IF_ERROR(read_identity(txn, options_.dir, id, cluster));
+  if (at_open) cluster_id_ = std::move(cluster);
   node_id_ = id;
   REPLOG_RETURN_IF_ERROR(load(txn, std::nullopt));
   own_seq_ = txn.vector_entry(id).value_or(VectorEntry{}).seq;

@@ -142,7 +142,7 @@ class Node final : public SyncStore {
   Status load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis);
   Status replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis);
   Status refold_locked() const;
-  Status read_writer_state(LogTxn& txn);
+  Status read_writer_state(LogTxn& txn, bool at_open);
   Status write_checkpoint();
   Status prune_checkpoints(LogTxn& txn);
 
@@ -170,7 +170,7 @@ class Node final : public SyncStore {
   std::unique_ptr<FileLock> lock_;
   bool writable_ = false;
   std::atomic<OriginId> node_id_{0};  // written by the writer thread only
-  std::string cluster_id_;
+  std::string cluster_id_;            // set by open() before any other thread runs; never written after
 
   mutable std::mutex state_mu_;  // guards replayer_ (the state), refold_from_
   // mutable: a reader may run a re-fold the writer deferred (lazy, logically const).

@@ -191,7 +191,7 @@ void Node::recover_after_abort() {
   if (!read) return;
   refold_from_.reset();
   const uint64_t mark = hlc_->high_water();  // timestamps handed out stay handed out
-  (void)read_writer_state(*read);
+  (void)read_writer_state(*read, /*at_open=*/false);
   hlc_->advance_to(mark);
 }
 

@@ -24,5 +24,5 @@ while(REPLOG_CLUSTER_TESTS)
   list(POP_FRONT REPLOG_CLUSTER_TESTS name script)
   add_test(NAME Cluster.${name}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/cluster/${script}.py $<TARGET_FILE:replog-cli>)
-  set_tests_properties(Cluster.${name} PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+  set_tests_properties(Cluster.${name} PROPERTIES TIMEOUT ${REPLOG_TIMEOUT_180} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
 endwhile()

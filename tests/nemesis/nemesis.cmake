@@ -7,8 +7,8 @@
 add_test(NAME Nemesis.FiveNodesSurviveKillsStopsPartitionsAndClocks
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/nemesis/nemesis.py $<TARGET_FILE:replog-cli> --seconds 60)
 set_tests_properties(Nemesis.FiveNodesSurviveKillsStopsPartitionsAndClocks PROPERTIES
-  TIMEOUT 180 RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+  TIMEOUT ${REPLOG_TIMEOUT_180} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
 
 add_test(NAME Nemesis.CheckerCountsLostDuplicatedAndReordered
   COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/nemesis/checker_test.py)
-set_tests_properties(Nemesis.CheckerCountsLostDuplicatedAndReordered PROPERTIES TIMEOUT 30)
+set_tests_properties(Nemesis.CheckerCountsLostDuplicatedAndReordered PROPERTIES TIMEOUT ${REPLOG_TIMEOUT_30})
