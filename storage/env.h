@@ -95,5 +95,7 @@ class Env {
 // ENOENT, kBusy for EWOULDBLOCK, kNoSpace for ENOSPC, kIOError otherwise; the message is
 // "PATH: strerror(err)". Shared by every Env so that their errors read alike.
 Status errno_status(const std::string& path, int err);
+// strerror(err), safe from any thread (strerror may share one buffer).
+std::string errno_text(int err);
 
 }  // namespace replog
