@@ -200,11 +200,11 @@ class ValueBuilder : public msgpack::null_visitor {
     std::string key;  // maps: the key whose value comes next
   };
 
-  void set_error(std::string msg) {
+  void set_error(const std::string& msg) {
     if (error.is_ok()) error = Status::corruption(at_path(here(), msg));
   }
-  bool fail(std::string msg) {
-    set_error(std::move(msg));
+  bool fail(const std::string& msg) {
+    set_error(msg);
     return false;
   }
   // The path of the value being read; built only for errors and extensions.

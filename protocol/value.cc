@@ -116,14 +116,14 @@ Result<Time> parse_iso8601(std::string_view s) {
       if (!read_digits(s, pos, 2, oh)) return bad();
       expect_char(s, pos, ':');
       if (!read_digits(s, pos, 2, om) || oh > 23 || om > 59) return bad();
-      offset_seconds = sign * (oh * 3600 + om * 60);
+      offset_seconds = int64_t{sign} * (int64_t{oh} * 3600 + int64_t{om} * 60);
     } else {
       return Status::invalid_argument("time \"" + std::string(s) + "\" has no zone: end it with Z or +HH:MM");
     }
   }
   if (pos != s.size()) return bad();
   int64_t days = sys_days{ymd}.time_since_epoch().count();
-  return Time{days * 86400 + h * 3600 + mi * 60 + sec - offset_seconds, nanos};
+  return Time{days * 86400 + int64_t{h} * 3600 + int64_t{mi} * 60 + sec - offset_seconds, nanos};
 }
 
 const char* Value::kind_name(Kind k) {

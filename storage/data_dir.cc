@@ -231,10 +231,13 @@ Result<NodeProbe> DataDir::node_running() const {
 Result<ApiEndpoints> DataDir::wait_for_node_api(int64_t timeout_ms) const {
   int64_t deadline = env_.now_millis() + timeout_ms;
   for (;;) {
+    // The mark first, then LOCK: a node takes LOCK before it removes its mark,
+    // so looking in this order never misses one passing from starting to running.
+    const std::optional<int64_t> starting = starting_node();
     auto probe = node_running();
     if (!probe) return probe.status();
     if (probe->api) return *probe->api;
-    std::optional<int64_t> node_pid = probe->running ? lock_holder().pid : starting_node();
+    std::optional<int64_t> node_pid = probe->running ? lock_holder().pid : starting;
     if (!node_pid)
       return Status::not_found(path_ + ": the node that was starting is gone (it gave up or stopped)");
     if (env_.now_millis() >= deadline)

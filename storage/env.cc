@@ -17,8 +17,14 @@
 
 namespace replog {
 
+std::string errno_text(int err) {
+  char buf[256];
+  // GNU strerror_r: returns the message, in buf or in static storage.
+  return strerror_r(err, buf, sizeof buf);
+}
+
 Status errno_status(const std::string& path, int err) {
-  std::string msg = path + ": " + std::strerror(err);
+  std::string msg = path + ": " + errno_text(err);
   if (err == ENOENT) return Status::not_found(std::move(msg));
   if (err == EWOULDBLOCK) return Status::busy(std::move(msg));
   if (err == ENOSPC) return Status::no_space(std::move(msg));

@@ -96,6 +96,8 @@ class Env {
 // ENOENT, kBusy for EWOULDBLOCK, kNoSpace for ENOSPC, kIOError otherwise; the message is
 // "PATH: strerror(err)". Shared by every Env so that their errors read alike.
 Status errno_status(const std::string& path, int err);
+// strerror(err), safe from any thread (strerror may share one buffer).
+std::string errno_text(int err);
 
 // Whether the file `path`, whose lstat is `mode`, may be used for what only its
 // owner may decide: a regular file (a symbolic link is refused, not followed),

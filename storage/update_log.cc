@@ -8,6 +8,7 @@
 
 #include "protocol/bytes.h"
 #include "storage/data_dir.h"
+#include "storage/env.h"
 #include "storage/fault_point.h"
 
 namespace replog {
@@ -43,7 +44,7 @@ Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) {
     if (!options.create) return Status::not_found(dir + ": no such data directory (run replog init)");
-    if (::mkdir(dir.c_str(), 0700) != 0) return Status::io_error(dir + ": cannot create: " + std::strerror(errno));
+    if (::mkdir(dir.c_str(), 0700) != 0) return Status::io_error(dir + ": cannot create: " + errno_text(errno));
   } else if (!S_ISDIR(st.st_mode)) {
     return Status::invalid_argument(dir + ": not a directory");
   }
@@ -184,7 +185,7 @@ LogTxn::LogTxn(LogTxn&& o) noexcept
       txn_(o.txn_),
       writable_(o.writable_),
       counted_(o.counted_),
-      newest_checkpoint_(std::move(o.newest_checkpoint_)),
+      newest_checkpoint_(o.newest_checkpoint_),
       read_error_(std::move(o.read_error_)) {
   o.txn_ = nullptr;
   o.counted_ = false;

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/env.h"
 #include "temp_dir.h"
 #include "node/engine/node.h"
 #include "node/api/verify.h"
@@ -74,7 +75,7 @@ class Child {
       ::close(fd_);
       fd_ = -1;
       pid_ = -1;
-      throw std::runtime_error(std::string("posix_spawn ") + args[0] + ": " + std::strerror(rc));
+      throw std::runtime_error(std::string("posix_spawn ") + args[0] + ": " + errno_text(rc));
     }
   }
   ~Child() {

@@ -12,7 +12,9 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "support/faulty_env.h"
@@ -272,6 +274,54 @@ TEST(DataDir, CommandGivesWayToAStartingNodeAndFindsItsApi) {
   EXPECT_EQ(api->api, e.api);
   EXPECT_EQ(first->wait_exit(), 0);
   EXPECT_EQ(node.wait_exit(), 0);
+}
+
+// Runs `hook` once, when `path` is first read, then reads it.
+class HookedEnv : public FaultyEnv {
+ public:
+  HookedEnv(std::string path, std::function<void()> hook) : path_(std::move(path)), hook_(std::move(hook)) {}
+  Result<std::string> read_file(const std::string& path) override {
+    if (hook_ && path == path_) std::exchange(hook_, nullptr)();
+    return FaultyEnv::read_file(path);
+  }
+
+ private:
+  const std::string path_;
+  std::function<void()> hook_;
+};
+
+// A command waiting for a starting node's API must not take the node for gone
+// when, between two of its looks, the node passes from starting (its mark) to
+// running (LOCK): the node takes LOCK, then removes its mark. The command used
+// to look at LOCK first and the mark second, and failed right as the node came
+// up (TSan's slowness made the window wide enough for
+// CommandGivesWayToAStartingNodeAndFindsItsApi to fall into it).
+TEST(DataDir, NodePassingFromStartingToRunningBetweenTwoLooksIsNotTakenForGone) {
+  TempDir tmp;
+  DataDir plain(tmp.path());
+  auto command = plain.lock_for_command("import", 0);  // LOCK held by a command
+  ASSERT_TRUE(command && command->lock);
+  // A node (this process) waits for it: its mark, due in a minute.
+  ASSERT_TRUE(Env::posix().write_file(plain.node_starting_file(),
+                                      std::to_string(::getpid()) + " " +
+                                          std::to_string(Env::posix().now_millis() + 60'000) + "\n",
+                                      0600));
+  ApiEndpoints e{"ipc://n/api.sock", "ipc://n/events.sock"};
+  std::unique_ptr<FileLock> node_lock;
+  // The instant the waiting command first reads the mark, the node's steps in
+  // its order: the command ends, the node takes LOCK, removes its mark, serves.
+  HookedEnv env(plain.node_starting_file(), [&] {
+    command->lock.reset();
+    auto lock = plain.lock_for_node(0);
+    ASSERT_TRUE(lock) << lock.status().message();
+    node_lock = std::move(lock).value();
+    ASSERT_TRUE(Env::posix().remove_file(plain.node_starting_file()));
+    ASSERT_TRUE(plain.publish_api(e));
+  });
+  auto api = DataDir(tmp.path(), env).wait_for_node_api(1000);
+  ASSERT_TRUE(api) << api.status().message();
+  EXPECT_EQ(api->api, e.api);
+  EXPECT_TRUE(node_lock) << "the hook ran";
 }
 
 // A node restarted just after a command saw no node took the free lock at once,

@@ -9,6 +9,7 @@
 
 #include "storage/data_dir.h"
 
+// NOLINTNEXTLINE(bugprone-exception-escape): lock-> follows the check of lock; it cannot throw
 int main(int argc, char** argv) {
   if (argc != 4) {
     std::cerr << "usage: hold_lock DIR COMMAND MS\n";

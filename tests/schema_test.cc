@@ -49,7 +49,7 @@ TEST(Schema, EnumDecodedFromStorageIsTheRegistrysOwnMember) {
 
 TEST(Schema, IdentitySurvivesCopiesOfTheRegistry) {
   TypeRegistry reg = registry();
-  TypeRegistry copy = reg;
+  TypeRegistry copy = reg;  // NOLINT(performance-unnecessary-copy-initialization): the copy is what is tested
   Value v = Value::enumeration("Color", "Blue");
   ASSERT_TRUE(copy.resolve(v));
   EXPECT_EQ(v.enum_member(), reg.find_member("Color", "Blue").get());

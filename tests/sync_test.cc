@@ -396,7 +396,7 @@ TEST(Wire, TypeOfReadsTheHeaderOnly) {
 // 0x1a220101 was Hello; and type_of refused the signed forms decode takes.
 TEST(Wire, TypeIsCheckedBeforeNarrowingAndReadAlikeByTypeOf) {
   std::string hello_body = wire::encode(wire::Hello{"c", 1, "tcp://x", 1, 1}).substr(3);
-  for (std::string type : {std::string("\xcd\x01\x01", 3), std::string("\xd2\x1a\x22\x01\x01", 5)}) {
+  for (const std::string& type : {std::string("\xcd\x01\x01", 3), std::string("\xd2\x1a\x22\x01\x01", 5)}) {
     std::string frame = "\x93\x01" + type + hello_body;
     EXPECT_FALSE(wire::decode(frame)) << "type 257 or 0x1a220101 is no type";
     EXPECT_FALSE(wire::type_of(frame));

@@ -133,7 +133,7 @@ int cmd_init(const std::vector<std::string>& args) {
   init.dir = o.node_options().dir;
   if (o.has("cluster")) init.cluster = o.get<std::string>("cluster");
   if (o.has("schema")) {
-    std::string file = o.get<std::string>("schema");
+    const std::string& file = o.get<std::string>("schema");
     Value doc = unwrap(parse_typed_json(read_file(file)));
     check(TypeRegistry::from_document(doc).status().with_context(file));
     init.schema = std::move(doc);

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "storage/env.h"
+
 namespace replog::bench {
 
 void exec_or_exit(const std::vector<std::string>& argv) {
@@ -13,7 +15,7 @@ void exec_or_exit(const std::vector<std::string>& argv) {
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   ::execv(args[0], args.data());
-  std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+  std::fprintf(stderr, "exec %s: %s\n", args[0], errno_text(errno).c_str());
   ::_exit(127);
 }
 

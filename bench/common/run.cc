@@ -10,6 +10,7 @@
 
 #include "common/bench_common.h"
 #include "common/report.h"
+#include "storage/env.h"
 
 #ifndef REPLOG_CLI_PATH
 #define REPLOG_CLI_PATH ""
@@ -51,7 +52,7 @@ std::string start_run(const RunOptions& opt, const std::string& prefix) {
   std::string tmpl = parent + "/" + prefix + "-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  if (!::mkdtemp(buf.data())) die("mkdtemp " + tmpl + ": " + std::strerror(errno));
+  if (!::mkdtemp(buf.data())) die("mkdtemp " + tmpl + ": " + errno_text(errno));
   g_root = buf.data();
   progress("working in " + g_root);
   return loadavg();

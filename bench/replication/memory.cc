@@ -120,8 +120,9 @@ struct Mem {
 
 Mem mem_of(pid_t pid) {
   std::string path = "/proc/" + std::to_string(pid) + "/status";
-  return Mem{status_kib(path, "RssAnon") * 1024.0, status_kib(path, "RssFile") * 1024.0,
-             status_kib(path, "VmHWM") * 1024.0};
+  return Mem{static_cast<double>(status_kib(path, "RssAnon")) * 1024.0,
+             static_cast<double>(status_kib(path, "RssFile")) * 1024.0,
+             static_cast<double>(status_kib(path, "VmHWM")) * 1024.0};
 }
 
 // The two processes' memory once they are in sync and have been idle --idle s.

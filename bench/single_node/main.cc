@@ -25,7 +25,8 @@ using namespace replog::bench;
 
 [[noreturn]] void replog::bench::die(const std::string& what) {
   std::fprintf(stderr, "replog_bench: %s\n", what.c_str());
-  std::exit(1);
+  std::fflush(nullptr);
+  std::_Exit(1);  // not exit(): a node's writer thread may still run; it ends with the process
 }
 
 namespace replog::bench {

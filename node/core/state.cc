@@ -155,6 +155,7 @@ Status State::write(const Path& path, std::optional<Value> value, UndoEntry* und
   struct Reindex {
     State* state;
     const Path& path;
+    // NOLINTNEXTLINE(bugprone-exception-escape): only checked accesses (as_map() after is_map()) that cannot throw
     ~Reindex() { state->reindex_under(path, true); }
   } reindex{this, path};
 

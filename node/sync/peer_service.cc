@@ -8,7 +8,7 @@ namespace replog {
 
 PeerService::PeerService(SyncStore& store, Transport& transport, const Clock& clock, SyncOptions options,
                          SyncEngine::Log log)
-    : transport_(transport), clock_(clock), log_(log), engine_(store, transport, clock, std::move(options), log) {}
+    : transport_(transport), clock_(clock), log_(log), engine_(store, transport, clock, std::move(options), std::move(log)) {}
 
 void PeerService::start() { engine_.start(); }
 
@@ -20,7 +20,7 @@ double seconds_since(Steady::time_point t0) { return std::chrono::duration<doubl
 
 }  // namespace
 
-void PeerService::timed_turn(std::vector<Frame> frames) {
+void PeerService::timed_turn(const std::vector<Frame>& frames) {
   if (!frames.empty()) {
     const auto t0 = Steady::now();
     engine_.on_frames(frames);

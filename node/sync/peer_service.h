@@ -61,7 +61,7 @@ class PeerService {
   void set_timing(TurnTiming* timing) { timing_ = timing; }
 
  private:
-  void timed_turn(std::vector<Frame> frames);  // run_once() with timing_ set
+  void timed_turn(const std::vector<Frame>& frames);  // run_once() with timing_ set
 
   Transport& transport_;
   const Clock& clock_;

@@ -41,7 +41,7 @@ std::optional<Args> parse(int argc, char** argv) {
     const std::string flag = argv[i];
     const bool has_value = i + 1 < argc;
     auto number = [&] { return std::strtoull(argv[++i], nullptr, 10); };
-    if (flag == "--help") std::cout << kUsage, std::exit(0);
+    if (flag == "--help") std::cout << kUsage, std::exit(0);  // NOLINT(concurrency-mt-unsafe): no thread runs yet
     else if (flag == "--json") a.json = true;
     else if (flag == "--verbose") a.sim.verbose = true;
     else if (flag == "--seed" && has_value) a.sim.seed = number();
