@@ -108,6 +108,7 @@ class DataDir {
   std::string endpoint_file() const { return file("api.endpoint"); }
   std::string identity_file() const { return file("identity.key"); }
   std::string trust_file() const { return file("trust.json"); }
+  std::string cluster_secret_file() const { return file("cluster.key"); }
 
   // Whether DATA already holds a log (data.mdb).
   bool holds_log() const;

@@ -11,6 +11,7 @@
 
 #include "protocol/bytes.h"
 #include "protocol/device_id.h"
+#include "storage/cluster_secret.h"
 #include "storage/data_dir.h"
 #include "storage/identity.h"
 #include "support/faulty_env.h"
@@ -269,6 +270,56 @@ TEST(Identity, CurveKeysAreLibsodiumsConversionAndAWorkingPair) {
   crypto_box_keypair(stranger_pk, stranger_sk);
   EXPECT_NE(crypto_box_open_easy(opened.data(), boxed.data(), boxed.size(), nonce, stranger_pk, cb->secret_key.data()),
             0);
+}
+
+// --- the cluster secret (storage/cluster_secret.h) --------------------------------
+
+TEST(ClusterSecret, MadeOnceOwnerOnlyAndKept) {
+  TempDir dir;
+  std::string path = dir.sub("cluster.key");
+  auto made = load_or_create_cluster_secret(path, Env::posix());
+  ASSERT_TRUE(made) << made.status().message();
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(Env::posix().read_file(path)->size(), ClusterSecret::kBytes);
+  auto again = load_or_create_cluster_secret(path, Env::posix());
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(*again == *made) << "a second call made a new secret";
+  auto other = ClusterSecret::generate(Env::posix());
+  ASSERT_TRUE(other);
+  EXPECT_FALSE(*other == *made);
+}
+
+TEST(ClusterSecret, FileOpenToOthersOrOfTheWrongLengthIsRefusedAndKept) {
+  TempDir dir;
+  std::string path = dir.sub("cluster.key");
+  ASSERT_TRUE(load_or_create_cluster_secret(path, Env::posix()));
+  std::string before = *Env::posix().read_file(path);
+  for (unsigned mode : {0644u, 0640u, 0604u, 0660u}) {
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+    auto loaded = load_cluster_secret(path, Env::posix());
+    ASSERT_FALSE(loaded) << std::oct << mode;
+    EXPECT_NE(loaded.status().message().find("chmod 600 " + path), std::string::npos) << loaded.status().message();
+    EXPECT_FALSE(load_or_create_cluster_secret(path, Env::posix()));
+    EXPECT_EQ(*Env::posix().read_file(path), before);
+  }
+  for (const std::string& content : {before.substr(0, 31), before + "x", std::string()}) {
+    ASSERT_TRUE(Env::posix().write_file(path, content, 0600));
+    auto loaded = load_cluster_secret(path, Env::posix());
+    ASSERT_FALSE(loaded) << content.size();
+    EXPECT_EQ(loaded.status().code(), Status::Code::kCorruption);
+  }
+}
+
+TEST(ClusterSecret, SubkeysDependOnContextAndSecret) {
+  auto a = ClusterSecret::from_bytes(std::string(32, 'a'), "a");
+  auto b = ClusterSecret::from_bytes(std::string(32, 'b'), "b");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->derive("beacon01"), a->derive("beacon01"));
+  EXPECT_NE(a->derive("beacon01"), a->derive("archive1"));
+  EXPECT_NE(a->derive("beacon01"), b->derive("beacon01"));
+  EXPECT_FALSE(ClusterSecret::from_bytes(std::string(31, 'a'), "short"));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "protocol/device_id.h"
 #include "replog/value.h"
 #include "storage/data_dir.h"
+#include "storage/cluster_secret.h"
 #include "storage/identity.h"
 #include "storage/trust.h"
 
@@ -221,6 +222,8 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   // Made here, under the node's lock, for a directory an earlier build made.
   auto identity = load_or_create_identity(dir.identity_file(), Env::posix());
   if (!identity) return identity.status();
+  auto cluster_secret = load_or_create_cluster_secret(dir.cluster_secret_file(), Env::posix());
+  if (!cluster_secret) return cluster_secret.status();
   // A trust file that does not load stops the node: nothing about whom to trust is guessed.
   auto trust = TrustStore::open(dir.trust_file(), Env::posix());
   if (!trust) return trust.status();

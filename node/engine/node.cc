@@ -10,6 +10,7 @@
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 #include "storage/data_dir.h"
+#include "storage/cluster_secret.h"
 #include "storage/identity.h"
 #include "storage/update_log.h"
 
@@ -86,6 +87,8 @@ Status Node::init(const InitOptions& options) {
     // Still under the lock: the key file (a data directory's identity, never in LMDB).
     auto identity = load_or_create_identity(dir.identity_file(), Env::posix());
     if (!identity) return identity.status();
+    auto secret = load_or_create_cluster_secret(dir.cluster_secret_file(), Env::posix());
+    if (!secret) return secret.status();
   }
   if (!options.schema) return Status::ok();
   NodeOptions no;
