@@ -193,9 +193,8 @@ class Node:
         return json.loads(self.cli("status", "--json").stdout)
 
     def conflicts(self):
-        """`replog conflicts --json` as {skipped id: (kind code, [involved], [path])}."""
         out = json.loads(self.cli("conflicts", "--json").stdout)
-        return out, {c["id"] if "id" in c else c["update"]: c for c in out["conflicts"]}
+        return out, {c["update"]: c for c in out["conflicts"]}
 
     def log_text(self):
         try:
@@ -205,16 +204,13 @@ class Node:
             return ""
 
 
-KIND_CODES = {v: k for k, v in rp.KIND_NAMES.items()}
-
-
 def node_conflict_view(node):
+    """`replog conflicts --json`: {skipped id: (kind code, [involved ids], [path])}."""
     raw, _ = node.conflicts()
     view = {}
     for c in raw["conflicts"]:
-        kind = c["kind"]
-        kind = KIND_CODES.get(kind, kind) if isinstance(kind, str) else kind
-        view[c["update"].lower()] = (kind, [i.lower() for i in c.get("involved", [])], list(c.get("path", [])))
+        check(rp.KIND_NAMES.get(c["code"]) == c["kind"], "conflict %r: code and kind disagree" % (c,))
+        view[c["update"].lower()] = (c["code"], [i.lower() for i in c["involved"]], list(c["path"]))
     return view
 
 
@@ -299,6 +295,9 @@ def compare(node, client, label, expect_conflicts=None):
             a, b = mine_conflicts.get(k), node_conflicts.get(k)
             if a != b:
                 u = next((u for u in client.updates() if u.id == k), None)
+                for i in list(a[1] if a else []) + list(b[1] if b else []):
+                    v = next((u for u in client.updates() if u.id == i), None)
+                    lines.append("    involved %s = %s %s" % (i, v.method if v else "?", rp.decode(v.arg_bytes) if v else ""))
                 lines.append("  %s (%s): mine %s, node %s" % (
                     k, "%s %s" % (u.method, rp.decode(u.arg_bytes) if u else "") if u else "?", a, b))
         problems.append("conflicts differ:\n" + "\n".join(lines))
@@ -462,6 +461,9 @@ def client_updates(client, ids):
         ("set", {"path": "client.nul", "value": None}, None),
         ("set", {"path": "client.nul.a", "value": 1}, rp.FAILED),
         ("inc", {"path": "client.nul.a"}, rp.FAILED),
+        ("unset", {"path": "client.nul.a"}, rp.FAILED),
+        ("add", {"path": "client.nul.a", "value": 1}, rp.FAILED),
+        ("remove", {"path": "client.nul.a", "value": 1}, None),
         ("add", {"path": "client.nul", "value": 1}, None),
         ("inc", {"path": "lists.l.5"}, rp.FAILED),
         ("unset", {"path": "lists.l.0"}, rp.FAILED),
@@ -471,6 +473,67 @@ def client_updates(client, ids):
         ("set", {"path": "Task.t1", "value": Record("Task", {"title": "rec set", "n": 1, "w": 2})}, None),
         ("inc", {"path": "Task.t1.n", "by": 1.5}, rp.SCHEMA),
         ("set", {"path": "Task.t2.title", "value": "rec set"}, rp.UNIQUE),
+        ("create", {"type": "Task", "id": "c6", "fields": {"title": "six", "n": None, "owner": "carl"}}, None),
+        ("retire", {"origin": "ab", "last_seq": 2}, None),
+        ("retire", {"origin": "0", "last_seq": 2}, None),
+        ("retire", {"origin": "ffffffffffffffff", "last_seq": 2}, None),
+        ("set", {"path": "Task.zz", "value": {"title": "m"}}, rp.SCHEMA),
+        ("set", {"path": "misc.r", "value": Record("Task", {"title": "one"})}, None),
+        ("set", {"path": "misc.r2", "value": Record("Task", {"n": 1})}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c6", "fields": {}}, None),
+        ("create", {"type": "Task", "id": "c6", "fields": {"title": "six again"}}, rp.EXISTS),
+        ("create", {"type": "Task", "id": "c7", "fields": {"title": "seven", "n": 3.0}}, rp.SCHEMA),
+        ("add", {"path": "Task.c6.tags", "value": 1}, rp.SCHEMA),
+        ("add", {"path": "sets.s", "value": 1.0}, None),
+        ("unset", {"path": "Task.c6"}, None),
+        ("create", {"type": "Task", "id": "c8", "fields": {"title": "six"}}, None),
+        ("create", {"type": "Task", "id": "c9", "fields": {"title": "nine", "owner": "carl"}}, None),
+        ("create", {"type": "Task", "id": "c11", "fields": {"title": "eleven", "n": 1}}, None),
+        ("update", {"type": "Task", "id": "c11", "fields": {"n": 1}}, None),
+        ("create", {"type": "Task", "id": "c11", "fields": {"title": "eleven again"}}, rp.EXISTS),
+        ("set", {"path": "Task.c11.n", "value": 1}, None),
+        ("create", {"type": "Task", "id": "c11", "fields": {"title": "eleven again"}}, rp.EXISTS),
+        ("set", {"path": "Task.c11.n", "value": 2}, None),
+        ("create", {"type": "Task", "id": "c11", "fields": {"title": "eleven again"}}, rp.EXISTS),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "twelve", "n": None, "owner": None}}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": 5}}, rp.EXISTS),
+        ("add", {"path": "Task.c12.tags", "value": "a"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w1"}}, rp.EXISTS),
+        ("add", {"path": "Task.c12.tags", "value": "a"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w2"}}, rp.EXISTS),
+        ("remove", {"path": "Task.c12.tags", "value": "zz"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w3"}}, rp.EXISTS),
+        ("remove", {"path": "Task.c12.tags", "value": "a"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w4"}}, rp.EXISTS),
+        ("unset", {"path": "Task.c12.n"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w5"}}, rp.EXISTS),
+        ("inc", {"path": "Task.c12.n", "by": 0}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w6"}}, rp.EXISTS),
+        ("update", {"type": "Task", "id": "c12", "fields": {"owner": None}}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w7"}}, rp.EXISTS),
+        ("update", {"type": "Task", "id": "zz", "fields": {"title": 5}}, rp.MISSING),
+        ("update", {"type": "Task", "id": "c12", "fields": {"title": 5, "nope": 1}}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c12", "fields": {"title": "one", "n": "x"}}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c12", "fields": {"title": "one", "nope": 1}}, rp.SCHEMA),
+        ("create", {"type": "Task", "id": "c13", "fields": {"title": "one", "nope": 1}}, rp.SCHEMA),
+        ("create", {"type": "Task", "id": "c13", "fields": {"title": "one", "owner": "ann"}}, rp.UNIQUE),
+        ("set", {"path": "Task.zz.title", "value": 5}, rp.SCHEMA),
+        ("set", {"path": "Task.c12.nope.x", "value": 5}, rp.SCHEMA),
+        ("set", {"path": "Task.c12.title", "value": None}, rp.SCHEMA),
+        ("set", {"path": "Task.c12.n", "value": None}, rp.SCHEMA),
+        ("set", {"path": "Task.c1.sub.s.n", "value": 4}, None),
+        ("set", {"path": "Task.c1.sub.s.bad", "value": 4}, rp.SCHEMA),
+        ("set", {"path": ["dotted.key", "x"], "value": 1}, None),
+        ("inc", {"path": "Task.c1.w"}, None),
+        ("inc", {"path": "Task.c1.n", "by": 0}, None),
+        ("schema", {"document": {"records": {"R": {}}}}, None),
+        ("schema", {"document": {}}, None),
+        ("create", {"type": "Task", "id": "c10", "fields": {"title": "ten"}}, rp.SCHEMA),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "ten"}}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c12", "fields": {"title": "ten"}}, rp.SCHEMA),
+        ("set", {"path": "misc.e", "value": Enum("Color", "Red")}, rp.SCHEMA),
+        ("delete", {"type": "Task", "id": "c1"}, rp.SCHEMA),
+        ("schema", {"document": SCHEMA_DOC_2}, None),
         ("retire", {"origin": "xyz", "last_seq": 1}, rp.BAD_ARGUMENT),
         ("set", {"path": "", "value": 1}, rp.BAD_ARGUMENT),
         ("set", {"path": ".".join("p" * 33), "value": 1}, rp.BAD_ARGUMENT),

@@ -1105,8 +1105,9 @@ class State:
             raise Conflict(SCHEMA, [type_, id_], [], str(e))
         changed = {f for f, v in fields.items() if v is not None and not values_equal(rec.fields.get(f), v)}
         self._check_unique(type_, id_, new, changed)
+        if fields:
+            self.writers[(type_, id_)] = key
         table[id_] = Record(type_, new)
-        self.writers[(type_, id_)] = key
 
     def _m_delete(self, arg, key):
         type_, id_, _ = self._record_arg(arg, False)
