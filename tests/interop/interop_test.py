@@ -24,6 +24,8 @@ Exits 0 when every check holds, 1 with the reason (and the node's log) when one
 fails. Every process it starts is stopped before it exits.
 """
 import argparse
+import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -38,7 +40,6 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import msgpack  # noqa: E402
 import zmq  # noqa: E402
 
 import replog_peer as rp  # noqa: E402
@@ -64,6 +65,14 @@ def check(cond, message):
 def check_time():
     if DEADLINE is not None and time.monotonic() > DEADLINE:
         raise TestFailure("the test ran past its time bound")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    # PR_SET_PDEATHSIG = 1: the node gets SIGKILL if this driver dies without cleaning up.
+    _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def free_port():
@@ -147,7 +156,8 @@ class Node:
         if not self.secure:
             args.append("--insecure")
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     preexec_fn=_die_with_parent)
         log.close()
 
         def serving():
@@ -571,6 +581,47 @@ def late_device(client, node_ids):
     return origin, made
 
 
+def receiving_checks(node, client):
+    """PROTOCOL.md §2 "Receiving": a duplicate is ignored; a gap, an hlc that does not
+    rise, a time too far ahead and a reserved origin are not stored, and the rest of
+    the frame still is."""
+    o = client.origin
+    ups = client.log[o]
+    seq = len(ups)
+    before = node.api.status()
+    refused0 = before["refusals"]["updates_refused"]
+
+    def body(n, path):
+        return rp.encode_body(n, "set", {"path": path, "value": n})
+    last_hlc = ups[-1].hlc
+    now = client.clock.tick()
+    frame = [
+        ups[0].envelope(),                                                   # duplicate
+        [now, o, body(seq + 2, "recv.gap")],                                 # gap
+        [last_hlc, o, body(seq + 1, "recv.flat")],                           # hlc not above
+        [(int(time.time() * 1000) + 2 * 3600 * 1000) << 16, o, body(seq + 1, "recv.ahead")],  # 2 h ahead
+        [now, 0, body(1, "recv.reserved")],                                  # reserved origin
+        [now, (1 << 64) - 1, body(1, "recv.reserved")],
+    ]
+    client.peer.send(rp.PUSH, [frame])
+    good = client.write(o, client.clock, "set", {"path": "recv.ok", "value": True})
+    client.peer.push([good])
+    wait_node_has(node, client)
+    st = node.api.status()
+    check(st["vector"][rp.origin_text(o)] == seq + 1, "the node holds %d of this origin, expected %d" % (
+        st["vector"][rp.origin_text(o)], seq + 1))
+    check(not st["forks"], "a duplicate was taken for a fork: %r" % st["forks"])
+    # Counted as refused: the flat hlc, the time ahead and the two reserved origins
+    # (not the gap, not the duplicate), maybe a moment after the vector moved.
+    st = wait_until(lambda: (lambda s: s["refusals"]["updates_refused"] >= refused0 + 4 and s)(node.api.status()),
+                    "updates_refused to count the 4 refused updates")
+    check(rp.origin_text(0) not in st["vector"] and "f" * 16 not in st["vector"], "a reserved origin was stored")
+    compare(node, client, "refused updates left no trace")
+    step("receiving: a duplicate ignored; a gap, an hlc that does not rise, a time 2 h ahead and reserved "
+         "origins not stored (updates_refused %d -> %d); the next push stored" % (
+             refused0, st["refusals"]["updates_refused"]))
+
+
 def negative_checks(node, client, node_device_id, cluster):
     """A wrong hash is told apart; malformed frames get the documented Errors and the
     node keeps serving. Fewer than 20 bad frames, so the source is never cut off."""
@@ -578,7 +629,6 @@ def negative_checks(node, client, node_device_id, cluster):
     good = state.state_hash()
     data = bytearray(state.hash_input())
     data[len(data) // 2] ^= 0x01
-    import hashlib
     wrong = hashlib.blake2b(bytes(data), digest_size=32).hexdigest()
     check(wrong != node.api.hash(), "a hash over one flipped byte equals the node's")
     check(good == node.api.hash(), "the unmodified hash no longer equals the node's")
@@ -737,6 +787,7 @@ def run_mode(replog, tmp, secure):
         client.pull_all()
         compare(node, client, "the node's call after the late updates")
 
+        receiving_checks(node, client)
         negative_checks(node, client, node_device_id, cluster)
 
         # After a restart the node replays from its log (and checkpoints): same hash.
@@ -761,8 +812,9 @@ def run_mode(replog, tmp, secure):
 
 def main():
     global DEADLINE
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    head, _, rest = __doc__.partition("\n\n")
+    p = argparse.ArgumentParser(description=head, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=rest)
     p.add_argument("replog", help="the replog binary")
     p.add_argument("--secure-only", action="store_true", help="run only the CURVE mode")
     p.add_argument("--insecure-only", action="store_true", help="run only the --insecure mode")

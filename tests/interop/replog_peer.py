@@ -523,9 +523,6 @@ class Schema:
         return out
 
 
-EMPTY_SCHEMA_DOC = {}
-
-
 # ---------------------------------------------------------------------------------------------
 # Ids (PROTOCOL.md §1, §6)
 # ---------------------------------------------------------------------------------------------
@@ -535,10 +532,6 @@ RESERVED_ORIGINS = (0, (1 << 64) - 1)
 
 def update_key(hlc, origin):
     return struct.pack(">QQ", hlc, origin)
-
-
-def update_id_text(key):
-    return key.hex()
 
 
 def parse_update_id(text):
@@ -1318,10 +1311,6 @@ class Peer:
                     have.setdefault(origin, []).append(u)
                     got.append(u)
                     own += 1
-                if not more and own < theirs:
-                    # the answer stopped at to_seq or the node held no more: ask again only
-                    # if the vector says it has more (it does: loop)
-                    continue
         return got
 
     def push(self, updates):
