@@ -433,13 +433,16 @@ def client_updates(client, ids):
     big = (1 << 63) - 1
     plan = [
         # method, arg, expected conflict kind or None
-        ("set", {"path": "client.v", "value": {"list": [Time(0, 1), Time(-5, 0), Time((1 << 34) + 1, 0)]}}, None),
+        ("set", {"path": "client.v", "value": {"list": [Time(0, 1), Time(-5, 0), Time((1 << 34) + 1, 0),
+                                                         Time((1 << 32) - 1, 0), Time(1 << 32, 999999999)],
+                                                "$key": -1.5, "": "", "ü": 1, "z": 2, "list2": list(range(20)),
+                                                "big": {str(i): i for i in range(17)}}}, None),
         ("set", {"path": "counters.a.x", "value": 1}, rp.FAILED),
         ("set", {"path": "Task.t1.title", "value": 5}, rp.SCHEMA),
         ("set", {"path": "Task.t1.nope", "value": 1}, rp.SCHEMA),
         ("set", {"path": "misc.bad", "value": Enum("Color", "Purple")}, rp.SCHEMA),
         ("set", {"path": "lists.l.9", "value": 1}, rp.FAILED),
-        ("unset", {"path": "client.v.list"}, None),
+        ("unset", {"path": "client.v.z"}, None),
         ("unset", {"path": "Task.t1.title"}, rp.SCHEMA),
         ("inc", {"path": "counters.a", "by": 10}, None),
         ("inc", {"path": "counters.a", "by": big}, rp.OVERFLOW),
@@ -553,6 +556,11 @@ def client_updates(client, ids):
     made = []
     for method, arg, kind in plan:
         made.append((w(o, c, method, arg), kind))
+    # An argument in non-canonical forms the decoder must accept (VALUES.md): a map16
+    # header, an int in the signed family, a float32, a time in ext8, a str8 key.
+    nc = (b"\xde\x00\x02" + b"\xd9\x04path" + rp.encode("nc.v") + b"\xa5value" +
+          b"\x94" + b"\xd0\x05" + b"\xca\x3f\xc0\x00\x00" + b"\xc7\x04\xff\x00\x00\x00\x07" + b"\xd1\xff\x00")
+    made.append((w(o, c, "set", arg_bytes=nc), None))
     # Arguments that are not maps or do not decode; an unknown method.
     made.append((w(o, c, "set", [1, 2]), rp.BAD_ARGUMENT))
     made.append((w(o, c, "set", arg_bytes=b"\xc1"), rp.BAD_ARGUMENT))
