@@ -1,0 +1,11 @@
+# A second implementation of the protocol, written from PROTOCOL.md and docs/
+# alone (tests/interop/replog_peer.py), synced against a real `replog node` in
+# both link modes (tests/interop/README.md). Included from tests/CMakeLists.txt,
+# so CMAKE_CURRENT_SOURCE_DIR is the tests directory. Needs Debian's
+# /usr/bin/python3 with python3-zmq, python3-msgpack and python3-nacl.
+
+add_test(NAME Interop.SecondImplementationAgreesWithNode
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/interop/interop_test.py $<TARGET_FILE:replog-cli>
+          --timeout ${REPLOG_TIMEOUT_120})
+set_tests_properties(Interop.SecondImplementationAgreesWithNode PROPERTIES
+  TIMEOUT ${REPLOG_TIMEOUT_180} RUN_SERIAL TRUE)

@@ -1,0 +1,862 @@
+#!/usr/bin/python3
+"""A second implementation against a real node: tests/interop/replog_peer.py, written
+from PROTOCOL.md and docs/ alone, syncs with a running `replog node` and must agree
+with it byte for byte.
+
+For each mode (CURVE with a trust list, then --insecure unless --secure-only):
+  1. init a data directory with a schema, start `replog node`, trust the client's
+     device id (computed here from PROTOCOL.md §6), make calls of every method
+     through the local API and `replog call`, and check that calls replay would
+     skip are refused;
+  2. connect as a peer, handshake, pull every update, replay them here and compare
+     the state hash, the data and the open conflicts with the node's;
+  3. write this client's own updates (its own origin and HLC) covering every method
+     and every conflict kind, push them, and compare again after the node applied
+     them; then a late device whose updates sort before the node's own, and
+     resolves from both sides;
+  4. negative checks: a hash off by one byte differs; malformed frames get the
+     documented Error and the node keeps serving.
+
+    /usr/bin/python3 tests/interop/interop_test.py PATH_TO_REPLOG [--secure-only]
+        [--insecure-only] [--timeout S] [--keep]
+
+Exits 0 when every check holds, 1 with the reason (and the node's log) when one
+fails. Every process it starts is stopped before it exits.
+"""
+import argparse
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import zmq  # noqa: E402
+
+import replog_peer as rp  # noqa: E402
+from replog_peer import Enum, Record, Time  # noqa: E402
+
+T0 = time.monotonic()
+DEADLINE = None
+
+
+class TestFailure(Exception):
+    pass
+
+
+def step(text):
+    print("[%6.2f s] %s" % (time.monotonic() - T0, text), flush=True)
+
+
+def check(cond, message):
+    if not cond:
+        raise TestFailure(message)
+
+
+def check_time():
+    if DEADLINE is not None and time.monotonic() > DEADLINE:
+        raise TestFailure("the test ran past its time bound")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent():
+    # PR_SET_PDEATHSIG = 1: the node gets SIGKILL if this driver dies without cleaning up.
+    _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, what, timeout=15.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        check_time()
+        try:
+            v = pred()
+            if v:
+                return v
+        except (rp.ApiError, OSError, zmq.ZMQError) as e:
+            last = e
+        if time.monotonic() > deadline:
+            raise TestFailure("timed out after %.0f s waiting for %s%s" % (
+                timeout, what, "; last error: %s" % last if last else ""))
+        time.sleep(interval)
+
+
+SCHEMA_DOC = {
+    "enums": {"Color": ["Red", "Green", "Blue"]},
+    "records": {
+        "Task": {
+            "fields": {"title": "string", "due": "time", "color": "Color", "tags": "list<string>",
+                       "n": "int", "w": "float", "blob": "bytes", "meta": "map<any>", "sub": "map<Task>"},
+            "required": ["title"],
+            "unique": ["title"],
+        },
+    },
+}
+
+# The schema change: a new member at the end, a new record type, Task gets `owner`.
+SCHEMA_DOC_2 = {
+    "enums": {"Color": ["Red", "Green", "Blue", "Black"], "Level": ["Low", "High"]},
+    "records": {
+        "Task": {
+            "fields": {"title": "string", "due": "time", "color": "Color", "tags": "list<string>",
+                       "n": "int", "w": "float", "blob": "bytes", "meta": "map<any>", "sub": "map<Task>",
+                       "owner": "string"},
+            "required": ["title"],
+            "unique": ["owner", "title"],
+        },
+        "Note": {"fields": {"text": "string", "level": "Level", "refs": "list<map<int>>"},
+                 "required": ["text"]},
+        "Empty": {"fields": {}},
+    },
+}
+
+
+class Node:
+    """One `replog node` process on loopback with its data directory."""
+
+    def __init__(self, replog, tmp, name, secure):
+        self.replog, self.secure = replog, secure
+        self.data = os.path.join(tmp, name)
+        self.port = free_port()
+        self.listen = "tcp://127.0.0.1:%d" % self.port
+        self.log_path = os.path.join(tmp, name + ".log")
+        self.proc = None
+        self.api = None
+
+    def cli(self, *args, ok=True):
+        r = subprocess.run([self.replog, *args, "--data", self.data], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=30)
+        if ok and r.returncode != 0:
+            raise TestFailure("replog %s failed (exit %d): %s" % (
+                " ".join(args), r.returncode, (r.stderr + r.stdout).decode(errors="replace").strip()))
+        return r
+
+    def init(self, schema_path):
+        self.cli("init", "--schema", schema_path)
+
+    def start(self):
+        args = [self.replog, "node", "--data", self.data, "--listen", self.listen, "--anti-entropy-ms", "200"]
+        if not self.secure:
+            args.append("--insecure")
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     preexec_fn=_die_with_parent)
+        log.close()
+
+        def serving():
+            self.check_alive()
+            if not os.path.exists(os.path.join(self.data, "api.endpoint")):
+                return False
+            api = rp.Api(self.data, timeout_ms=1000)
+            try:
+                api.status()
+            except rp.ApiError:
+                api.close()
+                raise
+            self.api = api
+            return True
+        wait_until(serving, "the node to serve its local API")
+        self.api.sock.setsockopt(zmq.RCVTIMEO, 15000)
+        self.api.timeout_ms = 15000
+
+    def check_alive(self):
+        if self.proc is not None and self.proc.poll() is not None:
+            raise TestFailure("the node exited with code %s" % self.proc.returncode)
+
+    def stop(self):
+        if self.api is not None:
+            self.api.close()
+            self.api = None
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise TestFailure("the node did not stop within 10 s of SIGTERM")
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def status(self):
+        return json.loads(self.cli("status", "--json").stdout)
+
+    def conflicts(self):
+        out = json.loads(self.cli("conflicts", "--json").stdout)
+        return out, {c["update"]: c for c in out["conflicts"]}
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+def node_conflict_view(node):
+    """`replog conflicts --json`: {skipped id: (kind code, [involved ids], [path])}."""
+    raw, _ = node.conflicts()
+    view = {}
+    for c in raw["conflicts"]:
+        check(rp.KIND_NAMES.get(c["code"]) == c["kind"], "conflict %r: code and kind disagree" % (c,))
+        view[c["update"].lower()] = (c["code"], [i.lower() for i in c["involved"]], list(c["path"]))
+    return view
+
+
+class Client:
+    """This implementation's side: a peer link, its own origins and a copy of the log."""
+
+    def __init__(self, node, cluster, secure):
+        self.node = node
+        self.log = {}                       # origin -> [Update] in seq order
+        self.identity = None
+        if secure:
+            from nacl.signing import SigningKey
+            sk = SigningKey.generate()
+            self.identity = bytes(sk) + bytes(sk.verify_key)     # libsodium's 64-byte form
+            self.device_id = rp.device_id(bytes(sk.verify_key))
+        self.origin = int.from_bytes(os.urandom(8), "big") | 1
+        self.cluster = cluster
+        self.clock = rp.HybridClock()
+        self.peer = None
+
+    def connect(self, node_device_id=None):
+        self.peer = rp.Peer(self.node.listen, self.cluster, self.origin, identity_key=self.identity,
+                            server_device_id=node_device_id)
+        hello = self.peer.handshake()
+        return hello
+
+    def updates(self):
+        return [u for ups in self.log.values() for u in ups]
+
+    def vector(self):
+        return {o: len(ups) for o, ups in self.log.items() if ups}
+
+    def pull_all(self):
+        theirs = self.peer.exchange_vectors(self.vector())
+        got = self.peer.pull(self.log, theirs)
+        for u in got:
+            self.clock.observe(u.hlc)
+        check(self.vector() == {o: s for o, s in theirs.items() if s},
+              "after pulling, this client's vector %s differs from the node's %s" % (self.vector(), theirs))
+        return got
+
+    def write(self, origin, clock, method, arg=None, arg_bytes=None):
+        seq = len(self.log.get(origin, [])) + 1
+        body = rp.encode_body(seq, method, arg, arg_bytes)
+        u = rp.Update(clock.tick(), origin, body)
+        self.log.setdefault(origin, []).append(u)
+        return u
+
+    def replay(self):
+        return rp.replay(self.updates())
+
+
+def describe_state_diff(mine, node):
+    lines = []
+    if isinstance(mine, dict) and isinstance(node, dict):
+        for k in sorted(set(mine) | set(node)):
+            a, b = mine.get(k, "<absent>"), node.get(k, "<absent>")
+            if a == "<absent>" or b == "<absent>" or rp.encode(a) != rp.encode(b):
+                lines.append("  %s: mine %r, node %r" % (k, a, b))
+    else:
+        lines.append("  mine %r, node %r" % (mine, node))
+    return "\n".join(lines)
+
+
+def compare(node, client, label, expect_conflicts=None):
+    """Replays the client's copy of the log and compares with the node: the state hash
+    (§3), the data (local API `state`) and the open conflicts (`replog conflicts`)."""
+    check_time()
+    node.check_alive()
+    state = client.replay()
+    mine = state.state_hash()
+    theirs = node.api.hash()
+    node_data = node.api.state()
+    mine_conflicts = state.conflict_view()
+    node_conflicts = node_conflict_view(node)
+    problems = []
+    if rp.encode(state.data) != rp.encode(node_data):
+        problems.append("data differs:\n" + describe_state_diff(state.data, node_data))
+    if mine_conflicts != node_conflicts:
+        lines = []
+        for k in sorted(set(mine_conflicts) | set(node_conflicts)):
+            a, b = mine_conflicts.get(k), node_conflicts.get(k)
+            if a != b:
+                u = next((u for u in client.updates() if u.id == k), None)
+                for i in list(a[1] if a else []) + list(b[1] if b else []):
+                    v = next((u for u in client.updates() if u.id == i), None)
+                    lines.append("    involved %s = %s %s" % (i, v.method if v else "?", rp.decode(v.arg_bytes) if v else ""))
+                lines.append("  %s (%s): mine %s, node %s" % (
+                    k, "%s %s" % (u.method, rp.decode(u.arg_bytes) if u else "") if u else "?", a, b))
+        problems.append("conflicts differ:\n" + "\n".join(lines))
+    if mine != theirs and not problems:
+        problems.append("hash differs with equal data and conflicts: schema %r retired %r" % (
+            state.schema.canonical() if state.schema else {}, state.retired))
+    if problems or mine != theirs:
+        raise TestFailure("%s: state hash mine %s, node %s\n%s" % (label, mine, theirs, "\n".join(problems)))
+    if expect_conflicts is not None:
+        kinds = sorted(k for k, _, _ in mine_conflicts.values())
+        check(kinds == sorted(expect_conflicts), "%s: open conflict kinds %s, expected %s" % (
+            label, kinds, sorted(expect_conflicts)))
+    step("%s: %d updates, %d open conflicts, state hash %s equal on both sides" % (
+        label, len(client.updates()), len(mine_conflicts), mine))
+    return state
+
+
+def wait_node_has(node, client):
+    want = {rp.origin_text(o): s for o, s in client.vector().items()}
+
+    def has():
+        v = node.api.status()["vector"]
+        return all(v.get(o, 0) >= s for o, s in want.items())
+    wait_until(has, "the node to store the pushed updates (vector %s)" % want)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def node_calls(node):
+    """Phase 1: every method through the node's local API (one through `replog call`),
+    each a call that must be accepted, then calls that replay would skip, refused."""
+    api = node.api
+    t = Time(1764581400, 0)                         # 2025-12-01T09:30:00Z
+    t_ns = Time(1764581400, 123456789)
+    calls = [
+        ("set", {"path": "counters.a", "value": 1}),
+        ("set", {"path": ["deep", "x", "y"], "value": {"k": [1, 2.5, "s", b"\x00\x01", t, t_ns, None, True,
+                                                              -7, 1 << 40, -(1 << 40)]}}),
+        ("set", {"path": "misc.color", "value": Enum("Color", "Green")}),
+        ("set", {"path": "lists.l", "value": [1, 2, 3]}),
+        ("set", {"path": "lists.l.1", "value": 20}),
+        ("set", {"path": "misc.f", "value": 2.0}),
+        ("set", {"path": "misc.nan", "value": float("nan")}),
+        ("set", {"path": "misc.gone", "value": "x"}),
+        ("set", {"path": "misc.nul", "value": None}),
+        ("add", {"path": "misc.nul", "value": 1}),
+        ("set", {"path": "lists.l.01", "value": 21}),
+        ("unset", {"path": "misc.gone"}),
+        ("unset", {"path": "misc.never"}),
+        ("inc", {"path": "counters.a", "by": 5}),
+        ("inc", {"path": "counters.b"}),
+        ("inc", {"path": "counters.f", "by": 1.5}),
+        ("inc", {"path": "counters.f", "by": 2}),
+        ("inc", {"path": "misc.f", "by": -3}),
+        ("add", {"path": "sets.s", "value": "a"}),
+        ("add", {"path": "sets.s", "value": "b"}),
+        ("add", {"path": "sets.s", "value": "a"}),
+        ("add", {"path": "sets.s", "value": 1}),
+        ("remove", {"path": "sets.s", "value": "b"}),
+        ("remove", {"path": "sets.s", "value": "zzz"}),
+        ("create", {"type": "Task", "id": "t1", "fields": {"title": "one", "due": t, "color": Enum("Color", "Red"),
+                                                            "tags": ["x", "y"], "w": 3, "blob": b"\xff",
+                                                            "meta": {"any": [1, "two"]}}}),
+        ("create", {"type": "Task", "id": "t2", "fields": {"title": "two", "n": 1}}),
+        ("create", {"type": "Task", "id": "t3", "fields": {"title": "three", "due": None}}),
+        ("update", {"type": "Task", "id": "t1", "fields": {"n": 7, "color": Enum("Color", "Blue"), "tags": None}}),
+        ("update", {"type": "Task", "id": "t2", "fields": {"title": "two b", "w": 0.25}}),
+        ("set", {"path": "Task.t1.n", "value": 8}),
+        ("inc", {"path": "Task.t1.n", "by": 2}),
+        ("inc", {"path": "Task.t1.w", "by": 1}),
+        ("add", {"path": "Task.t1.tags", "value": "z"}),
+        ("remove", {"path": "Task.t1.tags", "value": "z"}),
+        ("unset", {"path": "Task.t2.w"}),
+        ("delete", {"type": "Task", "id": "t3"}),
+        ("delete", {"type": "Task", "id": "t404"}),
+        ("schema", {"document": SCHEMA_DOC_2}),
+        ("create", {"type": "Note", "id": "n1", "fields": {"text": "hi", "level": Enum("Level", "High"),
+                                                            "refs": [{"a": 1}]}}),
+        ("update", {"type": "Task", "id": "t2", "fields": {"owner": "ann", "color": Enum("Color", "Black")}}),
+        ("create", {"type": "Empty", "id": "e1", "fields": {}}),
+        ("retire", {"origin": "00000000000000AB", "last_seq": 3}),
+        ("retire", {"origin": "7", "last_seq": 0}),
+    ]
+    ids = []
+    for method, arg in calls:
+        try:
+            ids.append(api.call(method, arg))
+        except rp.ApiError as e:
+            raise TestFailure("local call %s %r refused: %s" % (method, arg, e))
+    # One through the CLI (typed JSON).
+    out = node.cli("call", "set", json.dumps({"path": "cli.when", "value": {"$time": "2026-01-02T03:04:05.5Z"}}))
+    ids.append(out.stdout.decode().strip())
+    step("node: %d calls accepted (set, unset, inc, add, remove, create, update, delete, schema, retire)"
+         % len(ids))
+
+    refused = [
+        ("create", {"type": "Task", "id": "t1", "fields": {"title": "again"}}, "exists"),
+        ("update", {"type": "Task", "id": "t404", "fields": {"title": "x"}}, "missing"),
+        ("inc", {"path": "counters.a", "by": (1 << 63) - 1}, "overflow"),
+        ("set", {"path": "Task.t1.title", "value": 5}, "schema"),
+        ("create", {"type": "Task", "id": "t9", "fields": {"title": "one"}}, "unique"),
+        ("create", {"type": "Nope", "id": "x", "fields": {}}, "unknown type"),
+        ("set", {"path": "counters.a.x", "value": 1}, "failed"),
+        ("schema", {"document": {"bogus": {}}}, "invalid schema"),
+        ("resolve", {"update": "0" * 32}, "closed conflict"),
+        ("set", {"path": "", "value": 1}, "bad argument"),
+    ]
+    for method, arg, why in refused:
+        try:
+            api.call(method, arg)
+        except rp.ApiError as e:
+            step("node refuses %s (%s): %s" % (method, why, e))
+            continue
+        raise TestFailure("local call %s %r (%s) was accepted; replay would skip it" % (method, arg, why))
+    return ids
+
+
+def client_updates(client, ids):
+    """Phase 3: this client's own updates, every method and every conflict kind.
+    Returns the update list and the kinds of conflict each is expected to open."""
+    o, c = client.origin, client.clock
+    w = client.write
+    big = (1 << 63) - 1
+    plan = [
+        # method, arg, expected conflict kind or None
+        ("set", {"path": "client.v", "value": {"list": [Time(0, 1), Time(-5, 0), Time((1 << 34) + 1, 0),
+                                                         Time((1 << 32) - 1, 0), Time(1 << 32, 999999999)],
+                                                "$key": -1.5, "": "", "ü": 1, "z": 2, "list2": list(range(20)),
+                                                "big": {str(i): i for i in range(17)}}}, None),
+        ("set", {"path": "counters.a.x", "value": 1}, rp.FAILED),
+        ("set", {"path": "Task.t1.title", "value": 5}, rp.SCHEMA),
+        ("set", {"path": "Task.t1.nope", "value": 1}, rp.SCHEMA),
+        ("set", {"path": "misc.bad", "value": Enum("Color", "Purple")}, rp.SCHEMA),
+        ("set", {"path": "lists.l.9", "value": 1}, rp.FAILED),
+        ("unset", {"path": "client.v.z"}, None),
+        ("unset", {"path": "Task.t1.title"}, rp.SCHEMA),
+        ("inc", {"path": "counters.a", "by": 10}, None),
+        ("inc", {"path": "counters.a", "by": big}, rp.OVERFLOW),
+        ("inc", {"path": "deep.x", "by": 1}, rp.SCHEMA),
+        ("inc", {"path": "counters.a", "by": 0.5}, rp.SCHEMA),
+        ("inc", {"path": "counters.a", "by": "1"}, rp.BAD_ARGUMENT),
+        ("add", {"path": "sets.s", "value": "c"}, None),
+        ("add", {"path": "counters.a", "value": 1}, rp.SCHEMA),
+        ("remove", {"path": "sets.s", "value": "a"}, None),
+        ("remove", {"path": "counters.b", "value": 1}, rp.SCHEMA),
+        ("create", {"type": "Task", "id": "c1", "fields": {"title": "client", "owner": "bob"}}, None),
+        ("create", {"type": "Task", "id": "c1", "fields": {"title": "client 2"}}, rp.EXISTS),
+        ("create", {"type": "Ghost", "id": "g", "fields": {}}, rp.SCHEMA),
+        ("create", {"type": "Task", "id": "c2", "fields": {"n": 1}}, rp.SCHEMA),
+        ("create", {"type": "Task", "id": "c3", "fields": {"title": "one"}}, rp.UNIQUE),
+        ("create", {"type": "Task", "id": "c4", "fields": {"title": "x", "owner": "ann"}}, rp.UNIQUE),
+        ("create", {"type": "Task", "id": "c5", "fields": {"title": "y", "bogus": 1}}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c1", "fields": {"n": 3, "sub": {"s": Record("Task", {"title": "inner"})}}},
+         None),
+        ("update", {"type": "Task", "id": "zz", "fields": {"n": 1}}, rp.MISSING),
+        ("update", {"type": "Task", "id": "c1", "fields": {"title": None}}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c1", "fields": {"title": "two b"}}, rp.UNIQUE),
+        ("update", {"type": "Task", "id": "c1", "fields": {"n": "three"}}, rp.SCHEMA),
+        ("delete", {"type": "Note", "id": "n1"}, None),
+        ("delete", {"type": "Ghost", "id": "g"}, rp.SCHEMA),
+        ("schema", {"document": {"records": {"Task": {"fields": {"t": "NoSuchType"}}}}}, rp.SCHEMA),
+        ("retire", {"origin": "ab", "last_seq": 5}, None),
+        ("set", {"path": "Task.t404.title", "value": "x"}, rp.SCHEMA),
+        ("set", {"path": "client.nul", "value": None}, None),
+        ("set", {"path": "client.nul.a", "value": 1}, rp.FAILED),
+        ("inc", {"path": "client.nul.a"}, rp.FAILED),
+        ("unset", {"path": "client.nul.a"}, rp.FAILED),
+        ("add", {"path": "client.nul.a", "value": 1}, rp.FAILED),
+        ("remove", {"path": "client.nul.a", "value": 1}, None),
+        ("add", {"path": "client.nul", "value": 1}, None),
+        ("inc", {"path": "lists.l.5"}, rp.FAILED),
+        ("unset", {"path": "lists.l.0"}, rp.FAILED),
+        ("remove", {"path": "counters.a.zz", "value": 1}, None),
+        ("set", {"path": "lists.l.0000000001", "value": 1}, rp.FAILED),
+        ("set", {"path": "lists.l.000000001", "value": 22}, None),
+        ("set", {"path": "Task.t1", "value": Record("Task", {"title": "rec set", "n": 1, "w": 2})}, None),
+        ("inc", {"path": "Task.t1.n", "by": 1.5}, rp.SCHEMA),
+        ("set", {"path": "Task.t2.title", "value": "rec set"}, rp.UNIQUE),
+        ("create", {"type": "Task", "id": "c6", "fields": {"title": "six", "n": None, "owner": "carl"}}, None),
+        ("retire", {"origin": "ab", "last_seq": 2}, None),
+        ("retire", {"origin": "0", "last_seq": 2}, None),
+        ("retire", {"origin": "ffffffffffffffff", "last_seq": 2}, None),
+        ("set", {"path": "Task.zz", "value": {"title": "m"}}, rp.SCHEMA),
+        ("set", {"path": "misc.r", "value": Record("Task", {"title": "one"})}, None),
+        ("set", {"path": "misc.r2", "value": Record("Task", {"n": 1})}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c6", "fields": {}}, None),
+        ("create", {"type": "Task", "id": "c6", "fields": {"title": "six again"}}, rp.EXISTS),
+        ("create", {"type": "Task", "id": "c7", "fields": {"title": "seven", "n": 3.0}}, rp.SCHEMA),
+        ("add", {"path": "Task.c6.tags", "value": 1}, rp.SCHEMA),
+        ("add", {"path": "sets.s", "value": 1.0}, None),
+        ("unset", {"path": "Task.c6"}, None),
+        ("create", {"type": "Task", "id": "c8", "fields": {"title": "six"}}, None),
+        ("create", {"type": "Task", "id": "c9", "fields": {"title": "nine", "owner": "carl"}}, None),
+        ("create", {"type": "Task", "id": "c11", "fields": {"title": "eleven", "n": 1}}, None),
+        ("update", {"type": "Task", "id": "c11", "fields": {"n": 1}}, None),
+        ("create", {"type": "Task", "id": "c11", "fields": {"title": "eleven again"}}, rp.EXISTS),
+        ("set", {"path": "Task.c11.n", "value": 1}, None),
+        ("create", {"type": "Task", "id": "c11", "fields": {"title": "eleven again"}}, rp.EXISTS),
+        ("set", {"path": "Task.c11.n", "value": 2}, None),
+        ("create", {"type": "Task", "id": "c11", "fields": {"title": "eleven again"}}, rp.EXISTS),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "twelve", "n": None, "owner": None}}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": 5}}, rp.EXISTS),
+        ("add", {"path": "Task.c12.tags", "value": "a"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w1"}}, rp.EXISTS),
+        ("add", {"path": "Task.c12.tags", "value": "a"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w2"}}, rp.EXISTS),
+        ("remove", {"path": "Task.c12.tags", "value": "zz"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w3"}}, rp.EXISTS),
+        ("remove", {"path": "Task.c12.tags", "value": "a"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w4"}}, rp.EXISTS),
+        ("unset", {"path": "Task.c12.n"}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w5"}}, rp.EXISTS),
+        ("inc", {"path": "Task.c12.n", "by": 0}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w6"}}, rp.EXISTS),
+        ("update", {"type": "Task", "id": "c12", "fields": {"owner": None}}, None),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "w7"}}, rp.EXISTS),
+        ("update", {"type": "Task", "id": "zz", "fields": {"title": 5}}, rp.MISSING),
+        ("update", {"type": "Task", "id": "c12", "fields": {"title": 5, "nope": 1}}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c12", "fields": {"title": "one", "n": "x"}}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c12", "fields": {"title": "one", "nope": 1}}, rp.SCHEMA),
+        ("create", {"type": "Task", "id": "c13", "fields": {"title": "one", "nope": 1}}, rp.SCHEMA),
+        ("create", {"type": "Task", "id": "c13", "fields": {"title": "one", "owner": "ann"}}, rp.UNIQUE),
+        ("set", {"path": "Task.zz.title", "value": 5}, rp.SCHEMA),
+        ("set", {"path": "Task.c12.nope.x", "value": 5}, rp.SCHEMA),
+        ("set", {"path": "Task.c12.title", "value": None}, rp.SCHEMA),
+        ("set", {"path": "Task.c12.n", "value": None}, rp.SCHEMA),
+        ("set", {"path": "Task.c1.sub.s.n", "value": 4}, None),
+        ("set", {"path": "Task.c1.sub.s.bad", "value": 4}, rp.SCHEMA),
+        ("set", {"path": ["dotted.key", "x"], "value": 1}, None),
+        ("inc", {"path": "Task.c1.w"}, None),
+        ("inc", {"path": "Task.c1.n", "by": 0}, None),
+        ("schema", {"document": {"records": {"R": {}}}}, None),
+        ("schema", {"document": {}}, None),
+        ("create", {"type": "Task", "id": "c10", "fields": {"title": "ten"}}, rp.SCHEMA),
+        ("create", {"type": "Task", "id": "c12", "fields": {"title": "ten"}}, rp.SCHEMA),
+        ("update", {"type": "Task", "id": "c12", "fields": {"title": "ten"}}, rp.SCHEMA),
+        ("set", {"path": "misc.e", "value": Enum("Color", "Red")}, rp.SCHEMA),
+        ("delete", {"type": "Task", "id": "c1"}, rp.SCHEMA),
+        ("schema", {"document": SCHEMA_DOC_2}, None),
+        ("retire", {"origin": "xyz", "last_seq": 1}, rp.BAD_ARGUMENT),
+        ("set", {"path": "", "value": 1}, rp.BAD_ARGUMENT),
+        ("set", {"path": ".".join("p" * 33), "value": 1}, rp.BAD_ARGUMENT),
+        ("set", {"value": 1}, rp.BAD_ARGUMENT),
+        ("resolve", {"update": "nothex"}, rp.BAD_ARGUMENT),
+    ]
+    made = []
+    for method, arg, kind in plan:
+        made.append((w(o, c, method, arg), kind))
+    # An argument in non-canonical forms the decoder must accept (VALUES.md): a map16
+    # header, an int in the signed family, a float32, a time in ext8, a str8 key.
+    nc = (b"\xde\x00\x02" + b"\xd9\x04path" + rp.encode("nc.v") + b"\xa5value" +
+          b"\x94" + b"\xd0\x05" + b"\xca\x3f\xc0\x00\x00" + b"\xc7\x04\xff\x00\x00\x00\x07" + b"\xd1\xff\x00")
+    made.append((w(o, c, "set", arg_bytes=nc), None))
+    # Arguments that are not maps or do not decode; an unknown method.
+    made.append((w(o, c, "set", [1, 2]), rp.BAD_ARGUMENT))
+    made.append((w(o, c, "set", arg_bytes=b"\xc1"), rp.BAD_ARGUMENT))
+    made.append((w(o, c, "set", arg_bytes=b"\x81\xa4path"), rp.BAD_ARGUMENT))
+    made.append((w(o, c, "frobnicate", {"path": "x"}), None))
+    # Resolve two of the conflicts opened above, one with upper-case hex.
+    made.append((w(o, c, "resolve", {"update": made[1][0].id}), None))
+    made.append((w(o, c, "resolve", {"update": made[2][0].id.upper()}), None))
+    made.append((w(o, c, "resolve", {"update": made[1][0].id}), None))     # closed already: no-op
+    return made
+
+
+def late_device(client, node_ids):
+    """A device that wrote while apart: its clock puts its updates between the node's
+    first calls, so replay on both sides rolls back and replays what follows."""
+    first_node_hlc = int(node_ids[0][:16], 16)
+    late = rp.HybridClock()
+    late.last = first_node_hlc - 1 - (1 << 16)          # ~1 ms before the node's first call
+    late.now_ms = lambda: 0                             # its wall clock is far behind: ticks count up
+    origin = int.from_bytes(os.urandom(8), "big") | 1
+    made = [
+        client.write(origin, late, "create", {"type": "Task", "id": "early", "fields": {"title": "one"}}),
+        client.write(origin, late, "set", {"path": "counters", "value": "not a map"}),
+        client.write(origin, late, "add", {"path": "sets.s", "value": "early"}),
+    ]
+    return origin, made
+
+
+def receiving_checks(node, client):
+    """PROTOCOL.md §2 "Receiving": a duplicate is ignored; a gap, an hlc that does not
+    rise, a time too far ahead and a reserved origin are not stored, and the rest of
+    the frame still is."""
+    o = client.origin
+    ups = client.log[o]
+    seq = len(ups)
+    before = node.api.status()
+    refused0 = before["refusals"]["updates_refused"]
+
+    def body(n, path):
+        return rp.encode_body(n, "set", {"path": path, "value": n})
+    last_hlc = ups[-1].hlc
+    now = client.clock.tick()
+    frame = [
+        ups[0].envelope(),                                                   # duplicate
+        [now, o, body(seq + 2, "recv.gap")],                                 # gap
+        [last_hlc, o, body(seq + 1, "recv.flat")],                           # hlc not above
+        [(int(time.time() * 1000) + 2 * 3600 * 1000) << 16, o, body(seq + 1, "recv.ahead")],  # 2 h ahead
+        [now, 0, body(1, "recv.reserved")],                                  # reserved origin
+        [now, (1 << 64) - 1, body(1, "recv.reserved")],
+    ]
+    client.peer.send(rp.PUSH, [frame])
+    good = client.write(o, client.clock, "set", {"path": "recv.ok", "value": True})
+    client.peer.push([good])
+    wait_node_has(node, client)
+    st = node.api.status()
+    check(st["vector"][rp.origin_text(o)] == seq + 1, "the node holds %d of this origin, expected %d" % (
+        st["vector"][rp.origin_text(o)], seq + 1))
+    check(not st["forks"], "a duplicate was taken for a fork: %r" % st["forks"])
+    # Counted as refused: the flat hlc, the time ahead and the two reserved origins
+    # (not the gap, not the duplicate), maybe a moment after the vector moved.
+    st = wait_until(lambda: (lambda s: s["refusals"]["updates_refused"] >= refused0 + 4 and s)(node.api.status()),
+                    "updates_refused to count the 4 refused updates")
+    check(rp.origin_text(0) not in st["vector"] and "f" * 16 not in st["vector"], "a reserved origin was stored")
+    compare(node, client, "refused updates left no trace")
+    step("receiving: a duplicate ignored; a gap, an hlc that does not rise, a time 2 h ahead and reserved "
+         "origins not stored (updates_refused %d -> %d); the next push stored" % (
+             refused0, st["refusals"]["updates_refused"]))
+
+
+def negative_checks(node, client, node_device_id, cluster):
+    """A wrong hash is told apart; malformed frames get the documented Errors and the
+    node keeps serving. Fewer than 20 bad frames, so the source is never cut off."""
+    state = client.replay()
+    good = state.state_hash()
+    data = bytearray(state.hash_input())
+    data[len(data) // 2] ^= 0x01
+    wrong = hashlib.blake2b(bytes(data), digest_size=32).hexdigest()
+    check(wrong != node.api.hash(), "a hash over one flipped byte equals the node's")
+    check(good == node.api.hash(), "the unmodified hash no longer equals the node's")
+    if state.conflicts:
+        k = sorted(state.conflicts)[0]
+        del state.conflicts[k]
+        check(state.state_hash() != node.api.hash(), "dropping one conflict leaves the hash equal")
+    step("negative: a hash over one flipped byte, or with one conflict dropped, differs from the node's")
+
+    before = node.api.status()["refusals"]["bad_frames"] if "refusals" in node.api.status() else None
+    p = rp.Peer(node.listen, cluster, client.origin, identity_key=client.identity,
+                server_device_id=node_device_id)
+    try:
+        # Before any Hello on this connection: Error 4.
+        p.send(rp.VECTOR, [0, 1, False, []])
+        f = p.wait_for((), 5)
+        check(f[1] == rp.ERROR and f[2][0] == 4, "Vector before Hello: expected Error 4, got %r" % (f,))
+        step("negative: a Vector before Hello gets Error 4 (%s)" % f[2][1])
+        # Another cluster: Error 3.
+        p.send(rp.HELLO, ["not-" + cluster, client.origin, "", rp.MAX_UPDATE, rp.MAX_FRAME, 0])
+        f = p.wait_for((rp.HELLO,), 5)
+        check(f[1] == rp.ERROR and f[2][0] == 3, "Hello of another cluster: expected Error 3, got %r" % (f,))
+        step("negative: a Hello of another cluster gets Error 3 (%s)" % f[2][1])
+        # Other limits: Error 2.
+        p.send(rp.HELLO, [cluster, client.origin, "", rp.MAX_UPDATE + 1, rp.MAX_FRAME, 0])
+        f = p.wait_for((rp.HELLO,), 5)
+        check(f[1] == rp.ERROR and f[2][0] == 2, "Hello with other limits: expected Error 2, got %r" % (f,))
+        step("negative: a Hello with max_update 1,048,577 gets Error 2 (%s)" % f[2][1])
+        p.handshake()
+        # Version 2: Error 2.
+        p.send(rp.VECTOR, [0, 1, False, []], version=2)
+        f = p.wait_for((), 5)
+        check(f[1] == rp.ERROR and f[2][0] == 2, "version 2: expected Error 2, got %r" % (f,))
+        step("negative: a frame of version 2 gets Error 2 (%s)" % f[2][1])
+        # Malformed: truncated MessagePack; trailing bytes; a Push with a bad body; bad page.
+        bad = [
+            ("a truncated frame", b"\x93\x01\x03"),
+            ("trailing bytes", rp.pack_frame(rp.VECTOR, [0, 1, False, []]) + b"\x00"),
+            ("a Push whose update body has seq 0",
+             rp.pack_frame(rp.PUSH, [[[1 << 16, client.origin, b"\x93\x00\xa3set\xc4\x01\x80"]]])),
+            ("a Push whose seq is written signed",
+             rp.pack_frame(rp.PUSH, [[[1 << 16, client.origin, b"\x93\xd0\x01\xa3set\xc4\x01\x80"]]])),
+            ("a Vector with page >= pages", rp.pack_frame(rp.VECTOR, [1, 1, False, []])),
+            ("a Request of 3 elements", rp.pack_frame(rp.REQUEST, [client.origin, 1, 2])),
+        ]
+        for what, data in bad:
+            p.send_raw(data)
+            f = p.wait_for((), 5)
+            check(f[1] == rp.ERROR and f[2][0] == 1, "%s: expected Error 1, got %r" % (what, f))
+            step("negative: %s gets Error 1 (%s)" % (what, f[2][1]))
+        # A two-part message is dropped without an answer.
+        p.sock.send_multipart([rp.pack_frame(rp.VECTOR, [0, 1, False, []]), b"x"])
+        check(p.recv(0.5) is None, "a two-part message was answered")
+        step("negative: a two-part message is dropped without an answer")
+    finally:
+        p.close()
+    node.check_alive()
+    st = node.api.status()
+    if before is not None:
+        check(st["refusals"]["bad_frames"] > before, "refusals.bad_frames did not count the bad frames")
+    # The main link still syncs.
+    theirs = client.peer.exchange_vectors(client.vector())
+    check({o: s for o, s in theirs.items() if s} == client.vector(), "the node's vector changed: %s" % theirs)
+    check(good == node.api.hash(), "the node's hash changed after the bad frames")
+    step("negative: the node keeps running and serving (bad_frames %s -> %s)" % (
+        before, st.get("refusals", {}).get("bad_frames")))
+
+
+def run_mode(replog, tmp, secure):
+    mode = "CURVE" if secure else "insecure"
+    step("==== %s ====" % mode)
+    node = Node(replog, tmp, "node-" + mode.lower(), secure)
+    client = None
+    try:
+        schema_path = os.path.join(tmp, "schema.json")
+        with open(schema_path, "w") as f:
+            json.dump(SCHEMA_DOC, f)
+        node.init(schema_path)
+        node.start()
+        st = node.api.status()
+        cluster, node_id = st["cluster_id"], st["node_id"]
+        node_device_id = st.get("device_id")
+        check(st.get("secure") is secure, "status says secure = %r" % st.get("secure"))
+        client = Client(node, cluster, secure)
+        if secure:
+            out = node.cli("trust", "add", client.device_id, "--name", "interop")
+            listed = node.api.request("trust.list", None)
+            check(any(d["id"] == client.device_id for d in listed),
+                  "trust.list does not list %s: %r" % (client.device_id, listed))
+            check(rp.parse_device_id(node_device_id) is not None, "the node's device id does not parse")
+            step("trusted the client's device id %s (computed from PROTOCOL.md §6)" % client.device_id)
+
+        ids = node_calls(node)
+
+        hello = client.connect(node_device_id)
+        check(hello["cluster"] == cluster and rp.origin_text(hello["node_id"]) == node_id,
+              "the node's Hello names %r" % (hello,))
+        check(hello["max_update"] == rp.MAX_UPDATE and hello["max_frame"] == rp.MAX_FRAME,
+              "the node's Hello has limits %r" % (hello,))
+        step("handshake: the node answers Hello %r" % ([hello["cluster"], rp.origin_text(hello["node_id"]),
+                                                          hello["endpoint"], hello["features"]],))
+
+        # Pull in small answers so that `more` is exercised, then compare.
+        theirs = client.peer.exchange_vectors({})
+        got = client.peer.pull(client.log, theirs, max_bytes=200)
+        for u in got:
+            client.clock.observe(u.hlc)
+        check(client.vector() == theirs, "pulled %s, the node has %s" % (client.vector(), theirs))
+        check([u.id for u in client.log[int(node_id, 16)][1:]] == ids,
+              "the pulled update ids are not the ids the calls returned")
+        step("pulled %d updates (max_bytes 200, so answers said more = true)" % len(got))
+        compare(node, client, "node's calls replayed here", expect_conflicts=[])
+
+        # A Request the node answers empty: from_seq 0, beyond what it holds, reserved origin.
+        for req in ([int(node_id, 16), 0, 5], [int(node_id, 16), 10 ** 6, 10 ** 6 + 1], [0, 1, 1]):
+            more, ups = client.peer.request(req[0], req[1], req[2])
+            check(not more and not ups, "Request %r answered with %d updates" % (req, len(ups)))
+        step("Requests from seq 0, beyond the node's seq and for a reserved origin are answered empty")
+
+        made = client_updates(client, ids)
+        client.peer.push([u for u, _ in made])
+        wait_node_has(node, client)
+        compare(node, client, "client's updates pushed and applied",
+                )
+
+        # Exact conflict kinds: each expected conflict is open unless a later resolve closed it.
+        state = client.replay()
+        opened = state.conflict_view()
+        for u, kind in made:
+            if kind is None:
+                check(u.id not in opened or u.method == "resolve", "%s %r opened a conflict %r" % (
+                    u.method, rp.decode(u.arg_bytes) if u.method != "frobnicate" else "", opened.get(u.id)))
+        resolved = {made[1][0].id, made[2][0].id}
+        for u, kind in made:
+            if kind is not None and u.id not in resolved:
+                check(u.id in opened and opened[u.id][0] == kind, "%s: expected a %s conflict, have %r" % (
+                    u.method, rp.KIND_NAMES[kind], opened.get(u.id)))
+        check(node.api.status()["unknown_method_updates"] == 1, "the node does not count the unknown method")
+        step("every expected conflict kind is open on both sides (schema, unique, failed, overflow, "
+             "missing, exists, bad-argument); the unknown method is counted")
+
+        # The node's own calls see the client's updates: resolve one conflict locally.
+        target = sorted(opened)[0]
+        node.api.call("resolve", {"update": target})
+        client.pull_all()
+        compare(node, client, "the node resolved %s" % target)
+
+        # A late device: its updates sort among the node's first calls.
+        late_origin, late_made = late_device(client, ids)
+        client.peer.push(late_made)
+        wait_node_has(node, client)
+        compare(node, client, "a late device's updates folded in below the node's")
+
+        # The node writes on top of everything, this client pulls it.
+        node.api.call("set", {"path": "after.late", "value": 1})
+        client.pull_all()
+        compare(node, client, "the node's call after the late updates")
+
+        receiving_checks(node, client)
+        negative_checks(node, client, node_device_id, cluster)
+
+        # After a restart the node replays from its log (and checkpoints): same hash.
+        node.stop()
+        r = node.cli("verify", ok=False)
+        check(r.returncode == 0, "replog verify: %s" % (r.stdout + r.stderr).decode(errors="replace"))
+        node.start()
+        compare(node, client, "after the node's restart")
+        client.peer.close()
+        client.peer = None
+    except BaseException:
+        print("---- node log (%s) ----\n%s" % (mode, node.log_text()[-6000:]), flush=True)
+        raise
+    finally:
+        if client is not None and client.peer is not None:
+            client.peer.close()
+        try:
+            node.stop()
+        finally:
+            node.kill()
+
+
+def main():
+    global DEADLINE
+    head, _, rest = __doc__.partition("\n\n")
+    p = argparse.ArgumentParser(description=head, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=rest)
+    p.add_argument("replog", help="the replog binary")
+    p.add_argument("--secure-only", action="store_true", help="run only the CURVE mode")
+    p.add_argument("--insecure-only", action="store_true", help="run only the --insecure mode")
+    p.add_argument("--timeout", type=float, default=120, help="bound on the whole run, s (default 120)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    a = p.parse_args()
+    DEADLINE = time.monotonic() + a.timeout
+    replog = os.path.abspath(a.replog)
+    tmp = tempfile.mkdtemp(prefix="replog-interop-")
+    modes = [m for m, skip in ((True, a.insecure_only), (False, a.secure_only)) if not skip]
+    ok = False
+    try:
+        # Self-checks of the pieces the documents give test vectors for.
+        check(rp.device_id(bytes(range(32))) == "AAAQEAY-EAUDAO5-CAJBIFQ-YDIOB4T-IBCEQTC-QKRMFYR-YDENBWH-A5DYPQE",
+              "PROTOCOL.md §6 test vector")
+        check(rp.device_id(bytes(32)) == "-".join(["AAAAAAA"] * 8), "PROTOCOL.md §6 zero key")
+        check(rp.encode(Enum("C", "R")).hex() == "c7050192a143a152", "VALUES.md enum example")
+        check(rp.encode(rp.State().data) == b"\x80", "empty map")
+        for secure in modes:
+            run_mode(replog, tmp, secure)
+        ok = True
+        step("PASS")
+    except TestFailure as e:
+        step("FAIL: %s" % e)
+    except Exception:
+        traceback.print_exc()
+        step("FAIL: unexpected exception")
+    finally:
+        if a.keep:
+            step("kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1371 @@
+"""An independent replog peer written from PROTOCOL.md and docs/ alone.
+
+Nothing here is taken from the C++ sources: every rule cites the section of the
+documents it implements, so that a difference between this client and a node
+points at either the node or the document.
+
+    values    docs/VALUES.md        canonical MessagePack encoder, bounded decoder,
+                                    the schema document and resolving against it
+    ids       PROTOCOL.md §1, §6    update ids, origins, device ids
+    replay    docs/METHODS.md       every built-in method and its conflicts
+    hash      PROTOCOL.md §3,       the state hash
+              docs/STORAGE.md
+    wire      PROTOCOL.md §2, §7    frames, Hello, Vector, Request, Updates, Push,
+                                    CURVE keys from the Ed25519 identity
+    api       PROTOCOL.md §4        the node's local API (call, state, hash, status)
+
+Needs Debian's python3-zmq, python3-msgpack and python3-nacl.
+"""
+import copy
+import hashlib
+import re
+import struct
+import time
+
+import msgpack
+import zmq
+
+# ---------------------------------------------------------------------------------------------
+# Values (docs/VALUES.md)
+# ---------------------------------------------------------------------------------------------
+
+ENUM_EXT, RECORD_EXT, TIME_EXT = 1, 2, -1
+MAX_DEPTH = 64                 # VALUES.md "Decoding limits"
+MAX_PAYLOAD = 1 << 20          # one string, bin or extension payload
+MAX_ELEMENTS = 1 << 20         # elements of one list or map
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+CANONICAL_NAN = bytes.fromhex("7ff8000000000000")
+
+
+class Time:
+    """A time: seconds and nanoseconds since the Unix epoch, UTC (VALUES.md "time")."""
+    __slots__ = ("sec", "nsec")
+
+    def __init__(self, sec, nsec=0):
+        self.sec, self.nsec = sec, nsec
+
+    def __eq__(self, other):
+        return isinstance(other, Time) and (self.sec, self.nsec) == (other.sec, other.nsec)
+
+    def __hash__(self):
+        return hash((self.sec, self.nsec))
+
+    def __repr__(self):
+        return "Time(%d, %d)" % (self.sec, self.nsec)
+
+
+class Enum:
+    __slots__ = ("type", "member")
+
+    def __init__(self, type_, member):
+        self.type, self.member = type_, member
+
+    def __eq__(self, other):
+        return isinstance(other, Enum) and (self.type, self.member) == (other.type, other.member)
+
+    def __hash__(self):
+        return hash((self.type, self.member))
+
+    def __repr__(self):
+        return "Enum(%s.%s)" % (self.type, self.member)
+
+
+class Record:
+    __slots__ = ("type", "fields")
+
+    def __init__(self, type_, fields):
+        self.type, self.fields = type_, fields
+
+    def __eq__(self, other):
+        return isinstance(other, Record) and self.type == other.type and encode(self) == encode(other)
+
+    def __repr__(self):
+        return "Record(%s, %r)" % (self.type, self.fields)
+
+
+class DecodeError(Exception):
+    pass
+
+
+def _uint_header(n, fix_max, fix_base, codes):
+    if n <= fix_max:
+        return bytes([fix_base | n])
+    if n < 1 << 8 and codes[0] is not None:
+        return bytes([codes[0], n])
+    if n < 1 << 16:
+        return bytes([codes[1]]) + struct.pack(">H", n)
+    return bytes([codes[2]]) + struct.pack(">I", n)
+
+
+def _encode_int(v):
+    if v >= 0:
+        if v < 128:
+            return bytes([v])
+        if v < 1 << 8:
+            return b"\xcc" + bytes([v])
+        if v < 1 << 16:
+            return b"\xcd" + struct.pack(">H", v)
+        if v < 1 << 32:
+            return b"\xce" + struct.pack(">I", v)
+        return b"\xcf" + struct.pack(">Q", v)
+    if v >= -32:
+        return struct.pack(">b", v)
+    if v >= -(1 << 7):
+        return b"\xd0" + struct.pack(">b", v)
+    if v >= -(1 << 15):
+        return b"\xd1" + struct.pack(">h", v)
+    if v >= -(1 << 31):
+        return b"\xd2" + struct.pack(">i", v)
+    return b"\xd3" + struct.pack(">q", v)
+
+
+def _encode_ext(code, payload):
+    n = len(payload)
+    fix = {1: 0xd4, 2: 0xd5, 4: 0xd6, 8: 0xd7, 16: 0xd8}
+    t = struct.pack(">b", code)
+    if n in fix:
+        return bytes([fix[n]]) + t + payload
+    if n < 1 << 8:
+        return b"\xc7" + bytes([n]) + t + payload
+    if n < 1 << 16:
+        return b"\xc8" + struct.pack(">H", n) + t + payload
+    return b"\xc9" + struct.pack(">I", n) + t + payload
+
+
+def _encode_time(t):
+    if t.nsec == 0 and 0 <= t.sec < 1 << 32:
+        payload = struct.pack(">I", t.sec)
+    elif 0 <= t.sec < 1 << 34:
+        payload = struct.pack(">Q", (t.nsec << 34) | t.sec)
+    else:
+        payload = struct.pack(">Iq", t.nsec, t.sec)
+    return _encode_ext(TIME_EXT, payload)
+
+
+def _sorted_items(m):
+    return sorted(m.items(), key=lambda kv: kv[0].encode("utf-8"))
+
+
+def encode(v, out=None):
+    """The canonical encoding (VALUES.md: every header in its smallest form, map keys
+    sorted by their UTF-8 bytes, floats always float64 with one NaN)."""
+    top = out is None
+    if top:
+        out = bytearray()
+    if v is None:
+        out += b"\xc0"
+    elif v is True:
+        out += b"\xc3"
+    elif v is False:
+        out += b"\xc2"
+    elif isinstance(v, int):
+        if not INT64_MIN <= v <= INT64_MAX:
+            raise ValueError("int out of int64 range: %d" % v)
+        out += _encode_int(v)
+    elif isinstance(v, float):
+        out += b"\xcb" + (CANONICAL_NAN if v != v else struct.pack(">d", v))
+    elif isinstance(v, str):
+        b = v.encode("utf-8")
+        out += _uint_header(len(b), 31, 0xa0, (0xd9, 0xda, 0xdb)) + b
+    elif isinstance(v, (bytes, bytearray)):
+        n = len(v)
+        out += (bytes([0xc4, n]) if n < 256 else
+                b"\xc5" + struct.pack(">H", n) if n < 1 << 16 else b"\xc6" + struct.pack(">I", n)) + bytes(v)
+    elif isinstance(v, (list, tuple)):
+        out += _uint_header(len(v), 15, 0x90, (None, 0xdc, 0xdd))
+        for x in v:
+            encode(x, out)
+    elif isinstance(v, dict):
+        out += _uint_header(len(v), 15, 0x80, (None, 0xde, 0xdf))
+        for k, x in _sorted_items(v):
+            encode(k, out)
+            encode(x, out)
+    elif isinstance(v, Time):
+        out += _encode_time(v)
+    elif isinstance(v, Enum):
+        out += _encode_ext(ENUM_EXT, encode([v.type, v.member]))
+    elif isinstance(v, Record):
+        out += _encode_ext(RECORD_EXT, encode([v.type, v.fields]))
+    else:
+        raise TypeError("not a replog value: %r" % (v,))
+    return bytes(out) if top else None
+
+
+class _Reader:
+    def __init__(self, data):
+        self.data, self.pos, self.declared = data, 0, 0
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise DecodeError("truncated at byte %d" % self.pos)
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def count(self, n):
+        if n > MAX_ELEMENTS:
+            raise DecodeError("%d elements (at most %d)" % (n, MAX_ELEMENTS))
+        self.declared += n
+        if self.declared > len(self.data):
+            raise DecodeError("declares more elements than the input has bytes")
+
+
+def _str(b):
+    try:
+        return bytes(b).decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecodeError("invalid UTF-8")
+
+
+def _payload(r, n):
+    if n > MAX_PAYLOAD:
+        raise DecodeError("payload of %d bytes (at most 1 MiB)" % n)
+    return r.take(n)
+
+
+def _decode(r, depth):
+    b = r.take(1)[0]
+    if b <= 0x7f:
+        return b
+    if b >= 0xe0:
+        return b - 256
+    if 0xa0 <= b <= 0xbf:
+        return _str(_payload(r, b & 0x1f))
+    if 0x90 <= b <= 0x9f:
+        return _decode_array(r, b & 0x0f, depth)
+    if 0x80 <= b <= 0x8f:
+        return _decode_map(r, b & 0x0f, depth)
+    if b == 0xc0:
+        return None
+    if b == 0xc2:
+        return False
+    if b == 0xc3:
+        return True
+    if b in (0xc4, 0xc5, 0xc6):
+        n = struct.unpack(">" + "BHI"[b - 0xc4], r.take(1 << (b - 0xc4)))[0]
+        return bytes(_payload(r, n))
+    if b in (0xd9, 0xda, 0xdb):
+        n = struct.unpack(">" + "BHI"[b - 0xd9], r.take(1 << (b - 0xd9)))[0]
+        return _str(_payload(r, n))
+    if b == 0xca:
+        return float(struct.unpack(">f", r.take(4))[0])
+    if b == 0xcb:
+        return struct.unpack(">d", r.take(8))[0]
+    if 0xcc <= b <= 0xcf:
+        size = 1 << (b - 0xcc)
+        v = int.from_bytes(r.take(size), "big")
+        if v > INT64_MAX:
+            raise DecodeError("integer above 2^63-1")
+        return v
+    if 0xd0 <= b <= 0xd3:
+        size = 1 << (b - 0xd0)
+        return int.from_bytes(r.take(size), "big", signed=True)
+    if b in (0xdc, 0xdd):
+        n = struct.unpack(">" + ("H" if b == 0xdc else "I"), r.take(2 if b == 0xdc else 4))[0]
+        return _decode_array(r, n, depth)
+    if b in (0xde, 0xdf):
+        n = struct.unpack(">" + ("H" if b == 0xde else "I"), r.take(2 if b == 0xde else 4))[0]
+        return _decode_map(r, n, depth)
+    if 0xd4 <= b <= 0xd8:
+        code = struct.unpack(">b", r.take(1))[0]
+        return _decode_ext(code, r.take(1 << (b - 0xd4)), depth)
+    if b in (0xc7, 0xc8, 0xc9):
+        n = struct.unpack(">" + "BHI"[b - 0xc7], r.take(1 << (b - 0xc7)))[0]
+        code = struct.unpack(">b", r.take(1))[0]
+        return _decode_ext(code, _payload(r, n), depth)
+    raise DecodeError("byte 0x%02x is not a MessagePack header" % b)
+
+
+def _decode_array(r, n, depth):
+    if depth >= MAX_DEPTH:
+        raise DecodeError("nested deeper than %d" % MAX_DEPTH)
+    r.count(n)
+    return [_decode(r, depth + 1) for _ in range(n)]
+
+
+def _decode_map(r, n, depth):
+    if depth >= MAX_DEPTH:
+        raise DecodeError("nested deeper than %d" % MAX_DEPTH)
+    r.count(n)
+    m = {}
+    for _ in range(n):
+        k = _decode(r, depth + 1)
+        if not isinstance(k, str):
+            raise DecodeError("map key is not a string")
+        if k in m:
+            raise DecodeError("duplicate map key %r" % k)
+        m[k] = _decode(r, depth + 1)
+    return m
+
+
+def _decode_ext(code, payload, depth):
+    payload = bytes(payload)
+    if code == TIME_EXT:
+        if len(payload) == 4:
+            return Time(struct.unpack(">I", payload)[0], 0)
+        if len(payload) == 8:
+            x = struct.unpack(">Q", payload)[0]
+            nsec, sec = x >> 34, x & ((1 << 34) - 1)
+        elif len(payload) == 12:
+            nsec, sec = struct.unpack(">Iq", payload)
+        else:
+            raise DecodeError("timestamp extension of %d bytes (expected 4, 8 or 12)" % len(payload))
+        if nsec >= 10 ** 9:
+            raise DecodeError("timestamp nanoseconds >= 10^9")
+        return Time(sec, nsec)
+    if code in (ENUM_EXT, RECORD_EXT):
+        if depth >= MAX_DEPTH:
+            raise DecodeError("nested deeper than %d" % MAX_DEPTH)
+        inner = _Reader(payload)
+        v = _decode(inner, depth + 1)
+        if inner.pos != len(payload):
+            raise DecodeError("trailing bytes in an extension")
+        if code == ENUM_EXT:
+            if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, str) for x in v)):
+                raise DecodeError("enum payload is not [type, member]")
+            return Enum(v[0], v[1])
+        if not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], dict)):
+            raise DecodeError("record payload is not [type, {fields}]")
+        return Record(v[0], v[1])
+    raise DecodeError("unknown extension type %d" % code)
+
+
+def decode(data):
+    """One value, nothing after it (VALUES.md, decoding limits and refusals)."""
+    r = _Reader(bytes(data))
+    v = _decode(r, 0)
+    if r.pos != len(r.data):
+        raise DecodeError("trailing bytes")
+    return v
+
+
+def values_equal(a, b):
+    return encode(a) == encode(b)
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema document (docs/VALUES.md "The schema document")
+# ---------------------------------------------------------------------------------------------
+
+BUILTIN_TYPES = ("any", "null", "bool", "int", "float", "string", "bytes", "time")
+RESERVED_NAMES = BUILTIN_TYPES + ("list", "map")
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+class SchemaError(Exception):
+    pass
+
+
+def _ident(name, what):
+    if not isinstance(name, str) or not IDENT.match(name) or len(name.encode()) > 128:
+        raise SchemaError("%s %r is not an identifier of at most 128 bytes" % (what, name))
+
+
+def parse_type(s, depth=0):
+    """A field type string -> ("list", T) | ("map", T) | name."""
+    if depth > 64:
+        raise SchemaError("type nests deeper than 64")
+    for kind in ("list", "map"):
+        if s.startswith(kind + "<") and s.endswith(">"):
+            return (kind, parse_type(s[len(kind) + 1:-1], depth + 1))
+    if s in BUILTIN_TYPES:
+        return s
+    _ident(s, "type")
+    return s
+
+
+def type_string(t):
+    return "%s<%s>" % (t[0], type_string(t[1])) if isinstance(t, tuple) else t
+
+
+class Schema:
+    """A type registry built from a schema document; `canonical` is its canonical document."""
+
+    def __init__(self, doc):
+        if not isinstance(doc, dict) or set(doc) - {"enums", "records"}:
+            raise SchemaError("a document has only the keys enums and records")
+        self.enums, self.records = {}, {}
+        enums = doc.get("enums", {})
+        records = doc.get("records", {})
+        if not isinstance(enums, dict) or not isinstance(records, dict):
+            raise SchemaError("enums and records are maps")
+        for name, members in enums.items():
+            _ident(name, "enum")
+            if name in RESERVED_NAMES:
+                raise SchemaError("enum name %s is a built-in type name" % name)
+            if not isinstance(members, list) or not members:
+                raise SchemaError("enum %s needs at least one member" % name)
+            for m in members:
+                _ident(m, "member")
+            if len(set(members)) != len(members):
+                raise SchemaError("enum %s repeats a member" % name)
+            self.enums[name] = list(members)
+        for name, rec in records.items():
+            _ident(name, "record")
+            if name in RESERVED_NAMES or name in self.enums:
+                raise SchemaError("record name %s is taken" % name)
+            if not isinstance(rec, dict) or set(rec) - {"fields", "required", "unique"}:
+                raise SchemaError("record %s has only fields, required and unique" % name)
+            fields = rec.get("fields", {})
+            if not isinstance(fields, dict):
+                raise SchemaError("fields of %s is not a map" % name)
+            parsed = {}
+            for f, t in fields.items():
+                _ident(f, "field")
+                if not isinstance(t, str):
+                    raise SchemaError("type of %s.%s is not a string" % (name, f))
+                parsed[f] = parse_type(t)
+            lists = {}
+            for key in ("required", "unique"):
+                names = rec.get(key, [])
+                if not isinstance(names, list) or any(not isinstance(n, str) or n not in parsed for n in names) \
+                        or len(set(names)) != len(names):
+                    raise SchemaError("%s of %s names undeclared or repeated fields" % (key, name))
+                lists[key] = sorted(names, key=lambda n: n.encode())
+            self.records[name] = {"fields": parsed, "required": lists["required"], "unique": lists["unique"]}
+        for rec in self.records.values():
+            for t in rec["fields"].values():
+                self._check_declared(t)
+
+    def _check_declared(self, t):
+        if isinstance(t, tuple):
+            return self._check_declared(t[1])
+        if t not in BUILTIN_TYPES and t not in self.enums and t not in self.records:
+            raise SchemaError("type %s is not declared" % t)
+
+    def canonical(self):
+        doc = {}
+        if self.enums:
+            doc["enums"] = {n: list(m) for n, m in self.enums.items()}
+        if self.records:
+            recs = {}
+            for n, r in self.records.items():
+                d = {"fields": {f: type_string(t) for f, t in r["fields"].items()}}
+                if r["required"]:
+                    d["required"] = list(r["required"])
+                if r["unique"]:
+                    d["unique"] = list(r["unique"])
+                recs[n] = d
+            doc["records"] = recs
+        return doc
+
+    # -- resolving (VALUES.md "Two steps: decode, then resolve")
+    def resolve(self, v, t="any"):
+        """Returns v checked against type t (ints given for floats converted), or raises
+        SchemaError. Inside `any`, enums and records are still resolved."""
+        if isinstance(t, tuple):
+            kind, inner = t
+            if kind == "list":
+                if not isinstance(v, list):
+                    raise SchemaError("expected %s" % type_string(t))
+                return [self.resolve(x, inner) for x in v]
+            if not isinstance(v, dict):
+                raise SchemaError("expected %s" % type_string(t))
+            return {k: self.resolve(x, inner) for k, x in v.items()}
+        if t == "any":
+            if isinstance(v, list):
+                return [self.resolve(x) for x in v]
+            if isinstance(v, dict):
+                return {k: self.resolve(x) for k, x in v.items()}
+            if isinstance(v, Enum):
+                return self.resolve(v, v.type)
+            if isinstance(v, Record):
+                return self.resolve(v, v.type)
+            return v
+        if t == "null":
+            if v is not None:
+                raise SchemaError("expected null")
+            return v
+        if t == "bool":
+            if not isinstance(v, bool):
+                raise SchemaError("expected bool")
+            return v
+        if t == "int":
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise SchemaError("expected int")
+            return v
+        if t == "float":
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise SchemaError("expected float")
+            return float(v)
+        if t == "string":
+            if not isinstance(v, str):
+                raise SchemaError("expected string")
+            return v
+        if t == "bytes":
+            if not isinstance(v, bytes):
+                raise SchemaError("expected bytes")
+            return v
+        if t == "time":
+            if not isinstance(v, Time):
+                raise SchemaError("expected time")
+            return v
+        if t in self.enums:
+            if not isinstance(v, Enum) or v.type != t or v.member not in self.enums[t]:
+                raise SchemaError("expected a member of %s" % t)
+            return v
+        if t in self.records:
+            if not isinstance(v, Record) or v.type != t:
+                raise SchemaError("expected a %s record" % t)
+            return Record(t, self.resolve_fields(t, v.fields))
+        raise SchemaError("unknown type %s" % t)
+
+    def resolve_fields(self, type_, fields):
+        rec = self.records[type_]
+        out = {}
+        for f, x in fields.items():
+            if f not in rec["fields"]:
+                raise SchemaError("undeclared field %s" % f)
+            out[f] = None if x is None else self.resolve(x, rec["fields"][f])
+        for f in rec["required"]:
+            if out.get(f) is None:
+                raise SchemaError("required field %s missing" % f)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Ids (PROTOCOL.md §1, §6)
+# ---------------------------------------------------------------------------------------------
+
+RESERVED_ORIGINS = (0, (1 << 64) - 1)
+
+
+def update_key(hlc, origin):
+    return struct.pack(">QQ", hlc, origin)
+
+
+def parse_update_id(text):
+    if not isinstance(text, str) or len(text) != 32 or not re.fullmatch(r"[0-9A-Fa-f]{32}", text):
+        raise ValueError("not an update id: %r" % (text,))
+    return bytes.fromhex(text)
+
+
+def origin_text(origin):
+    return "%016x" % origin
+
+
+B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def _gf_mul(a, b):
+    """GF(32) = GF(2)[x]/(x^5 + x^2 + 1)."""
+    r = 0
+    while b:
+        if b & 1:
+            r ^= a
+        b >>= 1
+        a <<= 1
+        if a & 0x20:
+            a ^= 0x25
+    return r
+
+
+def _check_char(block):
+    c, w = 0, 1
+    for d in block:
+        w = _gf_mul(w, 2)      # x^i for the i-th character, i from 1
+        c ^= _gf_mul(w, d)
+    return c
+
+
+def device_id(public_key):
+    """PROTOCOL.md §6: base32 without padding, a check character per block of 13,
+    eight groups of 7 joined by '-'."""
+    assert len(public_key) == 32
+    bits = int.from_bytes(public_key, "big") << 4          # 256 bits + 4 zero bits = 52 x 5
+    digits = [(bits >> (5 * (51 - i))) & 31 for i in range(52)]
+    out = []
+    for b in range(4):
+        block = digits[13 * b:13 * b + 13]
+        out += block + [_check_char(block)]
+    s = "".join(B32[d] for d in out)
+    return "-".join(s[7 * i:7 * i + 7] for i in range(8))
+
+
+def parse_device_id(text):
+    s = text.replace("-", "").replace(" ", "").upper()
+    if len(s) != 56 or any(c not in B32 for c in s):
+        raise ValueError("device id: not 56 characters of the alphabet")
+    vals = [B32.index(c) for c in s]
+    digits = []
+    for b in range(4):
+        block = vals[14 * b:14 * b + 14]
+        if _check_char(block[:13]) != block[13]:
+            raise ValueError("device id: the check fails in block %d" % (b + 1))
+        digits += block[:13]
+    if digits[51] & 0x0f:
+        raise ValueError("device id: the last character carries bits that must be zero")
+    bits = 0
+    for d in digits:
+        bits = (bits << 5) | d
+    return (bits >> 4).to_bytes(32, "big")
+
+
+# ---------------------------------------------------------------------------------------------
+# Update bodies (PROTOCOL.md §1)
+# ---------------------------------------------------------------------------------------------
+
+MAX_UPDATE = 1_048_576
+MAX_FRAME = 4_194_304
+
+
+class Update:
+    __slots__ = ("hlc", "origin", "body", "seq", "method", "arg_bytes")
+
+    def __init__(self, hlc, origin, body):
+        self.hlc, self.origin, self.body = hlc, origin, bytes(body)
+        self.seq, self.method, self.arg_bytes = parse_body(self.body)
+
+    @property
+    def key(self):
+        return update_key(self.hlc, self.origin)
+
+    @property
+    def id(self):
+        return self.key.hex()
+
+    def envelope(self):
+        return [self.hlc, self.origin, self.body]
+
+    def __repr__(self):
+        return "Update(%s seq %d %s)" % (self.id, self.seq, self.method)
+
+
+def encode_body(seq, method, arg_value=None, arg_bytes=None):
+    """[seq, method, bin(arg)], seq in its smallest unsigned form."""
+    m = method.encode("utf-8")
+    if arg_bytes is None:
+        arg_bytes = encode(arg_value)
+    out = bytearray(b"\x93")
+    out += _encode_int(seq)
+    out += _uint_header(len(m), 31, 0xa0, (0xd9, 0xda, 0xdb)) + m
+    out += encode(bytes(arg_bytes))
+    if len(out) > MAX_UPDATE:
+        raise ValueError("body of %d bytes is above max_update" % len(out))
+    return bytes(out)
+
+
+def parse_body(body):
+    """The well-framed rule of §1: one fixarray of 3, seq >= 1 as positive fixint or
+    cc..cf, method a str of 1..255 bytes, arg a bin; nothing after it."""
+    if len(body) > MAX_UPDATE:
+        raise DecodeError("body above max_update")
+    r = _Reader(body)
+    b = r.take(1)[0]
+    if b == 0xdc:
+        n = struct.unpack(">H", r.take(2))[0]
+    elif b == 0xdd:
+        n = struct.unpack(">I", r.take(4))[0]
+    elif 0x90 <= b <= 0x9f:
+        n = b & 0x0f
+    else:
+        raise DecodeError("body is not an array")
+    if n != 3:
+        raise DecodeError("body is not 3 elements")
+    h = r.take(1)[0]
+    if h <= 0x7f:
+        seq = h
+    elif 0xcc <= h <= 0xcf:
+        seq = int.from_bytes(r.take(1 << (h - 0xcc)), "big")
+    else:
+        raise DecodeError("seq is not an unsigned integer")
+    if seq < 1:
+        raise DecodeError("seq 0")
+    h = r.take(1)[0]
+    if 0xa0 <= h <= 0xbf:
+        n = h & 0x1f
+    elif h == 0xd9:
+        n = r.take(1)[0]
+    elif h == 0xda:
+        n = struct.unpack(">H", r.take(2))[0]
+    elif h == 0xdb:
+        n = struct.unpack(">I", r.take(4))[0]
+    else:
+        raise DecodeError("method is not a str")
+    if not 1 <= n <= 255:
+        raise DecodeError("method of %d bytes" % n)
+    method = bytes(r.take(n)).decode("utf-8", "replace")
+    h = r.take(1)[0]
+    if h in (0xc4, 0xc5, 0xc6):
+        n = struct.unpack(">" + "BHI"[h - 0xc4], r.take(1 << (h - 0xc4)))[0]
+    else:
+        raise DecodeError("arg is not a bin")
+    arg = bytes(r.take(n))
+    if r.pos != len(body):
+        raise DecodeError("bytes after the body")
+    return seq, method, arg
+
+
+# ---------------------------------------------------------------------------------------------
+# Hybrid logical clock (PROTOCOL.md §1, docs/ARCHITECTURE.md "Ordering")
+# ---------------------------------------------------------------------------------------------
+
+class HybridClock:
+    """48 bits of ms since the epoch, 16-bit counter; tick() is above everything the
+    clock issued or observed, a counter overflow carries into the milliseconds."""
+
+    def __init__(self, offset_ms=0):
+        self.last = 0
+        self.offset_ms = offset_ms
+
+    def now_ms(self):
+        return int(time.time() * 1000) + self.offset_ms
+
+    def tick(self):
+        self.last = max(self.now_ms() << 16, self.last + 1)
+        return self.last
+
+    def observe(self, hlc):
+        self.last = max(self.last, hlc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay (docs/METHODS.md, docs/ARCHITECTURE.md "Replay")
+# ---------------------------------------------------------------------------------------------
+
+SCHEMA, UNIQUE, FAILED, OVERFLOW, MISSING, EXISTS, BAD_ARGUMENT = 1, 2, 3, 4, 5, 6, 7
+KIND_NAMES = {1: "schema", 2: "unique", 3: "failed", 4: "overflow", 5: "missing", 6: "exists",
+              7: "bad-argument"}
+METHODS = ("set", "unset", "inc", "add", "remove", "create", "update", "delete", "schema",
+           "resolve", "retire")
+MAX_SEGMENTS = 32
+
+
+class Conflict(Exception):
+    def __init__(self, kind, path=(), involved=(), why=""):
+        super().__init__("%s at %s: %s" % (KIND_NAMES.get(kind, kind), list(path), why))
+        self.kind, self.path, self.involved = kind, list(path), list(involved)
+
+
+def _bad(why):
+    return Conflict(BAD_ARGUMENT, [], [], why)
+
+
+def _arg_str(arg, key):
+    v = arg.get(key)
+    if not isinstance(v, str):
+        raise _bad("%s is not a str" % key)
+    return v
+
+
+def _arg_path(arg):
+    p = arg.get("path")
+    if isinstance(p, str):
+        segs = p.split(".")
+    elif isinstance(p, list) and all(isinstance(s, str) for s in p):
+        segs = list(p)
+    else:
+        raise _bad("path is not a str or a list of str")
+    if not segs or any(s == "" for s in segs) or len(segs) > MAX_SEGMENTS:
+        raise _bad("path empty, with an empty segment, or above 32 segments")
+    return segs
+
+
+_INDEX = re.compile(r"[0-9]{1,9}\Z")
+
+
+class State:
+    """data, open conflicts, schema, retired, and the last writer of each record."""
+
+    def __init__(self):
+        self.data = {}
+        self.conflicts = {}          # skipped key -> (kind, [involved keys], [path])
+        self.schema = None           # a Schema, or None when nothing is declared
+        self.retired = {}            # origin (16 hex) -> last seq
+        self.writers = {}            # (type, id) -> key of its last writer
+        self.unknown = 0
+        self.applied = []            # keys in replay order (for debugging)
+
+    # -- the state hash (PROTOCOL.md §3, docs/STORAGE.md "State hash")
+    def hash_input(self):
+        conflicts = [[k, kind, list(inv), list(path)]
+                     for k, (kind, inv, path) in sorted(self.conflicts.items())]
+        schema = self.schema.canonical() if self.schema else {}
+        return encode([self.data, conflicts, schema, dict(self.retired)])
+
+    def state_hash(self):
+        return hashlib.blake2b(self.hash_input(), digest_size=32).hexdigest()
+
+    def conflict_view(self):
+        """{skipped id: (kind, [involved ids], [path])}, ids as 32 hex digits."""
+        return {k.hex(): (kind, [i.hex() for i in inv], list(path))
+                for k, (kind, inv, path) in self.conflicts.items()}
+
+    # -- folding
+    def apply(self, u):
+        self.applied.append(u.key)
+        if u.method not in METHODS:
+            self.unknown += 1
+            return None
+        saved = (copy.deepcopy(self.data), dict(self.writers), self.schema, dict(self.retired),
+                 dict(self.conflicts))
+        try:
+            try:
+                arg = decode(u.arg_bytes)
+            except DecodeError as e:
+                raise _bad("argument does not decode: %s" % e)
+            if not isinstance(arg, dict):
+                raise _bad("argument is not a map")
+            getattr(self, "_m_" + u.method)(arg, u.key)
+            return None
+        except Conflict as c:
+            self.data, self.writers, self.schema, self.retired, self.conflicts = saved
+            self.conflicts[u.key] = (c.kind, list(c.involved), list(c.path))
+            return c
+
+    # -- typing of places (METHODS.md: a place under a record type has its declared type)
+    def _record_type(self, name):
+        return self.schema is not None and name in self.schema.records
+
+    def _place_type(self, path):
+        """The declared type at path, "any" for untyped places; raises Conflict(schema)
+        when the path crosses an undeclared field."""
+        if not path or not self._record_type(path[0]):
+            return "any"
+        if len(path) == 1:
+            return ("map", path[0])
+        if len(path) == 2:
+            return path[0]
+        rec = self.schema.records[path[0]]
+        if path[2] not in rec["fields"]:
+            raise Conflict(SCHEMA, path, [], "undeclared field %s" % path[2])
+        t = rec["fields"][path[2]]
+        for seg in path[3:]:
+            if isinstance(t, tuple):
+                t = t[1]
+            elif t in self.schema.records:
+                fields = self.schema.records[t]["fields"]
+                if seg not in fields:
+                    raise Conflict(SCHEMA, path, [], "undeclared field %s" % seg)
+                t = fields[seg]
+            elif t == "any":
+                return "any"
+            else:
+                raise Conflict(SCHEMA, path, [], "%s has no members" % t)
+        return t
+
+    def _resolve(self, value, t, path):
+        if self.schema is None:
+            reg = Schema({})
+        else:
+            reg = self.schema
+        try:
+            return reg.resolve(value, t)
+        except SchemaError as e:
+            raise Conflict(SCHEMA, path, [], str(e))
+
+    def _note_writer(self, path, key):
+        if len(path) >= 2 and self._record_type(path[0]):
+            self.writers[(path[0], path[1])] = key
+
+    def _check_records_after(self, path):
+        """A record that breaks its type after the method (METHODS.md)."""
+        if len(path) >= 2 and self._record_type(path[0]):
+            rec = self.data.get(path[0], {}).get(path[1]) if isinstance(self.data.get(path[0]), dict) else None
+            if rec is None:
+                return
+            if not isinstance(rec, Record) or rec.type != path[0]:
+                raise Conflict(SCHEMA, path[:2], [], "not a %s record" % path[0])
+            try:
+                self.schema.resolve_fields(path[0], rec.fields)
+            except SchemaError as e:
+                raise Conflict(SCHEMA, path[:2], [], str(e))
+
+    # -- navigation (METHODS.md; the list index and null rules as the node behaves)
+    @staticmethod
+    def _step(node, seg, path):
+        """The child of a map, record or list at seg: None when a map or record lacks it;
+        Conflict(failed) when node is not a container (null included) or a list lacks
+        the element. A list element is named by 1 to 9 decimal digits."""
+        if isinstance(node, dict):
+            return node.get(seg)
+        if isinstance(node, Record):
+            return node.fields.get(seg)
+        if isinstance(node, list):
+            if not _INDEX.match(seg) or int(seg) >= len(node):
+                raise Conflict(FAILED, path, [], "no such list element %s" % seg)
+            return node[int(seg)]
+        raise Conflict(FAILED, path, [], "a step is not a map, record or list")
+
+    def _container(self, path, create):
+        """The container that holds path[-1]. Absent maps on the way are made when
+        `create` (None is returned otherwise); a null on the way is not a map."""
+        node = self.data
+        for seg in path[:-1]:
+            nxt = self._step(node, seg, path)
+            if nxt is None:
+                present = (seg in node) if isinstance(node, dict) else \
+                    (seg in node.fields) if isinstance(node, Record) else True
+                if present:
+                    raise Conflict(FAILED, path, [], "%s is null, not a map" % seg)
+                if not create:
+                    return None
+                nxt = {}
+                if isinstance(node, dict):
+                    node[seg] = nxt
+                else:
+                    node.fields[seg] = nxt
+            node = nxt
+        if not isinstance(node, (dict, Record, list)):
+            raise Conflict(FAILED, path, [], "%s is not a map, record or list" % path[-1])
+        return node
+
+    def _get(self, path):
+        """The value at path, None when absent (or null); Conflict(failed) as _container."""
+        c = self._container(path, create=False)
+        if c is None:
+            return None
+        return self._step(c, path[-1], path)
+
+    def _put(self, path, value, key):
+        c = self._container(path, create=True)
+        last = path[-1]
+        if isinstance(c, dict):
+            c[last] = value
+        elif isinstance(c, Record):
+            c.fields[last] = value
+        else:
+            if not _INDEX.match(last) or int(last) >= len(c):
+                raise Conflict(FAILED, path, [], "no such list element %s" % last)
+            c[int(last)] = value
+
+    # -- unique constraints (METHODS.md; DECISIONS.md: they bind the values an update writes)
+    def _check_unique(self, type_, id_, fields, changed):
+        if self.schema is None or type_ not in self.schema.records:
+            return
+        for f in self.schema.records[type_]["unique"]:
+            if f not in changed:
+                continue
+            v = fields.get(f)
+            if v is None:
+                continue
+            for other_id, other in self.data.get(type_, {}).items():
+                if other_id == id_ or not isinstance(other, Record):
+                    continue
+                ov = other.fields.get(f)
+                if ov is not None and values_equal(ov, v):
+                    w = self.writers.get((type_, other_id))
+                    raise Conflict(UNIQUE, [type_, id_, f], [w] if w else [], "%s taken" % f)
+
+    # -- the methods
+    def _m_set(self, arg, key):
+        path = _arg_path(arg)
+        if "value" not in arg:
+            raise _bad("value missing")
+        t = self._place_type(path)
+        value = self._resolve(arg["value"], t, path)
+        self._put(path, value, key)
+        self._after_write(path, key)
+
+    def _after_write(self, path, key, unique_fields=None):
+        self._check_records_after(path)
+        if len(path) >= 2 and self._record_type(path[0]):
+            rec = self.data.get(path[0], {}).get(path[1])
+            if isinstance(rec, Record):
+                changed = unique_fields if unique_fields is not None else (
+                    set(rec.fields) if len(path) == 2 else {path[2]})
+                self._check_unique(path[0], path[1], rec.fields, changed)
+        self._note_writer(path, key)
+
+    def _m_unset(self, arg, key):
+        path = _arg_path(arg)
+        c = self._container(path, create=False)
+        if c is None:
+            return
+        last = path[-1]
+        if isinstance(c, dict):
+            c.pop(last, None)
+        elif isinstance(c, Record):
+            c.fields.pop(last, None)
+        else:
+            self._step(c, last, path)
+            raise Conflict(FAILED, path, [], "a list element cannot be unset")
+        self._after_write(path, key, unique_fields=set())
+
+    def _m_inc(self, arg, key):
+        path = _arg_path(arg)
+        by = arg.get("by", 1)
+        if isinstance(by, bool) or not isinstance(by, (int, float)):
+            raise _bad("by is not a number")
+        cur = self._get(path)
+        if cur is None:
+            new = by
+        elif isinstance(cur, bool) or not isinstance(cur, (int, float)):
+            raise Conflict(SCHEMA, path, [], "not a number")
+        elif isinstance(cur, int):
+            if isinstance(by, float):
+                raise Conflict(SCHEMA, path, [], "an int incremented by a float")
+            new = cur + by
+            if not INT64_MIN <= new <= INT64_MAX:
+                raise Conflict(OVERFLOW, path, [], "int64 overflow")
+        else:
+            new = cur + by
+        t = self._place_type(path)
+        new = self._resolve(new, t, path)
+        self._put(path, new, key)
+        self._after_write(path, key)
+
+    def _m_add(self, arg, key):
+        path = _arg_path(arg)
+        if "value" not in arg:
+            raise _bad("value missing")
+        cur = self._get(path)
+        if cur is None:
+            cur = []
+        elif not isinstance(cur, list):
+            raise Conflict(SCHEMA, path, [], "not a list")
+        value = arg["value"]
+        if any(values_equal(value, x) for x in cur):
+            return
+        t = self._place_type(path)
+        new = self._resolve(cur + [value], t, path)
+        self._put(path, new, key)
+        self._after_write(path, key)
+
+    def _m_remove(self, arg, key):
+        path = _arg_path(arg)
+        if "value" not in arg:
+            raise _bad("value missing")
+        try:
+            cur = self._get(path)
+        except Conflict:
+            return          # the node: a path that leads nowhere holds no member
+        if cur is None:
+            return
+        if not isinstance(cur, list):
+            raise Conflict(SCHEMA, path, [], "not a list")
+        value = arg["value"]
+        new = [x for x in cur if not values_equal(value, x)]
+        if len(new) == len(cur):
+            return
+        self._put(path, new, key)
+        self._after_write(path, key)
+
+    def _record_arg(self, arg, with_fields):
+        type_, id_ = _arg_str(arg, "type"), _arg_str(arg, "id")
+        if type_ == "" or id_ == "":
+            raise _bad("empty type or id")
+        fields = None
+        if with_fields:
+            fields = arg.get("fields")
+            if not isinstance(fields, dict):
+                raise _bad("fields is not a map")
+        if not self._record_type(type_):
+            raise Conflict(SCHEMA, [type_, id_], [], "unknown record type %s" % type_)
+        return type_, id_, fields
+
+    def _table(self, type_):
+        t = self.data.get(type_)
+        if t is None:
+            t = self.data[type_] = {}
+        if not isinstance(t, dict):
+            raise Conflict(FAILED, [type_], [], "%s is not a map" % type_)
+        return t
+
+    def _m_create(self, arg, key):
+        type_, id_, fields = self._record_arg(arg, True)
+        table = self.data.get(type_)
+        if isinstance(table, dict) and table.get(id_) is not None:
+            w = self.writers.get((type_, id_))
+            raise Conflict(EXISTS, [type_, id_], [w] if w else [], "exists")
+        try:
+            resolved = self.schema.resolve_fields(type_, fields)
+        except SchemaError as e:
+            raise Conflict(SCHEMA, [type_, id_], [], str(e))
+        resolved = {f: v for f, v in resolved.items() if v is not None}
+        self._check_unique(type_, id_, resolved, set(resolved))
+        self._table(type_)[id_] = Record(type_, resolved)
+        self.writers[(type_, id_)] = key
+
+    def _m_update(self, arg, key):
+        type_, id_, fields = self._record_arg(arg, True)
+        table = self.data.get(type_)
+        rec = table.get(id_) if isinstance(table, dict) else None
+        if rec is None:
+            raise Conflict(MISSING, [type_, id_], [], "missing")
+        decl = self.schema.records[type_]["fields"]
+        new = dict(rec.fields)
+        for f, v in fields.items():
+            if f not in decl:
+                raise Conflict(SCHEMA, [type_, id_, f], [], "undeclared field %s" % f)
+            if v is None:
+                new.pop(f, None)
+            else:
+                new[f] = self._resolve(v, decl[f], [type_, id_, f])
+        try:
+            self.schema.resolve_fields(type_, new)
+        except SchemaError as e:
+            raise Conflict(SCHEMA, [type_, id_], [], str(e))
+        changed = {f for f, v in fields.items() if v is not None and not values_equal(rec.fields.get(f), v)}
+        self._check_unique(type_, id_, new, changed)
+        if fields:
+            self.writers[(type_, id_)] = key
+        table[id_] = Record(type_, new)
+
+    def _m_delete(self, arg, key):
+        type_, id_, _ = self._record_arg(arg, False)
+        table = self.data.get(type_)
+        if isinstance(table, dict) and id_ in table:
+            del table[id_]
+            self.writers.pop((type_, id_), None)
+
+    def _m_schema(self, arg, key):
+        doc = arg.get("document")
+        try:
+            self.schema = Schema(doc)
+        except SchemaError as e:
+            raise Conflict(SCHEMA, [], [], str(e))
+        if not self.schema.enums and not self.schema.records:
+            self.schema = None
+
+    def _m_resolve(self, arg, key):
+        try:
+            target = parse_update_id(arg.get("update"))
+        except ValueError as e:
+            raise _bad(str(e))
+        self.conflicts.pop(target, None)
+
+    def _m_retire(self, arg, key):
+        origin = arg.get("origin")
+        last_seq = arg.get("last_seq")
+        if not isinstance(origin, str) or not re.fullmatch(r"[0-9A-Fa-f]{1,16}", origin):
+            raise _bad("origin is not 1 to 16 hex digits")
+        if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
+            raise _bad("last_seq is not an int >= 0")
+        self.retired[origin_text(int(origin, 16))] = last_seq
+
+
+def replay(updates):
+    """The fold of `updates` in key order, from empty."""
+    s = State()
+    for u in sorted(updates, key=lambda u: u.key):
+        s.apply(u)
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# Peer protocol (PROTOCOL.md §2, §7)
+# ---------------------------------------------------------------------------------------------
+
+HELLO, ERROR, VECTOR, REQUEST, UPDATES, PUSH = 1, 2, 3, 4, 5, 6
+PROTOCOL_VERSION = 1
+ERROR_NAMES = {1: "malformed frame", 2: "unsupported version or limits", 3: "other cluster",
+               4: "hello first", 5: "unavailable"}
+
+
+def curve_keys(signing_seed_and_pk):
+    """(public, secret) X25519 keys from a 64-byte Ed25519 secret key (§7)."""
+    from nacl import bindings
+    sk = bytes(signing_seed_and_pk)
+    return bindings.crypto_sign_ed25519_pk_to_curve25519(sk[32:]), bindings.crypto_sign_ed25519_sk_to_curve25519(sk)
+
+
+def curve_public_of_device(device_id_text):
+    from nacl import bindings
+    return bindings.crypto_sign_ed25519_pk_to_curve25519(parse_device_id(device_id_text))
+
+
+def pack_frame(type_, body, version=PROTOCOL_VERSION):
+    return msgpack.packb([version, type_, body], use_bin_type=True)
+
+
+class PeerError(Exception):
+    pass
+
+
+class Peer:
+    """One outgoing link (a DEALER) to a node, as another node would open it."""
+
+    def __init__(self, endpoint, cluster, node_id, identity_key=None, server_device_id=None,
+                 advertise="", context=None):
+        self.context = context or zmq.Context.instance()
+        self.cluster, self.node_id, self.advertise = cluster, node_id, advertise
+        self.sock = self.context.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 500)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME + 4096)
+        self.sock.setsockopt(zmq.SNDHWM, 1000)
+        self.sock.setsockopt(zmq.RCVHWM, 1000)
+        if identity_key is not None:
+            pub, sec = curve_keys(identity_key)
+            self.sock.setsockopt(zmq.CURVE_PUBLICKEY, pub)
+            self.sock.setsockopt(zmq.CURVE_SECRETKEY, sec)
+            self.sock.setsockopt(zmq.CURVE_SERVERKEY, curve_public_of_device(server_device_id))
+        self.sock.connect(endpoint)
+        self.peer_hello = None
+        self.errors = []           # (code, message) received
+        self.other = []            # frames received that no call was waiting for
+
+    def close(self):
+        self.sock.close(0)
+
+    def send(self, type_, body, version=PROTOCOL_VERSION):
+        self.sock.send(pack_frame(type_, body, version))
+
+    def send_raw(self, data):
+        self.sock.send(data)
+
+    def recv(self, timeout_s):
+        if not self.sock.poll(int(timeout_s * 1000)):
+            return None
+        data = self.sock.recv()
+        frame = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        if not (isinstance(frame, list) and len(frame) == 3):
+            raise PeerError("frame is not [version, type, body]: %r" % (frame,))
+        return frame
+
+    def wait_for(self, types, timeout_s=5.0):
+        """The next frame of one of `types`; Errors are returned too."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerError("no frame of type %s within %.1f s" % (types, timeout_s))
+            f = self.recv(left)
+            if f is None:
+                continue
+            if f[1] == ERROR:
+                self.errors.append(tuple(f[2]))
+            if f[1] in types or f[1] == ERROR:
+                return f
+            self.other.append(f)
+
+    def hello_body(self):
+        return [self.cluster, self.node_id, self.advertise, MAX_UPDATE, MAX_FRAME, 0]
+
+    def handshake(self, timeout_s=10.0):
+        """§ Handshake: Hello, again at growing intervals (20 ms .. 200 ms) until answered."""
+        deadline = time.monotonic() + timeout_s
+        interval = 0.02
+        while time.monotonic() < deadline:
+            self.send(HELLO, self.hello_body())
+            f = self.recv(interval)
+            while f is not None:
+                if f[1] == HELLO:
+                    body = f[2]
+                    if not (isinstance(body, list) and len(body) >= 5):
+                        raise PeerError("Hello body malformed: %r" % (body,))
+                    self.peer_hello = {"cluster": body[0], "node_id": body[1], "endpoint": body[2],
+                                       "max_update": body[3], "max_frame": body[4],
+                                       "features": body[5] if len(body) > 5 else 0}
+                    return self.peer_hello
+                if f[1] == ERROR:
+                    self.errors.append(tuple(f[2]))
+                    raise PeerError("handshake answered with Error %r" % (f[2],))
+                self.other.append(f)
+                f = self.recv(0)
+            interval = min(interval * 2, 0.2)
+        raise PeerError("no Hello back within %.0f s" % timeout_s)
+
+    def exchange_vectors(self, vector, timeout_s=5.0):
+        """Sends our vector (reply = false) in pages and returns the peer's answer, a dict
+        origin -> seq, assembled from its pages (§ Sync)."""
+        entries = [[o, s] for o, s in sorted(vector.items())]
+        pages = [entries[i:i + 1024] for i in range(0, len(entries), 1024)] or [[]]
+        for i, page in enumerate(pages):
+            self.send(VECTOR, [i, len(pages), False, page])
+        got, expect = {}, None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            f = self.wait_for((VECTOR,), max(0.01, deadline - time.monotonic()))
+            if f[1] == ERROR:
+                raise PeerError("Vector answered with Error %r" % (f[2],))
+            page, npages, reply, items = f[2]
+            if not reply:
+                continue
+            if page == 0:
+                got, expect = {}, npages
+            if expect is None or npages != expect:
+                got, expect = {}, None
+                continue
+            for o, s in items:
+                if o not in RESERVED_ORIGINS:
+                    got[o] = s
+            if page == npages - 1:
+                return got
+
+    def request(self, origin, from_seq, to_seq, max_bytes=1 << 20, timeout_s=5.0):
+        self.send(REQUEST, [origin, from_seq, to_seq, max_bytes])
+        while True:
+            f = self.wait_for((UPDATES,), timeout_s)
+            if f[1] == ERROR:
+                raise PeerError("Request answered with Error %r" % (f[2],))
+            o, more, ups = f[2]
+            if o != origin:
+                self.other.append(f)
+                continue
+            return more, [Update(h, og, b) for h, og, b in ups]
+
+    def pull(self, have, their_vector, max_bytes=1 << 20):
+        """Pulls, origin by origin, what `have` (origin -> list of updates in seq order)
+        lacks of `their_vector`. Returns the updates received."""
+        got = []
+        for origin, theirs in sorted(their_vector.items()):
+            own = len(have.get(origin, []))
+            while own < theirs:
+                more, ups = self.request(origin, own + 1, theirs, max_bytes)
+                if not ups:
+                    break
+                for u in ups:
+                    if u.origin != origin or u.seq != own + 1:
+                        raise PeerError("Updates out of order: %r after seq %d" % (u, own))
+                    have.setdefault(origin, []).append(u)
+                    got.append(u)
+                    own += 1
+        return got
+
+    def push(self, updates):
+        self.send(PUSH, [[u.envelope() for u in updates]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Local API (PROTOCOL.md §4)
+# ---------------------------------------------------------------------------------------------
+
+class ApiError(Exception):
+    pass
+
+
+class Api:
+    def __init__(self, data_dir, timeout_ms=10000, context=None):
+        import os
+        with open(os.path.join(data_dir, "api.endpoint")) as f:
+            self.api_endpoint, self.events_endpoint = f.read().split("\n")[:2]
+        self.context = context or zmq.Context.instance()
+        self.timeout_ms = timeout_ms
+        self._connect()
+
+    def _connect(self):
+        self.sock = self.context.socket(zmq.REQ)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVTIMEO, self.timeout_ms)
+        self.sock.setsockopt(zmq.SNDTIMEO, self.timeout_ms)
+        self.sock.connect(self.api_endpoint)
+
+    def close(self):
+        self.sock.close(0)
+
+    def request(self, op, arg=None):
+        self.sock.send(encode([1, op, {} if arg is None else arg]))
+        try:
+            reply = decode(self.sock.recv())
+        except zmq.Again:
+            self.sock.close(0)
+            self._connect()
+            raise ApiError("no reply to %s within %d ms" % (op, self.timeout_ms))
+        if not (isinstance(reply, list) and len(reply) == 3 and reply[0] == 1):
+            raise ApiError("reply is not [1, status, result]: %r" % (reply,))
+        if reply[1] != "ok":
+            raise ApiError(reply[2])
+        return reply[2]
+
+    def call(self, method, arg):
+        return self.request("call", {"method": method, "arg": arg})["id"]
+
+    def state(self, path=None):
+        return self.request("state", {"path": path} if path else {})
+
+    def hash(self):
+        return self.request("hash", None)
+
+    def status(self):
+        return self.request("status", None)
