@@ -504,10 +504,17 @@ class TrustApi : public ::testing::Test {
   }
   Result<Value> request(const std::string& op, Value arg) { return client_->request(op, arg, 10'000); }
   std::string trust_file() const { return DataDir(dir_.path()).trust_file(); }
+  // The store the API is given lives until TearDown has stopped the API's
+  // thread, which may still touch it until then.
+  TrustStore* keep(std::unique_ptr<TrustStore> store) {
+    store_ = std::move(store);
+    return store_.get();
+  }
 
   TempDir dir_;
   zmq::context_t context_{1};
   std::unique_ptr<engine::Node> node_;
+  std::unique_ptr<TrustStore> store_;
   std::unique_ptr<LocalApi> api_;
   std::unique_ptr<ApiClient> client_;
   std::string own_;
@@ -524,8 +531,8 @@ TEST_F(TrustApi, WithoutATrustListTheOpsSaySo) {
 }
 
 TEST_F(TrustApi, AddListRemoveChangeTheStoreAndItsFile) {
-  auto store = open_ok(trust_file());
-  start(store.get());
+  TrustStore* store = keep(open_ok(trust_file()));
+  start(store);
   const std::string other = format_device_id(key_of_byte(0x42));
   auto added = request("trust.add", Value(Map{{"id", Value(other)}, {"name", Value("laptop")}}));
   ASSERT_TRUE(added) << added.status().message();
@@ -556,8 +563,8 @@ TEST_F(TrustApi, AddListRemoveChangeTheStoreAndItsFile) {
 }
 
 TEST_F(TrustApi, BadRequestsAreOneLineErrorsAndChangeNothing) {
-  auto store = open_ok(trust_file());
-  start(store.get());
+  TrustStore* store = keep(open_ok(trust_file()));
+  start(store);
   std::string typo = format_device_id(key_of_byte(0x42));
   typo[9] = typo[9] == 'B' ? 'C' : 'B';
   struct Case {

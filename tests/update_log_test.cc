@@ -113,6 +113,12 @@ TEST(UpdateLog, MapStopsGrowingAtTheCeiling) {
   Status grown;
   int doublings = 0;
   for (; doublings < 64 && grown; ++doublings) grown = log->grow_if_needed(true);
+#if defined(__SANITIZE_THREAD__)
+  // TSan keeps most of the address space for its shadow: a map of up to 1 TiB
+  // may not fit beside it, whatever the log does.
+  if (grown.code() == Status::Code::kIOError && log->begin_read().is_ok())
+    GTEST_SKIP() << "under TSan the address space has no room for the ceiling: " << grown.message();
+#endif
   EXPECT_EQ(grown.code(), Status::Code::kNoSpace) << grown.message();
   EXPECT_LE(log->map_bytes(), UpdateLog::kMaxMapBytes);
   EXPECT_TRUE(log->begin_read().is_ok());

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 usage() {
   cat <<'EOF'
-usage: tools/test.sh [--sanitize | --tsan | --help]
+usage: tools/test.sh [--sanitize | --tsan | --help] [-- CTEST_ARGS...]
 
 With no flag: builds build/ (RelWithDebInfo), runs every test through ctest,
 then the fuzz targets (REPLOG_FUZZ_SECONDS=N, default 30, 0 skips them). This
@@ -29,6 +29,9 @@ is what CI runs.
               (the suites that run threads), with tools/tsan.supp; reports go
               to build-tsan/sanitizer-logs/ and fail the run likewise.
   --help      prints this.
+  -- ARGS     with --sanitize or --tsan: further arguments for ctest, e.g.
+              -- -E '^(Sim|ReplayProperty)\.' to leave out the long
+              single-node suites, or -- -R '^Threads\.' for one suite.
 
 Under both, ctest timeouts are 5x (ASan) or 10x (TSan) longer, and
 REPLOG_TIME_SCALE=5 or 10 stretches the time bounds of the C++ tests
@@ -39,14 +42,21 @@ EOF
 }
 
 mode=release
-for arg in "$@"; do
-  case $arg in
+ctest_args=()
+while [ $# -gt 0 ]; do
+  case $1 in
     --sanitize) mode=address ;;
     --tsan) mode=thread ;;
     -h | --help) usage; exit 0 ;;
-    *) echo "tools/test.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+    --) shift; ctest_args=("$@"); break ;;
+    *) echo "tools/test.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
+  shift
 done
+if [ "${#ctest_args[@]}" -gt 0 ] && [ "$mode" = release ]; then
+  echo "tools/test.sh: ctest arguments after -- go with --sanitize or --tsan" >&2
+  exit 2
+fi
 
 ./tools/deps.sh
 
@@ -113,12 +123,14 @@ if [ "$mode" = address ]; then
   # ASan runtime.
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:quarantine_size_mb=32:verify_asan_link_order=0:log_path=$logs/asan"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1:log_path=$logs/ubsan"
-  ctest --test-dir "$dir" --output-on-failure --parallel "$jobs" --timeout $((600 * slowdown)) || rc=$?
+  ctest --test-dir "$dir" --output-on-failure --parallel "$jobs" --timeout $((600 * slowdown)) \
+    ${ctest_args[@]+"${ctest_args[@]}"} || rc=$?
 else
   # The GoogleTest executables: every test that runs threads in one process
   # (writer, peer service and API threads). The Python and shell tests run the
   # same code in separate processes, one thread of each at a time per call.
-  targets=(replog_tests data_dir_test identity_test threads_test sim_test replay_property_test ingest_test crash_test)
+  targets=(replog_tests data_dir_test identity_test threads_test secure_transport_test trust_test sim_test
+    replay_property_test ingest_test crash_test)
   cmake --build "$dir" --parallel "$jobs" --target "${targets[@]}"
   # Their tests, by suite name, read from what ctest lists for those programs.
   suites=$(ctest --test-dir "$dir" --show-only=json-v1 | /usr/bin/python3 -c '
@@ -136,7 +148,7 @@ print("|".join(sorted(suites)))' "${targets[@]}")
   # is suppressed and why (only reports from inside libzmq).
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tools/tsan.supp:log_path=$logs/tsan"
   ctest --test-dir "$dir" --output-on-failure --parallel "$jobs" --timeout $((600 * slowdown)) \
-    -R "^($suites)\." || rc=$?
+    -R "^($suites)\." ${ctest_args[@]+"${ctest_args[@]}"} || rc=$?
 fi
 
 echo "$dir: ctest finished in $(($(date +%s) - start)) s (exit $rc)"
