@@ -466,7 +466,9 @@ int cmd_status(const std::vector<std::string>& args) {
   for (const auto& p : st.find("peers")->as_list()) {
     int64_t lack = p.find("we_lack")->as_int(), they = p.find("they_lack")->as_int();
     const Value* device = p.find("device_id");
+    const Value* how = p.find("how");
     std::cout << "peer " << p.find("endpoint")->as_string() << (device ? " (device " + device->as_string() + ")" : "")
+              << (how && how->is_string() ? " " + how->as_string() : "")
               << "  " << (!p.find("ready")->as_bool() ? "not connected"
                   : lack == 0 && they == 0 ? "in sync"
                   : "we lack " + std::to_string(lack) + ", they lack " + std::to_string(they))
@@ -498,7 +500,7 @@ int cmd_peers(const std::vector<std::string>& args) {
   }
   SystemClock clock;
   if (!live) std::cout << "no node running; as last stored:\n";
-  std::cout << "endpoint                      node              state                        last seen\n";
+  std::cout << "endpoint                      node              how         state                        last seen\n";
   for (const auto& p : peers) {
     int64_t lack = p.find("we_lack")->as_int(), they = p.find("they_lack")->as_int();
     int64_t seen = p.find("last_seen_ms")->as_int();
@@ -506,8 +508,10 @@ int cmd_peers(const std::vector<std::string>& args) {
                         : lack == 0 && they == 0    ? "in sync"
                                                     : "we lack " + std::to_string(lack) + ", they " + std::to_string(they);
     std::string ep = p.find("endpoint")->as_string();
+    const Value* how_value = p.find("how");
+    std::string how = how_value && how_value->is_string() ? how_value->as_string() : "-";
     std::cout << ep << std::string(ep.size() < 30 ? 30 - ep.size() : 1, ' ') << p.find("node_id")->as_string() << "  "
-              << state << std::string(state.size() < 29 ? 29 - state.size() : 1, ' ')
+              << how << std::string(how.size() < 12 ? 12 - how.size() : 1, ' ') << state << std::string(state.size() < 29 ? 29 - state.size() : 1, ' ')
               << (seen ? std::to_string((clock.now_millis() - seen) / 1000) + " s ago" : "never") << "\n";
     if (const Value* device = p.find("device_id")) std::cout << "  device " << device->as_string() << "\n";
   }
@@ -520,13 +524,17 @@ std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
 
 int cmd_node(const std::vector<std::string>& args) {
-  Options o("node", "--data DIR --listen tcp://IP:PORT [--peer DEVICE_ID@tcp://HOST:PORT ...] [--insecure]");
+  Options o("node", "--data DIR --listen tcp://IP:PORT [--peer DEVICE_ID@tcp://HOST:PORT ...] [--discovery on|off] [--insecure]");
   o.add()("listen", po::value<std::string>(), "where peers connect (tcp://IP:PORT)")(
       "advertise", po::value<std::string>(), "the endpoint peers should connect back to (default: the bound one)")(
       "peer", po::value<std::vector<std::string>>()->composing(), "a peer: DEVICE_ID@tcp://HOST:PORT, dialled once its id is trusted (replog trust add); with --insecure, tcp://HOST:PORT (repeatable)")(
       "insecure", "plain TCP: no encryption, no authentication, anyone who reaches the port can write (tests and tools only)")(
       "log-level", po::value<std::string>()->default_value("info"), "error, warn, info or debug")(
-      "anti-entropy-ms", po::value<int64_t>()->default_value(1000), "interval of anti-entropy rounds (jittered)");
+      "anti-entropy-ms", po::value<int64_t>()->default_value(1000), "interval of anti-entropy rounds (jittered)")(
+      "discovery", po::value<std::string>(), "on or off: find trusted devices on the LAN by UDP beacons (default: on, off with --insecure)")(
+      "discovery-port", po::value<int>()->default_value(21029), "the UDP port beacons are sent to and read on (the same on every device)")(
+      "discovery-interval-ms", po::value<int64_t>()->default_value(5000), "time between beacons (jittered by +-25%)")(
+      "discovery-to", po::value<std::vector<std::string>>()->composing(), "tests only: also send each beacon to this IPV4:PORT by unicast (repeatable)");
   o.add_lock_wait(DataDir::kNodeLockTimeoutMs);
   if (!o.parse(args)) return 0;
   DaemonOptions d;
@@ -537,6 +545,18 @@ int cmd_node(const std::vector<std::string>& args) {
   if (o.has("peer")) d.peers = o.get<std::vector<std::string>>("peer");
   d.insecure = o.has("insecure");
   d.anti_entropy_ms = o.get<int64_t>("anti-entropy-ms");
+  if (o.has("discovery")) {
+    const std::string on = o.get<std::string>("discovery");
+    if (on != "on" && on != "off") throw CommandError("--discovery must be on or off");
+    d.discovery = on == "on";
+  }
+  const int udp_port = o.get<int>("discovery-port");
+  if (udp_port < 1 || udp_port > 65535) throw CommandError("--discovery-port must be 1..65535");
+  d.discovery_port = static_cast<uint16_t>(udp_port);
+  d.discovery_interval_ms = o.get<int64_t>("discovery-interval-ms");
+  if (d.discovery_interval_ms < 100 || d.discovery_interval_ms > 3'600'000)
+    throw CommandError("--discovery-interval-ms must be 100..3600000");
+  if (o.has("discovery-to")) d.discovery_to = o.get<std::vector<std::string>>("discovery-to");
   const std::string level = o.get<std::string>("log-level");
   if (level == "error") d.log_level = 0;
   else if (level == "warn") d.log_level = 1;

@@ -1,11 +1,14 @@
 #include "node/api/daemon.h"
 
+#include <arpa/inet.h>
+
 #include <iostream>
 #include <mutex>
 #include <set>
 #include <zmq.hpp>
 
 #include "node/api/local_api.h"
+#include "node/discovery/discovery.h"
 #include "node/sync/peer_service.h"
 #include "node/sync/zmq_transport.h"
 #include "protocol/bytes.h"
@@ -106,8 +109,9 @@ class TrustFollower {
     return now;
   }
 
-  void poll(SyncEngine& engine, ZmqTransport& transport) {
-    if (trust_.generation() == generation_) return;
+  // True when the trust list changed.
+  bool poll(SyncEngine& engine, ZmqTransport& transport) {
+    if (trust_.generation() == generation_) return false;
     generation_ = trust_.generation();
     std::set<std::string> now = trusted_keys(trust_);
     for (const auto& key : known_) {
@@ -119,6 +123,7 @@ class TrustFollower {
     for (const auto& sp : statics_)
       if (now.count(sp.key) && !known_.count(sp.key)) engine.add_peer(sp.endpoint, sp.key);
     known_ = std::move(now);
+    return true;
   }
 
  private:
@@ -143,7 +148,7 @@ Result<std::unique_ptr<ZmqTransport>> make_transport(const DaemonOptions& option
 }
 
 SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& transport, const Identity& identity,
-                         const std::vector<StaticPeer>& dial_now) {
+                         const TrustStore& trust, const std::vector<StaticPeer>& dial_now) {
   SyncOptions sync;
   sync.endpoint = options.advertise.empty() ? transport.bound_endpoint() : options.advertise;
   for (const auto& sp : dial_now) {
@@ -151,6 +156,11 @@ SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& trans
     if (!sp.key.empty()) sync.peer_keys[sp.endpoint] = sp.key;
   }
   if (!options.insecure) sync.own_key = identity.public_key();
+  // A device that dialled in: how it came onto the trust list, when that says more than "by hand".
+  sync.how_inbound = [&trust](const std::string& key) {
+    auto d = trust.find(key);
+    return d && d->how != "manual" ? d->how : std::string();
+  };
   sync.anti_entropy_ms = options.anti_entropy_ms;
   return sync;
 }
@@ -158,25 +168,98 @@ SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& trans
 // Every kind of refusal: counted on the event loop, read by the API's thread.
 class Refusals {
  public:
-  void count(const SyncCounters& e, const TransportCounters& t) {
+  void count(const SyncCounters& e, const TransportCounters& t, const DiscoveryCounters& d) {
     auto n = [](uint64_t v) { return Value(static_cast<int64_t>(v)); };
     Map now{{"handshakes_refused", n(t.handshakes_refused)}, {"bad_frames", n(e.bad_frames)},
             {"updates_refused", n(e.refused_updates)}, {"endpoints_refused", n(e.refused_endpoints)},
             {"sends_dropped", n(t.dropped)}, {"sends_unroutable", n(t.unroutable)}, {"rebinds", n(t.rebinds)},
             {"frames_blocked", n(e.blocked_frames)}, {"sources_blocked", n(e.blocks)},
-            {"silent_peers", n(e.silent_peers)}};
+            {"silent_peers", n(e.silent_peers)},
+            {"beacons_refused", n(d.beacons_malformed + d.beacons_bad_mac)},
+            {"discovery_dials_limited", n(d.dials_rate_limited)}};
+    Map beacons{{"beacons_sent", n(d.beacons_sent)}, {"send_errors", n(d.send_errors)},
+                {"beacons_received", n(d.beacons_received)}, {"beacons_malformed", n(d.beacons_malformed)},
+                {"beacons_bad_mac", n(d.beacons_bad_mac)}, {"beacons_self", n(d.beacons_self)},
+                {"beacons_unknown_device", n(d.beacons_unknown_device)}, {"beacons_known", n(d.beacons_known)},
+                {"dials", n(d.dials)}, {"dials_skipped_linked", n(d.dials_skipped_linked)},
+                {"dials_rate_limited", n(d.dials_rate_limited)}, {"dials_skipped_ipv6", n(d.dials_skipped_ipv6)}};
     std::lock_guard<std::mutex> l(mu_);
     counts_ = std::move(now);
+    discovery_counts_ = std::move(beacons);
   }
   Value snapshot() const {
     std::lock_guard<std::mutex> l(mu_);
     return Value(counts_);
   }
+  Map discovery_snapshot() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return discovery_counts_;
+  }
 
  private:
   mutable std::mutex mu_;
-  Map counts_;  // guarded by mu_
+  Map counts_;             // guarded by mu_
+  Map discovery_counts_;   // guarded by mu_
 };
+
+// The port of tcp://HOST:PORT (0 when there is none).
+uint16_t port_of(const std::string& endpoint) {
+  auto colon = endpoint.rfind(':');
+  if (colon == std::string::npos) return 0;
+  try {
+    int port = std::stoi(endpoint.substr(colon + 1));
+    return port > 0 && port < 65536 ? static_cast<uint16_t>(port) : 0;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+// --discovery-to values: IPv4 HOST:PORT.
+Status check_discovery_targets(const std::vector<std::string>& targets) {
+  for (const auto& t : targets) {
+    auto colon = t.rfind(':');
+    in_addr a{};
+    if (colon == std::string::npos || inet_pton(AF_INET, t.substr(0, colon).c_str(), &a) != 1 ||
+        port_of(t) == 0)
+      return Status::invalid_argument("--discovery-to " + t + ": expected IPV4:PORT, e.g. 127.0.0.1:21029");
+  }
+  return Status::ok();
+}
+
+// Discovery as the options ask, or nothing (off, or its socket did not open:
+// the node runs on with its static peers and says why in the log and status).
+std::unique_ptr<Discovery> start_discovery(const DaemonOptions& options, const ClusterSecret& secret,
+                                           const Identity& identity, const TrustStore& trust, SyncEngine& engine,
+                                           const ZmqTransport& transport, const SyncEngine::Log& log,
+                                           std::string* state) {
+  if (!options.discovery.value_or(!options.insecure)) {
+    *state = "off";
+    return nullptr;
+  }
+  DiscoveryOptions d;
+  d.udp_port = options.discovery_port;
+  d.listen_port = port_of(transport.bound_endpoint());
+  d.interval_ms = options.discovery_interval_ms;
+  d.also_to = options.discovery_to;
+  Discovery::Hooks hooks;
+  hooks.trusted = [&trust] {
+    std::vector<std::string> keys;
+    for (auto& dev : trust.list()) keys.push_back(std::move(dev.public_key));
+    return keys;
+  };
+  hooks.linked = [&engine](const std::string& key) { return engine.linked_to(key); };
+  hooks.dial = [&engine](const std::string& endpoint, const std::string& key) { engine.dial_discovered(endpoint, key); };
+  auto discovery = std::make_unique<Discovery>(d, BeaconKeys::from(secret), identity.public_key(), hooks, log);
+  if (Status s = discovery->open(); !s) {
+    log(1, "discovery is off: " + s.message());
+    *state = "failed: " + s.message();
+    return nullptr;
+  }
+  *state = "on";
+  log(2, "discovery: beacons on UDP port " + std::to_string(d.udp_port) + " every ~" +
+             std::to_string(d.interval_ms) + " ms, announcing TCP port " + std::to_string(d.listen_port));
+  return discovery;
+}
 
 void log_start(const SyncEngine::Log& logger, const DaemonOptions& options, const engine::Node& node,
                const Identity& identity, const TrustStore& trust, const ZmqTransport& transport, size_t peers) {
@@ -190,16 +273,26 @@ void log_start(const SyncEngine::Log& logger, const DaemonOptions& options, cons
 }
 
 // The event loop, until `stop`: peers, trust changes, and the refusal counts.
-void serve(PeerService& service, ZmqTransport& transport, TrustFollower& follower, Refusals& refusals,
-           const std::atomic<bool>& stop) {
+// Discovery's sockets are read without waiting once per turn (at most every
+// 5 ms when idle), so beacons never hold up the peers.
+void serve(PeerService& service, ZmqTransport& transport, TrustFollower& follower, Discovery* discovery,
+           Refusals& refusals, const std::atomic<bool>& stop) {
   SystemClock clock;
   service.start();
   int64_t counted_ms = 0;
+  const DiscoveryCounters no_discovery;
   while (!stop.load()) {
     service.run_once(5);
-    follower.poll(service.engine(), transport);
-    if (const int64_t now = clock.now_millis(); now - counted_ms >= 100) {
-      refusals.count(service.engine().counters(), transport.counters());
+    const bool trust_changed = follower.poll(service.engine(), transport);
+    const int64_t now = clock.now_millis();
+    if (discovery) {
+      // A device trusted just now may be waiting for this node's beacon.
+      if (trust_changed) discovery->announce_soon();
+      discovery->run_once(now);
+    }
+    if (now - counted_ms >= 100) {
+      refusals.count(service.engine().counters(), transport.counters(),
+                     discovery ? discovery->counters() : no_discovery);
       counted_ms = now;
     }
   }
@@ -212,6 +305,9 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     if (level <= options.log_level) log_line(level, line);
   };
   if (options.listen.empty()) return Status::invalid_argument("give --listen tcp://IP:PORT");
+  if (options.insecure && options.discovery.value_or(false))
+    return Status::invalid_argument("--discovery on needs device keys: not with --insecure");
+  REPLOG_RETURN_IF_ERROR(check_discovery_targets(options.discovery_to));
   auto statics = parse_peers(options, logger);
   if (!statics) return statics.status();
 
@@ -235,7 +331,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   if (!transport) return transport.status();
   REPLOG_RETURN_IF_ERROR((*transport)->listen(options.listen));
   TrustFollower follower(**trust, std::move(statics).value(), logger);
-  SyncOptions sync = sync_options(options, **transport, *identity, follower.start(options.insecure));
+  SyncOptions sync = sync_options(options, **transport, *identity, **trust, follower.start(options.insecure));
   SystemClock clock;
   PeerService service(*node, **transport, clock, sync, logger);
 
@@ -249,14 +345,23 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     service.on_committed(updates);
     api.on_committed(updates);
   });
+  std::string discovery_state;
+  std::unique_ptr<Discovery> discovery = start_discovery(options, *cluster_secret, *identity, **trust,
+                                                         service.engine(), **transport, logger, &discovery_state);
   Refusals refusals;
-  refusals.count(service.engine().counters(), (*transport)->counters());
-  api.set_extra_status([&] { return Map{{"refusals", refusals.snapshot()}, {"secure", Value(!options.insecure)}}; });
+  refusals.count(service.engine().counters(), (*transport)->counters(), DiscoveryCounters{});
+  api.set_extra_status([&] {
+    Map found = refusals.discovery_snapshot();
+    found["state"] = Value(discovery_state);
+    found["udp_port"] = Value(static_cast<int64_t>(options.discovery_port));
+    return Map{{"refusals", refusals.snapshot()}, {"secure", Value(!options.insecure)},
+               {"discovery", Value(std::move(found))}};
+  });
   api.set_trust(trust->get());
   REPLOG_RETURN_IF_ERROR(api.start());
 
   log_start(logger, options, *node, *identity, **trust, **transport, sync.peers.size());
-  serve(service, **transport, follower, refusals, stop);
+  serve(service, **transport, follower, discovery.get(), refusals, stop);
   logger(2, "stopping: writing a checkpoint");
   api.stop();
   Status s = node->close();

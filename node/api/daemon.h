@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,12 @@ struct DaemonOptions {
   bool insecure = false;            // plain TCP, NULL mechanism: for tests and tools
   int log_level = 2;                // 0 error, 1 warn, 2 info, 3 debug
   int64_t anti_entropy_ms = 1000;
+  // LAN discovery (node/discovery): on unless --insecure (which has no keys to
+  // name devices by); beacons on UDP discovery_port every discovery_interval_ms.
+  std::optional<bool> discovery;    // unset: on when secure
+  uint16_t discovery_port = 21029;  // kDefaultDiscoveryPort
+  int64_t discovery_interval_ms = 5000;
+  std::vector<std::string> discovery_to;  // test only: IPv4 HOST:PORT unicast targets
 };
 
 // Runs until `stop` becomes true; then checkpoints and returns.

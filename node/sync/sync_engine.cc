@@ -51,7 +51,7 @@ void SyncEngine::start() {
   on_tick();
 }
 
-void SyncEngine::add_peer(const std::string& endpoint, const std::string& device_key) {
+void SyncEngine::add_peer(const std::string& endpoint, const std::string& device_key, const std::string& how) {
   if (peers_.count(endpoint)) return;
   if (Status s = transport_.connect_to(endpoint, device_key); !s) {
     log_(0, "peer " + endpoint + ": " + s.message());
@@ -60,7 +60,18 @@ void SyncEngine::add_peer(const std::string& endpoint, const std::string& device
   Peer& p = peers_[endpoint];
   p.endpoint = endpoint;
   p.key = device_key;
+  p.how = how;
   p.dialled_ms = clock_.now_millis();
+}
+
+bool SyncEngine::linked_to(const std::string& device_key) const {
+  return std::any_of(peers_.begin(), peers_.end(),
+                     [&](const auto& e) { return e.second.key == device_key || e.second.id == device_key; });
+}
+
+void SyncEngine::dial_discovered(const std::string& endpoint, const std::string& device_key) {
+  if (device_key.empty() || device_key == options_.own_key || linked_to(device_key)) return;
+  open_learned(device_key, endpoint, device_key, "discovered");
 }
 
 // A configured link that never became ready is opened afresh after 5 s, then
@@ -382,25 +393,34 @@ void SyncEngine::connect_back(const PeerId& id, const std::string& endpoint, con
   if (key.empty() && is_reserved_origin(get_u64_be(id.data()))) return;
   for (const auto& [_, p] : peers_)
     if (p.learned && p.learned_for == id) return;  // a link to it is being tried already
+  std::string how = options_.how_inbound && !key.empty() ? options_.how_inbound(key) : "";
+  open_learned(id, endpoint, key, how.empty() ? "inbound" : how);
+}
+
+bool SyncEngine::open_learned(const PeerId& id, const std::string& endpoint, const std::string& key,
+                              const std::string& how) {
   const int64_t now = clock_.now_millis();
   ConnectBack& cb = connect_backs_[id];
   size_t learned = std::count_if(peers_.begin(), peers_.end(), [](const auto& e) { return e.second.learned; });
   Status s = check_peer_endpoint(endpoint);
+  if (s && peers_.count(endpoint)) s = Status::busy("a link to the endpoint exists");
   if (s && now < cb.not_before_ms) s = Status::busy("backing off after a failed link");
   if (s && learned >= kMaxLearnedPeers) s = Status::busy("too many learned peers");
   if (s) s = transport_.connect_to(endpoint, key);
   if (!s) {
     ++counters_.refused_endpoints;
-    log_(3, "not connecting back to " + endpoint + ": " + s.message());
-    return;
+    log_(3, "not connecting to " + endpoint + " (" + how + "): " + s.message());
+    return false;
   }
   Peer& p = peers_[endpoint];
   p.endpoint = endpoint;
   p.key = key;
+  p.how = how;
   p.learned = true;
   p.learned_for = id;
   p.learned_ms = now;
   send_hello(p);
+  return true;
 }
 
 // A learned link whose peer never answered is closed, and that node waits
@@ -654,6 +674,7 @@ Value peer_status_value(const PeerStatus& p) {
                    {"we_lack", Value(static_cast<int64_t>(p.we_lack))},
                    {"vector", vector_to_value(p.their_vector)}});
   if (!p.device_key.empty()) v.as_map()["device_id"] = Value(format_device_id(p.device_key));
+  if (!p.how.empty()) v.as_map()["how"] = Value(p.how);
   return v;
 }
 
@@ -669,6 +690,7 @@ void SyncEngine::refresh_status() {
     PeerStatus s;
     s.endpoint = endpoint;
     s.device_key = p.key;
+    s.how = p.how;
     s.node_id = p.node_id;
     s.ready = p.ready;
     s.last_seen_ms = p.last_seen_ms;

@@ -39,6 +39,9 @@ struct SyncOptions {
   // endpoint, and this node's own. Empty on a transport without keys.
   std::map<std::string, std::string> peer_keys;
   std::string own_key;
+  // How a device that dialled this node was found, for the link connected
+  // back to it (PeerStatus::how); nothing set, or an empty answer, is "inbound".
+  std::function<std::string(const std::string& device_key)> how_inbound;
   int64_t anti_entropy_ms = 1000;
   size_t fanout = 3;                      // peers per anti-entropy round
   int64_t push_delay_ms = 3;              // coalescing of pushes
@@ -53,6 +56,10 @@ struct SyncOptions {
 struct PeerStatus {
   std::string endpoint;
   std::string device_key;  // empty without a secure transport
+  // How the peer was found: "static" (--peer), "discovered" (a LAN beacon),
+  // "invite", "introducer", or "inbound" (it dialled this node, and nothing
+  // else says how it came to be trusted).
+  std::string how;
   OriginId node_id = 0;
   bool ready = false;
   int64_t last_seen_ms = 0;
@@ -91,9 +98,16 @@ class SyncEngine {
 
   // Runtime changes of whom to sync with (the daemon's trust list):
   // dials a device (nothing when a link to the endpoint exists) ...
-  void add_peer(const std::string& endpoint, const std::string& device_key);
+  void add_peer(const std::string& endpoint, const std::string& device_key, const std::string& how = "static");
+  // ... dials a device a LAN beacon named (node/discovery), unless a link to
+  // it exists: a link kept only when it becomes ready within 30 s, counted
+  // among the learned links (at most kMaxLearnedPeers) as a connect-back is ...
+  void dial_discovered(const std::string& endpoint, const std::string& device_key);
   // ... and forgets every link and all state of a device no longer trusted.
   void forget_device(const std::string& device_key);
+  // True when an outgoing link to the device exists (ready or being tried).
+  // REQUIRES: the event-loop thread.
+  bool linked_to(const std::string& device_key) const;
 
   // A snapshot refreshed every 100 ms; safe from any thread.
   std::vector<PeerStatus> peers() const;
@@ -116,6 +130,7 @@ class SyncEngine {
   struct Peer {  // an outgoing link
     std::string endpoint;
     std::string key;  // the device dialled; empty without keys
+    std::string how;  // PeerStatus::how
     PeerId id;        // set by its Hello
     uint64_t features = 0;  // what both sides support (wire::kFeatures)
     bool ready = false;
@@ -129,7 +144,7 @@ class SyncEngine {
     VersionVector their;  // their vector (seq), as known
     VectorAssembly incoming_vector;      // a Vector reply being assembled
     size_t credit_used = 0;
-    bool learned = false;     // connected back to, on a Hello's word (not configured)
+    bool learned = false;     // connected back to, on a Hello's (or a beacon's) word: not configured
     PeerId learned_for;       // the peer whose Hello named it
     int64_t learned_ms = 0;   // when
   };
@@ -173,6 +188,8 @@ class SyncEngine {
   void check_silent_peers(int64_t now);
   void redial_unready_peers(int64_t now);
   void connect_back(const PeerId& id, const std::string& endpoint, const std::string& key);
+  // Opens a learned link (a connect-back or a discovered device); false when refused (counted).
+  bool open_learned(const PeerId& id, const std::string& endpoint, const std::string& key, const std::string& how);
   PeerId self_id() const;
   static PeerId peer_id(const std::string& key, OriginId node_id);
   void drop_silent_learned_peers(int64_t now);

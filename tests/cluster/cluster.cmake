@@ -18,7 +18,9 @@ set(REPLOG_CLUSTER_TESTS
   HostilePeerIsDroppedAndNodeKeepsServing hostile_peer
   HostileEndpointsNeverStopOrSteerANode hostile_endpoints
   SecureNodesSyncOnlyWithTrustedDevices secure_cluster
-  CurveHidesPayloadsOnTheWire capture)
+  CurveHidesPayloadsOnTheWire capture
+  DiscoveryFindsPeersOnLoopbackWithoutPeerOptions discovery_loopback
+  DiscoveryInNamespacesFindsMembersOnly discovery_netns)
 
 while(REPLOG_CLUSTER_TESTS)
   list(POP_FRONT REPLOG_CLUSTER_TESTS name script)

@@ -277,6 +277,10 @@ class Node:
                 "--anti-entropy-ms", str(ANTI_ENTROPY_MS)]
         if not self.secure:
             args.append("--insecure")
+        elif "--discovery" not in self.extra_args:
+            # Nodes on one host would hear each other's broadcasts and dial
+            # addresses they do not listen on; tests that want discovery say so.
+            args += ["--discovery", "off"]
         for p in self.peers:
             args += ["--peer", p]
         if self.advertise:

@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "fuzz_beacon.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 #include "protocol/update.h"
@@ -156,6 +157,22 @@ void write_json() {
   put("json", "schema-unknown-type", R"({"records": {"A": {"fields": {"b": "B"}}}})");
 }
 
+void write_beacon() {
+  using replog::fuzz::beacon_device;
+  const BeaconKeys keys = replog::fuzz::beacon_keys();
+  BeaconNonce nonce{};
+  for (size_t i = 0; i < nonce.size(); ++i) nonce[i] = static_cast<unsigned char>(i * 37 + 1);
+  put("beacon", "device0", encode_beacon(keys, beacon_device(0), 21029, nonce));
+  put("beacon", "device1-port1", encode_beacon(keys, beacon_device(1), 1, nonce));
+  put("beacon", "unknown-device", encode_beacon(keys, std::string(32, 'z'), 7400, nonce));
+  const BeaconKeys other = BeaconKeys::from(*ClusterSecret::from_bytes(std::string(32, 'o'), "other"));
+  put("beacon", "other-cluster", encode_beacon(other, beacon_device(0), 21029, nonce));
+  std::string v2 = encode_beacon(keys, beacon_device(0), 21029, nonce);
+  v2[4] = 2;
+  put("beacon", "version-2", v2);
+  put("beacon", "short", v2.substr(0, 20));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,6 +185,7 @@ int main(int argc, char** argv) {
   write_frames();
   write_bodies();
   write_json();
+  write_beacon();
   std::printf("%d seeds written under %s\n", written, out_dir.string().c_str());
   return 0;
 }
