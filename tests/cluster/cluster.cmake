@@ -18,7 +18,8 @@ set(REPLOG_CLUSTER_TESTS
   HostilePeerIsDroppedAndNodeKeepsServing hostile_peer
   HostileEndpointsNeverStopOrSteerANode hostile_endpoints
   SecureNodesSyncOnlyWithTrustedDevices secure_cluster
-  CurveHidesPayloadsOnTheWire capture)
+  CurveHidesPayloadsOnTheWire capture
+  InviteThenJoinConverges invite_join)
 
 while(REPLOG_CLUSTER_TESTS)
   list(POP_FRONT REPLOG_CLUSTER_TESTS name script)
