@@ -22,6 +22,11 @@ void pack_str(Packer& pk, std::string_view s) {
   pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
 }
 
+void pack_bin(Packer& pk, std::string_view s) {
+  pk.pack_bin(static_cast<uint32_t>(s.size()));
+  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+
 void pack_updates(Packer& pk, std::string& out, const std::vector<Update>& updates) {
   pk.pack_array(static_cast<uint32_t>(updates.size()));
   for (const auto& u : updates) append_envelope(u, out);
@@ -73,6 +78,19 @@ struct Body {
     pk.pack_array(1);
     pack_updates(pk, out, m.updates);
   }
+  void operator()(const Join& m) {
+    pk.pack_array(3);
+    pack_bin(pk, m.device_key);
+    pack_bin(pk, m.proof);
+    pack_str(pk, m.name);
+  }
+  void operator()(const JoinReply& m) {
+    pk.pack_array(4);
+    m.accepted ? pk.pack_true() : pk.pack_false();
+    pack_bin(pk, m.proof);
+    pack_str(pk, m.cluster);
+    pack_bin(pk, m.cluster_secret);
+  }
 };
 
 Type type_of_message(const Message& m) { return static_cast<Type>(m.index() + 1); }
@@ -99,6 +117,34 @@ std::string str(const msgpack::object& o, const char* what) {
   if (o.type != msgpack::type::STR) throw Malformed(std::string(what) + " is not a string");
   return std::string(o.via.str.ptr, o.via.str.size);
 }
+std::string bin(const msgpack::object& o, const char* what) {
+  if (o.type != msgpack::type::BIN) throw Malformed(std::string(what) + " is not bin");
+  return std::string(o.via.bin.ptr, o.via.bin.size);
+}
+std::string bin_of(const msgpack::object& o, size_t n, const char* what) {
+  std::string b = bin(o, what);
+  if (b.size() != n) throw Malformed(std::string(what) + " is not " + std::to_string(n) + " bytes");
+  return b;
+}
+
+Join join(const msgpack::object& body) {
+  const auto* b = array(body, 3, "join");
+  Join j{bin_of(b[0], 32, "device key"), bin_of(b[1], 32, "proof"), str(b[2], "name")};
+  if (j.name.size() > kMaxJoinNameBytes) throw Malformed("name is over 64 bytes");
+  return j;
+}
+
+// Accepted: every field filled as documented; refused: every field empty.
+JoinReply join_reply(const msgpack::object& body) {
+  const auto* b = array(body, 4, "join reply");
+  JoinReply r{boolean(b[0], "accepted"), bin(b[1], "proof"), str(b[2], "cluster"), bin(b[3], "cluster secret")};
+  if (!r.accepted && (!r.proof.empty() || !r.cluster.empty() || !r.cluster_secret.empty()))
+    throw Malformed("a refusal carries no proof, cluster or secret");
+  if (r.accepted && (r.proof.size() != 32 || r.cluster.empty() || r.cluster.size() > 64 || r.cluster_secret.size() != 32))
+    throw Malformed("an acceptance needs a 32-byte proof, a cluster id and a 32-byte secret");
+  return r;
+}
+
 std::vector<Update> updates(const msgpack::object& o) {
   if (o.type != msgpack::type::ARRAY) throw Malformed("updates is not an array");
   std::vector<Update> out;
@@ -153,7 +199,7 @@ Result<Type> type_of(std::string_view frame) {
   auto type = read_header(frame, pos, false);
   if (!n || *n != 3 || !version || !type) return Status::corruption("not a frame [version, type, body]");
   if (*version != kVersion) return Status::refused("protocol version " + std::to_string(*version));
-  if (*type < static_cast<uint64_t>(Type::kHello) || *type > static_cast<uint64_t>(Type::kPush))
+  if (*type < static_cast<uint64_t>(Type::kHello) || *type > static_cast<uint64_t>(Type::kJoinReply))
     return Status::corruption("unknown message type " + std::to_string(*type));
   return static_cast<Type>(*type);
 }
@@ -175,7 +221,7 @@ Result<Message> decode(std::string_view frame) {
                              std::to_string(kVersion) + ")");
     uint64_t type = uint(f[1], "type");
     // Checked before the narrowing cast: type 257 is not Hello.
-    if (type < static_cast<uint64_t>(Type::kHello) || type > static_cast<uint64_t>(Type::kPush))
+    if (type < static_cast<uint64_t>(Type::kHello) || type > static_cast<uint64_t>(Type::kJoinReply))
       return Status::corruption("unknown message type " + std::to_string(type));
     const msgpack::object& body = f[2];
     switch (static_cast<Type>(type)) {
@@ -217,6 +263,8 @@ Result<Message> decode(std::string_view frame) {
         const auto* b = array(body, 1, "push");
         return Message(Push{updates(b[0])});
       }
+      case Type::kJoin: return Message(join(body));
+      case Type::kJoinReply: return Message(join_reply(body));
     }
     return Status::corruption("unknown message type " + std::to_string(type));
   } catch (const Malformed& e) {
@@ -227,7 +275,7 @@ Result<Message> decode(std::string_view frame) {
 }
 
 const char* type_name(const Message& m) {
-  static const char* names[] = {"hello", "error", "vector", "request", "updates", "push"};
+  static const char* names[] = {"hello", "error", "vector", "request", "updates", "push", "join", "join reply"};
   return names[m.index()];
 }
 

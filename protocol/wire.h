@@ -32,7 +32,13 @@ inline constexpr size_t kMaxBatchBytes = 1 << 20;
 inline constexpr size_t kVectorPageEntries = 1024;
 inline constexpr uint32_t kMaxVectorPages = 64;
 
-enum class Type : uint8_t { kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6 };
+// 7 and 8 are the invite exchange's (PROTOCOL.md §7), sent only on a link a
+// joiner opened while an invite is open, never on a sync link.
+enum class Type : uint8_t {
+  kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6, kJoin = 7, kJoinReply = 8
+};
+// Slots of an array indexed by a Type's value (0: a frame that does not read).
+inline constexpr size_t kTypeSlots = 9;
 
 enum class ErrorCode : uint32_t {
   kMalformed = 1,        // the frame did not decode
@@ -80,7 +86,25 @@ struct Push {
   std::vector<Update> updates;
 };
 
-using Message = std::variant<Hello, Error, Vector, Request, Updates, Push>;
+// A joiner's request (invite/join, PROTOCOL.md §7): its device key, which
+// must be the key CURVE authenticated, its proof of the invite's secret
+// (protocol/invite.h join_proof), and the name it asks to be trusted under.
+struct Join {
+  std::string device_key;  // Ed25519, 32 bytes
+  std::string proof;       // 32 bytes
+  std::string name;        // at most kMaxJoinNameBytes; may be empty
+};
+inline constexpr size_t kMaxJoinNameBytes = 64;
+// The inviter's answer. Accepted: its proof (accept_proof), the cluster id and
+// the cluster secret (32 bytes). Refused: the three are empty; why is not said.
+struct JoinReply {
+  bool accepted = false;
+  std::string proof;           // 32 bytes when accepted
+  std::string cluster;         // 1..64 bytes when accepted
+  std::string cluster_secret;  // 32 bytes when accepted
+};
+
+using Message = std::variant<Hello, Error, Vector, Request, Updates, Push, Join, JoinReply>;
 
 std::string encode(const Message& m);
 Result<Message> decode(std::string_view frame);

@@ -16,6 +16,8 @@
 //                           process that takes LOCK and needs it.
 //   trust.json              the devices this node trusts, mode 0600
 //                           (storage/trust.h); missing: nobody is trusted.
+//   peers.json              peers to dial, as `replog join` stored them, mode
+//                           0600 (storage/peers.h); missing: none.
 //   api.endpoint            present while a node's local API runs: two lines, the
 //                           api and events endpoints (PROTOCOL.md §4).
 //   api.sock, events.sock   the local API's sockets, in DATA itself unless DATA's
@@ -109,6 +111,7 @@ class DataDir {
   std::string identity_file() const { return file("identity.key"); }
   std::string trust_file() const { return file("trust.json"); }
   std::string cluster_secret_file() const { return file("cluster.key"); }
+  std::string peers_file() const { return file("peers.json"); }
 
   // Whether DATA already holds a log (data.mdb).
   bool holds_log() const;

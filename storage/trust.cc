@@ -24,9 +24,11 @@ auto position_of(Devices& devices, std::string_view key) {
                           [](const TrustedDevice& d, std::string_view k) { return std::string_view(d.public_key) < k; });
 }
 
-// At most 64 bytes of UTF-8 without control characters (C0, DEL, C1): a name
-// is printed on a terminal, where those would move the cursor or hide text.
-Status check_name(const std::string& name) {
+}  // namespace
+
+// A name is printed on a terminal, where control characters would move the
+// cursor or hide text.
+Status check_device_name(const std::string& name) {
   if (name.size() > kMaxNameBytes)
     return Status::invalid_argument("name: " + std::to_string(name.size()) + " bytes, at most " +
                                     std::to_string(kMaxNameBytes) + " are allowed");
@@ -41,6 +43,8 @@ Status check_name(const std::string& name) {
   return Status::ok();
 }
 
+namespace {
+
 Status check_how(const std::string& how) {
   if (how == "manual" || how == "invite" || how == "introducer") return Status::ok();
   return Status::invalid_argument("how: \"" + how + "\" is not manual, invite or introducer");
@@ -52,7 +56,7 @@ Status check_device(const TrustedDevice& device) {
     return Status::invalid_argument("public key: " + std::to_string(device.public_key.size()) + " bytes, want " +
                                     std::to_string(kDeviceKeyBytes));
   if (device.added_ms < 0) return Status::invalid_argument("added_ms: negative");
-  REPLOG_RETURN_IF_ERROR(check_name(device.name));
+  REPLOG_RETURN_IF_ERROR(check_device_name(device.name));
   return check_how(device.how);
 }
 

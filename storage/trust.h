@@ -42,6 +42,10 @@ struct TrustedDevice {
   std::string how = "manual";  // "manual", "invite" or "introducer"
 };
 
+// OK when `name` may name a trusted device: at most 64 bytes of UTF-8 without
+// control characters (C0, DEL, C1); else kInvalidArgument saying why.
+Status check_device_name(const std::string& name);
+
 class TrustStore {
  public:
   // Loads `path` (a missing file is an empty list).

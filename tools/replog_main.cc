@@ -15,12 +15,14 @@
 #include <csignal>
 
 #include "node/api/daemon.h"
+#include "node/api/join.h"
 #include "node/core/hlc.h"
 #include "node/api/local_api.h"
 #include "node/api/trust_ops.h"
 #include "node/api/verify.h"
 #include "protocol/bytes.h"
 #include "protocol/device_id.h"
+#include "protocol/invite.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 #include "replog/schema.h"
@@ -274,6 +276,73 @@ int cmd_trust(const std::vector<std::string>& args) {
   if (args[0] == "list") return cmd_trust_list(rest);
   if (args[0] == "remove") return cmd_trust_remove(rest);
   throw CommandError("unknown subcommand \"" + args[0] + "\" (add, list or remove)");
+}
+
+// --- invite / join ---------------------------------------------------------------------
+
+// "10m", "30s", "1h", "500ms"; a bare number is seconds.
+int64_t parse_duration_ms(const std::string& option, const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const std::string unit = text.substr(digits);
+  const int64_t scale = unit == "ms" ? 1 : unit == "s" || unit.empty() ? 1000 : unit == "m" ? 60'000 : unit == "h" ? 3'600'000 : 0;
+  if (digits == 0 || digits > 9 || scale == 0)
+    throw CommandError("--" + option + " " + text + ": want a duration such as 30s, 10m or 1h");
+  return std::stoll(text.substr(0, digits)) * scale;
+}
+
+int cmd_invite(const std::vector<std::string>& args) {
+  Options o("invite", "--data DIR [--expires 10m] [--endpoint tcp://HOST:PORT ...] [--json]   (one line for replog join)");
+  o.add()("expires", po::value<std::string>()->default_value("10m"), "how long the invite is good (at most 24h); it works once")(
+      "endpoint", po::value<std::vector<std::string>>()->composing(),
+      "where the new device reaches this node (repeatable, at most 8; default: where it listens)");
+  if (!o.parse(args)) return 0;
+  const int64_t expires_ms = parse_duration_ms("expires", o.get<std::string>("expires"));
+  Map arg{{"expires_ms", Value(expires_ms)}};
+  if (o.has("endpoint")) {
+    List endpoints;
+    for (const auto& e : o.get<std::vector<std::string>>("endpoint")) endpoints.push_back(Value(e));
+    arg["endpoints"] = Value(std::move(endpoints));
+  }
+  auto api = running_node(o);
+  if (!api)
+    throw CommandError("no node runs on " + o.node_options().dir + ": invites live in a running node's memory; start it "
+                       "(replog node --data " + o.node_options().dir + " --listen tcp://0.0.0.0:7701), then invite");
+  Value r = unwrap(api->request("invite.create", Value(std::move(arg))));
+  if (o.json()) {
+    std::cout << json::parse(to_info_json(r)).dump() << "\n";
+    return 0;
+  }
+  const Value* until = r.find("expires_ms");
+  std::cout << text_of(r, "line") << "\n";
+  std::cerr << "good once, until " << format_iso8601(Time::from_millis(until && until->is_int() ? until->as_int() : 0))
+            << ", while this node runs. On the new device:\n  replog join LINE --data DIR\n";
+  return 0;
+}
+
+int cmd_join(const std::vector<std::string>& args) {
+  Options o("join", "LINE --data DIR [--name NAME] [--timeout 30s] [--json]   (join the cluster of a replog invite line)");
+  o.add()("line", po::value<std::string>()->required(), "the line replog invite printed on a device of the cluster")(
+      "name", po::value<std::string>(), "what the inviting device calls this one (at most 64 bytes)")(
+      "timeout", po::value<std::string>()->default_value("30s"), "how long to wait for the inviter");
+  o.positional("line", 1);
+  if (!o.parse(args)) return 0;
+  JoinOptions join;
+  join.dir = o.node_options().dir;
+  join.line = unwrap(invite::parse_line(o.get<std::string>("line")));
+  if (o.has("name")) join.name = o.get<std::string>("name");
+  join.timeout_ms = parse_duration_ms("timeout", o.get<std::string>("timeout"));
+  JoinOutcome out = unwrap(join_cluster(join));
+  if (o.json()) {
+    std::cout << json{{"cluster_id", out.cluster}, {"device_id", out.device_id}, {"inviter", out.inviter_device_id},
+                      {"endpoints", out.endpoints}, {"made_dir", out.made_dir}, {"dir", join.dir}}.dump() << "\n";
+    return 0;
+  }
+  std::cout << "joined cluster " << out.cluster << (out.made_dir ? " in a new data directory " : " in ") << join.dir
+            << " as device " << out.device_id << "\ntrusted the inviter " << out.inviter_device_id
+            << "; it is dialled at " << out.endpoints.front() << (out.endpoints.size() > 1 ? " and more" : "")
+            << " (peers.json)\nnext: replog node --data " << join.dir << " --listen tcp://0.0.0.0:7701\n";
+  return 0;
 }
 
 // --- call / resolve ------------------------------------------------------------------
@@ -767,6 +836,8 @@ const Command kCommands[] = {
     {"resolve", "close a conflict after fixing the data", cmd_resolve},
     {"id", "this device's id (its public key), to read aloud or copy", cmd_id},
     {"trust", "the devices this node trusts: trust add ID, trust list, trust remove ID", cmd_trust},
+    {"invite", "print a one-time line that lets a new device join (needs a running node)", cmd_invite},
+    {"join", "join a cluster with a line from replog invite (makes the data directory)", cmd_join},
     {"status", "node id, vector, counts, forks, unknown methods, peers", cmd_status},
     {"peers", "the running node's peers: in sync or behind by N", cmd_peers},
     {"node", "run the node: sync with peers over ZeroMQ, serve the local API", cmd_node},

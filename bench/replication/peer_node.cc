@@ -9,7 +9,8 @@ int frame_type(const std::string& bytes) {
   return type ? static_cast<int>(type.value()) : 0;
 }
 
-const char* const kTypeNames[7] = {"other", "hello", "error", "vector", "request", "updates", "push"};
+const char* const kTypeNames[wire::kTypeSlots] = {"other",   "hello",   "error", "vector",    "request",
+                                                     "updates", "push",    "join",  "join reply"};
 
 uint64_t WireCount::frames_out() const {
   uint64_t n = 0;

@@ -24,15 +24,15 @@ namespace replog::bench {
 
 // The message type of a frame (wire::Type, 1 to 6); 0 if unreadable.
 int frame_type(const std::string& bytes);
-extern const char* const kTypeNames[7];  // by frame_type: "other", "hello", ...
+extern const char* const kTypeNames[wire::kTypeSlots];  // by frame_type: "other", "hello", ...
 
 struct TypeCount {
   uint64_t frames = 0, bytes = 0;
 };
 
 struct WireCount {
-  TypeCount out[7], in[7];
-  uint64_t zmq_dropped[7] = {0, 0, 0, 0, 0, 0, 0};  // sent, but ZmqTransport dropped them
+  TypeCount out[wire::kTypeSlots], in[wire::kTypeSlots];
+  uint64_t zmq_dropped[wire::kTypeSlots] = {};  // sent, but ZmqTransport dropped them
   uint64_t partition_dropped = 0;                    // lost while partitioned
   uint64_t frames_out() const;
   uint64_t bytes_out() const;

@@ -7,16 +7,21 @@
 #include <set>
 #include <zmq.hpp>
 
+#include "node/api/invite_ops.h"
 #include "node/api/local_api.h"
 #include "node/discovery/discovery.h"
+#include "node/sync/endpoint.h"
+#include "node/sync/invites.h"
 #include "node/sync/peer_service.h"
 #include "node/sync/zmq_transport.h"
 #include "protocol/bytes.h"
 #include "protocol/device_id.h"
+#include "protocol/invite.h"
 #include "replog/value.h"
 #include "storage/data_dir.h"
 #include "storage/cluster_secret.h"
 #include "storage/identity.h"
+#include "storage/peers.h"
 #include "storage/trust.h"
 
 namespace replog {
@@ -57,6 +62,27 @@ Result<std::vector<StaticPeer>> parse_peers(const DaemonOptions& options, const 
     out.push_back(std::move(sp));
   }
   return out;
+}
+
+// The peers `replog join` stored (peers.json), after the --peer ones: every
+// endpoint of each, dialled as a --peer is. Not with --insecure, which dials no
+// device by its key.
+Status add_stored_peers(const DaemonOptions& options, const DataDir& dir, std::vector<StaticPeer>& statics,
+                        const SyncEngine::Log& log) {
+  auto stored = load_peers(dir.peers_file(), Env::posix());
+  if (!stored) return stored.status();
+  if (options.insecure && !stored->empty()) {
+    log(1, dir.peers_file() + ": its peers are not dialled with --insecure");
+    return Status::ok();
+  }
+  for (const auto& p : *stored)
+    for (const auto& e : p.endpoints) {
+      if (Status s = check_peer_endpoint(e); !s) return s.with_context(dir.peers_file());
+      bool listed = std::any_of(statics.begin(), statics.end(),
+                                [&](const StaticPeer& sp) { return sp.endpoint == e && sp.key == p.public_key; });
+      if (!listed) statics.push_back(StaticPeer{e, p.public_key});
+    }
+  return Status::ok();
 }
 
 // The trusted device whose CURVE key is `curve_key`; the X25519 forms are
@@ -139,12 +165,15 @@ class TrustFollower {
 namespace {
 
 // CURVE with admission by the trust list, or (--insecure) the NULL mechanism.
+// While an invite is open, keys nobody trusts are admitted as joiners.
 Result<std::unique_ptr<ZmqTransport>> make_transport(const DaemonOptions& options, const Identity& identity,
-                                                     const TrustStore& trust, zmq::context_t& context) {
+                                                     const TrustStore& trust, const InviteBook& invites,
+                                                     zmq::context_t& context) {
   if (options.insecure) return std::make_unique<ZmqTransport>(context);
   auto keys = identity.curve_keys();
   if (!keys) return keys.status();
-  return std::make_unique<ZmqTransport>(context, TransportSecurity{*keys, Admission(trust)});
+  return std::make_unique<ZmqTransport>(
+      context, TransportSecurity{*keys, Admission(trust), [&invites] { return invites.any_open(); }});
 }
 
 SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& transport, const Identity& identity,
@@ -168,9 +197,11 @@ SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& trans
 // Every kind of refusal: counted on the event loop, read by the API's thread.
 class Refusals {
  public:
-  void count(const SyncCounters& e, const TransportCounters& t, const DiscoveryCounters& d) {
+  void count(const SyncCounters& e, const TransportCounters& t, const DiscoveryCounters& d, const JoinCounters& j) {
     auto n = [](uint64_t v) { return Value(static_cast<int64_t>(v)); };
     Map now{{"handshakes_refused", n(t.handshakes_refused)}, {"bad_frames", n(e.bad_frames)},
+            {"pending_joiners", n(t.joiners_admitted)}, {"join_refused", n(j.refused)},
+            {"joiner_frames_dropped", n(j.bad_frames + t.joiner_frames_dropped)}, {"joined", n(j.joined)},
             {"updates_refused", n(e.refused_updates)}, {"endpoints_refused", n(e.refused_endpoints)},
             {"sends_dropped", n(t.dropped)}, {"sends_unroutable", n(t.unroutable)}, {"rebinds", n(t.rebinds)},
             {"frames_blocked", n(e.blocked_frames)}, {"sources_blocked", n(e.blocks)},
@@ -272,10 +303,11 @@ void log_start(const SyncEngine::Log& logger, const DaemonOptions& options, cons
                 ", " + std::to_string(peers) + " peers configured");
 }
 
-// The event loop, until `stop`: peers, trust changes, and the refusal counts.
-// Discovery's sockets are read without waiting once per turn (at most every
-// 5 ms when idle), so beacons never hold up the peers.
-void serve(PeerService& service, ZmqTransport& transport, TrustFollower& follower, Discovery* discovery,
+// The event loop, until `stop`: peers, joiners, trust changes, and the refusal
+// counts. Discovery's sockets are read without waiting once per turn (at most
+// every 5 ms when idle), so beacons never hold up the peers.
+void serve(PeerService& service, ZmqTransport& transport, JoinService& joins, TrustFollower& follower,
+           Discovery* discovery,
            Refusals& refusals, const std::atomic<bool>& stop) {
   SystemClock clock;
   service.start();
@@ -283,6 +315,7 @@ void serve(PeerService& service, ZmqTransport& transport, TrustFollower& followe
   const DiscoveryCounters no_discovery;
   while (!stop.load()) {
     service.run_once(5);
+    joins.run_once();
     const bool trust_changed = follower.poll(service.engine(), transport);
     const int64_t now = clock.now_millis();
     if (discovery) {
@@ -292,10 +325,21 @@ void serve(PeerService& service, ZmqTransport& transport, TrustFollower& followe
     }
     if (now - counted_ms >= 100) {
       refusals.count(service.engine().counters(), transport.counters(),
-                     discovery ? discovery->counters() : no_discovery);
+                     discovery ? discovery->counters() : no_discovery, joins.counters());
       counted_ms = now;
     }
   }
+}
+
+// What invite.create puts in a line: this node's cluster, key and endpoints
+// (the advertised one, or where it listens, a wildcard host replaced by this
+// host's addresses).
+Result<InviterInfo> inviter_info(const DaemonOptions& options, const engine::Node& node, const Identity& identity,
+                                 const ZmqTransport& transport) {
+  const std::string& where = options.advertise.empty() ? transport.bound_endpoint() : options.advertise;
+  auto endpoints = reachable_endpoints(where, invite::kMaxEndpoints);
+  if (!endpoints) return endpoints.status();
+  return InviterInfo{node.cluster_id(), identity.public_key(), std::move(endpoints).value()};
 }
 
 }  // namespace
@@ -310,11 +354,12 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   REPLOG_RETURN_IF_ERROR(check_discovery_targets(options.discovery_to));
   auto statics = parse_peers(options, logger);
   if (!statics) return statics.status();
+  DataDir dir(options.node.dir);
+  REPLOG_RETURN_IF_ERROR(add_stored_peers(options, dir, *statics, logger));
 
   auto node_or = engine::Node::open(options.node);
   if (!node_or) return node_or.status();
   std::unique_ptr<engine::Node> node = std::move(node_or).value();
-  DataDir dir(options.node.dir);
   // Made here, under the node's lock, for a directory an earlier build made.
   auto identity = load_or_create_identity(dir.identity_file(), Env::posix());
   if (!identity) return identity.status();
@@ -326,14 +371,17 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
 
   // The peers' sockets have a context of their own: its ZAP handler must
   // answer for them alone, not for the local API's.
+  SystemClock clock;
+  InviteBook invites(clock, Env::posix());  // in memory: good while this node runs
   zmq::context_t peer_context(1);
-  auto transport = make_transport(options, *identity, **trust, peer_context);
+  auto transport = make_transport(options, *identity, **trust, invites, peer_context);
   if (!transport) return transport.status();
   REPLOG_RETURN_IF_ERROR((*transport)->listen(options.listen));
   TrustFollower follower(**trust, std::move(statics).value(), logger);
   SyncOptions sync = sync_options(options, **transport, *identity, **trust, follower.start(options.insecure));
-  SystemClock clock;
   PeerService service(*node, **transport, clock, sync, logger);
+  JoinService joins(invites, **trust, **transport, {identity->public_key(), node->cluster_id(), *cluster_secret},
+                    clock, logger);
 
   zmq::context_t api_context(1);
   LocalApi api(*node, api_context, [&service] {
@@ -349,7 +397,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   std::unique_ptr<Discovery> discovery = start_discovery(options, *cluster_secret, *identity, **trust,
                                                          service.engine(), **transport, logger, &discovery_state);
   Refusals refusals;
-  refusals.count(service.engine().counters(), (*transport)->counters(), DiscoveryCounters{});
+  refusals.count(service.engine().counters(), (*transport)->counters(), DiscoveryCounters{}, joins.counters());
   api.set_extra_status([&] {
     Map found = refusals.discovery_snapshot();
     found["state"] = Value(discovery_state);
@@ -358,10 +406,14 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
                {"discovery", Value(std::move(found))}};
   });
   api.set_trust(trust->get());
+  if (auto inviter = inviter_info(options, *node, *identity, **transport); !options.insecure && inviter)
+    api.set_invites([&invites, info = *inviter](const Value& arg) { return run_invite_create(invites, info, arg); });
+  else if (!options.insecure)
+    logger(1, "no invites: " + inviter.status().message());
   REPLOG_RETURN_IF_ERROR(api.start());
 
   log_start(logger, options, *node, *identity, **trust, **transport, sync.peers.size());
-  serve(service, **transport, follower, discovery.get(), refusals, stop);
+  serve(service, **transport, joins, follower, discovery.get(), refusals, stop);
   logger(2, "stopping: writing a checkpoint");
   api.stop();
   Status s = node->close();

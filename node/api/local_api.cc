@@ -186,8 +186,13 @@ Value LocalApi::handle(const std::string& op, const Value& arg) {
   }
   if (op == "subscribe") return reply_ok(Value(Map{{"events", Value(endpoints_.events)}}));
   if (is_trust_op(op)) return handle_trust(op, arg);
+  if (op == "invite.create") {
+    if (!create_invite_) return reply_error("this node makes no invites (it runs with --insecure)");
+    auto result = create_invite_(arg);
+    return result ? reply_ok(std::move(result).value()) : reply_error(result.status().message());
+  }
   return reply_error("unknown op \"" + op +
-                     "\" (call, state, hash, status, subscribe, trust.list, trust.add, trust.remove)");
+                     "\" (call, state, hash, status, subscribe, trust.list, trust.add, trust.remove, invite.create)");
 }
 
 Value LocalApi::handle_trust(const std::string& op, const Value& arg) {

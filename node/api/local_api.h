@@ -45,6 +45,10 @@ class LocalApi {
   // The trust list the trust ops read and change. REQUIRES: called before
   // start(); `trust` outlives the LocalApi.
   void set_trust(TrustStore* trust) { trust_ = trust; }
+  // What answers invite.create (node/api/invite_ops.h); unset, the op
+  // answers that this node makes no invites. Called on the API's thread.
+  // REQUIRES: before start().
+  void set_invites(std::function<Result<Value>(const Value& arg)> create) { create_invite_ = std::move(create); }
 
   Status start();
   void stop();
@@ -62,6 +66,7 @@ class LocalApi {
   std::function<Value()> peers_status_;
   std::function<Map()> extra_status_;
   TrustStore* trust_ = nullptr;  // not owned; set before start()
+  std::function<Result<Value>(const Value&)> create_invite_;
   ApiEndpoints endpoints_;
   std::unique_ptr<zmq::socket_t> router_, pub_;
   std::thread thread_;

@@ -24,6 +24,7 @@
 #include "node/sync/sync_engine.h"
 #include "node/sync/sync_store.h"
 #include "node/sync/transport.h"
+#include "protocol/wire.h"
 
 namespace replog {
 
@@ -32,8 +33,8 @@ namespace replog {
 // shared out evenly among them, by message type (index: the wire::Type
 // value; 0: unreadable).
 struct TurnTiming {
-  std::array<double, 7> frames_s{};
-  std::array<uint64_t, 7> frames{};
+  std::array<double, wire::kTypeSlots> frames_s{};
+  std::array<uint64_t, wire::kTypeSlots> frames{};
   double tick_s = 0;  // in on_tick()
 };
 

@@ -12,6 +12,9 @@ namespace {
 
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";  // fixed by RFC 27
 constexpr const char* kZapDomain = "replog";
+// A joiner's ZAP user id: this prefix and the hex of its X25519 key. A device
+// key's user id is 64 hex digits alone, so the two never meet.
+constexpr std::string_view kJoinerPrefix = "joiner:";
 
 std::string_view key_view(const std::array<unsigned char, 32>& key) {
   return std::string_view(reinterpret_cast<const char*>(key.data()), key.size());
@@ -152,13 +155,19 @@ void ZmqTransport::serve_zap() {
     if (parts.back().more()) drain(*zap_);
     std::string request_id = parts.size() > 1 ? parts[1].to_string() : "";
     std::optional<std::string> device;
-    if (parts.size() >= 7 && parts[0].to_string_view() == "1.0" && parts[5].to_string_view() == "CURVE" &&
-        parts[6].size() == 32)
-      device = security_->admit(parts[6].to_string_view());
-    if (!device) ++counters_.handshakes_refused;
-    const std::string status = device ? "200" : "400";
-    const std::string text = device ? "OK" : "not a trusted device";
-    const std::string user = device ? to_hex(*device) : "";
+    const bool curve = parts.size() >= 7 && parts[0].to_string_view() == "1.0" &&
+                       parts[5].to_string_view() == "CURVE" && parts[6].size() == 32;
+    if (curve) device = security_->admit(parts[6].to_string_view());
+    std::string user = device ? to_hex(*device) : "";
+    if (curve && !device && security_->joining && security_->joining()) {
+      user = std::string(kJoinerPrefix) + to_hex(parts[6].to_string_view());
+      joiners_connected_ = true;
+      ++counters_.joiners_admitted;
+    } else if (!device) {
+      ++counters_.handshakes_refused;
+    }
+    const std::string status = user.empty() ? "400" : "200";
+    const std::string text = user.empty() ? "not a trusted device" : "OK";
     zap_->send(zmq::buffer(std::string("1.0")), zmq::send_flags::sndmore);
     zap_->send(zmq::buffer(request_id), zmq::send_flags::sndmore);
     zap_->send(zmq::buffer(status), zmq::send_flags::sndmore);
@@ -184,11 +193,27 @@ Status ZmqTransport::close_untrusted() {
   bool rebind = false;
   for (const auto& key : incoming_devices_) rebind = rebind || !still_trusted(key);
   if (!rebind || !router_) return Status::ok();
+  return rebind_router();
+}
+
+Status ZmqTransport::close_joiners() {
+  if (!security_ || !joiners_connected_ || !router_) return Status::ok();
+  return rebind_router();
+}
+
+std::vector<JoinFrame> ZmqTransport::take_join_frames() {
+  std::vector<JoinFrame> out;
+  out.swap(join_frames_);
+  return out;
+}
+
+Status ZmqTransport::rebind_router() {
   // Closing the ROUTER closes all of its connections; binding again takes a
   // moment while libzmq releases the port.
   router_->set(zmq::sockopt::linger, 0);
   router_.reset();
   incoming_devices_.clear();
+  joiners_connected_ = false;
   ++counters_.rebinds;
   Status s;
   for (int attempt = 0; attempt < 200; ++attempt) {
@@ -213,7 +238,12 @@ void ZmqTransport::receive_router(std::vector<Frame>& out) {
     Frame f{Link{false, id.to_string()}, payload.to_string()};
     if (security_) {
       const char* user = zmq_msg_gets(payload.handle(), "User-Id");
-      auto key = from_hex(user ? user : "");
+      const std::string_view user_id = user ? user : "";
+      if (user_id.substr(0, kJoinerPrefix.size()) == kJoinerPrefix) {
+        keep_join_frame(std::move(f), user_id.substr(kJoinerPrefix.size()));
+        continue;
+      }
+      auto key = from_hex(user_id);
       if (!key || key->size() != 32) {  // cannot happen past ZAP; never trusted
         ++counters_.dropped;
         continue;
@@ -223,6 +253,15 @@ void ZmqTransport::receive_router(std::vector<Frame>& out) {
     }
     out.push_back(std::move(f));
   }
+}
+
+void ZmqTransport::keep_join_frame(Frame f, std::string_view curve_hex) {
+  auto key = from_hex(curve_hex);
+  if (!key || key->size() != 32 || join_frames_.size() >= kMaxJoinFrames) {
+    ++counters_.joiner_frames_dropped;
+    return;
+  }
+  join_frames_.push_back(JoinFrame{std::move(f.link), std::move(f.bytes), std::move(key).value()});
 }
 
 void ZmqTransport::receive_dealer(const std::string& endpoint, Dealer& d, std::vector<Frame>& out) {

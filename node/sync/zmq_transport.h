@@ -12,6 +12,12 @@
 // accepts only the server key of the device it dials. Without security (the
 // NULL mechanism, --insecure) frames carry no key.
 //
+// Joiners (PROTOCOL.md §7, invites): while `joining` says yes, a key no trusted
+// device has is admitted too, as a joiner. Its frames never come out of
+// poll(): they are kept apart for take_join_frames(), so nothing a joiner
+// sends reaches the sync engine, whatever it sends and whenever it is trusted.
+// close_joiners() cuts every joiner's connection.
+//
 // Thread safety: one thread.
 #pragma once
 
@@ -36,6 +42,16 @@ struct TransportSecurity {
   // The trusted device key (Ed25519) whose X25519 form is `curve_key`, or
   // nothing when no trusted device has it. Asked at every handshake.
   std::function<std::optional<std::string>(std::string_view curve_key)> admit;
+  // Whether a key that `admit` refuses is admitted as a joiner now (an invite
+  // is open). Unset: never. Asked at every handshake `admit` refuses.
+  std::function<bool()> joining = {};
+};
+
+// A frame from a joiner's connection: never a sync frame.
+struct JoinFrame {
+  Link link;              // incoming, by routing id: answers go back on it
+  std::string bytes;
+  std::string curve_key;  // the X25519 key CURVE authenticated (32 bytes)
 };
 
 struct TransportCounters {
@@ -43,6 +59,8 @@ struct TransportCounters {
   uint64_t handshakes_refused = 0;    // ZAP said no: a key that is not trusted
   uint64_t unroutable = 0;            // sends to an incoming link that is gone (ZMQ_ROUTER_MANDATORY)
   uint64_t rebinds = 0;               // the ROUTER re-bound to close a removed device's connections
+  uint64_t joiners_admitted = 0;      // handshakes admitted as joiners (an invite was open)
+  uint64_t joiner_frames_dropped = 0; // joiners' frames beyond what take_join_frames() had taken
 };
 
 class ZmqTransport final : public Transport {
@@ -70,6 +88,15 @@ class ZmqTransport final : public Transport {
   // connections is theirs, re-bound at once on the same endpoint; the other
   // peers reconnect by themselves. Call after a device is removed.
   Status close_untrusted();
+  // Closes every joiner's connection, by re-binding the ROUTER when there is
+  // one (the other peers reconnect by themselves). Call once no invite is open.
+  Status close_joiners();
+  // Whether a joiner's connection may be open (since the ROUTER was bound).
+  bool has_joiners() const { return joiners_connected_; }
+  // The joiners' frames since the last call, oldest first; at most
+  // kMaxJoinFrames are kept between calls (the rest are dropped and counted).
+  std::vector<JoinFrame> take_join_frames();
+  static constexpr size_t kMaxJoinFrames = 256;
 
   // Frames dropped: sends that found no connected peer or a full queue, and
   // malformed incoming messages.
@@ -85,9 +112,11 @@ class ZmqTransport final : public Transport {
   };
   void configure(zmq::socket_t& s);
   Status bind_router();
+  Status rebind_router();
   void serve_zap();
   bool still_trusted(const std::string& device_key) const;
   void receive_router(std::vector<Frame>& out);
+  void keep_join_frame(Frame f, std::string_view curve_hex);
   void receive_dealer(const std::string& endpoint, Dealer& d, std::vector<Frame>& out);
 
   zmq::context_t& context_;
@@ -96,6 +125,8 @@ class ZmqTransport final : public Transport {
   std::unique_ptr<zmq::socket_t> router_;
   std::map<std::string, Dealer> dealers_;  // by endpoint
   std::set<std::string> incoming_devices_;  // device keys connected since the ROUTER was bound (secure only)
+  bool joiners_connected_ = false;          // a joiner was admitted since the ROUTER was bound
+  std::vector<JoinFrame> join_frames_;      // joiners' frames not yet taken
   std::string bound_;
   TransportCounters counters_;
   std::map<wire::Type, uint64_t> dropped_sends_;

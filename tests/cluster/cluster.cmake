@@ -20,7 +20,9 @@ set(REPLOG_CLUSTER_TESTS
   SecureNodesSyncOnlyWithTrustedDevices secure_cluster
   CurveHidesPayloadsOnTheWire capture
   DiscoveryFindsPeersOnLoopbackWithoutPeerOptions discovery_loopback
-  DiscoveryInNamespacesFindsMembersOnly discovery_netns)
+  DiscoveryInNamespacesFindsMembersOnly discovery_netns
+
+  InviteThenJoinConverges invite_join)
 
 while(REPLOG_CLUSTER_TESTS)
   list(POP_FRONT REPLOG_CLUSTER_TESTS name script)

@@ -53,6 +53,15 @@ bool same(const Message& a, const Message& b) {
     auto& y = std::get<Updates>(b);
     return x->origin == y.origin && x->more == y.more && same(x->updates, y.updates);
   }
+  if (auto* x = std::get_if<Join>(&a)) {
+    auto& y = std::get<Join>(b);
+    return x->device_key == y.device_key && x->proof == y.proof && x->name == y.name;
+  }
+  if (auto* x = std::get_if<JoinReply>(&a)) {
+    auto& y = std::get<JoinReply>(b);
+    return x->accepted == y.accepted && x->proof == y.proof && x->cluster == y.cluster &&
+           x->cluster_secret == y.cluster_secret;
+  }
   return same(std::get<Push>(a).updates, std::get<Push>(b).updates);
 }
 
@@ -74,6 +83,10 @@ void check_limits(const Message& m) {
   }
   if (auto* u = std::get_if<Updates>(&m)) check_updates(u->updates);
   if (auto* p = std::get_if<Push>(&m)) check_updates(p->updates);
+  if (auto* j = std::get_if<Join>(&m)) FUZZ_CHECK(j->device_key.size() == 32 && j->proof.size() == 32 && j->name.size() <= 64);
+  if (auto* r = std::get_if<JoinReply>(&m))
+    FUZZ_CHECK(r->accepted ? r->proof.size() == 32 && r->cluster_secret.size() == 32 && !r->cluster.empty()
+                           : r->proof.empty() && r->cluster.empty() && r->cluster_secret.empty());
 }
 
 }  // namespace

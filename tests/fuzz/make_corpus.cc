@@ -10,6 +10,7 @@
 #include <string>
 
 #include "fuzz_beacon.h"
+#include "protocol/invite.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 #include "protocol/update.h"
@@ -107,6 +108,9 @@ void write_frames() {
   put("frames", "updates", encode(Updates{0x11, true, {a, b}}));
   put("frames", "updates-empty", encode(Updates{0x22, false, {}}));
   put("frames", "push", encode(Push{{c}}));
+  put("frames", "join", encode(Join{std::string(32, '\x11'), std::string(32, '\x22'), "laptop"}));
+  put("frames", "join-reply", encode(JoinReply{true, std::string(32, '\x33'), "cluster-a", std::string(32, '\x44')}));
+  put("frames", "join-refused", encode(JoinReply{}));
   std::string v2 = encode(Request{1, 1, 1, 1});
   v2[1] = 2;  // [2, type, body]: a version this node does not speak
   put("frames", "version-2-refused", v2);
@@ -173,6 +177,21 @@ void write_beacon() {
   put("beacon", "short", v2.substr(0, 20));
 }
 
+void write_invites() {
+  invite::InviteLine line{"b755c768b006290ea21654ae91847016", std::string(32, '\x5a'), std::string(16, '\x07'),
+                          {"tcp://192.168.1.20:7701"}};
+  put("invite", "one-endpoint", invite::format_line(line) + "\n");
+  line.cluster = "c-1";
+  line.endpoints = {"tcp://10.0.0.2:7701", "tcp://[2001:db8::2]:7701", "tcp://laptop.local:65535"};
+  put("invite", "three-endpoints", invite::format_line(line));
+  line.endpoints.assign(invite::kMaxEndpoints, "tcp://" + std::string(240, 'h') + ":1");
+  put("invite", "largest", invite::format_line(line));
+  std::string damaged = invite::format_line(line);
+  damaged[40] = damaged[40] == 'a' ? 'b' : 'a';
+  put("invite", "check-fails", damaged);
+  put("invite", "another-version", "replog-invite-2:aaaa");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -186,6 +205,7 @@ int main(int argc, char** argv) {
   write_bodies();
   write_json();
   write_beacon();
+  write_invites();
   std::printf("%d seeds written under %s\n", written, out_dir.string().c_str());
   return 0;
 }
