@@ -41,6 +41,7 @@ void log_line(int level, const std::string& line) {
 struct StaticPeer {
   std::string endpoint;
   std::string key;  // empty with --insecure
+  std::string how = "static";  // PeerStatus::how: "static" (--peer), or as peers.json says ("invite")
 };
 
 // --peer values: ID@tcp://HOST:PORT, or (insecure only) tcp://HOST:PORT.
@@ -80,7 +81,7 @@ Status add_stored_peers(const DaemonOptions& options, const DataDir& dir, std::v
       if (Status s = check_peer_endpoint(e); !s) return s.with_context(dir.peers_file());
       bool listed = std::any_of(statics.begin(), statics.end(),
                                 [&](const StaticPeer& sp) { return sp.endpoint == e && sp.key == p.public_key; });
-      if (!listed) statics.push_back(StaticPeer{e, p.public_key});
+      if (!listed) statics.push_back(StaticPeer{e, p.public_key, p.how});
     }
   return Status::ok();
 }
@@ -147,7 +148,7 @@ class TrustFollower {
     }
     if (Status s = transport.close_untrusted(); !s) log_(0, "closing an untrusted device's links: " + s.message());
     for (const auto& sp : statics_)
-      if (now.count(sp.key) && !known_.count(sp.key)) engine.add_peer(sp.endpoint, sp.key);
+      if (now.count(sp.key) && !known_.count(sp.key)) engine.add_peer(sp.endpoint, sp.key, sp.how);
     known_ = std::move(now);
     return true;
   }
@@ -183,6 +184,7 @@ SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& trans
   for (const auto& sp : dial_now) {
     sync.peers.push_back(sp.endpoint);
     if (!sp.key.empty()) sync.peer_keys[sp.endpoint] = sp.key;
+    if (sp.how != "static") sync.peer_how[sp.endpoint] = sp.how;
   }
   if (!options.insecure) sync.own_key = identity.public_key();
   // A device that dialled in: how it came onto the trust list, when that says more than "by hand".

@@ -45,7 +45,9 @@ void SyncEngine::start() {
   mine_ = node_.vector();
   for (const auto& ep : options_.peers) {
     auto key = options_.peer_keys.find(ep);
-    add_peer(ep, key == options_.peer_keys.end() ? std::string() : key->second);
+    auto how = options_.peer_how.find(ep);
+    add_peer(ep, key == options_.peer_keys.end() ? std::string() : key->second,
+             how == options_.peer_how.end() ? "static" : how->second);
   }
   next_round_ms_ = clock_.now_millis() + static_cast<int64_t>(rng_() % static_cast<uint64_t>(options_.anti_entropy_ms + 1));
   on_tick();

@@ -38,6 +38,9 @@ struct SyncOptions {
   // Secure transports: the device key (Ed25519) of each configured peer, by
   // endpoint, and this node's own. Empty on a transport without keys.
   std::map<std::string, std::string> peer_keys;
+  // PeerStatus::how of a configured peer, by endpoint, when not "static"
+  // (e.g. "invite" for the peers `replog join` stored).
+  std::map<std::string, std::string> peer_how;
   std::string own_key;
   // How a device that dialled this node was found, for the link connected
   // back to it (PeerStatus::how); nothing set, or an empty answer, is "inbound".

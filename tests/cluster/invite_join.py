@@ -77,6 +77,9 @@ def invite_test(cluster):
     cluster.wait_converged(nodes=[n0, n1], expected=expected)
     cluster.check_final(nodes=[n0, n1], expected=expected)
     H.step("n1, started without --peer, found n0 through peers.json; both converged")
+    hows = [p.get("how") for p in json.loads(n1.cli("peers", "--json"))]
+    H.check(hows == ["invite"], "n1's link to n0 was not found by its invite: %s" % hows)
+    H.step("replog peers on n1 says how its peer was found: invite")
 
 
 if __name__ == "__main__":
