@@ -32,7 +32,19 @@ inline constexpr size_t kMaxBatchBytes = 1 << 20;
 inline constexpr size_t kVectorPageEntries = 1024;
 inline constexpr uint32_t kMaxVectorPages = 64;
 
-enum class Type : uint8_t { kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6 };
+// Entries per Members frame: a node's whole membership, tombstones included
+// (storage/trust.h keeps at most as many), so a frame stays far below
+// kMaxFrameBytes (an entry is at most ~420 bytes).
+inline constexpr size_t kMaxMemberEntries = 1024;
+inline constexpr size_t kMaxMemberNameBytes = 64;
+inline constexpr size_t kMaxMemberEndpointBytes = 265;  // "tcp://" + a 253-byte DNS name + ":65535"
+
+// Types 7 and 8 belong to pairing (invite, join).
+enum class Type : uint8_t {
+  kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6, kMembers = 9
+};
+// Whether `type` is one this implementation decodes.
+bool known_type(uint64_t type);
 
 enum class ErrorCode : uint32_t {
   kMalformed = 1,        // the frame did not decode
@@ -52,9 +64,12 @@ struct Hello {
   // link uses the features both sides name. Absent (5 elements) means 0.
   uint64_t features = 0;
 };
-// Feature bits this implementation knows. Version 1 defines none yet: later
-// additions take the next bit and are used only when both sides set it.
-inline constexpr uint64_t kFeatures = 0;
+// Feature bits: each is used on a link only when both Hellos set it.
+// Members frames (membership that spreads, PROTOCOL.md §7); set only by a
+// node whose links authenticate devices.
+inline constexpr uint64_t kFeatureMembers = 1;
+// Feature bits this implementation knows.
+inline constexpr uint64_t kFeatures = kFeatureMembers;
 struct Error {
   ErrorCode code = ErrorCode::kMalformed;
   std::string message;
@@ -80,7 +95,21 @@ struct Push {
   std::vector<Update> updates;
 };
 
-using Message = std::variant<Hello, Error, Vector, Request, Updates, Push>;
+// One entry of a node's membership (storage/trust.h MemberEntry), with where
+// the sender last reached that device, when it did (a hint for dialling).
+struct MemberEntry {
+  std::string key;  // 32 bytes, Ed25519
+  bool removed = false;
+  uint64_t ms = 0;     // at most 2^63-1
+  std::string author;  // 32 bytes
+  std::string name;    // at most kMaxMemberNameBytes
+  std::string endpoint;  // at most kMaxMemberEndpointBytes; empty when unknown
+};
+struct Members {
+  std::vector<MemberEntry> entries;  // at most kMaxMemberEntries
+};
+
+using Message = std::variant<Hello, Error, Vector, Request, Updates, Push, Members>;
 
 std::string encode(const Message& m);
 Result<Message> decode(std::string_view frame);

@@ -143,7 +143,7 @@ Result<std::unique_ptr<ZmqTransport>> make_transport(const DaemonOptions& option
 }
 
 SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& transport, const Identity& identity,
-                         const std::vector<StaticPeer>& dial_now) {
+                         TrustStore* trust, const std::vector<StaticPeer>& dial_now) {
   SyncOptions sync;
   sync.endpoint = options.advertise.empty() ? transport.bound_endpoint() : options.advertise;
   for (const auto& sp : dial_now) {
@@ -151,11 +151,14 @@ SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& trans
     if (!sp.key.empty()) sync.peer_keys[sp.endpoint] = sp.key;
   }
   if (!options.insecure) sync.own_key = identity.public_key();
+  // Membership spreads between authenticated devices only (never with --insecure).
+  if (!options.insecure) sync.members = trust;
   sync.anti_entropy_ms = options.anti_entropy_ms;
   return sync;
 }
 
-// Every kind of refusal: counted on the event loop, read by the API's thread.
+// Every kind of refusal, and what membership took: counted on the event
+// loop, read by the API's thread.
 class Refusals {
  public:
   void count(const SyncCounters& e, const TransportCounters& t) {
@@ -165,17 +168,27 @@ class Refusals {
             {"sends_dropped", n(t.dropped)}, {"sends_unroutable", n(t.unroutable)}, {"rebinds", n(t.rebinds)},
             {"frames_blocked", n(e.blocked_frames)}, {"sources_blocked", n(e.blocks)},
             {"silent_peers", n(e.silent_peers)}};
+    Map refused;
+    for (const auto& [why, count] : e.members_refused) refused[why] = n(count);
+    Map members{{"received", n(e.members_received)}, {"accepted", n(e.members_accepted)},
+                {"refused", Value(std::move(refused))}};
     std::lock_guard<std::mutex> l(mu_);
     counts_ = std::move(now);
+    members_ = std::move(members);
   }
   Value snapshot() const {
     std::lock_guard<std::mutex> l(mu_);
     return Value(counts_);
   }
+  Value members() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return Value(members_);
+  }
 
  private:
   mutable std::mutex mu_;
-  Map counts_;  // guarded by mu_
+  Map counts_;   // guarded by mu_
+  Map members_;  // guarded by mu_
 };
 
 void log_start(const SyncEngine::Log& logger, const DaemonOptions& options, const engine::Node& node,
@@ -235,7 +248,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   if (!transport) return transport.status();
   REPLOG_RETURN_IF_ERROR((*transport)->listen(options.listen));
   TrustFollower follower(**trust, std::move(statics).value(), logger);
-  SyncOptions sync = sync_options(options, **transport, *identity, follower.start(options.insecure));
+  SyncOptions sync = sync_options(options, **transport, *identity, trust->get(), follower.start(options.insecure));
   SystemClock clock;
   PeerService service(*node, **transport, clock, sync, logger);
 
@@ -251,7 +264,9 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   });
   Refusals refusals;
   refusals.count(service.engine().counters(), (*transport)->counters());
-  api.set_extra_status([&] { return Map{{"refusals", refusals.snapshot()}, {"secure", Value(!options.insecure)}}; });
+  api.set_extra_status([&] {
+    return Map{{"refusals", refusals.snapshot()}, {"members", refusals.members()}, {"secure", Value(!options.insecure)}};
+  });
   api.set_trust(trust->get());
   REPLOG_RETURN_IF_ERROR(api.start());
 

@@ -238,10 +238,10 @@ uint64_t Cluster::frames_sent() const {
 }
 
 std::string Cluster::frames_by_type() const {
-  static const char* names[] = {"?", "hello", "error", "vector", "request", "updates", "push"};
+  static const char* names[] = {"?", "hello", "error", "vector", "request", "updates", "push", "invite", "join", "members"};
   std::string out;
   for (const auto& [type, count] : frames())
-    out += std::string(out.empty() ? "" : " ") + names[static_cast<size_t>(type) % 7] + " " + std::to_string(count);
+    out += std::string(out.empty() ? "" : " ") + names[static_cast<size_t>(type) % 10] + " " + std::to_string(count);
   return out;
 }
 
