@@ -18,6 +18,7 @@ set(REPLOG_CLUSTER_TESTS
   HostilePeerIsDroppedAndNodeKeepsServing hostile_peer
   HostileEndpointsNeverStopOrSteerANode hostile_endpoints
   SecureNodesSyncOnlyWithTrustedDevices secure_cluster
+  MembershipSpreadsToEveryDevice membership_spreads
   CurveHidesPayloadsOnTheWire capture)
 
 while(REPLOG_CLUSTER_TESTS)
