@@ -215,37 +215,43 @@ void SyncEngine::handle_frame(const Frame& frame) {
   }
 }
 
+// A Hello on an outgoing link: the peer's answer to ours. Makes the link
+// ready, unless the peer is of another cluster, other limits, or ourselves.
+void SyncEngine::handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t now) {
+  if (h.cluster != hello_.cluster) {
+    log_(0, "peer " + p.endpoint + " is in cluster " + h.cluster + ", not " + hello_.cluster + ": not syncing with it");
+    p.ready = false;
+    p.hello_sent_ms = now + 60'000;
+    return;
+  }
+  if (h.max_update != hello_.max_update || h.max_frame != hello_.max_frame) {
+    log_(0, "peer " + p.endpoint + " announces other size limits: not syncing with it");
+    p.ready = false;
+    p.hello_sent_ms = now + 60'000;
+    return;
+  }
+  if (peer_id(p.key, h.node_id) == self_id()) {
+    p.ready = false;
+    p.hello_sent_ms = INT64_MAX / 2;  // a link to ourselves: never again
+    return;
+  }
+  if (!p.ready) log_(2, "peer " + p.endpoint + " ready (node " + hex16(h.node_id) + ")");
+  release_pulls(p);  // asked of a connection that is gone; ask again
+  p.ready = true;
+  p.hello_attempts = 0;
+  p.redials = 0;
+  p.node_id = h.node_id;
+  p.id = peer_id(p.key, h.node_id);
+  p.features = h.features & hello_.features;
+  send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
+  if (p.features & wire::kFeatureMembers) send_members(p);
+}
+
 void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
   const int64_t now = clock_.now_millis();
   p.last_seen_ms = now;
   if (auto* h = std::get_if<wire::Hello>(&m)) {
-    if (h->cluster != hello_.cluster) {
-      log_(0, "peer " + p.endpoint + " is in cluster " + h->cluster + ", not " + hello_.cluster + ": not syncing with it");
-      p.ready = false;
-      p.hello_sent_ms = now + 60'000;
-      return;
-    }
-    if (h->max_update != hello_.max_update || h->max_frame != hello_.max_frame) {
-      log_(0, "peer " + p.endpoint + " announces other size limits: not syncing with it");
-      p.ready = false;
-      p.hello_sent_ms = now + 60'000;
-      return;
-    }
-    if (peer_id(p.key, h->node_id) == self_id()) {
-      p.ready = false;
-      p.hello_sent_ms = INT64_MAX / 2;  // a link to ourselves: never again
-      return;
-    }
-    if (!p.ready) log_(2, "peer " + p.endpoint + " ready (node " + hex16(h->node_id) + ")");
-    release_pulls(p);  // asked of a connection that is gone; ask again
-    p.ready = true;
-    p.hello_attempts = 0;
-    p.redials = 0;
-    p.node_id = h->node_id;
-    p.id = peer_id(p.key, h->node_id);
-    p.features = h->features & hello_.features;
-    send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
-    if (p.features & wire::kFeatureMembers) send_members(p);
+    handle_outgoing_hello(p, *h, now);
   } else if (auto* e = std::get_if<wire::Error>(&m)) {
     log_(1, "peer " + p.endpoint + " says: " + e->message);
     if (e->code == wire::ErrorCode::kCluster || e->code == wire::ErrorCode::kVersion) {
