@@ -48,7 +48,7 @@ std::vector<std::string> random_keys(int count) {
 
 TrustedDevice device(std::string key, std::string name = "", int64_t added_ms = 1'700'000'000'000,
                      std::string how = "manual") {
-  return TrustedDevice{std::move(key), std::move(name), added_ms, std::move(how)};
+  return TrustedDevice{std::move(key), std::move(name), added_ms, std::move(how), 0, ""};
 }
 
 std::unique_ptr<TrustStore> open_ok(const std::string& path, Env& env = Env::posix()) {
