@@ -91,9 +91,35 @@ struct Body {
     pack_str(pk, m.cluster);
     pack_bin(pk, m.cluster_secret);
   }
+  void operator()(const Members& m) {
+    pk.pack_array(1);
+    pk.pack_array(static_cast<uint32_t>(m.entries.size()));
+    for (const auto& e : m.entries) {
+      pk.pack_array(6);
+      pk.pack_bin(static_cast<uint32_t>(e.key.size()));
+      pk.pack_bin_body(e.key.data(), static_cast<uint32_t>(e.key.size()));
+      pk.pack_uint8(e.removed ? 1 : 0);
+      pk.pack_uint64(e.ms);
+      pk.pack_bin(static_cast<uint32_t>(e.author.size()));
+      pk.pack_bin_body(e.author.data(), static_cast<uint32_t>(e.author.size()));
+      pack_str(pk, e.name);
+      pack_str(pk, e.endpoint);
+    }
+  }
 };
 
-Type type_of_message(const Message& m) { return static_cast<Type>(m.index() + 1); }
+struct TypeOf {
+  Type operator()(const Hello&) const { return Type::kHello; }
+  Type operator()(const Error&) const { return Type::kError; }
+  Type operator()(const Vector&) const { return Type::kVector; }
+  Type operator()(const Request&) const { return Type::kRequest; }
+  Type operator()(const Updates&) const { return Type::kUpdates; }
+  Type operator()(const Push&) const { return Type::kPush; }
+  Type operator()(const Join&) const { return Type::kJoin; }
+  Type operator()(const JoinReply&) const { return Type::kJoinReply; }
+  Type operator()(const Members&) const { return Type::kMembers; }
+};
+Type type_of_message(const Message& m) { return std::visit(TypeOf{}, m); }
 
 // Field readers over msgpack-c objects; each throws Malformed on a mismatch.
 struct Malformed : std::runtime_error {
@@ -145,6 +171,32 @@ JoinReply join_reply(const msgpack::object& body) {
   return r;
 }
 
+std::string short_str(const msgpack::object& o, size_t max, const char* what) {
+  std::string s = str(o, what);
+  if (s.size() > max) throw Malformed(std::string(what) + " is over " + std::to_string(max) + " bytes");
+  return s;
+}
+Members members(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxMemberEntries)
+    throw Malformed("members are not an array of at most " + std::to_string(kMaxMemberEntries));
+  Members m;
+  m.entries.reserve(o.via.array.size);
+  for (uint32_t i = 0; i < o.via.array.size; ++i) {
+    const auto* e = array(o.via.array.ptr[i], 6, "member entry");
+    MemberEntry entry;
+    entry.key = bin_of(e[0], 32, "member key");
+    const uint64_t state = uint(e[1], "member state");
+    if (state > 1) throw Malformed("member state " + std::to_string(state) + " is not 0 (member) or 1 (removed)");
+    entry.removed = state == 1;
+    entry.ms = uint(e[2], "member ms");
+    if (entry.ms > static_cast<uint64_t>(INT64_MAX)) throw Malformed("member ms is over 2^63-1");
+    entry.author = bin_of(e[3], 32, "member author");
+    entry.name = short_str(e[4], kMaxMemberNameBytes, "member name");
+    entry.endpoint = short_str(e[5], kMaxMemberEndpointBytes, "member endpoint");
+    m.entries.push_back(std::move(entry));
+  }
+  return m;
+}
 std::vector<Update> updates(const msgpack::object& o) {
   if (o.type != msgpack::type::ARRAY) throw Malformed("updates is not an array");
   std::vector<Update> out;
@@ -199,8 +251,7 @@ Result<Type> type_of(std::string_view frame) {
   auto type = read_header(frame, pos, false);
   if (!n || *n != 3 || !version || !type) return Status::corruption("not a frame [version, type, body]");
   if (*version != kVersion) return Status::refused("protocol version " + std::to_string(*version));
-  if (*type < static_cast<uint64_t>(Type::kHello) || *type > static_cast<uint64_t>(Type::kJoinReply))
-    return Status::corruption("unknown message type " + std::to_string(*type));
+  if (!known_type(*type)) return Status::corruption("unknown message type " + std::to_string(*type));
   return static_cast<Type>(*type);
 }
 
@@ -221,8 +272,7 @@ Result<Message> decode(std::string_view frame) {
                              std::to_string(kVersion) + ")");
     uint64_t type = uint(f[1], "type");
     // Checked before the narrowing cast: type 257 is not Hello.
-    if (type < static_cast<uint64_t>(Type::kHello) || type > static_cast<uint64_t>(Type::kJoinReply))
-      return Status::corruption("unknown message type " + std::to_string(type));
+    if (!known_type(type)) return Status::corruption("unknown message type " + std::to_string(type));
     const msgpack::object& body = f[2];
     switch (static_cast<Type>(type)) {
       case Type::kHello: {
@@ -265,6 +315,10 @@ Result<Message> decode(std::string_view frame) {
       }
       case Type::kJoin: return Message(join(body));
       case Type::kJoinReply: return Message(join_reply(body));
+      case Type::kMembers: {
+        const auto* b = array(body, 1, "members");
+        return Message(members(b[0]));
+      }
     }
     return Status::corruption("unknown message type " + std::to_string(type));
   } catch (const Malformed& e) {
@@ -274,8 +328,12 @@ Result<Message> decode(std::string_view frame) {
   }
 }
 
+bool known_type(uint64_t type) {
+  return type >= static_cast<uint64_t>(Type::kHello) && type <= static_cast<uint64_t>(Type::kMembers);
+}
+
 const char* type_name(const Message& m) {
-  static const char* names[] = {"hello", "error", "vector", "request", "updates", "push", "join", "join reply"};
+  static const char* names[] = {"hello", "error", "vector", "request", "updates", "push", "join", "join reply", "members"};
   return names[m.index()];
 }
 

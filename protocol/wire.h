@@ -32,13 +32,23 @@ inline constexpr size_t kMaxBatchBytes = 1 << 20;
 inline constexpr size_t kVectorPageEntries = 1024;
 inline constexpr uint32_t kMaxVectorPages = 64;
 
+// Entries per Members frame: a node's whole membership, tombstones included
+// (storage/trust.h keeps at most as many), so a frame stays far below
+// kMaxFrameBytes (an entry is at most ~420 bytes).
+inline constexpr size_t kMaxMemberEntries = 1024;
+inline constexpr size_t kMaxMemberNameBytes = 64;
+inline constexpr size_t kMaxMemberEndpointBytes = 265;  // "tcp://" + a 253-byte DNS name + ":65535"
+
 // 7 and 8 are the invite exchange's (PROTOCOL.md §7), sent only on a link a
-// joiner opened while an invite is open, never on a sync link.
+// joiner opened while an invite is open, never on a sync link; 9 spreads
+// membership between authenticated devices.
 enum class Type : uint8_t {
-  kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6, kJoin = 7, kJoinReply = 8
+  kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6, kJoin = 7, kJoinReply = 8, kMembers = 9
 };
 // Slots of an array indexed by a Type's value (0: a frame that does not read).
-inline constexpr size_t kTypeSlots = 9;
+inline constexpr size_t kTypeSlots = 10;
+// Whether `type` is one this implementation decodes.
+bool known_type(uint64_t type);
 
 enum class ErrorCode : uint32_t {
   kMalformed = 1,        // the frame did not decode
@@ -58,9 +68,12 @@ struct Hello {
   // link uses the features both sides name. Absent (5 elements) means 0.
   uint64_t features = 0;
 };
-// Feature bits this implementation knows. Version 1 defines none yet: later
-// additions take the next bit and are used only when both sides set it.
-inline constexpr uint64_t kFeatures = 0;
+// Feature bits: each is used on a link only when both Hellos set it.
+// Members frames (membership that spreads, PROTOCOL.md §7); set only by a
+// node whose links authenticate devices.
+inline constexpr uint64_t kFeatureMembers = 1;
+// Feature bits this implementation knows.
+inline constexpr uint64_t kFeatures = kFeatureMembers;
 struct Error {
   ErrorCode code = ErrorCode::kMalformed;
   std::string message;
@@ -104,7 +117,21 @@ struct JoinReply {
   std::string cluster_secret;  // 32 bytes when accepted
 };
 
-using Message = std::variant<Hello, Error, Vector, Request, Updates, Push, Join, JoinReply>;
+// One entry of a node's membership (storage/trust.h MemberEntry), with where
+// the sender last reached that device, when it did (a hint for dialling).
+struct MemberEntry {
+  std::string key;  // 32 bytes, Ed25519
+  bool removed = false;
+  uint64_t ms = 0;     // at most 2^63-1
+  std::string author;  // 32 bytes
+  std::string name;    // at most kMaxMemberNameBytes
+  std::string endpoint;  // at most kMaxMemberEndpointBytes; empty when unknown
+};
+struct Members {
+  std::vector<MemberEntry> entries;  // at most kMaxMemberEntries
+};
+
+using Message = std::variant<Hello, Error, Vector, Request, Updates, Push, Join, JoinReply, Members>;
 
 std::string encode(const Message& m);
 Result<Message> decode(std::string_view frame);

@@ -48,7 +48,7 @@ std::vector<std::string> random_keys(int count) {
 
 TrustedDevice device(std::string key, std::string name = "", int64_t added_ms = 1'700'000'000'000,
                      std::string how = "manual") {
-  return TrustedDevice{std::move(key), std::move(name), added_ms, std::move(how)};
+  return TrustedDevice{std::move(key), std::move(name), added_ms, std::move(how), 0, ""};
 }
 
 std::unique_ptr<TrustStore> open_ok(const std::string& path, Env& env = Env::posix()) {
@@ -122,18 +122,34 @@ TEST(TrustStore, FileIsOwnerOnlyInTheDocumentedForm) {
   EXPECT_EQ(mode_of(path), 0600u);
   EXPECT_EQ(*Env::posix().read_file(path),
             "{\n"
-            "  \"version\": 1,\n"
+            "  \"version\": 2,\n"
             "  \"devices\": [\n"
             "    {\n"
             "      \"id\": \"AAAQEAY-EAUDAO5-CAJBIFQ-YDIOB4T-IBCEQTC-QKRMFYR-YDENBWH-A5DYPQE\",\n"
             "      \"name\": \"laptop\",\n"
             "      \"added_ms\": 1700000000000,\n"
-            "      \"how\": \"manual\"\n"
+            "      \"how\": \"manual\",\n"
+            "      \"changed_ms\": 1700000000000,\n"
+            "      \"by\": \"\"\n"
+            "    }\n"
+            "  ],\n"
+            "  \"removed\": []\n"
+            "}\n");
+  // A removal keeps a tombstone, newer than the entry it replaces, naming its author.
+  ASSERT_TRUE(*store->remove(counting, key_of_byte(0x80), 1'600'000'000'000));
+  EXPECT_EQ(*Env::posix().read_file(path),
+            "{\n"
+            "  \"version\": 2,\n"
+            "  \"devices\": [],\n"
+            "  \"removed\": [\n"
+            "    {\n"
+            "      \"id\": \"AAAQEAY-EAUDAO5-CAJBIFQ-YDIOB4T-IBCEQTC-QKRMFYR-YDENBWH-A5DYPQE\",\n"
+            "      \"name\": \"laptop\",\n"
+            "      \"removed_ms\": 1700000000001,\n"
+            "      \"by\": \"" + format_device_id(key_of_byte(0x80)) + "\"\n"
             "    }\n"
             "  ]\n"
             "}\n");
-  ASSERT_TRUE(*store->remove(counting));
-  EXPECT_EQ(*Env::posix().read_file(path), "{\n  \"version\": 1,\n  \"devices\": []\n}\n");
 }
 
 TEST(TrustStore, AddingATrustedDeviceRenamesItAndKeepsTheRest) {
@@ -180,12 +196,14 @@ TEST(TrustStore, GenerationGrowsByOneWithEveryChangeAndOnlyThen) {
   ASSERT_TRUE(store->add(device(key_of_byte(1), "b")));  // the same name: no change
   ASSERT_TRUE(store->add(device(key_of_byte(1), "")));   // no name: no change
   EXPECT_EQ(store->generation(), g + 2);
-  ASSERT_FALSE(*store->remove(key_of_byte(2)));  // not trusted: no change
-  EXPECT_EQ(store->generation(), g + 2);
   ASSERT_TRUE(*store->remove(key_of_byte(1)));
   EXPECT_EQ(store->generation(), g + 3);
-  EXPECT_FALSE(store->add(device(key_of_byte(1), std::string(65, 'x'))));  // refused: no change
+  ASSERT_FALSE(*store->remove(key_of_byte(1)));  // removed already: no change
   EXPECT_EQ(store->generation(), g + 3);
+  ASSERT_FALSE(*store->remove(key_of_byte(2)));  // never trusted: a tombstone, so that the removal spreads
+  EXPECT_EQ(store->generation(), g + 4);
+  EXPECT_FALSE(store->add(device(key_of_byte(1), std::string(65, 'x'))));  // refused: no change
+  EXPECT_EQ(store->generation(), g + 4);
 }
 
 // --- what is refused ------------------------------------------------------------------
@@ -277,7 +295,9 @@ TEST(TrustStore, EveryBadFileFailsWithOneLineNamingTheFileAndTheProblem) {
       {"{\"devices\": []}", "version: want the integer 1"},
       {"{\"version\": \"1\", \"devices\": []}", "version: want the integer 1"},
       {"{\"version\": 1.0, \"devices\": []}", "version: want the integer 1"},
-      {"{\"version\": 2, \"devices\": []}", "version 2 is not known (this build reads version 1)"},
+      {"{\"version\": 3, \"devices\": [], \"removed\": []}", "version 3 is not known (this build reads versions 1 and 2)"},
+      {"{\"version\": 2, \"devices\": []}", "removed: want an array"},
+      {"{\"version\": 1, \"devices\": [], \"removed\": []}", "unknown member \"removed\""},
       {"{\"version\": -1, \"devices\": []}", "version -1 is not known"},
       {"{\"version\": 1}", "devices: want an array"},
       {"{\"version\": 1, \"devices\": {}}", "devices: want an array"},
@@ -289,7 +309,7 @@ TEST(TrustStore, EveryBadFileFailsWithOneLineNamingTheFileAndTheProblem) {
       {file_of(entry("id", "\"" + typo + "\"")), "devices[0]: id: device id: the check fails in groups 3-4"},
       {file_of(entry("id", "\"" + id.substr(1) + "\"")), "devices[0]: id: device id: 55 characters"},
       {file_of(entry() + ", " + entry("id", "\"" + same_key_other_spelling + "\"")),
-       "devices: " + id + " is listed twice"},
+       id + " is listed twice"},
       {file_of(entry("name")), "devices[0]: name: want a string"},
       {file_of(entry("name", "null")), "devices[0]: name: want a string"},
       {file_of(entry("name", "\"" + std::string(65, 'x') + "\"")), "devices[0]: name: 65 bytes"},

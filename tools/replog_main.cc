@@ -234,20 +234,29 @@ int cmd_trust_add(const std::vector<std::string>& args) {
 }
 
 int cmd_trust_list(const std::vector<std::string>& args) {
-  Options o("trust list", "--data DIR [--json]   (the trusted devices: id, when added, how, name)");
+  Options o("trust list", "--data DIR [--all] [--json]   (the trusted devices: id, when added, how, name)");
+  o.add()("all", "also the removed devices (kept so that their removal spreads)");
   if (!o.parse(args)) return 0;
-  Value devices = run_trust(o, "trust.list", Value());
+  const bool all = o.has("all");
+  Value listed = run_trust(o, "trust.list", all ? Value(Map{{"removed", Value(true)}}) : Value());
   if (o.json()) {
-    std::cout << json::parse(to_info_json(devices)).dump(2) << "\n";
+    std::cout << json::parse(to_info_json(listed)).dump(2) << "\n";
     return 0;
   }
-  if (devices.as_list().empty()) std::cout << "no trusted devices\n";
-  for (const auto& d : devices.as_list()) {
-    const Value* added = d.find("added_ms");
-    int64_t ms = added && added->is_int() ? added->as_int() : 0;
-    std::cout << text_of(d, "id") << "  " << format_iso8601(Time::from_millis(ms - ms % 1000)) << "  "
-              << text_of(d, "how") << "  " << text_of(d, "name") << "\n";
-  }
+  const Value* devices = all ? listed.find("devices") : &listed;
+  auto when = [](const Value& d, const char* key) {
+    const Value* v = d.find(key);
+    int64_t ms = v && v->is_int() ? v->as_int() : 0;
+    return format_iso8601(Time::from_millis(ms - ms % 1000));
+  };
+  if (!devices || devices->as_list().empty()) std::cout << "no trusted devices\n";
+  else
+    for (const auto& d : devices->as_list())
+      std::cout << text_of(d, "id") << "  " << when(d, "added_ms") << "  " << text_of(d, "how") << "  "
+                << text_of(d, "name") << "\n";
+  if (const Value* removed = all ? listed.find("removed") : nullptr; removed && removed->is_list())
+    for (const auto& d : removed->as_list())
+      std::cout << text_of(d, "id") << "  " << when(d, "removed_ms") << "  removed  " << text_of(d, "name") << "\n";
   return 0;
 }
 

@@ -178,7 +178,7 @@ Result<std::unique_ptr<ZmqTransport>> make_transport(const DaemonOptions& option
 }
 
 SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& transport, const Identity& identity,
-                         const TrustStore& trust, const std::vector<StaticPeer>& dial_now) {
+                         TrustStore* trust, const std::vector<StaticPeer>& dial_now) {
   SyncOptions sync;
   sync.endpoint = options.advertise.empty() ? transport.bound_endpoint() : options.advertise;
   for (const auto& sp : dial_now) {
@@ -188,15 +188,18 @@ SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& trans
   }
   if (!options.insecure) sync.own_key = identity.public_key();
   // A device that dialled in: how it came onto the trust list, when that says more than "by hand".
-  sync.how_inbound = [&trust](const std::string& key) {
-    auto d = trust.find(key);
+  sync.how_inbound = [trust](const std::string& key) {
+    auto d = trust->find(key);
     return d && d->how != "manual" ? d->how : std::string();
   };
+  // Membership spreads between authenticated devices only (never with --insecure).
+  if (!options.insecure) sync.members = trust;
   sync.anti_entropy_ms = options.anti_entropy_ms;
   return sync;
 }
 
-// Every kind of refusal: counted on the event loop, read by the API's thread.
+// Every kind of refusal, and what membership took: counted on the event
+// loop, read by the API's thread.
 class Refusals {
  public:
   void count(const SyncCounters& e, const TransportCounters& t, const DiscoveryCounters& d, const JoinCounters& j) {
@@ -210,6 +213,10 @@ class Refusals {
             {"silent_peers", n(e.silent_peers)},
             {"beacons_refused", n(d.beacons_malformed + d.beacons_bad_mac)},
             {"discovery_dials_limited", n(d.dials_rate_limited)}};
+    Map refused;
+    for (const auto& [why, count] : e.members_refused) refused[why] = n(count);
+    Map members{{"received", n(e.members_received)}, {"accepted", n(e.members_accepted)},
+                {"refused", Value(std::move(refused))}};
     Map beacons{{"beacons_sent", n(d.beacons_sent)}, {"send_errors", n(d.send_errors)},
                 {"beacons_received", n(d.beacons_received)}, {"beacons_malformed", n(d.beacons_malformed)},
                 {"beacons_bad_mac", n(d.beacons_bad_mac)}, {"beacons_self", n(d.beacons_self)},
@@ -219,6 +226,7 @@ class Refusals {
     std::lock_guard<std::mutex> l(mu_);
     counts_ = std::move(now);
     discovery_counts_ = std::move(beacons);
+    members_ = std::move(members);
   }
   Value snapshot() const {
     std::lock_guard<std::mutex> l(mu_);
@@ -228,11 +236,16 @@ class Refusals {
     std::lock_guard<std::mutex> l(mu_);
     return discovery_counts_;
   }
+  Value members() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return Value(members_);
+  }
 
  private:
   mutable std::mutex mu_;
   Map counts_;             // guarded by mu_
   Map discovery_counts_;   // guarded by mu_
+  Map members_;            // guarded by mu_
 };
 
 // The port of tcp://HOST:PORT (0 when there is none).
@@ -380,7 +393,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   if (!transport) return transport.status();
   REPLOG_RETURN_IF_ERROR((*transport)->listen(options.listen));
   TrustFollower follower(**trust, std::move(statics).value(), logger);
-  SyncOptions sync = sync_options(options, **transport, *identity, **trust, follower.start(options.insecure));
+  SyncOptions sync = sync_options(options, **transport, *identity, trust->get(), follower.start(options.insecure));
   PeerService service(*node, **transport, clock, sync, logger);
   JoinService joins(invites, **trust, **transport, {identity->public_key(), node->cluster_id(), *cluster_secret},
                     clock, logger);
@@ -404,8 +417,8 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     Map found = refusals.discovery_snapshot();
     found["state"] = Value(discovery_state);
     found["udp_port"] = Value(static_cast<int64_t>(options.discovery_port));
-    return Map{{"refusals", refusals.snapshot()}, {"secure", Value(!options.insecure)},
-               {"discovery", Value(std::move(found))}};
+    return Map{{"refusals", refusals.snapshot()}, {"members", refusals.members()},
+               {"secure", Value(!options.insecure)}, {"discovery", Value(std::move(found))}};
   });
   api.set_trust(trust->get());
   if (auto inviter = inviter_info(options, *node, *identity, **transport); !options.insecure && inviter)

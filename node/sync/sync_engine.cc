@@ -23,7 +23,9 @@ SyncEngine::SyncEngine(SyncStore& node, Transport& transport, const Clock& clock
   hello_.endpoint = options_.endpoint;
   hello_.max_update = limits::kMaxUpdateBytes;
   hello_.max_frame = wire::kMaxFrameBytes;
-  hello_.features = wire::kFeatures;
+  // Membership spreads only between authenticated devices.
+  hello_.features = spreads_members() ? wire::kFeatures : wire::kFeatures & ~wire::kFeatureMembers;
+  if (options_.members) members_generation_ = options_.members->generation();
 }
 
 bool SyncEngine::VectorAssembly::add(const wire::Vector& v) {
@@ -226,36 +228,43 @@ void SyncEngine::handle_frame(const Frame& frame) {
   }
 }
 
+// A Hello on an outgoing link: the peer's answer to ours. Makes the link
+// ready, unless the peer is of another cluster, other limits, or ourselves.
+void SyncEngine::handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t now) {
+  if (h.cluster != hello_.cluster) {
+    log_(0, "peer " + p.endpoint + " is in cluster " + h.cluster + ", not " + hello_.cluster + ": not syncing with it");
+    p.ready = false;
+    p.hello_sent_ms = now + 60'000;
+    return;
+  }
+  if (h.max_update != hello_.max_update || h.max_frame != hello_.max_frame) {
+    log_(0, "peer " + p.endpoint + " announces other size limits: not syncing with it");
+    p.ready = false;
+    p.hello_sent_ms = now + 60'000;
+    return;
+  }
+  if (peer_id(p.key, h.node_id) == self_id()) {
+    p.ready = false;
+    p.hello_sent_ms = INT64_MAX / 2;  // a link to ourselves: never again
+    return;
+  }
+  if (!p.ready) log_(2, "peer " + p.endpoint + " ready (node " + hex16(h.node_id) + ")");
+  release_pulls(p);  // asked of a connection that is gone; ask again
+  p.ready = true;
+  p.hello_attempts = 0;
+  p.redials = 0;
+  p.node_id = h.node_id;
+  p.id = peer_id(p.key, h.node_id);
+  p.features = h.features & hello_.features;
+  send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
+  if (p.features & wire::kFeatureMembers) send_members(p);
+}
+
 void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
   const int64_t now = clock_.now_millis();
   p.last_seen_ms = now;
   if (auto* h = std::get_if<wire::Hello>(&m)) {
-    if (h->cluster != hello_.cluster) {
-      log_(0, "peer " + p.endpoint + " is in cluster " + h->cluster + ", not " + hello_.cluster + ": not syncing with it");
-      p.ready = false;
-      p.hello_sent_ms = now + 60'000;
-      return;
-    }
-    if (h->max_update != hello_.max_update || h->max_frame != hello_.max_frame) {
-      log_(0, "peer " + p.endpoint + " announces other size limits: not syncing with it");
-      p.ready = false;
-      p.hello_sent_ms = now + 60'000;
-      return;
-    }
-    if (peer_id(p.key, h->node_id) == self_id()) {
-      p.ready = false;
-      p.hello_sent_ms = INT64_MAX / 2;  // a link to ourselves: never again
-      return;
-    }
-    if (!p.ready) log_(2, "peer " + p.endpoint + " ready (node " + hex16(h->node_id) + ")");
-    release_pulls(p);  // asked of a connection that is gone; ask again
-    p.ready = true;
-    p.hello_attempts = 0;
-    p.redials = 0;
-    p.node_id = h->node_id;
-    p.id = peer_id(p.key, h->node_id);
-    p.features = h->features & hello_.features;
-    send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
+    handle_outgoing_hello(p, *h, now);
   } else if (auto* e = std::get_if<wire::Error>(&m)) {
     log_(1, "peer " + p.endpoint + " says: " + e->message);
     if (e->code == wire::ErrorCode::kCluster || e->code == wire::ErrorCode::kVersion) {
@@ -301,6 +310,8 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       }
     }
     if (ingest(std::move(u->updates), &p)) pull_missing(p);
+  } else if (auto* members = std::get_if<wire::Members>(&m)) {
+    if (p.ready) take_members(p.key, *members);
   } else {
     ++counters_.bad_frames;
     log_(3, std::string("peer ") + p.endpoint + " sent a " + wire::type_name(m) + " on a link where it answers; dropped");
@@ -365,6 +376,8 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
       received_from_.insert(from->endpoint);
     }
     for (auto& u : p->updates) received_.push_back(std::move(u));
+  } else if (auto* members = std::get_if<wire::Members>(&m)) {
+    take_members(frame.peer_key, *members);
   } else {
     ++counters_.bad_frames;
     log_(3, std::string("a connection sent a ") + wire::type_name(m) + " where it asks; dropped");
@@ -638,6 +651,7 @@ void SyncEngine::on_tick() {
     for (auto& [_, p] : peers_) pull_missing(p);
 
   flush_pushes();
+  spread_members(now);
 
   if (now >= next_round_ms_) {
     std::vector<Peer*> ready;
@@ -664,6 +678,77 @@ void SyncEngine::on_tick() {
     std::map<std::string, std::string> saved;
     for (const auto& p : peers()) saved[p.endpoint] = encode_msgpack(peer_status_value(p));
     if (Status s = node_.save_peers(std::move(saved)); !s) log_(1, "saving peer state: " + s.message());
+  }
+}
+
+// The whole list, on the outgoing link: members with the endpoint this node
+// reaches them at (a ready link of its own), tombstones, and this node's own
+// unkeyed entries (made before it had a key) under its key.
+void SyncEngine::send_members(Peer& p) {
+  p.members_sent_ms = clock_.now_millis();
+  wire::Members m;
+  for (auto& e : options_.members->entries()) {
+    if (m.entries.size() == wire::kMaxMemberEntries) break;  // the store holds no more (kMaxTrustEntries)
+    wire::MemberEntry w{std::move(e.public_key), e.removed, static_cast<uint64_t>(e.ms),
+                        e.author.empty() ? options_.own_key : std::move(e.author), std::move(e.name), ""};
+    if (!w.removed)
+      for (const auto& [endpoint, q] : peers_)
+        if (q.ready && q.key == w.key && check_peer_endpoint(endpoint)) w.endpoint = endpoint;
+    m.entries.push_back(std::move(w));
+  }
+  send(Link{true, p.endpoint}, m);
+}
+
+// To every ready peer that takes Members: at once when the list changed
+// (a local trust op, or a merge), else every members_resend_ms (a frame can
+// be lost; merging what is held already changes nothing and sends nothing).
+void SyncEngine::spread_members(int64_t now) {
+  if (!spreads_members()) return;
+  const uint64_t generation = options_.members->generation();
+  const bool changed = generation != members_generation_;
+  members_generation_ = generation;
+  for (auto& [_, p] : peers_) {
+    if (!p.ready || !(p.features & wire::kFeatureMembers)) continue;
+    if (changed || now - p.members_sent_ms >= options_.members_resend_ms) send_members(p);
+  }
+}
+
+// A peer's list, from the device the transport authenticated. Without keys
+// or a trust list there is no sender to believe: dropped as a bad frame.
+void SyncEngine::take_members(const std::string& sender, const wire::Members& m) {
+  if (!spreads_members() || sender.empty()) {
+    ++counters_.bad_frames;
+    log_(3, "members from a link without keys (or with membership off): dropped");
+    return;
+  }
+  ++counters_.members_received;
+  std::vector<MemberEntry> entries;
+  entries.reserve(m.entries.size());
+  for (const auto& e : m.entries)
+    entries.push_back(MemberEntry{e.key, e.removed, static_cast<int64_t>(e.ms), e.author, e.name});
+  const int64_t now = clock_.now_millis();
+  auto merged = options_.members->merge(entries, MergeRules{sender, options_.own_key, now, options_.max_member_ahead_ms});
+  if (!merged) {
+    log_(0, "taking the members of " + format_device_id(sender) + ": " + merged.status().message());
+    return;
+  }
+  counters_.members_accepted += merged->accepted;
+  for (const auto& [why, key] : merged->refused) {
+    ++counters_.members_refused[member_refusal_name(why)];
+    log_(3, "refused the entry about " + format_device_id(key) + " from " + format_device_id(sender) + ": " +
+                member_refusal_name(why));
+  }
+  for (const auto& key : merged->removed)
+    log_(2, "device " + format_device_id(key) + " removed, as " + format_device_id(sender) + " told");
+  for (const auto& key : merged->added) {
+    log_(2, "device " + format_device_id(key) + " trusted (introduced by " + format_device_id(sender) + ")");
+    // Dialled where the sender reaches it: a tcp:// endpoint, and only this key can answer there.
+    for (const auto& e : m.entries) {
+      if (e.key != key || e.endpoint.empty() || !check_peer_endpoint(e.endpoint)) continue;
+      bool linked = peers_.count(e.endpoint) > 0;
+      for (const auto& [_, p] : peers_) linked = linked || p.key == key;
+      if (!linked) add_peer(e.endpoint, key);
+    }
   }
 }
 

@@ -29,6 +29,7 @@
 #include "node/sync/sync_store.h"
 #include "node/sync/transport.h"
 #include "protocol/wire.h"
+#include "storage/trust.h"
 
 namespace replog {
 
@@ -45,6 +46,11 @@ struct SyncOptions {
   // How a device that dialled this node was found, for the link connected
   // back to it (PeerStatus::how); nothing set, or an empty answer, is "inbound".
   std::function<std::string(const std::string& device_key)> how_inbound;
+  // The trust list membership spreads through (not owned; outlives the
+  // engine); null, or without own_key, membership does not spread.
+  TrustStore* members = nullptr;
+  int64_t members_resend_ms = 30'000;       // a peer's copy is refreshed this often
+  int64_t max_member_ahead_ms = 3'600'000;  // entries further ahead of this clock are refused
   int64_t anti_entropy_ms = 1000;
   size_t fanout = 3;                      // peers per anti-entropy round
   int64_t push_delay_ms = 3;              // coalescing of pushes
@@ -82,6 +88,9 @@ struct SyncCounters {
   uint64_t blocked_frames = 0;   // from a source cut off for sending bad frames
   uint64_t blocks = 0;           // times a source was cut off
   uint64_t silent_peers = 0;     // ready peers dropped for silence (then handshaken again)
+  uint64_t members_received = 0;  // Members frames taken from authenticated peers
+  uint64_t members_accepted = 0;  // entries of them that changed the trust list
+  std::map<std::string, uint64_t> members_refused;  // entries refused, by reason (member_refusal_name)
 };
 
 class SyncEngine {
@@ -136,6 +145,7 @@ class SyncEngine {
     std::string how;  // PeerStatus::how
     PeerId id;        // set by its Hello
     uint64_t features = 0;  // what both sides support (wire::kFeatures)
+    int64_t members_sent_ms = -1;  // when our membership was last sent on this link
     bool ready = false;
     OriginId node_id = 0;
     int64_t hello_sent_ms = -1;
@@ -200,7 +210,12 @@ class SyncEngine {
   void send(const Link& link, const wire::Message& m);
   void send_hello(Peer& p);
   void send_vector(const Link& link, bool reply);
+  bool spreads_members() const { return options_.members && !options_.own_key.empty(); }
+  void send_members(Peer& p);
+  void spread_members(int64_t now);
+  void take_members(const std::string& sender, const wire::Members& m);
   void handle_outgoing(Peer& p, wire::Message& m);
+  void handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t now);
   void handle_incoming(const Frame& frame, wire::Message& m);
   // Applies a vector learned from `node_id` and pulls what we lack from it.
   void learn_vector(const PeerId& id, const VersionVector& theirs);
@@ -232,6 +247,7 @@ class SyncEngine {
   std::set<std::string> received_from_;               // endpoints of the peers that pushed them
   VersionVector mine_;                                // cached; refreshed on commit
   int64_t next_round_ms_ = 0;
+  uint64_t members_generation_ = 0;  // of the trust list last sent to every peer
 
   std::mutex committed_mu_;
   std::vector<Update> committed_;  // guarded by committed_mu_

@@ -21,8 +21,8 @@ set(REPLOG_CLUSTER_TESTS
   CurveHidesPayloadsOnTheWire capture
   DiscoveryFindsPeersOnLoopbackWithoutPeerOptions discovery_loopback
   DiscoveryInNamespacesFindsMembersOnly discovery_netns
-
-  InviteThenJoinConverges invite_join)
+  InviteThenJoinConverges invite_join
+  MembershipSpreadsToEveryDevice membership_spreads)
 
 while(REPLOG_CLUSTER_TESTS)
   list(POP_FRONT REPLOG_CLUSTER_TESTS name script)

@@ -55,9 +55,13 @@ Cluster::Cluster(int count, std::mt19937_64& rng, Trace& trace, Buggify* buggify
     if (buggify_) buggify_->add_node(n.dir, i);
     nodes_.push_back(std::move(n));
   }
-  for (auto& n : nodes_)
+  for (auto& n : nodes_) {
+    n.trust = std::move(TrustStore::open(n.dir + "/trust.json", Env::posix())).value();
     for (const auto& other : nodes_)
-      if (other.index != n.index) n.trusted.insert(other.key);
+      if (other.index != n.index)
+        require(n.trust->add(TrustedDevice{other.key, "n" + std::to_string(other.index), kStartMs, "manual", 0, n.key}),
+                "trust in " + n.dir);
+  }
   for (auto& n : nodes_) open(n);
 }
 
@@ -99,8 +103,10 @@ SyncOptions Cluster::sync_options(const SimNode& n) {
     if (other.index == n.index) continue;
     so.peer_keys[other.endpoint] = other.key;
     // Static peers are dialled once trusted, as the daemon does.
-    if (n.trusted.count(other.key)) so.peers.push_back(other.endpoint);
+    if (n.trust->contains(other.key)) so.peers.push_back(other.endpoint);
   }
+  // The outsider spreads nothing (no node would take it anyway).
+  if (n.index < static_cast<int>(nodes_.size())) so.members = n.trust.get();
   return so;
 }
 
@@ -118,36 +124,58 @@ void Cluster::open(SimNode& n) {
   require(node.status(), "open " + n.dir);
   n.node = std::move(node).value();
   n.store = std::make_unique<CountingStore>(*n.node, refusals_);
-  const std::set<std::string>* trusted = &n.trusted;
+  const TrustStore* trust = n.trust.get();
   n.memory = std::make_unique<testing::MemoryTransport>(
-      net_, n.endpoint, testing::MemoryIdentity{n.key, [trusted](const std::string& key) { return trusted->count(key) > 0; }});
+      net_, n.endpoint, testing::MemoryIdentity{n.key, [trust](const std::string& key) { return trust->contains(key); }});
   n.transport = std::make_unique<testing::FaultyTransport>(*n.memory, *n.clock, rng_());
   n.service = std::make_unique<PeerService>(*n.store, *n.transport, *n.clock, sync_options(n), [](int, const std::string&) {});
   PeerService* service = n.service.get();
   n.node->set_commit_listener([service](const std::vector<Update>& u) { service->on_committed(u); });
   n.service->start();
+  n.followed_generation = n.trust->generation();
+  n.followed.clear();
+  for (const auto& d : n.trust->list()) n.followed.insert(d.public_key);
+}
+
+void Cluster::follow_trust(SimNode& n) {
+  if (!n.up() || n.trust->generation() == n.followed_generation) return;
+  n.followed_generation = n.trust->generation();
+  std::set<std::string> now;
+  for (const auto& d : n.trust->list()) now.insert(d.public_key);
+  for (const auto& key : n.followed)
+    if (!now.count(key)) n.service->engine().forget_device(key);
+  for (const auto& other : nodes_)
+    if (other.index != n.index && now.count(other.key) && !n.followed.count(other.key))
+      n.service->engine().add_peer(other.endpoint, other.key);
+  n.followed = std::move(now);
 }
 
 void Cluster::distrust(int a, const SimNode& b) {
   SimNode& n = nodes_[static_cast<size_t>(a)];
-  n.trusted.erase(b.key);
-  if (n.up()) n.service->engine().forget_device(b.key);
+  require(n.trust->remove(b.key, n.key, n.clock->now_millis()).status(), "trust remove in " + n.dir);
+  follow_trust(n);
 }
 
 void Cluster::trust(int a, const SimNode& b) {
   SimNode& n = nodes_[static_cast<size_t>(a)];
-  n.trusted.insert(b.key);
-  if (n.up()) n.service->engine().add_peer(b.endpoint, b.key);
+  require(n.trust->add(TrustedDevice{b.key, "", n.clock->now_millis(), "manual", 0, n.key}), "trust add in " + n.dir);
+  follow_trust(n);
+}
+
+bool Cluster::trusts(int i, const std::string& key) const {
+  return nodes_[static_cast<size_t>(i)].trust->contains(key);
 }
 
 void Cluster::trust_everywhere(const std::string& key) {
-  for (auto& n : nodes_) n.trusted.insert(key);
+  for (auto& n : nodes_)
+    require(n.trust->add(TrustedDevice{key, "stranger", n.clock->now_millis(), "manual", 0, n.key}),
+            "trust add in " + n.dir);
 }
 
 void Cluster::restore_trust() {
   for (auto& n : nodes_)
     for (const auto& other : nodes_)
-      if (other.index != n.index && !n.trusted.count(other.key)) trust(n.index, other);
+      if (other.index != n.index && !n.trust->contains(other.key)) trust(n.index, other);
 }
 
 SimNode& Cluster::add_outsider() {
@@ -157,9 +185,11 @@ SimNode& Cluster::add_outsider() {
   o.endpoint = "tcp://outsider:7000";
   o.dir = root_ + "/outsider";
   o.key = random_device_key(rng_);
-  for (const auto& n : nodes_) o.trusted.insert(n.key);
   o.clock = std::make_unique<ManualClock>(nodes_.front().clock->now_millis());
   init_directory(o, false);
+  o.trust = std::move(TrustStore::open(o.dir + "/trust.json", Env::posix())).value();
+  for (const auto& n : nodes_)
+    require(o.trust->add(TrustedDevice{n.key, "", o.clock->now_millis(), "manual", 0, o.key}), "trust in outsider");
   open(o);
   return o;
 }
@@ -169,7 +199,10 @@ void Cluster::tick(int64_t ms, int rounds) {
   if (outsider_) outsider_->clock->advance(ms);
   for (int r = 0; r < rounds; ++r) {
     for (auto& n : nodes_)
-      if (n.up()) n.service->run_once(0);
+      if (n.up()) {
+        n.service->run_once(0);
+        follow_trust(n);
+      }
     if (outsider_) outsider_->service->run_once(0);
   }
 }
@@ -238,10 +271,10 @@ uint64_t Cluster::frames_sent() const {
 }
 
 std::string Cluster::frames_by_type() const {
-  static const char* names[] = {"?", "hello", "error", "vector", "request", "updates", "push"};
+  static const char* names[] = {"?", "hello", "error", "vector", "request", "updates", "push", "invite", "join", "members"};
   std::string out;
   for (const auto& [type, count] : frames())
-    out += std::string(out.empty() ? "" : " ") + names[static_cast<size_t>(type) % 7] + " " + std::to_string(count);
+    out += std::string(out.empty() ? "" : " ") + names[static_cast<size_t>(type) % 10] + " " + std::to_string(count);
   return out;
 }
 

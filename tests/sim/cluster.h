@@ -11,9 +11,14 @@
 // Keys and trust: every node has a 32-byte device key drawn from the run's
 // generator, and its MemoryTransport models the secure transport with it
 // (support/memory_transport.h): a node trusts every other node of the
-// cluster, and dials the static peers it trusts, as the daemon does. Trust
-// can change for a while (distrust, trust); an outsider, a node of the same
-// cluster that no node trusts, can be added: it trusts and dials them all.
+// cluster, and dials the static peers it trusts, as the daemon does. Each
+// node's trust list is a real TrustStore (trust.json in its directory) that
+// its engine spreads (membership, PROTOCOL.md §7), and the cluster follows
+// its changes as the daemon's trust follower does: a removed device is
+// forgotten, a newly trusted node dialled. A trust change is made on one
+// node (distrust, trust) and reaches the others by spreading; an outsider, a
+// node of the same cluster that no node trusts, can be added: it trusts and
+// dials them all, and spreads nothing.
 //
 // A crash drops a node without close(): its committed log (data.mdb) is copied
 // as it stands, the node is destroyed with its transport (frames in flight and
@@ -50,7 +55,9 @@ struct SimNode {
   int index = 0;
   std::string endpoint, dir;
   std::string key;                  // its device key
-  std::set<std::string> trusted;    // the device keys it trusts (its transport asks at every frame)
+  std::unique_ptr<TrustStore> trust;  // whom it trusts (its transport asks at every frame); outlives crashes
+  uint64_t followed_generation = 0;  // of `trust`, as last followed by the engine
+  std::set<std::string> followed;    // the keys trusted then
   std::unique_ptr<ManualClock> clock;
   std::unique_ptr<engine::Node> node;  // null while crashed
   std::unique_ptr<CountingStore> store;
@@ -78,12 +85,15 @@ class Cluster {
   // Replaces node `to`'s directory with a copy of node `from`'s committed log:
   // `to` comes back with `from`'s node id and origin. REQUIRES: from up, to down
   void copy_directory(int from, int to);
-  // Node `a` stops trusting `b`: its transport refuses b's frames and, when a
-  // is up, its engine forgets b (links and state), as the daemon does on a
-  // removal. `b` may be the outsider.
+  // Node `a` removes `b` from its trust list (`trust remove` there): its
+  // transport refuses b's frames and, when a is up, its engine forgets b
+  // (links and state), as the daemon does on a removal; the removal spreads
+  // to the nodes a reaches. `b` may be the outsider.
   void distrust(int a, const SimNode& b);
-  // Node `a` trusts `b` again and, when up, dials it.
+  // Node `a` trusts `b` again (`trust add` there) and, when up, dials it; that spreads too.
   void trust(int a, const SimNode& b);
+  // Whether node i trusts `key` now.
+  bool trusts(int i, const std::string& key) const;
   // Every node trusts `key` (a rogue device among the trusted ones).
   void trust_everywhere(const std::string& key);
   // Every node trusts every other again; those up dial whom they had forgotten.
@@ -112,6 +122,8 @@ class Cluster {
   void init_directory(SimNode& n, bool first);
   SyncOptions sync_options(const SimNode& n);
   void open(SimNode& n);
+  // The daemon's trust follower: forgets devices no longer trusted, dials cluster nodes newly trusted.
+  void follow_trust(SimNode& n);
 
   std::string root_;
   std::string cluster_id_;
@@ -120,7 +132,7 @@ class Cluster {
   Buggify* buggify_;
   testing::MemoryNetwork net_;
   RefusalCounts refusals_;
-  std::vector<SimNode> nodes_;  // never grows once made: transports read their `trusted` sets
+  std::vector<SimNode> nodes_;  // never grows once made: transports read their `trust` lists
   std::unique_ptr<SimNode> outsider_;
   std::map<wire::Type, uint64_t> frames_of_crashed_;
 };

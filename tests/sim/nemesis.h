@@ -15,8 +15,10 @@
 //   copies     a node's directory copied over another's, so that two nodes
 //              write under one origin (relaxed checks, as for forge; among
 //              other faults in 15% of seeds only);
-//   trust      one node stops trusting another for a while (its engine
-//              forgets it), then trusts and dials it again; and an outsider,
+//   trust      one node removes another from its trust list for a while (its
+//              engine forgets it, and the removal spreads to the nodes it
+//              reaches), then trusts and dials it again (which spreads too);
+//              and an outsider,
 //              a node no one trusts, dials every node and writes now and then.
 // heal() ends them all (the outsider stays, untrusted): what a run checks is
 // judged after it.

@@ -261,6 +261,37 @@ TEST(Sim, CheckerReportsACallInFlightHeldBySomeNodesOnly) {
   EXPECT_TRUE(mentions(run.check(), "call in flight at a crash"));
 }
 
+// A removal made on one node only reaches every node it is linked to
+// (membership spreads): they all forget the device and take nothing more
+// from it; trusted again on that node alone, it is trusted everywhere and
+// everyone syncs with it.
+TEST(Sim, ATrustChangeOnOneNodeReachesEveryConnectedNode) {
+  std::mt19937_64 rng(first_seed());
+  Trace trace(false);
+  Cluster c(4, rng, trace);
+  auto run = [&] {
+    for (int i = 0; i < 200; ++i) c.tick(kStepMs);
+  };
+  run();
+  SimNode& n3 = c.nodes()[3];
+  c.distrust(0, n3);
+  run();
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_FALSE(c.trusts(i, n3.key)) << "n" << i << " still trusts n3";
+    EXPECT_FALSE(c.nodes()[static_cast<size_t>(i)].memory->linked(n3.endpoint)) << "n" << i << " kept its link";
+  }
+  EXPECT_TRUE(c.trusts(3, c.nodes()[0].key)) << "n3 is not told of its own removal, only refused";
+  ASSERT_TRUE(n3.node->call("inc", Value(Map{{"path", Value("k")}, {"by", Value(1)}})));
+  run();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(seq_of(c.nodes()[static_cast<size_t>(i)].node->vector(), n3.node->node_id()), 0u);
+  c.trust(0, n3);
+  run();
+  for (int i = 1; i < 3; ++i) EXPECT_TRUE(c.trusts(i, n3.key)) << "n" << i;
+  EXPECT_TRUE(c.converged());
+  EXPECT_EQ(seq_of(c.nodes()[1].node->vector(), n3.node->node_id()), 1u);
+}
+
 // A node that stops trusting another forgets it and takes nothing from it,
 // restarted too (it dials only whom it trusts); trusted again, the two sync.
 TEST(Sim, ADistrustedNodeIsNeitherHeardNorDialledUntilTrustedAgain) {

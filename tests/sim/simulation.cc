@@ -117,6 +117,13 @@ RunResult Simulation::run() {
     result_.problems.push_back("no single state " + std::to_string(limit / 1000) + " s after healing");
   const auto nodes = snapshot_nodes(cluster_);
   auto found = check_run(nodes, model_, cluster_.refusals(), result_.relaxed);
+  // Membership converged too: healing re-trusted on each node what it lacked,
+  // and nothing that still travelled may have undone it.
+  for (const auto& n : cluster_.nodes())
+    for (const auto& other : cluster_.nodes())
+      if (other.index != n.index && !cluster_.trusts(n.index, other.key))
+        found.push_back("n" + std::to_string(n.index) + " does not trust n" + std::to_string(other.index) +
+                        " after healing");
   if (SimNode* o = cluster_.outsider()) {
     auto leaked = check_outsider(snapshot_node(*o, "outsider"), o->node->node_id(), nodes);
     found.insert(found.end(), leaked.begin(), leaked.end());
