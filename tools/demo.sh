@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, on a fresh machine: installs what is missing, builds, and runs
-# three replog nodes on loopback, each trusting the others' device ids and
-# linked over CURVE — typed updates made on each, gossip until the
+# three replog nodes on loopback, paired by one-line invites and linked over
+# CURVE — typed updates made on each, gossip until the
 # three state hashes are equal, a device that worked offline coming back with a
 # conflict, and the conflict resolved. Safe to run again.
 set -euo pipefail
@@ -28,11 +28,9 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 names=(laptop phone tablet)
 declare -A port
 for n in "${names[@]}"; do port[$n]=$(free_port); done
-declare -A device
-start() {  # start NAME: its daemon, peering with the two others by device id (CURVE)
-  local n=$1 peers=()
-  for m in "${names[@]}"; do [ "$m" = "$n" ] || peers+=(--peer "${device[$m]}@tcp://127.0.0.1:${port[$m]}"); done
-  "$replog" node --data "$n" --listen "tcp://127.0.0.1:${port[$n]}" "${peers[@]}" \
+start() {  # start NAME: its daemon, with no --peer: it dials whom its invite and its members name
+  local n=$1
+  "$replog" node --data "$n" --listen "tcp://127.0.0.1:${port[$n]}" \
     --anti-entropy-ms 300 --log-level warn 2>>"$n.log" &
   pids+=($!)
   eval "pid_$n=$!"
@@ -54,23 +52,28 @@ cat > schema.json <<'JSON'
                       "required": ["title"], "unique": ["title"]}}}
 JSON
 
-step "three devices in one cluster: the laptop makes it (with a schema), the others join"
+step "the laptop makes the cluster (with a schema) and runs its node on loopback"
 run init --data laptop --schema schema.json
-cluster=$("$replog" status --data laptop --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster_id"])')
-run init --data phone --cluster "$cluster"
-run init --data tablet --cluster "$cluster"
+start laptop
+echo "  laptop listening on tcp://127.0.0.1:${port[laptop]}, device $("$replog" id --data laptop)"
 
-step "each device has an id (its public key); each trusts the other two by id"
-for n in "${names[@]}"; do device[$n]=$("$replog" id --data "$n"); echo "  $n: ${device[$n]}"; done
-for n in "${names[@]}"; do
-  for m in "${names[@]}"; do [ "$m" = "$n" ] || run trust add "${device[$m]}" --name "$m" --data "$n" >/dev/null; done
+step "the phone and the tablet join, each with a one-time line the laptop prints (CURVE from the first byte)"
+for n in phone tablet; do
+  printf '$ replog invite --data laptop --endpoint tcp://127.0.0.1:%s\n' "${port[laptop]}"
+  line=$("$replog" invite --data laptop --endpoint "tcp://127.0.0.1:${port[laptop]}" 2>/dev/null)
+  echo "  $line"
+  run join "$line" --data "$n" --name "$n"
 done
-run trust list --data laptop
-
-step "each runs a node on loopback, peering with the other two over CURVE (encrypted, trusted ids only)"
-for n in "${names[@]}"; do start "$n"; echo "  $n listening on tcp://127.0.0.1:${port[$n]}"; done
+for n in phone tablet; do start "$n"; echo "  $n listening on tcp://127.0.0.1:${port[$n]}"; done
 echo "  the joiners receive the laptop's log (its schema is update #1):"
 wait_equal
+
+step "membership spreads: the phone was told of the tablet by the laptop, and trusts it (how: introducer)"
+for _ in $(seq 50); do
+  "$replog" trust list --data phone --json | grep -q introducer && break
+  sleep 0.1
+done
+run trust list --data phone
 
 step "updates on every device: a date, an enum, counters"
 run call --data laptop create '{"type": "Task", "id": "t1", "fields": {"title": "ship v1", "due": {"$time": "2026-12-01T09:30:00+01:00"}, "color": {"$enum": "Color.Green"}}}' >/dev/null

@@ -282,6 +282,15 @@ std::unique_ptr<Discovery> start_discovery(const DaemonOptions& options, const C
     *state = "off";
     return nullptr;
   }
+  // A node bound to a loopback address cannot be dialled from another host:
+  // a beacon would only send the others to an address it does not listen on.
+  const std::string bound = transport.bound_endpoint();
+  if (options.discovery_to.empty() && (bound.rfind("tcp://127.", 0) == 0 || bound.rfind("tcp://[::1]", 0) == 0 ||
+                                       bound.rfind("tcp://localhost:", 0) == 0)) {
+    *state = "off: listening on loopback only";
+    log(2, "discovery is off: " + bound + " is a loopback address, which no other device can dial");
+    return nullptr;
+  }
   DiscoveryOptions d;
   d.udp_port = options.discovery_port;
   d.listen_port = port_of(transport.bound_endpoint());

@@ -406,8 +406,17 @@ void SyncEngine::admit_incoming(const std::string& routing_id, const PeerId& id)
 void SyncEngine::connect_back(const PeerId& id, const std::string& endpoint, const std::string& key) {
   if (id == self_id() || endpoint.empty() || peer_by_id(id) || peers_.count(endpoint)) return;
   if (key.empty() && is_reserved_origin(get_u64_be(id.data()))) return;
-  for (const auto& [_, p] : peers_)
-    if (p.learned && p.learned_for == id) return;  // a link to it is being tried already
+  for (auto it = peers_.begin(); it != peers_.end(); ++it) {
+    if (!it->second.learned || it->second.learned_for != id) continue;
+    // A link a beacon suggested that has not answered gives way to the
+    // endpoint the device names in its own (authenticated) Hello: a beacon's
+    // source address may be one the device does not listen on.
+    if (it->second.how != "discovered" || it->second.ready) return;  // a link to it is being tried already
+    release_pulls(it->second);
+    transport_.disconnect(it->first);
+    peers_.erase(it);
+    break;
+  }
   std::string how = options_.how_inbound && !key.empty() ? options_.how_inbound(key) : "";
   open_learned(id, endpoint, key, how.empty() ? "inbound" : how);
 }

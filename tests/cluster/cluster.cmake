@@ -22,7 +22,8 @@ set(REPLOG_CLUSTER_TESTS
   DiscoveryFindsPeersOnLoopbackWithoutPeerOptions discovery_loopback
   DiscoveryInNamespacesFindsMembersOnly discovery_netns
   InviteThenJoinConverges invite_join
-  MembershipSpreadsToEveryDevice membership_spreads)
+  MembershipSpreadsToEveryDevice membership_spreads
+  ABeaconsWrongAddressGivesWayToTheDevicesOwnEndpoint discovery_gives_way)
 
 while(REPLOG_CLUSTER_TESTS)
   list(POP_FRONT REPLOG_CLUSTER_TESTS name script)
