@@ -101,7 +101,7 @@ try:
         ("API version 2", msgpack.packb([2, "status", {}]), "unsupported API version (this node speaks 1)"),
         ("API version \"1\"", msgpack.packb(["1", "status", {}]), "unsupported API version (this node speaks 1)"),
         ("an unknown op", msgpack.packb([1, "drop_everything", {}]),
-         'unknown op "drop_everything" (call, state, hash, status, subscribe, '
+         'unknown op "drop_everything" (call, state, hash, conflicts, status, subscribe, '
          'trust.list, trust.add, trust.remove, invite.create)'),
         ("a call without arg", msgpack.packb([1, "call", {"method": "set"}]), "call needs {method, arg}"),
         ("a call whose method is not a str", msgpack.packb([1, "call", {"method": 5, "arg": {}}]),

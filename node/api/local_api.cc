@@ -178,6 +178,24 @@ Value LocalApi::handle(const std::string& op, const Value& arg) {
     return reply_ok(std::move(out));
   }
   if (op == "hash") return reply_ok(Value(node_.state_hash()));
+  if (op == "conflicts") {
+    List conflicts;
+    node_.read([&](const State& s) {
+      for (const auto& [_, c] : s.conflicts()) {
+        List involved, path;
+        for (const auto& i : c.involved) involved.push_back(Value(i.to_string()));
+        for (const auto& segment : c.path) path.push_back(Value(segment));
+        conflicts.push_back(Value(Map{{"update", Value(c.skipped.to_string())},
+                                      {"kind", Value(conflict_kind_name(c.kind))},
+                                      {"code", Value(static_cast<int64_t>(c.kind))},
+                                      {"path", Value(std::move(path))},
+                                      {"involved", Value(std::move(involved))}}));
+      }
+    });
+    Map forks;
+    for (const auto& [origin, report] : node_.info().forks) forks[hex16(origin)] = Value(report);
+    return reply_ok(Value(Map{{"conflicts", Value(std::move(conflicts))}, {"forks", Value(std::move(forks))}}));
+  }
   if (op == "status") {
     Value status = node_status(node_, peers_status_ ? peers_status_() : Value(List{}));
     if (extra_status_)
@@ -192,7 +210,7 @@ Value LocalApi::handle(const std::string& op, const Value& arg) {
     return result ? reply_ok(std::move(result).value()) : reply_error(result.status().message());
   }
   return reply_error("unknown op \"" + op +
-                     "\" (call, state, hash, status, subscribe, trust.list, trust.add, trust.remove, invite.create)");
+                     "\" (call, state, hash, conflicts, status, subscribe, trust.list, trust.add, trust.remove, invite.create)");
 }
 
 Value LocalApi::handle_trust(const std::string& op, const Value& arg) {

@@ -216,12 +216,19 @@ class Node:
 
 
 def node_conflict_view(node):
-    """`replog conflicts --json`: {skipped id: (kind code, [involved ids], [path])}."""
+    """`replog conflicts --json`: {skipped id: (kind code, [involved ids], [path])}; the
+    local API's `conflicts` op must say the same."""
     raw, _ = node.conflicts()
     view = {}
     for c in raw["conflicts"]:
         check(rp.KIND_NAMES.get(c["code"]) == c["kind"], "conflict %r: code and kind disagree" % (c,))
         view[c["update"].lower()] = (c["code"], [i.lower() for i in c["involved"]], list(c["path"]))
+    if getattr(node, "api", None) is not None:
+        served = node.api.request("conflicts", None)
+        api_view = {c["update"].lower(): (c["code"], [i.lower() for i in c["involved"]], list(c["path"]))
+                    for c in served["conflicts"]}
+        check(api_view == view, "the API's conflicts op %r differs from replog conflicts %r" % (api_view, view))
+        check(served["forks"] == raw["forks"], "forks differ: API %r, CLI %r" % (served["forks"], raw["forks"]))
     return view
 
 
