@@ -9,3 +9,11 @@ add_test(NAME Interop.SecondImplementationAgreesWithNode
           --timeout ${REPLOG_TIMEOUT_120})
 set_tests_properties(Interop.SecondImplementationAgreesWithNode PROPERTIES
   TIMEOUT ${REPLOG_TIMEOUT_180} RUN_SERIAL TRUE)
+
+# PROTOCOL.md §7's joining with an invite (both sides), Members frames and discovery
+# beacons, by the same second implementation (tests/interop/pairing_test.py).
+add_test(NAME Interop.PairingMembersDiscovery
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/interop/pairing_test.py $<TARGET_FILE:replog-cli>
+          --timeout ${REPLOG_TIMEOUT_120})
+set_tests_properties(Interop.PairingMembersDiscovery PROPERTIES
+  TIMEOUT ${REPLOG_TIMEOUT_180} RUN_SERIAL TRUE)

@@ -140,6 +140,7 @@ class Node:
         self.log_path = os.path.join(tmp, name + ".log")
         self.proc = None
         self.api = None
+        self.extra_args = []          # more arguments for `replog node`
 
     def cli(self, *args, ok=True):
         r = subprocess.run([self.replog, *args, "--data", self.data], stdin=subprocess.DEVNULL,
@@ -156,6 +157,7 @@ class Node:
         args = [self.replog, "node", "--data", self.data, "--listen", self.listen, "--anti-entropy-ms", "200"]
         if not self.secure:
             args.append("--insecure")
+        args += self.extra_args
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                      preexec_fn=_die_with_parent)

@@ -12,6 +12,10 @@ points at either the node or the document.
               docs/STORAGE.md
     wire      PROTOCOL.md §2, §7    frames, Hello, Vector, Request, Updates, Push,
                                     CURVE keys from the Ed25519 identity
+    invite    PROTOCOL.md §7        the invite line, Join / JoinReply and their proofs
+    members   PROTOCOL.md §7        Members frames, their entries and the order of entries
+    beacons   PROTOCOL.md §7,       keys derived from the cluster secret, the 56-byte
+              docs/STORAGE.md       UDP beacon
     api       PROTOCOL.md §4        the node's local API (call, state, hash, status)
 
 Needs Debian's python3-zmq, python3-msgpack and python3-nacl.
@@ -1165,6 +1169,11 @@ def curve_public_of_device(device_id_text):
     return bindings.crypto_sign_ed25519_pk_to_curve25519(parse_device_id(device_id_text))
 
 
+def curve_public_of_key(ed25519_public):
+    from nacl import bindings
+    return bindings.crypto_sign_ed25519_pk_to_curve25519(bytes(ed25519_public))
+
+
 def pack_frame(type_, body, version=PROTOCOL_VERSION):
     return msgpack.packb([version, type_, body], use_bin_type=True)
 
@@ -1177,9 +1186,10 @@ class Peer:
     """One outgoing link (a DEALER) to a node, as another node would open it."""
 
     def __init__(self, endpoint, cluster, node_id, identity_key=None, server_device_id=None,
-                 advertise="", context=None):
+                 advertise="", context=None, features=0, server_key=None):
         self.context = context or zmq.Context.instance()
         self.cluster, self.node_id, self.advertise = cluster, node_id, advertise
+        self.features = features
         self.sock = self.context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME + 4096)
@@ -1189,7 +1199,8 @@ class Peer:
             pub, sec = curve_keys(identity_key)
             self.sock.setsockopt(zmq.CURVE_PUBLICKEY, pub)
             self.sock.setsockopt(zmq.CURVE_SECRETKEY, sec)
-            self.sock.setsockopt(zmq.CURVE_SERVERKEY, curve_public_of_device(server_device_id))
+            self.sock.setsockopt(zmq.CURVE_SERVERKEY, server_key if server_key is not None
+                                 else curve_public_of_device(server_device_id))
         self.sock.connect(endpoint)
         self.peer_hello = None
         self.errors = []           # (code, message) received
@@ -1230,7 +1241,7 @@ class Peer:
             self.other.append(f)
 
     def hello_body(self):
-        return [self.cluster, self.node_id, self.advertise, MAX_UPDATE, MAX_FRAME, 0]
+        return [self.cluster, self.node_id, self.advertise, MAX_UPDATE, MAX_FRAME, self.features]
 
     def handshake(self, timeout_s=10.0):
         """§ Handshake: Hello, again at growing intervals (20 ms .. 200 ms) until answered."""
@@ -1369,3 +1380,321 @@ class Api:
 
     def status(self):
         return self.request("status", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Joining with an invite (PROTOCOL.md §7 "Joining with an invite")
+# ---------------------------------------------------------------------------------------------
+
+JOIN, JOIN_REPLY, MEMBERS = 7, 8, 9
+FEATURE_MEMBERS = 1            # §2 Features, bit 0
+INVITE_PREFIX = "replog-invite-1:"
+B32_LOWER = B32.lower()
+_CLUSTER_ID_CHARS = set("0123456789abcdefABCDEF-_")
+
+
+class InviteError(ValueError):
+    pass
+
+
+def blake2b(data, size, key=b""):
+    """libsodium crypto_generichash: BLAKE2b with the output length given (and a key)."""
+    return hashlib.blake2b(data, digest_size=size, key=key).digest()
+
+
+def base32_lower(data):
+    """RFC 4648 alphabet in lower case, no padding, unused bits of the last character zero."""
+    bits, n, out = 0, 0, []
+    for b in data:
+        bits, n = (bits << 8) | b, n + 8
+        while n >= 5:
+            n -= 5
+            out.append(B32_LOWER[(bits >> n) & 31])
+    if n:
+        out.append(B32_LOWER[(bits << (5 - n)) & 31])
+    return "".join(out)
+
+
+def unbase32_lower(text):
+    if any(c not in B32_LOWER for c in text):
+        raise InviteError("a character outside the alphabet")
+    nbits = 5 * len(text)
+    nbytes, rest = divmod(nbits, 8)
+    if rest >= 5:                       # no byte count gives this many characters
+        raise InviteError("a length no byte count gives")
+    v = 0
+    for c in text:
+        v = (v << 5) | B32_LOWER.index(c)
+    if v & ((1 << rest) - 1):
+        raise InviteError("non-zero padding bits")
+    return (v >> rest).to_bytes(nbytes, "big")
+
+
+def _endpoint_ok(ep):
+    if not (7 <= len(ep) <= 255) or not all(0x20 < b < 0x7f for b in ep):
+        return False
+    m = re.fullmatch(rb"tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})", ep)
+    return bool(m) and 1 <= int(m.group(2)) <= 65535
+
+
+def make_invite(inviter_key, secret, cluster, endpoints):
+    """The line for these fields (§7 "The line")."""
+    assert len(inviter_key) == 32 and len(secret) == 16
+    c = cluster.encode()
+    body = bytes(inviter_key) + bytes(secret) + bytes([len(c)]) + c + bytes([len(endpoints)])
+    for ep in endpoints:
+        e = ep.encode()
+        body += bytes([len(e)]) + e
+    check_bytes = blake2b(INVITE_PREFIX.encode() + body, 16)[:4]
+    return INVITE_PREFIX + base32_lower(body + check_bytes)
+
+
+def parse_invite(line):
+    """{inviter_key, secret, cluster, endpoints} of a line, or InviteError (§7 "The line")."""
+    line = line.strip()
+    if not line.startswith(INVITE_PREFIX):
+        if line.startswith("replog-invite-"):
+            raise InviteError("another version")
+        raise InviteError("not an invite line")
+    raw = unbase32_lower(line[len(INVITE_PREFIX):])
+    if len(raw) < 32 + 16 + 1 + 1 + 1 + 4:
+        raise InviteError("too short")
+    body, check_bytes = raw[:-4], raw[-4:]
+    if blake2b(INVITE_PREFIX.encode() + body, 16)[:4] != check_bytes:
+        raise InviteError("truncated or changed")
+    pos = 48
+    c = body[pos]
+    pos += 1
+    if not 1 <= c <= 64 or pos + c > len(body):
+        raise InviteError("cluster id length")
+    cluster = body[pos:pos + c].decode("ascii", "replace")
+    if any(ch not in _CLUSTER_ID_CHARS for ch in cluster):
+        raise InviteError("cluster id characters")
+    pos += c
+    if pos >= len(body):
+        raise InviteError("runs past the end")
+    n = body[pos]
+    pos += 1
+    if not 1 <= n <= 8:
+        raise InviteError("number of endpoints")
+    endpoints = []
+    for _ in range(n):
+        if pos >= len(body):
+            raise InviteError("runs past the end")
+        ln = body[pos]
+        pos += 1
+        if pos + ln > len(body):
+            raise InviteError("runs past the end")
+        ep = body[pos:pos + ln]
+        if not _endpoint_ok(ep):
+            raise InviteError("endpoint %r" % ep)
+        endpoints.append(ep.decode("ascii"))
+        pos += ln
+    if pos != len(body):
+        raise InviteError("bytes after the last endpoint")
+    return {"inviter_key": body[:32], "secret": body[32:48], "cluster": cluster, "endpoints": endpoints}
+
+
+def join_proof(secret, joiner_key, inviter_key):
+    return blake2b(b"replog-join-v1" + bytes(joiner_key) + bytes(inviter_key), 32, key=secret)
+
+
+def accept_proof(secret, inviter_key, joiner_key):
+    return blake2b(b"replog-accept-v1" + bytes(inviter_key) + bytes(joiner_key), 32, key=secret)
+
+
+def join_reply_ok(body):
+    """A JoinReply body that decodes (§7): accepted with a 32-byte proof, a 1..64-byte
+    cluster id and a 32-byte secret, or refused with all three empty."""
+    if not (isinstance(body, list) and len(body) == 4 and isinstance(body[0], bool)):
+        return False
+    ok, proof, cluster, secret = body
+    if not (isinstance(proof, bytes) and isinstance(cluster, str) and isinstance(secret, bytes)):
+        return False
+    if ok:
+        return len(proof) == 32 and 1 <= len(cluster.encode()) <= 64 and len(secret) == 32
+    return proof == b"" and cluster == "" and secret == b""
+
+
+# ---------------------------------------------------------------------------------------------
+# Membership (PROTOCOL.md §7 "Membership")
+# ---------------------------------------------------------------------------------------------
+
+MEMBER, REMOVED = 0, 1
+MAX_MEMBER_ENTRIES = 1024
+
+
+class MemberEntry:
+    __slots__ = ("key", "state", "ms", "author", "name", "endpoint")
+
+    def __init__(self, key, state, ms, author, name="", endpoint=""):
+        self.key, self.state, self.ms, self.author = bytes(key), state, ms, bytes(author)
+        self.name, self.endpoint = name, endpoint
+
+    def wire(self):
+        return [self.key, self.state, self.ms, self.author, self.name, self.endpoint]
+
+    def order(self):
+        """Of two entries about one key the greater by (ms, removed over member, author bytes,
+        name bytes) wins."""
+        return (self.ms, self.state == REMOVED, self.author, self.name.encode())
+
+    def __repr__(self):
+        return "MemberEntry(%s, %s, ms=%d, by %s, name=%r, endpoint=%r)" % (
+            device_id(self.key), "removed" if self.state == REMOVED else "member", self.ms,
+            device_id(self.author), self.name, self.endpoint)
+
+
+def decode_members(body):
+    """The entries of a Members frame body; ValueError when its shape is not §2's."""
+    if not (isinstance(body, list) and len(body) == 1 and isinstance(body[0], list)):
+        raise ValueError("Members body is not [[entry, ...]]")
+    if len(body[0]) > MAX_MEMBER_ENTRIES:
+        raise ValueError("more than 1,024 entries")
+    out = []
+    for e in body[0]:
+        if not (isinstance(e, list) and len(e) == 6):
+            raise ValueError("entry is not 6 elements: %r" % (e,))
+        key, state, ms, author, name, endpoint = e
+        if not (isinstance(key, bytes) and len(key) == 32 and isinstance(author, bytes) and len(author) == 32):
+            raise ValueError("key or author not bin 32: %r" % (e,))
+        if state not in (MEMBER, REMOVED) or not (isinstance(ms, int) and 0 <= ms < (1 << 63)):
+            raise ValueError("state or ms: %r" % (e,))
+        if not (isinstance(name, str) and len(name.encode()) <= 64 and isinstance(endpoint, str)
+                and len(endpoint.encode()) <= 265):
+            raise ValueError("name or endpoint: %r" % (e,))
+        out.append(MemberEntry(key, state, ms, author, name, endpoint))
+    return out
+
+
+def members_body(entries):
+    return [[e.wire() for e in entries]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery beacons (PROTOCOL.md §7 "Discovery", docs/STORAGE.md cluster.key)
+# ---------------------------------------------------------------------------------------------
+
+BEACON_MAGIC = b"RPLD"
+BEACON_VERSION = 1
+BEACON_SIZE = 56
+
+
+def kdf_derive(master, context, subkey_id=1, length=32):
+    """libsodium crypto_kdf_derive_from_key (documented as BLAKE2b keyed with the master key,
+    salt = subkey id as 8 bytes little-endian padded with zeros to 16, personal = the
+    8-byte context padded to 16)."""
+    assert len(master) == 32 and len(context) == 8
+    return hashlib.blake2b(b"", digest_size=length, key=master,
+                           salt=struct.pack("<Q", subkey_id) + bytes(8),
+                           person=context.encode() + bytes(8)).digest()
+
+
+def beacon_keys(cluster_secret):
+    """(tag key, MAC key)."""
+    return kdf_derive(cluster_secret, "beaconid"), kdf_derive(cluster_secret, "beaconmc")
+
+
+def make_beacon(keys, device_key, port, nonce=None, flags=0):
+    tag_key, mac_key = keys
+    nonce = nonce if nonce is not None else __import__("os").urandom(16)
+    tag = blake2b(nonce + bytes(device_key), 16, key=tag_key)
+    mask = int.from_bytes(blake2b(nonce, 16, key=tag_key)[:2], "big")
+    head = BEACON_MAGIC + bytes([BEACON_VERSION, flags]) + nonce + tag + struct.pack(">H", port ^ mask)
+    return head + blake2b(head, 16, key=mac_key)
+
+
+def parse_beacon(data, keys, device_keys):
+    """(status, port, device key) of a datagram: status is "malformed", "bad_mac",
+    "unknown_device" or "ok" (the first of device_keys whose tag matches)."""
+    import hmac
+    tag_key, mac_key = keys
+    if len(data) != BEACON_SIZE or data[:4] != BEACON_MAGIC or data[4] != BEACON_VERSION:
+        return "malformed", None, None
+    if not hmac.compare_digest(blake2b(data[:40], 16, key=mac_key), data[40:56]):
+        return "bad_mac", None, None
+    nonce, tag = data[6:22], data[22:38]
+    port = struct.unpack(">H", data[38:40])[0] ^ int.from_bytes(blake2b(nonce, 16, key=tag_key)[:2], "big")
+    if port == 0:
+        return "malformed", None, None
+    for k in device_keys:
+        if hmac.compare_digest(blake2b(nonce + bytes(k), 16, key=tag_key), tag):
+            return "ok", port, bytes(k)
+    return "unknown_device", port, None
+
+
+# ---------------------------------------------------------------------------------------------
+# The listening side: a CURVE ROUTER and the ZAP handler a node answers itself (§7 Trust)
+# ---------------------------------------------------------------------------------------------
+
+class ZapHandler:
+    """Answers ZAP (RFC 27) on inproc://zeromq.zap.01 of a context, in a thread.
+    `policy(mechanism, client_curve_key)` returns (status code, user id)."""
+
+    def __init__(self, context, policy):
+        import threading
+        self.context, self.policy = context, policy
+        self.requests = []                 # (mechanism, client key, status) seen
+        self.sock = context.socket(zmq.REP)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.bind("inproc://zeromq.zap.01")
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            if not self.sock.poll(50):
+                continue
+            msg = self.sock.recv_multipart()
+            version, request_id, domain, _address, _identity, mechanism = msg[:6]
+            creds = msg[6:]
+            key = creds[0] if mechanism == b"CURVE" and creds else None
+            status, user = self.policy(mechanism.decode(), key)
+            self.requests.append((mechanism.decode(), key, status, domain.decode()))
+            self.sock.send_multipart([version, request_id, str(status).encode(),
+                                      b"OK" if status == 200 else b"refused", user.encode(), b""])
+
+    def close(self):
+        self._stop.set()
+        self.thread.join(2)
+        self.sock.close(0)
+
+
+class Listener:
+    """A ROUTER, CURVE server with ZAP domain `replog` as a node binds it (§2, §7)."""
+
+    def __init__(self, identity_key, endpoint="tcp://127.0.0.1:*", context=None):
+        self.context = context or zmq.Context.instance()
+        pub, sec = curve_keys(identity_key)
+        self.sock = self.context.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME + 4096)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.sock.setsockopt(zmq.CURVE_SERVER, 1)
+        self.sock.setsockopt(zmq.CURVE_SECRETKEY, sec)
+        self.sock.setsockopt(zmq.ZAP_DOMAIN, b"replog")
+        self.sock.bind(endpoint)
+        self.endpoint = self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.port = int(self.endpoint.rsplit(":", 1)[1])
+
+    def recv(self, timeout_s):
+        """(routing id, [version, type, body], the ZAP user id of the connection) or None."""
+        if not self.sock.poll(int(timeout_s * 1000)):
+            return None
+        parts = self.sock.recv_multipart(copy=False)
+        user = parts[-1].get("User-Id")
+        if len(parts) != 2:
+            return parts[0].bytes, None, user
+        return parts[0].bytes, msgpack.unpackb(parts[1].bytes, raw=False, strict_map_key=False), user
+
+    def send(self, rid, type_, body):
+        self.sock.send_multipart([rid, pack_frame(type_, body)])
+
+    def close(self):
+        self.sock.close(0)
+
+
+def hello_fields(body):
+    return {"cluster": body[0], "node_id": body[1], "endpoint": body[2], "max_update": body[3],
+            "max_frame": body[4], "features": body[5] if len(body) > 5 else 0}
