@@ -181,7 +181,8 @@ Result<JoinOutcome> join_cluster(const JoinOptions& options) {
   auto secret = check_reply(*reply, *me, options.line);
   if (!secret) return secret.status();
   REPLOG_RETURN_IF_ERROR(store_cluster_secret(dir.cluster_secret_file(), *secret, env));
-  REPLOG_RETURN_IF_ERROR((*trust)->add(TrustedDevice{options.line.inviter_key, "", env.now_millis(), "invite"}));
+  REPLOG_RETURN_IF_ERROR(
+      (*trust)->add(TrustedDevice{options.line.inviter_key, "", env.now_millis(), "invite", 0, me->public_key()}));
   REPLOG_RETURN_IF_ERROR(store_peer(dir.peers_file(), StoredPeer{options.line.inviter_key, options.line.endpoints}, env));
   return JoinOutcome{*made, me->device_id(), format_device_id(options.line.inviter_key), options.line.cluster,
                      options.line.endpoints};

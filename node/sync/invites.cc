@@ -113,7 +113,9 @@ void JoinService::handle(const JoinFrame& frame) {
   if (!secret) return refuse(frame.link, "no open invite matches its proof (a wrong, used or expired line)");
   std::string name = join->name;
   if (!check_device_name(name)) name.clear();
-  Status trusted = trust_.add(TrustedDevice{join->device_key, name, clock_.now_millis(), "invite"});
+  // Authored by this node, like a `trust add`: the entry spreads (PROTOCOL.md §7 Membership).
+  Status trusted =
+      trust_.add(TrustedDevice{join->device_key, name, clock_.now_millis(), "invite", 0, self_.public_key});
   if (!trusted) return refuse(frame.link, "trusting it failed: " + trusted.message());
   if (book_.mark_used(*secret, join->device_key)) {
     ++counters_.joined;

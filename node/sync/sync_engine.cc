@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <tuple>
 
 #include "protocol/limits.h"
 #include "node/sync/endpoint.h"
@@ -404,19 +405,34 @@ void SyncEngine::admit_incoming(const std::string& routing_id, const PeerId& id)
 // With keys, the link accepts only the device that connected (its key came
 // through the transport's trust check), whatever the endpoint.
 void SyncEngine::connect_back(const PeerId& id, const std::string& endpoint, const std::string& key) {
-  if (id == self_id() || endpoint.empty() || peer_by_id(id) || peers_.count(endpoint)) return;
+  if (id == self_id() || endpoint.empty() || peer_by_id(id)) return;
   if (key.empty() && is_reserved_origin(get_u64_be(id.data()))) return;
-  for (auto it = peers_.begin(); it != peers_.end(); ++it) {
-    if (!it->second.learned || it->second.learned_for != id) continue;
-    // A link a beacon suggested that has not answered gives way to the
-    // endpoint the device names in its own (authenticated) Hello: a beacon's
-    // source address may be one the device does not listen on.
-    if (it->second.how != "discovered" || it->second.ready) return;  // a link to it is being tried already
-    release_pulls(it->second);
+  // With keys, a learned link to this device (or to this endpoint) that is
+  // not ready gives way: the device has just said Hello, authenticated, so it
+  // is up and admits this node now, while that link may be dead for good (a
+  // beacon's source address it does not listen on, or a handshake it refused
+  // before it trusted this node, which ZeroMQ never retries). Its back-off is
+  // forgiven. Without keys a Hello proves nothing: one link per node id, and
+  // the back-off holds.
+  bool replaced = false;
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    Peer& p = it->second;
+    const bool same = (p.learned && p.learned_for == id) || it->first == endpoint;
+    if (!same) {
+      ++it;
+      continue;
+    }
+    if (p.ready || !p.learned || key.empty()) return;  // a working, configured or unproven link stays
+    if (clock_.now_millis() - p.learned_ms < kGiveWayAfterMs) {
+      p.hello_seen = std::make_pair(endpoint, key);  // just dialled: its handshake may still succeed
+      return;
+    }
+    release_pulls(p);
     transport_.disconnect(it->first);
-    peers_.erase(it);
-    break;
+    it = peers_.erase(it);
+    replaced = true;
   }
+  if (replaced || !key.empty()) connect_backs_[id].not_before_ms = 0;  // an authenticated Hello: the device is up
   std::string how = options_.how_inbound && !key.empty() ? options_.how_inbound(key) : "";
   open_learned(id, endpoint, key, how.empty() ? "inbound" : how);
 }
@@ -450,6 +466,12 @@ bool SyncEngine::open_learned(const PeerId& id, const std::string& endpoint, con
 // A learned link whose peer never answered is closed, and that node waits
 // longer (1 s, 2 s, 4 s ... 64 s) before the next one.
 void SyncEngine::drop_silent_learned_peers(int64_t now) {
+  // Learned links whose device has dialled in meanwhile give way (connect_back).
+  std::vector<std::tuple<PeerId, std::string, std::string>> give_way;
+  for (const auto& [_, p] : peers_)
+    if (p.learned && !p.ready && p.hello_seen && now - p.learned_ms >= kGiveWayAfterMs)
+      give_way.emplace_back(p.learned_for, p.hello_seen->first, p.hello_seen->second);
+  for (const auto& [id, endpoint, key] : give_way) connect_back(id, endpoint, key);
   for (auto it = peers_.begin(); it != peers_.end();) {
     Peer& p = it->second;
     if (!p.learned || p.ready || now - p.learned_ms < kLearnedPeerGraceMs) {
@@ -623,6 +645,7 @@ void SyncEngine::check_silent_peers(int64_t now) {
       p.ready = false;
       p.hello_attempts = 0;
       p.hello_sent_ms = -1;
+      p.learned_ms = now;  // a learned link gets its grace afresh, counted from now
       release_pulls(p);
       ++counters_.silent_peers;
       log_(2, "peer " + p.endpoint + " silent for " + std::to_string(silent / 1000) + " s: handshaking again");

@@ -20,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -159,7 +160,11 @@ class SyncEngine {
     size_t credit_used = 0;
     bool learned = false;     // connected back to, on a Hello's (or a beacon's) word: not configured
     PeerId learned_for;       // the peer whose Hello named it
-    int64_t learned_ms = 0;   // when
+    int64_t learned_ms = 0;   // when (afresh when it goes silent)
+    // The device said Hello on a link of its own while this learned link was
+    // too young to give way (connect_back): it gives way at the next tick
+    // once kGiveWayAfterMs old, to a link to this endpoint and key.
+    std::optional<std::pair<std::string, std::string>> hello_seen;
   };
   // Connect-backs to one node: at most one link at a time, and a growing wait after each failure.
   struct ConnectBack {
@@ -185,6 +190,8 @@ class SyncEngine {
     int64_t since_ms = 0;
   };
   static constexpr int64_t kLearnedPeerGraceMs = 30'000;  // to say Hello back, else dropped
+  // A learned link not ready this long gives way when its device dials in.
+  static constexpr int64_t kGiveWayAfterMs = 2'000;
   struct Pull {
     std::string endpoint;
     uint64_t from_seq;  // an answer to this pull starts here (others are late or repeated)
