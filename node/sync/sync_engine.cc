@@ -779,7 +779,7 @@ void SyncEngine::take_members(const std::string& sender, const wire::Members& m)
       if (e.key != key || e.endpoint.empty() || !check_peer_endpoint(e.endpoint)) continue;
       bool linked = peers_.count(e.endpoint) > 0;
       for (const auto& [_, p] : peers_) linked = linked || p.key == key;
-      if (!linked) add_peer(e.endpoint, key);
+      if (!linked) add_peer(e.endpoint, key, "introducer");
     }
   }
 }

@@ -20,7 +20,7 @@ set(REPLOG_CLUSTER_TESTS
   SecureNodesSyncOnlyWithTrustedDevices secure_cluster
   CurveHidesPayloadsOnTheWire capture
   DiscoveryFindsPeersOnLoopbackWithoutPeerOptions discovery_loopback
-  DiscoveryInNamespacesFindsMembersOnly discovery_netns
+  LanDevicesPairByInviteFindEachOtherAndConverge discovery_netns
   InviteThenJoinConverges invite_join
   MembershipSpreadsToEveryDevice membership_spreads
   ABeaconsWrongAddressGivesWayToTheDevicesOwnEndpoint discovery_gives_way)

@@ -1,16 +1,25 @@
 #!/usr/bin/python3
-"""Cluster.DiscoveryInNamespacesFindsMembersOnly: real hosts on one machine.
-One network namespace per node, each joined by a veth pair to a bridge in a
-hub namespace (10.77.0.0/24), made and deleted here. Three members start with
-discovery on (the default) and no --peer; they find each other by broadcast
-beacons and converge while every member drops a quarter of the packets it
-receives (an nftables `numgen random` rule; no netem needed). Two more nodes
-on the bridge learn nothing: a stranger without the cluster secret (the
-members' beacons fail its MAC) and a device that holds the secret but that
-no member trusts (its beacons name no trusted device). Neither syncs
-anything. A capture of every beacon on the bridge (tcpdump) holds no public
-key, no device id, no cluster id and no cluster secret, nor any 8-byte
-window of them.
+"""Cluster.LanDevicesPairByInviteFindEachOtherAndConverge: real hosts on one
+machine. One network namespace per device, each joined by a veth pair to a
+bridge in a hub namespace (10.77.0.0/24), made and deleted here. Every member
+drops a quarter of the packets it receives (an nftables `numgen random` rule;
+no netem needed), from the start.
+
+n0 starts with discovery on (the default) and no --peer. n1 and n2 are paired
+by invites: `replog invite` on n0, `replog join LINE` run in the joiner's
+namespace (the exchange crosses the bridge); just joined, each trusts n0
+only. Started with no --peer, they come to trust each other through
+membership (how "introducer", by n0), every member gets ready links to the
+two others (`replog peers` says how each was found) and the three converge.
+A fourth device n3 joins by one invite from n1 and starts with no --peer:
+n0, n1 and n2 trust it within a bounded wait, its writes reach them all and
+it holds all of theirs. Two more devices on the bridge learn nothing: a
+stranger without the cluster secret (the members' beacons fail its MAC) and
+a device that holds the secret but that no member trusts (its beacons name
+no trusted device). Neither syncs anything. An invite line used already is
+refused when tried again from the stranger's namespace. A capture of every
+beacon on the bridge (tcpdump) holds no public key, no device id, no cluster
+id and no cluster secret, nor any 8-byte window of them.
 
 Needs root, ip, nft and tcpdump; exits 77 (skipped) with one line where a
 namespace or an nftables table cannot be made.
@@ -59,8 +68,9 @@ def give_cluster_secret(from_dir, to_dir):
 def pair_devices(replog, data_dirs):
     """Makes the devices of `data_dirs` one cluster that trusts itself: the
     first one's cluster secret is given to the others and each trusts every
-    other's device id. Nodes must not be running. Stands in for invite/join:
-    when those exist, this is the one function to change. Returns the ids."""
+    other's device id. Nodes must not be running. Returns the ids. For tests
+    whose nodes cannot reach each other to join (the loopback discovery
+    test); the namespace test below pairs by invite."""
     ids = [json.loads(run([replog, "id", "--json", "--data", d]).stdout)["device_id"] for d in data_dirs]
     for d in data_dirs[1:]:
         give_cluster_secret(data_dirs[0], d)
@@ -192,59 +202,152 @@ def check_capture(captured, nodes, ids, cluster_id):
            % (beacons, len(captured)))
 
 
+def device_id(node):
+    return json.loads(node.cli("id", "--json"))["device_id"]
+
+
+def trusted(node):
+    return {d["id"]: d for d in json.loads(node.cli("trust", "list", "--json"))}
+
+
+def invite(cluster, inviter):
+    """`replog invite --json` on the running inviter (its local API). Its
+    endpoints are where it listens: its bridge address, reachable from every
+    namespace. Returns the line."""
+    info = json.loads(run([cluster.replog, "invite", "--data", inviter.data, "--expires", "2m", "--json"]).stdout)
+    H.check(info["endpoints"] == [inviter.listen], "%s's invite names %s" % (inviter.name, info["endpoints"]))
+    return info["line"]
+
+
+def join(cluster, net, i, line, name):
+    """`replog join LINE` run in namespace i: the exchange crosses the bridge.
+    Returns the new device's node (not started)."""
+    data = os.path.join(cluster.tmp, name)
+    r = run(["ip", "netns", "exec", net.ns[i], cluster.replog, "join", line, "--data", data, "--name", name,
+             "--timeout", "20s", "--json"], timeout=40)
+    joined = json.loads(r.stdout)
+    H.check(joined["made_dir"] and joined["cluster_id"] == cluster.cluster_id, "join --json: %s" % joined)
+    n = NsNode(cluster, name, data, TCP_PORT)
+    n.node_id = n.status()["node_id"]
+    n.place(net.ns[i], net.addr[i])
+    cluster.nodes.append(n)
+    return n
+
+
 def netns_test(cluster):
     remove_stale_namespaces()
-    nodes = [cluster.add_node("m%d" % i) for i in range(MEMBERS)]
+    n0 = cluster.add_node("n0")
     stranger = cluster.add_node("stranger")     # another cluster secret (its own), trusted by no one
     untrusted = cluster.add_node("untrusted")   # this cluster's secret, trusted by no one
-    everyone = nodes + [stranger, untrusted]
-    ids = pair_devices(cluster.replog, [n.data for n in nodes])
     # The untrusted device got the secret (say, it was removed) but no member trusts it, nor it them.
-    give_cluster_secret(nodes[0].data, untrusted.data)
-    all_ids = ids + [json.loads(n.cli("id", "--json"))["device_id"] for n in (stranger, untrusted)]
-
-    net = Net(len(everyone))
+    give_cluster_secret(n0.data, untrusted.data)
+    # Namespaces: 0..3 the members n0..n3 (n1..n3 made by replog join), then the outsiders.
+    net = Net(MEMBERS + 1 + 2)
+    outsiders = [(stranger, MEMBERS + 1), (untrusted, MEMBERS + 2)]
     capture = None
+    nodes = [n0]
     try:
         net.make()
-        for i, n in enumerate(everyone):
+        for n, i in [(n0, 0)] + outsiders:
             n.__class__ = NsNode
             n.place(net.ns[i], net.addr[i])
-        for i in range(MEMBERS):
+        for i in range(MEMBERS + 1):
             net.drop_randomly(i, LOSS_PERCENT)
-        H.step("%d namespaces on a bridge; members drop %d%% of what they receive" % (len(everyone), LOSS_PERCENT))
+        H.step("%d namespaces on a bridge; members drop %d%% of what they receive" % (len(net.ns), LOSS_PERCENT))
         capture_path = os.path.join(cluster.tmp, "beacons.pcap")
         capture = start_capture(net, capture_path)
-        for n in everyone:
+        for n in (n0, stranger, untrusted):
             n.start(wait=False)
-        for n in everyone:
+        for n in (n0, stranger, untrusted):
             n.wait_serving(timeout=20)
+
+        lines = []
+        for i in (1, 2):
+            lines.append(invite(cluster, n0))
+            nodes.append(join(cluster, net, i, lines[-1], "n%d" % i))
+        n1, n2 = nodes[1], nodes[2]
+        ids = {n.name: device_id(n) for n in nodes}
+        H.check({d: e["how"] for d, e in trusted(n0).items()} == {ids["n1"]: "invite", ids["n2"]: "invite"},
+                "n0 trusts %s" % trusted(n0))
+        for n in (n1, n2):
+            H.check(list(trusted(n)) == [ids["n0"]] and trusted(n)[ids["n0"]]["how"] == "invite",
+                    "%s, just joined, trusts %s" % (n.name, trusted(n)))
+        H.step("n1 and n2 joined by invites from n0, each in its own namespace; each trusts n0 only")
+
+        for n in (n1, n2):
+            n.start(wait=False)
+        for n in (n1, n2):
+            n.wait_serving(timeout=20)
+
+        def joiners_trust_each_other():
+            return ids["n2"] in trusted(n1) and ids["n1"] in trusted(n2)
+        H.wait_until(joiners_trust_each_other, "n1 and n2 to trust each other", timeout=30,
+                     on_timeout=lambda: "%s / %s" % (trusted(n1), trusted(n2)))
+        for n, other in ((n1, "n2"), (n2, "n1")):
+            e = trusted(n)[ids[other]]
+            H.check(e["how"] == "introducer" and e["by"] == ids["n0"], "%s's entry about %s: %s" % (n.name, other, e))
+        H.step("n1 and n2 trust each other, introduced by n0 (how introducer)")
+
         for k in range(CALLS_PER_MEMBER):
             for n in nodes:
                 n.call("set", {"path": "%s.k%d" % (n.name, k), "value": k})
         for n in (stranger, untrusted):
             n.call("set", {"path": "leak.%s" % n.name, "value": 1})
 
-        def members_linked():
-            return all(sum(1 for p in n.status()["peers"] if p.get("ready")) >= MEMBERS - 1 for n in nodes)
-        H.wait_until(members_linked, "every member to be linked to the two others", timeout=60)
-        cluster.wait_converged(nodes=nodes, timeout=60)
+        def ready_links(n):
+            return {p.get("device_id"): p.get("how") for p in json.loads(n.cli("peers", "--json")) if p.get("ready")}
+
+        def linked(group):
+            return all(set(ready_links(n)) >= {ids[m.name] for m in group if m is not n} for n in group)
+        H.wait_until(lambda: linked(nodes), "every member to be linked to the two others", timeout=30,
+                     on_timeout=lambda: cluster.describe(nodes))
+        expected = {n.node_id: CALLS_PER_MEMBER for n in nodes}
+        cluster.wait_converged(nodes=nodes, expected=expected, timeout=60)
         dropped = [net.dropped(i) for i in range(MEMBERS)]
         H.check(all(d > 0 for d in dropped), "a loss rule dropped nothing: %s" % dropped)
         H.step("three members without --peer found each other and converged under %d%% loss (dropped: %s)"
                % (LOSS_PERCENT, dropped))
-
+        # How each link was found: n1 and n2 reach n0 by their invites (peers.json); n0 hears
+        # them by a beacon or takes its trust entry's `invite` for their inbound links; the
+        # joiners find each other by a beacon or where n0 reaches them (introducer).
+        allowed = {("n0", "n1"): {"discovered", "invite"}, ("n0", "n2"): {"discovered", "invite"},
+                   ("n1", "n0"): {"invite"}, ("n2", "n0"): {"invite"},
+                   ("n1", "n2"): {"discovered", "introducer"}, ("n2", "n1"): {"discovered", "introducer"}}
         for n in nodes:
-            peers = json.loads(n.cli("peers", "--json"))
-            hows = sorted(p.get("how") for p in peers)
-            H.check(all(h in ("discovered", "inbound") for h in hows), "%s: peers found how? %s" % (n.name, peers))
-            H.check(len(n.vector()) == MEMBERS, "%s holds updates of %d origins: %s" % (n.name, len(n.vector()),
-                                                                                          n.vector()))
+            hows = ready_links(n)
+            for m in nodes:
+                if m is not n:
+                    H.check(hows.get(ids[m.name]) in allowed[(n.name, m.name)],
+                            "%s's link to %s was found how? %s" % (n.name, m.name, hows.get(ids[m.name])))
             d = n.status()["discovery"]
             H.check(d["beacons_bad_mac"] > 0, "%s never heard the stranger's beacons: %s" % (n.name, d))
             H.check(d["beacons_unknown_device"] > 0, "%s never heard the untrusted device: %s" % (n.name, d))
             H.check(d["beacons_self"] > 0, "%s never heard its own beacon: %s" % (n.name, d))
-            H.step("%s: peers %s; discovery %s" % (n.name, hows, json.dumps(d)))
+            H.step("%s: ready links %s; discovery %s"
+                   % (n.name, sorted("%s %s" % (m.name, hows[ids[m.name]]) for m in nodes if m is not n),
+                      json.dumps(d)))
+
+        n3 = join(cluster, net, 3, invite(cluster, n1), "n3")
+        ids["n3"] = device_id(n3)
+        n3.start()
+        H.step("n3 joined by one invite from n1 and started with no --peer")
+        H.wait_until(lambda: all(ids["n3"] in trusted(n) for n in nodes), "n0, n1 and n2 to trust n3", timeout=20,
+                     on_timeout=lambda: "; ".join("%s: %s" % (n.name, sorted(trusted(n))) for n in nodes))
+        H.check(trusted(n1)[ids["n3"]]["how"] == "invite", "n1's entry about n3: %s" % trusted(n1)[ids["n3"]])
+        H.wait_until(lambda: all(ids[n.name] in trusted(n3) for n in nodes), "n3 to trust n0, n1 and n2",
+                     timeout=20, on_timeout=lambda: str(trusted(n3)))
+        H.step("n0, n1 and n2 trust n3 (n1: invite; n0, n2: %s)"
+               % ", ".join(trusted(n)[ids["n3"]]["how"] for n in (n0, n2)))
+        for k in range(CALLS_PER_MEMBER):
+            n3.call("set", {"path": "n3.k%d" % k, "value": k})
+        nodes.append(n3)
+        expected[n3.node_id] = CALLS_PER_MEMBER
+        cluster.wait_converged(nodes=nodes, expected=expected, timeout=60)
+        H.wait_until(lambda: linked(nodes), "the four members to be linked to each other", timeout=30,
+                     on_timeout=lambda: cluster.describe(nodes))
+        H.step("n3's writes reached every member and it holds all of theirs; its links: %s"
+               % sorted("%s %s" % (m.name, h) for m in nodes for d, h in ready_links(n3).items() if d == ids[m.name]))
+
         time.sleep(2)  # a few more beacon rounds for the outsiders to hear
         for n, counter in ((stranger, "beacons_bad_mac"), (untrusted, "beacons_unknown_device")):
             st = n.status()
@@ -254,11 +357,20 @@ def netns_test(cluster):
             H.check(not any(p.get("ready") for p in st["peers"]), "%s has a ready peer: %s" % (n.name, st["peers"]))
             H.check(len(st["vector"]) == 1, "%s received updates: %s" % (n.name, st["vector"]))
             H.step("%s learned nothing: %s" % (n.name, json.dumps(d)))
+        for n in nodes:
+            H.check(len(n.vector()) == len(nodes), "%s took an outsider's write: %s" % (n.name, n.vector()))
+
+        r = run(["ip", "netns", "exec", net.ns[MEMBERS + 1], cluster.replog, "join", lines[0],
+                 "--data", os.path.join(cluster.tmp, "again"), "--timeout", "10s"], check=False, timeout=30)
+        H.check(r.returncode != 0 and "ask for a new line" in r.stderr,
+                "n1's line used again: exit %d: %s" % (r.returncode, r.stderr.strip()))
+        H.step("n1's line, used again from the stranger's namespace, is refused: %s" % r.stderr.strip())
     finally:
         captured = stop_capture(capture, capture_path) if capture else None
         cluster.stop_all()
         net.destroy()
-    check_capture(captured, everyone, all_ids, cluster.cluster_id)
+    everyone = nodes + [stranger, untrusted]
+    check_capture(captured, everyone, [device_id(n) for n in everyone], cluster.cluster_id)
 
 
 def skip_reason():

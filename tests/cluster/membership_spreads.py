@@ -4,7 +4,8 @@
 and dial it. A fourth device d trusts n0 and dials it. `trust add d` on n0
 alone makes n1 and n2 trust d (how "introducer") without touching them, d
 learns n1 and n2 the same way, and d's writes reach every node; n1 and n2
-dial d at the endpoint n0 reaches it at. `trust remove d` on n0 alone
+dial d at the endpoint n0 reaches it at, and `replog peers` says how those
+links were found: introducer. `trust remove d` on n0 alone
 removes d on n1 and n2 too: its TCP connections to them close (ss), its
 later writes reach nobody, and `replog status --json` counts what membership
 took.
@@ -87,6 +88,10 @@ def membership_test(cluster):
     H.wait_until(lambda: connections(d, n1) and connections(d, n2), "d to be linked with n1 and n2 directly",
                  timeout=15)
     H.step("d's writes reached every node; d has its own links to n1 and n2")
+    for a, b in ((n1, d), (n2, d), (d, n1), (d, n2)):
+        hows = [p.get("how") for p in json.loads(a.cli("peers", "--json")) if p.get("device_id") == ids[b.name]]
+        H.check(hows == ["introducer"], "%s's link to %s was found how? %s" % (a.name, b.name, hows))
+    H.step("replog peers on n1, n2 and d: their links to each other were found by an introducer")
 
     before = connections(d, n1) | connections(d, n2)
     n0.cli("trust", "remove", ids["d"])
