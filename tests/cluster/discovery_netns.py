@@ -281,7 +281,7 @@ def netns_test(cluster):
 
         def joiners_trust_each_other():
             return ids["n2"] in trusted(n1) and ids["n1"] in trusted(n2)
-        H.wait_until(joiners_trust_each_other, "n1 and n2 to trust each other", timeout=30,
+        H.wait_until(joiners_trust_each_other, "n1 and n2 to trust each other", timeout=45,
                      on_timeout=lambda: "%s / %s" % (trusted(n1), trusted(n2)))
         for n, other in ((n1, "n2"), (n2, "n1")):
             e = trusted(n)[ids[other]]
@@ -299,7 +299,7 @@ def netns_test(cluster):
 
         def linked(group):
             return all(set(ready_links(n)) >= {ids[m.name] for m in group if m is not n} for n in group)
-        H.wait_until(lambda: linked(nodes), "every member to be linked to the two others", timeout=30,
+        H.wait_until(lambda: linked(nodes), "every member to be linked to the two others", timeout=45,
                      on_timeout=lambda: cluster.describe(nodes))
         expected = {n.node_id: CALLS_PER_MEMBER for n in nodes}
         cluster.wait_converged(nodes=nodes, expected=expected, timeout=60)
@@ -331,11 +331,11 @@ def netns_test(cluster):
         ids["n3"] = device_id(n3)
         n3.start()
         H.step("n3 joined by one invite from n1 and started with no --peer")
-        H.wait_until(lambda: all(ids["n3"] in trusted(n) for n in nodes), "n0, n1 and n2 to trust n3", timeout=20,
+        H.wait_until(lambda: all(ids["n3"] in trusted(n) for n in nodes), "n0, n1 and n2 to trust n3", timeout=45,
                      on_timeout=lambda: "; ".join("%s: %s" % (n.name, sorted(trusted(n))) for n in nodes))
         H.check(trusted(n1)[ids["n3"]]["how"] == "invite", "n1's entry about n3: %s" % trusted(n1)[ids["n3"]])
         H.wait_until(lambda: all(ids[n.name] in trusted(n3) for n in nodes), "n3 to trust n0, n1 and n2",
-                     timeout=20, on_timeout=lambda: str(trusted(n3)))
+                     timeout=45, on_timeout=lambda: str(trusted(n3)))
         H.step("n0, n1 and n2 trust n3 (n1: invite; n0, n2: %s)"
                % ", ".join(trusted(n)[ids["n3"]]["how"] for n in (n0, n2)))
         for k in range(CALLS_PER_MEMBER):
@@ -343,7 +343,7 @@ def netns_test(cluster):
         nodes.append(n3)
         expected[n3.node_id] = CALLS_PER_MEMBER
         cluster.wait_converged(nodes=nodes, expected=expected, timeout=60)
-        H.wait_until(lambda: linked(nodes), "the four members to be linked to each other", timeout=30,
+        H.wait_until(lambda: linked(nodes), "the four members to be linked to each other", timeout=45,
                      on_timeout=lambda: cluster.describe(nodes))
         H.step("n3's writes reached every member and it holds all of theirs; its links: %s"
                % sorted("%s %s" % (m.name, h) for m in nodes for d, h in ready_links(n3).items() if d == ids[m.name]))
