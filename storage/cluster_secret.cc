@@ -42,11 +42,7 @@ bool ClusterSecret::operator==(const ClusterSecret& other) const {
 }
 
 Result<ClusterSecret> load_cluster_secret(const std::string& path, Env& env) {
-  auto mode = env.file_mode(path);
-  if (!mode) return mode.status();
-  REPLOG_RETURN_IF_ERROR(
-      check_owner_only(env, path, *mode, 077, "a cluster secret file", "lets others read the cluster's secret"));
-  auto bytes = env.read_file(path);
+  auto bytes = read_owner_only_file(env, path, "a cluster secret file", "lets others read the cluster's secret");
   if (!bytes) return bytes.status();
   auto secret = ClusterSecret::from_bytes(*bytes, path);
   sodium_memzero(bytes->data(), bytes->size());

@@ -45,6 +45,14 @@ Status check_owner_only(Env& env, const std::string& path, const FileMode& mode,
   return Status::ok();
 }
 
+Result<std::string> read_owner_only_file(Env& env, const std::string& path, const std::string& kind,
+                                         const std::string& risk) {
+  auto mode = env.file_mode(path);
+  if (!mode) return mode.status();
+  REPLOG_RETURN_IF_ERROR(check_owner_only(env, path, *mode, 077, kind, risk));
+  return env.read_file(path);
+}
+
 namespace {
 
 // Closes a descriptor when it goes out of scope.

@@ -108,4 +108,10 @@ std::string errno_text(int err);
 Status check_owner_only(Env& env, const std::string& path, const FileMode& mode, unsigned forbidden,
                         const std::string& kind, const std::string& risk);
 
+// The bytes of a secret file (a key): kNotFound when it does not exist; the
+// refusals of check_owner_only (group and others may have no bit at all);
+// else its content. The caller wipes the bytes once it has taken the key.
+Result<std::string> read_owner_only_file(Env& env, const std::string& path, const std::string& kind,
+                                         const std::string& risk);
+
 }  // namespace replog

@@ -78,11 +78,7 @@ Result<std::string> curve_public_key(std::string_view ed25519_public_key) {
 }
 
 Result<Identity> load_identity(const std::string& path, Env& env) {
-  auto mode = env.file_mode(path);
-  if (!mode) return mode.status();
-  REPLOG_RETURN_IF_ERROR(
-      check_owner_only(env, path, *mode, 077, "an identity key file", "lets others read the secret key"));
-  auto bytes = env.read_file(path);
+  auto bytes = read_owner_only_file(env, path, "an identity key file", "lets others read the secret key");
   if (!bytes) return bytes.status();
   auto id = Identity::from_secret_key(*bytes, path);
   sodium_memzero(bytes->data(), bytes->size());

@@ -11,19 +11,13 @@ told where to (--discovery-to): no other device could dial it.
 Usage: discovery_gives_way.py PATH_TO_REPLOG"""
 import json
 import os
-import socket
 import sys
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
+from discovery_loopback import free_udp_port  # noqa: E402
 from discovery_netns import pair_devices  # noqa: E402
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def peers_of(node):
