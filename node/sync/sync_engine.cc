@@ -777,9 +777,7 @@ void SyncEngine::take_members(const std::string& sender, const wire::Members& m)
     // Dialled where the sender reaches it: a tcp:// endpoint, and only this key can answer there.
     for (const auto& e : m.entries) {
       if (e.key != key || e.endpoint.empty() || !check_peer_endpoint(e.endpoint)) continue;
-      bool linked = peers_.count(e.endpoint) > 0;
-      for (const auto& [_, p] : peers_) linked = linked || p.key == key;
-      if (!linked) add_peer(e.endpoint, key, "introducer");
+      if (!peers_.count(e.endpoint) && !linked_to(key)) add_peer(e.endpoint, key, "introducer");
     }
   }
 }
