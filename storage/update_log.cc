@@ -73,7 +73,8 @@ Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const
     MDB_dbi* dbi;
   } dbs[] = {{"log", &log->log_},       {"seq", &log->seq_},         {"vector", &log->vector_},
              {"meta", &log->meta_},     {"checkpoints", &log->checkpoints_}, {"forks", &log->forks_},
-             {"peers", &log->peers_}};
+             {"peers", &log->peers_},  {"origins", &log->origins_},   {"heads", &log->heads_},
+             {"evidence", &log->evidence_}};
   for (auto& d : dbs) {
     rc = mdb_dbi_open(txn, d.name, MDB_CREATE, d.dbi);
     if (rc) {
@@ -437,6 +438,161 @@ Status LogTxn::delete_fork(OriginId origin) {
   MDB_val k = val(key);
   int rc = mdb_del(txn_, log_->forks_, &k, nullptr);
   return rc && rc != MDB_NOTFOUND ? lmdb_error(rc, "delete fork") : Status::ok();
+}
+
+// --- signed origins ---------------------------------------------------------------
+
+namespace {
+
+constexpr size_t kOriginRecordBytes = 32 + 32 + 64 + 1 + 8 + 32 + 8;
+constexpr size_t kStoredHeadBytes = 32 + 1 + 64 + 8;
+constexpr uint8_t kRecordLegacy = 1, kRecordFinal = 2;
+
+std::string padded(std::string_view s, size_t n) {
+  std::string out(s.substr(0, n));
+  out.resize(n, '\0');
+  return out;
+}
+
+bool all_zero(std::string_view s) { return s.find_first_not_of('\0') == std::string_view::npos; }
+
+std::string encode_stored_head(const StoredHead& h) {
+  std::string out;
+  out.reserve(kStoredHeadBytes);
+  out += proof::chain_bytes(h.chain);
+  out += static_cast<char>(h.flags);
+  out += padded(h.signature, proof::kSignatureBytes);
+  out += u64_be(h.bytes);
+  return out;
+}
+
+std::optional<StoredHead> decode_stored_head(std::string_view key, std::string_view v) {
+  if (key.size() != 16 || v.size() != kStoredHeadBytes) return std::nullopt;
+  StoredHead h;
+  h.seq = get_u64_be(key.data() + 8);
+  h.chain = *proof::chain_from(v.substr(0, 32));
+  h.flags = static_cast<uint8_t>(v[32]);
+  h.signature = std::string(v.substr(33, 64));
+  h.bytes = get_u64_be(v.data() + 97);
+  return h;
+}
+
+}  // namespace
+
+std::string encode_origin_record(const OriginRecord& r) {
+  std::string out;
+  out.reserve(kOriginRecordBytes);
+  out += padded(r.key, 32);
+  out += padded(r.device, 32);
+  out += padded(r.cert, 64);
+  out += static_cast<char>((r.legacy ? kRecordLegacy : 0) | (r.final ? kRecordFinal : 0));
+  out += u64_be(r.seq);
+  out += proof::chain_bytes(r.chain);
+  out += u64_be(r.bytes);
+  return out;
+}
+
+std::optional<OriginRecord> decode_origin_record(std::string_view v) {
+  if (v.size() != kOriginRecordBytes) return std::nullopt;
+  OriginRecord r;
+  r.key = std::string(v.substr(0, 32));
+  if (!all_zero(v.substr(32, 32))) {
+    r.device = std::string(v.substr(32, 32));
+    r.cert = std::string(v.substr(64, 64));
+  }
+  const auto flags = static_cast<uint8_t>(v[128]);
+  r.legacy = flags & kRecordLegacy;
+  r.final = flags & kRecordFinal;
+  r.seq = get_u64_be(v.data() + 129);
+  r.chain = *proof::chain_from(v.substr(137, 32));
+  r.bytes = get_u64_be(v.data() + 169);
+  return r;
+}
+
+std::optional<OriginRecord> LogTxn::origin_record(OriginId origin) {
+  auto v = get(log_->origins_, u64_be(origin));
+  if (!v) return std::nullopt;
+  return decode_origin_record(*v);
+}
+
+std::map<OriginId, OriginRecord> LogTxn::origin_records() {
+  std::map<OriginId, OriginRecord> out;
+  scan(log_->origins_, false, [&](std::string_view k, std::string_view v) {
+    auto r = decode_origin_record(v);
+    if (k.size() == 8 && r) out[get_u64_be(k.data())] = std::move(*r);
+  });
+  return out;
+}
+
+std::optional<StoredHead> LogTxn::head_at_or_below(OriginId origin, uint64_t seq) {
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->heads_, &c);
+  note(rc, "open heads cursor");
+  if (rc) return std::nullopt;
+  const std::string key = seq_key(origin, seq);
+  MDB_val k = val(key), v;
+  std::optional<StoredHead> out;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  // The first key >= (origin, seq): an exact match, or step back one.
+  if (rc == 0 && view(k) != key) rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+  else if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+  if (rc == 0 && k.mv_size == 16 && get_u64_be(static_cast<const char*>(k.mv_data)) == origin)
+    out = decode_stored_head(view(k), view(v));
+  if (rc != MDB_NOTFOUND) note(rc, "read heads");
+  mdb_cursor_close(c);
+  return out;
+}
+
+std::optional<StoredHead> LogTxn::head_at_or_above(OriginId origin, uint64_t seq) {
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->heads_, &c);
+  note(rc, "open heads cursor");
+  if (rc) return std::nullopt;
+  const std::string key = seq_key(origin, seq);
+  MDB_val k = val(key), v;
+  std::optional<StoredHead> out;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  if (rc == 0 && k.mv_size == 16 && get_u64_be(static_cast<const char*>(k.mv_data)) == origin)
+    out = decode_stored_head(view(k), view(v));
+  if (rc != MDB_NOTFOUND) note(rc, "read heads");
+  mdb_cursor_close(c);
+  return out;
+}
+
+std::vector<StoredHead> LogTxn::heads(OriginId origin) {
+  std::vector<StoredHead> out;
+  for (auto h = head_at_or_above(origin, 1); h; h = head_at_or_above(origin, h->seq + 1)) {
+    out.push_back(*h);
+    if (h->seq == UINT64_MAX) break;
+  }
+  return out;
+}
+
+std::map<OriginId, std::string> LogTxn::evidence() {
+  std::map<OriginId, std::string> out;
+  scan(log_->evidence_, false, [&](std::string_view k, std::string_view v) {
+    if (k.size() == 8) out[get_u64_be(k.data())] = std::string(v);
+  });
+  return out;
+}
+
+Status LogTxn::put_origin_record(OriginId origin, const OriginRecord& record) {
+  return put(log_->origins_, u64_be(origin), encode_origin_record(record));
+}
+
+Status LogTxn::put_head(OriginId origin, const StoredHead& head) {
+  return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
+}
+
+Status LogTxn::delete_head(OriginId origin, uint64_t seq) {
+  const std::string key = seq_key(origin, seq);
+  MDB_val k = val(key);
+  int rc = mdb_del(txn_, log_->heads_, &k, nullptr);
+  return rc && rc != MDB_NOTFOUND ? lmdb_error(rc, "delete head") : Status::ok();
+}
+
+Status LogTxn::put_evidence(OriginId origin, std::string_view bytes) {
+  return put(log_->evidence_, u64_be(origin), bytes);
 }
 
 }  // namespace replog

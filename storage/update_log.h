@@ -7,6 +7,9 @@
 //   checkpoints  cut key(16)                -> MessagePack checkpoint
 //   forks        origin(8)                  -> fork report, one line of text (quarantine)
 //   peers        peer endpoint              -> MessagePack peer state (last seen, vector, lag)
+//   origins      origin(8)                  -> what is verified of the origin (OriginRecord)
+//   heads        origin(8)||seq(8)          -> a signed head held (StoredHead), thinned
+//   evidence     origin(8)                  -> fork evidence (protocol/origin_proof.h encoding)
 //
 // The environment is plain LMDB: mdb_stat and mdb_dump read it.
 //
@@ -29,12 +32,15 @@
 #include <vector>
 
 #include "replog/status.h"
+#include "protocol/origin_proof.h"
 #include "protocol/update.h"
 #include "protocol/version_vector.h"
 
 namespace replog {
 
-inline constexpr uint32_t kStorageFormatVersion = 1;
+// 2: signed origins (origins, heads, evidence; origin ids derived from keys).
+// Format 1 directories are upgraded in place when a node opens them.
+inline constexpr uint32_t kStorageFormatVersion = 2;
 
 // Names in the `meta` database (docs/STORAGE.md).
 namespace meta {
@@ -56,6 +62,36 @@ struct VectorEntry {
   uint64_t last_hlc = 0;  // hlc of update `seq`
 };
 
+
+// The `origins` database's record of one origin: its key and the verified
+// tip of its chain, which is always where the vector stands for that origin.
+// Fixed layout (docs/STORAGE.md): key(32) device(32) cert(64) flags(1)
+// seq(8) chain(32) bytes(8); device and cert are zeros when the key is a
+// device key.
+struct OriginRecord {
+  std::string key;     // 32 bytes: the origin's signing key
+  std::string device;  // 32 bytes when a device key certifies `key`; empty otherwise
+  std::string cert;    // 64 bytes with `device`
+  bool legacy = false;  // a legacy origin, attested by `key`
+  bool final = false;   // its final head is held: nothing after `seq`
+  uint64_t seq = 0;     // updates 1..seq chain to `chain`
+  proof::Chain chain{};
+  uint64_t bytes = 0;  // body bytes of updates 1..seq
+  // The device key a member must hold for this origin to count.
+  const std::string& member_key() const { return device.empty() ? key : device; }
+};
+std::string encode_origin_record(const OriginRecord& r);
+std::optional<OriginRecord> decode_origin_record(std::string_view bytes);
+
+// A head as the `heads` database keeps it: chain(32) flags(1) signature(64)
+// bytes(8), where bytes counts the origin's body bytes up to seq.
+struct StoredHead {
+  uint64_t seq = 0;
+  proof::Chain chain{};
+  uint8_t flags = 0;
+  std::string signature;
+  uint64_t bytes = 0;
+};
 
 class UpdateLog;
 
@@ -97,6 +133,13 @@ class LogTxn {
   std::vector<std::pair<UpdateId, std::string>> checkpoints();
   std::map<OriginId, std::string> forks();
   std::map<std::string, std::string> peers();
+  std::optional<OriginRecord> origin_record(OriginId origin);
+  std::map<OriginId, OriginRecord> origin_records();
+  // The held head of `origin` at the highest seq <= seq, or the lowest seq >= seq.
+  std::optional<StoredHead> head_at_or_below(OriginId origin, uint64_t seq);
+  std::optional<StoredHead> head_at_or_above(OriginId origin, uint64_t seq);
+  std::vector<StoredHead> heads(OriginId origin);
+  std::map<OriginId, std::string> evidence();
 
   // --- writes (REQUIRES: writable()) ---
   // Stores an update whose checks have passed: log, seq index and vector, and
@@ -109,6 +152,10 @@ class LogTxn {
   Status put_fork(OriginId origin, std::string_view report);
   Status delete_fork(OriginId origin);
   Status put_peer(std::string_view endpoint, std::string_view state);
+  Status put_origin_record(OriginId origin, const OriginRecord& record);
+  Status put_head(OriginId origin, const StoredHead& head);
+  Status delete_head(OriginId origin, uint64_t seq);
+  Status put_evidence(OriginId origin, std::string_view bytes);
 
  private:
   friend class UpdateLog;
@@ -178,7 +225,8 @@ class UpdateLog {
   Status resize_locked(bool force);
 
   mutable MapGate gate_;
-  MDB_dbi log_ = 0, seq_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0, peers_ = 0;
+  MDB_dbi log_ = 0, seq_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0, peers_ = 0, origins_ = 0,
+          heads_ = 0, evidence_ = 0;
 };
 
 Status lmdb_error(int rc, const std::string& what);

@@ -37,3 +37,7 @@ target_compile_definitions(crash_test PRIVATE
   MDB_STAT="${REPLOG_MDB_STAT}")
 add_dependencies(crash_test crash_writer)
 gtest_discover_tests(crash_test DISCOVERY_TIMEOUT ${REPLOG_TIMEOUT_60} PROPERTIES TIMEOUT ${REPLOG_TIMEOUT_300})
+
+# Signed origins on the writing side: keys, chains, heads, the format 1 upgrade.
+replog_node_suite(signing_test)
+target_compile_definitions(signing_test PRIVATE REPLOG_FIXTURES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures")

@@ -28,12 +28,16 @@ std::string random_hex(size_t bytes) {
   return to_hex(raw);
 }
 
-Status read_identity(LogTxn& txn, const std::string& dir, OriginId& node_id, std::string& cluster) {
+// `writable`: a writer reads only the current format (open() upgrades format 1
+// first); a reader also reads format 1, whose log is laid out alike.
+Status read_identity(LogTxn& txn, const std::string& dir, OriginId& node_id, std::string& cluster,
+                     bool writable) {
   auto format = txn.meta(meta::kFormat);
   if (!format) return Status::corruption(dir + ": no format version (not a replog data directory?)");
-  if (*format != std::to_string(kStorageFormatVersion))
-    return Status::invalid_argument(dir + ": storage format " + *format + ", this replog reads format " +
-                                    std::to_string(kStorageFormatVersion));
+  const std::string current = std::to_string(kStorageFormatVersion);
+  if (*format != current && (writable || *format != "1"))
+    return Status::invalid_argument(dir + ": storage format " + *format + " is not one this replog reads (format 1 or " +
+                                    current + "); a newer replog wrote it");
   auto id = txn.meta(meta::kNodeId);
   if (!id || id->size() != 8) return Status::corruption(dir + ": node id missing");
   node_id = get_u64_be(id->data());
@@ -42,13 +46,6 @@ Status read_identity(LogTxn& txn, const std::string& dir, OriginId& node_id, std
 }
 
 }  // namespace
-
-// A fresh origin id: random, never a reserved one.
-OriginId fresh_origin() {
-  OriginId id = 0;
-  while (is_reserved_origin(id)) randombytes_buf(&id, sizeof id);
-  return id;
-}
 
 // --- lifecycle -------------------------------------------------------------------
 
@@ -76,19 +73,24 @@ Status Node::init(const InitOptions& options) {
     if (!lock) return lock.status();
     if (lock->outcome == CommandLock::Outcome::kNodeStarting)
       return Status::busy(options.dir + ": a node is starting (pid " + std::to_string(lock->node_pid) + ")");
-    auto txn = (*log)->begin_write();
-    if (!txn) return txn.status();
-    Status s = txn->put_meta(meta::kFormat, std::to_string(kStorageFormatVersion));
-    if (s) s = txn->put_meta(meta::kNodeId, u64_be(fresh_origin()));
-    if (s) s = txn->put_meta(meta::kCluster, options.cluster ? *options.cluster : random_hex(16));
-    if (s) s = txn->put_meta(meta::kHlc, u64_be(0));
-    if (s) s = txn->commit();
-    if (!s) return s;
-    // Still under the lock: the key file (a data directory's identity, never in LMDB).
+    // Still under the lock: the key files (a data directory's identity, never
+    // in LMDB). The origin is the device key's.
     auto identity = load_or_create_identity(dir.identity_file(), Env::posix());
     if (!identity) return identity.status();
     auto secret = load_or_create_cluster_secret(dir.cluster_secret_file(), Env::posix());
     if (!secret) return secret.status();
+    const OriginId origin = proof::origin_of_key(identity->public_key());
+    if (is_reserved_origin(origin))
+      return Status::invalid_argument("this device key derives a reserved origin id (one key in 2^63): remove " +
+                                      dir.identity_file() + " and run init again");
+    auto txn = (*log)->begin_write();
+    if (!txn) return txn.status();
+    Status s = txn->put_meta(meta::kFormat, std::to_string(kStorageFormatVersion));
+    if (s) s = txn->put_meta(meta::kNodeId, u64_be(origin));
+    if (s) s = txn->put_meta(meta::kCluster, options.cluster ? *options.cluster : random_hex(16));
+    if (s) s = txn->put_meta(meta::kHlc, u64_be(0));
+    if (s) s = txn->commit();
+    if (!s) return s;
   }
   if (!options.schema) return Status::ok();
   NodeOptions no;
@@ -117,6 +119,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options, std::unique
   node->lock_ = std::move(lock);
   node->writable_ = true;
   bool blocked = false;  // marked by an earlier build: move to a fresh origin now
+  REPLOG_RETURN_IF_ERROR(node->upgrade_storage());
   {
     auto txn = node->log_->begin_read();
     if (!txn) return txn.status();
@@ -137,7 +140,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options, std::unique
 Status Node::read_writer_state(LogTxn& txn, bool at_open) {
   OriginId id = 0;
   std::string cluster;
-  REPLOG_RETURN_IF_ERROR(read_identity(txn, options_.dir, id, cluster));
+  REPLOG_RETURN_IF_ERROR(read_identity(txn, options_.dir, id, cluster, /*writable=*/true));
   if (at_open) cluster_id_ = std::move(cluster);
   node_id_ = id;
   REPLOG_RETURN_IF_ERROR(load(txn, std::nullopt));
@@ -148,7 +151,8 @@ Status Node::read_writer_state(LogTxn& txn, bool at_open) {
   hlc_ = std::make_unique<HybridClock>(*clock_, mark);
   quarantined_.clear();
   for (const auto& [origin, _] : txn.forks()) quarantined_.insert(origin);
-  return txn.status();
+  REPLOG_RETURN_IF_ERROR(txn.status());
+  return load_signer(txn);
 }
 
 Result<std::unique_ptr<Node>> Node::open_read_only(const NodeOptions& options, std::optional<int64_t> at_millis) {
@@ -160,7 +164,7 @@ Result<std::unique_ptr<Node>> Node::open_read_only(const NodeOptions& options, s
   auto txn = node->log_->begin_read();
   if (!txn) return txn.status();
   OriginId id = 0;
-  REPLOG_RETURN_IF_ERROR(read_identity(*txn, options.dir, id, node->cluster_id_));
+  REPLOG_RETURN_IF_ERROR(read_identity(*txn, options.dir, id, node->cluster_id_, /*writable=*/false));
   node->node_id_ = id;
   std::lock_guard<std::mutex> l(node->state_mu_);
   REPLOG_RETURN_IF_ERROR(node->load(*txn, at_millis));
@@ -295,6 +299,7 @@ NodeInfo Node::info() const {
   info.vector = txn->vector();
   info.updates = txn->update_count();
   info.forks = txn->forks();
+  for (const auto& [origin, rec] : txn->origin_records()) info.verified[origin] = rec.seq;
   if (auto former = txn->meta(meta::kFormerOrigins)) {
     auto v = decode_msgpack_local(*former);
     if (v && v->is_map())
@@ -328,15 +333,20 @@ Status Node::write_checkpoint() {
     auto read = log_->begin_read();
     return read ? replay_from(*read, cut, std::nullopt) : read.status();
   }
-  Status s;
-  if (cut) {
+  size_t head_puts = 0;
+  Status s = store_unstored_heads(*txn, head_puts);
+  if (s && cut) {
     s = txn->put_checkpoint(*cut, encode_checkpoint(*cut, replayer_.applied_vector(), methods_->digest(),
                                                     replayer_.state()));
     if (s) s = prune_checkpoints(*txn);
   }
   Status replay = replay_from(*txn, cut, std::nullopt);
   if (s) s = replay;
-  if (s) return txn->commit();
+  if (s) s = txn->commit();
+  if (s) {
+    unstored_heads_.clear();
+    unstored_head_bytes_.clear();
+  }
   return s;
 }
 

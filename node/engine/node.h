@@ -41,11 +41,13 @@
 #include "node/core/methods.h"
 #include "node/core/replayer.h"
 #include "node/sync/sync_store.h"
+#include "protocol/origin_proof.h"
 #include "storage/env.h"
 
 namespace replog {
 class UpdateLog;
 class LogTxn;
+struct StoredHead;
 }  // namespace replog
 
 namespace replog::engine {
@@ -80,6 +82,27 @@ struct NodeInfo {
   uint64_t updates = 0;
   std::map<OriginId, std::string> forks;           // quarantined origins, with a one-line report
   std::map<OriginId, std::string> former_origins;  // origins this node left, with the reason
+  // Per origin, the newest signed head held (signed origins): what is verified.
+  std::map<OriginId, uint64_t> verified;
+};
+
+// The key this node writes its origin with (docs/ARCHITECTURE.md "Signed
+// origins"): its device key, or after a fork a fresh key the device key
+// certifies.
+struct OriginSigner {
+  std::string secret;  // 64 bytes, libsodium form
+  std::string key;     // 32 bytes
+  std::string device;  // 32 bytes when `key` is not the device key; empty otherwise
+  std::string cert;    // 64 bytes with `device`
+};
+
+// Where this node's own chain stands (writer thread).
+struct OwnChain {
+  uint64_t seq = 0;
+  proof::Chain chain{};
+  uint64_t bytes = 0;         // body bytes of updates 1..seq
+  uint64_t signed_bytes = 0;  // `bytes` at the newest signed head
+  uint64_t signed_seq = 0;    // seq of the newest signed head
 };
 
 class Node final : public SyncStore {
@@ -111,6 +134,10 @@ class Node final : public SyncStore {
 
   // Writes a checkpoint and stops the writer. Called by the destructor too.
   Status close();
+
+  // The newest head this node signed for its own origin (null before its
+  // first update), with the key it carries when `with_key`.
+  std::optional<proof::Head> own_head(bool with_key) const;
 
   // Called by the writer thread after each commit with the updates it stored
   // (local calls and received ones), in commit order. Must not block.
@@ -162,6 +189,16 @@ class Node final : public SyncStore {
   Status leave_blocked_origin();
   void recover_after_abort();
 
+  // --- signed origins (signing.cc) ---
+  Status load_signer(LogTxn& txn);
+  Status upgrade_storage();
+  Status make_fresh_origin(LogTxn& txn);
+  void chain_own(std::vector<StoredHead>& to_sign, const Update& u);
+  Status put_own_record(LogTxn& txn);
+  void sign_committed(const std::vector<StoredHead>& to_sign);
+  Status store_unstored_heads(LogTxn& txn, size_t& puts);
+  Status store_head(LogTxn& txn, OriginId origin, const StoredHead& head);
+
   NodeOptions options_;
   std::shared_ptr<const MethodRegistry> methods_;
   SystemClock system_clock_;
@@ -188,6 +225,14 @@ class Node final : public SyncStore {
   uint64_t since_checkpoint_ = 0;
   size_t last_batch_size_ = 0;
   std::set<OriginId> quarantined_;  // origins with a fork (the forks database), kept in memory
+  OriginSigner signer_;
+  std::string device_secret_;  // 64 bytes: certifies fresh origin keys
+  OwnChain own_chain_;
+  std::vector<std::pair<OriginId, proof::Head>> unstored_heads_;  // signed after a commit, stored by the next
+  std::vector<uint64_t> unstored_head_bytes_;                     // their `bytes`, alike
+
+  mutable std::mutex own_head_mu_;       // guards own_head_ (read by the sync engine's thread)
+  std::optional<proof::Head> own_head_;  // the newest head signed for node_id_
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -14,8 +14,6 @@
 
 namespace replog::engine {
 
-OriginId fresh_origin();  // node.cc
-
 struct Node::Request {
   enum class Kind { kCall, kIngest, kPeers } kind;
   std::string method;
@@ -39,6 +37,8 @@ struct Node::Batch {
   std::vector<UpdateView> accepted;       // received and stored, to fold (views into requests)
   std::vector<Update> committed;          // for the commit listener, in commit order
   std::map<OriginId, VectorEntry> held;   // vector entries, read once per batch and kept current
+  std::vector<StoredHead> to_sign;        // own heads to sign once the batch has committed
+  size_t heads_stored = 0;                // unstored_heads_ written by this batch
 };
 
 // --- callers --------------------------------------------------------------------------
@@ -154,6 +154,10 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
         Batch b{batch, *txn};
         s = run_batch(b);
         if (s) {
+          unstored_heads_.erase(unstored_heads_.begin(), unstored_heads_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
+          unstored_head_bytes_.erase(unstored_head_bytes_.begin(),
+                                     unstored_head_bytes_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
+          sign_committed(b.to_sign);
           if (commit_listener_ && !b.committed.empty()) commit_listener_(b.committed);
           return;
         }
@@ -169,6 +173,9 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
 
 Status Node::run_batch(Batch& b) {
   b.hlc_ceiling = hlc_->ceiling(options_.max_clock_skew_ms);
+  // Heads signed after the last commit: stored with this one.
+  REPLOG_RETURN_IF_ERROR(store_unstored_heads(b.txn, b.puts));
+  b.heads_stored = unstored_heads_.size();
   // Received updates first: local calls get later timestamps anyway.
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kIngest) REPLOG_RETURN_IF_ERROR(store_received(b, *req));
@@ -282,9 +289,18 @@ Status Node::store_calls(Batch& b) {
     REPLOG_RETURN_IF_ERROR(load_state(b.txn, *refold_from_, std::nullopt));
     refold_from_.reset();
   }
+  const uint64_t before = own_seq_;
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kCall) REPLOG_RETURN_IF_ERROR(store_one_call(b, *req));
-  return Status::ok();
+  if (own_seq_ == before) return Status::ok();
+  // The tip is signed once the batch is durable (sign_committed).
+  if (own_chain_.signed_seq != own_chain_.seq) {
+    b.to_sign.push_back(StoredHead{own_chain_.seq, own_chain_.chain, 0, {}, own_chain_.bytes});
+    own_chain_.signed_seq = own_chain_.seq;
+    own_chain_.signed_bytes = own_chain_.bytes;
+  }
+  ++b.puts;
+  return put_own_record(b.txn);
 }
 
 Status Node::store_one_call(Batch& b, Request& req) {
@@ -317,6 +333,7 @@ Status Node::store_one_call(Batch& b, Request& req) {
   REPLOG_RETURN_IF_ERROR(b.txn.put_update(id, u.seq(), u.body()));
   ++b.puts;
   own_seq_ = u.seq();
+  chain_own(b.to_sign, u);
   req.id = id;
   req.status = Status::ok();
   ++since_checkpoint_;
@@ -358,13 +375,10 @@ Status Node::leave_origin(Batch& b, const std::string& why) {
     if (v && v->is_map()) former = v->as_map();
   }
   former[hex16(node_id_)] = Value(why);
-  const OriginId fresh = fresh_origin();
   REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kFormerOrigins, encode_msgpack(Value(std::move(former)))));
-  REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kNodeId, u64_be(fresh)));
   REPLOG_RETURN_IF_ERROR(b.txn.delete_meta(meta::kWritesBlocked));
-  b.puts += 2;
-  node_id_ = fresh;
-  own_seq_ = 0;
+  REPLOG_RETURN_IF_ERROR(make_fresh_origin(b.txn));
+  b.puts += 3;
   return Status::ok();
 }
 

@@ -1,0 +1,310 @@
+// A node's own origin as a key (node/engine/signing.cc): the origin id its
+// device key derives, the chain kept in the write transaction, heads signed
+// after each durable commit and thinned in storage, a head signed again after
+// a crash, fresh certified keys when the node leaves its origin, and the
+// in-place upgrade of a storage format 1 directory (tests/fixtures/format1).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "node/api/verify.h"
+#include "node/engine/node.h"
+#include "protocol/bytes.h"
+#include "protocol/origin_proof.h"
+#include "storage/data_dir.h"
+#include "storage/identity.h"
+#include "storage/update_log.h"
+#include "temp_dir.h"
+
+namespace replog {
+namespace {
+
+using engine::Node;
+using testing::TempDir;
+
+std::string device_key(const std::string& dir) {
+  auto id = load_identity(DataDir(dir).identity_file(), Env::posix());
+  EXPECT_TRUE(id) << id.status().message();
+  return id ? id->public_key() : std::string();
+}
+
+std::unique_ptr<Node> open_node(const std::string& dir) {
+  engine::NodeOptions o;
+  o.dir = dir;
+  auto n = Node::open(o);
+  EXPECT_TRUE(n) << n.status().message();
+  return n ? std::move(n).value() : nullptr;
+}
+
+std::unique_ptr<UpdateLog> open_log(const std::string& dir) {
+  auto log = UpdateLog::open(dir, {});
+  EXPECT_TRUE(log) << log.status().message();
+  return log ? std::move(log).value() : nullptr;
+}
+
+Value set_arg(const std::string& key, const std::string& value) {
+  return Value(Map{{"path", Value(key)}, {"value", Value(value)}});
+}
+
+// The chain of `origin` recomputed from c_0 over the stored bodies 1..seq.
+proof::Chain recompute(LogTxn& txn, const std::string& cluster, OriginId origin, const std::string& key, uint64_t seq) {
+  proof::Chain c = proof::chain_start(cluster, key);
+  for (uint64_t s = 1; s <= seq; ++s) {
+    auto id = txn.id_of(origin, s);
+    auto body = id ? txn.body(*id) : std::nullopt;
+    EXPECT_TRUE(body) << "seq " << s;
+    if (body) proof::chain_step(c, key, *body);
+  }
+  return c;
+}
+
+TEST(Signing, TheOriginIsTheDeviceKeysAndEveryCallIsChainedAndSigned) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("d");
+  ASSERT_TRUE(Node::init({dir, std::string("c1"), std::nullopt, nullptr}));
+  const std::string key = device_key(dir);
+  auto node = open_node(dir);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->node_id(), proof::origin_of_key(key));
+  EXPECT_FALSE(node->own_head(true)) << "no head before the first update";
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(node->call("set", set_arg("k" + std::to_string(i), "v")));
+  auto head = node->own_head(true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->seq, 5u);
+  EXPECT_EQ(head->key, key);
+  EXPECT_TRUE(head->cert.empty()) << "the device key needs no certificate";
+  EXPECT_TRUE(proof::check_head(*head, "c1", {})) << "the head verifies under the device key";
+  const OriginId origin = node->node_id();
+  ASSERT_TRUE(node->close());
+  node.reset();
+
+  auto log = open_log(dir);
+  auto txn = log->begin_read();
+  ASSERT_TRUE(txn);
+  auto rec = txn->origin_record(origin);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->seq, 5u);
+  EXPECT_EQ(rec->key, key);
+  EXPECT_EQ(rec->chain, recompute(*txn, "c1", origin, key, 5)) << "the stored tip is the chain over the stored bodies";
+  EXPECT_EQ(rec->chain, head->chain);
+  auto stored = txn->head_at_or_below(origin, 5);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->seq, 5u) << "the newest head is stored by close()";
+  EXPECT_EQ(stored->signature, head->signature);
+}
+
+TEST(Signing, StoredHeadsAreThinnedButTheNewestIsKept) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("d");
+  ASSERT_TRUE(Node::init({dir, std::string("c1"), std::nullopt, nullptr}));
+  auto node = open_node(dir);
+  ASSERT_TRUE(node);
+  // One call per commit, so one signed head per update: 600 updates of ~1 KiB.
+  const std::string filler(1000, 'x');
+  for (int i = 0; i < 600; ++i) ASSERT_TRUE(node->call("set", set_arg("k" + std::to_string(i), filler)));
+  const OriginId origin = node->node_id();
+  ASSERT_TRUE(node->close());
+  node.reset();
+
+  auto log = open_log(dir);
+  auto txn = log->begin_read();
+  auto heads = txn->heads(origin);
+  ASSERT_GE(heads.size(), 2u);
+  EXPECT_LT(heads.size(), 20u) << "600 KiB of updates keep about one head per 64 KiB";
+  EXPECT_EQ(heads.back().seq, 600u) << "the newest head is kept";
+  uint64_t before = 0;
+  for (size_t i = 0; i + 1 < heads.size(); ++i) {
+    EXPECT_GE(heads[i].bytes - before, uint64_t{64} << 10) << "head " << heads[i].seq;
+    EXPECT_LE(heads[i + 1].bytes - heads[i].bytes, (uint64_t{64} << 10) + 2048) << "gap after " << heads[i].seq;
+    before = heads[i].bytes;
+  }
+  // Every kept head is a valid signature over the chain at its seq.
+  auto rec = txn->origin_record(origin);
+  ASSERT_TRUE(rec);
+  for (const auto& h : heads) {
+    proof::Head head{origin, h.seq, h.chain, h.flags, h.signature, {}, {}, {}};
+    EXPECT_TRUE(proof::check_head(head, "c1", rec->key)) << h.seq;
+    EXPECT_EQ(h.chain, recompute(*txn, "c1", origin, rec->key, h.seq)) << h.seq;
+  }
+}
+
+TEST(Signing, LargeConcurrentBatchesAreSignedAtLeastEveryMebibyte) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("d");
+  ASSERT_TRUE(Node::init({dir, std::string("c1"), std::nullopt, nullptr}));
+  auto node = open_node(dir);
+  ASSERT_TRUE(node);
+  const std::string big(200 * 1024, 'y');
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 8; ++t)
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < 6; ++i) EXPECT_TRUE(node->call("set", set_arg("t" + std::to_string(t), big)));
+    });
+  for (auto& c : callers) c.join();
+  const OriginId origin = node->node_id();
+  ASSERT_TRUE(node->close());
+  node.reset();
+  auto log = open_log(dir);
+  auto txn = log->begin_read();
+  auto heads = txn->heads(origin);
+  ASSERT_FALSE(heads.empty());
+  EXPECT_EQ(heads.back().seq, 48u);
+  uint64_t before = 0;
+  for (const auto& h : heads) {
+    EXPECT_LE(h.bytes - before, (uint64_t{1} << 20) + big.size() + 1024) << "head " << h.seq;
+    before = h.bytes;
+  }
+}
+
+TEST(Signing, AHeadLostInACrashIsSignedAgainByteForByte) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("d");
+  ASSERT_TRUE(Node::init({dir, std::string("c1"), std::nullopt, nullptr}));
+  auto node = open_node(dir);
+  ASSERT_TRUE(node);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(node->call("set", set_arg("k" + std::to_string(i), "v")));
+  auto before = node->own_head(false);
+  ASSERT_TRUE(before);
+  const OriginId origin = node->node_id();
+  ASSERT_TRUE(node->close());
+  node.reset();
+  {
+    // As if the process died after the commit of #3 and before its head was stored.
+    auto log = open_log(dir);
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn->delete_head(origin, 3));
+    ASSERT_TRUE(txn->commit());
+  }
+  node = open_node(dir);
+  ASSERT_TRUE(node);
+  auto after = node->own_head(false);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, *before);
+  ASSERT_TRUE(node->close());
+  node.reset();
+  auto log = open_log(dir);
+  auto stored = log->begin_read()->head_at_or_below(origin, 3);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->seq, 3u);
+  EXPECT_EQ(stored->signature, before->signature);
+}
+
+TEST(Signing, LeavingTheOriginMovesToAFreshKeyTheDeviceCertifies) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("d");
+  ASSERT_TRUE(Node::init({dir, std::string("c1"), std::nullopt, nullptr}));
+  const std::string device = device_key(dir);
+  auto node = open_node(dir);
+  ASSERT_TRUE(node);
+  ASSERT_TRUE(node->call("set", set_arg("a", "1")));
+  const OriginId first = node->node_id();
+  // An update of this node's origin that it never wrote (seq 2 from elsewhere).
+  auto forged = Update::make(UpdateId{hlc::make(1'790'000'000'000, 0), first}, 2, "set", "\x80");
+  auto report = node->ingest({forged});
+  ASSERT_TRUE(report) << report.status().message();
+  ASSERT_TRUE(report->origin_changed);
+  const OriginId second = node->node_id();
+  EXPECT_NE(second, first);
+  ASSERT_TRUE(node->call("set", set_arg("b", "2")));
+  auto head = node->own_head(true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->origin, second);
+  EXPECT_EQ(head->seq, 1u);
+  EXPECT_NE(head->key, device);
+  EXPECT_EQ(head->device, device);
+  EXPECT_TRUE(proof::check_head(*head, "c1", {})) << "signed by the fresh key, certified by the device key";
+  struct stat st {};
+  ASSERT_EQ(::stat((dir + "/origin-" + hex16(second) + ".key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_TRUE(node->close());
+  node.reset();
+  // The fresh key is the one the node reopens with.
+  node = open_node(dir);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->node_id(), second);
+  ASSERT_TRUE(node->call("set", set_arg("c", "3")));
+  EXPECT_EQ(node->own_head(false)->seq, 2u);
+  EXPECT_TRUE(proof::check_head(*node->own_head(true), "c1", {}));
+}
+
+// Copies a fixture directory and makes its key files 0600 (git keeps no modes).
+void copy_fixture(const std::string& name, const std::string& to) {
+  namespace fs = std::filesystem;
+  fs::copy(fs::path(REPLOG_FIXTURES) / "format1" / name, to, fs::copy_options::recursive);
+  for (const auto& f : fs::directory_iterator(to)) ::chmod(f.path().c_str(), 0600);
+}
+
+TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("b");
+  copy_fixture("b", dir);
+  const std::string key = device_key(dir);
+  std::string hash_before;
+  OriginId legacy = 0;
+  {
+    engine::NodeOptions o;
+    o.dir = dir;
+    auto ro = Node::open_read_only(o);
+    ASSERT_TRUE(ro) << ro.status().message() << " (a reader reads format 1 as it is)";
+    hash_before = (*ro)->state_hash();
+    legacy = (*ro)->node_id();
+  }
+  EXPECT_EQ(hash_before, "be8209f6de6e6830d3eeb6b4379c8a8f7952f715b4e053e22f2c5ca116259c18");
+  auto node = open_node(dir);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->state_hash(), hash_before);
+  EXPECT_EQ(node->node_id(), proof::origin_of_key(key));
+  auto info = node->info();
+  ASSERT_TRUE(info.former_origins.count(legacy));
+  EXPECT_NE(info.former_origins[legacy].find("signed origins"), std::string::npos);
+  EXPECT_EQ(info.updates, 8u);
+  ASSERT_TRUE(node->call("set", set_arg("after", "upgrade")));
+  EXPECT_EQ(node->own_head(false)->seq, 1u);
+  ASSERT_TRUE(node->close());
+  node.reset();
+
+  auto log = open_log(dir);
+  auto txn = log->begin_read();
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("2"));
+  auto rec = txn->origin_record(legacy);
+  ASSERT_TRUE(rec);
+  EXPECT_TRUE(rec->legacy);
+  EXPECT_TRUE(rec->final);
+  EXPECT_EQ(rec->seq, 4u);
+  auto attested = txn->head_at_or_below(legacy, 4);
+  ASSERT_TRUE(attested);
+  proof::Head head{legacy, 4, attested->chain, attested->flags, attested->signature, key, {}, {}};
+  EXPECT_EQ(head.flags, proof::kLegacy | proof::kFinal);
+  EXPECT_TRUE(proof::check_head(head, "f1f1f1f1-0001", {})) << "the attestation verifies under the device key";
+  EXPECT_EQ(attested->chain, recompute(*txn, "f1f1f1f1-0001", legacy, key, 4));
+  txn.value().abort();
+  log.reset();
+  auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
+}
+
+TEST(Signing, ANewerStorageFormatIsRefusedWithOneLine) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("d");
+  ASSERT_TRUE(Node::init({dir, std::string("c1"), std::nullopt, nullptr}));
+  {
+    auto log = open_log(dir);
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn->put_meta(meta::kFormat, "3"));
+    ASSERT_TRUE(txn->commit());
+  }
+  engine::NodeOptions o;
+  o.dir = dir;
+  auto n = Node::open(o);
+  ASSERT_FALSE(n);
+  EXPECT_NE(n.status().message().find("storage format 3"), std::string::npos) << n.status().message();
+  EXPECT_EQ(n.status().message().find('\n'), std::string::npos);
+  auto ro = Node::open_read_only(o);
+  EXPECT_FALSE(ro);
+}
+
+}  // namespace
+}  // namespace replog
