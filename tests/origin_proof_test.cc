@@ -464,6 +464,24 @@ TEST(OriginProofEvidence, TwoKeysUnderOneLegacyIdProveAFork) {
   EXPECT_FALSE(check_evidence(key_evidence(a, bare), kCluster));
 }
 
+// An id derived from a key is that key's alone: another key's legacy claim on
+// it is a false attestation, not two keys under one id, and must not take the
+// origin out of replay from seq 1 (a member could otherwise erase any origin).
+TEST(OriginProofEvidence, ALegacyClaimOnAnIdDerivedFromAnotherKeyIsNoEvidence) {
+  const Head honest = keyed_head(writer(), writer().origin(), 3, chain_start(kCluster, writer().pub));
+  const Head claim = keyed_head(device(), writer().origin(), 8, chain_start(kCluster, device().pub), kLegacy);
+  ASSERT_TRUE(check_head(honest, kCluster, ""));
+  ASSERT_TRUE(check_head(claim, kCluster, ""));  // alone, a legacy head cannot be told false
+  for (const Evidence& e : {key_evidence(honest, claim), key_evidence(claim, honest)}) {
+    auto s = check_evidence(e, kCluster);
+    EXPECT_FALSE(s);
+    EXPECT_NE(s.message().find("derived"), std::string::npos) << s.message();
+  }
+  // Nor when the honest head itself carries kLegacy.
+  const Head honest_legacy = keyed_head(writer(), writer().origin(), 3, honest.chain, kLegacy);
+  EXPECT_FALSE(check_evidence(key_evidence(honest_legacy, claim), kCluster));
+}
+
 // --- codecs -------------------------------------------------------------------------------------
 
 // A head packed by hand, field by field, so that any shape can be written.
