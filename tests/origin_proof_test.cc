@@ -136,8 +136,7 @@ TEST(OriginProofVectors, CertificateOfTheDeviceForTheKey) {
 
 TEST(OriginProofVectors, HeadEncodingsOfFiveSixAndEightElements) {
   Head h = vector_head();
-  const std::string five =
-      "95cfbc100233fd6a1a9402c420" + std::string(kC2) + "00c440" + std::string(kSignature);
+  const std::string five = "95cfbc100233fd6a1a9402c420" + std::string(kC2) + "00c440" + std::string(kSignature);
   EXPECT_EQ(to_hex(encode_head(h)), five);
   h.key = writer().pub;
   const std::string six = "96" + five.substr(2) + "c420" + to_hex(writer().pub);
@@ -300,12 +299,13 @@ TEST(OriginProofCert, AWrongCertificateIsRefused) {
   std::string flipped = sign_cert(kCluster, fresh.pub, device().secret);
   flipped[10] ^= 0x01;
   EXPECT_TRUE(refused(flipped));
-  EXPECT_TRUE(refused(sign_cert("f1f1f1f1-0002", fresh.pub, device().secret)));      // another cluster
-  EXPECT_TRUE(refused(sign_cert(kCluster, writer().pub, device().secret)));          // over another key
-  EXPECT_TRUE(refused(sign_cert(kCluster, fresh.pub, writer().secret)));             // by another device
+  EXPECT_TRUE(refused(sign_cert("f1f1f1f1-0002", fresh.pub, device().secret)));         // another cluster
+  EXPECT_TRUE(refused(sign_cert(kCluster, writer().pub, device().secret)));             // over another key
+  EXPECT_TRUE(refused(sign_cert(kCluster, fresh.pub, writer().secret)));                // by another device
   EXPECT_TRUE(refused(sign_cert(kCluster, fresh.pub, device().secret), writer().pub));  // naming another device
   EXPECT_FALSE(refused(sign_cert(kCluster, fresh.pub, device().secret)));
-  EXPECT_FALSE(cert_valid(kCluster, fresh.pub, device().pub.substr(1), sign_cert(kCluster, fresh.pub, device().secret)));
+  EXPECT_FALSE(
+      cert_valid(kCluster, fresh.pub, device().pub.substr(1), sign_cert(kCluster, fresh.pub, device().secret)));
 }
 
 // --- evidence --------------------------------------------------------------------------------
@@ -328,9 +328,7 @@ Fork fork_after(uint64_t shared, size_t len_a, size_t len_b, const Keys& k = wri
   f.head_b = keyed_head(k, origin, shared + len_b, chain_over(f.base, k.pub, f.b), flags);
   return f;
 }
-Evidence evidence_of(const Fork& f, uint64_t seq) {
-  return chain_evidence(f.head_a, f.head_b, seq, f.base, f.a, f.b);
-}
+Evidence evidence_of(const Fork& f, uint64_t seq) { return chain_evidence(f.head_a, f.head_b, seq, f.base, f.a, f.b); }
 
 void expect_same(const Evidence& x, const Evidence& y) {
   EXPECT_EQ(x.kind, y.kind);
@@ -398,9 +396,9 @@ TEST(OriginProofEvidence, ChainEvidenceIsRefusedWhenItProvesNothing) {
   b2.back() = body(k + 2, "set", "other");
   const Head hb2 = keyed_head(writer(), writer().origin(), k + 2, chain_over(same.base, writer().pub, b2));
   refused(chain_evidence(same.head_a, hb2, k + 1, same.base, a2, b2), "agree at the fork seq");
-  ASSERT_TRUE(check_evidence(chain_evidence(same.head_a, hb2, k + 2, chain_over(same.base, writer().pub, {a2[0]}),
-                                            {a2[1]}, {b2[1]}),
-                             kCluster));
+  ASSERT_TRUE(check_evidence(
+      chain_evidence(same.head_a, hb2, k + 2, chain_over(same.base, writer().pub, {a2[0]}), {a2[1]}, {b2[1]}),
+      kCluster));
 
   // A fork at seq 1 whose base is not c_0.
   const Fork first = fork_after(0, 2, 2);

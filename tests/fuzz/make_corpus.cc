@@ -212,8 +212,9 @@ void write_proof() {
   auto branch = [](uint64_t first, size_t n, const char* tag) {
     std::vector<std::string> out;
     for (size_t i = 0; i < n; ++i)
-      out.push_back(update(first + i, 1, first + i, "set", Value(Map{{"path", Value(tag)}, {"value", Value(int64_t(i))}}))
-                        .body());
+      out.push_back(
+          update(first + i, 1, first + i, "set", Value(Map{{"path", Value(tag)}, {"value", Value(int64_t(i))}}))
+              .body());
     return out;
   };
   auto over = [](Chain c, const std::string& key, const std::vector<std::string>& bodies) {
@@ -237,9 +238,9 @@ void write_proof() {
   for (uint64_t shared : {0, 2}) {
     const Chain base = over(chain_start(kProofCluster, k.pub), k.pub, branch(1, shared, "common"));
     const auto a = branch(shared + 1, 2, "a"), b = branch(shared + 1, 3, "b");
-    const Evidence e = chain_evidence(keyed(k, origin_of_key(k.pub), shared + 2, over(base, k.pub, a), 0),
-                                      keyed(k, origin_of_key(k.pub), shared + 3, over(base, k.pub, b), 0),
-                                      shared + 1, base, a, b);
+    const Evidence e =
+        chain_evidence(keyed(k, origin_of_key(k.pub), shared + 2, over(base, k.pub, a), 0),
+                       keyed(k, origin_of_key(k.pub), shared + 3, over(base, k.pub, b), 0), shared + 1, base, a, b);
     put("proof", "evidence-chain-seq" + std::to_string(shared + 1), encode_evidence(e));
   }
   put("proof", "evidence-keys",
