@@ -281,6 +281,11 @@ Status check_evidence(const Evidence& e, std::string_view cluster) {
   REPLOG_RETURN_IF_ERROR(check_head(e.b, cluster, {}));
   if (e.kind == Evidence::Kind::kKeys) {
     if (e.a.key == e.b.key) return Status::invalid_argument("key evidence names one key twice");
+    // A derived id is its key's alone (a random legacy id meets it with odds of
+    // 2^-64): another key's legacy claim on it is false, not a fork.
+    if ((origin_of_key(e.a.key) == e.a.origin) != (origin_of_key(e.b.key) == e.b.origin))
+      return Status::invalid_argument("key evidence: origin " + hex16(e.a.origin) +
+                                      " is derived from one of the keys; the other's legacy claim is false");
     return Status::ok();
   }
   if (e.kind != Evidence::Kind::kChain) return Status::invalid_argument("unknown evidence kind");

@@ -132,7 +132,9 @@ Evidence key_evidence(Head a, Head b);
 // one origin and, for kChain, one key; each branch's bodies are its seqs from
 // e.seq on (their seq fields say so) and chain from e.base to its head; the
 // first bodies differ; and when e.seq is 1, e.base is c_0. For kKeys: the two
-// keys differ and both may hold the id. One line saying what fails.
+// keys differ, both may hold the id, and the id is derived from neither or from
+// both (a legacy claim on an id derived from another key proves nothing). One
+// line saying what fails.
 Status check_evidence(const Evidence& e, std::string_view cluster);
 
 // Evidence is at most this large encoded (two branches of a batch each).

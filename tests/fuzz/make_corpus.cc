@@ -10,9 +10,11 @@
 #include <string>
 
 #include "fuzz_beacon.h"
+#include "fuzz_proof.h"
 #include "protocol/invite.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
+#include "protocol/origin_proof.h"
 #include "protocol/update.h"
 #include "protocol/wire.h"
 #include "replog/schema.h"
@@ -192,6 +194,64 @@ void write_invites() {
   put("invite", "another-version", "replog-invite-2:aaaa");
 }
 
+// Heads of each form and evidence of both kinds that verify in fuzz_proof's
+// cluster, and a few that do not.
+void write_proof() {
+  using namespace replog::proof;
+  using replog::fuzz::kProofCluster;
+  using replog::fuzz::proof_keys;
+  const auto& k = proof_keys(0);
+  const auto& d = proof_keys(1);
+  const auto& fresh = proof_keys(2);
+  const OriginId legacy = 0x0123456789abcdefULL;
+  auto keyed = [](const replog::fuzz::ProofKeys& key, OriginId origin, uint64_t seq, const Chain& c, uint8_t flags) {
+    Head h = sign_head(origin, seq, c, flags, key.secret);
+    h.key = key.pub;
+    return h;
+  };
+  auto branch = [](uint64_t first, size_t n, const char* tag) {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < n; ++i)
+      out.push_back(
+          update(first + i, 1, first + i, "set", Value(Map{{"path", Value(tag)}, {"value", Value(int64_t(i))}}))
+              .body());
+    return out;
+  };
+  auto over = [](Chain c, const std::string& key, const std::vector<std::string>& bodies) {
+    for (const auto& b : bodies) chain_step(c, key, b);
+    return c;
+  };
+
+  const Chain c2 = over(chain_start(kProofCluster, k.pub), k.pub, branch(1, 2, "x"));
+  Head h = sign_head(origin_of_key(k.pub), 2, c2, 0, k.secret);
+  put("proof", "head-5", encode_head(h));
+  h.key = k.pub;
+  put("proof", "head-6", encode_head(h));
+  Head certified = keyed(fresh, origin_of_key(fresh.pub), 1, chain_start(kProofCluster, fresh.pub), kFinal);
+  certified.device = d.pub;
+  certified.cert = sign_cert(kProofCluster, fresh.pub, d.secret);
+  const std::string eight = encode_head(certified);
+  put("proof", "head-8", eight);
+  put("proof", "head-legacy-final", encode_head(keyed(d, legacy, 9, c2, kLegacy | kFinal)));
+  put("proof", "head-7-refused", "\x97" + eight.substr(1, eight.size() - 1 - 66));
+
+  for (uint64_t shared : {0, 2}) {
+    const Chain base = over(chain_start(kProofCluster, k.pub), k.pub, branch(1, shared, "common"));
+    const auto a = branch(shared + 1, 2, "a"), b = branch(shared + 1, 3, "b");
+    const Evidence e =
+        chain_evidence(keyed(k, origin_of_key(k.pub), shared + 2, over(base, k.pub, a), 0),
+                       keyed(k, origin_of_key(k.pub), shared + 3, over(base, k.pub, b), 0), shared + 1, base, a, b);
+    put("proof", "evidence-chain-seq" + std::to_string(shared + 1), encode_evidence(e));
+  }
+  put("proof", "evidence-keys",
+      encode_evidence(key_evidence(keyed(k, legacy, 5, chain_start(kProofCluster, k.pub), kLegacy),
+                                   keyed(d, legacy, 9, chain_start(kProofCluster, d.pub), kLegacy))));
+  // A legacy claim on an id derived from another key: decodes, proves nothing.
+  put("proof", "evidence-keys-false-legacy-claim",
+      encode_evidence(key_evidence(keyed(k, origin_of_key(k.pub), 3, c2, 0),
+                                   keyed(d, origin_of_key(k.pub), 9, chain_start(kProofCluster, d.pub), kLegacy))));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -206,6 +266,7 @@ int main(int argc, char** argv) {
   write_json();
   write_beacon();
   write_invites();
+  write_proof();
   std::printf("%d seeds written under %s\n", written, out_dir.string().c_str());
   return 0;
 }
