@@ -86,32 +86,32 @@ Head head_of(const msgpack::object& o) {
   return h;
 }
 
-std::vector<std::string> bodies_of(const msgpack::object& o, const char* what) {
+std::vector<Update> branch_of(const msgpack::object& o, const char* what) {
   if (o.type != msgpack::type::ARRAY || o.via.array.size == 0)
     throw Malformed(std::string(what) + " is not a non-empty array");
-  std::vector<std::string> out;
+  std::vector<Update> out;
   out.reserve(o.via.array.size);
   for (uint32_t i = 0; i < o.via.array.size; ++i) {
-    const auto& b = o.via.array.ptr[i];
-    if (b.type != msgpack::type::BIN || b.via.bin.size > limits::kMaxUpdateBytes)
-      throw Malformed(std::string(what) + " holds something other than an update body");
-    out.emplace_back(b.via.bin.ptr, b.via.bin.size);
+    auto u = update_from_envelope(o.via.array.ptr[i]);
+    if (!u) throw Malformed(std::string(what) + " update " + std::to_string(i) + ": " + u.status().message());
+    out.push_back(std::move(u).value());
   }
   return out;
 }
 
-// Whether `bodies` are seqs first.. of one origin and chain from `base` under `key` to `end`.
-Status check_branch(const std::vector<std::string>& bodies, uint64_t first, const Chain& base, std::string_view key,
-                    const Chain& end, const char* name) {
+// Whether `branch` is seqs first.. of `origin` and chains from `base` under `key` to `end`.
+Status check_branch(const std::vector<Update>& branch, OriginId origin, uint64_t first, const Chain& base,
+                    std::string_view key, const Chain& end, const char* name) {
   Chain c = base;
-  for (size_t i = 0; i < bodies.size(); ++i) {
-    auto u = parse_update(UpdateId{}, bodies[i]);
-    if (!u) return Status::invalid_argument(std::string("evidence branch ") + name + ": body " + std::to_string(i) +
-                                            " does not frame: " + u.status().message());
-    if (u->seq != first + i)
-      return Status::invalid_argument(std::string("evidence branch ") + name + ": body " + std::to_string(i) +
-                                      " is seq " + std::to_string(u->seq) + ", not " + std::to_string(first + i));
-    chain_step(c, key, bodies[i]);
+  for (size_t i = 0; i < branch.size(); ++i) {
+    const Update& u = branch[i];
+    if (u.id().origin != origin)
+      return Status::invalid_argument(std::string("evidence branch ") + name + ": update " + std::to_string(i) +
+                                      " is of origin " + hex16(u.id().origin));
+    if (u.seq() != first + i)
+      return Status::invalid_argument(std::string("evidence branch ") + name + ": update " + std::to_string(i) +
+                                      " is seq " + std::to_string(u.seq()) + ", not " + std::to_string(first + i));
+    chain_step(c, key, u.id().hlc, u.body());
   }
   if (c != end) return Status::invalid_argument(std::string("evidence branch ") + name + " does not chain to its head");
   return Status::ok();
@@ -129,8 +129,8 @@ Chain chain_start(std::string_view cluster, std::string_view key) {
   return Hasher().add(kChainTag).add(length_prefixed(cluster)).add(key).done();
 }
 
-void chain_step(Chain& c, std::string_view key, std::string_view body) {
-  c = Hasher().add(chain_bytes(c)).add(key).add(body).done();
+void chain_step(Chain& c, std::string_view key, uint64_t hlc, std::string_view body) {
+  c = Hasher().add(chain_bytes(c)).add(key).add(u64_be(hlc)).add(body).done();
 }
 
 std::string_view chain_bytes(const Chain& c) { return {reinterpret_cast<const char*>(c.data()), c.size()}; }
@@ -253,16 +253,16 @@ Result<Head> decode_head(std::string_view bytes) {
   return h;
 }
 
-Evidence chain_evidence(Head a, Head b, uint64_t seq, const Chain& base, std::vector<std::string> bodies_a,
-                        std::vector<std::string> bodies_b) {
+Evidence chain_evidence(Head a, Head b, uint64_t seq, const Chain& base, std::vector<Update> branch_a,
+                        std::vector<Update> branch_b) {
   Evidence e;
   e.kind = Evidence::Kind::kChain;
   e.a = std::move(a);
   e.b = std::move(b);
   e.seq = seq;
   e.base = base;
-  e.bodies_a = std::move(bodies_a);
-  e.bodies_b = std::move(bodies_b);
+  e.branch_a = std::move(branch_a);
+  e.branch_b = std::move(branch_b);
   return e;
 }
 
@@ -291,14 +291,14 @@ Status check_evidence(const Evidence& e, std::string_view cluster) {
   if (e.kind != Evidence::Kind::kChain) return Status::invalid_argument("unknown evidence kind");
   if (e.a.key != e.b.key) return Status::invalid_argument("chain evidence heads are signed by two keys");
   if (e.seq == 0 || e.seq > e.a.seq || e.seq > e.b.seq) return Status::invalid_argument("fork seq outside the heads");
-  if (e.bodies_a.size() != e.a.seq - e.seq + 1 || e.bodies_b.size() != e.b.seq - e.seq + 1)
-    return Status::invalid_argument("evidence bodies do not reach their heads");
-  if (e.bodies_a.front() == e.bodies_b.front())
+  if (e.branch_a.size() != e.a.seq - e.seq + 1 || e.branch_b.size() != e.b.seq - e.seq + 1)
+    return Status::invalid_argument("evidence branches do not reach their heads");
+  if (e.branch_a.front().id() == e.branch_b.front().id() && e.branch_a.front().body() == e.branch_b.front().body())
     return Status::invalid_argument("evidence branches agree at the fork seq");
   if (e.seq == 1 && e.base != chain_start(cluster, e.a.key))
     return Status::invalid_argument("evidence base at seq 1 is not the origin's first chain value");
-  REPLOG_RETURN_IF_ERROR(check_branch(e.bodies_a, e.seq, e.base, e.a.key, e.a.chain, "a"));
-  return check_branch(e.bodies_b, e.seq, e.base, e.b.key, e.b.chain, "b");
+  REPLOG_RETURN_IF_ERROR(check_branch(e.branch_a, e.a.origin, e.seq, e.base, e.a.key, e.a.chain, "a"));
+  return check_branch(e.branch_b, e.b.origin, e.seq, e.base, e.b.key, e.b.chain, "b");
 }
 
 std::string encode_evidence(const Evidence& e) {
@@ -318,9 +318,9 @@ std::string encode_evidence(const Evidence& e) {
   append_head(e.b, out);
   pk.pack_uint64(e.seq);
   pack_bin(pk, chain_bytes(e.base));
-  for (const auto* bodies : {&e.bodies_a, &e.bodies_b}) {
-    pk.pack_array(static_cast<uint32_t>(bodies->size()));
-    for (const auto& b : *bodies) pack_bin(pk, b);
+  for (const auto* branch : {&e.branch_a, &e.branch_b}) {
+    pk.pack_array(static_cast<uint32_t>(branch->size()));
+    for (const auto& u : *branch) append_envelope(u, out);
   }
   return out;
 }
@@ -334,10 +334,10 @@ Result<Evidence> evidence_from_object(const msgpack::object& o) {
       if (o.via.array.size != 3) throw Malformed("key evidence is not an array of 3");
       return key_evidence(head_of(f[1]), head_of(f[2]));
     }
-    if (kind != 1 || o.via.array.size != 7) throw Malformed("evidence is not [1, a, b, seq, base, bodies, bodies]");
+    if (kind != 1 || o.via.array.size != 7) throw Malformed("evidence is not [1, a, b, seq, base, updates, updates]");
     return chain_evidence(head_of(f[1]), head_of(f[2]), uint(f[3], "fork seq"),
-                          *chain_from(bin_of(f[4], kChainBytes, "evidence base")), bodies_of(f[5], "branch a"),
-                          bodies_of(f[6], "branch b"));
+                          *chain_from(bin_of(f[4], kChainBytes, "evidence base")), branch_of(f[5], "branch a"),
+                          branch_of(f[6], "branch b"));
   } catch (const Malformed& e) {
     return Status::corruption(e.what());
   }
@@ -345,9 +345,9 @@ Result<Evidence> evidence_from_object(const msgpack::object& o) {
 
 Result<Evidence> decode_evidence(std::string_view bytes) {
   if (bytes.size() > kMaxEvidenceBytes) return Status::corruption("evidence is over the size limit");
-  REPLOG_RETURN_IF_ERROR(precheck_msgpack(bytes, 4));
+  REPLOG_RETURN_IF_ERROR(precheck_msgpack(bytes, 5));
   try {
-    msgpack::unpack_limit limit(limits::kMaxContainerElements, 0, 0, limits::kMaxUpdateBytes, 0, 4);
+    msgpack::unpack_limit limit(limits::kMaxContainerElements, 0, 0, limits::kMaxUpdateBytes, 0, 5);
     size_t off = 0;
     auto oh = msgpack::unpack(bytes.data(), bytes.size(), off, nullptr, nullptr, limit);
     if (off != bytes.size()) return Status::corruption("bytes after the evidence");

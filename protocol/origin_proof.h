@@ -4,7 +4,7 @@
 //
 //   origin id  the first 8 bytes, big-endian, of BLAKE2b-256("replog-origin-v1" ‖ K)
 //   c_0        BLAKE2b-256("replog-chain-v1" ‖ u8 len(cluster) ‖ cluster ‖ K)
-//   c_n        BLAKE2b-256(c_{n-1} ‖ K ‖ body_n)
+//   c_n        BLAKE2b-256(c_{n-1} ‖ K ‖ u64be hlc_n ‖ body_n)
 //   head       (origin, seq, c_seq, flags), signed by K (Ed25519, detached) over
 //              "replog-head-v1" ‖ u64be origin ‖ u64be seq ‖ c_seq ‖ u8 flags
 //   cert       a device key D vouching for an origin key K that is not D itself:
@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "replog/status.h"
+#include "protocol/update.h"
 #include "replog/types.h"
 
 namespace replog::proof {
@@ -48,8 +49,9 @@ using Chain = std::array<unsigned char, kChainBytes>;
 OriginId origin_of_key(std::string_view key);
 
 Chain chain_start(std::string_view cluster, std::string_view key);
-// c <- BLAKE2b-256(c ‖ key ‖ body).
-void chain_step(Chain& c, std::string_view key, std::string_view body);
+// c <- BLAKE2b-256(c ‖ key ‖ u64be hlc ‖ body). The hlc is chained with the
+// body: it places the update in replay order, so a relay may not change it.
+void chain_step(Chain& c, std::string_view key, uint64_t hlc, std::string_view body);
 std::string_view chain_bytes(const Chain& c);
 // 32 bytes to a Chain; nullopt for any other length.
 std::optional<Chain> chain_from(std::string_view bytes);
@@ -111,10 +113,10 @@ struct Evidence {
   Kind kind = Kind::kChain;
   Head a, b;  // both carry their keys
   // kChain: the fork seq, c_{seq-1} (shared by both branches), and each
-  // branch's bodies from seq up to its head.
+  // branch's updates from seq up to its head.
   uint64_t seq = 0;
   Chain base{};
-  std::vector<std::string> bodies_a, bodies_b;
+  std::vector<Update> branch_a, branch_b;
 
   // The first seq that replay leaves out: `seq` for kChain, 1 for kKeys.
   uint64_t fork_seq() const { return kind == Kind::kChain ? seq : 1; }
@@ -122,16 +124,16 @@ struct Evidence {
 };
 
 // Evidence from two branches sharing c_{seq-1}: heads a and b (with keys) and
-// each branch's bodies from seq on. The caller has the bodies; check_evidence
-// decides whether they prove a fork.
-Evidence chain_evidence(Head a, Head b, uint64_t seq, const Chain& base, std::vector<std::string> bodies_a,
-                        std::vector<std::string> bodies_b);
+// each branch's updates from seq on. The caller has the updates;
+// check_evidence decides whether they prove a fork.
+Evidence chain_evidence(Head a, Head b, uint64_t seq, const Chain& base, std::vector<Update> branch_a,
+                        std::vector<Update> branch_b);
 Evidence key_evidence(Head a, Head b);
 
 // Whether `e` proves a fork in `cluster`: both heads verify (check_head), name
-// one origin and, for kChain, one key; each branch's bodies are its seqs from
-// e.seq on (their seq fields say so) and chain from e.base to its head; the
-// first bodies differ; and when e.seq is 1, e.base is c_0. For kKeys: the two
+// one origin and, for kChain, one key; each branch's updates are its origin's seqs
+// from e.seq on (their seq fields say so) and chain from e.base to its head;
+// the first updates differ (in hlc or body); and when e.seq is 1, e.base is c_0. For kKeys: the two
 // keys differ, both may hold the id, and the id is derived from neither or from
 // both (a legacy claim on an id derived from another key proves nothing). One
 // line saying what fails.
@@ -139,7 +141,8 @@ Status check_evidence(const Evidence& e, std::string_view cluster);
 
 // Evidence is at most this large encoded (two branches of a batch each).
 inline constexpr size_t kMaxEvidenceBytes = 3 << 20;
-// MessagePack: kChain [1, head a, head b, seq, base bin32, [bin...], [bin...]];
+// MessagePack: kChain [1, head a, head b, seq, base bin32, [envelope...], [envelope...]]
+// (envelopes as protocol/update.h writes them);
 // kKeys [2, head a, head b].
 std::string encode_evidence(const Evidence& e);
 Result<Evidence> decode_evidence(std::string_view bytes);

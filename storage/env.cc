@@ -1,10 +1,11 @@
 #include "storage/env.h"
 
+#include <sodium.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -179,15 +180,11 @@ class PosixEnv : public Env {
     return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
   }
 
+  // libsodium's generator (the kernel's getrandom() unless a program installs
+  // its own, as the simulator does to make a seed's keys repeatable).
   Status fill_random(void* buf, size_t size) override {
-    auto* p = static_cast<unsigned char*>(buf);
-    while (size > 0) {
-      ssize_t n = ::getrandom(p, size, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return errno_status("getrandom", errno);
-      p += n;
-      size -= static_cast<size_t>(n);
-    }
+    if (sodium_init() < 0) return Status::io_error("libsodium failed to initialise");
+    randombytes_buf(buf, size);
     return Status::ok();
   }
 

@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
 #include "node/api/verify.h"
+#include "node/core/hlc.h"
 #include "node/engine/node.h"
 #include "protocol/bytes.h"
 #include "protocol/origin_proof.h"
@@ -55,7 +57,7 @@ proof::Chain recompute(LogTxn& txn, const std::string& cluster, OriginId origin,
     auto id = txn.id_of(origin, s);
     auto body = id ? txn.body(*id) : std::nullopt;
     EXPECT_TRUE(body) << "seq " << s;
-    if (body) proof::chain_step(c, key, *body);
+    if (body) proof::chain_step(c, key, id->hlc, *body);
   }
   return c;
 }
@@ -201,7 +203,8 @@ TEST(Signing, LeavingTheOriginMovesToAFreshKeyTheDeviceCertifies) {
   ASSERT_TRUE(node->call("set", set_arg("a", "1")));
   const OriginId first = node->node_id();
   // An update of this node's origin that it never wrote (seq 2 from elsewhere).
-  auto forged = Update::make(UpdateId{hlc::make(1'790'000'000'000, 0), first}, 2, "set", "\x80");
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto forged = Update::make(UpdateId{hlc::make(now + 1000, 0), first}, 2, "set", "\x80");
   auto report = node->ingest({forged});
   ASSERT_TRUE(report) << report.status().message();
   ASSERT_TRUE(report->origin_changed);

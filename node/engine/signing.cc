@@ -43,7 +43,7 @@ Result<proof::Chain> chain_over_log(LogTxn& txn, const std::string& cluster, Ori
     auto id = txn.id_of(origin, s);
     auto body = id ? txn.body(*id) : std::nullopt;
     if (!body) return Status::corruption("origin " + hex16(origin) + " #" + std::to_string(s) + " is missing from the log");
-    proof::chain_step(c, key, *body);
+    proof::chain_step(c, key, id->hlc, *body);
     bytes += body->size();
   }
   return c;
@@ -141,7 +141,7 @@ Status Node::make_fresh_origin(LogTxn& txn) {
 void Node::chain_own(std::vector<StoredHead>& to_sign, const Update& u) {
   OwnChain& c = own_chain_;
   c.seq = u.seq();
-  proof::chain_step(c.chain, signer_.key, u.body());
+  proof::chain_step(c.chain, signer_.key, u.id().hlc, u.body());
   c.bytes += u.body().size();
   if (c.bytes - c.signed_bytes >= kSignEveryBytes) {
     to_sign.push_back(StoredHead{c.seq, c.chain, 0, {}, c.bytes});

@@ -207,6 +207,14 @@ void Cluster::tick(int64_t ms, int rounds) {
   }
 }
 
+// What a data directory holds beside its lock files: the log and the key
+// files (the device key, and any origin key it moved to).
+static void copy_data_files(const std::string& from, const std::string& to) {
+  fs::copy_file(from + "/data.mdb", to + "/data.mdb");
+  for (const auto& f : fs::directory_iterator(from))
+    if (f.path().extension() == ".key") fs::copy_file(f.path(), to + "/" + f.path().filename().string());
+}
+
 void Cluster::settle(int i) {
   // A request through the writer returns once it is idle.
   (void)nodes_[static_cast<size_t>(i)].node->ingest({});
@@ -217,7 +225,7 @@ void Cluster::crash(int i) {
   settle(i);  // so that the copy below is the log as committed
   const std::string copy = n.dir + ".crashed";
   fs::create_directories(copy);
-  fs::copy_file(n.dir + "/data.mdb", copy + "/data.mdb");
+  copy_data_files(n.dir, copy);
   add_frames(*n.transport, frames_of_crashed_);
   n.service.reset();
   n.transport.reset();
@@ -236,7 +244,7 @@ void Cluster::copy_directory(int from, int to) {
   settle(from);
   fs::remove_all(target.dir);
   fs::create_directories(target.dir);
-  fs::copy_file(source.dir + "/data.mdb", target.dir + "/data.mdb");
+  copy_data_files(source.dir, target.dir);
 }
 
 void Cluster::align_clocks() {
