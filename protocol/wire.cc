@@ -69,14 +69,18 @@ struct Body {
     pk.pack_uint64(m.max_bytes);
   }
   void operator()(const Updates& m) {
-    pk.pack_array(3);
+    pk.pack_array(m.head ? 4 : 3);
     pk.pack_uint64(m.origin);
     m.more ? pk.pack_true() : pk.pack_false();
     pack_updates(pk, out, m.updates);
+    if (m.head) proof::append_head(*m.head, out);
   }
   void operator()(const Push& m) {
-    pk.pack_array(1);
+    pk.pack_array(m.heads.empty() ? 1 : 2);
     pack_updates(pk, out, m.updates);
+    if (m.heads.empty()) return;
+    pk.pack_array(static_cast<uint32_t>(m.heads.size()));
+    for (const auto& h : m.heads) proof::append_head(h, out);
   }
   void operator()(const Join& m) {
     pk.pack_array(3);
@@ -197,6 +201,19 @@ Members members(const msgpack::object& o) {
   }
   return m;
 }
+proof::Head head(const msgpack::object& o) {
+  auto h = proof::head_from_object(o);
+  if (!h) throw Malformed(h.status().message());
+  return std::move(h).value();
+}
+std::vector<proof::Head> heads(const msgpack::object& o) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxPushHeads)
+    throw Malformed("heads are not an array of at most " + std::to_string(kMaxPushHeads));
+  std::vector<proof::Head> out;
+  out.reserve(o.via.array.size);
+  for (uint32_t i = 0; i < o.via.array.size; ++i) out.push_back(head(o.via.array.ptr[i]));
+  return out;
+}
 std::vector<Update> updates(const msgpack::object& o) {
   if (o.type != msgpack::type::ARRAY) throw Malformed("updates is not an array");
   std::vector<Update> out;
@@ -306,12 +323,21 @@ Result<Message> decode(std::string_view frame) {
         return Message(Request{uint(b[0], "origin"), uint(b[1], "from"), uint(b[2], "to"), uint(b[3], "max bytes")});
       }
       case Type::kUpdates: {
-        const auto* b = array(body, 3, "updates");
-        return Message(Updates{uint(b[0], "origin"), boolean(b[1], "more"), updates(b[2])});
+        // 3 elements, or 4 with the head the range ends at (nil: none).
+        if (body.type != msgpack::type::ARRAY || (body.via.array.size != 3 && body.via.array.size != 4))
+          throw Malformed("updates is not an array of 3 or 4");
+        const auto* b = body.via.array.ptr;
+        Updates u{uint(b[0], "origin"), boolean(b[1], "more"), updates(b[2]), std::nullopt};
+        if (body.via.array.size == 4 && b[3].type != msgpack::type::NIL) u.head = head(b[3]);
+        return Message(std::move(u));
       }
       case Type::kPush: {
-        const auto* b = array(body, 1, "push");
-        return Message(Push{updates(b[0])});
+        if (body.type != msgpack::type::ARRAY || (body.via.array.size != 1 && body.via.array.size != 2))
+          throw Malformed("push is not an array of 1 or 2");
+        const auto* b = body.via.array.ptr;
+        Push p{updates(b[0]), {}};
+        if (body.via.array.size == 2) p.heads = heads(b[1]);
+        return Message(std::move(p));
       }
       case Type::kJoin: return Message(join(body));
       case Type::kJoinReply: return Message(join_reply(body));

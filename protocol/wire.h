@@ -11,12 +11,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
 #include "replog/status.h"
+#include "protocol/origin_proof.h"
 #include "protocol/update.h"
 
 namespace replog::wire {
@@ -72,8 +74,11 @@ struct Hello {
 // Members frames (membership that spreads, PROTOCOL.md §7); set only by a
 // node whose links authenticate devices.
 inline constexpr uint64_t kFeatureMembers = 1;
+// Signed origins (PROTOCOL.md §8): Updates and Push frames carry the heads
+// that cover their updates, and a receiver stores only what they cover.
+inline constexpr uint64_t kFeatureSigned = 2;
 // Feature bits this implementation knows.
-inline constexpr uint64_t kFeatures = kFeatureMembers;
+inline constexpr uint64_t kFeatures = kFeatureMembers | kFeatureSigned;
 struct Error {
   ErrorCode code = ErrorCode::kMalformed;
   std::string message;
@@ -94,10 +99,16 @@ struct Updates {
   uint64_t origin = 0;
   bool more = false;  // the range held more than fit
   std::vector<Update> updates;
+  // kFeatureSigned: the head the range ends at (a 4th element; absent or nil: none).
+  std::optional<proof::Head> head;
 };
 struct Push {
   std::vector<Update> updates;
+  // kFeatureSigned: the heads its runs end at (a 2nd element; absent: none).
+  std::vector<proof::Head> heads;
 };
+// Heads per Push frame: one per origin run, each run at least one update.
+inline constexpr size_t kMaxPushHeads = 4096;
 
 // A joiner's request (invite/join, PROTOCOL.md §7): its device key, which
 // must be the key CURVE authenticated, its proof of the invite's secret

@@ -78,6 +78,7 @@ TEST(HybridClock, HighWaterMarkSurvivesRestartWithClockBehind) {
   init.clock = &wall;
   ASSERT_TRUE(engine::Node::init(init));
   engine::NodeOptions o;
+  o.verify_origins = false;  // hand-made updates: form and replay, not proof
   o.dir = dir;
   o.clock = &wall;
   UpdateId first;
@@ -108,6 +109,7 @@ struct NodeFixture : ::testing::Test {
 
   std::unique_ptr<engine::Node> open(size_t undo_window, uint64_t checkpoint_interval) {
     engine::NodeOptions o;
+    o.verify_origins = false;  // hand-made updates: form and replay, not proof
     o.dir = dir;
     o.clock = &wall;
     o.undo_window = undo_window;
@@ -131,6 +133,7 @@ struct NodeFixture : ::testing::Test {
     init.clock = &wall;
     EXPECT_TRUE(engine::Node::init(init));
     engine::NodeOptions o;
+    o.verify_origins = false;  // hand-made updates: form and replay, not proof
     o.dir = ref_dir;
     o.clock = &wall;
     auto node = std::move(engine::Node::open(o)).value();
@@ -217,6 +220,7 @@ TEST_F(NodeFixture, RestartFromCheckpointEqualsReplayFromScratch) {
     before = node->state_hash();
   }
   engine::NodeOptions o;
+  o.verify_origins = false;  // hand-made updates: form and replay, not proof
   o.dir = dir;
   auto reader = engine::Node::open_read_only(o);
   ASSERT_TRUE(reader);
@@ -235,6 +239,7 @@ TEST_F(NodeFixture, StateAtATimeFoldsOnlyUpdatesUpToIt) {
       ASSERT_TRUE(node->ingest({make_update(3, static_cast<uint64_t>(i + 1), kNow + i * 1000, "set", set_arg("v", Value(i)))}));
   }
   engine::NodeOptions o;
+  o.verify_origins = false;  // hand-made updates: form and replay, not proof
   o.dir = dir;
   auto at = engine::Node::open_read_only(o, kNow + 5 * 1000);
   ASSERT_TRUE(at);
@@ -279,6 +284,7 @@ std::unique_ptr<engine::Node> open_knowing_double(const std::string& dir) {
   auto methods = std::make_shared<MethodRegistry>(MethodRegistry::with_builtins());
   EXPECT_TRUE(methods->add("double", "1", double_method));
   engine::NodeOptions o;
+  o.verify_origins = false;  // hand-made updates: form and replay, not proof
   o.dir = dir;
   o.methods = methods;
   auto node = engine::Node::open_read_only(o);
@@ -290,6 +296,7 @@ TEST_F(NodeFixture, CheckpointOfOtherMethodsIsNotUsed) {
   UnknownMethodLog log;
   ASSERT_NO_FATAL_FAILURE(log.write(*this));
   engine::NodeOptions same;
+  same.verify_origins = false;  // hand-made updates: form and replay, not proof
   same.dir = dir;
   auto builtins = engine::Node::open_read_only(same);
   ASSERT_TRUE(builtins);
@@ -341,6 +348,7 @@ TEST_F(NodeFixture, UniqueConflictFromWorkingApartIsRecordedAndResolved) {
 
 TEST_F(NodeFixture, MapGrowsWhenFull) {
   engine::NodeOptions o;
+  o.verify_origins = false;  // hand-made updates: form and replay, not proof
   o.dir = dir;
   o.clock = &wall;
   o.initial_map_bytes = 1 << 20;  // 1 MiB, far too small for what follows

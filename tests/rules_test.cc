@@ -112,6 +112,7 @@ class OneNode : public ::testing::Test {
     init.clock = &clock_;
     ASSERT_TRUE(engine::Node::init(init));
     engine::NodeOptions o;
+    o.verify_origins = false;  // hand-made updates: form and replay, not proof
     o.dir = dir;
     o.clock = &clock_;
     auto n = engine::Node::open(o);
@@ -125,7 +126,7 @@ class OneNode : public ::testing::Test {
     so.seed = 1;
     service_ = std::make_unique<PeerService>(*node_, *transport_, clock_, so, [](int, const std::string&) {});
     PeerService* s = service_.get();
-    node_->set_commit_listener([s](const std::vector<Update>& u) { s->on_committed(u); });
+    node_->set_commit_listener([s](const std::vector<Update>& u, const std::vector<proof::Head>& h) { s->on_committed(u, h); });
     service_->start();
   }
   void TearDown() override {
@@ -455,6 +456,7 @@ class LimitsNode : public ::testing::Test {
     init.clock = &clock_;
     ASSERT_TRUE(engine::Node::init(init));
     engine::NodeOptions o;
+    o.verify_origins = false;  // hand-made updates: form and replay, not proof
     o.dir = dir_;
     o.clock = &clock_;
     auto n = engine::Node::open(o);
@@ -594,6 +596,7 @@ TEST(Limits, NaNsWithOtherBitsGiveOneStateHash) {
     init.cluster = "00";
     EXPECT_TRUE(engine::Node::init(init));
     engine::NodeOptions o;
+    o.verify_origins = false;  // hand-made updates: form and replay, not proof
     o.dir = dir;
     o.clock = &clock;
     auto node = std::move(engine::Node::open(o)).value();
@@ -619,6 +622,7 @@ class RetireTest : public ::testing::Test {
  protected:
   std::unique_ptr<engine::Node> Open(size_t undo_window = 64, uint64_t interval = 1'000'000) {
     engine::NodeOptions o;
+    o.verify_origins = false;  // hand-made updates: form and replay, not proof
     o.dir = dir_;
     o.clock = &clock_;
     o.undo_window = undo_window;
@@ -772,6 +776,7 @@ TEST(FormatVersion, ADirectoryOfAnUnknownFormatIsRefusedOnOpenAndLeftUntouched) 
   ASSERT_TRUE(engine::Node::init(init));
   {
     engine::NodeOptions o;
+    o.verify_origins = false;  // hand-made updates: form and replay, not proof
     o.dir = dir;
     o.clock = &clock;
     auto node = std::move(engine::Node::open(o)).value();
@@ -789,6 +794,7 @@ TEST(FormatVersion, ADirectoryOfAnUnknownFormatIsRefusedOnOpenAndLeftUntouched) 
   const std::string data_before = file_bytes(dir + "/data.mdb");
   ASSERT_FALSE(data_before.empty());
   engine::NodeOptions o;
+  o.verify_origins = false;  // hand-made updates: form and replay, not proof
   o.dir = dir;
   o.clock = &clock;
   for (int attempt = 0; attempt < 2; ++attempt) {

@@ -109,7 +109,7 @@ class SimCluster {
         if (j != i && (full_mesh || j == (i + 1) % n)) so.peers.push_back(endpoint_of(j));
       s.service = std::make_unique<PeerService>(*s.node, *s.transport, clock, so, [](int, const std::string&) {});
       PeerService* service = s.service.get();
-      s.node->set_commit_listener([service](const std::vector<Update>& u) { service->on_committed(u); });
+      s.node->set_commit_listener([service](const std::vector<Update>& u, const std::vector<proof::Head>& h) { service->on_committed(u, h); });
       nodes.push_back(std::move(s));
     }
     for (auto& s : nodes) s.service->start();

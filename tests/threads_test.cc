@@ -62,9 +62,9 @@ std::vector<UpdateId> ids_of(const engine::Node& node, OriginId origin) {
   for (uint64_t from = 1;;) {
     auto r = node.read_range(origin, from, 1000, 1 << 20);
     EXPECT_TRUE(r) << r.status().message();
-    if (!r || r->empty()) break;
-    for (const auto& u : *r) out.push_back(u.id());
-    from += r->size();
+    if (!r || r->updates.empty()) break;
+    for (const auto& u : r->updates) out.push_back(u.id());
+    from += r->updates.size();
   }
   return out;
 }
@@ -159,9 +159,9 @@ TEST(ThreadedNode, CallsFromManyThreadsWhileOthersReadAndTheMapGrows) {
         last_seq = seq;
         auto range = node->read_range(origin, 1, 5, 1 << 20);
         EXPECT_TRUE(range) << range.status().message();
-        if (range && range->size() == 5) {
+        if (range && range->updates.size() >= 5) {
           std::vector<UpdateId> ids;
-          for (const auto& u : *range) ids.push_back(u.id());
+          for (size_t i = 0; i < 5; ++i) ids.push_back(range->updates[i].id());
           if (first_five.empty()) first_five = ids;
           EXPECT_EQ(ids, first_five) << "committed updates changed under a reader";
         }
@@ -405,7 +405,7 @@ struct ZmqPeer {
       if (level == 0) ADD_FAILURE() << "peer service error: " << line;
     });
     PeerService* s = service.get();
-    node->set_commit_listener([s](const std::vector<Update>& u) { s->on_committed(u); });
+    node->set_commit_listener([s](const std::vector<Update>& u, const std::vector<proof::Head>& h) { s->on_committed(u, h); });
     loop = std::thread([this] {
       service->start();
       service->run_until(stop, 5);

@@ -25,6 +25,7 @@
 #include "protocol/invite.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
+#include "protocol/origin_proof.h"
 #include "replog/schema.h"
 #include "storage/data_dir.h"
 #include "storage/identity.h"
@@ -713,6 +714,29 @@ int cmd_export(const std::vector<std::string>& args) {
     if (progress && ++n % 100000 == 0) std::fprintf(stderr, "\rexported %llu updates", static_cast<unsigned long long>(n));
     return true;
   }));
+  // Then the heads that prove them (signed origins): every kept head of each
+  // origin, the first carrying the origin's key.
+  for (const auto& [o_id, rec] : txn.origin_records()) {
+    if (origin && o_id != *origin) continue;
+    bool first = true;
+    for (const StoredHead& h : txn.heads(o_id)) {
+      proof::Head head{o_id, h.seq, h.chain, h.flags, h.signature, {}, {}, {}};
+      if (first || rec.legacy) {
+        head.key = rec.key;
+        head.device = rec.device;
+        head.cert = rec.cert;
+      }
+      first = false;
+      std::string line;
+      if (format == "mpk") {
+        proof::append_head(head, line);
+      } else {
+        line = json{{"head", base64_encode(proof::encode_head(head))}}.dump() + "\n";
+      }
+      std::fwrite(line.data(), 1, line.size(), out);
+    }
+  }
+  check(txn.status());
   if (progress) std::fprintf(stderr, "\n");
   if (out != stdout && std::fclose(out) != 0) throw CommandError("write failed");
   return 0;
@@ -722,6 +746,7 @@ int cmd_export(const std::vector<std::string>& args) {
 // each one that does not (refused, as ingest would).
 struct ImportFile {
   std::vector<Update> updates;
+  std::vector<proof::Head> heads;
   std::vector<std::string> refused;
   void add(Result<Update> u) {
     if (u) updates.push_back(std::move(u).value());
@@ -742,9 +767,16 @@ ImportFile parse_updates(const std::string& data) {
       ++line_no;
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       json j = json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.is_object() && j.contains("head") && j["head"].is_string()) {
+        auto bytes = base64_decode(j["head"].get<std::string>());
+        auto head = bytes ? proof::decode_head(*bytes) : Result<proof::Head>(bytes.status());
+        if (!head) throw CommandError("line " + std::to_string(line_no) + ": bad head: " + head.status().message());
+        out.heads.push_back(std::move(head).value());
+        continue;
+      }
       if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j.contains("body") || !j["id"].is_string() ||
           !j["body"].is_string())
-        throw CommandError("line " + std::to_string(line_no) + ": expected {\"id\": ..., \"body\": ...}");
+        throw CommandError("line " + std::to_string(line_no) + ": expected {\"id\": ..., \"body\": ...} or {\"head\": ...}");
       auto id = UpdateId::parse(j["id"].get<std::string>());
       auto body = base64_decode(j["body"].get<std::string>());
       if (!id || !body) throw CommandError("line " + std::to_string(line_no) + ": bad id or body");
@@ -754,6 +786,15 @@ ImportFile parse_updates(const std::string& data) {
   }
   for (size_t n = 1; pos < data.size(); ++n) {
     size_t used = 0;
+    // An envelope is an array of 3; a head, of 5, 6 or 8.
+    const auto tag = static_cast<unsigned char>(data[pos]);
+    if (tag == 0x95 || tag == 0x96 || tag == 0x98) {
+      auto head = proof::read_head(std::string_view(data).substr(pos), used);
+      if (!head) throw CommandError("item " + std::to_string(n) + ": " + head.status().message());
+      pos += used;
+      out.heads.push_back(std::move(head).value());
+      continue;
+    }
     auto u = read_envelope(std::string_view(data).substr(pos), used);
     if (used == 0) throw CommandError("update " + std::to_string(n) + ": " + u.status().message());
     pos += used;
@@ -773,19 +814,46 @@ int cmd_import(const std::vector<std::string>& args) {
   std::vector<Update>& updates = file.updates;
   auto node = open_writer_offline(o, "import");
   IngestReport total;
+  // Each origin's updates in seq order, cut into runs at its heads; runs are
+  // stored in batches of about `batch` updates, each run with its head.
+  std::map<OriginId, std::vector<Update>> by_origin;
+  for (auto& u : updates) by_origin[u.id().origin].push_back(std::move(u));
+  std::map<OriginId, std::vector<proof::Head>> heads;
+  for (auto& h : file.heads) heads[h.origin].push_back(std::move(h));
   const size_t batch = 1000;
   bool progress = isatty(2);
-  for (size_t i = 0; i < updates.size(); i += batch) {
-    std::vector<Update> part(std::make_move_iterator(updates.begin() + static_cast<long>(i)),
-                                    std::make_move_iterator(updates.begin() + static_cast<long>(std::min(updates.size(), i + batch))));
-    IngestReport r = unwrap(node->ingest(std::move(part)));
+  size_t done = 0;
+  std::vector<Update> part;
+  std::vector<proof::Head> part_heads;
+  auto store = [&] {
+    if (part.empty() && part_heads.empty()) return;
+    done += part.size();
+    IngestReport r = unwrap(node->ingest(std::move(part), std::move(part_heads)));
+    part.clear();
+    part_heads.clear();
     total.accepted += r.accepted;
     total.duplicates += r.duplicates;
     total.forks += r.forks;
     for (const auto& refused : r.refused) file.refused.push_back(refused.detail);
-    if (progress && (i / batch) % 100 == 99) std::fprintf(stderr, "\rimported %zu of %zu", i + batch, updates.size());
+    if (progress) std::fprintf(stderr, "\rimported %zu of %zu", done, updates.size());
+  };
+  for (auto& [origin, ups] : by_origin) {
+    std::stable_sort(ups.begin(), ups.end(), [](const Update& x, const Update& y) { return x.seq() < y.seq(); });
+    auto& hs = heads[origin];
+    std::sort(hs.begin(), hs.end(), [](const proof::Head& x, const proof::Head& y) { return x.seq < y.seq; });
+    size_t h = 0;
+    for (auto& u : ups) {
+      part.push_back(std::move(u));
+      while (h < hs.size() && hs[h].seq < part.back().seq()) part_heads.push_back(hs[h++]);
+      if (h < hs.size() && hs[h].seq == part.back().seq()) {
+        part_heads.push_back(hs[h++]);
+        if (part.size() >= batch) store();  // a cut at a head
+      }
+    }
+    while (h < hs.size()) part_heads.push_back(hs[h++]);
+    store();
   }
-  if (progress && updates.size() >= batch * 100) std::fprintf(stderr, "\n");
+  if (progress) std::fprintf(stderr, "\n");
   check(node->close());
   if (o.json()) {
     std::cout << json{{"accepted", total.accepted}, {"duplicates", total.duplicates}, {"forks", total.forks},

@@ -61,8 +61,8 @@ void PeerNode::open(const std::string& d, const std::string& n) {
   dir = d;
   name = n;
   node = open_node(dir, "Node::open " + name);
-  node->set_commit_listener([this](const std::vector<Update>& ups) {
-    if (service) service->on_committed(ups);
+  node->set_commit_listener([this](const std::vector<Update>& ups, const std::vector<proof::Head>& heads) {
+    if (service) service->on_committed(ups, heads);
     if (on_commit) on_commit(ups);
   });
   context = std::make_unique<zmq::context_t>(1);

@@ -36,8 +36,8 @@ uint64_t call_while_partitioned(StepPair& sp) {
 
 // The bytes of the new updates' bodies, on both sides.
 uint64_t new_body_bytes(StepPair& sp) {
-  auto bodies = must(sp.a.node->read_range(sp.a.node->node_id(), 1, kNew, size_t{1} << 20), "read_range A");
-  auto bodies_b = must(sp.b.node->read_range(sp.b.node->node_id(), 1, kNew, size_t{1} << 20), "read_range B");
+  auto bodies = must(sp.a.node->read_range(sp.a.node->node_id(), 1, kNew, size_t{1} << 20), "read_range A").updates;
+  auto bodies_b = must(sp.b.node->read_range(sp.b.node->node_id(), 1, kNew, size_t{1} << 20), "read_range B").updates;
   uint64_t body_bytes = 0;
   for (const auto& u : bodies) body_bytes += u.body().size();
   for (const auto& u : bodies_b) body_bytes += u.body().size();

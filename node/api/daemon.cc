@@ -413,8 +413,8 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     for (const auto& p : service.peers()) peers.push_back(peer_status_value(p));
     return Value(std::move(peers));
   });
-  node->set_commit_listener([&](const std::vector<Update>& updates) {
-    service.on_committed(updates);
+  node->set_commit_listener([&](const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
+    service.on_committed(updates, heads);
     api.on_committed(updates);
   });
   std::string discovery_state;

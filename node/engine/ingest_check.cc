@@ -15,6 +15,8 @@ const char* verdict_name(Verdict v) {
     case Verdict::kTooFarAhead: return "too far ahead of this clock";
     case Verdict::kReservedOrigin: return "reserved origin id";
     case Verdict::kQuarantined: return "origin quarantined";
+    case Verdict::kUnverified: return "no signed head covers it";
+    case Verdict::kBadProof: return "its proof does not verify";
   }
   return "?";
 }

@@ -264,24 +264,58 @@ std::string Node::state_hash() const {
   return replayer_.state().hash_hex();
 }
 
-Result<std::vector<Update>> Node::read_range(OriginId origin, uint64_t from, uint64_t max_count,
-                                             size_t max_bytes) const {
+// A range ends at a head this node holds (signed origins): the kept head at
+// or below the budget's end, or when there is none, the first one after it,
+// so that a pull always progresses. Without a record of the origin (a node
+// that does not verify, or a legacy origin not yet attested) the range is
+// plain, as before signed origins.
+Result<Range> Node::read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const {
   auto txn = log_->begin_read();
   if (!txn) return txn.status();
-  std::vector<Update> out;
-  size_t bytes = 0;
-  for (uint64_t seq = from; out.size() < max_count && (out.empty() || bytes < max_bytes); ++seq) {
+  Range out;
+  auto rec = txn->origin_record(origin);
+  std::optional<proof::Head> own = origin == node_id_ ? own_head(false) : std::nullopt;
+  // The next head at or after `seq`: a kept one, or this node's newest own head not stored yet.
+  auto head_from = [&](uint64_t seq) -> std::optional<proof::Head> {
+    if (auto kept = txn->head_at_or_above(origin, seq))
+      return proof::Head{origin, kept->seq, kept->chain, kept->flags, kept->signature, {}, {}, {}};
+    if (own && own->seq >= seq) return own;
+    return std::nullopt;
+  };
+  const bool signed_range = rec.has_value() && rec->seq >= from;
+  std::optional<proof::Head> next = signed_range ? head_from(from) : std::nullopt;
+  if (signed_range && (!next || next->seq > rec->seq)) return out;  // held but not yet under a head
+  size_t bytes = 0, at_head = 0;
+  for (uint64_t seq = from;; ++seq) {
+    const bool budget_left = out.updates.size() < max_count && (out.updates.empty() || bytes < max_bytes);
+    // Past the budget, a signed range goes on only to reach its first head.
+    if (!budget_left && (!signed_range || out.head)) break;
+    if (signed_range && seq > rec->seq) break;
     auto id = txn->id_of(origin, seq);
     if (!id) break;
     auto body = txn->body(*id);
     if (!body) return Status::corruption("seq index of " + hex16(origin) + " #" + std::to_string(seq) + " points nowhere");
-    if (!out.empty() && bytes + body->size() > max_bytes) break;
+    if (!signed_range && !out.updates.empty() && bytes + body->size() > max_bytes) break;
     bytes += body->size();
     auto u = Update::parse(*id, std::move(*body));
     if (!u) return u.status().with_context("stored update");
-    out.push_back(std::move(u).value());
+    out.updates.push_back(std::move(u).value());
+    if (next && next->seq == seq) {
+      out.head = next;
+      at_head = out.updates.size();
+      next = head_from(seq + 1);
+    }
   }
   REPLOG_RETURN_IF_ERROR(txn->status());
+  if (signed_range) {
+    out.updates.resize(at_head);  // what lies past the last head is not sent
+    if (out.head && from == 1) {
+      out.head->key = rec->key;
+      out.head->device = rec->device;
+      out.head->cert = rec->cert;
+    }
+    if (out.head && rec->legacy) out.head->key = rec->key;
+  }
   return out;
 }
 

@@ -66,6 +66,11 @@ struct NodeOptions {
   // once, whose lock it waits for (null: nowhere).
   int64_t lock_wait_ms = 0;
   std::function<void(const std::string&)> on_lock_wait;
+  // Signed origins: received updates are stored only once a verified head
+  // covers them. Off only for a benchmark's baseline and for tests of replay
+  // that feed hand-made updates; then received updates are judged for form
+  // alone, as before signed origins.
+  bool verify_origins = true;
 };
 
 struct InitOptions {
@@ -124,11 +129,14 @@ class Node final : public SyncStore {
   OriginId node_id() const override { return node_id_.load(); }
   std::string cluster_id() const override { return cluster_id_; }
   VersionVector vector() const override;
-  Result<std::vector<Update>> read_range(OriginId origin, uint64_t from, uint64_t max_count,
-                                         size_t max_bytes) const override;
-  // Updates from elsewhere (import, peers), checked for form only.
+  Result<Range> read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const override;
+  // Updates from elsewhere (import, peers) with the heads that cover them:
+  // each origin's run is stored once its head verifies and its bytes chain
+  // to it (options.verify_origins), and judged for form.
   // REQUIRES: a writable node.
-  Result<IngestReport> ingest(std::vector<Update> updates) override;
+  Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) override;
+  // The same without heads: for a node that does not verify (tests, benchmarks).
+  Result<IngestReport> ingest(std::vector<Update> updates) { return ingest(std::move(updates), {}); }
   // REQUIRES: a writable node.
   Status save_peers(std::map<std::string, std::string> peers) override;
 
@@ -140,9 +148,11 @@ class Node final : public SyncStore {
   std::optional<proof::Head> own_head(bool with_key) const;
 
   // Called by the writer thread after each commit with the updates it stored
-  // (local calls and received ones), in commit order. Must not block.
+  // (local calls and received ones), in commit order, and the heads that
+  // cover them (each origin's runs end at one; a head carries its key when
+  // its run starts at seq 1). Must not block.
   // REQUIRES: set before the first call()/ingest().
-  using CommitListener = std::function<void(const std::vector<Update>&)>;
+  using CommitListener = std::function<void(const std::vector<Update>&, const std::vector<proof::Head>&)>;
   void set_commit_listener(CommitListener listener) { commit_listener_ = std::move(listener); }
 
   // Runs fn on the state, first folding in what a catch-up stored but did not
@@ -181,6 +191,12 @@ class Node final : public SyncStore {
   Status run_batch(Batch& b);
   Status store_received(Batch& b, Request& req);
   Status store_one_received(Batch& b, Request& req, const Update& u);
+  Status store_verified(Batch& b, Request& req, OriginId origin, std::vector<const Update*>& ups,
+                        std::vector<const proof::Head*>& heads);
+  Status store_run(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
+                   const proof::Head& head);
+  Status fork_by_proof(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
+                       const proof::Head& head, const std::string& key);
   Status fold_received(Batch& b);
   Status store_calls(Batch& b);
   Status store_one_call(Batch& b, Request& req);

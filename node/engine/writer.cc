@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <future>
 
+#include "node/engine/batch.h"
 #include "node/engine/ingest_check.h"
 #include "node/engine/node.h"
 #include "protocol/bytes.h"
@@ -13,33 +14,6 @@
 #include "storage/update_log.h"
 
 namespace replog::engine {
-
-struct Node::Request {
-  enum class Kind { kCall, kIngest, kPeers } kind;
-  std::string method;
-  std::string arg;  // MessagePack
-  std::vector<Update> updates;
-  std::map<std::string, std::string> peers;
-
-  Status status;
-  UpdateId id;
-  IngestReport report;
-  std::promise<void> done;
-};
-
-// One group commit's work in progress.
-struct Node::Batch {
-  Batch(std::vector<std::shared_ptr<Request>>& r, LogTxn& t) : requests(r), txn(t) {}
-  std::vector<std::shared_ptr<Request>>& requests;
-  LogTxn& txn;
-  uint64_t hlc_ceiling = 0;
-  size_t puts = 0;                        // records written in this transaction
-  std::vector<UpdateView> accepted;       // received and stored, to fold (views into requests)
-  std::vector<Update> committed;          // for the commit listener, in commit order
-  std::map<OriginId, VectorEntry> held;   // vector entries, read once per batch and kept current
-  std::vector<StoredHead> to_sign;        // own heads to sign once the batch has committed
-  size_t heads_stored = 0;                // unstored_heads_ written by this batch
-};
 
 // --- callers --------------------------------------------------------------------------
 
@@ -60,10 +34,11 @@ Result<UpdateId> Node::call(const std::string& method, const Value& arg) {
   return req->id;
 }
 
-Result<IngestReport> Node::ingest(std::vector<Update> updates) {
+Result<IngestReport> Node::ingest(std::vector<Update> updates, std::vector<proof::Head> heads) {
   auto req = std::make_shared<Request>();
   req->kind = Request::Kind::kIngest;
   req->updates = std::move(updates);
+  req->heads = std::move(heads);
   REPLOG_RETURN_IF_ERROR(submit(req));
   if (!req->status) return req->status;
   return std::move(req->report);
@@ -157,8 +132,20 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
           unstored_heads_.erase(unstored_heads_.begin(), unstored_heads_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
           unstored_head_bytes_.erase(unstored_head_bytes_.begin(),
                                      unstored_head_bytes_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
-          sign_committed(b.to_sign);
-          if (commit_listener_ && !b.committed.empty()) commit_listener_(b.committed);
+                    sign_committed(b.to_sign);
+          if (commit_listener_ && !b.committed.empty()) {
+            // Own heads carry the key when this batch's own run starts at seq 1.
+            for (size_t i = unstored_heads_.size() - b.to_sign.size(); i < unstored_heads_.size(); ++i) {
+              proof::Head h = unstored_heads_[i].second;
+              if (b.own_first == 1) {
+                h.key = signer_.key;
+                h.device = signer_.device;
+                h.cert = signer_.cert;
+              }
+              b.committed_heads.push_back(std::move(h));
+            }
+            commit_listener_(b.committed, b.committed_heads);
+          }
           return;
         }
       }
@@ -206,7 +193,32 @@ void Node::recover_after_abort() {
 
 Status Node::store_received(Batch& b, Request& req) {
   req.report = IngestReport{};
-  for (const Update& u : req.updates) REPLOG_RETURN_IF_ERROR(store_one_received(b, req, u));
+  if (!options_.verify_origins) {
+    for (const Update& u : req.updates) REPLOG_RETURN_IF_ERROR(store_one_received(b, req, u));
+    return Status::ok();
+  }
+  // Each origin's updates in seq order, with that origin's heads in seq order.
+  std::map<OriginId, std::vector<const Update*>> by_origin;
+  for (const Update& u : req.updates) by_origin[u.id().origin].push_back(&u);
+  std::map<OriginId, std::vector<const proof::Head*>> heads;
+  for (const proof::Head& h : req.heads) heads[h.origin].push_back(&h);
+  for (auto& [origin, ups] : by_origin) {
+    std::stable_sort(ups.begin(), ups.end(), [](const Update* x, const Update* y) { return x->seq() < y->seq(); });
+    // Frames from several peers repeat updates: each seq once, and one that
+    // differs from the first of its seq is judged after (a fork, or altered).
+    std::vector<const Update*> first, others;
+    for (const Update* u : ups) {
+      if (first.empty() || first.back()->seq() != u->seq()) first.push_back(u);
+      else if (u->id() == first.back()->id() && u->body() == first.back()->body()) ++req.report.duplicates;
+      else others.push_back(u);
+    }
+    auto& hs = heads[origin];
+    std::stable_sort(hs.begin(), hs.end(), [](const proof::Head* x, const proof::Head* y) { return x->seq < y->seq; });
+    hs.erase(std::unique(hs.begin(), hs.end(), [](const proof::Head* x, const proof::Head* y) { return *x == *y; }),
+             hs.end());
+    REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, first, hs));
+    if (!others.empty()) REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, others, hs));
+  }
   return Status::ok();
 }
 
@@ -293,6 +305,7 @@ Status Node::store_calls(Batch& b) {
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kCall) REPLOG_RETURN_IF_ERROR(store_one_call(b, *req));
   if (own_seq_ == before) return Status::ok();
+  b.own_first = before + 1;
   // The tip is signed once the batch is durable (sign_committed).
   if (own_chain_.signed_seq != own_chain_.seq) {
     b.to_sign.push_back(StoredHead{own_chain_.seq, own_chain_.chain, 0, {}, own_chain_.bytes});

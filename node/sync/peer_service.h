@@ -52,7 +52,9 @@ class PeerService {
   void run_until(const std::atomic<bool>& stop, int poll_ms = 5);
 
   // From the store's writer: updates just committed (pushed to peers).
-  void on_committed(const std::vector<Update>& updates) { engine_.on_committed(updates); }
+  void on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
+    engine_.on_committed(updates, heads);
+  }
   std::vector<PeerStatus> peers() const { return engine_.peers(); }
   // REQUIRES: the event-loop thread (or, stepped, the thread that drives it).
   SyncEngine& engine() { return engine_; }

@@ -310,7 +310,9 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
         p.credit_used += bytes;
       }
     }
-    if (ingest(std::move(u->updates), &p)) pull_missing(p);
+    std::vector<proof::Head> heads;
+    if (u->head) heads.push_back(std::move(*u->head));
+    if (ingest(std::move(u->updates), std::move(heads), &p)) pull_missing(p);
   } else if (auto* members = std::get_if<wire::Members>(&m)) {
     if (p.ready) take_members(p.key, *members);
   } else {
@@ -332,7 +334,7 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
     }
     bool fresh = !incoming_.count(link.key);
     const PeerId id = peer_id(frame.peer_key, h->node_id);
-    admit_incoming(link.key, id);
+    admit_incoming(link.key, id, h->features & hello_.features);
     send(link, hello_);
     if (fresh) connect_back(id, h->endpoint, frame.peer_key);
     return;
@@ -343,6 +345,7 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
     return;
   }
   const PeerId id = who->second.id;
+  const bool signed_link = (who->second.features & wire::kFeatureSigned) != 0;
   if (auto* v = std::get_if<wire::Vector>(&m)) {
     if (incoming_vectors_[id].add(*v)) {
       auto theirs = std::move(incoming_vectors_[id].entries);
@@ -359,7 +362,8 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
       const uint64_t asked = r->to_seq - r->from_seq + 1;
       auto range = node_.read_range(r->origin, r->from_seq, asked, max_bytes);
       if (range) {
-        reply.updates = std::move(range).value();
+        reply.updates = std::move(range->updates);
+        if (signed_link) reply.head = std::move(range->head);
         counters_.updates_sent += reply.updates.size();
         // More: stopped for the byte limit while the next seq of the range is held.
         const uint64_t next = r->from_seq + reply.updates.size();
@@ -377,6 +381,7 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
       received_from_.insert(from->endpoint);
     }
     for (auto& u : p->updates) received_.push_back(std::move(u));
+    for (auto& h : p->heads) received_heads_.push_back(std::move(h));
   } else if (auto* members = std::get_if<wire::Members>(&m)) {
     take_members(frame.peer_key, *members);
   } else {
@@ -389,14 +394,14 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
 // its old routing id behind): the oldest is forgotten, and its next frame, if
 // it still sends on it, gets Error 4. Two links of one id are not merged: two
 // devices with one key (a copied directory) must not evict each other.
-void SyncEngine::admit_incoming(const std::string& routing_id, const PeerId& id) {
+void SyncEngine::admit_incoming(const std::string& routing_id, const PeerId& id, uint64_t features) {
   if (!incoming_.count(routing_id) && incoming_.size() >= kMaxIncoming) {
     auto oldest = std::min_element(incoming_.begin(), incoming_.end(),
                                    [](const auto& a, const auto& b) { return a.second.since_ms < b.second.since_ms; });
     incoming_vectors_.erase(oldest->second.id);
     incoming_.erase(oldest);
   }
-  incoming_[routing_id] = Incoming{id, clock_.now_millis()};
+  incoming_[routing_id] = Incoming{id, clock_.now_millis(), features};
 }
 
 // Pulls from a node that connected to us, on a link of our own to the
@@ -531,14 +536,14 @@ void SyncEngine::note_their(Peer& p, const std::vector<Update>& updates) {
   }
 }
 
-bool SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
+bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> heads, Peer* from) {
   if (updates.empty()) return true;
   if (from) note_their(*from, updates);
   counters_.updates_received += updates.size();
   std::set<OriginId> origins;
   if (from)
     for (const auto& u : updates) origins.insert(u.id().origin);
-  auto r = node_.ingest(std::move(updates));
+  auto r = node_.ingest(std::move(updates), std::move(heads));
   if (!r) {
     log_(0, "storing received updates failed: " + r.status().message());
     // Pulling the same range again at once would fail alike, and every
@@ -554,7 +559,8 @@ bool SyncEngine::ingest(std::vector<Update> updates, Peer* from) {
   for (const auto& refused : r->refused) {
     // A gap is routine (a push overtook a pull, and is pulled at once); anything
     // else is summed up by on_tick, at most one line per 5 s.
-    if (refused.verdict == Verdict::kGap) continue;
+    // So is an update whose head was not in its frame: pulled as a gap is.
+    if (refused.verdict == Verdict::kGap || refused.verdict == Verdict::kUnverified) continue;
     ++counters_.refused_updates;
     last_refusal_ = refused.detail;
     // Too far ahead of this clock, a fork, a quarantined origin: asking again
@@ -579,9 +585,11 @@ void SyncEngine::flush_received() {
   if (received_.empty()) return;
   std::vector<Update> updates;
   updates.swap(received_);
+  std::vector<proof::Head> heads;
+  heads.swap(received_heads_);
   std::set<std::string> sources;
   sources.swap(received_from_);
-  ingest(std::move(updates), nullptr);
+  ingest(std::move(updates), std::move(heads), nullptr);
   // A gap among them is pulled at once from whoever pushed.
   for (const auto& endpoint : sources) {
     auto it = peers_.find(endpoint);
@@ -589,43 +597,95 @@ void SyncEngine::flush_received() {
   }
 }
 
-void SyncEngine::on_committed(const std::vector<Update>& updates) {
+void SyncEngine::on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
   std::lock_guard<std::mutex> l(committed_mu_);
+  if (committed_bytes_ >= options_.max_pending_push_bytes) return;  // anti-entropy delivers the rest
   for (const auto& u : updates) {
-    if (committed_bytes_ + u.body().size() > options_.max_pending_push_bytes) break;  // anti-entropy delivers the rest
     committed_bytes_ += u.body().size();
     committed_.push_back(u);
   }
+  committed_heads_.insert(committed_heads_.end(), heads.begin(), heads.end());
   if (first_committed_ms_ < 0) first_committed_ms_ = clock_.now_millis();
 }
 
+namespace {
+
+// A run of one origin's committed updates and the head it ends at (none from
+// a node that does not sign: then each update is its own run).
+struct PushRun {
+  std::vector<const Update*> updates;
+  std::optional<proof::Head> head;
+  size_t bytes = 0;
+};
+
+// The committed updates cut into runs at their heads, in the order the heads
+// came; updates no head covers are left to anti-entropy.
+std::vector<PushRun> push_runs(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
+  std::vector<PushRun> runs;
+  if (heads.empty()) {
+    for (const auto& u : updates) runs.push_back(PushRun{{&u}, std::nullopt, u.body().size()});
+    return runs;
+  }
+  std::map<OriginId, std::vector<const Update*>> by_origin;
+  for (const auto& u : updates) by_origin[u.id().origin].push_back(&u);
+  for (auto& [_, ups] : by_origin)
+    std::sort(ups.begin(), ups.end(), [](const Update* a, const Update* b) { return a->seq() < b->seq(); });
+  std::map<OriginId, size_t> next;  // per origin, the first update not in a run yet
+  for (const auto& h : heads) {
+    auto it = by_origin.find(h.origin);
+    if (it == by_origin.end()) continue;
+    size_t& i = next[h.origin];
+    PushRun run;
+    for (; i < it->second.size() && it->second[i]->seq() <= h.seq; ++i) {
+      run.updates.push_back(it->second[i]);
+      run.bytes += it->second[i]->body().size();
+    }
+    if (run.updates.empty()) continue;
+    run.head = h;
+    runs.push_back(std::move(run));
+  }
+  return runs;
+}
+
+}  // namespace
+
 void SyncEngine::flush_pushes() {
   std::vector<Update> batch;
+  std::vector<proof::Head> heads;
   {
     std::lock_guard<std::mutex> l(committed_mu_);
     if (first_committed_ms_ < 0 || clock_.now_millis() - first_committed_ms_ < options_.push_delay_ms) return;
     batch.swap(committed_);
+    heads.swap(committed_heads_);
     committed_bytes_ = 0;
     first_committed_ms_ = -1;
   }
+  const std::vector<PushRun> runs = push_runs(batch, heads);
   for (auto& entry : peers_) {
     Peer& p = entry.second;  // not a structured binding: clang 14 cannot capture those in a lambda
     if (!p.ready) continue;
+    const bool signed_link = (p.features & wire::kFeatureSigned) != 0;
     wire::Push push;
     size_t bytes = 0;
     auto flush = [&] {
       if (push.updates.empty()) return;
       send(Link{true, p.endpoint}, push);
       push.updates.clear();
+      push.heads.clear();
       bytes = 0;
     };
-    for (const Update& u : batch) {
-      uint64_t& theirs = p.their[u.id().origin];
-      if (u.seq() <= theirs) continue;  // they have it (they may have sent it)
-      if (bytes + u.body().size() > wire::kMaxBatchBytes) flush();
-      push.updates.push_back(u);
-      bytes += u.body().size();
-      theirs = u.seq();  // optimistic; their next vector corrects it
+    // Whole runs only, so that every run in a frame ends at its head.
+    for (const PushRun& run : runs) {
+      uint64_t& theirs = p.their[run.updates.front()->id().origin];
+      if (run.updates.back()->seq() <= theirs) continue;  // they have it (they may have sent it)
+      if (bytes + run.bytes > wire::kMaxBatchBytes) flush();
+      for (const Update* u : run.updates) {
+        if (u->seq() <= theirs) continue;
+        push.updates.push_back(*u);
+        bytes += u->body().size();
+      }
+      if (signed_link && run.head) push.heads.push_back(*run.head);
+      theirs = run.updates.back()->seq();  // optimistic; their next vector corrects it
     }
     flush();
   }

@@ -107,7 +107,7 @@ class SyncEngine {
   // Timers: handshake retries, anti-entropy, pull timeouts, coalesced pushes.
   void on_tick();
   // From the writer thread: updates that were just committed.
-  void on_committed(const std::vector<Update>& updates);
+  void on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads);
 
   // Runtime changes of whom to sync with (the daemon's trust list):
   // dials a device (nothing when a link to the endpoint exists) ...
@@ -188,6 +188,7 @@ class SyncEngine {
   struct Incoming {
     PeerId id;
     int64_t since_ms = 0;
+    uint64_t features = 0;  // what both Hellos name
   };
   static constexpr int64_t kLearnedPeerGraceMs = 30'000;  // to say Hello back, else dropped
   // A learned link not ready this long gives way when its device dials in.
@@ -204,7 +205,7 @@ class SyncEngine {
   static std::string source_of(const Frame& frame);
   bool blocked(const Frame& frame, int64_t now);
   void note_bad(const Frame& frame, int64_t now);
-  void admit_incoming(const std::string& routing_id, const PeerId& id);
+  void admit_incoming(const std::string& routing_id, const PeerId& id, uint64_t features);
   void check_silent_peers(int64_t now);
   void redial_unready_peers(int64_t now);
   void connect_back(const PeerId& id, const std::string& endpoint, const std::string& key);
@@ -229,7 +230,7 @@ class SyncEngine {
   void pull_missing(Peer& p);
   // Stores received updates; false when the store failed (a full disk, say):
   // then nothing is pulled from `from` again before its next vector.
-  bool ingest(std::vector<Update> updates, Peer* from);
+  bool ingest(std::vector<Update> updates, std::vector<proof::Head> heads, Peer* from);
   void flush_pushes();
   Peer* peer_by_id(const PeerId& id);
   void release_pulls(Peer& p);
@@ -251,6 +252,7 @@ class SyncEngine {
   std::map<PeerId, VectorAssembly> incoming_vectors_;  // Vectors being assembled, by sender
   std::map<OriginId, Pull> pulls_;                    // one range per origin at a time
   std::vector<Update> received_;            // pushed, not yet stored (flush_received)
+  std::vector<proof::Head> received_heads_;  // the heads pushed with them
   std::set<std::string> received_from_;               // endpoints of the peers that pushed them
   VersionVector mine_;                                // cached; refreshed on commit
   int64_t next_round_ms_ = 0;
@@ -258,6 +260,7 @@ class SyncEngine {
 
   std::mutex committed_mu_;
   std::vector<Update> committed_;  // guarded by committed_mu_
+  std::vector<proof::Head> committed_heads_;  // guarded by committed_mu_: the heads covering committed_
   size_t committed_bytes_ = 0;            // guarded by committed_mu_
   int64_t first_committed_ms_ = -1;       // guarded by committed_mu_
 

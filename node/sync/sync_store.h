@@ -10,9 +10,11 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "protocol/origin_proof.h"
 #include "protocol/update.h"
 #include "protocol/version_vector.h"
 #include "replog/status.h"
@@ -30,6 +32,8 @@ enum class Verdict : uint8_t {
   kTooFarAhead,     // its hlc is further ahead of this clock than the skew limit (temporary)
   kReservedOrigin,  // origin 0 or all ones
   kQuarantined,     // its origin forked earlier: nothing more of it is taken
+  kUnverified,      // no signed head in its batch covers it, or its origin's key is unknown (pulled again)
+  kBadProof,        // its head does not verify, or its bytes do not chain to the head (altered or forged)
 };
 const char* verdict_name(Verdict v);
 
@@ -48,6 +52,13 @@ struct IngestReport {
   bool origin_changed = false;   // this node moved to a fresh origin (its own origin was forked or outrun)
 };
 
+// A range of one origin's updates and the signed head it ends at (none for a
+// store that does not sign, or when nothing is held from `from` on).
+struct Range {
+  std::vector<Update> updates;
+  std::optional<proof::Head> head;
+};
+
 class SyncStore {
  public:
   virtual ~SyncStore() = default;
@@ -57,11 +68,14 @@ class SyncStore {
   virtual std::string cluster_id() const = 0;
   virtual VersionVector vector() const = 0;
   // Updates of `origin` from seq `from` on, at most `max_count`, stopping once
-  // `max_bytes` of bodies are gathered (always at least one when held).
-  virtual Result<std::vector<Update>> read_range(OriginId origin, uint64_t from, uint64_t max_count,
-                                                 size_t max_bytes) const = 0;
-  // Received updates, judged for form and stored durably before it returns.
-  virtual Result<IngestReport> ingest(std::vector<Update> updates) = 0;
+  // `max_bytes` of bodies are gathered (always at least one when held). With
+  // signed origins the range ends at a head the store holds, which it
+  // returns, carrying the origin's key when the range starts at seq 1; it may
+  // then run past max_count or max_bytes to reach that head.
+  virtual Result<Range> read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const = 0;
+  // Received updates with the heads that cover them, judged for form (and
+  // proof) and stored durably before it returns.
+  virtual Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) = 0;
   // What the engine knows of its peers (endpoint -> MessagePack state), kept across restarts.
   virtual Status save_peers(std::map<std::string, std::string> peers) = 0;
 };

@@ -123,14 +123,14 @@ void Cluster::open(SimNode& n) {
   if (buggify_) buggify_->suspend(n.index, false);
   require(node.status(), "open " + n.dir);
   n.node = std::move(node).value();
-  n.store = std::make_unique<CountingStore>(*n.node, refusals_);
+  n.store = std::make_unique<CountingStore>(*n.node, refusals_, made_up_);
   const TrustStore* trust = n.trust.get();
   n.memory = std::make_unique<testing::MemoryTransport>(
       net_, n.endpoint, testing::MemoryIdentity{n.key, [trust](const std::string& key) { return trust->contains(key); }});
   n.transport = std::make_unique<testing::FaultyTransport>(*n.memory, *n.clock, rng_());
   n.service = std::make_unique<PeerService>(*n.store, *n.transport, *n.clock, sync_options(n), [](int, const std::string&) {});
   PeerService* service = n.service.get();
-  n.node->set_commit_listener([service](const std::vector<Update>& u) { service->on_committed(u); });
+  n.node->set_commit_listener([service](const std::vector<Update>& u, const std::vector<proof::Head>& h) { service->on_committed(u, h); });
   n.service->start();
   n.followed_generation = n.trust->generation();
   n.followed.clear();

@@ -117,6 +117,8 @@ class Cluster {
   std::vector<SimNode>& nodes() { return nodes_; }
   const std::string& cluster_id() const { return cluster_id_; }
   const RefusalCounts& refusals() const { return refusals_; }
+  // An update a hostile peer made up: nodes refuse it, and that is no fault.
+  void note_made_up(const UpdateId& id) { made_up_.insert(id); }
 
  private:
   void init_directory(SimNode& n, bool first);
@@ -132,6 +134,7 @@ class Cluster {
   Buggify* buggify_;
   testing::MemoryNetwork net_;
   RefusalCounts refusals_;
+  std::set<UpdateId> made_up_;
   std::vector<SimNode> nodes_;  // never grows once made: transports read their `trust` lists
   std::unique_ptr<SimNode> outsider_;
   std::map<wire::Type, uint64_t> frames_of_crashed_;

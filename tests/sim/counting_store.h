@@ -2,9 +2,12 @@
 // everything through and counts, by verdict, the received updates the node
 // refused. The checker reads the counts: a gap or a temporarily too-far-ahead
 // hlc is expected under faults; any other refusal of an honest update is not.
+// Updates a hostile peer made up (`made_up`) are not honest: their refusals
+// are not counted.
 #pragma once
 
 #include <map>
+#include <set>
 
 #include "node/sync/sync_store.h"
 
@@ -15,19 +18,20 @@ using RefusalCounts = std::map<Verdict, uint64_t>;
 class CountingStore final : public SyncStore {
  public:
   // `counts` outlives this store (it survives the node's crashes).
-  CountingStore(SyncStore& inner, RefusalCounts& counts) : inner_(inner), counts_(counts) {}
+  CountingStore(SyncStore& inner, RefusalCounts& counts, const std::set<UpdateId>& made_up)
+      : inner_(inner), counts_(counts), made_up_(made_up) {}
 
   OriginId node_id() const override { return inner_.node_id(); }
   std::string cluster_id() const override { return inner_.cluster_id(); }
   VersionVector vector() const override { return inner_.vector(); }
-  Result<std::vector<Update>> read_range(OriginId origin, uint64_t from, uint64_t max_count,
-                                         size_t max_bytes) const override {
+  Result<Range> read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const override {
     return inner_.read_range(origin, from, max_count, max_bytes);
   }
-  Result<IngestReport> ingest(std::vector<Update> updates) override {
-    auto report = inner_.ingest(std::move(updates));
+  Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) override {
+    auto report = inner_.ingest(std::move(updates), std::move(heads));
     if (report)
-      for (const Refused& r : report->refused) ++counts_[r.verdict];
+      for (const Refused& r : report->refused)
+        if (!made_up_.count(r.id)) ++counts_[r.verdict];
     return report;
   }
   Status save_peers(std::map<std::string, std::string> peers) override { return inner_.save_peers(std::move(peers)); }
@@ -35,6 +39,7 @@ class CountingStore final : public SyncStore {
  private:
   SyncStore& inner_;
   RefusalCounts& counts_;
+  const std::set<UpdateId>& made_up_;
 };
 
 // Refusals that an honest cluster must never see (all but kGap and kTooFarAhead).

@@ -1,5 +1,7 @@
 #include "sim/stranger.h"
 
+#include <sodium.h>
+
 #include "protocol/limits.h"
 #include "protocol/msgpack_codec.h"
 #include "protocol/wire.h"
@@ -13,6 +15,10 @@ Stranger::Stranger(Cluster& cluster, std::mt19937_64& rng)
       transport_(cluster.network(), kEndpoint, testing::MemoryIdentity{key_, [](const std::string&) { return true; }}),
       id_(rng() | 1) {
   cluster_.trust_everywhere(key_);
+  unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+  for (auto& b : seed) b = static_cast<unsigned char>(rng_());
+  signing_secret_.resize(crypto_sign_SECRETKEYBYTES);
+  crypto_sign_seed_keypair(pk, reinterpret_cast<unsigned char*>(signing_secret_.data()), seed);
 }
 
 void Stranger::pump() {
@@ -20,7 +26,7 @@ void Stranger::pump() {
     auto m = wire::decode(f.bytes);
     if (m && std::holds_alternative<wire::Hello>(*m) && !f.link.outgoing)
       transport_.send(f.link, wire::encode(wire::Hello{cluster_.cluster_id(), id_, kEndpoint, limits::kMaxUpdateBytes,
-                                                       wire::kMaxFrameBytes}));
+                                                       wire::kMaxFrameBytes, wire::kFeatures}));
     kept_.push_back(std::move(f.bytes));
     if (kept_.size() > kKeptFrames) kept_.pop_front();
   }
@@ -36,7 +42,7 @@ void Stranger::greet(const SimNode& target) {
   if (transport_.linked(target.endpoint)) return;
   (void)transport_.connect_to(target.endpoint, target.key);
   send(target, wire::encode(wire::Hello{cluster_.cluster_id(), id_, kEndpoint, limits::kMaxUpdateBytes,
-                                        wire::kMaxFrameBytes}));
+                                        wire::kMaxFrameBytes, wire::kFeatures}));
 }
 
 void Stranger::send(const SimNode& target, const std::string& bytes) { transport_.send(Link{true, target.endpoint}, bytes); }
@@ -89,11 +95,18 @@ std::string Stranger::forge_origin() {
   const uint64_t seq = seq_of(target->node->vector(), origin) + 1;
   uint64_t hlc = static_cast<uint64_t>(target->clock->now_millis()) << 16;
   if (seq > 1)
-    if (auto last = target->node->read_range(origin, seq - 1, 1, 1 << 20); last && !last->empty())
-      hlc = std::max(hlc, last->front().id().hlc + 1);
+    if (auto last = target->node->read_range(origin, seq - 1, 1, 1 << 20); last && !last->updates.empty())
+      hlc = std::max(hlc, last->updates.front().id().hlc + 1);
   Value arg(Map{{"path", Value("forged")}, {"value", Value(static_cast<int64_t>(++forged_))}});
   Update u = Update::make(UpdateId{hlc, origin}, seq, "set", encode_msgpack(arg));
-  send(*target, wire::encode(wire::Push{{u}}));
+  cluster_.note_made_up(u.id());
+  // A head over a chain of its own, signed with its own key, which it carries.
+  const std::string key = signing_secret_.substr(32);
+  proof::Chain chain = proof::chain_start(cluster_.cluster_id(), key);
+  proof::chain_step(chain, key, u.id().hlc, u.body());
+  proof::Head head = proof::sign_head(origin, seq, chain, 0, signing_secret_);
+  head.key = key;
+  send(*target, wire::encode(wire::Push{{u}, {head}}));
   return "stranger forges n" + std::to_string(victim->index) + "'s origin seq " + std::to_string(seq) + " to n" +
          std::to_string(target->index);
 }

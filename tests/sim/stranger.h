@@ -6,7 +6,9 @@
 //   - sends garbage (random bytes, or a kept frame with bytes changed);
 //   - replays a kept frame to another node;
 //   - lies in its vector (seqs nobody holds), and never answers a Request;
-//   - forges: pushes an update under a real node's origin at its next seq.
+//   - forges: pushes an update under a real node's origin at its next seq,
+//     with a head it signs with its own key (nodes refuse it: the key does
+//     not hold the origin).
 // Every choice comes from the run's generator.
 #pragma once
 
@@ -43,6 +45,7 @@ class Stranger {
   std::string key_;
   testing::MemoryTransport transport_;
   OriginId id_;
+  std::string signing_secret_;  // its own Ed25519 key: what it signs forged heads with
   std::deque<std::string> kept_;
   uint64_t forged_ = 0;
 };

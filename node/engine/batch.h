@@ -1,0 +1,47 @@
+// engine::Node's writer requests and the group commit in progress: private
+// to node/engine (writer.cc, signing.cc, ingest_verify.cc).
+#pragma once
+
+#include <future>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/engine/node.h"
+#include "storage/update_log.h"
+
+namespace replog::engine {
+
+struct Node::Request {
+  enum class Kind { kCall, kIngest, kPeers } kind;
+  std::string method;
+  std::string arg;  // MessagePack
+  std::vector<Update> updates;
+  std::vector<proof::Head> heads;  // kIngest: the heads that cover `updates`
+  std::map<std::string, std::string> peers;
+
+  Status status;
+  UpdateId id;
+  IngestReport report;
+  std::promise<void> done;
+};
+
+// One group commit's work in progress.
+struct Node::Batch {
+  Batch(std::vector<std::shared_ptr<Request>>& r, LogTxn& t) : requests(r), txn(t) {}
+  std::vector<std::shared_ptr<Request>>& requests;
+  LogTxn& txn;
+  uint64_t hlc_ceiling = 0;
+  size_t puts = 0;                        // records written in this transaction
+  std::vector<UpdateView> accepted;       // received and stored, to fold (views into requests)
+  std::vector<Update> committed;          // for the commit listener, in commit order
+  std::map<OriginId, VectorEntry> held;   // vector entries, read once per batch and kept current
+  std::vector<StoredHead> to_sign;        // own heads to sign once the batch has committed
+  size_t heads_stored = 0;                // unstored_heads_ written by this batch
+  uint64_t own_first = 0;                 // seq of the first own update this batch stored (0: none)
+  std::vector<proof::Head> committed_heads;  // heads of the received runs stored, for the commit listener
+  std::map<OriginId, std::optional<OriginRecord>> records;  // origin records, read once per batch and kept current
+};
+
+}  // namespace replog::engine

@@ -1,0 +1,285 @@
+// engine::Node's verifying ingest (docs/ARCHITECTURE.md "Signed origins";
+// PROTOCOL.md §8): received updates are stored only in runs that end at a
+// head, once the head verifies under the origin's key and the run's bytes
+// chain to it from what the log holds. Whatever fails leaves the log, the
+// vector and state as they were; only the report says what and why.
+//
+// A run that repeats held seqs with other bytes, and verifies from the chain
+// this node holds at its start, is a second branch signed by the origin's
+// key: that is fork evidence, built here from both branches and stored.
+#include <algorithm>
+
+#include "node/engine/batch.h"
+#include "node/engine/ingest_check.h"
+#include "protocol/bytes.h"
+
+namespace replog::engine {
+
+namespace {
+
+StoredHead stored(const proof::Head& h, uint64_t bytes) { return StoredHead{h.seq, h.chain, h.flags, h.signature, bytes}; }
+
+std::string what(OriginId origin, uint64_t seq) { return "origin " + hex16(origin) + " #" + std::to_string(seq); }
+
+// The chain of `origin` under `key` at `seq` as this log holds it: from the
+// nearest kept head at or below (or c_0) forward over the stored updates.
+Result<proof::Chain> chain_at(LogTxn& txn, const std::string& cluster, OriginId origin, std::string_view key,
+                              uint64_t seq, uint64_t* bytes) {
+  proof::Chain c = proof::chain_start(cluster, key);
+  uint64_t from = 1, total = 0;
+  if (auto h = seq > 0 ? txn.head_at_or_below(origin, seq) : std::nullopt) {
+    c = h->chain;
+    from = h->seq + 1;
+    total = h->bytes;
+  }
+  for (uint64_t s = from; s <= seq; ++s) {
+    auto id = txn.id_of(origin, s);
+    auto body = id ? txn.body(*id) : std::nullopt;
+    if (!body) return Status::corruption(what(origin, s) + " is missing from the log");
+    proof::chain_step(c, key, id->hlc, *body);
+    total += body->size();
+  }
+  if (bytes) *bytes = total;
+  return c;
+}
+
+}  // namespace
+
+Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector<const Update*>& ups,
+                            std::vector<const proof::Head*>& heads) {
+  IngestReport& rep = req.report;
+  size_t next = 0;  // the first update of `ups` not yet judged
+  auto refuse_rest = [&](size_t until, Verdict v, const std::string& why) {
+    for (; next < until; ++next) rep.refused.push_back({ups[next]->id(), ups[next]->seq(), v, why});
+  };
+  if (is_reserved_origin(origin)) {
+    refuse_rest(ups.size(), Verdict::kReservedOrigin, "origin " + hex16(origin) + ": reserved origin id");
+    return Status::ok();
+  }
+  if (quarantined_.count(origin)) {
+    refuse_rest(ups.size(), Verdict::kQuarantined, "origin " + hex16(origin) + ": quarantined after a fork");
+    return Status::ok();
+  }
+  for (const proof::Head* head : heads) {
+    size_t end = next;  // the run: ups[next, end) with seq <= head->seq
+    while (end < ups.size() && ups[end]->seq() <= head->seq) ++end;
+    if (end == next) continue;  // a head with nothing of its own in this batch
+    std::vector<const Update*> run(ups.begin() + static_cast<ptrdiff_t>(next), ups.begin() + static_cast<ptrdiff_t>(end));
+    const size_t before = rep.refused.size();
+    REPLOG_RETURN_IF_ERROR(store_run(b, req, origin, run, *head));
+    next = end;
+    // A run refused for good leaves later runs of the origin without a base.
+    if (rep.refused.size() > before && rep.refused.back().verdict != Verdict::kDuplicate) {
+      refuse_rest(ups.size(), Verdict::kGap, what(origin, ups[next < ups.size() ? next : 0]->seq()) + ": after a refused run");
+      return Status::ok();
+    }
+  }
+  if (next < ups.size())
+    refuse_rest(ups.size(), Verdict::kUnverified,
+                what(origin, ups[next]->seq()) + ": no signed head in its batch covers it");
+  return Status::ok();
+}
+
+// One run of `origin`, seqs ascending, ending at or below `head`.
+Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
+                       const proof::Head& head) {
+  IngestReport& rep = req.report;
+  auto refuse = [&](Verdict v, const std::string& why) {
+    for (const Update* u : run) rep.refused.push_back({u->id(), u->seq(), v, why});
+    return Status::ok();
+  };
+  auto cached = b.held.find(origin);
+  if (cached == b.held.end()) cached = b.held.emplace(origin, b.txn.vector_entry(origin).value_or(VectorEntry{})).first;
+  VectorEntry& held = cached->second;
+  auto rec_it = b.records.find(origin);
+  if (rec_it == b.records.end()) rec_it = b.records.emplace(origin, b.txn.origin_record(origin)).first;
+  std::optional<OriginRecord>& rec = rec_it->second;
+
+  // Seqs must run on without a hole up to the head.
+  for (size_t i = 1; i < run.size(); ++i)
+    if (run[i]->seq() != run[i - 1]->seq() + 1)
+      return refuse(Verdict::kBadProof, what(origin, run[i]->seq()) + ": the run to its head has a hole or a repeat");
+  if (run.back()->seq() != head.seq)
+    return refuse(Verdict::kUnverified, what(origin, run.back()->seq()) + ": the run does not reach its head #" +
+                                            std::to_string(head.seq));
+  if (run.front()->seq() > held.seq + 1)
+    return refuse(Verdict::kGap, what(origin, run.front()->seq()) + ": gap, " + std::to_string(held.seq) + " held");
+  if (head.seq <= held.seq) {
+    // Nothing new: duplicates, unless the bytes differ.
+    for (const Update* u : run) {
+      auto id = b.txn.id_of(origin, u->seq());
+      auto body = id ? b.txn.body(*id) : std::nullopt;
+      if (!id || *id != u->id() || !body || *body != u->body()) {
+        const std::string key = rec ? rec->key : head.key;
+        return fork_by_proof(b, req, origin, run, head, key);
+      }
+    }
+    rep.duplicates += run.size();
+    return Status::ok();
+  }
+
+  // The key: the one recorded for the origin; a head carrying another is a second key under one id.
+  std::string key = rec ? rec->key : head.key;
+  if (rec && !head.key.empty() && head.key != rec->key)
+    return refuse(Verdict::kBadProof, "origin " + hex16(origin) + ": a head carries another key than the one held");
+  if (key.empty())
+    return refuse(Verdict::kUnverified, "origin " + hex16(origin) + ": its key is not known here (pulled from seq 1)");
+  if (Status s = proof::check_head(head, cluster_id_, key); !s) return refuse(Verdict::kBadProof, s.message());
+  if (rec && rec->final)
+    return refuse(Verdict::kBadProof, "origin " + hex16(origin) + " wrote its final head at #" +
+                                          std::to_string(rec->seq) + ": nothing after it is taken");
+
+  // Held seqs at the run's start must be the held bytes.
+  size_t fresh = 0;
+  while (fresh < run.size() && run[fresh]->seq() <= held.seq) {
+    const Update* u = run[fresh];
+    auto id = b.txn.id_of(origin, u->seq());
+    auto body = id ? b.txn.body(*id) : std::nullopt;
+    if (!id || *id != u->id() || !body || *body != u->body()) return fork_by_proof(b, req, origin, run, head, key);
+    ++fresh;
+  }
+  uint64_t bytes = 0;
+  proof::Chain c{};
+  if (rec && rec->seq == held.seq) {
+    c = rec->chain;
+    bytes = rec->bytes;
+  } else {
+    // No record yet (a legacy origin held unverified since an upgrade), or seq 0.
+    auto at = chain_at(b.txn, cluster_id_, origin, key, held.seq, &bytes);
+    if (!at) return at.status();
+    c = *at;
+  }
+  for (size_t i = fresh; i < run.size(); ++i) proof::chain_step(c, key, run[i]->id().hlc, run[i]->body());
+  if (c != head.chain)
+    return refuse(Verdict::kBadProof, what(origin, run[fresh]->seq()) + ".." + std::to_string(head.seq) +
+                                          ": the bytes do not chain to the origin's signed head (altered or forged)");
+
+  // Form, as for every received update; a run is taken whole or not at all.
+  HeldOrigin h{held.seq, held.last_hlc, false, std::nullopt, std::nullopt};
+  for (size_t i = fresh; i < run.size(); ++i) {
+    const Verdict v = check_received(run[i]->view(), h, b.hlc_ceiling);
+    if (v != Verdict::kAccept) return refuse(v, describe_refusal(run[i]->view(), h, v));
+    h.seq = run[i]->seq();
+    h.last_hlc = run[i]->id().hlc;
+  }
+
+  rep.duplicates += fresh;
+  for (size_t i = fresh; i < run.size(); ++i) {
+    const Update& u = *run[i];
+    REPLOG_RETURN_IF_ERROR(b.txn.put_update(u.id(), u.seq(), u.body()));
+    ++b.puts;
+    hlc_->advance_to(u.id().hlc);
+    held = VectorEntry{u.seq(), u.id().hlc};
+    bytes += u.body().size();
+    ++rep.accepted;
+    if (commit_listener_) b.committed.push_back(u);
+    b.accepted.push_back(u.view());
+  }
+  OriginRecord r = rec.value_or(OriginRecord{});
+  r.key = key;
+  if (!head.cert.empty()) {
+    r.device = head.device;
+    r.cert = head.cert;
+  }
+  r.legacy = (head.flags & proof::kLegacy) != 0;
+  r.final = (head.flags & proof::kFinal) != 0;
+  r.seq = head.seq;
+  r.chain = c;
+  r.bytes = bytes;
+  REPLOG_RETURN_IF_ERROR(b.txn.put_origin_record(origin, r));
+  REPLOG_RETURN_IF_ERROR(store_head(b.txn, origin, stored(head, bytes)));
+  b.puts += 2;
+  rec = r;
+  if (commit_listener_) {
+    // Whoever the run is relayed to may not know the key yet when it starts at seq 1.
+    proof::Head relayed{head.origin, head.seq, head.chain, head.flags, head.signature, {}, {}, {}};
+    if (run[fresh]->seq() == 1 || r.legacy) {
+      relayed.key = r.key;
+      relayed.device = r.device;
+      relayed.cert = r.cert;
+    }
+    b.committed_heads.push_back(std::move(relayed));
+  }
+  if (origin != node_id_) return Status::ok();
+  // Its own key signed updates it never wrote here: a copy of this directory runs elsewhere.
+  rep.origin_changed = true;
+  return leave_origin(b, "received " + what(origin, head.seq) + " of this node's origin, which it never wrote");
+}
+
+// `run` repeats held seqs with other bytes. When it verifies from the chain
+// held where it starts, the origin's key signed two branches: the evidence is
+// stored and the origin quarantined. Otherwise the bytes were altered.
+Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
+                           const proof::Head& head, const std::string& key) {
+  IngestReport& rep = req.report;
+  auto refuse = [&](Verdict v, const std::string& why) {
+    for (const Update* u : run) rep.refused.push_back({u->id(), u->seq(), v, why});
+    return Status::ok();
+  };
+  if (key.empty()) return refuse(Verdict::kUnverified, "origin " + hex16(origin) + ": its key is not known here");
+  if (Status s = proof::check_head(head, cluster_id_, key); !s) return refuse(Verdict::kBadProof, s.message());
+  const uint64_t first = run.front()->seq();
+  auto base = chain_at(b.txn, cluster_id_, origin, key, first - 1, nullptr);
+  if (!base) return base.status();
+  proof::Chain c = *base;
+  for (const Update* u : run) proof::chain_step(c, key, u->id().hlc, u->body());
+  if (c != head.chain)
+    return refuse(Verdict::kBadProof, what(origin, first) + ": other bytes than the held ones, and they do not chain "
+                                                             "to the origin's signed head (altered or forged)");
+  // The first seq where the branches part, and the chain just before it.
+  size_t d = 0;
+  proof::Chain at = *base;
+  std::vector<Update> ours;
+  for (; d < run.size(); ++d) {
+    auto id = b.txn.id_of(origin, run[d]->seq());
+    auto body = id ? b.txn.body(*id) : std::nullopt;
+    if (!id || !body) return Status::corruption(what(origin, run[d]->seq()) + " is missing from the log");
+    if (*id != run[d]->id() || *body != run[d]->body()) break;
+    proof::chain_step(at, key, id->hlc, *body);
+  }
+  const uint64_t fork_seq = run[d]->seq();
+  // Our branch from the fork seq to the first head we hold at or after it.
+  std::optional<proof::Head> ours_head;
+  if (auto kept = b.txn.head_at_or_above(origin, fork_seq))
+    ours_head = proof::Head{origin, kept->seq, kept->chain, kept->flags, kept->signature, {}, {}, {}};
+  else if (origin == node_id_)
+    ours_head = own_head(false);
+  if (!ours_head) return refuse(Verdict::kFork, what(origin, fork_seq) + ": fork, but no head of ours covers it");
+  for (uint64_t s = fork_seq; s <= ours_head->seq; ++s) {
+    auto id = b.txn.id_of(origin, s);
+    auto body = id ? b.txn.body(*id) : std::nullopt;
+    if (!id || !body) return Status::corruption(what(origin, s) + " is missing from the log");
+    auto u = Update::parse(*id, std::move(*body));
+    if (!u) return u.status().with_context("stored update");
+    ours.push_back(std::move(u).value());
+  }
+  std::vector<Update> theirs;
+  for (size_t i = d; i < run.size(); ++i) theirs.push_back(*run[i]);
+  proof::Head a = head, mine = *ours_head;
+  a.key = mine.key = key;
+  const proof::Evidence e = proof::chain_evidence(std::move(a), std::move(mine), fork_seq, at, std::move(theirs),
+                                                  std::move(ours));
+  const std::string report = what(origin, fork_seq) + ": two branches signed by the origin's key (fork)";
+  if (Status s = proof::check_evidence(e, cluster_id_); !s) return refuse(Verdict::kFork, report + "; " + s.message());
+  const auto held_evidence = b.txn.evidence();
+  auto prior = held_evidence.find(origin);
+  bool keep = prior == held_evidence.end();
+  if (!keep) {
+    auto old = proof::decode_evidence(prior->second);
+    keep = !old || old->fork_seq() > e.fork_seq();
+  }
+  if (keep) {
+    REPLOG_RETURN_IF_ERROR(b.txn.put_evidence(origin, proof::encode_evidence(e)));
+    ++b.puts;
+  }
+  REPLOG_RETURN_IF_ERROR(b.txn.put_fork(origin, report));
+  ++b.puts;
+  quarantined_.insert(origin);
+  ++rep.forks;
+  refuse(Verdict::kFork, report);
+  if (origin != node_id_) return Status::ok();
+  rep.origin_changed = true;
+  return leave_origin(b, "this node's origin forked: " + report);
+}
+
+}  // namespace replog::engine
