@@ -836,6 +836,48 @@ TEST(OriginProofCodec, EvidenceDecodeRefusesBadShapes) {
   EXPECT_FALSE(decode_evidence(std::string(kMaxEvidenceBytes + 1, '\x90')));
 }
 
+// When several fields are wrong, decoding names the first of them, in the
+// order they are encoded: the same line from every build of the decoder.
+TEST(OriginProofCodec, EvidenceDecodeNamesTheFirstFieldThatFails) {
+  const Evidence e = vector_evidence();
+  const std::string bad_head = packed_head(0, 0);  // seq 0
+  Packed unknown_flags_head;
+  unknown_flags_head.array(5).uint(7).uint(1).bin(std::string(32, 'c')).uint(8).bin(std::string(64, 's'));
+  Packed seq_base;
+  seq_base.uint(e.seq).bin(chain_bytes(e.base));
+  Packed bad_seq_base;
+  bad_seq_base.uint(e.seq).bin("short");
+  std::string env_a, env_b;
+  append_envelope(e.branch_a[0], env_a);
+  append_envelope(e.branch_b[0], env_b);
+  const std::string good_branches = "\x91" + env_a + "\x91" + env_b;
+  Packed bare;
+  bare.array(1).bin(e.branch_b[0].body());
+  const std::string bad_branches = "\x91" + env_a + bare.bytes();
+  auto message = [](const std::string& bytes) {
+    auto d = decode_evidence(bytes);
+    EXPECT_FALSE(d);
+    return d.status().message();
+  };
+  const std::string a = encode_head(e.a), b = encode_head(e.b);
+  ASSERT_TRUE(decode_evidence("\x97\x01" + a + b + seq_base.bytes() + good_branches));
+  // Head a and branch b both wrong: head a is named.
+  EXPECT_NE(message("\x97\x01" + bad_head + b + seq_base.bytes() + bad_branches).find("seq is 0"), std::string::npos);
+  // Heads a and b both wrong: a.
+  EXPECT_NE(
+      message("\x97\x01" + bad_head + unknown_flags_head.bytes() + seq_base.bytes() + good_branches).find("seq is 0"),
+      std::string::npos);
+  EXPECT_NE(message("\x93\x02" + bad_head + unknown_flags_head.bytes()).find("seq is 0"), std::string::npos);
+  // Head b and the base: b. The base and branch b: the base.
+  EXPECT_NE(
+      message("\x97\x01" + a + unknown_flags_head.bytes() + bad_seq_base.bytes() + bad_branches).find("not known"),
+      std::string::npos);
+  EXPECT_NE(message("\x97\x01" + a + b + bad_seq_base.bytes() + bad_branches).find("evidence base"), std::string::npos);
+  // Both branches wrong: a.
+  EXPECT_NE(message("\x97\x01" + a + b + seq_base.bytes() + bare.bytes() + bare.bytes()).find("branch a"),
+            std::string::npos);
+}
+
 // Each branch is an array of update envelopes [hlc, origin, bin body]; a
 // branch of bare bodies (the form before the hlc was chained), an envelope of
 // another shape, or a body that does not frame is refused.
