@@ -330,14 +330,23 @@ Result<Evidence> evidence_from_object(const msgpack::object& o) {
     if (o.type != msgpack::type::ARRAY || o.via.array.size < 3) throw Malformed("evidence is not an array");
     const msgpack::object* f = o.via.array.ptr;
     const uint64_t kind = uint(f[0], "evidence kind");
+    // The fields are read in order, each in its own statement (the order in
+    // which a call's arguments are evaluated is unspecified), so that the
+    // first field that fails is the one named, whichever compiler built this.
     if (kind == 2) {
       if (o.via.array.size != 3) throw Malformed("key evidence is not an array of 3");
-      return key_evidence(head_of(f[1]), head_of(f[2]));
+      Head a = head_of(f[1]);
+      Head b = head_of(f[2]);
+      return key_evidence(std::move(a), std::move(b));
     }
     if (kind != 1 || o.via.array.size != 7) throw Malformed("evidence is not [1, a, b, seq, base, updates, updates]");
-    return chain_evidence(head_of(f[1]), head_of(f[2]), uint(f[3], "fork seq"),
-                          *chain_from(bin_of(f[4], kChainBytes, "evidence base")), branch_of(f[5], "branch a"),
-                          branch_of(f[6], "branch b"));
+    Head a = head_of(f[1]);
+    Head b = head_of(f[2]);
+    const uint64_t seq = uint(f[3], "fork seq");
+    const Chain base = *chain_from(bin_of(f[4], kChainBytes, "evidence base"));
+    std::vector<Update> branch_a = branch_of(f[5], "branch a");
+    std::vector<Update> branch_b = branch_of(f[6], "branch b");
+    return chain_evidence(std::move(a), std::move(b), seq, base, std::move(branch_a), std::move(branch_b));
   } catch (const Malformed& e) {
     return Status::corruption(e.what());
   }

@@ -1,8 +1,8 @@
 // Signed origins (PROTOCOL.md §8, protocol/origin_proof.h): fixed vectors
-// computed outside this code base, single-bit changes to heads and bodies,
-// forged heads, legacy attestations, key certificates, both kinds of fork
-// evidence and what check_evidence refuses, and the head and evidence codecs
-// against truncation and bad shapes.
+// computed outside this code base, single-bit changes to heads, bodies and
+// hlcs, forged heads, legacy attestations, key certificates, both kinds of
+// fork evidence and what check_evidence refuses, and the head and evidence
+// codecs against truncation and bad shapes.
 #include <gtest/gtest.h>
 #include <sodium.h>
 
@@ -46,17 +46,21 @@ const Keys& device() {  // seed 0x21..0x40: the device key D of the vectors
 std::string unhex(std::string_view text) { return from_hex(text).value(); }
 std::string hex(const Chain& c) { return to_hex(chain_bytes(c)); }
 
-std::string body(uint64_t seq, std::string_view method, std::string_view arg) {
-  return Update::make(UpdateId{seq, 0}, seq, method, arg).body();
+// An update of `origin` (K's unless named) with hlc `hlc` and seq `seq`.
+Update update(uint64_t hlc, uint64_t seq, std::string_view method, std::string_view arg, OriginId origin = 0) {
+  return Update::make(UpdateId{hlc, origin == 0 ? writer().origin() : origin}, seq, method, arg);
 }
-// Bodies seq first.. whose arg says which branch they belong to.
-std::vector<std::string> bodies(uint64_t first, size_t n, std::string_view branch) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < n; ++i) out.push_back(body(first + i, "set", std::string(branch) + std::to_string(i)));
+// The hlc of seq `seq` in the helpers below: rising with seq, as an origin writes them.
+uint64_t hlc_of(uint64_t seq) { return (uint64_t{1'795'617'187'000} + seq) << 16; }
+// Updates seq first.. of `origin` whose arg says which branch they belong to.
+std::vector<Update> branch(uint64_t first, size_t n, std::string_view name, OriginId origin) {
+  std::vector<Update> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back(update(hlc_of(first + i), first + i, "set", std::string(name) + std::to_string(i), origin));
   return out;
 }
-Chain chain_over(Chain c, std::string_view key, const std::vector<std::string>& bs) {
-  for (const auto& b : bs) chain_step(c, key, b);
+Chain chain_over(Chain c, std::string_view key, const std::vector<Update>& us) {
+  for (const auto& u : us) chain_step(c, key, u.id().hlc, u.body());
   return c;
 }
 // A head signed by `k` for `origin`, carrying k's key.
@@ -64,6 +68,16 @@ Head keyed_head(const Keys& k, OriginId origin, uint64_t seq, const Chain& c, ui
   Head h = sign_head(origin, seq, c, flags, k.secret);
   h.key = k.pub;
   return h;
+}
+// `u` with another hlc and the same body.
+Update with_hlc(const Update& u, uint64_t hlc) { return *Update::parse(UpdateId{hlc, u.id().origin}, u.body()); }
+
+void expect_same(const std::vector<Update>& x, const std::vector<Update>& y) {
+  ASSERT_EQ(x.size(), y.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(x[i].id(), y[i].id()) << i;
+    EXPECT_EQ(x[i].body(), y[i].body()) << i;
+  }
 }
 
 // --- fixed vectors (PROTOCOL.md §8 "Vectors") --------------------------------------------
@@ -76,20 +90,42 @@ const char* const kArg1 = "82a470617468a161a576616c756501";  // {"path": "a", "v
 const char* const kArg2 = "82a2627902a470617468a16e";        // {"by": 2, "path": "n"}
 const char* const kBody1 = "9301a3736574c40f82a470617468a161a576616c756501";
 const char* const kBody2 = "9302a3696e63c40c82a2627902a470617468a16e";
-const char* const kC2 = "828640e3eb4e2b2e11341aa861000aadc7b66fc218bc36ca69b28bc2659ad77a";
+// 2026-11-25T14:33:07.123Z logical 0 and 1; and .124Z logical 0 (branch b's seq 2 in the evidence vector).
+constexpr uint64_t kHlc1 = 0x01a2131fe5330000, kHlc2 = 0x01a2131fe5330001, kHlc2b = 0x01a2131fe5340000;
+const char* const kC1 = "1803bca9f591612ef4cf8c4b999199375a92da07b529e8cd953287520b4ee24d";
+const char* const kC2 = "c10bb285bb29732c08c64c7f9a7483133ae8824996c2264d59d41bbcc6f91e80";
 const char* const kSignature =
-    "af9d07cbed6b2e45ddd035fc167b6b276aee203dbcd855979985ca135edcbf90"
-    "a8bfc1a4d7fc7c77df2e7d9bec18424bfcc0625cc5bb75423d27b91dc41af803";
+    "a1e8d66c047744b453acd835c729748fe5c4c0302e0cb37f74bf97b2ace12db6"
+    "e68b703ba1b85ea12532a990e979b6e8e4ae44f0138fb4747381e10d74980409";
 const char* const kCert =
     "dfef7181277e39200ead01e887e1ada5950d1ddbced2c517d9e9d94cb2005e54"
     "5581c9fe9a714b2760920558e6d9871b62df1da34c96ea5b37c5e2a178e2850c";
+// Branch b of the evidence vector: body 2 at kHlc2b, and its head.
+const char* const kC2b = "fb9843e4bdbbbc68d8b1ed0349e0614517cc04e058e49ff90ee2c45a19e915bc";
+const char* const kSignatureB =
+    "200b7db64f7a4818423dad7d79d81ae9919ec801ca2569968394c366e4a98e4b"
+    "9c1d59aead17f29f22e0c348607ab8bcd8eeaf1943b12aaebcd38e7f8c7a8202";
 
-// The vectors' head: K's origin at seq 2 over body 1 and body 2, flags 0.
+// The vectors' updates: K's origin, seq 1 "set" at kHlc1 and seq 2 "inc" at kHlc2.
+Update vector_update1() { return update(kHlc1, 1, "set", unhex(kArg1)); }
+Update vector_update2() { return update(kHlc2, 2, "inc", unhex(kArg2)); }
+
+// The vectors' head: K's origin at seq 2 over updates 1 and 2, flags 0.
 Head vector_head() {
-  Chain c = chain_start(kCluster, writer().pub);
-  chain_step(c, writer().pub, unhex(kBody1));
-  chain_step(c, writer().pub, unhex(kBody2));
+  const Chain c = chain_over(chain_start(kCluster, writer().pub), writer().pub, {vector_update1(), vector_update2()});
   return sign_head(writer().origin(), 2, c, 0, writer().secret);
+}
+
+// The evidence vector: K's origin forked at seq 2, branch a holding update 2
+// and branch b the same body at kHlc2b; heads at seq 2 carrying K.
+Evidence vector_evidence() {
+  Chain base = chain_start(kCluster, writer().pub);
+  chain_step(base, writer().pub, kHlc1, unhex(kBody1));
+  const Update b2 = with_hlc(vector_update2(), kHlc2b);
+  const Head hb = keyed_head(writer(), writer().origin(), 2, chain_over(base, writer().pub, {b2}));
+  Head ha = vector_head();
+  ha.key = writer().pub;
+  return chain_evidence(ha, hb, 2, base, {vector_update2()}, {b2});
 }
 
 TEST(OriginProofVectors, KeysAndOriginIds) {
@@ -101,18 +137,25 @@ TEST(OriginProofVectors, KeysAndOriginIds) {
   EXPECT_EQ(origin_of_key(writer().pub + "x"), 0u);
 }
 
-TEST(OriginProofVectors, ChainOverTwoBodies) {
-  const std::string b1 = body(1, "set", unhex(kArg1)), b2 = body(2, "inc", unhex(kArg2));
-  EXPECT_EQ(to_hex(b1), kBody1);
-  EXPECT_EQ(to_hex(b2), kBody2);
+TEST(OriginProofVectors, ChainOverTwoUpdates) {
+  EXPECT_EQ(kHlc1, uint64_t{1'795'617'187'123} << 16);
+  EXPECT_EQ(kHlc2, kHlc1 + 1);
+  EXPECT_EQ(kHlc2b, uint64_t{1'795'617'187'124} << 16);
+  const Update u1 = vector_update1(), u2 = vector_update2();
+  EXPECT_EQ(to_hex(u1.body()), kBody1);
+  EXPECT_EQ(to_hex(u2.body()), kBody2);
   Chain c = chain_start(kCluster, writer().pub);
   EXPECT_EQ(hex(c), "d62a59ff199a669b9babab30b17021f6180c70c9c3d924dca119cc577a17b593");
-  chain_step(c, writer().pub, b1);
-  EXPECT_EQ(hex(c), "49e711c5976a75b1196ed70dc50d7a66999c4ac230f5478791aa398f5ac5b261");
-  chain_step(c, writer().pub, b2);
+  chain_step(c, writer().pub, kHlc1, u1.body());
+  EXPECT_EQ(hex(c), kC1);
+  chain_step(c, writer().pub, kHlc2, u2.body());
   EXPECT_EQ(hex(c), kC2);
   EXPECT_EQ(chain_from(chain_bytes(c)), c);
   EXPECT_FALSE(chain_from(chain_bytes(c).substr(1)));
+  // Body 2 at kHlc2b instead: branch b of the evidence vector.
+  Chain b = *chain_from(unhex(kC1));
+  chain_step(b, writer().pub, kHlc2b, u2.body());
+  EXPECT_EQ(hex(b), kC2b);
   // c_0 depends on the cluster, its length prefix included.
   EXPECT_NE(chain_start("f1f1f1f1-0002", writer().pub), chain_start(kCluster, writer().pub));
   EXPECT_NE(chain_start(kCluster, device().pub), chain_start(kCluster, writer().pub));
@@ -125,6 +168,9 @@ TEST(OriginProofVectors, HeadMessageAndSignature) {
   EXPECT_EQ(to_hex(h.signature), kSignature);
   EXPECT_TRUE(head_signed_by(h, writer().pub));
   EXPECT_TRUE(check_head(h, kCluster, writer().pub));
+  const Evidence e = vector_evidence();
+  EXPECT_EQ(hex(e.b.chain), kC2b);
+  EXPECT_EQ(to_hex(e.b.signature), kSignatureB);
 }
 
 TEST(OriginProofVectors, CertificateOfTheDeviceForTheKey) {
@@ -145,6 +191,42 @@ TEST(OriginProofVectors, HeadEncodingsOfFiveSixAndEightElements) {
   h.cert = unhex(kCert);
   EXPECT_EQ(to_hex(encode_head(h)), "98" + six.substr(2) + "c420" + to_hex(device().pub) + "c440" + kCert);
   EXPECT_TRUE(check_head(h, kCluster, ""));
+}
+
+// Chain evidence of a fork at seq 2 whose branches hold one body at two hlcs:
+// [1, head a, head b, 2, bin c_1, [envelope a], [envelope b]], each envelope
+// [hlc, origin, bin body].
+TEST(OriginProofVectors, ChainEvidenceEncoding) {
+  const Evidence e = vector_evidence();
+  const std::string env_a = "93cf01a2131fe5330001cfbc100233fd6a1a94c414" + std::string(kBody2);
+  const std::string env_b = "93cf01a2131fe5340000cfbc100233fd6a1a94c414" + std::string(kBody2);
+  std::string one;
+  append_envelope(e.branch_b[0], one);
+  EXPECT_EQ(to_hex(one), env_b);
+  const std::string expected =
+      "970196cfbc100233fd6a1a9402c420c10bb285bb29732c08c64c7f9a7483133ae8824996c2264d59d41bbcc6f91e8000c440a1e8d66c"
+      "047744b453acd835c729748fe5c4c0302e0cb37f74bf97b2ace12db6e68b703ba1b85ea12532a990e979b6e8e4ae44f0138fb4747381"
+      "e10d74980409c42079b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad04966496cfbc100233fd6a1a9402c420fb"
+      "9843e4bdbbbc68d8b1ed0349e0614517cc04e058e49ff90ee2c45a19e915bc00c440200b7db64f7a4818423dad7d79d81ae9919ec801"
+      "ca2569968394c366e4a98e4b9c1d59aead17f29f22e0c348607ab8bcd8eeaf1943b12aaebcd38e7f8c7a8202c42079b5562e8fe654f9"
+      "4078b112e8a98ba7901f853ae695bed7e0e3910bad04966402c4201803bca9f591612ef4cf8c4b999199375a92da07b529e8cd953287"
+      "520b4ee24d9193cf01a2131fe5330001cfbc100233fd6a1a94c4149302a3696e63c40c82a2627902a470617468a16e9193cf01a2131f"
+      "e5340000cfbc100233fd6a1a94c4149302a3696e63c40c82a2627902a470617468a16e";
+  ASSERT_EQ(expected.size(), 2 * 413u);
+  const std::string bytes = encode_evidence(e);
+  EXPECT_EQ(to_hex(bytes), expected);
+  // Field by field: the heads of 6 elements, the fork seq, the base c_1, then the branches.
+  EXPECT_EQ(expected, "9701" + to_hex(encode_head(e.a)) + to_hex(encode_head(e.b)) + "02c420" + kC1 + "91" + env_a +
+                          "91" + env_b);
+  auto s = check_evidence(e, kCluster);
+  EXPECT_TRUE(s) << s.message();
+  auto back = decode_evidence(unhex(expected));
+  ASSERT_TRUE(back) << back.status().message();
+  EXPECT_TRUE(check_evidence(*back, kCluster));
+  EXPECT_EQ(back->seq, 2u);
+  EXPECT_EQ(hex(back->base), kC1);
+  EXPECT_EQ(back->branch_a[0].id(), (UpdateId{kHlc2, writer().origin()}));
+  EXPECT_EQ(back->branch_b[0].id(), (UpdateId{kHlc2b, writer().origin()}));
 }
 
 // --- heads: single bits, forgery, legacy ---------------------------------------------------
@@ -242,33 +324,98 @@ TEST(OriginProofHead, OnlyALegacyHeadMayNameAnIdNotDerivedFromItsKey) {
   EXPECT_FALSE(check_head(keyed_head(device(), ~OriginId{0}, 4, c, kLegacy), kCluster, ""));
 }
 
-// --- chains over bodies --------------------------------------------------------------------
+// --- chains over updates ------------------------------------------------------------------
 
 TEST(OriginProofChain, EveryFlippedBitOfABodyChangesTheChain) {
-  const std::vector<std::string> bs = {unhex(kBody1), unhex(kBody2)};
+  const std::vector<Update> us = {vector_update1(), vector_update2()};
   const Chain start = chain_start(kCluster, writer().pub);
   const Head h = vector_head();
-  ASSERT_EQ(chain_over(start, writer().pub, bs), h.chain);
-  for (size_t i = 0; i < bs.size(); ++i)
-    for (size_t bit = 0; bit < bs[i].size() * 8; ++bit) {
-      auto changed = bs;
-      changed[i][bit / 8] = static_cast<char>(changed[i][bit / 8] ^ (1 << (bit % 8)));
-      EXPECT_NE(chain_over(start, writer().pub, changed), h.chain) << "body " << i << " bit " << bit;
+  ASSERT_EQ(chain_over(start, writer().pub, us), h.chain);
+  for (size_t i = 0; i < us.size(); ++i)
+    for (size_t bit = 0; bit < us[i].body().size() * 8; ++bit) {
+      Chain c = start;
+      for (size_t j = 0; j < us.size(); ++j) {
+        std::string body = us[j].body();
+        if (j == i) body[bit / 8] = static_cast<char>(body[bit / 8] ^ (1 << (bit % 8)));
+        chain_step(c, writer().pub, us[j].id().hlc, body);
+      }
+      EXPECT_NE(c, h.chain) << "body " << i << " bit " << bit;
     }
 }
 
-TEST(OriginProofChain, AReorderedOrMissingUpdateBreaksTheChain) {
-  const std::string b1 = unhex(kBody1), b2 = unhex(kBody2);
+// The hlc places an update in replay order: a relay that moves an update
+// (same body, another hlc) no longer matches the head.
+TEST(OriginProofChain, ChangingOnlyTheHlcOfAnUpdateBreaksTheChain) {
+  const Update u1 = vector_update1(), u2 = vector_update2();
   const Chain start = chain_start(kCluster, writer().pub);
   const Chain head = vector_head().chain;
-  EXPECT_EQ(chain_over(start, writer().pub, {b1, b2}), head);
-  EXPECT_NE(chain_over(start, writer().pub, {b2, b1}), head);
-  EXPECT_NE(chain_over(start, writer().pub, {b1}), head);
-  EXPECT_NE(chain_over(start, writer().pub, {b2}), head);
-  EXPECT_NE(chain_over(start, writer().pub, {b1, b1, b2}), head);
-  // The same bodies under another key or in another cluster chain elsewhere.
-  EXPECT_NE(chain_over(chain_start(kCluster, device().pub), device().pub, {b1, b2}), head);
-  EXPECT_NE(chain_over(chain_start("f1f1f1f1-0002", writer().pub), writer().pub, {b1, b2}), head);
+  ASSERT_EQ(chain_over(start, writer().pub, {u1, u2}), head);
+  EXPECT_NE(chain_over(start, writer().pub, {with_hlc(u1, kHlc1 + 1), u2}), head);
+  EXPECT_NE(chain_over(start, writer().pub, {u1, with_hlc(u2, kHlc2 + 1)}), head);
+  EXPECT_NE(chain_over(start, writer().pub, {u1, with_hlc(u2, kHlc2b)}), head);
+  EXPECT_NE(chain_over(start, writer().pub, {with_hlc(u1, kHlc2), with_hlc(u2, kHlc1)}), head);  // hlcs swapped
+  EXPECT_NE(chain_over(start, writer().pub, {with_hlc(u1, 0), u2}), head);
+  EXPECT_NE(chain_over(start, writer().pub, {u1, with_hlc(u2, ~uint64_t{0})}), head);
+  // Through check_evidence too: branch b moved to another hlc no longer chains to its head.
+  Evidence e = vector_evidence();
+  e.branch_b[0] = with_hlc(e.branch_b[0], kHlc2b + 1);
+  auto s = check_evidence(e, kCluster);
+  EXPECT_FALSE(s);
+  EXPECT_NE(s.message().find("branch b does not chain"), std::string::npos) << s.message();
+}
+
+// Every single-bit change of the 8 hlc bytes changes the chain, and makes
+// the evidence that carries the update, decoded or not, fail.
+TEST(OriginProofChain, EveryFlippedBitOfAnHlcIsCaught) {
+  const std::vector<Update> us = {vector_update1(), vector_update2()};
+  const Chain start = chain_start(kCluster, writer().pub);
+  const Chain head = vector_head().chain;
+  for (size_t i = 0; i < us.size(); ++i)
+    for (int bit = 0; bit < 64; ++bit) {
+      std::vector<Update> changed = us;
+      changed[i] = with_hlc(us[i], us[i].id().hlc ^ (uint64_t{1} << bit));
+      EXPECT_NE(chain_over(start, writer().pub, changed), head) << "update " << i << " hlc bit " << bit;
+    }
+
+  const Evidence good = vector_evidence();
+  ASSERT_TRUE(check_evidence(good, kCluster));
+  for (int bit = 0; bit < 64; ++bit) {
+    Evidence e = good;
+    e.branch_a[0] = with_hlc(e.branch_a[0], kHlc2 ^ (uint64_t{1} << bit));
+    EXPECT_FALSE(check_evidence(e, kCluster)) << "branch a hlc bit " << bit;
+    e = good;
+    e.branch_b[0] = with_hlc(e.branch_b[0], kHlc2b ^ (uint64_t{1} << bit));
+    EXPECT_FALSE(check_evidence(e, kCluster)) << "branch b hlc bit " << bit;
+  }
+  // In the encoding: each envelope's hlc is cf and its 8 bytes; a flipped bit
+  // there either fails to decode or decodes to evidence check_evidence refuses.
+  const std::string bytes = encode_evidence(good);
+  for (const uint64_t hlc : {kHlc2, kHlc2b}) {
+    std::string needle = "\x93\xcf" + u64_be(hlc);
+    const size_t at = bytes.find(needle);
+    ASSERT_NE(at, std::string::npos);
+    for (size_t bit = 0; bit < 64; ++bit) {
+      std::string changed = bytes;
+      const size_t byte = at + 2 + bit / 8;
+      changed[byte] = static_cast<char>(changed[byte] ^ (1 << (bit % 8)));
+      auto e = decode_evidence(changed);
+      EXPECT_TRUE(!e || !check_evidence(*e, kCluster)) << "hlc " << hlc << " bit " << bit;
+    }
+  }
+}
+
+TEST(OriginProofChain, AReorderedOrMissingUpdateBreaksTheChain) {
+  const Update u1 = vector_update1(), u2 = vector_update2();
+  const Chain start = chain_start(kCluster, writer().pub);
+  const Chain head = vector_head().chain;
+  EXPECT_EQ(chain_over(start, writer().pub, {u1, u2}), head);
+  EXPECT_NE(chain_over(start, writer().pub, {u2, u1}), head);
+  EXPECT_NE(chain_over(start, writer().pub, {u1}), head);
+  EXPECT_NE(chain_over(start, writer().pub, {u2}), head);
+  EXPECT_NE(chain_over(start, writer().pub, {u1, u1, u2}), head);
+  // The same updates under another key or in another cluster chain elsewhere.
+  EXPECT_NE(chain_over(chain_start(kCluster, device().pub), device().pub, {u1, u2}), head);
+  EXPECT_NE(chain_over(chain_start("f1f1f1f1-0002", writer().pub), writer().pub, {u1, u2}), head);
 }
 
 // --- certificates --------------------------------------------------------------------------
@@ -311,19 +458,19 @@ TEST(OriginProofCert, AWrongCertificateIsRefused) {
 // --- evidence --------------------------------------------------------------------------------
 
 // Two branches of one key: seqs 1..shared in common, then `len_a` and `len_b`
-// bodies of their own, with a signed head at each end.
+// updates of their own, with a signed head at each end.
 struct Fork {
   Chain base;  // c_shared
-  std::vector<std::string> a, b;
+  std::vector<Update> a, b;
   Head head_a, head_b;
 };
 Fork fork_after(uint64_t shared, size_t len_a, size_t len_b, const Keys& k = writer(), OriginId origin = 0,
                 uint8_t flags = 0) {
   if (origin == 0) origin = k.origin();
   Fork f;
-  f.base = chain_over(chain_start(kCluster, k.pub), k.pub, bodies(1, shared, "common"));
-  f.a = bodies(shared + 1, len_a, "a");
-  f.b = bodies(shared + 1, len_b, "b");
+  f.base = chain_over(chain_start(kCluster, k.pub), k.pub, branch(1, shared, "common", origin));
+  f.a = branch(shared + 1, len_a, "a", origin);
+  f.b = branch(shared + 1, len_b, "b", origin);
   f.head_a = keyed_head(k, origin, shared + len_a, chain_over(f.base, k.pub, f.a), flags);
   f.head_b = keyed_head(k, origin, shared + len_b, chain_over(f.base, k.pub, f.b), flags);
   return f;
@@ -336,8 +483,8 @@ void expect_same(const Evidence& x, const Evidence& y) {
   EXPECT_EQ(x.b, y.b);
   EXPECT_EQ(x.seq, y.seq);
   EXPECT_EQ(x.base, y.base);
-  EXPECT_EQ(x.bodies_a, y.bodies_a);
-  EXPECT_EQ(x.bodies_b, y.bodies_b);
+  expect_same(x.branch_a, y.branch_a);
+  expect_same(x.branch_b, y.branch_b);
 }
 
 TEST(OriginProofEvidence, TwoBranchesOfOneKeyProveAFork) {
@@ -356,6 +503,32 @@ TEST(OriginProofEvidence, TwoBranchesOfOneKeyProveAFork) {
   EXPECT_FALSE(check_evidence(at_one, "f1f1f1f1-0002"));
 }
 
+// One body at two hlcs is two histories: the key signed both, so the branches
+// differ at the fork seq though their first bodies are equal.
+TEST(OriginProofEvidence, EqualBodiesAtDifferentHlcsProveAFork) {
+  const Evidence e = vector_evidence();
+  ASSERT_EQ(e.branch_a[0].body(), e.branch_b[0].body());
+  ASSERT_NE(e.branch_a[0].id().hlc, e.branch_b[0].id().hlc);
+  auto s = check_evidence(e, kCluster);
+  EXPECT_TRUE(s) << s.message();
+  EXPECT_EQ(e.fork_seq(), 2u);
+
+  // Longer branches whose first updates differ in hlc only, the rest in body too.
+  const uint64_t k = 3;
+  const Fork f = fork_after(k, 2, 3);
+  std::vector<Update> b = f.a;
+  b[0] = with_hlc(f.a[0], f.a[0].id().hlc + 1);
+  b[1] = update(hlc_of(k + 2) + 1, k + 2, "set", "b1");
+  b.push_back(update(hlc_of(k + 3), k + 3, "set", "b2"));
+  const Head hb = keyed_head(writer(), writer().origin(), k + 3, chain_over(f.base, writer().pub, b));
+  s = check_evidence(chain_evidence(f.head_a, hb, k + 1, f.base, f.a, b), kCluster);
+  EXPECT_TRUE(s) << s.message();
+
+  // Equal bodies at equal hlcs agree: no fork at that seq.
+  const Evidence same = chain_evidence(e.a, e.a, 2, e.base, e.branch_a, e.branch_a);
+  EXPECT_NE(check_evidence(same, kCluster).message().find("agree at the fork seq"), std::string::npos);
+}
+
 TEST(OriginProofEvidence, ChainEvidenceIsRefusedWhenItProvesNothing) {
   const uint64_t k = 2;
   const Fork f = fork_after(k, 2, 3);
@@ -367,19 +540,22 @@ TEST(OriginProofEvidence, ChainEvidenceIsRefusedWhenItProvesNothing) {
   };
   ASSERT_TRUE(check_evidence(evidence_of(f, k + 1), kCluster)) << why(evidence_of(f, k + 1));
 
-  Evidence e = evidence_of(f, k + 1);  // a body short of its head
-  e.bodies_a.pop_back();
+  Evidence e = evidence_of(f, k + 1);  // an update short of its head
+  e.branch_a.pop_back();
   refused(e, "do not reach");
-  e = evidence_of(f, k + 1);  // a body past its head
-  e.bodies_b.push_back(body(k + 4, "set", "extra"));
+  e = evidence_of(f, k + 1);  // an update past its head
+  e.branch_b.push_back(update(hlc_of(k + 4), k + 4, "set", "extra"));
   refused(e, "do not reach");
-  e = evidence_of(f, k + 1);  // a body changed
-  e.bodies_b.back() = body(k + 3, "set", "changed");
+  e = evidence_of(f, k + 1);  // an update's body changed
+  e.branch_b.back() = update(e.branch_b.back().id().hlc, k + 3, "set", "changed");
   refused(e, "does not chain");
+  e = evidence_of(f, k + 1);  // an update's hlc changed, its body not
+  e.branch_a.back() = with_hlc(e.branch_a.back(), e.branch_a.back().id().hlc + 1);
+  refused(e, "branch a does not chain");
   e = evidence_of(f, k + 1);  // the wrong base
   e.base[0] ^= 1;
   refused(e, "does not chain");
-  e = evidence_of(f, k + 2);  // the fork seq one too far: the bodies no longer fit
+  e = evidence_of(f, k + 2);  // the fork seq one too far: the updates no longer fit
   refused(e, "do not reach");
   e = evidence_of(f, k + 1);  // a fork seq above a head
   e.seq = f.head_a.seq + 1;
@@ -392,8 +568,8 @@ TEST(OriginProofEvidence, ChainEvidenceIsRefusedWhenItProvesNothing) {
   e = chain_evidence(same.head_a, same.head_a, k + 1, same.base, same.a, same.a);
   refused(e, "agree at the fork seq");
   // Two branches that share seq k+1 as well, shown as forking there.
-  std::vector<std::string> a2 = same.a, b2 = same.a;
-  b2.back() = body(k + 2, "set", "other");
+  std::vector<Update> a2 = same.a, b2 = same.a;
+  b2.back() = update(hlc_of(k + 2), k + 2, "set", "other");
   const Head hb2 = keyed_head(writer(), writer().origin(), k + 2, chain_over(same.base, writer().pub, b2));
   refused(chain_evidence(same.head_a, hb2, k + 1, same.base, a2, b2), "agree at the fork seq");
   ASSERT_TRUE(check_evidence(
@@ -406,16 +582,44 @@ TEST(OriginProofEvidence, ChainEvidenceIsRefusedWhenItProvesNothing) {
   e.base = chain_start("f1f1f1f1-0002", writer().pub);
   refused(e, "first chain value");
 
-  // A body whose seq field is not its place, though chained and signed.
-  std::vector<std::string> wrong = f.b;
-  wrong[0] = body(k + 7, "set", "b0");
+  // An update whose seq field is not its place, though chained and signed.
+  std::vector<Update> wrong = f.b;
+  wrong[0] = update(wrong[0].id().hlc, k + 7, "set", "b0");
   const Head hw = keyed_head(writer(), writer().origin(), f.head_b.seq, chain_over(f.base, writer().pub, wrong));
   refused(chain_evidence(f.head_a, hw, k + 1, f.base, f.a, wrong), "is seq");
-  // A body that does not frame.
-  std::vector<std::string> garbage = f.b;
-  garbage[1] = "not a body";
-  const Head hg = keyed_head(writer(), writer().origin(), f.head_b.seq, chain_over(f.base, writer().pub, garbage));
-  refused(chain_evidence(f.head_a, hg, k + 1, f.base, f.a, garbage), "does not frame");
+}
+
+// An update in a branch names its origin; one that names another origin is
+// not the heads' origin's update, though the key chained and signed it.
+TEST(OriginProofEvidence, ABranchUpdateOfAnotherOriginIsRefused) {
+  const uint64_t k = 1;
+  const Fork f = fork_after(k, 2, 3);
+  ASSERT_TRUE(check_evidence(evidence_of(f, k + 1), kCluster));
+  const OriginId others[] = {device().origin(), writer().origin() + 1, 0x0123456789abcdefULL};
+  for (const OriginId other : others)
+    for (size_t at = 0; at < f.b.size(); ++at) {
+      std::vector<Update> b = f.b;
+      b[at] = *Update::parse(UpdateId{b[at].id().hlc, other}, b[at].body());
+      // Chained and signed as it stands: only the origin field is wrong.
+      const Head hb = keyed_head(writer(), writer().origin(), f.head_b.seq, chain_over(f.base, writer().pub, b));
+      auto s = check_evidence(chain_evidence(f.head_a, hb, k + 1, f.base, f.a, b), kCluster);
+      EXPECT_FALSE(s) << hex16(other) << " at " << at;
+      EXPECT_NE(s.message().find("branch b: update " + std::to_string(at) + " is of origin " + hex16(other)),
+                std::string::npos)
+          << s.message();
+      // In branch a as well.
+      const Head ha = keyed_head(writer(), writer().origin(), f.head_b.seq, hb.chain);
+      s = check_evidence(chain_evidence(ha, f.head_a, k + 1, f.base, b, f.a), kCluster);
+      EXPECT_NE(s.message().find("branch a: update " + std::to_string(at) + " is of origin"), std::string::npos)
+          << s.message();
+    }
+  // Both branches' first updates of another origin, equal otherwise: still refused.
+  std::vector<Update> a = f.a, b = f.b;
+  a[0] = *Update::parse(UpdateId{a[0].id().hlc, device().origin()}, a[0].body());
+  b[0] = *Update::parse(UpdateId{b[0].id().hlc, device().origin()}, b[0].body());
+  const Head ha = keyed_head(writer(), writer().origin(), f.head_a.seq, chain_over(f.base, writer().pub, a));
+  const Head hb = keyed_head(writer(), writer().origin(), f.head_b.seq, chain_over(f.base, writer().pub, b));
+  EXPECT_FALSE(check_evidence(chain_evidence(ha, hb, k + 1, f.base, a, b), kCluster));
 }
 
 TEST(OriginProofEvidence, ChainEvidenceNeedsOneKeyOneOriginAndVerifiedHeads) {
@@ -424,6 +628,7 @@ TEST(OriginProofEvidence, ChainEvidenceNeedsOneKeyOneOriginAndVerifiedHeads) {
   // Legacy heads of one id by two keys: valid heads, but not one key's chains.
   const Fork by_k = fork_after(k, 2, 2, writer(), legacy, kLegacy);
   const Fork by_d = fork_after(k, 2, 2, device(), legacy, kLegacy);
+  ASSERT_TRUE(check_evidence(evidence_of(by_k, k + 1), kCluster));
   Evidence e = chain_evidence(by_k.head_a, by_d.head_b, k + 1, by_k.base, by_k.a, by_d.b);
   EXPECT_NE(check_evidence(e, kCluster).message().find("two keys"), std::string::npos);
   // Heads of two origins.
@@ -624,11 +829,111 @@ TEST(OriginProofCodec, EvidenceDecodeRefusesBadShapes) {
   EXPECT_FALSE(decode_evidence(changed(keys, 1, 1)));   // kind 1 with three
   EXPECT_FALSE(decode_evidence(changed(keys, 1, 3)));   // no kind 3
   EXPECT_FALSE(decode_evidence(changed(chain, 1, 0)));
-  // A branch with no bodies.
+  // A branch with no updates.
   Evidence empty = kinds[0];
-  empty.bodies_b.clear();
+  empty.branch_b.clear();
   EXPECT_NE(decode_evidence(encode_evidence(empty)).status().message().find("non-empty"), std::string::npos);
   EXPECT_FALSE(decode_evidence(std::string(kMaxEvidenceBytes + 1, '\x90')));
+}
+
+// When several fields are wrong, decoding names the first of them, in the
+// order they are encoded: the same line from every build of the decoder.
+TEST(OriginProofCodec, EvidenceDecodeNamesTheFirstFieldThatFails) {
+  const Evidence e = vector_evidence();
+  const std::string bad_head = packed_head(0, 0);  // seq 0
+  Packed unknown_flags_head;
+  unknown_flags_head.array(5).uint(7).uint(1).bin(std::string(32, 'c')).uint(8).bin(std::string(64, 's'));
+  Packed seq_base;
+  seq_base.uint(e.seq).bin(chain_bytes(e.base));
+  Packed bad_seq_base;
+  bad_seq_base.uint(e.seq).bin("short");
+  std::string env_a, env_b;
+  append_envelope(e.branch_a[0], env_a);
+  append_envelope(e.branch_b[0], env_b);
+  const std::string good_branches = "\x91" + env_a + "\x91" + env_b;
+  Packed bare;
+  bare.array(1).bin(e.branch_b[0].body());
+  const std::string bad_branches = "\x91" + env_a + bare.bytes();
+  auto message = [](const std::string& bytes) {
+    auto d = decode_evidence(bytes);
+    EXPECT_FALSE(d);
+    return d.status().message();
+  };
+  const std::string a = encode_head(e.a), b = encode_head(e.b);
+  ASSERT_TRUE(decode_evidence("\x97\x01" + a + b + seq_base.bytes() + good_branches));
+  // Head a and branch b both wrong: head a is named.
+  EXPECT_NE(message("\x97\x01" + bad_head + b + seq_base.bytes() + bad_branches).find("seq is 0"), std::string::npos);
+  // Heads a and b both wrong: a.
+  EXPECT_NE(
+      message("\x97\x01" + bad_head + unknown_flags_head.bytes() + seq_base.bytes() + good_branches).find("seq is 0"),
+      std::string::npos);
+  EXPECT_NE(message("\x93\x02" + bad_head + unknown_flags_head.bytes()).find("seq is 0"), std::string::npos);
+  // Head b and the base: b. The base and branch b: the base.
+  EXPECT_NE(
+      message("\x97\x01" + a + unknown_flags_head.bytes() + bad_seq_base.bytes() + bad_branches).find("not known"),
+      std::string::npos);
+  EXPECT_NE(message("\x97\x01" + a + b + bad_seq_base.bytes() + bad_branches).find("evidence base"), std::string::npos);
+  // Both branches wrong: a.
+  EXPECT_NE(message("\x97\x01" + a + b + seq_base.bytes() + bare.bytes() + bare.bytes()).find("branch a"),
+            std::string::npos);
+}
+
+// Each branch is an array of update envelopes [hlc, origin, bin body]; a
+// branch of bare bodies (the form before the hlc was chained), an envelope of
+// another shape, or a body that does not frame is refused.
+TEST(OriginProofCodec, EvidenceDecodeRefusesBranchesThatAreNotEnvelopes) {
+  const Evidence e = vector_evidence();
+  Packed front;
+  front.array(7).uint(1);
+  std::string prefix = front.bytes() + encode_head(e.a) + encode_head(e.b);
+  Packed tail;
+  tail.uint(e.seq).bin(chain_bytes(e.base));
+  prefix += tail.bytes();
+  std::string env_a;
+  append_envelope(e.branch_a[0], env_a);
+  auto with_b = [&](const std::string& branch_b) { return prefix + "\x91" + env_a + branch_b; };
+  std::string env_b;
+  append_envelope(e.branch_b[0], env_b);
+  ASSERT_EQ(with_b("\x91" + env_b), encode_evidence(e));
+  ASSERT_TRUE(decode_evidence(with_b("\x91" + env_b)));
+
+  auto refused = [&](const std::string& branch_b, std::string_view reason) {
+    auto d = decode_evidence(with_b(branch_b));
+    EXPECT_FALSE(d);
+    EXPECT_NE(d.status().message().find(reason), std::string::npos) << d.status().message();
+  };
+  const std::string body = e.branch_b[0].body();
+  Packed bare;
+  bare.array(1).bin(body);
+  refused(bare.bytes(), "branch b update 0");
+  Packed two;
+  two.array(1).array(2).uint(kHlc2b).bin(body);
+  refused(two.bytes(), "[hlc, origin, body]");
+  Packed four;
+  four.array(1).array(4).uint(kHlc2b).uint(writer().origin()).bin(body).uint(0);
+  refused(four.bytes(), "[hlc, origin, body]");
+  Packed as_str;
+  as_str.array(1).array(3).uint(kHlc2b).uint(writer().origin());
+  as_str.pk.pack_str(static_cast<uint32_t>(body.size()));
+  as_str.pk.pack_str_body(body.data(), static_cast<uint32_t>(body.size()));
+  EXPECT_FALSE(decode_evidence(with_b(as_str.bytes())));
+  Packed garbage;
+  garbage.array(1).array(3).uint(kHlc2b).uint(writer().origin()).bin("not a body");
+  refused(garbage.bytes(), "branch b update 0");
+  Packed seq0;
+  std::string zero = body;
+  zero[1] = 0;  // [0, "inc", ...]: seq 0
+  seq0.array(1).array(3).uint(kHlc2b).uint(writer().origin()).bin(zero);
+  refused(seq0.bytes(), "branch b update 0");
+  // A negative hlc (int, not uint).
+  std::string negative = env_b;
+  ASSERT_EQ(negative.substr(0, 2), "\x93\xcf");
+  negative = "\x93\xff" + negative.substr(10);
+  refused("\x91" + negative, "not an unsigned integer");
+  // A well-formed envelope in the second place: the branch reads.
+  Packed second;
+  second.array(2);
+  EXPECT_TRUE(decode_evidence(with_b(second.bytes() + env_b + env_b)));
 }
 
 }  // namespace

@@ -9,12 +9,15 @@
 //  - evidence that decodes re-encodes the same way: no longer, to the same
 //    evidence, a fixpoint; its fork seq is at least 1;
 //  - check_evidence never crashes; evidence it accepts has two heads, with
-//    their keys, of one origin: for kChain of one key, with bodies from the
-//    fork seq up to each head and differing first; for kKeys of two keys.
+//    their keys, of one origin: for kChain of one key, with updates of that
+//    origin from the fork seq up to each head (seq s, s+1, ...) that chain
+//    from the base to the head, the first ones differing in hlc or body; for
+//    kKeys of two keys.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "check.h"
 #include "fuzz_proof.h"
@@ -25,9 +28,26 @@ namespace {
 
 using namespace replog::proof;
 
+bool same(const std::vector<Update>& x, const std::vector<Update>& y) {
+  if (x.size() != y.size()) return false;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i].id() != y[i].id() || x[i].body() != y[i].body()) return false;
+  return true;
+}
+
 bool same(const Evidence& x, const Evidence& y) {
   return x.kind == y.kind && x.a == y.a && x.b == y.b && x.seq == y.seq && x.base == y.base &&
-         x.bodies_a == y.bodies_a && x.bodies_b == y.bodies_b;
+         same(x.branch_a, y.branch_a) && same(x.branch_b, y.branch_b);
+}
+
+// Whether `branch` is `origin`'s seqs first.. and chains from `base` to `end` under `key`.
+bool chains(const std::vector<Update>& branch, OriginId origin, uint64_t first, Chain c, const std::string& key,
+            const Chain& end) {
+  for (size_t i = 0; i < branch.size(); ++i) {
+    if (branch[i].id().origin != origin || branch[i].seq() != first + i) return false;
+    chain_step(c, key, branch[i].id().hlc, branch[i].body());
+  }
+  return c == end;
 }
 
 void check_as_head(std::string_view bytes) {
@@ -68,8 +88,12 @@ void check_as_evidence(std::string_view bytes) {
     return;
   }
   FUZZ_CHECK(e->a.key == e->b.key);
-  FUZZ_CHECK(e->bodies_a.size() == e->a.seq - e->seq + 1 && e->bodies_b.size() == e->b.seq - e->seq + 1);
-  FUZZ_CHECK(e->bodies_a.front() != e->bodies_b.front());
+  FUZZ_CHECK(e->branch_a.size() == e->a.seq - e->seq + 1 && e->branch_b.size() == e->b.seq - e->seq + 1);
+  const Update& fa = e->branch_a.front();
+  const Update& fb = e->branch_b.front();
+  FUZZ_CHECK(fa.id().hlc != fb.id().hlc || fa.body() != fb.body());
+  FUZZ_CHECK(chains(e->branch_a, e->a.origin, e->seq, e->base, e->a.key, e->a.chain));
+  FUZZ_CHECK(chains(e->branch_b, e->b.origin, e->seq, e->base, e->b.key, e->b.chain));
 }
 
 }  // namespace

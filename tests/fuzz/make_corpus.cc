@@ -209,16 +209,17 @@ void write_proof() {
     h.key = key.pub;
     return h;
   };
-  auto branch = [](uint64_t first, size_t n, const char* tag) {
-    std::vector<std::string> out;
+  // Updates seq first.. of K's origin, their hlcs rising with seq (`late` puts a
+  // branch's hlcs one millisecond later than the other's).
+  auto branch = [&k](uint64_t first, size_t n, const char* tag, uint64_t late = 0) {
+    std::vector<Update> out;
     for (size_t i = 0; i < n; ++i)
-      out.push_back(
-          update(first + i, 1, first + i, "set", Value(Map{{"path", Value(tag)}, {"value", Value(int64_t(i))}}))
-              .body());
+      out.push_back(update(((uint64_t{1'795'617'187'000} + first + i + late) << 16), origin_of_key(k.pub), first + i,
+                           "set", Value(Map{{"path", Value(tag)}, {"value", Value(int64_t(i))}})));
     return out;
   };
-  auto over = [](Chain c, const std::string& key, const std::vector<std::string>& bodies) {
-    for (const auto& b : bodies) chain_step(c, key, b);
+  auto over = [](Chain c, const std::string& key, const std::vector<Update>& us) {
+    for (const auto& u : us) chain_step(c, key, u.id().hlc, u.body());
     return c;
   };
 
@@ -242,6 +243,14 @@ void write_proof() {
         chain_evidence(keyed(k, origin_of_key(k.pub), shared + 2, over(base, k.pub, a), 0),
                        keyed(k, origin_of_key(k.pub), shared + 3, over(base, k.pub, b), 0), shared + 1, base, a, b);
     put("proof", "evidence-chain-seq" + std::to_string(shared + 1), encode_evidence(e));
+  }
+  {
+    // Branches whose first updates hold one body at two hlcs: a fork at seq 3.
+    const Chain base = over(chain_start(kProofCluster, k.pub), k.pub, branch(1, 2, "common"));
+    const auto a = branch(3, 2, "a"), b = branch(3, 2, "a", 1000);
+    const Evidence e = chain_evidence(keyed(k, origin_of_key(k.pub), 4, over(base, k.pub, a), 0),
+                                      keyed(k, origin_of_key(k.pub), 4, over(base, k.pub, b), 0), 3, base, a, b);
+    put("proof", "evidence-chain-hlc-only", encode_evidence(e));
   }
   put("proof", "evidence-keys",
       encode_evidence(key_evidence(keyed(k, legacy, 5, chain_start(kProofCluster, k.pub), kLegacy),
