@@ -226,6 +226,26 @@ std::vector<Update> updates(const msgpack::object& o) {
   return out;
 }
 
+// 3 elements, or 4 with the head the range ends at (nil: none).
+Updates updates_frame(const msgpack::object& body) {
+  if (body.type != msgpack::type::ARRAY || (body.via.array.size != 3 && body.via.array.size != 4))
+    throw Malformed("updates is not an array of 3 or 4");
+  const auto* b = body.via.array.ptr;
+  Updates u{uint(b[0], "origin"), boolean(b[1], "more"), updates(b[2]), std::nullopt};
+  if (body.via.array.size == 4 && b[3].type != msgpack::type::NIL) u.head = head(b[3]);
+  return u;
+}
+
+// 1 element, or 2 with the heads its runs end at.
+Push push_frame(const msgpack::object& body) {
+  if (body.type != msgpack::type::ARRAY || (body.via.array.size != 1 && body.via.array.size != 2))
+    throw Malformed("push is not an array of 1 or 2");
+  const auto* b = body.via.array.ptr;
+  Push p{updates(b[0]), {}};
+  if (body.via.array.size == 2) p.heads = heads(b[1]);
+  return p;
+}
+
 }  // namespace
 
 std::string encode(const Message& m) {
@@ -322,23 +342,8 @@ Result<Message> decode(std::string_view frame) {
         const auto* b = array(body, 4, "request");
         return Message(Request{uint(b[0], "origin"), uint(b[1], "from"), uint(b[2], "to"), uint(b[3], "max bytes")});
       }
-      case Type::kUpdates: {
-        // 3 elements, or 4 with the head the range ends at (nil: none).
-        if (body.type != msgpack::type::ARRAY || (body.via.array.size != 3 && body.via.array.size != 4))
-          throw Malformed("updates is not an array of 3 or 4");
-        const auto* b = body.via.array.ptr;
-        Updates u{uint(b[0], "origin"), boolean(b[1], "more"), updates(b[2]), std::nullopt};
-        if (body.via.array.size == 4 && b[3].type != msgpack::type::NIL) u.head = head(b[3]);
-        return Message(std::move(u));
-      }
-      case Type::kPush: {
-        if (body.type != msgpack::type::ARRAY || (body.via.array.size != 1 && body.via.array.size != 2))
-          throw Malformed("push is not an array of 1 or 2");
-        const auto* b = body.via.array.ptr;
-        Push p{updates(b[0]), {}};
-        if (body.via.array.size == 2) p.heads = heads(b[1]);
-        return Message(std::move(p));
-      }
+      case Type::kUpdates: return Message(updates_frame(body));
+      case Type::kPush: return Message(push_frame(body));
       case Type::kJoin: return Message(join(body));
       case Type::kJoinReply: return Message(join_reply(body));
       case Type::kMembers: {

@@ -352,7 +352,8 @@ TEST_F(InviteExchange, AStrangerConnectingFirstGetsNothing) {
                                                   1 << 20, 4 << 20, 0}));
     transport.send(link, wire::encode(wire::Vector{0, 1, false, {}}));
     transport.send(link, wire::encode(wire::Push{{Update::make(UpdateId{1'700'000'000'000ull << 16, origin}, 1, "set",
-                                                               std::string("\x82\xa4path\xa1y\xa5value\x01", 15))}}));
+                                                               std::string("\x82\xa4path\xa1y\xa5value\x01", 15))},
+                                                  {}}));
     transport.send(link, wire::encode(wire::Join{stranger.public_key(), std::string(32, 'x'), ""}));
     for (auto& f : transport.poll(100))
       if (auto m = wire::decode(f.bytes)) got.push_back(*m);

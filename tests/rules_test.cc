@@ -420,7 +420,7 @@ TEST_F(OneNode, RequestedBytesOnALinkStayWithinTheCredit) {
   ASSERT_LT(asked.size(), claims.size()) << "the credit must have held some back for this test to mean anything";
   // Answering one releases its credit: exactly the held-back pulls that now fit go out.
   const wire::Request first = asked[0];
-  wire::Updates answer{first.origin, false, {}};
+  wire::Updates answer{first.origin, false, {}, std::nullopt};
   for (uint64_t s = 1; s <= 3; ++s)
     answer.updates.push_back(make_update(first.origin, s, kNow - 100 + static_cast<int64_t>(s), "set", set_arg(Value("k"), Value(1))));
   peer.answer(answer);
@@ -442,10 +442,10 @@ TEST(Limits, AnUpdateBodyOfExactlyTheLimitCrossesTheWireAndOneByteMoreDoesNot) {
   Update over = body_of(limits::kMaxUpdateBytes + 1);
   ASSERT_EQ(exact.body().size(), size_t{1'048'576});
   ASSERT_EQ(over.body().size(), size_t{1'048'577});
-  EXPECT_TRUE(wire::decode(wire::encode(wire::Push{{exact}}))) << "a Push of one body at the limit";
-  EXPECT_TRUE(wire::decode(wire::encode(wire::Updates{20, false, {exact}})));
-  EXPECT_FALSE(wire::decode(wire::encode(wire::Push{{over}}))) << "a Push of one body a byte over";
-  EXPECT_FALSE(wire::decode(wire::encode(wire::Updates{20, false, {over}})));
+  EXPECT_TRUE(wire::decode(wire::encode(wire::Push{{exact}, {}}))) << "a Push of one body at the limit";
+  EXPECT_TRUE(wire::decode(wire::encode(wire::Updates{20, false, {exact}, std::nullopt})));
+  EXPECT_FALSE(wire::decode(wire::encode(wire::Push{{over}, {}}))) << "a Push of one body a byte over";
+  EXPECT_FALSE(wire::decode(wire::encode(wire::Updates{20, false, {over}, std::nullopt})));
 }
 
 class LimitsNode : public ::testing::Test {

@@ -198,15 +198,28 @@ TEST(Signing, LeavingTheOriginMovesToAFreshKeyTheDeviceCertifies) {
   const std::string dir = tmp.sub("d");
   ASSERT_TRUE(Node::init({dir, std::string("c1"), std::nullopt, nullptr}));
   const std::string device = device_key(dir);
+  {
+    auto node = open_node(dir);
+    ASSERT_TRUE(node);
+    ASSERT_TRUE(node->call("set", set_arg("a", "1")));
+  }
+  // A copy of the directory writes #2 of the same origin with the same key.
+  const std::string copy = tmp.sub("copy");
+  std::filesystem::copy(dir, copy);
+  std::filesystem::remove(copy + "/LOCK");
+  auto twin = open_node(copy);
+  ASSERT_TRUE(twin);
+  ASSERT_TRUE(twin->call("set", set_arg("twin", "2")));
+  auto written = twin->read_range(twin->node_id(), 2, 1, 1 << 20);
+  ASSERT_TRUE(written && written->head) << "the twin's #2 ends at its head";
   auto node = open_node(dir);
   ASSERT_TRUE(node);
-  ASSERT_TRUE(node->call("set", set_arg("a", "1")));
   const OriginId first = node->node_id();
-  // An update of this node's origin that it never wrote (seq 2 from elsewhere).
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  auto forged = Update::make(UpdateId{hlc::make(now + 1000, 0), first}, 2, "set", "\x80");
-  auto report = node->ingest({forged});
+  ASSERT_EQ(twin->node_id(), first);
+  // Genuine (signed by the origin's own key), but never written here.
+  auto report = node->ingest(written->updates, {*written->head});
   ASSERT_TRUE(report) << report.status().message();
+  EXPECT_EQ(report->accepted, 1u);
   ASSERT_TRUE(report->origin_changed);
   const OriginId second = node->node_id();
   EXPECT_NE(second, first);

@@ -107,9 +107,13 @@ void write_frames() {
   put("frames", "vector-empty", encode(Vector{0, 1, false, {}}));
   put("frames", "vector", encode(Vector{1, 2, true, {{0x11, 2}, {0x22, 9}, {~0ULL - 1, ~0ULL}}}));
   put("frames", "request", encode(Request{0x11, 1, 2, 1 << 20}));
-  put("frames", "updates", encode(Updates{0x11, true, {a, b}}));
-  put("frames", "updates-empty", encode(Updates{0x22, false, {}}));
-  put("frames", "push", encode(Push{{c}}));
+  put("frames", "updates", encode(Updates{0x11, true, {a, b}, std::nullopt}));
+  put("frames", "updates-empty", encode(Updates{0x22, false, {}, std::nullopt}));
+  put("frames", "push", encode(Push{{c}, {}}));
+  // Signed origins: a range and a push with the heads they end at (shape only).
+  const proof::Head head{0x11, 2, proof::Chain{}, 0, std::string(64, '\x55'), std::string(32, '\x66'), {}, {}};
+  put("frames", "updates-signed", encode(Updates{0x11, false, {a, b}, head}));
+  put("frames", "push-signed", encode(Push{{c}, {head}}));
   put("frames", "join", encode(Join{std::string(32, '\x11'), std::string(32, '\x22'), "laptop"}));
   put("frames", "join-reply", encode(JoinReply{true, std::string(32, '\x33'), "cluster-a", std::string(32, '\x44')}));
   put("frames", "join-refused", encode(JoinReply{}));
