@@ -452,7 +452,9 @@ uint64_t parse_since(const std::string& text) {
 }
 
 int cmd_log(const std::vector<std::string>& args) {
-  Options o("log", "--data DIR [--origin ID] [--since HLC|TIME] [--limit N]");
+  Options o("log", "--data DIR [--origin ID] [--since HLC|TIME] [--limit N]\n"
+                   "  each line: id, time, origin #seq, then 'signed' when a verified head covers it\n"
+                   "  (its origin's key signed it) or 'UNVERIFIED', then the method and argument");
   o.add()("origin", po::value<std::string>(), "only this origin (16 hex digits)")(
       "since", po::value<std::string>(), "start at this HLC (integer) or ISO-8601 time")(
       "limit", po::value<uint64_t>()->default_value(UINT64_MAX, "all"), "print at most N updates");
@@ -463,6 +465,8 @@ int cmd_log(const std::vector<std::string>& args) {
   if (o.has("origin")) origin = unwrap(parse_hex16(o.get<std::string>("origin")));
   UpdateId start{o.has("since") ? parse_since(o.get<std::string>("since")) : 0, 0};
   uint64_t limit = o.get<uint64_t>("limit"), printed = 0;
+  std::map<OriginId, uint64_t> verified_to;  // per origin, the seq its verified chain reaches
+  for (const auto& [o_id, rec] : txn.origin_records()) verified_to[o_id] = rec.seq;
   check(txn.for_each_from(start, [&](const UpdateId& id, std::string_view body) {
     if (printed >= limit) return false;
     if (origin && id.origin != *origin) return true;
@@ -473,6 +477,7 @@ int cmd_log(const std::vector<std::string>& args) {
       json line{{"id", id.to_string()}, {"hlc", id.hlc}, {"time", hlc::to_string(id.hlc)}, {"origin", hex16(id.origin)}};
       if (u) {
         line["seq"] = u->seq;
+        line["verified"] = u->seq <= verified_to[id.origin];
         line["method"] = std::string(u->method);
         line["arg"] = arg ? to_json_value(*arg) : json(nullptr);
       } else {
@@ -481,7 +486,7 @@ int cmd_log(const std::vector<std::string>& args) {
       std::cout << line.dump() << "\n";
     } else if (u) {
       std::cout << id.to_string() << "  " << hlc::to_string(id.hlc) << "  " << hex16(id.origin) << " #" << u->seq
-                << "  " << u->method << " " << (arg ? to_typed_json(*arg) : "<" + arg.status().message() + ">") << "\n";
+                << (u->seq <= verified_to[id.origin] ? "  signed" : "  UNVERIFIED") << "  " << u->method << " " << (arg ? to_typed_json(*arg) : "<" + arg.status().message() + ">") << "\n";
     } else {
       std::cout << id.to_string() << "  <" << u.status().message() << ">\n";
     }
@@ -534,9 +539,21 @@ int cmd_status(const std::vector<std::string>& args) {
             << (st.find("state_pending") && st.find("state_pending")->as_bool() ? "(folding in received updates)"
                                                                                  : str("state_hash"))
             << "\nvector\n";
-  for (const auto& [origin, seq] : st.find("vector")->as_map())
-    std::cout << "  " << origin << "  " << seq.as_int() << (origin == str("node_id") ? "  (this node)" : "") << "\n";
+  // Per origin: the seq held, and how far a verified signed head covers it.
+  const Value* verified = st.find("verified");
+  for (const auto& [origin, seq] : st.find("vector")->as_map()) {
+    const Value* v = verified && verified->is_map() ? verified->find(origin) : nullptr;
+    const int64_t signed_to = v && v->is_int() ? v->as_int() : 0;
+    std::cout << "  " << origin << "  " << seq.as_int()
+              << (signed_to >= seq.as_int() ? "  signed"
+                                              : "  " + std::to_string(seq.as_int() - signed_to) + " UNVERIFIED")
+              << (origin == str("node_id") ? "  (this node)" : "") << "\n";
+  }
   for (const auto& [origin, r] : st.find("forks")->as_map()) std::cout << "fork: " << r.as_string() << "\n";
+  if (const Value* ev = st.find("fork_evidence"); ev && ev->is_map())
+    for (const auto& [origin, seq] : ev->as_map())
+      std::cout << "fork evidence: origin " << origin << " forked at #" << seq.as_int()
+                << " (two branches signed by its key)\n";
   if (num("unknown_method_updates"))
     std::cout << "state incomplete: " << num("unknown_method_updates") << " updates need a newer replog\n";
   if (const Value* former = st.find("former_origins"); former && former->is_map())
@@ -658,14 +675,19 @@ int cmd_verify(const std::vector<std::string>& args) {
   if (o.json()) {
     std::cout << json{{"ok", report.ok()}, {"updates", report.updates}, {"origins", report.origins},
                       {"checkpoints_checked", report.checkpoints_checked},
-                      {"undecodable_args", report.undecodable_args}, {"state_hash", report.scratch_hash},
+                      {"undecodable_args", report.undecodable_args}, {"origins_verified", report.origins_verified},
+                      {"heads_checked", report.heads_checked}, {"unverified_updates", report.unverified_updates},
+                      {"evidence_checked", report.evidence_checked}, {"state_hash", report.scratch_hash},
                       {"problems", report.problems}}
                      .dump(2)
               << "\n";
   } else {
     std::cout << (report.ok() ? "ok" : "PROBLEMS") << ": " << report.updates << " updates from " << report.origins
-              << " origins, " << report.checkpoints_checked << " checkpoints checked, state hash "
-              << report.scratch_hash << "\n";
+              << " origins, " << report.checkpoints_checked << " checkpoints checked, " << report.origins_verified
+              << " origins' chains and " << report.heads_checked << " signed heads checked";
+    if (report.unverified_updates) std::cout << ", " << report.unverified_updates << " updates not yet under a head";
+    if (report.evidence_checked) std::cout << ", " << report.evidence_checked << " fork evidence checked";
+    std::cout << ", state hash " << report.scratch_hash << "\n";
     for (const auto& p : report.problems) std::cout << "  " << p << "\n";
   }
   return report.ok() ? 0 : 1;

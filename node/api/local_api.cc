@@ -18,8 +18,10 @@ Value reply_error(const std::string& message) { return Value(List{Value(int64_t{
 
 Value node_status(const engine::Node& node, Value peers) {
   engine::NodeInfo info = node.info();
-  Map forks, former;
+  Map forks, former, verified, evidence;
   for (const auto& [origin, r] : info.forks) forks[hex16(origin)] = Value(r);
+  for (const auto& [origin, seq] : info.verified) verified[hex16(origin)] = Value(static_cast<int64_t>(seq));
+  for (const auto& [origin, seq] : info.fork_evidence) evidence[hex16(origin)] = Value(static_cast<int64_t>(seq));
   for (const auto& [origin, r] : info.former_origins) former[hex16(origin)] = Value(r);
   int64_t conflicts = 0, unknown = 0;
   std::string hash;
@@ -35,6 +37,8 @@ Value node_status(const engine::Node& node, Value peers) {
               {"vector", vector_to_value(info.vector)},
               {"conflicts", Value(conflicts)},
               {"forks", Value(std::move(forks))},
+              {"verified", Value(std::move(verified))},
+              {"fork_evidence", Value(std::move(evidence))},
               {"unknown_method_updates", Value(unknown)},
               {"former_origins", Value(std::move(former))},
               {"state_hash", Value(hash)},

@@ -7,6 +7,7 @@
 #include "node/engine/node.h"
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
+#include "protocol/origin_proof.h"
 #include "storage/update_log.h"
 
 namespace replog {
@@ -42,6 +43,14 @@ class LogWalk {
           VerifyReport& report)
       : txn_(txn), replayer_(methods, 0), checkpoints_(std::move(checkpoints)), report_(report) {
     next_checkpoint_ = checkpoints_.begin();
+    cluster_ = txn_.meta(meta::kCluster).value_or("");
+    for (auto& [origin, rec] : txn_.origin_records()) {
+      Chained c;
+      c.rec = rec;
+      c.chain = c.chain_at_tip = proof::chain_start(cluster_, rec.key);
+      for (const StoredHead& h : txn_.heads(origin)) c.heads[h.seq] = h;
+      chains_.emplace(origin, std::move(c));
+    }
   }
 
   void run() {
@@ -55,6 +64,27 @@ class LogWalk {
   }
 
   const std::map<OriginId, VectorEntry>& seen() const { return seen_; }
+
+  // After the walk: each record's tip is its chain where the record says, and
+  // every kept head was met.
+  void check_records() {
+    for (auto& [origin, c] : chains_) {
+      const std::string name = "origin " + hex16(origin);
+      if (c.at_seq != c.rec.seq || c.chain_at_tip != c.rec.chain) {
+        problem(name + ": its recorded chain tip at #" + std::to_string(c.rec.seq) + " is not the chain of its updates");
+        continue;
+      }
+      if (!c.rec.device.empty() && !proof::cert_valid(cluster_, c.rec.key, c.rec.device, c.rec.cert))
+        problem(name + ": the certificate of its key does not verify");
+      for (const auto& [seq, h] : c.heads)
+        if (seq > c.rec.seq) problem(name + ": a head at #" + std::to_string(seq) + " is past its verified tip");
+      if (c.bad_heads == 0) ++report_.origins_verified;
+    }
+    for (const auto& [origin, o] : seen_) {
+      auto it = chains_.find(origin);
+      report_.unverified_updates += it == chains_.end() ? o.seq : o.seq - std::min(o.seq, it->second.rec.seq);
+    }
+  }
 
  private:
   void problem(std::string text) { report_.problems.push_back(std::move(text)); }
@@ -74,6 +104,7 @@ class LogWalk {
     if (!indexed || *indexed != id)
       problem("seq index: " + origin + " seq " + std::to_string(u->seq) + " does not point at " + id.to_string());
     if (!decode_msgpack(u->arg)) ++report_.undecodable_args;
+    chain(id, *u);
     check_checkpoints_before(id);
     replayer_.apply(*u);
   }
@@ -93,7 +124,40 @@ class LogWalk {
     }
   }
 
+  struct Chained {
+    OriginRecord rec;
+    proof::Chain chain{};
+    std::map<uint64_t, StoredHead> heads;
+    uint64_t at_seq = 0;
+    proof::Chain chain_at_tip{};
+    size_t bad_heads = 0;
+  };
+
+  // Steps the update's origin's chain and checks a kept head at its seq.
+  void chain(const UpdateId& id, const UpdateView& u) {
+    auto it = chains_.find(id.origin);
+    if (it == chains_.end() || u.seq > it->second.rec.seq) return;
+    Chained& c = it->second;
+    proof::chain_step(c.chain, c.rec.key, id.hlc, u.body);
+    c.at_seq = u.seq;
+    if (u.seq == c.rec.seq) c.chain_at_tip = c.chain;
+    auto h = c.heads.find(u.seq);
+    if (h == c.heads.end()) return;
+    ++report_.heads_checked;
+    proof::Head head{id.origin, h->second.seq, h->second.chain, h->second.flags, h->second.signature, {}, {}, {}};
+    const std::string name = "origin " + hex16(id.origin) + " head #" + std::to_string(u.seq);
+    if (head.chain != c.chain) {
+      ++c.bad_heads;
+      problem(name + ": its chain is not the chain of the updates up to it");
+    } else if (Status s = proof::check_head(head, cluster_, c.rec.key); !s) {
+      ++c.bad_heads;
+      problem(name + ": " + s.message());
+    }
+  }
+
   LogTxn& txn_;
+  std::string cluster_;
+  std::map<OriginId, Chained> chains_;
   Replayer replayer_;
   std::map<UpdateId, std::string> checkpoints_;
   std::map<UpdateId, std::string>::const_iterator next_checkpoint_;
@@ -137,7 +201,16 @@ Result<VerifyReport> verify_data_dir(const std::string& dir, std::shared_ptr<con
   if (!txn) return txn.status();
   LogWalk walk(*txn, *methods, checkpoint_hashes(*txn, methods->digest(), report), report);
   walk.run();
+  walk.check_records();
   check_vector(*txn, walk.seen(), report);
+  const std::string cluster = txn->meta(meta::kCluster).value_or("");
+  for (const auto& [origin, bytes] : txn->evidence()) {
+    auto e = proof::decode_evidence(bytes);
+    Status s = e ? proof::check_evidence(*e, cluster) : e.status();
+    if (s && e->origin() != origin) s = Status::corruption("it names origin " + hex16(e->origin()));
+    if (!s) report.problems.push_back("fork evidence of origin " + hex16(origin) + ": " + s.message());
+    ++report.evidence_checked;
+  }
   if (!txn->status()) report.problems.push_back(txn->status().message());
   check_loaded_state(dir, std::move(methods), report);
   return report;

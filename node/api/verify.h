@@ -5,7 +5,10 @@
 // with seq, the seq index pointing at the right keys and the vector matching;
 // replays the whole log from empty and compares the state hash with each
 // checkpoint it passes and with the state a node would load (newest usable
-// checkpoint + tail).
+// checkpoint + tail). Signed origins: recomputes every recorded origin's chain
+// from c_0, checks each kept head against it and its signature (and the key's
+// certificate), that the record's tip is the chain at its seq, and every piece
+// of fork evidence held.
 #pragma once
 
 #include <string>
@@ -21,6 +24,10 @@ struct VerifyReport {
   uint64_t origins = 0;
   uint64_t checkpoints_checked = 0;
   uint64_t undecodable_args = 0;  // content, decided in replay: reported, not an error
+  uint64_t origins_verified = 0;  // origins with a record whose chain and heads check
+  uint64_t heads_checked = 0;
+  uint64_t unverified_updates = 0;  // held without a head covering them (legacy, not yet attested)
+  uint64_t evidence_checked = 0;
   std::string scratch_hash;       // fold of the whole log from empty
   std::string loaded_hash;        // what a node loads (checkpoint + tail)
   std::vector<std::string> problems;

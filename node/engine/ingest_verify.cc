@@ -45,6 +45,21 @@ Result<proof::Chain> chain_at(LogTxn& txn, const std::string& cluster, OriginId 
 
 }  // namespace
 
+// Among heads[from, to) (one seq), the first whose key may hold the origin and
+// whose signature verifies; the first when none does (its refusal says why).
+const proof::Head* Node::chosen_head(Batch& b, OriginId origin, const std::vector<const proof::Head*>& heads,
+                                     size_t from, size_t to, const std::string& batch_key) {
+  if (to - from == 1) return heads[from];
+  auto rec = b.records.find(origin);
+  if (rec == b.records.end()) rec = b.records.emplace(origin, b.txn.origin_record(origin)).first;
+  for (size_t i = from; i < to; ++i) {
+    const proof::Head& h = *heads[i];
+    if (rec->second && !h.key.empty() && h.key != rec->second->key) continue;
+    if (proof::check_head(h, cluster_id_, rec->second ? rec->second->key : batch_key)) return heads[i];
+  }
+  return heads[from];
+}
+
 Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector<const Update*>& ups,
                             std::vector<const proof::Head*>& heads) {
   IngestReport& rep = req.report;
@@ -60,13 +75,27 @@ Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector
     refuse_rest(ups.size(), Verdict::kQuarantined, "origin " + hex16(origin) + ": quarantined after a fork");
     return Status::ok();
   }
-  for (const proof::Head* head : heads) {
+  // A keyless head may come with another head of the origin that carries the
+  // key (a run from seq 1 relayed beside a later one): that key serves both.
+  std::string batch_key;
+  for (const proof::Head* h : heads)
+    if (!h->key.empty() && (h->flags & proof::kLegacy || proof::origin_of_key(h->key) == origin)) {
+      batch_key = h->key;
+      break;
+    }
+  for (size_t hi = 0; hi < heads.size();) {
+    // The heads at one seq: relays may bring a forged one beside the genuine
+    // one; the run is judged with the first that verifies.
+    size_t hj = hi;
+    while (hj < heads.size() && heads[hj]->seq == heads[hi]->seq) ++hj;
+    const proof::Head* head = chosen_head(b, origin, heads, hi, hj, batch_key);
+    hi = hj;
     size_t end = next;  // the run: ups[next, end) with seq <= head->seq
     while (end < ups.size() && ups[end]->seq() <= head->seq) ++end;
     if (end == next) continue;  // a head with nothing of its own in this batch
     std::vector<const Update*> run(ups.begin() + static_cast<ptrdiff_t>(next), ups.begin() + static_cast<ptrdiff_t>(end));
     const size_t before = rep.refused.size();
-    REPLOG_RETURN_IF_ERROR(store_run(b, req, origin, run, *head));
+    REPLOG_RETURN_IF_ERROR(store_run(b, req, origin, run, *head, batch_key));
     next = end;
     // A run refused for good leaves later runs of the origin without a base.
     if (rep.refused.size() > before && rep.refused.back().verdict != Verdict::kDuplicate) {
@@ -82,7 +111,7 @@ Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector
 
 // One run of `origin`, seqs ascending, ending at or below `head`.
 Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
-                       const proof::Head& head) {
+                       const proof::Head& head, const std::string& batch_key) {
   IngestReport& rep = req.report;
   auto refuse = [&](Verdict v, const std::string& why) {
     for (const Update* u : run) rep.refused.push_back({u->id(), u->seq(), v, why});
@@ -110,7 +139,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
       auto id = b.txn.id_of(origin, u->seq());
       auto body = id ? b.txn.body(*id) : std::nullopt;
       if (!id || *id != u->id() || !body || *body != u->body()) {
-        const std::string key = rec ? rec->key : head.key;
+        const std::string key = rec ? rec->key : !head.key.empty() ? head.key : batch_key;
         return fork_by_proof(b, req, origin, run, head, key);
       }
     }
@@ -119,7 +148,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   }
 
   // The key: the one recorded for the origin; a head carrying another is a second key under one id.
-  std::string key = rec ? rec->key : head.key;
+  std::string key = rec ? rec->key : !head.key.empty() ? head.key : batch_key;
   if (rec && !head.key.empty() && head.key != rec->key)
     return refuse(Verdict::kBadProof, "origin " + hex16(origin) + ": a head carries another key than the one held");
   if (key.empty())
@@ -180,6 +209,15 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   if (!head.cert.empty()) {
     r.device = head.device;
     r.cert = head.cert;
+  }
+  if (r.cert.empty() && !rec) {
+    // A keyless head whose key came with another head of the batch: its certificate too.
+    for (const proof::Head& h : req.heads)
+      if (h.origin == origin && h.key == key && !h.cert.empty()) {
+        r.device = h.device;
+        r.cert = h.cert;
+        break;
+      }
   }
   r.legacy = (head.flags & proof::kLegacy) != 0;
   r.final = (head.flags & proof::kFinal) != 0;

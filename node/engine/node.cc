@@ -334,6 +334,8 @@ NodeInfo Node::info() const {
   info.updates = txn->update_count();
   info.forks = txn->forks();
   for (const auto& [origin, rec] : txn->origin_records()) info.verified[origin] = rec.seq;
+  for (const auto& [origin, bytes] : txn->evidence())
+    if (auto e = proof::decode_evidence(bytes)) info.fork_evidence[origin] = e->fork_seq();
   if (auto former = txn->meta(meta::kFormerOrigins)) {
     auto v = decode_msgpack_local(*former);
     if (v && v->is_map())

@@ -89,6 +89,8 @@ struct NodeInfo {
   std::map<OriginId, std::string> former_origins;  // origins this node left, with the reason
   // Per origin, the newest signed head held (signed origins): what is verified.
   std::map<OriginId, uint64_t> verified;
+  // Per origin with fork evidence held: the fork seq it proves.
+  std::map<OriginId, uint64_t> fork_evidence;
 };
 
 // The key this node writes its origin with (docs/ARCHITECTURE.md "Signed
@@ -193,8 +195,10 @@ class Node final : public SyncStore {
   Status store_one_received(Batch& b, Request& req, const Update& u);
   Status store_verified(Batch& b, Request& req, OriginId origin, std::vector<const Update*>& ups,
                         std::vector<const proof::Head*>& heads);
+  const proof::Head* chosen_head(Batch& b, OriginId origin, const std::vector<const proof::Head*>& heads, size_t from,
+                                 size_t to, const std::string& batch_key);
   Status store_run(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
-                   const proof::Head& head);
+                   const proof::Head& head, const std::string& batch_key);
   Status fork_by_proof(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
                        const proof::Head& head, const std::string& key);
   Status fold_received(Batch& b);

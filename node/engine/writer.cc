@@ -213,8 +213,16 @@ Status Node::store_received(Batch& b, Request& req) {
       else others.push_back(u);
     }
     auto& hs = heads[origin];
-    std::stable_sort(hs.begin(), hs.end(), [](const proof::Head* x, const proof::Head* y) { return x->seq < y->seq; });
-    hs.erase(std::unique(hs.begin(), hs.end(), [](const proof::Head* x, const proof::Head* y) { return *x == *y; }),
+    // One head per signature: relays send the same head with and without the
+    // key it carries; the one with the key is kept.
+    std::stable_sort(hs.begin(), hs.end(), [](const proof::Head* x, const proof::Head* y) {
+      return x->seq != y->seq ? x->seq < y->seq : x->key.size() > y->key.size();
+    });
+    hs.erase(std::unique(hs.begin(), hs.end(),
+                         [](const proof::Head* x, const proof::Head* y) {
+                           return x->seq == y->seq && x->chain == y->chain && x->flags == y->flags &&
+                                  x->signature == y->signature && (y->key.empty() || y->key == x->key);
+                         }),
              hs.end());
     REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, first, hs));
     if (!others.empty()) REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, others, hs));

@@ -11,7 +11,7 @@ Nemesis::Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload
   forging_ = on(FaultKind::kForge) && chance(0.25);
   // Copies relax the checks, so among other faults they come in a few seeds only.
   copying_ = on(FaultKind::kCopies) && (options_.faults.size() == 1 || chance(0.15));
-  if (forging_) trace_.line("this run forges origins: relaxed checks");
+  if (forging_) trace_.line("this run forges origins (every node must refuse them)");
   if (on(FaultKind::kTrust)) {
     cluster_.add_outsider();
     trace_.line("an outsider dials every node; none trusts it");

@@ -84,7 +84,7 @@ void print_json(const SimOptions& o, const RunResult& r) {
 }
 
 void print_text(const SimOptions& o, const RunResult& r) {
-  std::cout << "seed " << o.seed << ": " << (r.passed ? "passed" : "FAILED") << (r.relaxed ? " (relaxed: forged or copied origins)" : "")
+  std::cout << "seed " << o.seed << ": " << (r.passed ? "passed" : "FAILED") << (r.relaxed ? " (relaxed: copied directories)" : "")
             << ", " << r.calls_acknowledged << " calls, " << r.frames << " frames, converged in " << r.converge_ms
             << " ms\ntrace hash: " << r.trace_hash << "\n";
   if (r.passed) return;
