@@ -94,16 +94,20 @@ double raw_zmq_seconds(size_t frame_bytes, size_t frames) {
 
 // --- the nodes ------------------------------------------------------------------------------
 
-// A node holding the dataset, built through Node::ingest (batches of 1000, key order).
+// A node holding the dataset of `origins` signed origins, built through
+// Node::ingest (batches of 1000 with their heads, key order). The same
+// `origins` give the same keys and bytes, so a twin holds what its source does.
 std::string build_source(uint64_t origins, const std::string& name) {
   std::string dir = new_node_dir(name + "-" + std::to_string(origins), kCluster);
   auto node = open_node(dir, "Node::open source");
+  SignedOrigins signed_origins(kCluster, kDatasetSeed + origins, origins);
   std::vector<Update> batch;
   uint64_t accepted = 0;
   for (uint64_t i = 0; i < g_opt.updates; i += 1000) {
     batch.clear();
-    for (uint64_t j = i; j < std::min(g_opt.updates, i + 1000); ++j) batch.push_back(dataset_update(j, origins));
-    accepted += ingest_or_die(*node, std::move(batch), "ingest");
+    for (uint64_t j = i; j < std::min(g_opt.updates, i + 1000); ++j)
+      batch.push_back(next_dataset_update(signed_origins, j));
+    accepted += ingest_or_die(*node, signed_batch(signed_origins, std::move(batch)), "ingest");
     batch = {};
   }
   if (accepted != g_opt.updates) die("source accepted " + grouped(accepted) + " updates");

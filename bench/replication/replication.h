@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/run.h"
+#include "common/signed_log.h"
 #include "protocol/version_vector.h"
 
 namespace replog::bench {
@@ -35,7 +36,7 @@ struct Options : RunOptions {
 
 extern Options g_opt;
 
-inline const std::string kCluster = "b0b0b0b0-be7c-0001";  // every node of a run: one cluster
+inline const std::string kCluster = kBenchCluster;  // every node of a run: one cluster
 
 // Two nodes that hold the same updates, left by figure 1 for figures 2, 3
 // and 5 (the 1-origin pair is the source and the receiver of figure 1; a pair

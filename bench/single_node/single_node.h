@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/run.h"
+#include "common/signed_log.h"
 #include "node/engine/node.h"
 
 namespace replog::bench {
@@ -43,11 +44,19 @@ double median_of(std::vector<double> v);
 
 // --- the dataset (dataset.cc) ---------------------------------------------------------
 //
-// --updates updates of the workload from 4 origins taking turns.
+// --updates updates of the workload from 4 signed origins taking turns
+// (SignedOrigins of kDatasetSeed); each batch is ingested with its heads.
 
 constexpr uint64_t kDatasetOrigins = 4;
 
-std::vector<Update> make_dataset();
+struct Dataset {
+  SignedOrigins origins;
+  std::vector<Update> updates;
+};
+
+Dataset make_dataset();
+// The dataset's origin ids (for folds in memory).
+std::vector<OriginId> dataset_ids();
 
 // A closed node holding the dataset (checkpoints as Node::close leaves them):
 // figure 3's node, or built here when figure 3 did not run.
