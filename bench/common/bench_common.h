@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "node/core/clock.h"
+#include "common/signed_log.h"
 #include "node/engine/node.h"
 #include "replog/status.h"
 
@@ -144,8 +145,9 @@ inline std::string fresh_dir(const std::string& name) {
   return d;
 }
 
-// A new node directory under the run's temp dir (Node::init makes it).
-inline std::string new_node_dir(const std::string& name, const std::optional<std::string>& cluster = std::nullopt) {
+// A new node directory under the run's temp dir (Node::init makes it), in the
+// benchmarks' cluster unless told (the heads of SignedOrigins are bound to it).
+inline std::string new_node_dir(const std::string& name, const std::string& cluster = kBenchCluster) {
   std::string d = g_root + "/" + std::to_string(++g_dir_counter) + "-" + name;
   InitOptions io;
   io.dir = d;
@@ -154,9 +156,12 @@ inline std::string new_node_dir(const std::string& name, const std::optional<std
   return d;
 }
 
-inline std::unique_ptr<Node> open_node(const std::string& dir, const std::string& what = "Node::open") {
+// `verify_origins` off only for a baseline (received updates judged for form alone).
+inline std::unique_ptr<Node> open_node(const std::string& dir, const std::string& what = "Node::open",
+                                       bool verify_origins = true) {
   NodeOptions no;
   no.dir = dir;
+  no.verify_origins = verify_origins;
   return must(Node::open(no), what);
 }
 
@@ -167,10 +172,10 @@ inline std::unique_ptr<Node> open_read_only(const std::string& dir,
   return must(Node::open_read_only(no), what);
 }
 
-// Node::ingest of a batch that must be accepted whole; returns how many were
-// accepted (duplicates are not).
-inline size_t ingest_or_die(Node& node, std::vector<Update> batch, const std::string& what) {
-  auto rep = must(node.ingest(std::move(batch)), "Node::ingest");
+// Node::ingest of a signed batch that must be accepted whole; returns how many
+// were accepted (duplicates are not).
+inline size_t ingest_or_die(Node& node, SignedBatch batch, const std::string& what) {
+  auto rep = must(node.ingest(std::move(batch.updates), std::move(batch.heads)), "Node::ingest");
   if (!rep.refused.empty()) {
     const Refused& r = rep.refused.front();
     die(what + " refused " + r.id.to_string() + ": " + verdict_name(r.verdict) + ": " + r.detail);

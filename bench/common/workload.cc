@@ -35,4 +35,14 @@ Update dataset_update(uint64_t i, uint64_t origins, OriginId base) {
   return Update::make(UpdateId{g_base_hlc + i, origin}, seq, "set", set_arg(i));
 }
 
+Update dataset_update(uint64_t i, const std::vector<OriginId>& ids) {
+  return Update::make(UpdateId{g_base_hlc + i, ids[i % ids.size()]}, i / ids.size() + 1, "set", set_arg(i));
+}
+
+Update next_dataset_update(SignedOrigins& origins, uint64_t i) {
+  const size_t k = i % origins.size();
+  if (origins.seq(k) != i / origins.size()) die("dataset update " + std::to_string(i) + " made out of turn");
+  return origins.append(k, g_base_hlc + i, "set", set_arg(i));
+}
+
 }  // namespace replog::bench

@@ -3,7 +3,8 @@
 // (the same puts, 1000 updates per commit) and raw ZeroMQ (the same frames).
 // With more than one origin it is stopped after --fresh-cap s and reported as
 // not finished, with its rate so far. The pairs it leaves behind serve
-// figures 2, 3 and 5.
+// figures 2, 3 and 5. Figure 6: the 1-origin replication again, the receiver
+// verifying the heads (NodeOptions::verify_origins) and not, in turn.
 #include <atomic>
 #include <filesystem>
 #include <optional>
@@ -94,16 +95,20 @@ double raw_zmq_seconds(size_t frame_bytes, size_t frames) {
 
 // --- the nodes ------------------------------------------------------------------------------
 
-// A node holding the dataset, built through Node::ingest (batches of 1000, key order).
+// A node holding the dataset of `origins` signed origins, built through
+// Node::ingest (batches of 1000 with their heads, key order). The same
+// `origins` give the same keys and bytes, so a twin holds what its source does.
 std::string build_source(uint64_t origins, const std::string& name) {
   std::string dir = new_node_dir(name + "-" + std::to_string(origins), kCluster);
   auto node = open_node(dir, "Node::open source");
+  SignedOrigins signed_origins(kCluster, kDatasetSeed + origins, origins);
   std::vector<Update> batch;
   uint64_t accepted = 0;
   for (uint64_t i = 0; i < g_opt.updates; i += 1000) {
     batch.clear();
-    for (uint64_t j = i; j < std::min(g_opt.updates, i + 1000); ++j) batch.push_back(dataset_update(j, origins));
-    accepted += ingest_or_die(*node, std::move(batch), "ingest");
+    for (uint64_t j = i; j < std::min(g_opt.updates, i + 1000); ++j)
+      batch.push_back(next_dataset_update(signed_origins, j));
+    accepted += ingest_or_die(*node, signed_batch(signed_origins, std::move(batch)), "ingest");
     batch = {};
   }
   if (accepted != g_opt.updates) die("source accepted " + grouped(accepted) + " updates");
@@ -152,11 +157,13 @@ void wait_for(const std::atomic<uint64_t>& got, uint64_t n, Steady::time_point t
   }
 }
 
-// Replicates the pair's source to the empty receiver_dir; sets pair.hash.
-Replication replicate(Pair& pair, const std::string& receiver_dir, bool capped) {
+// Replicates the pair's source to the empty receiver_dir, the receiver
+// verifying what it receives unless told; sets pair.hash.
+Replication replicate(Pair& pair, const std::string& receiver_dir, bool capped, bool verify = true) {
   const uint64_t n = g_opt.updates;
   Replication out;
   PeerNode src, dst;
+  dst.verify_origins = verify;
   std::atomic<uint64_t> got{0};
   std::atomic<int64_t> first_ns{0}, last_ns{0};
   dst.on_commit = [&](const std::vector<Update>& ups) {
@@ -233,7 +240,53 @@ void add_fresh_rows(const std::string& fig, uint64_t origins, const Replication&
       .add();
 }
 
+std::string rates_text(const std::vector<double>& rates) {
+  std::string out;
+  for (double r : rates) out += (out.empty() ? "" : ", ") + rate_text(r);
+  return out;
+}
+
 }  // namespace
+
+void fig_verify() {
+  const uint64_t n = g_opt.updates;
+  Pair pair;
+  const bool own_source = !g_pairs.count(1);
+  if (own_source) {
+    progress("figure 6: building a source node of " + grouped(n) + " updates from 1 origin (Node::ingest, untimed)");
+    pair.origins = 1;
+    pair.source_dir = build_source(1, "source");
+  } else {
+    pair = g_pairs[1];
+  }
+  progress("figure 6: replicating to an empty node, verifying and not, in turn (ABBA)");
+  std::vector<double> rates[2];  // [verify]
+  std::optional<Replication> best[2];
+  for (bool verify : {false, true, true, false}) {
+    const std::string dir = new_node_dir(std::string("receiver-") + (verify ? "verifying" : "not-verifying"), kCluster);
+    Pair p = pair;
+    Replication r = replicate(p, dir, /*capped=*/false, verify);
+    std::filesystem::remove_all(dir);
+    const double rate = static_cast<double>(r.done) / r.total_s;
+    rates[verify].push_back(rate);
+    if (!best[verify] || rate > static_cast<double>(best[verify]->done) / best[verify]->total_s) best[verify] = r;
+  }
+  if (own_source) std::filesystem::remove_all(pair.source_dir);
+  const Replication &on = *best[1], &off = *best[0];
+  const double on_rate = static_cast<double>(on.done) / on.total_s, off_rate = static_cast<double>(off.done) / off.total_s;
+  RowBuilder("6", "fresh replication, " + grouped(n) + " updates of 1 origin, receiver verifying (vs not)")
+      .measured(on_rate, "updates/s",
+                rate_text(on_rate) + " (best of 2: " + rates_text(rates[1]) + "; " + time_text(on.total_s) +
+                    " end to end, " + grouped(on.commits) + " commits)")
+      .raw(off_rate, "updates/s",
+           rate_text(off_rate) + " verify_origins off (best of 2: " + rates_text(rates[0]) + "; " +
+               time_text(off.total_s) + ", " + grouped(off.commits) + " commits)")
+      .percent_of(on_rate / off_rate, "unverified")
+      .goal(">= 90% of unverified", on_rate / off_rate >= 0.9)
+      .note("run order off, on, on, off; receiver verifying: " + on.dst_loop + "; not verifying: " + off.dst_loop +
+            "; hashes equal to the source's")
+      .add();
+}
 
 void fig_fresh(uint64_t origins, bool need_pair) {
   const uint64_t n = g_opt.updates;

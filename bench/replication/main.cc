@@ -8,7 +8,7 @@
 //                            [--updates N] [--paths N] [--nodes N] [--rate N] [--seconds S]
 //                            [--origins A,B,...] [--fresh-cap S] [--cli PATH]
 //
-// Figures (NAME for --only): fresh, insync, diff, memory, latency.
+// Figures (NAME for --only): fresh, insync, diff, memory, latency, verify, wire.
 //   fresh    1M updates replicated from one node to an empty one (1, 10, 100 origins;
 //            with more than one origin it is stopped after --fresh-cap s and
 //            reported as not finished, with its rate so far)
@@ -18,6 +18,9 @@
 //   diff     1M shared, then 10 new on each side made while they cannot talk
 //   memory   RssAnon of a `replog node` process holding 1M updates, idle and in sync
 //   latency  8 nodes, 200 calls/s each: commit on the origin -> commit+apply everywhere
+//   verify   fresh replication from one origin, the receiver verifying and not, in turn
+//            (the pair of `fresh` when it ran)
+//   wire     the bytes of a Push with and without its heads
 // insync, diff and memory use the node pairs that `fresh` leaves behind, so
 // they run it too. Goals are reported as met / NOT met; the program never
 // fails because of one. It exits non-zero only when the library returns an
@@ -57,7 +60,7 @@ void usage() {
   std::cout << "usage: replog_replication_bench [options]\n"
                "  --quick          small sizes (about 20 s; for tests)\n"
                "  --dir DIR        make the temp dir under DIR (default /tmp)\n"
-               "  --only A[,B]     run only these figures: fresh insync diff memory latency\n"
+               "  --only A[,B]     run only these figures: fresh insync diff memory latency verify wire\n"
                "  --json           print JSON instead of the table\n"
                "  --keep           keep the temp dir\n"
                "  --updates N      updates replicated / shared (default 1000000)\n"
@@ -91,7 +94,7 @@ bool parse_options(const std::vector<std::string>& args) {
     else return false;
     return true;
   };
-  const std::set<std::string> figures = {"fresh", "insync", "diff", "memory", "latency"};
+  const std::set<std::string> figures = {"fresh", "insync", "diff", "memory", "latency", "verify", "wire"};
   if (!parse_command_line(args, g_opt, figures, usage, counts, take)) return false;
   if (g_opt.quick) {
     g_opt.updates = 20'000;
@@ -130,12 +133,15 @@ void run_figures() {
   if (fresh || insync) cases = g_opt.origins;
   if ((diff || memory) && std::find(cases.begin(), cases.end(), 1) == cases.end()) cases.insert(cases.begin(), 1);
   for (uint64_t origins : cases) fig_fresh(origins, (insync && origins > 1) || origins == 1);
+  // Before figures 2, 3 and 5 change the pair (figure 3 adds calls).
+  if (g_opt.wanted("verify")) fig_verify();
   if (insync || diff) {
     std::vector<uint64_t> pairs = insync ? cases : std::vector<uint64_t>{1};
     fig_insync_and_diff(pairs, insync, diff);
   }
   if (memory) fig_memory();
   if (g_opt.wanted("latency")) fig_latency();
+  if (g_opt.wanted("wire")) fig_wire();
 }
 
 }  // namespace

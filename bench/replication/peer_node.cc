@@ -60,7 +60,7 @@ SyncEngine::Log engine_logger(const std::string& name) {
 void PeerNode::open(const std::string& d, const std::string& n) {
   dir = d;
   name = n;
-  node = open_node(dir, "Node::open " + name);
+  node = open_node(dir, "Node::open " + name, verify_origins);
   node->set_commit_listener([this](const std::vector<Update>& ups, const std::vector<proof::Head>& heads) {
     if (service) service->on_committed(ups, heads);
     if (on_commit) on_commit(ups);

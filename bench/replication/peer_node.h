@@ -60,6 +60,7 @@ struct PeerNode {
   std::unique_ptr<ManualClock> manual_clock;  // stepped mode
   std::unique_ptr<PeerService> service;
   std::function<void(const std::vector<Update>&)> on_commit;  // set before open()
+  bool verify_origins = true;  // NodeOptions::verify_origins; set before open() (off: a baseline)
   std::thread loop;
   std::atomic<bool> stop{false};
   SyncCounters final_counters;  // read when the loop (or the node) stops

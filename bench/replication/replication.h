@@ -6,6 +6,8 @@
 //   small_diff.cc    3a, 3b     a small diff                         (--only diff)
 //   mesh_latency.cc  4a-4d      8 nodes, steady calls                (--only latency)
 //   memory.cc        5          memory of `replog node` processes    (--only memory)
+//   fresh.cc         6          fresh replication, verifying or not  (--only verify)
+//   wire_bytes.cc    7          the bytes a proof adds to a Push     (--only wire)
 //   peer_node.*      a node on the daemon's PeerService over the tests' FaultyTransport, threaded or stepped
 //   step_pair.*      two stepped nodes, frames delivered hop by hop (figures 2, 3)
 //   main.cc          options; runs the groups
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "common/run.h"
+#include "common/signed_log.h"
 #include "protocol/version_vector.h"
 
 namespace replog::bench {
@@ -35,7 +38,7 @@ struct Options : RunOptions {
 
 extern Options g_opt;
 
-inline const std::string kCluster = "b0b0b0b0-be7c-0001";  // every node of a run: one cluster
+inline const std::string kCluster = kBenchCluster;  // every node of a run: one cluster
 
 // Two nodes that hold the same updates, left by figure 1 for figures 2, 3
 // and 5 (the 1-origin pair is the source and the receiver of figure 1; a pair
@@ -56,6 +59,8 @@ inline uint64_t vector_total(const VersionVector& v) {
 
 // The groups of figures.
 void fig_fresh(uint64_t origins, bool need_pair);                                      // 1, 1b, 1c
+void fig_verify();                                                                     // 6
+void fig_wire();                                                                       // 7
 void fig_insync_and_diff(const std::vector<uint64_t>& origin_cases, bool insync, bool diff);  // 2, 3
 void fig_memory();                                                                     // 5
 

@@ -1,8 +1,8 @@
 // Figure 5: late updates. 5a: one update arriving k positions late, in the
 // Replayer (rollback_to + apply it + re-apply k) against k+1 in-order applies.
 // 5b: a stream from 8 origins shuffled within 50 positions through
-// Node::ingest, against the same stream in key order into another node. 5c:
-// 5b's apply logic without LMDB.
+// Node::ingest (each batch with the signed heads of its runs), against the
+// same stream in key order into another node. 5c: 5b's apply logic without LMDB.
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -115,7 +115,11 @@ void fig_late_k() {
 
 // --- 5b, 5c: a shuffled stream --------------------------------------------------------
 
+constexpr uint64_t kStreamOrigins = 8;
+constexpr uint64_t kStreamSeed = 20261125;
+
 struct Stream {
+  SignedOrigins origins{kBenchCluster, kStreamSeed, kStreamOrigins};
   std::vector<Update> in_order;  // key order
   std::vector<size_t> arrival;          // indexes into in_order, in arrival order
   double mean_late = 0;                 // positions, over updates that arrive late
@@ -150,15 +154,14 @@ void measure_lateness(Stream& st) {
 Stream make_stream(uint64_t n) {
   Stream st;
   std::mt19937_64 rng(20261125);
-  std::vector<uint64_t> seq(8, 0);
   st.in_order.reserve(n);
   std::vector<uint64_t> origin_of(n);
   for (uint64_t i = 0; i < n; ++i) {
-    size_t o = rng() % 8;
+    size_t o = rng() % kStreamOrigins;
     origin_of[i] = o;
-    st.in_order.push_back(Update::make(UpdateId{base_hlc() + i, kOriginBase + o}, ++seq[o], "set", set_arg(i)));
+    st.in_order.push_back(st.origins.append(o, base_hlc() + i, "set", set_arg(i)));
   }
-  std::vector<double> last(8, -1);
+  std::vector<double> last(kStreamOrigins, -1);
   std::vector<std::pair<double, size_t>> score(n);
   std::uniform_real_distribution<double> delay(0, 50);
   for (uint64_t i = 0; i < n; ++i) {
@@ -207,9 +210,10 @@ struct StreamNode {
   size_t accepted = 0;
 };
 
-// The two nodes' batches in turn, alternating which node goes first. (A node
-// writes a checkpoint after acknowledging every 10,000th update; both nodes do
-// so at the same batch, so the overlap is symmetric.)
+// The two nodes' batches in turn, alternating which node goes first; each
+// batch's heads are signed before it is timed. (A node writes a checkpoint
+// after acknowledging every 10,000th update; both nodes do so at the same
+// batch, so the overlap is symmetric.)
 void ingest_in_turn(const Stream& st, StreamNode (&nodes)[2]) {
   const size_t n = st.in_order.size();
   const size_t bs = g_opt.batch;
@@ -220,8 +224,9 @@ void ingest_in_turn(const Stream& st, StreamNode (&nodes)[2]) {
       const int k = static_cast<int>((round + static_cast<size_t>(pass)) % 2);  // 0: in order, 1: shuffled
       batch.clear();
       for (size_t b = a; b < std::min(n, a + bs); ++b) batch.push_back(st.in_order[k ? st.arrival[b] : b]);
+      SignedBatch signed_one = signed_batch(st.origins, std::move(batch));
       auto t0 = Steady::now();
-      nodes[k].accepted += ingest_or_die(*nodes[k].node, std::move(batch), "stream ingest");
+      nodes[k].accepted += ingest_or_die(*nodes[k].node, std::move(signed_one), "stream ingest");
       nodes[k].secs += seconds_since(t0);
       batch = {};
     }

@@ -6,7 +6,7 @@
 //   replog_bench [--quick] [--dir DIR] [--only NAME[,NAME...]] [--json] [--keep]
 //                [--updates N] [--paths N] [--ops N] [--stream N] [--batch N]
 //
-// Figures (NAME for --only): single, group, ingest, replay, late, restart, memory.
+// Figures (NAME for --only): single, group, ingest, replay, late, restart, memory, verify.
 // Goals are reported as met / NOT met; the program never fails because of one.
 // It exits non-zero only when the library returns an error or a result is wrong
 // (a hash that differs, an update refused).
@@ -39,7 +39,7 @@ void usage() {
   std::cout << "usage: replog_bench [options]\n"
                "  --quick          tiny sizes (finishes in seconds; for tests)\n"
                "  --dir DIR        make the temp dir under DIR (default /tmp)\n"
-               "  --only A[,B]     run only these figures: single group ingest replay late restart memory\n"
+               "  --only A[,B]     run only these figures: single group ingest replay late restart memory verify\n"
                "  --json           print JSON instead of the table\n"
                "  --keep           keep the temp dir\n"
                "  --updates N      dataset size for ingest/replay/restart/memory (default 1000000)\n"
@@ -56,7 +56,8 @@ bool parse_options(const std::vector<std::string>& args) {
   std::optional<uint64_t> updates, paths, ops, group_ops, stream, batch;
   const Counts counts = {{"--updates", &updates},     {"--paths", &paths},   {"--ops", &ops},
                          {"--group-ops", &group_ops}, {"--stream", &stream}, {"--batch", &batch}};
-  const std::set<std::string> figures = {"single", "group", "ingest", "replay", "late", "restart", "memory"};
+  const std::set<std::string> figures = {"single", "group",   "ingest", "replay",
+                                         "late",   "restart", "memory", "verify"};
   if (!parse_command_line(args, g_opt, figures, usage, counts)) return false;
   if (g_opt.quick) {
     g_opt.updates = 20'000;
@@ -104,6 +105,7 @@ int main(int argc, char** argv) {
   if (g_opt.wanted("late")) fig_late();
   if (g_opt.wanted("restart")) fig_restart();
   if (g_opt.wanted("memory")) fig_memory();
+  if (g_opt.wanted("verify")) fig_verify();
   finish_run(g_opt, load_start, options_json(), false);
   return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "common/bench_common.h"
 #include "common/report.h"
+#include "common/workload.h"
 #include "node/core/methods.h"
 #include "node/core/replayer.h"
 #include "protocol/msgpack_codec.h"
@@ -43,7 +44,10 @@ struct InMemory {
 
 // The dataset parsed, then decoded (raw) and replayed in turn, kCpuReps times.
 InMemory replay_in_memory() {
-  const std::vector<Update> ups = make_dataset();
+  std::vector<Update> ups;
+  ups.reserve(g_opt.updates);
+  const std::vector<OriginId> ids = dataset_ids();
+  for (uint64_t i = 0; i < g_opt.updates; ++i) ups.push_back(dataset_update(i, ids));
   MethodRegistry reg = MethodRegistry::with_builtins();
   InMemory out;
   std::optional<Replayer> last;

@@ -1,14 +1,15 @@
-// replog_bench: the figures of one node (docs/BENCHMARKS.md, figures 1 to 7),
+// replog_bench: the figures of one node (docs/BENCHMARKS.md, figures 1 to 8),
 // one file per group of figures:
 //
-//   appends.cc  1, 2   durable single appends; group commit   (--only single, group)
-//   ingest.cc   3      bulk ingest                              (--only ingest)
-//   replay.cc   4a-b   replay from scratch                      (--only replay)
-//   late.cc     5a-c   late updates                             (--only late)
-//   restart.cc  6      restart                                  (--only restart)
-//   memory.cc   7      memory after loading the state           (--only memory)
-//   dataset.cc         the dataset figures 3, 4, 6 and 7 share
-//   main.cc            options; runs the groups
+//   appends.cc  1, 1b, 2  durable single appends and signing's share; group commit (--only single, group)
+//   ingest.cc   3         bulk ingest                                  (--only ingest)
+//   replay.cc   4a-b      replay from scratch                          (--only replay)
+//   late.cc     5a-c      late updates                                 (--only late)
+//   restart.cc  6         restart                                      (--only restart)
+//   memory.cc   7         memory after loading the state               (--only memory)
+//   verify.cc   8a, 8b    verifying a log written by single calls      (--only verify)
+//   dataset.cc            the dataset figures 3, 4, 6 and 7 share
+//   main.cc               options; runs the groups
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "common/run.h"
+#include "common/signed_log.h"
 #include "node/engine/node.h"
 
 namespace replog::bench {
@@ -43,11 +45,19 @@ double median_of(std::vector<double> v);
 
 // --- the dataset (dataset.cc) ---------------------------------------------------------
 //
-// --updates updates of the workload from 4 origins taking turns.
+// --updates updates of the workload from 4 signed origins taking turns
+// (SignedOrigins of kDatasetSeed); each batch is ingested with its heads.
 
 constexpr uint64_t kDatasetOrigins = 4;
 
-std::vector<Update> make_dataset();
+struct Dataset {
+  SignedOrigins origins;
+  std::vector<Update> updates;
+};
+
+Dataset make_dataset();
+// The dataset's origin ids (for folds in memory).
+std::vector<OriginId> dataset_ids();
 
 // A closed node holding the dataset (checkpoints as Node::close leaves them):
 // figure 3's node, or built here when figure 3 did not run.
@@ -59,6 +69,10 @@ extern std::optional<std::string> g_dataset_dir;
 const std::string& scratch_hash();
 extern std::optional<std::string> g_scratch_hash;
 
+// The directory of figure 1's node (a log written by single calls, a head
+// signed after each), closed: figure 8 reads it, or builds one.
+extern std::optional<std::string> g_single_dir;
+
 // --- the groups of figures --------------------------------------------------------------
 
 void fig_single();       // 1
@@ -68,6 +82,7 @@ void fig_replay();       // 4a, 4b
 void fig_late();         // 5a, 5b, 5c
 void fig_restart();      // 6
 void fig_memory();       // 7
+void fig_verify();       // 8a, 8b
 
 // The child modes of figure 7 (replog_bench --internal-rss DIR, --internal-spawn ARGV...).
 int internal_rss(const std::string& dir);
