@@ -83,7 +83,36 @@ Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector
       batch_key = h->key;
       break;
     }
-  for (size_t hi = 0; hi < heads.size();) {
+  size_t hi = 0;
+  if (heads.size() > 1) {
+    // One signature per origin per batch: when the chain reaches the newest
+    // head, it covers every run before it, and the heads between are not
+    // needed (nor stored, nor relayed). Only when that fails (a forged or
+    // altered newest run beside genuine ones) is each head tried in turn.
+    size_t last = heads.size() - 1;
+    while (last > 0 && heads[last - 1]->seq == heads.back()->seq) --last;
+    const proof::Head* head = chosen_head(b, origin, heads, last, heads.size(), batch_key);
+    size_t end = 0;
+    while (end < ups.size() && ups[end]->seq() <= head->seq) ++end;
+    if (end > 0) {
+      std::vector<const Update*> run(ups.begin(), ups.begin() + static_cast<ptrdiff_t>(end));
+      const size_t before = rep.refused.size();
+      REPLOG_RETURN_IF_ERROR(store_run(b, req, origin, run, *head, batch_key));
+      const bool retry = rep.refused.size() > before && (rep.refused.back().verdict == Verdict::kBadProof ||
+                                                         rep.refused.back().verdict == Verdict::kUnverified);
+      if (!retry) {
+        next = end;
+        hi = heads.size();
+        if (rep.refused.size() > before && rep.refused.back().verdict != Verdict::kDuplicate) {
+          refuse_rest(ups.size(), Verdict::kGap, what(origin, head->seq) + ": after a refused run");
+          return Status::ok();
+        }
+      } else {
+        rep.refused.resize(before);
+      }
+    }
+  }
+  while (hi < heads.size()) {
     // The heads at one seq: relays may bring a forged one beside the genuine
     // one; the run is judged with the first that verifies.
     size_t hj = hi;

@@ -132,7 +132,8 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
           unstored_heads_.erase(unstored_heads_.begin(), unstored_heads_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
           unstored_head_bytes_.erase(unstored_head_bytes_.begin(),
                                      unstored_head_bytes_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
-                    sign_committed(b.to_sign);
+          // Signed before callers are answered: once a call returns, a head covers it.
+          sign_committed(b.to_sign);
           if (commit_listener_ && !b.committed.empty()) {
             // Own heads carry the key when this batch's own run starts at seq 1.
             for (size_t i = unstored_heads_.size() - b.to_sign.size(); i < unstored_heads_.size(); ++i) {
