@@ -41,3 +41,6 @@ gtest_discover_tests(crash_test DISCOVERY_TIMEOUT ${REPLOG_TIMEOUT_60} PROPERTIE
 # Signed origins on the writing side: keys, chains, heads, the format 1 upgrade.
 replog_node_suite(signing_test)
 target_compile_definitions(signing_test PRIVATE REPLOG_FIXTURES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
+
+# Signed origins on the receiving side: what a verifying ingest takes and refuses.
+replog_node_suite(verify_ingest_test)

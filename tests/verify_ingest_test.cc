@@ -1,0 +1,192 @@
+// The verifying ingest (node/engine/ingest_verify.cc): runs written and
+// signed by real nodes, taken by another node only when their head verifies
+// and their bytes chain to it. Altered bytes, an altered hlc, a head signed by
+// another key, a run without a head, and a second branch signed by one key
+// (a copied data directory) are each refused, nothing of them stored, and the
+// last kept as fork evidence.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "node/api/verify.h"
+#include "node/engine/node.h"
+#include "protocol/bytes.h"
+#include "protocol/origin_proof.h"
+#include "storage/update_log.h"
+#include "temp_dir.h"
+
+namespace replog {
+namespace {
+
+using engine::Node;
+using testing::TempDir;
+
+std::unique_ptr<Node> open_node(const std::string& dir) {
+  engine::NodeOptions o;
+  o.dir = dir;
+  auto n = Node::open(o);
+  EXPECT_TRUE(n) << n.status().message();
+  return n ? std::move(n).value() : nullptr;
+}
+
+Value set_arg(const std::string& key, const std::string& value) {
+  return Value(Map{{"path", Value(key)}, {"value", Value(value)}});
+}
+
+std::string verdicts(const IngestReport& r) {
+  std::string out;
+  for (const auto& x : r.refused) out += std::string(verdict_name(x.verdict)) + ": " + x.detail + "\n";
+  return out;
+}
+
+class VerifyIngest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(Node::init({tmp_.sub("a"), std::string("c1"), std::nullopt, nullptr}));
+    ASSERT_TRUE(Node::init({tmp_.sub("b"), std::string("c1"), std::nullopt, nullptr}));
+    a_ = open_node(tmp_.sub("a"));
+    b_ = open_node(tmp_.sub("b"));
+    ASSERT_TRUE(a_ && b_);
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(a_->call("set", set_arg("k" + std::to_string(i), "v" + std::to_string(i))));
+  }
+
+  // A's whole origin as a range from seq 1: its updates and the head they end at (with the key).
+  Range a_range() {
+    auto r = a_->read_range(a_->node_id(), 1, 100, 1 << 20);
+    EXPECT_TRUE(r && r->head) << (r ? "no head" : r.status().message());
+    return r ? std::move(r).value() : Range{};
+  }
+
+  void ExpectNothingOfAIn(const Node& n) { EXPECT_EQ(n.vector().count(a_->node_id()), 0u); }
+
+  TempDir tmp_;
+  std::unique_ptr<Node> a_, b_;
+};
+
+TEST_F(VerifyIngest, AGenuineRunIsStoredWithItsHeadAndVerifies) {
+  Range r = a_range();
+  EXPECT_EQ(r.head->key.size(), 32u) << "a range from seq 1 carries the key";
+  auto rep = b_->ingest(r.updates, {*r.head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 4u) << verdicts(*rep);
+  EXPECT_EQ(b_->state_hash(), a_->state_hash());
+  EXPECT_EQ(b_->info().verified.at(a_->node_id()), 4u);
+  // B now serves A's origin, ending at the head it holds, which verifies.
+  auto relayed = b_->read_range(a_->node_id(), 2, 100, 1 << 20);
+  ASSERT_TRUE(relayed && relayed->head);
+  EXPECT_EQ(relayed->updates.size(), 3u);
+  EXPECT_EQ(relayed->head->signature, r.head->signature) << "the proof is relayed unchanged";
+  ASSERT_TRUE(b_->close());
+  auto report = verify_data_dir(tmp_.sub("b"), std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
+  EXPECT_EQ(report->origins_verified, 1u) << "A's (B wrote nothing of its own)";
+}
+
+TEST_F(VerifyIngest, EveryBitOfABodyOrAnHlcAlteredIsRefusedAndNothingIsStored) {
+  Range r = a_range();
+  const std::string& body = r.updates[2].body();
+  for (size_t byte = 0; byte < body.size(); ++byte) {
+    std::string altered = body;
+    altered[byte] = static_cast<char>(altered[byte] ^ 0x01);
+    auto u = Update::parse(r.updates[2].id(), altered);
+    if (!u) continue;  // no longer frames: refused where it is decoded
+    std::vector<Update> ups = r.updates;
+    ups[2] = *u;
+    auto rep = b_->ingest(ups, {*r.head});
+    ASSERT_TRUE(rep);
+    EXPECT_EQ(rep->accepted, 0u) << "byte " << byte;
+    ASSERT_FALSE(rep->refused.empty());
+    EXPECT_EQ(rep->refused.front().verdict, Verdict::kBadProof) << verdicts(*rep);
+  }
+  std::vector<Update> ups = r.updates;
+  ups[1] = *Update::parse(UpdateId{ups[1].id().hlc + 1, ups[1].id().origin}, ups[1].body());
+  auto rep = b_->ingest(ups, {*r.head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 0u) << "an hlc moved by one";
+  ExpectNothingOfAIn(*b_);
+}
+
+TEST_F(VerifyIngest, AHeadSignedByAnotherKeyOrNoHeadIsRefused) {
+  Range r = a_range();
+  // B signs a head over A's genuine chain with its own key (and carries it).
+  proof::Head forged = proof::sign_head(r.head->origin, r.head->seq, r.head->chain, 0,
+                                        std::string(64, '\x01'));  // any key that is not A's
+  forged.key = std::string(32, '\x02');
+  auto rep = b_->ingest(r.updates, {forged});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 0u);
+  EXPECT_EQ(rep->refused.front().verdict, Verdict::kBadProof) << verdicts(*rep);
+  // A's key with a signature that is not A's.
+  proof::Head bad = *r.head;
+  bad.signature[5] = static_cast<char>(bad.signature[5] ^ 0x40);
+  rep = b_->ingest(r.updates, {bad});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 0u);
+  EXPECT_EQ(rep->refused.front().verdict, Verdict::kBadProof) << verdicts(*rep);
+  rep = b_->ingest(r.updates, {});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 0u);
+  EXPECT_EQ(rep->refused.front().verdict, Verdict::kUnverified) << verdicts(*rep);
+  ExpectNothingOfAIn(*b_);
+  // The genuine run is still taken after all that.
+  rep = b_->ingest(r.updates, {*r.head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 4u) << verdicts(*rep);
+}
+
+TEST_F(VerifyIngest, TheReceiversOwnOriginForgedIsRefusedAndItKeepsItsOrigin) {
+  ASSERT_TRUE(b_->call("set", set_arg("mine", "1")));
+  const OriginId own = b_->node_id();
+  // A "writes" #2 of B's origin: a head A signs over a chain of its own making.
+  Update u = Update::make(UpdateId{~uint64_t{0} >> 20, own}, 2, "set", "\x80");
+  proof::Chain c = proof::chain_start("c1", std::string(32, '\x03'));
+  proof::chain_step(c, std::string(32, '\x03'), u.id().hlc, u.body());
+  proof::Head h = proof::sign_head(own, 2, c, 0, std::string(64, '\x03'));
+  h.key = std::string(32, '\x03');
+  auto rep = b_->ingest({u}, {h});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 0u);
+  EXPECT_FALSE(rep->origin_changed);
+  EXPECT_EQ(b_->node_id(), own) << "nothing a peer sends moves a node off its origin unless its key signed it";
+  EXPECT_TRUE(b_->call("set", set_arg("mine", "2"))) << "and it keeps writing";
+}
+
+TEST_F(VerifyIngest, ASecondBranchSignedByOneKeyBecomesForkEvidence) {
+  // A copy of A's directory (same key, same origin) writes its own #5; A writes another #5.
+  ASSERT_TRUE(a_->close());
+  a_.reset();
+  const std::string copy = tmp_.sub("copy");
+  std::filesystem::copy(tmp_.sub("a"), copy);
+  std::filesystem::remove(copy + "/LOCK");
+  a_ = open_node(tmp_.sub("a"));
+  auto twin = open_node(copy);
+  ASSERT_TRUE(a_ && twin);
+  ASSERT_TRUE(a_->call("set", set_arg("branch", "a")));
+  ASSERT_TRUE(twin->call("set", set_arg("branch", "twin")));
+  Range ours = a_range();
+  auto theirs = twin->read_range(twin->node_id(), 5, 10, 1 << 20);
+  ASSERT_TRUE(theirs && theirs->head);
+  auto rep = b_->ingest(ours.updates, {*ours.head});
+  ASSERT_TRUE(rep);
+  ASSERT_EQ(rep->accepted, 5u) << verdicts(*rep);
+  rep = b_->ingest(theirs->updates, {*theirs->head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->forks, 1u) << verdicts(*rep);
+  EXPECT_EQ(rep->refused.front().verdict, Verdict::kFork);
+  auto info = b_->info();
+  ASSERT_EQ(info.fork_evidence.count(a_->node_id()), 1u);
+  EXPECT_EQ(info.fork_evidence.at(a_->node_id()), 5u) << "the branches part at #5";
+  ASSERT_TRUE(b_->close());
+  b_.reset();
+  auto log = UpdateLog::open(tmp_.sub("b"), {});
+  ASSERT_TRUE(log);
+  auto held = (*log)->begin_read()->evidence();
+  ASSERT_EQ(held.size(), 1u);
+  auto e = proof::decode_evidence(held.begin()->second);
+  ASSERT_TRUE(e) << e.status().message();
+  EXPECT_TRUE(proof::check_evidence(*e, "c1")) << "the stored evidence proves the fork to anyone";
+}
+
+}  // namespace
+}  // namespace replog
