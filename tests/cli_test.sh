@@ -88,6 +88,24 @@ $R conflicts --data "$A" --json | python3 -c 'import json,sys; d=json.load(sys.s
 $R import --data "$A" "$tmp/b.jsonl" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["accepted"] == 0 and d["duplicates"] > 0, d' \
   || fail "importing twice changes nothing"
 [ "$($R state --data "$A" --hash)" = "$ha" ] || fail "second import changed state"
+# An export with one byte of one update altered is refused, naming the update's
+# origin and seqs, and nothing of that origin is stored.
+C="$tmp/c"
+$R init --data "$C" --cluster "$cluster" >/dev/null || fail "init c"
+python3 - "$tmp/a.mpk" "$tmp/a-altered.mpk" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+at = data.find(b"title")  # inside the first update's argument
+assert at > 0, "no update body to alter"
+data[at] ^= 0x01
+open(sys.argv[2], "wb").write(data)
+PY
+if $R import --data "$C" "$tmp/a-altered.mpk" 2>"$tmp/altered.err" >/dev/null; then fail "an altered import was taken"; fi
+origin_a=$($R status --data "$A" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["node_id"])')
+grep -q "origin $origin_a #1" "$tmp/altered.err" || fail "the refusal names the altered update: $(head -2 "$tmp/altered.err")"
+grep -q "do not chain" "$tmp/altered.err" || fail "the refusal says why: $(head -2 "$tmp/altered.err")"
+$R status --data "$C" --json | python3 -c "import json,sys; assert '$origin_a' not in json.load(sys.stdin)['vector']" \
+  || fail "an altered import stored something"
 
 # resolve the conflict after fixing the data
 skipped=$($R conflicts --data "$A" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["conflicts"][0]["update"])')
