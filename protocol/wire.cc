@@ -95,6 +95,10 @@ struct Body {
     pack_str(pk, m.cluster);
     pack_bin(pk, m.cluster_secret);
   }
+  void operator()(const Evidence& m) {
+    pk.pack_array(1);
+    out += proof::encode_evidence(m.evidence);
+  }
   void operator()(const Members& m) {
     pk.pack_array(1);
     pk.pack_array(static_cast<uint32_t>(m.entries.size()));
@@ -122,6 +126,7 @@ struct TypeOf {
   Type operator()(const Join&) const { return Type::kJoin; }
   Type operator()(const JoinReply&) const { return Type::kJoinReply; }
   Type operator()(const Members&) const { return Type::kMembers; }
+  Type operator()(const Evidence&) const { return Type::kEvidence; }
 };
 Type type_of_message(const Message& m) { return std::visit(TypeOf{}, m); }
 
@@ -346,6 +351,12 @@ Result<Message> decode(std::string_view frame) {
       case Type::kPush: return Message(push_frame(body));
       case Type::kJoin: return Message(join(body));
       case Type::kJoinReply: return Message(join_reply(body));
+      case Type::kEvidence: {
+        const auto* b = array(body, 1, "evidence");
+        auto e = proof::evidence_from_object(b[0]);
+        if (!e) throw Malformed(e.status().message());
+        return Message(Evidence{std::move(e).value()});
+      }
       case Type::kMembers: {
         const auto* b = array(body, 1, "members");
         return Message(members(b[0]));
@@ -360,11 +371,11 @@ Result<Message> decode(std::string_view frame) {
 }
 
 bool known_type(uint64_t type) {
-  return type >= static_cast<uint64_t>(Type::kHello) && type <= static_cast<uint64_t>(Type::kMembers);
+  return type >= static_cast<uint64_t>(Type::kHello) && type <= static_cast<uint64_t>(Type::kEvidence);
 }
 
 const char* type_name(const Message& m) {
-  static const char* names[] = {"hello", "error", "vector", "request", "updates", "push", "join", "join reply", "members"};
+  static const char* names[] = {"hello", "error", "vector", "request", "updates", "push", "join", "join reply", "members", "evidence"};
   return names[m.index()];
 }
 

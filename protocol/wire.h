@@ -45,10 +45,11 @@ inline constexpr size_t kMaxMemberEndpointBytes = 265;  // "tcp://" + a 253-byte
 // joiner opened while an invite is open, never on a sync link; 9 spreads
 // membership between authenticated devices.
 enum class Type : uint8_t {
-  kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6, kJoin = 7, kJoinReply = 8, kMembers = 9
+  kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6, kJoin = 7, kJoinReply = 8, kMembers = 9,
+  kEvidence = 10
 };
 // Slots of an array indexed by a Type's value (0: a frame that does not read).
-inline constexpr size_t kTypeSlots = 10;
+inline constexpr size_t kTypeSlots = 11;
 // Whether `type` is one this implementation decodes.
 bool known_type(uint64_t type);
 
@@ -142,7 +143,12 @@ struct Members {
   std::vector<MemberEntry> entries;  // at most kMaxMemberEntries
 };
 
-using Message = std::variant<Hello, Error, Vector, Request, Updates, Push, Join, JoinReply, Members>;
+// Fork evidence (PROTOCOL.md §8), sent only on a link with kFeatureSigned.
+struct Evidence {
+  proof::Evidence evidence;
+};
+
+using Message = std::variant<Hello, Error, Vector, Request, Updates, Push, Join, JoinReply, Members, Evidence>;
 
 std::string encode(const Message& m);
 Result<Message> decode(std::string_view frame);

@@ -392,7 +392,7 @@ TEST(Wire, TypeOfReadsTheHeaderOnly) {
   EXPECT_EQ(*wire::type_of(wire::encode(wire::Request{1, 1, 1, 1})), wire::Type::kRequest);
   EXPECT_EQ(*wire::type_of(wire::encode(wire::Push{})), wire::Type::kPush);
   EXPECT_FALSE(wire::type_of(""));
-  EXPECT_FALSE(wire::type_of(std::string("\x93\x01\x0a\x90", 4))) << "unknown type";
+  EXPECT_FALSE(wire::type_of(std::string("\x93\x01\x0b\x90", 4))) << "unknown type";
   EXPECT_EQ(wire::type_of(std::string("\x93\x02\x01\x90", 4)).status().code(), Status::Code::kRefused);
   EXPECT_EQ(*wire::type_of(std::string("\x93\xcc\x01\xcc\x03\x90", 6)), wire::Type::kVector) << "any uint form";
 }

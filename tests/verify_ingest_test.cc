@@ -175,8 +175,37 @@ TEST_F(VerifyIngest, ASecondBranchSignedByOneKeyBecomesForkEvidence) {
   EXPECT_EQ(rep->forks, 1u) << verdicts(*rep);
   EXPECT_EQ(rep->refused.front().verdict, Verdict::kFork);
   auto info = b_->info();
-  ASSERT_EQ(info.fork_evidence.count(a_->node_id()), 1u);
-  EXPECT_EQ(info.fork_evidence.at(a_->node_id()), 5u) << "the branches part at #5";
+  const OriginId forked = a_->node_id();
+  ASSERT_EQ(info.fork_evidence.count(forked), 1u);
+  EXPECT_EQ(info.fork_evidence.at(forked), 5u) << "the branches part at #5";
+  auto evidence = b_->evidence();
+  ASSERT_EQ(evidence.size(), 1u);
+
+  // C holds the other branch; once it has the evidence, both leave #5 out alike.
+  ASSERT_TRUE(Node::init({tmp_.sub("c"), std::string("c1"), std::nullopt, nullptr}));
+  auto c = open_node(tmp_.sub("c"));
+  auto twin_all = twin->read_range(twin->node_id(), 1, 10, 1 << 20);
+  ASSERT_TRUE(twin_all && twin_all->head);
+  ASSERT_EQ(c->ingest(twin_all->updates, {*twin_all->head})->accepted, 5u);
+  EXPECT_NE(c->state_hash(), b_->state_hash()) << "two branches, before the evidence reaches C";
+  auto kept = c->take_evidence(evidence.front());
+  ASSERT_TRUE(kept) << kept.status().message();
+  EXPECT_TRUE(*kept);
+  EXPECT_EQ(c->state_hash(), b_->state_hash()) << "one state on both branches once the evidence is known";
+  EXPECT_FALSE(*c->take_evidence(evidence.front())) << "the same evidence again changes nothing";
+  EXPECT_FALSE(c->take_evidence("\x93\x01")) << "bytes that are no evidence are refused";
+
+  // The owner learns its origin forked: it moves to a fresh origin and writes its #5 again there.
+  auto moved = a_->take_evidence(evidence.front());
+  ASSERT_TRUE(moved && *moved);
+  EXPECT_NE(a_->node_id(), forked);
+  EXPECT_EQ(seq_of(a_->vector(), a_->node_id()), 1u) << "#5 re-issued as #1 of the fresh origin";
+  bool branch_kept = false;
+  a_->read([&](const State& st) {
+    const Value* v = st.get({"branch"});
+    branch_kept = v && v->is_string() && v->as_string() == "a";
+  });
+  EXPECT_TRUE(branch_kept) << "the call the owner acknowledged is not lost";
   ASSERT_TRUE(b_->close());
   b_.reset();
   auto log = UpdateLog::open(tmp_.sub("b"), {});

@@ -13,7 +13,10 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
 
   Applied result;
   const MethodFn* fn = methods_.find(u.method);
-  if (fn == nullptr) {
+  auto out = left_out_.find(u.id.origin);
+  if (out != left_out_.end() && u.seq >= out->second) {
+    result.outcome = Outcome::kLeftOut;
+  } else if (fn == nullptr) {
     state_.count_unknown(&entry);
     result.outcome = Outcome::kUnknownMethod;
   } else {

@@ -26,7 +26,7 @@ namespace replog {
 
 class Replayer {
  public:
-  enum class Outcome { kApplied, kConflict, kUnknownMethod };
+  enum class Outcome { kApplied, kConflict, kUnknownMethod, kLeftOut };
   struct Applied {
     Outcome outcome = Outcome::kApplied;
     std::optional<MethodFailure> failure;  // kConflict: why
@@ -39,6 +39,14 @@ class Replayer {
 
   // REQUIRES: !last_applied() || u.id > *last_applied().
   Applied apply(const UpdateView& u);
+
+  // Origins whose updates from a seq on are left out of the fold (signed
+  // origins: a fork proved by evidence), origin -> first seq left out. A
+  // left-out update changes nothing but counts as applied, so that the order
+  // and the undo window stay as they are. Setting it does not refold: the
+  // owner refolds from the first held update it newly leaves out.
+  void set_left_out(std::map<OriginId, uint64_t> left_out) { left_out_ = std::move(left_out); }
+  const std::map<OriginId, uint64_t>& left_out() const { return left_out_; }
 
   // True when every applied update with key >= id can be undone from memory.
   bool can_rollback_to(const UpdateId& id) const;
@@ -65,6 +73,7 @@ class Replayer {
   std::optional<UpdateId> floor_;  // last applied update not in the undo window
   std::optional<UpdateId> last_;
   VersionVector applied_;
+  std::map<OriginId, uint64_t> left_out_;
 };
 
 }  // namespace replog

@@ -14,12 +14,14 @@
 namespace replog::engine {
 
 struct Node::Request {
-  enum class Kind { kCall, kIngest, kPeers } kind;
+  enum class Kind { kCall, kIngest, kPeers, kEvidence } kind;
   std::string method;
   std::string arg;  // MessagePack
   std::vector<Update> updates;
   std::vector<proof::Head> heads;  // kIngest: the heads that cover `updates`
   std::map<std::string, std::string> peers;
+  std::string evidence;  // kEvidence: its encoding
+  bool kept = false;     // kEvidence: stored
 
   Status status;
   UpdateId id;

@@ -328,25 +328,100 @@ Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::v
                                                   std::move(ours));
   const std::string report = what(origin, fork_seq) + ": two branches signed by the origin's key (fork)";
   if (Status s = proof::check_evidence(e, cluster_id_); !s) return refuse(Verdict::kFork, report + "; " + s.message());
-  const auto held_evidence = b.txn.evidence();
-  auto prior = held_evidence.find(origin);
-  bool keep = prior == held_evidence.end();
-  if (!keep) {
-    auto old = proof::decode_evidence(prior->second);
-    keep = !old || old->fork_seq() > e.fork_seq();
-  }
-  if (keep) {
-    REPLOG_RETURN_IF_ERROR(b.txn.put_evidence(origin, proof::encode_evidence(e)));
-    ++b.puts;
-  }
-  REPLOG_RETURN_IF_ERROR(b.txn.put_fork(origin, report));
-  ++b.puts;
-  quarantined_.insert(origin);
   ++rep.forks;
   refuse(Verdict::kFork, report);
+  const OriginId own = node_id_;
+  bool kept = false;
+  REPLOG_RETURN_IF_ERROR(store_evidence(b, e, kept));
+  rep.new_evidence = rep.new_evidence || kept;
+  if (origin == own && node_id_ != own) rep.origin_changed = true;
+  return Status::ok();
+}
+
+// Keeps `e` (checked) when this node has no evidence of its origin's fork or
+// only at a higher seq. From then on replay leaves the origin's updates from
+// the fork seq out, on every node that holds the evidence alike: held ones
+// are refolded. The origin is not quarantined: its common prefix below the
+// fork seq must still reach nodes that lag. When the origin is this node's
+// own, it moves to a fresh origin and writes its updates from the fork seq on
+// again there, so that no call it acknowledged is lost.
+Status Node::store_evidence(Batch& b, const proof::Evidence& e, bool& kept) {
+  kept = false;
+  const OriginId origin = e.origin();
+  const uint64_t fork_seq = e.fork_seq();
+  const auto held_evidence = b.txn.evidence();
+  if (auto prior = held_evidence.find(origin); prior != held_evidence.end()) {
+    auto old = proof::decode_evidence(prior->second);
+    if (old && old->fork_seq() <= fork_seq) return Status::ok();
+  }
+  REPLOG_RETURN_IF_ERROR(b.txn.put_evidence(origin, proof::encode_evidence(e)));
+  ++b.puts;
+  kept = true;
+  auto left_out = replayer_.left_out();
+  left_out[origin] = fork_seq;
+  replayer_.set_left_out(std::move(left_out));
+  auto cached = b.held.find(origin);
+  const uint64_t held = cached != b.held.end() ? cached->second.seq : b.txn.vector_entry(origin).value_or(VectorEntry{}).seq;
+  if (held >= fork_seq) {
+    if (auto first = b.txn.id_of(origin, fork_seq)) {
+      // Every checkpoint at or after the first update now left out folded it in.
+      for (const auto& [cut, _] : b.txn.checkpoints())
+        if (!(cut < *first)) REPLOG_RETURN_IF_ERROR(b.txn.delete_checkpoint(cut));
+      refold_from_ = refold_from_ ? std::min(*refold_from_, *first) : *first;
+    }
+  }
   if (origin != node_id_) return Status::ok();
-  rep.origin_changed = true;
-  return leave_origin(b, "this node's origin forked: " + report);
+  const uint64_t own_tip = own_seq_;
+  REPLOG_RETURN_IF_ERROR(leave_origin(b, what(origin, fork_seq) + ": this node's origin forked (fork evidence)"));
+  return reissue(b, origin, fork_seq, own_tip);
+}
+
+// Writes this node's updates `from_seq`..`to_seq` of `old_origin` again as new
+// updates of its current origin (same method and argument, new ids).
+Status Node::reissue(Batch& b, OriginId old_origin, uint64_t from_seq, uint64_t to_seq) {
+  const uint64_t before = own_seq_;
+  for (uint64_t s = from_seq; s <= to_seq; ++s) {
+    auto id = b.txn.id_of(old_origin, s);
+    auto body = id ? b.txn.body(*id) : std::nullopt;
+    if (!body) return Status::corruption(what(old_origin, s) + " is missing from the log");
+    auto old = parse_update(*id, *body);
+    if (!old) return old.status().with_context("stored update");
+    Update u = Update::make(UpdateId{hlc_->tick(), node_id_}, own_seq_ + 1, old->method, old->arg);
+    REPLOG_RETURN_IF_ERROR(b.txn.put_update(u.id(), u.seq(), u.body()));
+    ++b.puts;
+    own_seq_ = u.seq();
+    chain_own(b.to_sign, u);
+    if (!refold_from_ || u.id() < *refold_from_) refold_from_ = refold_from_ ? std::min(*refold_from_, u.id()) : u.id();
+    if (commit_listener_) b.committed.push_back(std::move(u));
+  }
+  if (own_seq_ == before) return Status::ok();
+  if (b.own_first == 0) b.own_first = before + 1;
+  if (own_chain_.signed_seq != own_chain_.seq) {
+    b.to_sign.push_back(StoredHead{own_chain_.seq, own_chain_.chain, 0, {}, own_chain_.bytes});
+    own_chain_.signed_seq = own_chain_.seq;
+    own_chain_.signed_bytes = own_chain_.bytes;
+  }
+  ++b.puts;
+  return put_own_record(b.txn);
+}
+
+// Evidence from peers (Request::Kind::kEvidence): checked, and kept as above.
+Status Node::store_evidence_requests(Batch& b) {
+  for (auto& req : b.requests) {
+    if (req->kind != Request::Kind::kEvidence) continue;
+    auto e = proof::decode_evidence(req->evidence);
+    Status s = e ? proof::check_evidence(*e, cluster_id_) : e.status();
+    if (!s) {
+      req->status = s;
+      continue;
+    }
+    const OriginId own = node_id_;
+    REPLOG_RETURN_IF_ERROR(store_evidence(b, *e, req->kept));
+    req->report.new_evidence = req->kept;
+    req->report.origin_changed = node_id_ != own;
+    req->status = Status::ok();
+  }
+  return Status::ok();
 }
 
 }  // namespace replog::engine

@@ -196,6 +196,11 @@ Status Node::close() {
 // Rebuilds state from the newest usable checkpoint (not after at_millis, when
 // given), then replays the tail up to the head (or up to at_millis).
 Status Node::load(LogTxn& txn, std::optional<int64_t> at_millis) {
+  // Forks proved by evidence: their origins' updates from the fork seq on are left out.
+  std::map<OriginId, uint64_t> left_out;
+  for (const auto& [origin, bytes] : txn.evidence())
+    if (auto e = proof::decode_evidence(bytes)) left_out[origin] = e->fork_seq();
+  replayer_.set_left_out(std::move(left_out));
   return load_state(txn, at_millis ? UpdateId{hlc::make(*at_millis + 1, 0), 0} : UpdateId{UINT64_MAX, UINT64_MAX},
                     at_millis);
 }
@@ -316,6 +321,14 @@ Result<Range> Node::read_range(OriginId origin, uint64_t from, uint64_t max_coun
     }
     if (out.head && rec->legacy) out.head->key = rec->key;
   }
+  return out;
+}
+
+std::vector<std::string> Node::evidence() const {
+  std::vector<std::string> out;
+  auto txn = log_->begin_read();
+  if (!txn) return out;
+  for (auto& [_, bytes] : txn->evidence()) out.push_back(std::move(bytes));
   return out;
 }
 

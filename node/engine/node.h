@@ -141,6 +141,10 @@ class Node final : public SyncStore {
   Result<IngestReport> ingest(std::vector<Update> updates) { return ingest(std::move(updates), {}); }
   // REQUIRES: a writable node.
   Status save_peers(std::map<std::string, std::string> peers) override;
+  std::vector<std::string> evidence() const override;
+  // Fork evidence from a peer: kept when it proves a fork this node has no
+  // evidence of, or one at a lower seq. REQUIRES: a writable node.
+  Result<bool> take_evidence(std::string bytes) override;
 
   // Writes a checkpoint and stops the writer. Called by the destructor too.
   Status close();
@@ -206,6 +210,9 @@ class Node final : public SyncStore {
   Status store_one_call(Batch& b, Request& req);
   Status store_peers(Batch& b);
   Status leave_origin(Batch& b, const std::string& why);
+  Status store_evidence(Batch& b, const proof::Evidence& e, bool& kept);
+  Status reissue(Batch& b, OriginId old_origin, uint64_t from_seq, uint64_t to_seq);
+  Status store_evidence_requests(Batch& b);
   Status leave_blocked_origin();
   void recover_after_abort();
 

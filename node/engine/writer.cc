@@ -44,6 +44,15 @@ Result<IngestReport> Node::ingest(std::vector<Update> updates, std::vector<proof
   return std::move(req->report);
 }
 
+Result<bool> Node::take_evidence(std::string bytes) {
+  auto req = std::make_shared<Request>();
+  req->kind = Request::Kind::kEvidence;
+  req->evidence = std::move(bytes);
+  REPLOG_RETURN_IF_ERROR(submit(req));
+  if (!req->status) return req->status;
+  return req->kept;
+}
+
 Status Node::save_peers(std::map<std::string, std::string> peers) {
   auto req = std::make_shared<Request>();
   req->kind = Request::Kind::kPeers;
@@ -167,6 +176,7 @@ Status Node::run_batch(Batch& b) {
   // Received updates first: local calls get later timestamps anyway.
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kIngest) REPLOG_RETURN_IF_ERROR(store_received(b, *req));
+  REPLOG_RETURN_IF_ERROR(store_evidence_requests(b));
   REPLOG_RETURN_IF_ERROR(fold_received(b));
   REPLOG_RETURN_IF_ERROR(store_calls(b));
   REPLOG_RETURN_IF_ERROR(store_peers(b));

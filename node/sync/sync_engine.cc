@@ -259,6 +259,7 @@ void SyncEngine::handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t no
   p.features = h.features & hello_.features;
   send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
   if (p.features & wire::kFeatureMembers) send_members(p);
+  if (p.features & wire::kFeatureSigned) send_evidence(&p);
 }
 
 void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
@@ -315,6 +316,8 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     if (ingest(std::move(u->updates), std::move(heads), &p)) pull_missing(p);
   } else if (auto* members = std::get_if<wire::Members>(&m)) {
     if (p.ready) take_members(p.key, *members);
+  } else if (auto* e = std::get_if<wire::Evidence>(&m)) {
+    if (p.ready) take_evidence(e->evidence);
   } else {
     ++counters_.bad_frames;
     log_(3, std::string("peer ") + p.endpoint + " sent a " + wire::type_name(m) + " on a link where it answers; dropped");
@@ -384,6 +387,8 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
     for (auto& h : p->heads) received_heads_.push_back(std::move(h));
   } else if (auto* members = std::get_if<wire::Members>(&m)) {
     take_members(frame.peer_key, *members);
+  } else if (auto* e = std::get_if<wire::Evidence>(&m)) {
+    take_evidence(e->evidence);
   } else {
     ++counters_.bad_frames;
     log_(3, std::string("a connection sent a ") + wire::type_name(m) + " where it asks; dropped");
@@ -571,7 +576,8 @@ bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> he
       from->their[refused.id.origin] = seq_of(*held, refused.id.origin);
     }
   }
-  if (r->forks) log_(0, "fork detected; origin quarantined (replog status)");
+  if (r->forks) log_(0, "fork detected: two branches of one origin (replog status)");
+  if (r->new_evidence) send_evidence(nullptr);
   if (r->origin_changed) {
     log_(1, "this node's origin was forked or written by another node: writing on as origin " +
                 hex16(node_.node_id()) + " (replog status)");
@@ -776,6 +782,35 @@ void SyncEngine::on_tick() {
 // The whole list, on the outgoing link: members with the endpoint this node
 // reaches them at (a ready link of its own), tombstones, and this node's own
 // unkeyed entries (made before it had a key) under its key.
+// Every piece of fork evidence held, to one peer or (null) to every ready
+// peer whose link carries signed origins: a fork is left out of replay alike
+// everywhere only once its evidence has spread.
+void SyncEngine::send_evidence(Peer* to) {
+  std::vector<wire::Evidence> all;
+  for (const auto& bytes : node_.evidence())
+    if (auto e = proof::decode_evidence(bytes)) all.push_back(wire::Evidence{std::move(e).value()});
+  if (all.empty()) return;
+  for (auto& [endpoint, p] : peers_) {
+    if (to && to != &p) continue;
+    if (!p.ready || !(p.features & wire::kFeatureSigned)) continue;
+    for (const auto& e : all) send(Link{true, p.endpoint}, e);
+  }
+}
+
+void SyncEngine::take_evidence(const proof::Evidence& e) {
+  auto kept = node_.take_evidence(proof::encode_evidence(e));
+  if (!kept) {
+    ++counters_.bad_frames;
+    log_(2, "fork evidence refused: " + kept.status().message());
+    return;
+  }
+  if (!*kept) return;
+  log_(0, "fork evidence of origin " + hex16(e.origin()) + " from seq " + std::to_string(e.fork_seq()) +
+              ": its updates from there on are left out (replog status)");
+  hello_.node_id = node_.node_id();
+  send_evidence(nullptr);
+}
+
 void SyncEngine::send_members(Peer& p) {
   p.members_sent_ms = clock_.now_millis();
   wire::Members m;

@@ -220,6 +220,8 @@ class SyncEngine {
   void send_vector(const Link& link, bool reply);
   bool spreads_members() const { return options_.members && !options_.own_key.empty(); }
   void send_members(Peer& p);
+  void send_evidence(Peer* to);
+  void take_evidence(const proof::Evidence& e);
   void spread_members(int64_t now);
   void take_members(const std::string& sender, const wire::Members& m);
   void handle_outgoing(Peer& p, wire::Message& m);

@@ -48,6 +48,7 @@ struct IngestReport {
   size_t accepted = 0;
   size_t duplicates = 0;
   size_t forks = 0;
+  bool new_evidence = false;  // fork evidence was stored (worth giving to peers)
   std::vector<Refused> refused;  // every update neither accepted nor a duplicate
   bool origin_changed = false;   // this node moved to a fresh origin (its own origin was forked or outrun)
 };
@@ -78,6 +79,10 @@ class SyncStore {
   virtual Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) = 0;
   // What the engine knows of its peers (endpoint -> MessagePack state), kept across restarts.
   virtual Status save_peers(std::map<std::string, std::string> peers) = 0;
+  // Fork evidence held (protocol/origin_proof.h encodings), to give to peers.
+  virtual std::vector<std::string> evidence() const { return {}; }
+  // Fork evidence from a peer; true when it was kept (new, or a lower fork seq).
+  virtual Result<bool> take_evidence(std::string /*bytes*/) { return false; }
 };
 
 }  // namespace replog

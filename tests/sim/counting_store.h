@@ -35,6 +35,8 @@ class CountingStore final : public SyncStore {
     return report;
   }
   Status save_peers(std::map<std::string, std::string> peers) override { return inner_.save_peers(std::move(peers)); }
+  std::vector<std::string> evidence() const override { return inner_.evidence(); }
+  Result<bool> take_evidence(std::string bytes) override { return inner_.take_evidence(std::move(bytes)); }
 
  private:
   SyncStore& inner_;
