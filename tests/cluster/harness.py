@@ -11,6 +11,7 @@ Only behaviour that PROTOCOL.md and docs/ describe is asserted. Reads go through
 local API; bulk calls go through tools/replog_client.py.
 """
 import atexit
+import copy
 import ctypes
 import hashlib
 import json
@@ -153,14 +154,26 @@ def head_message(origin, seq, chain, flags=0):
     return b"replog-head-v1" + struct.pack(">QQ", origin, seq) + chain + bytes([flags])
 
 
-def make_head(signing_key, origin, seq, chain, flags=0, with_key=False):
-    """A head as a list ready for MessagePack: [origin, seq, chain, flags, signature(, key)],
-    signed by `signing_key` (a nacl SigningKey) whatever origin it names."""
+def make_head(signing_key, origin, seq, chain, flags=0, key=None):
+    """A head as a list ready for MessagePack: [origin, seq, chain, flags, signature], and
+    `key` (32 bytes) as a sixth element when given. Signed by `signing_key` (a nacl
+    SigningKey), whatever origin it names and whatever key it carries."""
     sig = signing_key.sign(head_message(origin, seq, chain, flags)).signature
     head = [origin, seq, chain, flags, sig]
-    if with_key:
-        head.append(bytes(signing_key.verify_key))
+    if key is not None:
+        head.append(bytes(key))
     return head
+
+
+def chain_over(cluster, key, envelopes, prev=None):
+    """The chain values after each of `envelopes` ([hlc, origin, body], in seq order),
+    chained under `key` from `prev` (default c_0 of `cluster` and `key`)."""
+    c = chain_start(cluster, key) if prev is None else prev
+    out = []
+    for hlc, _, body in envelopes:
+        c = chain_next(c, key, hlc, body)
+        out.append(c)
+    return out
 
 
 def encode_head(head):
@@ -211,7 +224,17 @@ class SignedOrigin:
         """Signs the head at `seq` (default: the last update); `with_key` carries the key
         (due on a run that starts at seq 1)."""
         seq = self.seq if seq is None else seq
-        return make_head(self.signing_key, self.origin, seq, self.chains[seq], flags, with_key=with_key)
+        return make_head(self.signing_key, self.origin, seq, self.chains[seq], flags,
+                         key=self.key if with_key else None)
+
+    def branch(self, seq):
+        """Another writer with this key that holds only updates 1..seq: what it writes next
+        is a second branch of this origin from seq + 1 (a fork, when both are signed)."""
+        other = copy.copy(self)
+        other.chains = self.chains[:seq + 1]
+        other.updates = self.updates[:seq]
+        other.last_hlc = other.updates[-1][0] if other.updates else 0
+        return other
 
 
 def generate_updates(path, count, cluster, start_ms=None, value_bytes=40, keys=1000,
