@@ -462,8 +462,10 @@ def signed_origins(cluster, a, b, hostile, forks_before, writers):
             st = n.status()
             H.check(set(st["forks"]) <= set(forks_before.get(n.name, ())),
                     "%s reports a fork after forged and altered runs: %s" % (n.name, st["forks"]))
-        counts = {n.name: refused_since(n, refused0[n.name]) for n in (a, b, c)}
-        H.check(all(counts.values()), "updates_refused did not count the refused runs: %s" % counts)
+        # Counted, maybe a moment after the answers to the barriers.
+        counts = H.wait_until(lambda: (lambda got: all(got.values()) and got)(
+            {n.name: refused_since(n, refused0[n.name]) for n in (a, b, c)}),
+            "updates_refused to count the refused runs on a, b and c", timeout=5)
         H.step("  status: no node took any of it for a fork; updates_refused rose by %s" % counts)
     finally:
         for link in links.values():
