@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Cluster.CatchUpResumesAfterStopMidway: a node 30,000 updates behind (imported
-into its only peer from an export-format file) is stopped twice in the middle of
+into its only peer from an export-format file of a signed origin, with a head
+every 1,000 updates) is stopped twice in the middle of
 its catch-up - first SIGKILL, then SIGTERM - and restarted each time. It ends with
 all of them and the same state hash, its count never goes down (not across the
 stops either: what it had committed stays), and it resumes instead of starting over.
@@ -25,7 +26,7 @@ RATE = 2_000_000
 def test(cluster):
     a = cluster.add_node("a")
     path = os.path.join(cluster.tmp, "device.mpk")
-    device = H.generate_updates(path, TOTAL, value_bytes=200)
+    device = H.generate_updates(path, TOTAL, a.status()["cluster_id"], value_bytes=200)
     out = json.loads(a.cli("import", path, "--json"))
     H.check(out["accepted"] == TOTAL and not out["refused"], "import into a: %s" % out)
     H.step("a holds %d updates (%.1f MB file) of origin %016x; starting a"

@@ -11,13 +11,16 @@ Only behaviour that PROTOCOL.md and docs/ describe is asserted. Reads go through
 local API; bulk calls go through tools/replog_client.py.
 """
 import atexit
+import copy
 import ctypes
+import hashlib
 import json
 import os
 import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -120,19 +123,149 @@ def encode_update(hlc, origin, body):
     return msgpack.packb([hlc, origin, body], use_bin_type=True)
 
 
-def generate_updates(path, count, origin=None, start_ms=None, value_bytes=40, keys=1000):
-    """Writes `count` valid `set` updates of one made-up origin (a device that only
-    exported its log) in `replog export`'s MessagePack form. Returns the origin id.
-    Timestamps start 10 minutes in the past and rise by 1 ms every 16 updates."""
-    origin = origin or random.getrandbits(64) | 1
+# --- signed origins (PROTOCOL.md §8) ----------------------------------------------------------
+
+HEAD_FINAL, HEAD_LEGACY = 1, 2
+RESERVED_ORIGINS = (0, (1 << 64) - 1)
+
+
+def blake2b256(data):
+    return hashlib.blake2b(data, digest_size=32).digest()
+
+
+def origin_id(key):
+    """id(K): the first 8 bytes of BLAKE2b-256("replog-origin-v1" ‖ K), big-endian."""
+    return int.from_bytes(blake2b256(b"replog-origin-v1" + key)[:8], "big")
+
+
+def chain_start(cluster, key):
+    """c_0 = BLAKE2b-256("replog-chain-v1" ‖ u8(len(cluster)) ‖ cluster ‖ K)."""
+    c = cluster.encode()
+    return blake2b256(b"replog-chain-v1" + bytes([len(c)]) + c + key)
+
+
+def chain_next(prev, key, hlc, body):
+    """c_n = BLAKE2b-256(c_{n-1} ‖ K ‖ u64be(hlc_n) ‖ body_n)."""
+    return blake2b256(prev + key + struct.pack(">Q", hlc) + body)
+
+
+def head_message(origin, seq, chain, flags=0):
+    """The 63 bytes a head's signature covers."""
+    return b"replog-head-v1" + struct.pack(">QQ", origin, seq) + chain + bytes([flags])
+
+
+def make_head(signing_key, origin, seq, chain, flags=0, key=None):
+    """A head as a list ready for MessagePack: [origin, seq, chain, flags, signature], and
+    `key` (32 bytes) as a sixth element when given. Signed by `signing_key` (a nacl
+    SigningKey), whatever origin it names and whatever key it carries."""
+    sig = signing_key.sign(head_message(origin, seq, chain, flags)).signature
+    head = [origin, seq, chain, flags, sig]
+    if key is not None:
+        head.append(bytes(key))
+    return head
+
+
+def chain_over(cluster, key, envelopes, prev=None):
+    """The chain values after each of `envelopes` ([hlc, origin, body], in seq order),
+    chained under `key` from `prev` (default c_0 of `cluster` and `key`)."""
+    c = chain_start(cluster, key) if prev is None else prev
+    out = []
+    for hlc, _, body in envelopes:
+        c = chain_next(c, key, hlc, body)
+        out.append(c)
+    return out
+
+
+def encode_head(head):
+    """A head's encoding: a MessagePack array of 5 or 6 (shortest forms, bins)."""
+    return msgpack.packb(list(head), use_bin_type=True)
+
+
+class SignedOrigin:
+    """A writer that holds an Ed25519 key: its origin id is derived from the key, and it
+    keeps the chain value after each of its updates so that it can sign a head at any seq.
+    `seed` (32 bytes) makes it repeatable; without one it is drawn from the seeded `random`."""
+
+    def __init__(self, cluster, seed=None):
+        from nacl.signing import SigningKey
+        self.cluster = cluster
+        while True:
+            s = seed if seed is not None else random.getrandbits(256).to_bytes(32, "big")
+            self.signing_key = SigningKey(s)
+            self.key = bytes(self.signing_key.verify_key)
+            self.origin = origin_id(self.key)
+            if self.origin not in RESERVED_ORIGINS:
+                break
+            if seed is not None:
+                raise ValueError("this seed's key has a reserved origin id")
+        self.chains = [chain_start(cluster, self.key)]   # chains[n] = c_n
+        self.updates = []                                 # envelopes [hlc, origin, body], seq order
+        self.last_hlc = 0
+
+    @property
+    def seq(self):
+        return len(self.updates)
+
+    def append_body(self, hlc, body):
+        """Chains one more update (its body must carry seq = self.seq + 1); returns the envelope."""
+        self.chains.append(chain_next(self.chains[-1], self.key, hlc, body))
+        u = [hlc, self.origin, body]
+        self.updates.append(u)
+        self.last_hlc = hlc
+        return u
+
+    def write(self, method, arg, hlc=None):
+        """The next update of this origin (hlc: now, or just above the last one)."""
+        if hlc is None:
+            hlc = max(make_hlc(int(time.time() * 1000)), self.last_hlc + 1)
+        return self.append_body(hlc, encode_body(self.seq + 1, method, arg))
+
+    def head(self, seq=None, flags=0, with_key=False):
+        """Signs the head at `seq` (default: the last update); `with_key` carries the key
+        (due on a run that starts at seq 1)."""
+        seq = self.seq if seq is None else seq
+        return make_head(self.signing_key, self.origin, seq, self.chains[seq], flags,
+                         key=self.key if with_key else None)
+
+    def branch(self, seq):
+        """Another writer with this key that holds only updates 1..seq: what it writes next
+        is a second branch of this origin from seq + 1 (a fork, when both are signed)."""
+        other = copy.copy(self)
+        other.chains = self.chains[:seq + 1]
+        other.updates = self.updates[:seq]
+        other.last_hlc = other.updates[-1][0] if other.updates else 0
+        return other
+
+
+def generate_updates(path, count, cluster, start_ms=None, value_bytes=40, keys=1000,
+                     head_every=1000, head_bytes=1 << 20):
+    """Writes `count` valid `set` updates of one made-up signed origin (a device that only
+    exported its log) in `replog export`'s MessagePack form: the update envelopes, then
+    the heads that prove them (PROTOCOL.md §8): one at least every `head_every` updates and
+    before the bodies since the last one pass `head_bytes`, one at the end, the first one
+    carrying the key. `cluster` is the importing cluster's id (c_0 binds it); the key is
+    drawn from the test's seeded random, so a rerun with the same seed repeats the file.
+    Returns the origin id. Timestamps start 10 minutes in the past and rise by 1 ms every
+    16 updates."""
+    o = SignedOrigin(cluster)
     start_ms = start_ms or int(time.time() * 1000) - 600_000
     pad = "v" * value_bytes
+    head_seqs, run_bytes = [], 0
     with open(path, "wb") as f:
         for i in range(count):
             seq = i + 1
             body = encode_body(seq, "set", {"path": "bulk.k%d" % (i % keys), "value": "%s%d" % (pad, i)})
-            f.write(encode_update(make_hlc(start_ms + i // 16, i % 16), origin, body))
-    return origin
+            if run_bytes and run_bytes + len(body) > head_bytes:
+                head_seqs.append(seq - 1)          # the run so far stays within head_bytes
+                run_bytes = 0
+            f.write(msgpack.packb(o.append_body(make_hlc(start_ms + i // 16, i % 16), body), use_bin_type=True))
+            run_bytes += len(body)
+            if seq - (head_seqs[-1] if head_seqs else 0) >= head_every or seq == count:
+                head_seqs.append(seq)
+                run_bytes = 0
+        for n, seq in enumerate(head_seqs):
+            f.write(encode_head(o.head(seq, with_key=(n == 0))))
+    return o.origin
 
 
 # --- TCP proxy -------------------------------------------------------------------------------

@@ -4,27 +4,46 @@ connected to node a's listen port sends what a broken or hostile peer could send
 (PROTOCOL.md §2): messages before Hello (Error 4), garbage and valid headers with
 wrong bodies (dropped; Error 1 at most), another protocol version (Error 2),
 multi-part messages, a Hello of another cluster (Error 3), a frame above max_frame
-(ZMQ_MAXMSGSIZE cuts the connection); then, after a proper Hello (answered with
-a's Hello; a connects back to the advertised endpoint), updates of the peer's own
-origin H that skip a seq (not stored; a pulls H from the sender at once), do not
-rise in hlc, lie beyond the clock-skew limit, fork H's seq 1 (a quarantines H and
-reports it), or arrive after the fork; then floods of 600 refused Pushes and
-10,000 Vector messages, whose malformed ones cut that connection off (its Request
-is not answered; status counts it) while a new connection is served at once.
+(ZMQ_MAXMSGSIZE cuts the connection); then, after a proper Hello with feature bit 1
+(answered with a's Hello, bit 1 set; a connects back to the advertised endpoint),
+signed updates (PROTOCOL.md §8: every run ends at a head signed by its origin's key):
+H#1 of the peer's own origin H (stored, relayed to b), and updates of a second origin
+F of its own that skip a seq (not stored; a pulls F from the sender at once), do not
+rise in hlc, fork F's seq 1 under a second signed head (a quarantines F and reports
+it), or arrive after the fork; an origin O whose update lies beyond the clock-skew
+limit; then floods of 600 refused Pushes and 10,000 Vector messages, whose malformed
+ones cut that connection off (its Request is not answered; status counts it) while a
+new connection is served at once.
+
+Then signed origins against every node (a third node c peers only with b, through a
+proxy that stays blocked until the end): the hostile peer pulls a's and b's logs
+from a and checks that they are genuine (ranges end at heads, the first carries the
+key, ids derive from keys, signatures verify, updates chain to the heads); (a) its
+own genuine signed runs are taken by a, b and c (from seq 1 with the key, and
+continuing); (b) a's first range relayed under a's genuine head with one byte of its
+first body changed is refused by c (which holds nothing of a), a and b, and with one
+hlc moved by c; (c) runs in b's name, chained right from b's genuine log, under a
+head signed with the hostile key carrying that key, no key, or b's key, are refused
+by a and c; (d) such runs in a's own name to a and in b's to b (new seqs, and a
+rewrite of seq 1) are refused, and a and b keep their node ids and keep writing.
+No node takes any of it for a fork; updates_refused counts it.
 
 Meanwhile node b peers with a (and with a fake node of another cluster, which it
 must not ask again within 60 s of its Error 3), and both keep writing. Afterwards
-a still runs and serves, a and b hold the same updates (every call, H's seq 1 only)
-and the same state hash, a reports exactly one fork (origin H) and nothing else
-changed (no conflicts, writes not blocked, nothing unknown), b reports no fork,
-a logged the bad frames and refusals at a bounded rate (PROTOCOL.md §2: "logged at
-most once per 5 s") and its memory did not grow by more than 100 MB. During the
-attack neither node fell behind the other's writes by more than 5 s of them (a
-monitor samples both vectors every 100 ms); a sent at most 3 Requests in the second
-the listener answered them with empty Updates (no re-request loop), and after that,
-for each origin, no unanswered Request again within 5 s.
+a still runs and serves, a, b and c hold the same updates (every call, H#1..8, F#1
+only) and the same state hash, the hostile peer's genuine updates are in every
+state and no forged, altered or refused value is in any, a reports exactly one fork
+(origin F) and nothing else changed (no conflicts, writes not blocked, nothing
+unknown, no former origins), b and c report no fork, a logged the bad frames and
+refusals at a bounded rate (PROTOCOL.md §2: "logged at most once per 5 s") and its
+memory did not grow by more than 100 MB. During the attack neither a nor b fell
+behind the other's writes by more than 5 s of them (a monitor samples both vectors
+every 100 ms); a sent at most 3 Requests in the second the listener answered them
+with empty Updates (no re-request loop), and after that, for each origin, no
+unanswered Request again within 5 s.
 
 Usage: hostile_peer.py PATH_TO_REPLOG"""
+import json
 import os
 import random
 import sys
@@ -41,6 +60,7 @@ import zmq.utils.monitor  # noqa: E402
 
 HELLO, ERROR, VECTOR, REQUEST, UPDATES, PUSH = 1, 2, 3, 4, 5, 6
 MAX_UPDATE, MAX_FRAME = 1 << 20, 4 << 20
+FEATURE_SIGNED = 2      # PROTOCOL.md §2 "Features", bit 1: Updates and Push carry heads (§8 "On the wire")
 MAX_GROWTH_MB = 100
 # Bound on how far one node may fall behind the other's writes during the attack: what the other writes
 # in LAG_S seconds (at least LAG_MIN updates).
@@ -109,6 +129,38 @@ class Raw:
                     "%s: unexpected answer %r" % (what, r))
         H.step("  %s -> %s" % (what, ", ".join("Error %d" % r[2][0] for r in got) or "dropped, no answer"))
 
+    def hello(self, body, what="a proper Hello"):
+        """Says Hello and returns the node's Hello body (within 5 s)."""
+        self.send(frame(HELLO, body))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            m = self.recv(0.5)
+            if isinstance(m, list) and len(m) == 3 and m[1] == HELLO:
+                return m[2]
+        raise H.TestFailure("no Hello back within 5 s for %s" % what)
+
+    def pull(self, origin, from_seq, to_seq):
+        """Pulls `origin` from `from_seq` up to at least `to_seq` on this signed link, as a peer
+        would (PROTOCOL.md §2 "Pull", §8 "On the wire"). Returns (envelopes, heads): every
+        range ends at the head that came with it."""
+        ups, heads = [], []
+        deadline = time.monotonic() + 20
+        while from_seq + len(ups) <= to_seq:
+            self.send(frame(REQUEST, [origin, from_seq + len(ups), to_seq, 256 * 1024]))
+            m = None
+            while m is None:
+                H.check(time.monotonic() < deadline, "a pull of %016x did not finish within 20 s" % origin)
+                r = self.recv(0.5)
+                if isinstance(r, list) and len(r) == 3 and r[1] == UPDATES and r[2][0] == origin:
+                    m = r[2]
+            H.check(len(m) == 4, "Updates on a signed link without its head: %d elements" % len(m))
+            if not m[2]:
+                break
+            H.check(m[3] is not None, "a non-empty range came without a head")
+            ups += m[2]
+            heads.append(m[3])
+        return ups, heads
+
     def close(self):
         if self.monitor is not None:
             self.s.disable_monitor()
@@ -118,8 +170,9 @@ class Raw:
 
 class Listener(threading.Thread):
     """The hostile peer's own ROUTER (the endpoint its Hello advertises). The node is
-    expected to connect back to it; it answers the node's Hello and Vectors like a peer
-    that holds `held` of origin H, and records the Requests the node sends."""
+    expected to connect back to it; it answers the node's Hello (with feature bit 1) and
+    Vectors like a peer that holds `held` of origin `claim`, and records the Requests the
+    node sends."""
 
     def __init__(self, cluster_id, node_id, port):
         super().__init__(daemon=True)
@@ -128,6 +181,7 @@ class Listener(threading.Thread):
         self.s.setsockopt(zmq.LINGER, 0)
         self.s.bind("tcp://127.0.0.1:%d" % port)
         self.held = 0
+        self.claim = node_id
         self.answer_requests = True
         self.hellos = []
         self.requests = []
@@ -147,15 +201,16 @@ class Listener(threading.Thread):
             if m[1] == HELLO:
                 self.hellos.append(m[2])
                 self.s.send_multipart([rid, frame(HELLO, [self.cluster_id, self.node_id,
-                                                          "tcp://127.0.0.1:%d" % self.port, MAX_UPDATE, MAX_FRAME])])
+                                                          "tcp://127.0.0.1:%d" % self.port, MAX_UPDATE, MAX_FRAME,
+                                                          FEATURE_SIGNED])])
             elif m[1] == VECTOR and not m[2][2]:
-                held = [[self.node_id, self.held]] if self.held else []
+                held = [[self.claim, self.held]] if self.held else []
                 self.s.send_multipart([rid, frame(VECTOR, [0, 1, True, held])])
             elif m[1] == REQUEST:
                 self.request_times.append(time.monotonic())
                 self.requests.append(m[2])
-                if self.answer_requests:   # "holds nothing from from_seq"
-                    self.s.send_multipart([rid, frame(UPDATES, [m[2][0], False, []])])
+                if self.answer_requests:   # "holds nothing from from_seq"; an empty range's head is nil
+                    self.s.send_multipart([rid, frame(UPDATES, [m[2][0], False, [], None])])
 
     def stop(self):
         self.stopping.set()
@@ -242,6 +297,184 @@ def update(hlc, origin, seq, arg, method="set"):
     return [hlc, origin, H.encode_body(seq, method, arg)]
 
 
+MARKER = "genuine"          # the value of a's first update; the hostile node's relay changes one byte of it
+
+
+def check_genuine(cluster_id, origin, ups, heads):
+    """What the hostile node pulled of an honest origin is genuine (PROTOCOL.md §8): the first
+    range's head carries the key, the origin id is derived from it, every head's signature
+    verifies, and the updates chain from c_0 to each head's chain. Returns (key, chain values)."""
+    from nacl.signing import VerifyKey
+    H.check(heads and len(heads[0]) == 6, "the range from seq 1 of %016x came without the key in its head: %r"
+            % (origin, heads[:1]))
+    key = heads[0][5]
+    H.check(H.origin_id(key) == origin, "%016x's key derives id %016x" % (origin, H.origin_id(key)))
+    chains = H.chain_over(cluster_id, key, ups)
+    for h in heads:
+        VerifyKey(key).verify(H.head_message(h[0], h[1], h[2], h[3]), h[4])
+        H.check(h[0] == origin and 1 <= h[1] <= len(ups) and chains[h[1] - 1] == h[2],
+                "a head of %016x does not match the updates it came with: seq %d" % (origin, h[1]))
+    H.check(heads[-1][1] == len(ups), "the last range does not end at its head")
+    return key, chains
+
+
+def refused_since(node, before):
+    return node.status()["refusals"]["updates_refused"] - before
+
+
+def signed_origins(cluster, a, b, hostile, forks_before, writers):
+    """PROTOCOL.md §8 against a trusted peer that speaks the protocol by hand (feature bit 1):
+    (a) its own genuine signed runs are taken by every honest node, whether from seq 1 with
+    the key or continuing a known origin; (b) a relay of a's genuine run with one byte of one
+    body (or one hlc) changed, under a's genuine head, is refused by every node, also by c,
+    which holds nothing of a yet; (c) runs in b's name (chained right, so that only the
+    signature is wrong) under a head carrying the hostile key, carrying no key, or carrying
+    b's key, are refused by a and by c; (d) runs in the receiver's own origin, new seqs and a
+    rewrite of its seq 1, are refused: it keeps its origin and keeps writing.
+    Node c peers with b through a blocked proxy until the end. `forks_before`: node name ->
+    the forks it reported before (a's of F); no node may report another. `writers`: a's and
+    b's Writers, which must go on. Returns c."""
+    cid = cluster.cluster_id
+    proxy = cluster.add_proxy(b.port, "b (for c)")
+    proxy.block()
+    c = cluster.add_node("c", peers=[proxy.endpoint])
+    c.start()
+    A, B = int(a.node_id, 16), int(b.node_id, 16)
+    hex_h = "%016x" % hostile.origin
+    # A Hello that names no endpoint: no node dials the hostile node back in this part.
+    hello = [cid, hostile.origin, "", MAX_UPDATE, MAX_FRAME, FEATURE_SIGNED]
+    links = {}
+    try:
+        for n in (a, b, c):
+            links[n.name] = Raw(n.listen)
+            got = links[n.name].hello(hello, "the hostile node's Hello to %s" % n.name)
+            H.check(len(got) >= 6 and got[5] & FEATURE_SIGNED, "%s's Hello lacks feature bit 1" % n.name)
+        la, lb, lc = links["a"], links["b"], links["c"]
+        refused0 = {n.name: n.status()["refusals"]["updates_refused"] for n in (a, b, c)}
+        H.step("signed origins: the hostile node (a trusted peer, feature bit 1) says Hello to a, b and c; c "
+               "peers only with b, through a proxy that is blocked for now")
+
+        # What an honest node serves it: a's and b's logs, each range ending at a head.
+        ups_a, heads_a = la.pull(A, 1, a.vector()[a.node_id])
+        key_a, chains_a = check_genuine(cid, A, ups_a, heads_a)
+        ups_b, heads_b = la.pull(B, 1, a.vector()[b.node_id])
+        key_b, chains_b = check_genuine(cid, B, ups_b, heads_b)
+        H.check(MARKER.encode() in ups_a[0][2], "a's seq 1 is not the marker call")
+        H.step("  pulled from a: %d updates of a in %d ranges, %d of b in %d; each range ends at its head, the "
+               "first carries the key, ids derive from the keys, signatures verify, updates chain to the heads"
+               % (len(ups_a), len(heads_a), len(ups_b), len(heads_b)))
+
+        # (a) the hostile node's own genuine updates.
+        start = hostile.seq
+        run = [hostile.write("set", {"path": "hostile.genuine.%d" % (start + i + 1), "value": start + i + 1})
+               for i in range(5)]
+        la.send(frame(PUSH, [run, [hostile.head()]]))
+        H.wait_until(lambda: a.vector().get(hex_h) == hostile.seq and b.vector().get(hex_h) == hostile.seq,
+                     "a to store H#%d..%d and relay them to b" % (start + 1, hostile.seq), timeout=10)
+        run = [hostile.write("set", {"path": "hostile.genuine.%d" % (hostile.seq + 1), "value": hostile.seq + 1})
+               for _ in range(2)]
+        lb.send(frame(PUSH, [run, [hostile.head()]]))
+        H.wait_until(lambda: b.vector().get(hex_h) == hostile.seq and a.vector().get(hex_h) == hostile.seq,
+                     "b to store H#%d..%d and relay them to a" % (hostile.seq - 1, hostile.seq), timeout=10)
+        lc.send(frame(PUSH, [hostile.updates, [hostile.head(with_key=True)]]))
+        H.wait_until(lambda: c.vector().get(hex_h) == hostile.seq, "c to store H#1..%d" % hostile.seq, timeout=10)
+        H.step("  (a) the hostile node's genuine signed runs: H#%d..%d to a (relayed to b), H#%d..%d to b (relayed "
+               "to a), H#1..%d to c in one run whose head carries the key -> every node holds H up to %d"
+               % (start + 1, hostile.seq - 2, hostile.seq - 1, hostile.seq, hostile.seq, hostile.seq))
+
+        # (b) a's genuine first range relayed with one byte of one body changed, under a's genuine head.
+        first = heads_a[0]
+        run_a = [list(u) for u in ups_a[:first[1]]]
+        body = bytearray(run_a[0][2])
+        H.check(body.endswith(MARKER.encode()), "the marker's body does not end with its value")
+        body[-1] ^= 0x03                                  # "genuine" -> "genuinf"
+        run_a[0][2] = bytes(body)
+        moved = [list(u) for u in ups_a[:first[1]]]
+        moved[-1][0] += 1                                 # one hlc moved by one (the chain binds it too)
+        for link in (lc, la, lb):
+            link.send(frame(PUSH, [run_a, [first]]))
+            barrier(link, hostile.origin, cluster)
+        lc.send(frame(PUSH, [moved, [first]]))
+        barrier(lc, hostile.origin, cluster)
+        H.check(a.node_id not in c.vector(), "c stored a relayed range of a with an altered byte: %s"
+                % c.vector().get(a.node_id))
+        H.step("  (b) a's first range (seq 1..%d) relayed under a's genuine head, with one byte of its first body "
+               "changed (\"%s\" -> \"%s\") -> refused by c (which holds nothing of a), a and b; with one hlc moved "
+               "by 1 -> refused by c" % (first[1], MARKER, body[-len(MARKER):].decode()))
+
+        # (c) runs in b's name, chained right from b's genuine log, not signed by b's key.
+        def forged_run(base_ups, base_chains, origin, key, path, count=3):
+            seq0 = len(base_ups)
+            now = H.make_hlc(int(time.time() * 1000))
+            ups = [[now + i, origin,
+                    H.encode_body(seq0 + i + 1, "set", {"path": "%s.%d" % (path, i), "value": "forged"})]
+                   for i in range(count)]
+            chains = H.chain_over(cid, key, ups, prev=base_chains[-1] if base_chains else None)
+            return ups, seq0 + count, chains[-1]
+
+        def carried(key):
+            """The keys a forged head may carry: the hostile key (whose id is not the origin), none
+            (the receiver's recorded key must then verify it), and the origin's own key."""
+            return (hostile.key, None, key)
+
+        for k in carried(key_b):
+            ups, seq, chain = forged_run([], [], B, key_b, "b.forged")
+            lc.send(frame(PUSH, [ups, [H.make_head(hostile.signing_key, B, seq, chain, key=k)]]))
+            ups, seq, chain = forged_run(ups_b, chains_b, B, key_b, "b.forged")
+            la.send(frame(PUSH, [ups, [H.make_head(hostile.signing_key, B, seq, chain, key=k)]]))
+        barrier(lc, hostile.origin, cluster)
+        barrier(la, hostile.origin, cluster)
+        H.check(b.node_id not in c.vector(), "c stored updates in b's name that b never signed: %s"
+                % c.vector().get(b.node_id))
+        H.step("  (c) runs in b's name (b's id, chained from c_0 or from b's genuine seq %d), each under a head "
+               "signed with the hostile key and carrying that key, no key, or b's key -> refused by c (from seq 1) "
+               "and by a (continuing b's log)" % len(ups_b))
+
+        # (d) runs in the receiver's own origin: new seqs chained on its genuine log, and a rewrite of its seq 1.
+        acked = [w.acked for w in writers]
+        for node, link, origin, key, ups0, chains0 in ((a, la, A, key_a, ups_a, chains_a),
+                                                       (b, lb, B, key_b, ups_b, chains_b)):
+            for k in carried(key):
+                ups, seq, chain = forged_run(ups0, chains0, origin, key, "%s.forged" % node.name)
+                link.send(frame(PUSH, [ups, [H.make_head(hostile.signing_key, origin, seq, chain, key=k)]]))
+                ups, seq, chain = forged_run([], [], origin, key, "%s.forged" % node.name, count=1)
+                link.send(frame(PUSH, [ups, [H.make_head(hostile.signing_key, origin, seq, chain, key=k)]]))
+            barrier(link, hostile.origin, cluster)
+        for n in (a, b):
+            st = n.status()
+            H.check(st["node_id"] == n.node_id and not st["former_origins"],
+                    "%s left its origin after forged runs in its name: node id %s, former origins %s"
+                    % (n.name, st["node_id"], st["former_origins"]))
+        H.wait_until(lambda: all(w.acked >= n + 10 or w.errors for w, n in zip(writers, acked)),
+                     "10 more calls on a and on b after the runs in their names", timeout=20)
+        H.check(not any(w.errors for w in writers), "calls failed: %s" % [w.errors[:2] for w in writers])
+        for n, w, extra in ((a, writers[0], 1), (b, writers[1], 0)):   # a's extra update: the marker
+            done = w.acked + extra
+            st = n.status()
+            H.check(st["node_id"] == n.node_id and st["vector"].get(n.node_id, 0) >= done,
+                    "%s's calls did not go on in its own origin: node id %s holds %s, %d calls acknowledged"
+                    % (n.name, st["node_id"], st["vector"].get(n.node_id), done))
+        H.step("  (d) runs in a's name to a and in b's name to b (new seqs chained on their genuine logs, and "
+               "their seq 1 rewritten), heads signed with the hostile key -> refused; a and b keep their node ids, "
+               "no former origins, and go on writing under them (10 more calls each)")
+
+        for n in (a, b, c):
+            st = n.status()
+            H.check(set(st["forks"]) <= set(forks_before.get(n.name, ())),
+                    "%s reports a fork after forged and altered runs: %s" % (n.name, st["forks"]))
+        # Counted, maybe a moment after the answers to the barriers.
+        counts = H.wait_until(lambda: (lambda got: all(got.values()) and got)(
+            {n.name: refused_since(n, refused0[n.name]) for n in (a, b, c)}),
+            "updates_refused to count the refused runs on a, b and c", timeout=5)
+        H.step("  status: no node took any of it for a fork; updates_refused rose by %s" % counts)
+    finally:
+        for link in links.values():
+            link.close()
+    proxy.unblock()
+    H.step("c's proxy to b unblocked: c syncs the genuine log")
+    return c
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -259,6 +492,8 @@ def test(cluster):
     b.peers.append(other.endpoint)
     a.start()
     b.start()
+    # a's first update, which the hostile node relays later with one byte altered.
+    a.call("set", {"path": "marker.a", "value": MARKER})
     writers = [H.Writer(n, lambda i, n=n: ("inc" if i % 2 else "set",
                                            {"path": "%s.count" % n.name, "by": 1} if i % 2 else
                                            {"path": "%s.k%d" % (n.name, i % 50), "value": i}), pause=0.01)
@@ -271,12 +506,19 @@ def test(cluster):
     a_pid = a.proc.pid
     rss0 = rss_kb(a_pid)
     t_attack = time.monotonic()
-    hostile_id = random.getrandbits(64) | 1
-    other_origin = random.getrandbits(64) | 1
+    # The hostile node's own key: its origin H (its node id too) gets only genuine updates. It also
+    # holds a second key, of origin F, which it forks, and a third, of origin O, whose updates lie
+    # hours ahead: every update it sends is signed (PROTOCOL.md §8), so that what is refused is
+    # refused for what the test means, not for a missing proof.
+    hostile = H.SignedOrigin(cluster.cluster_id)
+    fw = H.SignedOrigin(cluster.cluster_id)
+    ow = H.SignedOrigin(cluster.cluster_id)
+    hostile_id, f_origin, other_origin = hostile.origin, fw.origin, ow.origin
     back_port = H.free_port()
     back = Listener(cluster.cluster_id, hostile_id, back_port)
+    back.claim = f_origin
     back.start()
-    hello = [cluster.cluster_id, hostile_id, "tcp://127.0.0.1:%d" % back_port, MAX_UPDATE, MAX_FRAME]
+    hello = [cluster.cluster_id, hostile_id, "tcp://127.0.0.1:%d" % back_port, MAX_UPDATE, MAX_FRAME, FEATURE_SIGNED]
     raws = []
     try:
         # --- before any Hello
@@ -333,37 +575,40 @@ def test(cluster):
         big.expect_error(4, "a Vector after the reconnect", timeout=8)
 
         cluster.check_alive()
-        # --- a proper Hello, then updates of our origin that the node must refuse
+        # --- a proper Hello (feature bit 1: signed), then signed updates the node must refuse
         p = Raw(a.listen)
         raws.append(p)
-        p.send(frame(HELLO, hello))
-        deadline, got = time.monotonic() + 3, None
-        while time.monotonic() < deadline and got is None:
-            m = p.recv(0.5)
-            if isinstance(m, list) and m[1] == HELLO:
-                got = m
-        H.check(got is not None, "no Hello back for a proper Hello")
-        H.check(got[2][0] == cluster.cluster_id and "%016x" % got[2][1] == a.node_id,
-                "the node's Hello names cluster %s node %016x" % (got[2][0], got[2][1]))
-        H.step("proper Hello of hostile node %016x -> Hello of node %s" % (hostile_id, a.node_id))
+        got = p.hello(hello)
+        H.check(got[0] == cluster.cluster_id and "%016x" % got[1] == a.node_id,
+                "the node's Hello names cluster %s node %016x" % (got[0], got[1]))
+        H.check(len(got) >= 6 and got[5] & FEATURE_SIGNED, "the node's Hello lacks feature bit 1 (signed): %r" % (got,))
+        H.step("proper Hello of hostile node %016x with feature bit 1 -> Hello of node %s, bit 1 set"
+               % (hostile_id, a.node_id))
         H.wait_until(lambda: any(h[1] == int(a.node_id, 16) for h in back.hellos),
                      "a to connect back to the endpoint in the hostile Hello", timeout=5)
         H.step("  a connected back to the advertised endpoint and said Hello there")
-        hex_h, hex_o = "%016x" % hostile_id, "%016x" % other_origin
+        hex_h, hex_f, hex_o = "%016x" % hostile_id, "%016x" % f_origin, "%016x" % other_origin
         now_ms = int(time.time() * 1000)
         t1 = H.make_hlc(now_ms - 5000)
-        p.send(frame(PUSH, [[update(t1, hostile_id, 1, {"path": "hostile.x", "value": 1})]]))
+        p.send(frame(PUSH, [[hostile.write("set", {"path": "hostile.genuine.1", "value": 1}, hlc=t1)],
+                            [hostile.head(1, with_key=True)]]))
         H.wait_until(lambda: a.vector().get(hex_h) == 1, "a to store H#1", timeout=5)
         H.wait_until(lambda: b.vector().get(hex_h) == 1, "b to get H#1 from a", timeout=10)
-        H.step("Push H#1 (valid) -> stored by a, relayed to b")
+        H.step("Push H#1, signed with the hostile node's own key (its head carries the key) -> stored by a, "
+               "relayed to b")
+        p.send(frame(PUSH, [[fw.write("set", {"path": "hostile.f", "value": 1}, hlc=t1)], [fw.head(1, with_key=True)]]))
+        H.wait_until(lambda: a.vector().get(hex_f) == 1, "a to store F#1", timeout=5)
+        H.step("Push F#1 (the hostile node's second origin, signed) -> stored by a")
         back.held = 1
         asked = len(back.requests)
-        p.send(frame(PUSH, [[update(H.make_hlc(now_ms - 4000), hostile_id, 3, {"path": "hostile.gap", "value": 3})]]))
-        H.wait_until(lambda: any(r[0] == hostile_id and r[1] == 2 for r in back.requests[asked:]),
-                     "a to pull H from seq 2 from the sender of the gap", timeout=3,
+        fw.write("set", {"path": "hostile.skipped", "value": 2}, hlc=H.make_hlc(now_ms - 4500))
+        p.send(frame(PUSH, [[fw.write("set", {"path": "hostile.gap", "value": 3}, hlc=H.make_hlc(now_ms - 4000))],
+                            [fw.head(3)]]))
+        H.wait_until(lambda: any(r[0] == f_origin and r[1] == 2 for r in back.requests[asked:]),
+                     "a to pull F from seq 2 from the sender of the gap", timeout=3,
                      on_timeout=lambda: "requests seen: %s" % back.requests[asked:])
-        H.step("Push H#3 (skips seq 2) -> not stored; a at once asks the sender for H from seq 2: %s"
-               % [r for r in back.requests[asked:] if r[0] == hostile_id][:1])
+        H.step("Push F#3 with its signed head (skips seq 2) -> not stored; a at once asks the sender for F "
+               "from seq 2: %s" % [r for r in back.requests[asked:] if r[0] == f_origin][:1])
         time.sleep(1.0)  # part of the scenario: the listener answers Requests for 1 s
         back.answer_requests = False   # from now on Requests time out (5 s) instead of getting empty answers
         t_unanswered = time.monotonic()
@@ -372,35 +617,44 @@ def test(cluster):
                "time; from now on it leaves them unanswered)" % answered_phase)
         # PROTOCOL.md §2: an empty Updates means the peer holds nothing from from_seq; the receiver takes
         # the peer's seq to be its own until the peer's next Vector ("no re-request loop"). The listener's
-        # Vectors claim only H#1, which a holds: one Request for the gap, and at most a few more.
+        # Vectors claim only F#1, which a holds: one Request for the gap, and at most a few more.
         H.check(1 <= answered_phase <= 3, "a sent %d Requests in 1 s to a peer that answered each with an empty "
                 "Updates (a re-request loop; PROTOCOL.md §2 allows none)" % answered_phase)
         n_unanswered = len(back.requests)
-        p.send(frame(PUSH, [[update(t1 - (1 << 16), hostile_id, 2, {"path": "hostile.back", "value": 2})]]))
-        H.step("Push H#2 with an hlc below H#1's")
-        p.send(frame(PUSH, [[update(H.make_hlc(now_ms + 3 * 3600 * 1000), other_origin, 1,
-                                    {"path": "hostile.future", "value": 1})]]))
-        H.step("Push %s#1 stamped 3 h ahead (--max-clock-skew is 1 h)" % hex_o)
+        back2 = fw.branch(1)
+        p.send(frame(PUSH, [[back2.write("set", {"path": "hostile.back", "value": 2}, hlc=t1 - (1 << 16))],
+                            [back2.head(2)]]))
+        H.step("Push F#2 with an hlc below F#1's (signed: it chains and its head verifies)")
+        p.send(frame(PUSH, [[ow.write("set", {"path": "hostile.future", "value": 1},
+                                      hlc=H.make_hlc(now_ms + 3 * 3600 * 1000))], [ow.head(1, with_key=True)]]))
+        H.step("Push %s#1 stamped 3 h ahead (--max-clock-skew is 1 h), signed" % hex_o)
         barrier(p, hostile_id, cluster)
         v = a.vector()
-        H.check(v.get(hex_h) == 1, "a holds %s of H after the gap / hlc-order pushes, expected 1" % v.get(hex_h))
+        H.check(v.get(hex_f) == 1, "a holds %s of F after the gap / hlc-order pushes, expected 1" % v.get(hex_f))
         H.check(hex_o not in v, "a stored an update 3 h in the future: %s" % v.get(hex_o))
         H.check(not a.status()["forks"], "a reports a fork already: %s" % a.status()["forks"])
-        H.step("  a still holds exactly H#1, nothing of %s, no fork" % hex_o)
+        H.step("  a still holds exactly F#1, nothing of %s, no fork" % hex_o)
 
-        p.send(frame(PUSH, [[update(t1, hostile_id, 1, {"path": "hostile.x", "value": "forked"})]]))
-        H.wait_until(lambda: hex_h in a.status()["forks"], "a to report the fork of H", timeout=5)
-        H.step("Push H#1 with other bytes (a fork) -> a reports: %s" % a.status()["forks"][hex_h])
-        p.send(frame(PUSH, [[update(t1 + (1 << 16), hostile_id, 2, {"path": "hostile.after", "value": 2})]]))
+        forked = fw.branch(0)
+        p.send(frame(PUSH, [[forked.write("set", {"path": "hostile.f", "value": "forked"}, hlc=t1)],
+                            [forked.head(1, with_key=True)]]))
+        H.wait_until(lambda: hex_f in a.status()["forks"], "a to report the fork of F", timeout=5)
+        H.step("Push F#1 with other bytes under a second head signed by F's key (a fork) -> a reports: %s"
+               % a.status()["forks"][hex_f])
+        p.send(frame(PUSH, [[fw.updates[1]], [fw.head(2)]]))
         barrier(p, hostile_id, cluster)
-        H.check(a.vector().get(hex_h) == 1, "a accepted H#2 after quarantining H (holds %s)" % a.vector().get(hex_h))
-        H.step("Push H#2 (valid, but H is quarantined) -> not stored")
+        H.check(a.vector().get(hex_f) == 1, "a accepted F#2 after quarantining F (holds %s)" % a.vector().get(hex_f))
+        H.step("Push F#2 (signed, but F is quarantined) -> not stored")
 
-        H.step("flood: 600 Pushes that are refused (quarantined origin, clock skew)")
+        H.step("flood: 600 signed Pushes that are refused (quarantined origin, clock skew)")
         t_floods = time.monotonic()
         for i in range(300):
-            p.send(frame(PUSH, [[update(t1 + ((i + 2) << 16), hostile_id, i + 2, {"path": "q", "value": i})]]))
-            p.send(frame(PUSH, [[update(H.make_hlc(now_ms + 7200 * 1000 + i), other_origin, 1, {"path": "f", "value": i})]]))
+            while fw.seq < i + 2:
+                fw.write("set", {"path": "q", "value": i})
+            p.send(frame(PUSH, [[fw.updates[i + 1]], [fw.head(i + 2)]]))
+            ahead = ow.branch(0)
+            u = ahead.write("set", {"path": "f", "value": i}, hlc=H.make_hlc(now_ms + 7200 * 1000 + i))
+            p.send(frame(PUSH, [[u], [ahead.head(1, with_key=True)]]))
         H.step("flood: 10,000 Vector messages: 8,000 small ones (valid, pages out of range, zero pages, "
                "runs that never end), then one run of 2,000 pages of 1,024 new origins each that never ends")
         t0 = time.monotonic()
@@ -475,6 +729,7 @@ def test(cluster):
             r.close()
         back.stop()
         other.stop()
+    c = signed_origins(cluster, a, b, hostile, {"a": [hex_f]}, writers)
     attack_s = time.monotonic() - t_attack
     lag.stop()
     H.step("during the attack, a lagged behind b's writes by at most %d updates, b behind a's by at most %d "
@@ -520,20 +775,38 @@ def test(cluster):
         H.check(not w.errors, "calls on %s failed during the attack: %s" % (w.node.name, w.errors[:3]))
     H.step("writers stopped: a made %d calls, b %d" % (writers[0].acked, writers[1].acked))
     cluster.check_alive()
-    expected = {a.node_id: writers[0].acked, b.node_id: writers[1].acked, "%016x" % hostile_id: 1}
-    cluster.wait_converged(expected=expected)
-    ha, hb = a.hash(), b.hash()
-    H.check(ha == hb, "a's state hash %s differs from b's %s" % (ha, hb))
-    sa, sb = a.status(), b.status()
-    H.check(list(sa["forks"]) == ["%016x" % hostile_id], "a's forks: %s, expected only H" % sa["forks"])
-    H.check(not sb["forks"], "b reports forks: %s" % sb["forks"])
-    for s, name in ((sa, "a"), (sb, "b")):
+    # a's first update is the marker call, made before the writers started.
+    expected = {a.node_id: writers[0].acked + 1, b.node_id: writers[1].acked, hex_h: hostile.seq, hex_f: 1}
+    cluster.wait_converged([a, b, c], expected=expected, timeout=30)
+    hashes = {n.name: n.hash() for n in (a, b, c)}
+    H.check(len(set(hashes.values())) == 1, "state hashes differ: %s" % hashes)
+    sts = {n.name: n.status() for n in (a, b, c)}
+    H.check(list(sts["a"]["forks"]) == [hex_f], "a's forks: %s, expected only F" % sts["a"]["forks"])
+    for name in ("b", "c"):
+        H.check(not sts[name]["forks"], "%s reports forks: %s" % (name, sts[name]["forks"]))
+    for n in (a, b, c):
+        s = sts[n.name]
+        H.check(s["node_id"] == n.node_id, "%s's node id changed: %s" % (n.name, s["node_id"]))
         H.check(s["conflicts"] == 0 and not s["former_origins"] and s["unknown_method_updates"] == 0,
-                "%s: conflicts %s, former origins %s, unknown %s" % (name, s["conflicts"], s["former_origins"],
+                "%s: conflicts %s, former origins %s, unknown %s" % (n.name, s["conflicts"], s["former_origins"],
                 s["unknown_method_updates"]))
         H.check(s["updates"] == sum(expected.values()), "%s: %d updates, expected %d" % (
-            name, s["updates"], sum(expected.values())))
-    H.step("a and b: same hash %s, every call, H#1 only; a reports the one fork, nothing else changed" % ha)
+            n.name, s["updates"], sum(expected.values())))
+        state = json.loads(n.cli("state"))
+        H.check(state.get("marker", {}).get("a") == MARKER, "%s: marker.a is %r, not a's genuine %r"
+                % (n.name, state.get("marker", {}).get("a"), MARKER))
+        genuine = state.get("hostile", {}).get("genuine", {})
+        H.check(genuine == {str(i): i for i in range(1, hostile.seq + 1)},
+                "%s: the hostile node's genuine updates are not all in its state: %s" % (n.name, genuine))
+        # Forged runs wrote a.forged.* and b.forged.*; refused ones hostile.future, hostile.back, q and f.
+        bad = {"a.forged": state.get("a", {}).get("forged"), "b.forged": state.get("b", {}).get("forged"),
+               "q": state.get("q"), "f": state.get("f")}
+        bad.update({"hostile." + k: v for k, v in state.get("hostile", {}).items() if k not in ("genuine", "f")})
+        bad = {k: v for k, v in bad.items() if v is not None}
+        H.check(not bad, "%s holds values of refused or forged updates: %s" % (n.name, bad))
+    H.step("a, b and c: same hash %s, every call, H#1..%d (the hostile node's genuine updates, in every state), "
+           "F#1 only; a reports the one fork (F), nothing else changed; marker.a is %r everywhere, and no forged "
+           "or altered value is in any state" % (hashes["a"], hostile.seq, MARKER))
 
     H.step("b said Hello %d time(s) in %.0f s to a peer that answered Error 3 (another cluster)"
            % (len(other.hellos), time.monotonic() - other.hellos[0] if other.hellos else 0))

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Cluster.LateNodeCatchesUpFromZero: a node made after thousands of updates were
 written (20,000 imported into one node from an export-format file of a device that
-never ran a node, plus 2,500 calls through the local API on two running nodes)
+never ran a node: a signed origin, its updates and the heads that prove them, plus 2,500 calls through the local API on two running nodes)
 starts from an empty log, peers with one node only, and ends with exactly the same
 updates and state hash; its count only rises while it catches up, and a call on
 it afterwards reaches the others.
@@ -25,7 +25,7 @@ def test(cluster):
     a = cluster.add_node("a")
     b = cluster.add_node("b", peers=[a.listen])
     path = os.path.join(cluster.tmp, "device.mpk")
-    device = H.generate_updates(path, IMPORTED, value_bytes=60)
+    device = H.generate_updates(path, IMPORTED, a.status()["cluster_id"], value_bytes=60)
     out = json.loads(a.cli("import", path, "--json"))
     H.check(out["accepted"] == IMPORTED and not out["refused"], "import into a: %s" % out)
     H.step("imported %d updates of origin %016x (a device that only exported its log) into a, offline"

@@ -3,18 +3,29 @@
 from PROTOCOL.md and docs/ alone, syncs with a running `replog node` and must agree
 with it byte for byte.
 
-For each mode (CURVE with a trust list, then --insecure unless --secure-only):
+First the PROTOCOL.md §8 vectors are computed here. Then, for each mode (CURVE with a
+trust list, then --insecure unless --secure-only):
   1. init a data directory with a schema, start `replog node`, trust the client's
      device id (computed here from PROTOCOL.md §6), make calls of every method
      through the local API and `replog call`, and check that calls replay would
      skip are refused;
-  2. connect as a peer, handshake, pull every update, replay them here and compare
+  2. connect as a peer with feature bit 1 (signed origins, §8), handshake, pull every
+     update in ranges that each end at a head and are verified here (key from the
+     head or remembered, chain from c_0 or the tip held), replay them here and compare
      the state hash, the data and the open conflicts with the node's;
-  3. write this client's own updates (its own origin and HLC) covering every method
-     and every conflict kind, push them, and compare again after the node applied
-     them; then a late device whose updates sort before the node's own, and
-     resolves from both sides;
-  4. negative checks: a hash off by one byte differs; malformed frames get the
+  3. write this client's own updates (its own Ed25519 key, the origin derived from it,
+     its own HLC) covering every method and every conflict kind, push them as signed
+     runs, and compare again after the node applied them; then a late device (its own
+     key) whose updates sort before the node's own, and resolves from both sides;
+  4. receiving: a duplicate, a gap, an hlc that does not rise, a time ahead and reserved
+     origins, each signed, leave no trace;
+  5. signed origins: a range of the node's altered by one byte (or one hlc, or one
+     signature byte, or without its key, or under another key) fails verification here;
+     the node refuses a run whose body was altered after signing; the node connects
+     back to this side's listener and pulls its ranges, each ending at a head held
+     here (cut back to one when too long; with a certificate for a certified key), and
+     its next call arrives here as a Push that verifies;
+  6. negative checks: a hash off by one byte differs; malformed frames get the
      documented Error and the node keeps serving.
 
     /usr/bin/python3 tests/interop/interop_test.py PATH_TO_REPLOG [--secure-only]
@@ -235,27 +246,39 @@ def node_conflict_view(node):
 
 
 class Client:
-    """This implementation's side: a peer link, its own origins and a copy of the log."""
+    """This implementation's side: a peer link, its own origins and a copy of the log, kept
+    as signed origins (PROTOCOL.md §8): every update it holds is covered by a head it
+    verified, or signed for its own origins."""
 
     def __init__(self, node, cluster, secure):
+        from nacl.signing import SigningKey
         self.node = node
-        self.log = {}                       # origin -> [Update] in seq order
         self.identity = None
+        self.signing_key = SigningKey.generate()
         if secure:
-            from nacl.signing import SigningKey
-            sk = SigningKey.generate()
+            sk = self.signing_key
             self.identity = bytes(sk) + bytes(sk.verify_key)     # libsodium's 64-byte form
             self.device_id = rp.device_id(bytes(sk.verify_key))
-        self.origin = int.from_bytes(os.urandom(8), "big") | 1
         self.cluster = cluster
+        self.store = rp.SignedLog(cluster)
+        self.log = self.store.updates       # origin -> [Update] in seq order
+        # §8 Writers: a node first writes as its device key (with --insecure this side has no
+        # device key on the wire, but its origin is still that of its key).
+        self.origin = self.store.add_writer(rp.OriginWriter(cluster, self.signing_key)).origin
         self.clock = rp.HybridClock()
         self.peer = None
 
     def connect(self, node_device_id=None):
         self.peer = rp.Peer(self.node.listen, self.cluster, self.origin, identity_key=self.identity,
-                            server_device_id=node_device_id)
+                            server_device_id=node_device_id, features=rp.FEATURE_SIGNED)
         hello = self.peer.handshake()
         return hello
+
+    def new_origin(self, certified=False):
+        """Another origin this side writes, under a fresh key (vouched for by its own key
+        with a certificate when `certified`)."""
+        w = rp.OriginWriter.generate(self.cluster, device=self.signing_key if certified else None)
+        return self.store.add_writer(w).origin
 
     def updates(self):
         return [u for ups in self.log.values() for u in ups]
@@ -265,7 +288,8 @@ class Client:
 
     def pull_all(self):
         theirs = self.peer.exchange_vectors(self.vector())
-        got = self.peer.pull(self.log, theirs)
+        got, refused = self.peer.pull_verified(self.store, theirs)
+        check(not refused, "this side refused what the node served: %s" % refused[:3])
         for u in got:
             self.clock.observe(u.hlc)
         check(self.vector() == {o: s for o, s in theirs.items() if s},
@@ -273,11 +297,25 @@ class Client:
         return got
 
     def write(self, origin, clock, method, arg=None, arg_bytes=None):
-        seq = len(self.log.get(origin, [])) + 1
+        seq = self.store.held(origin) + 1
         body = rp.encode_body(seq, method, arg, arg_bytes)
-        u = rp.Update(clock.tick(), origin, body)
-        self.log.setdefault(origin, []).append(u)
-        return u
+        return self.store.append_own(rp.Update(clock.tick(), origin, body))
+
+    def push(self, updates):
+        """Pushes `updates` (the newest of its own origins) as runs, each ending at a head
+        signed now, the key carried on a run from seq 1 (§8 On the wire)."""
+        runs = []
+        for origin in dict.fromkeys(u.origin for u in updates):
+            runs += self.store.runs(origin, min(u.seq for u in updates if u.origin == origin))
+        self.peer.push_runs(runs)
+        return runs
+
+    def barrier(self):
+        """Returns once the node has handled every frame sent on the link so far: a Request's
+        answer comes after the frames before it, the second one's after what the first one's
+        poll stored."""
+        for _ in range(2):
+            self.peer.request_range(self.origin, 1, 1)
 
     def replay(self):
         return rp.replay(self.updates())
@@ -590,7 +628,7 @@ def late_device(client, node_ids):
     late = rp.HybridClock()
     late.last = first_node_hlc - 1 - (1 << 16)          # ~1 ms before the node's first call
     late.now_ms = lambda: 0                             # its wall clock is far behind: ticks count up
-    origin = int.from_bytes(os.urandom(8), "big") | 1
+    origin = client.new_origin()                        # its own key, as another device's
     made = [
         client.write(origin, late, "create", {"type": "Task", "id": "early", "fields": {"title": "one"}}),
         client.write(origin, late, "set", {"path": "counters", "value": "not a map"}),
@@ -599,10 +637,22 @@ def late_device(client, node_ids):
     return origin, made
 
 
+def branch_head(client, origin, updates):
+    """A head of `origin` (one of this side's) over `updates` chained on the tip it holds before
+    them: a branch it never stores, signed all the same, so that what the node refuses it
+    refuses for what the test means, not for a missing proof."""
+    rec = client.store.record(origin)
+    c = rec.chains[updates[0].seq - 1]
+    for u in updates:
+        c = rp.chain_step(c, rec.key, u.hlc, u.body)
+    return client.store.writers[origin].sign(updates[-1].seq, c)
+
+
 def receiving_checks(node, client):
-    """PROTOCOL.md §2 "Receiving": a duplicate is ignored; a gap, an hlc that does not
-    rise, a time too far ahead and a reserved origin are not stored, and the rest of
-    the frame still is."""
+    """PROTOCOL.md §2 "Receiving" and §8 "Receiving with verification": a duplicate is
+    ignored; a gap, an hlc that does not rise, a time too far ahead and a reserved origin are
+    not stored though their runs are signed and chain to their heads, and the next run still
+    is."""
     o = client.origin
     ups = client.log[o]
     seq = len(ups)
@@ -613,17 +663,27 @@ def receiving_checks(node, client):
         return rp.encode_body(n, "set", {"path": path, "value": n})
     last_hlc = ups[-1].hlc
     now = client.clock.tick()
-    frame = [
-        ups[0].envelope(),                                                   # duplicate
-        [now, o, body(seq + 2, "recv.gap")],                                 # gap
-        [last_hlc, o, body(seq + 1, "recv.flat")],                           # hlc not above
-        [(int(time.time() * 1000) + 2 * 3600 * 1000) << 16, o, body(seq + 1, "recv.ahead")],  # 2 h ahead
-        [now, 0, body(1, "recv.reserved")],                                  # reserved origin
-        [now, (1 << 64) - 1, body(1, "recv.reserved")],
+    skipped = rp.Update(now, o, body(seq + 1, "recv.skipped"))
+    gap = rp.Update(now + 1, o, body(seq + 2, "recv.gap"))
+    flat = rp.Update(last_hlc, o, body(seq + 1, "recv.flat"))
+    ahead = rp.Update((int(time.time() * 1000) + 2 * 3600 * 1000) << 16, o, body(seq + 1, "recv.ahead"))
+    w = client.store.writers[o]
+    pushes = [
+        ("a duplicate", [ups[0]], client.store.carried(o, client.store.sign_head(o, 1))),
+        ("a gap", [gap], branch_head(client, o, [skipped, gap])),
+        ("an hlc that does not rise", [flat], branch_head(client, o, [flat])),
+        ("a time 2 h ahead", [ahead], branch_head(client, o, [ahead])),
     ]
-    client.peer.send(rp.PUSH, [frame])
+    for reserved in (0, (1 << 64) - 1):            # a head naming a reserved origin, signed, with the key
+        u = rp.Update(now, reserved, body(1, "recv.reserved"))
+        c = rp.chain_step(rp.chain_start(client.cluster, w.key), w.key, u.hlc, u.body)
+        sig = w.signing_key.sign(rp.head_message(reserved, 1, c, 0)).signature
+        pushes.append(("reserved origin %016x" % reserved, [u], rp.Head(reserved, 1, c, 0, sig, w.key)))
+    for what, run, head in pushes:
+        client.peer.push_runs([(run, head)])
+        client.barrier()                               # one case per poll: none is judged with another
     good = client.write(o, client.clock, "set", {"path": "recv.ok", "value": True})
-    client.peer.push([good])
+    client.push([good])
     wait_node_has(node, client)
     st = node.api.status()
     check(st["vector"][rp.origin_text(o)] == seq + 1, "the node holds %d of this origin, expected %d" % (
@@ -636,8 +696,192 @@ def receiving_checks(node, client):
     check(rp.origin_text(0) not in st["vector"] and "f" * 16 not in st["vector"], "a reserved origin was stored")
     compare(node, client, "refused updates left no trace")
     step("receiving: a duplicate ignored; a gap, an hlc that does not rise, a time 2 h ahead and reserved "
-         "origins not stored (updates_refused %d -> %d); the next push stored" % (
-             refused0, st["refusals"]["updates_refused"]))
+         "origins not stored, each a signed run that chains to its head (updates_refused %d -> %d); the next "
+         "push stored" % (refused0, st["refusals"]["updates_refused"]))
+
+
+def flip_last_byte(u):
+    """The update with the last byte of its body changed: still well-framed (it is the
+    argument's last byte), another value."""
+    b = bytearray(u.body)
+    b[-1] ^= 0x01
+    return rp.Update(u.hlc, u.origin, bytes(b))
+
+
+def verification_checks(node, client):
+    """§8 in this implementation against what the node serves: a genuine range verifies in a
+    log that knows nothing of the origin (the key from the head) and the next one from the
+    tip held; the same range with one byte of one body changed, one hlc moved, one byte of
+    the signature changed, its head without the key, or under another key's head, does not.
+    Then the node against this implementation: a run whose body was altered after signing
+    is refused (nothing stored, counted), as is this side's first range altered by one byte
+    under its genuine head (not a fork); the genuine run after it is stored."""
+    # Large calls on the node, so that it holds heads at several seqs (they are at most about
+    # 1 MiB of bodies apart, §8 On the wire): a range from seq 1 then ends before its newest.
+    for i in range(4):
+        node.api.call("set", {"path": "big.v%d" % i, "value": "%d" % i * 300000})
+    client.pull_all()
+    node_origin = int(node.api.status()["node_id"], 16)
+    held = client.store.held(node_origin)
+    more, first, head1 = client.peer.request_range(node_origin, 1, held, max_bytes=1)
+    check(head1 is not None and head1.key is not None and head1.seq == first[-1].seq,
+          "a range from seq 1 did not end at a head carrying the key: %r" % (head1,))
+    _, second, head2 = client.peer.request_range(node_origin, head1.seq + 1, held, max_bytes=1 << 20)
+    check(second and head2 is not None and head2.key is None and head2.seq == second[-1].seq,
+          "the next range did not end at a head without the key: %r" % (head2,))
+
+    def verify(ranges, fresh=None):
+        log = fresh or rp.SignedLog(client.cluster)
+        stored, refusals = [], []
+        for ups, head in ranges:
+            s, r = log.receive(ups, [head] if head is not None else [])
+            stored += s
+            refusals += r
+        return stored, refusals
+
+    stored, refusals = verify([(first, head1), (second, head2)])
+    check(len(stored) == len(first) + len(second) and not refusals,
+          "a genuine range did not verify here: %s" % refusals[:2])
+    i = len(first) // 2
+    sig = bytearray(head1.signature)
+    sig[10] ^= 0x01
+    other = client.store.writers[client.origin]
+    bad = {
+        "one byte of one body changed": [(first[:i] + [flip_last_byte(first[i])] + first[i + 1:], head1)],
+        "one hlc moved by 1": [(first[:i] + [rp.Update(first[i].hlc + 1, first[i].origin, first[i].body)]
+                                + first[i + 1:], head1)],
+        "one byte of the signature changed": [(first, rp.Head(head1.origin, head1.seq, head1.chain, head1.flags,
+                                                              bytes(sig), head1.key))],
+        "the head without the key (none known)": [(first, head1.without_key())],
+        "the head carrying another key": [(first, head1.without_key().with_key(other.key))],
+        "the second range with one byte changed": [(first, head1),
+                                                   ([flip_last_byte(second[0])] + second[1:], head2)],
+        "the second range without the first": [(second, head2)],
+    }
+    kinds = {}
+    for what, ranges in bad.items():
+        stored, refusals = verify(ranges)
+        check(refusals and len(stored) == (len(first) if len(ranges) == 2 else 0),
+              "%s: verified here (stored %d, refusals %s)" % (what, len(stored), refusals))
+        kinds[what] = refusals[0].kind
+    check(all(kinds[w] == "bad proof" for w in list(bad)[:3] + ["the head carrying another key",
+                                                                 "the second range with one byte changed"]),
+          "refusals of altered ranges: %s" % kinds)
+    step("verifying here: the node's range 1..%d (asked with max_bytes 1 up to %d: it ran on to a head, which "
+         "carries the key; more = %s) and %d..%d (no key: the key and chain tip remembered) verify; refused: %s"
+         % (head1.seq, held, more, head1.seq + 1, head2.seq, "; ".join("%s (%s)" % kv for kv in kinds.items())))
+
+    # The node against this implementation: a body altered after signing.
+    o = client.origin
+    seq = client.store.held(o)
+    st0 = node.api.status()
+    u1 = client.write(o, client.clock, "set", {"path": "signed.a", "value": 1})
+    u2 = client.write(o, client.clock, "set", {"path": "signed.b", "value": 2})
+    head = client.store.sign_head(o)
+    client.peer.push_runs([([u1, flip_last_byte(u2)], head)])
+    first_range = client.log[o][:3]
+    altered = [first_range[0], flip_last_byte(first_range[1])] + first_range[2:]
+    client.peer.push_runs([(altered, branch_head(client, o, first_range).with_key(client.store.record(o).key))])
+    client.barrier()
+    st = node.api.status()
+    check(st["vector"][rp.origin_text(o)] == seq, "the node stored a run whose body was altered after signing: "
+          "holds %d of this origin, %d before" % (st["vector"][rp.origin_text(o)], seq))
+    check(not st["forks"], "an altered run was taken for a fork: %r" % st["forks"])
+    # Counted, maybe a moment after the answers to the barrier.
+    st = wait_until(lambda: (lambda s: s["refusals"]["updates_refused"] > st0["refusals"]["updates_refused"] and s)(
+        node.api.status()), "updates_refused to count the altered runs", timeout=5)
+    client.push([u1, u2])
+    wait_node_has(node, client)
+    compare(node, client, "the genuine run after the altered ones")
+    step("the node refuses a run of this side whose body was altered after signing, and this side's seq 1..3 "
+         "with one byte changed under its genuine head (no fork; updates_refused %d -> %d); the genuine run "
+         "is stored" % (st0["refusals"]["updates_refused"], st["refusals"]["updates_refused"]))
+
+
+def serving_checks(node, client, node_device_id, secure):
+    """§8 On the wire, this side serving: it listens (CURVE with its own key, or plain TCP),
+    says Hello on a second link naming that endpoint, and the node connects back, handshakes
+    (feature bit 1 on both sides) and pulls what this side wrote without pushing: 12 updates
+    of about 200 KB of its origin with a head after every third (so that ranges are cut back
+    to heads), and an origin under a fresh key its own key
+    vouches for (a certificate: the 8-element head) from seq 1. Every range it serves ends at
+    a head it holds, with the key (and certificate) when it starts at seq 1. A call on the
+    node then comes to this side as a Push of a run with its head, verified here."""
+    ctx = zmq.Context.instance()
+    zap = None
+    if secure:
+        node_curve = rp.curve_public_of_device(node_device_id)
+        zap = rp.ZapHandler(ctx, lambda mech, key: (200, "node") if mech == "CURVE" and key == node_curve
+                            else (400, ""))
+    lis = rp.Listener(client.identity if secure else None, context=ctx)
+    server = rp.PeerServer(lis, client.store, client.origin)
+    link = None
+    try:
+        o = client.origin
+        # 12 updates of about 200 KB, a head after every third: more than the node asks for at
+        # once, so ranges are cut back to heads held here.
+        for i in range(12):
+            client.write(o, client.clock, "set", {"path": "served.own.k%d" % (i % 4), "value": "%x" % i * 200000})
+            if (i + 1) % 3 == 0:
+                client.store.sign_head(o)
+        m = client.new_origin(certified=True)
+        for i in range(12):
+            client.write(m, client.clock, "inc", {"path": "served.certified", "by": i})
+            if i + 1 in (5, 12):
+                client.store.sign_head(m)
+        want = {rp.origin_text(o): client.store.held(o), rp.origin_text(m): 12}
+        link = rp.Peer(node.listen, client.cluster, client.origin, identity_key=client.identity,
+                       server_device_id=node_device_id, advertise=lis.endpoint, features=rp.FEATURE_SIGNED)
+        link.handshake()
+        deadline = time.monotonic() + 20
+        done = False
+        while not done:
+            check_time()
+            check(time.monotonic() < deadline, "the node did not pull this side's ranges within 20 s: served %s, "
+                  "node vector %s" % (server.served, node.api.status()["vector"]))
+            while server.poll(0.05):
+                pass
+            v = node.api.status()["vector"]
+            done = all(v.get(k, 0) >= n for k, n in want.items())
+        check(server.hellos and server.hellos[0]["features"] & rp.FEATURE_SIGNED,
+              "the node's Hello to this side lacks feature bit 1: %s" % server.hellos[:1])
+        for origin, from_seq, to_seq, count, head in server.served:
+            if count:
+                check(head.seq == from_seq + count - 1 and (head.key is not None) == (from_seq == 1),
+                      "served %016x %d..%d ending at %r" % (origin, from_seq, from_seq + count - 1, head))
+        cut_back = [x for x in server.served
+                    if x[0] == o and x[3] and x[1] + x[3] - 1 < min(x[2], want[rp.origin_text(o)])]
+        own = [x for x in server.served if x[0] == o and x[3]]
+        cert = [x for x in server.served if x[0] == m and x[3]]
+        check(own and cert and cert[0][1] == 1 and cert[0][4].cert is not None,
+              "the node did not pull both origins from this side (from seq 1 with the certificate): %s" % server.served)
+        compare(node, client, "the node pulled this side's ranges")
+        check(cut_back, "no range of this side's origin was cut back to a head (Requests %s)" % server.requests)
+        step("serving: the node connected back, said Hello with bit 1 and pulled %d ranges from this side (%s; "
+             "max_bytes %s), each ending at a head held here, %d of them cut back to one; the certified origin's "
+             "first range carried key, device and certificate" % (
+                 len(own) + len(cert), ", ".join("%s %d..%d" % (rp.origin_text(x[0])[:6], x[1], x[1] + x[3] - 1)
+                                                 for x in own + cert),
+                 sorted({r[3] for r in server.requests}), len(cut_back)))
+        # A call on the node reaches this side as a Push (the node's DEALER to this side).
+        node_origin = int(node.api.status()["node_id"], 16)
+        n0 = client.store.held(node_origin)
+        node.api.call("set", {"path": "served.ping", "value": True})
+        deadline = time.monotonic() + 10
+        while client.store.held(node_origin) <= n0:
+            check_time()
+            check(time.monotonic() < deadline, "the node's call did not come as a Push within 10 s (refused here: %s)"
+                  % server.refused[:3])
+            server.poll(0.05)
+        check(not server.refused, "this side refused what the node pushed: %s" % server.refused[:3])
+        compare(node, client, "the node's call pushed to this side and verified here")
+        step("serving: the node's next call came as a Push of a run with its head; verified and stored here")
+    finally:
+        if link is not None:
+            link.close()
+        server.close()
+        if zap is not None:
+            zap.close()
 
 
 def negative_checks(node, client, node_device_id, cluster):
@@ -715,6 +959,57 @@ def negative_checks(node, client, node_device_id, cluster):
         before, st.get("refusals", {}).get("bad_frames")))
 
 
+def signed_origin_vectors():
+    """PROTOCOL.md §8 "Vectors", computed here from the section's rules: ids, the chain, a
+    head, a certificate, the three head encodings, and check_head on what they decode to."""
+    from nacl.signing import SigningKey
+    cluster = "f1f1f1f1-0001"
+    k, d = SigningKey(bytes(range(1, 33))), SigningKey(bytes(range(0x21, 0x41)))
+    w = rp.OriginWriter(cluster, k, device=d)
+    b1 = bytes.fromhex("9301a3736574c40f82a470617468a161a576616c756501")
+    b2 = bytes.fromhex("9302a3696e63c40c82a2627902a470617468a16e")
+    c0 = rp.chain_start(cluster, w.key)
+    c1 = rp.chain_step(c0, w.key, 0x01a2131fe5330000, b1)
+    c2 = rp.chain_step(c1, w.key, 0x01a2131fe5330001, b2)
+    head = w.sign(2, c2)
+    sig = ("a1e8d66c047744b453acd835c729748fe5c4c0302e0cb37f74bf97b2ace12db6"
+           "e68b703ba1b85ea12532a990e979b6e8e4ae44f0138fb4747381e10d74980409")
+    cert = ("dfef7181277e39200ead01e887e1ada5950d1ddbced2c517d9e9d94cb2005e54"
+            "5581c9fe9a714b2760920558e6d9871b62df1da34c96ea5b37c5e2a178e2850c")
+    h5 = "95cfbc100233fd6a1a9402c420" + c2.hex() + "00c440" + sig
+    h6 = "96" + h5[2:] + "c420" + w.key.hex()
+    h8 = "98" + h6[2:] + "c420" + w.device.hex() + "c440" + cert
+    got = [w.key.hex(), rp.origin_text(w.origin), rp.origin_text(rp.origin_id(w.device)), c0.hex(), c1.hex(),
+           c2.hex(), head.signature.hex(), w.cert.hex(), head.encode().hex(), w.carried(head).encode().hex(),
+           rp.Head.decode(bytes.fromhex(h6)).without_key().with_key(w.key).encode().hex()]
+    want = ["79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664", "bc100233fd6a1a94",
+            "daf0f522225dbb9a", "d62a59ff199a669b9babab30b17021f6180c70c9c3d924dca119cc577a17b593",
+            "1803bca9f591612ef4cf8c4b999199375a92da07b529e8cd953287520b4ee24d",
+            "c10bb285bb29732c08c64c7f9a7483133ae8824996c2264d59d41bbcc6f91e80", sig, cert, h5, h8, h6]
+    for name, g, x in zip(["K", "id(K)", "id(D)", "c_0", "c_1", "c_2", "signature", "cert", "head (5)",
+                           "head (8)", "head (6)"], got, want):
+        check(g == x, "PROTOCOL.md §8 vector %s: computed %s, the document says %s" % (name, g, x))
+    for h in (h6, h8):
+        check(rp.check_head(rp.Head.decode(bytes.fromhex(h)), cluster) == w.key, "check_head refuses a vector head")
+    check(rp.check_head(rp.Head.decode(bytes.fromhex(h5)), cluster) is None, "a head without a key was checked")
+    for bad, why in ((h8, "another cluster"), (h5[:-2] + "%02x" % (int(h5[-2:], 16) ^ 1), "a signature byte")):
+        try:
+            rp.check_head(rp.Head.decode(bytes.fromhex(bad)), "f1f1f1f1-0002" if why == "another cluster" else cluster,
+                          known_key=w.key)
+        except rp.HeadError:
+            continue
+        raise TestFailure("check_head accepted a vector head with %s changed" % why)
+    for bad in ("97" + h6[2:] + "c0", h5 + "00", "95" + h5[2:].replace("c440", "d940", 1)):
+        try:
+            rp.Head.decode(bytes.fromhex(bad))
+        except rp.HeadError:
+            continue
+        raise TestFailure("the head reader took %s" % bad)
+    step("PROTOCOL.md §8 vectors computed here: id(K), id(D), c_0..c_2, the head's signature, D's certificate, "
+         "the 5-, 6- and 8-element encodings; check_head takes them, refuses another cluster's certificate and a "
+         "changed signature; the reader refuses an array of 7, a trailing byte, a str for the signature")
+
+
 def run_mode(replog, tmp, secure):
     mode = "CURVE" if secure else "insecure"
     step("==== %s ====" % mode)
@@ -749,25 +1044,39 @@ def run_mode(replog, tmp, secure):
         step("handshake: the node answers Hello %r" % ([hello["cluster"], rp.origin_text(hello["node_id"]),
                                                           hello["endpoint"], hello["features"]],))
 
-        # Pull in small answers so that `more` is exercised, then compare.
+        check(hello["features"] & rp.FEATURE_SIGNED and client.peer.signed,
+              "the node's Hello lacks feature bit 1 (signed origins): %r" % (hello,))
+        # §8 Writers: the node writes as its device key, so its origin id derives from that key.
+        node_key = rp.parse_device_id(node_device_id)
+        derived = rp.origin_text(rp.origin_id(node_key))
+        check(derived == node_id, "the node's origin %s is not the id of its device key (%s)" % (node_id, derived))
+
+        # Pull in small answers so that ranges end at many heads, each verified here, then compare.
         theirs = client.peer.exchange_vectors({})
-        got = client.peer.pull(client.log, theirs, max_bytes=200)
+        got, refused = client.peer.pull_verified(client.store, theirs, max_bytes=200)
+        check(not refused, "this side refused ranges the node served: %s" % refused[:3])
         for u in got:
             client.clock.observe(u.hlc)
         check(client.vector() == theirs, "pulled %s, the node has %s" % (client.vector(), theirs))
         check([u.id for u in client.log[int(node_id, 16)][1:]] == ids,
               "the pulled update ids are not the ids the calls returned")
-        step("pulled %d updates (max_bytes 200, so answers said more = true)" % len(got))
+        rec = client.store.record(int(node_id, 16))
+        check(rec.key == node_key, "the node's ranges carried another key than its device key")
+        step("pulled %d updates (max_bytes 200) in ranges ending at %d heads, each verified here: the key from "
+             "the first range's head, the chain from c_0 and then from the tip held" % (len(got), len(rec.heads)))
         compare(node, client, "node's calls replayed here", expect_conflicts=[])
 
         # A Request the node answers empty: from_seq 0, beyond what it holds, reserved origin.
         for req in ([int(node_id, 16), 0, 5], [int(node_id, 16), 10 ** 6, 10 ** 6 + 1], [0, 1, 1]):
-            more, ups = client.peer.request(req[0], req[1], req[2])
-            check(not more and not ups, "Request %r answered with %d updates" % (req, len(ups)))
-        step("Requests from seq 0, beyond the node's seq and for a reserved origin are answered empty")
+            more, ups, head = client.peer.request_range(req[0], req[1], req[2])
+            check(not more and not ups and head is None, "Request %r answered with %d updates, head %r" % (
+                req, len(ups), head))
+        step("Requests from seq 0, beyond the node's seq and for a reserved origin are answered empty%s" % (
+            "; with no fourth element (PROTOCOL.md §8 says a nil head): %s" % client.peer.empty_without_head
+            if client.peer.empty_without_head else ", each with a nil head"))
 
         made = client_updates(client, ids)
-        client.peer.push([u for u, _ in made])
+        client.push([u for u, _ in made])
         wait_node_has(node, client)
         compare(node, client, "client's updates pushed and applied",
                 )
@@ -796,7 +1105,7 @@ def run_mode(replog, tmp, secure):
 
         # A late device: its updates sort among the node's first calls.
         late_origin, late_made = late_device(client, ids)
-        client.peer.push(late_made)
+        client.push(late_made)
         wait_node_has(node, client)
         compare(node, client, "a late device's updates folded in below the node's")
 
@@ -806,6 +1115,8 @@ def run_mode(replog, tmp, secure):
         compare(node, client, "the node's call after the late updates")
 
         receiving_checks(node, client)
+        verification_checks(node, client)
+        serving_checks(node, client, node_device_id, secure)
         negative_checks(node, client, node_device_id, cluster)
 
         # After a restart the node replays from its log (and checkpoints): same hash.
@@ -851,6 +1162,7 @@ def main():
         check(rp.device_id(bytes(32)) == "-".join(["AAAAAAA"] * 8), "PROTOCOL.md §6 zero key")
         check(rp.encode(Enum("C", "R")).hex() == "c7050192a143a152", "VALUES.md enum example")
         check(rp.encode(rp.State().data) == b"\x80", "empty map")
+        signed_origin_vectors()
         for secure in modes:
             run_mode(replog, tmp, secure)
         ok = True
