@@ -15,6 +15,7 @@
 #include "node/engine/node.h"
 #include "protocol/bytes.h"
 #include "protocol/origin_proof.h"
+#include "protocol/version_vector.h"
 #include "storage/data_dir.h"
 #include "storage/identity.h"
 #include "storage/update_log.h"
@@ -300,6 +301,42 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
   auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
   ASSERT_TRUE(report);
   EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
+}
+
+// Both directories of the format 1 cluster upgrade; each attests its own old
+// origin, and what one held that the other lacked (b's last update) reaches it
+// under b's attestation, through the ranges each now serves: nothing is lost.
+TEST(Signing, AFormatOneClusterUpgradesAndSyncsWithNothingLost) {
+  TempDir tmp;
+  copy_fixture("a", tmp.sub("a"));
+  copy_fixture("b", tmp.sub("b"));
+  auto a = open_node(tmp.sub("a"));
+  auto b = open_node(tmp.sub("b"));
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->state_hash(), b->state_hash()) << "a lacks b's last update";
+  for (int round = 0; round < 2; ++round) {
+    for (auto [from, to] : {std::pair{b.get(), a.get()}, std::pair{a.get(), b.get()}}) {
+      for (const auto& [origin, seq] : from->vector()) {
+        const uint64_t held = seq_of(to->vector(), origin);
+        if (held >= seq) continue;
+        auto range = from->read_range(origin, held + 1, 100, 1 << 20);
+        ASSERT_TRUE(range) << range.status().message();
+        ASSERT_TRUE(range->head) << "origin " << hex16(origin) << ": served under its writer's attestation";
+        auto rep = to->ingest(range->updates, {*range->head});
+        ASSERT_TRUE(rep);
+        EXPECT_TRUE(rep->refused.empty()) << rep->refused.front().detail;
+      }
+    }
+  }
+  EXPECT_EQ(a->vector(), b->vector());
+  EXPECT_EQ(a->info().updates, 8u);
+  EXPECT_EQ(a->state_hash(), "be8209f6de6e6830d3eeb6b4379c8a8f7952f715b4e053e22f2c5ca116259c18");
+  EXPECT_EQ(b->state_hash(), a->state_hash());
+  // b's legacy origin is verified at a now: its attestation covered what a held too.
+  auto b_info = b->info();
+  OriginId b_legacy = 0;
+  for (const auto& [origin, why] : b_info.former_origins) b_legacy = origin;
+  EXPECT_EQ(a->info().verified.at(b_legacy), 4u);
 }
 
 TEST(Signing, ANewerStorageFormatIsRefusedWithOneLine) {
