@@ -885,7 +885,14 @@ int cmd_import(const std::vector<std::string>& args) {
   } else {
     std::cout << "imported " << total.accepted << " updates (" << total.duplicates << " already held, "
               << file.refused.size() << " refused)\n";
-    for (size_t i = 0; i < file.refused.size() && i < 20; ++i) std::cerr << "refused " << file.refused[i] << "\n";
+    // A refused run gives every update of it one line, the same: said once, with how many.
+    size_t lines = 0;
+    for (size_t i = 0; i < file.refused.size() && lines < 20; ++lines) {
+      size_t same = 1;
+      while (i + same < file.refused.size() && file.refused[i + same] == file.refused[i]) ++same;
+      std::cerr << "refused " << file.refused[i] << (same > 1 ? " (" + std::to_string(same) + " updates)" : "") << "\n";
+      i += same;
+    }
   }
   return file.refused.empty() ? 0 : 1;
 }
