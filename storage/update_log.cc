@@ -525,25 +525,15 @@ std::map<OriginId, OriginRecord> LogTxn::origin_records() {
 }
 
 std::optional<StoredHead> LogTxn::head_at_or_below(OriginId origin, uint64_t seq) {
-  MDB_cursor* c = nullptr;
-  int rc = mdb_cursor_open(txn_, log_->heads_, &c);
-  note(rc, "open heads cursor");
-  if (rc) return std::nullopt;
-  const std::string key = seq_key(origin, seq);
-  MDB_val k = val(key), v;
-  std::optional<StoredHead> out;
-  rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-  // The first key >= (origin, seq): an exact match, or step back one.
-  if (rc == 0 && view(k) != key) rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-  else if (rc == MDB_NOTFOUND) rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-  if (rc == 0 && k.mv_size == 16 && get_u64_be(static_cast<const char*>(k.mv_data)) == origin)
-    out = decode_stored_head(view(k), view(v));
-  if (rc != MDB_NOTFOUND) note(rc, "read heads");
-  mdb_cursor_close(c);
-  return out;
+  return head_near(origin, seq, true);
 }
 
 std::optional<StoredHead> LogTxn::head_at_or_above(OriginId origin, uint64_t seq) {
+  return head_near(origin, seq, false);
+}
+
+// The held head of `origin` nearest `seq`: at or below it, or at or above it.
+std::optional<StoredHead> LogTxn::head_near(OriginId origin, uint64_t seq, bool at_or_below) {
   MDB_cursor* c = nullptr;
   int rc = mdb_cursor_open(txn_, log_->heads_, &c);
   note(rc, "open heads cursor");
@@ -551,7 +541,10 @@ std::optional<StoredHead> LogTxn::head_at_or_above(OriginId origin, uint64_t seq
   const std::string key = seq_key(origin, seq);
   MDB_val k = val(key), v;
   std::optional<StoredHead> out;
+  // The first key >= (origin, seq); below: an exact match, or one step back.
   rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+  if (at_or_below && rc == 0 && view(k) != key) rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+  else if (at_or_below && rc == MDB_NOTFOUND) rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
   if (rc == 0 && k.mv_size == 16 && get_u64_be(static_cast<const char*>(k.mv_data)) == origin)
     out = decode_stored_head(view(k), view(v));
   if (rc != MDB_NOTFOUND) note(rc, "read heads");
@@ -573,6 +566,13 @@ std::map<OriginId, std::string> LogTxn::evidence() {
   scan(log_->evidence_, false, [&](std::string_view k, std::string_view v) {
     if (k.size() == 8) out[get_u64_be(k.data())] = std::string(v);
   });
+  return out;
+}
+
+std::map<OriginId, uint64_t> LogTxn::fork_seqs() {
+  std::map<OriginId, uint64_t> out;
+  for (const auto& [origin, bytes] : evidence())
+    if (auto e = proof::decode_evidence(bytes)) out[origin] = e->fork_seq();
   return out;
 }
 

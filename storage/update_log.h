@@ -140,6 +140,8 @@ class LogTxn {
   std::optional<StoredHead> head_at_or_above(OriginId origin, uint64_t seq);
   std::vector<StoredHead> heads(OriginId origin);
   std::map<OriginId, std::string> evidence();
+  // Per origin with evidence held, the fork seq it proves (what replay leaves out from).
+  std::map<OriginId, uint64_t> fork_seqs();
 
   // --- writes (REQUIRES: writable()) ---
   // Stores an update whose checks have passed: log, seq index and vector, and
@@ -163,6 +165,7 @@ class LogTxn {
       : log_(log), txn_(txn), writable_(writable), counted_(counted) {}
   void end();
   std::optional<std::string_view> get(MDB_dbi dbi, std::string_view key);
+  std::optional<StoredHead> head_near(OriginId origin, uint64_t seq, bool at_or_below);
   void scan(MDB_dbi dbi, bool reverse, const std::function<void(std::string_view, std::string_view)>& fn);
   void note(int rc, const char* what);
   Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);

@@ -45,10 +45,7 @@ class LogWalk {
     next_checkpoint_ = checkpoints_.begin();
     cluster_ = txn_.meta(meta::kCluster).value_or("");
     // Forks proved by evidence are left out of the fold, as a node leaves them out.
-    std::map<OriginId, uint64_t> left_out;
-    for (const auto& [origin, bytes] : txn_.evidence())
-      if (auto e = proof::decode_evidence(bytes)) left_out[origin] = e->fork_seq();
-    replayer_.set_left_out(std::move(left_out));
+    replayer_.set_left_out(txn_.fork_seqs());
     for (auto& [origin, rec] : txn_.origin_records()) {
       Chained c;
       c.rec = rec;

@@ -197,10 +197,7 @@ Status Node::close() {
 // given), then replays the tail up to the head (or up to at_millis).
 Status Node::load(LogTxn& txn, std::optional<int64_t> at_millis) {
   // Forks proved by evidence: their origins' updates from the fork seq on are left out.
-  std::map<OriginId, uint64_t> left_out;
-  for (const auto& [origin, bytes] : txn.evidence())
-    if (auto e = proof::decode_evidence(bytes)) left_out[origin] = e->fork_seq();
-  replayer_.set_left_out(std::move(left_out));
+  replayer_.set_left_out(txn.fork_seqs());
   return load_state(txn, at_millis ? UpdateId{hlc::make(*at_millis + 1, 0), 0} : UpdateId{UINT64_MAX, UINT64_MAX},
                     at_millis);
 }
@@ -347,8 +344,7 @@ NodeInfo Node::info() const {
   info.updates = txn->update_count();
   info.forks = txn->forks();
   for (const auto& [origin, rec] : txn->origin_records()) info.verified[origin] = rec.seq;
-  for (const auto& [origin, bytes] : txn->evidence())
-    if (auto e = proof::decode_evidence(bytes)) info.fork_evidence[origin] = e->fork_seq();
+  info.fork_evidence = txn->fork_seqs();
   if (auto former = txn->meta(meta::kFormerOrigins)) {
     auto v = decode_msgpack_local(*former);
     if (v && v->is_map())
