@@ -349,11 +349,8 @@ Status Node::store_evidence(Batch& b, const proof::Evidence& e, bool& kept) {
   kept = false;
   const OriginId origin = e.origin();
   const uint64_t fork_seq = e.fork_seq();
-  const auto held_evidence = b.txn.evidence();
-  if (auto prior = held_evidence.find(origin); prior != held_evidence.end()) {
-    auto old = proof::decode_evidence(prior->second);
-    if (old && old->fork_seq() <= fork_seq) return Status::ok();
-  }
+  const auto kept_seqs = b.txn.fork_seqs();
+  if (auto prior = kept_seqs.find(origin); prior != kept_seqs.end() && prior->second <= fork_seq) return Status::ok();
   REPLOG_RETURN_IF_ERROR(b.txn.put_evidence(origin, proof::encode_evidence(e)));
   ++b.puts;
   kept = true;
@@ -394,15 +391,7 @@ Status Node::reissue(Batch& b, OriginId old_origin, uint64_t from_seq, uint64_t 
     if (!refold_from_ || u.id() < *refold_from_) refold_from_ = refold_from_ ? std::min(*refold_from_, u.id()) : u.id();
     if (commit_listener_) b.committed.push_back(std::move(u));
   }
-  if (own_seq_ == before) return Status::ok();
-  if (b.own_first == 0) b.own_first = before + 1;
-  if (own_chain_.signed_seq != own_chain_.seq) {
-    b.to_sign.push_back(StoredHead{own_chain_.seq, own_chain_.chain, 0, {}, own_chain_.bytes});
-    own_chain_.signed_seq = own_chain_.seq;
-    own_chain_.signed_bytes = own_chain_.bytes;
-  }
-  ++b.puts;
-  return put_own_record(b.txn);
+  return finish_own_run(b, before);
 }
 
 // Evidence from peers (Request::Kind::kEvidence): checked, and kept as above.

@@ -222,6 +222,7 @@ class Node final : public SyncStore {
   Status make_fresh_origin(LogTxn& txn);
   void chain_own(std::vector<StoredHead>& to_sign, const Update& u);
   Status put_own_record(LogTxn& txn);
+  Status finish_own_run(Batch& b, uint64_t before);
   void sign_committed(const std::vector<StoredHead>& to_sign);
   Status store_unstored_heads(LogTxn& txn, size_t& puts);
   Status store_head(LogTxn& txn, OriginId origin, const StoredHead& head);

@@ -11,7 +11,7 @@
 // head is byte for byte the one that may already have been sent.
 #include <sodium.h>
 
-#include "node/engine/node.h"
+#include "node/engine/batch.h"
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 #include "storage/data_dir.h"
@@ -148,6 +148,21 @@ void Node::chain_own(std::vector<StoredHead>& to_sign, const Update& u) {
     c.signed_bytes = c.bytes;
     c.signed_seq = c.seq;
   }
+}
+
+// After this batch stored own updates past seq `before`: the tip is owed a
+// head (signed once the batch is durable, sign_committed) and the origin's
+// record moves to it, in the batch's transaction.
+Status Node::finish_own_run(Batch& b, uint64_t before) {
+  if (own_seq_ == before) return Status::ok();
+  if (b.own_first == 0) b.own_first = before + 1;
+  if (own_chain_.signed_seq != own_chain_.seq) {
+    b.to_sign.push_back(StoredHead{own_chain_.seq, own_chain_.chain, 0, {}, own_chain_.bytes});
+    own_chain_.signed_seq = own_chain_.seq;
+    own_chain_.signed_bytes = own_chain_.bytes;
+  }
+  ++b.puts;
+  return put_own_record(b.txn);
 }
 
 Status Node::put_own_record(LogTxn& txn) {

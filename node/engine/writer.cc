@@ -323,16 +323,7 @@ Status Node::store_calls(Batch& b) {
   const uint64_t before = own_seq_;
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kCall) REPLOG_RETURN_IF_ERROR(store_one_call(b, *req));
-  if (own_seq_ == before) return Status::ok();
-  b.own_first = before + 1;
-  // The tip is signed once the batch is durable (sign_committed).
-  if (own_chain_.signed_seq != own_chain_.seq) {
-    b.to_sign.push_back(StoredHead{own_chain_.seq, own_chain_.chain, 0, {}, own_chain_.bytes});
-    own_chain_.signed_seq = own_chain_.seq;
-    own_chain_.signed_bytes = own_chain_.bytes;
-  }
-  ++b.puts;
-  return put_own_record(b.txn);
+  return finish_own_run(b, before);
 }
 
 Status Node::store_one_call(Batch& b, Request& req) {
