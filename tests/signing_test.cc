@@ -19,6 +19,7 @@
 #include "storage/data_dir.h"
 #include "storage/identity.h"
 #include "storage/update_log.h"
+#include "signed_node.h"
 #include "temp_dir.h"
 
 namespace replog {
@@ -33,13 +34,7 @@ std::string device_key(const std::string& dir) {
   return id ? id->public_key() : std::string();
 }
 
-std::unique_ptr<Node> open_node(const std::string& dir) {
-  engine::NodeOptions o;
-  o.dir = dir;
-  auto n = Node::open(o);
-  EXPECT_TRUE(n) << n.status().message();
-  return n ? std::move(n).value() : nullptr;
-}
+std::unique_ptr<Node> open_node(const std::string& dir) { return testing::open_signed_node(dir); }
 
 std::unique_ptr<UpdateLog> open_log(const std::string& dir) {
   auto log = UpdateLog::open(dir, {});
@@ -47,9 +42,7 @@ std::unique_ptr<UpdateLog> open_log(const std::string& dir) {
   return log ? std::move(log).value() : nullptr;
 }
 
-Value set_arg(const std::string& key, const std::string& value) {
-  return Value(Map{{"path", Value(key)}, {"value", Value(value)}});
-}
+Value set_arg(const std::string& key, const std::string& value) { return testing::set_string_arg(key, value); }
 
 // The chain of `origin` recomputed from c_0 over the stored bodies 1..seq.
 proof::Chain recompute(LogTxn& txn, const std::string& cluster, OriginId origin, const std::string& key, uint64_t seq) {

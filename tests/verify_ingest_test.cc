@@ -13,6 +13,7 @@
 #include "protocol/bytes.h"
 #include "protocol/origin_proof.h"
 #include "storage/update_log.h"
+#include "signed_node.h"
 #include "temp_dir.h"
 
 namespace replog {
@@ -21,17 +22,9 @@ namespace {
 using engine::Node;
 using testing::TempDir;
 
-std::unique_ptr<Node> open_node(const std::string& dir) {
-  engine::NodeOptions o;
-  o.dir = dir;
-  auto n = Node::open(o);
-  EXPECT_TRUE(n) << n.status().message();
-  return n ? std::move(n).value() : nullptr;
-}
+std::unique_ptr<Node> open_node(const std::string& dir) { return testing::open_signed_node(dir); }
 
-Value set_arg(const std::string& key, const std::string& value) {
-  return Value(Map{{"path", Value(key)}, {"value", Value(value)}});
-}
+Value set_arg(const std::string& key, const std::string& value) { return testing::set_string_arg(key, value); }
 
 std::string verdicts(const IngestReport& r) {
   std::string out;
