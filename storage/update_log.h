@@ -54,6 +54,9 @@ inline constexpr const char* kFormerOrigins = "former_origins";
 // Written by earlier builds when this node's own origin arrived from a peer;
 // a node that finds it moves to a fresh origin and deletes it.
 inline constexpr const char* kWritesBlocked = "writes_blocked";
+// The `revoke` updates the log holds, 40 bytes each (node/engine/revocation_index.h);
+// absent in a directory written before revocations.
+inline constexpr const char* kRevocations = "revocations";
 }  // namespace meta
 
 // The `vector` database's record of one origin.

@@ -44,3 +44,6 @@ target_compile_definitions(signing_test PRIVATE REPLOG_FIXTURES="${CMAKE_CURRENT
 
 # Signed origins on the receiving side: what a verifying ingest takes and refuses.
 replog_node_suite(verify_ingest_test)
+
+# Membership and revocation: the rule, revoked origins left out, held runs, retire.
+replog_node_suite(revocation_test)

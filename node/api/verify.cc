@@ -5,6 +5,7 @@
 #include "node/core/checkpoint.h"
 #include "node/core/replayer.h"
 #include "node/engine/node.h"
+#include "node/engine/revocation_index.h"
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 #include "protocol/origin_proof.h"
@@ -44,8 +45,13 @@ class LogWalk {
       : txn_(txn), replayer_(methods, 0), checkpoints_(std::move(checkpoints)), report_(report) {
     next_checkpoint_ = checkpoints_.begin();
     cluster_ = txn_.meta(meta::kCluster).value_or("");
-    // Forks proved by evidence are left out of the fold, as a node leaves them out.
-    replayer_.set_left_out(txn_.fork_seqs());
+    // Forks proved by evidence and revoked updates are left out of the fold, as
+    // a node leaves them out; the index of revocations is checked against the
+    // log after the walk.
+    auto indexed = engine::load_revocations(txn_, nullptr);
+    if (!indexed) problem("revocations: " + indexed.status().message());
+    else indexed_revocations_ = std::move(indexed).value();
+    replayer_.set_left_out(engine::log_left_out(txn_, indexed_revocations_));
     for (auto& [origin, rec] : txn_.origin_records()) {
       Chained c;
       c.rec = rec;
@@ -63,6 +69,9 @@ class LogWalk {
     if (!iter) problem(iter.message());
     check_checkpoints_before(std::nullopt);
     report_.scratch_hash = replayer_.state().hash_hex();
+    if (engine::encode_revocations(revocations_) != engine::encode_revocations(indexed_revocations_))
+      problem("revocations: the index names " + std::to_string(indexed_revocations_.size()) + ", the log holds " +
+              std::to_string(revocations_.size()));
   }
 
   const std::map<OriginId, VectorEntry>& seen() const { return seen_; }
@@ -106,6 +115,7 @@ class LogWalk {
     if (!indexed || *indexed != id)
       problem("seq index: " + origin + " seq " + std::to_string(u->seq) + " does not point at " + id.to_string());
     if (!decode_msgpack(u->arg)) ++report_.undecodable_args;
+    if (auto r = engine::revocation_of(*u)) revocations_.push_back(*r);
     chain(id, *u);
     check_checkpoints_before(id);
     replayer_.apply(*u);
@@ -164,6 +174,8 @@ class LogWalk {
   std::map<UpdateId, std::string> checkpoints_;
   std::map<UpdateId, std::string>::const_iterator next_checkpoint_;
   std::map<OriginId, VectorEntry> seen_;
+  std::vector<Revocation> revocations_;          // met in the walk
+  std::vector<Revocation> indexed_revocations_;  // the meta record
   VerifyReport& report_;
 };
 

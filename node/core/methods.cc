@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "node/core/revocations.h"
 #include "protocol/bytes.h"
 #include "protocol/limits.h"
 #include "protocol/msgpack_codec.h"
@@ -337,6 +338,15 @@ std::optional<MethodFailure> m_retire(MethodContext& ctx, const Value& arg) {
   return std::nullopt;
 }
 
+// The effect of a revocation is not folded here: which revocations take effect
+// is decided over the whole log (node/core/revocations.h), and replay leaves
+// the revoked updates out wherever they fall. Here only the shape is judged.
+std::optional<MethodFailure> m_revoke(MethodContext&, const Value& arg) {
+  std::string why;
+  if (!parse_revoke_arg(arg, &why)) return bad_arg(why);
+  return std::nullopt;
+}
+
 }  // namespace
 
 MethodRegistry MethodRegistry::with_builtins() {
@@ -352,6 +362,7 @@ MethodRegistry MethodRegistry::with_builtins() {
   r.add("schema", "1", m_schema);
   r.add("resolve", "1", m_resolve, resolve_is_open);
   r.add("retire", "1", m_retire);
+  r.add(kRevokeMethod, "1", m_revoke);
   return r;
 }
 

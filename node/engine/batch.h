@@ -39,11 +39,20 @@ struct Node::Batch {
   std::vector<UpdateView> accepted;       // received and stored, to fold (views into requests)
   std::vector<Update> committed;          // for the commit listener, in commit order
   std::map<OriginId, VectorEntry> held;   // vector entries, read once per batch and kept current
-  std::vector<StoredHead> to_sign;        // own heads to sign once the batch has committed
+  // Own heads to sign once the batch has committed, each with the origin and
+  // key it is for (a batch that retires the node's origin owes heads of two).
+  struct OwedHead {
+    OriginId origin = 0;
+    OriginSigner signer;
+    StoredHead head;
+    bool carry_key = false;  // its run in this batch starts at seq 1: whoever it is pushed to may not know the key
+  };
+  std::vector<OwedHead> to_sign;
   size_t heads_stored = 0;                // unstored_heads_ written by this batch
-  uint64_t own_first = 0;                 // seq of the first own update this batch stored (0: none)
+  uint64_t own_first = 0;                 // seq of the first update of the node's current origin in this batch (0: none)
   std::vector<proof::Head> committed_heads;  // heads of the received runs stored, for the commit listener
   std::map<OriginId, std::optional<OriginRecord>> records;  // origin records, read once per batch and kept current
+  bool left_out_changed = false;  // a revocation or fork evidence was stored: refresh_left_out() before commit
 };
 
 }  // namespace replog::engine

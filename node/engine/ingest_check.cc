@@ -17,6 +17,7 @@ const char* verdict_name(Verdict v) {
     case Verdict::kQuarantined: return "origin quarantined";
     case Verdict::kUnverified: return "no signed head covers it";
     case Verdict::kBadProof: return "its proof does not verify";
+    case Verdict::kNotMember: return "its origin is not a member's";
   }
   return "?";
 }

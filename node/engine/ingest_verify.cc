@@ -83,6 +83,12 @@ Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector
       batch_key = h->key;
       break;
     }
+  if (!member_allows(b, origin, ups, batch_key)) {
+    hold(origin, ups, heads);
+    refuse_rest(ups.size(), Verdict::kNotMember,
+                "origin " + hex16(origin) + ": its key is not a member's (held until it is)");
+    return Status::ok();
+  }
   size_t hi = 0;
   if (heads.size() > 1) {
     // One signature per origin per batch: when the chain reaches the newest
@@ -232,6 +238,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
     ++rep.accepted;
     if (commit_listener_) b.committed.push_back(u);
     b.accepted.push_back(u.view());
+    note_revocation(b, u.view());
   }
   OriginRecord r = rec.value_or(OriginRecord{});
   r.key = key;
@@ -354,19 +361,9 @@ Status Node::store_evidence(Batch& b, const proof::Evidence& e, bool& kept) {
   REPLOG_RETURN_IF_ERROR(b.txn.put_evidence(origin, proof::encode_evidence(e)));
   ++b.puts;
   kept = true;
-  auto left_out = replayer_.left_out();
-  left_out[origin] = fork_seq;
-  replayer_.set_left_out(std::move(left_out));
-  auto cached = b.held.find(origin);
-  const uint64_t held = cached != b.held.end() ? cached->second.seq : b.txn.vector_entry(origin).value_or(VectorEntry{}).seq;
-  if (held >= fork_seq) {
-    if (auto first = b.txn.id_of(origin, fork_seq)) {
-      // Every checkpoint at or after the first update now left out folded it in.
-      for (const auto& [cut, _] : b.txn.checkpoints())
-        if (!(cut < *first)) REPLOG_RETURN_IF_ERROR(b.txn.delete_checkpoint(cut));
-      refold_from_ = refold_from_ ? std::min(*refold_from_, *first) : *first;
-    }
-  }
+  // Replay leaves the origin out from the fork seq: refolded from the first held update left out.
+  b.left_out_changed = true;
+  REPLOG_RETURN_IF_ERROR(refresh_left_out(b));
   if (origin != node_id_) return Status::ok();
   const uint64_t own_tip = own_seq_;
   REPLOG_RETURN_IF_ERROR(leave_origin(b, what(origin, fork_seq) + ": this node's origin forked (fork evidence)"));
@@ -387,7 +384,8 @@ Status Node::reissue(Batch& b, OriginId old_origin, uint64_t from_seq, uint64_t 
     REPLOG_RETURN_IF_ERROR(b.txn.put_update(u.id(), u.seq(), u.body()));
     ++b.puts;
     own_seq_ = u.seq();
-    chain_own(b.to_sign, u);
+    chain_own(b, u);
+    note_revocation(b, u.view());
     if (!refold_from_ || u.id() < *refold_from_) refold_from_ = refold_from_ ? std::min(*refold_from_, u.id()) : u.id();
     if (commit_listener_) b.committed.push_back(std::move(u));
   }

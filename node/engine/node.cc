@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "node/core/checkpoint.h"
+#include "node/engine/revocation_index.h"
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
 #include "storage/data_dir.h"
@@ -120,6 +121,7 @@ Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options, std::unique
   node->writable_ = true;
   bool blocked = false;  // marked by an earlier build: move to a fresh origin now
   REPLOG_RETURN_IF_ERROR(node->upgrade_storage());
+  REPLOG_RETURN_IF_ERROR(node->index_revocations());
   {
     auto txn = node->log_->begin_read();
     if (!txn) return txn.status();
@@ -196,8 +198,19 @@ Status Node::close() {
 // Rebuilds state from the newest usable checkpoint (not after at_millis, when
 // given), then replays the tail up to the head (or up to at_millis).
 Status Node::load(LogTxn& txn, std::optional<int64_t> at_millis) {
-  // Forks proved by evidence: their origins' updates from the fork seq on are left out.
-  replayer_.set_left_out(txn.fork_seqs());
+  // Forks proved by evidence, and revocations in effect: what they shut out is left out.
+  auto revocations = load_revocations(txn, nullptr);
+  if (!revocations) return revocations.status();
+  revocations_ = std::move(revocations).value();
+  if (at_millis)
+    std::erase_if(revocations_, [&](const Revocation& r) { return hlc::millis(r.id.hlc) > *at_millis; });
+  std::map<OriginId, uint64_t> revoked;
+  replayer_.set_left_out(log_left_out(txn, revocations_, &revoked));
+  {
+    std::lock_guard<std::mutex> l(revoked_mu_);
+    if (revoked != revoked_) ++revocation_generation_;
+    revoked_ = std::move(revoked);
+  }
   return load_state(txn, at_millis ? UpdateId{hlc::make(*at_millis + 1, 0), 0} : UpdateId{UINT64_MAX, UINT64_MAX},
                     at_millis);
 }
@@ -345,6 +358,14 @@ NodeInfo Node::info() const {
   info.forks = txn->forks();
   for (const auto& [origin, rec] : txn->origin_records()) info.verified[origin] = rec.seq;
   info.fork_evidence = txn->fork_seqs();
+  {
+    std::lock_guard<std::mutex> l(revoked_mu_);
+    info.revoked = revoked_;
+  }
+  {
+    std::lock_guard<std::mutex> l(held_mu_);
+    for (const auto& [origin, h] : held_) info.held[origin] = NodeInfo::Held{h.updates.size(), h.bytes};
+  }
   if (auto former = txn->meta(meta::kFormerOrigins)) {
     auto v = decode_msgpack_local(*former);
     if (v && v->is_map())

@@ -33,6 +33,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -40,6 +41,7 @@
 #include "node/core/hlc.h"
 #include "node/core/methods.h"
 #include "node/core/replayer.h"
+#include "node/core/revocations.h"
 #include "node/sync/sync_store.h"
 #include "protocol/origin_proof.h"
 #include "storage/env.h"
@@ -71,6 +73,13 @@ struct NodeOptions {
   // that feed hand-made updates; then received updates are judged for form
   // alone, as before signed origins.
   bool verify_origins = true;
+  // Membership (signed origins): whether a device key is a member's, trusted
+  // directly or introduced. An origin counts when its key, or the device key
+  // that certifies it, is a member's; a revoked origin's runs count while they
+  // start at or below its last seq. Runs of other origins are held in memory
+  // (bounded), not stored, until membership_changed() finds them a member.
+  // Null: every origin counts (no trust list: `--insecure`, tests, import).
+  std::function<bool(std::string_view device_key)> is_member;
 };
 
 struct InitOptions {
@@ -91,6 +100,14 @@ struct NodeInfo {
   std::map<OriginId, uint64_t> verified;
   // Per origin with fork evidence held: the fork seq it proves.
   std::map<OriginId, uint64_t> fork_evidence;
+  // Per origin with a revocation in effect: the last seq that still counts.
+  std::map<OriginId, uint64_t> revoked;
+  // Per origin whose key is not a member's: updates held back and their bytes.
+  struct Held {
+    uint64_t updates = 0;
+    uint64_t bytes = 0;
+  };
+  std::map<OriginId, Held> held;
 };
 
 // The key this node writes its origin with (docs/ARCHITECTURE.md "Signed
@@ -145,6 +162,15 @@ class Node final : public SyncStore {
   // Fork evidence from a peer: kept when it proves a fork this node has no
   // evidence of, or one at a lower seq. REQUIRES: a writable node.
   Result<bool> take_evidence(std::string bytes) override;
+
+  // Membership changed: runs held back for it are ingested again (and held
+  // again when their origin is still not a member's). REQUIRES: a writable node.
+  Result<IngestReport> membership_changed();
+  // The device keys of revoked origins this node knows the key of: a
+  // revocation in effect removes them from trust (the daemon does). Grows with
+  // revocation_generation().
+  std::vector<std::string> revoked_member_keys() const;
+  uint64_t revocation_generation() const { return revocation_generation_.load(); }
 
   // Writes a checkpoint and stops the writer. Called by the destructor too.
   Status close();
@@ -208,22 +234,32 @@ class Node final : public SyncStore {
   Status fold_received(Batch& b);
   Status store_calls(Batch& b);
   Status store_one_call(Batch& b, Request& req);
+  bool retires_own_origin(Request& req);
   Status store_peers(Batch& b);
   Status leave_origin(Batch& b, const std::string& why);
   Status store_evidence(Batch& b, const proof::Evidence& e, bool& kept);
   Status reissue(Batch& b, OriginId old_origin, uint64_t from_seq, uint64_t to_seq);
   Status store_evidence_requests(Batch& b);
   Status leave_blocked_origin();
+
+  // --- membership and revocations (membership.cc) ---
+  Status index_revocations();
+  void note_revocation(Batch& b, const UpdateView& u);
+  Status refresh_left_out(Batch& b);
+  bool member_allows(Batch& b, OriginId origin, const std::vector<const Update*>& ups,
+                     const std::string& batch_key);
+  void hold(OriginId origin, const std::vector<const Update*>& ups, const std::vector<const proof::Head*>& heads);
   void recover_after_abort();
 
   // --- signed origins (signing.cc) ---
   Status load_signer(LogTxn& txn);
   Status upgrade_storage();
   Status make_fresh_origin(LogTxn& txn);
-  void chain_own(std::vector<StoredHead>& to_sign, const Update& u);
-  Status put_own_record(LogTxn& txn);
-  Status finish_own_run(Batch& b, uint64_t before);
-  void sign_committed(const std::vector<StoredHead>& to_sign);
+  void chain_own(Batch& b, const Update& u);
+  void owe_head(Batch& b, uint8_t flags);
+  Status put_own_record(LogTxn& txn, bool final = false);
+  Status finish_own_run(Batch& b, uint64_t before, uint8_t flags = 0);
+  void sign_committed(Batch& b);
   Status store_unstored_heads(LogTxn& txn, size_t& puts);
   Status store_head(LogTxn& txn, OriginId origin, const StoredHead& head);
 
@@ -258,6 +294,20 @@ class Node final : public SyncStore {
   OwnChain own_chain_;
   std::vector<std::pair<OriginId, proof::Head>> unstored_heads_;  // signed after a commit, stored by the next
   std::vector<uint64_t> unstored_head_bytes_;                     // their `bytes`, alike
+
+  std::vector<Revocation> revocations_;  // every revoke update held, in key order (writer thread)
+  mutable std::mutex revoked_mu_;        // guards revoked_
+  std::map<OriginId, uint64_t> revoked_;  // the revocations in effect: origin -> last seq
+  std::atomic<uint64_t> revocation_generation_{0};
+  struct HeldRuns {
+    std::vector<Update> updates;
+    std::vector<proof::Head> heads;
+    uint64_t bytes = 0;
+  };
+  static constexpr uint64_t kMaxHeldBytes = uint64_t{16} << 20;
+  mutable std::mutex held_mu_;                 // guards held_, held_bytes_
+  std::map<OriginId, HeldRuns> held_;          // runs of origins not a member's
+  uint64_t held_bytes_ = 0;
 
   mutable std::mutex own_head_mu_;       // guards own_head_ (read by the sync engine's thread)
   std::optional<proof::Head> own_head_;  // the newest head signed for node_id_

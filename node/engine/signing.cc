@@ -138,35 +138,37 @@ Status Node::make_fresh_origin(LogTxn& txn) {
   }
 }
 
-void Node::chain_own(std::vector<StoredHead>& to_sign, const Update& u) {
+void Node::chain_own(Batch& b, const Update& u) {
   OwnChain& c = own_chain_;
+  if (b.own_first == 0) b.own_first = u.seq();
   c.seq = u.seq();
   proof::chain_step(c.chain, signer_.key, u.id().hlc, u.body());
   c.bytes += u.body().size();
-  if (c.bytes - c.signed_bytes >= kSignEveryBytes) {
-    to_sign.push_back(StoredHead{c.seq, c.chain, 0, {}, c.bytes});
-    c.signed_bytes = c.bytes;
-    c.signed_seq = c.seq;
-  }
+  if (c.bytes - c.signed_bytes >= kSignEveryBytes) owe_head(b, 0);
+}
+
+// The tip of the node's own chain is owed a head with `flags`.
+void Node::owe_head(Batch& b, uint8_t flags) {
+  OwnChain& c = own_chain_;
+  b.to_sign.push_back(Batch::OwedHead{node_id_, signer_, StoredHead{c.seq, c.chain, flags, {}, c.bytes}, b.own_first == 1});
+  c.signed_bytes = c.bytes;
+  c.signed_seq = c.seq;
 }
 
 // After this batch stored own updates past seq `before`: the tip is owed a
 // head (signed once the batch is durable, sign_committed) and the origin's
-// record moves to it, in the batch's transaction.
-Status Node::finish_own_run(Batch& b, uint64_t before) {
+// record moves to it, in the batch's transaction. `flags` kFinal: the
+// origin's last head (retire).
+Status Node::finish_own_run(Batch& b, uint64_t before, uint8_t flags) {
   if (own_seq_ == before) return Status::ok();
-  if (b.own_first == 0) b.own_first = before + 1;
-  if (own_chain_.signed_seq != own_chain_.seq) {
-    b.to_sign.push_back(StoredHead{own_chain_.seq, own_chain_.chain, 0, {}, own_chain_.bytes});
-    own_chain_.signed_seq = own_chain_.seq;
-    own_chain_.signed_bytes = own_chain_.bytes;
-  }
+  if (own_chain_.signed_seq != own_chain_.seq || flags != 0) owe_head(b, flags);
   ++b.puts;
-  return put_own_record(b.txn);
+  return put_own_record(b.txn, (flags & proof::kFinal) != 0);
 }
 
-Status Node::put_own_record(LogTxn& txn) {
+Status Node::put_own_record(LogTxn& txn, bool final) {
   OriginRecord r;
+  r.final = final;
   r.key = signer_.key;
   r.device = signer_.device;
   r.cert = signer_.cert;
@@ -176,15 +178,26 @@ Status Node::put_own_record(LogTxn& txn) {
   return txn.put_origin_record(node_id_, r);
 }
 
-// After the batch's commit: the heads it owes, signed now that what they cover is durable.
-void Node::sign_committed(const std::vector<StoredHead>& to_sign) {
-  if (to_sign.empty()) return;
-  proof::Head newest;
-  for (const StoredHead& h : to_sign) {
-    newest = proof::sign_head(node_id_, h.seq, h.chain, 0, signer_.secret);
-    unstored_heads_.emplace_back(node_id_, newest);
+// After the batch's commit: the heads it owes, signed now that what they cover
+// is durable, and given to the commit listener (with the key where their run
+// starts at seq 1).
+void Node::sign_committed(Batch& b) {
+  std::optional<proof::Head> newest;
+  for (const Batch::OwedHead& owed : b.to_sign) {
+    const StoredHead& h = owed.head;
+    proof::Head head = proof::sign_head(owed.origin, h.seq, h.chain, h.flags, owed.signer.secret);
+    unstored_heads_.emplace_back(owed.origin, head);
     unstored_head_bytes_.push_back(h.bytes);
+    if (owed.origin == node_id_) newest = head;
+    if (!commit_listener_ || b.committed.empty()) continue;
+    if (owed.carry_key) {
+      head.key = owed.signer.key;
+      head.device = owed.signer.device;
+      head.cert = owed.signer.cert;
+    }
+    b.committed_heads.push_back(std::move(head));
   }
+  if (!newest) return;
   std::lock_guard<std::mutex> l(own_head_mu_);
   own_head_ = std::move(newest);
 }

@@ -142,20 +142,8 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
           unstored_head_bytes_.erase(unstored_head_bytes_.begin(),
                                      unstored_head_bytes_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
           // Signed before callers are answered: once a call returns, a head covers it.
-          sign_committed(b.to_sign);
-          if (commit_listener_ && !b.committed.empty()) {
-            // Own heads carry the key when this batch's own run starts at seq 1.
-            for (size_t i = unstored_heads_.size() - b.to_sign.size(); i < unstored_heads_.size(); ++i) {
-              proof::Head h = unstored_heads_[i].second;
-              if (b.own_first == 1) {
-                h.key = signer_.key;
-                h.device = signer_.device;
-                h.cert = signer_.cert;
-              }
-              b.committed_heads.push_back(std::move(h));
-            }
-            commit_listener_(b.committed, b.committed_heads);
-          }
+          sign_committed(b);
+          if (commit_listener_ && !b.committed.empty()) commit_listener_(b.committed, b.committed_heads);
           return;
         }
       }
@@ -177,8 +165,10 @@ Status Node::run_batch(Batch& b) {
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kIngest) REPLOG_RETURN_IF_ERROR(store_received(b, *req));
   REPLOG_RETURN_IF_ERROR(store_evidence_requests(b));
+  REPLOG_RETURN_IF_ERROR(refresh_left_out(b));
   REPLOG_RETURN_IF_ERROR(fold_received(b));
   REPLOG_RETURN_IF_ERROR(store_calls(b));
+  REPLOG_RETURN_IF_ERROR(refresh_left_out(b));
   REPLOG_RETURN_IF_ERROR(store_peers(b));
   // A batch that stored nothing (say, pushes that were all refused) costs no sync to disk.
   if (b.puts == 0) {
@@ -277,6 +267,7 @@ Status Node::store_one_received(Batch& b, Request& req, const Update& u) {
   ++rep.accepted;
   if (commit_listener_) b.committed.push_back(u);
   b.accepted.push_back(u.view());
+  note_revocation(b, u.view());
   if (origin != node_id_) return Status::ok();
   // Someone else wrote as this node: keep it (others hold it) and write on as a fresh origin.
   rep.origin_changed = true;
@@ -320,10 +311,35 @@ Status Node::store_calls(Batch& b) {
     REPLOG_RETURN_IF_ERROR(load_state(b.txn, *refold_from_, std::nullopt));
     refold_from_.reset();
   }
-  const uint64_t before = own_seq_;
-  for (auto& req : b.requests)
-    if (req->kind == Request::Kind::kCall) REPLOG_RETURN_IF_ERROR(store_one_call(b, *req));
+  uint64_t before = own_seq_;
+  for (auto& req : b.requests) {
+    if (req->kind != Request::Kind::kCall) continue;
+    const bool retiring = retires_own_origin(*req);
+    REPLOG_RETURN_IF_ERROR(store_one_call(b, *req));
+    if (!retiring || !req->status) continue;
+    // The origin's last update: its head is final, and the node writes on as a fresh origin.
+    const uint64_t last = own_seq_;
+    REPLOG_RETURN_IF_ERROR(finish_own_run(b, before, proof::kFinal));
+    REPLOG_RETURN_IF_ERROR(leave_origin(b, "retired: its final head is #" + std::to_string(last)));
+    before = own_seq_;
+  }
   return finish_own_run(b, before);
+}
+
+// A `retire` naming this node's own origin: its last seq is the retire's own
+// seq, whatever the caller wrote, since nothing of the origin follows it.
+bool Node::retires_own_origin(Request& req) {
+  if (req.method != "retire") return false;
+  auto arg = decode_msgpack(req.arg);
+  if (!arg || !arg->is_map()) return false;
+  const Value* o = arg->find("origin");
+  if (!o || !o->is_string()) return false;
+  auto origin = parse_hex16(o->as_string());
+  if (!origin || *origin != node_id_) return false;
+  Map m = arg->as_map();
+  m["last_seq"] = Value(static_cast<int64_t>(own_seq_ + 1));
+  req.arg = encode_msgpack(Value(std::move(m)));
+  return true;
 }
 
 Status Node::store_one_call(Batch& b, Request& req) {
@@ -356,7 +372,8 @@ Status Node::store_one_call(Batch& b, Request& req) {
   REPLOG_RETURN_IF_ERROR(b.txn.put_update(id, u.seq(), u.body()));
   ++b.puts;
   own_seq_ = u.seq();
-  chain_own(b.to_sign, u);
+  chain_own(b, u);
+  note_revocation(b, u.view());
   req.id = id;
   req.status = Status::ok();
   ++since_checkpoint_;
@@ -401,6 +418,7 @@ Status Node::leave_origin(Batch& b, const std::string& why) {
   REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kFormerOrigins, encode_msgpack(Value(std::move(former)))));
   REPLOG_RETURN_IF_ERROR(b.txn.delete_meta(meta::kWritesBlocked));
   REPLOG_RETURN_IF_ERROR(make_fresh_origin(b.txn));
+  b.own_first = 0;
   b.puts += 3;
   return Status::ok();
 }

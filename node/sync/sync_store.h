@@ -34,6 +34,7 @@ enum class Verdict : uint8_t {
   kQuarantined,     // its origin forked earlier: nothing more of it is taken
   kUnverified,      // no signed head in its batch covers it, or its origin's key is unknown (pulled again)
   kBadProof,        // its head does not verify, or its bytes do not chain to the head (altered or forged)
+  kNotMember,       // its origin's key is not a member's: held in memory until it is, not stored
 };
 const char* verdict_name(Verdict v);
 
