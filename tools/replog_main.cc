@@ -507,12 +507,25 @@ int cmd_conflicts(const std::vector<std::string>& args) {
       json conflicts = json::array(), forks = json::object();
       for (const auto& [_, c] : state.conflicts()) conflicts.push_back(conflict_json(c));
       for (const auto& [origin, report] : info.forks) forks[hex16(origin)] = report;
-      std::cout << json{{"conflicts", conflicts}, {"forks", forks}}.dump(2) << "\n";
+      json fork_evidence = json::object(), revoked = json::object();
+      for (const auto& [origin, seq] : info.fork_evidence) fork_evidence[hex16(origin)] = seq;
+      for (const auto& [origin, seq] : info.revoked) revoked[hex16(origin)] = seq;
+      std::cout << json{{"conflicts", conflicts}, {"forks", forks}, {"fork_evidence", fork_evidence},
+                        {"revoked", revoked}}.dump(2)
+                << "\n";
       return;
     }
-    if (state.conflicts().empty() && info.forks.empty()) std::cout << "no open conflicts\n";
+    if (state.conflicts().empty() && info.forks.empty() && info.fork_evidence.empty() && info.revoked.empty())
+      std::cout << "no open conflicts\n";
     for (const auto& [_, c] : state.conflicts()) std::cout << conflict_text(c) << "\n";
     for (const auto& [origin, report] : info.forks) std::cout << "fork (origin quarantined): " << report << "\n";
+    // Whole origins left out of replay: not in the state, since which of their
+    // updates a node holds differs from node to node.
+    for (const auto& [origin, seq] : info.fork_evidence)
+      std::cout << "fork: origin " << hex16(origin) << " from #" << seq
+                << " is left out (two branches signed by its key; its owner writes on under a fresh origin)\n";
+    for (const auto& [origin, seq] : info.revoked)
+      std::cout << "revoked: origin " << hex16(origin) << " after #" << seq << " is left out\n";
   });
   return 0;
 }
@@ -554,6 +567,13 @@ int cmd_status(const std::vector<std::string>& args) {
     for (const auto& [origin, seq] : ev->as_map())
       std::cout << "fork evidence: origin " << origin << " forked at #" << seq.as_int()
                 << " (two branches signed by its key)\n";
+  if (const Value* rv = st.find("revoked"); rv && rv->is_map())
+    for (const auto& [origin, seq] : rv->as_map())
+      std::cout << "revoked: origin " << origin << " after #" << seq.as_int() << " (its later updates are left out)\n";
+  if (const Value* held = st.find("held_not_member"); held && held->is_map())
+    for (const auto& [origin, h] : held->as_map())
+      std::cout << "held back: origin " << origin << ", " << h.find("updates")->as_int()
+                << " updates: its key is not a member's (trust its device to take them)\n";
   if (num("unknown_method_updates"))
     std::cout << "state incomplete: " << num("unknown_method_updates") << " updates need a newer replog\n";
   if (const Value* former = st.find("former_origins"); former && former->is_map())
@@ -927,6 +947,56 @@ int cmd_value(const std::vector<std::string>& args) {
   return 0;
 }
 
+// --- retire / revoke ------------------------------------------------------------------
+
+// ORIGIN as 16 hex digits, or a device id standing for the origin of its key.
+OriginId origin_arg(const std::string& text) {
+  if (auto o = parse_hex16(text); o && text.size() == 16) return *o;
+  if (auto key = parse_device_id(text)) return proof::origin_of_key(*key);
+  throw CommandError("\"" + text + "\" is neither an origin (16 hex digits) nor a device id");
+}
+
+// The seq of `origin` this node holds (0: none).
+int64_t held_seq(const Value& status, OriginId origin) {
+  const Value* v = status.find("vector");
+  const Value* seq = v && v->is_map() ? v->find(hex16(origin)) : nullptr;
+  return seq && seq->is_int() ? seq->as_int() : 0;
+}
+
+int cmd_retire(const std::vector<std::string>& args) {
+  Options o("retire", "--data DIR [ORIGIN]   (without ORIGIN: this node's own origin, which then writes no more)");
+  o.add()("origin", po::value<std::string>(), "an origin (16 hex digits) or device id that will write no more");
+  o.positional("origin", 1);
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
+  if (!o.parse(args)) return 0;
+  // Its own origin: the node records its own last seq and signs a final head,
+  // then writes on as a fresh origin. Another's (a lost device): what this node holds.
+  Value st = status_of(o);
+  const Value* own = st.find("node_id");
+  const OriginId origin = o.has("origin") ? origin_arg(o.get<std::string>("origin"))
+                                          : unwrap(parse_hex16(own && own->is_string() ? own->as_string() : ""));
+  return call_and_print(o, "retire", "retire",
+                        Value(Map{{"origin", Value(hex16(origin))}, {"last_seq", Value(held_seq(st, origin))}}));
+}
+
+int cmd_revoke(const std::vector<std::string>& args) {
+  Options o("revoke", "--data DIR ID   (shuts a device's origin out after the last update this node holds of it)");
+  o.add()("id", po::value<std::string>()->required(), "the origin (16 hex digits) or device id to revoke")(
+      "last-seq", po::value<int64_t>(), "the last seq that still counts (default: the last one held here)");
+  o.positional("id", 1);
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
+  if (!o.parse(args)) return 0;
+  const OriginId origin = origin_arg(o.get<std::string>("id"));
+  Value st = status_of(o);
+  const Value* own = st.find("node_id");
+  if (own && own->is_string() && own->as_string() == hex16(origin))
+    throw CommandError("origin " + hex16(origin) + " is this node's own: use replog retire");
+  const int64_t last = o.has("last-seq") ? o.get<int64_t>("last-seq") : held_seq(st, origin);
+  if (last < 0) throw CommandError("--last-seq must be 0 or more");
+  return call_and_print(o, "revoke", "revoke",
+                        Value(Map{{"origin", Value(hex16(origin))}, {"last_seq", Value(last)}}));
+}
+
 struct Command {
   const char* name;
   const char* summary;
@@ -940,6 +1010,8 @@ const Command kCommands[] = {
     {"log", "list updates in replay order", cmd_log},
     {"conflicts", "list open conflicts and forks", cmd_conflicts},
     {"resolve", "close a conflict after fixing the data", cmd_resolve},
+    {"retire", "record that an origin (by default this node's own) will write no more", cmd_retire},
+    {"revoke", "shut a device's origin out: its later updates are left out everywhere", cmd_revoke},
     {"id", "this device's id (its public key), to read aloud or copy", cmd_id},
     {"trust", "the devices this node trusts: trust add ID, trust list, trust remove ID", cmd_trust},
     {"invite", "print a one-time line that lets a new device join (needs a running node)", cmd_invite},

@@ -4,6 +4,7 @@
 
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <zmq.hpp>
 
@@ -327,12 +328,40 @@ void log_start(const SyncEngine::Log& logger, const DaemonOptions& options, cons
                 ", " + std::to_string(peers) + " peers configured");
 }
 
+// Revocations in effect reach the trust list: a revoked origin's device key is
+// removed (a tombstone authored by this node, which spreads), so its links
+// close and its later runs are held back as a stranger's. Checked every
+// second, since a revocation may arrive before the key of the origin it names.
+class RevocationFollower {
+ public:
+  RevocationFollower(const engine::Node& node, TrustStore& trust, std::string own_key, const SyncEngine::Log& log)
+      : node_(node), trust_(trust), own_key_(std::move(own_key)), log_(log) {}
+
+  void poll(int64_t now_ms) {
+    if (now_ms - checked_ms_ < 1000) return;
+    checked_ms_ = now_ms;
+    for (const std::string& key : node_.revoked_member_keys()) {
+      if (key == own_key_ || !trust_.contains(key)) continue;
+      auto removed = trust_.remove(key, own_key_, now_ms);
+      if (!removed) log_(0, "removing revoked device " + format_device_id(key) + " from trust: " + removed.status().message());
+      else log_(1, "device " + format_device_id(key) + " is revoked: no longer trusted");
+    }
+  }
+
+ private:
+  const engine::Node& node_;
+  TrustStore& trust_;
+  std::string own_key_;
+  const SyncEngine::Log& log_;
+  int64_t checked_ms_ = 0;
+};
+
 // The event loop, until `stop`: peers, joiners, trust changes, and the refusal
 // counts. Discovery's sockets are read without waiting once per turn (at most
 // every 5 ms when idle), so beacons never hold up the peers.
-void serve(PeerService& service, ZmqTransport& transport, JoinService& joins, TrustFollower& follower,
-           Discovery* discovery,
-           Refusals& refusals, const std::atomic<bool>& stop) {
+void serve(engine::Node& node, PeerService& service, ZmqTransport& transport, JoinService& joins,
+           TrustFollower& follower, RevocationFollower* revocations, Discovery* discovery, Refusals& refusals,
+           const std::atomic<bool>& stop, const SyncEngine::Log& log) {
   SystemClock clock;
   service.start();
   int64_t counted_ms = 0;
@@ -342,6 +371,15 @@ void serve(PeerService& service, ZmqTransport& transport, JoinService& joins, Tr
     joins.run_once();
     const bool trust_changed = follower.poll(service.engine(), transport);
     const int64_t now = clock.now_millis();
+    if (revocations) {
+      // Runs held back for their origin's key may belong to a member now.
+      if (trust_changed) {
+        auto r = node.membership_changed();
+        if (!r) log(0, "storing runs held back for membership: " + r.status().message());
+        else if (r->accepted > 0) log(2, std::to_string(r->accepted) + " updates held back are a member's now: stored");
+      }
+      revocations->poll(now);
+    }
     if (discovery) {
       // A device trusted just now may be waiting for this node's beacon.
       if (trust_changed) discovery->announce_soon();
@@ -381,7 +419,17 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   DataDir dir(options.node.dir);
   REPLOG_RETURN_IF_ERROR(add_stored_peers(options, dir, *statics, logger));
 
-  auto node_or = engine::Node::open(options.node);
+  // Membership (PROTOCOL.md §8): an origin counts when its key, or the device
+  // key certifying it, is this node's own or on the trust list. The list is
+  // loaded below, before any peer is heard.
+  engine::NodeOptions node_options = options.node;
+  const TrustStore* members = nullptr;
+  std::string own_device;
+  if (!options.insecure)
+    node_options.is_member = [&members, &own_device](std::string_view key) {
+      return key == own_device || (members && members->contains(key));
+    };
+  auto node_or = engine::Node::open(node_options);
   if (!node_or) return node_or.status();
   std::unique_ptr<engine::Node> node = std::move(node_or).value();
   // Made here, under the node's lock, for a directory an earlier build made.
@@ -392,6 +440,8 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   // A trust file that does not load stops the node: nothing about whom to trust is guessed.
   auto trust = TrustStore::open(dir.trust_file(), Env::posix());
   if (!trust) return trust.status();
+  own_device = identity->public_key();
+  members = trust->get();
 
   // The peers' sockets have a context of their own: its ZAP handler must
   // answer for them alone, not for the local API's.
@@ -437,7 +487,10 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   REPLOG_RETURN_IF_ERROR(api.start());
 
   log_start(logger, options, *node, *identity, **trust, **transport, sync.peers.size());
-  serve(service, **transport, joins, follower, discovery.get(), refusals, stop);
+  std::optional<RevocationFollower> revocations;
+  if (!options.insecure) revocations.emplace(*node, **trust, identity->public_key(), logger);
+  serve(*node, service, **transport, joins, follower, revocations ? &*revocations : nullptr, discovery.get(), refusals,
+        stop, logger);
   logger(2, "stopping: writing a checkpoint");
   api.stop();
   Status s = node->close();

@@ -18,11 +18,15 @@ Value reply_error(const std::string& message) { return Value(List{Value(int64_t{
 
 Value node_status(const engine::Node& node, Value peers) {
   engine::NodeInfo info = node.info();
-  Map forks, former, verified, evidence;
+  Map forks, former, verified, evidence, revoked, held;
   for (const auto& [origin, r] : info.forks) forks[hex16(origin)] = Value(r);
   for (const auto& [origin, seq] : info.verified) verified[hex16(origin)] = Value(static_cast<int64_t>(seq));
   for (const auto& [origin, seq] : info.fork_evidence) evidence[hex16(origin)] = Value(static_cast<int64_t>(seq));
   for (const auto& [origin, r] : info.former_origins) former[hex16(origin)] = Value(r);
+  for (const auto& [origin, seq] : info.revoked) revoked[hex16(origin)] = Value(static_cast<int64_t>(seq));
+  for (const auto& [origin, h] : info.held)
+    held[hex16(origin)] = Value(Map{{"updates", Value(static_cast<int64_t>(h.updates))},
+                                    {"bytes", Value(static_cast<int64_t>(h.bytes))}});
   int64_t conflicts = 0, unknown = 0;
   std::string hash;
   // Status is polled while catching up: it does not force the state to be folded.
@@ -39,6 +43,8 @@ Value node_status(const engine::Node& node, Value peers) {
               {"forks", Value(std::move(forks))},
               {"verified", Value(std::move(verified))},
               {"fork_evidence", Value(std::move(evidence))},
+              {"revoked", Value(std::move(revoked))},
+              {"held_not_member", Value(std::move(held))},
               {"unknown_method_updates", Value(unknown)},
               {"former_origins", Value(std::move(former))},
               {"state_hash", Value(hash)},

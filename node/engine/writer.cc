@@ -366,7 +366,14 @@ Status Node::store_one_call(Batch& b, Request& req) {
   auto r = replayer_.apply(u.view());
   if (r.outcome != Replayer::Outcome::kApplied) {
     replayer_.rollback_to(id);
-    req.status = Status::invalid_argument(r.failure ? r.failure->message : "refused");
+    if (r.outcome == Replayer::Outcome::kLeftOut) {
+      // A member revoked this node's origin: whatever it writes is left out everywhere.
+      req.status = Status::invalid_argument("this node's origin " + hex16(node_id_) + " is revoked from #" +
+                                            std::to_string(replayer_.left_out().at(node_id_)) +
+                                            " on: its calls would be left out on every node (replog status)");
+    } else {
+      req.status = Status::invalid_argument(r.failure ? r.failure->message : "refused");
+    }
     return Status::ok();
   }
   REPLOG_RETURN_IF_ERROR(b.txn.put_update(id, u.seq(), u.body()));

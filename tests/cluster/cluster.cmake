@@ -23,6 +23,7 @@ set(REPLOG_CLUSTER_TESTS
   LanDevicesPairByInviteFindEachOtherAndConverge discovery_netns
   InviteThenJoinConverges invite_join
   MembershipSpreadsToEveryDevice membership_spreads
+  RevokeShutsOutAStolenDevice revoke_device
   ABeaconsWrongAddressGivesWayToTheDevicesOwnEndpoint discovery_gives_way)
 
 while(REPLOG_CLUSTER_TESTS)

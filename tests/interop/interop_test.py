@@ -628,7 +628,9 @@ def late_device(client, node_ids):
     late = rp.HybridClock()
     late.last = first_node_hlc - 1 - (1 << 16)          # ~1 ms before the node's first call
     late.now_ms = lambda: 0                             # its wall clock is far behind: ticks count up
-    origin = client.new_origin()                        # its own key, as another device's
+    # Its own key, certified by the client's device key: an origin counts only when a
+    # member's device key holds or certifies it (PROTOCOL.md §8 "Membership").
+    origin = client.new_origin(certified=True)
     made = [
         client.write(origin, late, "create", {"type": "Task", "id": "early", "fields": {"title": "one"}}),
         client.write(origin, late, "set", {"path": "counters", "value": "not a map"}),
