@@ -356,6 +356,27 @@ class RevocationFollower {
   int64_t checked_ms_ = 0;
 };
 
+// Membership (PROTOCOL.md §8): an origin counts when its key, or the device key
+// certifying it, is this node's own or on the trust list. The node opens before
+// the list loads; bind() comes before any peer is heard.
+class Membership {
+ public:
+  engine::NodeOptions node_options(const DaemonOptions& options) {
+    engine::NodeOptions o = options.node;
+    if (!options.insecure)
+      o.is_member = [this](std::string_view key) { return key == own_device_ || (trust_ && trust_->contains(key)); };
+    return o;
+  }
+  void bind(const TrustStore* trust, std::string own_device) {
+    trust_ = trust;
+    own_device_ = std::move(own_device);
+  }
+
+ private:
+  const TrustStore* trust_ = nullptr;
+  std::string own_device_;
+};
+
 // The event loop, until `stop`: peers, joiners, trust changes, and the refusal
 // counts. Discovery's sockets are read without waiting once per turn (at most
 // every 5 ms when idle), so beacons never hold up the peers.
@@ -404,6 +425,15 @@ Result<InviterInfo> inviter_info(const DaemonOptions& options, const engine::Nod
   return InviterInfo{node.cluster_id(), identity.public_key(), std::move(endpoints).value()};
 }
 
+// What `status` adds for a running node: refusals, membership, discovery.
+Map extra_status(const DaemonOptions& options, Refusals& refusals, const std::string& discovery_state) {
+  Map found = refusals.discovery_snapshot();
+  found["state"] = Value(discovery_state);
+  found["udp_port"] = Value(static_cast<int64_t>(options.discovery_port));
+  return Map{{"refusals", refusals.snapshot()}, {"members", refusals.members()},
+             {"secure", Value(!options.insecure)}, {"discovery", Value(std::move(found))}};
+}
+
 }  // namespace
 
 Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
@@ -419,17 +449,8 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   DataDir dir(options.node.dir);
   REPLOG_RETURN_IF_ERROR(add_stored_peers(options, dir, *statics, logger));
 
-  // Membership (PROTOCOL.md §8): an origin counts when its key, or the device
-  // key certifying it, is this node's own or on the trust list. The list is
-  // loaded below, before any peer is heard.
-  engine::NodeOptions node_options = options.node;
-  const TrustStore* members = nullptr;
-  std::string own_device;
-  if (!options.insecure)
-    node_options.is_member = [&members, &own_device](std::string_view key) {
-      return key == own_device || (members && members->contains(key));
-    };
-  auto node_or = engine::Node::open(node_options);
+  Membership members;
+  auto node_or = engine::Node::open(members.node_options(options));
   if (!node_or) return node_or.status();
   std::unique_ptr<engine::Node> node = std::move(node_or).value();
   // Made here, under the node's lock, for a directory an earlier build made.
@@ -440,8 +461,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   // A trust file that does not load stops the node: nothing about whom to trust is guessed.
   auto trust = TrustStore::open(dir.trust_file(), Env::posix());
   if (!trust) return trust.status();
-  own_device = identity->public_key();
-  members = trust->get();
+  members.bind(trust->get(), identity->public_key());
 
   // The peers' sockets have a context of their own: its ZAP handler must
   // answer for them alone, not for the local API's.
@@ -472,13 +492,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
                                                          service.engine(), **transport, logger, &discovery_state);
   Refusals refusals;
   refusals.count(service.engine().counters(), (*transport)->counters(), DiscoveryCounters{}, joins.counters());
-  api.set_extra_status([&] {
-    Map found = refusals.discovery_snapshot();
-    found["state"] = Value(discovery_state);
-    found["udp_port"] = Value(static_cast<int64_t>(options.discovery_port));
-    return Map{{"refusals", refusals.snapshot()}, {"members", refusals.members()},
-               {"secure", Value(!options.insecure)}, {"discovery", Value(std::move(found))}};
-  });
+  api.set_extra_status([&] { return extra_status(options, refusals, discovery_state); });
   api.set_trust(trust->get());
   if (auto inviter = inviter_info(options, *node, *identity, **transport); !options.insecure && inviter)
     api.set_invites([&invites, info = *inviter](const Value& arg) { return run_invite_create(invites, info, arg); });

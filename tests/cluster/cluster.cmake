@@ -24,6 +24,7 @@ set(REPLOG_CLUSTER_TESTS
   InviteThenJoinConverges invite_join
   MembershipSpreadsToEveryDevice membership_spreads
   RevokeShutsOutAStolenDevice revoke_device
+  AFormatOneClusterUpgradesOneNodeAtATime rolling_upgrade
   ABeaconsWrongAddressGivesWayToTheDevicesOwnEndpoint discovery_gives_way)
 
 while(REPLOG_CLUSTER_TESTS)
