@@ -179,7 +179,9 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
       }
     }
     rep.duplicates += run.size();
-    return Status::ok();
+    if (rec && rec->seq >= head.seq) return Status::ok();
+    // Held before its writer signed it (kept from before an upgrade): the head attests it now.
+    return attest_held(b, origin, run, head, rec ? rec->key : !head.key.empty() ? head.key : batch_key, rec);
   }
 
   // The key: the one recorded for the origin; a head carrying another is a second key under one id.
@@ -278,6 +280,35 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   // Its own key signed updates it never wrote here: a copy of this directory runs elsewhere.
   rep.origin_changed = true;
   return leave_origin(b, "received " + what(origin, head.seq) + " of this node's origin, which it never wrote");
+}
+
+// `run` is held already, byte for byte, beyond the origin's verified tip: when
+// `head` verifies and the held bytes chain to it, the origin's record moves to
+// the head. Otherwise nothing changes (the run was counted as duplicates).
+Status Node::attest_held(Batch& b, OriginId origin, const std::vector<const Update*>& run, const proof::Head& head,
+                         std::string key, std::optional<OriginRecord>& rec) {
+  if (key.empty() || run.front()->seq() > (rec ? rec->seq : 0) + 1) return Status::ok();
+  if (!proof::check_head(head, cluster_id_, key)) return Status::ok();
+  uint64_t bytes = 0;
+  auto c = chain_at(b.txn, cluster_id_, origin, key, head.seq, &bytes);
+  if (!c) return c.status();
+  if (*c != head.chain) return Status::ok();
+  OriginRecord r = rec.value_or(OriginRecord{});
+  r.key = key;
+  if (!head.cert.empty()) {
+    r.device = head.device;
+    r.cert = head.cert;
+  }
+  r.legacy = (head.flags & proof::kLegacy) != 0;
+  r.final = (head.flags & proof::kFinal) != 0;
+  r.seq = head.seq;
+  r.chain = *c;
+  r.bytes = bytes;
+  REPLOG_RETURN_IF_ERROR(b.txn.put_origin_record(origin, r));
+  REPLOG_RETURN_IF_ERROR(store_head(b.txn, origin, stored(head, bytes)));
+  b.puts += 2;
+  rec = r;
+  return Status::ok();
 }
 
 // `run` repeats held seqs with other bytes. When it verifies from the chain

@@ -375,6 +375,19 @@ NodeInfo Node::info() const {
   return info;
 }
 
+std::map<OriginId, uint64_t> Node::unverified() const {
+  std::map<OriginId, uint64_t> out;
+  auto txn = log_->begin_read();
+  if (!txn) return out;
+  auto records = txn->origin_records();
+  for (const auto& [origin, e] : txn->vector_entries()) {
+    auto r = records.find(origin);
+    const uint64_t verified = r == records.end() ? 0 : r->second.seq;
+    if (verified < e.seq) out[origin] = verified;
+  }
+  return out;
+}
+
 std::map<std::string, std::string> Node::saved_peers() const {
   auto txn = log_->begin_read();
   return txn ? txn->peers() : std::map<std::string, std::string>{};

@@ -50,6 +50,7 @@ namespace replog {
 class UpdateLog;
 class LogTxn;
 struct StoredHead;
+struct OriginRecord;
 }  // namespace replog
 
 namespace replog::engine {
@@ -162,6 +163,7 @@ class Node final : public SyncStore {
   // Fork evidence from a peer: kept when it proves a fork this node has no
   // evidence of, or one at a lower seq. REQUIRES: a writable node.
   Result<bool> take_evidence(std::string bytes) override;
+  std::map<OriginId, uint64_t> unverified() const override;
 
   // Membership changed: runs held back for it are ingested again (and held
   // again when their origin is still not a member's). REQUIRES: a writable node.
@@ -229,6 +231,8 @@ class Node final : public SyncStore {
                                  size_t to, const std::string& batch_key);
   Status store_run(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
                    const proof::Head& head, const std::string& batch_key);
+  Status attest_held(Batch& b, OriginId origin, const std::vector<const Update*>& run, const proof::Head& head,
+                     std::string key, std::optional<OriginRecord>& rec);
   Status fork_by_proof(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
                        const proof::Head& head, const std::string& key);
   Status fold_received(Batch& b);

@@ -257,6 +257,7 @@ void SyncEngine::handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t no
   p.node_id = h.node_id;
   p.id = peer_id(p.key, h.node_id);
   p.features = h.features & hello_.features;
+  p.reverify_asked = false;
   send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
   if (p.features & wire::kFeatureMembers) send_members(p);
   if (p.features & wire::kFeatureSigned) send_evidence(&p);
@@ -531,6 +532,17 @@ void SyncEngine::pull_missing(Peer& p) {
     send(Link{true, p.endpoint}, wire::Request{origin, have + 1, their_seq, bytes});
     pulls_[origin] = Pull{p.endpoint, have + 1, their_seq, bytes, now + options_.request_timeout_ms};
     p.credit_used += bytes;
+  }
+  // Updates held from before signed origins: once per link, asked for again
+  // from the verified seq, so that the head their range ends at attests them.
+  if (p.reverify_asked || !(p.features & wire::kFeatureSigned) || p.their.empty()) return;
+  p.reverify_asked = true;
+  for (const auto& [origin, verified] : node_.unverified()) {
+    const uint64_t have = seq_of(mine_, origin);
+    if (seq_of(p.their, origin) < have || pulls_.count(origin) || is_reserved_origin(origin)) continue;
+    size_t bytes = wire::kMaxBatchBytes;
+    send(Link{true, p.endpoint}, wire::Request{origin, verified + 1, have, bytes});
+    pulls_[origin] = Pull{p.endpoint, verified + 1, have, bytes, now + options_.request_timeout_ms};
   }
 }
 

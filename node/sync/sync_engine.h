@@ -158,6 +158,7 @@ class SyncEngine {
     VersionVector their;  // their vector (seq), as known
     VectorAssembly incoming_vector;      // a Vector reply being assembled
     size_t credit_used = 0;
+    bool reverify_asked = false;  // ranges held unverified were asked for again on this link
     bool learned = false;     // connected back to, on a Hello's (or a beacon's) word: not configured
     PeerId learned_for;       // the peer whose Hello named it
     int64_t learned_ms = 0;   // when (afresh when it goes silent)

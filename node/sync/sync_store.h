@@ -84,6 +84,10 @@ class SyncStore {
   virtual std::vector<std::string> evidence() const { return {}; }
   // Fork evidence from a peer; true when it was kept (new, or a lower fork seq).
   virtual Result<bool> take_evidence(std::string /*bytes*/) { return false; }
+  // Origins held beyond what a verified head covers (updates kept from before
+  // an upgrade to signed origins), origin -> the seq verified: the engine asks
+  // peers for those ranges again, so that their heads attest them.
+  virtual std::map<OriginId, uint64_t> unverified() const { return {}; }
 };
 
 }  // namespace replog

@@ -37,6 +37,7 @@ class CountingStore final : public SyncStore {
   Status save_peers(std::map<std::string, std::string> peers) override { return inner_.save_peers(std::move(peers)); }
   std::vector<std::string> evidence() const override { return inner_.evidence(); }
   Result<bool> take_evidence(std::string bytes) override { return inner_.take_evidence(std::move(bytes)); }
+  std::map<OriginId, uint64_t> unverified() const override { return inner_.unverified(); }
 
  private:
   SyncStore& inner_;
