@@ -130,6 +130,7 @@ class Node final : public SyncStore {
   // --- SyncStore ---
   OriginId node_id() const override { return node_id_.load(); }
   std::string cluster_id() const override { return cluster_id_; }
+  OwnOriginKey own_origin_key() const override;
   VersionVector vector() const override;
   Result<Range> read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const override;
   // Updates from elsewhere (import, peers) with the heads that cover them:
@@ -259,8 +260,9 @@ class Node final : public SyncStore {
   std::vector<std::pair<OriginId, proof::Head>> unstored_heads_;  // signed after a commit, stored by the next
   std::vector<uint64_t> unstored_head_bytes_;                     // their `bytes`, alike
 
-  mutable std::mutex own_head_mu_;       // guards own_head_ (read by the sync engine's thread)
+  mutable std::mutex own_head_mu_;       // guards own_head_, own_origin_ (read by the sync engine's thread)
   std::optional<proof::Head> own_head_;  // the newest head signed for node_id_
+  OwnOriginKey own_origin_;              // node_id_ and signer_'s key and cert, as a Hello carries them
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
