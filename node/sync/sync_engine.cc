@@ -383,35 +383,42 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
   }
 }
 
+// A Hello on an incoming link: answered with ours, or refused (another
+// cluster, other limits, a signature that does not bind the link).
+void SyncEngine::handle_incoming_hello(const Frame& frame, const wire::Hello& h) {
+  const Link& link = frame.link;
+  if (h.cluster != hello_.cluster) {
+    send(link, wire::Error{wire::ErrorCode::kCluster, "this node is in cluster " + hello_.cluster});
+    return;
+  }
+  if (h.max_update != hello_.max_update || h.max_frame != hello_.max_frame) {
+    send(link, wire::Error{wire::ErrorCode::kVersion, "size limits differ from protocol version 1's"});
+    return;
+  }
+  bool bound = false;
+  if (Status s = check_hello(h, frame.peer_key, bound); !s) {
+    ++counters_.bad_frames;  // a source that repeats it is cut off like any sender of bad frames
+    log_(1, "refused the Hello of " +
+                (frame.peer_key.empty() ? "node " + hex16(h.node_id) : "device " + format_device_id(frame.peer_key)) +
+                ": " + s.message());
+    if (auto it = incoming_.find(link.key); it != incoming_.end()) {
+      incoming_vectors_.erase(it->second.id);
+      incoming_.erase(it);
+    }
+    send(link, wire::Error{wire::ErrorCode::kUnbound, s.message()});
+    return;
+  }
+  bool fresh = !incoming_.count(link.key);
+  const PeerId id = peer_id(frame.peer_key, h.node_id);
+  admit_incoming(link.key, id, h.features & hello_.features);
+  send(link, hello_);
+  if (fresh) connect_back(id, h.endpoint, frame.peer_key);
+}
+
 void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
   const Link& link = frame.link;
   if (auto* h = std::get_if<wire::Hello>(&m)) {
-    if (h->cluster != hello_.cluster) {
-      send(link, wire::Error{wire::ErrorCode::kCluster, "this node is in cluster " + hello_.cluster});
-      return;
-    }
-    if (h->max_update != hello_.max_update || h->max_frame != hello_.max_frame) {
-      send(link, wire::Error{wire::ErrorCode::kVersion, "size limits differ from protocol version 1's"});
-      return;
-    }
-    bool bound = false;
-    if (Status s = check_hello(*h, frame.peer_key, bound); !s) {
-      ++counters_.bad_frames;  // a source that repeats it is cut off like any sender of bad frames
-      log_(1, "refused the Hello of " +
-                  (frame.peer_key.empty() ? "node " + hex16(h->node_id) : "device " + format_device_id(frame.peer_key)) +
-                  ": " + s.message());
-      if (auto it = incoming_.find(link.key); it != incoming_.end()) {
-        incoming_vectors_.erase(it->second.id);
-        incoming_.erase(it);
-      }
-      send(link, wire::Error{wire::ErrorCode::kUnbound, s.message()});
-      return;
-    }
-    bool fresh = !incoming_.count(link.key);
-    const PeerId id = peer_id(frame.peer_key, h->node_id);
-    admit_incoming(link.key, id, h->features & hello_.features);
-    send(link, hello_);
-    if (fresh) connect_back(id, h->endpoint, frame.peer_key);
+    handle_incoming_hello(frame, *h);
     return;
   }
   auto who = incoming_.find(link.key);

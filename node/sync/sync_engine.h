@@ -242,6 +242,7 @@ class SyncEngine {
   void take_members(const std::string& sender, const wire::Members& m);
   void handle_outgoing(Peer& p, wire::Message& m);
   void handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t now);
+  void handle_incoming_hello(const Frame& frame, const wire::Hello& h);
   void handle_incoming(const Frame& frame, wire::Message& m);
   // Applies a vector learned from `node_id` and pulls what we lack from it.
   void learn_vector(const PeerId& id, const VersionVector& theirs);
