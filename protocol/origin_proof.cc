@@ -18,6 +18,7 @@ constexpr std::string_view kOriginTag = "replog-origin-v1";
 constexpr std::string_view kChainTag = "replog-chain-v1";
 constexpr std::string_view kHeadTag = "replog-head-v1";
 constexpr std::string_view kCertTag = "replog-origin-cert-v1";
+constexpr std::string_view kHelloTag = "replog-hello-v1";
 
 const unsigned char* u8(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
@@ -183,6 +184,40 @@ bool cert_valid(std::string_view cluster, std::string_view key, std::string_view
   if (key.size() != kKeyBytes || device.size() != kKeyBytes || cert.size() != kSignatureBytes) return false;
   const std::string m = cert_message(cluster, key);
   return crypto_sign_verify_detached(u8(cert), u8(m), m.size(), u8(device)) == 0;
+}
+
+std::string hello_message(std::string_view cluster, std::string_view curve_key, OriginId node_id) {
+  std::string m(kHelloTag);
+  m += length_prefixed(cluster);
+  m += curve_key;
+  m += u64_be(node_id);
+  return m;
+}
+
+std::string sign_hello(std::string_view cluster, std::string_view curve_key, OriginId node_id,
+                       std::string_view device_secret) {
+  std::string sig(kSignatureBytes, '\0');
+  const std::string m = hello_message(cluster, curve_key, node_id);
+  crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr, u8(m), m.size(), u8(device_secret));
+  return sig;
+}
+
+Status check_hello(const HelloProof& p, std::string_view cluster, std::string_view curve_key, OriginId node_id) {
+  if (p.device.size() != kKeyBytes || p.signature.size() != kSignatureBytes || curve_key.size() != kKeyBytes)
+    return Status::invalid_argument("hello proof: a key or signature of the wrong size");
+  if (p.key.empty()) {
+    if (origin_of_key(p.device) != node_id)
+      return Status::invalid_argument("node id " + hex16(node_id) + " is not the origin of the device key that signed");
+  } else {
+    if (origin_of_key(p.key) != node_id)
+      return Status::invalid_argument("node id " + hex16(node_id) + " is not the origin of the key the hello carries");
+    if (!cert_valid(cluster, p.key, p.device, p.cert))
+      return Status::invalid_argument("the certificate of origin " + hex16(node_id) + "'s key does not verify");
+  }
+  const std::string m = hello_message(cluster, curve_key, node_id);
+  if (crypto_sign_verify_detached(u8(p.signature), u8(m), m.size(), u8(p.device)) != 0)
+    return Status::invalid_argument("the hello's signature does not verify");
+  return Status::ok();
 }
 
 Status check_head(const Head& head, std::string_view cluster, std::string_view known_key) {

@@ -9,6 +9,9 @@
 //              "replog-head-v1" ‖ u64be origin ‖ u64be seq ‖ c_seq ‖ u8 flags
 //   cert       a device key D vouching for an origin key K that is not D itself:
 //              D signs "replog-origin-cert-v1" ‖ u8 len(cluster) ‖ cluster ‖ K
+//   hello      a device key D binding the link its CURVE key X authenticates to
+//              the origin a Hello names: D signs
+//              "replog-hello-v1" ‖ u8 len(cluster) ‖ cluster ‖ X ‖ u64be node_id
 //
 // An origin's writer is the holder of K. A node writes first as its device
 // key; after a fork it writes as a fresh key that its device key certifies.
@@ -89,6 +92,34 @@ std::string cert_message(std::string_view cluster, std::string_view key);
 // `device_secret` (64 bytes) vouching for `key`.
 std::string sign_cert(std::string_view cluster, std::string_view key, std::string_view device_secret);
 bool cert_valid(std::string_view cluster, std::string_view key, std::string_view device, std::string_view cert);
+
+// What a Hello carries to bind its link to its node id (PROTOCOL.md §2
+// "Handshake"): the sender's device key D, D's signature over hello_message,
+// and, when the node id is not D's own origin, the origin key K it writes with
+// and D's certificate for K (the certificate heads carry).
+struct HelloProof {
+  std::string device;     // D, 32 bytes
+  std::string signature;  // 64 bytes
+  std::string key;        // K, 32 bytes; empty when the node id is id(D)
+  std::string cert;       // 64 bytes with `key`; empty otherwise
+
+  bool operator==(const HelloProof&) const = default;
+};
+
+// The bytes a Hello's signature covers. `curve_key` is D's X25519 form (32
+// bytes): the key the link authenticates, so the signature says that this
+// link speaks for `node_id`.
+std::string hello_message(std::string_view cluster, std::string_view curve_key, OriginId node_id);
+// D's signature (`device_secret`, 64 bytes) over hello_message.
+std::string sign_hello(std::string_view cluster, std::string_view curve_key, OriginId node_id,
+                       std::string_view device_secret);
+// Whether `p` binds `node_id` to its device in `cluster`: the node id is
+// id(D), or id(K) with a valid certificate by D for K (a carried key must
+// hold the node id even when D's own would), and the signature verifies under
+// D over hello_message(cluster, curve_key, node_id). Whether D is the link's
+// key, and `curve_key` D's X25519 form, is the caller's to ensure.
+// kInvalidArgument with one line on any failure.
+Status check_hello(const HelloProof& p, std::string_view cluster, std::string_view curve_key, OriginId node_id);
 
 // Checks everything a head says about its key, without the updates: the
 // signature under `key` (the head's own when carried, else `known_key`), that

@@ -36,13 +36,20 @@ struct Body {
   Packer& pk;
   std::string& out;
   void operator()(const Hello& m) {
-    pk.pack_array(6);
+    const bool keyed = m.proof && !m.proof->key.empty();
+    pk.pack_array(!m.proof ? 6 : keyed ? 10 : 8);
     pack_str(pk, m.cluster);
     pk.pack_uint64(m.node_id);
     pack_str(pk, m.endpoint);
     pk.pack_uint64(m.max_update);
     pk.pack_uint64(m.max_frame);
     pk.pack_uint64(m.features);
+    if (!m.proof) return;
+    pack_bin(pk, m.proof->device);
+    pack_bin(pk, m.proof->signature);
+    if (!keyed) return;
+    pack_bin(pk, m.proof->key);
+    pack_bin(pk, m.proof->cert);
   }
   void operator()(const Error& m) {
     pk.pack_array(2);
@@ -231,6 +238,38 @@ std::vector<Update> updates(const msgpack::object& o) {
   return out;
 }
 
+// Two elements that go together (a key and its signature): both nil (absent),
+// or a bin of `key_bytes` and a bin of 64. False when nil.
+bool key_pair(const msgpack::object* f, size_t key_bytes, const char* key_what, const char* sig_what,
+              std::string& key, std::string& sig) {
+  if (f[0].type == msgpack::type::NIL && f[1].type == msgpack::type::NIL) return false;
+  key = bin_of(f[0], key_bytes, key_what);
+  sig = bin_of(f[1], proof::kSignatureBytes, sig_what);
+  return true;
+}
+
+// 5 elements, 6 with the features, 8 with the device key and its signature,
+// 10 with the origin key and its certificate; elements after the 10th are
+// ignored (later versions may append there). 7 and 9 are malformed: a key
+// without its signature. Elements 7-8 and 9-10 are each a pair of bins or a
+// pair of nils, and 9-10 are bins only when 7-8 are.
+Hello hello(const msgpack::object& body) {
+  if (body.type != msgpack::type::ARRAY || body.via.array.size < 5)
+    throw Malformed("hello is not an array of at least 5");
+  const uint32_t n = body.via.array.size;
+  if (n == 7 || n == 9) throw Malformed("hello of " + std::to_string(n) + " elements: a key without its signature");
+  const auto* b = body.via.array.ptr;
+  Hello h{str(b[0], "cluster"), uint(b[1], "node id"), str(b[2], "endpoint"), uint(b[3], "max update"),
+          uint(b[4], "max frame"), n > 5 ? uint(b[5], "features") : 0, std::nullopt};
+  if (n < 8) return h;
+  proof::HelloProof p;
+  const bool signed_hello = key_pair(b + 6, proof::kKeyBytes, "hello device key", "hello signature", p.device, p.signature);
+  const bool keyed = n >= 10 && key_pair(b + 8, proof::kKeyBytes, "hello origin key", "hello certificate", p.key, p.cert);
+  if (keyed && !signed_hello) throw Malformed("hello carries an origin key but no signature");
+  if (signed_hello) h.proof = std::move(p);
+  return h;
+}
+
 // 3 elements, or 4 with the head the range ends at (nil: none).
 Updates updates_frame(const msgpack::object& body) {
   if (body.type != msgpack::type::ARRAY || (body.via.array.size != 3 && body.via.array.size != 4))
@@ -317,15 +356,7 @@ Result<Message> decode(std::string_view frame) {
     if (!known_type(type)) return Status::corruption("unknown message type " + std::to_string(type));
     const msgpack::object& body = f[2];
     switch (static_cast<Type>(type)) {
-      case Type::kHello: {
-        // 5 elements, or 6 with the features; later versions may append more, which are ignored.
-        if (body.type != msgpack::type::ARRAY || body.via.array.size < 5)
-          throw Malformed("hello is not an array of at least 5");
-        const auto* b = body.via.array.ptr;
-        return Message(Hello{str(b[0], "cluster"), uint(b[1], "node id"), str(b[2], "endpoint"),
-                             uint(b[3], "max update"), uint(b[4], "max frame"),
-                             body.via.array.size > 5 ? uint(b[5], "features") : 0});
-      }
+      case Type::kHello: return Message(hello(body));
       case Type::kError: {
         const auto* b = array(body, 2, "error");
         return Message(Error{static_cast<ErrorCode>(uint(b[0], "code")), str(b[1], "message")});

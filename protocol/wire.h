@@ -59,6 +59,7 @@ enum class ErrorCode : uint32_t {
   kCluster = 3,          // another cluster id
   kHelloFirst = 4,       // a message before the handshake
   kUnavailable = 5,      // the node cannot serve now (closing)
+  kUnbound = 6,          // a Hello whose signature does not bind the link to its node id
 };
 
 struct Hello {
@@ -70,6 +71,10 @@ struct Hello {
   // What the sender supports beyond version 1 (PROTOCOL.md "Features"); a
   // link uses the features both sides name. Absent (5 elements) means 0.
   uint64_t features = 0;
+  // The sender's device key and its signature binding this link to node_id
+  // (elements 7 and 8), with the origin key and its certificate when node_id
+  // is not the device key's own origin (9 and 10); absent or nil: unsigned.
+  std::optional<proof::HelloProof> proof = std::nullopt;
 };
 // Feature bits: each is used on a link only when both Hellos set it.
 // Members frames (membership that spreads, PROTOCOL.md §7); set only by a

@@ -869,8 +869,9 @@ TEST_F(OneNode, ASilentPeerIsHandshakenAgainAndSyncsOnceItAnswers) {
   EXPECT_EQ(of_type<wire::Vector>(peer.take()).size(), 1u);
 }
 
-// A Hello of an older node (5 elements) and of a later one (more than 6) both decode.
-TEST(WireHello, FiveElementsMeanNoFeaturesAndElementsAfterTheSixthAreIgnored) {
+// A Hello of an older node (5 elements) and of a later one (more than 10, its
+// signature pairs nil) both decode; 7 elements is a key without its signature.
+TEST(WireHello, FiveElementsMeanNoFeaturesAndElementsAfterTheTenthAreIgnored) {
   auto frame = [](int elements) {
     msgpack::sbuffer buf;
     msgpack::packer<msgpack::sbuffer> pk(buf);
@@ -884,15 +885,18 @@ TEST(WireHello, FiveElementsMeanNoFeaturesAndElementsAfterTheSixthAreIgnored) {
     pk.pack_uint64(limits::kMaxUpdateBytes);
     pk.pack_uint64(wire::kMaxFrameBytes);
     if (elements > 5) pk.pack_uint64(5);
-    if (elements > 6) pk.pack(std::string("a later field"));
+    for (int i = 7; i <= std::min(elements, 10); ++i) pk.pack_nil();
+    if (elements > 10) pk.pack(std::string("a later field"));
     return std::string(buf.data(), buf.size());
   };
   auto five = wire::decode(frame(5));
   ASSERT_TRUE(five) << five.status().message();
   EXPECT_EQ(std::get<wire::Hello>(*five).features, 0u);
-  auto seven = wire::decode(frame(7));
-  ASSERT_TRUE(seven) << seven.status().message();
-  EXPECT_EQ(std::get<wire::Hello>(*seven).features, 5u);
+  auto eleven = wire::decode(frame(11));
+  ASSERT_TRUE(eleven) << eleven.status().message();
+  EXPECT_EQ(std::get<wire::Hello>(*eleven).features, 5u);
+  EXPECT_FALSE(std::get<wire::Hello>(*eleven).proof);
+  EXPECT_FALSE(wire::decode(frame(7)));
   EXPECT_FALSE(wire::decode(frame(4)));
   // This node sends six, its features last.
   wire::Hello h{"c1", 7, "", limits::kMaxUpdateBytes, wire::kMaxFrameBytes, wire::kFeatures};

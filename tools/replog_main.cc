@@ -629,7 +629,10 @@ int cmd_peers(const std::vector<std::string>& args) {
     std::cout << ep << std::string(ep.size() < 30 ? 30 - ep.size() : 1, ' ') << p.find("node_id")->as_string() << "  "
               << how << std::string(how.size() < 12 ? 12 - how.size() : 1, ' ') << state << std::string(state.size() < 29 ? 29 - state.size() : 1, ' ')
               << (seen ? std::to_string((clock.now_millis() - seen) / 1000) + " s ago" : "never") << "\n";
-    if (const Value* device = p.find("device_id")) std::cout << "  device " << device->as_string() << "\n";
+    const Value* bound = p.find("origin_bound");
+    if (const Value* device = p.find("device_id"))
+      std::cout << "  device " << device->as_string()
+                << (bound && bound->kind() == Value::Kind::kBool && bound->as_bool() ? ", origin bound (its Hello's signature)" : "") << "\n";
   }
   return 0;
 }

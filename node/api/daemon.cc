@@ -187,7 +187,10 @@ SyncOptions sync_options(const DaemonOptions& options, const ZmqTransport& trans
     if (!sp.key.empty()) sync.peer_keys[sp.endpoint] = sp.key;
     if (sp.how != "static") sync.peer_how[sp.endpoint] = sp.how;
   }
-  if (!options.insecure) sync.own_key = identity.public_key();
+  if (!options.insecure) {
+    sync.own_key = identity.public_key();
+    sync.device_secret = std::string(identity.secret_key());
+  }
   // A device that dialled in: how it came onto the trust list, when that says more than "by hand".
   sync.how_inbound = [trust](const std::string& key) {
     auto d = trust->find(key);

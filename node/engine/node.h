@@ -148,6 +148,7 @@ class Node final : public SyncStore {
   // --- SyncStore ---
   OriginId node_id() const override { return node_id_.load(); }
   std::string cluster_id() const override { return cluster_id_; }
+  OwnOriginKey own_origin_key() const override;
   VersionVector vector() const override;
   Result<Range> read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const override;
   // Updates from elsewhere (import, peers) with the heads that cover them:
@@ -313,8 +314,9 @@ class Node final : public SyncStore {
   std::map<OriginId, HeldRuns> held_;          // runs of origins not a member's
   uint64_t held_bytes_ = 0;
 
-  mutable std::mutex own_head_mu_;       // guards own_head_ (read by the sync engine's thread)
+  mutable std::mutex own_head_mu_;       // guards own_head_, own_origin_ (read by the sync engine's thread)
   std::optional<proof::Head> own_head_;  // the newest head signed for node_id_
+  OwnOriginKey own_origin_;              // node_id_ and signer_'s key and cert, as a Hello carries them
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -106,7 +106,13 @@ Status Node::load_signer(LogTxn& txn) {
   }
   std::lock_guard<std::mutex> l(own_head_mu_);
   own_head_ = std::move(head);
+  own_origin_ = OwnOriginKey{id, signer_.key, signer_.cert};
   return txn.status();
+}
+
+OwnOriginKey Node::own_origin_key() const {
+  std::lock_guard<std::mutex> l(own_head_mu_);
+  return own_origin_;
 }
 
 // A fresh key for this node's origin: drawn until its id is not reserved,
@@ -133,6 +139,7 @@ Status Node::make_fresh_origin(LogTxn& txn) {
     {
       std::lock_guard<std::mutex> l(own_head_mu_);
       own_head_.reset();
+      own_origin_ = OwnOriginKey{id, signer_.key, signer_.cert};
     }
     return put_own_record(txn);
   }

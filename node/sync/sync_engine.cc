@@ -9,6 +9,7 @@
 #include "protocol/bytes.h"
 #include "protocol/device_id.h"
 #include "protocol/msgpack_codec.h"
+#include "storage/identity.h"
 
 namespace replog {
 
@@ -20,13 +21,61 @@ SyncEngine::SyncEngine(SyncStore& node, Transport& transport, const Clock& clock
       log_(std::move(log)),
       rng_(options_.seed ? options_.seed : std::random_device{}()) {
   hello_.cluster = node_.cluster_id();
-  hello_.node_id = node_.node_id();
   hello_.endpoint = options_.endpoint;
   hello_.max_update = limits::kMaxUpdateBytes;
   hello_.max_frame = wire::kMaxFrameBytes;
   // Membership spreads only between authenticated devices.
   hello_.features = spreads_members() ? wire::kFeatures : wire::kFeatures & ~wire::kFeatureMembers;
   if (options_.members) members_generation_ = options_.members->generation();
+  if (!options_.own_key.empty() && !options_.device_secret.empty()) {
+    auto curve = curve_public_key(options_.own_key);
+    if (curve) own_curve_key_ = std::move(curve).value();
+    else log_(0, "Hellos go unsigned: " + curve.status().message());
+  }
+  refresh_hello();
+}
+
+// Signed once per node id: the node moves to a fresh origin at runtime (a
+// fork of its own, or another node writing in its name), and its Hello must
+// name the new one, with the key that proves it.
+void SyncEngine::refresh_hello() {
+  const OriginId id = node_.node_id();
+  if (id == hello_.node_id && (hello_.proof || own_curve_key_.empty())) return;
+  // The origin with its key, read together: the store may move between two reads.
+  const OwnOriginKey own = node_.own_origin_key();
+  hello_.node_id = own.key.empty() ? id : own.origin;
+  hello_.proof.reset();
+  if (own_curve_key_.empty()) return;
+  proof::HelloProof p;
+  p.device = options_.own_key;
+  p.signature = proof::sign_hello(hello_.cluster, own_curve_key_, hello_.node_id, options_.device_secret);
+  if (!own.key.empty() && own.key != options_.own_key) {
+    p.key = own.key;
+    p.cert = own.cert;
+  }
+  hello_.proof = std::move(p);
+}
+
+// PROTOCOL.md §2 "Handshake". Without keys a signature binds nothing to the
+// link (anyone can repeat it), so it is checked but the peer is not bound.
+Status SyncEngine::check_hello(const wire::Hello& h, const std::string& link_key, bool& bound) const {
+  bound = false;
+  if (!h.proof) {
+    // A node that verifies origins signs every Hello on a link that
+    // authenticates devices: one that does not is not what it claims to be.
+    // Older nodes (no feature bit 1) never sign and are still heard.
+    if (!link_key.empty() && (h.features & wire::kFeatureSigned))
+      return Status::invalid_argument("a Hello with feature bit 1 on an authenticated link carries no signature");
+    return Status::ok();
+  }
+  if (!link_key.empty() && h.proof->device != link_key)
+    return Status::invalid_argument("the Hello is signed by device " + format_device_id(h.proof->device) +
+                                    ", not by the link's");
+  auto curve = curve_public_key(h.proof->device);
+  if (!curve) return curve.status();
+  REPLOG_RETURN_IF_ERROR(proof::check_hello(*h.proof, hello_.cluster, *curve, h.node_id));
+  bound = !link_key.empty();
+  return Status::ok();
 }
 
 bool SyncEngine::VectorAssembly::add(const wire::Vector& v) {
@@ -244,6 +293,14 @@ void SyncEngine::handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t no
     p.hello_sent_ms = now + 60'000;
     return;
   }
+  bool bound = false;
+  if (Status s = check_hello(h, p.key, bound); !s) {
+    log_(0, "peer " + p.endpoint + ": its Hello is refused, not syncing with it for 60 s: " + s.message());
+    p.ready = false;
+    p.origin_bound = false;
+    p.hello_sent_ms = now + 60'000;
+    return;
+  }
   if (peer_id(p.key, h.node_id) == self_id()) {
     p.ready = false;
     p.hello_sent_ms = INT64_MAX / 2;  // a link to ourselves: never again
@@ -255,6 +312,7 @@ void SyncEngine::handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t no
   p.hello_attempts = 0;
   p.redials = 0;
   p.node_id = h.node_id;
+  p.origin_bound = bound;
   p.id = peer_id(p.key, h.node_id);
   p.features = h.features & hello_.features;
   p.reverify_asked = false;
@@ -270,7 +328,8 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     handle_outgoing_hello(p, *h, now);
   } else if (auto* e = std::get_if<wire::Error>(&m)) {
     log_(1, "peer " + p.endpoint + " says: " + e->message);
-    if (e->code == wire::ErrorCode::kCluster || e->code == wire::ErrorCode::kVersion) {
+    if (e->code == wire::ErrorCode::kCluster || e->code == wire::ErrorCode::kVersion ||
+        e->code == wire::ErrorCode::kUnbound) {
       p.ready = false;
       p.hello_sent_ms = now + 60'000;
     } else if (e->code == wire::ErrorCode::kHelloFirst) {
@@ -325,22 +384,42 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
   }
 }
 
+// A Hello on an incoming link: answered with ours, or refused (another
+// cluster, other limits, a signature that does not bind the link).
+void SyncEngine::handle_incoming_hello(const Frame& frame, const wire::Hello& h) {
+  const Link& link = frame.link;
+  if (h.cluster != hello_.cluster) {
+    send(link, wire::Error{wire::ErrorCode::kCluster, "this node is in cluster " + hello_.cluster});
+    return;
+  }
+  if (h.max_update != hello_.max_update || h.max_frame != hello_.max_frame) {
+    send(link, wire::Error{wire::ErrorCode::kVersion, "size limits differ from protocol version 1's"});
+    return;
+  }
+  bool bound = false;
+  if (Status s = check_hello(h, frame.peer_key, bound); !s) {
+    ++counters_.bad_frames;  // a source that repeats it is cut off like any sender of bad frames
+    log_(1, "refused the Hello of " +
+                (frame.peer_key.empty() ? "node " + hex16(h.node_id) : "device " + format_device_id(frame.peer_key)) +
+                ": " + s.message());
+    if (auto it = incoming_.find(link.key); it != incoming_.end()) {
+      incoming_vectors_.erase(it->second.id);
+      incoming_.erase(it);
+    }
+    send(link, wire::Error{wire::ErrorCode::kUnbound, s.message()});
+    return;
+  }
+  bool fresh = !incoming_.count(link.key);
+  const PeerId id = peer_id(frame.peer_key, h.node_id);
+  admit_incoming(link.key, id, h.features & hello_.features);
+  send(link, hello_);
+  if (fresh) connect_back(id, h.endpoint, frame.peer_key);
+}
+
 void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
   const Link& link = frame.link;
   if (auto* h = std::get_if<wire::Hello>(&m)) {
-    if (h->cluster != hello_.cluster) {
-      send(link, wire::Error{wire::ErrorCode::kCluster, "this node is in cluster " + hello_.cluster});
-      return;
-    }
-    if (h->max_update != hello_.max_update || h->max_frame != hello_.max_frame) {
-      send(link, wire::Error{wire::ErrorCode::kVersion, "size limits differ from protocol version 1's"});
-      return;
-    }
-    bool fresh = !incoming_.count(link.key);
-    const PeerId id = peer_id(frame.peer_key, h->node_id);
-    admit_incoming(link.key, id, h->features & hello_.features);
-    send(link, hello_);
-    if (fresh) connect_back(id, h->endpoint, frame.peer_key);
+    handle_incoming_hello(frame, *h);
     return;
   }
   auto who = incoming_.find(link.key);
@@ -593,7 +672,7 @@ bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> he
   if (r->origin_changed) {
     log_(1, "this node's origin was forked or written by another node: writing on as origin " +
                 hex16(node_.node_id()) + " (replog status)");
-    hello_.node_id = node_.node_id();
+    refresh_hello();
   }
   if (from) pull_missing(*from);
   return true;
@@ -736,6 +815,7 @@ void SyncEngine::check_silent_peers(int64_t now) {
 
 void SyncEngine::on_tick() {
   const int64_t now = clock_.now_millis();
+  refresh_hello();
   check_silent_peers(now);
   redial_unready_peers(now);
   for (auto& [_, p] : peers_) {
@@ -819,7 +899,7 @@ void SyncEngine::take_evidence(const proof::Evidence& e) {
   if (!*kept) return;
   log_(0, "fork evidence of origin " + hex16(e.origin()) + " from seq " + std::to_string(e.fork_seq()) +
               ": its updates from there on are left out (replog status)");
-  hello_.node_id = node_.node_id();
+  refresh_hello();
   send_evidence(nullptr);
 }
 
@@ -893,6 +973,7 @@ Value peer_status_value(const PeerStatus& p) {
   Value v(Map{{"endpoint", Value(p.endpoint)},
                    {"node_id", Value(hex16(p.node_id))},
                    {"ready", Value(p.ready)},
+                   {"origin_bound", Value(p.origin_bound)},
                    {"last_seen_ms", Value(p.last_seen_ms)},
                    {"they_lack", Value(static_cast<int64_t>(p.they_lack))},
                    {"we_lack", Value(static_cast<int64_t>(p.we_lack))},
@@ -917,6 +998,7 @@ void SyncEngine::refresh_status() {
     s.how = p.how;
     s.node_id = p.node_id;
     s.ready = p.ready;
+    s.origin_bound = p.origin_bound;
     s.last_seen_ms = p.last_seen_ms;
     s.their_vector = p.their;
     s.they_lack = count_missing_from(mine_, p.their);

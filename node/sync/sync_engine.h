@@ -3,7 +3,8 @@
 // Pure protocol logic over a Transport and a Clock: no socket calls, so a
 // cluster can run in one process under simulation. It
 //   - handshakes (Hello) on every outgoing link and answers Hellos on incoming
-//     ones, refusing other protocol versions and other clusters;
+//     ones, refusing other protocol versions and other clusters, and Hellos
+//     whose signature does not bind the link's device to the node id they name;
 //   - pushes every committed update (local or received) to every ready peer
 //     whose known vector lacks it, coalesced for push_delay_ms;
 //   - runs anti-entropy rounds (jittered, a few random ready peers): vectors in
@@ -44,6 +45,10 @@ struct SyncOptions {
   // (e.g. "invite" for the peers `replog join` stored).
   std::map<std::string, std::string> peer_how;
   std::string own_key;
+  // The secret half of own_key (64 bytes, libsodium form): with it, every
+  // Hello carries a signature binding the link to this node's origin
+  // (PROTOCOL.md §2 "Handshake"). Empty: Hellos go unsigned (--insecure).
+  std::string device_secret;
   // How a device that dialled this node was found, for the link connected
   // back to it (PeerStatus::how); nothing set, or an empty answer, is "inbound".
   std::function<std::string(const std::string& device_key)> how_inbound;
@@ -72,6 +77,9 @@ struct PeerStatus {
   std::string how;
   OriginId node_id = 0;
   bool ready = false;
+  // Its Hello's signature proved node_id to be the origin of its device (or
+  // of a key the device certified).
+  bool origin_bound = false;
   int64_t last_seen_ms = 0;
   VersionVector their_vector;  // as last told (seq only)
   uint64_t they_lack = 0;      // updates we hold that they do not, by vectors
@@ -149,6 +157,7 @@ class SyncEngine {
     int64_t members_sent_ms = -1;  // when our membership was last sent on this link
     bool ready = false;
     OriginId node_id = 0;
+    bool origin_bound = false;  // its Hello's signature bound node_id to its device
     int64_t hello_sent_ms = -1;
     int hello_attempts = 0;  // since the last answer
     int64_t dialled_ms = 0;  // when the link was (re)opened
@@ -218,6 +227,13 @@ class SyncEngine {
   void flush_received();
   void send(const Link& link, const wire::Message& m);
   void send_hello(Peer& p);
+  // Takes the store's node id into hello_ and signs it again, when it changed.
+  void refresh_hello();
+  // Whether a peer's Hello binds its node id to the device `link_key` (the
+  // link's authenticated key; empty without keys): its signature when it
+  // carries one, and that a signed-origins peer on an authenticated link
+  // carries one. Sets `bound` when the signature verified.
+  Status check_hello(const wire::Hello& h, const std::string& link_key, bool& bound) const;
   void send_vector(const Link& link, bool reply);
   bool spreads_members() const { return options_.members && !options_.own_key.empty(); }
   void send_members(Peer& p);
@@ -227,6 +243,7 @@ class SyncEngine {
   void take_members(const std::string& sender, const wire::Members& m);
   void handle_outgoing(Peer& p, wire::Message& m);
   void handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t now);
+  void handle_incoming_hello(const Frame& frame, const wire::Hello& h);
   void handle_incoming(const Frame& frame, wire::Message& m);
   // Applies a vector learned from `node_id` and pulls what we lack from it.
   void learn_vector(const PeerId& id, const VersionVector& theirs);
@@ -247,6 +264,7 @@ class SyncEngine {
   Log log_;
   std::mt19937_64 rng_;
   wire::Hello hello_;
+  std::string own_curve_key_;  // X25519 form of options_.own_key, when Hellos are signed
 
   std::map<std::string, Peer> peers_;                 // by endpoint
   std::map<std::string, Incoming> incoming_;          // routing id -> peer (after Hello)

@@ -61,6 +61,15 @@ struct Range {
   std::optional<proof::Head> head;
 };
 
+// The key a store writes its own origin with, as a Hello carries it
+// (PROTOCOL.md §2 "Handshake"): the origin, its key, and when the key is not
+// the device key, the device's certificate for it.
+struct OwnOriginKey {
+  OriginId origin = 0;
+  std::string key;   // 32 bytes; empty: a store that does not sign
+  std::string cert;  // 64 bytes when `key` is not the device key; empty otherwise
+};
+
 class SyncStore {
  public:
   virtual ~SyncStore() = default;
@@ -68,6 +77,9 @@ class SyncStore {
   // This node's origin id; it changes when the node moves to a fresh origin.
   virtual OriginId node_id() const = 0;
   virtual std::string cluster_id() const = 0;
+  // node_id() with the key that writes it, read together (both change when
+  // the node moves to a fresh origin). The default: a store that does not sign.
+  virtual OwnOriginKey own_origin_key() const { return OwnOriginKey{node_id(), {}, {}}; }
   virtual VersionVector vector() const = 0;
   // Updates of `origin` from seq `from` on, at most `max_count`, stopping once
   // `max_bytes` of bodies are gathered (always at least one when held). With

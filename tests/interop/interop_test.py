@@ -813,10 +813,12 @@ def serving_checks(node, client, node_device_id, secure):
     zap = None
     if secure:
         node_curve = rp.curve_public_of_device(node_device_id)
-        zap = rp.ZapHandler(ctx, lambda mech, key: (200, "node") if mech == "CURVE" and key == node_curve
+        # §7 Trust: the user id is the admitted device's key in 64 hex digits.
+        node_hex = rp.parse_device_id(node_device_id).hex()
+        zap = rp.ZapHandler(ctx, lambda mech, key: (200, node_hex) if mech == "CURVE" and key == node_curve
                             else (400, ""))
     lis = rp.Listener(client.identity if secure else None, context=ctx)
-    server = rp.PeerServer(lis, client.store, client.origin)
+    server = rp.PeerServer(lis, client.store, client.origin, identity_key=client.identity if secure else None)
     link = None
     try:
         o = client.origin
@@ -847,6 +849,9 @@ def serving_checks(node, client, node_device_id, secure):
             done = all(v.get(k, 0) >= n for k, n in want.items())
         check(server.hellos and server.hellos[0]["features"] & rp.FEATURE_SIGNED,
               "the node's Hello to this side lacks feature bit 1: %s" % server.hellos[:1])
+        check(not server.refused_hellos, "this side refused the node's Hello: %s" % server.refused_hellos[:1])
+        if secure:
+            check(server.hellos[0]["origin_bound"], "the node's Hello on its link to this side is not signed")
         for origin, from_seq, to_seq, count, head in server.served:
             if count:
                 check(head.seq == from_seq + count - 1 and (head.key is not None) == (from_seq == 1),
@@ -884,6 +889,66 @@ def serving_checks(node, client, node_device_id, secure):
         server.close()
         if zap is not None:
             zap.close()
+
+
+def hello_signature_checks(node, client, node_device_id, cluster):
+    """§2 Handshake on a CURVE link: a Hello whose signature does not bind the link to its node
+    id gets Error 6 and the link is not admitted (a Vector then gets Error 4); a genuine one
+    for an origin key the device certified is taken; a Hello without feature bit 1 and
+    without a signature (an older node) is still answered. Four bad frames in all."""
+    from nacl.signing import SigningKey
+    other = SigningKey.generate()
+    other_identity = bytes(other) + bytes(other.verify_key)
+    fresh = SigningKey.generate()
+    fresh_key = bytes(fresh.verify_key)
+    cert = client.signing_key.sign(rp.cert_message(cluster, fresh_key)).signature
+
+    def link():
+        return rp.Peer(node.listen, cluster, client.origin, identity_key=client.identity,
+                       server_device_id=node_device_id, features=rp.FEATURE_SIGNED)
+
+    def base(node_id):
+        return [cluster, node_id, "", rp.MAX_UPDATE, rp.MAX_FRAME, rp.FEATURE_SIGNED]
+
+    genuine = base(client.origin) + rp.hello_proof(client.identity, cluster, client.origin)
+    flipped = list(genuine)
+    flipped[7] = bytes([genuine[7][0] ^ 0x01]) + genuine[7][1:]
+    refused = [
+        ("a flipped signature bit", flipped),
+        ("a signature by another device than the link's",
+         base(rp.origin_id(bytes(other.verify_key))) + rp.hello_proof(other_identity, cluster,
+                                                                       rp.origin_id(bytes(other.verify_key)))),
+        ("a node id that is not the device's origin",
+         base(client.origin ^ 1) + rp.hello_proof(client.identity, cluster, client.origin ^ 1)),
+        ("feature bit 1 and no signature", base(client.origin)),
+    ]
+    for what, body in refused:
+        p = link()
+        try:
+            p.send(rp.HELLO, body)
+            f = p.wait_for((rp.HELLO,), 5)
+            check(f[1] == rp.ERROR and f[2][0] == rp.ERROR_UNBOUND, "%s: expected Error 6, got %r" % (what, f))
+            p.send(rp.VECTOR, [0, 1, False, []])
+            g = p.wait_for((rp.VECTOR,), 5)
+            check(g[1] == rp.ERROR and g[2][0] == 4, "%s: the link was admitted (a Vector got %r)" % (what, g))
+            step("hello: %s gets Error 6 (%s) and the link is not admitted" % (what, f[2][1]))
+        finally:
+            p.close()
+    p = rp.Peer(node.listen, cluster, rp.origin_id(fresh_key), identity_key=client.identity,
+                server_device_id=node_device_id, features=rp.FEATURE_SIGNED, origin_key=fresh_key, origin_cert=cert)
+    try:
+        hello = p.handshake()
+        check(hello["origin_bound"], "the node's answer does not bind its link: %r" % (hello,))
+        step("hello: a Hello naming an origin key the device certified (10 elements) is answered with Hello")
+    finally:
+        p.close()
+    p = rp.Peer(node.listen, cluster, client.origin ^ 1, identity_key=client.identity,
+                server_device_id=node_device_id, features=rp.FEATURE_MEMBERS)
+    try:
+        hello = p.handshake()
+        step("hello: an older node's Hello (no feature bit 1, unsigned) is still answered with Hello")
+    finally:
+        p.close()
 
 
 def negative_checks(node, client, node_device_id, cluster):
@@ -1048,6 +1113,13 @@ def run_mode(replog, tmp, secure):
 
         check(hello["features"] & rp.FEATURE_SIGNED and client.peer.signed,
               "the node's Hello lacks feature bit 1 (signed origins): %r" % (hello,))
+        if secure:
+            # Peer.handshake checked it as §2 Handshake says: the device key is the link's,
+            # the signature verifies over its CURVE key, and the node id is its origin.
+            check(hello["origin_bound"] and hello["key"] is None,
+                  "the node's Hello does not bind the link to its node id: %r" % (hello,))
+            step("handshake: the node's Hello is signed by its device key over its CURVE key and node id "
+                 "(the node id is the device key's origin)")
         # §8 Writers: the node writes as its device key, so its origin id derives from that key.
         node_key = rp.parse_device_id(node_device_id)
         derived = rp.origin_text(rp.origin_id(node_key))
@@ -1119,6 +1191,8 @@ def run_mode(replog, tmp, secure):
         receiving_checks(node, client)
         verification_checks(node, client)
         serving_checks(node, client, node_device_id, secure)
+        if secure:
+            hello_signature_checks(node, client, node_device_id, cluster)
         negative_checks(node, client, node_device_id, cluster)
 
         # After a restart the node replays from its log (and checkpoints): same hash.

@@ -1633,7 +1633,8 @@ class _RunRefused(Exception):
 HELLO, ERROR, VECTOR, REQUEST, UPDATES, PUSH = 1, 2, 3, 4, 5, 6
 PROTOCOL_VERSION = 1
 ERROR_NAMES = {1: "malformed frame", 2: "unsupported version or limits", 3: "other cluster",
-               4: "hello first", 5: "unavailable"}
+               4: "hello first", 5: "unavailable", 6: "hello does not bind the link"}
+ERROR_UNBOUND = 6
 
 
 def curve_keys(signing_seed_and_pk):
@@ -1653,6 +1654,101 @@ def curve_public_of_key(ed25519_public):
     return bindings.crypto_sign_ed25519_pk_to_curve25519(bytes(ed25519_public))
 
 
+def hello_message(cluster, curve_key, node_id):
+    """§2 Handshake: what a Hello's signature covers,
+    "replog-hello-v1" ‖ u8(len(cluster)) ‖ cluster ‖ curve key (32) ‖ u64be(node_id)."""
+    c = _cluster_bytes(cluster)
+    return b"replog-hello-v1" + bytes([len(c)]) + c + bytes(curve_key) + struct.pack(">Q", node_id)
+
+
+def hello_proof(identity_key, cluster, node_id, origin_key=None, origin_cert=None):
+    """The elements a signed Hello appends after `features` (§2 Handshake): the device key
+    and its signature over hello_message with the device's own CURVE key, then the origin
+    key and the device's certificate for it when node_id is that key's origin."""
+    from nacl.signing import SigningKey
+    sk = bytes(identity_key)
+    device = sk[32:]
+    sig = SigningKey(sk[:32]).sign(hello_message(cluster, curve_public_of_key(device), node_id)).signature
+    out = [device, sig]
+    if origin_key is not None:
+        out += [bytes(origin_key), bytes(origin_cert)]
+    return out
+
+
+class HelloError(ValueError):
+    """A Hello that is malformed (Error 1) or does not bind its link (Error 6)."""
+
+    def __init__(self, code, reason):
+        super().__init__(reason)
+        self.code = code
+
+
+def read_hello(body):
+    """§2 the table and Handshake: a Hello body of 5, 6, 8 or 10 elements (more: those after
+    the tenth ignored); 7 and 9 are malformed; elements 7-8 and 9-10 are each two nils or a
+    bin of 32 then a bin of 64, and 9-10 bins only with 7-8 bins. Raises HelloError(1)."""
+    def bad(why):
+        raise HelloError(1, why)
+    if not isinstance(body, list) or len(body) < 5:
+        bad("hello is not an array of at least 5")
+    if len(body) in (7, 9):
+        bad("hello of %d elements" % len(body))
+    if not isinstance(body[0], str) or not isinstance(body[2], str):
+        bad("hello cluster or endpoint is not a str")
+    if not all(_is_uint(v) for v in body[1:2] + body[3:6]):
+        bad("hello integer field is not an unsigned integer")
+
+    def pair(i):
+        a, b = body[i], body[i + 1]
+        if a is None and b is None:
+            return None
+        if not (_is_bin(a, 32) and _is_bin(b, 64)):
+            bad("hello elements %d-%d are not a bin of 32 and a bin of 64" % (i + 1, i + 2))
+        return bytes(a), bytes(b)
+    signed = pair(6) if len(body) >= 8 else None
+    keyed = pair(8) if len(body) >= 10 else None
+    if keyed and not signed:
+        bad("hello carries an origin key but no signature")
+    f = {"cluster": body[0], "node_id": body[1], "endpoint": body[2], "max_update": body[3],
+         "max_frame": body[4], "features": body[5] if len(body) > 5 else 0,
+         "device": None, "signature": None, "key": None, "cert": None}
+    if signed:
+        f["device"], f["signature"] = signed
+    if keyed:
+        f["key"], f["cert"] = keyed
+    return f
+
+
+def check_hello(f, cluster, link_curve):
+    """§2 Handshake, what a receiver checks of a Hello (`f` from read_hello) that arrived on a
+    link whose CURVE key is `link_curve` (None: plain TCP, nothing authenticated). Returns
+    whether the link is bound to f's node id; raises HelloError(6) when the Hello must be
+    refused."""
+    def refuse(why):
+        raise HelloError(ERROR_UNBOUND, why)
+    if f["device"] is None:
+        if link_curve is not None and f["features"] & FEATURE_SIGNED:
+            refuse("feature bit 1 on an authenticated link and no signature")
+        return False
+    try:
+        curve = curve_public_of_key(f["device"])
+    except Exception:
+        refuse("the device key has no CURVE form")
+    if link_curve is not None and curve != bytes(link_curve):
+        refuse("signed by another device than the link's")
+    if f["key"] is None:
+        if origin_id(f["device"]) != f["node_id"]:
+            refuse("node id is not the device key's origin")
+    else:
+        if origin_id(f["key"]) != f["node_id"]:
+            refuse("node id is not the carried key's origin")
+        if not ed25519_verify(f["device"], cert_message(cluster, f["key"]), f["cert"]):
+            refuse("the certificate does not verify")
+    if not ed25519_verify(f["device"], hello_message(cluster, curve, f["node_id"]), f["signature"]):
+        refuse("the signature does not verify")
+    return link_curve is not None
+
+
 def pack_frame(type_, body, version=PROTOCOL_VERSION):
     return msgpack.packb([version, type_, body], use_bin_type=True)
 
@@ -1665,10 +1761,18 @@ class Peer:
     """One outgoing link (a DEALER) to a node, as another node would open it."""
 
     def __init__(self, endpoint, cluster, node_id, identity_key=None, server_device_id=None,
-                 advertise="", context=None, features=0, server_key=None):
+                 advertise="", context=None, features=0, server_key=None, sign=None,
+                 origin_key=None, origin_cert=None):
+        """`sign`: whether Hellos carry the signature (§2 Handshake); by default when the link
+        has a device key and the Hello sets feature bit 1, as a node of this version does.
+        `origin_key`/`origin_cert`: when node_id is the origin of a key the device certified."""
         self.context = context or zmq.Context.instance()
         self.cluster, self.node_id, self.advertise = cluster, node_id, advertise
         self.features = features
+        self.identity_key = identity_key
+        self.sign = (identity_key is not None and bool(features & FEATURE_SIGNED)) if sign is None else sign
+        self.origin_key, self.origin_cert = origin_key, origin_cert
+        self.link_curve = None     # the server's CURVE key: what its Hello's signature must bind
         self.sock = self.context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 500)
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME + 4096)
@@ -1678,8 +1782,8 @@ class Peer:
             pub, sec = curve_keys(identity_key)
             self.sock.setsockopt(zmq.CURVE_PUBLICKEY, pub)
             self.sock.setsockopt(zmq.CURVE_SECRETKEY, sec)
-            self.sock.setsockopt(zmq.CURVE_SERVERKEY, server_key if server_key is not None
-                                 else curve_public_of_device(server_device_id))
+            self.link_curve = server_key if server_key is not None else curve_public_of_device(server_device_id)
+            self.sock.setsockopt(zmq.CURVE_SERVERKEY, self.link_curve)
         self.sock.connect(endpoint)
         self.peer_hello = None
         self.errors = []           # (code, message) received
@@ -1721,7 +1825,10 @@ class Peer:
             self.other.append(f)
 
     def hello_body(self):
-        return [self.cluster, self.node_id, self.advertise, MAX_UPDATE, MAX_FRAME, self.features]
+        body = [self.cluster, self.node_id, self.advertise, MAX_UPDATE, MAX_FRAME, self.features]
+        if self.sign:
+            body += hello_proof(self.identity_key, self.cluster, self.node_id, self.origin_key, self.origin_cert)
+        return body
 
     def handshake(self, timeout_s=10.0):
         """§ Handshake: Hello, again at growing intervals (20 ms .. 200 ms) until answered."""
@@ -1732,12 +1839,13 @@ class Peer:
             f = self.recv(interval)
             while f is not None:
                 if f[1] == HELLO:
-                    body = f[2]
-                    if not (isinstance(body, list) and len(body) >= 5):
-                        raise PeerError("Hello body malformed: %r" % (body,))
-                    self.peer_hello = {"cluster": body[0], "node_id": body[1], "endpoint": body[2],
-                                       "max_update": body[3], "max_frame": body[4],
-                                       "features": body[5] if len(body) > 5 else 0}
+                    # The answer is checked as §2 Handshake says a receiver checks a Hello.
+                    try:
+                        hello = read_hello(f[2])
+                        hello["origin_bound"] = check_hello(hello, self.cluster, self.link_curve)
+                    except HelloError as e:
+                        raise PeerError("the node's Hello is refused here: %s (%r)" % (e, f[2]))
+                    self.peer_hello = hello
                     return self.peer_hello
                 if f[1] == ERROR:
                     self.errors.append(tuple(f[2]))
@@ -2238,8 +2346,7 @@ class Listener:
 
 
 def hello_fields(body):
-    return {"cluster": body[0], "node_id": body[1], "endpoint": body[2], "max_update": body[3],
-            "max_frame": body[4], "features": body[5] if len(body) > 5 else 0}
+    return read_hello(body)
 
 
 class PeerServer:
@@ -2250,14 +2357,22 @@ class PeerServer:
     what it saw: `hellos`, `requests`, `served` ((origin, from_seq, to_seq, count, head)),
     `pushed` (updates stored from Pushes) and `refused`."""
 
-    def __init__(self, listener, log, node_id, features=FEATURE_SIGNED):
+    def __init__(self, listener, log, node_id, features=FEATURE_SIGNED, identity_key=None):
+        """`identity_key`: the listener's device key (64 bytes), when it is a CURVE server:
+        its Hellos are signed with it, and each Hello it receives must bind the device
+        that ZAP admitted (its user id, 64 hex digits of the device key) to its node id."""
         self.lis, self.log, self.node_id, self.features = listener, log, node_id, features
+        self.identity_key = identity_key
         self.links = {}               # routing id -> the peer's Hello fields
         self.hellos, self.requests, self.served, self.pushed, self.refused = [], [], [], [], []
+        self.refused_hellos = []      # (Hello fields, why)
         self.frames = 0
 
     def hello_body(self):
-        return [self.log.cluster, self.node_id, self.lis.endpoint, MAX_UPDATE, MAX_FRAME, self.features]
+        body = [self.log.cluster, self.node_id, self.lis.endpoint, MAX_UPDATE, MAX_FRAME, self.features]
+        if self.identity_key is not None:
+            body += hello_proof(self.identity_key, self.log.cluster, self.node_id)
+        return body
 
     def signed(self, rid):
         h = self.links.get(rid)
@@ -2268,15 +2383,29 @@ class PeerServer:
         got = self.lis.recv(timeout_s)
         if got is None:
             return False
-        rid, f, _user = got
+        rid, f, user = got
         self.frames += 1
         if not (isinstance(f, list) and len(f) == 3 and f[0] == PROTOCOL_VERSION):
             return True
         _, type_, body = f
         if type_ == HELLO:
-            fields = hello_fields(body)
+            try:
+                fields = read_hello(body)
+            except HelloError as e:
+                self.lis.send(rid, ERROR, [1, str(e)])
+                return True
             if fields["cluster"] != self.log.cluster:
                 self.lis.send(rid, ERROR, [3, "another cluster"])
+                return True
+            link_curve = None
+            if self.identity_key is not None:
+                link_curve = curve_public_of_key(bytes.fromhex(user))
+            try:
+                fields["origin_bound"] = check_hello(fields, self.log.cluster, link_curve)
+            except HelloError as e:
+                self.links.pop(rid, None)
+                self.refused_hellos.append((fields, str(e)))
+                self.lis.send(rid, ERROR, [e.code, str(e)])
                 return True
             self.links[rid] = fields
             self.hellos.append(fields)

@@ -2,6 +2,8 @@
 
 #include "protocol/bytes.h"
 #include "sim/model.h"
+#include "storage/data_dir.h"
+#include "storage/identity.h"
 
 #include <stdlib.h>
 
@@ -36,10 +38,12 @@ Value schema_document() {
   return Value(Map{{"records", Value(Map{{kRecordType, Value(Map{{"fields", Value(std::move(fields))}})}})}});
 }
 
-std::string random_device_key(std::mt19937_64& rng) {
-  std::string key;
-  for (int i = 0; i < 4; ++i) key += u64_be(rng());
-  return key;
+// The device key of a directory init made: its identity key, as the daemon takes it.
+static void take_device_key(SimNode& n) {
+  auto identity = load_identity(DataDir(n.dir).identity_file(), Env::posix());
+  require(identity.status(), "identity of " + n.dir);
+  n.key = identity->public_key();
+  n.secret = std::string(identity->secret_key());
 }
 
 Cluster::Cluster(int count, std::mt19937_64& rng, Trace& trace, Buggify* buggify)
@@ -49,9 +53,9 @@ Cluster::Cluster(int count, std::mt19937_64& rng, Trace& trace, Buggify* buggify
     n.index = i;
     n.endpoint = "tcp://node" + std::to_string(i) + ":7000";
     n.dir = root_ + "/n" + std::to_string(i);
-    n.key = random_device_key(rng_);
     n.clock = std::make_unique<ManualClock>(kStartMs);
     init_directory(n, i == 0);
+    take_device_key(n);
     if (buggify_) buggify_->add_node(n.dir, i);
     nodes_.push_back(std::move(n));
   }
@@ -99,6 +103,7 @@ SyncOptions Cluster::sync_options(const SimNode& n) {
   so.request_timeout_ms = 1000;
   so.seed = rng_();
   so.own_key = n.key;
+  so.device_secret = n.secret;
   for (const auto& other : nodes_) {
     if (other.index == n.index) continue;
     so.peer_keys[other.endpoint] = other.key;
@@ -184,9 +189,9 @@ SimNode& Cluster::add_outsider() {
   o.index = static_cast<int>(nodes_.size());  // no node of the cluster's, nor the disk faults'
   o.endpoint = "tcp://outsider:7000";
   o.dir = root_ + "/outsider";
-  o.key = random_device_key(rng_);
   o.clock = std::make_unique<ManualClock>(nodes_.front().clock->now_millis());
   init_directory(o, false);
+  take_device_key(o);
   o.trust = std::move(TrustStore::open(o.dir + "/trust.json", Env::posix())).value();
   for (const auto& n : nodes_)
     require(o.trust->add(TrustedDevice{n.key, "", o.clock->now_millis(), "manual", 0, o.key}), "trust in outsider");

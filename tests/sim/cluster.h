@@ -8,8 +8,9 @@
 // store's fault points (sim/buggify.h); under them maps start small, so they
 // grow as they would on a long-lived node.
 //
-// Keys and trust: every node has a 32-byte device key drawn from the run's
-// generator, and its MemoryTransport models the secure transport with it
+// Keys and trust: every node's device key is the identity key of its data
+// directory (drawn from the run's seeded randomness), its Hellos are signed
+// with it, and its MemoryTransport models the secure transport with it
 // (support/memory_transport.h): a node trusts every other node of the
 // cluster, and dials the static peers it trusts, as the daemon does. Each
 // node's trust list is a real TrustStore (trust.json in its directory) that
@@ -48,13 +49,11 @@ namespace replog::sim {
 inline constexpr int64_t kStartMs = 1'790'000'000'000;
 inline constexpr int64_t kMaxSkewMs = 2'000;  // the nodes' --max-clock-skew in simulation
 
-// 32 random bytes: a device key as the simulator's transports know it.
-std::string random_device_key(std::mt19937_64& rng);
-
 struct SimNode {
   int index = 0;
   std::string endpoint, dir;
-  std::string key;                  // its device key
+  std::string key;                  // its device key (Ed25519, the directory's identity)
+  std::string secret;               // its secret half, which signs the node's Hellos
   std::unique_ptr<TrustStore> trust;  // whom it trusts (its transport asks at every frame); outlives crashes
   uint64_t followed_generation = 0;  // of `trust`, as last followed by the engine
   std::set<std::string> followed;    // the keys trusted then

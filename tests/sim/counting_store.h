@@ -23,6 +23,7 @@ class CountingStore final : public SyncStore {
 
   OriginId node_id() const override { return inner_.node_id(); }
   std::string cluster_id() const override { return inner_.cluster_id(); }
+  OwnOriginKey own_origin_key() const override { return inner_.own_origin_key(); }
   VersionVector vector() const override { return inner_.vector(); }
   Result<Range> read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const override {
     return inner_.read_range(origin, from, max_count, max_bytes);

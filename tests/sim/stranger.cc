@@ -5,28 +5,48 @@
 #include "protocol/limits.h"
 #include "protocol/msgpack_codec.h"
 #include "protocol/wire.h"
+#include "storage/identity.h"
 
 namespace replog::sim {
+
+namespace {
+
+// An Ed25519 secret key (libsodium form) from the run's generator.
+std::string draw_signing_secret(std::mt19937_64& rng) {
+  unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+  for (auto& b : seed) b = static_cast<unsigned char>(rng());
+  std::string secret(crypto_sign_SECRETKEYBYTES, '\0');
+  crypto_sign_seed_keypair(pk, reinterpret_cast<unsigned char*>(secret.data()), seed);
+  return secret;
+}
+
+}  // namespace
 
 Stranger::Stranger(Cluster& cluster, std::mt19937_64& rng)
     : cluster_(cluster),
       rng_(rng),
-      key_(random_device_key(rng)),
+      signing_secret_(draw_signing_secret(rng)),
+      key_(signing_secret_.substr(32)),
       transport_(cluster.network(), kEndpoint, testing::MemoryIdentity{key_, [](const std::string&) { return true; }}),
-      id_(rng() | 1) {
+      id_(proof::origin_of_key(key_)) {
   cluster_.trust_everywhere(key_);
-  unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES];
-  for (auto& b : seed) b = static_cast<unsigned char>(rng_());
-  signing_secret_.resize(crypto_sign_SECRETKEYBYTES);
-  crypto_sign_seed_keypair(pk, reinterpret_cast<unsigned char*>(signing_secret_.data()), seed);
+}
+
+// A genuine Hello of its own origin: the stranger is a trusted device, and
+// what it does wrong comes after the handshake.
+std::string Stranger::hello() const {
+  wire::Hello h{cluster_.cluster_id(), id_, kEndpoint, limits::kMaxUpdateBytes, wire::kMaxFrameBytes, wire::kFeatures,
+                std::nullopt};
+  const std::string curve = curve_public_key(key_).value();
+  h.proof = proof::HelloProof{key_, proof::sign_hello(h.cluster, curve, id_, signing_secret_), {}, {}};
+  return wire::encode(h);
 }
 
 void Stranger::pump() {
   for (auto& f : transport_.poll(0)) {
     auto m = wire::decode(f.bytes);
     if (m && std::holds_alternative<wire::Hello>(*m) && !f.link.outgoing)
-      transport_.send(f.link, wire::encode(wire::Hello{cluster_.cluster_id(), id_, kEndpoint, limits::kMaxUpdateBytes,
-                                                       wire::kMaxFrameBytes, wire::kFeatures}));
+      transport_.send(f.link, hello());
     kept_.push_back(std::move(f.bytes));
     if (kept_.size() > kKeptFrames) kept_.pop_front();
   }
@@ -41,8 +61,7 @@ SimNode* Stranger::random_live_node() {
 void Stranger::greet(const SimNode& target) {
   if (transport_.linked(target.endpoint)) return;
   (void)transport_.connect_to(target.endpoint, target.key);
-  send(target, wire::encode(wire::Hello{cluster_.cluster_id(), id_, kEndpoint, limits::kMaxUpdateBytes,
-                                        wire::kMaxFrameBytes, wire::kFeatures}));
+  send(target, hello());
 }
 
 void Stranger::send(const SimNode& target, const std::string& bytes) { transport_.send(Link{true, target.endpoint}, bytes); }

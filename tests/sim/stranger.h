@@ -1,7 +1,8 @@
 // Stranger: a hostile peer on the simulated network, speaking the wire
 // protocol by hand: a trusted but rogue device (every node trusts its key, so
 // what it sends reaches the nodes through the secure transport's checks; it
-// trusts everyone). It says Hello (so nodes connect back and push to it),
+// trusts everyone). It says Hello, signed as its own origin's (so nodes
+// connect back and push to it),
 // keeps the frames nodes send it, and on the nemesis's word:
 //   - sends garbage (random bytes, or a kept frame with bytes changed);
 //   - replays a kept frame to another node;
@@ -37,15 +38,16 @@ class Stranger {
   SimNode* random_live_node();
   void greet(const SimNode& target);
   void send(const SimNode& target, const std::string& bytes);
+  std::string hello() const;
 
   static constexpr const char* kEndpoint = "tcp://stranger:7000";
   static constexpr size_t kKeptFrames = 64;
   Cluster& cluster_;
   std::mt19937_64& rng_;
-  std::string key_;
+  std::string signing_secret_;  // its own Ed25519 key: its Hellos and forged heads are signed with it
+  std::string key_;             // its public half: the device key its transport presents
   testing::MemoryTransport transport_;
-  OriginId id_;
-  std::string signing_secret_;  // its own Ed25519 key: what it signs forged heads with
+  OriginId id_;                 // the origin of key_
   std::deque<std::string> kept_;
   uint64_t forged_ = 0;
 };
