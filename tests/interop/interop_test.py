@@ -628,9 +628,7 @@ def late_device(client, node_ids):
     late = rp.HybridClock()
     late.last = first_node_hlc - 1 - (1 << 16)          # ~1 ms before the node's first call
     late.now_ms = lambda: 0                             # its wall clock is far behind: ticks count up
-    # Its own key, certified by the client's device key: an origin counts only when a
-    # member's device key holds or certifies it (PROTOCOL.md §8 "Membership").
-    origin = client.new_origin(certified=True)
+    origin = client.new_origin()                        # its own key, as another device's
     made = [
         client.write(origin, late, "create", {"type": "Task", "id": "early", "fields": {"title": "one"}}),
         client.write(origin, late, "set", {"path": "counters", "value": "not a map"}),
@@ -1179,9 +1177,24 @@ def run_mode(replog, tmp, secure):
 
         # A late device: its updates sort among the node's first calls.
         late_origin, late_made = late_device(client, ids)
+        if secure:
+            # An origin counts only when its key is a member's (§8 "Membership"): the
+            # node trusts the late device as it would any device of the cluster.
+            late_key = bytes(client.store.writers[late_origin].key)
+            node.cli("trust", "add", rp.device_id(late_key), "--name", "late")
         client.push(late_made)
         wait_node_has(node, client)
         compare(node, client, "a late device's updates folded in below the node's")
+
+        # A revocation (§8 "Revocation"): the late device is shut out after its #1,
+        # though its #2 and #3 sort before the revocation.
+        revoke = client.write(client.origin, client.clock, "revoke",
+                              {"origin": rp.origin_text(late_origin), "last_seq": 1})
+        client.push([revoke])
+        wait_node_has(node, client)
+        check(node.api.status().get("revoked") == {rp.origin_text(late_origin): 1},
+              "the node's status does not show the revocation: %r" % node.api.status().get("revoked"))
+        compare(node, client, "a revocation left the late device's #2 and #3 out on both sides")
 
         # The node writes on top of everything, this client pulls it.
         node.api.call("set", {"path": "after.late", "value": 1})

@@ -736,7 +736,7 @@ SCHEMA, UNIQUE, FAILED, OVERFLOW, MISSING, EXISTS, BAD_ARGUMENT = 1, 2, 3, 4, 5,
 KIND_NAMES = {1: "schema", 2: "unique", 3: "failed", 4: "overflow", 5: "missing", 6: "exists",
               7: "bad-argument"}
 METHODS = ("set", "unset", "inc", "add", "remove", "create", "update", "delete", "schema",
-           "resolve", "retire")
+           "resolve", "retire", "revoke")
 MAX_SEGMENTS = 32
 
 
@@ -1144,10 +1144,90 @@ class State:
         self.retired[origin_text(int(origin, 16))] = last_seq
 
 
-def replay(updates):
-    """The fold of `updates` in key order, from empty."""
+    def _m_revoke(self, arg, key):
+        # Its effect is not folded here: revocations_in_effect() decides it over the log.
+        if revoke_arg(arg) is None:
+            raise _bad("revoke needs origin (1 to 16 hex digits, not reserved) and last_seq (an int >= 0)")
+
+
+def revoke_arg(arg):
+    """PROTOCOL.md §8 "Revocation", 1.: (origin, last_seq) when the argument has the shape."""
+    if not isinstance(arg, dict):
+        return None
+    origin, last_seq = arg.get("origin"), arg.get("last_seq")
+    if not isinstance(origin, str) or not re.fullmatch(r"[0-9A-Fa-f]{1,16}", origin):
+        return None
+    o = int(origin, 16)
+    if o in (0, (1 << 64) - 1):
+        return None
+    if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
+        return None
+    return o, last_seq
+
+
+def revocations_in_effect(updates, fork_seqs):
+    """PROTOCOL.md §8 "Revocation", 2. to 5.: origin -> the last seq that counts."""
+    revs = []  # (writer origin, its seq, target, last_seq)
+    for u in updates:
+        if u.method != "revoke":
+            continue
+        try:
+            r = revoke_arg(decode(u.arg_bytes))
+        except DecodeError:
+            r = None
+        if r is not None:
+            revs.append((u.origin, u.seq, r[0], r[1]))
+    fate = [None] * len(revs)  # True: in effect, False: void, None: undecided
+    for i, (writer, seq, _, _) in enumerate(revs):
+        if writer in fork_seqs and seq >= fork_seqs[writer]:
+            fate[i] = False
+    blockers = [[j for j, q in enumerate(revs) if j != i and q[2] == r[0] and q[3] < r[1]]
+                for i, r in enumerate(revs)]
+
+    def on_cycle(i):
+        seen, todo = set(), list(blockers[i])
+        while todo:
+            j = todo.pop()
+            if fate[j] is not None or j in seen:
+                continue
+            if j == i:
+                return True
+            seen.add(j)
+            todo.extend(blockers[j])
+        return False
+
+    while None in fate:
+        changed = True
+        while changed:
+            changed = False
+            for i in range(len(revs)):
+                if fate[i] is not None:
+                    continue
+                if any(fate[j] is True for j in blockers[i]):
+                    fate[i], changed = False, True
+                elif all(fate[j] is False for j in blockers[i]):
+                    fate[i], changed = True, True
+        for i in [i for i in range(len(revs)) if fate[i] is None and on_cycle(i)]:
+            fate[i] = True
+    out = {}
+    for i, (_, _, target, last_seq) in enumerate(revs):
+        if fate[i]:
+            out[target] = min(out.get(target, last_seq), last_seq)
+    return out
+
+
+def replay(updates, fork_seqs=None):
+    """The fold of `updates` in key order, from empty, leaving out what forks
+    (origin -> fork seq) and revocations in effect shut out (§8)."""
+    fork_seqs = dict(fork_seqs or {})
+    left_out = dict(fork_seqs)
+    for origin, last_seq in revocations_in_effect(updates, fork_seqs).items():
+        left_out[origin] = min(left_out.get(origin, last_seq + 1), last_seq + 1)
     s = State()
     for u in sorted(updates, key=lambda u: u.key):
+        if u.origin in left_out and u.seq >= left_out[u.origin]:
+            s.applied.append(u.key)  # left out: changes nothing
+            continue
         s.apply(u)
     return s
 
