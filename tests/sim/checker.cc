@@ -88,10 +88,23 @@ void check_acknowledged_once(const NodeSnapshot& n, const Model& model, std::vec
   }
 }
 
+// Refusals other than gaps and too-far-ahead, by verdict, with the first of each.
+void check_refusals(const Refusals& refusals, std::vector<std::string>& out) {
+  std::map<Verdict, std::pair<uint64_t, const Refusal*>> by_verdict;
+  for (const Refusal& r : refusals) {
+    if (r.verdict == Verdict::kGap || r.verdict == Verdict::kTooFarAhead) continue;
+    auto& [count, first] = by_verdict[r.verdict];
+    if (count++ == 0) first = &r;
+  }
+  for (const auto& [verdict, seen] : by_verdict)
+    out.push_back(std::to_string(seen.first) + " valid updates refused as " + verdict_name(verdict) + ", first by " +
+                  seen.second->node + ": " + seen.second->detail);
+}
+
 }  // namespace
 
 std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const Model& model,
-                                   const RefusalCounts& refusals, bool relaxed) {
+                                   const Refusals& refusals, bool relaxed) {
   std::vector<std::string> out;
   for (const auto& n : nodes) check_prefixes(n, out);
   if (relaxed) return out;
@@ -99,9 +112,21 @@ std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const
   check_data(nodes, model, out);
   check_in_flight(nodes, model, out);
   for (const auto& n : nodes) check_acknowledged_once(n, model, out);
-  for (const auto& [verdict, count] : refusals)
-    if (verdict != Verdict::kGap && verdict != Verdict::kTooFarAhead)
-      out.push_back(std::to_string(count) + " valid updates refused as " + verdict_name(verdict));
+  check_refusals(refusals, out);
+  return out;
+}
+
+std::vector<std::string> check_hostile(const std::vector<NodeSnapshot>& nodes, const HostileLedger& ledger) {
+  std::vector<std::string> out;
+  for (const auto& n : nodes)
+    for (const auto& [origin, updates] : n.log)
+      for (const auto& u : updates) {
+        if (ledger.made_up.count(u.id()))
+          out.push_back(n.name + " holds " + u.id().to_string() + ", which the stranger forged");
+        else if (ledger.altered_updates.count({u.id(), u.body()}))
+          out.push_back(n.name + " holds origin " + hex_origin(origin) + " seq " + std::to_string(u.seq()) +
+                        " as the stranger altered it");
+      }
   return out;
 }
 

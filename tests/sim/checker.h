@@ -33,7 +33,11 @@ struct NodeSnapshot {
 
 // One line per divergence found; empty when the run passed.
 std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const Model& model,
-                                   const RefusalCounts& refusals, bool relaxed);
+                                   const Refusals& refusals, bool relaxed);
+
+// No node holds an update the stranger forged, nor one whose bytes it altered.
+// Judged in every run.
+std::vector<std::string> check_hostile(const std::vector<NodeSnapshot>& nodes, const HostileLedger& ledger);
 
 // The outsider, a node no node trusts, writing under `origin`: it holds no
 // origin but its own (it received nothing), and no node holds its origin

@@ -123,7 +123,8 @@ void Cluster::open(SimNode& n) {
   if (buggify_) buggify_->suspend(n.index, false);
   require(node.status(), "open " + n.dir);
   n.node = std::move(node).value();
-  n.store = std::make_unique<CountingStore>(*n.node, refusals_, made_up_);
+  n.store = std::make_unique<CountingStore>(
+      *n.node, n.index < static_cast<int>(nodes_.size()) ? "n" + std::to_string(n.index) : "outsider", refusals_, hostile_);
   const TrustStore* trust = n.trust.get();
   n.memory = std::make_unique<testing::MemoryTransport>(
       net_, n.endpoint, testing::MemoryIdentity{n.key, [trust](const std::string& key) { return trust->contains(key); }});

@@ -116,9 +116,10 @@ class Cluster {
   testing::MemoryNetwork& network() { return net_; }
   std::vector<SimNode>& nodes() { return nodes_; }
   const std::string& cluster_id() const { return cluster_id_; }
-  const RefusalCounts& refusals() const { return refusals_; }
-  // An update a hostile peer made up: nodes refuse it, and that is no fault.
-  void note_made_up(const UpdateId& id) { made_up_.insert(id); }
+  const Refusals& refusals() const { return refusals_; }
+  // What a hostile peer made up or altered: nodes refuse it, and that is no fault.
+  HostileLedger& hostile() { return hostile_; }
+  const HostileLedger& hostile() const { return hostile_; }
 
  private:
   void init_directory(SimNode& n, bool first);
@@ -133,8 +134,8 @@ class Cluster {
   Trace& trace_;
   Buggify* buggify_;
   testing::MemoryNetwork net_;
-  RefusalCounts refusals_;
-  std::set<UpdateId> made_up_;
+  Refusals refusals_;
+  HostileLedger hostile_;
   std::vector<SimNode> nodes_;  // never grows once made: transports read their `trust` lists
   std::unique_ptr<SimNode> outsider_;
   std::map<wire::Type, uint64_t> frames_of_crashed_;

@@ -232,12 +232,13 @@ void Nemesis::jump_clock() {
 }
 
 void Nemesis::hostile_act() {
-  const int choice = static_cast<int>(rng_() % (forging_ ? 4 : 3));
+  const int choice = static_cast<int>(rng_() % (forging_ ? 6 : 5));
   const bool hostile = on(FaultKind::kHostile);
   if (choice == 0 && hostile) note("garbage", stranger_->send_garbage());
   else if (choice == 1 && hostile) note("replay", stranger_->replay_frame());
   else if (choice == 2 && hostile) note("lying vector", stranger_->lie_in_vector());
-  else if (choice == 3) note("forged origin", stranger_->forge_origin());
+  else if ((choice == 3 || choice == 4) && hostile) note("altered relay", stranger_->relay_altered());
+  else if (choice == 5) note("forged origin", stranger_->forge_origin());
 }
 
 // Node a stops trusting node b for 20..99 steps (whether a is up or down).

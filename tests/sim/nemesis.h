@@ -8,7 +8,8 @@
 //              committed or not), down for a while or restarted at once;
 //   clocks     one node's clock jumped within the skew limit;
 //   skew       one node's clock jumped beyond it;
-//   hostile    the stranger's garbage, replays and lying vectors;
+//   hostile    the stranger's garbage, replays, lying vectors, and genuine
+//              runs it relays altered;
 //   forge      the stranger's updates under real origins (some seeds only);
 //   disk       one node's disk full for a while, and the store's fault points
 //              (sim/buggify.h) firing at random;

@@ -125,6 +125,8 @@ RunResult Simulation::run() {
       if (other.index != n.index && !cluster_.trusts(n.index, other.key))
         found.push_back("n" + std::to_string(n.index) + " does not trust n" + std::to_string(other.index) +
                         " after healing");
+  auto taken = check_hostile(nodes, cluster_.hostile());
+  found.insert(found.end(), taken.begin(), taken.end());
   if (SimNode* o = cluster_.outsider()) {
     auto leaked = check_outsider(snapshot_node(*o, "outsider"), o->node->node_id(), nodes);
     found.insert(found.end(), leaked.begin(), leaked.end());
