@@ -210,5 +210,26 @@ TEST_F(VerifyIngest, ASecondBranchSignedByOneKeyBecomesForkEvidence) {
   EXPECT_TRUE(proof::check_evidence(*e, "c1")) << "the stored evidence proves the fork to anyone";
 }
 
+// A relay's altered copy of #2 that comes before the genuine one in a batch
+// does not cost the genuine run: the altered copy is refused, the genuine run
+// stored whole (and nothing is reported refused: the copy's id is the stored
+// update's).
+TEST_F(VerifyIngest, AnAlteredCopyThatComesFirstDoesNotCostTheGenuineRun) {
+  Range ours = a_range();
+  ASSERT_EQ(ours.updates.size(), 4u);
+  std::string body = ours.updates[1].body();
+  body.back() ^= 1;
+  auto altered = Update::parse(ours.updates[1].id(), body);
+  ASSERT_TRUE(altered);
+  std::vector<Update> batch{*altered};
+  batch.insert(batch.end(), ours.updates.begin(), ours.updates.end());
+  auto rep = b_->ingest(batch, {*ours.head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 4u) << verdicts(*rep);
+  EXPECT_TRUE(rep->refused.empty()) << verdicts(*rep);
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 4u);
+  EXPECT_EQ(b_->state_hash(), a_->state_hash());
+}
+
 }  // namespace
 }  // namespace replog
