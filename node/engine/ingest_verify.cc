@@ -43,6 +43,13 @@ Result<proof::Chain> chain_at(LogTxn& txn, const std::string& cluster, OriginId 
   return c;
 }
 
+// The head verified (its key signed it) but the bytes from `seq` on do not
+// chain from what this log holds: altered, or another branch forked below.
+void note_unchained(IngestReport& rep, OriginId origin, uint64_t seq) {
+  auto [it, fresh] = rep.unchained.emplace(origin, seq);
+  if (!fresh) it->second = std::min(it->second, seq);
+}
+
 }  // namespace
 
 // Among heads[from, to) (one seq), the first whose key may hold the origin and
@@ -208,9 +215,11 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
     c = *at;
   }
   for (size_t i = fresh; i < run.size(); ++i) proof::chain_step(c, key, run[i]->id().hlc, run[i]->body());
-  if (c != head.chain)
+  if (c != head.chain) {
+    note_unchained(rep, origin, run[fresh]->seq());
     return refuse(Verdict::kBadProof, what(origin, run[fresh]->seq()) + ".." + std::to_string(head.seq) +
                                           ": the bytes do not chain to the origin's signed head (altered or forged)");
+  }
 
   // Form, as for every received update; a run is taken whole or not at all.
   HeldOrigin h{held.seq, held.last_hlc, false, std::nullopt, std::nullopt};
@@ -290,9 +299,11 @@ Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::v
   if (!base) return base.status();
   proof::Chain c = *base;
   for (const Update* u : run) proof::chain_step(c, key, u->id().hlc, u->body());
-  if (c != head.chain)
+  if (c != head.chain) {
+    note_unchained(rep, origin, first);
     return refuse(Verdict::kBadProof, what(origin, first) + ": other bytes than the held ones, and they do not chain "
                                                              "to the origin's signed head (altered or forged)");
+  }
   // The first seq where the branches part, and the chain just before it.
   size_t d = 0;
   proof::Chain at = *base;
