@@ -221,7 +221,9 @@ TEST_F(VerifyIngest, AnAlteredCopyThatComesFirstDoesNotCostTheGenuineRun) {
   body.back() ^= 1;
   auto altered = Update::parse(ours.updates[1].id(), body);
   ASSERT_TRUE(altered);
+  // The genuine run delivered twice (two peers relayed it): its #2 then comes twice after the altered one.
   std::vector<Update> batch{*altered};
+  batch.insert(batch.end(), ours.updates.begin(), ours.updates.end());
   batch.insert(batch.end(), ours.updates.begin(), ours.updates.end());
   auto rep = b_->ingest(batch, {*ours.head});
   ASSERT_TRUE(rep);

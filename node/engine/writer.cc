@@ -219,9 +219,13 @@ Status Node::store_received(Batch& b, Request& req) {
     // Frames from several peers repeat updates: each seq once, and one that
     // differs from the first of its seq is judged after (a fork, or altered).
     std::vector<const Update*> first, others;
+    const auto same = [](const Update* x, const Update* y) { return x->id() == y->id() && x->body() == y->body(); };
     for (const Update* u : ups) {
       if (first.empty() || first.back()->seq() != u->seq()) first.push_back(u);
-      else if (u->id() == first.back()->id() && u->body() == first.back()->body()) ++req.report.duplicates;
+      else if (same(u, first.back())) ++req.report.duplicates;
+      // A copy repeated among the others too (a frame delivered twice): once is enough.
+      else if (std::any_of(others.begin(), others.end(), [&](const Update* o) { return same(u, o); }))
+        ++req.report.duplicates;
       else others.push_back(u);
     }
     auto& hs = heads[origin];
