@@ -179,6 +179,19 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
         return fork_by_proof(b, req, origin, run, head, key);
       }
     }
+    // The same bytes under a head whose chain is not ours: another branch
+    // that forked below the run and came to the same bytes since (two
+    // writers of one origin making one call in one millisecond). Said as
+    // unchained, so that the engine asks from below and proves the fork.
+    auto kept = b.txn.head_at_or_below(origin, head.seq);
+    if (!(kept && kept->seq == head.seq && kept->chain == head.chain)) {
+      const std::string key = rec ? rec->key : !head.key.empty() ? head.key : batch_key;
+      if (!key.empty() && proof::check_head(head, cluster_id_, key)) {
+        auto ours = chain_at(b.txn, cluster_id_, origin, key, head.seq, nullptr);
+        if (!ours) return ours.status();
+        if (*ours != head.chain) note_unchained(rep, origin, run.front()->seq());
+      }
+    }
     rep.duplicates += run.size();
     return Status::ok();
   }
