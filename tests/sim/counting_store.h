@@ -32,6 +32,7 @@ struct Refusal {
   uint64_t seq = 0;
   Verdict verdict = Verdict::kAccept;
   std::string detail;
+  bool own_origin = false;  // of the origin the node wrote as then: another writer's branch of it (a copy)
 };
 using Refusals = std::vector<Refusal>;
 
@@ -42,7 +43,10 @@ struct HostileLedger {
   // id), so a node's ingest passes such heads over.
   OriginId marker_origin = 0;
   std::map<uint64_t, std::vector<UpdateId>> altered_frames;    // marker seq -> ids of the updates it relayed
-  std::set<std::pair<UpdateId, std::string>> altered_updates;  // (id, body) the stranger altered: never to be held
+  // (id, body) the stranger forged or altered: never to be held. (A forged
+  // id alone may be a genuine update's: the stranger picks the next seq's
+  // hlc as its writer may.)
+  std::set<std::pair<UpdateId, std::string>> made_up_bytes;
 };
 
 class CountingStore final : public SyncStore {
@@ -68,6 +72,7 @@ class CountingStore final : public SyncStore {
     for (uint64_t f : frames)
       if (auto it = ledger_.altered_frames.find(f); it != ledger_.altered_frames.end())
         for (const UpdateId& id : it->second) ++excused[id];
+    const OriginId own = inner_.node_id();
     auto report = inner_.ingest(std::move(updates), std::move(heads));
     if (report)
       for (const Refused& r : report->refused) {
@@ -76,7 +81,7 @@ class CountingStore final : public SyncStore {
           --it->second;
           continue;
         }
-        if (refusals_.size() < kKept) refusals_.push_back({name_, r.id, r.seq, r.verdict, r.detail});
+        if (refusals_.size() < kKept) refusals_.push_back({name_, r.id, r.seq, r.verdict, r.detail, r.id.origin == own});
       }
     return report;
   }

@@ -14,7 +14,7 @@
 //   disk       one node's disk full for a while, and the store's fault points
 //              (sim/buggify.h) firing at random;
 //   copies     a node's directory copied over another's, so that two nodes
-//              write under one origin (relaxed checks, as for forge; among
+//              write under one origin (its fork resolved in replay; among
 //              other faults in 15% of seeds only);
 //   trust      one node removes another from its trust list for a while (its
 //              engine forgets it, and the removal spreads to the nodes it

@@ -56,7 +56,13 @@ TEST(Sim, NodesKeepWritingWhileOriginsAreForged) { expect_seeds_pass(only(FaultK
 // LMDB's remap failed, and the next transaction read an unmapped map
 // (UpdateLog.AFailedResizeLeavesTheLogUsable pins it).
 TEST(Sim, SeedsPassUnderDiskFaults) { expect_seeds_pass(only(FaultKind::kDisk, 4, 300), 40); }
+// Copied directories get the full checks: their forks are proved, left out
+// of replay alike, and their writers' calls re-issued. Three nodes, seed 28:
+// a copy's first runs after the fork were lost with its crash, so every run
+// that reached a node began past the fork seq and could not prove it, until
+// the engine asked for the origin from below such runs (pull_below).
 TEST(Sim, NodesKeepWritingWithCopiedDirectories) { expect_seeds_pass(only(FaultKind::kCopies, 4, 300), 30); }
+TEST(Sim, ForksOfCopiedDirectoriesAreProvedAmongThreeNodes) { expect_seeds_pass(only(FaultKind::kCopies, 3, 300), 40); }
 
 // Nodes stop trusting each other for a while (crashing meanwhile, too, with
 // other kinds), and an outsider no node trusts dials them all and writes:
@@ -71,7 +77,6 @@ TEST(Sim, SeedsPassWhileTrustChangesAndAnOutsiderDials) {
     std::string problems;
     for (const auto& p : r.problems) problems += "\n  " + p;
     EXPECT_TRUE(r.passed) << "seed " << o.seed << ":" << problems << "\nreplay: " << replay_command(o);
-    EXPECT_FALSE(r.relaxed);
     for (const auto& [kind, n] : r.faults) injected[kind] += n;
   }
   EXPECT_GT(injected["trust removed"], 0u);
@@ -180,7 +185,7 @@ struct AgreeingRun {
       nodes.push_back(NodeSnapshot{name, "hash", Value(Map{{"c", Value(5)}, {"v", Value("x")}}), {{kOrigin, 3}},
                                    {{kOrigin, log}}});
   }
-  std::vector<std::string> check(bool relaxed = false) const { return check_run(nodes, model, refusals, relaxed); }
+  std::vector<std::string> check() const { return check_run(nodes, model, refusals); }
   static constexpr OriginId kOrigin = 0x1234;
   Model model;
   std::vector<Update> log;
@@ -216,7 +221,6 @@ TEST(Sim, CheckerReportsALostAcknowledgedCallAndABrokenPrefix) {
   auto problems = run.check();
   EXPECT_TRUE(mentions(problems, "held 0 times"));
   EXPECT_TRUE(mentions(problems, "vector says 3, holds 2"));
-  EXPECT_TRUE(mentions(run.check(/*relaxed=*/true), "vector says 3, holds 2")) << "prefixes are judged in every run";
 }
 
 TEST(Sim, CheckerReportsACallHeldTwice) {
@@ -361,7 +365,7 @@ TEST(Sim, GenuineRunsRelayedAlteredAreRefusedEverywhere) {
   }
   for (int i = 0; i < 200; ++i) c.tick(kStepMs);
   EXPECT_GT(relayed, 20);
-  EXPECT_GT(c.hostile().altered_updates.size(), 0u);
+  EXPECT_GT(c.hostile().made_up_bytes.size(), 0u);
   EXPECT_TRUE(check_hostile(snapshot_nodes(c), c.hostile()).empty());
   for (const Refusal& r : c.refusals()) ADD_FAILURE() << r.node << " recorded a refusal: " << r.detail;
   EXPECT_TRUE(c.converged());

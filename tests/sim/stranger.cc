@@ -105,6 +105,7 @@ std::string Stranger::forge_origin() {
   Value arg(Map{{"path", Value("forged")}, {"value", Value(static_cast<int64_t>(++forged_))}});
   Update u = Update::make(UpdateId{hlc, origin}, seq, "set", encode_msgpack(arg));
   cluster_.hostile().made_up.insert(u.id());
+  cluster_.hostile().made_up_bytes.insert({u.id(), u.body()});
   // A head over a chain of its own, signed with its own key, which it carries.
   const std::string key = signing_secret_.substr(32);
   proof::Chain chain = proof::chain_start(cluster_.cluster_id(), key);
@@ -184,7 +185,7 @@ std::string Stranger::relay_altered() {
   HostileLedger& ledger = cluster_.hostile();
   std::string how;
   const auto alter_update = [&](size_t i, Update altered) {
-    ledger.altered_updates.insert({altered.id(), altered.body()});
+    ledger.made_up_bytes.insert({altered.id(), altered.body()});
     ups[i] = std::move(altered);
   };
   switch (rng_() % 8) {
