@@ -210,5 +210,79 @@ TEST_F(VerifyIngest, ASecondBranchSignedByOneKeyBecomesForkEvidence) {
   EXPECT_TRUE(proof::check_evidence(*e, "c1")) << "the stored evidence proves the fork to anyone";
 }
 
+// A relay's altered copy of #2 that comes before the genuine one in a batch
+// does not cost the genuine run: the altered copy is refused, the genuine run
+// stored whole (and nothing is reported refused: the copy's id is the stored
+// update's).
+TEST_F(VerifyIngest, AnAlteredCopyThatComesFirstDoesNotCostTheGenuineRun) {
+  Range ours = a_range();
+  ASSERT_EQ(ours.updates.size(), 4u);
+  std::string body = ours.updates[1].body();
+  body.back() ^= 1;
+  auto altered = Update::parse(ours.updates[1].id(), body);
+  ASSERT_TRUE(altered);
+  // The genuine run delivered twice (two peers relayed it): its #2 then comes twice after the altered one.
+  std::vector<Update> batch{*altered};
+  batch.insert(batch.end(), ours.updates.begin(), ours.updates.end());
+  batch.insert(batch.end(), ours.updates.begin(), ours.updates.end());
+  auto rep = b_->ingest(batch, {*ours.head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 4u) << verdicts(*rep);
+  EXPECT_TRUE(rep->refused.empty()) << verdicts(*rep);
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 4u);
+  EXPECT_EQ(b_->state_hash(), a_->state_hash());
+}
+
+// A copied directory's branch whose runs from the fork seq never reached B
+// (lost with a crash): its later runs carry heads its key signed, but their
+// bytes do not chain from B's branch, and they cannot prove the fork. B says
+// so (IngestReport::unchained, from the run's first seq), so that its engine
+// asks for the origin from further down; a run from the fork seq proves it.
+TEST_F(VerifyIngest, ALaterRunOfAnotherBranchIsReportedUnchainedUntilARunFromTheForkProvesIt) {
+  ASSERT_TRUE(a_->close());
+  a_.reset();
+  const std::string copy = tmp_.sub("copy");
+  std::filesystem::copy(tmp_.sub("a"), copy);
+  std::filesystem::remove(copy + "/LOCK");
+  a_ = open_node(tmp_.sub("a"));
+  auto twin = open_node(copy);
+  ASSERT_TRUE(a_ && twin);
+  const OriginId origin = a_->node_id();
+  for (const char* v : {"a5", "a6"}) ASSERT_TRUE(a_->call("set", set_arg("branch", v)));
+  for (const char* v : {"t5", "t6", "t7"}) ASSERT_TRUE(twin->call("set", set_arg("branch", v)));
+  Range ours = a_range();
+  ASSERT_EQ(b_->ingest(ours.updates, {*ours.head})->accepted, 6u);
+
+  // The twin's #6 alone: held with other bytes at B, and not chaining from B's #5.
+  auto six = twin->read_range(origin, 6, 1, 1 << 20);
+  ASSERT_TRUE(six && six->head && six->head->seq == 6);
+  six->updates.resize(1);
+  auto rep = b_->ingest(six->updates, {*six->head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 0u);
+  EXPECT_EQ(rep->forks, 0u) << verdicts(*rep);
+  ASSERT_EQ(rep->unchained.count(origin), 1u) << verdicts(*rep);
+  EXPECT_EQ(rep->unchained.at(origin), 6u);
+  // The twin's #7: past what B holds, and not chaining from its #6.
+  auto seven = twin->read_range(origin, 7, 1, 1 << 20);
+  ASSERT_TRUE(seven && seven->head);
+  rep = b_->ingest(seven->updates, {*seven->head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 0u);
+  ASSERT_EQ(rep->unchained.count(origin), 1u) << verdicts(*rep);
+  EXPECT_EQ(rep->unchained.at(origin), 7u);
+  EXPECT_TRUE(b_->info().fork_evidence.empty());
+
+  // From the fork seq, the twin's branch proves the fork.
+  auto from_fork = twin->read_range(origin, 4, 10, 1 << 20);
+  ASSERT_TRUE(from_fork && from_fork->head);
+  rep = b_->ingest(from_fork->updates, {*from_fork->head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->forks, 1u) << verdicts(*rep);
+  EXPECT_TRUE(rep->unchained.empty());
+  ASSERT_EQ(b_->info().fork_evidence.count(origin), 1u);
+  EXPECT_EQ(b_->info().fork_evidence.at(origin), 5u);
+}
+
 }  // namespace
 }  // namespace replog

@@ -43,6 +43,13 @@ Result<proof::Chain> chain_at(LogTxn& txn, const std::string& cluster, OriginId 
   return c;
 }
 
+// The head verified (its key signed it) but the bytes from `seq` on do not
+// chain from what this log holds: altered, or another branch forked below.
+void note_unchained(IngestReport& rep, OriginId origin, uint64_t seq) {
+  auto [it, fresh] = rep.unchained.emplace(origin, seq);
+  if (!fresh) it->second = std::min(it->second, seq);
+}
+
 }  // namespace
 
 // Among heads[from, to) (one seq), the first whose key may hold the origin and
@@ -178,6 +185,19 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
         return fork_by_proof(b, req, origin, run, head, key);
       }
     }
+    // The same bytes under a head whose chain is not ours: another branch
+    // that forked below the run and came to the same bytes since (two
+    // writers of one origin making one call in one millisecond). Said as
+    // unchained, so that the engine asks from below and proves the fork.
+    auto kept = b.txn.head_at_or_below(origin, head.seq);
+    if (!(kept && kept->seq == head.seq && kept->chain == head.chain)) {
+      const std::string key = rec ? rec->key : !head.key.empty() ? head.key : batch_key;
+      if (!key.empty() && proof::check_head(head, cluster_id_, key)) {
+        auto ours = chain_at(b.txn, cluster_id_, origin, key, head.seq, nullptr);
+        if (!ours) return ours.status();
+        if (*ours != head.chain) note_unchained(rep, origin, run.front()->seq());
+      }
+    }
     rep.duplicates += run.size();
     if (rec && rec->seq >= head.seq) return Status::ok();
     // Held before its writer signed it (kept from before an upgrade): the head attests it now.
@@ -216,9 +236,11 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
     c = *at;
   }
   for (size_t i = fresh; i < run.size(); ++i) proof::chain_step(c, key, run[i]->id().hlc, run[i]->body());
-  if (c != head.chain)
+  if (c != head.chain) {
+    note_unchained(rep, origin, run[fresh]->seq());
     return refuse(Verdict::kBadProof, what(origin, run[fresh]->seq()) + ".." + std::to_string(head.seq) +
                                           ": the bytes do not chain to the origin's signed head (altered or forged)");
+  }
 
   // Form, as for every received update; a run is taken whole or not at all.
   HeldOrigin h{held.seq, held.last_hlc, false, std::nullopt, std::nullopt};
@@ -328,9 +350,11 @@ Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::v
   if (!base) return base.status();
   proof::Chain c = *base;
   for (const Update* u : run) proof::chain_step(c, key, u->id().hlc, u->body());
-  if (c != head.chain)
+  if (c != head.chain) {
+    note_unchained(rep, origin, first);
     return refuse(Verdict::kBadProof, what(origin, first) + ": other bytes than the held ones, and they do not chain "
                                                              "to the origin's signed head (altered or forged)");
+  }
   // The first seq where the branches part, and the chain just before it.
   size_t d = 0;
   proof::Chain at = *base;

@@ -4,6 +4,7 @@
 // and after a failed transaction, recover_after_abort.
 #include <algorithm>
 #include <future>
+#include <set>
 
 #include "node/engine/batch.h"
 #include "node/engine/ingest_check.h"
@@ -208,9 +209,13 @@ Status Node::store_received(Batch& b, Request& req) {
     // Frames from several peers repeat updates: each seq once, and one that
     // differs from the first of its seq is judged after (a fork, or altered).
     std::vector<const Update*> first, others;
+    const auto same = [](const Update* x, const Update* y) { return x->id() == y->id() && x->body() == y->body(); };
     for (const Update* u : ups) {
       if (first.empty() || first.back()->seq() != u->seq()) first.push_back(u);
-      else if (u->id() == first.back()->id() && u->body() == first.back()->body()) ++req.report.duplicates;
+      else if (same(u, first.back())) ++req.report.duplicates;
+      // A copy repeated among the others too (a frame delivered twice): once is enough.
+      else if (std::any_of(others.begin(), others.end(), [&](const Update* o) { return same(u, o); }))
+        ++req.report.duplicates;
       else others.push_back(u);
     }
     auto& hs = heads[origin];
@@ -225,8 +230,35 @@ Status Node::store_received(Batch& b, Request& req) {
                                   x->signature == y->signature && (y->key.empty() || y->key == x->key);
                          }),
              hs.end());
+    const size_t refused_before = req.report.refused.size();
     REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, first, hs));
-    if (!others.empty()) REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, others, hs));
+    if (others.empty()) continue;
+    // The other copies are judged in their seqs' place, with the first
+    // copies of the seqs the first pass left unstored: a genuine run is taken
+    // whole even when a forged or altered copy of one of its seqs came
+    // first (which the first pass refused, and every seq after it as a gap).
+    auto stored = b.held.find(origin);
+    const uint64_t held = stored != b.held.end() ? stored->second.seq : 0;
+    std::set<uint64_t> other_seqs;
+    for (const Update* u : others) other_seqs.insert(u->seq());
+    for (const Update* u : first)
+      if (u->seq() > held && !other_seqs.count(u->seq())) others.push_back(u);
+    std::stable_sort(others.begin(), others.end(), [](const Update* x, const Update* y) { return x->seq() < y->seq(); });
+    const size_t refused_first = req.report.refused.size();
+    REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, others, hs));
+    // What the second pass stored is not refused: drop the first pass's word on it.
+    const uint64_t now_held = b.held.count(origin) ? b.held.at(origin).seq : 0;
+    if (now_held > held) {
+      auto& refused = req.report.refused;
+      auto taken = [&](const Refused& r) {
+        if (r.seq <= held || r.seq > now_held) return false;
+        auto id = b.txn.id_of(origin, r.seq);
+        return id && *id == r.id;
+      };
+      auto end = std::remove_if(refused.begin() + static_cast<ptrdiff_t>(refused_before),
+                                refused.begin() + static_cast<ptrdiff_t>(refused_first), taken);
+      refused.erase(end, refused.begin() + static_cast<ptrdiff_t>(refused_first));
+    }
   }
   return Status::ok();
 }

@@ -462,6 +462,7 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
     if (from) {
       note_their(*from, p->updates);
       received_from_.insert(from->endpoint);
+      for (const auto& u : p->updates) pushed_by_[u.id().origin] = from->endpoint;
     }
     for (auto& u : p->updates) received_.push_back(std::move(u));
     for (auto& h : p->heads) received_heads_.push_back(std::move(h));
@@ -606,10 +607,15 @@ void SyncEngine::pull_missing(Peer& p) {
   for (const auto& [origin, their_seq] : p.their) {
     if (p.credit_used >= options_.credit_bytes) break;
     uint64_t have = seq_of(mine_, origin);
-    if (their_seq <= have || pulls_.count(origin) || is_reserved_origin(origin)) continue;
+    uint64_t want = their_seq;
+    // A forked origin's updates from the fork seq on are left out of replay,
+    // whichever branch is held: its prefix is all there is to pull. (Past it
+    // the peer may hold the other branch, which would only be refused.)
+    if (auto fork = forked_.find(origin); fork != forked_.end()) want = std::min(want, fork->second - 1);
+    if (want <= have || pulls_.count(origin) || is_reserved_origin(origin)) continue;
     size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
-    send(Link{true, p.endpoint}, wire::Request{origin, have + 1, their_seq, bytes});
-    pulls_[origin] = Pull{p.endpoint, have + 1, their_seq, bytes, now + options_.request_timeout_ms};
+    send(Link{true, p.endpoint}, wire::Request{origin, have + 1, want, bytes});
+    pulls_[origin] = Pull{p.endpoint, have + 1, want, bytes, now + options_.request_timeout_ms};
     p.credit_used += bytes;
   }
   // Updates held from before signed origins: once per link, asked for again
@@ -667,8 +673,12 @@ bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> he
       from->their[refused.id.origin] = seq_of(*held, refused.id.origin);
     }
   }
+  for (const auto& [origin, seq] : r->unchained) pull_below(origin, seq, from);
   if (r->forks) log_(0, "fork detected: two branches of one origin (replog status)");
-  if (r->new_evidence) send_evidence(nullptr);
+  if (r->new_evidence) {
+    below_.clear();
+    send_evidence(nullptr);
+  }
   if (r->origin_changed) {
     log_(1, "this node's origin was forked or written by another node: writing on as origin " +
                 hex16(node_.node_id()) + " (replog status)");
@@ -676,6 +686,31 @@ bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> he
   }
   if (from) pull_missing(*from);
   return true;
+}
+
+// A head the origin's key signed, over bytes that do not chain from what this
+// node holds: a relay altered them, or the origin forked below `seq` and its
+// other branch's runs from the fork seq never came here (say, a copied
+// directory's first pushes were lost with its crash). Pulls from `seq` on
+// only ever meet the same refusal; a run from at or below the fork seq
+// proves the fork (fork evidence). So the origin is asked for from further
+// down each time, 8, 16, 32 ... seqs below, reaching the fork seq in a few
+// round trips; an altered relay costs one pull.
+void SyncEngine::pull_below(OriginId origin, uint64_t seq, Peer* from) {
+  Peer* to = from;
+  if (!to)
+    if (auto by = pushed_by_.find(origin); by != pushed_by_.end())
+      if (auto p = peers_.find(by->second); p != peers_.end()) to = &p->second;
+  if (!to || !to->ready || pulls_.count(origin) || to->credit_used >= options_.credit_bytes) return;
+  if (forked_.count(origin)) return;  // proved already: its other branch is expected
+  uint64_t& below = below_[origin];
+  below = below == 0 ? 8 : std::min<uint64_t>(below * 2, uint64_t{1} << 40);
+  const uint64_t first = seq > below ? seq - below : 1;
+  const uint64_t last = std::max(seq_of(to->their, origin), seq);
+  const size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - to->credit_used);
+  send(Link{true, to->endpoint}, wire::Request{origin, first, last, bytes});
+  pulls_[origin] = Pull{to->endpoint, first, last, bytes, clock_.now_millis() + options_.request_timeout_ms};
+  to->credit_used += bytes;
 }
 
 void SyncEngine::flush_received() {
@@ -881,6 +916,10 @@ void SyncEngine::send_evidence(Peer* to) {
   std::vector<wire::Evidence> all;
   for (const auto& bytes : node_.evidence())
     if (auto e = proof::decode_evidence(bytes)) all.push_back(wire::Evidence{std::move(e).value()});
+  for (const auto& e : all) {
+    auto [it, fresh] = forked_.emplace(e.evidence.origin(), e.evidence.fork_seq());
+    if (!fresh) it->second = std::min(it->second, e.evidence.fork_seq());
+  }
   if (all.empty()) return;
   for (auto& [endpoint, p] : peers_) {
     if (to && to != &p) continue;

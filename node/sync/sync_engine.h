@@ -251,6 +251,9 @@ class SyncEngine {
   // Stores received updates; false when the store failed (a full disk, say):
   // then nothing is pulled from `from` again before its next vector.
   bool ingest(std::vector<Update> updates, std::vector<proof::Head> heads, Peer* from);
+  // Asks for `origin` from below `seq` (IngestReport::unchained), from `from`
+  // or else from the peer that last pushed the origin.
+  void pull_below(OriginId origin, uint64_t seq, Peer* from);
   void flush_pushes();
   Peer* peer_by_id(const PeerId& id);
   void release_pulls(Peer& p);
@@ -275,6 +278,9 @@ class SyncEngine {
   std::vector<Update> received_;            // pushed, not yet stored (flush_received)
   std::vector<proof::Head> received_heads_;  // the heads pushed with them
   std::set<std::string> received_from_;               // endpoints of the peers that pushed them
+  std::map<OriginId, std::string> pushed_by_;         // origin -> endpoint of the peer that last pushed it
+  std::map<OriginId, uint64_t> below_;                // origin -> how far below an unchained run to pull it next
+  std::map<OriginId, uint64_t> forked_;               // origin -> fork seq, of the evidence the node holds
   VersionVector mine_;                                // cached; refreshed on commit
   int64_t next_round_ms_ = 0;
   uint64_t members_generation_ = 0;  // of the trust list last sent to every peer

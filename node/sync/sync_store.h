@@ -52,6 +52,13 @@ struct IngestReport {
   bool new_evidence = false;  // fork evidence was stored (worth giving to peers)
   std::vector<Refused> refused;  // every update neither accepted nor a duplicate
   bool origin_changed = false;   // this node moved to a fresh origin (its own origin was forked or outrun)
+  // Origins whose head verified under the origin's key while the run's bytes
+  // did not chain from what this node holds, with the first seq of the part
+  // that did not: altered by a relay, or another branch of the origin that
+  // forked below that seq (its runs from the fork seq never reached this
+  // node). Only a run from at or below the fork seq proves a fork, so the
+  // engine asks for the origin from further down.
+  std::map<OriginId, uint64_t> unchained;
 };
 
 // A range of one origin's updates and the signed head it ends at (none for a

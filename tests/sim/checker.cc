@@ -27,33 +27,104 @@ std::map<UpdateId, int> held_ids(const NodeSnapshot& n) {
   return held;
 }
 
-// The in-flight calls the first node holds: the others must hold the same.
-std::set<UpdateId> in_flight_held(const std::vector<NodeSnapshot>& nodes, const Model& model) {
-  std::set<UpdateId> out;
+// Where the model's calls are held. A call of a forked origin at or past
+// the fork seq is left out of replay everywhere; the node that made it
+// re-issued it (same method and argument) when it moved to a fresh origin:
+// seq s of the forked origin became seq s - fork seq + 1 of the new one
+// (which may have forked in turn).
+// Calls are named by address: two branches of a forked origin may each hold
+// an update of one id (two writers, one clock reading).
+struct Resolved {
+  std::map<OriginId, uint64_t> forks;                 // fork seqs, as the first node holds evidence of them
+  std::map<const AckedCall*, UpdateId> ids;           // call -> the id it is held under, when re-issued
+  std::map<const AckedCall*, std::string> lost;       // call -> why it is held nowhere (left out, not re-issued)
+  UpdateId held_as(const AckedCall& c) const {
+    auto it = ids.find(&c);
+    return it == ids.end() ? c.id : it->second;
+  }
+};
+
+void resolve(const AckedCall& c, const NodeSnapshot& front, const std::vector<OriginMove>& moves, Resolved& r) {
+  UpdateId id = c.id;
+  uint64_t seq = c.seq;
+  size_t mark = c.moves;
+  for (int hop = 0; hop < 16; ++hop) {
+    auto fork = r.forks.find(id.origin);
+    if (fork == r.forks.end() || seq == 0 || seq < fork->second) break;
+    const std::string left_out = "left out from origin " + hex_origin(id.origin) + "'s fork at seq " +
+                                 std::to_string(fork->second) + " (it was seq " + std::to_string(seq) + ")";
+    size_t m = mark;
+    while (m < moves.size() && !(moves[m].node == c.node && moves[m].from == id.origin)) ++m;
+    if (m == moves.size()) {
+      r.lost[&c] = left_out + ", and n" + std::to_string(c.node) + " never moved to a fresh origin after";
+      return;
+    }
+    const uint64_t again = seq - fork->second + 1;
+    auto log = front.log.find(moves[m].to);
+    const Update* u = log != front.log.end() && again <= log->second.size() ? &log->second[again - 1] : nullptr;
+    if (!u || u->method() != c.method || u->arg() != encode_msgpack(c.arg)) {
+      r.lost[&c] = left_out + ", and not re-issued as seq " + std::to_string(again) + " of origin " +
+                     hex_origin(moves[m].to) + " (n" + std::to_string(c.node) + " moved there)";
+      return;
+    }
+    id = u->id();
+    seq = again;
+    mark = m + 1;
+  }
+  if (id != c.id) r.ids[&c] = id;
+}
+
+Resolved resolve_all(const std::vector<NodeSnapshot>& nodes, const Model& model, const std::vector<OriginMove>& moves) {
+  Resolved r;
+  if (nodes.empty()) return r;
+  r.forks = nodes.front().fork_seqs;
+  for (const auto& c : model.calls()) resolve(c, nodes.front(), moves, r);
+  for (const auto& c : model.in_flight_calls()) resolve(c, nodes.front(), moves, r);
+  return r;
+}
+
+// Every node holds evidence of the same forks (else replay differs).
+void check_forks(const std::vector<NodeSnapshot>& nodes, std::vector<std::string>& out) {
+  for (const auto& n : nodes)
+    if (n.fork_seqs != nodes.front().fork_seqs)
+      out.push_back(n.name + " holds fork evidence of " + std::to_string(n.fork_seqs.size()) + " origins, " +
+                    nodes.front().name + " of " + std::to_string(nodes.front().fork_seqs.size()) +
+                    " (or at other seqs)");
+}
+
+// The in-flight calls the first node holds (under the id they are held as,
+// and not left out): the others must hold the same.
+std::set<const AckedCall*> in_flight_held(const std::vector<NodeSnapshot>& nodes, const Model& model,
+                                          const Resolved& r) {
+  std::set<const AckedCall*> out;
   if (nodes.empty()) return out;
   const auto held = held_ids(nodes.front());
   for (const auto& call : model.in_flight_calls())
-    if (held.count(call.id)) out.insert(call.id);
+    if (!r.lost.count(&call) && held.count(r.held_as(call))) out.insert(&call);
   return out;
 }
 
-void check_in_flight(const std::vector<NodeSnapshot>& nodes, const Model& model, std::vector<std::string>& out) {
-  const std::set<UpdateId> expected = in_flight_held(nodes, model);
+void check_in_flight(const std::vector<NodeSnapshot>& nodes, const Model& model, const Resolved& r,
+                     std::vector<std::string>& out) {
+  const std::set<const AckedCall*> expected = in_flight_held(nodes, model, r);
   for (const auto& n : nodes) {
     const auto held = held_ids(n);
     for (const auto& call : model.in_flight_calls()) {
-      auto it = held.find(call.id);
+      if (r.lost.count(&call)) continue;  // left out, held by none
+      auto it = held.find(r.held_as(call));
       const int times = it == held.end() ? 0 : it->second;
-      if (times > 1 || (times == 1) != (expected.count(call.id) == 1))
-        out.push_back(n.name + ": call in flight at a crash " + call.id.to_string() + " (" + call.method + ") held " +
-                      std::to_string(times) + " times, " + nodes.front().name + " holds it " +
-                      std::to_string(expected.count(call.id)) + " times");
+      if (times > 1 || (times == 1) != (expected.count(&call) == 1))
+        out.push_back(n.name + ": call in flight at a crash (or on a directory copied over) " + call.id.to_string() +
+                      " (" + call.method + ") held " + std::to_string(times) + " times, " + nodes.front().name +
+                      " holds it " + std::to_string(expected.count(&call)) + " times");
     }
   }
 }
 
-void check_data(const std::vector<NodeSnapshot>& nodes, const Model& model, std::vector<std::string>& out) {
-  const std::string expected = encode_msgpack(model.fold(in_flight_held(nodes, model)));
+void check_data(const std::vector<NodeSnapshot>& nodes, const Model& model, const Resolved& r,
+                std::vector<std::string>& out) {
+  const std::string expected =
+      encode_msgpack(model.fold(in_flight_held(nodes, model, r), [&](const AckedCall& c) { return r.held_as(c); }));
   for (const auto& n : nodes)
     if (encode_msgpack(n.data) != expected)
       out.push_back(n.name + ": data differs from the model's fold of " + std::to_string(model.calls().size()) +
@@ -77,31 +148,74 @@ void check_prefixes(const NodeSnapshot& n, std::vector<std::string>& out) {
   }
 }
 
-void check_acknowledged_once(const NodeSnapshot& n, const Model& model, std::vector<std::string>& out) {
+void check_acknowledged_once(const NodeSnapshot& n, const Model& model, const Resolved& r,
+                             std::vector<std::string>& out) {
   const std::map<UpdateId, int> held = held_ids(n);
   for (const auto& call : model.calls()) {
-    auto it = held.find(call.id);
+    if (auto lost = r.lost.find(&call); lost != r.lost.end()) {
+      out.push_back(n.name + ": acknowledged call " + call.id.to_string() + " (" + call.method + ") lost: " +
+                    lost->second);
+      continue;
+    }
+    const UpdateId as = r.held_as(call);
+    auto it = held.find(as);
     const int times = it == held.end() ? 0 : it->second;
     if (times != 1)
       out.push_back(n.name + ": acknowledged call " + call.id.to_string() + " (" + call.method + ") held " +
-                    std::to_string(times) + " times");
+                    (as == call.id ? "" : "as re-issued " + as.to_string() + " ") + std::to_string(times) + " times");
   }
+}
+
+// Refusals other than gaps and too-far-ahead, by verdict, with the first of
+// each. A forked origin's branches are refused where the other is held: its
+// runs refused as a fork, and any refused at or past the fork seq, are not
+// counted (replay leaves them out alike, whichever branch is held); nor are
+// another writer's runs of a node's own origin refused by that node.
+void check_refusals(const Refusals& refusals, const std::map<OriginId, uint64_t>& forks,
+                    std::vector<std::string>& out) {
+  std::map<Verdict, std::pair<uint64_t, const Refusal*>> by_verdict;
+  for (const Refusal& r : refusals) {
+    if (r.verdict == Verdict::kGap || r.verdict == Verdict::kTooFarAhead) continue;
+    if (auto f = forks.find(r.id.origin); f != forks.end() && (r.verdict == Verdict::kFork || r.seq >= f->second))
+      continue;
+    // Another writer's branch of the node's own origin: a copy of its
+    // directory writes too. Its fork may never be proved when one branch
+    // vanished (a second copy over the node that wrote it); one state and
+    // nothing lost judge it.
+    if (r.own_origin && (r.verdict == Verdict::kFork || r.verdict == Verdict::kBadProof)) continue;
+    auto& [count, first] = by_verdict[r.verdict];
+    if (count++ == 0) first = &r;
+  }
+  for (const auto& [verdict, seen] : by_verdict)
+    out.push_back(std::to_string(seen.first) + " valid updates refused as " + verdict_name(verdict) + ", first by " +
+                  seen.second->node + ": " + seen.second->detail);
 }
 
 }  // namespace
 
 std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const Model& model,
-                                   const RefusalCounts& refusals, bool relaxed) {
+                                   const Refusals& refusals, const std::vector<OriginMove>& moves) {
   std::vector<std::string> out;
   for (const auto& n : nodes) check_prefixes(n, out);
-  if (relaxed) return out;
   check_one_hash(nodes, out);
-  check_data(nodes, model, out);
-  check_in_flight(nodes, model, out);
-  for (const auto& n : nodes) check_acknowledged_once(n, model, out);
-  for (const auto& [verdict, count] : refusals)
-    if (verdict != Verdict::kGap && verdict != Verdict::kTooFarAhead)
-      out.push_back(std::to_string(count) + " valid updates refused as " + verdict_name(verdict));
+  check_forks(nodes, out);
+  const Resolved r = resolve_all(nodes, model, moves);
+  check_data(nodes, model, r, out);
+  check_in_flight(nodes, model, r, out);
+  for (const auto& n : nodes) check_acknowledged_once(n, model, r, out);
+  check_refusals(refusals, r.forks, out);
+  return out;
+}
+
+std::vector<std::string> check_hostile(const std::vector<NodeSnapshot>& nodes, const HostileLedger& ledger) {
+  std::vector<std::string> out;
+  for (const auto& n : nodes)
+    for (const auto& [origin, updates] : n.log)
+      for (const auto& u : updates) {
+        if (ledger.made_up_bytes.count({u.id(), u.body()}))
+          out.push_back(n.name + " holds origin " + hex_origin(origin) + " seq " + std::to_string(u.seq()) + " (" +
+                        u.id().to_string() + ") as the stranger forged or altered it");
+      }
   return out;
 }
 

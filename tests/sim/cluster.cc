@@ -128,7 +128,8 @@ void Cluster::open(SimNode& n) {
   if (buggify_) buggify_->suspend(n.index, false);
   require(node.status(), "open " + n.dir);
   n.node = std::move(node).value();
-  n.store = std::make_unique<CountingStore>(*n.node, refusals_, made_up_);
+  n.store = std::make_unique<CountingStore>(
+      *n.node, n.index < static_cast<int>(nodes_.size()) ? "n" + std::to_string(n.index) : "outsider", refusals_, hostile_);
   const TrustStore* trust = n.trust.get();
   n.memory = std::make_unique<testing::MemoryTransport>(
       net_, n.endpoint, testing::MemoryIdentity{n.key, [trust](const std::string& key) { return trust->contains(key); }});
@@ -137,9 +138,20 @@ void Cluster::open(SimNode& n) {
   PeerService* service = n.service.get();
   n.node->set_commit_listener([service](const std::vector<Update>& u, const std::vector<proof::Head>& h) { service->on_committed(u, h); });
   n.service->start();
+  follow_origin(n);
   n.followed_generation = n.trust->generation();
   n.followed.clear();
   for (const auto& d : n.trust->list()) n.followed.insert(d.public_key);
+}
+
+void Cluster::follow_origin(SimNode& n) {
+  if (n.index >= static_cast<int>(nodes_.size())) return;  // the outsider
+  const OriginId now = n.node->node_id();
+  if (n.origin != 0 && n.origin != now) {
+    moves_.push_back({n.index, n.origin, now});
+    trace_.line("n" + std::to_string(n.index) + " moves from origin " + hex16(n.origin) + " to " + hex16(now));
+  }
+  n.origin = now;
 }
 
 void Cluster::follow_trust(SimNode& n) {
@@ -207,6 +219,7 @@ void Cluster::tick(int64_t ms, int rounds) {
       if (n.up()) {
         n.service->run_once(0);
         follow_trust(n);
+        follow_origin(n);
       }
     if (outsider_) outsider_->service->run_once(0);
   }
@@ -247,6 +260,7 @@ void Cluster::copy_directory(int from, int to) {
   SimNode& source = nodes_[static_cast<size_t>(from)];
   SimNode& target = nodes_[static_cast<size_t>(to)];
   settle(from);
+  target.origin = 0;  // it comes back as `from`'s origin: no move of its own
   fs::remove_all(target.dir);
   fs::create_directories(target.dir);
   copy_data_files(source.dir, target.dir);
@@ -261,9 +275,17 @@ void Cluster::align_clocks() {
 bool Cluster::converged() const {
   for (const auto& n : nodes_)
     if (!n.up()) return false;
-  const VersionVector v = nodes_.front().node->vector();
+  // A forked origin's branches past its fork seq are left out of replay
+  // alike, whichever one (and however much of it) a node holds.
+  const auto forks = nodes_.front().node->info().fork_evidence;
+  const auto below_forks = [&](VersionVector v) {
+    for (auto& [origin, seq] : v)
+      if (auto f = forks.find(origin); f != forks.end()) seq = std::min(seq, f->second - 1);
+    return v;
+  };
+  const VersionVector v = below_forks(nodes_.front().node->vector());
   for (const auto& n : nodes_)
-    if (n.node->vector() != v) return false;
+    if (n.node->info().fork_evidence != forks || below_forks(n.node->vector()) != v) return false;
   const std::string h = nodes_.front().node->state_hash();
   for (const auto& n : nodes_)
     if (n.node->state_hash() != h) return false;

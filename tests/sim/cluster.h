@@ -51,6 +51,7 @@ inline constexpr int64_t kMaxSkewMs = 2'000;  // the nodes' --max-clock-skew in 
 
 struct SimNode {
   int index = 0;
+  OriginId origin = 0;  // the origin it writes as, as last seen (0: not seen since its directory was replaced)
   std::string endpoint, dir;
   std::string key;                  // its device key (Ed25519, the directory's identity)
   std::string secret;               // its secret half, which signs the node's Hellos
@@ -64,6 +65,13 @@ struct SimNode {
   std::unique_ptr<testing::FaultyTransport> transport;
   std::unique_ptr<PeerService> service;
   bool up() const { return node != nullptr; }
+};
+
+// A node that moved to a fresh origin of its own (its origin forked, or
+// another node wrote as it). A directory copied over a node is no move.
+struct OriginMove {
+  int node = 0;
+  OriginId from = 0, to = 0;
 };
 
 class Cluster {
@@ -82,7 +90,7 @@ class Cluster {
   // Waits until node i's writer is idle (no checkpoint being written). REQUIRES: up
   void settle(int i);
   // Replaces node `to`'s directory with a copy of node `from`'s committed log:
-  // `to` comes back with `from`'s node id and origin. REQUIRES: from up, to down
+  // `to` comes back with `from`'s node id and origin (no OriginMove). REQUIRES: from up, to down
   void copy_directory(int from, int to);
   // Node `a` removes `b` from its trust list (`trust remove` there): its
   // transport refuses b's frames and, when a is up, its engine forgets b
@@ -104,7 +112,8 @@ class Cluster {
   SimNode* outsider() { return outsider_.get(); }
   // Sets every clock to the furthest one (time service restored).
   void align_clocks();
-  // True when every node is up with one vector and one state hash.
+  // True when every node is up with one state hash, the same fork evidence,
+  // and one vector below the fork seqs.
   bool converged() const;
   // Frames sent so far by every node, by any path (for the trace).
   uint64_t frames_sent() const;
@@ -115,9 +124,13 @@ class Cluster {
   testing::MemoryNetwork& network() { return net_; }
   std::vector<SimNode>& nodes() { return nodes_; }
   const std::string& cluster_id() const { return cluster_id_; }
-  const RefusalCounts& refusals() const { return refusals_; }
-  // An update a hostile peer made up: nodes refuse it, and that is no fault.
-  void note_made_up(const UpdateId& id) { made_up_.insert(id); }
+  const Refusals& refusals() const { return refusals_; }
+  // Every move of a node to a fresh origin so far, in order (seen after each
+  // round of the event loops, and at each open).
+  const std::vector<OriginMove>& moves() const { return moves_; }
+  // What a hostile peer made up or altered: nodes refuse it, and that is no fault.
+  HostileLedger& hostile() { return hostile_; }
+  const HostileLedger& hostile() const { return hostile_; }
 
  private:
   void init_directory(SimNode& n, bool first);
@@ -125,6 +138,8 @@ class Cluster {
   void open(SimNode& n);
   // The daemon's trust follower: forgets devices no longer trusted, dials cluster nodes newly trusted.
   void follow_trust(SimNode& n);
+  // Notes a move when node n writes as another origin than last seen.
+  void follow_origin(SimNode& n);
 
   std::string root_;
   std::string cluster_id_;
@@ -132,8 +147,9 @@ class Cluster {
   Trace& trace_;
   Buggify* buggify_;
   testing::MemoryNetwork net_;
-  RefusalCounts refusals_;
-  std::set<UpdateId> made_up_;
+  Refusals refusals_;
+  HostileLedger hostile_;
+  std::vector<OriginMove> moves_;
   std::vector<SimNode> nodes_;  // never grows once made: transports read their `trust` lists
   std::unique_ptr<SimNode> outsider_;
   std::map<wire::Type, uint64_t> frames_of_crashed_;

@@ -62,22 +62,36 @@ void fold_delete(Map& root, const Value& arg) {
 
 }  // namespace
 
-void Model::acknowledge(const UpdateId& id, std::string method, Value arg) {
-  calls_.push_back({id, std::move(method), std::move(arg)});
+void Model::acknowledge(const UpdateId& id, std::string method, Value arg, int node, uint64_t seq, uint64_t moves) {
+  calls_.push_back({id, std::move(method), std::move(arg), node, seq, moves});
 }
 
-void Model::in_flight(const UpdateId& id, std::string method, Value arg) {
-  in_flight_.push_back({id, std::move(method), std::move(arg)});
+void Model::in_flight(const UpdateId& id, std::string method, Value arg, int node, uint64_t seq, uint64_t moves) {
+  in_flight_.push_back({id, std::move(method), std::move(arg), node, seq, moves});
+}
+
+void Model::forget_node(int node) {
+  auto at = std::stable_partition(calls_.begin(), calls_.end(), [&](const AckedCall& c) { return c.node != node; });
+  in_flight_.insert(in_flight_.end(), at, calls_.end());
+  calls_.erase(at, calls_.end());
 }
 
 Value Model::fold(const std::set<UpdateId>& held) const {
-  std::vector<const AckedCall*> ordered;
-  for (const auto& c : calls_) ordered.push_back(&c);
+  std::set<const AckedCall*> calls;
   for (const auto& c : in_flight_)
-    if (held.count(c.id)) ordered.push_back(&c);
-  std::sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+    if (held.count(c.id)) calls.insert(&c);
+  return fold(calls, [](const AckedCall& c) { return c.id; });
+}
+
+Value Model::fold(const std::set<const AckedCall*>& held,
+                  const std::function<UpdateId(const AckedCall&)>& held_as) const {
+  std::vector<std::pair<UpdateId, const AckedCall*>> ordered;
+  for (const auto& c : calls_) ordered.push_back({held_as(c), &c});
+  for (const auto& c : in_flight_)
+    if (held.count(&c)) ordered.push_back({held_as(c), &c});
+  std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   Map root;
-  for (const AckedCall* c : ordered) {
+  for (const auto& [_, c] : ordered) {
     if (c->method == "set") fold_set(root, c->arg);
     else if (c->method == "inc") fold_inc(root, c->arg);
     else if (c->method == "add") fold_membership(root, c->arg, true);

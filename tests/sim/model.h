@@ -9,6 +9,8 @@
 // model skips it too, by its own reading of the rules.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,19 +26,35 @@ struct AckedCall {
   UpdateId id;
   std::string method;
   Value arg;
+  int node = -1;     // the node that made it (-1: not known, as in hand-made models)
+  uint64_t seq = 0;  // its seq in its origin (0: not known)
+  uint64_t moves = 0;  // origin moves the cluster had seen when it was made (Cluster::moves())
 };
 
 class Model {
  public:
-  void acknowledge(const UpdateId& id, std::string method, Value arg);
+  void acknowledge(const UpdateId& id, std::string method, Value arg, int node = -1, uint64_t seq = 0,
+                   uint64_t moves = 0);
   // A call in flight when its node crashed: committed, but its caller never
   // heard so. It may be held or not, but alike everywhere and at most once.
-  void in_flight(const UpdateId& id, std::string method, Value arg);
+  void in_flight(const UpdateId& id, std::string method, Value arg, int node = -1, uint64_t seq = 0,
+                 uint64_t moves = 0);
+  // Node `node`'s directory was replaced by a copy of another's: what it
+  // wrote so far may have reached peers before or not. Its acknowledged calls
+  // are judged as calls in flight from now on: held at most once, alike
+  // everywhere.
+  void forget_node(int node);
   const std::vector<AckedCall>& calls() const { return calls_; }
   const std::vector<AckedCall>& in_flight_calls() const { return in_flight_; }
   // The data every node should hold: the fold of every acknowledged call and
   // of the in-flight calls in `held` (those the nodes turned out to hold).
   Value fold(const std::set<UpdateId>& held = {}) const;
+  // The same, the calls named by address (an id may name two calls: the two
+  // branches of a forked origin can hold one id each) and each folded at the
+  // id it is held under (`held_as`; a call its node re-issued under a fresh
+  // origin after a fork is ordered there).
+  Value fold(const std::set<const AckedCall*>& held,
+             const std::function<UpdateId(const AckedCall&)>& held_as) const;
 
  private:
   std::vector<AckedCall> calls_;

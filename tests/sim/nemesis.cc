@@ -9,7 +9,7 @@ Nemesis::Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload
     : options_(options), cluster_(cluster), workload_(workload), buggify_(buggify), rng_(rng), trace_(trace) {
   if (on(FaultKind::kHostile) || on(FaultKind::kForge)) stranger_ = std::make_unique<Stranger>(cluster, rng);
   forging_ = on(FaultKind::kForge) && chance(0.25);
-  // Copies relax the checks, so among other faults they come in a few seeds only.
+  // Among other faults copies come in 15% of seeds, so that the other kinds keep their share.
   copying_ = on(FaultKind::kCopies) && (options_.faults.size() == 1 || chance(0.15));
   if (forging_) trace_.line("this run forges origins (every node must refuse them)");
   if (on(FaultKind::kTrust)) {
@@ -200,6 +200,7 @@ void Nemesis::copy_directory() {
   if (!nodes[static_cast<size_t>(from)].up() || !nodes[static_cast<size_t>(to)].up() || down_until_.count(to)) return;
   cluster_.crash(to);
   cluster_.copy_directory(from, to);
+  workload_.forget_node(to);
   cluster_.restart(to);
   apply_message_faults();
   ++copies_;
@@ -232,12 +233,13 @@ void Nemesis::jump_clock() {
 }
 
 void Nemesis::hostile_act() {
-  const int choice = static_cast<int>(rng_() % (forging_ ? 4 : 3));
+  const int choice = static_cast<int>(rng_() % (forging_ ? 6 : 5));
   const bool hostile = on(FaultKind::kHostile);
   if (choice == 0 && hostile) note("garbage", stranger_->send_garbage());
   else if (choice == 1 && hostile) note("replay", stranger_->replay_frame());
   else if (choice == 2 && hostile) note("lying vector", stranger_->lie_in_vector());
-  else if (choice == 3) note("forged origin", stranger_->forge_origin());
+  else if ((choice == 3 || choice == 4) && hostile) note("altered relay", stranger_->relay_altered());
+  else if (choice == 5) note("forged origin", stranger_->forge_origin());
 }
 
 // Node a stops trusting node b for 20..99 steps (whether a is up or down).

@@ -8,12 +8,13 @@
 //              committed or not), down for a while or restarted at once;
 //   clocks     one node's clock jumped within the skew limit;
 //   skew       one node's clock jumped beyond it;
-//   hostile    the stranger's garbage, replays and lying vectors;
+//   hostile    the stranger's garbage, replays, lying vectors, and genuine
+//              runs it relays altered;
 //   forge      the stranger's updates under real origins (some seeds only);
 //   disk       one node's disk full for a while, and the store's fault points
 //              (sim/buggify.h) firing at random;
 //   copies     a node's directory copied over another's, so that two nodes
-//              write under one origin (relaxed checks, as for forge; among
+//              write under one origin (its fork resolved in replay; among
 //              other faults in 15% of seeds only);
 //   trust      one node removes another from its trust list for a while (its
 //              engine forgets it, and the removal spreads to the nodes it

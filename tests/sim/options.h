@@ -16,11 +16,11 @@ enum class FaultKind : uint8_t {
   kCrashes,     // a node dropped without close() and reopened from its directory
   kClocks,      // clock jumps within the skew limit, forwards and backwards
   kSkew,        // clock jumps beyond the skew limit (updates refused until clocks catch up)
-  kHostile,     // a stranger: garbage frames, replayed frames, a lying vector
-  kForge,       // the stranger pushes updates under real origins (relaxed checks)
+  kHostile,     // a stranger: garbage frames, replayed frames, a lying vector, genuine runs relayed altered
+  kForge,       // the stranger pushes updates under real origins (every node must refuse them)
   kDisk,        // fault points in the store (full disk, full map, failed reads), disks full for a
                 // while, and maps that start small so that they grow
-  kCopies,      // a node's directory copied over another's: two nodes, one origin (relaxed checks)
+  kCopies,      // a node's directory copied over another's: two nodes, one origin (a fork)
   kTrust,       // a node stops trusting another for a while; an outsider no node trusts dials them all
 };
 

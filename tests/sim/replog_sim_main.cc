@@ -72,7 +72,7 @@ std::string json_escape(const std::string& s) {
 
 void print_json(const SimOptions& o, const RunResult& r) {
   std::cout << "{\"seed\":" << o.seed << ",\"nodes\":" << o.nodes << ",\"steps\":" << o.steps << ",\"passed\":"
-            << (r.passed ? "true" : "false") << ",\"relaxed\":" << (r.relaxed ? "true" : "false")
+            << (r.passed ? "true" : "false") << ",\"copied\":" << (r.copied ? "true" : "false")
             << ",\"trace_hash\":\"" << r.trace_hash << "\",\"calls\":" << r.calls_acknowledged
             << ",\"refused_calls\":" << r.calls_refused << ",\"frames\":" << r.frames
             << ",\"converge_ms\":" << r.converge_ms << ",\"faults\":{";
@@ -84,7 +84,7 @@ void print_json(const SimOptions& o, const RunResult& r) {
 }
 
 void print_text(const SimOptions& o, const RunResult& r) {
-  std::cout << "seed " << o.seed << ": " << (r.passed ? "passed" : "FAILED") << (r.relaxed ? " (relaxed: copied directories)" : "")
+  std::cout << "seed " << o.seed << ": " << (r.passed ? "passed" : "FAILED") << (r.copied ? " (copied directories)" : "")
             << ", " << r.calls_acknowledged << " calls, " << r.frames << " frames, converged in " << r.converge_ms
             << " ms\ntrace hash: " << r.trace_hash << "\n";
   if (r.passed) return;

@@ -56,7 +56,13 @@ TEST(Sim, NodesKeepWritingWhileOriginsAreForged) { expect_seeds_pass(only(FaultK
 // LMDB's remap failed, and the next transaction read an unmapped map
 // (UpdateLog.AFailedResizeLeavesTheLogUsable pins it).
 TEST(Sim, SeedsPassUnderDiskFaults) { expect_seeds_pass(only(FaultKind::kDisk, 4, 300), 40); }
+// Copied directories get the full checks: their forks are proved, left out
+// of replay alike, and their writers' calls re-issued. Three nodes, seed 28:
+// a copy's first runs after the fork were lost with its crash, so every run
+// that reached a node began past the fork seq and could not prove it, until
+// the engine asked for the origin from below such runs (pull_below).
 TEST(Sim, NodesKeepWritingWithCopiedDirectories) { expect_seeds_pass(only(FaultKind::kCopies, 4, 300), 30); }
+TEST(Sim, ForksOfCopiedDirectoriesAreProvedAmongThreeNodes) { expect_seeds_pass(only(FaultKind::kCopies, 3, 300), 40); }
 
 // Nodes stop trusting each other for a while (crashing meanwhile, too, with
 // other kinds), and an outsider no node trusts dials them all and writes:
@@ -71,7 +77,6 @@ TEST(Sim, SeedsPassWhileTrustChangesAndAnOutsiderDials) {
     std::string problems;
     for (const auto& p : r.problems) problems += "\n  " + p;
     EXPECT_TRUE(r.passed) << "seed " << o.seed << ":" << problems << "\nreplay: " << replay_command(o);
-    EXPECT_FALSE(r.relaxed);
     for (const auto& [kind, n] : r.faults) injected[kind] += n;
   }
   EXPECT_GT(injected["trust removed"], 0u);
@@ -180,12 +185,12 @@ struct AgreeingRun {
       nodes.push_back(NodeSnapshot{name, "hash", Value(Map{{"c", Value(5)}, {"v", Value("x")}}), {{kOrigin, 3}},
                                    {{kOrigin, log}}});
   }
-  std::vector<std::string> check(bool relaxed = false) const { return check_run(nodes, model, refusals, relaxed); }
+  std::vector<std::string> check() const { return check_run(nodes, model, refusals); }
   static constexpr OriginId kOrigin = 0x1234;
   Model model;
   std::vector<Update> log;
   std::vector<NodeSnapshot> nodes;
-  RefusalCounts refusals;
+  Refusals refusals;
 };
 
 bool mentions(const std::vector<std::string>& problems, const std::string& word) {
@@ -216,7 +221,6 @@ TEST(Sim, CheckerReportsALostAcknowledgedCallAndABrokenPrefix) {
   auto problems = run.check();
   EXPECT_TRUE(mentions(problems, "held 0 times"));
   EXPECT_TRUE(mentions(problems, "vector says 3, holds 2"));
-  EXPECT_TRUE(mentions(run.check(/*relaxed=*/true), "vector says 3, holds 2")) << "prefixes are judged in every run";
 }
 
 TEST(Sim, CheckerReportsACallHeldTwice) {
@@ -230,10 +234,10 @@ TEST(Sim, CheckerReportsACallHeldTwice) {
 
 TEST(Sim, CheckerReportsValidUpdatesRefused) {
   AgreeingRun run;
-  run.refusals[Verdict::kGap] = 5;
-  run.refusals[Verdict::kTooFarAhead] = 2;
+  run.refusals.push_back({"n0", {1, 2}, 1, Verdict::kGap, "gap"});
+  run.refusals.push_back({"n1", {1, 2}, 1, Verdict::kTooFarAhead, "ahead"});
   EXPECT_TRUE(run.check().empty()) << "gaps and a clock too far ahead are expected under faults";
-  run.refusals[Verdict::kHlcNotRising] = 1;
+  run.refusals.push_back({"n1", {1, 2}, 1, Verdict::kHlcNotRising, "not rising"});
   EXPECT_TRUE(mentions(run.check(), "refused as"));
 }
 
@@ -340,6 +344,67 @@ TEST(Sim, TheTrustedStrangersForgeriesAreRefusedEverywhere) {
   for (auto& n : c.nodes()) n.node->read([&](const State& state) { forged += state.root().as_map().count("forged") > 0; });
   EXPECT_EQ(forged, 0) << "a forged update reached a node's state";
   EXPECT_TRUE(c.converged());
+}
+
+// The stranger relays genuine runs altered (a body or hlc bit, the head's
+// chain or signature, two calls swapped, an update dropped): every node
+// refuses them, none holds an altered byte, none of those refusals is
+// recorded, and the nodes still converge.
+TEST(Sim, GenuineRunsRelayedAlteredAreRefusedEverywhere) {
+  std::mt19937_64 rng(first_seed());
+  Trace trace(false);
+  Cluster c(3, rng, trace);
+  Stranger stranger(c, rng);
+  const Value arg(Map{{"path", Value("k")}, {"by", Value(1)}});
+  int relayed = 0;
+  for (int i = 0; i < 200; ++i) {
+    c.tick(kStepMs);
+    stranger.pump();
+    ASSERT_TRUE(c.nodes()[static_cast<size_t>(i) % 3].node->call("inc", arg));
+    if (i % 4 == 3) relayed += stranger.relay_altered().rfind("stranger relays", 0) == 0;
+  }
+  for (int i = 0; i < 200; ++i) c.tick(kStepMs);
+  EXPECT_GT(relayed, 20);
+  EXPECT_GT(c.hostile().made_up_bytes.size(), 0u);
+  EXPECT_TRUE(check_hostile(snapshot_nodes(c), c.hostile()).empty());
+  for (const Refusal& r : c.refusals()) ADD_FAILURE() << r.node << " recorded a refusal: " << r.detail;
+  EXPECT_TRUE(c.converged());
+  for (auto& n : c.nodes()) n.node->read([&](const State& state) { EXPECT_EQ(*state.root().find("k"), Value(200)); });
+}
+
+// A store that refuses every update it is given, as bad proof.
+class RefusingStore final : public SyncStore {
+ public:
+  OriginId node_id() const override { return 1; }
+  std::string cluster_id() const override { return "c"; }
+  VersionVector vector() const override { return {}; }
+  Result<Range> read_range(OriginId, uint64_t, uint64_t, size_t) const override { return Range{}; }
+  Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head>) override {
+    IngestReport r;
+    for (const Update& u : updates) r.refused.push_back({u.id(), u.seq(), Verdict::kBadProof, "refused"});
+    return r;
+  }
+  Status save_peers(std::map<std::string, std::string>) override { return Status::ok(); }
+};
+
+// Refusals of the stranger's copies are excused once per copy, only in the
+// ingest whose heads carry the frame's marker: an honest copy of the same
+// update refused beside it, or without it, is recorded.
+TEST(Sim, OnlyTheStrangersCopiesOfARefusedUpdateAreExcused) {
+  RefusingStore inner;
+  Refusals refusals;
+  HostileLedger ledger;
+  ledger.marker_origin = 0x5157;
+  const Update u = Update::make({7 << 16, 0x42}, 3, "inc", encode_msgpack(inc_arg("c", 1)));
+  ledger.altered_frames[1] = {u.id()};
+  CountingStore store(inner, "n0", refusals, ledger);
+  const proof::Head marker{ledger.marker_origin, 1, {}, 0, std::string(64, '\0'), {}, {}, {}};
+  ASSERT_TRUE(store.ingest({u}, {marker}));
+  EXPECT_TRUE(refusals.empty()) << "the stranger's copy";
+  ASSERT_TRUE(store.ingest({u, u}, {marker, marker}));
+  EXPECT_EQ(refusals.size(), 1u) << "an honest copy beside the stranger's (delivered twice)";
+  ASSERT_TRUE(store.ingest({u}, {}));
+  EXPECT_EQ(refusals.size(), 2u) << "an honest copy alone";
 }
 
 // The outsider's checks can fail: with a node that trusts it (a broken setup,

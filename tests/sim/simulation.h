@@ -23,7 +23,7 @@ inline constexpr int64_t kStepMs = 5;
 
 struct RunResult {
   bool passed = false;
-  bool relaxed = false;  // origins were forged or copied: only liveness and prefixes judged
+  bool copied = false;  // a directory was copied over a node's (two nodes wrote under one origin)
   std::string trace_hash;
   std::vector<std::string> problems;
   std::map<std::string, uint64_t> faults;  // injected, by kind

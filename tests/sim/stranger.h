@@ -9,7 +9,13 @@
 //   - lies in its vector (seqs nobody holds), and never answers a Request;
 //   - forges: pushes an update under a real node's origin at its next seq,
 //     with a head it signs with its own key (nodes refuse it: the key does
-//     not hold the origin).
+//     not hold the origin);
+//   - relays a genuine run it was sent, with its genuine head, altered: one
+//     bit of a body, of an hlc, of the head's chain or signature; two calls
+//     of the run swapped (each keeps its seq and hlc); or an update dropped
+//     from the middle (nodes refuse it: the bytes do not chain to the head,
+//     or the head does not verify, or the run has a hole). Each such frame
+//     carries a marker head (HostileLedger) so that the checks know its copies.
 // Every choice comes from the run's generator.
 #pragma once
 
@@ -33,6 +39,7 @@ class Stranger {
   std::string replay_frame();
   std::string lie_in_vector();
   std::string forge_origin();
+  std::string relay_altered();
 
  private:
   SimNode* random_live_node();
@@ -50,6 +57,7 @@ class Stranger {
   OriginId id_;                 // the origin of key_
   std::deque<std::string> kept_;
   uint64_t forged_ = 0;
+  uint64_t altered_ = 0;  // altered frames sent: the marker heads' seqs
 };
 
 }  // namespace replog::sim

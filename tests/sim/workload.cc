@@ -62,8 +62,12 @@ CallOutcome Workload::call(SimNode& node, const std::string& method, Value arg, 
   if (id) {
     out.acknowledged = !answer_lost;
     out.line += id->to_string();
-    if (answer_lost) model_.in_flight(*id, method, std::move(arg));
-    else model_.acknowledge(*id, method, std::move(arg));
+    // Its seq: what the node holds of its origin now (one thread drives the node).
+    const uint64_t seq = seq_of(node.node->vector(), id->origin);
+    out.line += " #" + std::to_string(seq);
+    const uint64_t moves = cluster_ ? cluster_->moves().size() : 0;
+    if (answer_lost) model_.in_flight(*id, method, std::move(arg), node.index, seq, moves);
+    else model_.acknowledge(*id, method, std::move(arg), node.index, seq, moves);
     return out;
   }
   using Code = Status::Code;

@@ -21,10 +21,14 @@ struct CallOutcome {
 
 class Workload {
  public:
-  Workload(std::mt19937_64& rng, Model& model) : rng_(rng), model_(model) {}
+  // `cluster` (may be null) counts the origin moves a call is made after.
+  Workload(std::mt19937_64& rng, Model& model, const Cluster* cluster = nullptr)
+      : rng_(rng), model_(model), cluster_(cluster) {}
   // Whether the store may fail a call (disk faults are on): then a storage
   // error is an expected outcome, not a bug.
   void expect_storage_errors(bool expect) { storage_errors_expected_ = expect; }
+  // Node `index`'s directory was replaced by a copy of another's (Model::forget_node).
+  void forget_node(int index) { model_.forget_node(index); }
   // One random call on `node`.
   CallOutcome call(SimNode& node);
   // A given call on `node`.
@@ -42,6 +46,7 @@ class Workload {
 
   std::mt19937_64& rng_;
   Model& model_;
+  const Cluster* cluster_;
   bool storage_errors_expected_ = false;
 };
 
