@@ -1,6 +1,7 @@
 #include "sim/cluster.h"
 
 #include "protocol/bytes.h"
+#include "protocol/origin_proof.h"
 #include "sim/model.h"
 #include "storage/data_dir.h"
 #include "storage/identity.h"
@@ -261,9 +262,21 @@ void Cluster::copy_directory(int from, int to) {
   SimNode& target = nodes_[static_cast<size_t>(to)];
   settle(from);
   target.origin = 0;  // it comes back as `from`'s origin: no move of its own
+  // The copy is `from`'s log and origin keys on a device of its own: its own
+  // device key stays (its links and Hellos are its own), and `from`'s device
+  // key comes as the key of the origin it writes, which its device key
+  // certifies when it opens. So two devices write one origin: a fork.
+  const std::string own_identity = target.dir + ".identity";
+  fs::copy_file(DataDir(target.dir).identity_file(), own_identity, fs::copy_options::overwrite_existing);
   fs::remove_all(target.dir);
   fs::create_directories(target.dir);
   copy_data_files(source.dir, target.dir);
+  auto device = load_identity(DataDir(source.dir).identity_file(), Env::posix());
+  require(device.status(), "identity of " + source.dir);
+  const std::string origin_file =
+      target.dir + "/origin-" + hex16(proof::origin_of_key(device->public_key())) + ".key";
+  if (!fs::exists(origin_file)) require(store_identity(origin_file, *device, Env::posix()), origin_file);
+  fs::rename(own_identity, DataDir(target.dir).identity_file());
 }
 
 void Cluster::align_clocks() {
