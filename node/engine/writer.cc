@@ -250,9 +250,10 @@ Status Node::store_received(Batch& b, Request& req) {
     const uint64_t now_held = b.held.count(origin) ? b.held.at(origin).seq : 0;
     if (now_held > held) {
       auto& refused = req.report.refused;
+      const OriginId o = origin;  // a structured binding cannot be captured before C++20 in every compiler
       auto taken = [&](const Refused& r) {
         if (r.seq <= held || r.seq > now_held) return false;
-        auto id = b.txn.id_of(origin, r.seq);
+        auto id = b.txn.id_of(o, r.seq);
         return id && *id == r.id;
       };
       auto end = std::remove_if(refused.begin() + static_cast<ptrdiff_t>(refused_before),

@@ -183,7 +183,7 @@ struct AgreeingRun {
     }
     for (const char* name : {"n0", "n1"})
       nodes.push_back(NodeSnapshot{name, "hash", Value(Map{{"c", Value(5)}, {"v", Value("x")}}), {{kOrigin, 3}},
-                                   {{kOrigin, log}}});
+                                   {{kOrigin, log}}, {}});
   }
   std::vector<std::string> check() const { return check_run(nodes, model, refusals); }
   static constexpr OriginId kOrigin = 0x1234;
