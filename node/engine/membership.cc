@@ -112,19 +112,13 @@ void Node::hold(OriginId origin, const std::vector<const Update*>& ups, const st
   if (held_bytes_ + bytes > kMaxHeldBytes) return;  // full: the sender offers them again later
   HeldRuns& h = held_[origin];
   for (const Update* u : ups) {
-    const bool known = std::any_of(h.updates.begin(), h.updates.end(),
-                                   [&](const Update& x) { return x.seq() == u->seq() && x.id() == u->id(); });
-    if (known) continue;
+    if (!h.update_keys.emplace(u->seq(), u->id()).second) continue;
     h.updates.push_back(*u);
     h.bytes += u->body().size();
     held_bytes_ += u->body().size();
   }
-  for (const proof::Head* head : heads) {
-    const bool known = std::any_of(h.heads.begin(), h.heads.end(), [&](const proof::Head& x) {
-      return x.seq == head->seq && x.signature == head->signature;
-    });
-    if (!known) h.heads.push_back(*head);
-  }
+  for (const proof::Head* head : heads)
+    if (h.head_keys.emplace(head->seq, head->signature).second) h.heads.push_back(*head);
 }
 
 Result<IngestReport> Node::membership_changed() {

@@ -308,6 +308,10 @@ class Node final : public SyncStore {
     std::vector<Update> updates;
     std::vector<proof::Head> heads;
     uint64_t bytes = 0;
+    // What is held already, so that a run offered again is not held twice:
+    // (seq, id) of updates, (seq, signature) of heads.
+    std::set<std::pair<uint64_t, UpdateId>> update_keys;
+    std::set<std::pair<uint64_t, std::string>> head_keys;
   };
   static constexpr uint64_t kMaxHeldBytes = uint64_t{16} << 20;
   mutable std::mutex held_mu_;                 // guards held_, held_bytes_
