@@ -50,6 +50,17 @@ class VerifyIngest : public ::testing::Test {
     return r ? std::move(r).value() : Range{};
   }
 
+  // A copy of A's directory (same key, same origin), run beside A.
+  std::unique_ptr<Node> copy_of_a() {
+    EXPECT_TRUE(a_->close());
+    a_.reset();
+    const std::string copy = tmp_.sub("copy");
+    std::filesystem::copy(tmp_.sub("a"), copy);
+    std::filesystem::remove(copy + "/LOCK");
+    a_ = open_node(tmp_.sub("a"));
+    return open_node(copy);
+  }
+
   void ExpectNothingOfAIn(const Node& n) { EXPECT_EQ(n.vector().count(a_->node_id()), 0u); }
 
   TempDir tmp_;
@@ -147,13 +158,7 @@ TEST_F(VerifyIngest, TheReceiversOwnOriginForgedIsRefusedAndItKeepsItsOrigin) {
 
 TEST_F(VerifyIngest, ASecondBranchSignedByOneKeyBecomesForkEvidence) {
   // A copy of A's directory (same key, same origin) writes its own #5; A writes another #5.
-  ASSERT_TRUE(a_->close());
-  a_.reset();
-  const std::string copy = tmp_.sub("copy");
-  std::filesystem::copy(tmp_.sub("a"), copy);
-  std::filesystem::remove(copy + "/LOCK");
-  a_ = open_node(tmp_.sub("a"));
-  auto twin = open_node(copy);
+  auto twin = copy_of_a();
   ASSERT_TRUE(a_ && twin);
   ASSERT_TRUE(a_->call("set", set_arg("branch", "a")));
   ASSERT_TRUE(twin->call("set", set_arg("branch", "twin")));
@@ -239,13 +244,7 @@ TEST_F(VerifyIngest, AnAlteredCopyThatComesFirstDoesNotCostTheGenuineRun) {
 // so (IngestReport::unchained, from the run's first seq), so that its engine
 // asks for the origin from further down; a run from the fork seq proves it.
 TEST_F(VerifyIngest, ALaterRunOfAnotherBranchIsReportedUnchainedUntilARunFromTheForkProvesIt) {
-  ASSERT_TRUE(a_->close());
-  a_.reset();
-  const std::string copy = tmp_.sub("copy");
-  std::filesystem::copy(tmp_.sub("a"), copy);
-  std::filesystem::remove(copy + "/LOCK");
-  a_ = open_node(tmp_.sub("a"));
-  auto twin = open_node(copy);
+  auto twin = copy_of_a();
   ASSERT_TRUE(a_ && twin);
   const OriginId origin = a_->node_id();
   for (const char* v : {"a5", "a6"}) ASSERT_TRUE(a_->call("set", set_arg("branch", v)));
