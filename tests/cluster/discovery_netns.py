@@ -202,14 +202,6 @@ def check_capture(captured, nodes, ids, cluster_id):
            % (beacons, len(captured)))
 
 
-def device_id(node):
-    return json.loads(node.cli("id", "--json"))["device_id"]
-
-
-def trusted(node):
-    return {d["id"]: d for d in json.loads(node.cli("trust", "list", "--json"))}
-
-
 def invite(cluster, inviter):
     """`replog invite --json` on the running inviter (its local API). Its
     endpoints are where it listens: its bridge address, reachable from every
@@ -266,12 +258,12 @@ def netns_test(cluster):
             lines.append(invite(cluster, n0))
             nodes.append(join(cluster, net, i, lines[-1], "n%d" % i))
         n1, n2 = nodes[1], nodes[2]
-        ids = {n.name: device_id(n) for n in nodes}
-        H.check({d: e["how"] for d, e in trusted(n0).items()} == {ids["n1"]: "invite", ids["n2"]: "invite"},
-                "n0 trusts %s" % trusted(n0))
+        ids = {n.name: n.device_id() for n in nodes}
+        H.check({d: e["how"] for d, e in n0.trusted().items()} == {ids["n1"]: "invite", ids["n2"]: "invite"},
+                "n0 trusts %s" % n0.trusted())
         for n in (n1, n2):
-            H.check(list(trusted(n)) == [ids["n0"]] and trusted(n)[ids["n0"]]["how"] == "invite",
-                    "%s, just joined, trusts %s" % (n.name, trusted(n)))
+            H.check(list(n.trusted()) == [ids["n0"]] and n.trusted()[ids["n0"]]["how"] == "invite",
+                    "%s, just joined, trusts %s" % (n.name, n.trusted()))
         H.step("n1 and n2 joined by invites from n0, each in its own namespace; each trusts n0 only")
 
         for n in (n1, n2):
@@ -280,11 +272,11 @@ def netns_test(cluster):
             n.wait_serving(timeout=20)
 
         def joiners_trust_each_other():
-            return ids["n2"] in trusted(n1) and ids["n1"] in trusted(n2)
+            return ids["n2"] in n1.trusted() and ids["n1"] in n2.trusted()
         H.wait_until(joiners_trust_each_other, "n1 and n2 to trust each other", timeout=45,
-                     on_timeout=lambda: "%s / %s" % (trusted(n1), trusted(n2)))
+                     on_timeout=lambda: "%s / %s" % (n1.trusted(), n2.trusted()))
         for n, other in ((n1, "n2"), (n2, "n1")):
-            e = trusted(n)[ids[other]]
+            e = n.trusted()[ids[other]]
             H.check(e["how"] == "introducer" and e["by"] == ids["n0"], "%s's entry about %s: %s" % (n.name, other, e))
         H.step("n1 and n2 trust each other, introduced by n0 (how introducer)")
 
@@ -328,16 +320,16 @@ def netns_test(cluster):
                       json.dumps(d)))
 
         n3 = join(cluster, net, 3, invite(cluster, n1), "n3")
-        ids["n3"] = device_id(n3)
+        ids["n3"] = n3.device_id()
         n3.start()
         H.step("n3 joined by one invite from n1 and started with no --peer")
-        H.wait_until(lambda: all(ids["n3"] in trusted(n) for n in nodes), "n0, n1 and n2 to trust n3", timeout=45,
-                     on_timeout=lambda: "; ".join("%s: %s" % (n.name, sorted(trusted(n))) for n in nodes))
-        H.check(trusted(n1)[ids["n3"]]["how"] == "invite", "n1's entry about n3: %s" % trusted(n1)[ids["n3"]])
-        H.wait_until(lambda: all(ids[n.name] in trusted(n3) for n in nodes), "n3 to trust n0, n1 and n2",
-                     timeout=45, on_timeout=lambda: str(trusted(n3)))
+        H.wait_until(lambda: all(ids["n3"] in n.trusted() for n in nodes), "n0, n1 and n2 to trust n3", timeout=45,
+                     on_timeout=lambda: "; ".join("%s: %s" % (n.name, sorted(n.trusted())) for n in nodes))
+        H.check(n1.trusted()[ids["n3"]]["how"] == "invite", "n1's entry about n3: %s" % n1.trusted()[ids["n3"]])
+        H.wait_until(lambda: all(ids[n.name] in n3.trusted() for n in nodes), "n3 to trust n0, n1 and n2",
+                     timeout=45, on_timeout=lambda: str(n3.trusted()))
         H.step("n0, n1 and n2 trust n3 (n1: invite; n0, n2: %s)"
-               % ", ".join(trusted(n)[ids["n3"]]["how"] for n in (n0, n2)))
+               % ", ".join(n.trusted()[ids["n3"]]["how"] for n in (n0, n2)))
         for k in range(CALLS_PER_MEMBER):
             n3.call("set", {"path": "n3.k%d" % k, "value": k})
         nodes.append(n3)
@@ -370,7 +362,7 @@ def netns_test(cluster):
         cluster.stop_all()
         net.destroy()
     everyone = nodes + [stranger, untrusted]
-    check_capture(captured, everyone, [device_id(n) for n in everyone], cluster.cluster_id)
+    check_capture(captured, everyone, [n.device_id() for n in everyone], cluster.cluster_id)
 
 
 def skip_reason():

@@ -488,6 +488,14 @@ class Node:
     def call(self, method, arg):
         return self.cli("call", method, json.dumps(arg)).strip()
 
+    def device_id(self):
+        """What `replog id` prints: this node's device id."""
+        return json.loads(self.cli("id", "--json"))["device_id"]
+
+    def trusted(self):
+        """`replog trust list --json`, by device id."""
+        return {d["id"]: d for d in json.loads(self.cli("trust", "list", "--json"))}
+
     def client(self, timeout_ms=10000):
         return replog_client.Client(self.data, timeout_ms=timeout_ms)
 

@@ -22,14 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
 
-def device_id(node):
-    return json.loads(node.cli("id", "--json"))["device_id"]
-
-
-def trusted(node):
-    return {d["id"]: d for d in json.loads(node.cli("trust", "list", "--json"))}
-
-
 def connections(a, b):
     """Established TCP connections between the processes of nodes a and b,
     either way (ss -tnp sees the processes of this user)."""
@@ -47,7 +39,7 @@ def connections(a, b):
 
 def membership_test(cluster):
     n0, n1, n2, d = (cluster.add_node(name) for name in ("n0", "n1", "n2", "d"))
-    ids = {n.name: device_id(n) for n in (n0, n1, n2, d)}
+    ids = {n.name: n.device_id() for n in (n0, n1, n2, d)}
     for n in (n0, n1, n2, d):
         n.secure = True
     for n in (n1, n2):
@@ -62,8 +54,8 @@ def membership_test(cluster):
         n.wait_serving()
     H.wait_until(lambda: all(len([p for p in n.status()["peers"] if p["ready"]]) >= 1 for n in (n1, n2)),
                  "n1 and n2 to be linked to n0")
-    H.check(ids["n2"] in trusted(n1) and ids["n1"] in trusted(n2),
-            "n1 and n2 did not learn each other from n0: %s / %s" % (trusted(n1), trusted(n2)))
+    H.check(ids["n2"] in n1.trusted() and ids["n1"] in n2.trusted(),
+            "n1 and n2 did not learn each other from n0: %s / %s" % (n1.trusted(), n2.trusted()))
     H.step("n1 and n2, which trusted n0 alone, trust each other (introduced by n0)")
 
     d.start()
@@ -71,14 +63,14 @@ def membership_test(cluster):
     H.step("trust add d on n0 only")
 
     def everyone_trusts_d():
-        return all(ids["d"] in trusted(n) for n in (n1, n2))
+        return all(ids["d"] in n.trusted() for n in (n1, n2))
     H.wait_until(everyone_trusts_d, "n1 and n2 to trust d", timeout=10,
-                 on_timeout=lambda: "%s / %s" % (trusted(n1), trusted(n2)))
+                 on_timeout=lambda: "%s / %s" % (n1.trusted(), n2.trusted()))
     for n in (n1, n2):
-        entry = trusted(n)[ids["d"]]
+        entry = n.trusted()[ids["d"]]
         H.check(entry["how"] == "introducer" and entry["name"] == "d" and entry["by"] == ids["n0"],
                 "%s's entry about d: %s" % (n.name, entry))
-    H.wait_until(lambda: ids["n1"] in trusted(d) and ids["n2"] in trusted(d), "d to trust n1 and n2")
+    H.wait_until(lambda: ids["n1"] in d.trusted() and ids["n2"] in d.trusted(), "d to trust n1 and n2")
     H.step("n1 and n2 trust d (how introducer, by n0), and d trusts them, untouched")
 
     for i in range(5):
@@ -95,7 +87,7 @@ def membership_test(cluster):
 
     before = connections(d, n1) | connections(d, n2)
     n0.cli("trust", "remove", ids["d"])
-    H.wait_until(lambda: all(ids["d"] not in trusted(n) for n in (n1, n2)), "n1 and n2 to remove d", timeout=10)
+    H.wait_until(lambda: all(ids["d"] not in n.trusted() for n in (n1, n2)), "n1 and n2 to remove d", timeout=10)
     for n in (n1, n2):
         gone = json.loads(n.cli("trust", "list", "--all", "--json"))["removed"]
         H.check(any(g["id"] == ids["d"] and g["by"] == ids["n0"] for g in gone),

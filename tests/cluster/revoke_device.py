@@ -22,14 +22,6 @@ BEFORE = 5
 AFTER = 4
 
 
-def device_id(node):
-    return json.loads(node.cli("id", "--json"))["device_id"]
-
-
-def trusted(node):
-    return {d["id"] for d in json.loads(node.cli("trust", "list", "--json"))}
-
-
 def holds(node, path):
     """Whether `replog state --path PATH --json` finds a value there."""
     out = node.cli("state", "--path", path, "--json", check_rc=False)
@@ -41,7 +33,7 @@ def revoke_test(cluster):
     n1 = cluster.add_node("n1")
     n2 = cluster.add_node("n2")
     nodes = [n0, n1, n2]
-    ids = {n.name: device_id(n) for n in nodes}
+    ids = {n.name: n.device_id() for n in nodes}
     for n in nodes:
         n.secure = True
         for m in nodes:
@@ -69,7 +61,7 @@ def revoke_test(cluster):
 
     out = n0.cli("revoke", ids["n2"], "--json")
     H.step("n0: replog revoke %s -> update %s" % (ids["n2"], json.loads(out)["id"]))
-    H.wait_until(lambda: n0.status().get("revoked", {}).get(n2.node_id) == BEFORE and ids["n2"] not in trusted(n0),
+    H.wait_until(lambda: n0.status().get("revoked", {}).get(n2.node_id) == BEFORE and ids["n2"] not in n0.trusted(),
                  "n0 to hold the revocation and drop n2 from trust", timeout=10,
                  on_timeout=lambda: cluster.describe([n0]))
     H.step("n0: status says origin %s is revoked after #%d; n2's key is off its trust list" % (n2.node_id, BEFORE))
@@ -89,7 +81,7 @@ def revoke_test(cluster):
     honest = [n0, n1]
 
     def revoked_everywhere():
-        return all(n.status().get("revoked", {}).get(n2.node_id) == BEFORE and ids["n2"] not in trusted(n)
+        return all(n.status().get("revoked", {}).get(n2.node_id) == BEFORE and ids["n2"] not in n.trusted()
                    for n in honest)
     H.wait_until(revoked_everywhere, "n1 to hold the revocation and drop n2 from trust", timeout=20,
                  on_timeout=lambda: cluster.describe(honest))

@@ -23,10 +23,6 @@ FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 FIXTURE_UPDATES = 8
 
 
-def device_id(node):
-    return json.loads(node.cli("id", "--json"))["device_id"]
-
-
 def fixture_node(cluster, name):
     data = os.path.join(cluster.tmp, name)
     shutil.copytree(os.path.join(FIXTURES, name), data)
@@ -52,7 +48,7 @@ def upgrade_test(cluster):
     cluster.cluster_id = "f1f1f1f1-0001"
     c = cluster.add_node("c")
     c.secure = True
-    ids = {n.name: device_id(n) for n in (a, b, c)}
+    ids = {n.name: n.device_id() for n in (a, b, c)}
     for n in (a, b):
         n.cli("trust", "add", ids["c"], "--name", "c")
         c.cli("trust", "add", ids[n.name], "--name", n.name)

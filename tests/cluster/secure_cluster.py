@@ -21,10 +21,6 @@ from converge_concurrent import make_calls  # noqa: E402
 CALLS_PER_THREAD = 30
 
 
-def device_id(node):
-    return json.loads(node.cli("id", "--json"))["device_id"]
-
-
 def connections(owner, peer_port):
     """The established TCP connections of process `owner` to `peer_port`, as
     (local, peer) address pairs (ss -tnp: needs root to see other processes)."""
@@ -42,7 +38,7 @@ def secure_test(cluster):
     n1 = cluster.add_node("n1")
     n2 = cluster.add_node("n2")
     nodes = [n0, n1, n2]
-    ids = {n.name: device_id(n) for n in nodes}
+    ids = {n.name: n.device_id() for n in nodes}
     H.step("device ids: %s" % json.dumps(ids))
     for n in nodes:
         n.secure = True
@@ -82,7 +78,7 @@ def secure_test(cluster):
 
     # A node n0 does not trust: it dials n0 and gets nothing; n0 gets nothing from it.
     n3 = cluster.add_node("n3")
-    ids["n3"] = device_id(n3)
+    ids["n3"] = n3.device_id()
     n3.secure = True
     n3.cli("trust", "add", ids["n0"], "--name", "n0")
     n3.peers = ["%s@%s" % (ids["n0"], n0.listen)]
