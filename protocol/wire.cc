@@ -63,9 +63,11 @@ struct Body {
     m.reply ? pk.pack_true() : pk.pack_false();
     pk.pack_array(static_cast<uint32_t>(m.entries.size()));
     for (const auto& [origin, seq] : m.entries) {
-      pk.pack_array(2);
+      auto tip = m.tips.find(origin);
+      pk.pack_array(tip == m.tips.end() ? 2 : 3);
       pk.pack_uint64(origin);
       pk.pack_uint64(seq);
+      if (tip != m.tips.end()) pack_bin(pk, tip->second);
     }
   }
   void operator()(const Request& m) {
@@ -369,8 +371,11 @@ Result<Message> decode(std::string_view frame) {
         if (b[3].type != msgpack::type::ARRAY || b[3].via.array.size > kVectorPageEntries)
           throw Malformed("vector entries are not an array of at most " + std::to_string(kVectorPageEntries));
         for (uint32_t i = 0; i < b[3].via.array.size; ++i) {
-          const auto* e = array(b[3].via.array.ptr[i], 2, "vector entry");
+          const msgpack::object& o = b[3].via.array.ptr[i];
+          const bool tipped = o.type == msgpack::type::ARRAY && o.via.array.size == 3;
+          const auto* e = array(o, tipped ? 3 : 2, "vector entry");
           v.entries.emplace_back(uint(e[0], "origin"), uint(e[1], "seq"));
+          if (tipped) v.tips[v.entries.back().first] = bin_of(e[2], kTipBytes, "vector tip");
         }
         return Message(std::move(v));
       }

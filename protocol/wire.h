@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -94,7 +95,11 @@ struct Vector {
   uint32_t pages = 1;
   bool reply = false;  // an answer to a Vector, not a new round
   std::vector<std::pair<uint64_t, uint64_t>> entries;  // (origin, seq), at most kVectorPageEntries
+  // origin -> the first kTipBytes of the sender's chain at that entry's seq
+  // (signed links only; only for origins verified up to the seq held).
+  std::map<uint64_t, std::string> tips = {};
 };
+inline constexpr size_t kTipBytes = 8;
 struct Request {
   uint64_t origin = 0;
   uint64_t from_seq = 0;  // first seq wanted

@@ -42,8 +42,10 @@ gtest_discover_tests(crash_test DISCOVERY_TIMEOUT ${REPLOG_TIMEOUT_60} PROPERTIE
 replog_node_suite(signing_test)
 target_compile_definitions(signing_test PRIVATE REPLOG_FIXTURES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
 
-# Signed origins on the receiving side: what a verifying ingest takes and refuses.
+# Signed origins on the receiving side: what a verifying ingest takes and
+# refuses, and two linked nodes proving a fork from their vectors' tips.
 replog_node_suite(verify_ingest_test)
+target_link_libraries(verify_ingest_test PRIVATE replog_test_support)
 
 # Membership and revocation: the rule, revoked origins left out, held runs, retire.
 replog_node_suite(revocation_test)

@@ -250,6 +250,21 @@ TEST(VectorPages, TheWireHoldsAtMost1024EntriesAPageAnd64Pages) {
   EXPECT_FALSE(wire::decode(wire::encode(wire::Vector{64, 65, false, {}}))) << "page 64 of 65";
 }
 
+TEST(VectorPages, AnEntryMayCarryAnEightByteChainTipAndNoOtherLength) {
+  wire::Vector v{0, 1, true, {{7, 3}, {9, 4}}};
+  v.tips[9] = std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+  auto back = wire::decode(wire::encode(v));
+  ASSERT_TRUE(back) << back.status().message();
+  const auto& got = std::get<wire::Vector>(*back);
+  EXPECT_EQ(got.entries, v.entries);
+  EXPECT_EQ(got.tips, v.tips) << "origin 9 has its tip, origin 7 none";
+  for (size_t bad : {0, 7, 9, 32}) {
+    wire::Vector w = v;
+    w.tips[9] = std::string(bad, 'x');
+    EXPECT_FALSE(wire::decode(wire::encode(w))) << "a tip of " << bad << " bytes";
+  }
+}
+
 // --- Hello -----------------------------------------------------------------------------
 
 TEST_F(OneNode, IncomingHelloWithOtherLimitsGetsError2AndIsNotAccepted) {

@@ -10,10 +10,12 @@
 
 #include "node/api/verify.h"
 #include "node/engine/node.h"
+#include "node/sync/peer_service.h"
 #include "protocol/bytes.h"
 #include "protocol/origin_proof.h"
 #include "storage/update_log.h"
 #include "signed_node.h"
+#include "support/memory_transport.h"
 #include "temp_dir.h"
 
 namespace replog {
@@ -281,6 +283,61 @@ TEST_F(VerifyIngest, ALaterRunOfAnotherBranchIsReportedUnchainedUntilARunFromThe
   EXPECT_TRUE(rep->unchained.empty());
   ASSERT_EQ(b_->info().fork_evidence.count(origin), 1u);
   EXPECT_EQ(b_->info().fork_evidence.at(origin), 5u);
+}
+
+// A node and its copy come to one seq on two branches. B holds A's branch
+// and is linked only to the copy: their vectors are equal, so neither would
+// pull. The chain tips the vectors carry differ, which makes each ask for
+// the other's last update; it does not chain, and the walk down proves the
+// fork on both.
+TEST_F(VerifyIngest, TwoBranchesAtOneSeqAreFoundByTheirVectorsTipsAndProved) {
+  auto twin = copy_of_a();
+  ASSERT_TRUE(a_ && twin);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(a_->call("set", set_arg("branch" + std::to_string(i), "a")));
+    ASSERT_TRUE(twin->call("set", set_arg("branch" + std::to_string(i), "twin")));
+  }
+  const OriginId origin = a_->node_id();
+  Range ours = a_range();
+  ASSERT_EQ(b_->ingest(ours.updates, {*ours.head})->accepted, 7u);
+  ASSERT_EQ(b_->vector(), twin->vector()) << "one seq on both branches";
+  ManualClock clock(1'790'000'000'000);
+  testing::MemoryNetwork net;
+  struct Linked {
+    std::unique_ptr<testing::MemoryTransport> transport;
+    std::unique_ptr<PeerService> service;
+  };
+  std::vector<Linked> linked;
+  const std::vector<std::tuple<Node*, std::string, std::string>> sides{{b_.get(), "tcp://b:7000", "tcp://twin:7000"},
+                                                                       {twin.get(), "tcp://twin:7000", "tcp://b:7000"}};
+  for (const auto& [node, endpoint, peer] : sides) {
+    SyncOptions so;
+    so.endpoint = endpoint;
+    so.anti_entropy_ms = 100;
+    so.peers = {peer};
+    Linked l;
+    l.transport = std::make_unique<testing::MemoryTransport>(net, endpoint);
+    l.service = std::make_unique<PeerService>(*node, *l.transport, clock, so, [](int, const std::string&) {});
+    PeerService* service = l.service.get();
+    node->set_commit_listener([service](const std::vector<Update>& u, const std::vector<proof::Head>& h) { service->on_committed(u, h); });
+    linked.push_back(std::move(l));
+  }
+  for (auto& l : linked) l.service->start();
+  const auto settled = [&] {
+    return b_->info().fork_evidence.count(origin) && twin->info().fork_evidence.count(origin) &&
+           twin->vector() == b_->vector() && twin->state_hash() == b_->state_hash();
+  };
+  for (int t = 0; t < 5000 && !settled(); ++t) {
+    clock.advance(1);
+    for (auto& l : linked) l.service->run_once(0);
+  }
+  for (Node* n : {b_.get(), twin.get()}) n->set_commit_listener(nullptr);
+  linked.clear();
+  ASSERT_EQ(b_->info().fork_evidence.count(origin), 1u) << "the fork is proved from the vectors' tips";
+  EXPECT_EQ(b_->info().fork_evidence.at(origin), 5u) << "the branches part at #5";
+  ASSERT_EQ(twin->info().fork_evidence.count(origin), 1u);
+  EXPECT_NE(twin->node_id(), origin) << "the owner writes on under a fresh origin";
+  EXPECT_EQ(twin->state_hash(), b_->state_hash()) << "one state once the fork is known";
 }
 
 }  // namespace

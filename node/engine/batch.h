@@ -52,6 +52,7 @@ struct Node::Batch {
   uint64_t own_first = 0;                 // seq of the first update of the node's current origin in this batch (0: none)
   std::vector<proof::Head> committed_heads;  // heads of the received runs stored, for the commit listener
   std::map<OriginId, std::optional<OriginRecord>> records;  // origin records, read once per batch and kept current
+  std::vector<std::pair<OriginId, std::pair<uint64_t, proof::Chain>>> chains;  // chains at seqs stored, kept once committed
   bool left_out_changed = false;  // a revocation or fork evidence was stored: refresh_left_out() before commit
 };
 

@@ -189,15 +189,21 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
     // that forked below the run and came to the same bytes since (two
     // writers of one origin making one call in one millisecond). Said as
     // unchained, so that the engine asks from below and proves the fork.
-    auto kept = b.txn.head_at_or_below(origin, head.seq);
-    if (!(kept && kept->seq == head.seq && kept->chain == head.chain)) {
-      const std::string key = rec ? rec->key : !head.key.empty() ? head.key : batch_key;
-      if (!key.empty() && proof::check_head(head, cluster_id_, key)) {
-        auto ours = chain_at(b.txn, cluster_id_, origin, key, head.seq, nullptr);
-        if (!ours) return ours.status();
-        if (*ours != head.chain) note_unchained(rep, origin, run.front()->seq());
-      }
+    // Ours is found without hashing where it can be: the verified tip, a
+    // recent commit, a kept head; the head's signature only when they differ.
+    const std::string key = rec ? rec->key : !head.key.empty() ? head.key : batch_key;
+    std::optional<proof::Chain> ours;
+    if (rec && rec->seq == head.seq) ours = rec->chain;
+    if (!ours && rec) ours = recent_chain(origin, head.seq);
+    if (auto kept = ours ? std::nullopt : b.txn.head_at_or_below(origin, head.seq); kept && kept->seq == head.seq)
+      ours = kept->chain;
+    if (!ours && !key.empty()) {
+      auto at = chain_at(b.txn, cluster_id_, origin, key, head.seq, nullptr);
+      if (!at) return at.status();
+      ours = *at;
     }
+    if (ours && *ours != head.chain && !key.empty() && proof::check_head(head, cluster_id_, key))
+      note_unchained(rep, origin, run.front()->seq());
     rep.duplicates += run.size();
     if (rec && rec->seq >= head.seq) return Status::ok();
     // Held before its writer signed it (kept from before an upgrade): the head attests it now.
@@ -288,6 +294,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   REPLOG_RETURN_IF_ERROR(store_head(b.txn, origin, stored(head, bytes)));
   b.puts += 2;
   rec = r;
+  b.chains.push_back({origin, {r.seq, r.chain}});
   if (commit_listener_) {
     // Whoever the run is relayed to may not know the key yet when it starts at seq 1.
     proof::Head relayed{head.origin, head.seq, head.chain, head.flags, head.signature, {}, {}, {}};
@@ -330,6 +337,7 @@ Status Node::attest_held(Batch& b, OriginId origin, const std::vector<const Upda
   REPLOG_RETURN_IF_ERROR(store_head(b.txn, origin, stored(head, bytes)));
   b.puts += 2;
   rec = r;
+  b.chains.push_back({origin, {r.seq, r.chain}});
   return Status::ok();
 }
 
@@ -464,6 +472,26 @@ Status Node::store_evidence_requests(Batch& b) {
     req->status = Status::ok();
   }
   return Status::ok();
+}
+
+// This log's committed chain of `origin` at `seq`, when a recent commit left it.
+std::optional<proof::Chain> Node::recent_chain(OriginId origin, uint64_t seq) const {
+  auto it = recent_chains_.find(origin);
+  if (it == recent_chains_.end()) return std::nullopt;
+  for (const auto& [s, c] : it->second)
+    if (s == seq) return c;
+  return std::nullopt;
+}
+
+// After a commit: the chains its runs and calls ended at, for recent_chain().
+void Node::remember_chains(const Batch& b) {
+  constexpr size_t kMaxOrigins = 4096;  // origins are few; past this the memory starts over
+  if (recent_chains_.size() > kMaxOrigins) recent_chains_.clear();
+  for (const auto& [origin, at] : b.chains) {
+    auto& ring = recent_chains_[origin];
+    ring.push_back(at);
+    if (ring.size() > kRecentChains) ring.pop_front();
+  }
 }
 
 }  // namespace replog::engine

@@ -10,6 +10,7 @@
 #include "node/engine/revocation_index.h"
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
+#include "protocol/wire.h"
 #include "storage/data_dir.h"
 #include "storage/cluster_secret.h"
 #include "storage/identity.h"
@@ -385,6 +386,17 @@ std::map<OriginId, uint64_t> Node::unverified() const {
     const uint64_t verified = r == records.end() ? 0 : r->second.seq;
     if (verified < e.seq) out[origin] = verified;
   }
+  return out;
+}
+
+std::map<OriginId, SyncStore::ChainTip> Node::tips() const {
+  std::map<OriginId, ChainTip> out;
+  auto txn = log_->begin_read();
+  if (!txn) return out;
+  auto records = txn->origin_records();
+  for (const auto& [origin, e] : txn->vector_entries())
+    if (auto r = records.find(origin); r != records.end() && r->second.seq == e.seq && e.seq > 0)
+      out[origin] = ChainTip{e.seq, std::string(reinterpret_cast<const char*>(r->second.chain.data()), wire::kTipBytes)};
   return out;
 }
 

@@ -27,7 +27,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -165,6 +167,7 @@ class Node final : public SyncStore {
   // evidence of, or one at a lower seq. REQUIRES: a writable node.
   Result<bool> take_evidence(std::string bytes) override;
   std::map<OriginId, uint64_t> unverified() const override;
+  std::map<OriginId, ChainTip> tips() const override;
 
   // Membership changed: runs held back for it are ingested again (and held
   // again when their origin is still not a member's). REQUIRES: a writable node.
@@ -299,6 +302,13 @@ class Node final : public SyncStore {
   OwnChain own_chain_;
   std::vector<std::pair<OriginId, proof::Head>> unstored_heads_;  // signed after a commit, stored by the next
   std::vector<uint64_t> unstored_head_bytes_;                     // their `bytes`, alike
+  // This log's chain of an origin at recent seqs, committed (updates are never
+  // rewritten, so an entry stays true): repeats of recent runs, which every
+  // peer of a mesh pushes, are checked against it without re-hashing the log.
+  static constexpr size_t kRecentChains = 64;
+  std::map<OriginId, std::deque<std::pair<uint64_t, proof::Chain>>> recent_chains_;
+  std::optional<proof::Chain> recent_chain(OriginId origin, uint64_t seq) const;
+  void remember_chains(const Batch& b);
 
   std::vector<Revocation> revocations_;  // every revoke update held, in key order (writer thread)
   mutable std::mutex revoked_mu_;        // guards revoked_

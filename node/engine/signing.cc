@@ -151,6 +151,7 @@ void Node::chain_own(Batch& b, const Update& u) {
   c.seq = u.seq();
   proof::chain_step(c.chain, signer_.key, u.id().hlc, u.body());
   c.bytes += u.body().size();
+  b.chains.push_back({u.id().origin, {c.seq, c.chain}});
   if (c.bytes - c.signed_bytes >= kSignEveryBytes) owe_head(b, 0);
 }
 

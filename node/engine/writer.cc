@@ -144,6 +144,7 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
                                      unstored_head_bytes_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
           // Signed before callers are answered: once a call returns, a head covers it.
           sign_committed(b);
+          remember_chains(b);
           if (commit_listener_ && !b.committed.empty()) commit_listener_(b.committed, b.committed_heads);
           return;
         }

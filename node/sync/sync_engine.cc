@@ -81,14 +81,17 @@ Status SyncEngine::check_hello(const wire::Hello& h, const std::string& link_key
 bool SyncEngine::VectorAssembly::add(const wire::Vector& v) {
   if (v.page == 0) {
     entries.clear();
+    tips.clear();
     pages = v.pages;
   } else if (v.page != next_page || v.pages != pages) {
     entries.clear();
+    tips.clear();
     next_page = 0;
     pages = 0;
     return false;
   }
   for (const auto& [origin, seq] : v.entries) entries[origin] = seq;
+  for (const auto& [origin, tip] : v.tips) tips[origin] = tip;
   next_page = v.page + 1;
   return next_page == pages;
 }
@@ -182,8 +185,10 @@ void SyncEngine::send_hello(Peer& p) {
   send(Link{true, p.endpoint}, hello_);
 }
 
-void SyncEngine::send_vector(const Link& link, bool reply) {
+// `tips`: the link is signed, so the chain tips go along (PROTOCOL.md §3).
+void SyncEngine::send_vector(const Link& link, bool reply, bool tips) {
   mine_ = node_.vector();
+  const auto tip = tips ? node_.tips() : std::map<OriginId, SyncStore::ChainTip>{};
   std::vector<std::pair<uint64_t, uint64_t>> all;
   for (const auto& [origin, seq] : mine_) all.emplace_back(origin, seq);
   uint32_t pages = static_cast<uint32_t>(std::max<size_t>(1, (all.size() + wire::kVectorPageEntries - 1) / wire::kVectorPageEntries));
@@ -195,6 +200,8 @@ void SyncEngine::send_vector(const Link& link, bool reply) {
     size_t begin = page * wire::kVectorPageEntries;
     size_t end = std::min(all.size(), begin + wire::kVectorPageEntries);
     v.entries.assign(all.begin() + static_cast<long>(begin), all.begin() + static_cast<long>(end));
+    for (size_t i = begin; i < end; ++i)
+      if (auto t = tip.find(all[i].first); t != tip.end() && t->second.seq == all[i].second) v.tips[t->first] = t->second.tip;
     send(link, v);
   }
 }
@@ -316,7 +323,7 @@ void SyncEngine::handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t no
   p.id = peer_id(p.key, h.node_id);
   p.features = h.features & hello_.features;
   p.reverify_asked = false;
-  send_vector(Link{true, p.endpoint}, false);  // sync at once rather than at the next round
+  send_vector(Link{true, p.endpoint}, false, p.features & wire::kFeatureSigned);  // sync at once rather than at the next round
   if (p.features & wire::kFeatureMembers) send_members(p);
   if (p.features & wire::kFeatureSigned) send_evidence(&p);
 }
@@ -341,8 +348,9 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     if (!p.ready) return;
     if (p.incoming_vector.add(*v)) {
       auto theirs = std::move(p.incoming_vector.entries);
+      auto tips = std::move(p.incoming_vector.tips);
       p.incoming_vector = VectorAssembly{};
-      learn_vector(p.id, theirs);
+      learn_vector(p.id, theirs, tips);
     }
   } else if (auto* u = std::get_if<wire::Updates>(&m)) {
     auto pull = pulls_.find(u->origin);
@@ -432,9 +440,10 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
   if (auto* v = std::get_if<wire::Vector>(&m)) {
     if (incoming_vectors_[id].add(*v)) {
       auto theirs = std::move(incoming_vectors_[id].entries);
+      auto tips = std::move(incoming_vectors_[id].tips);
       incoming_vectors_.erase(id);
-      if (!v->reply) send_vector(link, true);
-      learn_vector(id, theirs);
+      if (!v->reply) send_vector(link, true, signed_link);
+      learn_vector(id, theirs, tips);
     }
   } else if (auto* r = std::get_if<wire::Request>(&m)) {
     wire::Updates reply;
@@ -593,11 +602,36 @@ SyncEngine::Peer* SyncEngine::peer_by_id(const PeerId& id) {
   return nullptr;
 }
 
-void SyncEngine::learn_vector(const PeerId& id, const VersionVector& theirs) {
+void SyncEngine::learn_vector(const PeerId& id, const VersionVector& theirs,
+                              const std::map<OriginId, std::string>& tips) {
   Peer* p = peer_by_id(id);
   if (!p) return;
   p->their = theirs;  // their own word replaces our guesses
   pull_missing(*p);
+  if (!tips.empty()) compare_tips(*p, tips);
+}
+
+// Equal seqs say nothing of which branch each side holds: two writers of one
+// origin (a copied directory) may have come to one seq apart, and neither
+// would ever pull from the other. Another tip at the seq both hold means
+// another branch: the peer's last update of it, with its head, is asked for;
+// it will not chain here (ingest says unchained), and pull_below() walks down
+// to where the branches part, which proves the fork.
+void SyncEngine::compare_tips(Peer& p, const std::map<OriginId, std::string>& theirs) {
+  const auto mine = node_.tips();
+  const int64_t now = clock_.now_millis();
+  for (const auto& [origin, tip] : theirs) {
+    auto own = mine.find(origin);
+    if (own == mine.end() || own->second.tip == tip || seq_of(p.their, origin) != own->second.seq) continue;
+    const uint64_t seq = own->second.seq;
+    if (forked_.count(origin) || pulls_.count(origin) || is_reserved_origin(origin)) continue;
+    if (p.credit_used >= options_.credit_bytes) break;
+    const size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
+    send(Link{true, p.endpoint}, wire::Request{origin, seq, seq, bytes});
+    pulls_[origin] = Pull{p.endpoint, seq, seq, bytes, now + options_.request_timeout_ms};
+    p.credit_used += bytes;
+    ++counters_.tip_mismatches;
+  }
 }
 
 void SyncEngine::pull_missing(Peer& p) {
@@ -843,7 +877,7 @@ void SyncEngine::check_silent_peers(int64_t now) {
       log_(2, "peer " + p.endpoint + " silent for " + std::to_string(silent / 1000) + " s: handshaking again");
     } else if (silent >= probe && now - p.probed_ms >= probe) {
       p.probed_ms = now;
-      send_vector(Link{true, p.endpoint}, false);
+      send_vector(Link{true, p.endpoint}, false, p.features & wire::kFeatureSigned);
     }
   }
 }
@@ -884,7 +918,7 @@ void SyncEngine::on_tick() {
       if (p.ready) ready.push_back(&p);
     std::shuffle(ready.begin(), ready.end(), rng_);
     if (ready.size() > options_.fanout) ready.resize(options_.fanout);
-    for (Peer* p : ready) send_vector(Link{true, p->endpoint}, false);
+    for (Peer* p : ready) send_vector(Link{true, p->endpoint}, false, p->features & wire::kFeatureSigned);
     std::uniform_int_distribution<int64_t> jitter(options_.anti_entropy_ms / 2, options_.anti_entropy_ms * 3 / 2);
     next_round_ms_ = now + jitter(rng_);
   }

@@ -97,6 +97,7 @@ struct SyncCounters {
   uint64_t blocked_frames = 0;   // from a source cut off for sending bad frames
   uint64_t blocks = 0;           // times a source was cut off
   uint64_t silent_peers = 0;     // ready peers dropped for silence (then handshaken again)
+  uint64_t tip_mismatches = 0;   // origins a peer holds at our seq with another chain tip (another branch)
   uint64_t members_received = 0;  // Members frames taken from authenticated peers
   uint64_t members_accepted = 0;  // entries of them that changed the trust list
   std::map<std::string, uint64_t> members_refused;  // entries refused, by reason (member_refusal_name)
@@ -141,6 +142,7 @@ class SyncEngine {
     uint32_t next_page = 0;
     uint32_t pages = 0;
     VersionVector entries;
+    std::map<OriginId, std::string> tips;
     // Adds a page; true when the vector is complete. An out-of-order page
     // drops what was assembled.
     bool add(const wire::Vector& v);
@@ -234,7 +236,7 @@ class SyncEngine {
   // carries one, and that a signed-origins peer on an authenticated link
   // carries one. Sets `bound` when the signature verified.
   Status check_hello(const wire::Hello& h, const std::string& link_key, bool& bound) const;
-  void send_vector(const Link& link, bool reply);
+  void send_vector(const Link& link, bool reply, bool tips);
   bool spreads_members() const { return options_.members && !options_.own_key.empty(); }
   void send_members(Peer& p);
   void send_evidence(Peer* to);
@@ -246,7 +248,8 @@ class SyncEngine {
   void handle_incoming_hello(const Frame& frame, const wire::Hello& h);
   void handle_incoming(const Frame& frame, wire::Message& m);
   // Applies a vector learned from `node_id` and pulls what we lack from it.
-  void learn_vector(const PeerId& id, const VersionVector& theirs);
+  void learn_vector(const PeerId& id, const VersionVector& theirs, const std::map<OriginId, std::string>& tips);
+  void compare_tips(Peer& p, const std::map<OriginId, std::string>& theirs);
   void pull_missing(Peer& p);
   // Stores received updates; false when the store failed (a full disk, say):
   // then nothing is pulled from `from` again before its next vector.

@@ -266,6 +266,7 @@ class Client:
         # device key on the wire, but its origin is still that of its key).
         self.origin = self.store.add_writer(rp.OriginWriter(cluster, self.signing_key)).origin
         self.clock = rp.HybridClock()
+        self.tips_checked = 0               # Vector tips found equal to this side's chains
         self.peer = None
 
     def connect(self, node_device_id=None):
@@ -294,6 +295,13 @@ class Client:
             self.clock.observe(u.hlc)
         check(self.vector() == {o: s for o, s in theirs.items() if s},
               "after pulling, this client's vector %s differs from the node's %s" % (self.vector(), theirs))
+        # Each tip its Vector carried is the chain this side computed at that seq (§3 Vector).
+        for o, (seq, tip) in self.peer.vector_tips.items():
+            rec = self.store.record(o)
+            check(rec is not None and len(rec.chains) > seq and rec.chains[seq][:8] == tip,
+                  "the node's Vector gives origin %s at #%d the tip %s, not this side's chain there"
+                  % (rp.origin_text(o), seq, tip.hex()))
+        self.tips_checked += len(self.peer.vector_tips)
         return got
 
     def write(self, origin, clock, method, arg=None, arg_bytes=None):
@@ -721,6 +729,9 @@ def verification_checks(node, client):
     for i in range(4):
         node.api.call("set", {"path": "big.v%d" % i, "value": "%d" % i * 300000})
     client.pull_all()
+    check(client.tips_checked > 0, "the node's Vector carried no chain tips on a signed link")
+    step("the node's Vector carries chain tips on a signed link (%d), each this side's chain at its seq"
+         % client.tips_checked)
     node_origin = int(node.api.status()["node_id"], 16)
     held = client.store.held(node_origin)
     more, first, head1 = client.peer.request_range(node_origin, 1, held, max_bytes=1)

@@ -1867,6 +1867,7 @@ class Peer:
         self.sock.connect(endpoint)
         self.peer_hello = None
         self.errors = []           # (code, message) received
+        self.vector_tips = {}      # origin -> (seq, tip): the chain tips of the last Vector received
         self.empty_without_head = []   # Requests answered empty with no fourth element on a signed link
         self.other = []            # frames received that no call was waiting for
 
@@ -1940,6 +1941,7 @@ class Peer:
         origin -> seq, assembled from its pages (§ Sync)."""
         entries = [[o, s] for o, s in sorted(vector.items())]
         pages = [entries[i:i + 1024] for i in range(0, len(entries), 1024)] or [[]]
+        self.vector_tips = {}
         for i, page in enumerate(pages):
             self.send(VECTOR, [i, len(pages), False, page])
         got, expect = {}, None
@@ -1956,9 +1958,18 @@ class Peer:
             if expect is None or npages != expect:
                 got, expect = {}, None
                 continue
-            for o, s in items:
+            for entry in items:
+                # [origin, seq] or [origin, seq, tip]: the tip is the first 8
+                # bytes of the sender's chain at that seq (§3 Vector).
+                if len(entry) not in (2, 3) or (len(entry) == 3 and
+                                                (not isinstance(entry[2], bytes) or len(entry[2]) != 8)):
+                    raise PeerError("Vector entry %r is not [origin, seq] or [origin, seq, tip of 8 bytes]"
+                                    % (entry,))
+                o, s = entry[0], entry[1]
                 if o not in RESERVED_ORIGINS:
                     got[o] = s
+                    if len(entry) == 3:
+                        self.vector_tips[o] = (s, entry[2])
             if page == npages - 1:
                 return got
 

@@ -90,6 +90,7 @@ class CountingStore final : public SyncStore {
   std::vector<std::string> evidence() const override { return inner_.evidence(); }
   Result<bool> take_evidence(std::string bytes) override { return inner_.take_evidence(std::move(bytes)); }
   std::map<OriginId, uint64_t> unverified() const override { return inner_.unverified(); }
+  std::map<OriginId, ChainTip> tips() const override { return inner_.tips(); }
 
  private:
   static constexpr size_t kKept = 100'000;  // enough to judge; a run refusing more has failed anyway

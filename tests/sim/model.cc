@@ -91,7 +91,12 @@ Value Model::fold(const std::set<const AckedCall*>& held,
     if (held.count(&c)) ordered.push_back({held_as(c), &c});
   std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   Map root;
-  for (const auto& [_, c] : ordered) {
+  const AckedCall* last = nullptr;
+  for (const auto& [id, c] : ordered) {
+    // Two writers of one origin (a copied directory) making one call at one
+    // clock reading and seq wrote one update, byte for byte: it is held once.
+    if (last && held_as(*last) == id && last->method == c->method && last->arg == c->arg) continue;
+    last = c;
     if (c->method == "set") fold_set(root, c->arg);
     else if (c->method == "inc") fold_inc(root, c->arg);
     else if (c->method == "add") fold_membership(root, c->arg, true);

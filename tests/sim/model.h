@@ -52,7 +52,9 @@ class Model {
   // The same, the calls named by address (an id may name two calls: the two
   // branches of a forked origin can hold one id each) and each folded at the
   // id it is held under (`held_as`; a call its node re-issued under a fresh
-  // origin after a fork is ordered there).
+  // origin after a fork is ordered there). Calls held as one id with one
+  // method and argument are one update (two writers of one origin, one
+  // clock reading, the same call) and fold once.
   Value fold(const std::set<const AckedCall*>& held,
              const std::function<UpdateId(const AckedCall&)>& held_as) const;
 

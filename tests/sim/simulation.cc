@@ -154,6 +154,7 @@ void Simulation::trace_end_state() {
     if (!info.fork_evidence.empty()) line += "; fork evidence";
     for (const auto& [origin, seq] : info.fork_evidence) line += " " + hex16(origin) + ":" + std::to_string(seq);
     for (const auto& [origin, why] : info.former_origins) line += "; left " + hex16(origin) + ": " + why;
+    line += "; state " + n.node->state_hash().substr(0, 16);
     trace_.line(line);
   }
 }
