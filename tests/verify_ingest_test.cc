@@ -113,6 +113,29 @@ TEST_F(VerifyIngest, EveryBitOfABodyOrAnHlcAlteredIsRefusedAndNothingIsStored) {
   ExpectNothingOfAIn(*b_);
 }
 
+// A relay repeats a held run with its third update altered: the two before it
+// are the held bytes (duplicates), and only the altered one and what follows
+// it are refused; nothing held changes.
+TEST_F(VerifyIngest, AHeldRunWithOneUpdateAlteredRefusesFromThatUpdateOn) {
+  Range r = a_range();
+  ASSERT_EQ(b_->ingest(r.updates, {*r.head})->accepted, 4u);
+  const std::string before = b_->state_hash();
+  std::string altered = r.updates[2].body();
+  altered.back() = static_cast<char>(altered.back() ^ 0x01);
+  std::vector<Update> ups = r.updates;
+  auto u = Update::parse(ups[2].id(), altered);
+  ASSERT_TRUE(u);
+  ups[2] = *u;
+  auto rep = b_->ingest(ups, {*r.head});
+  ASSERT_TRUE(rep);
+  ASSERT_EQ(rep->refused.size(), 2u) << verdicts(*rep);
+  EXPECT_EQ(rep->refused[0].seq, 3u);
+  EXPECT_EQ(rep->refused[0].verdict, Verdict::kBadProof);
+  EXPECT_EQ(rep->refused[1].seq, 4u);
+  EXPECT_EQ(rep->duplicates, 2u) << "#1 and #2 are the held bytes";
+  EXPECT_EQ(b_->state_hash(), before);
+}
+
 TEST_F(VerifyIngest, AHeadSignedByAnotherKeyOrNoHeadIsRefused) {
   Range r = a_range();
   // B signs a head over A's genuine chain with its own key (and carries it).

@@ -155,8 +155,10 @@ Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector
 Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
                        const proof::Head& head, const std::string& batch_key) {
   IngestReport& rep = req.report;
-  auto refuse = [&](Verdict v, const std::string& why) {
-    for (const Update* u : run) rep.refused.push_back({u->id(), u->seq(), v, why});
+  // Refuses run[from..]; the updates before `from` are held byte for byte (duplicates).
+  auto refuse = [&](Verdict v, const std::string& why, size_t from = 0) {
+    rep.duplicates += from;
+    for (size_t i = from; i < run.size(); ++i) rep.refused.push_back({run[i]->id(), run[i]->seq(), v, why});
     return Status::ok();
   };
   auto cached = b.held.find(origin);
@@ -244,8 +246,10 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   for (size_t i = fresh; i < run.size(); ++i) proof::chain_step(c, key, run[i]->id().hlc, run[i]->body());
   if (c != head.chain) {
     note_unchained(rep, origin, run[fresh]->seq());
-    return refuse(Verdict::kBadProof, what(origin, run[fresh]->seq()) + ".." + std::to_string(head.seq) +
-                                          ": the bytes do not chain to the origin's signed head (altered or forged)");
+    return refuse(Verdict::kBadProof,
+                  what(origin, run[fresh]->seq()) + ".." + std::to_string(head.seq) +
+                      ": the bytes do not chain to the origin's signed head (altered or forged)",
+                  fresh);
   }
 
   // Form, as for every received update; a run is taken whole or not at all.
@@ -347,8 +351,10 @@ Status Node::attest_held(Batch& b, OriginId origin, const std::vector<const Upda
 Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
                            const proof::Head& head, const std::string& key) {
   IngestReport& rep = req.report;
-  auto refuse = [&](Verdict v, const std::string& why) {
-    for (const Update* u : run) rep.refused.push_back({u->id(), u->seq(), v, why});
+  // Refuses run[from..]; the updates before `from` are held byte for byte (duplicates).
+  auto refuse = [&](Verdict v, const std::string& why, size_t from = 0) {
+    rep.duplicates += from;
+    for (size_t i = from; i < run.size(); ++i) rep.refused.push_back({run[i]->id(), run[i]->seq(), v, why});
     return Status::ok();
   };
   if (key.empty()) return refuse(Verdict::kUnverified, "origin " + hex16(origin) + ": its key is not known here");
@@ -356,17 +362,9 @@ Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::v
   const uint64_t first = run.front()->seq();
   auto base = chain_at(b.txn, cluster_id_, origin, key, first - 1, nullptr);
   if (!base) return base.status();
-  proof::Chain c = *base;
-  for (const Update* u : run) proof::chain_step(c, key, u->id().hlc, u->body());
-  if (c != head.chain) {
-    note_unchained(rep, origin, first);
-    return refuse(Verdict::kBadProof, what(origin, first) + ": other bytes than the held ones, and they do not chain "
-                                                             "to the origin's signed head (altered or forged)");
-  }
-  // The first seq where the branches part, and the chain just before it.
+  // The first seq where the run parts from the held bytes, and the chain just before it.
   size_t d = 0;
   proof::Chain at = *base;
-  std::vector<Update> ours;
   for (; d < run.size(); ++d) {
     auto id = b.txn.id_of(origin, run[d]->seq());
     auto body = id ? b.txn.body(*id) : std::nullopt;
@@ -374,14 +372,25 @@ Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::v
     if (*id != run[d]->id() || *body != run[d]->body()) break;
     proof::chain_step(at, key, id->hlc, *body);
   }
+  if (d == run.size()) return refuse(Verdict::kDuplicate, "", run.size());  // nothing differs: all held
+  proof::Chain c = at;
+  for (size_t i = d; i < run.size(); ++i) proof::chain_step(c, key, run[i]->id().hlc, run[i]->body());
+  if (c != head.chain) {
+    note_unchained(rep, origin, first);
+    return refuse(Verdict::kBadProof,
+                  what(origin, run[d]->seq()) + ": other bytes than the held ones, and they do not chain "
+                                                "to the origin's signed head (altered or forged)",
+                  d);
+  }
   const uint64_t fork_seq = run[d]->seq();
+  std::vector<Update> ours;
   // Our branch from the fork seq to the first head we hold at or after it.
   std::optional<proof::Head> ours_head;
   if (auto kept = b.txn.head_at_or_above(origin, fork_seq))
     ours_head = proof::Head{origin, kept->seq, kept->chain, kept->flags, kept->signature, {}, {}, {}};
   else if (origin == node_id_)
     ours_head = own_head(false);
-  if (!ours_head) return refuse(Verdict::kFork, what(origin, fork_seq) + ": fork, but no head of ours covers it");
+  if (!ours_head) return refuse(Verdict::kFork, what(origin, fork_seq) + ": fork, but no head of ours covers it", d);
   for (uint64_t s = fork_seq; s <= ours_head->seq; ++s) {
     auto id = b.txn.id_of(origin, s);
     auto body = id ? b.txn.body(*id) : std::nullopt;
@@ -397,9 +406,9 @@ Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::v
   const proof::Evidence e = proof::chain_evidence(std::move(a), std::move(mine), fork_seq, at, std::move(theirs),
                                                   std::move(ours));
   const std::string report = what(origin, fork_seq) + ": two branches signed by the origin's key (fork)";
-  if (Status s = proof::check_evidence(e, cluster_id_); !s) return refuse(Verdict::kFork, report + "; " + s.message());
+  if (Status s = proof::check_evidence(e, cluster_id_); !s) return refuse(Verdict::kFork, report + "; " + s.message(), d);
   ++rep.forks;
-  refuse(Verdict::kFork, report);
+  refuse(Verdict::kFork, report, d);
   const OriginId own = node_id_;
   bool kept = false;
   REPLOG_RETURN_IF_ERROR(store_evidence(b, e, kept));

@@ -887,6 +887,7 @@ void SyncEngine::on_tick() {
   refresh_hello();
   check_silent_peers(now);
   redial_unready_peers(now);
+  retry_evidence(now);
   for (auto& [_, p] : peers_) {
     // A Hello sent before the connection is up is dropped (ZMQ_IMMEDIATE):
     // retry soon at first (10, 20, 40 ... ms), then every hello_retry_ms.
@@ -965,6 +966,12 @@ void SyncEngine::send_evidence(Peer* to) {
 void SyncEngine::take_evidence(const proof::Evidence& e) {
   auto kept = node_.take_evidence(proof::encode_evidence(e));
   if (!kept) {
+    const Status::Code code = kept.status().code();
+    if (code == Status::Code::kIOError || code == Status::Code::kNoSpace || code == Status::Code::kStoreFull) {
+      log_(1, "fork evidence not stored, kept to try again: " + kept.status().message());
+      if (evidence_retry_.size() < kMaxEvidenceRetries) evidence_retry_.push_back(e);
+      return;
+    }
     ++counters_.bad_frames;
     log_(2, "fork evidence refused: " + kept.status().message());
     return;
@@ -974,6 +981,14 @@ void SyncEngine::take_evidence(const proof::Evidence& e) {
               ": its updates from there on are left out (replog status)");
   refresh_hello();
   send_evidence(nullptr);
+}
+
+void SyncEngine::retry_evidence(int64_t now) {
+  if (evidence_retry_.empty() || now < evidence_retry_ms_) return;
+  evidence_retry_ms_ = now + 1000;
+  std::vector<proof::Evidence> again;
+  again.swap(evidence_retry_);
+  for (const auto& e : again) take_evidence(e);
 }
 
 void SyncEngine::send_members(Peer& p) {

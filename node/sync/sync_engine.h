@@ -241,6 +241,7 @@ class SyncEngine {
   void send_members(Peer& p);
   void send_evidence(Peer* to);
   void take_evidence(const proof::Evidence& e);
+  void retry_evidence(int64_t now);
   void spread_members(int64_t now);
   void take_members(const std::string& sender, const wire::Members& m);
   void handle_outgoing(Peer& p, wire::Message& m);
@@ -283,6 +284,12 @@ class SyncEngine {
   std::set<std::string> received_from_;               // endpoints of the peers that pushed them
   std::map<OriginId, std::string> pushed_by_;         // origin -> endpoint of the peer that last pushed it
   std::map<OriginId, uint64_t> below_;                // origin -> how far below an unchained run to pull it next
+  // Evidence this node could not store for a local reason (a full disk): taken
+  // again every second until it is stored or refused, since its senders give
+  // it only when a link becomes ready or they keep new evidence.
+  static constexpr size_t kMaxEvidenceRetries = 16;
+  std::vector<proof::Evidence> evidence_retry_;
+  int64_t evidence_retry_ms_ = 0;
   std::map<OriginId, uint64_t> forked_;               // origin -> fork seq, of the evidence the node holds
   VersionVector mine_;                                // cached; refreshed on commit
   int64_t next_round_ms_ = 0;

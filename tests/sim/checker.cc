@@ -38,13 +38,17 @@ struct Resolved {
   std::map<OriginId, uint64_t> forks;                 // fork seqs, as the first node holds evidence of them
   std::map<const AckedCall*, UpdateId> ids;           // call -> the id it is held under, when re-issued
   std::map<const AckedCall*, std::string> lost;       // call -> why it is held nowhere (left out, not re-issued)
+  std::set<UpdateId> taken;                           // re-issues some call resolved to
   UpdateId held_as(const AckedCall& c) const {
     auto it = ids.find(&c);
     return it == ids.end() ? c.id : it->second;
   }
 };
 
-void resolve(const AckedCall& c, const NodeSnapshot& front, const std::vector<OriginMove>& moves, Resolved& r) {
+// `copies`: a re-issue by another node (a copy of the call's directory) may
+// stand for the call, when no other call took it.
+void resolve(const AckedCall& c, const NodeSnapshot& front, const std::vector<OriginMove>& moves, bool copies,
+             Resolved& r) {
   UpdateId id = c.id;
   uint64_t seq = c.seq;
   size_t mark = c.moves;
@@ -53,21 +57,34 @@ void resolve(const AckedCall& c, const NodeSnapshot& front, const std::vector<Or
     if (fork == r.forks.end() || seq == 0 || seq < fork->second) break;
     const std::string left_out = "left out from origin " + hex_origin(id.origin) + "'s fork at seq " +
                                  std::to_string(fork->second) + " (it was seq " + std::to_string(seq) + ")";
-    size_t m = mark;
-    while (m < moves.size() && !(moves[m].node == c.node && moves[m].from == id.origin)) ++m;
-    if (m == moves.size()) {
-      r.lost[&c] = left_out + ", and n" + std::to_string(c.node) + " never moved to a fresh origin after";
-      return;
-    }
+    // The call's own node re-issues it when it moves; but a directory copied
+    // over another carries its calls along, and the copy may be the one that
+    // learns of the fork while it still writes the origin: any node that
+    // moved from the origin after the call may hold its re-issue.
     const uint64_t again = seq - fork->second + 1;
-    auto log = front.log.find(moves[m].to);
-    const Update* u = log != front.log.end() && again <= log->second.size() ? &log->second[again - 1] : nullptr;
-    if (!u || u->method() != c.method || u->arg() != encode_msgpack(c.arg)) {
-      r.lost[&c] = left_out + ", and not re-issued as seq " + std::to_string(again) + " of origin " +
-                     hex_origin(moves[m].to) + " (n" + std::to_string(c.node) + " moved there)";
+    const auto reissued = [&](const OriginMove& mv) -> const Update* {
+      auto log = front.log.find(mv.to);
+      const Update* u = log != front.log.end() && again <= log->second.size() ? &log->second[again - 1] : nullptr;
+      return u && u->method() == c.method && u->arg() == encode_msgpack(c.arg) ? u : nullptr;
+    };
+    size_t m = mark, own = moves.size();
+    const Update* u = nullptr;
+    for (int pass = 0; pass < (copies ? 2 : 1) && !u; ++pass)  // its own node's move first, then a copy's
+      for (size_t i = mark; i < moves.size() && !u; ++i) {
+        if (moves[i].from != id.origin || (moves[i].node == c.node) != (pass == 0)) continue;
+        if (pass == 0 && own == moves.size()) own = i;
+        if ((u = reissued(moves[i])) && pass == 1 && r.taken.count(u->id())) u = nullptr;
+        if (u) m = i;
+      }
+    if (!u) {
+      r.lost[&c] = left_out + (own == moves.size() ? ", and n" + std::to_string(c.node) + " never moved to a fresh origin after"
+                                                   : ", and not re-issued as seq " + std::to_string(again) + " of origin " +
+                                                         hex_origin(moves[own].to) + " (n" + std::to_string(c.node) +
+                                                         " moved there) nor by a copy of its directory");
       return;
     }
     id = u->id();
+    r.taken.insert(id);
     seq = again;
     mark = m + 1;
   }
@@ -78,8 +95,15 @@ Resolved resolve_all(const std::vector<NodeSnapshot>& nodes, const Model& model,
   Resolved r;
   if (nodes.empty()) return r;
   r.forks = nodes.front().fork_seqs;
-  for (const auto& c : model.calls()) resolve(c, nodes.front(), moves, r);
-  for (const auto& c : model.in_flight_calls()) resolve(c, nodes.front(), moves, r);
+  for (const auto& c : model.calls()) resolve(c, nodes.front(), moves, false, r);
+  for (const auto& c : model.in_flight_calls()) resolve(c, nodes.front(), moves, false, r);
+  // Then what its own node did not re-issue, from the re-issues no call took.
+  std::vector<const AckedCall*> again;
+  for (const auto& [c, _] : r.lost) again.push_back(c);
+  for (const AckedCall* c : again) {
+    r.lost.erase(c);
+    resolve(*c, nodes.front(), moves, true, r);
+  }
   return r;
 }
 
@@ -123,12 +147,29 @@ void check_in_flight(const std::vector<NodeSnapshot>& nodes, const Model& model,
 
 void check_data(const std::vector<NodeSnapshot>& nodes, const Model& model, const Resolved& r,
                 std::vector<std::string>& out) {
-  const std::string expected =
-      encode_msgpack(model.fold(in_flight_held(nodes, model, r), [&](const AckedCall& c) { return r.held_as(c); }));
-  for (const auto& n : nodes)
-    if (encode_msgpack(n.data) != expected)
-      out.push_back(n.name + ": data differs from the model's fold of " + std::to_string(model.calls().size()) +
-                    " acknowledged calls");
+  const Value folded = model.fold(in_flight_held(nodes, model, r), [&](const AckedCall& c) { return r.held_as(c); });
+  const std::string expected = encode_msgpack(folded);
+  for (const auto& n : nodes) {
+    if (encode_msgpack(n.data) == expected) continue;
+    // The first top-level key that differs, to start from.
+    std::string where;
+    if (n.data.is_map() && folded.is_map()) {
+      std::set<std::string> keys;
+      for (const auto& [k, _] : n.data.as_map()) keys.insert(k);
+      for (const auto& [k, _] : folded.as_map()) keys.insert(k);
+      for (const auto& k : keys) {
+        auto a = n.data.as_map().find(k), b = folded.as_map().find(k);
+        const bool same = a != n.data.as_map().end() && b != folded.as_map().end() &&
+                          encode_msgpack(a->second) == encode_msgpack(b->second);
+        if (!same) {
+          where = " (first at key \"" + k + "\")";
+          break;
+        }
+      }
+    }
+    out.push_back(n.name + ": data differs from the model's fold of " + std::to_string(model.calls().size()) +
+                  " acknowledged calls" + where);
+  }
 }
 
 void check_prefixes(const NodeSnapshot& n, std::vector<std::string>& out) {
@@ -171,8 +212,15 @@ void check_acknowledged_once(const NodeSnapshot& n, const Model& model, const Re
 // runs refused as a fork, and any refused at or past the fork seq, are not
 // counted (replay leaves them out alike, whichever branch is held); nor are
 // another writer's runs of a node's own origin refused by that node.
-void check_refusals(const Refusals& refusals, const std::map<OriginId, uint64_t>& forks,
+void check_refusals(const Refusals& refusals, const std::map<OriginId, uint64_t>& forks, const Model& model,
                     std::vector<std::string>& out) {
+  // Calls of a node whose directory was copied over: their branch may have
+  // vanished with it before its fork could be proved, and its runs that were
+  // still travelling are then refused as unchained (held at most once, alike
+  // everywhere, is what check_in_flight asks of them).
+  std::set<UpdateId> vanished;
+  for (const auto& c : model.in_flight_calls())
+    if (c.copied_over) vanished.insert(c.id);
   std::map<Verdict, std::pair<uint64_t, const Refusal*>> by_verdict;
   for (const Refusal& r : refusals) {
     if (r.verdict == Verdict::kGap || r.verdict == Verdict::kTooFarAhead) continue;
@@ -183,6 +231,7 @@ void check_refusals(const Refusals& refusals, const std::map<OriginId, uint64_t>
     // vanished (a second copy over the node that wrote it); one state and
     // nothing lost judge it.
     if (r.own_origin && (r.verdict == Verdict::kFork || r.verdict == Verdict::kBadProof)) continue;
+    if (vanished.count(r.id) && (r.verdict == Verdict::kFork || r.verdict == Verdict::kBadProof)) continue;
     auto& [count, first] = by_verdict[r.verdict];
     if (count++ == 0) first = &r;
   }
@@ -203,7 +252,7 @@ std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const
   check_data(nodes, model, r, out);
   check_in_flight(nodes, model, r, out);
   for (const auto& n : nodes) check_acknowledged_once(n, model, r, out);
-  check_refusals(refusals, r.forks, out);
+  check_refusals(refusals, r.forks, model, out);
   return out;
 }
 

@@ -72,6 +72,7 @@ void Model::in_flight(const UpdateId& id, std::string method, Value arg, int nod
 
 void Model::forget_node(int node) {
   auto at = std::stable_partition(calls_.begin(), calls_.end(), [&](const AckedCall& c) { return c.node != node; });
+  for (auto it = at; it != calls_.end(); ++it) it->copied_over = true;
   in_flight_.insert(in_flight_.end(), at, calls_.end());
   calls_.erase(at, calls_.end());
 }

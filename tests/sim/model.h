@@ -29,6 +29,7 @@ struct AckedCall {
   int node = -1;     // the node that made it (-1: not known, as in hand-made models)
   uint64_t seq = 0;  // its seq in its origin (0: not known)
   uint64_t moves = 0;  // origin moves the cluster had seen when it was made (Cluster::moves())
+  bool copied_over = false;  // its node's directory was replaced by a copy of another's after it
 };
 
 class Model {

@@ -198,14 +198,12 @@ void Nemesis::copy_directory() {
   const int to = (from + 1 + static_cast<int>(rng_() % static_cast<uint64_t>(k - 1))) % k;
   auto& nodes = cluster_.nodes();
   if (!nodes[static_cast<size_t>(from)].up() || !nodes[static_cast<size_t>(to)].up() || down_until_.count(to)) return;
-  // At most two writers of one origin: a copy of a node that still shares its
-  // origin with another would make a third branch, which the node does not
-  // resolve yet (docs/DECISIONS.md, "The owner re-issues").
+  // At most two writers of one origin, ever: a second copy of an origin
+  // makes a third branch, or two holders of one branch past its fork seq that
+  // would both re-issue it, which the node does not resolve (docs/DECISIONS.md,
+  // "The owner re-issues").
   const OriginId origin = nodes[static_cast<size_t>(from)].node->node_id();
-  for (int j = 0; j < k; ++j)
-    if (j != from && j != to && nodes[static_cast<size_t>(j)].up() &&
-        nodes[static_cast<size_t>(j)].node->node_id() == origin)
-      return;
+  if (!copied_origins_.insert(origin).second) return;
   cluster_.crash(to);
   cluster_.copy_directory(from, to);
   workload_.forget_node(to);

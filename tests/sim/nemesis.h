@@ -98,6 +98,7 @@ class Nemesis {
   std::map<int, int> full_until_;  // node -> step its disk has room again
   std::map<LinkPair, int> distrust_until_;  // (a, b): a does not trust b until that step
   int copies_ = 0;
+  std::set<OriginId> copied_origins_;  // origins copied once: never again
   std::map<std::string, uint64_t> counts_;
   uint64_t failed_calls_ = 0;
 };
