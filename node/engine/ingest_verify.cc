@@ -172,9 +172,17 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   for (size_t i = 1; i < run.size(); ++i)
     if (run[i]->seq() != run[i - 1]->seq() + 1)
       return refuse(Verdict::kBadProof, what(origin, run[i]->seq()) + ": the run to its head has a hole or a repeat");
-  if (run.back()->seq() != head.seq)
+  if (run.back()->seq() != head.seq) {
+    // Held byte for byte (another copy of a seq in the batch, judged on its own): duplicates.
+    const bool held_already = std::all_of(run.begin(), run.end(), [&](const Update* u) {
+      auto id = u->seq() <= held.seq ? b.txn.id_of(origin, u->seq()) : std::nullopt;
+      auto body = id ? b.txn.body(*id) : std::nullopt;
+      return id && *id == u->id() && body && *body == u->body();
+    });
+    if (held_already) return refuse(Verdict::kDuplicate, "", run.size());
     return refuse(Verdict::kUnverified, what(origin, run.back()->seq()) + ": the run does not reach its head #" +
                                             std::to_string(head.seq));
+  }
   if (run.front()->seq() > held.seq + 1)
     return refuse(Verdict::kGap, what(origin, run.front()->seq()) + ": gap, " + std::to_string(held.seq) + " held");
   if (head.seq <= held.seq) {

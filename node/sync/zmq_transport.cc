@@ -5,6 +5,7 @@
 
 #include "protocol/bytes.h"
 #include "protocol/wire.h"
+#include "storage/identity.h"
 
 namespace replog {
 
@@ -250,6 +251,14 @@ void ZmqTransport::receive_router(std::vector<Frame>& out) {
       }
       f.peer_key = std::move(key).value();
       incoming_devices_.insert(f.peer_key);
+      // A device that joined asks again when the answer to its Join was lost
+      // (the joiners' connections may have been cut before it arrived); it is
+      // trusted by then, and the join service answers it the same way.
+      if (auto type = wire::type_of(f.bytes); type && *type == wire::Type::kJoin) {
+        auto curve_key = curve_public_key(f.peer_key);
+        if (curve_key) keep_join_frame(std::move(f), to_hex(*curve_key));
+        continue;
+      }
     }
     out.push_back(std::move(f));
   }

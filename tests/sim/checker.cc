@@ -39,6 +39,8 @@ struct Resolved {
   std::map<const AckedCall*, UpdateId> ids;           // call -> the id it is held under, when re-issued
   std::map<const AckedCall*, std::string> lost;       // call -> why it is held nowhere (left out, not re-issued)
   std::set<UpdateId> taken;                           // re-issues some call resolved to
+  std::map<OriginId, uint64_t> revoked;               // revocations in effect, as the first node holds them
+  std::set<const AckedCall*> revoked_out;             // calls past their origin's revoked last seq: left out
   UpdateId held_as(const AckedCall& c) const {
     auto it = ids.find(&c);
     return it == ids.end() ? c.id : it->second;
@@ -53,6 +55,10 @@ void resolve(const AckedCall& c, const NodeSnapshot& front, const std::vector<Or
   uint64_t seq = c.seq;
   size_t mark = c.moves;
   for (int hop = 0; hop < 16; ++hop) {
+    if (auto rv = r.revoked.find(id.origin); rv != r.revoked.end() && seq > rv->second) {
+      r.revoked_out.insert(&c);  // written past its revoked last seq: left out of replay everywhere
+      return;
+    }
     auto fork = r.forks.find(id.origin);
     if (fork == r.forks.end() || seq == 0 || seq < fork->second) break;
     const std::string left_out = "left out from origin " + hex_origin(id.origin) + "'s fork at seq " +
@@ -95,6 +101,7 @@ Resolved resolve_all(const std::vector<NodeSnapshot>& nodes, const Model& model,
   Resolved r;
   if (nodes.empty()) return r;
   r.forks = nodes.front().fork_seqs;
+  r.revoked = nodes.front().revoked;
   for (const auto& c : model.calls()) resolve(c, nodes.front(), moves, false, r);
   for (const auto& c : model.in_flight_calls()) resolve(c, nodes.front(), moves, false, r);
   // Then what its own node did not re-issue, from the re-issues no call took.
@@ -124,7 +131,7 @@ std::set<const AckedCall*> in_flight_held(const std::vector<NodeSnapshot>& nodes
   if (nodes.empty()) return out;
   const auto held = held_ids(nodes.front());
   for (const auto& call : model.in_flight_calls())
-    if (!r.lost.count(&call) && held.count(r.held_as(call))) out.insert(&call);
+    if (!r.lost.count(&call) && !r.revoked_out.count(&call) && held.count(r.held_as(call))) out.insert(&call);
   return out;
 }
 
@@ -134,7 +141,7 @@ void check_in_flight(const std::vector<NodeSnapshot>& nodes, const Model& model,
   for (const auto& n : nodes) {
     const auto held = held_ids(n);
     for (const auto& call : model.in_flight_calls()) {
-      if (r.lost.count(&call)) continue;  // left out, held by none
+      if (r.lost.count(&call) || r.revoked_out.count(&call)) continue;  // left out, held by none (or not alike)
       auto it = held.find(r.held_as(call));
       const int times = it == held.end() ? 0 : it->second;
       if (times > 1 || (times == 1) != (expected.count(&call) == 1))
@@ -147,7 +154,8 @@ void check_in_flight(const std::vector<NodeSnapshot>& nodes, const Model& model,
 
 void check_data(const std::vector<NodeSnapshot>& nodes, const Model& model, const Resolved& r,
                 std::vector<std::string>& out) {
-  const Value folded = model.fold(in_flight_held(nodes, model, r), [&](const AckedCall& c) { return r.held_as(c); });
+  const Value folded =
+      model.fold(in_flight_held(nodes, model, r), [&](const AckedCall& c) { return r.held_as(c); }, r.revoked_out);
   const std::string expected = encode_msgpack(folded);
   for (const auto& n : nodes) {
     if (encode_msgpack(n.data) == expected) continue;
@@ -193,6 +201,7 @@ void check_acknowledged_once(const NodeSnapshot& n, const Model& model, const Re
                              std::vector<std::string>& out) {
   const std::map<UpdateId, int> held = held_ids(n);
   for (const auto& call : model.calls()) {
+    if (r.revoked_out.count(&call)) continue;  // held or not: left out of replay alike
     if (auto lost = r.lost.find(&call); lost != r.lost.end()) {
       out.push_back(n.name + ": acknowledged call " + call.id.to_string() + " (" + call.method + ") lost: " +
                     lost->second);
@@ -212,8 +221,8 @@ void check_acknowledged_once(const NodeSnapshot& n, const Model& model, const Re
 // runs refused as a fork, and any refused at or past the fork seq, are not
 // counted (replay leaves them out alike, whichever branch is held); nor are
 // another writer's runs of a node's own origin refused by that node.
-void check_refusals(const Refusals& refusals, const std::map<OriginId, uint64_t>& forks, const Model& model,
-                    std::vector<std::string>& out) {
+void check_refusals(const Refusals& refusals, const std::map<OriginId, uint64_t>& forks,
+                    const std::map<OriginId, uint64_t>& revoked, const Model& model, std::vector<std::string>& out) {
   // Calls of a node whose directory was copied over: their branch may have
   // vanished with it before its fork could be proved, and its runs that were
   // still travelling are then refused as unchained (held at most once, alike
@@ -231,6 +240,8 @@ void check_refusals(const Refusals& refusals, const std::map<OriginId, uint64_t>
     // vanished (a second copy over the node that wrote it); one state and
     // nothing lost judge it.
     if (r.own_origin && (r.verdict == Verdict::kFork || r.verdict == Verdict::kBadProof)) continue;
+    // A revoked origin's runs past its last seq: held back as not a member's.
+    if (auto rv = revoked.find(r.id.origin); rv != revoked.end() && r.seq > rv->second) continue;
     if (vanished.count(r.id) && (r.verdict == Verdict::kFork || r.verdict == Verdict::kBadProof)) continue;
     auto& [count, first] = by_verdict[r.verdict];
     if (count++ == 0) first = &r;
@@ -248,11 +259,15 @@ std::vector<std::string> check_run(const std::vector<NodeSnapshot>& nodes, const
   for (const auto& n : nodes) check_prefixes(n, out);
   check_one_hash(nodes, out);
   check_forks(nodes, out);
+  for (const auto& n : nodes)
+    if (n.revoked != nodes.front().revoked)
+      out.push_back(n.name + " holds " + std::to_string(n.revoked.size()) + " revocations in effect, " +
+                    nodes.front().name + " " + std::to_string(nodes.front().revoked.size()) + " (or other last seqs)");
   const Resolved r = resolve_all(nodes, model, moves);
   check_data(nodes, model, r, out);
   check_in_flight(nodes, model, r, out);
   for (const auto& n : nodes) check_acknowledged_once(n, model, r, out);
-  check_refusals(refusals, r.forks, model, out);
+  check_refusals(refusals, r.forks, r.revoked, model, out);
   return out;
 }
 

@@ -38,6 +38,7 @@ struct NodeSnapshot {
   VersionVector vector;
   std::map<OriginId, std::vector<Update>> log;  // every update held, per origin, in seq order
   std::map<OriginId, uint64_t> fork_seqs;       // origins it holds fork evidence of: the seq replay leaves out from
+  std::map<OriginId, uint64_t> revoked = {};    // revocations in effect: origin -> its last seq that counts
 };
 
 // One line per divergence found; empty when the run passed.

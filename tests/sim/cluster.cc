@@ -290,15 +290,22 @@ bool Cluster::converged() const {
     if (!n.up()) return false;
   // A forked origin's branches past its fork seq are left out of replay
   // alike, whichever one (and however much of it) a node holds.
-  const auto forks = nodes_.front().node->info().fork_evidence;
+  // So are a revoked origin's updates past its last seq, which nodes that
+  // learned of the revocation first no longer take.
+  const engine::NodeInfo front = nodes_.front().node->info();
   const auto below_forks = [&](VersionVector v) {
-    for (auto& [origin, seq] : v)
-      if (auto f = forks.find(origin); f != forks.end()) seq = std::min(seq, f->second - 1);
+    for (auto& [origin, seq] : v) {
+      if (auto f = front.fork_evidence.find(origin); f != front.fork_evidence.end()) seq = std::min(seq, f->second - 1);
+      if (auto r = front.revoked.find(origin); r != front.revoked.end()) seq = std::min(seq, r->second);
+    }
     return v;
   };
   const VersionVector v = below_forks(nodes_.front().node->vector());
-  for (const auto& n : nodes_)
-    if (n.node->info().fork_evidence != forks || below_forks(n.node->vector()) != v) return false;
+  for (const auto& n : nodes_) {
+    const engine::NodeInfo info = n.node->info();
+    if (info.fork_evidence != front.fork_evidence || info.revoked != front.revoked || below_forks(n.node->vector()) != v)
+      return false;
+  }
   const std::string h = nodes_.front().node->state_hash();
   for (const auto& n : nodes_)
     if (n.node->state_hash() != h) return false;

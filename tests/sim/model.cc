@@ -84,10 +84,11 @@ Value Model::fold(const std::set<UpdateId>& held) const {
   return fold(calls, [](const AckedCall& c) { return c.id; });
 }
 
-Value Model::fold(const std::set<const AckedCall*>& held,
-                  const std::function<UpdateId(const AckedCall&)>& held_as) const {
+Value Model::fold(const std::set<const AckedCall*>& held, const std::function<UpdateId(const AckedCall&)>& held_as,
+                  const std::set<const AckedCall*>& left_out) const {
   std::vector<std::pair<UpdateId, const AckedCall*>> ordered;
-  for (const auto& c : calls_) ordered.push_back({held_as(c), &c});
+  for (const auto& c : calls_)
+    if (!left_out.count(&c)) ordered.push_back({held_as(c), &c});
   for (const auto& c : in_flight_)
     if (held.count(&c)) ordered.push_back({held_as(c), &c});
   std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });

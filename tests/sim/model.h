@@ -56,8 +56,9 @@ class Model {
   // origin after a fork is ordered there). Calls held as one id with one
   // method and argument are one update (two writers of one origin, one
   // clock reading, the same call) and fold once.
-  Value fold(const std::set<const AckedCall*>& held,
-             const std::function<UpdateId(const AckedCall&)>& held_as) const;
+  // `left_out`: acknowledged calls replay leaves out (past a revocation).
+  Value fold(const std::set<const AckedCall*>& held, const std::function<UpdateId(const AckedCall&)>& held_as,
+             const std::set<const AckedCall*>& left_out = {}) const;
 
  private:
   std::vector<AckedCall> calls_;

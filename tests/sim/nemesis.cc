@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "protocol/bytes.h"
+
 namespace replog::sim {
 
 Nemesis::Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload, Buggify& buggify,
@@ -11,6 +13,8 @@ Nemesis::Nemesis(const SimOptions& options, Cluster& cluster, Workload& workload
   forging_ = on(FaultKind::kForge) && chance(0.25);
   // Among other faults copies come in 15% of seeds, so that the other kinds keep their share.
   copying_ = on(FaultKind::kCopies) && (options_.faults.size() == 1 || chance(0.15));
+  revoking_ = on(FaultKind::kRevoke) && (options_.faults.size() == 1 || chance(0.15));
+  schema_origin_ = cluster_.nodes().front().node->node_id();
   if (forging_) trace_.line("this run forges origins (every node must refuse them)");
   if (on(FaultKind::kTrust)) {
     cluster_.add_outsider();
@@ -53,6 +57,7 @@ void Nemesis::step(int index) {
   if (on(FaultKind::kDisk) && chance(0.01)) fill_disk(index);
   if (copying_ && copies_ < 2 && chance(0.01)) copy_directory();
   if (on(FaultKind::kTrust) && chance(0.02)) remove_trust(index);
+  if (revoking_ && revoked_nodes_.empty() && chance(0.01)) revoke_node();
   if (on(FaultKind::kTrust) && chance(0.03)) outsider_call();
 }
 
@@ -272,6 +277,34 @@ void Nemesis::restore_trust_due(int index) {
     trace_.line("n" + std::to_string(a) + " trusts n" + std::to_string(b) + " again");
     it = distrust_until_.erase(it);
   }
+}
+
+// A stolen device: node `by` revokes node `victim`'s origin after the last seq
+// of it that `by` holds, or a few seqs before it. The victim's updates past that seq are left out of
+// replay on every node, whenever they were written; the victim's own calls
+// are refused once it learns. Its origin is never copied (one rule at a time).
+void Nemesis::revoke_node() {
+  const int k = static_cast<int>(cluster_.nodes().size());
+  const int victim = static_cast<int>(rng_() % static_cast<uint64_t>(k));
+  const int by = (victim + 1 + static_cast<int>(rng_() % static_cast<uint64_t>(k - 1))) % k;
+  auto& nodes = cluster_.nodes();
+  if (!nodes[static_cast<size_t>(victim)].up() || !nodes[static_cast<size_t>(by)].up()) return;
+  const OriginId origin = nodes[static_cast<size_t>(victim)].node->node_id();
+  if (!copied_origins_.insert(origin).second) return;
+  // What `by` holds, or a few seqs less (revoke --last-seq): updates already
+  // held everywhere are then left out too.
+  const uint64_t held = seq_of(nodes[static_cast<size_t>(by)].node->vector(), origin);
+  uint64_t last = held - std::min<uint64_t>(held, rng_() % 8);
+  // n0's first origin recorded the schema at #1: leaving it out leaves every
+  // record of the type out, which the model does not follow.
+  if (origin == schema_origin_) last = std::max<uint64_t>(last, 1);
+  CallOutcome c = workload_.call(nodes[static_cast<size_t>(by)], "revoke",
+                                 Value(Map{{"origin", Value(hex16(origin))}, {"last_seq", Value(static_cast<int64_t>(last))}}));
+  trace_.line(c.line);
+  if (!c.acknowledged) return;
+  revoked_nodes_.insert(victim);
+  note("revocation", "n" + std::to_string(by) + " revokes n" + std::to_string(victim) + "'s origin " + hex16(origin) +
+                         " after #" + std::to_string(last));
 }
 
 // A call on the outsider: its update must never reach a node of the cluster.

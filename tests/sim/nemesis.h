@@ -52,6 +52,8 @@ class Nemesis {
   bool forging() const { return forging_; }
   // Whether two nodes were given one origin by a copied directory.
   bool copied() const { return copies_ > 0; }
+  // Nodes whose origin another node revoked: they cannot write after it.
+  const std::set<int>& revoked_nodes() const { return revoked_nodes_; }
   const std::map<std::string, uint64_t>& counts() const { return counts_; }
   uint64_t failed_calls() const { return failed_calls_; }
 
@@ -76,6 +78,7 @@ class Nemesis {
   void jump_clock();
   void hostile_act();
   void remove_trust(int index);
+  void revoke_node();
   void restore_trust_due(int index);
   void outsider_call();
 
@@ -98,7 +101,10 @@ class Nemesis {
   std::map<int, int> full_until_;  // node -> step its disk has room again
   std::map<LinkPair, int> distrust_until_;  // (a, b): a does not trust b until that step
   int copies_ = 0;
-  std::set<OriginId> copied_origins_;  // origins copied once: never again
+  std::set<OriginId> copied_origins_;  // origins copied once (or revoked): never again
+  bool revoking_ = false;
+  OriginId schema_origin_ = 0;  // n0's first origin, whose #1 recorded the schema
+  std::set<int> revoked_nodes_;
   std::map<std::string, uint64_t> counts_;
   uint64_t failed_calls_ = 0;
 };

@@ -8,7 +8,7 @@ namespace {
 constexpr FaultKind kAllFaults[] = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
                                     FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
                                     FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies,
-                                    FaultKind::kTrust};
+                                    FaultKind::kTrust,    FaultKind::kRevoke};
 }
 
 const char* fault_name(FaultKind kind) {
@@ -23,6 +23,7 @@ const char* fault_name(FaultKind kind) {
     case FaultKind::kDisk: return "disk";
     case FaultKind::kCopies: return "copies";
     case FaultKind::kTrust: return "trust";
+    case FaultKind::kRevoke: return "revoke";
   }
   return "?";
 }
@@ -37,7 +38,7 @@ std::optional<std::set<FaultKind>> parse_faults(const std::string& list, std::st
     for (FaultKind k : kAllFaults)
       if (word == fault_name(k)) out.insert(k), known = true;
     if (!known) {
-      error = "unknown fault kind \"" + word + "\" (messages, partitions, crashes, clocks, skew, hostile, forge, disk, copies, trust, all, none)";
+      error = "unknown fault kind \"" + word + "\" (messages, partitions, crashes, clocks, skew, hostile, forge, disk, copies, trust, revoke, all, none)";
       return std::nullopt;
     }
   }

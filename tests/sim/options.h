@@ -22,6 +22,7 @@ enum class FaultKind : uint8_t {
                 // while, and maps that start small so that they grow
   kCopies,      // a node's directory copied over another's: two nodes, one origin (a fork)
   kTrust,       // a node stops trusting another for a while; an outsider no node trusts dials them all
+  kRevoke,      // a node revokes another's origin (a stolen device): its later updates are left out everywhere
 };
 
 const char* fault_name(FaultKind kind);
@@ -36,7 +37,7 @@ struct SimOptions {
   std::set<FaultKind> faults = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
                                 FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
                                 FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies,
-                                FaultKind::kTrust};
+                                FaultKind::kTrust,    FaultKind::kRevoke};
   bool verbose = false;  // every trace line on stderr
 };
 

@@ -20,7 +20,7 @@ const char* kUsage = R"(replog_sim: deterministic simulation of a replog cluster
   --seeds N     run N seeds: seed, seed+1, ... (default 1)
   --nodes K     nodes, 3..9 (default 5)
   --steps S     steps of the faulty phase, 5 simulated ms each (default 300)
-  --faults L    messages,partitions,crashes,clocks,skew,hostile,forge,disk,copies,trust | all | none (default all)
+  --faults L    messages,partitions,crashes,clocks,skew,hostile,forge,disk,copies,trust,revoke | all | none (default all)
   --json        one JSON summary line per seed on stdout
   --verbose     every trace line on stderr
   --help

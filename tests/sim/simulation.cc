@@ -99,6 +99,7 @@ int64_t Simulation::converge(int64_t limit_ms) {
 
 void Simulation::final_calls() {
   for (auto& n : cluster_.nodes()) {
+    if (nemesis_.revoked_nodes().count(n.index)) continue;  // shut out: its calls are refused
     CallOutcome c = workload_.call(n, "inc", Value(Map{{"path", Value("final")}, {"by", Value(1)}}));
     trace_.line(c.line);
     if (!c.acknowledged) result_.problems.push_back("n" + std::to_string(n.index) + " cannot write after healing: " + c.line);
@@ -188,7 +189,9 @@ NodeSnapshot snapshot_node(SimNode& n, std::string name) {
   s.state_hash = n.node->state_hash();
   n.node->read([&](const State& state) { s.data = state.root(); });
   s.vector = n.node->vector();
-  s.fork_seqs = n.node->info().fork_evidence;
+  const engine::NodeInfo info = n.node->info();
+  s.fork_seqs = info.fork_evidence;
+  s.revoked = info.revoked;
   for (const auto& [origin, seq] : s.vector) s.log[origin] = whole_origin(*n.node, origin);
   return s;
 }
