@@ -11,12 +11,14 @@ points at either the node or the document.
     hash      PROTOCOL.md §3,       the state hash
               docs/STORAGE.md
     signed    PROTOCOL.md §8        origin ids from Ed25519 keys, the chain, heads and
-                                    their encodings, certificates, check_head; a log
-                                    that verifies runs against heads, signs its own and
-                                    serves ranges ending at heads
+                                    their encodings, certificates, check_head; fork
+                                    evidence (its reader, check_evidence, the fork seq);
+                                    a log that verifies runs against heads, signs its own
+                                    and serves ranges ending at heads
     wire      PROTOCOL.md §2, §7,   frames, Hello, Vector, Request, Updates, Push (with
-              §8 "On the wire"      heads on a link with feature bit 1), CURVE keys from
-                                    the Ed25519 identity, the listening side (PeerServer)
+              §8 "On the wire"      heads on a link with feature bit 1), Evidence (type 10,
+                                    kept as sent), CURVE keys from the Ed25519 identity,
+                                    the listening side (PeerServer)
     invite    PROTOCOL.md §7        the invite line, Join / JoinReply and their proofs
     members   PROTOCOL.md §7        Members frames, their entries and the order of entries
     beacons   PROTOCOL.md §7,       keys derived from the cluster secret, the 56-byte
@@ -1444,6 +1446,185 @@ class OriginWriter:
         return head.with_key(self.key, self.device, self.cert)
 
 
+# -- Fork evidence (§8 "Fork evidence")
+
+EVIDENCE_CHAIN, EVIDENCE_KEY = 1, 2   # the two kinds
+MAX_EVIDENCE = 3 * 1024 * 1024        # 3,145,728 bytes: a reader refuses more unread
+MAX_EVIDENCE_DEPTH = 5                # arrays nested deeper than this are refused
+
+
+class EvidenceError(ValueError):
+    """Evidence the reader or check_evidence refuses (one line)."""
+
+
+class Evidence:
+    """§8 Fork evidence: kind 1 (chain) [1, head a, head b, s, base, [update a_s, ...],
+    [update b_s, ...]] with each update its §1 envelope; kind 2 (key) [2, head a, head b]."""
+    __slots__ = ("kind", "a", "b", "s", "base", "branch_a", "branch_b")
+
+    def __init__(self, kind, a, b, s=None, base=None, branch_a=None, branch_b=None):
+        self.kind, self.a, self.b = kind, a, b
+        self.s, self.base = s, base
+        self.branch_a, self.branch_b = branch_a, branch_b
+
+    @property
+    def origin(self):
+        """§8: the origin of evidence is its heads' origin."""
+        return self.a.origin
+
+    def wire(self):
+        if self.kind == EVIDENCE_KEY:
+            return [EVIDENCE_KEY, self.a.wire(), self.b.wire()]
+        return [EVIDENCE_CHAIN, self.a.wire(), self.b.wire(), self.s, bytes(self.base),
+                [u.envelope() for u in self.branch_a], [u.envelope() for u in self.branch_b]]
+
+    def encode(self):
+        """Every integer and bin in its shortest form."""
+        return msgpack.packb(self.wire(), use_bin_type=True)
+
+    def __repr__(self):
+        if self.kind == EVIDENCE_KEY:
+            return "Evidence(key, %s)" % origin_text(self.origin)
+        return "Evidence(chain, %s from #%d, %d/%d updates)" % (origin_text(self.origin), self.s,
+                                                                 len(self.branch_a), len(self.branch_b))
+
+
+def _nesting(v):
+    """How deep arrays (and maps) nest in a decoded value; a scalar is 0."""
+    deepest, todo = 0, [(v, 1)]
+    while todo:
+        x, d = todo.pop()
+        if isinstance(x, (list, tuple)):
+            deepest = max(deepest, d)
+            todo.extend((y, d + 1) for y in x)
+        elif isinstance(x, dict):
+            deepest = max(deepest, d)
+            todo.extend((y, d + 1) for kv in x.items() for y in kv)
+    return deepest
+
+
+def _read_branch(v, which):
+    """A branch: a non-empty array of §1 envelopes, each body a bin of at most max_update
+    that is well-framed."""
+    if not isinstance(v, list) or not v:
+        raise EvidenceError("branch %s is not a non-empty array" % which)
+    out = []
+    for i, e in enumerate(v):
+        if not isinstance(e, list) or len(e) != 3:
+            raise EvidenceError("branch %s, update %d: not an array of 3" % (which, i))
+        hlc, origin, body = e
+        if not (_is_uint(hlc) and _is_uint(origin)):
+            raise EvidenceError("branch %s, update %d: hlc and origin are unsigned integers" % (which, i))
+        if not isinstance(body, bytes) or len(body) > MAX_UPDATE:
+            raise EvidenceError("branch %s, update %d: the body is not a bin of at most %d bytes"
+                                % (which, i, MAX_UPDATE))
+        try:
+            out.append(Update(hlc, origin, body))
+        except DecodeError as x:
+            raise EvidenceError("branch %s, update %d: the body is not well-framed (%s)" % (which, i, x))
+    return out
+
+
+def decode_evidence(data):
+    """§8 Fork evidence, the reader: the shape (and each body's framing) only, never a
+    signature or a chain. Refuses input over 3 MiB unread, arrays nested deeper than 5, a
+    kind other than 1 or 2, a kind 1 not an array of 7 or a kind 2 not an array of 3, a
+    branch that is not an array or is empty, an update that is not an envelope with a
+    well-framed body, any byte after the evidence, and any head the head reader refuses."""
+    data = bytes(data)
+    if len(data) > MAX_EVIDENCE:
+        raise EvidenceError("evidence of %d bytes (at most %d)" % (len(data), MAX_EVIDENCE))
+    try:
+        v = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except msgpack.ExtraData:
+        raise EvidenceError("bytes after the evidence")
+    except msgpack.StackError:
+        raise EvidenceError("nested deeper than %d arrays" % MAX_EVIDENCE_DEPTH)
+    except Exception as e:
+        raise EvidenceError("evidence does not decode: %s" % e)
+    if _nesting(v) > MAX_EVIDENCE_DEPTH:
+        raise EvidenceError("nested deeper than %d arrays" % MAX_EVIDENCE_DEPTH)
+    if not isinstance(v, list) or not v:
+        raise EvidenceError("evidence is not an array")
+    kind = v[0]
+    if not _is_uint(kind) or kind not in (EVIDENCE_CHAIN, EVIDENCE_KEY):
+        raise EvidenceError("evidence of kind %r (1 or 2)" % (kind,))
+    if kind == EVIDENCE_CHAIN and len(v) != 7:
+        raise EvidenceError("chain evidence is an array of 7, not %d" % len(v))
+    if kind == EVIDENCE_KEY and len(v) != 3:
+        raise EvidenceError("key evidence is an array of 3, not %d" % len(v))
+    try:
+        a, b = Head.from_wire(v[1]), Head.from_wire(v[2])
+    except HeadError as e:
+        raise EvidenceError("a head of the evidence: %s" % e)
+    if kind == EVIDENCE_KEY:
+        return Evidence(kind, a, b)
+    s, base = v[3], v[4]
+    # The encoding gives s: uint64 and base: bin 32.
+    if not _is_uint(s):
+        raise EvidenceError("the fork seq is not an unsigned integer")
+    if not _is_bin(base, 32):
+        raise EvidenceError("the base is not a bin of 32 bytes")
+    return Evidence(kind, a, b, s, base, _read_branch(v[5], "a"), _read_branch(v[6], "b"))
+
+
+def check_evidence(e, cluster):
+    """§8 Fork evidence, check_evidence(e, cluster), rules 1 to 4. Returns (origin, fork
+    seq) when it accepts; raises EvidenceError with one line when it refuses."""
+    a, b = e.a, e.b
+    # 1. Both heads carry their keys and name one origin.
+    if a.key is None or b.key is None:
+        raise EvidenceError("a head of the evidence does not carry its key")
+    if a.origin != b.origin:
+        raise EvidenceError("the heads name two origins, %s and %s" % (origin_text(a.origin), origin_text(b.origin)))
+    # 2. Both heads pass check_head in this cluster, with no known key.
+    for name, h in (("a", a), ("b", b)):
+        try:
+            check_head(h, cluster)
+        except HeadError as x:
+            raise EvidenceError("head %s: %s" % (name, x))
+    origin = a.origin
+    if e.kind == EVIDENCE_KEY:
+        # 3. Two keys, and the origin derived from neither or from both.
+        if bytes(a.key) == bytes(b.key):
+            raise EvidenceError("key evidence whose heads carry one key")
+        if (origin_id(a.key) == origin) != (origin_id(b.key) == origin):
+            raise EvidenceError("the origin is derived from one key only: the other key's claim proves no fork")
+        return origin, fork_seq(e)
+    # 4. Chain evidence.
+    key = bytes(a.key)
+    if bytes(b.key) != key:
+        raise EvidenceError("chain evidence whose heads carry two keys")
+    s = e.s
+    if not (1 <= s <= a.seq and s <= b.seq):
+        raise EvidenceError("fork seq %d is not within 1..%d and at most %d" % (s, a.seq, b.seq))
+    for name, h, branch in (("a", a, e.branch_a), ("b", b, e.branch_b)):
+        if len(branch) != h.seq - s + 1:
+            raise EvidenceError("branch %s holds %d updates, not %d" % (name, len(branch), h.seq - s + 1))
+    fa, fb = e.branch_a[0], e.branch_b[0]
+    if (fa.hlc, fa.body) == (fb.hlc, fb.body):
+        raise EvidenceError("the branches' first updates are one (same hlc and body): no fork")
+    if s == 1 and bytes(e.base) != chain_start(cluster, key):
+        raise EvidenceError("fork seq 1 and the base is not c_0 of this cluster and key")
+    for name, h, branch in (("a", a, e.branch_a), ("b", b, e.branch_b)):
+        c = bytes(e.base)
+        for i, u in enumerate(branch):
+            if u.origin != origin:
+                raise EvidenceError("branch %s, update %d names origin %s" % (name, i, origin_text(u.origin)))
+            if u.seq != s + i:
+                raise EvidenceError("branch %s, update %d has seq %d, not %d" % (name, i, u.seq, s + i))
+            c = chain_step(c, key, u.hlc, u.body)
+        if c != bytes(h.chain):
+            raise EvidenceError("branch %s does not chain from the base to its head's chain" % name)
+    return origin, fork_seq(e)
+
+
+def fork_seq(e):
+    """§8 The fork seq: the first seq replay leaves out, s for chain evidence, 1 for key
+    evidence."""
+    return e.s if e.kind == EVIDENCE_CHAIN else 1
+
+
 class Refusal:
     __slots__ = ("origin", "seqs", "kind", "reason")
 
@@ -1711,6 +1892,7 @@ class _RunRefused(Exception):
 # ---------------------------------------------------------------------------------------------
 
 HELLO, ERROR, VECTOR, REQUEST, UPDATES, PUSH = 1, 2, 3, 4, 5, 6
+EVIDENCE = 10                  # §2 the table: one piece of fork evidence, only with feature bit 1
 PROTOCOL_VERSION = 1
 ERROR_NAMES = {1: "malformed frame", 2: "unsupported version or limits", 3: "other cluster",
                4: "hello first", 5: "unavailable", 6: "hello does not bind the link"}
@@ -1833,6 +2015,26 @@ def pack_frame(type_, body, version=PROTOCOL_VERSION):
     return msgpack.packb([version, type_, body], use_bin_type=True)
 
 
+def evidence_bytes(frame):
+    """The evidence of an Evidence frame ([version, 10, [evidence]], §2) as the bytes the
+    sender wrote, for decode_evidence to read as they are."""
+    u = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=MAX_FRAME + 4096)
+    u.feed(bytes(frame))
+    try:
+        if u.read_array_header() != 3:
+            raise PeerError("an Evidence frame is not [version, type, body]")
+        u.skip()
+        u.skip()
+        if u.read_array_header() != 1:
+            raise PeerError("an Evidence frame's body is not [evidence]")
+        start = u.tell()
+        u.skip()
+        end = u.tell()
+    except (msgpack.OutOfData, ValueError) as e:
+        raise PeerError("an Evidence frame does not decode: %s" % e)
+    return bytes(frame)[start:end]
+
+
 class PeerError(Exception):
     pass
 
@@ -1870,6 +2072,7 @@ class Peer:
         self.vector_tips = {}      # origin -> (seq, tip): the chain tips of the last Vector received
         self.empty_without_head = []   # Requests answered empty with no fourth element on a signed link
         self.other = []            # frames received that no call was waiting for
+        self.evidence = []         # the evidence of every Evidence frame received, as sent (bytes)
 
     def close(self):
         self.sock.close(0)
@@ -1887,6 +2090,8 @@ class Peer:
         frame = msgpack.unpackb(data, raw=False, strict_map_key=False)
         if not (isinstance(frame, list) and len(frame) == 3):
             raise PeerError("frame is not [version, type, body]: %r" % (frame,))
+        if frame[1] == EVIDENCE:
+            self.evidence.append(evidence_bytes(data))
         return frame
 
     def wait_for(self, types, timeout_s=5.0):
@@ -1904,6 +2109,30 @@ class Peer:
             if f[1] in types or f[1] == ERROR:
                 return f
             self.other.append(f)
+
+    def wait_for_evidence(self, origin=None, timeout_s=5.0):
+        """The first piece of evidence received on this link (of `origin`, when given), as
+        its bytes; §8 "Evidence spreads": a node sends every piece it keeps when a link with
+        feature bit 1 becomes ready, and again when it keeps a new one."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for data in self.evidence:
+                if origin is None:
+                    return data
+                try:
+                    if decode_evidence(data).origin == origin:
+                        return data
+                except EvidenceError:
+                    pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PeerError("no Evidence%s within %.1f s" % (
+                    "" if origin is None else " of %s" % origin_text(origin), timeout_s))
+            f = self.recv(left)
+            if f is not None and f[1] != EVIDENCE:
+                if f[1] == ERROR:
+                    self.errors.append(tuple(f[2]))
+                self.other.append(f)
 
     def hello_body(self):
         body = [self.cluster, self.node_id, self.advertise, MAX_UPDATE, MAX_FRAME, self.features]
@@ -2414,6 +2643,7 @@ class Listener:
             self.sock.setsockopt(zmq.ZAP_DOMAIN, b"replog")
         self.sock.bind(endpoint)
         self.endpoint = self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.last_data = None
         self.port = int(self.endpoint.rsplit(":", 1)[1])
 
     def recv(self, timeout_s):
@@ -2426,8 +2656,10 @@ class Listener:
         except zmq.ZMQError:       # no ZAP on a plain socket
             user = None
         if len(parts) != 2:
+            self.last_data = None
             return parts[0].bytes, None, user
-        return parts[0].bytes, msgpack.unpackb(parts[1].bytes, raw=False, strict_map_key=False), user
+        self.last_data = parts[1].bytes          # the frame as sent
+        return parts[0].bytes, msgpack.unpackb(self.last_data, raw=False, strict_map_key=False), user
 
     def send(self, rid, type_, body):
         self.sock.send_multipart([rid, pack_frame(type_, body)])
@@ -2446,7 +2678,10 @@ class PeerServer:
     a Request with a range ending at a head it holds (the head the fourth element on a link
     where both Hellos set bit 1), a Push by verifying its runs. Driven by poll(); records
     what it saw: `hellos`, `requests`, `served` ((origin, from_seq, to_seq, count, head)),
-    `pushed` (updates stored from Pushes) and `refused`."""
+    `pushed` (updates stored from Pushes) and `refused`. Evidence on a link where both
+    Hellos set bit 1 is checked with check_evidence against its cluster (§8 "Evidence
+    spreads"): `evidence` holds what passed, as sent, `refused_evidence` (bytes, why) the
+    rest."""
 
     def __init__(self, listener, log, node_id, features=FEATURE_SIGNED, identity_key=None):
         """`identity_key`: the listener's device key (64 bytes), when it is a CURVE server:
@@ -2457,6 +2692,7 @@ class PeerServer:
         self.links = {}               # routing id -> the peer's Hello fields
         self.hellos, self.requests, self.served, self.pushed, self.refused = [], [], [], [], []
         self.refused_hellos = []      # (Hello fields, why)
+        self.evidence, self.refused_evidence = [], []
         self.frames = 0
 
     def hello_body(self):
@@ -2531,6 +2767,14 @@ class PeerServer:
             stored, refusals = self.log.receive(ups, heads)
             self.pushed += stored
             self.refused += refusals
+        elif type_ == EVIDENCE and self.signed(rid):
+            try:
+                data = evidence_bytes(self.lis.last_data)
+                check_evidence(decode_evidence(data), self.log.cluster)
+            except (PeerError, EvidenceError) as e:
+                self.refused_evidence.append((self.lis.last_data, str(e)))
+                return True
+            self.evidence.append(data)
         return True
 
     def close(self):
