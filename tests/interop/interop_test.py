@@ -27,6 +27,11 @@ trust list, then --insecure unless --secure-only):
      its next call arrives here as a Push that verifies;
   6. negative checks: a hash off by one byte differs; malformed frames get the
      documented Error and the node keeps serving.
+  7. fork evidence: an origin of this side forks at seq 2 (two runs signed by one key);
+     the node keeps chain evidence and sends it as an Evidence frame (type 10) to a
+     listener of this side when it keeps it and to another when that link is ready; it
+     passes decode_evidence and check_evidence here (§8 "Fork evidence", whose vector is
+     checked first), and both sides leave the fork out of replay.
 
     /usr/bin/python3 tests/interop/interop_test.py PATH_TO_REPLOG [--secure-only]
         [--insecure-only] [--timeout S] [--keep]
@@ -267,6 +272,7 @@ class Client:
         self.origin = self.store.add_writer(rp.OriginWriter(cluster, self.signing_key)).origin
         self.clock = rp.HybridClock()
         self.tips_checked = 0               # Vector tips found equal to this side's chains
+        self.fork_seqs = {}                 # origin -> fork seq, from evidence checked here (§8)
         self.peer = None
 
     def connect(self, node_device_id=None):
@@ -326,7 +332,8 @@ class Client:
             self.peer.request_range(self.origin, 1, 1)
 
     def replay(self):
-        return rp.replay(self.updates())
+        """§8 "Replay leaves a fork out": from the fork seq of each origin with evidence."""
+        return rp.replay(self.updates(), self.fork_seqs)
 
 
 def describe_state_diff(mine, node):
@@ -1035,6 +1042,153 @@ def negative_checks(node, client, node_device_id, cluster):
         before, st.get("refusals", {}).get("bad_frames")))
 
 
+def fork_evidence_checks(node, client, node_device_id, secure):
+    """§8 "Fork evidence" and "Evidence spreads": an origin of this side (a fresh key its own
+    key certifies) forks. The node holds its run 1..3, then gets 2..3 again with other bodies,
+    chained from the same #1 and signed by the same key: it must keep chain evidence with fork
+    seq 2 and send it as an Evidence frame to every peer whose link carries bit 1, when it keeps
+    it (to a listener of this side it had connected to) and when a link becomes ready (a second
+    listener it connects to afterwards); the piece must pass decode_evidence and check_evidence
+    here. Copies with one body byte changed, or with both branches one, are refused. Both sides
+    then leave the origin's #2 and #3 out of replay.
+
+    §2's table says Evidence is sent on either link; this side's own links to the node (the
+    node's incoming links) are watched for it too, and what came there is reported."""
+    ctx = zmq.Context.instance()
+    zap = None
+    if secure:
+        node_curve = rp.curve_public_of_device(node_device_id)
+        node_hex = rp.parse_device_id(node_device_id).hex()
+        zap = rp.ZapHandler(ctx, lambda mech, key: (200, node_hex) if mech == "CURVE" and key == node_curve
+                            else (400, ""))
+    servers, links = [], []
+
+    def listen():
+        # Each listener is a device of its own (trusted with CURVE), so that the node takes it for
+        # a new peer and connects to it (one link per device; per node id without keys).
+        from nacl.signing import SigningKey
+        sk = SigningKey.generate()
+        identity = bytes(sk) + bytes(sk.verify_key) if secure else None
+        if secure:
+            node.cli("trust", "add", rp.device_id(bytes(sk.verify_key)), "--name", "evidence%d" % len(servers))
+        node_id = rp.origin_id(bytes(sk.verify_key))
+        lis = rp.Listener(identity, context=ctx)
+        srv = rp.PeerServer(lis, client.store, node_id, identity_key=identity)
+        servers.append(srv)
+        link = rp.Peer(node.listen, client.cluster, node_id, identity_key=identity,
+                       server_device_id=node_device_id, advertise=lis.endpoint, features=rp.FEATURE_SIGNED)
+        links.append(link)
+        link.handshake()
+        return srv
+
+    def pump(pred, what, timeout=10.0):
+        """Serves the node's links to this side's listeners until `pred()` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            check_time()
+            for srv in servers:
+                while srv.poll(0.01):
+                    pass
+            v = pred()
+            if v:
+                return v
+            check(time.monotonic() < deadline, "timed out after %.0f s waiting for %s" % (timeout, what))
+
+    def got(srv):
+        return srv.evidence or srv.refused_evidence
+    try:
+        # The node connects to this side and its link becomes ready (it sends its Vector).
+        kept_srv = listen()
+        pump(lambda: kept_srv.hellos and kept_srv.frames >= 2, "the node to connect to this side's listener")
+        check(not kept_srv.evidence, "the node sent evidence before any fork")
+        m = client.new_origin(certified=True)
+        name = rp.origin_text(m)
+        branch_a = [client.write(m, client.clock, "set", {"path": "fork.a%d" % n, "value": n}) for n in (1, 2, 3)]
+        client.push(branch_a)                  # one run from seq 1, its head with key and certificate
+        pump(lambda: node.api.status()["vector"].get(name) == 3, "the node to store %s 1..3" % name)
+        branch_b = [rp.Update(client.clock.tick(), m,
+                              rp.encode_body(n, "set", {"path": "fork.b%d" % n, "value": n})) for n in (2, 3)]
+        client.peer.push_runs([(branch_b, branch_head(client, m, branch_b))])
+        st = pump(lambda: (lambda s: name in s.get("fork_evidence", {}) and s)(node.api.status()),
+                  "the node to keep fork evidence of %s" % name)
+        check(st["fork_evidence"][name] == 2, "the node keeps evidence of %s with fork seq %r, expected 2"
+              % (name, st["fork_evidence"][name]))
+        check(st["vector"].get(name) == 3, "the node holds %r of the forked origin, expected 3"
+              % st["vector"].get(name))
+        # Sent when kept, to the ready peer; then when a new link becomes ready.
+        pump(lambda: got(kept_srv), "the node to send its new evidence to this side's listener")
+        ready_srv = listen()
+        pump(lambda: got(ready_srv), "the node to send its evidence when its link to a second listener is ready")
+        for srv in servers:
+            check(not srv.refused_evidence, "this side refused the node's evidence: %s"
+                  % [why for _, why in srv.refused_evidence])
+        kept, ready = kept_srv.evidence[0], ready_srv.evidence[0]
+        check(ready == kept, "the evidence sent when a link became ready differs from the one sent when kept:"
+              "\n  %s\n  %s" % (ready.hex(), kept.hex()))
+        # What came on this side's own links to the node (its incoming links).
+        for p in [client.peer] + links:
+            while True:
+                f = p.recv(0.05 if p is client.peer else 0)
+                if f is None:
+                    break
+                p.other.append(f)
+        incoming = [d for p in [client.peer] + links for d in p.evidence]
+        check(all(d == kept for d in incoming), "evidence on an incoming link differs from the one kept")
+    finally:
+        for link in links:
+            link.close()
+        for srv in servers:
+            srv.close()
+        if zap is not None:
+            zap.close()
+
+    e = rp.decode_evidence(kept)
+    origin, seq = rp.check_evidence(e, client.cluster)
+    check(e.kind == rp.EVIDENCE_CHAIN and origin == m and seq == 2 and rp.fork_seq(e) == 2,
+          "the node's evidence is of kind %d, origin %s, fork seq %d; expected chain evidence of %s at #2"
+          % (e.kind, rp.origin_text(origin), seq, name))
+    mine = [(u.hlc, u.body) for u in branch_a[1:]], [(u.hlc, u.body) for u in branch_b]
+    theirs = sorted([[(u.hlc, u.body) for u in e.branch_a], [(u.hlc, u.body) for u in e.branch_b]])
+    check(theirs == sorted(mine), "the evidence's branches are not this side's two branches from #2")
+    check(bytes(e.base) == client.store.record(m).chains[1], "the evidence's base is not c_1 of the origin")
+    heads = [len(h.wire()) for h in (e.a, e.b)]
+    refused = {}
+    for what, bad in (
+            ("one byte of a branch body changed",
+             rp.Evidence(e.kind, e.a, e.b, e.s, e.base, [flip_last_byte(e.branch_a[0])] + e.branch_a[1:],
+                         e.branch_b)),
+            ("both branches one (first updates equal)",
+             rp.Evidence(e.kind, e.a, e.a, e.s, e.base, e.branch_a, e.branch_a))):
+        try:
+            rp.check_evidence(bad, client.cluster)
+        except rp.EvidenceError as x:
+            refused[what] = str(x)
+            continue
+        raise TestFailure("check_evidence took the node's evidence with %s" % what)
+    client.fork_seqs[m] = seq
+    compare(node, client, "a fork of this side's origin %s left out from #%d on both sides" % (name, seq))
+    step("fork evidence: the node kept chain evidence of this side's origin %s (fork seq 2, in status) and sent it "
+         "(%d bytes, heads of %d and %d elements) to this side's listener when kept and to a second one when its "
+         "link was ready; decode_evidence and check_evidence take it here (base c_1, the two branches from #2); "
+         "refused: %s" % (name, len(kept), heads[0], heads[1], "; ".join("%s (%s)" % kv for kv in refused.items())))
+    rec = client.store.record(m)
+    if any(h.cert is None for h in (e.a, e.b)):
+        # The origin's key is not a device key (this side's device key certifies it), and the
+        # node holds its certificate from the first run (an 8-element head).
+        check(rec.cert is not None and all(h.key == rec.key for h in (e.a, e.b)), "the evidence's key is not %s's"
+              % name)
+        step("fork evidence: its heads carry the key without device and certificate (%d and %d elements), though "
+             "the key is not a device key and the node got its certificate: PROTOCOL.md §8 \"A head's encoding\" "
+             "says 8 elements then (tests/interop/README.md, \"Unclear in PROTOCOL.md\")" % tuple(heads))
+    if incoming:
+        step("fork evidence: the node also sent it on %d of this side's own links to it (its incoming links)"
+             % len(incoming))
+    else:
+        step("fork evidence: none came on this side's %d own links to the node (its incoming links), though "
+             "PROTOCOL.md §2's table says Evidence is sent on either link and §8 \"Evidence spreads\" on a link "
+             "with feature bit 1 (tests/interop/README.md, \"Unclear in PROTOCOL.md\")" % (1 + len(links)))
+
+
 def signed_origin_vectors():
     """PROTOCOL.md §8 "Vectors", computed here from the section's rules: ids, the chain, a
     head, a certificate, the three head encodings, and check_head on what they decode to."""
@@ -1084,6 +1238,62 @@ def signed_origin_vectors():
     step("PROTOCOL.md §8 vectors computed here: id(K), id(D), c_0..c_2, the head's signature, D's certificate, "
          "the 5-, 6- and 8-element encodings; check_head takes them, refuses another cluster's certificate and a "
          "changed signature; the reader refuses an array of 7, a trailing byte, a str for the signature")
+
+    # §8 "Vectors": chain evidence of a fork at seq 2, body_2 at hlc_2 on one branch, at hlc_2' on the other.
+    hlc2b = 0x01a2131fe5340000
+    c2b = rp.chain_step(c1, w.key, hlc2b, b2)
+    head_b = w.sign(2, c2b)
+    sig_b = ("200b7db64f7a4818423dad7d79d81ae9919ec801ca2569968394c366e4a98e4b"
+             "9c1d59aead17f29f22e0c348607ab8bcd8eeaf1943b12aaebcd38e7f8c7a8202")
+    check(c2b.hex() == "fb9843e4bdbbbc68d8b1ed0349e0614517cc04e058e49ff90ee2c45a19e915bc",
+          "PROTOCOL.md §8 vector c_2': computed %s" % c2b.hex())
+    check(head_b.signature.hex() == sig_b, "PROTOCOL.md §8 vector, head b's signature: computed %s"
+          % head_b.signature.hex())
+    hb6 = "96cfbc100233fd6a1a9402c420" + c2b.hex() + "00c440" + sig_b + "c420" + w.key.hex()
+    upd = "93cf%016xcfbc100233fd6a1a94c414" + b2.hex()
+    doc = bytes.fromhex("9701" + h6 + hb6 + "02c420" + c1.hex() + "91" + upd % 0x01a2131fe5330001
+                        + "91" + upd % hlc2b)
+    ev = rp.Evidence(rp.EVIDENCE_CHAIN, head.with_key(w.key), head_b.with_key(w.key), 2, c1,
+                     [rp.Update(0x01a2131fe5330001, w.origin, b2)], [rp.Update(hlc2b, w.origin, b2)])
+    check(len(doc) == 413 and ev.encode() == doc, "PROTOCOL.md §8 evidence vector: encoded here (%d bytes) %s, "
+          "the document's (%d bytes) %s" % (len(ev.encode()), ev.encode().hex(), len(doc), doc.hex()))
+    got = rp.decode_evidence(doc)
+    check(rp.check_evidence(got, cluster) == (w.origin, 2) and rp.fork_seq(got) == 2,
+          "check_evidence does not take the §8 evidence vector with fork seq 2")
+    same = rp.Evidence(rp.EVIDENCE_CHAIN, got.a, got.a, 2, c1, got.branch_a, got.branch_a)
+    moved = rp.Evidence(rp.EVIDENCE_CHAIN, got.a, got.b, 2, c1, got.branch_a, [rp.Update(hlc2b + 1, w.origin, b2)])
+    # (Without a certificate and with s > 1 nothing in chain evidence names the cluster.)
+    for what, e in (("hlc_2 in both branches", same), ("branch b's hlc moved by 1", moved)):
+        try:
+            rp.check_evidence(e, cluster)
+        except rp.EvidenceError:
+            continue
+        raise TestFailure("check_evidence took the §8 evidence vector with %s" % what)
+    body_seq0 = "93cf%016xcfbc100233fd6a1a94c406" % hlc2b + "9300a178c400"
+    unread = [
+        ("over 3 MiB", b"\x91" + b"\xc0" * (3 * 1024 * 1024)),
+        ("a byte after it", doc + b"\x00"),
+        ("nesting of 6 arrays", bytes.fromhex("9701" + h6 + hb6 + "02c420" + c1.hex() + "9191919191c0" + "91"
+                                              + upd % hlc2b)),
+        ("kind 3", bytes.fromhex("9303" + h6 + hb6)),
+        ("kind 1 of 3 elements", bytes.fromhex("9301" + h6 + hb6)),
+        ("kind 2 of 7 elements", bytes.fromhex("9702") + doc[2:]),
+        ("an empty branch", bytes.fromhex("9701" + h6 + hb6 + "02c420" + c1.hex() + "90" + "91" + upd % hlc2b)),
+        ("an update of 2", bytes.fromhex("9701" + h6 + hb6 + "02c420" + c1.hex() + "9192cf0000000000000001cf00"
+                                         "00000000000001" + "91" + upd % hlc2b)),
+        ("a body with seq 0", bytes.fromhex("9701" + h6 + hb6 + "02c420" + c1.hex() + "91" + body_seq0 + "91"
+                                            + upd % hlc2b)),
+        ("a head of 7", bytes.fromhex("9701" + "97" + h6[2:] + "c0" + hb6) + doc[2 + len(h6) // 2 + len(hb6) // 2:]),
+    ]
+    for what, data in unread:
+        try:
+            rp.decode_evidence(data)
+        except rp.EvidenceError:
+            continue
+        raise TestFailure("the evidence reader took %s" % what)
+    step("PROTOCOL.md §8 evidence vector (413 bytes) encoded here byte for byte; decode_evidence and check_evidence "
+         "take it (fork seq 2), refuse it with hlc_2 in both branches or branch b's hlc moved; the reader refuses %s"
+         % ", ".join(what for what, _ in unread))
 
 
 def run_mode(replog, tmp, secure):
@@ -1218,6 +1428,7 @@ def run_mode(replog, tmp, secure):
         if secure:
             hello_signature_checks(node, client, node_device_id, cluster)
         negative_checks(node, client, node_device_id, cluster)
+        fork_evidence_checks(node, client, node_device_id, secure)
 
         # After a restart the node replays from its log (and checkpoints): same hash.
         node.stop()
