@@ -411,6 +411,12 @@ Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::v
   for (size_t i = d; i < run.size(); ++i) theirs.push_back(*run[i]);
   proof::Head a = head, mine = *ours_head;
   a.key = mine.key = key;
+  // A key its device certified travels with the certificate (PROTOCOL.md §8 "A head's encoding").
+  if (auto rec = b.records.find(origin); rec != b.records.end() && rec->second && rec->second->key == key &&
+                                         !rec->second->cert.empty()) {
+    a.device = mine.device = rec->second->device;
+    a.cert = mine.cert = rec->second->cert;
+  }
   const proof::Evidence e = proof::chain_evidence(std::move(a), std::move(mine), fork_seq, at, std::move(theirs),
                                                   std::move(ours));
   const std::string report = what(origin, fork_seq) + ": two branches signed by the origin's key (fork)";

@@ -1172,21 +1172,16 @@ def fork_evidence_checks(node, client, node_device_id, secure):
          "link was ready; decode_evidence and check_evidence take it here (base c_1, the two branches from #2); "
          "refused: %s" % (name, len(kept), heads[0], heads[1], "; ".join("%s (%s)" % kv for kv in refused.items())))
     rec = client.store.record(m)
-    if any(h.cert is None for h in (e.a, e.b)):
-        # The origin's key is not a device key (this side's device key certifies it), and the
-        # node holds its certificate from the first run (an 8-element head).
-        check(rec.cert is not None and all(h.key == rec.key for h in (e.a, e.b)), "the evidence's key is not %s's"
-              % name)
-        step("fork evidence: its heads carry the key without device and certificate (%d and %d elements), though "
-             "the key is not a device key and the node got its certificate: PROTOCOL.md §8 \"A head's encoding\" "
-             "says 8 elements then (tests/interop/README.md, \"Unclear in PROTOCOL.md\")" % tuple(heads))
-    if incoming:
-        step("fork evidence: the node also sent it on %d of this side's own links to it (its incoming links)"
-             % len(incoming))
-    else:
-        step("fork evidence: none came on this side's %d own links to the node (its incoming links), though "
-             "PROTOCOL.md §2's table says Evidence is sent on either link and §8 \"Evidence spreads\" on a link "
-             "with feature bit 1 (tests/interop/README.md, \"Unclear in PROTOCOL.md\")" % (1 + len(links)))
+    # The origin's key is not a device key (this side's device key certifies it), and the node
+    # holds its certificate from the first run: the evidence's heads carry it (8 elements).
+    check(rec.cert is not None and all(h.key == rec.key and h.cert == rec.cert for h in (e.a, e.b)),
+          "the evidence's heads do not carry %s's key with its certificate (%d and %d elements)"
+          % ((name,) + tuple(heads)))
+    check(not incoming, "the node sent evidence on %d of this side's own links to it; PROTOCOL.md §8 "
+          "\"Evidence spreads\" says only on links it opened" % len(incoming))
+    step("fork evidence: its heads carry the key with its device and certificate (%d and %d elements), and it "
+         "came only on links the node opened, none on this side's %d links to it" % (heads[0], heads[1],
+                                                                                     1 + len(links)))
 
 
 def signed_origin_vectors():
