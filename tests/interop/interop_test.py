@@ -826,13 +826,7 @@ def serving_checks(node, client, node_device_id, secure):
     a head it holds, with the key (and certificate) when it starts at seq 1. A call on the
     node then comes to this side as a Push of a run with its head, verified here."""
     ctx = zmq.Context.instance()
-    zap = None
-    if secure:
-        node_curve = rp.curve_public_of_device(node_device_id)
-        # §7 Trust: the user id is the admitted device's key in 64 hex digits.
-        node_hex = rp.parse_device_id(node_device_id).hex()
-        zap = rp.ZapHandler(ctx, lambda mech, key: (200, node_hex) if mech == "CURVE" and key == node_curve
-                            else (400, ""))
+    zap = node_only_zap(ctx, node_device_id) if secure else None
     lis = rp.Listener(client.identity if secure else None, context=ctx)
     server = rp.PeerServer(lis, client.store, client.origin, identity_key=client.identity if secure else None)
     link = None
@@ -1052,15 +1046,10 @@ def fork_evidence_checks(node, client, node_device_id, secure):
     here. Copies with one body byte changed, or with both branches one, are refused. Both sides
     then leave the origin's #2 and #3 out of replay.
 
-    §2's table says Evidence is sent on either link; this side's own links to the node (the
-    node's incoming links) are watched for it too, and what came there is reported."""
+    Evidence goes only on the links the node opened (§8 "Evidence spreads"); this side's own
+    links to the node (its incoming links) are watched to check that none came there."""
     ctx = zmq.Context.instance()
-    zap = None
-    if secure:
-        node_curve = rp.curve_public_of_device(node_device_id)
-        node_hex = rp.parse_device_id(node_device_id).hex()
-        zap = rp.ZapHandler(ctx, lambda mech, key: (200, node_hex) if mech == "CURVE" and key == node_curve
-                            else (400, ""))
+    zap = node_only_zap(ctx, node_device_id) if secure else None
     servers, links = [], []
 
     def listen():
@@ -1182,6 +1171,15 @@ def fork_evidence_checks(node, client, node_device_id, secure):
     step("fork evidence: its heads carry the key with its device and certificate (%d and %d elements), and it "
          "came only on links the node opened, none on this side's %d links to it" % (heads[0], heads[1],
                                                                                      1 + len(links)))
+
+
+def node_only_zap(ctx, node_device_id):
+    """A ZAP handler for this side's listeners that admits the node's device only (§7 Trust:
+    the user id is the admitted device's key in 64 hex digits)."""
+    node_curve = rp.curve_public_of_device(node_device_id)
+    node_hex = rp.parse_device_id(node_device_id).hex()
+    return rp.ZapHandler(ctx, lambda mech, key: (200, node_hex) if mech == "CURVE" and key == node_curve
+                         else (400, ""))
 
 
 def signed_origin_vectors():
