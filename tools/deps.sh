@@ -12,6 +12,7 @@ REPLOG_PACKAGES=(
   libgtest-dev libgmock-dev       # tests
   libsodium-dev                   # BLAKE2b state hash, base64
   nlohmann-json3-dev              # typed JSON and info JSON
+  libcurl4-openssl-dev libpugixml-dev  # the S3 client: HTTP with SigV4, its XML
   python3 python3-zmq python3-msgpack  # test helpers, the example API client
   python3-nacl                    # the interop test's own Ed25519 -> X25519 keys
   iproute2 nftables faketime      # the nemesis: namespaces, partitions, clock offsets
