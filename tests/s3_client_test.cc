@@ -400,6 +400,34 @@ TEST(S3Retry, NotFoundAndPutAndHead) {
   EXPECT_EQ(server.connections(), 2);
 }
 
+TEST(S3Retry, HeadDeleteAndListAll) {
+  const std::string page1 =
+      "<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>t/1+=</NextContinuationToken>"
+      "<Contents><Key>arch/x/1</Key><Size>1</Size></Contents></ListBucketResult>";
+  const std::string page2 =
+      "<ListBucketResult><IsTruncated>false</IsTruncated>"
+      "<Contents><Key>arch/x/2</Key><Size>2</Size></Contents></ListBucketResult>";
+  // A HEAD answer carries the object's Content-Length and no body.
+  LoopbackServer server({"HTTP/1.1 200 OK\r\nContent-Length: 42\r\nETag: \"h\"\r\nConnection: close\r\n\r\n",
+                         answer("204 No Content", ""), answer("200 OK", page1), answer("200 OK", page2)});
+  S3Client client(test_config(server.endpoint()));
+  auto h = client.head("obj");
+  ASSERT_TRUE(h) << h.status().message();
+  EXPECT_EQ(h->size, 42u);
+  EXPECT_EQ(h->etag, "\"h\"");
+  EXPECT_TRUE(client.del("obj"));
+  auto all = client.list_all("x/");
+  ASSERT_TRUE(all) << all.status().message();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].key, "x/1");
+  EXPECT_EQ((*all)[1].size, 2u);
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(reqs[0].method, "HEAD");
+  EXPECT_EQ(reqs[1].method, "DELETE");
+  EXPECT_EQ(reqs[3].target, "/examplebucket?continuation-token=t%2F1%2B%3D&list-type=2&prefix=arch%2Fx%2F");
+}
+
 TEST(S3Retry, NetworkErrorsRunOutAsIOError) {
   int port;
   {
