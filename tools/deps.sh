@@ -31,3 +31,20 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq >/dev/null
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The S3-compatible server the archive tests start on loopback (s3rver, from
+# npm), installed into tests/s3/node_modules from the committed lock file.
+# Node.js comes from Debian unless one is already on the PATH.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "installing: nodejs npm" >&2
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+s3_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/s3" && pwd)"
+if [ ! -f "$s3_dir/node_modules/.package-lock.json" ] ||
+   [ "$s3_dir/package-lock.json" -nt "$s3_dir/node_modules/.package-lock.json" ]; then
+  echo "installing: s3rver (npm ci in tests/s3)" >&2
+  npm ci --prefix "$s3_dir" --no-audit --no-fund --silent >/dev/null
+fi
