@@ -43,6 +43,22 @@ Result<proof::Chain> chain_at(LogTxn& txn, const std::string& cluster, OriginId 
   return c;
 }
 
+// Whether the log holds `u` byte for byte at its seq (same id, same body).
+bool holds(LogTxn& txn, OriginId origin, const Update& u) {
+  auto id = txn.id_of(origin, u.seq());
+  auto body = id ? txn.body(*id) : std::nullopt;
+  return id && *id == u.id() && body && *body == u.body();
+}
+
+// Reports run[from..] refused with `v`; the updates before `from` are held
+// byte for byte, and count as duplicates.
+Status refuse_from(IngestReport& rep, const std::vector<const Update*>& run, Verdict v, const std::string& why,
+                   size_t from = 0) {
+  rep.duplicates += from;
+  for (size_t i = from; i < run.size(); ++i) rep.refused.push_back({run[i]->id(), run[i]->seq(), v, why});
+  return Status::ok();
+}
+
 // The head verified (its key signed it) but the bytes from `seq` on do not
 // chain from what this log holds: altered, or another branch forked below.
 void note_unchained(IngestReport& rep, OriginId origin, uint64_t seq) {
@@ -155,12 +171,7 @@ Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector
 Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
                        const proof::Head& head, const std::string& batch_key) {
   IngestReport& rep = req.report;
-  // Refuses run[from..]; the updates before `from` are held byte for byte (duplicates).
-  auto refuse = [&](Verdict v, const std::string& why, size_t from = 0) {
-    rep.duplicates += from;
-    for (size_t i = from; i < run.size(); ++i) rep.refused.push_back({run[i]->id(), run[i]->seq(), v, why});
-    return Status::ok();
-  };
+  auto refuse = [&](Verdict v, const std::string& why, size_t from = 0) { return refuse_from(rep, run, v, why, from); };
   auto cached = b.held.find(origin);
   if (cached == b.held.end()) cached = b.held.emplace(origin, b.txn.vector_entry(origin).value_or(VectorEntry{})).first;
   VectorEntry& held = cached->second;
@@ -175,9 +186,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   if (run.back()->seq() != head.seq) {
     // Held byte for byte (another copy of a seq in the batch, judged on its own): duplicates.
     const bool held_already = std::all_of(run.begin(), run.end(), [&](const Update* u) {
-      auto id = u->seq() <= held.seq ? b.txn.id_of(origin, u->seq()) : std::nullopt;
-      auto body = id ? b.txn.body(*id) : std::nullopt;
-      return id && *id == u->id() && body && *body == u->body();
+      return u->seq() <= held.seq && holds(b.txn, origin, *u);
     });
     if (held_already) return refuse(Verdict::kDuplicate, "", run.size());
     return refuse(Verdict::kUnverified, what(origin, run.back()->seq()) + ": the run does not reach its head #" +
@@ -188,9 +197,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   if (head.seq <= held.seq) {
     // Nothing new: duplicates, unless the bytes differ.
     for (const Update* u : run) {
-      auto id = b.txn.id_of(origin, u->seq());
-      auto body = id ? b.txn.body(*id) : std::nullopt;
-      if (!id || *id != u->id() || !body || *body != u->body()) {
+      if (!holds(b.txn, origin, *u)) {
         const std::string key = rec ? rec->key : !head.key.empty() ? head.key : batch_key;
         return fork_by_proof(b, req, origin, run, head, key);
       }
@@ -234,10 +241,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   // Held seqs at the run's start must be the held bytes.
   size_t fresh = 0;
   while (fresh < run.size() && run[fresh]->seq() <= held.seq) {
-    const Update* u = run[fresh];
-    auto id = b.txn.id_of(origin, u->seq());
-    auto body = id ? b.txn.body(*id) : std::nullopt;
-    if (!id || *id != u->id() || !body || *body != u->body()) return fork_by_proof(b, req, origin, run, head, key);
+    if (!holds(b.txn, origin, *run[fresh])) return fork_by_proof(b, req, origin, run, head, key);
     ++fresh;
   }
   uint64_t bytes = 0;
@@ -359,12 +363,7 @@ Status Node::attest_held(Batch& b, OriginId origin, const std::vector<const Upda
 Status Node::fork_by_proof(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
                            const proof::Head& head, const std::string& key) {
   IngestReport& rep = req.report;
-  // Refuses run[from..]; the updates before `from` are held byte for byte (duplicates).
-  auto refuse = [&](Verdict v, const std::string& why, size_t from = 0) {
-    rep.duplicates += from;
-    for (size_t i = from; i < run.size(); ++i) rep.refused.push_back({run[i]->id(), run[i]->seq(), v, why});
-    return Status::ok();
-  };
+  auto refuse = [&](Verdict v, const std::string& why, size_t from = 0) { return refuse_from(rep, run, v, why, from); };
   if (key.empty()) return refuse(Verdict::kUnverified, "origin " + hex16(origin) + ": its key is not known here");
   if (Status s = proof::check_head(head, cluster_id_, key); !s) return refuse(Verdict::kBadProof, s.message());
   const uint64_t first = run.front()->seq();
