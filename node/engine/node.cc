@@ -10,7 +10,6 @@
 #include "node/engine/revocation_index.h"
 #include "protocol/bytes.h"
 #include "protocol/msgpack_codec.h"
-#include "protocol/wire.h"
 #include "storage/data_dir.h"
 #include "storage/cluster_secret.h"
 #include "storage/identity.h"
@@ -396,7 +395,7 @@ std::map<OriginId, SyncStore::ChainTip> Node::tips() const {
   auto records = txn->origin_records();
   for (const auto& [origin, e] : txn->vector_entries())
     if (auto r = records.find(origin); r != records.end() && r->second.seq == e.seq && e.seq > 0)
-      out[origin] = ChainTip{e.seq, std::string(reinterpret_cast<const char*>(r->second.chain.data()), wire::kTipBytes)};
+      out[origin] = ChainTip{e.seq, r->second.chain};
   return out;
 }
 

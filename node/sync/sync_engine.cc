@@ -185,7 +185,14 @@ void SyncEngine::send_hello(Peer& p) {
   send(Link{true, p.endpoint}, hello_);
 }
 
-// `tips`: the link is signed, so the chain tips go along (PROTOCOL.md §3).
+namespace {
+// What a Vector entry carries of a chain: its first wire::kTipBytes.
+std::string tip_of(const SyncStore::ChainTip& t) {
+  return std::string(reinterpret_cast<const char*>(t.chain.data()), wire::kTipBytes);
+}
+}  // namespace
+
+// `tips`: the link is signed, so the chain tips go along (PROTOCOL.md §8 "On the wire").
 void SyncEngine::send_vector(const Link& link, bool reply, bool tips) {
   mine_ = node_.vector();
   const auto tip = tips ? node_.tips() : std::map<OriginId, SyncStore::ChainTip>{};
@@ -201,7 +208,7 @@ void SyncEngine::send_vector(const Link& link, bool reply, bool tips) {
     size_t end = std::min(all.size(), begin + wire::kVectorPageEntries);
     v.entries.assign(all.begin() + static_cast<long>(begin), all.begin() + static_cast<long>(end));
     for (size_t i = begin; i < end; ++i)
-      if (auto t = tip.find(all[i].first); t != tip.end() && t->second.seq == all[i].second) v.tips[t->first] = t->second.tip;
+      if (auto t = tip.find(all[i].first); t != tip.end() && t->second.seq == all[i].second) v.tips[t->first] = tip_of(t->second);
     send(link, v);
   }
 }
@@ -622,7 +629,7 @@ void SyncEngine::compare_tips(Peer& p, const std::map<OriginId, std::string>& th
   const int64_t now = clock_.now_millis();
   for (const auto& [origin, tip] : theirs) {
     auto own = mine.find(origin);
-    if (own == mine.end() || own->second.tip == tip || seq_of(p.their, origin) != own->second.seq) continue;
+    if (own == mine.end() || tip_of(own->second) == tip || seq_of(p.their, origin) != own->second.seq) continue;
     const uint64_t seq = own->second.seq;
     if (forked_.count(origin) || pulls_.count(origin) || is_reserved_origin(origin)) continue;
     if (p.credit_used >= options_.credit_bytes) break;

@@ -107,11 +107,12 @@ class SyncStore {
   // an upgrade to signed origins), origin -> the seq verified: the engine asks
   // peers for those ranges again, so that their heads attest them.
   virtual std::map<OriginId, uint64_t> unverified() const { return {}; }
-  // Origins verified up to the seq held, with the first wire::kTipBytes of
-  // the chain there: peers at one seq with another tip hold another branch.
+  // Origins verified up to the seq held, with the chain there: peers at one
+  // seq with another chain hold another branch (the engine sends and
+  // compares its first wire::kTipBytes).
   struct ChainTip {
     uint64_t seq = 0;
-    std::string tip;
+    proof::Chain chain{};
   };
   virtual std::map<OriginId, ChainTip> tips() const { return {}; }
 };
