@@ -199,7 +199,7 @@ struct S3Client::Request {
   std::string url;
   std::string_view body;  // PUT only
   bool if_none_match = false;
-  size_t max_body = SIZE_MAX;
+  size_t max_body = 64 << 10;  // answers without an object (errors, PUT, DELETE); GET and listings set theirs
 };
 
 struct S3Client::Response {
@@ -374,16 +374,16 @@ Result<std::string> S3Client::put(const std::string& key, std::string_view bytes
   r.url = object_url(r.key);
   r.body = bytes;
   r.if_none_match = options.if_none_match;
-  r.max_body = 64 << 10;
   auto resp = perform(r);
   if (!resp) return resp.status();
   return resp->etag;
 }
 
-Result<std::string> S3Client::get(const std::string& key) {
+Result<std::string> S3Client::get(const std::string& key, size_t max_bytes) {
   Request r;
   r.key = config_.prefix + key;
   r.url = object_url(r.key);
+  r.max_body = max_bytes;
   auto resp = perform(r);
   if (!resp) return resp.status();
   return std::move(resp->body);

@@ -33,6 +33,8 @@ namespace replog {
 
 // S3's largest object (5 TiB): a listed or reported size above it is a lie.
 inline constexpr uint64_t kS3MaxObjectSize = uint64_t{5} << 40;
+// What get() reads into memory at most, unless told otherwise.
+inline constexpr size_t kS3MaxGetBytes = size_t{1} << 30;
 
 struct S3Config {
   std::string endpoint;  // "http://127.0.0.1:9000" or "https://s3.eu-west-1.amazonaws.com"
@@ -120,7 +122,8 @@ class S3Client {
 
   // Stores `bytes` at `key`; returns the ETag S3 answered with.
   Result<std::string> put(const std::string& key, std::string_view bytes, const S3PutOptions& options = {});
-  Result<std::string> get(const std::string& key);
+  // A body over `max_bytes` is kCorruption (a bucket's answer is input too).
+  Result<std::string> get(const std::string& key, size_t max_bytes = kS3MaxGetBytes);
   Result<S3Head> head(const std::string& key);
   Status del(const std::string& key);
   // One ListObjectsV2 page; keys and common prefixes relative to the config's prefix.

@@ -60,6 +60,10 @@ TEST_F(S3Server, AnObjectRoundTripsByteForByteAndHeadAgrees) {
   ASSERT_FALSE(gone);
   EXPECT_EQ(gone.status().code(), Status::Code::kNotFound) << gone.status().message();
   EXPECT_EQ(client_->head("nothing/here").status().code(), Status::Code::kNotFound);
+  ASSERT_TRUE(client_->put("big", bytes));
+  auto capped = client_->get("big", bytes.size() - 1);
+  ASSERT_FALSE(capped) << "a body over the caller's limit is not read into memory";
+  EXPECT_EQ(capped.status().code(), Status::Code::kCorruption) << capped.status().message();
 }
 
 TEST_F(S3Server, ListingsPageStartAfterAndGroupByDelimiter) {
