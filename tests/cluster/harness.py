@@ -70,11 +70,22 @@ def check(cond, message):
         raise TestFailure(message)
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that is free now and was not given out before in this run.
+    The kernel may hand a closed port out again, so a node that is down (and so not
+    holding its port) could otherwise lose it to a node made later."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise TestFailure("no loopback port left that was not given out before")
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -92,10 +92,18 @@ def _die_with_parent():
     _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Never the same port twice in one run: a node that is down does not hold its port.
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_until(pred, what, timeout=15.0, interval=0.05):
