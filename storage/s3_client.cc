@@ -355,6 +355,7 @@ Result<S3Client::Response> S3Client::perform(const Request& r) {
       std::this_thread::sleep_for(backoff(config_, attempt));
       continue;
     }
+    last_status_ = resp ? resp->status : 0;
     if (!resp) return resp.status().with_context(what);
     const long status = resp->status;
     if (status >= 200 && status < 300) return resp;

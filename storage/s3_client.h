@@ -132,6 +132,9 @@ class S3Client {
   Result<std::vector<S3Object>> list_all(const std::string& prefix, const std::string& start_after = "");
 
   const S3Config& config() const { return config_; }
+  // The HTTP status of the last request's final attempt (0: none was answered),
+  // e.g. 412 after a put with if_none_match found the key taken.
+  long last_status() const { return last_status_; }
 
   // One HTTP exchange; defined in the .cc (public only for its curl callbacks).
   struct Request;
@@ -144,6 +147,7 @@ class S3Client {
 
   S3Config config_;
   void* curl_ = nullptr;  // CURL*, kept out of this header
+  long last_status_ = 0;
 };
 
 }  // namespace replog

@@ -49,3 +49,7 @@ target_link_libraries(verify_ingest_test PRIVATE replog_test_support)
 
 # Membership and revocation: the rule, revoked origins left out, held runs, retire.
 replog_node_suite(revocation_test)
+
+# The archive: object names, deterministic sealing, segments ending at heads,
+# and the Archiver over real signing nodes and an in-memory bucket.
+replog_node_suite(archive_test)

@@ -1,0 +1,269 @@
+#include "node/archive/archiver.h"
+
+#include <algorithm>
+
+#include "protocol/bytes.h"
+
+namespace replog {
+
+using archive::SegmentName;
+
+namespace {
+
+// The segments that carry a node holding 1..held furthest, in order: each
+// starts at or below the next seq needed and ends past it, the one reaching
+// furthest first. Stops at the first seq no segment starts at or below.
+std::vector<SegmentName> cover(std::vector<SegmentName> names, uint64_t held) {
+  std::vector<SegmentName> out;
+  for (;;) {
+    const SegmentName* best = nullptr;
+    for (const SegmentName& n : names)
+      if (n.first <= held + 1 && n.last > held && (!best || n.last > best->last)) best = &n;
+    if (!best) return out;
+    out.push_back(*best);
+    held = best->last;
+  }
+}
+
+// The segment names under one origin's listing; other keys are ignored (an
+// operator's stray file is not ours to judge).
+std::vector<SegmentName> segment_names(const std::vector<StoredObject>& objects, OriginId origin) {
+  std::vector<SegmentName> out;
+  for (const StoredObject& o : objects)
+    if (auto n = archive::parse_segment_key(o.key); n && n->origin == origin) out.push_back(*n);
+  return out;
+}
+
+}  // namespace
+
+Archiver::Archiver(SyncStore& store, ObjectStore& bucket, archive::Keyring keys, const Clock& clock,
+                   ArchiveOptions options)
+    : store_(store), bucket_(bucket), keys_(std::move(keys)), clock_(clock), options_(options) {}
+
+ArchiveStatus Archiver::status() const {
+  std::lock_guard lock(status_mu_);
+  ArchiveStatus s = status_;
+  s.counters.requests = bucket_.requests();
+  return s;
+}
+
+void Archiver::note_error(const Status& s) {
+  std::lock_guard lock(status_mu_);
+  status_.last_error = s.is_ok() ? "" : s.message();
+}
+
+// ---- what the archive holds --------------------------------------------------
+
+// Lists the origin's segments past what is known and moves the known prefix on.
+Status Archiver::refresh(OriginId origin) {
+  const uint64_t known = archived_.count(origin) ? archived_[origin] : 0;
+  auto listed = bucket_.list(archive::origin_prefix(origin), archive::segments_after(origin, known), 0);
+  if (!listed) return listed.status();
+  auto chain = cover(segment_names(*listed, origin), known);
+  archived_[origin] = chain.empty() ? known : chain.back().last;
+  std::lock_guard lock(status_mu_);
+  status_.archived[origin] = archived_[origin];
+  return Status::ok();
+}
+
+// ---- push ----------------------------------------------------------------------
+
+Status Archiver::push() {
+  const int64_t now = clock_.now_millis();
+  const OriginId own = store_.node_id();
+  Status result = Status::ok();
+  for (const auto& [origin, held] : store_.vector()) {
+    if (archived_.count(origin) && held <= archived_[origin]) {
+      lacking_since_.erase(origin);
+      continue;
+    }
+    auto [since, fresh] = lacking_since_.try_emplace(origin, now);
+    if (origin != own && now - since->second < options_.grace_ms) continue;
+    Status s = refresh(origin);
+    if (s.is_ok() && held > archived_[origin]) s = push_origin(origin, held);
+    if (s.is_ok() && held <= archived_[origin]) lacking_since_.erase(origin);
+    if (!s.is_ok() && result.is_ok()) result = s;
+  }
+  {
+    std::lock_guard lock(status_mu_);
+    status_.last_push_ms = now;
+    const uint64_t held = seq_of(store_.vector(), own);
+    const uint64_t known = archived_.count(own) ? archived_[own] : 0;
+    status_.lag_updates = held > known ? held - known : 0;
+    status_.lag_since_ms = lacking_since_.count(own) ? lacking_since_[own] : 0;
+  }
+  note_error(result);
+  return result;
+}
+
+// Uploads `origin` from the archived prefix up to the newest head held at or below `held`.
+Status Archiver::push_origin(OriginId origin, uint64_t held) {
+  while (archived_[origin] < held) {
+    const uint64_t from = archived_[origin] + 1;
+    auto range = store_.read_range(origin, from, options_.segment_updates, options_.segment_bytes);
+    if (!range) return range.status();
+    if (range->updates.empty() || !range->head) return Status::ok();  // nothing under a head yet
+    archive::Segment seg;
+    seg.name = {origin, from, range->head->seq};
+    seg.head = std::move(*range->head);
+    seg.updates = std::move(range->updates);
+    if (seg.updates.size() != seg.name.last - from + 1 || seg.updates.front().seq() != from)
+      return Status::corruption("archive: a range of " + hex16(origin) + " from #" + std::to_string(from) +
+                                " does not end at its head");
+    REPLOG_RETURN_IF_ERROR(put_segment(seg));
+    archived_[origin] = seg.name.last;
+    std::lock_guard lock(status_mu_);
+    status_.archived[origin] = seg.name.last;
+  }
+  return Status::ok();
+}
+
+Status Archiver::put_segment(const archive::Segment& seg) {
+  const std::string key = archive::segment_key(seg.name);
+  const std::string sealed = archive::seal_segment(keys_.back(), seg);
+  auto put = bucket_.put_new(key, sealed);
+  if (!put) return put.status();
+  if (put->existed) {
+    // Equal names hold equal bytes unless the origin forked: then the other
+    // branch goes to ingest, which keeps it as fork evidence.
+    auto theirs = bucket_.get(key, sealed.size() + archive::kChunkBytes);
+    if (theirs && *theirs != sealed) {
+      auto other = archive::open_segment(keys_, key, *theirs);
+      if (other) (void)store_.ingest(std::move(other->updates), {std::move(other->head)});
+      std::lock_guard lock(status_mu_);
+      status_.damaged[key] = "holds other bytes than this node's log (a fork of " + hex16(seg.name.origin) + "?)";
+    }
+  }
+  const archive::FeedEntry entry{clock_.now_millis(), seg.name.origin, seg.name.last};
+  auto feed = bucket_.put_new(archive::feed_key(entry), "");
+  if (!feed) return feed.status();
+  std::lock_guard lock(status_mu_);
+  ++status_.counters.segments_put;
+  status_.counters.updates_put += seg.updates.size();
+  status_.counters.bytes_put += sealed.size();
+  return Status::ok();
+}
+
+// ---- pull ----------------------------------------------------------------------
+
+Status Archiver::pull(bool sweep_all) {
+  Status s = list_feed();
+  if (s.is_ok() && sweep_all) {
+    auto origins = origins_in_bucket();
+    if (!origins) s = origins.status();
+    for (OriginId origin : origins ? *origins : std::vector<OriginId>{}) wanted_.insert(origin);
+  } else if (s.is_ok() && options_.sweep_every > 0 && ++pulls_ % options_.sweep_every == 0) {
+    s = sweep_next();
+  }
+  std::set<OriginId> wanted;
+  wanted.swap(wanted_);
+  for (OriginId origin : wanted) {
+    Status o = pull_origin(origin);
+    if (!o.is_ok() && s.is_ok()) s = o;
+  }
+  {
+    std::lock_guard lock(status_mu_);
+    status_.last_poll_ms = clock_.now_millis();
+  }
+  note_error(s);
+  return s;
+}
+
+Status Archiver::list_feed() {
+  auto listed = bucket_.list(std::string(archive::kChangesPrefix), archive::feed_after(feed_ms_ - options_.skew_window_ms), 0);
+  if (!listed) return listed.status();
+  const VersionVector held = store_.vector();
+  for (const StoredObject& o : *listed) {
+    auto e = archive::parse_feed_key(o.key);
+    if (!e) continue;
+    feed_ms_ = std::max(feed_ms_, e->uploader_ms);
+    if (e->last > seq_of(held, e->origin)) wanted_.insert(e->origin);
+  }
+  std::lock_guard lock(status_mu_);
+  ++status_.counters.feed_listings;
+  return Status::ok();
+}
+
+Result<std::vector<OriginId>> Archiver::origins_in_bucket() {
+  auto dirs = bucket_.list_prefixes(std::string(archive::kLogPrefix));
+  if (!dirs) return dirs.status();
+  std::vector<OriginId> out;
+  for (const std::string& dir : *dirs)
+    if (auto origin = archive::parse_origin_prefix(dir)) out.push_back(*origin);
+  return out;
+}
+
+// One origin's prefix in turn; each round begins with a listing of the origins.
+Status Archiver::sweep_next() {
+  if (sweep_at_ >= sweep_order_.size()) {
+    auto origins = origins_in_bucket();
+    if (!origins) return origins.status();
+    sweep_order_ = std::move(origins).value();
+    sweep_at_ = 0;
+    if (sweep_order_.empty()) return Status::ok();
+  }
+  wanted_.insert(sweep_order_[sweep_at_++]);
+  std::lock_guard lock(status_mu_);
+  ++status_.counters.sweeps;
+  return Status::ok();
+}
+
+// Fetches and ingests the segments of `origin` past what this node holds, in order.
+Status Archiver::pull_origin(OriginId origin) {
+  for (int listing = 0; listing < 3; ++listing) {
+    uint64_t held = seq_of(store_.vector(), origin);
+    auto listed = bucket_.list(archive::origin_prefix(origin), archive::segments_after(origin, held), 0);
+    if (!listed) return listed.status();
+    auto names = segment_names(*listed, origin);
+    bool listed_again = false;
+    const auto chain = cover(names, held);
+    const uint64_t reach = chain.empty() ? held : chain.back().last;
+    auto beyond = std::max_element(names.begin(), names.end(), [](auto& x, auto& y) { return x.last < y.last; });
+    {
+      // Segments past a hole: a deleted or lost object, never skipped over.
+      std::lock_guard lock(status_mu_);
+      if (beyond != names.end() && beyond->last > reach)
+        status_.damaged[archive::origin_prefix(origin)] = "the archive lacks #" + std::to_string(reach + 1) +
+                                                          " although it holds up to #" + std::to_string(beyond->last);
+      else
+        status_.damaged.erase(archive::origin_prefix(origin));
+    }
+    for (const SegmentName& name : chain) {
+      const std::string key = archive::segment_key(name);
+      auto sealed = bucket_.get(key, archive::kMaxPlaintextBytes + archive::kChunkBytes);
+      if (!sealed && sealed.status().code() == Status::Code::kNotFound) {
+        listed_again = true;  // merged away since the listing: list again
+        break;
+      }
+      if (!sealed) return sealed.status();
+      auto seg = archive::open_segment(keys_, key, *sealed);
+      if (!seg) {
+        std::lock_guard lock(status_mu_);
+        status_.damaged[key] = seg.status().message();
+        return Status::corruption(seg.status().message());
+      }
+      const size_t n = seg->updates.size();
+      auto report = store_.ingest(std::move(seg->updates), {std::move(seg->head)});
+      if (!report) return report.status();
+      if (!report->refused.empty() || report->accepted + report->duplicates < n) {
+        std::lock_guard lock(status_mu_);
+        status_.damaged[key] = report->refused.empty() ? "its updates were held back (their key is no member's?)"
+                                                       : report->refused.front().detail;
+        return Status::corruption(key + ": refused: " + status_.damaged[key]);
+      }
+      // What the archive holds is a prefix only when it joins the one known.
+      if (auto k = archived_.find(origin); k != archived_.end() && k->second + 1 >= name.first)
+        k->second = std::max(k->second, name.last);
+      std::lock_guard lock(status_mu_);
+      ++status_.counters.segments_got;
+      status_.counters.updates_got += n;
+      status_.counters.updates_stored += report->accepted;
+      if (archived_.count(origin)) status_.archived[origin] = archived_[origin];
+      status_.damaged.erase(key);
+    }
+    if (!listed_again) return Status::ok();
+  }
+  return Status::io_error("archive: the segments of " + hex16(origin) + " kept moving while being read");
+}
+
+}  // namespace replog

@@ -1,0 +1,117 @@
+// Archiver: one node's side of the archive (docs/ARCHIVE.md): it uploads
+// segments of the log to an object store and pulls the segments it lacks.
+//
+// push(): the node's own origin is uploaded at once, from what the archive
+// holds up to the newest head the node holds, one segment per call under light
+// load and a batch under heavy load. Another origin's updates are uploaded by
+// this node only when the archive has lacked them for longer than the grace
+// period, which archives a device that never reaches the bucket without every
+// node paying a PUT for every update. After each segment an empty change feed
+// entry is written.
+//
+// pull(): lists the change feed from the last position seen (less a clock-skew
+// window), and sweeps one origin's prefix per call in turn (a device that was
+// away for a month writes feed entries with old times; the sweep finds them).
+// Segments are opened, checked and handed to SyncStore::ingest with their head,
+// so everything that reaches the log passes the same proof a peer's range does.
+//
+// What the archive holds is learned from listings and from this node's own
+// uploads; nothing is persisted, so a restart lists again and resumes without
+// a gap or an overwrite (object names are functions of the log, and a put
+// never replaces an object).
+//
+// Thread safety: one thread drives an Archiver (push, pull); status() may be
+// read from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "node/core/clock.h"
+#include "node/sync/sync_store.h"
+#include "protocol/archive_format.h"
+#include "storage/object_store.h"
+
+namespace replog {
+
+struct ArchiveOptions {
+  // Another origin's updates are uploaded after the archive lacked them this long.
+  int64_t grace_ms = 10 * 60 * 1000;
+  // A feed listing starts this far before the newest entry seen: uploaders' clocks differ.
+  int64_t skew_window_ms = 5 * 60 * 1000;
+  // Segments are cut near these (they run on to the next head).
+  uint64_t segment_updates = 10'000;
+  size_t segment_bytes = size_t{4} << 20;
+  // pull() sweeps one origin's prefix every this many calls (0: never).
+  uint32_t sweep_every = 2;
+};
+
+struct ArchiveCounters {
+  uint64_t segments_put = 0, updates_put = 0, bytes_put = 0;
+  uint64_t segments_got = 0, updates_got = 0, updates_stored = 0;
+  uint64_t feed_listings = 0, sweeps = 0;
+  uint64_t requests = 0;
+};
+
+struct ArchiveStatus {
+  ArchiveCounters counters;
+  // Updates this node holds of its own origin that the archive does not (yet).
+  uint64_t lag_updates = 0;
+  // Since when the oldest of them waits (0: none waits).
+  int64_t lag_since_ms = 0;
+  int64_t last_push_ms = 0;
+  int64_t last_poll_ms = 0;
+  std::string last_error;                // empty after a clean round
+  std::map<std::string, std::string> damaged;  // object key -> why it was not applied
+  std::map<OriginId, uint64_t> archived;        // origin -> the prefix the archive is known to hold
+};
+
+class Archiver {
+ public:
+  Archiver(SyncStore& store, ObjectStore& bucket, archive::Keyring keys, const Clock& clock,
+           ArchiveOptions options = {});
+
+  // Uploads what this node owes the archive. An error (the bucket unreachable)
+  // leaves nothing half done: the next push() resumes where this one stopped.
+  Status push();
+  // Lists the feed, sweeps one origin when due, and ingests the segments this
+  // node lacks. `sweep_all` sweeps every origin in the bucket (a one-off pull,
+  // a restore).
+  Status pull(bool sweep_all = false);
+
+  ArchiveStatus status() const;
+
+ private:
+  Status push_origin(OriginId origin, uint64_t held);
+  Status put_segment(const archive::Segment& segment);
+  Status refresh(OriginId origin);
+  Status pull_origin(OriginId origin);
+  Status list_feed();
+  Status sweep_next();
+  Result<std::vector<OriginId>> origins_in_bucket();
+  void note_error(const Status& s);
+
+  SyncStore& store_;
+  ObjectStore& bucket_;
+  archive::Keyring keys_;
+  const Clock& clock_;
+  ArchiveOptions options_;
+
+  std::map<OriginId, uint64_t> archived_;      // the prefix the archive is known to hold
+  std::map<OriginId, int64_t> lacking_since_;  // when this node first held more than the archive
+  std::set<OriginId> wanted_;                  // origins the feed says have more than this node holds
+  std::vector<OriginId> sweep_order_;
+  size_t sweep_at_ = 0;
+  uint64_t pulls_ = 0;
+  int64_t feed_ms_ = 0;  // the newest feed entry's time seen
+
+  mutable std::mutex status_mu_;
+  ArchiveStatus status_;  // guarded by status_mu_
+};
+
+}  // namespace replog

@@ -1,0 +1,156 @@
+// The archive's objects: their names and their bytes (docs/ARCHIVE.md).
+//
+// An archive is a prefix of an S3 bucket. Every object in it is a pure
+// function of the log it comes from, so that any member that writes one
+// writes the same bytes:
+//
+//   log/<origin:16 hex>/<last:20 digits>-<first:20 digits>.seg
+//       updates first..last of one origin, ending at a head of that origin,
+//       sealed under the archive key;
+//   changes/<uploader ms:13 digits>-<origin:16 hex>-<last:20 digits>
+//       an empty marker written after each segment, so that pollers find new
+//       segments with one listing.
+//
+// Sealing is deterministic authenticated encryption: the plaintext is cut into
+// 64 KiB chunks, each sealed with XChaCha20-Poly1305 under a nonce that is a
+// keyed BLAKE2b of the object's header, its name, the chunk's index and the
+// chunk's plaintext (a synthetic IV). Equal objects get equal bytes; different
+// plaintext never shares a nonce. The bucket sees only sizes, names and times.
+//
+// Everything read here comes from a bucket and is hostile: decoders check every
+// length and answer kCorruption with one line, never more than they were given.
+//
+// Thread safety: pure functions and values.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/origin_proof.h"
+#include "protocol/update.h"
+#include "replog/status.h"
+
+namespace replog::archive {
+
+inline constexpr uint8_t kFormat = 1;
+// Plaintext bytes per sealed chunk.
+inline constexpr size_t kChunkBytes = 64 * 1024;
+// "replog-a" ‖ u8 format ‖ u8 kind ‖ u16 0 ‖ u32be key id ‖ u32be chunk bytes ‖ u64be plaintext length.
+inline constexpr size_t kHeaderBytes = 28;
+inline constexpr size_t kNonceBytes = 24;
+inline constexpr size_t kTagBytes = 16;
+// The largest plaintext an object may hold: a merged segment or a snapshot.
+// Readers refuse anything that says it is larger before reading further.
+inline constexpr uint64_t kMaxPlaintextBytes = uint64_t{256} << 20;
+
+enum class Kind : uint8_t { kSegment = 1, kSnapshot = 2 };
+
+// ---- names ----------------------------------------------------------------
+
+struct SegmentName {
+  OriginId origin = 0;
+  uint64_t first = 0;  // 1 ≤ first ≤ last
+  uint64_t last = 0;
+  bool operator==(const SegmentName&) const = default;
+};
+
+// "log/<origin>/" : every segment of one origin.
+std::string origin_prefix(OriginId origin);
+// The origin of an origin_prefix; nullopt for any other string.
+std::optional<OriginId> parse_origin_prefix(std::string_view prefix);
+std::string segment_key(const SegmentName& name);
+// The key of a segment object, relative to the archive's prefix; kInvalidArgument
+// for anything else (another prefix, a malformed number, first > last, 0).
+Result<SegmentName> parse_segment_key(std::string_view key);
+// A ListObjectsV2 start-after that skips the segments of `origin` ending at or
+// below `seq`: what a node holding 1..seq still lacks comes after it.
+std::string segments_after(OriginId origin, uint64_t seq);
+
+inline constexpr std::string_view kLogPrefix = "log/";
+inline constexpr std::string_view kChangesPrefix = "changes/";
+
+struct FeedEntry {
+  int64_t uploader_ms = 0;  // the uploader's wall clock, 0 ≤ ms < 10^13
+  OriginId origin = 0;
+  uint64_t last = 0;
+  bool operator==(const FeedEntry&) const = default;
+};
+
+std::string feed_key(const FeedEntry& entry);
+Result<FeedEntry> parse_feed_key(std::string_view key);
+// The start-after for a feed listing that begins at `ms` (entries at or after it).
+std::string feed_after(int64_t ms);
+
+// ---- keys and sealing -------------------------------------------------------
+
+// A 32-byte archive key and its id: the first 4 bytes, big-endian, of
+// BLAKE2b-256("replog-archive-key-id-v1" ‖ key). The id is in every object's
+// header, so that a reader holding several keys (after a rotation) knows
+// which one opens it.
+class ArchiveKey {
+ public:
+  static constexpr size_t kBytes = 32;
+  static Result<ArchiveKey> from_bytes(std::string_view bytes);
+  ArchiveKey(const ArchiveKey&) = default;
+  ArchiveKey& operator=(const ArchiveKey&) = default;
+  ~ArchiveKey();
+
+  uint32_t id() const { return id_; }
+  std::string_view bytes() const;
+  // The subkeys actually used: libsodium's crypto_kdf_derive_from_key with
+  // the context "rlarchiv", id 1 for the AEAD key and id 2 for the nonce key.
+  std::array<unsigned char, 32> aead_key() const;
+  std::array<unsigned char, 32> nonce_key() const;
+
+ private:
+  ArchiveKey() = default;
+  std::array<unsigned char, kBytes> key_{};
+  uint32_t id_ = 0;
+};
+
+// The keys a reader holds; the newest (last) is the one that writes.
+using Keyring = std::vector<ArchiveKey>;
+
+// `context` binds the object to its name (segment_context for segments):
+// a sealed object moved to another name does not open.
+std::string seal(const ArchiveKey& key, Kind kind, std::string_view context, std::string_view plaintext);
+// The plaintext, after checking the header, the key id, every chunk's tag and
+// the total length. kCorruption with one line when anything is wrong;
+// kNotFound when no key of `keys` has the object's key id.
+Result<std::string> open(const Keyring& keys, Kind kind, std::string_view context, std::string_view sealed);
+// The key id of a sealed object's header, when it has one.
+std::optional<uint32_t> sealed_key_id(std::string_view sealed);
+
+// u64be origin ‖ u64be first ‖ u64be last.
+std::string segment_context(const SegmentName& name);
+
+// ---- segments ---------------------------------------------------------------
+
+// Updates first..last of one origin and the head that ends them (at `last`),
+// carrying the origin's key when first is 1.
+struct Segment {
+  SegmentName name;
+  proof::Head head;
+  std::vector<Update> updates;
+};
+
+// u8 format ‖ u64be origin ‖ u64be first ‖ u64be last ‖ head (MessagePack,
+// origin_proof.h) ‖ (last - first + 1) update envelopes [hlc, origin, bin(body)].
+// REQUIRES: updates are seqs first..last of head.origin, head.seq == last.
+std::string encode_segment(const Segment& segment);
+// Checks the shape: the name's numbers, the head at `last` of the same origin,
+// exactly last - first + 1 updates of that origin with consecutive seqs and
+// rising hlc, nothing after them. Proof (chains, signature) is the caller's.
+Result<Segment> decode_segment(std::string_view plaintext);
+
+// seal(kind segment) of encode_segment, under the segment's own name.
+std::string seal_segment(const ArchiveKey& key, const Segment& segment);
+// open + decode_segment, and the object's name must be the segment's own.
+Result<Segment> open_segment(const Keyring& keys, std::string_view object_key, std::string_view sealed);
+
+}  // namespace replog::archive

@@ -1,0 +1,253 @@
+// The archive's objects (protocol/archive_format.h) and the Archiver
+// (node/archive/archiver.h) over real signing nodes and an in-memory bucket:
+// names, deterministic sealing and what it refuses, segments that end at
+// heads, the grace period for other origins, resuming, and damage named by key.
+#include <gtest/gtest.h>
+
+#include "node/archive/archiver.h"
+#include "node/core/clock.h"
+#include "node/engine/node.h"
+#include "protocol/archive_format.h"
+#include "protocol/bytes.h"
+#include "signed_node.h"
+#include "temp_dir.h"
+
+namespace replog {
+namespace {
+
+using archive::ArchiveKey;
+using archive::Keyring;
+using archive::SegmentName;
+using engine::Node;
+using testing::TempDir;
+
+ArchiveKey test_key(char fill) { return ArchiveKey::from_bytes(std::string(32, fill)).value(); }
+
+// ---- names ------------------------------------------------------------------
+
+TEST(ArchiveNames, SegmentKeysSortByLastSeqAndParseBack) {
+  const SegmentName n{0x0123456789abcdefULL, 7, 42};
+  const std::string key = archive::segment_key(n);
+  EXPECT_EQ(key, "log/0123456789abcdef/00000000000000000042-00000000000000000007.seg");
+  EXPECT_EQ(archive::parse_segment_key(key).value(), n);
+  EXPECT_LT(archive::segment_key({1, 1, 9}), archive::segment_key({1, 1, 10})) << "numbers sort as names";
+  // What a node holding 1..42 lacks comes after the start-after, what it holds before.
+  EXPECT_LT(key, archive::segments_after(n.origin, 42));
+  EXPECT_GT(archive::segment_key({n.origin, 40, 43}), archive::segments_after(n.origin, 42));
+}
+
+TEST(ArchiveNames, MalformedSegmentKeysAreRefused) {
+  for (std::string bad : {"log/0123456789ABCDEF/00000000000000000042-00000000000000000007.seg",
+                          "log/0123456789abcdef/00000000000000000007-00000000000000000042.seg",
+                          "log/0123456789abcdef/00000000000000000042-00000000000000000000.seg",
+                          "log/0123456789abcdef/0000000000000000004x-00000000000000000007.seg",
+                          "log/0123456789abcdef/00000000000000000042-00000000000000000007.sex",
+                          "log/0123456789abcdef/99999999999999999999-00000000000000000007.seg", ""})
+    EXPECT_FALSE(archive::parse_segment_key(bad)) << bad;
+}
+
+TEST(ArchiveNames, FeedEntriesSortByTimeAndParseBack) {
+  const archive::FeedEntry e{1'733'000'000'123, 0xfeedULL, 12};
+  const std::string key = archive::feed_key(e);
+  EXPECT_EQ(key, "changes/1733000000123-000000000000feed-00000000000000000012");
+  EXPECT_EQ(archive::parse_feed_key(key).value(), e);
+  EXPECT_LT(archive::feed_after(e.uploader_ms), key) << "an entry at the start time is listed";
+  EXPECT_GT(archive::feed_after(e.uploader_ms + 1), key);
+  EXPECT_FALSE(archive::parse_feed_key("changes/1733000000123-000000000000feed-0000000000000000001"));
+}
+
+// ---- sealing ------------------------------------------------------------------
+
+TEST(ArchiveSeal, EqualPlaintextGivesEqualBytesAndOpensAgain) {
+  const ArchiveKey k = test_key('k');
+  std::string plain(200'000, 'x');
+  for (size_t i = 0; i < plain.size(); ++i) plain[i] = static_cast<char>(i * 7);
+  const std::string a = archive::seal(k, archive::Kind::kSegment, "ctx", plain);
+  EXPECT_EQ(a, archive::seal(k, archive::Kind::kSegment, "ctx", plain)) << "deterministic: any writer, same object";
+  EXPECT_EQ(a.size(), archive::kHeaderBytes + plain.size() + 4 * (archive::kNonceBytes + archive::kTagBytes));
+  EXPECT_EQ(archive::open({k}, archive::Kind::kSegment, "ctx", a).value(), plain);
+  EXPECT_EQ(archive::open({k}, archive::Kind::kSegment, "ctx", archive::seal(k, archive::Kind::kSegment, "ctx", ""))
+                .value(),
+            "");
+  EXPECT_EQ(plain.find("xxxx"), std::string::npos);
+}
+
+TEST(ArchiveSeal, OtherPlaintextNeverReusesANonce) {
+  const ArchiveKey k = test_key('k');
+  std::string p1(100, 'a'), p2 = p1;
+  p2[99] = 'b';  // same name, same length: a forked update
+  const std::string a = archive::seal(k, archive::Kind::kSegment, "ctx", p1);
+  const std::string b = archive::seal(k, archive::Kind::kSegment, "ctx", p2);
+  EXPECT_NE(a.substr(archive::kHeaderBytes, archive::kNonceBytes), b.substr(archive::kHeaderBytes, archive::kNonceBytes));
+}
+
+TEST(ArchiveSeal, AlteredTruncatedRenamedOrForeignObjectsDoNotOpen) {
+  const ArchiveKey k = test_key('k');
+  const std::string plain(70'000, 'p');
+  const std::string sealed = archive::seal(k, archive::Kind::kSegment, "ctx", plain);
+  std::string altered = sealed;
+  altered[archive::kHeaderBytes + archive::kNonceBytes + 70'000 - 65'536 + 40] ^= 1;
+  auto r = archive::open({k}, archive::Kind::kSegment, "ctx", altered);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(r.status().message().find("fails authentication"), std::string::npos) << r.status().message();
+  EXPECT_FALSE(archive::open({k}, archive::Kind::kSegment, "ctx", sealed.substr(0, sealed.size() - 1)));
+  EXPECT_FALSE(archive::open({k}, archive::Kind::kSegment, "ctx", sealed + "x"));
+  EXPECT_FALSE(archive::open({k}, archive::Kind::kSegment, "other", sealed)) << "bound to its name";
+  EXPECT_FALSE(archive::open({k}, archive::Kind::kSnapshot, "ctx", sealed)) << "bound to its kind";
+  auto foreign = archive::open({test_key('z')}, archive::Kind::kSegment, "ctx", sealed);
+  ASSERT_FALSE(foreign);
+  EXPECT_EQ(foreign.status().code(), Status::Code::kNotFound) << "no key with that id";
+  EXPECT_TRUE(archive::open({test_key('z'), k}, archive::Kind::kSegment, "ctx", sealed)) << "a keyring finds its key";
+  // A header that claims more than the limit is refused before anything is allocated.
+  std::string huge = sealed.substr(0, archive::kHeaderBytes);
+  put_u64_be(huge.data() + 20, uint64_t{1} << 40);
+  EXPECT_FALSE(archive::open({k}, archive::Kind::kSegment, "ctx", huge));
+}
+
+// ---- the archiver over real nodes ------------------------------------------
+
+class ArchiverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(Node::init({tmp_.sub("a"), std::string("c1"), std::nullopt, nullptr}));
+    ASSERT_TRUE(Node::init({tmp_.sub("b"), std::string("c1"), std::nullopt, nullptr}));
+    a_ = testing::open_signed_node(tmp_.sub("a"));
+    b_ = testing::open_signed_node(tmp_.sub("b"));
+    ASSERT_TRUE(a_ && b_);
+  }
+
+  void Calls(Node& n, int count, const std::string& tag) {
+    for (int i = 0; i < count; ++i)
+      ASSERT_TRUE(n.call("set", testing::set_string_arg(tag + std::to_string(i), "v" + std::to_string(i))));
+  }
+
+  Archiver ArchiverOf(Node& n, ArchiveOptions o = {}) { return Archiver(n, bucket_, keys_, clock_, o); }
+
+  size_t Segments() const {
+    size_t n = 0;
+    for (auto& [key, _] : bucket_.objects()) n += archive::parse_segment_key(key) ? 1 : 0;
+    return n;
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<Node> a_, b_;
+  MemoryObjectStore bucket_;
+  Keyring keys_{test_key('k')};
+  ManualClock clock_{1'800'000'000'000};
+};
+
+TEST_F(ArchiverTest, AnOriginsSegmentsEndAtHeadsAndAnotherNodeRestoresTheSameState) {
+  Archiver up = ArchiverOf(*a_);
+  Calls(*a_, 5, "x");
+  ASSERT_TRUE(up.push());
+  Calls(*a_, 7, "y");
+  ASSERT_TRUE(up.push());
+  EXPECT_GE(Segments(), 2u);
+  EXPECT_EQ(up.status().archived.at(a_->node_id()), 12u);
+  EXPECT_EQ(up.status().lag_updates, 0u);
+  for (auto& [key, bytes] : bucket_.objects())
+    if (auto name = archive::parse_segment_key(key)) {
+      auto seg = archive::open_segment(keys_, key, bytes);
+      ASSERT_TRUE(seg) << seg.status().message();
+      EXPECT_EQ(seg->head.seq, name->last);
+      EXPECT_EQ(seg->head.key.empty(), name->first != 1) << "the key rides with seq 1";
+    }
+
+  Archiver down = ArchiverOf(*b_);
+  ASSERT_TRUE(down.pull());
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 12u);
+  EXPECT_EQ(b_->state_hash(), a_->state_hash());
+  EXPECT_EQ(down.status().counters.updates_stored, 12u);
+}
+
+TEST_F(ArchiverTest, PushingAgainOrAfterARestartWritesNothingNew) {
+  Calls(*a_, 6, "x");
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  const auto before = bucket_.objects();
+  Archiver again = ArchiverOf(*a_);  // a restart: knows nothing until it lists
+  ASSERT_TRUE(again.push());
+  ASSERT_TRUE(again.push());
+  EXPECT_EQ(bucket_.objects(), before);
+  EXPECT_EQ(again.status().counters.segments_put, 0u);
+}
+
+TEST_F(ArchiverTest, AnotherOriginIsUploadedOnlyAfterTheGracePeriod) {
+  Calls(*a_, 4, "x");
+  auto r = a_->read_range(a_->node_id(), 1, 100, 1 << 20);
+  ASSERT_TRUE(r && r->head);
+  ASSERT_TRUE(b_->ingest(r->updates, {*r->head}));  // B got A's updates by gossip; A never reaches the bucket
+  ArchiveOptions o;
+  o.grace_ms = 60'000;
+  Archiver bs = ArchiverOf(*b_, o);
+  ASSERT_TRUE(bs.push());
+  EXPECT_EQ(Segments(), 0u) << "A's origin is A's to upload first";
+  clock_.advance(59'000);
+  ASSERT_TRUE(bs.push());
+  EXPECT_EQ(Segments(), 0u);
+  clock_.advance(2'000);
+  ASSERT_TRUE(bs.push());
+  EXPECT_EQ(Segments(), 1u);
+  EXPECT_EQ(bs.status().archived.at(a_->node_id()), 4u);
+  // A's own archiver, arriving later, finds it there and writes nothing.
+  Archiver as = ArchiverOf(*a_);
+  ASSERT_TRUE(as.push());
+  EXPECT_EQ(as.status().counters.segments_put, 0u);
+}
+
+TEST_F(ArchiverTest, AnAlteredSegmentIsNamedAndNothingOfItApplied) {
+  Archiver up = ArchiverOf(*a_);
+  Calls(*a_, 3, "x");
+  ASSERT_TRUE(up.push());
+  Calls(*a_, 3, "y");
+  ASSERT_TRUE(up.push());
+  std::string second;
+  for (auto& [key, bytes] : bucket_.objects())
+    if (auto n = archive::parse_segment_key(key); n && n->first > 1) second = key;
+  ASSERT_FALSE(second.empty());
+  std::string bytes = bucket_.objects().at(second);
+  bytes[bytes.size() - 20] ^= 0x40;
+  bucket_.overwrite(second, bytes);
+
+  Archiver down = ArchiverOf(*b_);
+  Status pulled = down.pull();
+  EXPECT_FALSE(pulled.is_ok()) << pulled.message() << " objects " << bucket_.objects().size();
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 3u) << "the segment before the damage is applied";
+  ASSERT_TRUE(down.status().damaged.count(second)) << "named by key";
+}
+
+TEST_F(ArchiverTest, ADeletedMiddleSegmentIsAHoleNeverSkipped) {
+  Archiver up = ArchiverOf(*a_);
+  for (int round = 0; round < 3; ++round) {
+    Calls(*a_, 2, "r" + std::to_string(round));
+    ASSERT_TRUE(up.push());
+  }
+  std::string middle;
+  for (auto& [key, _] : bucket_.objects())
+    if (auto n = archive::parse_segment_key(key); n && n->first == 3) middle = key;
+  ASSERT_FALSE(middle.empty());
+  ASSERT_TRUE(bucket_.del(middle));
+  Archiver down = ArchiverOf(*b_);
+  ASSERT_TRUE(down.pull());
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 2u);
+  const auto damaged = down.status().damaged;
+  ASSERT_TRUE(damaged.count(archive::origin_prefix(a_->node_id())));
+  EXPECT_NE(damaged.begin()->second.find("lacks #3"), std::string::npos) << damaged.begin()->second;
+}
+
+TEST_F(ArchiverTest, ASegmentWrittenUnderAnotherOriginsNameIsRefused) {
+  Calls(*a_, 2, "x");
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  // The bucket's owner copies A's segment under B's origin: the name is bound in.
+  const auto objects = bucket_.objects();
+  for (auto& [key, bytes] : objects)
+    if (auto n = archive::parse_segment_key(key))
+      bucket_.overwrite(archive::segment_key({b_->node_id() ^ 1, n->first, n->last}), bytes);
+  Archiver down = ArchiverOf(*b_);
+  (void)down.pull(true);
+  EXPECT_EQ(seq_of(b_->vector(), b_->node_id() ^ 1), 0u);
+  EXPECT_EQ(down.status().damaged.size(), 1u);
+}
+
+}  // namespace
+}  // namespace replog
