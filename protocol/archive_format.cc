@@ -92,6 +92,18 @@ Result<SegmentName> parse_segment_key(std::string_view key) {
   return SegmentName{*origin, *first, *last};
 }
 
+std::vector<SegmentName> cover(const std::vector<SegmentName>& names, uint64_t held) {
+  std::vector<SegmentName> out;
+  for (;;) {
+    const SegmentName* best = nullptr;
+    for (const SegmentName& n : names)
+      if (n.first <= held + 1 && n.last > held && (!best || n.last > best->last)) best = &n;
+    if (!best) return out;
+    out.push_back(*best);
+    held = best->last;
+  }
+}
+
 std::string segments_after(OriginId origin, uint64_t seq) { return origin_prefix(origin) + digits(seq, 20) + "-~"; }
 
 std::string feed_key(const FeedEntry& e) {

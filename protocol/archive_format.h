@@ -67,6 +67,10 @@ std::string segment_key(const SegmentName& name);
 // The key of a segment object, relative to the archive's prefix; kInvalidArgument
 // for anything else (another prefix, a malformed number, first > last, 0).
 Result<SegmentName> parse_segment_key(std::string_view key);
+// The segments that carry a node holding 1..held furthest, in order: each
+// starts at or below the next seq needed and ends past it, the one reaching
+// furthest first. Stops where no segment starts at or below the next seq.
+std::vector<SegmentName> cover(const std::vector<SegmentName>& names, uint64_t held);
 // A ListObjectsV2 start-after that skips the segments of `origin` ending at or
 // below `seq`: what a node holding 1..seq still lacks comes after it.
 std::string segments_after(OriginId origin, uint64_t seq);

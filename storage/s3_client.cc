@@ -462,4 +462,21 @@ Result<std::vector<S3Object>> S3Client::list_all(const std::string& prefix, cons
   }
 }
 
+Result<S3Config> s3_config_for(std::string_view uri, std::string_view endpoint) {
+  auto where = parse_s3_uri(uri);
+  if (!where) return where.status();
+  S3Config c;
+  c.bucket = where->bucket;
+  c.prefix = where->prefix;
+  REPLOG_RETURN_IF_ERROR(s3_config_from_env(c));
+  if (!endpoint.empty()) c.endpoint = std::string(endpoint);
+  if (c.endpoint.empty()) c.endpoint = "https://s3." + c.region + ".amazonaws.com";
+  if (!c.endpoint.starts_with("http://") && !c.endpoint.starts_with("https://"))
+    return Status::invalid_argument("S3 endpoint must start with http:// or https://: " + c.endpoint);
+  while (c.endpoint.ends_with("/")) c.endpoint.pop_back();
+  if (c.access_key.empty())
+    return Status::invalid_argument("no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+  return c;
+}
+
 }  // namespace replog

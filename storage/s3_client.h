@@ -69,6 +69,13 @@ Result<S3Location> parse_s3_uri(std::string_view uri);
 Status s3_config_from_env(S3Config& config,
                           const std::function<const char*(const char*)>& lookup = nullptr);
 
+// Everything a command or the node needs to reach `uri` ("s3://BUCKET/PREFIX"):
+// the bucket and prefix from it, credentials, region and endpoint from the
+// environment, and `endpoint` (--s3-endpoint) over AWS_ENDPOINT_URL when not
+// empty. Without either, AWS's regional endpoint. kInvalidArgument (one line)
+// without credentials, or for a bad URI or endpoint.
+Result<S3Config> s3_config_for(std::string_view uri, std::string_view endpoint);
+
 // RFC 3986 percent-encoding as SigV4 wants it: A-Z a-z 0-9 - _ . ~ are kept,
 // every other byte is %XX (uppercase hex); '/' is kept when keep_slash (paths).
 std::string s3_uri_encode(std::string_view s, bool keep_slash);

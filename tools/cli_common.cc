@@ -3,6 +3,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "storage/data_dir.h"
+
 namespace replog::cli {
 
 std::string read_file(const std::string& path) {
@@ -72,6 +74,24 @@ engine::NodeOptions Options::node_options() const {
     o.lock_wait_ms = static_cast<int64_t>(seconds * 1000);
   }
   return o;
+}
+
+std::unique_ptr<engine::Node> open_writer_offline(const Options& o, const std::string& command,
+                                                  std::optional<engine::NodeOptions> options) {
+  engine::NodeOptions no = options ? std::move(*options) : o.node_options();
+  DataDir dir(no.dir);
+  if (unwrap(dir.node_running()).running)
+    throw CommandError(no.dir + " is in use by a running node (" + dir.lock_holder().describe() + "); " + command +
+                       " works while no node runs");
+  CommandLock lock = unwrap(dir.lock_for_command(command, no.lock_wait_ms));
+  if (lock.outcome == CommandLock::Outcome::kNodeStarting)
+    throw CommandError(no.dir + ": a node is starting (pid " + std::to_string(lock.node_pid) + "); " + command +
+                       " works while no node runs");
+  return unwrap(engine::Node::open(no, std::move(lock.lock)));
+}
+
+std::unique_ptr<engine::Node> open_reader(const Options& o, std::optional<int64_t> at) {
+  return unwrap(engine::Node::open_read_only(o.node_options(), at));
 }
 
 }  // namespace replog::cli

@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -60,5 +61,14 @@ class Options {
   po::positional_options_description pos_;
   po::variables_map vm_;
 };
+
+// A writable node for a command that works while no node runs (`command`
+// names it in the errors): the data directory's lock is taken, waiting up to
+// --lock-wait.
+// `options`: the node's options when not o.node_options() as they stand.
+std::unique_ptr<engine::Node> open_writer_offline(const Options& o, const std::string& command,
+                                                  std::optional<engine::NodeOptions> options = std::nullopt);
+// A read-only node (no lock); `at` folds only updates up to that time.
+std::unique_ptr<engine::Node> open_reader(const Options& o, std::optional<int64_t> at = std::nullopt);
 
 }  // namespace replog::cli

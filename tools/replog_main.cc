@@ -31,6 +31,7 @@
 #include "storage/identity.h"
 #include "storage/trust.h"
 #include "storage/update_log.h"
+#include "tools/archive_cmds.h"
 #include "tools/cli_common.h"
 
 using namespace replog;
@@ -91,22 +92,6 @@ Writer open_writer(const Options& o, const std::string& command) {
 
 // For a command the local API does not carry (import): the directory itself,
 // under its lock, or a one-line error naming the node that runs or starts.
-std::unique_ptr<Node> open_writer_offline(const Options& o, const std::string& command) {
-  NodeOptions no = o.node_options();
-  DataDir dir(no.dir);
-  if (unwrap(dir.node_running()).running)
-    throw CommandError(no.dir + " is in use by a running node (" + dir.lock_holder().describe() + "); " + command +
-                       " works while no node runs");
-  CommandLock lock = unwrap(dir.lock_for_command(command, no.lock_wait_ms));
-  if (lock.outcome == CommandLock::Outcome::kNodeStarting)
-    throw CommandError(no.dir + ": a node is starting (pid " + std::to_string(lock.node_pid) + "); " + command +
-                       " works while no node runs");
-  return unwrap(Node::open(no, std::move(lock.lock)));
-}
-std::unique_ptr<Node> open_reader(const Options& o, std::optional<int64_t> at = std::nullopt) {
-  return unwrap(Node::open_read_only(o.node_options(), at));
-}
-
 std::string conflict_text(const Conflict& c) {
   std::string s = "update " + c.skipped.to_string() + " skipped (" + conflict_kind_name(c.kind) + ")";
   if (!c.path.empty()) s += " at " + path_to_string(c.path);
@@ -1023,6 +1008,8 @@ const Command kCommands[] = {
     {"peers", "the running node's peers: in sync or behind by N", cmd_peers},
     {"node", "run the node: sync with peers over ZeroMQ, serve the local API", cmd_node},
     {"verify", "replay from scratch and check the log; non-zero exit on any mismatch", cmd_verify},
+    {"archive", "the S3 archive: push, pull, status, verify, key export", cmd_archive},
+    {"restore", "make or fill a data directory from the S3 archive, verifying every byte", cmd_restore},
     {"export", "write updates as MessagePack or JSON lines", cmd_export},
     {"import", "read updates written by export (another node's too)", cmd_import},
     {"value", "convert a value between typed JSON, MessagePack and info JSON", cmd_value},

@@ -2,39 +2,15 @@
 
 #include <algorithm>
 
+#include "node/archive/listing.h"
 #include "protocol/bytes.h"
 
 namespace replog {
 
 using archive::SegmentName;
+using archive::cover;
+using archive::segment_names;
 
-namespace {
-
-// The segments that carry a node holding 1..held furthest, in order: each
-// starts at or below the next seq needed and ends past it, the one reaching
-// furthest first. Stops at the first seq no segment starts at or below.
-std::vector<SegmentName> cover(std::vector<SegmentName> names, uint64_t held) {
-  std::vector<SegmentName> out;
-  for (;;) {
-    const SegmentName* best = nullptr;
-    for (const SegmentName& n : names)
-      if (n.first <= held + 1 && n.last > held && (!best || n.last > best->last)) best = &n;
-    if (!best) return out;
-    out.push_back(*best);
-    held = best->last;
-  }
-}
-
-// The segment names under one origin's listing; other keys are ignored (an
-// operator's stray file is not ours to judge).
-std::vector<SegmentName> segment_names(const std::vector<StoredObject>& objects, OriginId origin) {
-  std::vector<SegmentName> out;
-  for (const StoredObject& o : objects)
-    if (auto n = archive::parse_segment_key(o.key); n && n->origin == origin) out.push_back(*n);
-  return out;
-}
-
-}  // namespace
 
 Archiver::Archiver(SyncStore& store, ObjectStore& bucket, archive::Keyring keys, const Clock& clock,
                    ArchiveOptions options)
@@ -149,7 +125,7 @@ Status Archiver::put_segment(const archive::Segment& seg) {
 Status Archiver::pull(bool sweep_all) {
   Status s = list_feed();
   if (s.is_ok() && sweep_all) {
-    auto origins = origins_in_bucket();
+    auto origins = archive::origins_in_bucket(bucket_);
     if (!origins) s = origins.status();
     for (OriginId origin : origins ? *origins : std::vector<OriginId>{}) wanted_.insert(origin);
   } else if (s.is_ok() && options_.sweep_every > 0 && ++pulls_ % options_.sweep_every == 0) {
@@ -184,19 +160,10 @@ Status Archiver::list_feed() {
   return Status::ok();
 }
 
-Result<std::vector<OriginId>> Archiver::origins_in_bucket() {
-  auto dirs = bucket_.list_prefixes(std::string(archive::kLogPrefix));
-  if (!dirs) return dirs.status();
-  std::vector<OriginId> out;
-  for (const std::string& dir : *dirs)
-    if (auto origin = archive::parse_origin_prefix(dir)) out.push_back(*origin);
-  return out;
-}
-
 // One origin's prefix in turn; each round begins with a listing of the origins.
 Status Archiver::sweep_next() {
   if (sweep_at_ >= sweep_order_.size()) {
-    auto origins = origins_in_bucket();
+    auto origins = archive::origins_in_bucket(bucket_);
     if (!origins) return origins.status();
     sweep_order_ = std::move(origins).value();
     sweep_at_ = 0;
@@ -254,12 +221,18 @@ Status Archiver::pull_origin(OriginId origin) {
       // What the archive holds is a prefix only when it joins the one known.
       if (auto k = archived_.find(origin); k != archived_.end() && k->second + 1 >= name.first)
         k->second = std::max(k->second, name.last);
-      std::lock_guard lock(status_mu_);
-      ++status_.counters.segments_got;
-      status_.counters.updates_got += n;
-      status_.counters.updates_stored += report->accepted;
-      if (archived_.count(origin)) status_.archived[origin] = archived_[origin];
-      status_.damaged.erase(key);
+      ArchiveCounters progress;
+      {
+        std::lock_guard lock(status_mu_);
+        ++status_.counters.segments_got;
+        status_.counters.updates_got += n;
+        status_.counters.bytes_got += sealed->size();
+        status_.counters.updates_stored += report->accepted;
+        if (archived_.count(origin)) status_.archived[origin] = archived_[origin];
+        status_.damaged.erase(key);
+        progress = status_.counters;
+      }
+      if (options_.on_progress) options_.on_progress(progress);
     }
     if (!listed_again) return Status::ok();
   }

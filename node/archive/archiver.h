@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -39,6 +40,13 @@
 
 namespace replog {
 
+struct ArchiveCounters {
+  uint64_t segments_put = 0, updates_put = 0, bytes_put = 0;
+  uint64_t segments_got = 0, updates_got = 0, bytes_got = 0, updates_stored = 0;
+  uint64_t feed_listings = 0, sweeps = 0;
+  uint64_t requests = 0;
+};
+
 struct ArchiveOptions {
   // Another origin's updates are uploaded after the archive lacked them this long.
   int64_t grace_ms = 10 * 60 * 1000;
@@ -49,14 +57,10 @@ struct ArchiveOptions {
   size_t segment_bytes = size_t{4} << 20;
   // pull() sweeps one origin's prefix every this many calls (0: never).
   uint32_t sweep_every = 2;
+  // Called on the archiver's thread after each segment it takes (progress bars).
+  std::function<void(const ArchiveCounters&)> on_progress;
 };
 
-struct ArchiveCounters {
-  uint64_t segments_put = 0, updates_put = 0, bytes_put = 0;
-  uint64_t segments_got = 0, updates_got = 0, updates_stored = 0;
-  uint64_t feed_listings = 0, sweeps = 0;
-  uint64_t requests = 0;
-};
 
 struct ArchiveStatus {
   ArchiveCounters counters;
@@ -93,7 +97,6 @@ class Archiver {
   Status pull_origin(OriginId origin);
   Status list_feed();
   Status sweep_next();
-  Result<std::vector<OriginId>> origins_in_bucket();
   void note_error(const Status& s);
 
   SyncStore& store_;

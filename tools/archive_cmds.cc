@@ -1,0 +1,363 @@
+// replog archive push|pull|status|verify|key export, and replog restore
+// (docs/ARCHIVE.md). Each opens what it needs, says what it did in one line
+// (or --json), and ends non-zero when the archive has a problem.
+#include "tools/archive_cmds.h"
+
+#include <termios.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "node/archive/archive_check.h"
+#include "node/archive/archive_keys.h"
+#include "node/archive/archiver.h"
+#include "node/core/clock.h"
+#include "protocol/bytes.h"
+#include "protocol/json_codec.h"
+#include "storage/cluster_secret.h"
+#include "storage/data_dir.h"
+#include "storage/identity.h"
+#include "storage/object_store.h"
+#include "storage/trust.h"
+
+namespace replog::cli {
+namespace {
+
+using nlohmann::json;
+
+void add_archive_options(Options& o, bool required = true) {
+  auto uri = po::value<std::string>();
+  if (required) uri->required();
+  o.add()("archive", uri, "the archive: s3://BUCKET/PREFIX")(
+      "s3-endpoint", po::value<std::string>()->default_value(""),
+      "the S3 endpoint URL (else AWS_ENDPOINT_URL, else AWS's regional endpoint)");
+}
+
+std::unique_ptr<S3ObjectStore> open_bucket(const Options& o, const char* uri_option = "archive") {
+  return std::make_unique<S3ObjectStore>(
+      unwrap(s3_config_for(o.get<std::string>(uri_option), o.get<std::string>("s3-endpoint"))));
+}
+
+archive::Keyring member_keys(const Options& o) {
+  return unwrap(load_archive_keys(DataDir(o.node_options().dir), Env::posix()));
+}
+
+// Membership as the node judges it: this device and the trust list.
+std::function<bool(std::string_view)> members_of(const std::string& dir) {
+  DataDir d(dir);
+  auto trust = TrustStore::open(d.trust_file(), Env::posix());
+  auto identity = load_identity(d.identity_file(), Env::posix());
+  if (!trust || !identity) return nullptr;
+  std::shared_ptr<TrustStore> list(std::move(trust).value());
+  std::string own = identity->public_key();
+  if (list->list().empty()) return nullptr;  // no trust list: every origin counts, as for import
+  return [list, own](std::string_view key) { return key == own || list->contains(key); };
+}
+
+std::string passphrase(bool twice) {
+  if (const char* p = std::getenv("REPLOG_PASSPHRASE"); p && *p) return p;
+  if (!isatty(0)) throw CommandError("no passphrase: set REPLOG_PASSPHRASE or run on a terminal");
+  auto ask = [](const char* prompt) {
+    std::fprintf(stderr, "%s", prompt);
+    termios old{};
+    tcgetattr(0, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(0, TCSANOW, &quiet);
+    std::string line;
+    std::getline(std::cin, line);
+    tcsetattr(0, TCSANOW, &old);
+    std::fprintf(stderr, "\n");
+    return line;
+  };
+  std::string first = ask("passphrase: ");
+  if (twice && ask("again: ") != first) throw CommandError("the passphrases differ");
+  return first;
+}
+
+// A line of progress on a terminal (rewritten in place), plain lines otherwise.
+class Progress {
+ public:
+  explicit Progress(bool quiet) : tty_(isatty(2) != 0), quiet_(quiet) {}
+  void show(const ArchiveCounters& c) {
+    if (quiet_) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    const double rate = s > 0 ? static_cast<double>(c.updates_got) / s : 0;
+    if (!tty_ && s - last_ < 2.0) return;
+    last_ = s;
+    std::fprintf(stderr, "%s%llu objects, %.1f MiB, %llu updates, %.0f updates/s%s", tty_ ? "\r\033[K" : "",
+                 static_cast<unsigned long long>(c.segments_got), static_cast<double>(c.bytes_got) / (1 << 20),
+                 static_cast<unsigned long long>(c.updates_got), rate, tty_ ? "" : "\n");
+  }
+  void done() {
+    if (tty_ && !quiet_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  bool tty_, quiet_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  double last_ = -10;
+};
+
+json counters_json(const ArchiveStatus& s) {
+  const auto& c = s.counters;
+  json damaged = json::object();
+  for (const auto& [k, why] : s.damaged) damaged[k] = why;
+  return {{"segments_put", c.segments_put}, {"updates_put", c.updates_put}, {"bytes_put", c.bytes_put},
+          {"segments_got", c.segments_got}, {"updates_got", c.updates_got}, {"updates_stored", c.updates_stored},
+          {"requests", c.requests},         {"lag_updates", s.lag_updates}, {"damaged", damaged}};
+}
+
+int report_damage(const ArchiveStatus& s) {
+  for (const auto& [key, why] : s.damaged) std::fprintf(stderr, "not applied: %s: %s\n", key.c_str(), why.c_str());
+  return s.damaged.empty() ? 0 : 1;
+}
+
+// ---- push / pull ---------------------------------------------------------------
+
+int archive_push(const std::vector<std::string>& args) {
+  Options o("archive push", "--data DIR --archive s3://BUCKET/PREFIX   (uploads what the archive lacks)");
+  add_archive_options(o);
+  o.add()("grace-ms", po::value<int64_t>()->default_value(600'000),
+          "upload another origin's updates only after the archive lacked them this long");
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
+  if (!o.parse(args)) return 0;
+  auto bucket = open_bucket(o);
+  auto node = open_writer_offline(o, "archive push");
+  SystemClock clock;
+  ArchiveOptions ao;
+  ao.grace_ms = o.get<int64_t>("grace-ms");
+  Archiver archiver(*node, *bucket, member_keys(o), clock, ao);
+  Status s = archiver.push();
+  const ArchiveStatus st = archiver.status();
+  if (o.json())
+    std::cout << counters_json(st).dump() << "\n";
+  else
+    std::cout << "uploaded " << st.counters.segments_put << " segments (" << st.counters.updates_put << " updates, "
+              << st.counters.bytes_put << " bytes) in " << st.counters.requests << " requests; "
+              << st.lag_updates << " of this node's updates not archived\n";
+  check(s);
+  return report_damage(st);
+}
+
+int archive_pull(const std::vector<std::string>& args) {
+  Options o("archive pull", "--data DIR --archive s3://BUCKET/PREFIX   (takes every segment this node lacks)");
+  add_archive_options(o);
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
+  if (!o.parse(args)) return 0;
+  auto bucket = open_bucket(o);
+  engine::NodeOptions no = o.node_options();
+  no.is_member = members_of(no.dir);
+  auto node = open_writer_offline(o, "archive pull", no);
+  SystemClock clock;
+  Progress progress(o.json());
+  ArchiveOptions ao;
+  ao.on_progress = [&](const ArchiveCounters& c) { progress.show(c); };
+  Archiver archiver(*node, *bucket, member_keys(o), clock, ao);
+  Status s = archiver.pull(/*sweep_all=*/true);
+  progress.done();
+  const ArchiveStatus st = archiver.status();
+  if (o.json())
+    std::cout << counters_json(st).dump() << "\n";
+  else
+    std::cout << "stored " << st.counters.updates_stored << " updates from " << st.counters.segments_got
+              << " segments; state " << node->state_hash() << "\n";
+  int damaged = report_damage(st);
+  check(s);
+  return damaged;
+}
+
+// ---- status / verify -------------------------------------------------------------
+
+int print_check(const Options& o, const ArchiveCheck& c, const VersionVector* held) {
+  if (o.json()) {
+    json origins = json::object();
+    for (const auto& [origin, a] : c.origins) {
+      json e = {{"verified", a.verified}, {"listed", a.listed}, {"segments", a.segments}, {"bytes", a.bytes}};
+      if (held) e["held"] = seq_of(*held, origin);
+      origins[hex16(origin)] = e;
+    }
+    std::cout << json{{"origins", origins}, {"feed_entries", c.feed_entries}, {"problems", c.problems}, {"ok", c.ok()}}
+                     .dump()
+              << "\n";
+  } else {
+    for (const auto& [origin, a] : c.origins) {
+      std::cout << hex16(origin) << "  archived 1.." << a.verified << "  (" << a.segments << " segments, " << a.bytes
+                << " bytes)";
+      if (held) std::cout << "  this node holds 1.." << seq_of(*held, origin);
+      std::cout << "\n";
+    }
+    std::cout << c.origins.size() << " origins, " << c.feed_entries << " change feed entries\n";
+    for (const auto& p : c.problems) std::cerr << "problem: " << p << "\n";
+  }
+  return c.ok() ? 0 : 1;
+}
+
+int archive_status(const std::vector<std::string>& args) {
+  Options o("archive status", "--data DIR --archive s3://BUCKET/PREFIX   (what the archive holds, by origin)");
+  add_archive_options(o);
+  if (!o.parse(args)) return 0;
+  auto bucket = open_bucket(o);
+  auto node = open_reader(o);
+  CheckOptions co;
+  co.cluster = node->cluster_id();
+  co.list_only = true;
+  auto c = unwrap(check_archive(*bucket, {}, co));
+  const VersionVector held = node->vector();
+  return print_check(o, c, &held);
+}
+
+// The keys and cluster a command reads the archive with: a member directory's
+// or a key file's.
+struct ReadKeys {
+  archive::Keyring keys;
+  std::string cluster;
+  std::function<bool(std::string_view)> is_member;
+};
+
+ReadKeys read_keys(const Options& o) {
+  if (o.has("archive-key")) {
+    auto file = unwrap(open_key_file(read_file(o.get<std::string>("archive-key")), passphrase(false)));
+    return {file.keys, file.cluster, nullptr};
+  }
+  auto node = open_reader(o);
+  return {member_keys(o), node->cluster_id(), members_of(o.node_options().dir)};
+}
+
+int archive_verify(const std::vector<std::string>& args) {
+  Options o("archive verify",
+            "--archive s3://BUCKET/PREFIX (--data DIR | --archive-key FILE)   (opens and proves every segment)");
+  add_archive_options(o);
+  o.add()("archive-key", po::value<std::string>(), "a key file from `archive key export` instead of --data");
+  if (!o.parse(args)) return 0;
+  auto bucket = open_bucket(o);
+  ReadKeys k = read_keys(o);
+  CheckOptions co;
+  co.cluster = k.cluster;
+  co.is_member = k.is_member;
+  auto c = unwrap(check_archive(*bucket, k.keys, co));
+  return print_check(o, c, nullptr);
+}
+
+// ---- keys ------------------------------------------------------------------------
+
+int archive_key(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] != "export")
+    throw CommandError("usage: replog archive key export FILE --data DIR   (see --help)");
+  Options o("archive key export", "FILE --data DIR   (the archive key, sealed under a passphrase)");
+  o.add()("file", po::value<std::string>()->required(), "where to write the key file (mode 0600)");
+  o.positional("file", 1);
+  if (!o.parse({args.begin() + 1, args.end()})) return 0;
+  DataDir dir(o.node_options().dir);
+  auto node = open_reader(o);
+  ArchiveKeyFile file;
+  file.cluster = node->cluster_id();
+  file.cluster_secret = std::string(unwrap(load_cluster_secret(dir.cluster_secret_file(), Env::posix())).bytes());
+  file.keys = member_keys(o);
+  if (auto t = Env::posix().read_file(dir.trust_file())) file.trust_json = *t;
+  file.device = unwrap(load_identity(dir.identity_file(), Env::posix())).public_key();
+  const std::string sealed = unwrap(seal_key_file(file, passphrase(true), Env::posix()));
+  check(Env::posix().write_file(o.get<std::string>("file"), sealed, 0600));
+  std::cout << "wrote the archive key of cluster " << file.cluster << " to " << o.get<std::string>("file")
+            << "; keep it and its passphrase apart\n";
+  return 0;
+}
+
+
+// ---- restore ---------------------------------------------------------------------
+
+// A new member directory for a key file: its cluster, its secret and trust list,
+// and a fresh device key of its own.
+void make_restore_dir(const std::string& dir, const ArchiveKeyFile& file) {
+  if (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir))
+    throw CommandError(dir + " is not empty; restore --archive-key makes a new directory");
+  check(engine::Node::init({dir, file.cluster, std::nullopt, nullptr}));
+  DataDir d(dir);
+  auto secret = unwrap(ClusterSecret::from_bytes(file.cluster_secret, "the key file's cluster secret"));
+  check(store_cluster_secret(d.cluster_secret_file(), secret, Env::posix()));
+  if (!file.trust_json.empty()) check(Env::posix().write_file(d.trust_file(), file.trust_json, 0600));
+  // The device that exported the key wrote into the archive too; it is not on its own list.
+  auto trust = unwrap(TrustStore::open(d.trust_file(), Env::posix()));
+  if (!file.device.empty() && !trust->contains(file.device))
+    check(trust->add({file.device, "exported the archive key", Env::posix().now_millis(), "manual", 0, {}}));
+}
+
+}  // namespace
+
+int cmd_restore(const std::vector<std::string>& args) {
+  Options o("restore",
+            "--from s3://BUCKET/PREFIX --data DIR [--archive-key FILE] [--at TIME]   (a node's log from the archive)");
+  o.add()("from", po::value<std::string>()->required(), "the archive: s3://BUCKET/PREFIX")(
+      "s3-endpoint", po::value<std::string>()->default_value(""),
+      "the S3 endpoint URL (else AWS_ENDPOINT_URL, else AWS's regional endpoint)")(
+      "archive-key", po::value<std::string>(), "a key file from `archive key export`: DIR is made new from it")(
+      "at", po::value<std::string>(), "also print the state hash as of this ISO-8601 time");
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
+  if (!o.parse(args)) return 0;
+  std::optional<int64_t> at;
+  if (o.has("at")) at = unwrap(parse_iso8601(o.get<std::string>("at"))).to_millis();
+  auto bucket = open_bucket(o, "from");
+  engine::NodeOptions no = o.node_options();
+  archive::Keyring keys;
+  if (o.has("archive-key")) {
+    auto file = unwrap(open_key_file(read_file(o.get<std::string>("archive-key")), passphrase(false)));
+    make_restore_dir(no.dir, file);
+    keys = file.keys;
+  } else {
+    keys = member_keys(o);
+  }
+  no.is_member = members_of(no.dir);
+  auto node = open_writer_offline(o, "restore", no);
+  SystemClock clock;
+  Progress progress(o.json());
+  ArchiveOptions ao;
+  ao.on_progress = [&](const ArchiveCounters& c) { progress.show(c); };
+  Archiver archiver(*node, *bucket, keys, clock, ao);
+  Status s = archiver.pull(/*sweep_all=*/true);
+  progress.done();
+  const ArchiveStatus st = archiver.status();
+  const std::string hash = node->state_hash();
+  check(node->close());
+  node.reset();
+  std::string at_hash;
+  if (at) at_hash = open_reader(o, at)->state_hash();
+  if (o.json()) {
+    json j = counters_json(st);
+    j["state_hash"] = hash;
+    if (at) j["state_hash_at"] = at_hash;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << "restored " << st.counters.updates_stored << " updates from " << st.counters.segments_got
+              << " segments; state " << hash << "\n";
+    if (at) std::cout << "state as of " << o.get<std::string>("at") << ": " << at_hash << "\n";
+  }
+  int damaged = report_damage(st);
+  check(s);
+  return damaged;
+}
+
+int cmd_archive(const std::vector<std::string>& args) {
+  const std::string sub = args.empty() ? "--help" : args[0];
+  const std::vector<std::string> rest(args.begin() + (args.empty() ? 0 : 1), args.end());
+  if (sub == "push") return archive_push(rest);
+  if (sub == "pull") return archive_pull(rest);
+  if (sub == "status") return archive_status(rest);
+  if (sub == "verify") return archive_verify(rest);
+  if (sub == "key") return archive_key(rest);
+  if (sub == "--help" || sub == "-h") {
+    std::cout << "usage: replog archive push|pull|status|verify|key export ...   (each has --help)\n"
+                 "  push     upload what the archive lacks of this node's log\n"
+                 "  pull     take every segment this node lacks\n"
+                 "  status   what the archive holds, by origin, beside what this node holds\n"
+                 "  verify   open every segment and prove its chain and head (non-zero on a problem)\n"
+                 "  key export FILE   the archive key sealed under a passphrase, for disaster recovery\n";
+    return 0;
+  }
+  throw CommandError("unknown archive command " + sub + " (push, pull, status, verify, key export)");
+}
+
+}  // namespace replog::cli
