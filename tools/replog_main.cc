@@ -638,7 +638,11 @@ int cmd_node(const std::vector<std::string>& args) {
       "discovery", po::value<std::string>(), "on or off: find trusted devices on the LAN by UDP beacons (default: on, off with --insecure)")(
       "discovery-port", po::value<int>()->default_value(21029), "the UDP port beacons are sent to and read on (the same on every device)")(
       "discovery-interval-ms", po::value<int64_t>()->default_value(5000), "time between beacons (jittered by +-25%)")(
-      "discovery-to", po::value<std::vector<std::string>>()->composing(), "tests only: also send each beacon to this IPV4:PORT by unicast (repeatable)");
+      "discovery-to", po::value<std::vector<std::string>>()->composing(), "tests only: also send each beacon to this IPV4:PORT by unicast (repeatable)")(
+      "archive", po::value<std::string>(), "archive to and sync through S3: s3://BUCKET/PREFIX (docs/ARCHIVE.md)")(
+      "s3-endpoint", po::value<std::string>()->default_value(""), "the S3 endpoint URL (else AWS_ENDPOINT_URL, else AWS's)")(
+      "archive-poll-ms", po::value<int64_t>()->default_value(2000), "how often the archive is polled for others' updates")(
+      "archive-grace-ms", po::value<int64_t>()->default_value(600'000), "upload another origin's updates after the archive lacked them this long");
   o.add_lock_wait(DataDir::kNodeLockTimeoutMs);
   if (!o.parse(args)) return 0;
   DaemonOptions d;
@@ -661,6 +665,12 @@ int cmd_node(const std::vector<std::string>& args) {
   if (d.discovery_interval_ms < 100 || d.discovery_interval_ms > 3'600'000)
     throw CommandError("--discovery-interval-ms must be 100..3600000");
   if (o.has("discovery-to")) d.discovery_to = o.get<std::vector<std::string>>("discovery-to");
+  if (o.has("archive")) d.archive = o.get<std::string>("archive");
+  d.s3_endpoint = o.get<std::string>("s3-endpoint");
+  d.archive_poll_ms = o.get<int64_t>("archive-poll-ms");
+  d.archive_grace_ms = o.get<int64_t>("archive-grace-ms");
+  if (d.archive_poll_ms < 100 || d.archive_poll_ms > 3'600'000) throw CommandError("--archive-poll-ms must be 100..3600000");
+  if (d.archive_grace_ms < 0) throw CommandError("--archive-grace-ms must not be negative");
   const std::string level = o.get<std::string>("log-level");
   if (level == "error") d.log_level = 0;
   else if (level == "warn") d.log_level = 1;

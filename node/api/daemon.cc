@@ -10,6 +10,8 @@
 
 #include "node/api/invite_ops.h"
 #include "node/api/local_api.h"
+#include "node/archive/archive_keys.h"
+#include "node/archive/archive_service.h"
 #include "node/discovery/discovery.h"
 #include "node/sync/endpoint.h"
 #include "node/sync/invites.h"
@@ -429,12 +431,34 @@ Result<InviterInfo> inviter_info(const DaemonOptions& options, const engine::Nod
 }
 
 // What `status` adds for a running node: refusals, membership, discovery.
-Map extra_status(const DaemonOptions& options, Refusals& refusals, const std::string& discovery_state) {
+Map extra_status(const DaemonOptions& options, Refusals& refusals, const std::string& discovery_state,
+                 const ArchiveService* archive) {
   Map found = refusals.discovery_snapshot();
   found["state"] = Value(discovery_state);
   found["udp_port"] = Value(static_cast<int64_t>(options.discovery_port));
-  return Map{{"refusals", refusals.snapshot()}, {"members", refusals.members()},
-             {"secure", Value(!options.insecure)}, {"discovery", Value(std::move(found))}};
+  Map extra{{"refusals", refusals.snapshot()}, {"members", refusals.members()},
+            {"secure", Value(!options.insecure)}, {"discovery", Value(std::move(found))}};
+  if (archive) extra["archive"] = Value(archive->status());
+  return extra;
+}
+
+// The archiver's thread when --archive is given (null otherwise).
+Result<std::unique_ptr<ArchiveService>> start_archive(const DaemonOptions& options, engine::Node& node,
+                                                      const DataDir& dir, const Clock& clock,
+                                                      const SyncEngine::Log& logger) {
+  if (options.archive.empty()) return std::unique_ptr<ArchiveService>();
+  auto config = s3_config_for(options.archive, options.s3_endpoint);
+  if (!config) return config.status().with_context("--archive");
+  auto keys = load_archive_keys(dir, Env::posix());
+  if (!keys) return keys.status();
+  ArchiveServiceOptions o;
+  o.poll_ms = options.archive_poll_ms;
+  o.archiver.grace_ms = options.archive_grace_ms;
+  auto service = std::make_unique<ArchiveService>(node, std::make_unique<S3ObjectStore>(std::move(config).value()),
+                                                  std::move(keys).value(), clock, o, logger);
+  service->start();
+  logger(2, "archiving to " + options.archive + " (polling every " + std::to_string(options.archive_poll_ms) + " ms)");
+  return service;
 }
 
 }  // namespace
@@ -469,6 +493,8 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   // The peers' sockets have a context of their own: its ZAP handler must
   // answer for them alone, not for the local API's.
   SystemClock clock;
+  auto archive = start_archive(options, *node, dir, clock, logger);
+  if (!archive) return archive.status();
   InviteBook invites(clock, Env::posix());  // in memory: good while this node runs
   zmq::context_t peer_context(1);
   auto transport = make_transport(options, *identity, **trust, invites, peer_context);
@@ -489,13 +515,14 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   node->set_commit_listener([&](const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
     service.on_committed(updates, heads);
     api.on_committed(updates);
+    if (*archive) (*archive)->wake();
   });
   std::string discovery_state;
   std::unique_ptr<Discovery> discovery = start_discovery(options, *cluster_secret, *identity, **trust,
                                                          service.engine(), **transport, logger, &discovery_state);
   Refusals refusals;
   refusals.count(service.engine().counters(), (*transport)->counters(), DiscoveryCounters{}, joins.counters());
-  api.set_extra_status([&] { return extra_status(options, refusals, discovery_state); });
+  api.set_extra_status([&] { return extra_status(options, refusals, discovery_state, archive->get()); });
   api.set_trust(trust->get());
   if (auto inviter = inviter_info(options, *node, *identity, **transport); !options.insecure && inviter)
     api.set_invites([&invites, info = *inviter](const Value& arg) { return run_invite_create(invites, info, arg); });
@@ -509,6 +536,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   serve(*node, service, **transport, joins, follower, revocations ? &*revocations : nullptr, discovery.get(), refusals,
         stop, logger);
   logger(2, "stopping: writing a checkpoint");
+  if (*archive) (*archive)->stop();
   api.stop();
   Status s = node->close();
   logger(2, s ? "stopped" : "stopped with an error: " + s.message());

@@ -25,6 +25,11 @@ struct DaemonOptions {
   uint16_t discovery_port = 21029;  // kDefaultDiscoveryPort
   int64_t discovery_interval_ms = 5000;
   std::vector<std::string> discovery_to;  // test only: IPv4 HOST:PORT unicast targets
+  // The S3 archive (node/archive): off when empty.
+  std::string archive;              // s3://BUCKET/PREFIX
+  std::string s3_endpoint;          // over AWS_ENDPOINT_URL when set
+  int64_t archive_poll_ms = 2000;
+  int64_t archive_grace_ms = 600'000;
 };
 
 // Runs until `stop` becomes true; then checkpoints and returns.
