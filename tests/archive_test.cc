@@ -4,7 +4,9 @@
 // heads, the grace period for other origins, resuming, and damage named by key.
 #include <gtest/gtest.h>
 
+#include "node/archive/archive_check.h"
 #include "node/archive/archiver.h"
+#include "node/archive/merge.h"
 #include "node/core/clock.h"
 #include "node/engine/node.h"
 #include "protocol/archive_format.h"
@@ -247,6 +249,52 @@ TEST_F(ArchiverTest, ASegmentWrittenUnderAnotherOriginsNameIsRefused) {
   (void)down.pull(true);
   EXPECT_EQ(seq_of(b_->vector(), b_->node_id() ^ 1), 0u);
   EXPECT_EQ(down.status().damaged.size(), 1u);
+}
+
+TEST_F(ArchiverTest, OneCallPerPushKeepsTheObjectCountLogarithmicAndTheLogWhole) {
+  Archiver up = ArchiverOf(*a_);
+  for (int i = 0; i < 100; ++i) {
+    Calls(*a_, 1, "c" + std::to_string(i) + "-");
+    ASSERT_TRUE(up.push());
+  }
+  EXPECT_EQ(up.status().counters.segments_put, 100u) << "one PUT (and a feed entry) per call";
+  EXPECT_LE(Segments(), 12u) << "levels of four: O(log n) objects";
+  EXPECT_GT(up.status().counters.segments_merged, 0u);
+  CheckOptions co;
+  co.cluster = a_->cluster_id();
+  auto check = check_archive(bucket_, keys_, co);
+  ASSERT_TRUE(check);
+  EXPECT_TRUE(check->ok()) << (check->problems.empty() ? "" : check->problems.front());
+  EXPECT_EQ(check->origins.at(a_->node_id()).verified, 100u);
+  Archiver down = ArchiverOf(*b_);
+  ASSERT_TRUE(down.pull(true));
+  EXPECT_EQ(b_->state_hash(), a_->state_hash());
+}
+
+TEST_F(ArchiverTest, ASegmentMergedAwayBetweenListingAndGetIsListedAgain) {
+  Archiver up = ArchiverOf(*a_, ArchiveOptions{.merge = {.fan_in = 0}});
+  for (int i = 0; i < 4; ++i) {
+    Calls(*a_, 1, "c" + std::to_string(i) + "-");
+    ASSERT_TRUE(up.push());
+  }
+  // The first GET of a small segment finds it merged away by another member.
+  bool merged = false;
+  bucket_.set_fault([&](std::string_view op, const std::string&) {
+    if (op == "get" && !merged) {
+      merged = true;
+      MergeReport r;
+      bucket_.set_fault(nullptr);  // the merge itself runs unfaulted
+      EXPECT_TRUE(merge_segments(bucket_, keys_, a_->node_id(), {}, r));
+      EXPECT_EQ(r.merged, 1u);
+      return Status::not_found("merged away");
+    }
+    return Status::ok();
+  });
+  Archiver down = ArchiverOf(*b_);
+  ASSERT_TRUE(down.pull(true));
+  EXPECT_TRUE(merged);
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 4u);
+  EXPECT_EQ(Segments(), 1u);
 }
 
 }  // namespace
