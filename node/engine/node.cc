@@ -279,6 +279,20 @@ std::string Node::state_hash() const {
   return replayer_.state().hash_hex();
 }
 
+Node::HeadCheckpoint Node::head_checkpoint() const {
+  std::lock_guard<std::mutex> l(state_mu_);
+  (void)refold_locked();
+  HeadCheckpoint out;
+  const auto hash = replayer_.state().hash();
+  out.state_hash.assign(reinterpret_cast<const char*>(hash.data()), hash.size());
+  auto cut = replayer_.last_applied();
+  if (!cut) return out;
+  out.cut = *cut;
+  out.vector = replayer_.applied_vector();
+  out.bytes = encode_checkpoint(*cut, out.vector, methods_->digest(), replayer_.state());
+  return out;
+}
+
 // A range ends at a head this node holds (signed origins): the kept head at
 // or below the budget's end, or when there is none, the first one after it,
 // so that a pull always progresses. Without a record of the origin (a node

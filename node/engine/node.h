@@ -199,6 +199,16 @@ class Node final : public SyncStore {
   // The same without folding: false (fn not run) while folding is pending.
   bool read_if_current(const std::function<void(const State&)>& fn) const;
   std::string state_hash() const;
+  // The state as a checkpoint at the newest update folded (encode_checkpoint:
+  // that cut, the vector folded, the methods digest) with the state's hash:
+  // what an archive snapshot carries. Empty bytes when nothing is folded.
+  struct HeadCheckpoint {
+    UpdateId cut;
+    VersionVector vector;
+    std::string bytes;
+    std::string state_hash;  // 32 bytes
+  };
+  HeadCheckpoint head_checkpoint() const;
   NodeInfo info() const;
   // What peers last told this node (endpoint -> MessagePack state).
   std::map<std::string, std::string> saved_peers() const;
