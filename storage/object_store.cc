@@ -90,10 +90,17 @@ Status MemoryObjectStore::charge(std::string_view op, const std::string& key) {
 
 Result<PutResult> MemoryObjectStore::put_new(const std::string& key, std::string_view bytes) {
   if (Status f = charge("put", key); !f.is_ok()) return f;
-  std::lock_guard lock(mu_);
-  auto [it, inserted] = objects_.try_emplace(key, bytes);
-  if (!inserted) return PutResult{memory_etag(it->second), true};
-  return PutResult{memory_etag(bytes), false};
+  Fault after;
+  PutResult result;
+  {
+    std::lock_guard lock(mu_);
+    auto [it, inserted] = objects_.try_emplace(key, bytes);
+    result = PutResult{memory_etag(it->second), !inserted};
+    after = after_put_;
+  }
+  if (after)
+    if (Status f = after("put", key); !f.is_ok()) return f;
+  return result;
 }
 
 Result<std::string> MemoryObjectStore::get(const std::string& key, size_t max_bytes) {
@@ -146,6 +153,11 @@ uint64_t MemoryObjectStore::requests() const {
 void MemoryObjectStore::set_fault(Fault fault) {
   std::lock_guard lock(mu_);
   fault_ = std::move(fault);
+}
+
+void MemoryObjectStore::set_fault_after_put(Fault fault) {
+  std::lock_guard lock(mu_);
+  after_put_ = std::move(fault);
 }
 
 std::map<std::string, std::string> MemoryObjectStore::objects() const {

@@ -288,7 +288,7 @@ TEST_F(ArchiverTest, ASegmentMergedAwayBetweenListingAndGetIsListedAgain) {
       merged = true;
       MergeReport r;
       bucket_.set_fault(nullptr);  // the merge itself runs unfaulted
-      EXPECT_TRUE(merge_segments(bucket_, keys_, a_->node_id(), {}, r));
+      EXPECT_TRUE(merge_segments(bucket_, keys_, a_->node_id(), a_->own_origin_key().key, {}, r));
       EXPECT_EQ(r.merged, 1u);
       return Status::not_found("merged away");
     }

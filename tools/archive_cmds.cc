@@ -363,9 +363,18 @@ int cmd_restore(const std::vector<std::string>& args) {
       "s3-endpoint", po::value<std::string>()->default_value(""),
       "the S3 endpoint URL (else AWS_ENDPOINT_URL, else AWS's regional endpoint)")(
       "archive-key", po::value<std::string>(), "a key file from `archive key export`: DIR is made new from it")(
-      "at", po::value<std::string>(), "also print the state hash as of this ISO-8601 time");
+      "at", po::value<std::string>(),
+      "a detached restore as of this ISO-8601 time: state and log show that time, and it does not write")(
+      "attach", "make a detached restore (--at) a member that writes again, and do nothing else");
   o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
+  if (o.has("attach")) {
+    DataDir dir(o.node_options().dir);
+    if (!unwrap(dir.detached_at())) throw CommandError(o.node_options().dir + " is not a detached restore");
+    check(Env::posix().remove_file(dir.detached_file()));
+    std::cout << o.node_options().dir << " is a member that writes again\n";
+    return 0;
+  }
   std::optional<int64_t> at;
   if (o.has("at")) at = unwrap(parse_iso8601(o.get<std::string>("at"))).to_millis();
   auto bucket = open_bucket(o, "from");
@@ -379,6 +388,7 @@ int cmd_restore(const std::vector<std::string>& args) {
     keys = member_keys(o);
   }
   no.is_member = members_of(no.dir);
+  no.attach = true;
   auto node = open_writer_offline(o, "restore", no);
   SystemClock clock;
   Progress progress(o.json());
@@ -393,7 +403,10 @@ int cmd_restore(const std::vector<std::string>& args) {
   check(node->close());
   node.reset();
   std::string at_hash;
-  if (at) at_hash = open_reader(o, at)->state_hash();
+  if (at) {
+    check(Env::posix().write_file(DataDir(no.dir).detached_file(), std::to_string(*at) + "\n", 0600));
+    at_hash = open_reader(o, at)->state_hash();
+  }
   if (o.json()) {
     json j = counters_json(st);
     j["state_hash"] = hash;
@@ -402,7 +415,9 @@ int cmd_restore(const std::vector<std::string>& args) {
   } else {
     std::cout << "restored " << st.counters.updates_stored << " updates from " << st.counters.segments_got
               << " segments; state " << hash << "\n";
-    if (at) std::cout << "state as of " << o.get<std::string>("at") << ": " << at_hash << "\n";
+    if (at)
+      std::cout << "state as of " << o.get<std::string>("at") << ": " << at_hash
+                << " (detached: `replog state` and `replog log` show that time; --attach to write)\n";
   }
   int damaged = report_damage(st);
   for (const auto& p : snapshot_problems) std::fprintf(stderr, "not used: %s\n", p.c_str());

@@ -62,10 +62,11 @@ Status Archiver::push() {
     if (!s.is_ok() && result.is_ok()) result = s;
   }
   // The own origin's small segments are merged by its writer, four at a time.
-  if (result.is_ok() && options_.merge.fan_in > 1 && unmerged_ >= options_.merge.fan_in) {
+  if (result.is_ok() && options_.merge.fan_in > 1 &&
+      (unmerged_ >= options_.merge.fan_in || (unmerged_ > 0 && !merged_once_))) {
     MergeReport merged;
-    result = merge_segments(bucket_, keys_, own, options_.merge, merged);
-    if (result.is_ok()) unmerged_ = 0;
+    result = merge_segments(bucket_, keys_, own, store_.own_origin_key().key, options_.merge, merged);
+    if (result.is_ok()) unmerged_ = 0, merged_once_ = true;
     std::lock_guard lock(status_mu_);
     status_.counters.segments_merged += merged.merged;
     status_.counters.segments_deleted += merged.deleted;

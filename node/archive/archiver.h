@@ -116,7 +116,10 @@ class Archiver {
   size_t sweep_at_ = 0;
   uint64_t pulls_ = 0;
   int64_t feed_ms_ = 0;  // the newest feed entry's time seen
-  uint64_t unmerged_ = 0;  // own segments put since the last merge
+  // Own segments put since the last merge; a fresh archiver does not know how
+  // many earlier runs left, so its first push that puts anything merges.
+  uint64_t unmerged_ = 0;
+  bool merged_once_ = false;
 
   mutable std::mutex status_mu_;
   ArchiveStatus status_;  // guarded by status_mu_

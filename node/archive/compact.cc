@@ -19,7 +19,12 @@ Status compact_archive(engine::Node& node, ObjectStore& bucket, const archive::K
   if (!st.damaged.empty()) return Status::corruption("the archive has damage: " + st.damaged.begin()->first);
   auto origins = archive::origins_in_bucket(bucket);
   if (!origins) return origins.status();
-  for (OriginId origin : *origins) REPLOG_RETURN_IF_ERROR(merge_segments(bucket, keys, origin, options.merge, report.merged));
+  for (OriginId origin : *origins) {
+    // The origin's key, as the node holds it (a range from seq 1 carries it).
+    auto first = node.read_range(origin, 1, 1, 1);
+    const std::string key = first && first->head ? first->head->key : std::string();
+    REPLOG_RETURN_IF_ERROR(merge_segments(bucket, keys, origin, key, options.merge, report.merged));
+  }
   auto snap = write_snapshot(bucket, keys, node, device_secret);
   if (!snap) return snap.status();
   report.snapshot = *snap;

@@ -1,6 +1,7 @@
 #include "node/archive/merge.h"
 
 #include <map>
+#include <optional>
 
 #include "node/archive/listing.h"
 #include "protocol/bytes.h"
@@ -24,10 +25,12 @@ Result<archive::Segment> fetch(ObjectStore& bucket, const archive::Keyring& keys
 }
 
 // One segment holding `parts` (consecutive, from the chain) end to end.
-Result<archive::Segment> join(ObjectStore& bucket, const archive::Keyring& keys, const std::vector<SegmentName>& parts) {
+Result<archive::Segment> join(ObjectStore& bucket, const archive::Keyring& keys, const std::vector<SegmentName>& parts,
+                              std::string_view origin_key) {
   archive::Segment out;
   out.name = {parts.front().origin, parts.front().first, parts.back().last};
   std::string key, device, cert;
+  std::optional<proof::Chain> chain;  // at the previous part's head
   for (const SegmentName& part : parts) {
     auto seg = fetch(bucket, keys, part);
     if (!seg) return seg.status();
@@ -36,6 +39,15 @@ Result<archive::Segment> join(ObjectStore& bucket, const archive::Keyring& keys,
       device = seg->head.device;
       cert = seg->head.cert;
     }
+    // Each part must chain on from the one before: parts of two branches of a
+    // forked origin are never joined into one object.
+    if (chain) {
+      for (const Update& u : seg->updates)
+        if (u.seq() > out.updates.back().seq()) proof::chain_step(*chain, origin_key, u.id().hlc, u.body());
+      if (*chain != seg->head.chain)
+        return Status::corruption(archive::segment_key(part) + " does not chain on from the segment before it (a fork?); not merged");
+    }
+    chain = seg->head.chain;
     for (Update& u : seg->updates)
       if (u.seq() > (out.updates.empty() ? out.name.first - 1 : out.updates.back().seq())) out.updates.push_back(std::move(u));
     out.head = std::move(seg->head);
@@ -105,8 +117,9 @@ std::vector<SegmentName> next_run(const std::vector<SegmentName>& chain, const s
 
 }  // namespace
 
-Status merge_segments(ObjectStore& bucket, const archive::Keyring& keys, OriginId origin, const MergeOptions& options,
-                      MergeReport& report) {
+Status merge_segments(ObjectStore& bucket, const archive::Keyring& keys, OriginId origin, std::string_view origin_key,
+                      const MergeOptions& options, MergeReport& report) {
+  if (origin_key.size() != proof::kKeyBytes) return Status::ok();  // nothing to check the joins with: no merge
   for (int round = 0; round < 64; ++round) {  // each round merges one run; the listing then changed
     auto listed = bucket.list(archive::origin_prefix(origin), "", 0);
     if (!listed) return listed.status();
@@ -116,7 +129,7 @@ Status merge_segments(ObjectStore& bucket, const archive::Keyring& keys, OriginI
     const auto chain = archive::cover(names, 0);
     const auto parts = next_run(chain, sizes, options);
     if (parts.empty()) return drop_covered(bucket, keys, names, chain, report);
-    auto merged = join(bucket, keys, parts);
+    auto merged = join(bucket, keys, parts, origin_key);
     if (!merged) return merged.status();
     REPLOG_RETURN_IF_ERROR(replace(bucket, keys, *merged, parts, report));
   }

@@ -8,7 +8,9 @@
 // update per call costs one PUT per call plus one merge per four.
 //
 // The small objects are deleted only after the merged one has been written and
-// read back whole, so the archive always holds the whole log. Segments that a
+// read back whole, so the archive always holds the whole log. Parts that do
+// not chain on from each other (two branches of a forked origin) are never
+// joined. Segments that a
 // chain segment covers entirely (left by a crash, or by two writers) are
 // deleted in the same way. Any member may merge at any time; two merges at
 // once write equal bytes and delete what is covered twice, which is harmless,
@@ -34,7 +36,9 @@ struct MergeReport {
   size_t deleted = 0;  // objects deleted
 };
 
-Status merge_segments(ObjectStore& bucket, const archive::Keyring& keys, OriginId origin, const MergeOptions& options,
-                      MergeReport& report);
+// `origin_key`: the origin's key (32 bytes), with which each part is checked
+// to chain on from the one before; without it nothing is merged.
+Status merge_segments(ObjectStore& bucket, const archive::Keyring& keys, OriginId origin, std::string_view origin_key,
+                      const MergeOptions& options, MergeReport& report);
 
 }  // namespace replog

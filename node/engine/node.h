@@ -83,6 +83,9 @@ struct NodeOptions {
   // (bounded), not stored, until membership_changed() finds them a member.
   // Null: every origin counts (no trust list: `--insecure`, tests, import).
   std::function<bool(std::string_view device_key)> is_member;
+  // Open a detached restore (DATA/DETACHED) for writing anyway: the restore
+  // that fills it, and `restore --attach`. Otherwise a writable open refuses it.
+  bool attach = false;
 };
 
 struct InitOptions {
