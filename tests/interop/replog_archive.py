@@ -955,3 +955,41 @@ def write_segment(key, cluster, signing_key, updates, first, last, flags=0):
     origin = writer.origin
     pt = encode_segment(origin, first, last, head, updates[first - 1:last])
     return segment_name(origin, first, last), seal(key, KIND_SEGMENT, segment_context(origin, first, last), pt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Merging (ARCHIVE.md §6): what a merge of an origin's chain of segments should give
+# ---------------------------------------------------------------------------------------------
+
+MERGE_MAX_BYTES = 64 * 1024 * 1024
+
+
+def level(n):
+    """A segment of n updates is of level floor(log4 n)."""
+    lv = 0
+    while n >= 4:
+        n //= 4
+        lv += 1
+    return lv
+
+
+def plan_merges(chain, sizes=None):
+    """`chain`: the (first, last) spans of an origin's chain of segments from seq 1, in order.
+    Joins four consecutive segments of one level (their bytes under 64 MiB when `sizes`
+    gives them) into one of their whole range, again until none are left. The document
+    does not say which four when more than four of one level follow each other; this
+    takes the first four from seq 1. Returns the chain after merging."""
+    chain = list(chain)
+    sizes = dict(sizes or {})
+    for _ in range(10000):
+        for i in range(len(chain) - 3):
+            four = chain[i:i + 4]
+            lv = {level(last - first + 1) for first, last in four}
+            if len(lv) == 1 and sum(sizes.get(s, 0) for s in four) < MERGE_MAX_BYTES:
+                joined = (four[0][0], four[-1][1])
+                sizes[joined] = sum(sizes.get(s, 0) for s in four)
+                chain[i:i + 4] = [joined]
+                break
+        else:
+            return chain
+    raise RuntimeError("merging does not end")
