@@ -354,6 +354,7 @@ def scenario(cli, tmp, archive, bucket, rng):
     check(r.returncode == 0, "replog archive verify fails on the clean archive:\n%s%s" % (r.stdout, r.stderr))
 
     damage(cli, d, archive, bucket, reader, rep, origin, rng)
+    resealed(cli, d, d2, archive, bucket, reader, rep, origin, cluster, key, rng)
 
 
 def check_snapshots(cli, d, d2, rep, reader, cluster, key, count):
@@ -447,6 +448,61 @@ def damage(cli, d, archive, bucket, reader, rep, origin, rng):
     check(not got.problems and len(got.ignored) == 3, "foreign names: problems %s, ignored %s"
           % ([str(p) for p in got.problems], got.ignored))
     step("  three foreign names ignored")
+
+
+def resealed(cli, d, d2, archive, bucket, reader, rep, origin, cluster, key, rng):
+    """Damage a member could do: plaintexts changed and sealed again under the archive key,
+    so that the seal holds and the proof (chain, head, signature, state) must catch it."""
+    step("plaintexts changed and resealed under the archive key, each undone after")
+    vector = status(cli, d)["vector"]
+    from nacl.signing import SigningKey
+
+    def attempt(name, plaintext, kind, context, what, why, verify=False):
+        bucket.put(name, ra.seal(key, kind, context, plaintext))
+        got = reader.read()
+        mine = [p for p in got.problems if p.key == name]
+        check(mine and why in mine[0].why, "%s: the reader says %s" % (what, [str(p) for p in got.problems]))
+        step("  %s: refused: %s" % (what, mine[0].why))
+        if verify:
+            r = cli("archive", "verify", "--data", d, "--archive", archive, ok=False)
+            check(r.returncode != 0 and name in r.stdout + r.stderr, "%s: replog archive verify: exit %d\n%s%s"
+                  % (what, r.returncode, r.stdout[-1500:], r.stderr[-1500:]))
+        bucket.put(name, rep.objects[name])
+        read_clean(reader, vector, "after undoing " + what)
+
+    # a segment whose last update's body has one byte of its argument changed
+    n = max(rep.segments, key=lambda x: ra.parse_segment_name(x)[2])
+    seg = rep.segments[n]
+    u = seg.updates[-1]
+    body = bytearray(u.body)
+    body[-1] ^= 1
+    changed = seg.updates[:-1] + [rp.Update(u.hlc, u.origin, bytes(body))]
+    ctx = ra.segment_context(seg.origin, seg.first, seg.last)
+    attempt(n, ra.encode_segment(seg.origin, seg.first, seg.last, seg.head, changed), ra.KIND_SEGMENT, ctx,
+            "%s with a body byte changed" % n, "do not chain to its head", verify=True)
+    # the first segment without its key in the head
+    n1 = next(x for x, sg in rep.segments.items() if sg.first == 1)
+    s1 = rep.segments[n1]
+    attempt(n1, ra.encode_segment(s1.origin, s1.first, s1.last, s1.head.without_key(), s1.updates), ra.KIND_SEGMENT,
+            ra.segment_context(s1.origin, s1.first, s1.last), "%s with a head without its key" % n1,
+            "does not carry the key", verify=True)
+    # snapshots: a state hash changed (signature kept; then signed again by the member;
+    # then signed by a key that is no member's)
+    sn = sorted(rep.snapshots)[-1]
+    snap = rep.snapshots[sn]
+    ctx = ra.snapshot_context(*ra.parse_snapshot_name(sn))
+    other_hash = bytes([snap.state_hash[0] ^ 1]) + snap.state_hash[1:]
+    plain = rep.plaintexts[sn]
+    i = plain.index(snap.state_hash, 17)
+    attempt(sn, plain[:i] + other_hash + plain[i + 32:], ra.KIND_SNAPSHOT, ctx,
+            "%s with its state hash changed" % sn, "signature does not verify")
+    sk2 = ra.read_identity(d2)
+    attempt(sn, ra.encode_snapshot(cluster, sk2, snap.cut, snap.vector, other_hash, snap.heads, snap.checkpoint_bytes),
+            ra.KIND_SNAPSHOT, ctx, "%s with its state hash changed and signed again" % sn, "the state hashes to")
+    stranger = SigningKey(bytes(rng.getrandbits(8) for _ in range(32)))
+    attempt(sn, ra.encode_snapshot(cluster, stranger, snap.cut, snap.vector, snap.state_hash, snap.heads,
+                                   snap.checkpoint_bytes),
+            ra.KIND_SNAPSHOT, ctx, "%s signed by a stranger" % sn, "not a member")
 
 
 def main():

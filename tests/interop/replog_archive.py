@@ -598,6 +598,9 @@ def check_snapshot(name, snap, cluster, members, known):
         raise ArchiveError(name, str(e))
     if md != nmd:
         raise ArchiveError(name, "its methods digest starts %s, the name says %s" % (md.hex(), nmd.hex()))
+    if list(cp) != sorted(cp) or list(cp["vector"]) != sorted(cp["vector"]) or \
+            msgpack.packb(cp, use_bin_type=True) != snap.checkpoint_bytes:
+        raise ArchiveError(name, "the checkpoint is not in canonical form (keys in byte order, shortest forms)")
     if cp["cut"] != snap.cut:
         raise ArchiveError(name, "the checkpoint's cut is not the snapshot's")
     want = {"%016x" % o: q for o, q in snap.vector.items()}
@@ -621,6 +624,8 @@ def check_snapshot(name, snap, cluster, members, known):
         if k is None:
             continue
         key, chains = k
+        if head.key is not None and bytes(head.key) != key:
+            raise ArchiveError(name, "head %016x #%d carries another key than the segments'" % (head.origin, head.seq))
         try:
             rp.check_head(head, cluster, key)
         except rp.HeadError as e:
