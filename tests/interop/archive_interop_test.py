@@ -396,6 +396,17 @@ def damage(cli, d, archive, bucket, reader, rep, origin, rng):
         expect_refused(reader, n, "%s with byte %d flipped" % (n, i), cli, d, archive)
         bucket.put(n, data)
         restore_clean("the flip in " + n)
+    # each field of the header, the first nonce and the last byte, in the first segment
+    n = segs[0]
+    data = rep.objects[n]
+    for i, field in ((0, "magic"), (8, "format"), (9, "kind"), (11, "reserved"), (12, "key id"),
+                     (19, "chunk size"), (27, "length"), (28, "nonce"), (len(data) - 1, "tag")):
+        bad = bytearray(data)
+        bad[i] ^= 1 << rng.randrange(8)
+        bucket.put(n, bytes(bad))
+        expect_refused(reader, n, "%s with its %s changed (byte %d)" % (n, field, i), cli, d, archive)
+        bucket.put(n, data)
+    restore_clean("the header flips")
     # a flipped byte in a snapshot
     sn = sorted(rep.snapshots)[0]
     data = rep.objects[sn]
