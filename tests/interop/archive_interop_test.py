@@ -169,10 +169,10 @@ def status(cli, data):
     return json.loads(cli("status", "--data", data, "--json").stdout)
 
 
-def exported(cli, data, tmp):
-    """The node's updates from `replog export` (MessagePack: envelopes with heads among them)."""
+def exported(cli, data, tmp, origin):
+    """The origin's updates from `replog export` (MessagePack: envelopes with heads among them)."""
     path = os.path.join(tmp, "export.mpk")
-    cli("export", "--data", data, "--file", path)
+    cli("export", "--data", data, "--file", path, "--origin", rp.origin_text(origin))
     with open(path, "rb") as f:
         items = list(msgpack.Unpacker(f, raw=False, strict_map_key=False, max_bin_len=rp.MAX_UPDATE))
     ups = [rp.Update(*e) for e in items if isinstance(e, list) and len(e) == 3]
@@ -246,7 +246,7 @@ def push_fresh(cli, d, tmp, archive, bucket, key, cluster, sk, held, what):
     """This side writes the segment of the range replog has not uploaded yet (held + 1 up to
     what the node holds) from `replog export`, the device key and the cluster secret; then
     replog pushes, and its object under that name must be those bytes."""
-    ups = exported(cli, d, tmp)
+    ups = exported(cli, d, tmp, rp.origin_id(bytes(sk.verify_key)))
     name, mine = ra.write_segment(key, cluster, sk, ups, held + 1, len(ups))
     check(bucket.get(name) is None, "%s exists before the push" % name)
     cli("archive", "push", "--data", d, "--archive", archive)
@@ -284,7 +284,6 @@ def scenario(cli, tmp, archive, bucket, rng):
             call(cli, d, rng, "big", big)
         else:
             call(cli, d, rng)
-        ups = exported(cli, d, tmp)
         push_fresh(cli, d, tmp, archive, bucket, key, cluster, sk, held, "push %d" % (i + 2))
     rep = read_clean(reader, status(cli, d)["vector"], "after the pushes")
     check(any(len(rep.objects[n]) > 28 + 65536 + 40 for n in rep.segments), "no segment spans two chunks")
@@ -315,7 +314,7 @@ def scenario(cli, tmp, archive, bucket, rng):
     cli("trust", "add", st["device_id"], "--data", d2)
     check(ra.ArchiveKey.of_member(d2).id == key.id, "the second member derives another archive key")
     expected = ra.plan_merges(before, {s: len(rep.objects[ra.segment_name(origin, *s)]) for s in before})
-    ups = exported(cli, d, tmp)
+    ups = exported(cli, d, tmp, origin)
     predicted = {}
     for first, last in expected:
         if (first, last) not in before:
@@ -338,10 +337,17 @@ def scenario(cli, tmp, archive, bucket, rng):
     check(rep_alone.problems and all(p.key.startswith("snapshots/") and "not a member" in p.why for p in rep_alone.problems),
           "a reader with only the first device as member: %s" % [str(p) for p in rep_alone.problems])
 
-    # more calls, a push, a second compact: a second snapshot
+    # more calls, a push, a call of the second member (its first segment written here
+    # first), which the first pulls, and a second compact: a second snapshot, of two origins
     for _ in range(2):
         call(cli, d, rng)
     cli("archive", "push", "--data", d, "--archive", archive)
+    sk2 = ra.read_identity(d2)
+    call(cli, d2, rng)
+    push_fresh(cli, d2, tmp, archive, bucket, key, cluster, sk2, 0, "the second member's push")
+    r = cli("archive", "pull", "--data", d, "--archive", archive)
+    check(status(cli, d)["vector"].get(st2["node_id"]) == 1, "after pull the first member holds %r (%s)"
+          % (status(cli, d)["vector"], r.stdout.strip()))
     cli("archive", "compact", "--data", d2, "--archive", archive)
     rep = read_clean(reader, status(cli, d)["vector"], "after the second compact")
     check_snapshots(cli, d, d2, rep, reader, cluster, key, 2)
@@ -373,13 +379,16 @@ def check_snapshots(cli, d, d2, rep, reader, cluster, key, count):
         check(pt == rep.plaintexts[n], "%s: re-encoded here differs from its plaintext" % n)
         check(ra.seal(key, ra.KIND_SNAPSHOT, ra.snapshot_context(*ra.parse_snapshot_name(n)), pt) == rep.objects[n],
               "%s: resealed here differs from its bytes" % n)
-        step("snapshot %s: vector %s, %d head(s), state hash %s = this side's replay; bytes rewritten here equal"
-             % (n, {rp.origin_text(o): q for o, q in s.vector.items()}, len(s.heads), mine[:16]))
+        step("snapshot %s: vector %s, heads %s, state hash %s = this side's replay; bytes rewritten here equal"
+             % (n, {rp.origin_text(o): q for o, q in s.vector.items()},
+                ["#%d of %d" % (h.seq, len(h.wire())) for h in s.heads], mine[:16]))
+        for h in s.heads:
+            check((h.key is not None) == (h.seq == 1), "%s: the head %r %s its key" % (n, h, "carries" if h.key else "lacks"))
 
 
 def damage(cli, d, archive, bucket, reader, rep, origin, rng):
     step("damage, each undone after")
-    segs = sorted(rep.segments, key=lambda n: ra.parse_segment_name(n)[1])
+    segs = sorted((n for n, sg in rep.segments.items() if sg.origin == origin), key=lambda n: ra.parse_segment_name(n)[1])
     check(len(segs) >= 2, "the damage checks need two segments: %r" % segs)
     vector = status(cli, d)["vector"]
 
