@@ -467,7 +467,10 @@ def damage(cli, d, archive, bucket, reader, rep, origin, rng):
     got = reader.read()
     check(not got.problems and len(got.ignored) == 3, "foreign names: problems %s, ignored %s"
           % ([str(p) for p in got.problems], got.ignored))
-    step("  three foreign names ignored")
+    r = cli("archive", "verify", "--data", d, "--archive", archive, ok=False)
+    check(r.returncode == 0, "replog archive verify with foreign names: exit %d\n%s%s"
+          % (r.returncode, r.stdout[-1500:], r.stderr[-1500:]))
+    step("  three foreign names ignored (here and by replog archive verify)")
 
 
 def resealed(cli, d, d2, archive, bucket, reader, rep, origin, cluster, key, rng):
