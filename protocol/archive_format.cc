@@ -130,7 +130,7 @@ std::string feed_after(int64_t ms) {
 
 // ---- keys and sealing -------------------------------------------------------
 
-Result<ArchiveKey> ArchiveKey::from_bytes(std::string_view bytes) {
+Result<ArchiveKey> ArchiveKey::from_bytes(std::string_view bytes, uint32_t generation) {
   if (bytes.size() != kBytes)
     return Status::corruption("an archive key is 32 bytes, not " + std::to_string(bytes.size()));
   ArchiveKey k;
@@ -140,7 +140,36 @@ Result<ArchiveKey> ArchiveKey::from_bytes(std::string_view bytes) {
   unsigned char digest[32];
   crypto_generichash(digest, sizeof digest, reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), nullptr, 0);
   k.id_ = (uint32_t{digest[0]} << 24) | (uint32_t{digest[1]} << 16) | (uint32_t{digest[2]} << 8) | digest[3];
+  k.generation_ = generation;
   return k;
+}
+
+bool add_key(Keyring& ring, const ArchiveKey& key) {
+  for (const auto& k : ring)
+    if (k.id() == key.id()) return false;
+  auto at = std::find_if(ring.begin(), ring.end(), [&](const ArchiveKey& k) {
+    return std::pair(k.generation(), k.id()) > std::pair(key.generation(), key.id());
+  });
+  ring.insert(at, key);
+  return true;
+}
+
+std::string key_grant_key(const KeyGrant& g) {
+  return std::string(kKeysPrefix) + digits(g.generation, 10) + "-" + hex16(g.key_id).substr(8) + "/" + to_hex(g.device);
+}
+
+Result<KeyGrant> parse_key_grant_key(std::string_view key) {
+  auto bad = [&] { return Status::invalid_argument("not a key grant: " + std::string(key.substr(0, 120))); };
+  // keys/ + 10 + - + 8 + / + 64
+  if (key.size() != 5 + 10 + 1 + 8 + 1 + 64 || !key.starts_with(kKeysPrefix) || key[15] != '-' || key[24] != '/')
+    return bad();
+  auto gen = read_digits(key.substr(5, 10), 10);
+  auto id = read_origin(std::string(8, '0') + std::string(key.substr(16, 8)));
+  auto device = from_hex(key.substr(25, 64));
+  for (char c : key.substr(25))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return bad();
+  if (!gen || *gen > UINT32_MAX || !id || !device) return bad();
+  return KeyGrant{static_cast<uint32_t>(*gen), static_cast<uint32_t>(*id), std::move(device).value()};
 }
 
 ArchiveKey::~ArchiveKey() { sodium_memzero(key_.data(), key_.size()); }

@@ -100,12 +100,14 @@ std::string feed_after(int64_t ms);
 class ArchiveKey {
  public:
   static constexpr size_t kBytes = 32;
-  static Result<ArchiveKey> from_bytes(std::string_view bytes);
+  // `generation`: 0 for the key every member derives; each rotation adds one.
+  static Result<ArchiveKey> from_bytes(std::string_view bytes, uint32_t generation = 0);
   ArchiveKey(const ArchiveKey&) = default;
   ArchiveKey& operator=(const ArchiveKey&) = default;
   ~ArchiveKey();
 
   uint32_t id() const { return id_; }
+  uint32_t generation() const { return generation_; }
   std::string_view bytes() const;
   // The subkeys actually used: libsodium's crypto_kdf_derive_from_key with
   // the context "rlarchiv", id 1 for the AEAD key and id 2 for the nonce key.
@@ -116,10 +118,26 @@ class ArchiveKey {
   ArchiveKey() = default;
   std::array<unsigned char, kBytes> key_{};
   uint32_t id_ = 0;
+  uint32_t generation_ = 0;
 };
 
-// The keys a reader holds; the newest (last) is the one that writes.
+// The keys a reader holds, ordered by (generation, id): the last writes, so
+// members that hold the same keys seal with the same one (equal objects).
 using Keyring = std::vector<ArchiveKey>;
+// Adds `key` in order; false when the ring holds its id already.
+bool add_key(Keyring& ring, const ArchiveKey& key);
+
+// keys/<generation:10 digits>-<key id:8 hex>/<device public key:64 hex>: a
+// rotated archive key sealed (crypto_box_seal) to one member device's X25519
+// key (docs/ARCHIVE.md §7).
+inline constexpr std::string_view kKeysPrefix = "keys/";
+struct KeyGrant {
+  uint32_t generation = 0;
+  uint32_t key_id = 0;
+  std::string device;  // 32 bytes, Ed25519
+};
+std::string key_grant_key(const KeyGrant& grant);
+Result<KeyGrant> parse_key_grant_key(std::string_view key);
 
 // `context` binds the object to its name (segment_context for segments):
 // a sealed object moved to another name does not open.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "node/archive/archive_check.h"
+#include "node/archive/archive_keys.h"
 #include "node/archive/archiver.h"
 #include "node/archive/compact.h"
 #include "node/archive/merge.h"
@@ -379,6 +380,48 @@ TEST_F(SnapshotTest, RetentionKeepsTheNewestPerMethodsDigestAndDropsOldFeedEntri
   ASSERT_EQ(left->size(), 2u);
   const auto newest = a_->head_checkpoint().cut.key();
   EXPECT_EQ(left->back().cut, std::string(newest.data(), newest.size())) << "the newest is kept";
+}
+
+TEST_F(SnapshotTest, ARotatedKeyReachesTheRemainingMembersAloneAndOldObjectsStayReadable) {
+  ASSERT_TRUE(Node::init({tmp_.sub("c"), std::string("c1"), std::nullopt, nullptr}));
+  const std::string a_secret = SecretOf(tmp_.sub("a")), b_secret = SecretOf(tmp_.sub("b")),
+                    c_secret = SecretOf(tmp_.sub("c"));
+  Calls(*a_, 2, "old");
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  // c is revoked: a rotates for a and b.
+  auto rotated = rotate_archive_key(bucket_, keys_, {a_secret.substr(32), b_secret.substr(32)}, Env::posix());
+  ASSERT_TRUE(rotated) << rotated.status().message();
+  EXPECT_EQ(rotated->generation(), 1u);
+  Keyring a_keys = keys_;
+  archive::add_key(a_keys, *rotated);
+  EXPECT_EQ(a_keys.back().id(), rotated->id()) << "the newest generation writes";
+  auto for_b = take_key_grants(bucket_, keys_, b_secret);
+  ASSERT_TRUE(for_b);
+  ASSERT_EQ(for_b->size(), 1u);
+  EXPECT_EQ(for_b->front().bytes(), rotated->bytes());
+  auto for_c = take_key_grants(bucket_, keys_, c_secret);
+  ASSERT_TRUE(for_c);
+  EXPECT_TRUE(for_c->empty()) << "the revoked device gets nothing";
+  EXPECT_TRUE(take_key_grants(bucket_, a_keys, a_secret)->empty()) << "a key held is not taken again";
+  // New objects are sealed with it: the old keyring cannot open them, and still opens the old ones.
+  Calls(*a_, 2, "new");
+  Archiver up(*a_, bucket_, a_keys, clock_, ArchiveOptions{.merge = {.fan_in = 0}});
+  ASSERT_TRUE(up.push());
+  size_t old_readable = 0, new_unreadable = 0;
+  for (auto& [key, bytes] : bucket_.objects())
+    if (archive::parse_segment_key(key)) {
+      auto id = archive::sealed_key_id(bytes);
+      ASSERT_TRUE(id);
+      if (*id == rotated->id()) new_unreadable += !archive::open_segment(keys_, key, bytes) ? 1 : 0;
+      else old_readable += archive::open_segment(keys_, key, bytes) ? 1 : 0;
+    }
+  EXPECT_GE(old_readable, 1u);
+  EXPECT_GE(new_unreadable, 1u);
+  Keyring b_keys = keys_;
+  archive::add_key(b_keys, for_b->front());
+  Archiver down(*b_, bucket_, b_keys, clock_, {});
+  ASSERT_TRUE(down.pull(true));
+  EXPECT_EQ(b_->state_hash(), a_->state_hash());
 }
 
 }  // namespace

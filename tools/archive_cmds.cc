@@ -48,6 +48,15 @@ archive::Keyring member_keys(const Options& o) {
   return unwrap(load_archive_keys(DataDir(o.node_options().dir), Env::posix()));
 }
 
+// The member's keys with any granted to its device since (a rotation), kept.
+archive::Keyring current_keys(const Options& o, ObjectStore& bucket) {
+  archive::Keyring keys = member_keys(o);
+  const std::string dir = o.node_options().dir;
+  auto identity = unwrap(load_identity(DataDir(dir).identity_file(), Env::posix()));
+  check(key_refresher(dir, std::string(identity.secret_key()))(bucket, keys));
+  return keys;
+}
+
 // Membership as the node judges it: this device and the trust list.
 std::function<bool(std::string_view)> members_of(const std::string& dir) {
   DataDir d(dir);
@@ -133,7 +142,7 @@ int archive_push(const std::vector<std::string>& args) {
   SystemClock clock;
   ArchiveOptions ao;
   ao.grace_ms = o.get<int64_t>("grace-ms");
-  Archiver archiver(*node, *bucket, member_keys(o), clock, ao);
+  Archiver archiver(*node, *bucket, current_keys(o, *bucket), clock, ao);
   Status s = archiver.push();
   const ArchiveStatus st = archiver.status();
   if (o.json())
@@ -159,7 +168,7 @@ int archive_pull(const std::vector<std::string>& args) {
   Progress progress(o.json());
   ArchiveOptions ao;
   ao.on_progress = [&](const ArchiveCounters& c) { progress.show(c); };
-  Archiver archiver(*node, *bucket, member_keys(o), clock, ao);
+  Archiver archiver(*node, *bucket, current_keys(o, *bucket), clock, ao);
   Status s = archiver.pull(/*sweep_all=*/true);
   progress.done();
   const ArchiveStatus st = archiver.status();
@@ -247,9 +256,29 @@ int archive_verify(const std::vector<std::string>& args) {
 
 // ---- keys ------------------------------------------------------------------------
 
+int archive_key_rotate(const std::vector<std::string>& args) {
+  Options o("archive key rotate",
+            "--data DIR --archive s3://BUCKET/PREFIX   (a new archive key for this device and every trusted one)");
+  add_archive_options(o);
+  if (!o.parse(args)) return 0;
+  auto bucket = open_bucket(o);
+  const std::string dir = o.node_options().dir;
+  archive::Keyring keys = current_keys(o, *bucket);
+  auto identity = unwrap(load_identity(DataDir(dir).identity_file(), Env::posix()));
+  std::vector<std::string> members{identity.public_key()};
+  for (const auto& d : unwrap(TrustStore::open(DataDir(dir).trust_file(), Env::posix()))->list())
+    members.push_back(d.public_key);
+  auto key = unwrap(rotate_archive_key(*bucket, keys, members, Env::posix()));
+  check(keep_archive_key(DataDir(dir), Env::posix(), key));
+  std::cout << "archive key " << hex16(key.id()).substr(8) << " (generation " << key.generation() << ") granted to "
+            << members.size() << " devices; new objects are sealed with it\n";
+  return 0;
+}
+
 int archive_key(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "rotate") return archive_key_rotate({args.begin() + 1, args.end()});
   if (args.empty() || args[0] != "export")
-    throw CommandError("usage: replog archive key export FILE --data DIR   (see --help)");
+    throw CommandError("usage: replog archive key export FILE --data DIR | key rotate --data DIR --archive URI");
   Options o("archive key export", "FILE --data DIR   (the archive key, sealed under a passphrase)");
   o.add()("file", po::value<std::string>()->required(), "where to write the key file (mode 0600)");
   o.positional("file", 1);
@@ -293,7 +322,7 @@ int archive_compact(const std::vector<std::string>& args) {
   co.feed_retention_ms = o.get<int64_t>("feed-retention-days") * 24 * 3600 * 1000;
   co.on_progress = [&](const ArchiveCounters& c) { progress.show(c); };
   CompactReport r;
-  Status s = compact_archive(*node, *bucket, member_keys(o), identity.secret_key(), clock, co, r);
+  Status s = compact_archive(*node, *bucket, current_keys(o, *bucket), identity.secret_key(), clock, co, r);
   progress.done();
   if (o.json())
     std::cout << json{{"updates_stored", r.pulled.updates_stored}, {"merged", r.merged.merged},
@@ -385,7 +414,7 @@ int cmd_restore(const std::vector<std::string>& args) {
     make_restore_dir(no.dir, file);
     keys = file.keys;
   } else {
-    keys = member_keys(o);
+    keys = current_keys(o, *bucket);
   }
   no.is_member = members_of(no.dir);
   no.attach = true;
@@ -441,7 +470,8 @@ int cmd_archive(const std::vector<std::string>& args) {
                  "  status   what the archive holds, by origin, beside what this node holds\n"
                  "  verify   open every segment and prove its chain and head (non-zero on a problem)\n"
                  "  compact  merge segments, write a signed snapshot, apply retention (safe from cron)\n"
-                 "  key export FILE   the archive key sealed under a passphrase, for disaster recovery\n";
+                 "  key export FILE   the archive key sealed under a passphrase, for disaster recovery\n"
+                 "  key rotate        a new archive key for the devices trusted now (after a revocation)\n";
     return 0;
   }
   throw CommandError("unknown archive command " + sub + " (push, pull, status, verify, compact, key export)");

@@ -444,7 +444,8 @@ Map extra_status(const DaemonOptions& options, Refusals& refusals, const std::st
 
 // The archiver's thread when --archive is given (null otherwise).
 Result<std::unique_ptr<ArchiveService>> start_archive(const DaemonOptions& options, engine::Node& node,
-                                                      const DataDir& dir, const Clock& clock,
+                                                      const DataDir& dir, const Identity& identity,
+                                                      const TrustStore& trust, const Clock& clock,
                                                       const SyncEngine::Log& logger) {
   if (options.archive.empty()) return std::unique_ptr<ArchiveService>();
   auto config = s3_config_for(options.archive, options.s3_endpoint);
@@ -454,6 +455,12 @@ Result<std::unique_ptr<ArchiveService>> start_archive(const DaemonOptions& optio
   ArchiveServiceOptions o;
   o.poll_ms = options.archive_poll_ms;
   o.archiver.grace_ms = options.archive_grace_ms;
+  // Keys granted by a rotation, and a rotation of our own when a member leaves.
+  o.archiver.refresh_keys = key_refresher(dir.path(), std::string(identity.secret_key()), [&trust, identity] {
+    std::vector<std::string> members{identity.public_key()};
+    for (const auto& d : trust.list()) members.push_back(d.public_key);
+    return members;
+  });
   auto service = std::make_unique<ArchiveService>(node, std::make_unique<S3ObjectStore>(std::move(config).value()),
                                                   std::move(keys).value(), clock, o, logger);
   service->start();
@@ -493,7 +500,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   // The peers' sockets have a context of their own: its ZAP handler must
   // answer for them alone, not for the local API's.
   SystemClock clock;
-  auto archive = start_archive(options, *node, dir, clock, logger);
+  auto archive = start_archive(options, *node, dir, *identity, **trust, clock, logger);
   if (!archive) return archive.status();
   InviteBook invites(clock, Env::posix());  // in memory: good while this node runs
   zmq::context_t peer_context(1);

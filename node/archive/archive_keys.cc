@@ -2,7 +2,10 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <memory>
+#include <optional>
 
 #include "protocol/bytes.h"
 #include "storage/cluster_secret.h"
@@ -27,6 +30,32 @@ Result<std::array<unsigned char, 32>> stretch(std::string_view passphrase, const
 
 }  // namespace
 
+namespace {
+
+std::string keys_file(const DataDir& dir) { return dir.path() + "/archive.keys"; }
+
+// DATA/archive.keys: {"keys": [{"generation": g, "key": hex}, ...]}.
+Result<archive::Keyring> read_rotated(const DataDir& dir, Env& env) {
+  archive::Keyring out;
+  if (!env.file_exists(keys_file(dir))) return out;
+  auto text = env.read_file(keys_file(dir));
+  if (!text) return text.status();
+  try {
+    for (const auto& e : json::parse(*text).at("keys")) {
+      auto raw = from_hex(e.at("key").get<std::string>());
+      if (!raw) return raw.status().with_context(keys_file(dir));
+      auto k = archive::ArchiveKey::from_bytes(*raw, e.at("generation").get<uint32_t>());
+      if (!k) return k.status().with_context(keys_file(dir));
+      archive::add_key(out, *k);
+    }
+  } catch (const json::exception& e) {
+    return Status::corruption(keys_file(dir) + ": " + e.what());
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<archive::Keyring> load_archive_keys(const DataDir& dir, Env& env) {
   auto secret = load_cluster_secret(dir.cluster_secret_file(), env);
   if (!secret) return secret.status().with_context("the archive key comes from the cluster secret");
@@ -34,7 +63,75 @@ Result<archive::Keyring> load_archive_keys(const DataDir& dir, Env& env) {
   auto key = archive::ArchiveKey::from_bytes(std::string_view(reinterpret_cast<const char*>(derived.data()), 32));
   sodium_memzero(derived.data(), derived.size());
   if (!key) return key.status();
-  return archive::Keyring{*key};
+  auto ring = read_rotated(dir, env);
+  if (!ring) return ring.status();
+  archive::add_key(*ring, *key);
+  return ring;
+}
+
+Status keep_archive_key(const DataDir& dir, Env& env, const archive::ArchiveKey& key) {
+  auto ring = read_rotated(dir, env);
+  if (!ring) return ring.status();
+  if (!archive::add_key(*ring, key)) return Status::ok();
+  json keys = json::array();
+  for (const auto& k : *ring) keys.push_back({{"generation", k.generation()}, {"key", to_hex(k.bytes())}});
+  const std::string tmp = keys_file(dir) + ".tmp";
+  REPLOG_RETURN_IF_ERROR(env.write_file(tmp, json{{"keys", keys}}.dump() + "\n", 0600));
+  return env.rename_file(tmp, keys_file(dir));
+}
+
+Result<archive::ArchiveKey> rotate_archive_key(ObjectStore& bucket, const archive::Keyring& held,
+                                               const std::vector<std::string>& members, Env& env) {
+  unsigned char raw[32];
+  REPLOG_RETURN_IF_ERROR(env.fill_random(raw, sizeof raw));
+  const uint32_t generation = held.empty() ? 1 : held.back().generation() + 1;
+  auto key = archive::ArchiveKey::from_bytes(std::string_view(reinterpret_cast<const char*>(raw), 32), generation);
+  sodium_memzero(raw, sizeof raw);
+  if (!key) return key.status();
+  for (const std::string& device : members) {
+    unsigned char curve[crypto_box_PUBLICKEYBYTES];
+    if (device.size() != 32 ||
+        crypto_sign_ed25519_pk_to_curve25519(curve, reinterpret_cast<const unsigned char*>(device.data())) != 0)
+      return Status::invalid_argument("a member's device key has no X25519 form: " + to_hex(device));
+    std::string sealed(crypto_box_SEALBYTES + 32, '\0');
+    crypto_box_seal(reinterpret_cast<unsigned char*>(sealed.data()),
+                    reinterpret_cast<const unsigned char*>(key->bytes().data()), 32, curve);
+    auto put = bucket.put_new(archive::key_grant_key({generation, key->id(), device}), sealed);
+    if (!put) return put.status();
+  }
+  return key;
+}
+
+Result<std::vector<archive::ArchiveKey>> take_key_grants(ObjectStore& bucket, const archive::Keyring& held,
+                                                         std::string_view device_secret,
+                                                         std::vector<std::string>* problems) {
+  if (device_secret.size() != 64) return Status::invalid_argument("a device secret key is 64 bytes");
+  const std::string device(device_secret.substr(32));
+  unsigned char pk[32], sk[32];
+  crypto_sign_ed25519_pk_to_curve25519(pk, reinterpret_cast<const unsigned char*>(device.data()));
+  crypto_sign_ed25519_sk_to_curve25519(sk, reinterpret_cast<const unsigned char*>(device_secret.data()));
+  auto listed = bucket.list(std::string(archive::kKeysPrefix), "", 0);
+  std::vector<archive::ArchiveKey> out;
+  for (const auto& o : listed ? *listed : std::vector<StoredObject>{}) {
+    auto g = archive::parse_key_grant_key(o.key);
+    if (!g || g->device != device) continue;
+    bool known = std::any_of(held.begin(), held.end(), [&](const auto& k) { return k.id() == g->key_id; });
+    if (known) continue;
+    auto sealed = bucket.get(o.key, 1024);
+    unsigned char raw[32];
+    std::optional<archive::ArchiveKey> key;
+    if (sealed && sealed->size() == crypto_box_SEALBYTES + 32 &&
+        crypto_box_seal_open(raw, reinterpret_cast<const unsigned char*>(sealed->data()), sealed->size(), pk, sk) == 0) {
+      auto k = archive::ArchiveKey::from_bytes(std::string_view(reinterpret_cast<const char*>(raw), 32), g->generation);
+      if (k && k->id() == g->key_id) key = *k;
+    }
+    sodium_memzero(raw, sizeof raw);
+    if (key) out.push_back(*key);
+    else if (problems) problems->push_back(o.key + ": a key grant that does not open with this device's key");
+  }
+  sodium_memzero(sk, sizeof sk);
+  if (!listed) return listed.status();
+  return out;
 }
 
 PassphraseCost default_passphrase_cost() {
@@ -118,6 +215,33 @@ Result<ArchiveKeyFile> open_key_file(std::string_view bytes, std::string_view pa
   }
   if (out.keys.empty()) return Status::corruption("archive key file holds no archive key");
   return out;
+}
+
+std::function<Status(ObjectStore&, archive::Keyring&)> key_refresher(
+    std::string dir, std::string device_secret, std::function<std::vector<std::string>()> members) {
+  auto seen = std::make_shared<std::optional<std::set<std::string>>>();
+  return [dir = std::move(dir), secret = std::move(device_secret), members = std::move(members), seen](
+             ObjectStore& bucket, archive::Keyring& ring) -> Status {
+    auto granted = take_key_grants(bucket, ring, secret);
+    if (!granted) return granted.status();
+    for (const auto& k : *granted) {
+      REPLOG_RETURN_IF_ERROR(keep_archive_key(DataDir(dir), Env::posix(), k));
+      archive::add_key(ring, k);
+    }
+    if (!members) return Status::ok();
+    std::vector<std::string> now = members();
+    std::set<std::string> current(now.begin(), now.end());
+    const bool someone_left = seen->has_value() &&
+        std::any_of((*seen)->begin(), (*seen)->end(), [&](const std::string& d) { return !current.count(d); });
+    if (someone_left) {
+      auto key = rotate_archive_key(bucket, ring, now, Env::posix());
+      if (!key) return key.status();
+      REPLOG_RETURN_IF_ERROR(keep_archive_key(DataDir(dir), Env::posix(), *key));
+      archive::add_key(ring, *key);
+    }
+    *seen = std::move(current);
+    return Status::ok();
+  };
 }
 
 }  // namespace replog

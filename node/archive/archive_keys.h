@@ -17,19 +17,39 @@
 // Thread safety: pure functions (sealing draws randomness from the Env).
 #pragma once
 
+#include <functional>
+#include <set>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "protocol/archive_format.h"
 #include "replog/status.h"
 #include "storage/data_dir.h"
 #include "storage/env.h"
+#include "storage/object_store.h"
 
 namespace replog {
 
-// The keyring of a member directory: the key derived from its cluster secret.
-// kNotFound (one line) when the directory holds no cluster secret.
+// The keyring of a member directory: the key derived from its cluster secret
+// (generation 0) and the rotated ones kept in DATA/archive.keys. kNotFound
+// (one line) when the directory holds no cluster secret.
 Result<archive::Keyring> load_archive_keys(const DataDir& dir, Env& env);
+// Adds a rotated key to DATA/archive.keys (mode 0600), replacing the file at once.
+Status keep_archive_key(const DataDir& dir, Env& env, const archive::ArchiveKey& key);
+
+// Rotation (a device was revoked): a fresh random key of the next generation,
+// granted to each of `members` (device public keys, 32 bytes) by an object
+// keys/<generation>-<id>/<device> sealed to that device's X25519 key. The
+// caller keeps it (keep_archive_key) and writes with it from then on.
+Result<archive::ArchiveKey> rotate_archive_key(ObjectStore& bucket, const archive::Keyring& held,
+                                               const std::vector<std::string>& members, Env& env);
+// The keys granted to this device (its Ed25519 secret key, 64 bytes) that
+// `held` lacks. Grants that do not open are skipped (another device's, or
+// damaged) and named in `problems`.
+Result<std::vector<archive::ArchiveKey>> take_key_grants(ObjectStore& bucket, const archive::Keyring& held,
+                                                         std::string_view device_secret,
+                                                         std::vector<std::string>* problems = nullptr);
 
 struct ArchiveKeyFile {
   std::string cluster;
@@ -50,5 +70,12 @@ Result<std::string> seal_key_file(const ArchiveKeyFile& file, std::string_view p
                                   PassphraseCost cost = default_passphrase_cost());
 // kInvalidArgument "wrong passphrase (or an altered key file)" when it does not open.
 Result<ArchiveKeyFile> open_key_file(std::string_view bytes, std::string_view passphrase);
+
+// What an Archiver's refresh_keys does for a member directory: takes the keys
+// granted to its device and keeps them in DATA/archive.keys. When `members`
+// is given (the daemon), a device that left it since the last call (removed
+// or revoked) makes this node rotate the key for the devices that remain.
+std::function<Status(ObjectStore&, archive::Keyring&)> key_refresher(
+    std::string dir, std::string device_secret, std::function<std::vector<std::string>()> members = nullptr);
 
 }  // namespace replog

@@ -97,6 +97,8 @@ Map ArchiveService::status() const {
              {"lag_age_ms", Value(s.lag_since_ms ? now - s.lag_since_ms : int64_t{0})},
              {"last_push_ms", Value(s.last_push_ms)},
              {"last_poll_ms", Value(s.last_poll_ms)},
+             {"last_snapshot", Value(s.last_snapshot)},
+             {"writing_key", Value(hex16(s.writing_key).substr(8))},
              {"last_error", Value(s.last_error)},
              {"damaged", Value(std::move(damaged))},
              {"archived", Value(std::move(archived))},

@@ -136,6 +136,7 @@ Status Archiver::put_segment(const archive::Segment& seg) {
 
 Status Archiver::pull(bool sweep_all) {
   Status s = list_feed();
+  if (s.is_ok() && sweep_all) s = look_around();
   if (s.is_ok() && sweep_all) {
     auto origins = archive::origins_in_bucket(bucket_);
     if (!origins) s = origins.status();
@@ -173,8 +174,20 @@ Status Archiver::list_feed() {
 }
 
 // One origin's prefix in turn; each round begins with a listing of the origins.
+// At a sweep round's start: keys granted to this node, and the newest snapshot.
+Status Archiver::look_around() {
+  if (options_.refresh_keys) REPLOG_RETURN_IF_ERROR(options_.refresh_keys(bucket_, keys_));
+  auto snaps = bucket_.list(std::string(archive::kSnapshotsPrefix), "", 0);
+  if (!snaps) return snaps.status();
+  std::lock_guard lock(status_mu_);
+  if (!snaps->empty()) status_.last_snapshot = snaps->back().key;
+  status_.writing_key = keys_.back().id();
+  return Status::ok();
+}
+
 Status Archiver::sweep_next() {
   if (sweep_at_ >= sweep_order_.size()) {
+    REPLOG_RETURN_IF_ERROR(look_around());
     auto origins = archive::origins_in_bucket(bucket_);
     if (!origins) return origins.status();
     sweep_order_ = std::move(origins).value();

@@ -61,6 +61,9 @@ struct ArchiveOptions {
   uint32_t sweep_every = 2;
   // How the own origin's segments are merged (fan_in 0: never).
   MergeOptions merge;
+  // Called at the start of each sweep round and by a full pull: may add keys
+  // granted to this device by a rotation (archive_keys.h) to the keyring.
+  std::function<Status(ObjectStore&, archive::Keyring&)> refresh_keys;
   // Called on the archiver's thread after each segment it takes (progress bars).
   std::function<void(const ArchiveCounters&)> on_progress;
 };
@@ -74,6 +77,8 @@ struct ArchiveStatus {
   int64_t lag_since_ms = 0;
   int64_t last_push_ms = 0;
   int64_t last_poll_ms = 0;
+  std::string last_snapshot;             // the newest snapshot's key, as last listed
+  uint32_t writing_key = 0;              // the id of the key new objects are sealed with
   std::string last_error;                // empty after a clean round
   std::map<std::string, std::string> damaged;  // object key -> why it was not applied
   std::map<OriginId, uint64_t> archived;        // origin -> the prefix the archive is known to hold
@@ -101,6 +106,7 @@ class Archiver {
   Status pull_origin(OriginId origin);
   Status list_feed();
   Status sweep_next();
+  Status look_around();
   void note_error(const Status& s);
 
   SyncStore& store_;
