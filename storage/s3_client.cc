@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <map>
 #include <mutex>
 #include <pugixml.hpp>
 #include <random>
@@ -96,6 +98,32 @@ Result<S3Location> parse_s3_uri(std::string_view uri) {
   return loc;
 }
 
+namespace {
+
+// The `key = value` lines of one [section] of an AWS shared file (missing: none).
+std::map<std::string, std::string> read_ini_section(const std::string& path, const std::string& section) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  bool inside = false;
+  auto trim = [](std::string t) {
+    const auto b = t.find_first_not_of(" \t\r"), e = t.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : t.substr(b, e - b + 1);
+  };
+  for (std::string line; std::getline(in, line) && out.size() < 64;) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line.front() == '[') {
+      inside = line.back() == ']' && trim(line.substr(1, line.size() - 2)) == section;
+      continue;
+    }
+    const auto eq = line.find('=');
+    if (inside && eq != std::string::npos) out[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+  }
+  return out;
+}
+
+}  // namespace
+
 Status s3_config_from_env(S3Config& config, const std::function<const char*(const char*)>& lookup) {
   auto get = [&](const char* name) -> std::string {
     const char* v = lookup ? lookup(name) : std::getenv(name);
@@ -106,8 +134,27 @@ Status s3_config_from_env(S3Config& config, const std::function<const char*(cons
     return Status::invalid_argument("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
   if (!id.empty()) config.access_key = id, config.secret_key = secret;
   if (auto token = get("AWS_SESSION_TOKEN"); !token.empty()) config.session_token = token;
+  // The shared files when the variables say nothing: ~/.aws/credentials and
+  // ~/.aws/config (or AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE), profile
+  // AWS_PROFILE or "default".
+  const std::string home = get("HOME"), profile = get("AWS_PROFILE").empty() ? "default" : get("AWS_PROFILE");
+  if (id.empty()) {
+    std::string path = get("AWS_SHARED_CREDENTIALS_FILE");
+    if (path.empty() && !home.empty()) path = home + "/.aws/credentials";
+    auto c = read_ini_section(path, profile);
+    if (c.count("aws_access_key_id") != c.count("aws_secret_access_key"))
+      return Status::invalid_argument(path + " [" + profile + "]: aws_access_key_id and aws_secret_access_key go together");
+    if (c.count("aws_access_key_id")) config.access_key = c["aws_access_key_id"], config.secret_key = c["aws_secret_access_key"];
+    if (c.count("aws_session_token")) config.session_token = c["aws_session_token"];
+  }
   std::string region = get("AWS_REGION");
   if (region.empty()) region = get("AWS_DEFAULT_REGION");
+  if (region.empty()) {
+    std::string path = get("AWS_CONFIG_FILE");
+    if (path.empty() && !home.empty()) path = home + "/.aws/config";
+    auto c = read_ini_section(path, profile == "default" ? profile : "profile " + profile);
+    if (c.count("region")) region = c["region"];
+  }
   if (!region.empty()) config.region = region;
   if (auto endpoint = get("AWS_ENDPOINT_URL"); !endpoint.empty()) config.endpoint = endpoint;
   return Status::ok();

@@ -63,8 +63,11 @@ Result<S3Location> parse_s3_uri(std::string_view uri);
 
 // Fills credentials, region and endpoint from AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION (else
-// AWS_DEFAULT_REGION) and AWS_ENDPOINT_URL; unset or empty variables leave the
-// field alone. kInvalidArgument when only one of the key id and the secret is
+// AWS_DEFAULT_REGION) and AWS_ENDPOINT_URL; without the key variables, from
+// the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else
+// ~/.aws/credentials), and without a region variable from the config file
+// (AWS_CONFIG_FILE, else ~/.aws/config), profile AWS_PROFILE or "default".
+// Unset or empty variables leave the field alone. kInvalidArgument when only one of the key id and the secret is
 // set. `lookup` is getenv unless a test gives its own.
 Status s3_config_from_env(S3Config& config,
                           const std::function<const char*(const char*)>& lookup = nullptr);

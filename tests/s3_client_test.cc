@@ -4,6 +4,8 @@
 // example), and retries, against a one-thread HTTP server on loopback.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <fstream>
+#include <filesystem>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sodium.h>
@@ -75,6 +77,34 @@ TEST(S3Env, FillsFromTheEnvironment) {
   EXPECT_EQ(c.region, "us-west-2");
   env.erase("AWS_SECRET_ACCESS_KEY");
   EXPECT_FALSE(s3_config_from_env(c, lookup));
+}
+
+TEST(S3Env, FallsBackToTheSharedFilesOfTheProfile) {
+  const std::string dir = ::testing::TempDir() + "/s3env-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir + "/.aws");
+  std::ofstream(dir + "/.aws/credentials") << "[default]\naws_access_key_id = DAK\naws_secret_access_key = DSK\n"
+                                              "# a comment\n[work]\naws_access_key_id=WAK\naws_secret_access_key=WSK\n"
+                                              "aws_session_token = WTOK\n";
+  std::ofstream(dir + "/.aws/config") << "[default]\nregion = eu-north-1\n[profile work]\nregion=ap-south-1\n";
+  std::map<std::string, std::string> env{{"HOME", dir}};
+  auto lookup = [&](const char* n) -> const char* { return env.count(n) ? env[n].c_str() : nullptr; };
+  S3Config c;
+  ASSERT_TRUE(s3_config_from_env(c, lookup));
+  EXPECT_EQ(c.access_key, "DAK");
+  EXPECT_EQ(c.secret_key, "DSK");
+  EXPECT_EQ(c.region, "eu-north-1");
+  env["AWS_PROFILE"] = "work";
+  S3Config w;
+  ASSERT_TRUE(s3_config_from_env(w, lookup));
+  EXPECT_EQ(w.access_key, "WAK");
+  EXPECT_EQ(w.session_token, "WTOK");
+  EXPECT_EQ(w.region, "ap-south-1");
+  env["AWS_ACCESS_KEY_ID"] = "EAK";  // the variables win over the files
+  env["AWS_SECRET_ACCESS_KEY"] = "ESK";
+  S3Config e;
+  ASSERT_TRUE(s3_config_from_env(e, lookup));
+  EXPECT_EQ(e.access_key, "EAK");
+  std::filesystem::remove_all(dir);
 }
 
 const char* kListing = R"(<?xml version="1.0" encoding="UTF-8"?>
