@@ -33,3 +33,29 @@ while(REPLOG_CLUSTER_TESTS)
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/cluster/${script}.py $<TARGET_FILE:replog-cli>)
   set_tests_properties(Cluster.${name} PROPERTIES TIMEOUT ${REPLOG_TIMEOUT_180} RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
 endwhile()
+
+# The S3 archive (issue 11) end to end: real nodes and a real s3rver on loopback
+# (tests/cluster/s3.py; tools/deps.sh installs s3rver into tests/s3/node_modules).
+# Registered as Cluster.Archive.<name>: `ctest -R Cluster.Archive` runs them all.
+# Test name -> "script [arguments]", timeout in seconds.
+set(REPLOG_ARCHIVE_TESTS
+  ArchiveRestoreGivesTheSameHash "archive_restore" 300
+  TwoNodesThatNeverMeetSyncThroughTheArchive "archive_sync" 180)
+
+foreach(kind TESTS KNOWN_BUGS)
+  set(list ${REPLOG_ARCHIVE_${kind}})
+  while(list)
+    list(POP_FRONT list name script timeout)
+    separate_arguments(script UNIX_COMMAND "${script}")
+    list(POP_FRONT script file)
+    if(kind STREQUAL "KNOWN_BUGS")
+      set(name KnownBug.${name})
+    endif()
+    add_test(NAME Cluster.Archive.${name}
+      COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/cluster/${file}.py $<TARGET_FILE:replog-cli> ${script})
+    set_tests_properties(Cluster.Archive.${name} PROPERTIES TIMEOUT ${REPLOG_TIMEOUT_${timeout}} RUN_SERIAL TRUE)
+    if(kind STREQUAL "KNOWN_BUGS")
+      set_tests_properties(Cluster.Archive.${name} PROPERTIES DISABLED TRUE)
+    endif()
+  endwhile()
+endforeach()
