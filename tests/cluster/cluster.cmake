@@ -40,7 +40,8 @@ endwhile()
 # Test name -> "script [arguments]", timeout in seconds.
 set(REPLOG_ARCHIVE_TESTS
   ArchiveRestoreGivesTheSameHash "archive_restore" 300
-  TwoNodesThatNeverMeetSyncThroughTheArchive "archive_sync" 180)
+  TwoNodesThatNeverMeetSyncThroughTheArchive "archive_sync" 180
+  AnS3OutageLosesNothing "archive_outage" 180)
 
 foreach(kind TESTS KNOWN_BUGS)
   set(list ${REPLOG_ARCHIVE_${kind}})
