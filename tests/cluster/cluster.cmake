@@ -41,7 +41,25 @@ endwhile()
 set(REPLOG_ARCHIVE_TESTS
   ArchiveRestoreGivesTheSameHash "archive_restore" 300
   TwoNodesThatNeverMeetSyncThroughTheArchive "archive_sync" 180
-  AnS3OutageLosesNothing "archive_outage" 180)
+  AnS3OutageLosesNothing "archive_outage" 180
+  AnArchiverKilledMidUploadResumes "archive_crash" 180)
+
+# Failing tests of known product bugs, kept DISABLED so that the suite stays green
+# until the archive's owner fixes them; each is run by hand with
+#   /usr/bin/python3 tests/cluster/SCRIPT.py build/replog ARGS
+# and fails with "KNOWN BUG: ...". Remove a test's line here once its bug is fixed
+# (and its check becomes part of the plain test).
+set(REPLOG_ARCHIVE_KNOWN_BUGS
+  # A PUT cut off with its node (power lost): s3rver keeps the torn object, the
+  # restarted archiver takes it for archived by its name and never replaces it;
+  # archive verify and restore then stop at it for good, while status shows lag 0.
+  TornSegmentIsReplacedAfterACrash "archive_crash --torn" 180
+  # A segment whose PUT completed after its node died never gets its change feed
+  # entry: other nodes find it only by the per-origin sweep.
+  EverySegmentHasAFeedEntryAfterACrash "archive_crash --feed" 180
+  # status.archive.lag_updates reads 0 until the first push round after a start
+  # ends, however much of the node's own origin the archive lacks.
+  LagCountsWhatTheArchiveLacksDuringTheFirstUpload "archive_crash --lag" 180)
 
 foreach(kind TESTS KNOWN_BUGS)
   set(list ${REPLOG_ARCHIVE_${kind}})
