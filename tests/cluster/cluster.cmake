@@ -42,7 +42,8 @@ set(REPLOG_ARCHIVE_TESTS
   ArchiveRestoreGivesTheSameHash "archive_restore" 300
   TwoNodesThatNeverMeetSyncThroughTheArchive "archive_sync" 180
   AnS3OutageLosesNothing "archive_outage" 180
-  AnArchiverKilledMidUploadResumes "archive_crash" 180)
+  AnArchiverKilledMidUploadResumes "archive_crash" 180
+  DamageIsNamedAndNotApplied "archive_damage" 180)
 
 # Failing tests of known product bugs, kept DISABLED so that the suite stays green
 # until the archive's owner fixes them; each is run by hand with
@@ -59,7 +60,10 @@ set(REPLOG_ARCHIVE_KNOWN_BUGS
   EverySegmentHasAFeedEntryAfterACrash "archive_crash --feed" 180
   # status.archive.lag_updates reads 0 until the first push round after a start
   # ends, however much of the node's own origin the archive lacks.
-  LagCountsWhatTheArchiveLacksDuringTheFirstUpload "archive_crash --lag" 180)
+  LagCountsWhatTheArchiveLacksDuringTheFirstUpload "archive_crash --lag" 180
+  # archive verify stops at an origin's first bad object and never names a hole
+  # (a deleted segment) after it; restore and a running node name both.
+  ArchiveVerifyNamesEveryDamage "archive_damage --verify-names-all" 180)
 
 foreach(kind TESTS KNOWN_BUGS)
   set(list ${REPLOG_ARCHIVE_${kind}})
