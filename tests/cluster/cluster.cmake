@@ -44,7 +44,8 @@ set(REPLOG_ARCHIVE_TESTS
   AnS3OutageLosesNothing "archive_outage" 180
   AnArchiverKilledMidUploadResumes "archive_crash" 180
   DamageIsNamedAndNotApplied "archive_damage" 180
-  AnIndependentS3ClientReadsAndWritesTheArchive "archive_interop" 180)
+  AnIndependentS3ClientReadsAndWritesTheArchive "archive_interop" 180
+  AnOriginThatNeverReachesTheBucketIsArchivedAfterTheGrace "archive_grace" 180)
 
 # Failing tests of known product bugs, kept DISABLED so that the suite stays green
 # until the archive's owner fixes them; each is run by hand with
