@@ -45,7 +45,8 @@ set(REPLOG_ARCHIVE_TESTS
   AnArchiverKilledMidUploadResumes "archive_crash" 180
   DamageIsNamedAndNotApplied "archive_damage" 180
   AnIndependentS3ClientReadsAndWritesTheArchive "archive_interop" 180
-  AnOriginThatNeverReachesTheBucketIsArchivedAfterTheGrace "archive_grace" 180)
+  AnOriginThatNeverReachesTheBucketIsArchivedAfterTheGrace "archive_grace" 180
+  RestoreRefusesWhatItCannotDo "archive_restore_errors" 180)
 
 # Failing tests of known product bugs, kept DISABLED so that the suite stays green
 # until the archive's owner fixes them; each is run by hand with
@@ -65,7 +66,13 @@ set(REPLOG_ARCHIVE_KNOWN_BUGS
   LagCountsWhatTheArchiveLacksDuringTheFirstUpload "archive_crash --lag" 180
   # archive verify stops at an origin's first bad object and never names a hole
   # (a deleted segment) after it; restore and a running node name both.
-  ArchiveVerifyNamesEveryDamage "archive_damage --verify-names-all" 180)
+  ArchiveVerifyNamesEveryDamage "archive_damage --verify-names-all" 180
+  # restore (and archive verify) from a prefix that holds no archive, a typo, say
+  # "restored 0 updates" and exit 0.
+  RestoreFromAnEmptyPrefixFails "archive_restore_errors --empty-prefix" 180
+  # restore --archive-key that fails (the server down) leaves its new directory
+  # behind, and the same command run again is refused: "is not empty".
+  AFailedRestoreCanBeRetried "archive_restore_errors --retry" 180)
 
 foreach(kind TESTS KNOWN_BUGS)
   set(list ${REPLOG_ARCHIVE_${kind}})
