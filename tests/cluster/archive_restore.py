@@ -70,7 +70,7 @@ def restore_test(cluster):
     for n in (n1, n2):
         n.peers = ["%s@%s" % (ids["n0"], n0.listen)]
     for n in nodes:
-        n.extra_args += S.archive_args(s3, PREFIX)
+        n.extra_args += S.archive_args(s3, PREFIX, poll_ms=2000)  # linked: pulls are not needed
         n.start(wait=False)
     for n in nodes:
         n.wait_serving()
