@@ -10,11 +10,14 @@ own), offline, so their timestamps are a month old. It uploads them with `archiv
 to a prefix of its own, and the test copies only its segments into the shared prefix,
 with no change feed entry (as after the feed's 7-day retention dropped them). n0 and
 n1, which have polled many times by then, must find them by the per-origin sweep;
-then n2 runs with --archive too, and all three converge.
+then n2 runs with --archive too, and all three converge. Last, a member n3 that never
+runs a node: `replog archive pull` gives it the same hash, and `archive status` shows
+every origin archived and held to its seq.
 
 Usage: archive_sync.py PATH_TO_REPLOG"""
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -110,6 +113,23 @@ def sync_test(cluster):
     for n in (n0, n1, n2):
         H.check(not n.status()["peers"], "%s lists peers" % n.name)
     H.step("n2 started with --archive: all three converged on %s through the archive" % h[:16])
+    # A member that only ever runs one-off commands: archive pull, then archive status.
+    n3 = cluster.add_node("n3")
+    shutil.copyfile(os.path.join(n0.data, "cluster.key"), os.path.join(n3.data, "cluster.key"))
+    os.chmod(os.path.join(n3.data, "cluster.key"), 0o600)
+    for n in (n0, n1, n2):
+        n3.cli("trust", "add", n.device_id(), "--name", n.name)
+    out = n3.cli("archive", "pull", "--archive", s3.uri(PREFIX), "--s3-endpoint", s3.endpoint)
+    H.step("n3: replog archive pull: %s" % out.strip())
+    H.check(n3.hash() == h, "n3's hash after archive pull %s, the others' %s" % (n3.hash(), h))
+    st = json.loads(n3.cli("archive", "status", "--archive", s3.uri(PREFIX), "--s3-endpoint", s3.endpoint,
+                           "--json"))
+    held = {o.lower(): (e["verified"], e["held"]) for o, e in st["origins"].items()}
+    H.check(st["ok"] and held == {o.lower(): (s, s) for o, s in expected.items()},
+            "n3: archive status --json: %s, expected %s" % (st, expected))
+    H.step("n3 (never runs a node): archive pull gives the same hash; archive status: every origin archived "
+           "and held to its seq")
+    cluster.nodes.remove(n3)
     stats = {n.name: {k: n.status()["archive"][k] for k in ("segments_put", "segments_got", "requests")}
              for n in (n0, n1, n2)}
     H.step("archive counters: %s" % json.dumps(stats))
