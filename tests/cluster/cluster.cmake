@@ -46,7 +46,8 @@ set(REPLOG_ARCHIVE_TESTS
   DamageIsNamedAndNotApplied "archive_damage" 180
   AnIndependentS3ClientReadsAndWritesTheArchive "archive_interop" 180
   AnOriginThatNeverReachesTheBucketIsArchivedAfterTheGrace "archive_grace" 180
-  RestoreRefusesWhatItCannotDo "archive_restore_errors" 180)
+  RestoreRefusesWhatItCannotDo "archive_restore_errors" 180
+  ANonMembersSegmentsAreNamedAndNotApplied "archive_members" 180)
 
 # Failing tests of known product bugs, kept DISABLED so that the suite stays green
 # until the archive's owner fixes them; each is run by hand with
@@ -75,7 +76,10 @@ set(REPLOG_ARCHIVE_KNOWN_BUGS
   AFailedRestoreCanBeRetried "archive_restore_errors --retry" 180
   # Revoking a device does not rotate the archive key (issue 11, "Keys"): the
   # revoked device's key file reads every segment written after its revocation.
-  ARevokedDeviceCannotReadNewSegments "archive_revoke" 180)
+  ARevokedDeviceCannotReadNewSegments "archive_revoke" 180
+  # archive verify --archive-key ignores the key file's trust list: it passes a
+  # non-member's segments (exit 0) that restore with the same file refuses.
+  VerifyWithAKeyFileNamesANonMembersSegments "archive_members --verify-key-file" 180)
 
 foreach(kind TESTS KNOWN_BUGS)
   set(list ${REPLOG_ARCHIVE_${kind}})
