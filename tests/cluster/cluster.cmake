@@ -47,7 +47,8 @@ set(REPLOG_ARCHIVE_TESTS
   AnIndependentS3ClientReadsAndWritesTheArchive "archive_interop" 180
   AnOriginThatNeverReachesTheBucketIsArchivedAfterTheGrace "archive_grace" 180
   RestoreRefusesWhatItCannotDo "archive_restore_errors" 180
-  ANonMembersSegmentsAreNamedAndNotApplied "archive_members" 180)
+  ANonMembersSegmentsAreNamedAndNotApplied "archive_members" 180
+  TwoUploadersOfOneOriginLeaveOneValidArchive "archive_two_uploaders" 180)
 
 # Failing tests of known product bugs, kept DISABLED so that the suite stays green
 # until the archive's owner fixes them; each is run by hand with
