@@ -48,7 +48,8 @@ set(REPLOG_ARCHIVE_TESTS
   AnOriginThatNeverReachesTheBucketIsArchivedAfterTheGrace "archive_grace" 180
   RestoreRefusesWhatItCannotDo "archive_restore_errors" 180
   ANonMembersSegmentsAreNamedAndNotApplied "archive_members" 180
-  TwoUploadersOfOneOriginLeaveOneValidArchive "archive_two_uploaders" 180)
+  TwoUploadersOfOneOriginLeaveOneValidArchive "archive_two_uploaders" 180
+  AnUploaderWithASkewedClockIsSeenByTheFeed "archive_skew" 180)
 
 # Failing tests of known product bugs, kept DISABLED so that the suite stays green
 # until the archive's owner fixes them; each is run by hand with
@@ -80,7 +81,10 @@ set(REPLOG_ARCHIVE_KNOWN_BUGS
   ARevokedDeviceCannotReadNewSegments "archive_revoke" 180
   # archive verify --archive-key ignores the key file's trust list: it passes a
   # non-member's segments (exit 0) that restore with the same file refuses.
-  VerifyWithAKeyFileNamesANonMembersSegments "archive_members --verify-key-file" 180)
+  VerifyWithAKeyFileNamesANonMembersSegments "archive_members --verify-key-file" 180
+  # The feed's 5-minute skew window is narrower than the 15 minutes S3 accepts: an
+  # uploader 10 minutes behind is found only by the sweep (here ~70 s, not 2 polls).
+  AnUploaderTenMinutesBehindIsSeenByTheFeed "archive_skew --ten-minutes" 180)
 
 foreach(kind TESTS KNOWN_BUGS)
   set(list ${REPLOG_ARCHIVE_${kind}})
