@@ -55,16 +55,6 @@ def write(node, count, offset):
                 "calls on %s failed or hung: %s" % (node.name, w.errors[:3]))
 
 
-def check_partition(segs, upto, what):
-    """The segments (first, last, key) cover 1..upto exactly: no gap, no overlap."""
-    at = 0
-    for first, last, key in segs:
-        H.check(first == at + 1, "%s: %s starts at #%d after #%d (%s)" % (
-            what, key, first, at, "a gap" if first > at + 1 else "an overlap: uploaded twice"))
-        at = last
-    H.check(at == upto, "%s: the segments end at #%d, expected #%d" % (what, at, upto))
-
-
 def settle(s3, proxy, timeout=30):
     """Until the proxy forwards nothing more and the listing stays the same for 1 s."""
     last = None
@@ -116,10 +106,11 @@ def crash_test(cluster):
     listing = s3.list(PREFIX)
     segs = S.segments(listing, PREFIX).get(n0.node_id.lower(), [])
     H.check(segs, "no segment in the archive after the kill")
-    upto = segs[-1][1]
+    _, upto = S.chain(segs)
+    H.check(upto == max(s[1] for s in segs), "after the kill the archive has a gap: the chain from #1 reaches #%d, "
+            "a segment ends at #%d: %s" % (upto, max(s[1] for s in segs), segs))
     H.check(upto < held, "the archive held all %d updates before the kill: the kill came too late" % held)
-    check_partition(segs, upto, "after the kill")
-    H.step("listing after the kill: %s" % {k: v for k, v in listing.items() if "/log/" in k})
+    H.step("listing after the kill: %s" % {k: v[2] for k, v in listing.items() if "/log/" in k})
     H.step("after the kill: %d segments hold 1..%d of %d, no gap" % (len(segs), upto, held))
     before = {k: v for k, v in listing.items()}
 
@@ -131,12 +122,18 @@ def crash_test(cluster):
            % (a["lag_updates"], a["segments_put"]))
     after = s3.list(PREFIX)
     segs = S.segments(after, PREFIX)[n0.node_id.lower()]
-    check_partition(segs, held, "after the restart")
-    H.step("listing after the restart: %s" % {k: v for k, v in after.items() if "/log/" in k})
-    changed = sorted(k for k in before if after.get(k, (None,))[0] != before[k][0])
-    H.check(not changed, "objects from before the kill gone or with another ETag: %s" % changed[:5])
-    H.step("the segments partition 1..%d (%d objects, no gap, no overlap); every object from before the kill kept "
-           "its ETag" % (held, len(segs)))
+    H.step("listing after the restart: %s" % {k: v[2] for k, v in after.items() if "/log/" in k})
+    ch, reach = S.chain(segs)
+    H.check(reach == held, "after the restart the chain of segments from #1 reaches #%d of %d: %s"
+            % (reach, held, segs))
+    H.check(a["updates_put"] == held - upto, "the restarted node uploaded %d updates; the archive lacked %d "
+            "(something was uploaded twice)" % (a["updates_put"], held - upto))
+    changed, lost = S.compare_listings(before, after, PREFIX)
+    H.check(not changed, "objects from before the kill with another ETag: %s" % changed[:5])
+    H.check(not lost, "objects from before the kill gone, and no segment covers them: %s" % lost[:5])
+    H.step("the chain of %d segments reaches #%d with no gap (%d objects in all); the restarted node uploaded "
+           "exactly the %d updates the archive lacked; every object from before the kill kept its ETag or was "
+           "merged into one that covers it" % (len(ch), held, len(segs), held - upto))
     unfed = S.segments_without_feed_entry(s3, PREFIX)
     if FEED:
         H.check(not unfed, "KNOWN BUG: segments without a change feed entry after the restart "

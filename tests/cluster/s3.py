@@ -260,3 +260,35 @@ def segments_without_feed_entry(s3, prefix):
             fed.add((origin.lower(), int(last)))
     return sorted(key for origin, segs in segments(listing, prefix).items() for _f, last, key in segs
                   if (origin.lower(), last) not in fed)
+
+
+def compare_listings(before, after, prefix):
+    """What became of the objects of listing `before` in listing `after` ({key: (etag,
+    ...)}): (changed, lost). `changed`: keys listed in both with another ETag. `lost`:
+    keys gone from `after` that no segment in `after` covers (merging deletes a segment
+    only after writing one that covers it; feed entries go only after 7 days)."""
+    changed = sorted(k for k in before if k in after and after[k][0] != before[k][0])
+    now = segments(after, prefix)
+    lost = []
+    for key in sorted(set(before) - set(after)):
+        seg = segments({key: None}, prefix)
+        if not seg:
+            lost.append(key)
+            continue
+        ((origin, [(first, last, _)]),) = seg.items()
+        if not any(f <= first and last <= l for f, l, _k in now.get(origin, [])):
+            lost.append(key)
+    return changed, lost
+
+
+def chain(segs):
+    """The chain of segments from seq 1 ([(first, last, key)] sorted by first), each step
+    the one reaching furthest, as a reader takes it; returns (chain, the seq it reaches)."""
+    out, at = [], 0
+    while True:
+        step = [s for s in segs if s[0] <= at + 1 and s[1] > at]
+        if not step:
+            return out, at
+        best = max(step, key=lambda s: s[1])
+        out.append(best)
+        at = best[1]
