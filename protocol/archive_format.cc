@@ -292,4 +292,136 @@ Result<Segment> open_segment(const Keyring& keys, std::string_view object_key, s
   return s;
 }
 
+// ---- snapshots --------------------------------------------------------------
+
+namespace {
+
+std::string blake(std::string_view a, std::string_view b = {}) {
+  unsigned char d[32];
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, sizeof d);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(a.data()), a.size());
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(b.data()), b.size());
+  crypto_generichash_final(&st, d, sizeof d);
+  return std::string(reinterpret_cast<const char*>(d), sizeof d);
+}
+
+std::string u32_be(uint32_t v) { return u64_be(v).substr(4); }
+// The big-endian u32 just read, which ends at `at`.
+uint32_t read_u32(std::string_view p, size_t at) {
+  uint32_t v = 0;
+  for (size_t i = at - 4; i < at; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string vector_bytes(const VersionVector& v) {
+  std::string out = u32_be(static_cast<uint32_t>(v.size()));
+  for (const auto& [origin, seq] : v) out += u64_be(origin) + u64_be(seq);
+  return out;
+}
+
+std::string snapshot_message(std::string_view cluster, std::string_view body) {
+  std::string prefix = "replog-snapshot-v1";
+  prefix.push_back(static_cast<char>(cluster.size()));
+  prefix += cluster;
+  return blake(prefix, body);
+}
+
+// Reads exactly `n` bytes at `at`, or fails.
+bool take(std::string_view p, size_t& at, size_t n, std::string_view& out) {
+  if (p.size() - at < n) return false;
+  out = p.substr(at, n);
+  at += n;
+  return true;
+}
+
+}  // namespace
+
+std::string snapshot_key(const SnapshotName& n) {
+  return std::string(kSnapshotsPrefix) + to_hex(n.cut) + "-" + to_hex(n.vector_digest) + "-" + to_hex(n.methods_digest) +
+         ".snap";
+}
+
+Result<SnapshotName> parse_snapshot_key(std::string_view key) {
+  auto bad = [&] { return Status::invalid_argument("not a snapshot name: " + std::string(key.substr(0, 120))); };
+  // snapshots/ + 32 + - + 16 + - + 16 + .snap
+  if (key.size() != 10 + 32 + 1 + 16 + 1 + 16 + 5 || !key.starts_with(kSnapshotsPrefix) || key[42] != '-' ||
+      key[59] != '-' || !key.ends_with(".snap"))
+    return bad();
+  for (std::string_view part : {key.substr(10, 32), key.substr(43, 16), key.substr(60, 16)})
+    for (char c : part)
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return bad();
+  return SnapshotName{from_hex(key.substr(10, 32)).value(), from_hex(key.substr(43, 16)).value(),
+                      from_hex(key.substr(60, 16)).value()};
+}
+
+std::string vector_digest(const VersionVector& v) { return blake(vector_bytes(v)).substr(0, 8); }
+
+std::string snapshot_context(const SnapshotName& n) { return n.cut + n.vector_digest + n.methods_digest; }
+
+std::string encode_snapshot(const Snapshot& s, std::string_view cluster, std::string_view signer_secret) {
+  std::string out;
+  out.push_back(static_cast<char>(kFormat));
+  out += s.cut;
+  out += vector_bytes(s.vector);
+  out += s.state_hash;
+  out += u32_be(static_cast<uint32_t>(s.heads.size()));
+  for (const auto& h : s.heads) proof::append_head(h, out);
+  out += u64_be(s.checkpoint.size());
+  out += s.checkpoint;
+  const std::string digest = snapshot_message(cluster, out);
+  out += signer_secret.substr(32, 32);  // libsodium's secret key ends with the public key
+  std::string sig(crypto_sign_BYTES, '\0');
+  crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
+                       reinterpret_cast<const unsigned char*>(digest.data()), digest.size(),
+                       reinterpret_cast<const unsigned char*>(signer_secret.data()));
+  return out + sig;
+}
+
+Result<Snapshot> decode_snapshot(std::string_view p, std::string_view cluster) {
+  auto bad = [](const std::string& why) { return Status::corruption("snapshot: " + why); };
+  Snapshot s;
+  size_t at = 0;
+  std::string_view f;
+  if (!take(p, at, 1, f) || static_cast<uint8_t>(f[0]) != kFormat) return bad("unknown format");
+  if (!take(p, at, 16, f)) return bad("truncated");
+  s.cut = std::string(f);
+  if (!take(p, at, 4, f)) return bad("truncated");
+  const uint32_t n = read_u32(p, at);
+  if (n > (p.size() - at) / 16) return bad("more origins than bytes");
+  for (uint32_t i = 0; i < n; ++i) {
+    take(p, at, 16, f);
+    const OriginId origin = get_u64_be(f.data());
+    if (!s.vector.empty() && origin <= s.vector.rbegin()->first) return bad("origins out of order");
+    s.vector[origin] = get_u64_be(f.data() + 8);
+  }
+  if (!take(p, at, 32, f)) return bad("truncated");
+  s.state_hash = std::string(f);
+  if (!take(p, at, 4, f)) return bad("truncated");
+  const uint32_t h = read_u32(p, at);
+  if (h > n) return bad("more heads than origins");
+  for (uint32_t i = 0; i < h; ++i) {
+    size_t used = 0;
+    auto head = proof::read_head(p.substr(at), used);
+    if (!head) return head.status().with_context("snapshot head");
+    at += used;
+    s.heads.push_back(std::move(head).value());
+  }
+  if (!take(p, at, 8, f)) return bad("truncated");
+  const uint64_t len = get_u64_be(f.data());
+  if (len > p.size() - at) return bad("truncated state");
+  take(p, at, len, f);
+  s.checkpoint = std::string(f);
+  const std::string digest = snapshot_message(cluster, p.substr(0, at));
+  if (!take(p, at, 32, f)) return bad("truncated");
+  s.signer = std::string(f);
+  if (!take(p, at, 64, f) || at != p.size()) return bad("truncated or extended");
+  s.signature = std::string(f);
+  if (crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(s.signature.data()),
+                                  reinterpret_cast<const unsigned char*>(digest.data()), digest.size(),
+                                  reinterpret_cast<const unsigned char*>(s.signer.data())) != 0)
+    return bad("its signature does not verify");
+  return s;
+}
+
 }  // namespace replog::archive

@@ -33,6 +33,7 @@
 
 #include "protocol/origin_proof.h"
 #include "protocol/update.h"
+#include "protocol/version_vector.h"
 #include "replog/status.h"
 
 namespace replog::archive {
@@ -156,5 +157,44 @@ Result<Segment> decode_segment(std::string_view plaintext);
 std::string seal_segment(const ArchiveKey& key, const Segment& segment);
 // open + decode_segment, and the object's name must be the segment's own.
 Result<Segment> open_segment(const Keyring& keys, std::string_view object_key, std::string_view sealed);
+
+// ---- snapshots --------------------------------------------------------------
+
+inline constexpr std::string_view kSnapshotsPrefix = "snapshots/";
+
+// snapshots/<cut key:32 hex>-<vector digest:16 hex>-<methods digest:16 hex>.snap
+struct SnapshotName {
+  std::string cut;             // the 16-byte key of the newest update folded
+  std::string vector_digest;   // 8 bytes: vector_digest()
+  std::string methods_digest;  // 8 bytes: the first 8 of the methods' BLAKE2b-256
+  bool operator==(const SnapshotName&) const = default;
+};
+
+std::string snapshot_key(const SnapshotName& name);
+Result<SnapshotName> parse_snapshot_key(std::string_view key);
+// The first 8 bytes of BLAKE2b-256 over u32be n ‖ n × (u64be origin ‖ u64be seq), origins ascending.
+std::string vector_digest(const VersionVector& vector);
+// cut ‖ vector digest ‖ methods digest: the sealing context of a snapshot.
+std::string snapshot_context(const SnapshotName& name);
+
+// The state folded from exactly the updates of `vector`, signed by the member
+// that wrote it.
+struct Snapshot {
+  std::string cut;  // 16 bytes
+  VersionVector vector;
+  std::string state_hash;  // 32 bytes, as State::hash()
+  std::vector<proof::Head> heads;  // the newest head per origin at its vector seq, where held
+  std::string checkpoint;  // node/core/checkpoint.h bytes: cut, vector, methods digest, state
+  std::string signer;      // 32 bytes: the writer's device key
+  std::string signature;   // 64 bytes
+};
+
+// u8 format ‖ cut[16] ‖ u32be n ‖ n × (u64be origin ‖ u64be seq) ‖ state hash[32] ‖
+// u32be h ‖ h × head ‖ u64be len ‖ checkpoint[len] ‖ signer[32] ‖ signature[64]
+// The signature (Ed25519) covers BLAKE2b-256("replog-snapshot-v1" ‖ u8 len ‖ cluster ‖
+// every byte before the signer).
+std::string encode_snapshot(const Snapshot& s, std::string_view cluster, std::string_view signer_secret);
+// Checks the shape and the signature; whether the signer is trusted is the caller's.
+Result<Snapshot> decode_snapshot(std::string_view plaintext, std::string_view cluster);
 
 }  // namespace replog::archive

@@ -62,6 +62,17 @@ DataDir::DataDir(std::string path, Env& env) : path_(std::move(path)), env_(env)
 
 bool DataDir::holds_log() const { return env_.file_exists(data_file()); }
 
+Result<std::optional<int64_t>> DataDir::detached_at() const {
+  if (!env_.file_exists(detached_file())) return std::optional<int64_t>();
+  auto text = env_.read_file(detached_file());
+  if (!text) return text.status();
+  std::string t = *text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+  if (t.empty() || t.size() > 18 || t.find_first_not_of("0123456789") != std::string::npos)
+    return Status::corruption(detached_file() + ": not a time in milliseconds");
+  return std::optional<int64_t>(std::stoll(t));
+}
+
 // --- the local API's endpoints -----------------------------------------------------
 
 std::string DataDir::socket_dir_for(const std::string& absolute_dir) {

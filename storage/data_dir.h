@@ -112,6 +112,13 @@ class DataDir {
   std::string trust_file() const { return file("trust.json"); }
   std::string cluster_secret_file() const { return file("cluster.key"); }
   std::string peers_file() const { return file("peers.json"); }
+  // Present in a detached restore (`replog restore --at`): the time it shows.
+  std::string detached_file() const { return file("DETACHED"); }
+
+  // The time a detached restore shows (milliseconds since the epoch), or
+  // nullopt for a directory that is a member that writes. kCorruption for a
+  // DETACHED file that is not one decimal number.
+  Result<std::optional<int64_t>> detached_at() const;
 
   // Whether DATA already holds a log (data.mdb).
   bool holds_log() const;

@@ -77,22 +77,35 @@ std::string memory_etag(std::string_view bytes) {
 
 }  // namespace
 
+// Outside the lock: a fault may use the store itself (a merge between a listing and a get).
 Status MemoryObjectStore::charge(std::string_view op, const std::string& key) {
-  ++requests_;
-  return fault_ ? fault_(op, key) : Status::ok();
+  Fault fault;
+  {
+    std::lock_guard lock(mu_);
+    ++requests_;
+    fault = fault_;
+  }
+  return fault ? fault(op, key) : Status::ok();
 }
 
 Result<PutResult> MemoryObjectStore::put_new(const std::string& key, std::string_view bytes) {
-  std::lock_guard lock(mu_);
   if (Status f = charge("put", key); !f.is_ok()) return f;
-  auto [it, inserted] = objects_.try_emplace(key, bytes);
-  if (!inserted) return PutResult{memory_etag(it->second), true};
-  return PutResult{memory_etag(bytes), false};
+  Fault after;
+  PutResult result;
+  {
+    std::lock_guard lock(mu_);
+    auto [it, inserted] = objects_.try_emplace(key, bytes);
+    result = PutResult{memory_etag(it->second), !inserted};
+    after = after_put_;
+  }
+  if (after)
+    if (Status f = after("put", key); !f.is_ok()) return f;
+  return result;
 }
 
 Result<std::string> MemoryObjectStore::get(const std::string& key, size_t max_bytes) {
-  std::lock_guard lock(mu_);
   if (Status f = charge("get", key); !f.is_ok()) return f;
+  std::lock_guard lock(mu_);
   auto it = objects_.find(key);
   if (it == objects_.end()) return Status::not_found("no object " + key);
   if (it->second.size() > max_bytes) return Status::corruption(key + ": object larger than allowed");
@@ -100,16 +113,16 @@ Result<std::string> MemoryObjectStore::get(const std::string& key, size_t max_by
 }
 
 Status MemoryObjectStore::del(const std::string& key) {
-  std::lock_guard lock(mu_);
   if (Status f = charge("del", key); !f.is_ok()) return f;
+  std::lock_guard lock(mu_);
   objects_.erase(key);
   return Status::ok();
 }
 
 Result<std::vector<StoredObject>> MemoryObjectStore::list(const std::string& prefix, const std::string& start_after,
                                                           size_t max_keys) {
-  std::lock_guard lock(mu_);
   if (Status f = charge("list", prefix); !f.is_ok()) return f;
+  std::lock_guard lock(mu_);
   std::vector<StoredObject> out;
   auto it = start_after < prefix ? objects_.lower_bound(prefix) : objects_.upper_bound(start_after);
   for (; it != objects_.end() && it->first.starts_with(prefix); ++it) {
@@ -120,8 +133,8 @@ Result<std::vector<StoredObject>> MemoryObjectStore::list(const std::string& pre
 }
 
 Result<std::vector<std::string>> MemoryObjectStore::list_prefixes(const std::string& prefix) {
-  std::lock_guard lock(mu_);
   if (Status f = charge("list", prefix); !f.is_ok()) return f;
+  std::lock_guard lock(mu_);
   std::vector<std::string> out;
   for (auto it = objects_.lower_bound(prefix); it != objects_.end() && it->first.starts_with(prefix); ++it) {
     size_t slash = it->first.find('/', prefix.size());
@@ -140,6 +153,11 @@ uint64_t MemoryObjectStore::requests() const {
 void MemoryObjectStore::set_fault(Fault fault) {
   std::lock_guard lock(mu_);
   fault_ = std::move(fault);
+}
+
+void MemoryObjectStore::set_fault_after_put(Fault fault) {
+  std::lock_guard lock(mu_);
+  after_put_ = std::move(fault);
 }
 
 std::map<std::string, std::string> MemoryObjectStore::objects() const {

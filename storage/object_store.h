@@ -88,6 +88,9 @@ class MemoryObjectStore final : public ObjectStore {
   uint64_t requests() const override;
 
   void set_fault(Fault fault);
+  // Asked after a put_new that stored its object: a non-ok answer is returned
+  // although the object stays (an upload cut off after the bucket had it).
+  void set_fault_after_put(Fault fault);
   // Direct access for tests: damage an object, count them.
   std::map<std::string, std::string> objects() const;
   void overwrite(const std::string& key, std::string bytes);
@@ -97,7 +100,7 @@ class MemoryObjectStore final : public ObjectStore {
 
   mutable std::mutex mu_;
   std::map<std::string, std::string> objects_;
-  Fault fault_;
+  Fault fault_, after_put_;
   uint64_t requests_ = 0;
 };
 

@@ -4,7 +4,13 @@
 // heads, the grace period for other origins, resuming, and damage named by key.
 #include <gtest/gtest.h>
 
+#include "node/archive/archive_check.h"
 #include "node/archive/archiver.h"
+#include "node/archive/compact.h"
+#include "node/archive/merge.h"
+#include "node/archive/snapshots.h"
+#include "storage/data_dir.h"
+#include "storage/identity.h"
 #include "node/core/clock.h"
 #include "node/engine/node.h"
 #include "protocol/archive_format.h"
@@ -247,6 +253,132 @@ TEST_F(ArchiverTest, ASegmentWrittenUnderAnotherOriginsNameIsRefused) {
   (void)down.pull(true);
   EXPECT_EQ(seq_of(b_->vector(), b_->node_id() ^ 1), 0u);
   EXPECT_EQ(down.status().damaged.size(), 1u);
+}
+
+TEST_F(ArchiverTest, OneCallPerPushKeepsTheObjectCountLogarithmicAndTheLogWhole) {
+  Archiver up = ArchiverOf(*a_);
+  for (int i = 0; i < 100; ++i) {
+    Calls(*a_, 1, "c" + std::to_string(i) + "-");
+    ASSERT_TRUE(up.push());
+  }
+  EXPECT_EQ(up.status().counters.segments_put, 100u) << "one PUT (and a feed entry) per call";
+  EXPECT_LE(Segments(), 12u) << "levels of four: O(log n) objects";
+  EXPECT_GT(up.status().counters.segments_merged, 0u);
+  CheckOptions co;
+  co.cluster = a_->cluster_id();
+  auto check = check_archive(bucket_, keys_, co);
+  ASSERT_TRUE(check);
+  EXPECT_TRUE(check->ok()) << (check->problems.empty() ? "" : check->problems.front());
+  EXPECT_EQ(check->origins.at(a_->node_id()).verified, 100u);
+  Archiver down = ArchiverOf(*b_);
+  ASSERT_TRUE(down.pull(true));
+  EXPECT_EQ(b_->state_hash(), a_->state_hash());
+}
+
+TEST_F(ArchiverTest, ASegmentMergedAwayBetweenListingAndGetIsListedAgain) {
+  Archiver up = ArchiverOf(*a_, ArchiveOptions{.merge = {.fan_in = 0}});
+  for (int i = 0; i < 4; ++i) {
+    Calls(*a_, 1, "c" + std::to_string(i) + "-");
+    ASSERT_TRUE(up.push());
+  }
+  // The first GET of a small segment finds it merged away by another member.
+  bool merged = false;
+  bucket_.set_fault([&](std::string_view op, const std::string&) {
+    if (op == "get" && !merged) {
+      merged = true;
+      MergeReport r;
+      bucket_.set_fault(nullptr);  // the merge itself runs unfaulted
+      EXPECT_TRUE(merge_segments(bucket_, keys_, a_->node_id(), a_->own_origin_key().key, {}, r));
+      EXPECT_EQ(r.merged, 1u);
+      return Status::not_found("merged away");
+    }
+    return Status::ok();
+  });
+  Archiver down = ArchiverOf(*b_);
+  ASSERT_TRUE(down.pull(true));
+  EXPECT_TRUE(merged);
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 4u);
+  EXPECT_EQ(Segments(), 1u);
+}
+
+// ---- snapshots and the roll-up ----------------------------------------------
+
+class SnapshotTest : public ArchiverTest {
+ protected:
+  std::string SecretOf(const std::string& dir) {
+    auto id = load_identity(DataDir(dir).identity_file(), Env::posix());
+    EXPECT_TRUE(id) << id.status().message();
+    return id ? std::string(id->secret_key()) : std::string();
+  }
+  std::string PublicOf(const std::string& dir) { return SecretOf(dir).substr(32); }
+};
+
+TEST_F(SnapshotTest, ACompactMergesWritesASignedSnapshotOfTheStateAndKeepsTheLogWhole) {
+  Archiver up = ArchiverOf(*a_, ArchiveOptions{.merge = {.fan_in = 0}});
+  for (int i = 0; i < 8; ++i) {
+    Calls(*a_, 1, "c" + std::to_string(i) + "-");
+    ASSERT_TRUE(up.push());
+  }
+  CompactReport r;
+  ASSERT_TRUE(compact_archive(*b_, bucket_, keys_, SecretOf(tmp_.sub("b")), clock_, {}, r));
+  EXPECT_EQ(r.pulled.updates_stored, 8u);
+  EXPECT_GT(r.merged.merged, 0u);
+  EXPECT_LE(Segments(), 2u);
+  auto names = list_snapshots(bucket_);
+  ASSERT_TRUE(names && names->size() == 1u);
+  const std::string b_key = PublicOf(tmp_.sub("b"));
+  auto snap = read_snapshot(bucket_, keys_, names->front(), a_->cluster_id(),
+                            [&](std::string_view k) { return k == b_key; });
+  ASSERT_TRUE(snap) << snap.status().message();
+  EXPECT_EQ(to_hex(snap->state_hash), a_->state_hash());
+  EXPECT_EQ(snap->vector, a_->vector());
+  EXPECT_EQ(snap->heads.size(), 1u);
+  // A second run at once finds nothing to do and writes the same snapshot.
+  CompactReport again;
+  ASSERT_TRUE(compact_archive(*b_, bucket_, keys_, SecretOf(tmp_.sub("b")), clock_, {}, again));
+  EXPECT_EQ(again.snapshot, r.snapshot);
+  EXPECT_EQ(list_snapshots(bucket_)->size(), 1u);
+}
+
+TEST_F(SnapshotTest, AnUntrustedTruncatedOrRenamedSnapshotIsRefusedByKey) {
+  Calls(*a_, 3, "x");
+  auto key = write_snapshot(bucket_, keys_, *a_, SecretOf(tmp_.sub("a")));
+  ASSERT_TRUE(key) << key.status().message();
+  const auto name = archive::parse_snapshot_key(*key).value();
+  const std::string a_key = PublicOf(tmp_.sub("a"));
+  auto trusted = [&](std::string_view k) { return k == a_key; };
+  ASSERT_TRUE(read_snapshot(bucket_, keys_, name, a_->cluster_id(), trusted));
+  auto untrusted = read_snapshot(bucket_, keys_, name, a_->cluster_id(), [](std::string_view) { return false; });
+  ASSERT_FALSE(untrusted);
+  EXPECT_NE(untrusted.status().message().find(*key), std::string::npos) << "named by key";
+  EXPECT_NE(untrusted.status().message().find("no member's"), std::string::npos);
+  const std::string sealed = bucket_.objects().at(*key);
+  bucket_.overwrite(*key, sealed.substr(0, sealed.size() - 7));
+  auto truncated = read_snapshot(bucket_, keys_, name, a_->cluster_id(), trusted);
+  ASSERT_FALSE(truncated);
+  EXPECT_NE(truncated.status().message().find(*key), std::string::npos);
+  // The same object under another cut's name does not open.
+  archive::SnapshotName other = name;
+  other.cut[15] ^= 1;
+  bucket_.overwrite(archive::snapshot_key(other), sealed);
+  EXPECT_FALSE(read_snapshot(bucket_, keys_, other, a_->cluster_id(), trusted));
+}
+
+TEST_F(SnapshotTest, RetentionKeepsTheNewestPerMethodsDigestAndDropsOldFeedEntries) {
+  for (int i = 0; i < 4; ++i) {
+    Calls(*a_, 1, "s" + std::to_string(i) + "-");
+    ASSERT_TRUE(write_snapshot(bucket_, keys_, *a_, SecretOf(tmp_.sub("a"))));
+  }
+  ASSERT_TRUE(bucket_.put_new(archive::feed_key({clock_.now_millis() - 10, 1, 1}), ""));
+  ASSERT_TRUE(bucket_.put_new(archive::feed_key({clock_.now_millis() + 10, 1, 2}), ""));
+  RetentionReport r;
+  ASSERT_TRUE(apply_retention(bucket_, 2, clock_.now_millis(), r));
+  EXPECT_EQ(r.snapshots_deleted, 2u);
+  EXPECT_EQ(r.feed_deleted, 1u);
+  auto left = list_snapshots(bucket_);
+  ASSERT_EQ(left->size(), 2u);
+  const auto newest = a_->head_checkpoint().cut.key();
+  EXPECT_EQ(left->back().cut, std::string(newest.data(), newest.size())) << "the newest is kept";
 }
 
 }  // namespace

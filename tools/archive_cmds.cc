@@ -15,6 +15,8 @@
 #include "node/archive/archive_check.h"
 #include "node/archive/archive_keys.h"
 #include "node/archive/archiver.h"
+#include "node/archive/compact.h"
+#include "node/archive/snapshots.h"
 #include "node/core/clock.h"
 #include "protocol/bytes.h"
 #include "protocol/json_codec.h"
@@ -268,6 +270,72 @@ int archive_key(const std::vector<std::string>& args) {
 }
 
 
+
+// ---- compact ---------------------------------------------------------------------
+
+int archive_compact(const std::vector<std::string>& args) {
+  Options o("archive compact",
+            "--data DIR --archive s3://BUCKET/PREFIX   (merge segments, write a snapshot, apply retention; safe from cron)");
+  add_archive_options(o);
+  o.add()("keep", po::value<size_t>()->default_value(3), "snapshots kept per methods digest (at least 1)")(
+      "feed-retention-days", po::value<int64_t>()->default_value(7), "change feed entries older than this are deleted");
+  o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
+  if (!o.parse(args)) return 0;
+  auto bucket = open_bucket(o);
+  engine::NodeOptions no = o.node_options();
+  no.is_member = members_of(no.dir);
+  auto node = open_writer_offline(o, "archive compact", no);
+  auto identity = unwrap(load_identity(DataDir(no.dir).identity_file(), Env::posix()));
+  SystemClock clock;
+  Progress progress(o.json());
+  CompactOptions co;
+  co.snapshots_kept = o.get<size_t>("keep");
+  co.feed_retention_ms = o.get<int64_t>("feed-retention-days") * 24 * 3600 * 1000;
+  co.on_progress = [&](const ArchiveCounters& c) { progress.show(c); };
+  CompactReport r;
+  Status s = compact_archive(*node, *bucket, member_keys(o), identity.secret_key(), clock, co, r);
+  progress.done();
+  if (o.json())
+    std::cout << json{{"updates_stored", r.pulled.updates_stored}, {"merged", r.merged.merged},
+                      {"deleted", r.merged.deleted}, {"snapshot", r.snapshot},
+                      {"snapshots_deleted", r.retention.snapshots_deleted}, {"feed_deleted", r.retention.feed_deleted}}
+                     .dump()
+              << "\n";
+  else
+    std::cout << "took " << r.pulled.updates_stored << " updates; merged " << r.merged.merged << " segments (deleted "
+              << r.merged.deleted << "); snapshot " << r.snapshot << "; retention deleted "
+              << r.retention.snapshots_deleted << " snapshots and " << r.retention.feed_deleted << " feed entries\n";
+  for (const auto& [key, why] : r.damaged) std::fprintf(stderr, "not applied: %s: %s\n", key.c_str(), why.c_str());
+  check(s);
+  return 0;
+}
+
+// Every snapshot against the restored log: its seal, its signer, its state
+// beside the replay of the same vector, and whether the archive is behind it.
+std::vector<std::string> check_snapshots(ObjectStore& bucket, const archive::Keyring& keys, engine::Node& node,
+                                         const std::function<bool(std::string_view)>& is_member) {
+  std::vector<std::string> problems;
+  auto names = list_snapshots(bucket);
+  if (!names) return {names.status().message()};
+  const VersionVector held = node.vector();
+  for (const auto& name : *names) {
+    auto snap = read_snapshot(bucket, keys, name, node.cluster_id(), is_member);
+    if (!snap) {
+      problems.push_back(snap.status().message());
+      continue;
+    }
+    const std::string key = archive::snapshot_key(name);
+    for (const auto& [origin, seq] : snap->vector)
+      if (seq_of(held, origin) < seq)
+        problems.push_back(key + ": records " + hex16(origin) + " up to #" + std::to_string(seq) +
+                           " but the archive holds only #" + std::to_string(seq_of(held, origin)) +
+                           " (a truncated bucket?)");
+    if (held == snap->vector && to_hex(snap->state_hash) != node.state_hash())
+      problems.push_back(key + ": its state differs from the replay of the same updates");
+  }
+  return problems;
+}
+
 // ---- restore ---------------------------------------------------------------------
 
 // A new member directory for a key file: its cluster, its secret and trust list,
@@ -295,9 +363,18 @@ int cmd_restore(const std::vector<std::string>& args) {
       "s3-endpoint", po::value<std::string>()->default_value(""),
       "the S3 endpoint URL (else AWS_ENDPOINT_URL, else AWS's regional endpoint)")(
       "archive-key", po::value<std::string>(), "a key file from `archive key export`: DIR is made new from it")(
-      "at", po::value<std::string>(), "also print the state hash as of this ISO-8601 time");
+      "at", po::value<std::string>(),
+      "a detached restore as of this ISO-8601 time: state and log show that time, and it does not write")(
+      "attach", "make a detached restore (--at) a member that writes again, and do nothing else");
   o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
+  if (o.has("attach")) {
+    DataDir dir(o.node_options().dir);
+    if (!unwrap(dir.detached_at())) throw CommandError(o.node_options().dir + " is not a detached restore");
+    check(Env::posix().remove_file(dir.detached_file()));
+    std::cout << o.node_options().dir << " is a member that writes again\n";
+    return 0;
+  }
   std::optional<int64_t> at;
   if (o.has("at")) at = unwrap(parse_iso8601(o.get<std::string>("at"))).to_millis();
   auto bucket = open_bucket(o, "from");
@@ -311,6 +388,7 @@ int cmd_restore(const std::vector<std::string>& args) {
     keys = member_keys(o);
   }
   no.is_member = members_of(no.dir);
+  no.attach = true;
   auto node = open_writer_offline(o, "restore", no);
   SystemClock clock;
   Progress progress(o.json());
@@ -320,11 +398,15 @@ int cmd_restore(const std::vector<std::string>& args) {
   Status s = archiver.pull(/*sweep_all=*/true);
   progress.done();
   const ArchiveStatus st = archiver.status();
+  const auto snapshot_problems = check_snapshots(*bucket, keys, *node, no.is_member);
   const std::string hash = node->state_hash();
   check(node->close());
   node.reset();
   std::string at_hash;
-  if (at) at_hash = open_reader(o, at)->state_hash();
+  if (at) {
+    check(Env::posix().write_file(DataDir(no.dir).detached_file(), std::to_string(*at) + "\n", 0600));
+    at_hash = open_reader(o, at)->state_hash();
+  }
   if (o.json()) {
     json j = counters_json(st);
     j["state_hash"] = hash;
@@ -333,11 +415,14 @@ int cmd_restore(const std::vector<std::string>& args) {
   } else {
     std::cout << "restored " << st.counters.updates_stored << " updates from " << st.counters.segments_got
               << " segments; state " << hash << "\n";
-    if (at) std::cout << "state as of " << o.get<std::string>("at") << ": " << at_hash << "\n";
+    if (at)
+      std::cout << "state as of " << o.get<std::string>("at") << ": " << at_hash
+                << " (detached: `replog state` and `replog log` show that time; --attach to write)\n";
   }
   int damaged = report_damage(st);
+  for (const auto& p : snapshot_problems) std::fprintf(stderr, "not used: %s\n", p.c_str());
   check(s);
-  return damaged;
+  return damaged || !snapshot_problems.empty() ? 1 : 0;
 }
 
 int cmd_archive(const std::vector<std::string>& args) {
@@ -348,16 +433,18 @@ int cmd_archive(const std::vector<std::string>& args) {
   if (sub == "status") return archive_status(rest);
   if (sub == "verify") return archive_verify(rest);
   if (sub == "key") return archive_key(rest);
+  if (sub == "compact") return archive_compact(rest);
   if (sub == "--help" || sub == "-h") {
     std::cout << "usage: replog archive push|pull|status|verify|key export ...   (each has --help)\n"
                  "  push     upload what the archive lacks of this node's log\n"
                  "  pull     take every segment this node lacks\n"
                  "  status   what the archive holds, by origin, beside what this node holds\n"
                  "  verify   open every segment and prove its chain and head (non-zero on a problem)\n"
+                 "  compact  merge segments, write a signed snapshot, apply retention (safe from cron)\n"
                  "  key export FILE   the archive key sealed under a passphrase, for disaster recovery\n";
     return 0;
   }
-  throw CommandError("unknown archive command " + sub + " (push, pull, status, verify, key export)");
+  throw CommandError("unknown archive command " + sub + " (push, pull, status, verify, compact, key export)");
 }
 
 }  // namespace replog::cli

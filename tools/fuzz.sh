@@ -10,7 +10,7 @@ usage: tools/fuzz.sh [options]
   --seconds-per-target N  time budget of each target (default 60)
   --total-seconds N       one budget split evenly across the targets run
   --runs N                stop each target after N executions (with the time budget, whichever comes first)
-  --target NAME           run only this target (values, frames, bodies, json, beacon, invite, proof, s3list); may be repeated
+  --target NAME           run only this target (values, frames, bodies, json, beacon, invite, proof, s3list, archive); may be repeated
   --json                  print one JSON object with the figures instead of the table
   --write-corpus          rewrite tests/fuzz/corpus/ with the real encoders, then exit
   -h, --help              this text
@@ -22,7 +22,7 @@ USAGE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(values frames bodies json beacon invite proof s3list)
+all_targets=(values frames bodies json beacon invite proof s3list archive)
 targets=()
 per_target=60
 total=""

@@ -63,7 +63,7 @@ void check_origin(ObjectStore& bucket, const archive::Keyring& keys, const Check
     auto seg = sealed ? archive::open_segment(keys, key, *sealed) : Result<archive::Segment>(sealed.status());
     std::string problem = seg ? step(w, *seg, options) : seg.status().message();
     if (!problem.empty()) {
-      out.problems.push_back(key + ": " + problem);
+      out.problems.push_back(problem.starts_with(key) ? problem : key + ": " + problem);
       break;
     }
     o.verified = name.last;

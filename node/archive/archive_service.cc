@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 
 #include "protocol/bytes.h"
 
@@ -10,7 +11,8 @@ namespace replog {
 ArchiveService::ArchiveService(SyncStore& store, std::unique_ptr<ObjectStore> bucket, archive::Keyring keys,
                                const Clock& clock, ArchiveServiceOptions options,
                                std::function<void(int, const std::string&)> log)
-    : bucket_(std::move(bucket)),
+    : store_(store),
+      bucket_(std::move(bucket)),
       archiver_(store, *bucket_, std::move(keys), clock, options.archiver),
       clock_(clock),
       options_(std::move(options)),
@@ -80,7 +82,18 @@ Map ArchiveService::status() const {
   for (const auto& [origin, seq] : s.archived) archived[hex16(origin)] = Value(static_cast<int64_t>(seq));
   const auto& c = s.counters;
   auto i = [](uint64_t v) { return Value(static_cast<int64_t>(v)); };
-  return Map{{"lag_updates", i(s.lag_updates)},
+  // The stable cut: no origin has written since its newest update's time, so
+  // nothing at or below it can still arrive from an origin that keeps its clock.
+  OriginId pinned_by = 0;
+  int64_t stable_cut_ms = 0;
+  for (const auto& [origin, seq] : store_.vector()) {
+    auto newest = store_.read_range(origin, seq, 1, 1);
+    if (!newest || newest->updates.empty()) continue;
+    const int64_t ms = static_cast<int64_t>(newest->updates.front().id().hlc >> 16);
+    if (!pinned_by || ms < stable_cut_ms) std::tie(pinned_by, stable_cut_ms) = std::tie(origin, ms);
+  }
+  return Map{{"pinned_by", Value(pinned_by ? hex16(pinned_by) : std::string())},
+             {"stable_cut_ms", Value(stable_cut_ms)},{"lag_updates", i(s.lag_updates)},
              {"lag_age_ms", Value(s.lag_since_ms ? now - s.lag_since_ms : int64_t{0})},
              {"last_push_ms", Value(s.last_push_ms)},
              {"last_poll_ms", Value(s.last_poll_ms)},

@@ -38,12 +38,15 @@ class ArchiveService {
   void start();
   void stop();
   void wake();
-  // For `replog status`: lag, last poll and push, errors, damage, counters.
+  // For `replog status`: lag, last poll and push, errors, damage, counters,
+  // and the origin that pins the stable cut (the one whose newest update is
+  // oldest: an idle device; retire or revoke it).
   Map status() const;
 
  private:
   void run();
 
+  SyncStore& store_;
   std::unique_ptr<ObjectStore> bucket_;
   Archiver archiver_;
   const Clock& clock_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "node/archive/listing.h"
+#include "node/archive/merge.h"
 #include "protocol/bytes.h"
 
 namespace replog {
@@ -60,6 +61,16 @@ Status Archiver::push() {
     if (s.is_ok() && held <= archived_[origin]) lacking_since_.erase(origin);
     if (!s.is_ok() && result.is_ok()) result = s;
   }
+  // The own origin's small segments are merged by its writer, four at a time.
+  if (result.is_ok() && options_.merge.fan_in > 1 &&
+      (unmerged_ >= options_.merge.fan_in || (unmerged_ > 0 && !merged_once_))) {
+    MergeReport merged;
+    result = merge_segments(bucket_, keys_, own, store_.own_origin_key().key, options_.merge, merged);
+    if (result.is_ok()) unmerged_ = 0, merged_once_ = true;
+    std::lock_guard lock(status_mu_);
+    status_.counters.segments_merged += merged.merged;
+    status_.counters.segments_deleted += merged.deleted;
+  }
   {
     std::lock_guard lock(status_mu_);
     status_.last_push_ms = now;
@@ -87,6 +98,7 @@ Status Archiver::push_origin(OriginId origin, uint64_t held) {
       return Status::corruption("archive: a range of " + hex16(origin) + " from #" + std::to_string(from) +
                                 " does not end at its head");
     REPLOG_RETURN_IF_ERROR(put_segment(seg));
+    if (origin == store_.node_id()) ++unmerged_;
     archived_[origin] = seg.name.last;
     std::lock_guard lock(status_mu_);
     status_.archived[origin] = seg.name.last;

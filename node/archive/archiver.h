@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "node/core/clock.h"
+#include "node/archive/merge.h"
 #include "node/sync/sync_store.h"
 #include "protocol/archive_format.h"
 #include "storage/object_store.h"
@@ -43,6 +44,7 @@ namespace replog {
 struct ArchiveCounters {
   uint64_t segments_put = 0, updates_put = 0, bytes_put = 0;
   uint64_t segments_got = 0, updates_got = 0, bytes_got = 0, updates_stored = 0;
+  uint64_t segments_merged = 0, segments_deleted = 0;
   uint64_t feed_listings = 0, sweeps = 0;
   uint64_t requests = 0;
 };
@@ -57,6 +59,8 @@ struct ArchiveOptions {
   size_t segment_bytes = size_t{4} << 20;
   // pull() sweeps one origin's prefix every this many calls (0: never).
   uint32_t sweep_every = 2;
+  // How the own origin's segments are merged (fan_in 0: never).
+  MergeOptions merge;
   // Called on the archiver's thread after each segment it takes (progress bars).
   std::function<void(const ArchiveCounters&)> on_progress;
 };
@@ -112,6 +116,10 @@ class Archiver {
   size_t sweep_at_ = 0;
   uint64_t pulls_ = 0;
   int64_t feed_ms_ = 0;  // the newest feed entry's time seen
+  // Own segments put since the last merge; a fresh archiver does not know how
+  // many earlier runs left, so its first push that puts anything merges.
+  uint64_t unmerged_ = 0;
+  bool merged_once_ = false;
 
   mutable std::mutex status_mu_;
   ArchiveStatus status_;  // guarded by status_mu_

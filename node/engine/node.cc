@@ -106,6 +106,12 @@ Status Node::init(const InitOptions& options) {
 
 Result<std::unique_ptr<Node>> Node::open(const NodeOptions& options, std::unique_ptr<FileLock> lock) {
   if (sodium_init() < 0) return Status::io_error("libsodium failed to initialise");
+  auto detached = DataDir(options.dir).detached_at();
+  if (!detached) return detached.status();
+  if (*detached && !options.attach)
+    return Status::refused(options.dir + " is a restore detached at " + format_iso8601(Time::from_millis(**detached)) +
+                           ": read it with state and log; `replog restore --attach --data " + options.dir +
+                           "` makes it a member that writes");
   std::unique_ptr<Node> node(new Node(options));
   UpdateLog::Options lo;
   lo.initial_map_bytes = options.initial_map_bytes;
@@ -159,6 +165,11 @@ Status Node::read_writer_state(LogTxn& txn, bool at_open) {
 
 Result<std::unique_ptr<Node>> Node::open_read_only(const NodeOptions& options, std::optional<int64_t> at_millis) {
   if (sodium_init() < 0) return Status::io_error("libsodium failed to initialise");
+  if (!at_millis) {  // a detached restore shows its time unless another is asked for
+    auto detached = DataDir(options.dir).detached_at();
+    if (!detached) return detached.status();
+    at_millis = *detached;
+  }
   std::unique_ptr<Node> node(new Node(options));
   auto log = UpdateLog::open(options.dir, {});
   if (!log) return log.status();
@@ -277,6 +288,20 @@ std::string Node::state_hash() const {
   std::lock_guard<std::mutex> l(state_mu_);
   (void)refold_locked();
   return replayer_.state().hash_hex();
+}
+
+Node::HeadCheckpoint Node::head_checkpoint() const {
+  std::lock_guard<std::mutex> l(state_mu_);
+  (void)refold_locked();
+  HeadCheckpoint out;
+  const auto hash = replayer_.state().hash();
+  out.state_hash.assign(reinterpret_cast<const char*>(hash.data()), hash.size());
+  auto cut = replayer_.last_applied();
+  if (!cut) return out;
+  out.cut = *cut;
+  out.vector = replayer_.applied_vector();
+  out.bytes = encode_checkpoint(*cut, out.vector, methods_->digest(), replayer_.state());
+  return out;
 }
 
 // A range ends at a head this node holds (signed origins): the kept head at

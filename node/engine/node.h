@@ -83,6 +83,9 @@ struct NodeOptions {
   // (bounded), not stored, until membership_changed() finds them a member.
   // Null: every origin counts (no trust list: `--insecure`, tests, import).
   std::function<bool(std::string_view device_key)> is_member;
+  // Open a detached restore (DATA/DETACHED) for writing anyway: the restore
+  // that fills it, and `restore --attach`. Otherwise a writable open refuses it.
+  bool attach = false;
 };
 
 struct InitOptions {
@@ -199,6 +202,16 @@ class Node final : public SyncStore {
   // The same without folding: false (fn not run) while folding is pending.
   bool read_if_current(const std::function<void(const State&)>& fn) const;
   std::string state_hash() const;
+  // The state as a checkpoint at the newest update folded (encode_checkpoint:
+  // that cut, the vector folded, the methods digest) with the state's hash:
+  // what an archive snapshot carries. Empty bytes when nothing is folded.
+  struct HeadCheckpoint {
+    UpdateId cut;
+    VersionVector vector;
+    std::string bytes;
+    std::string state_hash;  // 32 bytes
+  };
+  HeadCheckpoint head_checkpoint() const;
   NodeInfo info() const;
   // What peers last told this node (endpoint -> MessagePack state).
   std::map<std::string, std::string> saved_peers() const;

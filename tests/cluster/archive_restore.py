@@ -6,14 +6,17 @@ takes minutes here: set the variable to run it), in two halves with a recorded t
 between them. When each has archived its own origin (status.archive: lag 0), the
 archive key is exported under a passphrase, n2 is stopped and its directory wiped,
 and `replog restore --archive-key FILE --at MID` rebuilds it from the archive alone:
-its state hash equals the others', and its hash as of MID equals
-`replog state --hash --at MID` on n0 (and differs from the final one). `replog archive
+it prints the others' state hash, and its hash as of MID equals
+`replog state --hash --at MID` on n0 (and differs from the final one). The restored
+directory is detached at MID (state shows that time, a call is refused) until
+`restore --attach`; then its state hash is the others'. `replog archive
 verify` proves every origin up to its seq, and `replog verify` replays the restored log.
 
 Usage: archive_restore.py PATH_TO_REPLOG"""
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -120,15 +123,24 @@ def restore_test(cluster):
     H.check(j["state_hash"] == final, "restored hash %s, the nodes' %s" % (j["state_hash"], final))
     H.check(j["state_hash_at"] == at_mid, "restored hash as of %s: %s, n0's: %s" % (mid, j["state_hash_at"], at_mid))
     H.check(not j["damaged"], "restore named damage: %s" % j["damaged"])
+    detached = cluster.cli("state", "--hash", "--data", n2.data).strip()
+    H.check(detached == at_mid, "replog state --hash on the detached restore (--at): %s, expected the as-of hash %s"
+            % (detached, at_mid))
+    r = subprocess.run([cluster.replog, "call", "--data", n2.data, "set", json.dumps({"path": "x", "value": 1})],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    H.check(r.returncode != 0, "a call on the detached restore was accepted: %s" % r.stdout.strip())
+    H.step("the restore is detached at %s: state --hash gives the as-of hash, a call is refused (%s)"
+           % (mid, r.stderr.strip()))
+    cluster.cli("restore", "--from", s3.uri(PREFIX), "--data", n2.data, "--attach")
     restored = cluster.cli("state", "--hash", "--data", n2.data).strip()
-    H.check(restored == final, "replog state --hash on the restored directory: %s, expected %s" % (restored, final))
+    H.check(restored == final, "replog state --hash after restore --attach: %s, expected %s" % (restored, final))
     st = json.loads(cluster.cli("status", "--json", "--data", n2.data))
     vec = {o.lower(): s for o, s in st["vector"].items()}
     H.check(vec == {o.lower(): s for o, s in expected.items()}, "restored vector %s, expected %s" % (vec, expected))
     H.check(st["updates"] == UPDATES, "restored directory stores %d updates, expected %d" % (st["updates"], UPDATES))
     out = cluster.cli("verify", "--data", n2.data, check_rc=False)
     H.check(out.startswith("ok"), "replog verify on the restored directory: %s" % out.strip())
-    H.step("restored: same hash as n0 and n1, same as-of hash, vector = calls made, replog verify ok")
+    H.step("attached: same hash as n0 and n1, vector = calls made, replog verify ok")
     cluster.nodes.remove(n2)  # its old device key is gone with its directory; n0 and n1 stop as usual
 
 

@@ -9,8 +9,10 @@
 #include <limits>
 #include <string>
 
+#include "fuzz_archive.h"
 #include "fuzz_beacon.h"
 #include "fuzz_proof.h"
+#include "protocol/archive_format.h"
 #include "protocol/invite.h"
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
@@ -267,6 +269,41 @@ void write_proof() {
 
 }  // namespace
 
+// fuzz_archive seeds: byte 0 picks the decoder (0 sealed, 1 segment, 2 snapshot, 3 names).
+void write_archive() {
+  using replog::fuzz::proof_keys;
+  const auto& k = proof_keys(0);
+  const OriginId origin = proof::origin_of_key(k.pub);
+  archive::Segment seg;
+  seg.name = {origin, 1, 2};
+  proof::Chain c = proof::chain_start(replog::fuzz::kArchiveCluster, k.pub);
+  for (uint64_t seq = 1; seq <= 2; ++seq) {
+    seg.updates.push_back(update((uint64_t{1'795'617'187'000} + seq) << 16, origin, seq, "set",
+                                 Value(Map{{"path", Value("a")}, {"value", Value(int64_t(seq))}})));
+    proof::chain_step(c, k.pub, seg.updates.back().id().hlc, seg.updates.back().body());
+  }
+  seg.head = proof::sign_head(origin, 2, c, 0, k.secret);
+  seg.head.key = k.pub;
+  const std::string plain = archive::encode_segment(seg);
+  put("archive", "segment", "\x01" + plain);
+  put("archive", "sealed-segment",
+      "\x00" + archive::seal(replog::fuzz::archive_key(), archive::Kind::kSegment, replog::fuzz::archive_context(), plain));
+  put("archive", "sealed-empty",
+      "\x00" + archive::seal(replog::fuzz::archive_key(), archive::Kind::kSegment, replog::fuzz::archive_context(), ""));
+  archive::Snapshot snap;
+  snap.cut = std::string(16, '\x01');
+  snap.vector = {{origin, 2}};
+  snap.state_hash = std::string(32, '\x02');
+  snap.heads = {seg.head};
+  snap.checkpoint = "state";
+  put("archive", "snapshot", "\x02" + archive::encode_snapshot(snap, replog::fuzz::kArchiveCluster, k.secret));
+  put("archive", "name-segment", "\x03" + archive::segment_key(seg.name));
+  put("archive", "name-feed", "\x03" + archive::feed_key({1'795'617'187'000, origin, 2}));
+  put("archive", "name-snapshot",
+      "\x03" + archive::snapshot_key({snap.cut, archive::vector_digest(snap.vector), std::string(8, '\x03')}));
+  put("archive", "name-origin", "\x03" + archive::origin_prefix(origin));
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
@@ -280,6 +317,7 @@ int main(int argc, char** argv) {
   write_beacon();
   write_invites();
   write_proof();
+  write_archive();
   std::printf("%d seeds written under %s\n", written, out_dir.string().c_str());
   return 0;
 }

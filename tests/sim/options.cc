@@ -8,7 +8,7 @@ namespace {
 constexpr FaultKind kAllFaults[] = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
                                     FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
                                     FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies,
-                                    FaultKind::kTrust,    FaultKind::kRevoke};
+                                    FaultKind::kTrust,    FaultKind::kRevoke,     FaultKind::kArchive};
 }
 
 const char* fault_name(FaultKind kind) {
@@ -24,6 +24,7 @@ const char* fault_name(FaultKind kind) {
     case FaultKind::kCopies: return "copies";
     case FaultKind::kTrust: return "trust";
     case FaultKind::kRevoke: return "revoke";
+    case FaultKind::kArchive: return "archive";
   }
   return "?";
 }

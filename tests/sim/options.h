@@ -23,6 +23,8 @@ enum class FaultKind : uint8_t {
   kCopies,      // a node's directory copied over another's: two nodes, one origin (a fork)
   kTrust,       // a node stops trusting another for a while; an outsider no node trusts dials them all
   kRevoke,      // a node revokes another's origin (a stolen device): its later updates are left out everywhere
+  kArchive,     // every node archives to one S3 bucket that answers 500s, goes down, loses listed objects
+                // to merges and cuts uploads off; nodes compact; a restore from it at the end
 };
 
 const char* fault_name(FaultKind kind);
@@ -37,7 +39,7 @@ struct SimOptions {
   std::set<FaultKind> faults = {FaultKind::kMessages, FaultKind::kPartitions, FaultKind::kCrashes,
                                 FaultKind::kClocks,   FaultKind::kSkew,       FaultKind::kHostile,
                                 FaultKind::kForge,    FaultKind::kDisk,       FaultKind::kCopies,
-                                FaultKind::kTrust,    FaultKind::kRevoke};
+                                FaultKind::kTrust,    FaultKind::kRevoke,     FaultKind::kArchive};
   bool verbose = false;  // every trace line on stderr
 };
 

@@ -1,8 +1,11 @@
 #include "sim/simulation.h"
 
+#include <filesystem>
+#include <optional>
 #include <set>
 
 #include "protocol/bytes.h"
+#include "sim/archive.h"
 #include "sim/buggify.h"
 #include "sim/cluster.h"
 #include "sim/nemesis.h"
@@ -29,6 +32,7 @@ class Simulation {
         workload_(rng_, model_, &cluster_),
         nemesis_(options, cluster_, workload_, buggify_, rng_, trace_) {
     workload_.expect_storage_errors(buggify_.on());
+    if (options.faults.count(FaultKind::kArchive)) archive_.emplace(cluster_, rng_, trace_);
   }
 
   RunResult run();
@@ -52,6 +56,7 @@ class Simulation {
   Cluster cluster_;
   Workload workload_;
   Nemesis nemesis_;
+  std::optional<SimArchive> archive_;
   RunResult result_;
   uint64_t frames_before_ = 0;
   bool stormed_ = false;
@@ -67,6 +72,7 @@ void Simulation::make_call(SimNode& node) {
 void Simulation::faulty_step(int index) {
   cluster_.tick(kStepMs);
   nemesis_.step(index);
+  if (archive_) archive_->step(index);
   const int calls = static_cast<int>(rng_() % 3);
   for (int c = 0; c < calls; ++c) {
     SimNode& n = cluster_.nodes()[rng_() % cluster_.nodes().size()];
@@ -113,6 +119,7 @@ RunResult Simulation::run() {
   if (buggify_.on()) trace_.line("fault points: " + buggify_.describe());
   for (int i = 0; i < options_.steps && !storm(); ++i) faulty_step(i);
   nemesis_.heal();
+  if (archive_) archive_->heal();
   // Every run gets the full checks: forged origins are refused (signed
   // origins), and a copied directory's fork is left out of replay alike on
   // every node once its evidence spread, its writers' calls re-issued.
@@ -140,6 +147,14 @@ RunResult Simulation::run() {
     auto leaked = check_outsider(snapshot_node(*o, "outsider"), o->node->node_id(), nodes);
     found.insert(found.end(), leaked.begin(), leaked.end());
   }
+  if (archive_ && found.empty() && !result_.copied) {
+    // The archive holds the whole log, and restoring it gives the cluster's
+    // state. Not after a copied directory: both branches of its fork are in
+    // the archive and its evidence is not (docs/ARCHIVE.md "Not built yet").
+    const std::string tmp = std::filesystem::path(cluster_.nodes().front().dir).parent_path().string();
+    auto lost = archive_->check_restore(tmp);
+    found.insert(found.end(), lost.begin(), lost.end());
+  }
   result_.problems.insert(result_.problems.end(), found.begin(), found.end());
   return finish();
 }
@@ -162,6 +177,8 @@ void Simulation::trace_end_state() {
 
 RunResult Simulation::finish() {
   result_.faults = nemesis_.counts();
+  if (archive_)
+    for (const auto& [kind, n] : archive_->counts()) result_.faults[kind] += n;
   for (const auto& [point, n] : buggify_.fired()) result_.faults["fault point: " + point] += n;
   result_.frames = cluster_.frames_sent();
   trace_.line("end: " + std::to_string(result_.problems.size()) + " problems, frames " + std::to_string(result_.frames));

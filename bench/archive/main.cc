@@ -1,0 +1,235 @@
+// replog_archive_bench: the archive's figures of docs/BENCHMARKS.md ("The S3
+// archive"), against a real s3rver on loopback, each beside a raw reference
+// measured in the same run:
+//   push     archive N updates of 3 signed origins; raw: the same object sizes
+//            PUT by the plain S3 client (libcurl, SigV4) one after another
+//   restore  a fresh node takes them all from the archive, verifying; raw: a
+//            fresh node ingests the same updates locally and restarts
+//   steady   one call a second: PUTs per call, and objects after merging
+//   idle     1,000 origins polled for a minute (in memory): requests a minute,
+//            and polls until a new segment is fetched
+#include <csignal>
+#include <cmath>
+#include <iostream>
+#include <sstream>
+
+#include "common/bench_common.h"
+#include "common/report.h"
+#include "common/run.h"
+#include "common/signed_log.h"
+#include "common/workload.h"
+#include "node/archive/archiver.h"
+#include "node/core/hlc.h"
+#include "support/s3rver.h"
+
+using namespace replog;
+using namespace replog::bench;
+
+namespace {
+
+struct ArchiveBenchOptions : RunOptions {
+  uint64_t updates = 1'000'000;
+  uint64_t steady_calls = 64;
+  uint64_t idle_origins = 1'000;
+  std::string s3rver = REPLOG_S3RVER;
+} g_opt;
+
+const archive::Keyring& keys() {
+  static const archive::Keyring k{archive::ArchiveKey::from_bytes(std::string(32, '\x5a')).value()};
+  return k;
+}
+
+// N updates of 3 signed origins, with their heads, in ingest-sized chunks.
+struct Chunk {
+  std::vector<Update> updates;
+  std::vector<proof::Head> heads;
+};
+
+std::vector<Chunk> make_log(uint64_t n) {
+  SignedOrigins origins(kBenchCluster, 7, 3);
+  std::vector<Chunk> out;
+  const uint64_t base = hlc::make(1'790'000'000'000, 0);
+  for (uint64_t i = 0; i < n; i += 30'000) {
+    Chunk c;
+    for (uint64_t j = i; j < std::min(n, i + 30'000); ++j)
+      c.updates.push_back(origins.append(j % 3, base + j + 1, "set", set_arg(j)));
+    c.heads = origins.heads_for(c.updates);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void ingest_all(Node& node, const std::vector<Chunk>& log) {
+  for (const auto& c : log) {
+    auto r = must(node.ingest(c.updates, c.heads), "ingest");
+    if (r.accepted != c.updates.size()) die("ingest refused updates");
+  }
+}
+
+S3Config config_for(const testing::TestS3Server& server, const std::string& prefix) {
+  S3Config c;
+  c.endpoint = server.endpoint();
+  c.bucket = "replog-bench";
+  c.prefix = prefix;
+  c.access_key = c.secret_key = "S3RVER";
+  return c;
+}
+
+void fig_push_and_restore(const testing::TestS3Server& server) {
+  progress("making " + grouped(g_opt.updates) + " signed updates");
+  const auto log = make_log(g_opt.updates);
+  auto source = open_node(new_node_dir("source"));
+  ingest_all(*source, log);
+  S3ObjectStore bucket(config_for(server, "archive/"));
+  SystemClock clock;
+  ArchiveOptions ao;
+  ao.grace_ms = 0;  // every origin is this node's to upload
+  Archiver up(*source, bucket, keys(), clock, ao);
+  progress("archiving");
+  const auto t0 = Steady::now();
+  check(up.push(), "push");
+  const double push_s = seconds_since(t0);
+  const auto st = up.status();
+  const uint64_t puts = st.counters.segments_put * 2;  // each segment and its feed entry
+  // Raw: the same sizes, PUT one after another by the plain client.
+  auto objects = must(bucket.list("log/", "", 0), "list");
+  S3Client raw(config_for(server, "raw/"));
+  const auto r0 = Steady::now();
+  for (size_t i = 0; i < objects.size(); ++i) {
+    check(raw.put("o" + std::to_string(i), std::string(objects[i].size, 'x')).status(), "raw put");
+    check(raw.put("f" + std::to_string(i), "").status(), "raw put");
+  }
+  const double raw_s = seconds_since(r0);
+  const double rate = static_cast<double>(st.counters.updates_put) / push_s;
+  RowBuilder("A1", "archive " + grouped(g_opt.updates) + " updates of 3 origins to s3rver")
+      .measured(rate, "updates/s", rate_text(rate) + " (" + grouped(puts) + " PUTs, " + mib_text(st.counters.bytes_put) + ")")
+      .raw(raw_s, "s", time_text(raw_s) + " for the same PUTs by plain libcurl")
+      .ratio(push_s / raw_s, "%.2fx the raw time")
+      .goal(">= 50,000 updates/s", rate >= 50'000)
+      .add();
+
+  progress("restoring");
+  auto fresh = open_node(new_node_dir("restored"));
+  Archiver down(*fresh, bucket, keys(), clock, {});
+  const auto t1 = Steady::now();
+  check(down.pull(true), "pull");
+  const double restore_s = seconds_since(t1);
+  if (fresh->state_hash() != source->state_hash()) die("restore gave another state hash");
+  fresh.reset();
+  const std::string local_dir = new_node_dir("imported");
+  const auto t2 = Steady::now();
+  {
+    auto local = open_node(local_dir);
+    ingest_all(*local, log);
+    check(local->close(), "close");
+  }
+  auto reopened = open_node(local_dir);
+  const double import_s = seconds_since(t2);
+  RowBuilder("A2", "restore " + grouped(g_opt.updates) + " updates from the archive (verifying)")
+      .measured(restore_s, "s", time_text(restore_s))
+      .raw(import_s, "s", time_text(import_s) + " local import of the same updates and a restart")
+      .ratio(restore_s / import_s, "%.2fx")
+      .goal("<= 2x the local import", restore_s <= 2 * import_s)
+      .note("restore replays the segments; it does not start from a snapshot (docs/DECISIONS.md)")
+      .add();
+}
+
+void fig_steady(const testing::TestS3Server& server) {
+  auto node = open_node(new_node_dir("steady"));
+  S3ObjectStore bucket(config_for(server, "steady/"));
+  SystemClock clock;
+  Archiver up(*node, bucket, keys(), clock, {});
+  for (uint64_t i = 0; i < g_opt.steady_calls; ++i) {
+    must(node->call("set", set_value(i)), "call");
+    check(up.push(), "push");
+  }
+  const auto st = up.status();
+  const size_t objects = must(bucket.list("log/", "", 0), "list").size();
+  const double per_call = static_cast<double>(st.counters.segments_put) / static_cast<double>(g_opt.steady_calls);
+  const double bound = 3 * (std::log(static_cast<double>(g_opt.steady_calls)) / std::log(4.0) + 1);
+  RowBuilder("A3", "one call, one push, " + grouped(g_opt.steady_calls) + " times")
+      .measured(per_call, "segment PUTs/call",
+                fmt("%.2f segment PUTs per call", per_call) + " (+1 feed entry each), " + std::to_string(objects) +
+                    " objects after merging")
+      .goal("<= 1 PUT per call plus the feed entry; objects O(log n)", per_call <= 1.0 && objects <= bound)
+      .add();
+}
+
+void fig_idle() {
+  MemoryObjectStore bucket;
+  for (uint64_t o = 1; o <= g_opt.idle_origins; ++o) {
+    (void)bucket.put_new(archive::segment_key({o, 1, 1}), "x");
+    (void)bucket.put_new(archive::feed_key({1'790'000'000'000, o, 1}), "");
+  }
+  auto node = open_node(new_node_dir("idle"));
+  ManualClock clock(1'790'000'000'000 + 8LL * 24 * 3600 * 1000);  // a week after the feed entries
+  Archiver poller(*node, bucket, keys(), clock, {});
+  check(poller.pull(true), "first pull");  // a start: everything is listed once
+  (void)poller;
+  const uint64_t before = bucket.requests();
+  for (int i = 0; i < 30; ++i) {  // a minute of polls every 2 s
+    clock.advance(2'000);
+    (void)poller.pull();
+  }
+  const double per_minute = static_cast<double>(bucket.requests() - before);
+  // A new segment: the polls until the archiver fetches it.
+  const std::string key = archive::segment_key({g_opt.idle_origins + 1, 1, 1});
+  (void)bucket.put_new(key, "not a real segment");
+  (void)bucket.put_new(archive::feed_key({clock.now_millis(), g_opt.idle_origins + 1, 1}), "");
+  bool fetched = false;
+  bucket.set_fault([&](std::string_view op, const std::string& k) {
+    if (op == "get" && k == key) fetched = true;
+    return Status::ok();
+  });
+  int polls = 0;
+  while (!fetched && polls < 100) {
+    clock.advance(2'000);
+    (void)poller.pull();
+    ++polls;
+  }
+  RowBuilder("A4", "an idle archive of " + grouped(g_opt.idle_origins) + " origins, polled every 2 s")
+      .measured(per_minute, "requests/min",
+                grouped(per_minute) + " requests a minute; a new segment fetched after " + std::to_string(polls) +
+                    " poll(s)")
+      .goal("<= 60 requests a minute, seen within 2 polls", per_minute <= 60 && polls <= 2)
+      .add();
+}
+
+void usage() {
+  std::cout << "usage: replog_archive_bench [options]\n"
+               "  --quick          small sizes (for tests)\n"
+               "  --dir DIR        make the temp dir under DIR (default /tmp)\n"
+               "  --only A[,B]     run only these figures: push steady idle\n"
+               "  --json           print JSON instead of the table\n"
+               "  --keep           keep the temp dir\n"
+               "  --updates N      updates archived and restored (default 1000000)\n"
+               "  --s3rver PATH    the s3rver program (default: the one tools/deps.sh installs)\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::optional<uint64_t> updates;
+  auto take = [](const std::string& a, const NextValue& next) {
+    if (a != "--s3rver") return false;
+    g_opt.s3rver = next();
+    return true;
+  };
+  if (!parse_command_line(args, g_opt, {"push", "steady", "idle"}, usage, {{"--updates", &updates}}, take)) return 0;
+  if (g_opt.quick) g_opt.updates = 20'000, g_opt.steady_calls = 16;
+  if (updates) g_opt.updates = *updates;
+  ::signal(SIGPIPE, SIG_IGN);
+  const std::string load_start = start_run(g_opt, "replog-archive");
+  {
+    testing::TestS3Server server(g_opt.s3rver, fresh_dir("s3rver"), "replog-bench");
+    if (std::string why = server.start(); !why.empty()) die("s3rver: " + why);
+    if (g_opt.wanted("push")) fig_push_and_restore(server);
+    if (g_opt.wanted("steady")) fig_steady(server);
+  }
+  if (g_opt.wanted("idle")) fig_idle();
+  std::ostringstream o;
+  o << "\"quick\":" << (g_opt.quick ? "true" : "false") << ",\"updates\":" << g_opt.updates;
+  finish_run(g_opt, load_start, o.str(), true);
+  return 0;
+}

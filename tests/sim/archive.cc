@@ -1,0 +1,133 @@
+#include "sim/archive.h"
+
+#include "node/archive/archive_check.h"
+#include "node/archive/compact.h"
+#include "protocol/bytes.h"
+
+namespace replog::sim {
+
+namespace {
+constexpr int kPushEvery = 4;   // steps between a node's pushes
+constexpr int kPollEvery = 10;  // steps between a node's polls
+}  // namespace
+
+SimArchive::SimArchive(Cluster& cluster, std::mt19937_64& rng, Trace& trace)
+    : cluster_(cluster),
+      rng_(rng),
+      trace_(trace),
+      keys_{archive::ArchiveKey::from_bytes(std::string(32, '\x33')).value()} {
+  bucket_.set_fault([this](std::string_view op, const std::string& key) { return fault(op, key); });
+  bucket_.set_fault_after_put([this](std::string_view, const std::string& key) { return cut_off(key); });
+}
+
+Status SimArchive::fault(std::string_view op, const std::string& key) {
+  if (down_) return Status::io_error("S3 " + std::string(op) + ": connection refused (outage)");
+  if (!faulty_) return Status::ok();
+  if (chance(0.02)) {
+    ++counts_["archive: 500"];
+    return Status::io_error("S3 " + std::string(op) + " \"" + key + "\": HTTP 500 InternalError");
+  }
+  if (op == "get" && chance(0.02)) {
+    ++counts_["archive: 404 after a listing"];
+    return Status::not_found("S3 GET \"" + key + "\": HTTP 404 NoSuchKey");
+  }
+  return Status::ok();
+}
+
+// Cut off after the bucket stored it: the object is there, the client saw an error.
+Status SimArchive::cut_off(const std::string& key) {
+  if (!faulty_ || !chance(0.02)) return Status::ok();
+  ++counts_["archive: cut-off upload"];
+  return Status::io_error("S3 PUT \"" + key + "\": connection reset");
+}
+
+Archiver* SimArchive::archiver_of(SimNode& n, int64_t grace_ms) {
+  Slot& s = slots_[n.index];
+  if (s.node != n.node.get() || !s.archiver) {
+    ArchiveOptions o;
+    o.grace_ms = grace_ms;
+    s.archiver = std::make_unique<Archiver>(*n.node, bucket_, keys_, *n.clock, o);
+    s.node = n.node.get();
+  }
+  return s.archiver.get();
+}
+
+void SimArchive::compact(SimNode& n) {
+  CompactReport r;
+  Status s = compact_archive(*n.node, bucket_, keys_, n.secret, *n.clock, {}, r);
+  ++counts_["archive: compact"];
+  trace_.line("archive: n" + std::to_string(n.index) + " compacts: " + (s ? "ok" : s.message()) + ", merged " +
+              std::to_string(r.merged.merged) + ", deleted " + std::to_string(r.merged.deleted));
+}
+
+void SimArchive::step(int index) {
+  if (!down_ && chance(0.004)) {
+    down_ = true;
+    outage_until_ = index + 20 + static_cast<int>(rng_() % 100);
+    ++counts_["archive: outage"];
+    trace_.line("archive: outage until step " + std::to_string(outage_until_));
+  } else if (down_ && index >= outage_until_) {
+    down_ = false;
+    trace_.line("archive: back");
+  }
+  for (SimNode& n : cluster_.nodes()) {
+    if (!n.up()) {
+      slots_.erase(n.index);  // a crash loses what the archiver knew
+      continue;
+    }
+    Archiver* a = archiver_of(n, 200);
+    if ((index + n.index) % kPushEvery == 0) {
+      Status s = a->push();
+      if (!s) trace_.line("archive: n" + std::to_string(n.index) + " push: " + s.message());
+    }
+    if ((index + 3 * n.index) % kPollEvery == 0) {
+      Status s = a->pull();
+      if (!s) trace_.line("archive: n" + std::to_string(n.index) + " pull: " + s.message());
+    }
+  }
+  if (chance(0.01)) {
+    SimNode& n = cluster_.nodes()[rng_() % cluster_.nodes().size()];
+    if (n.up()) compact(n);
+  }
+}
+
+void SimArchive::heal() {
+  down_ = false;
+  faulty_ = false;
+}
+
+std::vector<std::string> SimArchive::check_restore(const std::string& tmp_dir) {
+  std::vector<std::string> problems;
+  slots_.clear();  // fresh archivers: every origin is uploaded now (no grace)
+  for (SimNode& n : cluster_.nodes()) {
+    Status s = archiver_of(n, 0)->push();
+    if (!s) problems.push_back("archive: n" + std::to_string(n.index) + " cannot push after healing: " + s.message());
+  }
+  CheckOptions co;
+  co.cluster = cluster_.cluster_id();
+  auto check = check_archive(bucket_, keys_, co);
+  if (!check) problems.push_back("archive: check failed: " + check.status().message());
+  else
+    for (const auto& p : check->problems) problems.push_back("archive: " + p);
+  const std::string dir = tmp_dir + "/restore";
+  if (Status s = engine::Node::init({dir, cluster_.cluster_id(), std::nullopt, nullptr}); !s)
+    return {"archive: restore dir: " + s.message()};
+  engine::NodeOptions o;
+  o.dir = dir;
+  auto restored = engine::Node::open(o);
+  if (!restored) return {"archive: restore open: " + restored.status().message()};
+  SystemClock clock;
+  Archiver reader(**restored, bucket_, keys_, clock, {});
+  if (Status s = reader.pull(true); !s) problems.push_back("archive: restore: " + s.message());
+  for (const auto& [key, why] : reader.status().damaged) problems.push_back("archive: restore: " + key + ": " + why);
+  const std::string want = cluster_.nodes().front().node->state_hash();
+  if ((*restored)->state_hash() != want)
+    problems.push_back("archive: the restored state " + (*restored)->state_hash().substr(0, 16) +
+                       " is not the cluster's " + want.substr(0, 16));
+  trace_.line("archive: restored " + std::to_string(reader.status().counters.updates_stored) + " updates, state " +
+              (*restored)->state_hash().substr(0, 16) + "; " + std::to_string(bucket_.objects().size()) + " objects");
+  (void)(*restored)->close();
+  return problems;
+}
+
+}  // namespace replog::sim

@@ -1,0 +1,66 @@
+// SimArchive: the S3 archive in a simulated run (fault kind `archive`). One
+// in-memory bucket is shared by every node; each live node runs a real
+// Archiver over it with its own clock, pushing every few steps and polling
+// every few more, and now and then a node runs the roll-up (compact_archive:
+// pull, merge, snapshot, retention) in between. The bucket misbehaves as S3
+// does: 500s, outages, a 404 for an object a listing just named (merged away
+// by someone else), and uploads cut off after the object was stored (the
+// client saw an error, the bucket has it).
+//
+// At the end (faults healed) every node pushes with no grace period and a
+// fresh node restores from the bucket alone: the offline check must find no
+// problem, and the restored state must be the cluster's. The simulation skips
+// this after a copied directory: a fork's evidence is not archived yet.
+//
+// Thread safety: none; the simulation's thread drives it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "node/archive/archiver.h"
+#include "sim/cluster.h"
+#include "sim/trace.h"
+#include "storage/object_store.h"
+
+namespace replog::sim {
+
+class SimArchive {
+ public:
+  SimArchive(Cluster& cluster, std::mt19937_64& rng, Trace& trace);
+
+  // Called once per faulty step, after the cluster ticked.
+  void step(int index);
+  // Ends the bucket's faults.
+  void heal();
+  // Every node uploads what it holds, then a fresh node restores: problems found.
+  std::vector<std::string> check_restore(const std::string& tmp_dir);
+  const std::map<std::string, uint64_t>& counts() const { return counts_; }
+
+ private:
+  Status fault(std::string_view op, const std::string& key);
+  Status cut_off(const std::string& key);
+  Archiver* archiver_of(SimNode& n, int64_t grace_ms);
+  bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+  void compact(SimNode& n);
+
+  Cluster& cluster_;
+  std::mt19937_64& rng_;
+  Trace& trace_;
+  MemoryObjectStore bucket_;
+  archive::Keyring keys_;
+  struct Slot {
+    engine::Node* node = nullptr;  // the node the archiver was made for (a restart makes another)
+    std::unique_ptr<Archiver> archiver;
+  };
+  std::map<int, Slot> slots_;
+  bool down_ = false;       // an outage: every request fails
+  bool faulty_ = true;      // 500s, 404s after listings, cut-off uploads
+  int outage_until_ = -1;
+  std::map<std::string, uint64_t> counts_;
+};
+
+}  // namespace replog::sim
