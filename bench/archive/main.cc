@@ -10,6 +10,8 @@
 //            and polls until a new segment is fetched
 #include <csignal>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -24,6 +26,12 @@
 
 using namespace replog;
 using namespace replog::bench;
+
+[[noreturn]] void replog::bench::die(const std::string& what) {
+  std::fprintf(stderr, "replog_archive_bench: %s\n", what.c_str());
+  std::fflush(nullptr);
+  std::_Exit(1);  // not exit(): a node's writer thread may still run; it ends with the process
+}
 
 namespace {
 
@@ -157,15 +165,24 @@ void fig_steady(const testing::TestS3Server& server) {
 
 void fig_idle() {
   MemoryObjectStore bucket;
-  for (uint64_t o = 1; o <= g_opt.idle_origins; ++o) {
-    (void)bucket.put_new(archive::segment_key({o, 1, 1}), "x");
-    (void)bucket.put_new(archive::feed_key({1'790'000'000'000, o, 1}), "");
+  SignedOrigins origins(kBenchCluster, 11, g_opt.idle_origins + 1);
+  // One real segment of one update for each origin (the last one comes later).
+  auto segment_of = [&](size_t k) {
+    archive::Segment seg;
+    seg.updates.push_back(origins.append(k, hlc::make(1'790'000'000'000, 0) + k + 1, "set", set_arg(k)));
+    seg.name = {origins.origin(k), 1, 1};
+    seg.head = origins.head(k, 1, true);
+    return seg;
+  };
+  for (size_t k = 0; k < g_opt.idle_origins; ++k) {
+    const auto seg = segment_of(k);
+    (void)bucket.put_new(archive::segment_key(seg.name), archive::seal_segment(keys().back(), seg));
+    (void)bucket.put_new(archive::feed_key({1'790'000'000'000, seg.name.origin, 1}), "");
   }
-  auto node = open_node(new_node_dir("idle"));
+  auto node = open_node(new_node_dir("idle"));  // verifies what it takes
   ManualClock clock(1'790'000'000'000 + 8LL * 24 * 3600 * 1000);  // a week after the feed entries
   Archiver poller(*node, bucket, keys(), clock, {});
-  check(poller.pull(true), "first pull");  // a start: everything is listed once
-  (void)poller;
+  check(poller.pull(true), "first pull");  // a start: everything is listed and taken once
   const uint64_t before = bucket.requests();
   for (int i = 0; i < 30; ++i) {  // a minute of polls every 2 s
     clock.advance(2'000);
@@ -173,9 +190,10 @@ void fig_idle() {
   }
   const double per_minute = static_cast<double>(bucket.requests() - before);
   // A new segment: the polls until the archiver fetches it.
-  const std::string key = archive::segment_key({g_opt.idle_origins + 1, 1, 1});
-  (void)bucket.put_new(key, "not a real segment");
-  (void)bucket.put_new(archive::feed_key({clock.now_millis(), g_opt.idle_origins + 1, 1}), "");
+  const auto late = segment_of(g_opt.idle_origins);
+  const std::string key = archive::segment_key(late.name);
+  (void)bucket.put_new(key, archive::seal_segment(keys().back(), late));
+  (void)bucket.put_new(archive::feed_key({clock.now_millis(), late.name.origin, 1}), "");
   bool fetched = false;
   bucket.set_fault([&](std::string_view op, const std::string& k) {
     if (op == "get" && k == key) fetched = true;

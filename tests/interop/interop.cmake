@@ -17,3 +17,13 @@ add_test(NAME Interop.PairingMembersDiscovery
           --timeout ${REPLOG_TIMEOUT_120})
 set_tests_properties(Interop.PairingMembersDiscovery PROPERTIES
   TIMEOUT ${REPLOG_TIMEOUT_180} RUN_SERIAL TRUE)
+
+# docs/ARCHIVE.md by the same second implementation (tests/interop/replog_archive.py): it
+# reads, proves and rewrites byte for byte the segments and snapshots `replog archive push`
+# and `compact` write to a loopback s3rver (tests/interop/archive_interop_test.py). Needs
+# tests/s3/node_modules (tools/deps.sh).
+add_test(NAME Interop.SecondImplementationReadsTheArchive
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/interop/archive_interop_test.py $<TARGET_FILE:replog-cli>
+          --timeout ${REPLOG_TIMEOUT_120})
+set_tests_properties(Interop.SecondImplementationReadsTheArchive PROPERTIES
+  TIMEOUT ${REPLOG_TIMEOUT_180} RUN_SERIAL TRUE)
