@@ -8,7 +8,8 @@ revokes n2, and archives more. A restore with n2's key file must read the segmen
 from before the revocation and none of those written after it.
 
 Today the archive key is derived from the cluster secret alone (node/archive/
-archive_keys.h), nothing rotates it, and n2's key file reads every later segment.
+archive_keys.h), nothing rotates it (docs/ARCHIVE.md lists the rotation as not built
+yet), and n2's key file reads every later segment.
 
 Usage: archive_revoke.py PATH_TO_REPLOG"""
 import json

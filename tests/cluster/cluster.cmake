@@ -76,8 +76,9 @@ set(REPLOG_ARCHIVE_KNOWN_BUGS
   # restore --archive-key that fails (the server down) leaves its new directory
   # behind, and the same command run again is refused: "is not empty".
   AFailedRestoreCanBeRetried "archive_restore_errors --retry" 180
-  # Revoking a device does not rotate the archive key (issue 11, "Keys"): the
-  # revoked device's key file reads every segment written after its revocation.
+  # Revoking a device does not rotate the archive key (issue 11, "Keys"; listed as
+  # not built yet in docs/ARCHIVE.md): the revoked device's key file reads every
+  # segment written after its revocation. The test for when it is built.
   ARevokedDeviceCannotReadNewSegments "archive_revoke" 180
   # archive verify --archive-key ignores the key file's trust list: it passes a
   # non-member's segments (exit 0) that restore with the same file refuses.
