@@ -13,6 +13,7 @@ REPLOG_PACKAGES=(
   libsodium-dev                   # BLAKE2b state hash, base64
   nlohmann-json3-dev              # typed JSON and info JSON
   libcurl4-openssl-dev libpugixml-dev  # the S3 client: HTTP with SigV4, its XML
+  s3cmd                           # an independent S3 client for the archive's interop test
   python3 python3-zmq python3-msgpack  # test helpers, the example API client
   python3-nacl                    # the interop test's own Ed25519 -> X25519 keys
   iproute2 nftables faketime      # the nemesis: namespaces, partitions, clock offsets

@@ -408,6 +408,7 @@ class Node:
         self.peers = []
         self.advertise = None
         self.extra_args = []
+        self.wrapper = []       # a command the node runs under (e.g. env LD_PRELOAD=... for libfaketime)
         self.secure = False     # CURVE with the trust list, instead of --insecure
         self.proc = None
         self.log_path = os.path.join(cluster.tmp, name + ".log")
@@ -429,7 +430,7 @@ class Node:
             args += ["--peer", p]
         if self.advertise:
             args += ["--advertise", self.advertise]
-        args += self.extra_args
+        args = list(self.wrapper) + args + self.extra_args
         self.starts += 1
         log = open(self.log_path, "ab")
         log.write(("---- start #%d: %s\n" % (self.starts, " ".join(args))).encode())
@@ -524,6 +525,7 @@ class Cluster:
         self.tmp = tempfile.mkdtemp(prefix="replog-cluster-")
         self.nodes = []
         self.proxies = []
+        self.services = []      # other processes a test started (close() stops each)
         self.cluster_id = None
         self.closed = False
 
@@ -671,6 +673,11 @@ class Cluster:
                 n.stop(timeout=5)
             except Exception:
                 n.kill()
+        for s in self.services:
+            try:
+                s.close()
+            except Exception:
+                pass
         if not keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
