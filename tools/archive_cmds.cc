@@ -6,6 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "node/archive/archive_keys.h"
 #include "node/archive/archiver.h"
 #include "node/archive/compact.h"
+#include "node/archive/listing.h"
 #include "node/archive/snapshots.h"
 #include "node/core/clock.h"
 #include "protocol/bytes.h"
@@ -100,9 +102,17 @@ class Progress {
     const double rate = s > 0 ? static_cast<double>(c.updates_got) / s : 0;
     if (!tty_ && s - last_ < 2.0) return;
     last_ = s;
-    std::fprintf(stderr, "%s%llu objects, %.1f MiB, %llu updates, %.0f updates/s%s", tty_ ? "\r\033[K" : "",
-                 static_cast<unsigned long long>(c.segments_got), static_cast<double>(c.bytes_got) / (1 << 20),
-                 static_cast<unsigned long long>(c.updates_got), rate, tty_ ? "" : "\n");
+    const double done = c.bytes_planned ? static_cast<double>(c.bytes_got) / static_cast<double>(c.bytes_planned) : 0;
+    const double eta = done > 0 ? s * (1 - done) / done : 0;
+    std::string bar;
+    if (tty_) {
+      const int filled = static_cast<int>(std::min(1.0, done) * 24);
+      bar = "[" + std::string(filled, '#') + std::string(24 - filled, '.') + "] ";
+    }
+    std::fprintf(stderr, "%s%s%llu objects, %.1f of %.1f MiB, %llu updates, %.0f updates/s, ETA %.0f s%s",
+                 tty_ ? "\r\033[K" : "", bar.c_str(), static_cast<unsigned long long>(c.segments_got),
+                 static_cast<double>(c.bytes_got) / (1 << 20), static_cast<double>(c.bytes_planned) / (1 << 20),
+                 static_cast<unsigned long long>(c.updates_got), rate, eta, tty_ ? "" : "\n");
   }
   void done() {
     if (tty_ && !quiet_) std::fprintf(stderr, "\n");
@@ -123,8 +133,13 @@ json counters_json(const ArchiveStatus& s) {
           {"requests", c.requests},         {"lag_updates", s.lag_updates}, {"damaged", damaged}};
 }
 
+// "KEY: why", the key once (messages from below often start with it).
+std::string named(const std::string& key, const std::string& why) {
+  return why.starts_with(key) ? why : key + ": " + why;
+}
+
 int report_damage(const ArchiveStatus& s) {
-  for (const auto& [key, why] : s.damaged) std::fprintf(stderr, "not applied: %s: %s\n", key.c_str(), why.c_str());
+  for (const auto& [key, why] : s.damaged) std::fprintf(stderr, "not applied: %s\n", named(key, why).c_str());
   return s.damaged.empty() ? 0 : 1;
 }
 
@@ -230,10 +245,24 @@ struct ReadKeys {
   std::function<bool(std::string_view)> is_member;
 };
 
+// Membership as a key file records it: its trust list and the device that exported it.
+std::function<bool(std::string_view)> members_of(const ArchiveKeyFile& file) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "replog-keyfile-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) throw CommandError("cannot make a temporary directory");
+  const std::string path = tmpl + "/trust.json";
+  std::shared_ptr<TrustStore> list;
+  Status wrote = file.trust_json.empty() ? Status::ok() : Env::posix().write_file(path, file.trust_json, 0600);
+  if (wrote) list = std::shared_ptr<TrustStore>(unwrap(TrustStore::open(path, Env::posix())));
+  std::filesystem::remove_all(tmpl);
+  check(wrote);
+  const std::string device = file.device;
+  return [list, device](std::string_view key) { return key == device || list->contains(key); };
+}
+
 ReadKeys read_keys(const Options& o) {
   if (o.has("archive-key")) {
     auto file = unwrap(open_key_file(read_file(o.get<std::string>("archive-key")), passphrase(false)));
-    return {file.keys, file.cluster, nullptr};
+    return {file.keys, file.cluster, members_of(file)};
   }
   auto node = open_reader(o);
   return {member_keys(o), node->cluster_id(), members_of(o.node_options().dir)};
@@ -251,6 +280,7 @@ int archive_verify(const std::vector<std::string>& args) {
   co.cluster = k.cluster;
   co.is_member = k.is_member;
   auto c = unwrap(check_archive(*bucket, k.keys, co));
+  if (c.origins.empty()) c.problems.push_back(o.get<std::string>("archive") + " holds no segments (a wrong bucket or prefix?)");
   return print_check(o, c, nullptr);
 }
 
@@ -334,7 +364,7 @@ int archive_compact(const std::vector<std::string>& args) {
     std::cout << "took " << r.pulled.updates_stored << " updates; merged " << r.merged.merged << " segments (deleted "
               << r.merged.deleted << "); snapshot " << r.snapshot << "; retention deleted "
               << r.retention.snapshots_deleted << " snapshots and " << r.retention.feed_deleted << " feed entries\n";
-  for (const auto& [key, why] : r.damaged) std::fprintf(stderr, "not applied: %s: %s\n", key.c_str(), why.c_str());
+  for (const auto& [key, why] : r.damaged) std::fprintf(stderr, "not applied: %s\n", named(key, why).c_str());
   check(s);
   return 0;
 }
@@ -369,9 +399,20 @@ std::vector<std::string> check_snapshots(ObjectStore& bucket, const archive::Key
 
 // A new member directory for a key file: its cluster, its secret and trust list,
 // and a fresh device key of its own.
+// A member directory for a key file: its cluster, its secret and trust list,
+// and a fresh device key of its own. A directory a failed restore from the
+// same cluster left behind is taken up again.
 void make_restore_dir(const std::string& dir, const ArchiveKeyFile& file) {
-  if (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir))
-    throw CommandError(dir + " is not empty; restore --archive-key makes a new directory");
+  if (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir)) {
+    std::string cluster;
+    if (DataDir(dir).holds_log())
+      if (auto n = engine::Node::open_read_only({.dir = dir})) cluster = (*n)->cluster_id();
+    if (cluster != file.cluster)
+      throw CommandError(dir + " is not empty and not a restore of cluster " + file.cluster +
+                         "; restore --archive-key makes a new directory");
+    std::cerr << "taking up the restore in " << dir << "\n";
+    return;
+  }
   check(engine::Node::init({dir, file.cluster, std::nullopt, nullptr}));
   DataDir d(dir);
   auto secret = unwrap(ClusterSecret::from_bytes(file.cluster_secret, "the key file's cluster secret"));
@@ -383,12 +424,44 @@ void make_restore_dir(const std::string& dir, const ArchiveKeyFile& file) {
     check(trust->add({file.device, "exported the archive key", Env::posix().now_millis(), "manual", 0, {}}));
 }
 
+int restore_attach(const Options& o) {
+  DataDir dir(o.node_options().dir);
+  if (!unwrap(dir.detached_at())) throw CommandError(o.node_options().dir + " is not a detached restore");
+  check(Env::posix().remove_file(dir.detached_file()));
+  std::cout << o.node_options().dir << " is a member that writes again\n";
+  return 0;
+}
+
+struct Restored {
+  ArchiveStatus status;
+  std::vector<std::string> snapshot_problems;
+  std::string hash, at_hash;
+  Status pulled;
+};
+
+void print_restored(const Options& o, const Restored& r, const std::optional<int64_t>& at) {
+  const bool whole = r.pulled && r.status.damaged.empty();
+  if (o.json()) {
+    json j = counters_json(r.status);
+    j["complete"] = whole;
+    j["state_hash"] = r.hash;
+    if (at) j["state_hash_at"] = r.at_hash;
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  std::cout << (whole ? "restored " : "restore incomplete: stored ") << r.status.counters.updates_stored
+            << " updates from " << r.status.counters.segments_got << " segments; state " << r.hash << "\n";
+  if (at)
+    std::cout << "state as of " << o.get<std::string>("at") << ": " << r.at_hash
+              << " (detached: `replog state` and `replog log` show that time; --attach to write)\n";
+}
+
 }  // namespace
 
 int cmd_restore(const std::vector<std::string>& args) {
   Options o("restore",
             "--from s3://BUCKET/PREFIX --data DIR [--archive-key FILE] [--at TIME]   (a node's log from the archive)");
-  o.add()("from", po::value<std::string>()->required(), "the archive: s3://BUCKET/PREFIX")(
+  o.add()("from", po::value<std::string>(), "the archive: s3://BUCKET/PREFIX")(
       "s3-endpoint", po::value<std::string>()->default_value(""),
       "the S3 endpoint URL (else AWS_ENDPOINT_URL, else AWS's regional endpoint)")(
       "archive-key", po::value<std::string>(), "a key file from `archive key export`: DIR is made new from it")(
@@ -397,16 +470,14 @@ int cmd_restore(const std::vector<std::string>& args) {
       "attach", "make a detached restore (--at) a member that writes again, and do nothing else");
   o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
-  if (o.has("attach")) {
-    DataDir dir(o.node_options().dir);
-    if (!unwrap(dir.detached_at())) throw CommandError(o.node_options().dir + " is not a detached restore");
-    check(Env::posix().remove_file(dir.detached_file()));
-    std::cout << o.node_options().dir << " is a member that writes again\n";
-    return 0;
-  }
+  if (o.has("attach")) return restore_attach(o);
+  if (!o.has("from")) throw CommandError("restore needs --from s3://BUCKET/PREFIX");
   std::optional<int64_t> at;
   if (o.has("at")) at = unwrap(parse_iso8601(o.get<std::string>("at"))).to_millis();
   auto bucket = open_bucket(o, "from");
+  // Before anything is made: the archive must be reachable and hold something.
+  if (unwrap(archive::origins_in_bucket(*bucket)).empty())
+    throw CommandError(o.get<std::string>("from") + " holds no segments (a wrong bucket or prefix?)");
   engine::NodeOptions no = o.node_options();
   archive::Keyring keys;
   if (o.has("archive-key")) {
@@ -424,34 +495,23 @@ int cmd_restore(const std::vector<std::string>& args) {
   ArchiveOptions ao;
   ao.on_progress = [&](const ArchiveCounters& c) { progress.show(c); };
   Archiver archiver(*node, *bucket, keys, clock, ao);
-  Status s = archiver.pull(/*sweep_all=*/true);
+  Restored r;
+  r.pulled = archiver.pull(/*sweep_all=*/true);
   progress.done();
-  const ArchiveStatus st = archiver.status();
-  const auto snapshot_problems = check_snapshots(*bucket, keys, *node, no.is_member);
-  const std::string hash = node->state_hash();
+  r.status = archiver.status();
+  r.snapshot_problems = check_snapshots(*bucket, keys, *node, no.is_member);
+  r.hash = node->state_hash();
   check(node->close());
   node.reset();
-  std::string at_hash;
   if (at) {
     check(Env::posix().write_file(DataDir(no.dir).detached_file(), std::to_string(*at) + "\n", 0600));
-    at_hash = open_reader(o, at)->state_hash();
+    r.at_hash = open_reader(o, at)->state_hash();
   }
-  if (o.json()) {
-    json j = counters_json(st);
-    j["state_hash"] = hash;
-    if (at) j["state_hash_at"] = at_hash;
-    std::cout << j.dump() << "\n";
-  } else {
-    std::cout << "restored " << st.counters.updates_stored << " updates from " << st.counters.segments_got
-              << " segments; state " << hash << "\n";
-    if (at)
-      std::cout << "state as of " << o.get<std::string>("at") << ": " << at_hash
-                << " (detached: `replog state` and `replog log` show that time; --attach to write)\n";
-  }
-  int damaged = report_damage(st);
-  for (const auto& p : snapshot_problems) std::fprintf(stderr, "not used: %s\n", p.c_str());
-  check(s);
-  return damaged || !snapshot_problems.empty() ? 1 : 0;
+  print_restored(o, r, at);
+  int damaged = report_damage(r.status);
+  for (const auto& p : r.snapshot_problems) std::fprintf(stderr, "not used: %s\n", p.c_str());
+  check(r.pulled);
+  return damaged || !r.snapshot_problems.empty() ? 1 : 0;
 }
 
 int cmd_archive(const std::vector<std::string>& args) {

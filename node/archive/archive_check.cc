@@ -69,8 +69,11 @@ void check_origin(ObjectStore& bucket, const archive::Keyring& keys, const Check
     o.verified = name.last;
   }
   o.key_hex = to_hex(w.key);
-  if (o.listed > o.verified && (out.problems.empty() || !out.problems.back().starts_with(archive::origin_prefix(origin))))
-    out.problems.push_back(archive::origin_prefix(origin) + ": the archive lacks #" + std::to_string(o.verified + 1) +
+  // A hole is named too when a damaged object stopped the proof before it.
+  const auto chain = archive::cover(names, 0);
+  const uint64_t reach = chain.empty() ? 0 : chain.back().last;
+  if (o.listed > reach)
+    out.problems.push_back(archive::origin_prefix(origin) + ": the archive lacks #" + std::to_string(reach + 1) +
                            " although it holds up to #" + std::to_string(o.listed));
   if (options.on_origin) options.on_origin(o, origin);
 }

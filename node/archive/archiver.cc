@@ -33,14 +33,37 @@ void Archiver::note_error(const Status& s) {
 
 // Lists the origin's segments past what is known and moves the known prefix on.
 Status Archiver::refresh(OriginId origin) {
-  const uint64_t known = archived_.count(origin) ? archived_[origin] : 0;
+  const bool first = !archived_.count(origin);
+  const uint64_t known = first ? 0 : archived_[origin];
   auto listed = bucket_.list(archive::origin_prefix(origin), archive::segments_after(origin, known), 0);
   if (!listed) return listed.status();
   auto chain = cover(segment_names(*listed, origin), known);
   archived_[origin] = chain.empty() ? known : chain.back().last;
+  if (first && !chain.empty()) REPLOG_RETURN_IF_ERROR(recheck_newest(chain));
   std::lock_guard lock(status_mu_);
   status_.archived[origin] = archived_[origin];
   return Status::ok();
+}
+
+// The first time an origin is listed (a start, perhaps after a crash): its
+// newest segment may be an upload cut off by the crash that a server kept in
+// part, and its change feed entry may never have been written. The newest
+// segment is read: one that does not open is deleted and the range uploaded
+// again; one that opens gets a feed entry (a second one is harmless).
+Status Archiver::recheck_newest(const std::vector<archive::SegmentName>& chain) {
+  const archive::SegmentName& newest = chain.back();
+  const std::string key = archive::segment_key(newest);
+  auto sealed = bucket_.get(key, archive::kMaxPlaintextBytes + archive::kChunkBytes);
+  if (!sealed && sealed.status().code() == Status::Code::kNotFound) return Status::ok();  // merged away meanwhile
+  if (!sealed) return sealed.status();
+  if (auto opened = archive::open_segment(keys_, key, *sealed); !opened) {
+    if (opened.status().code() != Status::Code::kCorruption) return Status::ok();  // another key: not ours to judge
+    REPLOG_RETURN_IF_ERROR(bucket_.del(key));
+    archived_[newest.origin] = chain.size() > 1 ? chain[chain.size() - 2].last : 0;
+    return Status::ok();
+  }
+  auto feed = bucket_.put_new(archive::feed_key({clock_.now_millis(), newest.origin, newest.last}), "");
+  return feed ? Status::ok() : feed.status();
 }
 
 // ---- push ----------------------------------------------------------------------
@@ -86,6 +109,10 @@ Status Archiver::push() {
 // Uploads `origin` from the archived prefix up to the newest head held at or below `held`.
 Status Archiver::push_origin(OriginId origin, uint64_t held) {
   while (archived_[origin] < held) {
+    if (origin == store_.node_id()) {
+      std::lock_guard lock(status_mu_);
+      status_.lag_updates = held - archived_[origin];  // shown while a long upload runs
+    }
     const uint64_t from = archived_[origin] + 1;
     auto range = store_.read_range(origin, from, options_.segment_updates, options_.segment_bytes);
     if (!range) return range.status();
@@ -117,9 +144,16 @@ Status Archiver::put_segment(const archive::Segment& seg) {
     auto theirs = bucket_.get(key, sealed.size() + archive::kChunkBytes);
     if (theirs && *theirs != sealed) {
       auto other = archive::open_segment(keys_, key, *theirs);
-      if (other) (void)store_.ingest(std::move(other->updates), {std::move(other->head)});
-      std::lock_guard lock(status_mu_);
-      status_.damaged[key] = "holds other bytes than this node's log (a fork of " + hex16(seg.name.origin) + "?)";
+      if (!other && other.status().code() == Status::Code::kCorruption) {
+        // A torn upload a server kept in part: ours to write again.
+        REPLOG_RETURN_IF_ERROR(bucket_.del(key));
+        auto again = bucket_.put_new(key, sealed);
+        if (!again) return again.status();
+      } else {
+        if (other) (void)store_.ingest(std::move(other->updates), {std::move(other->head)});
+        std::lock_guard lock(status_mu_);
+        status_.damaged[key] = "holds other bytes than this node's log (a fork of " + hex16(seg.name.origin) + "?)";
+      }
     }
   }
   const archive::FeedEntry entry{clock_.now_millis(), seg.name.origin, seg.name.last};
@@ -146,8 +180,15 @@ Status Archiver::pull(bool sweep_all) {
   }
   std::set<OriginId> wanted;
   wanted.swap(wanted_);
+  // Every origin listed first, so that progress knows the bytes to come.
+  std::vector<Plan> plans;
   for (OriginId origin : wanted) {
-    Status o = pull_origin(origin);
+    auto plan = plan_origin(origin);
+    if (plan) plans.push_back(std::move(plan).value());
+    else if (s.is_ok()) s = plan.status();
+  }
+  for (Plan& plan : plans) {
+    Status o = pull_origin(std::move(plan));
     if (!o.is_ok() && s.is_ok()) s = o;
   }
   {
@@ -159,7 +200,11 @@ Status Archiver::pull(bool sweep_all) {
 }
 
 Status Archiver::list_feed() {
-  auto listed = bucket_.list(std::string(archive::kChangesPrefix), archive::feed_after(feed_ms_ - options_.skew_window_ms), 0);
+  // A short window usually, the whole skew window every 30th listing: an
+  // uploader whose clock is behind is seen within a minute, without listing
+  // minutes of entries at every poll.
+  const int64_t window = (feed_listings_++ % 30 == 0) ? options_.skew_window_ms : options_.recent_window_ms;
+  auto listed = bucket_.list(std::string(archive::kChangesPrefix), archive::feed_after(feed_ms_ - window), 0);
   if (!listed) return listed.status();
   const VersionVector held = store_.vector();
   for (const StoredObject& o : *listed) {
@@ -200,68 +245,84 @@ Status Archiver::sweep_next() {
   return Status::ok();
 }
 
-// Fetches and ingests the segments of `origin` past what this node holds, in order.
-Status Archiver::pull_origin(OriginId origin) {
-  for (int listing = 0; listing < 3; ++listing) {
-    uint64_t held = seq_of(store_.vector(), origin);
-    auto listed = bucket_.list(archive::origin_prefix(origin), archive::segments_after(origin, held), 0);
-    if (!listed) return listed.status();
-    auto names = segment_names(*listed, origin);
-    bool listed_again = false;
-    const auto chain = cover(names, held);
-    const uint64_t reach = chain.empty() ? held : chain.back().last;
-    auto beyond = std::max_element(names.begin(), names.end(), [](auto& x, auto& y) { return x.last < y.last; });
-    {
-      // Segments past a hole: a deleted or lost object, never skipped over.
-      std::lock_guard lock(status_mu_);
-      if (beyond != names.end() && beyond->last > reach)
-        status_.damaged[archive::origin_prefix(origin)] = "the archive lacks #" + std::to_string(reach + 1) +
-                                                          " although it holds up to #" + std::to_string(beyond->last);
-      else
-        status_.damaged.erase(archive::origin_prefix(origin));
-    }
-    for (const SegmentName& name : chain) {
-      const std::string key = archive::segment_key(name);
-      auto sealed = bucket_.get(key, archive::kMaxPlaintextBytes + archive::kChunkBytes);
-      if (!sealed && sealed.status().code() == Status::Code::kNotFound) {
-        listed_again = true;  // merged away since the listing: list again
-        break;
-      }
-      if (!sealed) return sealed.status();
-      auto seg = archive::open_segment(keys_, key, *sealed);
-      if (!seg) {
-        std::lock_guard lock(status_mu_);
-        status_.damaged[key] = seg.status().message();
-        return Status::corruption(seg.status().message());
-      }
-      const size_t n = seg->updates.size();
-      auto report = store_.ingest(std::move(seg->updates), {std::move(seg->head)});
-      if (!report) return report.status();
-      if (!report->refused.empty() || report->accepted + report->duplicates < n) {
-        std::lock_guard lock(status_mu_);
-        status_.damaged[key] = report->refused.empty() ? "its updates were held back (their key is no member's?)"
-                                                       : report->refused.front().detail;
-        return Status::corruption(key + ": refused: " + status_.damaged[key]);
-      }
-      // What the archive holds is a prefix only when it joins the one known.
-      if (auto k = archived_.find(origin); k != archived_.end() && k->second + 1 >= name.first)
-        k->second = std::max(k->second, name.last);
-      ArchiveCounters progress;
-      {
-        std::lock_guard lock(status_mu_);
-        ++status_.counters.segments_got;
-        status_.counters.updates_got += n;
-        status_.counters.bytes_got += sealed->size();
-        status_.counters.updates_stored += report->accepted;
-        if (archived_.count(origin)) status_.archived[origin] = archived_[origin];
-        status_.damaged.erase(key);
-        progress = status_.counters;
-      }
-      if (options_.on_progress) options_.on_progress(progress);
-    }
-    if (!listed_again) return Status::ok();
+// What a pull of `origin` will fetch: the chain of segments past what this
+// node holds, and their bytes. A hole (segments past a missing one) is named.
+Result<Archiver::Plan> Archiver::plan_origin(OriginId origin) {
+  const uint64_t held = seq_of(store_.vector(), origin);
+  auto listed = bucket_.list(archive::origin_prefix(origin), archive::segments_after(origin, held), 0);
+  if (!listed) return listed.status();
+  const auto names = segment_names(*listed, origin);
+  Plan plan{origin, cover(names, held), 0};
+  std::map<std::string, uint64_t> sizes;
+  for (const auto& o : *listed) sizes[o.key] = o.size;
+  for (const auto& n : plan.chain) plan.bytes += sizes[archive::segment_key(n)];
+  const uint64_t reach = plan.chain.empty() ? held : plan.chain.back().last;
+  auto beyond = std::max_element(names.begin(), names.end(), [](auto& x, auto& y) { return x.last < y.last; });
+  std::lock_guard lock(status_mu_);
+  // Segments past a hole: a deleted or lost object, never skipped over.
+  if (beyond != names.end() && beyond->last > reach)
+    status_.damaged[archive::origin_prefix(origin)] = "the archive lacks #" + std::to_string(reach + 1) +
+                                                      " although it holds up to #" + std::to_string(beyond->last);
+  else
+    status_.damaged.erase(archive::origin_prefix(origin));
+  status_.counters.bytes_planned += plan.bytes;
+  return plan;
+}
+
+// Gets one segment and hands it to ingest; `gone` when it was merged away since the listing.
+Status Archiver::take_segment(const SegmentName& name, bool& gone) {
+  const std::string key = archive::segment_key(name);
+  auto sealed = bucket_.get(key, archive::kMaxPlaintextBytes + archive::kChunkBytes);
+  gone = !sealed && sealed.status().code() == Status::Code::kNotFound;
+  if (!sealed) return gone ? Status::ok() : sealed.status();
+  auto seg = archive::open_segment(keys_, key, *sealed);
+  if (!seg) {
+    std::lock_guard lock(status_mu_);
+    status_.damaged[key] = seg.status().message();
+    return Status::corruption(seg.status().message());
   }
-  return Status::io_error("archive: the segments of " + hex16(origin) + " kept moving while being read");
+  const size_t n = seg->updates.size();
+  auto report = store_.ingest(std::move(seg->updates), {std::move(seg->head)});
+  if (!report) return report.status();
+  if (!report->refused.empty() || report->accepted + report->duplicates < n) {
+    std::lock_guard lock(status_mu_);
+    status_.damaged[key] = report->refused.empty() ? "its updates were held back (their key is no member's?)"
+                                                   : report->refused.front().detail;
+    return Status::corruption(key + ": refused: " + status_.damaged[key]);
+  }
+  // What the archive holds is a prefix only when it joins the one known.
+  if (auto k = archived_.find(name.origin); k != archived_.end() && k->second + 1 >= name.first)
+    k->second = std::max(k->second, name.last);
+  ArchiveCounters progress;
+  {
+    std::lock_guard lock(status_mu_);
+    ++status_.counters.segments_got;
+    status_.counters.updates_got += n;
+    status_.counters.bytes_got += sealed->size();
+    status_.counters.updates_stored += report->accepted;
+    if (archived_.count(name.origin)) status_.archived[name.origin] = archived_[name.origin];
+    status_.damaged.erase(key);
+    progress = status_.counters;
+  }
+  if (options_.on_progress) options_.on_progress(progress);
+  return Status::ok();
+}
+
+// Takes a plan's segments in order; a segment merged away since the listing
+// makes it list again (at most three times).
+Status Archiver::pull_origin(Plan plan) {
+  for (int listing = 0; listing < 3; ++listing) {
+    bool gone = false;
+    for (const SegmentName& name : plan.chain) {
+      REPLOG_RETURN_IF_ERROR(take_segment(name, gone));
+      if (gone) break;
+    }
+    if (!gone) return Status::ok();
+    auto again = plan_origin(plan.origin);
+    if (!again) return again.status();
+    plan = std::move(again).value();
+  }
+  return Status::io_error("archive: the segments of " + hex16(plan.origin) + " kept moving while being read");
 }
 
 }  // namespace replog

@@ -44,6 +44,7 @@ namespace replog {
 struct ArchiveCounters {
   uint64_t segments_put = 0, updates_put = 0, bytes_put = 0;
   uint64_t segments_got = 0, updates_got = 0, bytes_got = 0, updates_stored = 0;
+  uint64_t bytes_planned = 0;  // the bytes of the segments listed to be taken (for progress)
   uint64_t segments_merged = 0, segments_deleted = 0;
   uint64_t feed_listings = 0, sweeps = 0;
   uint64_t requests = 0;
@@ -52,8 +53,11 @@ struct ArchiveCounters {
 struct ArchiveOptions {
   // Another origin's updates are uploaded after the archive lacked them this long.
   int64_t grace_ms = 10 * 60 * 1000;
-  // A feed listing starts this far before the newest entry seen: uploaders' clocks differ.
-  int64_t skew_window_ms = 5 * 60 * 1000;
+  // A feed listing starts this far before the newest entry seen, because
+  // uploaders' clocks differ: the whole window (S3 itself refuses requests
+  // more than 15 minutes off) every 30th listing, the recent one otherwise.
+  int64_t skew_window_ms = 15 * 60 * 1000;
+  int64_t recent_window_ms = 30 * 1000;
   // Segments are cut near these (they run on to the next head).
   uint64_t segment_updates = 10'000;
   size_t segment_bytes = size_t{4} << 20;
@@ -103,7 +107,15 @@ class Archiver {
   Status push_origin(OriginId origin, uint64_t held);
   Status put_segment(const archive::Segment& segment);
   Status refresh(OriginId origin);
-  Status pull_origin(OriginId origin);
+  Status recheck_newest(const std::vector<archive::SegmentName>& chain);
+  struct Plan {
+    OriginId origin = 0;
+    std::vector<archive::SegmentName> chain;
+    uint64_t bytes = 0;
+  };
+  Result<Plan> plan_origin(OriginId origin);
+  Status take_segment(const archive::SegmentName& name, bool& gone);
+  Status pull_origin(Plan plan);
   Status list_feed();
   Status sweep_next();
   Status look_around();
@@ -122,6 +134,7 @@ class Archiver {
   size_t sweep_at_ = 0;
   uint64_t pulls_ = 0;
   int64_t feed_ms_ = 0;  // the newest feed entry's time seen
+  uint64_t feed_listings_ = 0;
   // Own segments put since the last merge; a fresh archiver does not know how
   // many earlier runs left, so its first push that puts anything merges.
   uint64_t unmerged_ = 0;
