@@ -55,7 +55,7 @@ archive::Keyring current_keys(const Options& o, ObjectStore& bucket) {
   archive::Keyring keys = member_keys(o);
   const std::string dir = o.node_options().dir;
   auto identity = unwrap(load_identity(DataDir(dir).identity_file(), Env::posix()));
-  check(key_refresher(dir, std::string(identity.secret_key()))(bucket, keys));
+  check(key_hooks(dir, std::string(identity.secret_key())).take_grants(bucket, keys));
   return keys;
 }
 
@@ -399,21 +399,25 @@ std::vector<std::string> check_snapshots(ObjectStore& bucket, const archive::Key
 
 // A new member directory for a key file: its cluster, its secret and trust list,
 // and a fresh device key of its own.
+// Marks a directory restore --archive-key made until that restore completes.
+std::string restoring_file(const std::string& dir) { return dir + "/RESTORING"; }
+
 // A member directory for a key file: its cluster, its secret and trust list,
 // and a fresh device key of its own. A directory a failed restore from the
 // same cluster left behind is taken up again.
 void make_restore_dir(const std::string& dir, const ArchiveKeyFile& file) {
   if (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir)) {
     std::string cluster;
-    if (DataDir(dir).holds_log())
+    if (Env::posix().file_exists(restoring_file(dir)))
       if (auto n = engine::Node::open_read_only({.dir = dir})) cluster = (*n)->cluster_id();
     if (cluster != file.cluster)
-      throw CommandError(dir + " is not empty and not a restore of cluster " + file.cluster +
-                         "; restore --archive-key makes a new directory");
-    std::cerr << "taking up the restore in " << dir << "\n";
+      throw CommandError(dir + " is not empty (and not an unfinished restore of cluster " + file.cluster +
+                         "); restore --archive-key makes a new directory");
+    std::cerr << "taking up the unfinished restore in " << dir << "\n";
     return;
   }
   check(engine::Node::init({dir, file.cluster, std::nullopt, nullptr}));
+  check(Env::posix().write_file(restoring_file(dir), "", 0600));
   DataDir d(dir);
   auto secret = unwrap(ClusterSecret::from_bytes(file.cluster_secret, "the key file's cluster secret"));
   check(store_cluster_secret(d.cluster_secret_file(), secret, Env::posix()));
@@ -508,6 +512,8 @@ int cmd_restore(const std::vector<std::string>& args) {
     r.at_hash = open_reader(o, at)->state_hash();
   }
   print_restored(o, r, at);
+  if (r.pulled && r.status.damaged.empty() && Env::posix().file_exists(restoring_file(no.dir)))
+    check(Env::posix().remove_file(restoring_file(no.dir)));
   int damaged = report_damage(r.status);
   for (const auto& p : r.snapshot_problems) std::fprintf(stderr, "not used: %s\n", p.c_str());
   check(r.pulled);

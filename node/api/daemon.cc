@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -20,6 +22,7 @@
 #include "protocol/bytes.h"
 #include "protocol/device_id.h"
 #include "protocol/invite.h"
+#include "protocol/origin_proof.h"
 #include "replog/value.h"
 #include "storage/data_dir.h"
 #include "storage/cluster_secret.h"
@@ -456,11 +459,22 @@ Result<std::unique_ptr<ArchiveService>> start_archive(const DaemonOptions& optio
   o.poll_ms = options.archive_poll_ms;
   o.archiver.grace_ms = options.archive_grace_ms;
   // Keys granted by a rotation, and a rotation of our own when a member leaves.
-  o.archiver.refresh_keys = key_refresher(dir.path(), std::string(identity.secret_key()), [&trust, identity] {
+  // Members are the trust list less the revoked, at once: the trust follower
+  // removes a revoked device only at its next check.
+  // A device whose own origin is revoked counts as gone even before it wrote
+  // (its key may be unknown to the log) and before the trust follower's check.
+  KeyHooks hooks = key_hooks(dir.path(), std::string(identity.secret_key()), [&trust, &node, identity] {
+    const auto revoked = node.revoked_origins();
+    const auto revoked_keys = node.revoked_member_keys();
     std::vector<std::string> members{identity.public_key()};
-    for (const auto& d : trust.list()) members.push_back(d.public_key);
+    for (const auto& d : trust.list())
+      if (!revoked.count(proof::origin_of_key(d.public_key)) &&
+          std::find(revoked_keys.begin(), revoked_keys.end(), d.public_key) == revoked_keys.end())
+        members.push_back(d.public_key);
     return members;
   });
+  o.archiver.refresh_keys = std::move(hooks.take_grants);
+  o.archiver.before_push = std::move(hooks.rotate_if_left);
   auto service = std::make_unique<ArchiveService>(node, std::make_unique<S3ObjectStore>(std::move(config).value()),
                                                   std::move(keys).value(), clock, o, logger);
   service->start();

@@ -217,31 +217,35 @@ Result<ArchiveKeyFile> open_key_file(std::string_view bytes, std::string_view pa
   return out;
 }
 
-std::function<Status(ObjectStore&, archive::Keyring&)> key_refresher(
-    std::string dir, std::string device_secret, std::function<std::vector<std::string>()> members) {
-  auto seen = std::make_shared<std::optional<std::set<std::string>>>();
-  return [dir = std::move(dir), secret = std::move(device_secret), members = std::move(members), seen](
-             ObjectStore& bucket, archive::Keyring& ring) -> Status {
+KeyHooks key_hooks(std::string dir, std::string device_secret, std::function<std::vector<std::string>()> members) {
+  KeyHooks hooks;
+  hooks.take_grants = [dir, secret = std::move(device_secret)](ObjectStore& bucket, archive::Keyring& ring) -> Status {
     auto granted = take_key_grants(bucket, ring, secret);
     if (!granted) return granted.status();
     for (const auto& k : *granted) {
       REPLOG_RETURN_IF_ERROR(keep_archive_key(DataDir(dir), Env::posix(), k));
       archive::add_key(ring, k);
     }
-    if (!members) return Status::ok();
+    return Status::ok();
+  };
+  if (!members) return hooks;
+  auto seen = std::make_shared<std::optional<std::set<std::string>>>();
+  hooks.rotate_if_left = [dir, members = std::move(members), seen](ObjectStore& bucket,
+                                                                   archive::Keyring& ring) -> Status {
     std::vector<std::string> now = members();
     std::set<std::string> current(now.begin(), now.end());
-    const bool someone_left = seen->has_value() &&
-        std::any_of((*seen)->begin(), (*seen)->end(), [&](const std::string& d) { return !current.count(d); });
+    const bool someone_left = seen->has_value() && std::any_of((*seen)->begin(), (*seen)->end(),
+                                                               [&](const std::string& d) { return !current.count(d); });
     if (someone_left) {
       auto key = rotate_archive_key(bucket, ring, now, Env::posix());
-      if (!key) return key.status();
+      if (!key) return key.status();  // tried again at the next push: `seen` stays as it was
       REPLOG_RETURN_IF_ERROR(keep_archive_key(DataDir(dir), Env::posix(), *key));
       archive::add_key(ring, *key);
     }
     *seen = std::move(current);
     return Status::ok();
   };
+  return hooks;
 }
 
 }  // namespace replog

@@ -71,11 +71,16 @@ Result<std::string> seal_key_file(const ArchiveKeyFile& file, std::string_view p
 // kInvalidArgument "wrong passphrase (or an altered key file)" when it does not open.
 Result<ArchiveKeyFile> open_key_file(std::string_view bytes, std::string_view passphrase);
 
-// What an Archiver's refresh_keys does for a member directory: takes the keys
-// granted to its device and keeps them in DATA/archive.keys. When `members`
-// is given (the daemon), a device that left it since the last call (removed
-// or revoked) makes this node rotate the key for the devices that remain.
-std::function<Status(ObjectStore&, archive::Keyring&)> key_refresher(
-    std::string dir, std::string device_secret, std::function<std::vector<std::string>()> members = nullptr);
+// What an Archiver does with a member directory's keys (ArchiveOptions):
+// `take_grants` takes the keys granted to its device and keeps them in
+// DATA/archive.keys; `rotate_if_left`, when `members` is given (the daemon),
+// rotates the key for the devices that remain as soon as one has left the
+// list since the last call (removed, or revoked and so removed).
+struct KeyHooks {
+  std::function<Status(ObjectStore&, archive::Keyring&)> take_grants;
+  std::function<Status(ObjectStore&, archive::Keyring&)> rotate_if_left;
+};
+KeyHooks key_hooks(std::string dir, std::string device_secret,
+                   std::function<std::vector<std::string>()> members = nullptr);
 
 }  // namespace replog

@@ -70,6 +70,11 @@ Status Archiver::recheck_newest(const std::vector<archive::SegmentName>& chain) 
 
 Status Archiver::push() {
   const int64_t now = clock_.now_millis();
+  if (options_.before_push)
+    if (Status s = options_.before_push(bucket_, keys_); !s) {
+      note_error(s);
+      return s;  // nothing is sealed with a key a departed member holds
+    }
   const OriginId own = store_.node_id();
   Status result = Status::ok();
   for (const auto& [origin, held] : store_.vector()) {
@@ -203,9 +208,12 @@ Status Archiver::list_feed() {
   // A short window usually, the whole skew window every 30th listing: an
   // uploader whose clock is behind is seen within a minute, without listing
   // minutes of entries at every poll.
-  const int64_t window = (feed_listings_++ % 30 == 0) ? options_.skew_window_ms : options_.recent_window_ms;
+  // While the whole window fits in one page, every listing takes it whole.
+  const bool wide = wide_fits_ || feed_listings_++ % 30 == 0;
+  const int64_t window = wide ? options_.skew_window_ms : options_.recent_window_ms;
   auto listed = bucket_.list(std::string(archive::kChangesPrefix), archive::feed_after(feed_ms_ - window), 0);
   if (!listed) return listed.status();
+  if (wide) wide_fits_ = listed->size() <= 1000;
   const VersionVector held = store_.vector();
   for (const StoredObject& o : *listed) {
     auto e = archive::parse_feed_key(o.key);

@@ -68,6 +68,8 @@ struct ArchiveOptions {
   // Called at the start of each sweep round and by a full pull: may add keys
   // granted to this device by a rotation (archive_keys.h) to the keyring.
   std::function<Status(ObjectStore&, archive::Keyring&)> refresh_keys;
+  // Called before each push: may rotate the key (a member left) and add it.
+  std::function<Status(ObjectStore&, archive::Keyring&)> before_push;
   // Called on the archiver's thread after each segment it takes (progress bars).
   std::function<void(const ArchiveCounters&)> on_progress;
 };
@@ -135,6 +137,7 @@ class Archiver {
   uint64_t pulls_ = 0;
   int64_t feed_ms_ = 0;  // the newest feed entry's time seen
   uint64_t feed_listings_ = 0;
+  bool wide_fits_ = true;  // the last whole-window listing was one page
   // Own segments put since the last merge; a fresh archiver does not know how
   // many earlier runs left, so its first push that puts anything merges.
   uint64_t unmerged_ = 0;

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 
 #include "node/archive/listing.h"
 #include "protocol/bytes.h"
@@ -17,10 +18,16 @@ int level_of(const SegmentName& n) {
   return level;
 }
 
-Result<archive::Segment> fetch(ObjectStore& bucket, const archive::Keyring& keys, const SegmentName& name) {
+// `writing_only`: refuse (kRefused) a segment sealed under another key than the
+// writing one: objects sealed before a rotation are left as they are, so that
+// the holders of the old key keep reading them (docs/ARCHIVE.md §7).
+Result<archive::Segment> fetch(ObjectStore& bucket, const archive::Keyring& keys, const SegmentName& name,
+                               bool writing_only = false) {
   const std::string key = archive::segment_key(name);
   auto sealed = bucket.get(key, archive::kMaxPlaintextBytes + archive::kChunkBytes);
   if (!sealed) return sealed.status();
+  if (writing_only && archive::sealed_key_id(*sealed) != keys.back().id())
+    return Status::refused(key + " is sealed under an older key: kept as it is");
   return archive::open_segment(keys, key, *sealed);
 }
 
@@ -32,7 +39,7 @@ Result<archive::Segment> join(ObjectStore& bucket, const archive::Keyring& keys,
   std::string key, device, cert;
   std::optional<proof::Chain> chain;  // at the previous part's head
   for (const SegmentName& part : parts) {
-    auto seg = fetch(bucket, keys, part);
+    auto seg = fetch(bucket, keys, part, /*writing_only=*/true);
     if (!seg) return seg.status();
     if (part.first == 1) {
       key = seg->head.key;
@@ -100,10 +107,14 @@ Status drop_covered(ObjectStore& bucket, const archive::Keyring& keys, const std
 // The first `fan_in` consecutive chain segments of one level whose bytes stay
 // under the cap; empty when there are none.
 std::vector<SegmentName> next_run(const std::vector<SegmentName>& chain, const std::map<std::string, uint64_t>& sizes,
-                                  const MergeOptions& options) {
+                                  const std::set<std::string>& frozen, const MergeOptions& options) {
   size_t run = 0;
   for (size_t i = 0; i < chain.size(); ++i) {
-    run = (i > 0 && level_of(chain[i]) == level_of(chain[i - 1])) ? run + 1 : 1;
+    if (frozen.count(archive::segment_key(chain[i]))) {
+      run = 0;  // sealed under an older key: never joined
+      continue;
+    }
+    run = (run > 0 && level_of(chain[i]) == level_of(chain[i - 1])) ? run + 1 : 1;
     if (run < options.fan_in) continue;
     std::vector<SegmentName> parts(chain.begin() + static_cast<std::ptrdiff_t>(i + 1 - run),
                                    chain.begin() + static_cast<std::ptrdiff_t>(i + 1));
@@ -120,6 +131,7 @@ std::vector<SegmentName> next_run(const std::vector<SegmentName>& chain, const s
 Status merge_segments(ObjectStore& bucket, const archive::Keyring& keys, OriginId origin, std::string_view origin_key,
                       const MergeOptions& options, MergeReport& report) {
   if (origin_key.size() != proof::kKeyBytes) return Status::ok();  // nothing to check the joins with: no merge
+  std::set<std::string> frozen;  // segments sealed under an older key
   for (int round = 0; round < 64; ++round) {  // each round merges one run; the listing then changed
     auto listed = bucket.list(archive::origin_prefix(origin), "", 0);
     if (!listed) return listed.status();
@@ -127,9 +139,15 @@ Status merge_segments(ObjectStore& bucket, const archive::Keyring& keys, OriginI
     for (const auto& o : *listed) sizes[o.key] = o.size;
     const auto names = archive::segment_names(*listed, origin);
     const auto chain = archive::cover(names, 0);
-    const auto parts = next_run(chain, sizes, options);
+    const auto parts = next_run(chain, sizes, frozen, options);
     if (parts.empty()) return drop_covered(bucket, keys, names, chain, report);
     auto merged = join(bucket, keys, parts, origin_key);
+    if (!merged && merged.status().code() == Status::Code::kRefused) {
+      for (const auto& p : parts)  // find which part is old; the next round goes around it
+        if (auto one = fetch(bucket, keys, p, true); !one && one.status().code() == Status::Code::kRefused)
+          frozen.insert(archive::segment_key(p));
+      continue;
+    }
     if (!merged) return merged.status();
     REPLOG_RETURN_IF_ERROR(replace(bucket, keys, *merged, parts, report));
   }

@@ -137,6 +137,11 @@ Result<IngestReport> Node::membership_changed() {
   return ingest(std::move(updates), std::move(heads));
 }
 
+std::map<OriginId, uint64_t> Node::revoked_origins() const {
+  std::lock_guard<std::mutex> l(revoked_mu_);
+  return revoked_;
+}
+
 std::vector<std::string> Node::revoked_member_keys() const {
   std::map<OriginId, uint64_t> revoked;
   {

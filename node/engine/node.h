@@ -179,6 +179,8 @@ class Node final : public SyncStore {
   // revocation in effect removes them from trust (the daemon does). Grows with
   // revocation_generation().
   std::vector<std::string> revoked_member_keys() const;
+  // The revocations in effect: origin -> its last seq (cheap; any thread).
+  std::map<OriginId, uint64_t> revoked_origins() const;
   uint64_t revocation_generation() const { return revocation_generation_.load(); }
 
   // Writes a checkpoint and stops the writer. Called by the destructor too.

@@ -126,9 +126,16 @@ def crash_test(cluster):
     ch, reach = S.chain(segs)
     H.check(reach == held, "after the restart the chain of segments from #1 reaches #%d of %d: %s"
             % (reach, held, segs))
-    H.check(a["updates_put"] == held - upto, "the restarted node uploaded %d updates; the archive lacked %d "
-            "(something was uploaded twice)" % (a["updates_put"], held - upto))
+    # A torn newest segment is no archive: the restart deletes it and uploads its range again.
+    torn = []
+    if TORN:
+        pre_chain, _ = S.chain(S.segments(before, PREFIX)[n0.node_id.lower()])
+        torn = [pre_chain[-1]]
+    lacked = held - upto + sum(last - first + 1 for first, last, _ in torn)
+    H.check(a["updates_put"] == lacked, "the restarted node uploaded %d updates; the archive lacked %d "
+            "(something was uploaded twice)" % (a["updates_put"], lacked))
     changed, lost = S.compare_listings(before, after, PREFIX)
+    changed = [k for k in changed if k not in {key for _, _, key in torn}]
     H.check(not changed, "objects from before the kill with another ETag: %s" % changed[:5])
     H.check(not lost, "objects from before the kill gone, and no segment covers them: %s" % lost[:5])
     H.step("the chain of %d segments reaches #%d with no gap (%d objects in all); the restarted node uploaded "
