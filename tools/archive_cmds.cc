@@ -71,6 +71,13 @@ std::function<bool(std::string_view)> members_of(const std::string& dir) {
   return [list, own](std::string_view key) { return key == own || list->contains(key); };
 }
 
+// The directory's node for a command that takes updates: membership judged as the node judges it.
+std::unique_ptr<engine::Node> open_member_writer(const Options& o, const std::string& command) {
+  engine::NodeOptions no = o.node_options();
+  no.is_member = members_of(no.dir);
+  return open_writer_offline(o, command, no);
+}
+
 std::string passphrase(bool twice) {
   if (const char* p = std::getenv("REPLOG_PASSPHRASE"); p && *p) return p;
   if (!isatty(0)) throw CommandError("no passphrase: set REPLOG_PASSPHRASE or run on a terminal");
@@ -176,9 +183,7 @@ int archive_pull(const std::vector<std::string>& args) {
   o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
   auto bucket = open_bucket(o);
-  engine::NodeOptions no = o.node_options();
-  no.is_member = members_of(no.dir);
-  auto node = open_writer_offline(o, "archive pull", no);
+  auto node = open_member_writer(o, "archive pull");
   SystemClock clock;
   Progress progress(o.json());
   ArchiveOptions ao;
@@ -341,10 +346,8 @@ int archive_compact(const std::vector<std::string>& args) {
   o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
   auto bucket = open_bucket(o);
-  engine::NodeOptions no = o.node_options();
-  no.is_member = members_of(no.dir);
-  auto node = open_writer_offline(o, "archive compact", no);
-  auto identity = unwrap(load_identity(DataDir(no.dir).identity_file(), Env::posix()));
+  auto node = open_member_writer(o, "archive compact");
+  auto identity = unwrap(load_identity(DataDir(o.node_options().dir).identity_file(), Env::posix()));
   SystemClock clock;
   Progress progress(o.json());
   CompactOptions co;
