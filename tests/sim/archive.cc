@@ -1,5 +1,7 @@
 #include "sim/archive.h"
 
+#include <filesystem>
+
 #include "node/archive/archive_check.h"
 #include "node/archive/compact.h"
 #include "protocol/bytes.h"
@@ -41,6 +43,14 @@ Status SimArchive::cut_off(const std::string& key) {
   return Status::io_error("S3 PUT \"" + key + "\": connection reset");
 }
 
+// A status for the trace, without the run's temporary directory: one seed, one trace.
+std::string SimArchive::without_dirs(const Status& s) const {
+  std::string m = s.message();
+  const std::string root = std::filesystem::path(cluster_.nodes().front().dir).parent_path().string();
+  for (size_t at; !root.empty() && (at = m.find(root)) != std::string::npos;) m.replace(at, root.size(), "DIR");
+  return m;
+}
+
 Archiver* SimArchive::archiver_of(SimNode& n, int64_t grace_ms) {
   Slot& s = slots_[n.index];
   if (s.node != n.node.get() || !s.archiver) {
@@ -56,7 +66,7 @@ void SimArchive::compact(SimNode& n) {
   CompactReport r;
   Status s = compact_archive(*n.node, bucket_, keys_, n.secret, *n.clock, {}, r);
   ++counts_["archive: compact"];
-  trace_.line("archive: n" + std::to_string(n.index) + " compacts: " + (s ? "ok" : s.message()) + ", merged " +
+  trace_.line("archive: n" + std::to_string(n.index) + " compacts: " + (s ? "ok" : without_dirs(s)) + ", merged " +
               std::to_string(r.merged.merged) + ", deleted " + std::to_string(r.merged.deleted));
 }
 
@@ -78,11 +88,11 @@ void SimArchive::step(int index) {
     Archiver* a = archiver_of(n, 200);
     if ((index + n.index) % kPushEvery == 0) {
       Status s = a->push();
-      if (!s) trace_.line("archive: n" + std::to_string(n.index) + " push: " + s.message());
+      if (!s) trace_.line("archive: n" + std::to_string(n.index) + " push: " + without_dirs(s));
     }
     if ((index + 3 * n.index) % kPollEvery == 0) {
       Status s = a->pull();
-      if (!s) trace_.line("archive: n" + std::to_string(n.index) + " pull: " + s.message());
+      if (!s) trace_.line("archive: n" + std::to_string(n.index) + " pull: " + without_dirs(s));
     }
   }
   if (chance(0.01)) {

@@ -43,6 +43,7 @@ class SimArchive {
  private:
   Status fault(std::string_view op, const std::string& key);
   Status cut_off(const std::string& key);
+  std::string without_dirs(const Status& s) const;
   Archiver* archiver_of(SimNode& n, int64_t grace_ms);
   bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
   void compact(SimNode& n);
