@@ -4,6 +4,14 @@
 
 namespace replog {
 
+namespace {
+
+std::string halt_reason(const UpdateView& u, const std::string& what) {
+  return "method " + std::string(u.method) + " of update " + u.id.to_string() + " threw " + what;
+}
+
+}  // namespace
+
 Replayer::Applied Replayer::apply(const UpdateView& u) {
   UndoEntry entry;
   entry.id = u.id;
@@ -29,11 +37,19 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
       try {
         failure = (*fn)(ctx, *arg);
         if (!failure) failure = MethodAccess::check_records(ctx);
+      } catch (MethodFailure& thrown) {
+        failure = std::move(thrown);
       } catch (const std::exception& e) {
-        failure = MethodFailure{ConflictKind::kFailed, "method " + std::string(u.method) + " threw: " + e.what(), {}, {}};
+        result.halt = halt_reason(u, e.what());
       } catch (...) {
-        failure = MethodFailure{ConflictKind::kFailed, "method " + std::string(u.method) + " threw", {}, {}};
+        result.halt = halt_reason(u, "an exception that is not a std::exception");
       }
+    }
+    if (!result.halt.empty()) {
+      // Not applied at all: the fold stops before this update.
+      state_.undo(entry);
+      result.outcome = Outcome::kHalted;
+      return result;
     }
     if (failure) {
       // Skipped by every node alike: undo what the method did, record why.

@@ -9,6 +9,13 @@
 // skipped (its partial changes undone) and recorded as a conflict; one whose
 // method is unknown is skipped and counted.
 //
+// A method that throws MethodFailure has failed like one that returns it: a
+// conflict. Any other exception (std::bad_alloc, an I/O error, a bug) is not
+// known to be a function of the log, so it must not become a conflict that
+// only this node records: the update is not applied at all (kHalted, its
+// partial changes undone, last_applied() unchanged) and the owner stops the
+// fold there, reports it and tries again later.
+//
 // Thread safety: none; the node's writer thread (or a read-only command) owns it.
 #pragma once
 
@@ -26,10 +33,11 @@ namespace replog {
 
 class Replayer {
  public:
-  enum class Outcome { kApplied, kConflict, kUnknownMethod, kLeftOut };
+  enum class Outcome { kApplied, kConflict, kUnknownMethod, kLeftOut, kHalted };
   struct Applied {
     Outcome outcome = Outcome::kApplied;
     std::optional<MethodFailure> failure;  // kConflict: why
+    std::string halt;                      // kHalted: what was thrown, naming the update
   };
 
   // The window keeps at least the newest update, so that a refused local

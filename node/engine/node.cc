@@ -240,10 +240,22 @@ Status Node::replay_from(LogTxn& txn, std::optional<UpdateId> after, std::option
       status = u.status();  // local corruption: replog verify reports it
       return false;
     }
-    replayer_.apply(*u);
+    auto applied = replayer_.apply(*u);
+    if (applied.outcome == Replayer::Outcome::kHalted) {
+      note_halt(id, applied.halt);
+      return false;
+    }
     return true;
   });
   return iter.is_ok() ? status : iter;
+}
+
+// A method threw something that is not a MethodFailure at `id`: state stays
+// the fold of the updates below it, and the rest is folded again later.
+// REQUIRES: state_mu_ held (or the node not yet shared).
+void Node::note_halt(const UpdateId& id, const std::string& why) const {
+  refold_from_ = refold_from_ ? std::min(*refold_from_, id) : id;
+  fold_status_ = Status::io_error(why + "; the fold stops before it and is retried");
 }
 
 // --- reads -------------------------------------------------------------------------
@@ -255,9 +267,13 @@ Status Node::refold_locked() const {
   if (!refold_from_) return Status::ok();
   auto txn = log_->begin_read();
   if (!txn) return txn.status();
-  Status s = const_cast<Node*>(this)->load_state(*txn, *refold_from_, std::nullopt);
+  const UpdateId from = *refold_from_;
   refold_from_.reset();
-  return s;
+  Status s = const_cast<Node*>(this)->load_state(*txn, from, std::nullopt);
+  if (!s) return s;
+  // A fold that stopped again (note_halt) left refold_from_ set.
+  if (!refold_from_) fold_status_ = Status::ok();
+  return fold_status_;
 }
 
 bool Node::read_if_current(const std::function<void(const State&)>& fn) const {
@@ -271,6 +287,11 @@ void Node::read(const std::function<void(const State&)>& fn) const {
   std::lock_guard<std::mutex> l(state_mu_);
   (void)refold_locked();
   fn(replayer_.state());
+}
+
+Status Node::fold_status() const {
+  std::lock_guard<std::mutex> l(state_mu_);
+  return fold_status_;
 }
 
 std::string Node::state_hash() const {
@@ -412,7 +433,7 @@ size_t Node::map_bytes() const { return log_->map_bytes(); }
 Status Node::write_checkpoint() {
   since_checkpoint_ = 0;
   if (!writable_) return Status::ok();
-  REPLOG_RETURN_IF_ERROR(refold_locked());
+  REPLOG_RETURN_IF_ERROR(refold_locked());  // a stopped fold: no checkpoint until it goes through
   if (!replayer_.last_applied()) return Status::ok();
   // Cut behind the head by the undo window, so that updates a few positions
   // late do not invalidate the checkpoint.

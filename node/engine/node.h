@@ -199,6 +199,11 @@ class Node final : public SyncStore {
   // The same without folding: false (fn not run) while folding is pending.
   bool read_if_current(const std::function<void(const State&)>& fn) const;
   std::string state_hash() const;
+  // OK, or why state lags the log: a method threw something other than a
+  // MethodFailure (docs/ARCHITECTURE.md "Replay"). The fold stopped before
+  // that update and is tried again before the next local call, on a read,
+  // and when the writer is idle; local calls are refused meanwhile.
+  Status fold_status() const;
   NodeInfo info() const;
   // What peers last told this node (endpoint -> MessagePack state).
   std::map<std::string, std::string> saved_peers() const;
@@ -217,6 +222,7 @@ class Node final : public SyncStore {
   Status load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis);
   Status replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis);
   Status refold_locked() const;
+  void note_halt(const UpdateId& id, const std::string& why) const;
   Status read_writer_state(LogTxn& txn, bool at_open);
   Status write_checkpoint();
   Status prune_checkpoints(LogTxn& txn);
@@ -281,13 +287,17 @@ class Node final : public SyncStore {
   std::atomic<OriginId> node_id_{0};  // written by the writer thread only
   std::string cluster_id_;            // set by open() before any other thread runs; never written after
 
-  mutable std::mutex state_mu_;  // guards replayer_ (the state), refold_from_
+  mutable std::mutex state_mu_;  // guards replayer_ (the state), refold_from_, fold_status_
   // mutable: a reader may run a re-fold the writer deferred (lazy, logically const).
   mutable Replayer replayer_;
   // When set, state lags the log: updates from this key on were stored but not
   // folded in (see fold_received()); refold_locked() catches up.
   mutable std::optional<UpdateId> refold_from_;
+  // Not OK while the fold is stopped at refold_from_ (note_halt); guarded by state_mu_.
+  mutable Status fold_status_;
   static constexpr int64_t kRefoldDelayMs = 1000;
+  static constexpr int64_t kMaxRefoldRetryMs = 60'000;
+  int64_t refold_retry_ms_ = kRefoldDelayMs;  // writer thread: doubles while a stopped fold stops again
   int64_t refold_due_ms_ = 0;    // writer thread
   bool refold_pending_ = false;  // writer thread
 
