@@ -84,6 +84,7 @@ std::vector<Conflict> Node::conflicts() const {
 }
 
 std::string Node::state_hash() const { return live() ? live()->engine->state_hash() : std::string(); }
+Status Node::fold_status() const { return live() ? live()->engine->fold_status() : closed_error(); }
 VersionVector Node::vector() const { return live() ? live()->engine->vector() : VersionVector(); }
 OriginId Node::node_id() const { return live() ? live()->engine->node_id() : 0; }
 std::string Node::cluster_id() const { return live() ? live()->engine->cluster_id() : std::string(); }
