@@ -258,5 +258,49 @@ TEST(Embedding, AnUnknownMethodFromANewerVersionIsKeptAndReplayedOnceRegistered)
   EXPECT_TRUE(t->done);
 }
 
+TEST(Embedding, ASubscriberHearsWhichRecordsEachCallChanged) {
+  TempDir tmp;
+  ASSERT_NO_FATAL_FAILURE(init_with_schema(tmp.path(), embedding_test::kSchema));
+  auto node = Node::open(open_at(tmp.path(), task_methods()));
+  ASSERT_TRUE(node);
+  auto feed = node->subscribe();
+  auto created = node->create("t1", Task{"milk", Priority::kLow, std::nullopt, false});
+  ASSERT_TRUE(created);
+  auto renamed = node->call("renameTask", RenameTask{"t1", "oat milk"});
+  ASSERT_TRUE(renamed);
+  ASSERT_FALSE(node->call("renameTask", RenameTask{"t9", "x"})) << "refused: not heard";
+
+  auto first = feed->next(std::chrono::seconds(5));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->kind, Change::Kind::kApplied);
+  EXPECT_EQ(first->id, *created);
+  EXPECT_EQ(first->method, "create");
+  EXPECT_EQ(first->records, (std::vector<std::pair<std::string, std::string>>{{"Task", "t1"}}));
+  auto second = feed->next(std::chrono::seconds(5));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->id, *renamed);
+  EXPECT_EQ(second->method, "renameTask");
+  EXPECT_EQ(second->paths, (std::vector<Path>{{"Task", "t1", "title"}}));
+  EXPECT_FALSE(feed->next(std::chrono::milliseconds(20)));
+
+  ASSERT_TRUE(node->close());
+  EXPECT_TRUE(feed->closed());
+  EXPECT_FALSE(feed->next(std::chrono::seconds(5))) << "a closed, empty feed answers at once";
+}
+
+TEST(Embedding, AFeedThatFillsUpKeepsOneReloadInstead) {
+  TempDir tmp;
+  ASSERT_NO_FATAL_FAILURE(init_with_schema(tmp.path(), embedding_test::kSchema));
+  auto node = Node::open(open_at(tmp.path(), nullptr));
+  ASSERT_TRUE(node);
+  auto small = node->subscribe(/*capacity=*/2);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(node->call("set", Map{{"path", "n"}, {"value", i}}));
+  ASSERT_TRUE(node->call("set", Map{{"path", "m"}, {"value", 1}}));
+  auto kept = small->take_all();
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_EQ(kept[0].kind, Change::Kind::kReloaded) << "the three it could not hold";
+  EXPECT_EQ(kept[1].paths, (std::vector<Path>{{"m"}}));
+}
+
 }  // namespace
 }  // namespace replog

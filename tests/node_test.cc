@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "node/core/hlc.h"
@@ -500,6 +501,86 @@ TEST_F(NodeFixture, LocalCallWhoseMethodThrowsBadAllocIsRefusedAndStoresNothing)
   });
   *fail = false;
   EXPECT_TRUE(node->call("flaky", Value(nullptr)));
+}
+
+// Collects what the node's change sink is handed.
+struct ChangeLog {
+  std::mutex mu;
+  std::vector<Change> changes;
+  void attach(engine::Node& node) {
+    node.set_change_sink([this](const std::vector<Change>& cs) {
+      std::lock_guard<std::mutex> l(mu);
+      changes.insert(changes.end(), cs.begin(), cs.end());
+    });
+  }
+  // "kind id" of each change, for comparing stories.
+  std::vector<std::string> story() {
+    std::lock_guard<std::mutex> l(mu);
+    std::vector<std::string> out;
+    for (const Change& c : changes) out.push_back(std::string(change_kind_name(c.kind)) + " " + c.id.to_string());
+    return out;
+  }
+};
+
+TEST_F(NodeFixture, ChangesOfInOrderUpdatesNameThePathsAndRecordsTheyWrote) {
+  auto node = open(64, 1000);
+  ChangeLog log;
+  log.attach(*node);
+  const Value schema = *parse_typed_json(R"({"records": {"Task": {"fields": {"title": "string"}}}})");
+  const Update s = make_update(2, 1, kNow, "schema", Value(Map{{"document", schema}}));
+  const Update a = make_update(2, 2, kNow + 10, "set", set_arg("a", Value(1)));
+  const Update t = make_update(2, 3, kNow + 20, "create",
+                               Value(Map{{"type", "Task"}, {"id", "t1"}, {"fields", Map{{"title", "milk"}}}}));
+  const Update bad = make_update(2, 4, kNow + 30, "inc", Value(Map{{"path", "a"}, {"by", "x"}}));
+  ASSERT_TRUE(node->ingest({s, a, t, bad}));
+  EXPECT_EQ(log.story(), (std::vector<std::string>{"applied " + s.id().to_string(), "applied " + a.id().to_string(),
+                                                   "applied " + t.id().to_string(),
+                                                   "conflict " + bad.id().to_string()}));
+  std::lock_guard<std::mutex> l(log.mu);
+  EXPECT_EQ(log.changes[1].method, "set");
+  EXPECT_EQ(log.changes[1].paths, (std::vector<Path>{{"a"}}));
+  EXPECT_TRUE(log.changes[1].records.empty());
+  EXPECT_EQ(log.changes[2].paths, (std::vector<Path>{{"Task", "t1"}}));
+  EXPECT_EQ(log.changes[2].records, (std::vector<std::pair<std::string, std::string>>{{"Task", "t1"}}));
+}
+
+TEST_F(NodeFixture, ALateUpdateIsHeardAsRolledBackThenReplayed) {
+  auto node = open(64, 1000);
+  const Update a = make_update(1, 1, kNow, "set", set_arg("a", Value(1)));
+  const Update b = make_update(1, 2, kNow + 20, "set", set_arg("b", Value(2)));
+  const Update c = make_update(1, 3, kNow + 30, "set", set_arg("c", Value(3)));
+  const Update late = make_update(2, 1, kNow + 10, "set", set_arg("b", Value(0)));
+  ASSERT_TRUE(node->ingest({a, b, c}));
+  ChangeLog log;
+  log.attach(*node);
+  ASSERT_TRUE(node->ingest({late}));
+  EXPECT_EQ(log.story(), (std::vector<std::string>{"rolled-back " + c.id().to_string(),
+                                                   "rolled-back " + b.id().to_string(),
+                                                   "applied " + late.id().to_string(),
+                                                   "applied " + b.id().to_string(),
+                                                   "applied " + c.id().to_string()}));
+  std::lock_guard<std::mutex> l(log.mu);
+  EXPECT_EQ(log.changes[1].paths, (std::vector<Path>{{"b"}})) << "b's write was taken back";
+}
+
+TEST_F(NodeFixture, ARefusedCallAndACheckpointAreNotHeardAndARefoldIsOneReload) {
+  auto node = open(/*undo_window=*/2, 1000);
+  ChangeLog log;
+  log.attach(*node);
+  ASSERT_TRUE(node->call("set", set_arg("n", Value(INT64_MAX))));
+  ASSERT_FALSE(node->call("inc", Value(Map{{"path", Value("n")}, {"by", Value(1)}})));
+  EXPECT_EQ(log.story().size(), 1u) << "not the refused inc";
+  for (const char* p : {"p1", "p2", "p3"}) ASSERT_TRUE(node->call("set", set_arg(p, Value(1))));
+  ASSERT_EQ(log.story().size(), 4u) << "not the checkpoint's undo and redo either";
+  // Far below the head, beyond the undo window: folded once, later, and heard as one reload.
+  std::vector<Update> old;
+  for (uint64_t i = 1; i <= 5; ++i)
+    old.push_back(make_update(2, i, kNow - 100'000 + static_cast<int64_t>(i), "set", set_arg("o", Value(1))));
+  ASSERT_TRUE(node->ingest(old));
+  node->read([](const State& s) { EXPECT_NE(s.get({"o"}), nullptr); });
+  auto story = log.story();
+  ASSERT_EQ(story.size(), 5u);
+  EXPECT_EQ(story[4], "reloaded " + UpdateId{}.to_string());
 }
 
 }  // namespace

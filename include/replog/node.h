@@ -21,9 +21,9 @@
 // read-only Node takes no lock and never writes. Networking, peers and the
 // archive are not part of this facade yet; NodeOptions will gain them.
 //
-// Thread safety: call(), read(), conflicts(), state_hash(), vector(),
-// node_id() and cluster_id() may be used from any number of threads at once.
-// open, close(), moving and destroying a Node must not overlap any other use
+// Thread safety: call(), read(), get(), update(), conflicts(), state_hash(),
+// fold_status(), subscribe(), vector(), node_id() and cluster_id() may be
+// used from any number of threads at once. open, close(), moving and destroying a Node must not overlap any other use
 // of it. After close(), call() and read() return an error and the other
 // accessors return empty values.
 #pragma once
@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "replog/binding.h"
+#include "replog/changes.h"
 #include "replog/methods.h"
 #include "replog/status.h"
 #include "replog/types.h"
@@ -114,6 +115,10 @@ class Node {
   VersionVector vector() const;
   OriginId node_id() const;
   std::string cluster_id() const;
+
+  // A feed of what each update applied from now on changed (replog/changes.h),
+  // holding at most `capacity` changes. Closed when the node closes.
+  std::shared_ptr<ChangeFeed> subscribe(size_t capacity = 4096);
 
   // Writes a checkpoint, stops the writer and releases the directory.
   Status close();

@@ -1,12 +1,36 @@
 // replog::Node (include/replog/node.h) over the engine's Node.
 #include "replog/node.h"
 
+#include <mutex>
+
 #include "node/engine/node.h"
 
 namespace replog {
 
+// The feeds of Node::subscribe, filled by the engine's change sink.
+struct Subscribers {
+  std::mutex mu;
+  std::vector<std::weak_ptr<ChangeFeed>> feeds;  // guarded by mu
+
+  void push(const std::vector<Change>& changes) {
+    std::lock_guard<std::mutex> l(mu);
+    std::erase_if(feeds, [](const std::weak_ptr<ChangeFeed>& f) { return f.expired(); });
+    for (auto& weak : feeds)
+      if (auto feed = weak.lock()) feed->push(changes);
+  }
+  void close() {
+    std::lock_guard<std::mutex> l(mu);
+    for (auto& weak : feeds)
+      if (auto feed = weak.lock()) feed->close();
+    feeds.clear();
+  }
+};
+
 struct Node::Impl {
   std::unique_ptr<engine::Node> engine;  // null once closed
+  // Made by the first subscribe(): until then the engine builds no changes.
+  std::once_flag subscribed;
+  std::shared_ptr<Subscribers> subscribers = std::make_shared<Subscribers>();
 };
 
 namespace {
@@ -45,13 +69,17 @@ Status Node::init(const InitOptions& options) {
 Result<Node> Node::open(const NodeOptions& options) {
   auto engine = engine::Node::open(engine_options(options));
   if (!engine) return engine.status();
-  return Node(std::make_unique<Impl>(Impl{std::move(engine).value()}));
+  auto impl = std::make_unique<Impl>();
+  impl->engine = std::move(engine).value();
+  return Node(std::move(impl));
 }
 
 Result<Node> Node::open_read_only(const NodeOptions& options) {
   auto engine = engine::Node::open_read_only(engine_options(options));
   if (!engine) return engine.status();
-  return Node(std::make_unique<Impl>(Impl{std::move(engine).value()}));
+  auto impl = std::make_unique<Impl>();
+  impl->engine = std::move(engine).value();
+  return Node(std::move(impl));
 }
 
 Result<UpdateId> Node::call(const std::string& method, const Value& arg) {
@@ -89,10 +117,29 @@ VersionVector Node::vector() const { return live() ? live()->engine->vector() : 
 OriginId Node::node_id() const { return live() ? live()->engine->node_id() : 0; }
 std::string Node::cluster_id() const { return live() ? live()->engine->cluster_id() : std::string(); }
 
+std::shared_ptr<ChangeFeed> Node::subscribe(size_t capacity) {
+  Impl* i = live();
+  auto feed = std::make_shared<ChangeFeed>(capacity);
+  if (!i) {
+    feed->close();
+    return feed;
+  }
+  std::shared_ptr<Subscribers> subs = i->subscribers;
+  {
+    std::lock_guard<std::mutex> l(subs->mu);
+    subs->feeds.push_back(feed);
+  }
+  std::call_once(i->subscribed, [&] {
+    i->engine->set_change_sink([subs](const std::vector<Change>& changes) { subs->push(changes); });
+  });
+  return feed;
+}
+
 Status Node::close() {
   if (!live()) return Status::ok();
   Status s = impl_->engine->close();
   impl_->engine.reset();  // releases the directory's lock
+  impl_->subscribers->close();
   return s;
 }
 

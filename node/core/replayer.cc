@@ -18,6 +18,7 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
   entry.seq = u.seq;
   auto prev = applied_.find(u.id.origin);
   entry.prev_origin_seq = prev == applied_.end() ? 0 : prev->second;
+  entry.method = u.method;
 
   Applied result;
   const MethodFn* fn = methods_.find(u.method);
@@ -62,6 +63,10 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
   }
   applied_[u.id.origin] = u.seq;
   last_ = u.id;
+  if (observer_ && (result.outcome == Outcome::kApplied || result.outcome == Outcome::kConflict)) {
+    entry.heard = true;
+    observer_({result.outcome == Outcome::kApplied ? Event::Kind::kApplied : Event::Kind::kConflict, entry});
+  }
   undo_.push_back(std::move(entry));
   if (undo_.size() > window_) {
     floor_ = undo_.front().id;
@@ -81,6 +86,7 @@ void Replayer::rollback_newest(size_t n) {
   while (n-- > 0 && !undo_.empty()) {
     UndoEntry& e = undo_.back();
     state_.undo(e);
+    if (observer_ && e.heard) observer_({Event::Kind::kRolledBack, e});
     if (e.prev_origin_seq == 0) applied_.erase(e.id.origin);
     else applied_[e.id.origin] = e.prev_origin_seq;
     undo_.pop_back();

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -47,6 +48,18 @@ class Replayer {
 
   // REQUIRES: !last_applied() || u.id > *last_applied().
   Applied apply(const UpdateView& u);
+
+  // What the observer hears: an update applied (kApplied or kConflict) or
+  // taken back (kRolledBack), with the undo entry listing the places it
+  // changed. Updates left out, of unknown methods or halted change no data
+  // and are not heard. Called on the replayer's thread; must not block.
+  struct Event {
+    enum class Kind { kApplied, kConflict, kRolledBack };
+    Kind kind;
+    const UndoEntry& entry;
+  };
+  using Observer = std::function<void(const Event&)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
 
   // Origins whose updates from a seq on are left out of the fold (signed
   // origins: a fork proved by evidence), origin -> first seq left out. A
@@ -82,6 +95,7 @@ class Replayer {
   std::optional<UpdateId> last_;
   VersionVector applied_;
   std::map<OriginId, uint64_t> left_out_;
+  Observer observer_;
 };
 
 }  // namespace replog

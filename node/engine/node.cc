@@ -55,7 +55,9 @@ Node::Node(const NodeOptions& options)
       methods_(options.methods ? options.methods
                                : std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins())),
       clock_(options.clock ? options.clock : &system_clock_),
-      replayer_(*methods_, options.undo_window) {}
+      replayer_(*methods_, options.undo_window) {
+  replayer_.set_observer([this](const Replayer::Event& e) { observe(e); });
+}
 
 Status Node::init(const InitOptions& options) {
   DataDir dir(options.dir);
@@ -216,7 +218,18 @@ Status Node::load(LogTxn& txn, std::optional<int64_t> at_millis) {
 }
 
 // The same from the newest usable checkpoint whose cut sorts below `below`.
+// Subscribers hear one kReloaded, not each step.
 Status Node::load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis) {
+  Status s;
+  {
+    QuietChanges quiet(*this);
+    s = load_state_quietly(txn, below, at_millis);
+  }
+  note_reloaded();
+  return s;
+}
+
+Status Node::load_state_quietly(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis) {
   const std::string digest = methods_->digest();
   for (auto& [cut, bytes] : txn.checkpoints()) {
     if (!(cut < below)) continue;
@@ -270,6 +283,7 @@ Status Node::refold_locked() const {
   const UpdateId from = *refold_from_;
   refold_from_.reset();
   Status s = const_cast<Node*>(this)->load_state(*txn, from, std::nullopt);
+  publish_changes_locked();
   if (!s) return s;
   // A fold that stopped again (note_halt) left refold_from_ set.
   if (!refold_from_) fold_status_ = Status::ok();
@@ -437,6 +451,7 @@ Status Node::write_checkpoint() {
   if (!replayer_.last_applied()) return Status::ok();
   // Cut behind the head by the undo window, so that updates a few positions
   // late do not invalidate the checkpoint.
+  QuietChanges quiet(*this);  // a checkpoint changes no state: its undo and redo are not heard
   replayer_.rollback_newest(std::min(options_.undo_window, replayer_.undo_depth()));
   auto cut = replayer_.last_applied();
   auto txn = log_->begin_write();

@@ -131,6 +131,11 @@ void Node::writer_loop() {
 
 void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
   std::lock_guard<std::mutex> state_lock(state_mu_);
+  process_locked(batch);
+  publish_changes_locked();
+}
+
+void Node::process_locked(std::vector<std::shared_ptr<Request>>& batch) {
   // A full map is grown (doubled) and the batch run again, a bounded number of times.
   constexpr int kAttempts = 12;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -188,6 +193,7 @@ Status Node::run_batch(Batch& b) {
 // Nothing of the batch is stored: put state and the writer's memory back to
 // what the log holds.
 void Node::recover_after_abort() {
+  pending_changes_.clear();  // none of it was committed; the reload is heard instead
   auto read = log_->begin_read();
   if (!read) return;
   refold_from_.reset();
@@ -415,9 +421,11 @@ Status Node::store_one_call(Batch& b, Request& req) {
                                           std::to_string(limits::kMaxUpdateBytes) + "-byte limit");
     return Status::ok();
   }
+  const size_t changes_before = pending_changes_.size();
   auto r = replayer_.apply(u.view());
   if (r.outcome != Replayer::Outcome::kApplied) {
     replayer_.rollback_to(id);
+    pending_changes_.resize(changes_before);  // a refused call changed nothing
     if (r.outcome == Replayer::Outcome::kHalted) {
       // Not a function of the log: nothing is stored, and the caller may try again.
       req.status = Status::io_error(r.halt + "; nothing is stored");
