@@ -7,10 +7,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bound_types.h"
+#include "node/engine/node.h"
 #include "protocol/json_codec.h"
+#include "protocol/msgpack_codec.h"
 #include "replog/replog.h"
 #include "temp_dir.h"
 
@@ -300,6 +303,79 @@ TEST(Embedding, AFeedThatFillsUpKeepsOneReloadInstead) {
   ASSERT_EQ(kept.size(), 2u);
   EXPECT_EQ(kept[0].kind, Change::Kind::kReloaded) << "the three it could not hold";
   EXPECT_EQ(kept[1].paths, (std::vector<Path>{{"m"}}));
+}
+
+TEST(Embedding, TheLogReadsFromAnyPositionAndAFollowerWaitsForTheNextCall) {
+  TempDir tmp;
+  ASSERT_NO_FATAL_FAILURE(init_with_schema(tmp.path(), embedding_test::kSchema));
+  auto node = Node::open(open_at(tmp.path(), task_methods()));
+  ASSERT_TRUE(node);
+  auto created = node->create("t1", Task{"milk", Priority::kLow, std::nullopt, false});
+  ASSERT_TRUE(created);
+  auto renamed = node->call("renameTask", RenameTask{"t1", "oat milk"});
+  ASSERT_TRUE(renamed);
+
+  LogSequence log(*node);
+  auto all = log.read(std::nullopt, 10);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 3u) << "the schema, the create, the rename";
+  EXPECT_EQ((*all)[0].method, "schema");
+  auto after_create = log.read(*created, 10);
+  ASSERT_TRUE(after_create);
+  ASSERT_EQ(after_create->size(), 1u);
+  EXPECT_EQ((*after_create)[0].id, *renamed);
+  EXPECT_EQ(from_value<RenameTask>((*after_create)[0].arg)->title, "oat milk");
+
+  auto history = log.follow(std::chrono::milliseconds(0));
+  ASSERT_TRUE(history);
+  EXPECT_EQ(history->size(), 3u);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(node->call("renameTask", RenameTask{"t1", "soy milk"}));
+  });
+  auto next = log.follow(std::chrono::seconds(10));
+  writer.join();
+  ASSERT_TRUE(next);
+  ASSERT_EQ(next->size(), 1u);
+  EXPECT_EQ((*next)[0].method, "renameTask");
+  EXPECT_FALSE((*next)[0].late);
+}
+
+TEST(Embedding, AFollowerResumedAfterARestartGetsALateUpdateFlaggedLate) {
+  TempDir tmp;
+  ASSERT_NO_FATAL_FAILURE(init_with_schema(tmp.path(), embedding_test::kSchema));
+  VersionVector followed;
+  std::optional<UpdateId> newest;
+  UpdateId first;
+  {
+    auto node = Node::open(open_at(tmp.path(), nullptr));
+    ASSERT_TRUE(node);
+    first = node->call("set", Map{{"path", "a"}, {"value", 1}}).value();
+    ASSERT_TRUE(node->call("set", Map{{"path", "c"}, {"value", 3}}));
+    LogSequence log(*node);
+    ASSERT_EQ(log.follow(std::chrono::milliseconds(0))->size(), 3u);
+    followed = log.followed();
+    newest = log.newest_followed();
+  }
+  {  // a device that was offline: its update sorts between a and c
+    engine::NodeOptions o;
+    o.dir = tmp.path();
+    o.verify_origins = false;  // a hand-made update: form and replay, not proof
+    auto engine = engine::Node::open(o);
+    ASSERT_TRUE(engine);
+    Update late = Update::make(UpdateId{first.hlc + 1, 77}, 1, "set",
+                               encode_msgpack(Value(Map{{"path", "b"}, {"value", 2}})));
+    ASSERT_EQ((*engine)->ingest({late})->accepted, 1u);
+  }
+  auto node = Node::open(open_at(tmp.path(), nullptr));
+  ASSERT_TRUE(node);
+  LogSequence log(*node, followed, newest);
+  auto got = log.follow(std::chrono::milliseconds(0));
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].id, (UpdateId{first.hlc + 1, 77}));
+  EXPECT_TRUE((*got)[0].late);
+  EXPECT_EQ((*got)[0].arg, Value(Map{{"path", "b"}, {"value", 2}}));
 }
 
 }  // namespace

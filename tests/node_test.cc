@@ -460,6 +460,9 @@ TEST_F(NodeFixture, MethodThrowingBadAllocStopsTheFoldReportsItAndRetries) {
     EXPECT_TRUE(s.conflicts().empty());
   });
   EXPECT_TRUE(node->fold_status());
+  EXPECT_TRUE(node->call("set", set_arg("c", Value(3))));
+  const std::string hash = node->state_hash();
+  ASSERT_TRUE(node->close());
   // The same state as a fold from scratch by a node that never failed.
   engine::NodeOptions fresh;
   fresh.verify_origins = false;  // hand-made updates: form and replay, not proof
@@ -467,8 +470,7 @@ TEST_F(NodeFixture, MethodThrowingBadAllocStopsTheFoldReportsItAndRetries) {
   fresh.methods = flaky_methods(std::make_shared<std::atomic<bool>>(false));
   auto reference = engine::Node::open_read_only(fresh);
   ASSERT_TRUE(reference);
-  EXPECT_EQ(node->state_hash(), (*reference)->state_hash());
-  EXPECT_TRUE(node->call("set", set_arg("c", Value(3))));
+  EXPECT_EQ(hash, (*reference)->state_hash());
 }
 
 TEST_F(NodeFixture, WriterRetriesAStoppedFoldWhenIdle) {
@@ -581,6 +583,32 @@ TEST_F(NodeFixture, ARefusedCallAndACheckpointAreNotHeardAndARefoldIsOneReload) 
   auto story = log.story();
   ASSERT_EQ(story.size(), 5u);
   EXPECT_EQ(story[4], "reloaded " + UpdateId{}.to_string());
+}
+
+TEST_F(NodeFixture, ReadingSinceAVectorHandsOutEveryUpdateOnceLateOnesIncluded) {
+  auto node = open(64, 1000);
+  const Update a = make_update(1, 1, kNow, "set", set_arg("a", Value(1)));
+  const Update c = make_update(1, 2, kNow + 20, "set", set_arg("c", Value(3)));
+  const Update late = make_update(2, 1, kNow + 10, "set", set_arg("b", Value(2)));
+  ASSERT_TRUE(node->ingest({a, c}));
+  VersionVector seen;
+  auto first = node->read_since(seen, 100);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].id(), a.id());
+  EXPECT_EQ((*first)[1].id(), c.id());
+  EXPECT_TRUE(node->read_since(seen, 100)->empty());
+  ASSERT_TRUE(node->ingest({late}));
+  auto second = node->read_since(seen, 100);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_EQ((*second)[0].id(), late.id());
+  EXPECT_EQ(seen, (VersionVector{{1, 2}, {2, 1}}));
+
+  auto from_a = node->read_log(a.id(), 1);
+  ASSERT_TRUE(from_a);
+  ASSERT_EQ(from_a->size(), 1u);
+  EXPECT_EQ((*from_a)[0].id(), late.id()) << "key order, late update in its place";
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 // accessors return empty values.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -45,6 +46,16 @@
 #include "replog/value.h"
 
 namespace replog {
+
+// One update as the log holds it (LogSequence, replog/log_sequence.h).
+struct LogEntry {
+  UpdateId id;
+  uint64_t seq = 0;  // its origin's number for it
+  std::string method;
+  Value arg;              // null when it does not decode; then arg_error says why
+  std::string arg_error;
+  bool late = false;      // LogSequence::follow(): it sorts before an update handed out earlier
+};
 
 struct InitOptions {
   std::string dir;
@@ -115,6 +126,13 @@ class Node {
   VersionVector vector() const;
   OriginId node_id() const;
   std::string cluster_id() const;
+
+  // The log in replay order: at most `max` updates after `after` (none: from
+  // the first). LogSequence is the friendlier way in.
+  Result<std::vector<LogEntry>> read_log(std::optional<UpdateId> after, size_t max) const;
+  // At most `max` updates stored beyond `seen` (per origin), in replay order,
+  // waiting up to `wait` while there are none; raises `seen` past them.
+  Result<std::vector<LogEntry>> read_log_since(VersionVector& seen, size_t max, std::chrono::milliseconds wait) const;
 
   // A feed of what each update applied from now on changed (replog/changes.h),
   // holding at most `capacity` changes. Closed when the node closes.

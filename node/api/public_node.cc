@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "node/engine/node.h"
+#include "protocol/msgpack_codec.h"
 
 namespace replog {
 
@@ -116,6 +117,50 @@ Status Node::fold_status() const { return live() ? live()->engine->fold_status()
 VersionVector Node::vector() const { return live() ? live()->engine->vector() : VersionVector(); }
 OriginId Node::node_id() const { return live() ? live()->engine->node_id() : 0; }
 std::string Node::cluster_id() const { return live() ? live()->engine->cluster_id() : std::string(); }
+
+namespace {
+
+std::vector<LogEntry> log_entries(const std::vector<Update>& updates) {
+  std::vector<LogEntry> out;
+  out.reserve(updates.size());
+  for (const Update& u : updates) {
+    LogEntry e;
+    e.id = u.id();
+    e.seq = u.seq();
+    e.method = std::string(u.view().method);
+    auto arg = decode_msgpack(u.view().arg);
+    if (arg) e.arg = std::move(arg).value();
+    else e.arg_error = arg.status().message();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<LogEntry>> Node::read_log(std::optional<UpdateId> after, size_t max) const {
+  Impl* i = live();
+  if (!i) return closed_error();
+  auto updates = i->engine->read_log(after, max);
+  if (!updates) return updates.status();
+  return log_entries(*updates);
+}
+
+Result<std::vector<LogEntry>> Node::read_log_since(VersionVector& seen, size_t max,
+                                                   std::chrono::milliseconds wait) const {
+  Impl* i = live();
+  if (!i) return closed_error();
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  uint64_t generation = i->engine->commit_generation();
+  for (;;) {
+    auto updates = i->engine->read_since(seen, max);
+    if (!updates) return updates.status();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (!updates->empty() || left.count() <= 0) return log_entries(*updates);
+    // Woken by a commit of this process; another process's commits are seen when the wait ends.
+    generation = i->engine->wait_for_commit(generation, left);
+  }
+}
 
 std::shared_ptr<ChangeFeed> Node::subscribe(size_t capacity) {
   Impl* i = live();

@@ -303,6 +303,43 @@ void Node::read(const std::function<void(const State&)>& fn) const {
   fn(replayer_.state());
 }
 
+Result<std::vector<Update>> Node::read_log(std::optional<UpdateId> after, size_t max) const {
+  auto txn = log_->begin_read();
+  if (!txn) return txn.status();
+  std::vector<Update> out;
+  Status bad;
+  Status iter = txn->for_each_from(after ? successor(*after) : UpdateId{}, [&](const UpdateId& id, std::string_view body) {
+    if (out.size() >= max) return false;
+    auto u = Update::parse(id, std::string(body));
+    if (!u) bad = u.status().with_context("stored update " + id.to_string());
+    else out.push_back(std::move(u).value());
+    return u.is_ok();
+  });
+  REPLOG_RETURN_IF_ERROR(iter);
+  REPLOG_RETURN_IF_ERROR(bad);
+  return out;
+}
+
+Result<std::vector<Update>> Node::read_since(VersionVector& seen, size_t max) const {
+  auto txn = log_->begin_read();
+  if (!txn) return txn.status();
+  auto bodies = txn->bodies_since(seen, max);
+  if (!bodies) return bodies.status();
+  std::vector<Update> out;
+  for (auto& [id, body] : *bodies) {
+    auto u = Update::parse(id, std::move(body));
+    if (!u) return u.status().with_context("stored update");
+    out.push_back(std::move(u).value());
+  }
+  return out;
+}
+
+uint64_t Node::wait_for_commit(uint64_t seen, std::chrono::milliseconds wait) const {
+  std::unique_lock<std::mutex> l(commit_mu_);
+  commit_cv_.wait_for(l, wait, [&] { return commit_generation_ > seen; });
+  return commit_generation_;
+}
+
 Status Node::fold_status() const {
   std::lock_guard<std::mutex> l(state_mu_);
   return fold_status_;

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -193,6 +194,22 @@ class Node final : public SyncStore {
   // REQUIRES: set before the first call()/ingest().
   using CommitListener = std::function<void(const std::vector<Update>&, const std::vector<proof::Head>&)>;
   void set_commit_listener(CommitListener listener) { commit_listener_ = std::move(listener); }
+
+  // The log in key (replay) order: at most `max` updates with key > `after`
+  // (none: from the start).
+  Result<std::vector<Update>> read_log(std::optional<UpdateId> after, size_t max) const;
+  // Updates stored beyond `seen` (per origin, the seq already read), at most
+  // `max`, each origin's taken as a prefix, in key order; `seen` is raised to
+  // what is returned. A follower that calls it again misses nothing, late
+  // updates included.
+  Result<std::vector<Update>> read_since(VersionVector& seen, size_t max) const;
+  // Each commit that stores updates raises the generation; waits at most
+  // `wait` for it to pass `seen` and returns the generation then.
+  uint64_t wait_for_commit(uint64_t seen, std::chrono::milliseconds wait) const;
+  uint64_t commit_generation() const {
+    std::lock_guard<std::mutex> l(commit_mu_);
+    return commit_generation_;
+  }
 
   // Receives what each applied update changed (include/replog/changes.h),
   // after each commit and after a re-fold, in the order state went through
@@ -370,6 +387,10 @@ class Node final : public SyncStore {
   mutable std::mutex own_head_mu_;       // guards own_head_, own_origin_ (read by the sync engine's thread)
   std::optional<proof::Head> own_head_;  // the newest head signed for node_id_
   OwnOriginKey own_origin_;              // node_id_ and signer_'s key and cert, as a Hello carries them
+
+  mutable std::mutex commit_mu_;               // guards commit_generation_
+  mutable std::condition_variable commit_cv_;  // notified when it rises
+  uint64_t commit_generation_ = 0;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -155,6 +155,11 @@ void Node::process_locked(std::vector<std::shared_ptr<Request>>& batch) {
           sign_committed(b);
           remember_chains(b);
           if (commit_listener_ && !b.committed.empty()) commit_listener_(b.committed, b.committed_heads);
+          if (b.puts > 0) {
+            std::lock_guard<std::mutex> l(commit_mu_);
+            ++commit_generation_;
+            commit_cv_.notify_all();
+          }
           return;
         }
       }
