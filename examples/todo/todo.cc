@@ -1,0 +1,220 @@
+// todo: a to-do list that embeds replog. Each device keeps its own data
+// directory; every change is a call of one of the app's methods, stored as
+// an update, so two devices that exchange updates arrive at the same list.
+//
+// Usage: todo DIR COMMAND ...   (todo with no arguments lists the commands)
+#include <replog/replog.h>
+
+#include <chrono>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace todo {
+
+enum class Priority { kLow, kHigh };
+
+struct Task {
+  std::string title;
+  Priority priority = Priority::kLow;
+  std::optional<std::chrono::sys_days> due;
+  bool done = false;
+};
+
+// The argument of the app's own method "renameTask".
+struct RenameTask {
+  std::string id;
+  std::string title;
+};
+
+// Titles are unique: two devices that add the same title while apart meet a
+// conflict when they sync, which the list shows until someone resolves it.
+constexpr const char* kSchema = R"({
+  "enums": {"Priority": ["Low", "High"]},
+  "records": {
+    "Task": {"fields": {"title": "string", "priority": "Priority", "due": "time", "done": "bool"},
+             "required": ["title"], "unique": ["title"]},
+    "RenameTask": {"fields": {"id": "string", "title": "string"}}
+  }
+})";
+
+}  // namespace todo
+
+template <>
+struct replog::Bind<todo::Priority> {
+  static const EnumBinding<todo::Priority>& binding() {
+    static const EnumBinding<todo::Priority> b("Priority",
+                                               {{todo::Priority::kLow, "Low"}, {todo::Priority::kHigh, "High"}});
+    return b;
+  }
+};
+
+template <>
+struct replog::Bind<todo::Task> {
+  static const RecordBinding<todo::Task>& binding() {
+    using todo::Task;
+    static const auto b = RecordBinding<Task>("Task")
+                              .field("title", &Task::title)
+                              .field("priority", &Task::priority)
+                              .field("due", &Task::due)
+                              .field("done", &Task::done);
+    return b;
+  }
+};
+
+template <>
+struct replog::Bind<todo::RenameTask> {
+  static const RecordBinding<todo::RenameTask>& binding() {
+    using todo::RenameTask;
+    static const auto b =
+        RecordBinding<RenameTask>("RenameTask").field("id", &RenameTask::id).field("title", &RenameTask::title);
+    return b;
+  }
+};
+
+namespace todo {
+namespace {
+
+int fail(const std::string& what) {
+  std::cerr << "todo: " << what << "\n";
+  return 1;
+}
+
+// renameTask: a pure function of (state, argument, update id). Renaming a
+// task that does not exist fails alike on every device: a MethodFailure.
+std::optional<replog::MethodFailure> rename_task(replog::MethodContext& ctx, const RenameTask& arg) {
+  if (!ctx.view().record<Task>(arg.id))
+    throw replog::MethodFailure{replog::ConflictKind::kMissing, "no task " + arg.id, {"Task", arg.id}, {}};
+  return ctx.set({"Task", arg.id, "title"}, replog::Value(arg.title));
+}
+
+std::shared_ptr<const replog::MethodRegistry> methods() {
+  auto m = std::make_shared<replog::MethodRegistry>(replog::MethodRegistry::with_builtins());
+  (void)m->add_typed<RenameTask>("renameTask", "1", rename_task);
+  return m;
+}
+
+std::string describe(const std::string& id, const Task& t) {
+  std::string line = id + "  " + (t.done ? "[x] " : "[ ] ") + t.title;
+  line += t.priority == Priority::kHigh ? "  !high" : "";
+  if (t.due) line += "  due " + replog::format_iso8601(replog::to_value(*t.due).as_time()).substr(0, 10);
+  return line;
+}
+
+int init(const std::string& dir, const std::vector<std::string>& args) {
+  replog::InitOptions o;
+  o.dir = dir;
+  if (args.size() == 2 && args[0] == "--cluster") o.cluster = args[1];
+  auto schema = replog::TypeRegistry::from_json_text(kSchema);
+  if (!schema) return fail(schema.status().message());
+  o.schema = schema->to_document();
+  if (auto s = replog::Node::init(o); !s) return fail(s.message());
+  return 0;
+}
+
+int add(replog::Node& node, const std::vector<std::string>& args) {
+  if (args.size() < 2) return fail("usage: todo DIR add ID TITLE [--due YYYY-MM-DD] [--high]");
+  Task t;
+  t.title = args[1];
+  for (size_t i = 2; i < args.size(); ++i) {
+    if (args[i] == "--high") {
+      t.priority = Priority::kHigh;
+    } else if (args[i] == "--due" && i + 1 < args.size()) {
+      auto when = replog::parse_iso8601(args[++i]);
+      if (!when) return fail(when.status().message());
+      auto day = replog::from_value<std::chrono::sys_days>(replog::Value(*when), "--due");
+      if (!day) return fail(day.status().message());
+      t.due = *day;
+    } else {
+      return fail("unknown option " + args[i]);
+    }
+  }
+  auto id = node.create(args[0], t);
+  return id ? 0 : fail(id.status().message());
+}
+
+int mark_done(replog::Node& node, const std::string& id) {
+  auto as_read = node.get<Task>(id);
+  if (!as_read) return fail(as_read.status().message());
+  Task changed = *as_read;
+  changed.done = true;
+  auto written = node.update(id, *as_read, changed);  // only "done" is sent
+  return written ? 0 : fail(written.status().message());
+}
+
+int list(replog::Node& node) {
+  auto tasks = node.get_all<Task>();
+  if (!tasks) return fail(tasks.status().message());
+  for (const auto& [id, t] : *tasks) std::cout << describe(id, t) << "\n";
+  for (const auto& c : node.conflicts())
+    std::cout << "conflict " << c.skipped.to_string() << ": " << replog::conflict_kind_name(c.kind) << " at "
+              << replog::path_to_string(c.path) << "\n";
+  return 0;
+}
+
+// The skipped update, read back from the log.
+std::optional<replog::LogEntry> find_update(const replog::Node& node, const replog::UpdateId& id) {
+  replog::LogSequence log(node);
+  std::optional<replog::UpdateId> after;
+  for (;;) {
+    auto page = log.read(after, 256);
+    if (!page || page->empty()) return std::nullopt;
+    for (auto& e : *page)
+      if (e.id == id) return e;
+    after = page->back().id;
+  }
+}
+
+// Resolves a conflicting "create" by making the task again under a new title,
+// then closing the conflict: the follow-up call the conflict asks for.
+int resolve(replog::Node& node, const std::vector<std::string>& args) {
+  if (args.size() != 2) return fail("usage: todo DIR resolve UPDATE_ID NEW_TITLE");
+  auto id = replog::UpdateId::parse(args[0]);
+  if (!id) return fail(id.status().message());
+  auto skipped = find_update(node, *id);
+  if (!skipped || skipped->method != "create") return fail("no create " + args[0] + " in the log");
+  const replog::Value* task_id = skipped->arg.find("id");
+  const replog::Value* stored = skipped->arg.find("fields");
+  if (!task_id || !task_id->is_string() || !stored || !stored->is_map()) return fail("the skipped create holds no task");
+  auto fields = replog::from_value<Task>(replog::Value::record("Task", stored->as_map()));
+  if (!fields) return fail(fields.status().message());
+  fields->title = args[1];
+  if (auto made = node.create(task_id->as_string(), *fields); !made) return fail(made.status().message());
+  auto closed = node.call("resolve", replog::Map{{"update", args[0]}});
+  return closed ? 0 : fail(closed.status().message());
+}
+
+int run(const std::string& dir, const std::string& command, const std::vector<std::string>& args) {
+  if (command == "init") return init(dir, args);
+  replog::NodeOptions o;
+  o.dir = dir;
+  o.methods = methods();
+  auto node = replog::Node::open(o);
+  if (!node) return fail(node.status().message());
+  if (command == "add") return add(*node, args);
+  if (command == "rename" && args.size() == 2) {
+    auto r = node->call("renameTask", RenameTask{args[0], args[1]});
+    return r ? 0 : fail(r.status().message());
+  }
+  if (command == "done" && args.size() == 1) return mark_done(*node, args[0]);
+  if (command == "list") return list(*node);
+  if (command == "resolve") return resolve(*node, args);
+  if (command == "hash") {
+    std::cout << node->state_hash() << "\n";
+    return 0;
+  }
+  return fail("unknown command " + command + " (todo with no arguments lists them)");
+}
+
+}  // namespace
+}  // namespace todo
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::cerr << "usage: todo DIR init [--cluster ID] | add ID TITLE [--due YYYY-MM-DD] [--high] | rename ID TITLE\n"
+                 "                | done ID | list | resolve UPDATE_ID NEW_TITLE | hash\n";
+    return 2;
+  }
+  return todo::run(argv[1], argv[2], std::vector<std::string>(argv + 3, argv + argc));
+}
