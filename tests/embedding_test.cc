@@ -1,6 +1,10 @@
 // An application that embeds replog with its own C++ types (include/replog/
 // binding.h, node.h): typed methods, records read as structs, minimal writes.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
@@ -376,6 +380,65 @@ TEST(Embedding, AFollowerResumedAfterARestartGetsALateUpdateFlaggedLate) {
   EXPECT_EQ((*got)[0].id, (UpdateId{first.hlc + 1, 77}));
   EXPECT_TRUE((*got)[0].late);
   EXPECT_EQ((*got)[0].arg, Value(Map{{"path", "b"}, {"value", 2}}));
+}
+
+// A loopback port nothing listens on now.
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TEST(Embedding, TwoNetworkedNodesReplicateTypedRecordsAndTheAppsMethod) {
+  TempDir tmp;
+  const std::string a_dir = tmp.sub("a"), b_dir = tmp.sub("b");
+  for (const std::string& dir : {a_dir, b_dir}) {
+    InitOptions init;
+    init.dir = dir;
+    init.cluster = "e1";
+    ASSERT_TRUE(Node::init(init));
+  }
+  const std::string a_at = "tcp://127.0.0.1:" + std::to_string(free_port());
+  const std::string b_at = "tcp://127.0.0.1:" + std::to_string(free_port());
+  auto networked = [&](const std::string& dir, const std::string& listen, const std::string& peer) {
+    NodeOptions o = open_at(dir, task_methods());
+    o.network.listen = listen;
+    o.network.peers = {peer};
+    o.network.insecure = true;  // loopback, no device keys to trust
+    o.network.log_level = 0;
+    return Node::open(o);
+  };
+  auto a = networked(a_dir, a_at, b_at);
+  ASSERT_TRUE(a) << a.status().message();
+  auto b = networked(b_dir, b_at, a_at);
+  ASSERT_TRUE(b) << b.status().message();
+  auto b_feed = b->subscribe();
+
+  const Task milk{"milk", Priority::kHigh, std::nullopt, false};
+  ASSERT_TRUE(a->call("schema", Map{{"document", *parse_typed_json(embedding_test::kSchema)}}));
+  ASSERT_TRUE(a->create("t1", milk));
+  ASSERT_TRUE(a->call("renameTask", RenameTask{"t1", "oat milk"}));
+  Task expected = milk;
+  expected.title = "oat milk";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!(b->get<Task>("t1").is_ok() && b->get<Task>("t1").value() == expected) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto seen = b->get<Task>("t1");
+  ASSERT_TRUE(seen) << seen.status().message();
+  EXPECT_EQ(*seen, expected);
+  EXPECT_EQ(a->state_hash(), b->state_hash());
+  bool heard = false;
+  for (const Change& c : b_feed->take_all()) heard = heard || c.method == "renameTask" || c.kind == Change::Kind::kReloaded;
+  EXPECT_TRUE(heard) << "B's subscriber heard the replicated rename";
+  EXPECT_TRUE(a->close());
+  EXPECT_TRUE(b->close());
 }
 
 }  // namespace

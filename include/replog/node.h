@@ -18,8 +18,10 @@
 // none is given); they run on the node's writer thread, never the caller's.
 //
 // A writable Node holds the directory's lock until close() or destruction; a
-// read-only Node takes no lock and never writes. Networking, peers and the
-// archive are not part of this facade yet; NodeOptions will gain them.
+// read-only Node takes no lock and never writes. With NodeOptions::network a
+// writable Node also replicates with its peers (on threads of its own) and
+// serves the local API, as `replog node` does; the archive is not part of
+// this facade yet.
 //
 // Thread safety: call(), read(), get(), update(), conflicts(), state_hash(),
 // fold_status(), subscribe(), vector(), node_id() and cluster_id() may be
@@ -63,6 +65,20 @@ struct InitOptions {
   std::optional<Value> schema;         // a schema document, recorded as the log's first update
 };
 
+// Replication with other devices, as `replog node` does it (README.md "The
+// replog program"): the node listens for peers, dials the given ones, finds
+// others on the LAN and serves the local API for other programs. Empty
+// `listen`: no networking.
+struct NetworkOptions {
+  std::string listen;               // tcp://IP:PORT for peers
+  std::string advertise;            // what peers should connect back to (default: the bound endpoint)
+  std::vector<std::string> peers;   // DEVICE_ID@tcp://HOST:PORT (insecure: tcp://HOST:PORT)
+  bool insecure = false;            // plain TCP without device keys: for tests and trusted networks only
+  std::optional<bool> discovery;    // LAN discovery; unset: on unless insecure
+  int64_t anti_entropy_ms = 1000;   // how often vectors are compared with a few peers
+  int log_level = 1;                // to stderr: 0 errors, 1 warnings, 2 info, 3 debug
+};
+
 struct NodeOptions {
   std::string dir;
   int64_t max_clock_skew_ms = 3'600'000;          // refuse received updates further ahead than this
@@ -71,6 +87,7 @@ struct NodeOptions {
   size_t checkpoints_kept = 3;
   size_t initial_map_bytes = size_t{1} << 30;     // the store's mapped size (sparse); it grows
   std::shared_ptr<const MethodRegistry> methods;  // null: MethodRegistry::with_builtins()
+  NetworkOptions network;                         // open() only; a read-only node never networks
 };
 
 class Node {
@@ -144,6 +161,7 @@ class Node {
  private:
   struct Impl;
   explicit Node(std::unique_ptr<Impl> impl);
+  static Result<Node> open_networked(const NodeOptions& options);
   Impl* live() const;  // null once closed or moved from
   std::unique_ptr<Impl> impl_;
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,10 @@ struct DaemonOptions {
   uint16_t discovery_port = 21029;  // kDefaultDiscoveryPort
   int64_t discovery_interval_ms = 5000;
   std::vector<std::string> discovery_to;  // test only: IPv4 HOST:PORT unicast targets
+  // An embedding program's hook (replog::Node with networking): called on the
+  // daemon's thread once the node serves, just before the event loop. The
+  // node stays valid until run_daemon returns.
+  std::function<void(engine::Node&)> on_serving;
 };
 
 // Runs until `stop` becomes true; then checkpoints and returns.

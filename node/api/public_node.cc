@@ -1,8 +1,12 @@
 // replog::Node (include/replog/node.h) over the engine's Node.
 #include "replog/node.h"
 
+#include <atomic>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 
+#include "node/api/daemon.h"
 #include "node/engine/node.h"
 #include "protocol/msgpack_codec.h"
 
@@ -27,8 +31,22 @@ struct Subscribers {
   }
 };
 
+// How a networked node's daemon thread got on: serving (with its node), or ended.
+struct DaemonStart {
+  std::mutex mu;
+  std::condition_variable cv;
+  engine::Node* node = nullptr;  // guarded by mu; valid until the daemon ends
+  bool ended = false;            // guarded by mu
+  Status status;                 // guarded by mu: what run_daemon returned
+};
+
 struct Node::Impl {
-  std::unique_ptr<engine::Node> engine;  // null once closed
+  engine::Node* engine = nullptr;        // null once closed
+  std::unique_ptr<engine::Node> owned;   // without networking: the node itself
+  // With networking: the daemon's thread runs the node until `stop`.
+  std::thread daemon;
+  std::shared_ptr<std::atomic<bool>> stop;
+  std::shared_ptr<DaemonStart> start;
   // Made by the first subscribe(): until then the engine builds no changes.
   std::once_flag subscribed;
   std::shared_ptr<Subscribers> subscribers = std::make_shared<Subscribers>();
@@ -68,10 +86,12 @@ Status Node::init(const InitOptions& options) {
 }
 
 Result<Node> Node::open(const NodeOptions& options) {
+  if (!options.network.listen.empty()) return open_networked(options);
   auto engine = engine::Node::open(engine_options(options));
   if (!engine) return engine.status();
   auto impl = std::make_unique<Impl>();
-  impl->engine = std::move(engine).value();
+  impl->owned = std::move(engine).value();
+  impl->engine = impl->owned.get();
   return Node(std::move(impl));
 }
 
@@ -79,7 +99,48 @@ Result<Node> Node::open_read_only(const NodeOptions& options) {
   auto engine = engine::Node::open_read_only(engine_options(options));
   if (!engine) return engine.status();
   auto impl = std::make_unique<Impl>();
-  impl->engine = std::move(engine).value();
+  impl->owned = std::move(engine).value();
+  impl->engine = impl->owned.get();
+  return Node(std::move(impl));
+}
+
+// The daemon of `replog node` on a thread of its own, with the application's
+// methods; the Node uses the engine it opens once it serves.
+Result<Node> Node::open_networked(const NodeOptions& options) {
+  DaemonOptions d;
+  d.node = engine_options(options);
+  d.listen = options.network.listen;
+  d.advertise = options.network.advertise;
+  d.peers = options.network.peers;
+  d.insecure = options.network.insecure;
+  d.discovery = options.network.discovery;
+  d.anti_entropy_ms = options.network.anti_entropy_ms;
+  d.log_level = options.network.log_level;
+  auto impl = std::make_unique<Impl>();
+  impl->stop = std::make_shared<std::atomic<bool>>(false);
+  impl->start = std::make_shared<DaemonStart>();
+  d.on_serving = [start = impl->start](engine::Node& node) {
+    std::lock_guard<std::mutex> l(start->mu);
+    start->node = &node;
+    start->cv.notify_all();
+  };
+  impl->daemon = std::thread([d = std::move(d), start = impl->start, stop = impl->stop] {
+    Status s = run_daemon(d, *stop);
+    std::lock_guard<std::mutex> l(start->mu);
+    start->ended = true;
+    start->status = s;
+    start->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> l(impl->start->mu);
+  impl->start->cv.wait(l, [&] { return impl->start->node || impl->start->ended; });
+  if (!impl->start->node) {
+    Status failed = impl->start->status;
+    l.unlock();
+    impl->daemon.join();
+    return failed.is_ok() ? Status::io_error("the node stopped before it served") : failed;
+  }
+  impl->engine = impl->start->node;
+  l.unlock();
   return Node(std::move(impl));
 }
 
@@ -182,8 +243,18 @@ std::shared_ptr<ChangeFeed> Node::subscribe(size_t capacity) {
 
 Status Node::close() {
   if (!live()) return Status::ok();
-  Status s = impl_->engine->close();
-  impl_->engine.reset();  // releases the directory's lock
+  Status s;
+  impl_->engine = nullptr;
+  if (impl_->daemon.joinable()) {
+    // The daemon checkpoints, closes the node and releases the directory.
+    *impl_->stop = true;
+    impl_->daemon.join();
+    std::lock_guard<std::mutex> l(impl_->start->mu);
+    s = impl_->start->status;
+  } else {
+    s = impl_->owned->close();
+    impl_->owned.reset();  // releases the directory's lock
+  }
   impl_->subscribers->close();
   return s;
 }
