@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The to-do example (examples/todo) as two devices use it: each adds a task
-# titled "milk" while apart, they exchange updates (replog export / import),
-# both show the same list and the same conflict, one resolves it with a
-# follow-up call, and a fresh directory that imports the log shows the same
-# tasks, the Python client (examples/todo/todo_client.py) included.
+# titled "milk" while apart, they replicate (two processes over loopback,
+# later replog export / import), both show the same list and the same
+# conflict, one resolves it with a follow-up call, and a fresh directory that
+# imports the log shows the same tasks, the Python client
+# (examples/todo/todo_client.py) included.
 # Usage: todo_example_test.sh PATH_TO_TODO PATH_TO_REPLOG
 set -euo pipefail
 todo=$1 replog=$2
@@ -26,8 +27,16 @@ expect_error() { if "$@" 2>"$tmp/err"; then fail "expected failure: $*"; fi; }
 expect_error "$todo" "$A" rename t9 x  # a failing method: refused, nothing stored
 grep -q "no task t9" "$tmp/err" || fail "rename of a missing task says why (got: $(cat "$tmp/err"))"
 
-sync_to "$A" "$B"
-sync_to "$B" "$A"
+# Both run at once, in two processes, replicating over loopback until the lists agree.
+port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+a_at=tcp://127.0.0.1:$(port) b_at=tcp://127.0.0.1:$(port)
+"$todo" "$A" sync "$a_at" "$b_at" 4 --insecure > "$tmp/a.heard" &
+a_pid=$!
+"$todo" "$B" sync "$b_at" "$a_at" 4 --insecure > "$tmp/b.heard" &
+b_pid=$!
+wait $a_pid || fail "todo a sync"
+wait $b_pid || fail "todo b sync"
+grep -q "^heard applied create Task.t1$" "$tmp/b.heard" || fail "b heard a's task arrive (got: $(cat "$tmp/b.heard"))"
 "$todo" "$A" list > "$tmp/a.list"
 "$todo" "$B" list > "$tmp/b.list"
 diff "$tmp/a.list" "$tmp/b.list" || fail "both devices show the same list"

@@ -185,11 +185,33 @@ int resolve(replog::Node& node, const std::vector<std::string>& args) {
   return closed ? 0 : fail(closed.status().message());
 }
 
+// Replicates with one peer for a while, printing what each update received
+// changed, as a UI would refresh it.
+int sync(replog::Node& node, int seconds) {
+  auto feed = node.subscribe();
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    auto change = feed->next(std::chrono::milliseconds(100));
+    if (!change) continue;
+    std::cout << "heard " << replog::change_kind_name(change->kind) << " " << change->method;
+    for (const auto& [type, id] : change->records) std::cout << " " << type << "." << id;
+    std::cout << "\n";
+  }
+  return 0;
+}
+
 int run(const std::string& dir, const std::string& command, const std::vector<std::string>& args) {
   if (command == "init") return init(dir, args);
   replog::NodeOptions o;
   o.dir = dir;
   o.methods = methods();
+  if (command == "sync") {
+    if (args.size() < 3) return fail("usage: todo DIR sync LISTEN PEER SECONDS [--insecure]");
+    o.network.listen = args[0];
+    o.network.peers = {args[1]};
+    o.network.insecure = args.size() > 3 && args[3] == "--insecure";
+    o.network.log_level = 0;
+  }
   auto node = replog::Node::open(o);
   if (!node) return fail(node.status().message());
   if (command == "add") return add(*node, args);
@@ -200,6 +222,7 @@ int run(const std::string& dir, const std::string& command, const std::vector<st
   if (command == "done" && args.size() == 1) return mark_done(*node, args[0]);
   if (command == "list") return list(*node);
   if (command == "resolve") return resolve(*node, args);
+  if (command == "sync") return sync(*node, std::stoi(args[2]));
   if (command == "hash") {
     std::cout << node->state_hash() << "\n";
     return 0;
@@ -213,7 +236,8 @@ int run(const std::string& dir, const std::string& command, const std::vector<st
 int main(int argc, char** argv) {
   if (argc < 3) {
     std::cerr << "usage: todo DIR init [--cluster ID] | add ID TITLE [--due YYYY-MM-DD] [--high] | rename ID TITLE\n"
-                 "                | done ID | list | resolve UPDATE_ID NEW_TITLE | hash\n";
+                 "                | done ID | list | resolve UPDATE_ID NEW_TITLE | hash\n"
+                 "                | sync LISTEN PEER SECONDS [--insecure]   (replicate with a peer for a while)\n";
     return 2;
   }
   return todo::run(argv[1], argv[2], std::vector<std::string>(argv + 3, argv + argc));
