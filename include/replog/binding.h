@@ -86,6 +86,17 @@ namespace binding_detail {
 inline Status wrong_kind(const std::string& path, const char* expected, const Value& v) {
   return Status::invalid_argument(at_path(path, std::string("expected ") + expected + ", got " + v.kind_name()));
 }
+
+// A C++ type a Value holds as it is: of kind K, read with Get.
+template <typename T, Value::Kind K, auto Get>
+struct HeldAsIs {
+  static Value to_value(const T& t) { return Value(t); }
+  static Status from_value(const Value& v, T& out, const std::string& path) {
+    if (v.kind() != K) return wrong_kind(path, Value::kind_name(K), v);
+    out = (v.*Get)();
+    return Status::ok();
+  }
+};
 }  // namespace binding_detail
 
 template <typename E>
@@ -216,14 +227,7 @@ struct Codec<Value> {
 };
 
 template <>
-struct Codec<bool> {
-  static Value to_value(bool b) { return Value(b); }
-  static Status from_value(const Value& v, bool& out, const std::string& path) {
-    if (v.kind() != Value::Kind::kBool) return binding_detail::wrong_kind(path, "bool", v);
-    out = v.as_bool();
-    return Status::ok();
-  }
-};
+struct Codec<bool> : binding_detail::HeldAsIs<bool, Value::Kind::kBool, &Value::as_bool> {};
 
 template <typename I>
   requires(std::integral<I> && !std::same_as<I, bool>)
@@ -251,34 +255,11 @@ struct Codec<F> {
 };
 
 template <>
-struct Codec<std::string> {
-  static Value to_value(const std::string& s) { return Value(s); }
-  static Status from_value(const Value& v, std::string& out, const std::string& path) {
-    if (!v.is_string()) return binding_detail::wrong_kind(path, "string", v);
-    out = v.as_string();
-    return Status::ok();
-  }
-};
-
+struct Codec<std::string> : binding_detail::HeldAsIs<std::string, Value::Kind::kString, &Value::as_string> {};
 template <>
-struct Codec<Bytes> {
-  static Value to_value(const Bytes& b) { return Value(b); }
-  static Status from_value(const Value& v, Bytes& out, const std::string& path) {
-    if (v.kind() != Value::Kind::kBytes) return binding_detail::wrong_kind(path, "bytes", v);
-    out = v.as_bytes();
-    return Status::ok();
-  }
-};
-
+struct Codec<Bytes> : binding_detail::HeldAsIs<Bytes, Value::Kind::kBytes, &Value::as_bytes> {};
 template <>
-struct Codec<Time> {
-  static Value to_value(const Time& t) { return Value(t); }
-  static Status from_value(const Value& v, Time& out, const std::string& path) {
-    if (v.kind() != Value::Kind::kTime) return binding_detail::wrong_kind(path, "time", v);
-    out = v.as_time();
-    return Status::ok();
-  }
-};
+struct Codec<Time> : binding_detail::HeldAsIs<Time, Value::Kind::kTime, &Value::as_time> {};
 
 // A system_clock time point of any precision. A stored time finer than the
 // duration is rounded down (toward the past); one the duration cannot hold
