@@ -90,5 +90,24 @@ TEST(Binding, ChangedFieldsHoldOnlyWhatDiffersAndNullForWhatWasRemoved) {
   EXPECT_TRUE(Bind<Everything>::binding().changed_fields(before, before).empty());
 }
 
+TEST(Binding, ACheckAgainstTheSchemaFindsMisspeltFieldsAndMissingMembers) {
+  auto schema = TypeRegistry::from_json_text(bound_types::kSchema);
+  ASSERT_TRUE(schema) << schema.status().message();
+  EXPECT_TRUE(Bind<Everything>::binding().check(*schema)) << Bind<Everything>::binding().check(*schema).message();
+  EXPECT_TRUE(Bind<Inner>::binding().check(*schema));
+
+  const auto misspelt = RecordBinding<Inner>("Inner").field("nmae", &Inner::name);
+  EXPECT_EQ(misspelt.check(*schema).message(), "the schema's Inner has no field nmae");
+  const auto unknown = RecordBinding<Inner>("Outer").field("name", &Inner::name);
+  EXPECT_EQ(unknown.check(*schema).message(), "the schema has no record type Outer");
+
+  auto older = TypeRegistry::from_json_text(R"({"enums": {"Color": ["Red"]},
+      "records": {"Inner": {"fields": {"name": "string", "n": "int"}},
+                  "Everything": {"fields": {"color": "Color", "list": "list<int>"}}}})");
+  ASSERT_TRUE(older);
+  const auto colored = RecordBinding<Everything>("Everything").field("color", &Everything::color);
+  EXPECT_EQ(colored.check(*older).message(), "Everything.color: the schema's enum Color has no member Green");
+}
+
 }  // namespace
 }  // namespace replog

@@ -140,6 +140,9 @@ int run(const std::string& dir, const std::string& command, const std::vector<st
   }
   auto node = replog::Node::open(o);
   if (!node) return fail(node.status().message());
+  // A binding that does not match the schema in force is a mistake of this build: say so at once.
+  if (auto schema = node->schema(); !schema) return fail(schema.status().message());
+  else if (auto s = replog::Bind<Task>::binding().check(*schema); !s) return fail(s.message());
   if (command == "add") return add(*node, args);
   if (command == "rename" && args.size() == 2) {
     auto r = node->call("renameTask", RenameTask{args[0], args[1]});

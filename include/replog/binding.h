@@ -37,6 +37,10 @@
 // optional are the same: not stored. Every error names the place,
 // "Task.t1.due: expected time, got string".
 //
+// A binding is checked against a schema with check() (Node::schema() gives
+// the one in force): a misspelt field or member name would otherwise read as
+// absent and be refused on every write.
+//
 // Thread safety: bindings are built once (a function-local static) and then
 // only read; any number of threads may use them.
 #pragma once
@@ -53,6 +57,7 @@
 #include <utility>
 #include <vector>
 
+#include "replog/schema.h"
 #include "replog/status.h"
 #include "replog/value.h"
 
@@ -87,6 +92,9 @@ inline Status wrong_kind(const std::string& path, const char* expected, const Va
   return Status::invalid_argument(at_path(path, std::string("expected ") + expected + ", got " + v.kind_name()));
 }
 
+template <typename M>
+Status check_enums(const TypeRegistry& schema);
+
 // A C++ type a Value holds as it is: of kind K, read with Get.
 template <typename T, Value::Kind K, auto Get>
 struct HeldAsIs {
@@ -119,6 +127,15 @@ class EnumBinding {
     return std::nullopt;
   }
 
+  // OK when `schema` declares the enum and every member the binding names.
+  Status check(const TypeRegistry& schema) const {
+    auto declared = schema.find_enum(type_);
+    if (!declared) return Status::invalid_argument("the schema has no enum " + type_);
+    for (const auto& [v, name] : members_)
+      if (!declared->find(name)) return Status::invalid_argument("the schema's enum " + type_ + " has no member " + name);
+    return Status::ok();
+  }
+
  private:
   std::string type_;
   std::vector<std::pair<E, std::string>> members_;
@@ -138,6 +155,7 @@ class RecordBinding {
     f.set = [member](const Value& v, T& obj, const std::string& path) {
       return Codec<M>::from_value(v, obj.*member, path);
     };
+    f.check = [](const TypeRegistry& schema) { return binding_detail::check_enums<M>(schema); };
     fields_.push_back(std::move(f));
     return *this;
   }
@@ -180,6 +198,19 @@ class RecordBinding {
     return Status::ok();
   }
 
+  // OK when `schema` declares the record type and every bound field, and the
+  // enums of the bound fields (in optionals, lists and maps too) as bound.
+  Status check(const TypeRegistry& schema) const {
+    auto declared = schema.find_record(type_);
+    if (!declared) return Status::invalid_argument("the schema has no record type " + type_);
+    for (const Field& f : fields_) {
+      if (!declared->find_field(f.name))
+        return Status::invalid_argument("the schema's " + type_ + " has no field " + f.name);
+      REPLOG_RETURN_IF_ERROR(f.check(schema).with_context(type_ + "." + f.name));
+    }
+    return Status::ok();
+  }
+
   // The bound fields whose values differ between `before` and `after`, with
   // their new values; null for a field `after` no longer holds. This is what
   // an `update` needs to change exactly these fields and keep every other.
@@ -197,10 +228,39 @@ class RecordBinding {
     std::string name;
     std::function<Value(const T&)> get;
     std::function<Status(const Value&, T&, const std::string&)> set;
+    std::function<Status(const TypeRegistry&)> check;
   };
   std::string type_;
   std::vector<Field> fields_;
 };
+
+namespace binding_detail {
+template <typename T>
+struct ElementOf {
+  using type = void;  // not a container
+};
+template <typename M>
+struct ElementOf<std::optional<M>> {
+  using type = M;
+};
+template <typename M>
+struct ElementOf<std::vector<M>> {
+  using type = M;
+};
+template <typename M>
+struct ElementOf<std::map<std::string, M>> {
+  using type = M;
+};
+
+// The enum bindings a member of type M reaches, checked against `schema`
+// (a nested record is checked on its own: Bind<Nested>::binding().check()).
+template <typename M>
+Status check_enums(const TypeRegistry& schema) {
+  if constexpr (BoundEnum<M>) return Bind<M>::binding().check(schema);
+  else if constexpr (!std::is_void_v<typename ElementOf<M>::type>) return check_enums<typename ElementOf<M>::type>(schema);
+  else return Status::ok();
+}
+}  // namespace binding_detail
 
 // Converts `v` (at `path`, for errors) into a T.
 template <typename T>

@@ -130,6 +130,8 @@ class Node {
   Result<Value> read(std::string_view path = {}) const;
   // The same for a path whose keys may hold '.'.
   Result<Value> read(const Path& path) const;
+  // The schema in force (a copy), e.g. to check bindings against it.
+  Result<TypeRegistry> schema() const;
   // The open conflicts, in update order.
   std::vector<Conflict> conflicts() const;
   // BLAKE2b-256 of the state's canonical encoding: 64 hex digits, equal on

@@ -165,6 +165,14 @@ Result<Value> Node::read(const Path& path) const {
   return std::move(*found);
 }
 
+Result<TypeRegistry> Node::schema() const {
+  Impl* i = live();
+  if (!i) return closed_error();
+  TypeRegistry out;
+  i->engine->read([&](const State& state) { out = state.schema(); });
+  return out;
+}
+
 std::vector<Conflict> Node::conflicts() const {
   std::vector<Conflict> out;
   if (Impl* i = live()) i->engine->read([&](const State& state) {
