@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "protocol/bytes.h"
@@ -302,6 +303,23 @@ std::optional<UpdateId> LogTxn::id_of(OriginId origin, uint64_t seq) {
   auto v = get(log_->seq_, seq_key(origin, seq));
   if (!v || v->size() != 16) return std::nullopt;
   return UpdateId::from_key(*v);
+}
+
+Result<std::vector<std::pair<UpdateId, std::string>>> LogTxn::bodies_since(VersionVector& seen, size_t max) {
+  std::vector<std::pair<UpdateId, std::string>> out;
+  for (const auto& [origin, held] : vector_entries()) {
+    uint64_t& read = seen[origin];
+    for (; read < held.seq && out.size() < max; ++read) {
+      auto id = id_of(origin, read + 1);
+      auto body = id ? this->body(*id) : std::nullopt;
+      if (!body)
+        return Status::corruption("seq index of " + hex16(origin) + " #" + std::to_string(read + 1) + " points nowhere");
+      out.emplace_back(*id, std::move(*body));
+    }
+  }
+  REPLOG_RETURN_IF_ERROR(status());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
 }
 
 std::optional<UpdateId> LogTxn::last_id() {

@@ -131,6 +131,10 @@ class LogTxn {
   // Bodies are views into the map, valid only during the call.
   Status for_each_from(const UpdateId& start,
                        const std::function<bool(const UpdateId&, std::string_view body)>& fn);
+  // Updates held beyond `seen` (per origin, the seq already read), at most
+  // `max`, each origin's taken as a prefix, sorted by key; raises `seen` past
+  // them. Followers use it: unlike a key cursor, it misses no late update.
+  Result<std::vector<std::pair<UpdateId, std::string>>> bodies_since(VersionVector& seen, size_t max);
   std::optional<std::string> meta(std::string_view name);
   // Checkpoints, newest cut first.
   std::vector<std::pair<UpdateId, std::string>> checkpoints();

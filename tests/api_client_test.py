@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """The local API from another language: tools/replog_client.py against a real
 `replog node`: a call with a datetime and an enum, the state read back with its
-types, an event received by a subscriber, a refused call's message, the CLI
+types and as dataclasses and enum.Enum members generated from the schema, an event received by a subscriber, a refused call's message, the CLI
 going through the running node, and the trust ops. Usage: api_client_test.py PATH_TO_REPLOG"""
+import dataclasses
 import datetime
+import enum
 import os
 import shutil
 import signal
@@ -66,6 +68,19 @@ try:
     assert task.fields["color"] == rc.Enum("Color", "Green"), task.fields["color"]
     print("state comes back typed:", rc.show(task))
 
+    # With the schema: dataclasses and enum.Enum members generated from it, both ways.
+    schema = client.schema()  # the node's schema in force
+    with open(os.path.join(tmp, "schema.json")) as f:
+        assert sorted(rc.Schema.from_json(f.read()).records) == sorted(schema.records)
+    Task, Color = schema.records["Task"], schema.enums["Color"]
+    assert issubclass(Color, enum.Enum) and dataclasses.is_dataclass(Task)
+    assert schema.typed(task) == Task(title="from python", due=due, color=Color.Green), schema.typed(task)
+    red = Task(title="red one", color=Color.Red)
+    client.call("create", {"type": "Task", "id": "t3", "fields": schema.untyped(red).fields})
+    tasks = schema.typed(client.state("Task"), "Task")
+    assert tasks["t3"] == red and tasks["t3"].color is Color.Red and tasks["t3"].due is None, tasks
+    print("typed from the schema:", tasks["t3"])
+
     _, kind, event = rc.unpack(sub.recv())
     assert kind == "update" and event["id"] == uid and event["method"] == "create", event
     print("subscriber saw", event["id"], event["method"])
@@ -84,7 +99,7 @@ try:
     h = subprocess.run([replog, "state", "--data", data, "--hash"], capture_output=True, text=True, timeout=30)
     assert h.stdout.strip() == client.hash(), (h.stdout, client.hash())
     status = client.status()
-    assert status["updates"] == 3 + probes, status
+    assert status["updates"] == 4 + probes, status
 
     # The trust list is the running node's: the CLI changes it through the API.
     other = "AAAQEAY-EAUDAO5-CAJBIFQ-YDIOB4T-IBCEQTC-QKRMFYR-YDENBWH-A5DYPQE"

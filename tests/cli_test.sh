@@ -117,6 +117,17 @@ $R conflicts --data "$A" | grep -q "no open conflicts" || fail "conflict closed"
 # log, status, verify, state --at, --json forms
 $R log --data "$A" --json | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' || fail "log --json"
 [ "$($R log --data "$A" --limit 2 | wc -l)" -eq 2 ] || fail "log --limit"
+# log --follow prints the log, then each update as it is stored
+$R log --data "$A" --follow > "$tmp/follow" &
+follower=$!
+before=$($R log --data "$A" | wc -l)
+for _ in $(seq 50); do [ "$(wc -l < "$tmp/follow")" -ge "$before" ] && break; sleep 0.1; done
+$R call --data "$A" set '{"path":"followed","value":1}' >/dev/null || fail "call while following"
+for _ in $(seq 50); do grep -q '"followed"' "$tmp/follow" && break; sleep 0.1; done
+kill $follower 2>/dev/null; wait $follower 2>/dev/null
+grep -q 'set {"path":"followed"' "$tmp/follow" || fail "log --follow prints the update stored later (got: $(tail -1 "$tmp/follow"))"
+[ "$(wc -l < "$tmp/follow")" -eq $((before + 1)) ] || fail "log --follow prints each update once"
+expect_error $R log --data "$A" --follow --limit 2 | grep -q "do not go together" || fail "log --follow --limit"
 $R status --data "$A" | grep -q "^vector" || fail "status"
 $R verify --data "$A" | grep -q "^ok" || fail "verify"
 [ "$($R state --data "$A" --at 2000-01-01T00:00:00Z --info)" = "{}" ] || fail "state --at before everything"

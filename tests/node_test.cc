@@ -3,7 +3,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
 #include "node/core/hlc.h"
 #include "temp_dir.h"
@@ -107,8 +111,10 @@ struct NodeFixture : ::testing::Test {
   ManualClock wall{kNow + 1'000'000};
   std::string dir = tmp.sub("n");
 
-  std::unique_ptr<engine::Node> open(size_t undo_window, uint64_t checkpoint_interval) {
+  std::unique_ptr<engine::Node> open(size_t undo_window, uint64_t checkpoint_interval,
+                                     std::shared_ptr<const MethodRegistry> methods = nullptr) {
     engine::NodeOptions o;
+    o.methods = std::move(methods);
     o.verify_origins = false;  // hand-made updates: form and replay, not proof
     o.dir = dir;
     o.clock = &wall;
@@ -384,6 +390,225 @@ TEST_F(NodeFixture, FailedLocalCallStoresNothing) {
   auto next = node->call("set", set_arg("m", Value(1)));
   ASSERT_TRUE(next);
   EXPECT_EQ(node->info().vector.at(node->node_id()), 2u) << "no seq was used by the refused call";
+}
+
+// A method that fails by throwing MethodFailure has failed like one that
+// returns it: a conflict, the same on every node.
+TEST_F(NodeFixture, MethodThrowingMethodFailureBecomesAConflict) {
+  auto methods = std::make_shared<MethodRegistry>(MethodRegistry::with_builtins());
+  ASSERT_TRUE(methods->add("refuse", "1", [](MethodContext& ctx, const Value&) -> std::optional<MethodFailure> {
+    (void)ctx.set({"half"}, Value(1));  // undone with the rest of the update
+    throw MethodFailure{ConflictKind::kUnique, "taken", {"Task", "t1"}, {}};
+  }));
+  auto node = open(64, 1000, methods);
+  const Update u = make_update(2, 1, kNow, "refuse", Value(nullptr));
+  ASSERT_TRUE(node->ingest({u}));
+  EXPECT_TRUE(node->fold_status());
+  node->read([&](const State& s) {
+    EXPECT_EQ(s.get({"half"}), nullptr);
+    ASSERT_EQ(s.conflicts().size(), 1u);
+    const Conflict& c = s.conflicts().begin()->second;
+    EXPECT_EQ(c.skipped, u.id());
+    EXPECT_EQ(c.kind, ConflictKind::kUnique);
+    EXPECT_EQ(c.path, (Path{"Task", "t1"}));
+  });
+  auto local = node->call("refuse", Value(nullptr));
+  ASSERT_FALSE(local);
+  EXPECT_EQ(local.status().message(), "taken");
+}
+
+// A registry whose "flaky" method sets `flaky` to 1, or throws std::bad_alloc
+// while *fail is true: a failure that is not a function of the log.
+std::shared_ptr<MethodRegistry> flaky_methods(std::shared_ptr<std::atomic<bool>> fail) {
+  auto methods = std::make_shared<MethodRegistry>(MethodRegistry::with_builtins());
+  EXPECT_TRUE(methods->add("flaky", "1", [fail](MethodContext& ctx, const Value&) -> std::optional<MethodFailure> {
+    if (auto f = ctx.set({"partial"}, Value(1))) return f;
+    if (*fail) throw std::bad_alloc();
+    return ctx.set({"flaky"}, Value(1));
+  }));
+  return methods;
+}
+
+TEST_F(NodeFixture, MethodThrowingBadAllocStopsTheFoldReportsItAndRetries) {
+  auto fail = std::make_shared<std::atomic<bool>>(true);
+  auto node = open(64, 1000, flaky_methods(fail));
+  const std::vector<Update> updates = {make_update(2, 1, kNow, "set", set_arg("a", Value(1))),
+                                       make_update(2, 2, kNow + 10, "flaky", Value(nullptr)),
+                                       make_update(2, 3, kNow + 20, "set", set_arg("b", Value(2)))};
+  auto r = node->ingest(updates);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->accepted, 3u) << "stored: the fault is this node's, not the update's";
+
+  Status folded = node->fold_status();
+  ASSERT_FALSE(folded);
+  EXPECT_NE(folded.message().find("std::bad_alloc"), std::string::npos) << folded.message();
+  EXPECT_NE(folded.message().find(updates[1].id().to_string()), std::string::npos) << folded.message();
+  node->read([](const State& s) {
+    EXPECT_NE(s.get({"a"}), nullptr) << "the fold of what sorts before the failure";
+    EXPECT_EQ(s.get({"partial"}), nullptr) << "the failing update's changes are undone";
+    EXPECT_EQ(s.get({"b"}), nullptr) << "nothing after it is folded";
+    EXPECT_TRUE(s.conflicts().empty()) << "never a conflict of this node only";
+  });
+  auto call = node->call("set", set_arg("c", Value(3)));
+  ASSERT_FALSE(call) << "a call cannot be checked against a state that lags the log";
+  EXPECT_EQ(call.status().message(), folded.message());
+
+  *fail = false;  // the fault goes away: the next read folds again
+  node->read([](const State& s) {
+    EXPECT_NE(s.get({"b"}), nullptr);
+    EXPECT_NE(s.get({"flaky"}), nullptr);
+    EXPECT_TRUE(s.conflicts().empty());
+  });
+  EXPECT_TRUE(node->fold_status());
+  EXPECT_TRUE(node->call("set", set_arg("c", Value(3))));
+  const std::string hash = node->state_hash();
+  ASSERT_TRUE(node->close());
+  // The same state as a fold from scratch by a node that never failed.
+  engine::NodeOptions fresh;
+  fresh.verify_origins = false;  // hand-made updates: form and replay, not proof
+  fresh.dir = dir;
+  fresh.methods = flaky_methods(std::make_shared<std::atomic<bool>>(false));
+  auto reference = engine::Node::open_read_only(fresh);
+  ASSERT_TRUE(reference);
+  EXPECT_EQ(hash, (*reference)->state_hash());
+}
+
+TEST_F(NodeFixture, WriterRetriesAStoppedFoldWhenIdle) {
+  auto fail = std::make_shared<std::atomic<bool>>(true);
+  auto node = open(64, 1000, flaky_methods(fail));
+  ASSERT_TRUE(node->ingest({make_update(2, 1, kNow, "flaky", Value(nullptr))}));
+  EXPECT_FALSE(node->fold_status());
+  *fail = false;
+  // No read and no call: the writer's idle retry (after about a second) folds it.
+  bool caught_up = false;
+  for (int i = 0; i < 100 && !caught_up; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    caught_up = node->read_if_current([](const State& s) { EXPECT_NE(s.get({"flaky"}), nullptr); });
+  }
+  EXPECT_TRUE(caught_up);
+  EXPECT_TRUE(node->fold_status());
+}
+
+TEST_F(NodeFixture, LocalCallWhoseMethodThrowsBadAllocIsRefusedAndStoresNothing) {
+  auto fail = std::make_shared<std::atomic<bool>>(true);
+  auto node = open(64, 1000, flaky_methods(fail));
+  auto r = node->call("flaky", Value(nullptr));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.status().message().find("std::bad_alloc"), std::string::npos);
+  EXPECT_EQ(node->info().updates, 0u);
+  EXPECT_TRUE(node->fold_status()) << "nothing was stored, so state does not lag";
+  node->read([](const State& s) {
+    EXPECT_EQ(s.get({"partial"}), nullptr);
+    EXPECT_TRUE(s.conflicts().empty());
+  });
+  *fail = false;
+  EXPECT_TRUE(node->call("flaky", Value(nullptr)));
+}
+
+// Collects what the node's change sink is handed.
+struct ChangeLog {
+  std::mutex mu;
+  std::vector<Change> changes;
+  void attach(engine::Node& node) {
+    node.set_change_sink([this](const std::vector<Change>& cs) {
+      std::lock_guard<std::mutex> l(mu);
+      changes.insert(changes.end(), cs.begin(), cs.end());
+    });
+  }
+  // "kind id" of each change, for comparing stories.
+  std::vector<std::string> story() {
+    std::lock_guard<std::mutex> l(mu);
+    std::vector<std::string> out;
+    for (const Change& c : changes) out.push_back(std::string(change_kind_name(c.kind)) + " " + c.id.to_string());
+    return out;
+  }
+};
+
+TEST_F(NodeFixture, ChangesOfInOrderUpdatesNameThePathsAndRecordsTheyWrote) {
+  auto node = open(64, 1000);
+  ChangeLog log;
+  log.attach(*node);
+  const Value schema = *parse_typed_json(R"({"records": {"Task": {"fields": {"title": "string"}}}})");
+  const Update s = make_update(2, 1, kNow, "schema", Value(Map{{"document", schema}}));
+  const Update a = make_update(2, 2, kNow + 10, "set", set_arg("a", Value(1)));
+  const Update t = make_update(2, 3, kNow + 20, "create",
+                               Value(Map{{"type", "Task"}, {"id", "t1"}, {"fields", Map{{"title", "milk"}}}}));
+  const Update bad = make_update(2, 4, kNow + 30, "inc", Value(Map{{"path", "a"}, {"by", "x"}}));
+  ASSERT_TRUE(node->ingest({s, a, t, bad}));
+  EXPECT_EQ(log.story(), (std::vector<std::string>{"applied " + s.id().to_string(), "applied " + a.id().to_string(),
+                                                   "applied " + t.id().to_string(),
+                                                   "conflict " + bad.id().to_string()}));
+  std::lock_guard<std::mutex> l(log.mu);
+  EXPECT_EQ(log.changes[1].method, "set");
+  EXPECT_EQ(log.changes[1].paths, (std::vector<Path>{{"a"}}));
+  EXPECT_TRUE(log.changes[1].records.empty());
+  EXPECT_EQ(log.changes[2].paths, (std::vector<Path>{{"Task", "t1"}}));
+  EXPECT_EQ(log.changes[2].records, (std::vector<std::pair<std::string, std::string>>{{"Task", "t1"}}));
+}
+
+TEST_F(NodeFixture, ALateUpdateIsHeardAsRolledBackThenReplayed) {
+  auto node = open(64, 1000);
+  const Update a = make_update(1, 1, kNow, "set", set_arg("a", Value(1)));
+  const Update b = make_update(1, 2, kNow + 20, "set", set_arg("b", Value(2)));
+  const Update c = make_update(1, 3, kNow + 30, "set", set_arg("c", Value(3)));
+  const Update late = make_update(2, 1, kNow + 10, "set", set_arg("b", Value(0)));
+  ASSERT_TRUE(node->ingest({a, b, c}));
+  ChangeLog log;
+  log.attach(*node);
+  ASSERT_TRUE(node->ingest({late}));
+  EXPECT_EQ(log.story(), (std::vector<std::string>{"rolled-back " + c.id().to_string(),
+                                                   "rolled-back " + b.id().to_string(),
+                                                   "applied " + late.id().to_string(),
+                                                   "applied " + b.id().to_string(),
+                                                   "applied " + c.id().to_string()}));
+  std::lock_guard<std::mutex> l(log.mu);
+  EXPECT_EQ(log.changes[1].paths, (std::vector<Path>{{"b"}})) << "b's write was taken back";
+}
+
+TEST_F(NodeFixture, ARefusedCallAndACheckpointAreNotHeardAndARefoldIsOneReload) {
+  auto node = open(/*undo_window=*/2, 1000);
+  ChangeLog log;
+  log.attach(*node);
+  ASSERT_TRUE(node->call("set", set_arg("n", Value(INT64_MAX))));
+  ASSERT_FALSE(node->call("inc", Value(Map{{"path", Value("n")}, {"by", Value(1)}})));
+  EXPECT_EQ(log.story().size(), 1u) << "not the refused inc";
+  for (const char* p : {"p1", "p2", "p3"}) ASSERT_TRUE(node->call("set", set_arg(p, Value(1))));
+  ASSERT_EQ(log.story().size(), 4u) << "not the checkpoint's undo and redo either";
+  // Far below the head, beyond the undo window: folded once, later, and heard as one reload.
+  std::vector<Update> old;
+  for (uint64_t i = 1; i <= 5; ++i)
+    old.push_back(make_update(2, i, kNow - 100'000 + static_cast<int64_t>(i), "set", set_arg("o", Value(1))));
+  ASSERT_TRUE(node->ingest(old));
+  node->read([](const State& s) { EXPECT_NE(s.get({"o"}), nullptr); });
+  auto story = log.story();
+  ASSERT_EQ(story.size(), 5u);
+  EXPECT_EQ(story[4], "reloaded " + UpdateId{}.to_string());
+}
+
+TEST_F(NodeFixture, ReadingSinceAVectorHandsOutEveryUpdateOnceLateOnesIncluded) {
+  auto node = open(64, 1000);
+  const Update a = make_update(1, 1, kNow, "set", set_arg("a", Value(1)));
+  const Update c = make_update(1, 2, kNow + 20, "set", set_arg("c", Value(3)));
+  const Update late = make_update(2, 1, kNow + 10, "set", set_arg("b", Value(2)));
+  ASSERT_TRUE(node->ingest({a, c}));
+  VersionVector seen;
+  auto first = node->read_since(seen, 100);
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->size(), 2u);
+  EXPECT_EQ((*first)[0].id(), a.id());
+  EXPECT_EQ((*first)[1].id(), c.id());
+  EXPECT_TRUE(node->read_since(seen, 100)->empty());
+  ASSERT_TRUE(node->ingest({late}));
+  auto second = node->read_since(seen, 100);
+  ASSERT_TRUE(second);
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_EQ((*second)[0].id(), late.id());
+  EXPECT_EQ(seen, (VersionVector{{1, 2}, {2, 1}}));
+
+  auto from_a = node->read_log(a.id(), 1);
+  ASSERT_TRUE(from_a);
+  ASSERT_EQ(from_a->size(), 1u);
+  EXPECT_EQ((*from_a)[0].id(), late.id()) << "key order, late update in its place";
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 
 Shows that any language with ZeroMQ and MessagePack can use a node: times come
 back as datetimes, enums as Enum(type, member), records as Record(type, fields).
+With the schema document (Schema), enums become members of enum.Enum classes
+and records instances of dataclasses, both generated from the schema, and
+back again for calls.
 
     replog_client.py --data DIR call METHOD ARG_JSON
     replog_client.py --data DIR state [PATH]
@@ -13,7 +16,9 @@ ARG_JSON is plain JSON, with {"$time": ISO} and {"$enum": "Type.Member"} tags.
 Needs Debian's python3-zmq and python3-msgpack.
 """
 import argparse
+import dataclasses
 import datetime
+import enum
 import json
 import os
 import sys
@@ -73,6 +78,79 @@ def unpack(data):
     return msgpack.unpackb(data, ext_hook=_ext_hook, timestamp=3, raw=False)
 
 
+_SCALARS = {"any": object, "null": type(None), "bool": bool, "int": int, "float": float, "string": str,
+            "bytes": bytes, "time": datetime.datetime}
+
+
+class Schema:
+    """Python classes generated from a schema document (docs/VALUES.md): an
+    enum.Enum subclass per enum type (member name = value) and a dataclass per
+    record type, its fields keyword arguments defaulting to None (absent).
+
+    typed() turns what the client reads (Enum, Record, nested in maps and
+    lists) into those classes; untyped() turns them back for a call. A record
+    field the schema does not declare (a newer schema wrote it) is dropped by
+    typed(); an enum member or record type it does not know is a ValueError
+    naming the place."""
+
+    def __init__(self, document):
+        self.enums = {name: enum.Enum(name, [(m, m) for m in members])
+                      for name, members in document.get("enums", {}).items()}
+        self.records = {}
+        for name, spec in document.get("records", {}).items():
+            fields = [(f, self._python_type(t), dataclasses.field(default=None))
+                      for f, t in sorted(spec.get("fields", {}).items())]
+            self.records[name] = dataclasses.make_dataclass(name, fields, eq=True)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls(json.loads(text))
+
+    def _python_type(self, declared):
+        if declared.startswith("list<"):
+            return list
+        if declared.startswith("map<"):
+            return dict
+        if declared in _SCALARS:
+            return _SCALARS[declared]
+        return declared  # an enum or record of this schema, by name
+
+    def typed(self, value, path=""):
+        if isinstance(value, Enum):
+            members = self.enums.get(value.type)
+            if members is None or value.member not in members.__members__:
+                raise ValueError("%s: unknown enum member %s.%s" % (path or "value", value.type, value.member))
+            return members[value.member]
+        if isinstance(value, Record):
+            cls = self.records.get(value.type)
+            if cls is None:
+                raise ValueError("%s: unknown record type %s" % (path or "value", value.type))
+            names = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: self.typed(v, _child(path, k)) for k, v in value.fields.items() if k in names})
+        if isinstance(value, dict):
+            return {k: self.typed(v, _child(path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.typed(v, "%s[%d]" % (path, i)) for i, v in enumerate(value)]
+        return value
+
+    def untyped(self, value):
+        if isinstance(value, enum.Enum) and self.enums.get(type(value).__name__) is type(value):
+            return Enum(type(value).__name__, value.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return Record(type(value).__name__, {f.name: self.untyped(getattr(value, f.name))
+                                                 for f in dataclasses.fields(value)
+                                                 if getattr(value, f.name) is not None})
+        if isinstance(value, dict):
+            return {k: self.untyped(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.untyped(v) for v in value]
+        return value
+
+
+def _child(path, key):
+    return "%s.%s" % (path, key) if path else key
+
+
 class Client:
     def __init__(self, data_dir, timeout_ms=10000):
         with open(os.path.join(data_dir, "api.endpoint")) as f:
@@ -99,6 +177,10 @@ class Client:
 
     def hash(self):
         return self.request("hash")
+
+    def schema(self):
+        """The node's schema in force, as a Schema (generated classes)."""
+        return Schema(self.request("schema"))
 
     def status(self):
         return self.request("status")

@@ -12,7 +12,9 @@
 #include <msgpack.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <csignal>
+#include <thread>
 
 #include "node/api/daemon.h"
 #include "node/api/join.h"
@@ -436,47 +438,77 @@ uint64_t parse_since(const std::string& text) {
   return hlc::make(unwrap(parse_iso8601(text)).to_millis(), 0);
 }
 
+// One line of `replog log`: the update, or why its body does not parse.
+void print_log_line(const Options& o, const UpdateId& id, std::string_view body,
+                    std::map<OriginId, uint64_t>& verified_to) {
+  auto u = parse_update(id, body);
+  auto arg = u ? decode_msgpack(u->arg) : Result<Value>(u.status());
+  if (o.json()) {
+    json line{{"id", id.to_string()}, {"hlc", id.hlc}, {"time", hlc::to_string(id.hlc)}, {"origin", hex16(id.origin)}};
+    if (u) {
+      line["seq"] = u->seq;
+      line["verified"] = u->seq <= verified_to[id.origin];
+      line["method"] = std::string(u->method);
+      line["arg"] = arg ? to_json_value(*arg) : json(nullptr);
+    } else {
+      line["error"] = u.status().message();
+    }
+    std::cout << line.dump() << "\n";
+  } else if (u) {
+    std::cout << id.to_string() << "  " << hlc::to_string(id.hlc) << "  " << hex16(id.origin) << " #" << u->seq
+              << (u->seq <= verified_to[id.origin] ? "  signed" : "  UNVERIFIED") << "  " << u->method << " " << (arg ? to_typed_json(*arg) : "<" + arg.status().message() + ">") << "\n";
+  } else {
+    std::cout << id.to_string() << "  <" << u.status().message() << ">\n";
+  }
+}
+
+// `replog log --follow`: after the log, what is stored later, as it arrives
+// (polled; readers never block the writer). Each origin is read on from the
+// seq it was printed to, so an update that sorts before printed ones (from a
+// device that was offline) is printed too, when it arrives.
+void follow_log(const Options& o, UpdateLog& log, VersionVector seen, std::optional<OriginId> origin) {
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    auto txn = unwrap(log.begin_read());
+    std::map<OriginId, uint64_t> verified_to;
+    for (const auto& [o_id, rec] : txn.origin_records()) verified_to[o_id] = rec.seq;
+    for (const auto& [id, body] : unwrap(txn.bodies_since(seen, SIZE_MAX)))
+      if (!origin || id.origin == *origin) print_log_line(o, id, body, verified_to);
+    std::cout.flush();
+  }
+}
+
 int cmd_log(const std::vector<std::string>& args) {
-  Options o("log", "--data DIR [--origin ID] [--since HLC|TIME] [--limit N]\n"
+  Options o("log", "--data DIR [--origin ID] [--since HLC|TIME] [--limit N] [--follow]\n"
                    "  each line: id, time, origin #seq, then 'signed' when a verified head covers it\n"
                    "  (its origin's key signed it) or 'UNVERIFIED', then the method and argument");
   o.add()("origin", po::value<std::string>(), "only this origin (16 hex digits)")(
       "since", po::value<std::string>(), "start at this HLC (integer) or ISO-8601 time")(
-      "limit", po::value<uint64_t>()->default_value(UINT64_MAX, "all"), "print at most N updates");
+      "limit", po::value<uint64_t>()->default_value(UINT64_MAX, "all"), "print at most N updates")(
+      "follow", "then print updates as they are stored, until interrupted (not with --limit)");
   if (!o.parse(args)) return 0;
+  if (o.has("follow") && o.get<uint64_t>("limit") != UINT64_MAX) throw CommandError("--follow and --limit do not go together");
   auto log = unwrap(UpdateLog::open(o.node_options().dir, {}));
-  auto txn = unwrap(log->begin_read());
   std::optional<OriginId> origin;
   if (o.has("origin")) origin = unwrap(parse_hex16(o.get<std::string>("origin")));
   UpdateId start{o.has("since") ? parse_since(o.get<std::string>("since")) : 0, 0};
   uint64_t limit = o.get<uint64_t>("limit"), printed = 0;
-  std::map<OriginId, uint64_t> verified_to;  // per origin, the seq its verified chain reaches
-  for (const auto& [o_id, rec] : txn.origin_records()) verified_to[o_id] = rec.seq;
-  check(txn.for_each_from(start, [&](const UpdateId& id, std::string_view body) {
-    if (printed >= limit) return false;
-    if (origin && id.origin != *origin) return true;
-    ++printed;
-    auto u = parse_update(id, body);
-    auto arg = u ? decode_msgpack(u->arg) : Result<Value>(u.status());
-    if (o.json()) {
-      json line{{"id", id.to_string()}, {"hlc", id.hlc}, {"time", hlc::to_string(id.hlc)}, {"origin", hex16(id.origin)}};
-      if (u) {
-        line["seq"] = u->seq;
-        line["verified"] = u->seq <= verified_to[id.origin];
-        line["method"] = std::string(u->method);
-        line["arg"] = arg ? to_json_value(*arg) : json(nullptr);
-      } else {
-        line["error"] = u.status().message();
-      }
-      std::cout << line.dump() << "\n";
-    } else if (u) {
-      std::cout << id.to_string() << "  " << hlc::to_string(id.hlc) << "  " << hex16(id.origin) << " #" << u->seq
-                << (u->seq <= verified_to[id.origin] ? "  signed" : "  UNVERIFIED") << "  " << u->method << " " << (arg ? to_typed_json(*arg) : "<" + arg.status().message() + ">") << "\n";
-    } else {
-      std::cout << id.to_string() << "  <" << u.status().message() << ">\n";
-    }
-    return true;
-  }));
+  VersionVector seen;
+  {
+    auto txn = unwrap(log->begin_read());
+    std::map<OriginId, uint64_t> verified_to;  // per origin, the seq its verified chain reaches
+    for (const auto& [o_id, rec] : txn.origin_records()) verified_to[o_id] = rec.seq;
+    seen = txn.vector();
+    check(txn.for_each_from(start, [&](const UpdateId& id, std::string_view body) {
+      if (printed >= limit) return false;
+      if (origin && id.origin != *origin) return true;
+      ++printed;
+      print_log_line(o, id, body, verified_to);
+      return true;
+    }));
+  }
+  std::cout.flush();
+  if (o.has("follow")) follow_log(o, *log, std::move(seen), origin);
   return 0;
 }
 

@@ -8,10 +8,17 @@
 // constraints. A method that returns a MethodFailure, or throws, is skipped by
 // every node alike and becomes a Conflict.
 //
+// A method that cannot decide alike on every node must not decide at all: an
+// exception other than MethodFailure (std::bad_alloc, an I/O error, a bug)
+// does not become a conflict. The fold stops before that update, the node
+// reports it (Node::fold_status) and folds again later; a local call whose
+// method throws so is refused and nothing is stored.
+//
 // Built-in methods: set, unset, inc, add, remove, create, update, delete,
 // schema, resolve, retire (docs/METHODS.md). Applications register their own
-// with MethodRegistry::add; changing what a method's argument means requires a
-// new name.
+// with MethodRegistry::add, or with add_typed when the argument is one of
+// their structs (a record, replog/binding.h); changing what a method's
+// argument means requires a new name.
 //
 // Thread safety: build the registry before a node opens; afterwards it is
 // read-only and may be shared by any number of nodes and threads. A method
@@ -27,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "replog/binding.h"
 #include "replog/schema.h"
 #include "replog/status.h"
 #include "replog/types.h"
@@ -38,7 +46,8 @@ class State;       // the fold of the log; private to the library
 struct UndoEntry;  // how to take one update back; private to the library
 class MethodAccess;
 
-// Why a method did not apply; replay turns it into a Conflict.
+// Why a method did not apply; replay turns it into a Conflict. A method
+// returns it, or throws it (the one exception that becomes a conflict).
 struct MethodFailure {
   ConflictKind kind = ConflictKind::kFailed;
   std::string message;  // for the person at the keyboard (local calls); not stored
@@ -57,6 +66,16 @@ class StateView {
   const TypeRegistry& schema() const;
   // True while the update `id` is an open conflict.
   bool has_conflict(const UpdateId& id) const;
+
+  // Record [T's type, id] as a T: NotFound when absent, InvalidArgument
+  // (naming the place) when it does not convert.
+  template <BoundRecord T>
+  Result<T> record(const std::string& id) const {
+    const std::string& type = Bind<T>::binding().type_name();
+    const Value* v = get({type, id});
+    if (!v) return Status::not_found("no record " + type + "." + id);
+    return from_value<T>(*v, type + "." + id);
+  }
 
  private:
   const State& state_;
@@ -105,6 +124,15 @@ using MethodFn = std::function<std::optional<MethodFailure>(MethodContext&, Valu
 // replay. Returns the one-line reason to refuse, or nothing.
 using LocalCheck = std::function<std::optional<std::string>(const StateView&, const Value& arg)>;
 
+// A method whose argument is an application's record (replog/binding.h):
+// the call site passes the C++ object, the update stores it as a record, and
+// replay hands it back as the C++ object. An argument that does not convert
+// (another record type, a wrong field) is a bad-argument conflict.
+template <typename Arg>
+using TypedMethodFn = std::function<std::optional<MethodFailure>(MethodContext&, const Arg& arg)>;
+template <typename Arg>
+using TypedLocalCheck = std::function<std::optional<std::string>(const StateView&, const Arg& arg)>;
+
 class MethodRegistry {
  public:
   // The built-in methods.
@@ -113,6 +141,23 @@ class MethodRegistry {
   // Registers a method. `version` changes when the method's code changes in a
   // way that could change state: it feeds the digest that checkpoints record.
   Status add(const std::string& name, const std::string& version, MethodFn fn, LocalCheck check = nullptr);
+  template <BoundRecord Arg>
+  Status add_typed(const std::string& name, const std::string& version, TypedMethodFn<Arg> fn,
+                   TypedLocalCheck<Arg> check = nullptr) {
+    MethodFn untyped = [fn = std::move(fn)](MethodContext& ctx, const Value& arg) -> std::optional<MethodFailure> {
+      auto typed = from_value<Arg>(arg);
+      if (!typed) return MethodFailure{ConflictKind::kBadArgument, typed.status().message(), {}, {}};
+      return fn(ctx, *typed);
+    };
+    LocalCheck untyped_check;
+    if (check)
+      untyped_check = [check = std::move(check)](const StateView& state, const Value& arg) -> std::optional<std::string> {
+        auto typed = from_value<Arg>(arg);
+        if (!typed) return typed.status().message();
+        return check(state, *typed);
+      };
+    return add(name, version, std::move(untyped), std::move(untyped_check));
+  }
   const MethodFn* find(std::string_view name) const;
   // The method's local check, when it has one.
   const LocalCheck* local_check(std::string_view name) const;

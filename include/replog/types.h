@@ -57,7 +57,7 @@ Path parse_dotted_path(std::string_view text);
 enum class ConflictKind : uint8_t {
   kSchema = 1,       // breaks the schema in force (type, required field, undeclared field)
   kUnique = 2,       // breaks a unique constraint
-  kFailed = 3,       // the method failed or threw
+  kFailed = 3,       // the method failed (returned or threw its MethodFailure)
   kOverflow = 4,     // inc would overflow int64
   kMissing = 5,      // update of a record that does not exist
   kExists = 6,       // create of a record that exists

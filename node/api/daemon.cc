@@ -552,6 +552,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   REPLOG_RETURN_IF_ERROR(api.start());
 
   log_start(logger, options, *node, *identity, **trust, **transport, sync.peers.size());
+  if (options.on_serving) options.on_serving(*node);
   std::optional<RevocationFollower> revocations;
   if (!options.insecure) revocations.emplace(*node, **trust, identity->public_key(), logger);
   serve(*node, service, **transport, joins, follower, revocations ? &*revocations : nullptr, discovery.get(), refusals,

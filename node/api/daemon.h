@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,10 @@ struct DaemonOptions {
   std::string s3_endpoint;          // over AWS_ENDPOINT_URL when set
   int64_t archive_poll_ms = 2000;
   int64_t archive_grace_ms = 600'000;
+  // An embedding program's hook (replog::Node with networking): called on the
+  // daemon's thread once the node serves, just before the event loop. The
+  // node stays valid until run_daemon returns.
+  std::function<void(engine::Node&)> on_serving;
 };
 
 // Runs until `stop` becomes true; then checkpoints and returns.

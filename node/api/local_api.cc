@@ -188,6 +188,11 @@ Value LocalApi::handle(const std::string& op, const Value& arg) {
     return reply_ok(std::move(out));
   }
   if (op == "hash") return reply_ok(Value(node_.state_hash()));
+  if (op == "schema") {
+    Value document;
+    node_.read([&](const State& s) { document = s.schema().to_document(); });
+    return reply_ok(std::move(document));
+  }
   if (op == "conflicts") {
     List conflicts;
     node_.read([&](const State& s) {

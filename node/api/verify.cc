@@ -118,7 +118,8 @@ class LogWalk {
     if (auto r = engine::revocation_of(*u)) revocations_.push_back(*r);
     chain(id, *u);
     check_checkpoints_before(id);
-    replayer_.apply(*u);
+    auto applied = replayer_.apply(*u);
+    if (applied.outcome == Replayer::Outcome::kHalted) problem(applied.halt + "; the fold left it out");
   }
 
   // Compares every checkpoint whose cut sorts below `next` (none: all the rest)

@@ -4,12 +4,21 @@
 
 namespace replog {
 
+namespace {
+
+std::string halt_reason(const UpdateView& u, const std::string& what) {
+  return "method " + std::string(u.method) + " of update " + u.id.to_string() + " threw " + what;
+}
+
+}  // namespace
+
 Replayer::Applied Replayer::apply(const UpdateView& u) {
   UndoEntry entry;
   entry.id = u.id;
   entry.seq = u.seq;
   auto prev = applied_.find(u.id.origin);
   entry.prev_origin_seq = prev == applied_.end() ? 0 : prev->second;
+  entry.method = u.method;
 
   Applied result;
   const MethodFn* fn = methods_.find(u.method);
@@ -29,11 +38,19 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
       try {
         failure = (*fn)(ctx, *arg);
         if (!failure) failure = MethodAccess::check_records(ctx);
+      } catch (MethodFailure& thrown) {
+        failure = std::move(thrown);
       } catch (const std::exception& e) {
-        failure = MethodFailure{ConflictKind::kFailed, "method " + std::string(u.method) + " threw: " + e.what(), {}, {}};
+        result.halt = halt_reason(u, e.what());
       } catch (...) {
-        failure = MethodFailure{ConflictKind::kFailed, "method " + std::string(u.method) + " threw", {}, {}};
+        result.halt = halt_reason(u, "an exception that is not a std::exception");
       }
+    }
+    if (!result.halt.empty()) {
+      // Not applied at all: the fold stops before this update.
+      state_.undo(entry);
+      result.outcome = Outcome::kHalted;
+      return result;
     }
     if (failure) {
       // Skipped by every node alike: undo what the method did, record why.
@@ -46,6 +63,10 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
   }
   applied_[u.id.origin] = u.seq;
   last_ = u.id;
+  if (observer_ && (result.outcome == Outcome::kApplied || result.outcome == Outcome::kConflict)) {
+    entry.heard = true;
+    observer_({result.outcome == Outcome::kApplied ? Event::Kind::kApplied : Event::Kind::kConflict, entry});
+  }
   undo_.push_back(std::move(entry));
   if (undo_.size() > window_) {
     floor_ = undo_.front().id;
@@ -65,6 +86,7 @@ void Replayer::rollback_newest(size_t n) {
   while (n-- > 0 && !undo_.empty()) {
     UndoEntry& e = undo_.back();
     state_.undo(e);
+    if (observer_ && e.heard) observer_({Event::Kind::kRolledBack, e});
     if (e.prev_origin_seq == 0) applied_.erase(e.id.origin);
     else applied_[e.id.origin] = e.prev_origin_seq;
     undo_.pop_back();

@@ -9,11 +9,19 @@
 // skipped (its partial changes undone) and recorded as a conflict; one whose
 // method is unknown is skipped and counted.
 //
+// A method that throws MethodFailure has failed like one that returns it: a
+// conflict. Any other exception (std::bad_alloc, an I/O error, a bug) is not
+// known to be a function of the log, so it must not become a conflict that
+// only this node records: the update is not applied at all (kHalted, its
+// partial changes undone, last_applied() unchanged) and the owner stops the
+// fold there, reports it and tries again later.
+//
 // Thread safety: none; the node's writer thread (or a read-only command) owns it.
 #pragma once
 
 #include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -26,10 +34,11 @@ namespace replog {
 
 class Replayer {
  public:
-  enum class Outcome { kApplied, kConflict, kUnknownMethod, kLeftOut };
+  enum class Outcome { kApplied, kConflict, kUnknownMethod, kLeftOut, kHalted };
   struct Applied {
     Outcome outcome = Outcome::kApplied;
     std::optional<MethodFailure> failure;  // kConflict: why
+    std::string halt;                      // kHalted: what was thrown, naming the update
   };
 
   // The window keeps at least the newest update, so that a refused local
@@ -39,6 +48,18 @@ class Replayer {
 
   // REQUIRES: !last_applied() || u.id > *last_applied().
   Applied apply(const UpdateView& u);
+
+  // What the observer hears: an update applied (kApplied or kConflict) or
+  // taken back (kRolledBack), with the undo entry listing the places it
+  // changed. Updates left out, of unknown methods or halted change no data
+  // and are not heard. Called on the replayer's thread; must not block.
+  struct Event {
+    enum class Kind { kApplied, kConflict, kRolledBack };
+    Kind kind;
+    const UndoEntry& entry;
+  };
+  using Observer = std::function<void(const Event&)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
 
   // Origins whose updates from a seq on are left out of the fold (signed
   // origins: a fork proved by evidence), origin -> first seq left out. A
@@ -74,6 +95,7 @@ class Replayer {
   std::optional<UpdateId> last_;
   VersionVector applied_;
   std::map<OriginId, uint64_t> left_out_;
+  Observer observer_;
 };
 
 }  // namespace replog

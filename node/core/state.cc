@@ -170,7 +170,7 @@ Status State::write(const Path& path, std::optional<Value> value, UndoEntry* und
                                                 std::string("is a ") + cur->kind_name() + ", not a map"));
       }
       // Create the missing maps; undoing erases the topmost one.
-      if (undo) undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{Path(path.begin(), path.begin() + static_cast<long>(i) + 1), std::nullopt});
+      if (undo) undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{Path(path.begin(), path.begin() + static_cast<long>(i) + 1), std::nullopt, path});
       Value* made = &(*m)[path[i]];
       *made = Value(Map{});
       for (size_t j = i + 1; j + 1 < path.size(); ++j) {
@@ -194,20 +194,20 @@ Status State::write(const Path& path, std::optional<Value> value, UndoEntry* und
           path_to_string(path), slot ? "a list element cannot be unset (use remove)" : "no such list element"));
     }
     // The old value is replaced: it moves into the undo entry rather than being copied.
-    if (undo) undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{path, std::move(*slot)});
+    if (undo) undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{path, std::move(*slot), {}});
     *slot = std::move(*value);
   } else if (Map* m = members_of(*cur)) {
     if (value) {
       auto [it, inserted] = m->try_emplace(last);
       if (undo)
         undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>,
-                               UndoEntry::PathOp{path, inserted ? std::nullopt : std::optional<Value>(std::move(it->second))});
+                               UndoEntry::PathOp{path, inserted ? std::nullopt : std::optional<Value>(std::move(it->second)), {}});
       it->second = std::move(*value);
     } else {
       auto it = m->find(last);
       if (it == m->end()) return Status::ok();  // nothing to erase
       if (undo)
-        undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{path, std::move(it->second)});
+        undo->ops.emplace_back(std::in_place_type<UndoEntry::PathOp>, UndoEntry::PathOp{path, std::move(it->second), {}});
       m->erase(it);
     }
   } else {

@@ -33,7 +33,9 @@ class State;
 
 // The inverse of every change one update made, newest last.
 struct UndoEntry {
-  struct PathOp { Path path; std::optional<Value> old; };
+  // `path` is where undo writes `old` back; `written` is where the update
+  // wrote, when deeper (maps created on the way are undone at the topmost).
+  struct PathOp { Path path; std::optional<Value> old; Path written; };
   struct ConflictOp { UpdateId key; std::optional<Conflict> old; };
   struct WriterOp { std::string record; std::optional<UpdateId> old; };
   struct SchemaOp { std::shared_ptr<const TypeRegistry> old; };
@@ -44,6 +46,8 @@ struct UndoEntry {
   UpdateId id;
   uint64_t seq = 0;
   uint64_t prev_origin_seq = 0;  // what applied_vector[id.origin] was before
+  std::string method;            // for the replayer's observer
+  bool heard = false;            // the observer heard it applied (so it hears it rolled back)
   std::vector<Op> ops;
 };
 

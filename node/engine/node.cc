@@ -55,7 +55,9 @@ Node::Node(const NodeOptions& options)
       methods_(options.methods ? options.methods
                                : std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins())),
       clock_(options.clock ? options.clock : &system_clock_),
-      replayer_(*methods_, options.undo_window) {}
+      replayer_(*methods_, options.undo_window) {
+  replayer_.set_observer([this](const Replayer::Event& e) { observe(e); });
+}
 
 Status Node::init(const InitOptions& options) {
   DataDir dir(options.dir);
@@ -227,7 +229,18 @@ Status Node::load(LogTxn& txn, std::optional<int64_t> at_millis) {
 }
 
 // The same from the newest usable checkpoint whose cut sorts below `below`.
+// Subscribers hear one kReloaded, not each step.
 Status Node::load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis) {
+  Status s;
+  {
+    QuietChanges quiet(*this);
+    s = load_state_quietly(txn, below, at_millis);
+  }
+  note_reloaded();
+  return s;
+}
+
+Status Node::load_state_quietly(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis) {
   const std::string digest = methods_->digest();
   for (auto& [cut, bytes] : txn.checkpoints()) {
     if (!(cut < below)) continue;
@@ -251,10 +264,22 @@ Status Node::replay_from(LogTxn& txn, std::optional<UpdateId> after, std::option
       status = u.status();  // local corruption: replog verify reports it
       return false;
     }
-    replayer_.apply(*u);
+    auto applied = replayer_.apply(*u);
+    if (applied.outcome == Replayer::Outcome::kHalted) {
+      note_halt(id, applied.halt);
+      return false;
+    }
     return true;
   });
   return iter.is_ok() ? status : iter;
+}
+
+// A method threw something that is not a MethodFailure at `id`: state stays
+// the fold of the updates below it, and the rest is folded again later.
+// REQUIRES: state_mu_ held (or the node not yet shared).
+void Node::note_halt(const UpdateId& id, const std::string& why) const {
+  refold_from_ = refold_from_ ? std::min(*refold_from_, id) : id;
+  fold_status_ = Status::io_error(why + "; the fold stops before it and is retried");
 }
 
 // --- reads -------------------------------------------------------------------------
@@ -266,9 +291,14 @@ Status Node::refold_locked() const {
   if (!refold_from_) return Status::ok();
   auto txn = log_->begin_read();
   if (!txn) return txn.status();
-  Status s = const_cast<Node*>(this)->load_state(*txn, *refold_from_, std::nullopt);
+  const UpdateId from = *refold_from_;
   refold_from_.reset();
-  return s;
+  Status s = const_cast<Node*>(this)->load_state(*txn, from, std::nullopt);
+  publish_changes_locked();
+  if (!s) return s;
+  // A fold that stopped again (note_halt) left refold_from_ set.
+  if (!refold_from_) fold_status_ = Status::ok();
+  return fold_status_;
 }
 
 bool Node::read_if_current(const std::function<void(const State&)>& fn) const {
@@ -282,6 +312,48 @@ void Node::read(const std::function<void(const State&)>& fn) const {
   std::lock_guard<std::mutex> l(state_mu_);
   (void)refold_locked();
   fn(replayer_.state());
+}
+
+Result<std::vector<Update>> Node::read_log(std::optional<UpdateId> after, size_t max) const {
+  auto txn = log_->begin_read();
+  if (!txn) return txn.status();
+  std::vector<Update> out;
+  Status bad;
+  Status iter = txn->for_each_from(after ? successor(*after) : UpdateId{}, [&](const UpdateId& id, std::string_view body) {
+    if (out.size() >= max) return false;
+    auto u = Update::parse(id, std::string(body));
+    if (!u) bad = u.status().with_context("stored update " + id.to_string());
+    else out.push_back(std::move(u).value());
+    return u.is_ok();
+  });
+  REPLOG_RETURN_IF_ERROR(iter);
+  REPLOG_RETURN_IF_ERROR(bad);
+  return out;
+}
+
+Result<std::vector<Update>> Node::read_since(VersionVector& seen, size_t max) const {
+  auto txn = log_->begin_read();
+  if (!txn) return txn.status();
+  auto bodies = txn->bodies_since(seen, max);
+  if (!bodies) return bodies.status();
+  std::vector<Update> out;
+  for (auto& [id, body] : *bodies) {
+    auto u = Update::parse(id, std::move(body));
+    if (!u) return u.status().with_context("stored update");
+    out.push_back(std::move(u).value());
+  }
+  return out;
+}
+
+uint64_t Node::wait_for_commit(uint64_t seen, std::chrono::milliseconds wait) const {
+  std::unique_lock<std::mutex> l(commit_mu_);
+  commit_cv_.wait_for(l, wait, [&] { return commit_generation_ > seen; });
+  return commit_generation_;
+}
+
+Status Node::fold_status() const {
+  std::lock_guard<std::mutex> l(state_mu_);
+  return fold_status_;
 }
 
 std::string Node::state_hash() const {
@@ -437,10 +509,11 @@ size_t Node::map_bytes() const { return log_->map_bytes(); }
 Status Node::write_checkpoint() {
   since_checkpoint_ = 0;
   if (!writable_) return Status::ok();
-  REPLOG_RETURN_IF_ERROR(refold_locked());
+  REPLOG_RETURN_IF_ERROR(refold_locked());  // a stopped fold: no checkpoint until it goes through
   if (!replayer_.last_applied()) return Status::ok();
   // Cut behind the head by the undo window, so that updates a few positions
   // late do not invalidate the checkpoint.
+  QuietChanges quiet(*this);  // a checkpoint changes no state: its undo and redo are not heard
   replayer_.rollback_newest(std::min(options_.undo_window, replayer_.undo_depth()));
   auto cut = replayer_.last_applied();
   auto txn = log_->begin_write();

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -45,6 +46,7 @@
 #include "node/core/replayer.h"
 #include "node/core/revocations.h"
 #include "node/sync/sync_store.h"
+#include "replog/changes.h"
 #include "protocol/origin_proof.h"
 #include "storage/env.h"
 
@@ -198,6 +200,30 @@ class Node final : public SyncStore {
   using CommitListener = std::function<void(const std::vector<Update>&, const std::vector<proof::Head>&)>;
   void set_commit_listener(CommitListener listener) { commit_listener_ = std::move(listener); }
 
+  // The log in key (replay) order: at most `max` updates with key > `after`
+  // (none: from the start).
+  Result<std::vector<Update>> read_log(std::optional<UpdateId> after, size_t max) const;
+  // Updates stored beyond `seen` (per origin, the seq already read), at most
+  // `max`, each origin's taken as a prefix, in key order; `seen` is raised to
+  // what is returned. A follower that calls it again misses nothing, late
+  // updates included.
+  Result<std::vector<Update>> read_since(VersionVector& seen, size_t max) const;
+  // Each commit that stores updates raises the generation; waits at most
+  // `wait` for it to pass `seen` and returns the generation then.
+  uint64_t wait_for_commit(uint64_t seen, std::chrono::milliseconds wait) const;
+  uint64_t commit_generation() const {
+    std::lock_guard<std::mutex> l(commit_mu_);
+    return commit_generation_;
+  }
+
+  // Receives what each applied update changed (include/replog/changes.h),
+  // after each commit and after a re-fold, in the order state went through
+  // them; the changes of a refused call or an aborted batch are dropped, and
+  // a rebuilt state is one kReloaded. Called with the state lock held, from
+  // the writer or a reading thread: must not block or use this node.
+  using ChangeSink = std::function<void(const std::vector<Change>&)>;
+  void set_change_sink(ChangeSink sink);
+
   // Runs fn on the state, first folding in what a catch-up stored but did not
   // fold yet (see fold_received()).
   void read(const std::function<void(const State&)>& fn) const;
@@ -214,6 +240,11 @@ class Node final : public SyncStore {
     std::string state_hash;  // 32 bytes
   };
   HeadCheckpoint head_checkpoint() const;
+  // OK, or why state lags the log: a method threw something other than a
+  // MethodFailure (docs/ARCHITECTURE.md "Replay"). The fold stopped before
+  // that update and is tried again before the next local call, on a read,
+  // and when the writer is idle; local calls are refused meanwhile.
+  Status fold_status() const;
   NodeInfo info() const;
   // What peers last told this node (endpoint -> MessagePack state).
   std::map<std::string, std::string> saved_peers() const;
@@ -230,8 +261,10 @@ class Node final : public SyncStore {
   // --- loading and replay (node.cc) ---
   Status load(LogTxn& txn, std::optional<int64_t> at_millis);
   Status load_state(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis);
+  Status load_state_quietly(LogTxn& txn, const UpdateId& below, std::optional<int64_t> at_millis);
   Status replay_from(LogTxn& txn, std::optional<UpdateId> after, std::optional<int64_t> at_millis);
   Status refold_locked() const;
+  void note_halt(const UpdateId& id, const std::string& why) const;
   Status read_writer_state(LogTxn& txn, bool at_open);
   Status write_checkpoint();
   Status prune_checkpoints(LogTxn& txn);
@@ -241,6 +274,20 @@ class Node final : public SyncStore {
   void writer_loop();
   bool take_batch(std::vector<std::shared_ptr<Request>>& batch);
   void process(std::vector<std::shared_ptr<Request>>& batch);
+  void process_locked(std::vector<std::shared_ptr<Request>>& batch);
+
+  // --- change subscriptions (changes.cc); REQUIRES: state_mu_ held ---
+  void observe(const Replayer::Event& e) const;
+  void note_reloaded() const;
+  void publish_changes_locked() const;
+  // While one lives, the replayer's steps are not heard (a rebuild, a checkpoint).
+  struct QuietChanges {
+    explicit QuietChanges(const Node& n) : node(n) { ++node.quiet_changes_; }
+    ~QuietChanges() { --node.quiet_changes_; }
+    QuietChanges(const QuietChanges&) = delete;
+    QuietChanges& operator=(const QuietChanges&) = delete;
+    const Node& node;
+  };
   Status run_batch(Batch& b);
   Status store_received(Batch& b, Request& req);
   Status store_one_received(Batch& b, Request& req, const Update& u);
@@ -296,13 +343,22 @@ class Node final : public SyncStore {
   std::atomic<OriginId> node_id_{0};  // written by the writer thread only
   std::string cluster_id_;            // set by open() before any other thread runs; never written after
 
-  mutable std::mutex state_mu_;  // guards replayer_ (the state), refold_from_
+  mutable std::mutex state_mu_;  // guards replayer_ (the state), refold_from_, fold_status_, the change members
   // mutable: a reader may run a re-fold the writer deferred (lazy, logically const).
   mutable Replayer replayer_;
   // When set, state lags the log: updates from this key on were stored but not
   // folded in (see fold_received()); refold_locked() catches up.
   mutable std::optional<UpdateId> refold_from_;
+  // Not OK while the fold is stopped at refold_from_ (note_halt); guarded by state_mu_.
+  mutable Status fold_status_;
+  // Change subscriptions, guarded by state_mu_: the sink, what it has not been
+  // handed yet, and how many QuietChanges live.
+  ChangeSink change_sink_;
+  mutable std::vector<Change> pending_changes_;
+  mutable int quiet_changes_ = 0;
   static constexpr int64_t kRefoldDelayMs = 1000;
+  static constexpr int64_t kMaxRefoldRetryMs = 60'000;
+  int64_t refold_retry_ms_ = kRefoldDelayMs;  // writer thread: doubles while a stopped fold stops again
   int64_t refold_due_ms_ = 0;    // writer thread
   bool refold_pending_ = false;  // writer thread
 
@@ -346,6 +402,10 @@ class Node final : public SyncStore {
   mutable std::mutex own_head_mu_;       // guards own_head_, own_origin_ (read by the sync engine's thread)
   std::optional<proof::Head> own_head_;  // the newest head signed for node_id_
   OwnOriginKey own_origin_;              // node_id_ and signer_'s key and cert, as a Hello carries them
+
+  mutable std::mutex commit_mu_;               // guards commit_generation_
+  mutable std::condition_variable commit_cv_;  // notified when it rises
+  uint64_t commit_generation_ = 0;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -86,11 +86,15 @@ bool Node::take_batch(std::vector<std::shared_ptr<Request>>& batch) {
     if (queue_cv_.wait_for(l, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || !queue_.empty(); }))
       break;
     l.unlock();
+    bool stopped = false;
     {
       std::lock_guard<std::mutex> state_lock(state_mu_);
       (void)refold_locked();
+      stopped = refold_from_.has_value();  // the fold stopped again: retry, later each time
     }
-    refold_pending_ = false;
+    refold_pending_ = stopped;
+    refold_retry_ms_ = stopped ? std::min(refold_retry_ms_ * 2, kMaxRefoldRetryMs) : kRefoldDelayMs;
+    refold_due_ms_ = clock_->now_millis() + refold_retry_ms_;
     l.lock();
   }
   queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
@@ -115,7 +119,7 @@ void Node::writer_loop() {
     }
     // The deferred re-fold waits until the writer has been idle for a while,
     // so that a whole catch-up is folded once.
-    if (refold_pending_) refold_due_ms_ = clock_->now_millis() + kRefoldDelayMs;
+    if (refold_pending_) refold_due_ms_ = clock_->now_millis() + refold_retry_ms_;
     for (auto& r : batch) r->done.set_value();
     batch.clear();
     if (since_checkpoint_ >= options_.checkpoint_interval && !refold_pending_) {
@@ -127,6 +131,11 @@ void Node::writer_loop() {
 
 void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
   std::lock_guard<std::mutex> state_lock(state_mu_);
+  process_locked(batch);
+  publish_changes_locked();
+}
+
+void Node::process_locked(std::vector<std::shared_ptr<Request>>& batch) {
   // A full map is grown (doubled) and the batch run again, a bounded number of times.
   constexpr int kAttempts = 12;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -146,6 +155,11 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
           sign_committed(b);
           remember_chains(b);
           if (commit_listener_ && !b.committed.empty()) commit_listener_(b.committed, b.committed_heads);
+          if (b.puts > 0) {
+            std::lock_guard<std::mutex> l(commit_mu_);
+            ++commit_generation_;
+            commit_cv_.notify_all();
+          }
           return;
         }
       }
@@ -184,6 +198,7 @@ Status Node::run_batch(Batch& b) {
 // Nothing of the batch is stored: put state and the writer's memory back to
 // what the log holds.
 void Node::recover_after_abort() {
+  pending_changes_.clear();  // none of it was committed; the reload is heard instead
   auto read = log_->begin_read();
   if (!read) return;
   refold_from_.reset();
@@ -320,7 +335,12 @@ Status Node::fold_received(Batch& b) {
     // State is already waiting for a re-fold: widen it.
     refold_from_ = std::min(*refold_from_, first);
   } else if (!last || first > *last) {
-    for (const auto& u : b.accepted) replayer_.apply(u);
+    for (const auto& u : b.accepted) {
+      auto applied = replayer_.apply(u);
+      if (applied.outcome != Replayer::Outcome::kHalted) continue;
+      note_halt(u.id, applied.halt);  // stored; folded when the retry goes through
+      break;
+    }
   } else if (replayer_.can_rollback_to(first)) {
     // The common path with several writers: a few positions late.
     replayer_.rollback_to(first);
@@ -342,8 +362,17 @@ Status Node::store_calls(Batch& b) {
   if (!any) return Status::ok();
   // Local calls are validated against the head: it must be folded.
   if (refold_from_) {
-    REPLOG_RETURN_IF_ERROR(load_state(b.txn, *refold_from_, std::nullopt));
+    const UpdateId from = *refold_from_;
     refold_from_.reset();
+    REPLOG_RETURN_IF_ERROR(load_state(b.txn, from, std::nullopt));
+    if (!refold_from_) fold_status_ = Status::ok();
+  }
+  if (refold_from_) {
+    // The fold stopped (note_halt): a call cannot be checked against a head
+    // state that lags the log.
+    for (auto& req : b.requests)
+      if (req->kind == Request::Kind::kCall) req->status = fold_status_;
+    return Status::ok();
   }
   uint64_t before = own_seq_;
   for (auto& req : b.requests) {
@@ -397,10 +426,15 @@ Status Node::store_one_call(Batch& b, Request& req) {
                                           std::to_string(limits::kMaxUpdateBytes) + "-byte limit");
     return Status::ok();
   }
+  const size_t changes_before = pending_changes_.size();
   auto r = replayer_.apply(u.view());
   if (r.outcome != Replayer::Outcome::kApplied) {
     replayer_.rollback_to(id);
-    if (r.outcome == Replayer::Outcome::kLeftOut) {
+    pending_changes_.resize(changes_before);  // a refused call changed nothing
+    if (r.outcome == Replayer::Outcome::kHalted) {
+      // Not a function of the log: nothing is stored, and the caller may try again.
+      req.status = Status::io_error(r.halt + "; nothing is stored");
+    } else if (r.outcome == Replayer::Outcome::kLeftOut) {
       // A member revoked this node's origin: whatever it writes is left out everywhere.
       req.status = Status::invalid_argument("this node's origin " + hex16(node_id_) + " is revoked from #" +
                                             std::to_string(replayer_.left_out().at(node_id_)) +
