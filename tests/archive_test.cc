@@ -33,6 +33,13 @@ using testing::TempDir;
 
 ArchiveKey test_key(char fill) { return ArchiveKey::from_bytes(std::string(32, fill)).value(); }
 
+// An archiver that never merges (to see segments as they were put).
+ArchiveOptions NoMerges() {
+  ArchiveOptions o;
+  o.merge.fan_in = 0;
+  return o;
+}
+
 // ---- names ------------------------------------------------------------------
 
 TEST(ArchiveNames, SegmentKeysSortByLastSeqAndParseBack) {
@@ -280,7 +287,7 @@ TEST_F(ArchiverTest, OneCallPerPushKeepsTheObjectCountLogarithmicAndTheLogWhole)
 }
 
 TEST_F(ArchiverTest, ASegmentMergedAwayBetweenListingAndGetIsListedAgain) {
-  Archiver up = ArchiverOf(*a_, ArchiveOptions{.merge = {.fan_in = 0}});
+  Archiver up = ArchiverOf(*a_, NoMerges());
   for (int i = 0; i < 4; ++i) {
     Calls(*a_, 1, "c" + std::to_string(i) + "-");
     ASSERT_TRUE(up.push());
@@ -318,7 +325,7 @@ class SnapshotTest : public ArchiverTest {
 };
 
 TEST_F(SnapshotTest, ACompactMergesWritesASignedSnapshotOfTheStateAndKeepsTheLogWhole) {
-  Archiver up = ArchiverOf(*a_, ArchiveOptions{.merge = {.fan_in = 0}});
+  Archiver up = ArchiverOf(*a_, NoMerges());
   for (int i = 0; i < 8; ++i) {
     Calls(*a_, 1, "c" + std::to_string(i) + "-");
     ASSERT_TRUE(up.push());
@@ -450,7 +457,7 @@ TEST_F(SnapshotTest, ARotatedKeyReachesTheRemainingMembersAloneAndOldObjectsStay
   EXPECT_TRUE(take_key_grants(bucket_, a_keys, a_secret)->empty()) << "a key held is not taken again";
   // New objects are sealed with it: the old keyring cannot open them, and still opens the old ones.
   Calls(*a_, 2, "new");
-  Archiver up(*a_, bucket_, a_keys, clock_, ArchiveOptions{.merge = {.fan_in = 0}});
+  Archiver up(*a_, bucket_, a_keys, clock_, NoMerges());
   ASSERT_TRUE(up.push());
   size_t old_readable = 0, new_unreadable = 0;
   for (auto& [key, bytes] : bucket_.objects())

@@ -402,6 +402,12 @@ std::vector<std::string> check_snapshots(ObjectStore& bucket, const archive::Key
 
 // A new member directory for a key file: its cluster, its secret and trust list,
 // and a fresh device key of its own.
+engine::NodeOptions reader_options(const std::string& dir) {
+  engine::NodeOptions no;
+  no.dir = dir;
+  return no;
+}
+
 // Marks a directory restore --archive-key made until that restore completes.
 std::string restoring_file(const std::string& dir) { return dir + "/RESTORING"; }
 
@@ -412,7 +418,7 @@ void make_restore_dir(const std::string& dir, const ArchiveKeyFile& file) {
   if (std::filesystem::exists(dir) && !std::filesystem::is_empty(dir)) {
     std::string cluster;
     if (Env::posix().file_exists(restoring_file(dir)))
-      if (auto n = engine::Node::open_read_only({.dir = dir})) cluster = (*n)->cluster_id();
+      if (auto n = engine::Node::open_read_only(reader_options(dir))) cluster = (*n)->cluster_id();
     if (cluster != file.cluster)
       throw CommandError(dir + " is not empty (and not an unfinished restore of cluster " + file.cluster +
                          "); restore --archive-key makes a new directory");

@@ -108,8 +108,9 @@ Result<std::vector<archive::ArchiveKey>> take_key_grants(ObjectStore& bucket, co
   if (device_secret.size() != 64) return Status::invalid_argument("a device secret key is 64 bytes");
   const std::string device(device_secret.substr(32));
   unsigned char pk[32], sk[32];
-  crypto_sign_ed25519_pk_to_curve25519(pk, reinterpret_cast<const unsigned char*>(device.data()));
-  crypto_sign_ed25519_sk_to_curve25519(sk, reinterpret_cast<const unsigned char*>(device_secret.data()));
+  if (crypto_sign_ed25519_pk_to_curve25519(pk, reinterpret_cast<const unsigned char*>(device.data())) != 0 ||
+      crypto_sign_ed25519_sk_to_curve25519(sk, reinterpret_cast<const unsigned char*>(device_secret.data())) != 0)
+    return Status::invalid_argument("this device's key has no X25519 form");
   auto listed = bucket.list(std::string(archive::kKeysPrefix), "", 0);
   std::vector<archive::ArchiveKey> out;
   for (const auto& o : listed ? *listed : std::vector<StoredObject>{}) {
