@@ -2,6 +2,9 @@
 // binding.h, node.h): typed methods, records read as structs, minimal writes.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +22,7 @@
 #include "protocol/json_codec.h"
 #include "protocol/msgpack_codec.h"
 #include "replog/replog.h"
+#include "support/s3rver.h"
 #include "temp_dir.h"
 #include "todo_types.h"
 
@@ -382,6 +386,54 @@ TEST(Embedding, TwoNetworkedNodesReplicateTypedRecordsAndTheAppsMethod) {
   EXPECT_TRUE(heard) << "B's subscriber heard the replicated rename";
   EXPECT_TRUE(a->close());
   EXPECT_TRUE(b->close());
+}
+
+TEST(Embedding, TwoEmbeddedNodesThatNeverMeetSyncThroughTheArchive) {
+  TempDir tmp;
+  testing::TestS3Server s3(REPLOG_S3RVER, tmp.sub("s3"), "replog-embed");
+  std::filesystem::create_directories(tmp.sub("s3"));
+  if (std::string why = s3.start(); !why.empty()) FAIL() << why;
+  ::setenv("AWS_ACCESS_KEY_ID", "S3RVER", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "S3RVER", 1);
+  const std::string a_dir = tmp.sub("a"), b_dir = tmp.sub("b");
+  for (const std::string& dir : {a_dir, b_dir}) {
+    InitOptions init;
+    init.dir = dir;
+    init.cluster = "e2";
+    ASSERT_TRUE(Node::init(init));
+  }
+  auto archived = [&](const std::string& dir) {
+    NodeOptions o = open_at(dir, task_methods());
+    o.network.listen = "tcp://127.0.0.1:" + std::to_string(free_port());  // no peers: they never meet
+    o.network.insecure = true;
+    o.network.discovery = false;
+    o.network.log_level = 0;
+    o.network.archive = "s3://replog-embed/team";
+    o.network.s3_endpoint = s3.endpoint();
+    o.network.archive_poll_ms = 200;
+    return Node::open(o);
+  };
+  auto a = archived(a_dir);
+  ASSERT_TRUE(a) << a.status().message();
+  // Members share the cluster secret (join hands it over); the archive key comes from it.
+  std::filesystem::copy_file(a_dir + "/cluster.key", b_dir + "/cluster.key",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto b = archived(b_dir);
+  ASSERT_TRUE(b) << b.status().message();
+  ASSERT_TRUE(a->call("schema", Map{{"document", *parse_typed_json(embedding_test::kSchema)}}));
+  ASSERT_TRUE(a->create("t1", Task{"milk", Priority::kHigh, std::nullopt, false}));
+  ASSERT_TRUE(b->call("set", Map{{"path", Value("from-b")}, {"value", Value(1)}}));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (a->state_hash() != b->state_hash() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(a->state_hash(), b->state_hash()) << "one state through the archive alone";
+  auto seen = b->get<Task>("t1");
+  ASSERT_TRUE(seen) << seen.status().message();
+  EXPECT_EQ(seen->title, "milk");
+  EXPECT_TRUE(a->close());
+  EXPECT_TRUE(b->close());
+  ::unsetenv("AWS_ACCESS_KEY_ID");
+  ::unsetenv("AWS_SECRET_ACCESS_KEY");
 }
 
 TEST(Embedding, ALogTheTodoAppWroteReplaysIntoAFreshDirectoryAsEqualObjects) {

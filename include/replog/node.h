@@ -77,6 +77,12 @@ struct NetworkOptions {
   std::optional<bool> discovery;    // LAN discovery; unset: on unless insecure
   int64_t anti_entropy_ms = 1000;   // how often vectors are compared with a few peers
   int log_level = 1;                // to stderr: 0 errors, 1 warnings, 2 info, 3 debug
+  // The S3 archive (docs/ARCHIVE.md), as `replog node --archive`: off when
+  // empty. Credentials come from the AWS_* variables or ~/.aws.
+  std::string archive;              // s3://BUCKET/PREFIX
+  std::string s3_endpoint;          // over AWS_ENDPOINT_URL when set
+  int64_t archive_poll_ms = 2000;
+  int64_t archive_grace_ms = 600'000;
 };
 
 struct NodeOptions {

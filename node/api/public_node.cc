@@ -116,6 +116,10 @@ Result<Node> Node::open_networked(const NodeOptions& options) {
   d.discovery = options.network.discovery;
   d.anti_entropy_ms = options.network.anti_entropy_ms;
   d.log_level = options.network.log_level;
+  d.archive = options.network.archive;
+  d.s3_endpoint = options.network.s3_endpoint;
+  d.archive_poll_ms = options.network.archive_poll_ms;
+  d.archive_grace_ms = options.network.archive_grace_ms;
   auto impl = std::make_unique<Impl>();
   impl->stop = std::make_shared<std::atomic<bool>>(false);
   impl->start = std::make_shared<DaemonStart>();
