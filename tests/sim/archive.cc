@@ -86,6 +86,16 @@ void SimArchive::step(int index) {
       continue;
     }
     Archiver* a = archiver_of(n, 200);
+    // A slow bucket: one request of this node's archiver hangs for a while, so
+    // it neither pushes nor polls meanwhile (its thread waits; the node goes on).
+    Slot& slot = slots_[n.index];
+    if (faulty_ && slot.busy_until < index && chance(0.004)) {
+      slot.busy_until = index + 5 + static_cast<int>(rng_() % 60);
+      ++counts_["archive: slow request"];
+      trace_.line("archive: n" + std::to_string(n.index) + " waits on a slow request until step " +
+                  std::to_string(slot.busy_until));
+    }
+    if (slot.busy_until >= index) continue;
     if ((index + n.index) % kPushEvery == 0) {
       Status s = a->push();
       if (!s) trace_.line("archive: n" + std::to_string(n.index) + " push: " + without_dirs(s));

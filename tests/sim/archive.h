@@ -3,9 +3,10 @@
 // Archiver over it with its own clock, pushing every few steps and polling
 // every few more, and now and then a node runs the roll-up (compact_archive:
 // pull, merge, snapshot, retention) in between. The bucket misbehaves as S3
-// does: 500s, outages, a 404 for an object a listing just named (merged away
-// by someone else), and uploads cut off after the object was stored (the
-// client saw an error, the bucket has it).
+// does: 500s, outages, slow requests (a node's archiver waits on one for a
+// while), a 404 for an object a listing just named (merged away by someone
+// else), and uploads cut off after the object was stored (the client saw an
+// error, the bucket has it).
 //
 // At the end (faults healed) every node pushes with no grace period and a
 // fresh node restores from the bucket alone: the offline check must find no
@@ -56,6 +57,7 @@ class SimArchive {
   struct Slot {
     engine::Node* node = nullptr;  // the node the archiver was made for (a restart makes another)
     std::unique_ptr<Archiver> archiver;
+    int busy_until = -1;  // a slow request: no push or poll through this step
   };
   std::map<int, Slot> slots_;
   bool down_ = false;       // an outage: every request fails
