@@ -26,6 +26,25 @@ Status S3ObjectStore::del(const std::string& key) {
   return client_.del(key);
 }
 
+// Follows a listing's continuation tokens, handing each page to `take` until
+// it answers false. A bucket is input too: a token that repeats, or more
+// entries than kMaxListed, ends the listing with an error instead of a loop.
+Status S3ObjectStore::pages(S3ListRequest req, const std::function<bool(S3ListResult&)>& take) {
+  uint64_t seen = 0;
+  for (;;) {
+    ++requests_;
+    auto page = client_.list(req);
+    if (!page) return page.status();
+    seen += page->objects.size() + page->common_prefixes.size();
+    if (!take(*page) || !page->is_truncated) return Status::ok();
+    if (page->next_continuation_token == req.continuation_token)
+      return Status::corruption("S3 list \"" + req.prefix + "\": the continuation token repeats");
+    if (seen > kMaxListed)
+      return Status::corruption("S3 list \"" + req.prefix + "\": more than " + std::to_string(kMaxListed) + " entries");
+    req.continuation_token = page->next_continuation_token;
+  }
+}
+
 Result<std::vector<StoredObject>> S3ObjectStore::list(const std::string& prefix, const std::string& start_after,
                                                       size_t max_keys) {
   std::vector<StoredObject> out;
@@ -33,19 +52,15 @@ Result<std::vector<StoredObject>> S3ObjectStore::list(const std::string& prefix,
   req.prefix = prefix;
   req.start_after = start_after;
   if (max_keys > 0 && max_keys < 1000) req.max_keys = static_cast<int>(max_keys);
-  for (;;) {
-    ++requests_;
-    auto page = client_.list(req);
-    if (!page) return page.status();
-    for (auto& o : page->objects) {
-      if (max_keys > 0 && out.size() >= max_keys) return out;
+  Status s = pages(req, [&](S3ListResult& page) {
+    for (auto& o : page.objects) {
+      if (max_keys > 0 && out.size() >= max_keys) return false;
       out.push_back({std::move(o.key), o.size, std::move(o.etag)});
     }
-    if (!page->is_truncated || (max_keys > 0 && out.size() >= max_keys)) return out;
-    if (page->next_continuation_token == req.continuation_token)
-      return Status::corruption("S3 list \"" + prefix + "\": the continuation token repeats");
-    req.continuation_token = page->next_continuation_token;
-  }
+    return max_keys == 0 || out.size() < max_keys;
+  });
+  if (!s) return s;
+  return out;
 }
 
 Result<std::vector<std::string>> S3ObjectStore::list_prefixes(const std::string& prefix) {
@@ -53,16 +68,12 @@ Result<std::vector<std::string>> S3ObjectStore::list_prefixes(const std::string&
   S3ListRequest req;
   req.prefix = prefix;
   req.delimiter = "/";
-  for (;;) {
-    ++requests_;
-    auto page = client_.list(req);
-    if (!page) return page.status();
-    for (auto& p : page->common_prefixes) out.push_back(std::move(p));
-    if (!page->is_truncated) return out;
-    if (page->next_continuation_token == req.continuation_token)
-      return Status::corruption("S3 list \"" + prefix + "\": the continuation token repeats");
-    req.continuation_token = page->next_continuation_token;
-  }
+  Status s = pages(req, [&](S3ListResult& page) {
+    for (auto& p : page.common_prefixes) out.push_back(std::move(p));
+    return true;
+  });
+  if (!s) return s;
+  return out;
 }
 
 // ---- memory ------------------------------------------------------------------

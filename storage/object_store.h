@@ -58,6 +58,9 @@ class ObjectStore {
 
 class S3ObjectStore final : public ObjectStore {
  public:
+  // The most entries one listing gathers (a bucket that pages without end is refused).
+  static constexpr uint64_t kMaxListed = 10'000'000;
+
   explicit S3ObjectStore(S3Config config) : client_(std::move(config)) {}
   Result<PutResult> put_new(const std::string& key, std::string_view bytes) override;
   Result<std::string> get(const std::string& key, size_t max_bytes) override;
@@ -68,6 +71,8 @@ class S3ObjectStore final : public ObjectStore {
   uint64_t requests() const override { return requests_; }
 
  private:
+  Status pages(S3ListRequest req, const std::function<bool(S3ListResult&)>& take);
+
   S3Client client_;
   uint64_t requests_ = 0;
 };
