@@ -86,7 +86,7 @@ TEST(ArchiveSeal, EqualPlaintextGivesEqualBytesAndOpensAgain) {
   EXPECT_EQ(archive::open({k}, archive::Kind::kSegment, "ctx", archive::seal(k, archive::Kind::kSegment, "ctx", ""))
                 .value(),
             "");
-  EXPECT_EQ(plain.find("xxxx"), std::string::npos);
+  EXPECT_EQ(a.find(plain.substr(1000, 64)), std::string::npos) << "no plaintext in the sealed bytes";
 }
 
 TEST(ArchiveSeal, OtherPlaintextNeverReusesANonce) {
