@@ -369,6 +369,16 @@ std::optional<std::string> LogTxn::meta(std::string_view name) {
   return std::string(*v);
 }
 
+std::optional<UpdateId> LogTxn::newest_checkpoint_cut() {
+  MDB_cursor* c = nullptr;
+  MDB_val k, v;
+  std::optional<UpdateId> cut;
+  if (mdb_cursor_open(txn_, log_->checkpoints_, &c) != 0) return cut;
+  if (mdb_cursor_get(c, &k, &v, MDB_LAST) == 0 && k.mv_size == 16) cut = UpdateId::from_key(view(k));
+  mdb_cursor_close(c);
+  return cut;
+}
+
 std::vector<std::pair<UpdateId, std::string>> LogTxn::checkpoints() {
   std::vector<std::pair<UpdateId, std::string>> out;
   scan(log_->checkpoints_, true, [&](std::string_view k, std::string_view v) {

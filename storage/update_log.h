@@ -138,6 +138,8 @@ class LogTxn {
   std::optional<std::string> meta(std::string_view name);
   // Checkpoints, newest cut first.
   std::vector<std::pair<UpdateId, std::string>> checkpoints();
+  // The newest checkpoint's cut, without reading its bytes (none: null).
+  std::optional<UpdateId> newest_checkpoint_cut();
   std::map<OriginId, std::string> forks();
   std::map<std::string, std::string> peers();
   std::optional<OriginRecord> origin_record(OriginId origin);

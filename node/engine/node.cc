@@ -503,6 +503,12 @@ std::map<std::string, std::string> Node::saved_peers() const {
 
 size_t Node::map_bytes() const { return log_->map_bytes(); }
 
+std::optional<UpdateId> Node::newest_checkpoint_cut() const {
+  auto txn = log_->begin_read();
+  if (!txn) return std::nullopt;
+  return txn->newest_checkpoint_cut();
+}
+
 // --- checkpoints -----------------------------------------------------------------------
 
 // REQUIRES: state_mu_ held, writer not running concurrently with another writer txn.

@@ -252,6 +252,8 @@ class Node final : public SyncStore {
   const MethodRegistry& methods() const { return *methods_; }
   // The size of the LMDB map now (it grows); for benchmarks and status.
   size_t map_bytes() const;
+  // The cut of the newest checkpoint stored (null: none yet); for metrics.
+  std::optional<UpdateId> newest_checkpoint_cut() const;
 
  private:
   struct Request;
