@@ -176,6 +176,8 @@ void SyncEngine::send(const Link& link, const wire::Message& m) {
   std::string bytes = wire::encode(m);
   ++counters_.frames_out;
   counters_.bytes_out += bytes.size();
+  if (link.outgoing)
+    if (auto it = peers_.find(link.key); it != peers_.end()) it->second.bytes_sent += bytes.size();
   transport_.send(link, bytes);
 }
 
@@ -274,6 +276,8 @@ void SyncEngine::note_bad(const Frame& frame, int64_t now) {
 void SyncEngine::handle_frame(const Frame& frame) {
   ++counters_.frames_in;
   counters_.bytes_in += frame.bytes.size();
+  if (frame.link.outgoing)
+    if (auto it = peers_.find(frame.link.key); it != peers_.end()) it->second.bytes_received += frame.bytes.size();
   auto m = wire::decode(frame.bytes);
   if (!m) {
     ++counters_.bad_frames;
@@ -444,6 +448,8 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
   }
   const PeerId id = who->second.id;
   const bool signed_link = (who->second.features & wire::kFeatureSigned) != 0;
+  Peer* sender = peer_by_id(id);  // its traffic counts for the peer it is (PeerStatus)
+  if (sender) sender->bytes_received += frame.bytes.size();
   if (auto* v = std::get_if<wire::Vector>(&m)) {
     if (incoming_vectors_[id].add(*v)) {
       auto theirs = std::move(incoming_vectors_[id].entries);
@@ -464,6 +470,7 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
         reply.updates = std::move(range->updates);
         if (signed_link) reply.head = std::move(range->head);
         counters_.updates_sent += reply.updates.size();
+        if (sender) sender->updates_sent += reply.updates.size();
         // More: stopped for the byte limit while the next seq of the range is held.
         const uint64_t next = r->from_seq + reply.updates.size();
         reply.more = !reply.updates.empty() && reply.updates.size() < asked &&
@@ -474,8 +481,9 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
     }
     send(link, reply);
   } else if (auto* p = std::get_if<wire::Push>(&m)) {
-    Peer* from = peer_by_id(id);
+    Peer* from = sender;
     if (from) {
+      from->updates_received += p->updates.size();
       note_their(*from, p->updates);
       received_from_.insert(from->endpoint);
       for (const auto& u : p->updates) pushed_by_[u.id().origin] = from->endpoint;
@@ -681,7 +689,10 @@ void SyncEngine::note_their(Peer& p, const std::vector<Update>& updates) {
 
 bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> heads, Peer* from) {
   if (updates.empty()) return true;
-  if (from) note_their(*from, updates);
+  if (from) {
+    note_their(*from, updates);
+    from->updates_received += updates.size();
+  }
   counters_.updates_received += updates.size();
   std::set<OriginId> origins;
   if (from)
@@ -842,6 +853,7 @@ void SyncEngine::flush_pushes() {
     size_t bytes = 0;
     auto flush = [&] {
       if (push.updates.empty()) return;
+      p.updates_sent += push.updates.size();
       send(Link{true, p.endpoint}, push);
       push.updates.clear();
       push.heads.clear();
@@ -1098,6 +1110,10 @@ void SyncEngine::refresh_status() {
     s.their_vector = p.their;
     s.they_lack = count_missing_from(mine_, p.their);
     s.we_lack = count_missing_from(p.their, mine_);
+    s.bytes_sent = p.bytes_sent;
+    s.bytes_received = p.bytes_received;
+    s.updates_sent = p.updates_sent;
+    s.updates_received = p.updates_received;
     out.push_back(std::move(s));
   }
   std::lock_guard<std::mutex> l(status_mu_);

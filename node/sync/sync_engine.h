@@ -84,6 +84,11 @@ struct PeerStatus {
   VersionVector their_vector;  // as last told (seq only)
   uint64_t they_lack = 0;      // updates we hold that they do not, by vectors
   uint64_t we_lack = 0;
+  // Traffic with the peer since it was added, on both links: frame bytes sent
+  // on the link this node opened (replies on the peer's link are not counted),
+  // frame bytes received on either, updates pushed or served to it and
+  // received from it (pushes and pull replies).
+  uint64_t bytes_sent = 0, bytes_received = 0, updates_sent = 0, updates_received = 0;
 };
 
 // The form a peer's status takes in the local API and in LMDB (`peers` database).
@@ -169,6 +174,7 @@ class SyncEngine {
     VersionVector their;  // their vector (seq), as known
     VectorAssembly incoming_vector;      // a Vector reply being assembled
     size_t credit_used = 0;
+    uint64_t bytes_sent = 0, bytes_received = 0, updates_sent = 0, updates_received = 0;  // PeerStatus
     bool reverify_asked = false;  // ranges held unverified were asked for again on this link
     bool learned = false;     // connected back to, on a Hello's (or a beacon's) word: not configured
     PeerId learned_for;       // the peer whose Hello named it
