@@ -659,6 +659,9 @@ int cmd_peers(const std::vector<std::string>& args) {
 std::atomic<bool> g_stop{false};
 extern "C" void on_signal(int) { g_stop.store(true); }
 
+// Where `replog node` serves its dashboard unless told otherwise.
+constexpr const char* kDefaultHttp = "127.0.0.1:8380";
+
 int cmd_node(const std::vector<std::string>& args) {
   Options o("node", "--data DIR --listen tcp://IP:PORT [--peer DEVICE_ID@tcp://HOST:PORT ...] [--discovery on|off] [--insecure]");
   o.add()("listen", po::value<std::string>(), "where peers connect (tcp://IP:PORT)")(
@@ -674,7 +677,9 @@ int cmd_node(const std::vector<std::string>& args) {
       "archive", po::value<std::string>(), "archive to and sync through S3: s3://BUCKET/PREFIX (docs/ARCHIVE.md)")(
       "s3-endpoint", po::value<std::string>()->default_value(""), "the S3 endpoint URL (else AWS_ENDPOINT_URL, else AWS's)")(
       "archive-poll-ms", po::value<int64_t>()->default_value(2000), "how often the archive is polled for others' updates")(
-      "archive-grace-ms", po::value<int64_t>()->default_value(600'000), "upload another origin's updates after the archive lacked them this long");
+      "archive-grace-ms", po::value<int64_t>()->default_value(600'000), "upload another origin's updates after the archive lacked them this long")(
+      "http", po::value<std::string>(), "the dashboard and /metrics on HOST:PORT, or off (default: 127.0.0.1:8380, skipped when taken; docs/HTTP.md)")(
+      "http-token", po::value<std::string>(), "token every dashboard request must carry (default: none on 127.0.0.1 or ::1, else one is generated and printed)");
   o.add_lock_wait(DataDir::kNodeLockTimeoutMs);
   if (!o.parse(args)) return 0;
   DaemonOptions d;
@@ -703,6 +708,12 @@ int cmd_node(const std::vector<std::string>& args) {
   d.archive_grace_ms = o.get<int64_t>("archive-grace-ms");
   if (d.archive_poll_ms < 100 || d.archive_poll_ms > 3'600'000) throw CommandError("--archive-poll-ms must be 100..3600000");
   if (d.archive_grace_ms < 0) throw CommandError("--archive-grace-ms must not be negative");
+  d.http = o.has("http") ? o.get<std::string>("http") : std::string(kDefaultHttp);
+  d.http_required = o.has("http");
+  if (d.http == "off") d.http.clear();
+  if (o.has("http-token")) d.http_token = o.get<std::string>("http-token");
+  if (o.has("http-token") && d.http_token.size() < 16) throw CommandError("--http-token must be at least 16 characters");
+  d.on_dashboard = [](const std::string& url) { std::cout << "dashboard: " << url << std::endl; };
   const std::string level = o.get<std::string>("log-level");
   if (level == "error") d.log_level = 0;
   else if (level == "warn") d.log_level = 1;

@@ -15,6 +15,8 @@
 #include "node/archive/archive_keys.h"
 #include "node/archive/archive_service.h"
 #include "node/discovery/discovery.h"
+#include "node/http/http_server.h"
+#include "node/http/routes.h"
 #include "node/sync/endpoint.h"
 #include "node/sync/invites.h"
 #include "node/sync/peer_service.h"
@@ -482,6 +484,95 @@ Result<std::unique_ptr<ArchiveService>> start_archive(const DaemonOptions& optio
   return service;
 }
 
+// The dashboard (--http): its routes and server, made before the commit
+// listener is set and started once the node serves.
+struct Dashboard {
+  std::unique_ptr<http::HttpRoutes> routes;
+  std::unique_ptr<http::HttpServer> server;
+};
+
+// Refusals by reason, as /metrics counts them (the keys of Refusals).
+void fill_refusals(const Map& counts, http::MetricsInput& in) {
+  static const std::pair<const char*, const char*> kReasons[] = {
+      {"updates_refused", "update"},       {"handshakes_refused", "handshake"}, {"bad_frames", "bad_frame"},
+      {"endpoints_refused", "endpoint"},   {"frames_blocked", "blocked_frame"}, {"beacons_refused", "beacon"},
+      {"join_refused", "join"}};
+  for (const auto& [key, reason] : kReasons)
+    if (auto it = counts.find(key); it != counts.end() && it->second.is_int())
+      in.refused[reason] = static_cast<uint64_t>(it->second.as_int());
+}
+
+void fill_archive(const Map& status, http::MetricsInput& in) {
+  auto ms = [&](const char* key) {
+    auto it = status.find(key);
+    return it != status.end() && it->second.is_int() ? it->second.as_int() : int64_t{0};
+  };
+  in.archive = http::ArchiveMetrics{static_cast<uint64_t>(ms("lag_updates")), static_cast<double>(ms("lag_age_ms")) / 1000.0,
+                                    static_cast<double>(ms("last_push_ms")) / 1000.0,
+                                    static_cast<double>(ms("last_poll_ms")) / 1000.0};
+}
+
+Result<std::unique_ptr<Dashboard>> make_dashboard(const DaemonOptions& options, engine::Node& node,
+                                                  PeerService& service, Refusals& refusals,
+                                                  const std::string& discovery_state, const ArchiveService* archive,
+                                                  const SyncEngine::Log& logger) {
+  if (options.http.empty() || options.http == "off") return std::unique_ptr<Dashboard>();
+  auto bind = http::parse_http_bind(options.http);
+  if (!bind) return bind.status();
+  auto d = std::make_unique<Dashboard>();
+  http::HttpServerOptions o;
+  o.bind = *bind;
+  o.csrf = http::make_secret();
+  o.token = !options.http_token.empty() ? options.http_token : bind->loopback() ? "" : http::make_secret();
+  http::RouteHooks hooks;
+  hooks.peers = [&service] { return service.peers(); };
+  hooks.status = [&options, &node, &refusals, &discovery_state, archive] {
+    Value status = node_status(node, Value(List{}));
+    for (auto& [key, value] : extra_status(options, refusals, discovery_state, archive))
+      status.as_map()[key] = std::move(value);
+    return status;
+  };
+  hooks.fill_metrics = [&refusals, archive, server = &d->server](http::MetricsInput& in) {
+    fill_refusals(refusals.snapshot().as_map(), in);
+    if (archive) fill_archive(archive->status(), in);
+    if (*server) (*server)->fill_metrics(in);
+  };
+  d->routes = std::make_unique<http::HttpRoutes>(node, std::move(hooks), o.csrf);
+  d->server = std::make_unique<http::HttpServer>(*d->routes, std::move(o), logger);
+  return d;
+}
+
+// Starts the dashboard's server; its default address taken, the node goes on without it.
+Status start_dashboard(const DaemonOptions& options, std::unique_ptr<Dashboard>& d, const SyncEngine::Log& logger) {
+  if (!d) return Status::ok();
+  if (Status s = d->server->start(); !s) {
+    if (options.http_required) return s;
+    // Kept, not started: the commit listener may be using it.
+    logger(1, "no dashboard: " + s.message() + " (give --http 127.0.0.1:PORT, or --http off)");
+    return Status::ok();
+  }
+  auto bind = http::parse_http_bind(options.http);
+  if (bind && !bind->loopback())
+    logger(1, "the dashboard listens on " + options.http + " without TLS: its token and data cross the network in "
+              "the clear; put a TLS proxy in front of it, or bind 127.0.0.1");
+  logger(2, "dashboard on http://" + bind->authority(d->server->port()) + "/" +
+                (bind->loopback() && options.http_token.empty() ? "" : " (an access token is required)"));
+  if (options.on_dashboard) options.on_dashboard(d->server->url());
+  return Status::ok();
+}
+
+// What each commit is handed to: peers, the local API's events, the archiver, the dashboard.
+void listen_to_commits(engine::Node& node, PeerService& service, LocalApi& api, ArchiveService* archive,
+                       Dashboard* dashboard) {
+  node.set_commit_listener([&service, &api, archive, dashboard](const std::vector<Update>& updates,
+                                                                const std::vector<proof::Head>& heads) {
+    service.on_committed(updates, heads);
+    api.on_committed(updates);
+    if (archive) archive->wake();
+    if (dashboard) dashboard->server->on_committed(updates);
+  });
+}
+
 }  // namespace
 
 Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
@@ -533,15 +624,13 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
     for (const auto& p : service.peers()) peers.push_back(peer_status_value(p));
     return Value(std::move(peers));
   });
-  node->set_commit_listener([&](const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
-    service.on_committed(updates, heads);
-    api.on_committed(updates);
-    if (*archive) (*archive)->wake();
-  });
+  Refusals refusals;
   std::string discovery_state;
+  auto dashboard = make_dashboard(options, *node, service, refusals, discovery_state, archive->get(), logger);
+  if (!dashboard) return dashboard.status();
+  listen_to_commits(*node, service, api, archive->get(), dashboard->get());
   std::unique_ptr<Discovery> discovery = start_discovery(options, *cluster_secret, *identity, **trust,
                                                          service.engine(), **transport, logger, &discovery_state);
-  Refusals refusals;
   refusals.count(service.engine().counters(), (*transport)->counters(), DiscoveryCounters{}, joins.counters());
   api.set_extra_status([&] { return extra_status(options, refusals, discovery_state, archive->get()); });
   api.set_trust(trust->get());
@@ -550,6 +639,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
   else if (!options.insecure)
     logger(1, "no invites: " + inviter.status().message());
   REPLOG_RETURN_IF_ERROR(api.start());
+  REPLOG_RETURN_IF_ERROR(start_dashboard(options, *dashboard, logger));
 
   log_start(logger, options, *node, *identity, **trust, **transport, sync.peers.size());
   if (options.on_serving) options.on_serving(*node);
@@ -559,6 +649,7 @@ Status run_daemon(const DaemonOptions& options, const std::atomic<bool>& stop) {
         stop, logger);
   logger(2, "stopping: writing a checkpoint");
   if (*archive) (*archive)->stop();
+  if (*dashboard) (*dashboard)->server->stop();
   api.stop();
   Status s = node->close();
   logger(2, s ? "stopped" : "stopped with an error: " + s.message());

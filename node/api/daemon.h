@@ -31,6 +31,16 @@ struct DaemonOptions {
   std::string s3_endpoint;          // over AWS_ENDPOINT_URL when set
   int64_t archive_poll_ms = 2000;
   int64_t archive_grace_ms = 600'000;
+  // The dashboard and /metrics (node/http, docs/HTTP.md): HOST:PORT; empty: off.
+  std::string http;
+  // False for `replog node`'s default address: when it is taken (another node
+  // on this host), the node runs without a dashboard and says so.
+  bool http_required = true;
+  // Required on every request when set; generated when empty and the bind is
+  // not 127.0.0.1 or ::1.
+  std::string http_token;
+  // Told the dashboard's URL (with ?token= when a token is required) once it serves.
+  std::function<void(const std::string& url)> on_dashboard;
   // An embedding program's hook (replog::Node with networking): called on the
   // daemon's thread once the node serves, just before the event loop. The
   // node stays valid until run_daemon returns.
