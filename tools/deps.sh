@@ -18,6 +18,7 @@ REPLOG_PACKAGES=(
   python3-nacl                    # the interop test's own Ed25519 -> X25519 keys
   iproute2 nftables faketime      # the nemesis: namespaces, partitions, clock offsets
   tcpdump                         # the capture test: no payload on the wire with CURVE
+  chromium                        # the dashboard's browser test (headless, driven by playwright-core)
 )
 
 missing=()
@@ -48,4 +49,13 @@ if [ ! -f "$s3_dir/node_modules/.package-lock.json" ] ||
    [ "$s3_dir/package-lock.json" -nt "$s3_dir/node_modules/.package-lock.json" ]; then
   echo "installing: s3rver (npm ci in tests/s3)" >&2
   npm ci --prefix "$s3_dir" --no-audit --no-fund --silent >/dev/null
+fi
+
+# playwright-core, which drives Debian's Chromium in the dashboard's browser
+# test, installed into tests/web/node_modules from the committed lock file.
+web_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/web" && pwd)"
+if [ ! -f "$web_dir/node_modules/.package-lock.json" ] ||
+   [ "$web_dir/package-lock.json" -nt "$web_dir/node_modules/.package-lock.json" ]; then
+  echo "installing: playwright-core (npm ci in tests/web)" >&2
+  npm ci --prefix "$web_dir" --no-audit --no-fund --silent >/dev/null
 fi

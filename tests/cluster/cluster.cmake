@@ -83,3 +83,17 @@ foreach(kind TESTS KNOWN_BUGS)
     endif()
   endwhile()
 endforeach()
+
+# The dashboard and /metrics (issue 14, docs/HTTP.md) on real nodes. The
+# browser test drives headless Chromium with playwright-core (tools/deps.sh
+# installs both) and leaves its screenshot in build/test-artifacts/.
+set(REPLOG_DASHBOARD_TESTS
+  MetricsParseAndAccessRulesHold dashboard_http
+  ABrowserSeesPeersLiveUpdatesAndResolvesAConflict dashboard_browser)
+while(REPLOG_DASHBOARD_TESTS)
+  list(POP_FRONT REPLOG_DASHBOARD_TESTS name script)
+  add_test(NAME Dashboard.${name}
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/cluster/${script}.py $<TARGET_FILE:replog-cli>)
+  set_tests_properties(Dashboard.${name} PROPERTIES TIMEOUT ${REPLOG_TIMEOUT_120} RUN_SERIAL TRUE
+    ENVIRONMENT "REPLOG_ARTIFACTS=${CMAKE_BINARY_DIR}/test-artifacts")
+endwhile()
