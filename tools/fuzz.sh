@@ -22,7 +22,7 @@ USAGE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(values frames bodies json beacon invite proof s3list archive)
+all_targets=(values frames bodies json beacon invite proof s3list archive http)
 targets=()
 per_target=60
 total=""

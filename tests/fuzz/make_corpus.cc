@@ -304,6 +304,26 @@ void write_archive() {
   put("archive", "name-origin", "\x03" + archive::origin_prefix(origin));
 }
 
+// Request heads and bodies as fuzz_http reads them: METHOD TARGET, Host,
+// Origin ("-": none), Authorization, Cookie, X-Replog-CSRF, then the body.
+void write_http() {
+  const std::string token = "0123456789abcdef0123456789abcdef";
+  const std::string csrf = "fedcba9876543210fedcba9876543210";
+  put("http", "get-status", "GET /api/status\n127.0.0.1:8380\n-\n\n\n\n");
+  put("http", "get-state-query", "GET /api/state?path=a.b%2Ec&form=info\nlocalhost:8380\nhttp://localhost:8380\n\n\n\n");
+  put("http", "rebinding", "GET /\nevil.example:8380\n-\n\n\n\n");
+  put("http", "foreign-origin", "GET /api/events\n127.0.0.1:8380\nhttp://evil.example\n\n\n\n");
+  put("http", "call", "POST /api/call\n127.0.0.1:8380\nhttp://127.0.0.1:8380\n\n\n" + csrf + "\n" +
+                          R"({"method": "set", "arg": {"path": "t.due", "value": {"$time": "2026-11-25T14:33:07.123Z"}}})");
+  put("http", "call-no-csrf", "POST /api/call\n127.0.0.1:8380\n-\n\n\n\n{\"method\": \"inc\", \"arg\": {\"path\": \"n\", \"by\": 1}}");
+  put("http", "resolve", "POST /api/resolve\n[::1]:8380\n-\n\n\n" + csrf + "\n{\"update\": \"0123456789abcdef0123456789abcdef\"}");
+  put("http", "token-bearer", "GET /metrics\n127.0.0.2:8380\n-\nBearer " + token + "\n\n\n");
+  put("http", "token-cookie", "GET /app.js\n127.0.0.2:8380\n-\n\na=1; replog_token=" + token + "\n\n");
+  put("http", "token-query", "GET /?token=" + token + "&x=%41\n127.0.0.2:8380\n-\n\n\n\n");
+  put("http", "typed-arg", "POST /api/call\n127.0.0.1:8380\n-\n\n\n" + csrf + "\n" +
+                               to_typed_json(Value(Map{{"method", Value("create")}, {"arg", task()}})));
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
@@ -318,6 +338,7 @@ int main(int argc, char** argv) {
   write_invites();
   write_proof();
   write_archive();
+  write_http();
   std::printf("%d seeds written under %s\n", written, out_dir.string().c_str());
   return 0;
 }
