@@ -430,6 +430,8 @@ class Node:
             args += ["--peer", p]
         if self.advertise:
             args += ["--advertise", self.advertise]
+        if "--http" not in self.extra_args:
+            args += ["--http", "off"]  # the dashboard's tests ask for it (dashboard_util.with_http)
         args = list(self.wrapper) + args + self.extra_args
         self.starts += 1
         log = open(self.log_path, "ab")
