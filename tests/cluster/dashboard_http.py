@@ -102,6 +102,37 @@ def refusals(a):
     H.step("%d refused requests and 2 refused WebSockets changed nothing; a same-origin one upgrades" % len(cases))
 
 
+def connection_limit(a):
+    """64 connections at most (docs/HTTP.md §3): one more is closed at once, and the server
+    serves again once they go."""
+    import http.client
+    import socket
+    held = []
+    try:
+        for _ in range(64):
+            # Each answered once and kept alive: accepted and counted for sure.
+            c = http.client.HTTPConnection(a.http_host, a.http_port, timeout=D.TIMEOUT_S)
+            c.request("GET", "/api/hash")
+            r = c.getresponse()
+            r.read()
+            H.check(r.status == 200, "a kept-alive connection is answered: %d" % r.status)
+            held.append(c)
+        extra = socket.create_connection((a.http_host, a.http_port), timeout=D.TIMEOUT_S)
+        try:
+            extra.sendall(b"GET /api/status HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (a.http_host.encode(), a.http_port))
+            answer = extra.recv(100)
+        except (ConnectionResetError, BrokenPipeError):
+            answer = b""  # closed before or while the request arrived
+        H.check(answer == b"", "a 65th connection is closed unanswered, got %r" % answer[:60])
+        extra.close()
+    finally:
+        for s in held:
+            s.close()
+    H.wait_until(lambda: D.get_json(a, "/api/hash")["state_hash"], "a to serve again once the connections closed",
+                 timeout=5)
+    H.step("a 65th connection was closed at once; the server serves again once the 64 are gone")
+
+
 def token_bind(cluster, b):
     """A node bound to 127.0.0.2 (not 127.0.0.1 or ::1) generates a token and prints its URL."""
     c = D.with_http(cluster.add_node("c", peers=[b.listen]), host="127.0.0.2")
@@ -149,6 +180,7 @@ def test(cluster):
     H.wait_until(lambda: any(p["ready"] for p in D.get_json(a, "/api/peers")), "a to have b as a ready peer", timeout=10)
     metrics_move(a, b)
     refusals(a)
+    connection_limit(a)
     token_bind(cluster, b)
     H.step("took %.1f s" % (time.monotonic() - t0))
 
