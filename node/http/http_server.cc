@@ -95,12 +95,15 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   // On the server's thread.
   void send(std::shared_ptr<const std::string> message) {
     if (closed_) return;
-    if (queue_.size() >= shared_.options.websocket_queue) {
+    if (queue_.size() >= shared_.options.websocket_queue ||
+        queued_bytes_ + message->size() > shared_.options.websocket_queue_bytes) {
       ++shared_.ws_dropped;
-      shared_.log(1, "dashboard: a WebSocket client fell " + std::to_string(queue_.size()) + " messages behind: dropped");
+      shared_.log(1, "dashboard: a WebSocket client fell " + std::to_string(queue_.size()) + " messages (" +
+                         std::to_string(queued_bytes_) + " bytes) behind: dropped");
       close();
       return;
     }
+    queued_bytes_ += message->size();
     queue_.push_back(std::move(message));
     if (queue_.size() == 1) write_next();
   }
@@ -133,6 +136,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
         self->close();
         return;
       }
+      self->queued_bytes_ -= self->queue_.front()->size();
       self->queue_.pop_front();
       if (!self->queue_.empty() && !self->closed_) self->write_next();
     });
@@ -150,6 +154,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   ConnectionSlot slot_;
   beast::flat_buffer in_;
   std::deque<std::shared_ptr<const std::string>> queue_;
+  size_t queued_bytes_ = 0;  // of the messages in queue_
   bool accepted_ = false, closed_ = false;
 };
 

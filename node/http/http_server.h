@@ -10,8 +10,8 @@
 // Everything is bounded: connections (further ones are closed at once),
 // request headers and bodies (413), the time a request may take to arrive,
 // WebSocket messages read (the stream only sends), and each WebSocket
-// client's queue of unsent messages: a client that falls that far behind is
-// dropped, not buffered for.
+// client's queue of unsent messages (by count and bytes): a client that falls
+// that far behind is dropped, not buffered for.
 //
 // Thread safety: start() and stop() from the owner's thread; on_committed()
 // from any thread (the commit listener); counters() from any thread.
@@ -37,7 +37,8 @@ struct HttpServerOptions {
   size_t max_body_bytes = 1'200'000;  // an update's argument may be 1 MiB, in JSON a little more
   size_t max_header_bytes = 16 * 1024;
   int request_timeout_ms = 10'000;      // for a request to arrive whole, and its answer to leave
-  size_t websocket_queue = 512;         // unsent messages per client before it is dropped
+  size_t websocket_queue = 512;                    // unsent messages per client before it is dropped
+  size_t websocket_queue_bytes = size_t{8} << 20;  // and their bytes
   size_t max_pending_events = 100'000;  // updates waiting for the server's thread
   int status_interval_ms = 1000;        // how often status changes are sent on the stream
 };

@@ -133,9 +133,37 @@ def connection_limit(a):
     H.step("a 65th connection was closed at once; the server serves again once the 64 are gone")
 
 
-def token_bind(cluster, b):
+def slow_client(a):
+    """A WebSocket client that never reads is dropped once its queue passes its bound
+    (512 messages or 8 MiB, docs/HTTP.md §3); the node goes on serving."""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # small, so the server's side backs up soon
+    s.settimeout(D.TIMEOUT_S)
+    s.connect((a.http_host, a.http_port))
+    try:
+        s.sendall(("GET /api/events HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                   % (a.http_host, a.http_port)).encode())
+        H.check(s.recv(12).startswith(b"HTTP/1.1 101"), "the slow client's stream opened")
+        H.wait_until(lambda: D.value(D.metrics(a), "replog_websocket_clients") == 1, "the stream to count", timeout=5)
+        big = "x" * 600_000
+        calls = 0
+        while D.value(D.metrics(a), "replog_websocket_dropped_total") == 0:
+            H.check(calls < 60, "60 updates of 600 kB did not drop a client that never reads")
+            D.call(a, "set", {"path": "big.v%d" % calls, "value": big})
+            calls += 1
+        H.wait_until(lambda: D.value(D.metrics(a), "replog_websocket_clients") == 0, "the slow stream to close",
+                     timeout=5)
+    finally:
+        s.close()
+    H.check("fell" in a.log_text() and "behind: dropped" in a.log_text(), "a says it dropped the slow client")
+    H.step("a WebSocket client that never read was dropped after %d updates of 600 kB; a serves on" % calls)
+
+
+def token_bind(cluster):
     """A node bound to 127.0.0.2 (not 127.0.0.1 or ::1) generates a token and prints its URL."""
-    c = D.with_http(cluster.add_node("c", peers=[b.listen]), host="127.0.0.2")
+    c = D.with_http(cluster.add_node("c"), host="127.0.0.2")  # no peers: only requests could change it
     c.start()
     m = H.wait_until(lambda: re.search(r"dashboard: (http://127\.0\.0\.2:%d/\?token=([0-9a-f]{64}))" % c.http_port,
                                        c.log_text()), "c to print its dashboard URL with a token", timeout=5)
@@ -181,7 +209,8 @@ def test(cluster):
     metrics_move(a, b)
     refusals(a)
     connection_limit(a)
-    token_bind(cluster, b)
+    slow_client(a)
+    token_bind(cluster)
     H.step("took %.1f s" % (time.monotonic() - t0))
 
 

@@ -42,6 +42,10 @@ async function run(page) {
   if (!rowText.includes(cfg.deviceB)) throw new Error(`B's row lacks its device key ${cfg.deviceB}: ${rowText}`);
   step(`B is listed as a peer: found by ${how}, in sync, device key shown`);
 
+  const verified = await page.textContent(`#origins tr[data-origin="${cfg.nodeB}"] td:nth-child(3)`, attached);
+  if (!/^#\d+$/.test(verified)) throw new Error(`B's origin shows no verified head: "${verified}"`);
+  step(`B's origin is listed with its verified head (${verified})`);
+
   const card = `.conflict[data-update="${cfg.conflict}"]`;
   await page.waitForSelector(card, attached);
   const sides = await page.$$eval(`${card} .side`, (els) => els.map((e) => e.textContent));

@@ -50,7 +50,27 @@ function renderStatus(status) {
   document.getElementById('cluster-id').textContent = status.cluster_id || '';
   document.getElementById('update-count').textContent = String(status.updates);
   document.getElementById('state-hash').textContent = (status.state_hash || '').slice(0, 16);
+  renderOrigins(status);
   renderArchive(status.archive);
+}
+
+// Per origin: what is held, how far a signed head verifies it, and what else is known of it.
+function renderOrigins(status) {
+  const body = document.querySelector('#origins tbody');
+  body.replaceChildren();
+  for (const [origin, held] of Object.entries(status.vector || {})) {
+    const verified = (status.verified || {})[origin];
+    const notes = [];
+    if (origin === status.node_id) notes.push('this node');
+    if ((status.forks || {})[origin]) notes.push('forked: ' + status.forks[origin]);
+    if ((status.revoked || {})[origin] !== undefined) notes.push('revoked after #' + status.revoked[origin]);
+    if ((status.former_origins || {})[origin]) notes.push('left: ' + status.former_origins[origin]);
+    body.append(el('tr', { 'data-origin': origin },
+      el('td', { class: 'mono' }, origin),
+      el('td', {}, String(held)),
+      el('td', { class: verified === held ? 'insync' : 'behind' }, verified === undefined ? 'none' : '#' + verified),
+      el('td', {}, notes.join('; '))));
+  }
 }
 
 function renderArchive(a) {
