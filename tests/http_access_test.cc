@@ -45,6 +45,12 @@ TEST(HttpBindTest, RefusesNamesMissingPortsAndBadPorts) {
     EXPECT_FALSE(parse_http_bind(bad)) << bad;
 }
 
+// Found by fuzz_http: inet_pton stopped at the NUL and took the prefix for the address.
+TEST(HttpBindTest, AnAddressWithANulInsideIsRefused) {
+  EXPECT_FALSE(parse_http_bind(std::string("254.0.0.2\0evil:80", 17)));
+  EXPECT_FALSE(host_allowed(std::string("10.0.0.1\0evil:90", 16), bind_of("0.0.0.0:90"), 90));
+}
+
 TEST(HttpBindTest, OnlyOneTwoSevenZeroZeroOneAndIpv6LoopbackNeedNoToken) {
   EXPECT_TRUE(bind_of("127.0.0.1:1").loopback());
   EXPECT_TRUE(bind_of("[::1]:1").loopback());
@@ -171,6 +177,7 @@ TEST(MetricsTest, EveryNameIsValidStartsWithReplogAndCountersEndInTotal) {
   in.peers.push_back(PeerMetrics{"00000000000000bb", "static", true, 1, 0, 0.5, 10, 20, 3, 4});
   in.archive = ArchiveMetrics{1, 2.5, 1000, 1001};
   in.checkpoint_age_s = 12;
+  in.conflicts = 0;
   in.http_responses = {{200, 5}};
   std::set<std::string> names;
   for (const Family& f : node_metrics(in)) {

@@ -12,6 +12,8 @@ namespace replog::http {
 namespace {
 
 bool is_ip_literal(const std::string& host) {
+  // inet_pton reads up to a NUL: "127.0.0.1\0evil" would pass as its prefix.
+  if (host.find('\0') != std::string::npos) return false;
   unsigned char buf[sizeof(in6_addr)];
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
