@@ -129,7 +129,7 @@ std::vector<Family> node_metrics(const MetricsInput& in) {
   Family refused{"replog_refused_total", "counter", "Refusals since start, by reason", {}};
   for (const auto& [why, n] : in.refused) refused.samples.push_back(one(d(n), {{"reason", why}}));
   out.push_back(std::move(refused));
-  out.push_back({"replog_conflicts", "gauge", "Open conflicts in state", {one(d(in.conflicts))}});
+  if (in.conflicts) out.push_back({"replog_conflicts", "gauge", "Open conflicts in state", {one(d(*in.conflicts))}});
   out.push_back({"replog_forked_origins", "gauge", "Origins quarantined for a fork", {one(d(in.forks))}});
   add_peer_families(in, out);
   if (in.archive) add_archive_families(*in.archive, out);

@@ -57,7 +57,7 @@ struct MetricsInput {
   uint64_t log_updates = 0;
   uint64_t applied_local = 0, applied_received = 0;  // committed by this process
   std::map<std::string, uint64_t> refused;  // reason -> count since start
-  uint64_t conflicts = 0;
+  std::optional<uint64_t> conflicts;  // null while state is being folded (not read then)
   uint64_t forks = 0;
   std::vector<PeerMetrics> peers;
   std::optional<ArchiveMetrics> archive;

@@ -251,6 +251,7 @@ HttpResponse HttpRoutes::metrics() {
   in.forks = ni.forks.size();
   in.applied_local = applied_local_.load();
   in.applied_received = applied_received_.load();
+  // A scrape never waits for a fold: while one is pending, the conflict count is left out.
   node_.read_if_current([&](const State& s) { in.conflicts = s.conflicts().size(); });
   SystemClock clock;
   const int64_t now = clock.now_millis();
