@@ -4,6 +4,7 @@
 
 #include "node/archive/archive_check.h"
 #include "node/archive/compact.h"
+#include "node/archive/snapshots.h"
 #include "protocol/bytes.h"
 
 namespace replog::sim {
@@ -134,12 +135,20 @@ std::vector<std::string> SimArchive::check_restore(const std::string& tmp_dir) {
     return {"archive: restore dir: " + s.message()};
   engine::NodeOptions o;
   o.dir = dir;
+  o.defer_fold = true;  // as `replog restore`: folded once, from a snapshot when one is exact
   auto restored = engine::Node::open(o);
   if (!restored) return {"archive: restore open: " + restored.status().message()};
   SystemClock clock;
   Archiver reader(**restored, bucket_, keys_, clock, {});
   if (Status s = reader.pull(true); !s) problems.push_back("archive: restore: " + s.message());
   for (const auto& [key, why] : reader.status().damaged) problems.push_back("archive: restore: " + key + ": " + why);
+  auto adopted = adopt_snapshot(bucket_, keys_, **restored, nullptr, std::nullopt);
+  if (!adopted) problems.push_back("archive: restore from a snapshot: " + adopted.status().message());
+  else
+    trace_.line(adopted->key.empty() ? "archive: restore folds every update (" +
+                                           std::to_string(adopted->passed.size()) + " snapshots passed over)"
+                                     : "archive: restore starts from a snapshot; " +
+                                           std::to_string(adopted->updates_after) + " updates after it");
   const std::string want = cluster_.nodes().front().node->state_hash();
   if ((*restored)->state_hash() != want)
     problems.push_back("archive: the restored state " + (*restored)->state_hash().substr(0, 16) +

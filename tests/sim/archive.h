@@ -10,8 +10,8 @@
 //
 // At the end (faults healed) every node pushes with no grace period and a
 // fresh node restores from the bucket alone: the offline check must find no
-// problem, and the restored state must be the cluster's. The simulation skips
-// this after a copied directory: a fork's evidence is not archived yet.
+// problem, and the restored state must be the cluster's, after a copied
+// directory too (the fork's evidence is archived with the segments).
 //
 // Thread safety: none; the simulation's thread drives it.
 #pragma once

@@ -147,10 +147,10 @@ RunResult Simulation::run() {
     auto leaked = check_outsider(snapshot_node(*o, "outsider"), o->node->node_id(), nodes);
     found.insert(found.end(), leaked.begin(), leaked.end());
   }
-  if (archive_ && found.empty() && !result_.copied) {
+  if (archive_ && found.empty()) {
     // The archive holds the whole log, and restoring it gives the cluster's
-    // state. Not after a copied directory: both branches of its fork are in
-    // the archive and its evidence is not (docs/ARCHIVE.md "Not built yet").
+    // state; after a copied directory, with the fork's evidence, which the
+    // archive carries too.
     const std::string tmp = std::filesystem::path(cluster_.nodes().front().dir).parent_path().string();
     auto lost = archive_->check_restore(tmp);
     found.insert(found.end(), lost.begin(), lost.end());
