@@ -4,6 +4,7 @@
 // heads, the grace period for other origins, resuming, and damage named by key.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <thread>
@@ -636,8 +637,13 @@ TEST_F(RestoreTest, ForkEvidenceTravelsThroughTheArchiveAndTheOtherBranchIsNotDa
   auto twin = testing::open_signed_node(tmp_.sub("twin"));
   Calls(*a_, 1, "branch-a");
   Calls(*twin, 2, "branch-twin");
-  ASSERT_TRUE(ArchiverOf(*a_, NoMerges()).push());   // #5 of one branch
-  ASSERT_TRUE(ArchiverOf(*twin, NoMerges()).push());  // #6 of the other, after the #5 it finds listed
+  ASSERT_TRUE(ArchiverOf(*a_, NoMerges()).push());  // #5 of one branch
+  // The twin's push reads the newest segment of its origin (a's #5): a fork,
+  // whose evidence it keeps and archives; its #6 goes up after the #5 it found.
+  Archiver twin_up = ArchiverOf(*twin, NoMerges());
+  ASSERT_TRUE(twin_up.push());
+  EXPECT_EQ(twin_up.status().damaged.size(), 1u);
+  EXPECT_EQ(twin_up.status().counters.evidence_put, 1u);
   // b sees both branches and keeps the evidence; its push archives it.
   const OriginId forked = a_->node_id();
   auto ours = a_->read_range(forked, 1, 10, 1 << 20);
@@ -656,7 +662,7 @@ TEST_F(RestoreTest, ForkEvidenceTravelsThroughTheArchiveAndTheOtherBranchIsNotDa
   auto check = check_archive(bucket_, keys_, co);
   ASSERT_TRUE(check);
   EXPECT_TRUE(check->ok()) << check->problems.front();
-  EXPECT_EQ(check->evidence, 1u);
+  EXPECT_GE(check->evidence, 1u);
   EXPECT_EQ(check->origins.at(forked).fork_seq, 5u);
   EXPECT_EQ(check->origins.at(forked).branch_segments, 1u);
 
@@ -664,20 +670,29 @@ TEST_F(RestoreTest, ForkEvidenceTravelsThroughTheArchiveAndTheOtherBranchIsNotDa
   Archiver down = ArchiverOf(*c);
   ASSERT_TRUE(down.pull(true));
   EXPECT_TRUE(down.status().damaged.empty()) << down.status().damaged.begin()->second;
-  EXPECT_EQ(down.status().counters.evidence_taken, 1u);
+  EXPECT_GE(down.status().counters.evidence_taken, 1u);
   EXPECT_EQ(down.status().counters.branch_segments, 1u);
   EXPECT_EQ(c->info().fork_evidence.at(forked), 5u);
   EXPECT_EQ(c->state_hash(), b_->state_hash()) << "the restore leaves out what the cluster leaves out";
 
   // Evidence that does not open or prove anything is named, and nothing of it is taken.
-  const std::string key = archive::evidence_key(archive::evidence_name(b_->evidence().front()).value());
-  std::string sealed = bucket_.objects().at(key);
-  sealed[sealed.size() - 3] ^= 1;
-  bucket_.overwrite(key, sealed);
+  std::string key;
+  for (const auto& [name, bytes] : bucket_.objects())
+    if (archive::parse_evidence_key(name)) {
+      std::string sealed = bytes;
+      sealed[sealed.size() - 3] ^= 1;
+      bucket_.overwrite(key = name, sealed);
+    }
   auto damaged = check_archive(bucket_, keys_, co);
   ASSERT_TRUE(damaged);
   ASSERT_FALSE(damaged->ok());
-  EXPECT_NE(damaged->problems.front().find(key), std::string::npos) << damaged->problems.front();
+  // Each evidence object is named, and without a proof the other branch is named too.
+  EXPECT_EQ(std::count_if(damaged->problems.begin(), damaged->problems.end(),
+                          [](const std::string& p) { return p.starts_with("evidence/"); }),
+            static_cast<long>(check->evidence));
+  EXPECT_EQ(std::count_if(damaged->problems.begin(), damaged->problems.end(),
+                          [](const std::string& p) { return p.find("another branch") != std::string::npos; }),
+            1);
   auto d = Fresh("d");
   Archiver d_down = ArchiverOf(*d);
   (void)d_down.pull(true);

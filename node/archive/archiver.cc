@@ -49,18 +49,28 @@ Status Archiver::refresh(OriginId origin) {
 // newest segment may be an upload cut off by the crash that a server kept in
 // part, and its change feed entry may never have been written. The newest
 // segment is read: one that does not open is deleted and the range uploaded
-// again; one that opens gets a feed entry (a second one is harmless).
+// again; one that opens gets a feed entry (a second one is harmless). When it
+// is of this node's own origin, its updates go through ingest: another writer
+// of the origin (a copied directory) that uploaded first becomes fork evidence.
 Status Archiver::recheck_newest(const std::vector<archive::SegmentName>& chain) {
   const archive::SegmentName& newest = chain.back();
   const std::string key = archive::segment_key(newest);
   auto sealed = bucket_.get(key, archive::kMaxPlaintextBytes + archive::kChunkBytes);
   if (!sealed && sealed.status().code() == Status::Code::kNotFound) return Status::ok();  // merged away meanwhile
   if (!sealed) return sealed.status();
-  if (auto opened = archive::open_segment(keys_, key, *sealed); !opened) {
+  auto opened = archive::open_segment(keys_, key, *sealed);
+  if (!opened) {
     if (opened.status().code() != Status::Code::kCorruption) return Status::ok();  // another key: not ours to judge
     REPLOG_RETURN_IF_ERROR(bucket_.del(key));
     archived_[newest.origin] = chain.size() > 1 ? chain[chain.size() - 2].last : 0;
     return Status::ok();
+  }
+  if (newest.origin == store_.node_id()) {
+    auto report = store_.ingest(std::move(opened->updates), {std::move(opened->head)});
+    if (report && report->forks > 0) {
+      std::lock_guard lock(status_mu_);
+      status_.damaged[key] = "holds other bytes than this node's log (a fork of " + hex16(newest.origin) + ")";
+    }
   }
   auto feed = bucket_.put_new(archive::feed_key({clock_.now_millis(), newest.origin, newest.last}), "");
   return feed ? Status::ok() : feed.status();
