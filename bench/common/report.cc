@@ -61,6 +61,11 @@ RowBuilder& RowBuilder::note(std::string text) {
   return *this;
 }
 
+RowBuilder& RowBuilder::count(std::string name, double value) {
+  row_.counts.emplace_back(std::move(name), value);
+  return *this;
+}
+
 void RowBuilder::add() {
   const Row& r = row_;
   progress("  => " + r.fig + " " + r.name + ": " + r.measured + (r.raw.empty() ? "" : " | raw " + r.raw) +
@@ -111,7 +116,10 @@ void print_rows_json() {
               << ",\"raw_unit\":\"" << r.raw_unit << "\",\"raw_reference\":\"" << json_escape(r.raw)
               << "\",\"ratio\":" << r.ratio_value << ",\"measured\":\"" << json_escape(r.measured)
               << "\",\"goal\":\"" << json_escape(r.goal) << "\",\"met\":"
-              << (r.met < 0 ? "null" : (r.met ? "true" : "false")) << ",\"note\":\"" << json_escape(r.note) << "\"}";
+              << (r.met < 0 ? "null" : (r.met ? "true" : "false")) << ",\"note\":\"" << json_escape(r.note) << "\",\"counts\":{";
+    for (size_t c = 0; c < r.counts.size(); ++c)
+      std::cout << (c ? "," : "") << "\"" << json_escape(r.counts[c].first) << "\":" << fmt("%.15g", r.counts[c].second);
+    std::cout << "}}";
   }
   std::cout << "\n]";
 }
