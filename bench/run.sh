@@ -7,10 +7,11 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-usage: bench/run.sh [--quick] [--dir DIR] [--build DIR] [--help]
+usage: bench/run.sh [--quick] [--dir DIR] [--build DIR] [--note TEXT] [--help]
   --quick      small N (A, B: 20,000; C: 2,000): under 5 minutes on 2 cores
   --dir DIR    make the temp dirs under DIR (default /tmp; choose the file system)
   --build DIR  the CMake build dir of the bench programs (default build-bench)
+  --note TEXT  a sentence for the page about this run (e.g. what else ran on the machine)
 Without --quick: A and B at N = 1,000,000 for replog and Yjs, 100,000 for
 Automerge, Hypercore and PouchDB (slower by orders of magnitude); C at 10,000.
 Installs what is missing (bench/peers with npm ci, gnuplot), builds the bench
@@ -23,11 +24,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 quick=0
 tmp_parent=/tmp
 build="$root/build-bench"
+note=""
 while (($#)); do
   case "$1" in
     --quick) quick=1 ;;
     --dir) tmp_parent="$2"; shift ;;
     --build) build="$2"; shift ;;
+    --note) note="$2"; shift ;;
     --help|-h) usage; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -40,26 +43,19 @@ else
   n_ab=1000000; n_ab_slow=100000; n_c=10000
 fi
 
+# --- what is missing --------------------------------------------------------------------
+# The build's packages, Node.js and the peers (npm ci in bench/peers).
+source "$root/tools/deps.sh"
 log() { echo "bench/run.sh: $*" >&2; }
-
-# --- what is missing ------------------------------------------------------------------
-as_root() { if [ "$(id -u)" -ne 0 ]; then sudo "$@"; else "$@"; fi; }
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  log "installing nodejs npm"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
-# The chart only; gnuplot-nox is the build without X11.
+# The chart only; gnuplot-nox is gnuplot without X11.
 if ! command -v gnuplot >/dev/null; then
-  log "installing gnuplot-nox"
-  as_root apt-get update -qq >/dev/null
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
+  log "installing: gnuplot-nox"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends gnuplot-nox >/dev/null
 fi
 peers="$root/bench/peers"
-if [ ! -f "$peers/node_modules/.package-lock.json" ] ||
-   [ "$peers/package-lock.json" -nt "$peers/node_modules/.package-lock.json" ]; then
-  log "installing the peers (npm ci in bench/peers)"
-  npm ci --prefix "$peers" --no-audit --no-fund --silent >/dev/null
-fi
 
 # --- replog's bench programs (the build type of docs/BENCHMARKS.md) -----------------------
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -124,17 +120,17 @@ node -e '
   const [cpu, cores, kernel, fs, nodeV, packages, build] = process.argv.slice(1);
   process.stdout.write(JSON.stringify({ cpu, cores: Number(cores), kernel, filesystem: fs, node: nodeV,
     packages: JSON.parse(packages), build_type: build }));' \
-  "$cpu" "$(nproc)" "$(uname -sr)" "$fs_type" "$(node --version)" "$packages" "$build_type" >"$results/machine.json"
+  "$cpu" "$(nproc)" "$(uname -s) $(uname -r | cut -d- -f1)" "$fs_type" "$(node --version)" "$packages" "$build_type" >"$results/machine.json"
 commit=$(git -C "$root" rev-parse --short HEAD)
 if [ -n "$(git -C "$root" status --porcelain -- ':!docs')" ]; then commit="$commit with local changes"; fi
 node -e '
-  const [quick, date, commit, ls, le, seconds, nab, nabSlow, nc] = process.argv.slice(1);
+  const [quick, date, commit, ls, le, seconds, nab, nabSlow, nc, note] = process.argv.slice(1);
   const g = (v) => Number(v).toLocaleString("en-US");
   process.stdout.write(JSON.stringify({ quick: quick === "1", date, commit, load_start: ls, load_end: le,
     seconds: Number(seconds), n_ab: nab === nabSlow ? g(nab) : g(nab) + " (Automerge, Hypercore, PouchDB: " + g(nabSlow) + ")",
-    n_c: g(nc), note: process.env.REPLOG_BENCH_NOTE || "" }));' \
+    n_c: g(nc), note }));' \
   "$quick" "$(date -u +%Y-%m-%d)" "$commit" "$load_start" "$load_end" \
-  "$(elapsed)" "$n_ab" "$n_ab_slow" "$n_c" >"$results/run.json"
+  "$(elapsed)" "$n_ab" "$n_ab_slow" "$n_c" "$note" >"$results/run.json"
 
 # --- the page and the chart ---------------------------------------------------------------------
 mkdir -p "$root/docs/benchmarks"

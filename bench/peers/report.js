@@ -65,11 +65,11 @@ const failed = peers.filter((p) => p.error);
 // How each comparison is unfair, by system: said once per table row.
 const unfair = {
   'yjs-array': 'in one process, in memory, no disk, no network, no signatures; the fresh copy is one encoded update',
-  'yjs-map': 'in one process, in memory, no disk, no network; overwrites of 10,000 paths: the copy carries the ' +
-    'live values and a compact record of the overwritten ones, not N updates',
+  'yjs-map': 'in one process, in memory, no disk, no network, no signatures; the updates overwrite 10,000 paths ' +
+    'and the copy carries the live value of each path, not the N updates replog copies',
   automerge: 'in one process, in memory, no disk, no network, no signatures',
   hypercore: 'two processes over TCP, on disk without fsync; its stream is encrypted and every block is in a ' +
-    'signed Merkle tree; it downloads block requests in small windows',
+    'signed Merkle tree',
   pouchdb: 'two processes over HTTP, on disk without fsync; JSON documents with revision trees',
 };
 const replogHow = {
@@ -87,6 +87,9 @@ say('`bench/run.sh' + (run.quick ? ' --quick' : '') + '` measured these figures 
   '`bench/peers/` (our own code for each system, installed from the committed `package-lock.json`), then writes ' +
   'this section and its chart. ' + (run.quick ? 'This is the `--quick` run: small N, a few minutes; the figures ' +
   'at small N favour fixed costs and say little about N = 1,000,000.' : ''), '');
+say('Reproduce: `bench/run.sh --quick` (N = 20,000, under 5 minutes on 2 cores) or `bench/run.sh` (N = 1,000,000 ' +
+  'for replog and Yjs, 100,000 for the slower peers). It installs what is missing (`tools/deps.sh`, which runs ' +
+  '`npm ci` in `bench/peers/`, and gnuplot), builds the bench programs and rewrites only this section of the page.', '');
 say('### The workloads', '');
 say('Every system gets the same updates: update i sets path `bench.p<i mod 10000>` to a 100-byte string ' +
   '`value-<i>-xxx…`, replog\'s own benchmark workload (`bench/common/workload.cc`). replog stores it as a `set` ' +
@@ -110,7 +113,8 @@ say('### A. Fresh replication', '');
 const rowsA = [];
 for (const r of replogA)
   rowsA.push(['replog, ' + r.origins + ' origin' + (r.origins > 1 ? 's' : ''), grouped(r.n), r.finished ? secs(r.seconds) :
-    'NOT finished: ' + grouped(r.done) + ' in ' + secs(r.seconds), rate(r.rate), grouped(r.bytes), 'yes (fsync)', 'TCP, one process']);
+    'NOT finished: ' + grouped(r.done) + ' in ' + secs(r.seconds), rate(r.rate), grouped(r.bytes), 'yes (fsync)',
+    'loopback TCP, two nodes in one process']);
 for (const s of systems) {
   const p = peer(s, 'A');
   if (p && !p.error) rowsA.push([s, grouped(p.n), secs(p.seconds), rate(p.updates_per_s), grouped(p.bytes),
@@ -132,6 +136,10 @@ for (const r of replogA) {
 }
 say('Ratios (replog\'s rate over the other\'s; above 1x replog is faster):', '');
 say(table(['replog', 'updates/s', 'raw limit', ...systems.map((s) => 'vs ' + s)], goalsA), '');
+if (replogA.some((r) => r.rate > r.raw))
+  say('Above 100% of raw: the receiver commits all it received since its last commit at once, more than the raw ' +
+    'reference\'s 1,000 per commit, so it pays fewer fsyncs; on this disk a commit costs ' +
+    (replogC ? secs(1 / replogC.raw) + ' (C\'s raw reference)' : 'milliseconds') + '.', '');
 
 // ---- B ---------------------------------------------------------------------------------
 
@@ -216,10 +224,18 @@ const value = (s, w) => {
   const p = peer(s, w);
   return p && !p.error ? p.updates_per_s : NaN;
 };
-const dat = ['# system A B C', ...chartSystems.map((s) => s + ' ' + ['A', 'B', 'C'].map((w) => {
+// Under each name, what the system paid for: disk and network.
+const paid = (s) => {
+  if (s === 'replog') return 'fsync, TCP';
+  const p = peer(s, 'A');
+  if (!p || p.error) return '';
+  if (p.transport === 'in-process') return 'memory, 1 process';
+  return 'no fsync, ' + (s === 'pouchdb' ? 'HTTP' : 'TCP');
+};
+const dat = ['# system A B C what-it-paid-for', ...chartSystems.map((s) => s + ' ' + ['A', 'B', 'C'].map((w) => {
   const v = value(s, w);
   return Number.isFinite(v) ? v.toFixed(1) : '?';
-}).join(' '))];
+}).join(' ') + ' "' + paid(s) + '"')];
 fs.writeFileSync(path.join(resultsDir, 'chart.dat'), dat.join('\n') + '\n');
 fs.writeFileSync(path.join(resultsDir, 'chart.gp'), [
   "set terminal svg size 900,480 dynamic font 'sans,12' background rgb 'white'",
@@ -234,8 +250,9 @@ fs.writeFileSync(path.join(resultsDir, 'chart.gp'), [
   'set grid ytics',
   'set ylabel "updates/s (log scale)"',
   'set key top right',
+  'set bmargin 4',
   'set datafile missing "?"',
-  "plot ARG2 using 2:xtic(1) title 'A fresh replication', '' using 3 title 'B small diff (20 new)', '' using 4 title 'C local append'",
+  "plot ARG2 using 2:xtic(stringcolumn(1).\"\\n\".stringcolumn(5)) title 'A fresh replication', '' using 3 title 'B small diff (20 new)', '' using 4 title 'C local append'",
 ].join('\n') + '\n');
 
 // ---- what is unfair, failures, the machine --------------------------------------------------
@@ -260,7 +277,8 @@ say('### Machine and run', '');
 say(table(['', ''], [
   ['CPU', machine.cpu + ', ' + machine.cores + ' cores'],
   ['kernel', machine.kernel],
-  ['file system of the temp dirs', machine.filesystem],
+  ['file system of the temp dirs', machine.filesystem + (replogC ? '; ' + rate(replogC.raw) +
+    ' durable LMDB commits of one update (C\'s raw reference)' : '')],
   ['load average (1 min) at start / end', run.load_start + ' / ' + run.load_end],
   ['Node.js', machine.node],
   ['packages', Object.entries(machine.packages).map(([k, v]) => k + ' ' + v).join(', ')],
