@@ -228,6 +228,7 @@ void add_fresh_rows(const std::string& fig, uint64_t origins, const Replication&
             r.dst_loop + "; source: " + r.src_loop + (r.done == n ? "; hash equal to the source's" : ""))
       .count("updates", static_cast<double>(r.done))
       .count("seconds", r.total_s)
+      .count("commits", static_cast<double>(r.commits))
       .count("raw_seconds", *g_raw_lmdb_s)
       .count("wire_bytes", static_cast<double>(r.rw.bytes_out() + r.sw.bytes_out()))
       .add();
