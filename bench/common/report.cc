@@ -112,9 +112,9 @@ void print_rows_json() {
   for (size_t i = 0; i < g_rows.size(); ++i) {
     const Row& r = g_rows[i];
     std::cout << (i ? "," : "") << "\n {\"figure\":\"" << json_escape(r.fig) << "\",\"name\":\"" << json_escape(r.name)
-              << "\",\"value\":" << r.value << ",\"unit\":\"" << r.unit << "\",\"raw\":" << r.raw_value
+              << "\",\"value\":" << fmt("%.15g", r.value) << ",\"unit\":\"" << r.unit << "\",\"raw\":" << fmt("%.15g", r.raw_value)
               << ",\"raw_unit\":\"" << r.raw_unit << "\",\"raw_reference\":\"" << json_escape(r.raw)
-              << "\",\"ratio\":" << r.ratio_value << ",\"measured\":\"" << json_escape(r.measured)
+              << "\",\"ratio\":" << fmt("%.15g", r.ratio_value) << ",\"measured\":\"" << json_escape(r.measured)
               << "\",\"goal\":\"" << json_escape(r.goal) << "\",\"met\":"
               << (r.met < 0 ? "null" : (r.met ? "true" : "false")) << ",\"note\":\"" << json_escape(r.note) << "\",\"counts\":{";
     for (size_t c = 0; c < r.counts.size(); ++c)
