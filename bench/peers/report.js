@@ -270,9 +270,16 @@ for (const s of systems) say('- **' + s + '**: ' + (unfair[s] || 'see its script
 say('- Bytes are what each system hands to its transport: replog counts ZeroMQ message payloads (not ZMTP ' +
   'framing or TCP headers), Yjs and Automerge their encoded messages, Hypercore and PouchDB the bytes through ' +
   'their TCP sockets (after encryption, HTTP headers included).');
-say('- Different N: ' + (systems.some((s) => { const p = peer(s, 'A'); return p && replogA[0] && p.n !== replogA[0].n; })
-  ? 'where a peer ran a smaller N than replog the N column says so; its rate is not at the same size.'
-  : 'none in this run; every system ran the same N for each workload.'), '');
+const replogN = { A: replogA[0] && replogA[0].n, B: replogB && replogB.n, C: replogC && replogC.n };
+const otherN = [];
+for (const w of ['A', 'B', 'C'])
+  for (const s of systems) {
+    const p = peer(s, w);
+    if (p && !p.error && replogN[w] !== undefined && p.n !== replogN[w]) otherN.push(s + ' ' + w + ' at ' + grouped(p.n));
+  }
+say('- Different N: ' + (otherN.length ? 'replog ran A and B at ' + grouped(replogN.A) + ' and C at ' +
+  grouped(replogN.C) + ' (C stops after 30 s of calls), and ' + otherN.join(', ') + '; a rate at another N is ' +
+  'not a rate at the same size.' : 'none in this run; every system ran the same N for each workload.'), '');
 if (failed.length) {
   say('### Failed in this run', '');
   for (const f of failed) say('- ' + f.system + ' ' + f.workload + ': ' + f.error);
