@@ -172,7 +172,8 @@ async function append(n, dir) {
   if (core.length !== n) c.fail('C: the core holds ' + core.length + ' blocks');
   await core.close();
   c.report({ ...common, transport: 'local', workload: 'C', n, updates: n, seconds, bytes: c.dirBytes(coreDir),
-    notes: 'one awaited append per block, each signed; on disk (RocksDB) without fsync; bytes: the storage directory' });
+    notes: 'one awaited append per block, each signed; on disk (RocksDB) with no fsync per append; ' +
+      'bytes: the storage directory' });
 }
 
 async function main() {

@@ -124,7 +124,7 @@ async function append(n, dir) {
   if (info.doc_count !== n) c.fail('C: the database holds ' + info.doc_count + ' documents');
   await db.close();
   c.report({ ...common, transport: 'local', workload: 'C', n, updates: n, seconds, bytes: c.dirBytes(dbDir),
-    notes: 'one awaited put per document; LevelDB on disk without fsync; bytes: the database directory' });
+    notes: 'one awaited put per document; LevelDB on disk with no fsync per write; bytes: the database directory' });
 }
 
 async function main() {
