@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "node/archive/archive_check.h"
@@ -16,6 +17,9 @@
 #include "storage/data_dir.h"
 #include "storage/identity.h"
 #include "node/core/clock.h"
+#include "node/core/state.h"
+#include "node/core/hlc.h"
+#include "node/core/checkpoint.h"
 #include "node/engine/node.h"
 #include "protocol/archive_format.h"
 #include "protocol/bytes.h"
@@ -432,6 +436,253 @@ TEST_F(SnapshotTest, TwoCompactsAtOnceWhileTheOriginPushesAndMergesLeaveAValidAr
   ASSERT_TRUE(down.pull(true));
   EXPECT_EQ(r->state_hash(), a_->state_hash());
   EXPECT_TRUE(down.status().damaged.empty());
+}
+
+// ---- restore from a snapshot ---------------------------------------------------
+
+class RestoreTest : public SnapshotTest {
+ protected:
+  // A fresh node that folds once, at the end, as `replog restore` opens one.
+  std::unique_ptr<Node> Fresh(const std::string& name) {
+    EXPECT_TRUE(Node::init({tmp_.sub(name), std::string("c1"), std::nullopt, nullptr}));
+    engine::NodeOptions o;
+    o.dir = tmp_.sub(name);
+    o.defer_fold = true;
+    auto n = Node::open(o);
+    EXPECT_TRUE(n) << n.status().message();
+    return n ? std::move(n).value() : nullptr;
+  }
+  std::function<bool(std::string_view)> TrustA() {
+    const std::string a_key = PublicOf(tmp_.sub("a"));
+    return [a_key](std::string_view k) { return k == a_key; };
+  }
+  std::string Snapshot(Node& n, const std::string& dir) {
+    auto key = write_snapshot(bucket_, keys_, n, SecretOf(tmp_.sub(dir)));
+    EXPECT_TRUE(key) << key.status().message();
+    return key ? *key : std::string();
+  }
+  std::optional<std::string> Found(const std::vector<std::string>& lines, const std::string& what) {
+    for (const auto& l : lines)
+      if (l.find(what) != std::string::npos) return l;
+    return std::nullopt;
+  }
+};
+
+TEST_F(RestoreTest, ARestoreStartsFromTheNewestExactSnapshotAndFoldsOnlyTheTail) {
+  Calls(*a_, 20, "x");
+  Snapshot(*a_, "a");
+  Calls(*a_, 10, "y");
+  const std::string newest = Snapshot(*a_, "a");
+  Calls(*a_, 5, "z");
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  auto c = Fresh("c");
+  ASSERT_TRUE(ArchiverOf(*c).pull(true));
+  auto adopted = adopt_snapshot(bucket_, keys_, *c, TrustA(), std::nullopt);
+  ASSERT_TRUE(adopted) << adopted.status().message();
+  EXPECT_EQ(adopted->key, newest);
+  EXPECT_EQ(adopted->updates_after, 5u);
+  EXPECT_EQ(c->state_hash(), a_->state_hash());
+  EXPECT_EQ(c->vector(), a_->vector()) << "the log stays whole below the snapshot";
+  ASSERT_TRUE(c->close());
+  c.reset();
+  engine::NodeOptions o;
+  o.dir = tmp_.sub("c");
+  auto again = Node::open_read_only(o);
+  ASSERT_TRUE(again);
+  EXPECT_EQ((*again)->state_hash(), a_->state_hash()) << "a restart folds the same state";
+}
+
+TEST_F(RestoreTest, AtATimeTheNewestSnapshotBeforeItIsTaken) {
+  Calls(*a_, 6, "x");
+  const std::string older = Snapshot(*a_, "a");
+  Calls(*a_, 4, "y");
+  Snapshot(*a_, "a");
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  auto c = Fresh("c");
+  ASSERT_TRUE(ArchiverOf(*c).pull(true));
+  const auto cut = archive::parse_snapshot_key(older).value().cut;
+  auto adopted = adopt_snapshot(bucket_, keys_, *c, TrustA(), hlc::millis(UpdateId::from_key(cut).hlc));
+  ASSERT_TRUE(adopted) << adopted.status().message();
+  EXPECT_EQ(adopted->key, older);
+  EXPECT_EQ(adopted->updates_after, 4u);
+  EXPECT_EQ(c->state_hash(), a_->state_hash());
+}
+
+TEST_F(RestoreTest, ASnapshotThatLacksAnUpdateBelowItsCutIsPassedOverAndEverythingReplayed) {
+  Calls(*b_, 2, "early");  // b writes first: below a's cut, and a never hears of it
+  Calls(*a_, 8, "x");
+  const std::string snap = Snapshot(*a_, "a");
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  ArchiveOptions now;
+  now.grace_ms = 0;
+  ASSERT_TRUE(ArchiverOf(*b_, now).push());
+  auto c = Fresh("c");
+  ASSERT_TRUE(ArchiverOf(*c).pull(true));
+  auto adopted = adopt_snapshot(bucket_, keys_, *c, TrustA(), std::nullopt);
+  ASSERT_TRUE(adopted) << adopted.status().message();
+  EXPECT_TRUE(adopted->key.empty());
+  ASSERT_EQ(adopted->passed.size(), 1u);
+  EXPECT_NE(adopted->passed[0].find(snap), std::string::npos) << adopted->passed[0];
+  EXPECT_NE(adopted->passed[0].find("lacks " + hex16(b_->node_id()) + " #1"), std::string::npos) << adopted->passed[0];
+  ASSERT_TRUE(ArchiverOf(*a_).pull(true));  // a now holds both origins
+  EXPECT_EQ(c->state_hash(), a_->state_hash());
+}
+
+TEST_F(RestoreTest, AnUntrustedSnapshotOrOneOfOtherMethodsIsNotTaken) {
+  Calls(*a_, 5, "x");
+  const std::string snap = Snapshot(*a_, "a");
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  auto c = Fresh("c");
+  ASSERT_TRUE(ArchiverOf(*c).pull(true));
+  auto untrusted = adopt_snapshot(bucket_, keys_, *c, [](std::string_view) { return false; }, std::nullopt);
+  ASSERT_TRUE(untrusted);
+  EXPECT_TRUE(untrusted->key.empty());
+  ASSERT_EQ(untrusted->passed.size(), 1u);
+  EXPECT_NE(untrusted->passed[0].find("no member's"), std::string::npos) << untrusted->passed[0];
+  // The same checkpoint bytes under other methods: refused by the engine.
+  auto name = archive::parse_snapshot_key(snap).value();
+  auto opened = read_snapshot(bucket_, keys_, name, a_->cluster_id(), TrustA());
+  ASSERT_TRUE(opened);
+  auto cp = decode_checkpoint(opened->checkpoint).value();
+  auto state = State::decode(cp.state_bytes).value();
+  Status other = c->adopt_checkpoint(encode_checkpoint(cp.cut, cp.vector, std::string(64, '0'), state));
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.message().find("other methods"), std::string::npos) << other.message();
+  EXPECT_EQ(c->state_hash(), a_->state_hash());
+}
+
+TEST_F(RestoreTest, ACompactOnAnEmptyDirectoryStartsFromTheNewestSnapshot) {
+  Calls(*a_, 12, "x");
+  Snapshot(*a_, "a");
+  Calls(*a_, 3, "y");
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  auto c = Fresh("c");
+  CompactOptions co;
+  co.is_member = TrustA();
+  CompactReport r;
+  ASSERT_TRUE(compact_archive(*c, bucket_, keys_, SecretOf(tmp_.sub("c")), clock_, co, r));
+  EXPECT_FALSE(r.started_from.empty());
+  EXPECT_NE(r.snapshot, r.started_from);
+  auto name = archive::parse_snapshot_key(r.snapshot).value();
+  const std::string c_key = PublicOf(tmp_.sub("c"));
+  auto snap = read_snapshot(bucket_, keys_, name, a_->cluster_id(), [&](std::string_view k) { return k == c_key; });
+  ASSERT_TRUE(snap) << snap.status().message();
+  EXPECT_EQ(to_hex(snap->state_hash), a_->state_hash());
+  // The next run holds the log: it folds what is new and reads no snapshot.
+  CompactReport again;
+  ASSERT_TRUE(compact_archive(*c, bucket_, keys_, SecretOf(tmp_.sub("c")), clock_, co, again));
+  EXPECT_TRUE(again.started_from.empty());
+}
+
+TEST_F(RestoreTest, TheAdoptedStateIsTheSnapshotsNotAReplay) {
+  // A signed snapshot is trusted: what it holds is what the restore starts from.
+  // Proven with a checkpoint altered by hand (which no member would sign).
+  Calls(*a_, 5, "x");
+  const auto head = a_->head_checkpoint();
+  Calls(*a_, 2, "y");
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  auto c = Fresh("c");
+  ASSERT_TRUE(ArchiverOf(*c).pull(true));
+  auto cp = decode_checkpoint(head.bytes).value();
+  auto state = State::decode(cp.state_bytes).value();
+  const std::string plain_hash = state.hash_hex();
+  ASSERT_TRUE(state.write(Path{"marker"}, Value("from the checkpoint"), nullptr));
+  ASSERT_NE(state.hash_hex(), plain_hash);
+  Status s = c->adopt_checkpoint(encode_checkpoint(cp.cut, cp.vector, cp.methods_digest, state));
+  ASSERT_TRUE(s) << s.message();
+  bool marked = false, tail = false;
+  c->read([&](const State& st) {
+    marked = st.get(Path{"marker"}) != nullptr;
+    tail = st.get(Path{"y1"}) != nullptr;
+  });
+  EXPECT_TRUE(marked) << "state folded from the checkpoint";
+  EXPECT_TRUE(tail) << "and the updates after its cut";
+}
+
+TEST_F(RestoreTest, ACheckpointBeyondTheLogOrLeavingOutWhatItFoldedIsRefused) {
+  Calls(*b_, 3, "b");
+  ASSERT_TRUE(ArchiverOf(*b_).push());
+  ASSERT_TRUE(ArchiverOf(*a_).pull(true));
+  ASSERT_TRUE(a_->call("revoke", Value(Map{{"origin", Value(hex16(b_->node_id()))}, {"last_seq", Value(int64_t{1})}})));
+  Calls(*a_, 2, "a");
+  const auto head = a_->head_checkpoint();
+  ASSERT_TRUE(ArchiverOf(*a_).push());
+  auto c = Fresh("c");
+  ASSERT_TRUE(ArchiverOf(*c).pull(true));
+  auto cp = decode_checkpoint(head.bytes).value();
+  auto state = State::decode(cp.state_bytes).value();
+  // The revocation inside its vector leaves out b #2 and #3, which it covers.
+  Status revoked = c->adopt_checkpoint(head.bytes);
+  ASSERT_FALSE(revoked);
+  EXPECT_NE(revoked.message().find("leave out"), std::string::npos) << revoked.message();
+  // A vector past what is held.
+  VersionVector beyond = cp.vector;
+  beyond[a_->node_id()] += 1;
+  Status past = c->adopt_checkpoint(encode_checkpoint(cp.cut, beyond, cp.methods_digest, state));
+  ASSERT_FALSE(past);
+  EXPECT_NE(past.message().find("holds only"), std::string::npos) << past.message();
+  EXPECT_EQ(c->state_hash(), a_->state_hash()) << "replayed instead";
+}
+
+TEST_F(RestoreTest, ForkEvidenceTravelsThroughTheArchiveAndTheOtherBranchIsNotDamage) {
+  Calls(*a_, 4, "x");
+  ASSERT_TRUE(ArchiverOf(*a_, NoMerges()).push());  // #1..4, before the fork
+  // A copy of a's directory writes as a's origin: two branches from #5.
+  ASSERT_TRUE(a_->close());
+  a_.reset();
+  std::filesystem::copy(tmp_.sub("a"), tmp_.sub("twin"));
+  std::filesystem::remove(tmp_.sub("twin") + "/LOCK");
+  a_ = testing::open_signed_node(tmp_.sub("a"));
+  auto twin = testing::open_signed_node(tmp_.sub("twin"));
+  Calls(*a_, 1, "branch-a");
+  Calls(*twin, 2, "branch-twin");
+  ASSERT_TRUE(ArchiverOf(*a_, NoMerges()).push());   // #5 of one branch
+  ASSERT_TRUE(ArchiverOf(*twin, NoMerges()).push());  // #6 of the other, after the #5 it finds listed
+  // b sees both branches and keeps the evidence; its push archives it.
+  const OriginId forked = a_->node_id();
+  auto ours = a_->read_range(forked, 1, 10, 1 << 20);
+  auto theirs = twin->read_range(forked, 5, 10, 1 << 20);
+  ASSERT_TRUE(ours && ours->head && theirs && theirs->head);
+  ASSERT_TRUE(b_->ingest(ours->updates, {*ours->head}));
+  ASSERT_EQ(b_->ingest(theirs->updates, {*theirs->head})->forks, 1u);
+  Archiver b_up = ArchiverOf(*b_);
+  ASSERT_TRUE(b_up.push());
+  EXPECT_EQ(b_up.status().counters.evidence_put, 1u);
+  ASSERT_TRUE(b_up.push());
+  EXPECT_EQ(b_up.status().counters.evidence_put, 1u) << "put once";
+
+  CheckOptions co;
+  co.cluster = a_->cluster_id();
+  auto check = check_archive(bucket_, keys_, co);
+  ASSERT_TRUE(check);
+  EXPECT_TRUE(check->ok()) << check->problems.front();
+  EXPECT_EQ(check->evidence, 1u);
+  EXPECT_EQ(check->origins.at(forked).fork_seq, 5u);
+  EXPECT_EQ(check->origins.at(forked).branch_segments, 1u);
+
+  auto c = Fresh("c");
+  Archiver down = ArchiverOf(*c);
+  ASSERT_TRUE(down.pull(true));
+  EXPECT_TRUE(down.status().damaged.empty()) << down.status().damaged.begin()->second;
+  EXPECT_EQ(down.status().counters.evidence_taken, 1u);
+  EXPECT_EQ(down.status().counters.branch_segments, 1u);
+  EXPECT_EQ(c->info().fork_evidence.at(forked), 5u);
+  EXPECT_EQ(c->state_hash(), b_->state_hash()) << "the restore leaves out what the cluster leaves out";
+
+  // Evidence that does not open or prove anything is named, and nothing of it is taken.
+  const std::string key = archive::evidence_key(archive::evidence_name(b_->evidence().front()).value());
+  std::string sealed = bucket_.objects().at(key);
+  sealed[sealed.size() - 3] ^= 1;
+  bucket_.overwrite(key, sealed);
+  auto damaged = check_archive(bucket_, keys_, co);
+  ASSERT_TRUE(damaged);
+  ASSERT_FALSE(damaged->ok());
+  EXPECT_NE(damaged->problems.front().find(key), std::string::npos) << damaged->problems.front();
+  auto d = Fresh("d");
+  Archiver d_down = ArchiverOf(*d);
+  (void)d_down.pull(true);
+  EXPECT_EQ(d_down.status().damaged.count(key), 1u);
+  EXPECT_TRUE(d->evidence().empty());
 }
 
 TEST_F(SnapshotTest, ARotatedKeyReachesTheRemainingMembersAloneAndOldObjectsStayReadable) {

@@ -210,9 +210,11 @@ int print_check(const Options& o, const ArchiveCheck& c, const VersionVector* he
     for (const auto& [origin, a] : c.origins) {
       json e = {{"verified", a.verified}, {"listed", a.listed}, {"segments", a.segments}, {"bytes", a.bytes}};
       if (held) e["held"] = seq_of(*held, origin);
+      if (a.fork_seq) e["fork_seq"] = a.fork_seq, e["branch_segments"] = a.branch_segments;
       origins[hex16(origin)] = e;
     }
-    std::cout << json{{"origins", origins}, {"feed_entries", c.feed_entries}, {"problems", c.problems}, {"ok", c.ok()}}
+    std::cout << json{{"origins", origins}, {"feed_entries", c.feed_entries}, {"evidence", c.evidence},
+                      {"problems", c.problems}, {"ok", c.ok()}}
                      .dump()
               << "\n";
   } else {
@@ -220,9 +222,14 @@ int print_check(const Options& o, const ArchiveCheck& c, const VersionVector* he
       std::cout << hex16(origin) << "  archived 1.." << a.verified << "  (" << a.segments << " segments, " << a.bytes
                 << " bytes)";
       if (held) std::cout << "  this node holds 1.." << seq_of(*held, origin);
+      if (a.fork_seq)
+        std::cout << "  forked at #" << a.fork_seq << " (evidence archived; " << a.branch_segments
+                  << " segments of another branch)";
       std::cout << "\n";
     }
-    std::cout << c.origins.size() << " origins, " << c.feed_entries << " change feed entries\n";
+    std::cout << c.origins.size() << " origins, " << c.feed_entries << " change feed entries";
+    if (c.evidence) std::cout << ", " << c.evidence << " pieces of fork evidence";
+    std::cout << "\n";
     for (const auto& p : c.problems) std::cerr << "problem: " << p << "\n";
   }
   return c.ok() ? 0 : 1;
@@ -346,7 +353,10 @@ int archive_compact(const std::vector<std::string>& args) {
   o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
   auto bucket = open_bucket(o);
-  auto node = open_member_writer(o, "archive compact");
+  engine::NodeOptions no = o.node_options();
+  no.is_member = members_of(no.dir);
+  no.defer_fold = true;  // folded once, when the snapshot is written
+  auto node = open_writer_offline(o, "archive compact", no);
   auto identity = unwrap(load_identity(DataDir(o.node_options().dir).identity_file(), Env::posix()));
   SystemClock clock;
   Progress progress(o.json());
@@ -354,17 +364,20 @@ int archive_compact(const std::vector<std::string>& args) {
   co.snapshots_kept = o.get<size_t>("keep");
   co.feed_retention_ms = o.get<int64_t>("feed-retention-days") * 24 * 3600 * 1000;
   co.on_progress = [&](const ArchiveCounters& c) { progress.show(c); };
+  co.is_member = no.is_member;
   CompactReport r;
   Status s = compact_archive(*node, *bucket, current_keys(o, *bucket), identity.secret_key(), clock, co, r);
   progress.done();
   if (o.json())
     std::cout << json{{"updates_stored", r.pulled.updates_stored}, {"merged", r.merged.merged},
                       {"deleted", r.merged.deleted}, {"snapshot", r.snapshot},
+                      {"started_from", r.started_from},
                       {"snapshots_deleted", r.retention.snapshots_deleted}, {"feed_deleted", r.retention.feed_deleted}}
                      .dump()
               << "\n";
   else
-    std::cout << "took " << r.pulled.updates_stored << " updates; merged " << r.merged.merged << " segments (deleted "
+    std::cout << (r.started_from.empty() ? "" : "started from " + r.started_from + "; ") << "took "
+              << r.pulled.updates_stored << " updates; merged " << r.merged.merged << " segments (deleted "
               << r.merged.deleted << "); snapshot " << r.snapshot << "; retention deleted "
               << r.retention.snapshots_deleted << " snapshots and " << r.retention.feed_deleted << " feed entries\n";
   for (const auto& [key, why] : r.damaged) std::fprintf(stderr, "not applied: %s\n", named(key, why).c_str());
@@ -447,6 +460,7 @@ int restore_attach(const Options& o) {
 
 struct Restored {
   ArchiveStatus status;
+  AdoptedSnapshot snapshot;
   std::vector<std::string> snapshot_problems;
   std::string hash, at_hash;
   Status pulled;
@@ -458,12 +472,17 @@ void print_restored(const Options& o, const Restored& r, const std::optional<int
     json j = counters_json(r.status);
     j["complete"] = whole;
     j["state_hash"] = r.hash;
+    j["snapshot"] = r.snapshot.key;
+    j["replayed"] = r.snapshot.key.empty() ? r.status.counters.updates_stored : r.snapshot.updates_after;
     if (at) j["state_hash_at"] = r.at_hash;
     std::cout << j.dump() << "\n";
     return;
   }
   std::cout << (whole ? "restored " : "restore incomplete: stored ") << r.status.counters.updates_stored
             << " updates from " << r.status.counters.segments_got << " segments; state " << r.hash << "\n";
+  if (!r.snapshot.key.empty())
+    std::cout << "state from snapshot " << r.snapshot.key << " and the " << r.snapshot.updates_after
+              << " updates after it\n";
   if (at)
     std::cout << "state as of " << o.get<std::string>("at") << ": " << r.at_hash
               << " (detached: `replog state` and `replog log` show that time; --attach to write)\n";
@@ -480,7 +499,9 @@ int cmd_restore(const std::vector<std::string>& args) {
       "archive-key", po::value<std::string>(), "a key file from `archive key export`: DIR is made new from it")(
       "at", po::value<std::string>(),
       "a detached restore as of this ISO-8601 time: state and log show that time, and it does not write")(
-      "attach", "make a detached restore (--at) a member that writes again, and do nothing else");
+      "attach", "make a detached restore (--at) a member that writes again, and do nothing else")(
+      "replay-all", "fold every update instead of starting from the newest exact snapshot (slower; the snapshots "
+                    "are then checked against the replay)");
   o.add_lock_wait(DataDir::kCommandLockTimeoutMs);
   if (!o.parse(args)) return 0;
   if (o.has("attach")) return restore_attach(o);
@@ -502,6 +523,7 @@ int cmd_restore(const std::vector<std::string>& args) {
   }
   no.is_member = members_of(no.dir);
   no.attach = true;
+  no.defer_fold = true;  // folded once, at the end: from a snapshot when one fits
   auto node = open_writer_offline(o, "restore", no);
   SystemClock clock;
   Progress progress(o.json());
@@ -512,6 +534,8 @@ int cmd_restore(const std::vector<std::string>& args) {
   r.pulled = archiver.pull(/*sweep_all=*/true);
   progress.done();
   r.status = archiver.status();
+  if (r.pulled && r.status.damaged.empty() && !o.has("replay-all"))
+    r.snapshot = unwrap(adopt_snapshot(*bucket, keys, *node, no.is_member, at));
   r.snapshot_problems = check_snapshots(*bucket, keys, *node, no.is_member);
   r.hash = node->state_hash();
   check(node->close());
@@ -524,6 +548,7 @@ int cmd_restore(const std::vector<std::string>& args) {
   if (r.pulled && r.status.damaged.empty() && Env::posix().file_exists(restoring_file(no.dir)))
     check(Env::posix().remove_file(restoring_file(no.dir)));
   int damaged = report_damage(r.status);
+  for (const auto& p : r.snapshot.passed) std::fprintf(stderr, "not started from: %s\n", p.c_str());
   for (const auto& p : r.snapshot_problems) std::fprintf(stderr, "not used: %s\n", p.c_str());
   check(r.pulled);
   return damaged || !r.snapshot_problems.empty() ? 1 : 0;

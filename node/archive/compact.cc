@@ -10,6 +10,7 @@ Status compact_archive(engine::Node& node, ObjectStore& bucket, const archive::K
   ArchiveOptions ao;
   ao.on_progress = options.on_progress;
   Archiver archiver(node, bucket, keys, clock, ao);
+  const bool empty = node.vector().empty();
   Status pulled = archiver.pull(/*sweep_all=*/true);
   const ArchiveStatus st = archiver.status();
   report.pulled = st.counters;
@@ -17,6 +18,11 @@ Status compact_archive(engine::Node& node, ObjectStore& bucket, const archive::K
   // A snapshot of a node that could not take everything would pin a partial state: stop here.
   REPLOG_RETURN_IF_ERROR(pulled);
   if (!st.damaged.empty()) return Status::corruption("the archive has damage: " + st.damaged.begin()->first);
+  if (empty && options.is_member) {
+    auto adopted = adopt_snapshot(bucket, keys, node, options.is_member, std::nullopt, 1);
+    if (!adopted) return adopted.status();
+    report.started_from = adopted->key;
+  }
   auto origins = archive::origins_in_bucket(bucket);
   if (!origins) return origins.status();
   for (OriginId origin : *origins) {

@@ -4,7 +4,8 @@
 // registry, so the snapshot's methods digest keeps the two apart.
 //
 // It takes every segment the node lacks (an empty member directory is
-// enough), merges each origin's small segments, writes a snapshot of the
+// enough; there it starts from the newest snapshot a member signed, when it is
+// exact, and folds only the updates after it), merges each origin's small segments, writes a snapshot of the
 // node's state signed by the device key, and applies retention. Running it
 // every minute is safe, and two runs at once do no harm: merged objects are
 // equal bytes under equal names and nothing is deleted before what covers it
@@ -25,6 +26,9 @@ struct CompactOptions {
   int64_t feed_retention_ms = int64_t{7} * 24 * 3600 * 1000;
   MergeOptions merge;
   std::function<void(const ArchiveCounters&)> on_progress;
+  // Whose snapshots a node that holds nothing yet may start from (the
+  // device keys of members); null: it folds every update.
+  std::function<bool(std::string_view)> is_member;
 };
 
 struct CompactReport {
@@ -32,6 +36,7 @@ struct CompactReport {
   MergeReport merged;
   RetentionReport retention;
   std::string snapshot;  // the key written (or found equal)
+  std::string started_from;  // the snapshot an empty node started from, if any
   std::map<std::string, std::string> damaged;
 };
 

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "node/core/checkpoint.h"
+#include "node/core/hlc.h"
 #include "node/core/state.h"
 #include "protocol/bytes.h"
 
@@ -67,6 +68,34 @@ Result<archive::Snapshot> read_snapshot(ObjectStore& bucket, const archive::Keyr
   if (std::string(reinterpret_cast<const char*>(hash.data()), hash.size()) != snap->state_hash || cp->vector != snap->vector)
     return Status::corruption(key + ": its state does not match the hash and vector it records");
   return snap;
+}
+
+Result<AdoptedSnapshot> adopt_snapshot(ObjectStore& bucket, const archive::Keyring& keys, engine::Node& node,
+                                       const std::function<bool(std::string_view)>& is_member,
+                                       std::optional<int64_t> at_millis, size_t tries) {
+  auto names = list_snapshots(bucket);
+  if (!names) return names.status();
+  auto methods = from_hex(node.methods().digest());
+  if (!methods) return methods.status();
+  AdoptedSnapshot out;
+  for (auto n = names->rbegin(); n != names->rend() && tries > 0; ++n) {
+    const std::string key = archive::snapshot_key(*n);
+    if (n->methods_digest != methods->substr(0, 8)) continue;  // another application's
+    if (at_millis && hlc::millis(UpdateId::from_key(n->cut).hlc) > *at_millis) continue;
+    --tries;
+    auto snap = read_snapshot(bucket, keys, *n, node.cluster_id(), is_member);
+    if (!snap && snap.status().code() == Status::Code::kIOError) return snap.status();
+    Status s = snap ? node.adopt_checkpoint(snap->checkpoint) : snap.status();
+    if (!s) {
+      out.passed.push_back(snap ? key + ": " + s.message() : s.message());  // read_snapshot names the key
+      continue;
+    }
+    out.key = key;
+    const VersionVector held = node.vector();
+    for (const auto& [origin, seq] : held) out.updates_after += seq - std::min(seq, seq_of(snap->vector, origin));
+    break;
+  }
+  return out;
 }
 
 Status apply_retention(ObjectStore& bucket, size_t keep, int64_t feed_before_ms, RetentionReport& report) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,23 @@ Result<std::vector<archive::SnapshotName>> list_snapshots(ObjectStore& bucket);
 Result<archive::Snapshot> read_snapshot(ObjectStore& bucket, const archive::Keyring& keys,
                                         const archive::SnapshotName& name, std::string_view cluster,
                                         const std::function<bool(std::string_view)>& is_member);
+
+// What adopt_snapshot took, and why it passed over newer snapshots.
+struct AdoptedSnapshot {
+  std::string key;                  // empty: none taken (state is replayed from scratch)
+  uint64_t updates_after = 0;       // held updates beyond its vector: what is replayed
+  std::vector<std::string> passed;  // one line per snapshot not taken, newest first
+};
+
+// Restore's shortcut (docs/ARCHIVE.md "Restore"): the newest snapshot (with a
+// cut at or before `at_millis`, when given) folded with `node`'s methods that
+// opens, is signed by a member, and is exact for what the node holds becomes
+// its state at the snapshot's cut (engine::Node::adopt_checkpoint). Tries at
+// most `tries` snapshots, newest first. A bucket error is returned; a
+// snapshot that does not fit is only passed over.
+Result<AdoptedSnapshot> adopt_snapshot(ObjectStore& bucket, const archive::Keyring& keys, engine::Node& node,
+                                       const std::function<bool(std::string_view)>& is_member,
+                                       std::optional<int64_t> at_millis, size_t tries = 3);
 
 struct RetentionReport {
   size_t snapshots_deleted = 0;

@@ -55,6 +55,7 @@ class UpdateLog;
 class LogTxn;
 struct StoredHead;
 struct OriginRecord;
+struct Checkpoint;
 }  // namespace replog
 
 namespace replog::engine {
@@ -88,6 +89,10 @@ struct NodeOptions {
   // Open a detached restore (DATA/DETACHED) for writing anyway: the restore
   // that fills it, and `restore --attach`. Otherwise a writable open refuses it.
   bool attach = false;
+  // A restore's catch-up: received updates are stored but folded only when
+  // state is needed (a read, a local call, close), never on their own, so
+  // that a snapshot adopted afterwards (adopt_checkpoint) saves their replay.
+  bool defer_fold = false;
 };
 
 struct InitOptions {
@@ -185,6 +190,16 @@ class Node final : public SyncStore {
   std::map<OriginId, uint64_t> revoked_origins() const;
   uint64_t revocation_generation() const { return revocation_generation_.load(); }
 
+  // A restore's shortcut (docs/ARCHIVE.md "Restore"): takes `checkpoint`
+  // (encode_checkpoint bytes, such as an archive snapshot carries) as the
+  // state at its cut when it is exact for the log held: the held updates at
+  // or below its cut are exactly its vector, it was folded with this node's
+  // methods, and no update of its vector is left out, by the forks and
+  // revocations held now or by the revocations inside the vector. Otherwise
+  // returns why not (refused) and nothing changes. State is folded from it
+  // and the updates after it on the next read. REQUIRES: a writable node.
+  Status adopt_checkpoint(std::string_view checkpoint);
+
   // Writes a checkpoint and stops the writer. Called by the destructor too.
   Status close();
 
@@ -268,6 +283,7 @@ class Node final : public SyncStore {
   Status read_writer_state(LogTxn& txn, bool at_open);
   Status write_checkpoint();
   Status prune_checkpoints(LogTxn& txn);
+  Status check_exact(LogTxn& txn, const Checkpoint& cp) const;
 
   // --- the writer (writer.cc) ---
   Status submit(const std::shared_ptr<Request>& req);

@@ -115,14 +115,14 @@ void Node::writer_loop() {
     process(batch);
     {
       std::lock_guard<std::mutex> state_lock(state_mu_);
-      refold_pending_ = refold_from_.has_value();
+      refold_pending_ = refold_from_.has_value() && !options_.defer_fold;
     }
     // The deferred re-fold waits until the writer has been idle for a while,
     // so that a whole catch-up is folded once.
     if (refold_pending_) refold_due_ms_ = clock_->now_millis() + refold_retry_ms_;
     for (auto& r : batch) r->done.set_value();
     batch.clear();
-    if (since_checkpoint_ >= options_.checkpoint_interval && !refold_pending_) {
+    if (since_checkpoint_ >= options_.checkpoint_interval && !refold_pending_ && !options_.defer_fold) {
       std::lock_guard<std::mutex> l(state_mu_);
       (void)write_checkpoint();
     }
@@ -331,9 +331,10 @@ Status Node::fold_received(Batch& b) {
   const UpdateId& first = b.accepted.front().id;
   auto last = replayer_.last_applied();
   since_checkpoint_ += b.accepted.size();
-  if (refold_from_) {
-    // State is already waiting for a re-fold: widen it.
-    refold_from_ = std::min(*refold_from_, first);
+  if (refold_from_ || options_.defer_fold) {
+    // State is already waiting for a re-fold (or a restore folds once, at the
+    // end): widen it.
+    refold_from_ = refold_from_ ? std::min(*refold_from_, first) : first;
   } else if (!last || first > *last) {
     for (const auto& u : b.accepted) {
       auto applied = replayer_.apply(u);

@@ -3,10 +3,12 @@
 each `replog node --archive` to one prefix of a real s3rver on loopback) make
 REPLOG_ARCHIVE_UPDATES updates in all (default 30,000; issue 11 names 100,000, which
 takes minutes here: set the variable to run it), in two halves with a recorded time
-between them. When each has archived its own origin (status.archive: lag 0), the
+between them; n0 rolls up the first half (`archive compact`, a snapshot) before
+that time. When each has archived its own origin (status.archive: lag 0), the
 archive key is exported under a passphrase, n2 is stopped and its directory wiped,
 and `replog restore --archive-key FILE --at MID` rebuilds it from the archive alone:
-it prints the others' state hash, and its hash as of MID equals
+it starts from that snapshot and folds only the second half, prints the others'
+state hash, and its hash as of MID equals
 `replog state --hash --at MID` on n0 (and differs from the final one). The restored
 directory is detached at MID (state shows that time, a call is refused) until
 `restore --attach`; then its state hash is the others'. `replog archive
@@ -81,6 +83,14 @@ def restore_test(cluster):
     first = write(nodes, UPDATES // 2, 0)
     expected = {n.node_id: first[k] for k, n in enumerate(nodes)}
     cluster.wait_converged(expected=expected, timeout=120)
+    # A roll-up of the first half: restore --at MID starts from it and folds only what follows.
+    n0.stop()
+    out = n0.cli("archive", "compact", "--json", "--archive", s3.uri(PREFIX), "--s3-endpoint", s3.endpoint)
+    snapshot = json.loads(out.strip().splitlines()[-1])["snapshot"]
+    H.check(snapshot.startswith("snapshots/"), "archive compact wrote no snapshot: %s" % out.strip())
+    n0.start(wait=False)
+    n0.wait_serving()
+    H.step("n0 rolled up the first half: %s" % snapshot)
     time.sleep(0.05)
     mid_ms = int(time.time() * 1000)
     mid = S.iso_ms(mid_ms)
@@ -123,6 +133,9 @@ def restore_test(cluster):
     H.check(j["state_hash"] == final, "restored hash %s, the nodes' %s" % (j["state_hash"], final))
     H.check(j["state_hash_at"] == at_mid, "restored hash as of %s: %s, n0's: %s" % (mid, j["state_hash_at"], at_mid))
     H.check(not j["damaged"], "restore named damage: %s" % j["damaged"])
+    H.check(j["snapshot"] == snapshot and j["replayed"] == UPDATES - UPDATES // 2,
+            "restore started from %r and folded %d updates; expected %s and the second half's %d"
+            % (j["snapshot"], j["replayed"], snapshot, UPDATES - UPDATES // 2))
     detached = cluster.cli("state", "--hash", "--data", n2.data).strip()
     H.check(detached == at_mid, "replog state --hash on the detached restore (--at): %s, expected the as-of hash %s"
             % (detached, at_mid))
