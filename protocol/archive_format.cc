@@ -453,4 +453,53 @@ Result<Snapshot> decode_snapshot(std::string_view p, std::string_view cluster) {
   return s;
 }
 
+// ---- fork evidence ----------------------------------------------------------
+
+std::string evidence_key(const EvidenceName& n) {
+  return std::string(kEvidencePrefix) + hex16(n.origin) + "/" + digits(n.fork_seq, 20) + "-" + to_hex(n.digest) + ".ev";
+}
+
+Result<EvidenceName> parse_evidence_key(std::string_view key) {
+  auto bad = [&] { return Status::invalid_argument("not an evidence name: " + std::string(key.substr(0, 120))); };
+  // evidence/ + 16 + / + 20 + - + 16 + .ev
+  if (key.size() != 9 + 16 + 1 + 20 + 1 + 16 + 3 || !key.starts_with(kEvidencePrefix) || key[25] != '/' ||
+      key[46] != '-' || !key.ends_with(".ev"))
+    return bad();
+  auto origin = read_origin(key.substr(9, 16));
+  auto seq = read_digits(key.substr(26, 20), 20);
+  const std::string_view digest = key.substr(47, 16);
+  for (char c : digest)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return bad();
+  if (!origin || !seq || *seq == 0) return bad();
+  return EvidenceName{*origin, *seq, from_hex(digest).value()};
+}
+
+Result<EvidenceName> evidence_name(std::string_view evidence) {
+  auto e = proof::decode_evidence(evidence);
+  if (!e) return e.status();
+  return EvidenceName{e->origin(), e->fork_seq(), blake(evidence).substr(0, 8)};
+}
+
+std::string evidence_context(const EvidenceName& n) { return u64_be(n.origin) + u64_be(n.fork_seq) + n.digest; }
+
+std::string seal_evidence(const ArchiveKey& key, std::string_view evidence) {
+  std::string plain(1, static_cast<char>(kFormat));
+  plain += evidence;
+  return seal(key, Kind::kEvidence, evidence_context(evidence_name(evidence).value()), plain);
+}
+
+Result<std::string> open_evidence(const Keyring& keys, std::string_view object_key, std::string_view sealed) {
+  auto name = parse_evidence_key(object_key);
+  if (!name) return name.status();
+  auto plain = open(keys, Kind::kEvidence, evidence_context(*name), sealed);
+  if (!plain) return plain.status().with_context(std::string(object_key));
+  if (plain->empty() || static_cast<uint8_t>((*plain)[0]) != kFormat)
+    return Status::corruption(std::string(object_key) + ": evidence of another format");
+  std::string evidence = plain->substr(1);
+  auto own = evidence_name(evidence);
+  if (!own) return own.status().with_context(std::string(object_key));
+  if (!(*own == *name)) return Status::corruption(std::string(object_key) + ": holds other evidence than its name");
+  return evidence;
+}
+
 }  // namespace replog::archive

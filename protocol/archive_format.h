@@ -9,7 +9,10 @@
 //       sealed under the archive key;
 //   changes/<uploader ms:13 digits>-<origin:16 hex>-<last:20 digits>
 //       an empty marker written after each segment, so that pollers find new
-//       segments with one listing.
+//       segments with one listing;
+//   snapshots/…  signed roll-ups of state (below);
+//   evidence/<origin:16 hex>/<fork seq:20 digits>-<digest:16 hex>.ev
+//       fork evidence (protocol/origin_proof.h), sealed like a segment.
 //
 // Sealing is deterministic authenticated encryption: the plaintext is cut into
 // 64 KiB chunks, each sealed with XChaCha20-Poly1305 under a nonce that is a
@@ -49,7 +52,7 @@ inline constexpr size_t kTagBytes = 16;
 // Readers refuse anything that says it is larger before reading further.
 inline constexpr uint64_t kMaxPlaintextBytes = uint64_t{256} << 20;
 
-enum class Kind : uint8_t { kSegment = 1, kSnapshot = 2 };
+enum class Kind : uint8_t { kSegment = 1, kSnapshot = 2, kEvidence = 3 };
 
 // ---- names ----------------------------------------------------------------
 
@@ -214,5 +217,31 @@ struct Snapshot {
 std::string encode_snapshot(const Snapshot& s, std::string_view cluster, std::string_view signer_secret);
 // Checks the shape and the signature; whether the signer is trusted is the caller's.
 Result<Snapshot> decode_snapshot(std::string_view plaintext, std::string_view cluster);
+
+// ---- fork evidence ----------------------------------------------------------
+
+inline constexpr std::string_view kEvidencePrefix = "evidence/";
+
+// evidence/<origin:16 hex>/<fork seq:20 digits>-<digest:16 hex>.ev
+struct EvidenceName {
+  OriginId origin = 0;
+  uint64_t fork_seq = 0;  // the first seq replay leaves out
+  std::string digest;     // 8 bytes: the first 8 of BLAKE2b-256 of the evidence encoding
+  bool operator==(const EvidenceName&) const = default;
+};
+
+std::string evidence_key(const EvidenceName& name);
+Result<EvidenceName> parse_evidence_key(std::string_view key);
+// The name of fork evidence (proof::encode_evidence bytes), from its contents.
+Result<EvidenceName> evidence_name(std::string_view evidence);
+// u64be origin ‖ u64be fork seq ‖ digest: the sealing context of evidence.
+std::string evidence_context(const EvidenceName& name);
+
+// seal(kind evidence) of u8 format ‖ the evidence encoding, under its own name
+// (the key evidence_key(evidence_name(evidence)) returns). REQUIRES: it decodes.
+std::string seal_evidence(const ArchiveKey& key, std::string_view evidence);
+// The evidence encoding, after open and a check that it decodes and that the
+// object's name is its own. Whether it proves a fork is check_evidence's.
+Result<std::string> open_evidence(const Keyring& keys, std::string_view object_key, std::string_view sealed);
 
 }  // namespace replog::archive

@@ -4,7 +4,9 @@
 // heads, the grace period for other origins, resuming, and damage named by key.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "node/archive/archive_check.h"
@@ -621,6 +623,81 @@ TEST_F(RestoreTest, ACheckpointBeyondTheLogOrLeavingOutWhatItFoldedIsRefused) {
   ASSERT_FALSE(past);
   EXPECT_NE(past.message().find("holds only"), std::string::npos) << past.message();
   EXPECT_EQ(c->state_hash(), a_->state_hash()) << "replayed instead";
+}
+
+TEST_F(RestoreTest, ForkEvidenceTravelsThroughTheArchiveAndTheOtherBranchIsNotDamage) {
+  Calls(*a_, 4, "x");
+  ASSERT_TRUE(ArchiverOf(*a_, NoMerges()).push());  // #1..4, before the fork
+  // A copy of a's directory writes as a's origin: two branches from #5.
+  ASSERT_TRUE(a_->close());
+  a_.reset();
+  std::filesystem::copy(tmp_.sub("a"), tmp_.sub("twin"));
+  std::filesystem::remove(tmp_.sub("twin") + "/LOCK");
+  a_ = testing::open_signed_node(tmp_.sub("a"));
+  auto twin = testing::open_signed_node(tmp_.sub("twin"));
+  Calls(*a_, 1, "branch-a");
+  Calls(*twin, 2, "branch-twin");
+  ASSERT_TRUE(ArchiverOf(*a_, NoMerges()).push());  // #5 of one branch
+  // The twin's push reads the newest segment of its origin (a's #5): a fork,
+  // whose evidence it keeps and archives; its #6 goes up after the #5 it found.
+  Archiver twin_up = ArchiverOf(*twin, NoMerges());
+  ASSERT_TRUE(twin_up.push());
+  EXPECT_EQ(twin_up.status().damaged.size(), 1u);
+  EXPECT_EQ(twin_up.status().counters.evidence_put, 1u);
+  // b sees both branches and keeps the evidence; its push archives it.
+  const OriginId forked = a_->node_id();
+  auto ours = a_->read_range(forked, 1, 10, 1 << 20);
+  auto theirs = twin->read_range(forked, 5, 10, 1 << 20);
+  ASSERT_TRUE(ours && ours->head && theirs && theirs->head);
+  ASSERT_TRUE(b_->ingest(ours->updates, {*ours->head}));
+  ASSERT_EQ(b_->ingest(theirs->updates, {*theirs->head})->forks, 1u);
+  Archiver b_up = ArchiverOf(*b_);
+  ASSERT_TRUE(b_up.push());
+  EXPECT_EQ(b_up.status().counters.evidence_put, 1u);
+  ASSERT_TRUE(b_up.push());
+  EXPECT_EQ(b_up.status().counters.evidence_put, 1u) << "put once";
+
+  CheckOptions co;
+  co.cluster = a_->cluster_id();
+  auto check = check_archive(bucket_, keys_, co);
+  ASSERT_TRUE(check);
+  EXPECT_TRUE(check->ok()) << check->problems.front();
+  EXPECT_GE(check->evidence, 1u);
+  EXPECT_EQ(check->origins.at(forked).fork_seq, 5u);
+  EXPECT_EQ(check->origins.at(forked).branch_segments, 1u);
+
+  auto c = Fresh("c");
+  Archiver down = ArchiverOf(*c);
+  ASSERT_TRUE(down.pull(true));
+  EXPECT_TRUE(down.status().damaged.empty()) << down.status().damaged.begin()->second;
+  EXPECT_GE(down.status().counters.evidence_taken, 1u);
+  EXPECT_EQ(down.status().counters.branch_segments, 1u);
+  EXPECT_EQ(c->info().fork_evidence.at(forked), 5u);
+  EXPECT_EQ(c->state_hash(), b_->state_hash()) << "the restore leaves out what the cluster leaves out";
+
+  // Evidence that does not open or prove anything is named, and nothing of it is taken.
+  std::string key;
+  for (const auto& [name, bytes] : bucket_.objects())
+    if (archive::parse_evidence_key(name)) {
+      std::string sealed = bytes;
+      sealed[sealed.size() - 3] ^= 1;
+      bucket_.overwrite(key = name, sealed);
+    }
+  auto damaged = check_archive(bucket_, keys_, co);
+  ASSERT_TRUE(damaged);
+  ASSERT_FALSE(damaged->ok());
+  // Each evidence object is named, and without a proof the other branch is named too.
+  EXPECT_EQ(std::count_if(damaged->problems.begin(), damaged->problems.end(),
+                          [](const std::string& p) { return p.starts_with("evidence/"); }),
+            static_cast<long>(check->evidence));
+  EXPECT_EQ(std::count_if(damaged->problems.begin(), damaged->problems.end(),
+                          [](const std::string& p) { return p.find("another branch") != std::string::npos; }),
+            1);
+  auto d = Fresh("d");
+  Archiver d_down = ArchiverOf(*d);
+  (void)d_down.pull(true);
+  EXPECT_EQ(d_down.status().damaged.count(key), 1u);
+  EXPECT_TRUE(d->evidence().empty());
 }
 
 TEST_F(SnapshotTest, ARotatedKeyReachesTheRemainingMembersAloneAndOldObjectsStayReadable) {

@@ -210,9 +210,11 @@ int print_check(const Options& o, const ArchiveCheck& c, const VersionVector* he
     for (const auto& [origin, a] : c.origins) {
       json e = {{"verified", a.verified}, {"listed", a.listed}, {"segments", a.segments}, {"bytes", a.bytes}};
       if (held) e["held"] = seq_of(*held, origin);
+      if (a.fork_seq) e["fork_seq"] = a.fork_seq, e["branch_segments"] = a.branch_segments;
       origins[hex16(origin)] = e;
     }
-    std::cout << json{{"origins", origins}, {"feed_entries", c.feed_entries}, {"problems", c.problems}, {"ok", c.ok()}}
+    std::cout << json{{"origins", origins}, {"feed_entries", c.feed_entries}, {"evidence", c.evidence},
+                      {"problems", c.problems}, {"ok", c.ok()}}
                      .dump()
               << "\n";
   } else {
@@ -220,9 +222,14 @@ int print_check(const Options& o, const ArchiveCheck& c, const VersionVector* he
       std::cout << hex16(origin) << "  archived 1.." << a.verified << "  (" << a.segments << " segments, " << a.bytes
                 << " bytes)";
       if (held) std::cout << "  this node holds 1.." << seq_of(*held, origin);
+      if (a.fork_seq)
+        std::cout << "  forked at #" << a.fork_seq << " (evidence archived; " << a.branch_segments
+                  << " segments of another branch)";
       std::cout << "\n";
     }
-    std::cout << c.origins.size() << " origins, " << c.feed_entries << " change feed entries\n";
+    std::cout << c.origins.size() << " origins, " << c.feed_entries << " change feed entries";
+    if (c.evidence) std::cout << ", " << c.evidence << " pieces of fork evidence";
+    std::cout << "\n";
     for (const auto& p : c.problems) std::cerr << "problem: " << p << "\n";
   }
   return c.ok() ? 0 : 1;

@@ -59,3 +59,14 @@ if [ ! -f "$web_dir/node_modules/.package-lock.json" ] ||
   echo "installing: playwright-core (npm ci in tests/web)" >&2
   npm ci --prefix "$web_dir" --no-audit --no-fund --silent >/dev/null
 fi
+
+# The peers of the side-by-side benchmarks (Yjs, Automerge, Hypercore,
+# PouchDB; bench/run.sh), installed into bench/peers/node_modules from the
+# committed lock file so that ctest can check their scripts
+# (Bench.PeersScriptsPrintValidResults). Never linked into replog.
+peers_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/../bench/peers" && pwd)"
+if [ ! -f "$peers_dir/node_modules/.package-lock.json" ] ||
+   [ "$peers_dir/package-lock.json" -nt "$peers_dir/node_modules/.package-lock.json" ]; then
+  echo "installing: the benchmark peers (npm ci in bench/peers)" >&2
+  npm ci --prefix "$peers_dir" --no-audit --no-fund --silent >/dev/null
+fi

@@ -61,6 +61,11 @@ RowBuilder& RowBuilder::note(std::string text) {
   return *this;
 }
 
+RowBuilder& RowBuilder::count(std::string name, double value) {
+  row_.counts.emplace_back(std::move(name), value);
+  return *this;
+}
+
 void RowBuilder::add() {
   const Row& r = row_;
   progress("  => " + r.fig + " " + r.name + ": " + r.measured + (r.raw.empty() ? "" : " | raw " + r.raw) +
@@ -103,15 +108,20 @@ void print_rows_table(bool notes) {
 }
 
 void print_rows_json() {
+  const auto number = [](double v) { return fmt("%.15g", v); };
   std::cout << "[";
   for (size_t i = 0; i < g_rows.size(); ++i) {
     const Row& r = g_rows[i];
     std::cout << (i ? "," : "") << "\n {\"figure\":\"" << json_escape(r.fig) << "\",\"name\":\"" << json_escape(r.name)
-              << "\",\"value\":" << r.value << ",\"unit\":\"" << r.unit << "\",\"raw\":" << r.raw_value
+              << "\",\"value\":" << number(r.value) << ",\"unit\":\"" << r.unit << "\",\"raw\":" << number(r.raw_value)
               << ",\"raw_unit\":\"" << r.raw_unit << "\",\"raw_reference\":\"" << json_escape(r.raw)
-              << "\",\"ratio\":" << r.ratio_value << ",\"measured\":\"" << json_escape(r.measured)
+              << "\",\"ratio\":" << number(r.ratio_value) << ",\"measured\":\"" << json_escape(r.measured)
               << "\",\"goal\":\"" << json_escape(r.goal) << "\",\"met\":"
-              << (r.met < 0 ? "null" : (r.met ? "true" : "false")) << ",\"note\":\"" << json_escape(r.note) << "\"}";
+              << (r.met < 0 ? "null" : (r.met ? "true" : "false")) << ",\"note\":\"" << json_escape(r.note)
+              << "\",\"counts\":{";
+    for (size_t c = 0; c < r.counts.size(); ++c)
+      std::cout << (c ? "," : "") << "\"" << json_escape(r.counts[c].first) << "\":" << number(r.counts[c].second);
+    std::cout << "}}";
   }
   std::cout << "\n]";
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace replog::bench {
@@ -23,6 +24,8 @@ struct Row {
   std::string raw_unit;
   double ratio_value = 0;
   std::string note;
+  // Exact numbers behind the text, for --json readers (bench/run.sh): name -> value.
+  std::vector<std::pair<std::string, double>> counts;
 };
 
 // Fills one row and adds it to the run's rows (and prints it as progress).
@@ -47,6 +50,7 @@ class RowBuilder {
   RowBuilder& goal(std::string text);                           // shown; no verdict
   RowBuilder& goal(std::string text, bool met);
   RowBuilder& note(std::string text);
+  RowBuilder& count(std::string name, double value);  // only in --json, as "counts": {name: value}
 
   void add();
 

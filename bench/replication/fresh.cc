@@ -226,6 +226,11 @@ void add_fresh_rows(const std::string& fig, uint64_t origins, const Replication&
       .note("receiver: " + grouped(upd.frames) + " Updates frames (" + kib_text(frame_bytes) + " each), " +
             grouped(r.rw.out[4].frames) + " Requests; frames ZmqTransport dropped: " + dropped_text(r.rw) + "; " +
             r.dst_loop + "; source: " + r.src_loop + (r.done == n ? "; hash equal to the source's" : ""))
+      .count("updates", static_cast<double>(r.done))
+      .count("seconds", r.total_s)
+      .count("commits", static_cast<double>(r.commits))
+      .count("raw_seconds", *g_raw_lmdb_s)
+      .count("wire_bytes", static_cast<double>(r.rw.bytes_out() + r.sw.bytes_out()))
       .add();
   RowBuilder(fig, "fresh replication, " + what + " (vs ZeroMQ)")
       .measured(rate, "updates/s",

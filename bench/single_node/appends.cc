@@ -98,6 +98,8 @@ void fig_single() {
       .raw(raw_rate, "updates/s", rate_text(raw_rate) + " raw LMDB, 1 commit/update")
       .percent_of(rate / raw_rate, "raw")
       .goal(">= 80% of raw", rate / raw_rate >= 0.8)
+      .count("updates", static_cast<double>(done))
+      .count("seconds", node_s)
       .add();
   // Signing's share: of the call's latency, and what it adds to the rest.
   const double n = static_cast<double>(done);

@@ -62,6 +62,10 @@ void check_origin(ObjectStore& bucket, const archive::Keyring& keys, const Check
     auto sealed = bucket.get(key, archive::kMaxPlaintextBytes + archive::kChunkBytes);
     auto seg = sealed ? archive::open_segment(keys, key, *sealed) : Result<archive::Segment>(sealed.status());
     std::string problem = seg ? step(w, *seg, options) : seg.status().message();
+    if (!problem.empty() && seg && o.fork_seq && name.last >= o.fork_seq) {
+      ++o.branch_segments;  // the other branch of the proven fork: the walk cannot go on
+      break;
+    }
     if (!problem.empty()) {
       out.problems.push_back(problem.starts_with(key) ? problem : key + ": " + problem);
       break;
@@ -78,12 +82,36 @@ void check_origin(ObjectStore& bucket, const archive::Keyring& keys, const Check
   if (options.on_origin) options.on_origin(o, origin);
 }
 
+// The archive's fork evidence: each object opens, decodes and proves a fork.
+void check_evidence_objects(ObjectStore& bucket, const archive::Keyring& keys, const CheckOptions& options,
+                            ArchiveCheck& out) {
+  auto listed = bucket.list(std::string(archive::kEvidencePrefix), "", 0);
+  if (!listed) {
+    out.problems.push_back(std::string(archive::kEvidencePrefix) + ": " + listed.status().message());
+    return;
+  }
+  for (const auto& obj : *listed) {
+    auto sealed = bucket.get(obj.key, proof::kMaxEvidenceBytes + archive::kChunkBytes);
+    auto bytes = sealed ? archive::open_evidence(keys, obj.key, *sealed) : Result<std::string>(sealed.status());
+    auto e = bytes ? proof::decode_evidence(*bytes) : Result<proof::Evidence>(bytes.status());
+    Status s = e ? proof::check_evidence(*e, options.cluster) : e.status();
+    if (!s) {
+      out.problems.push_back(s.message().starts_with(obj.key) ? s.message() : obj.key + ": " + s.message());
+      continue;
+    }
+    ++out.evidence;
+    uint64_t& f = out.origins[e->origin()].fork_seq;
+    f = f ? std::min(f, e->fork_seq()) : e->fork_seq();
+  }
+}
+
 }  // namespace
 
 Result<ArchiveCheck> check_archive(ObjectStore& bucket, const archive::Keyring& keys, const CheckOptions& options) {
   ArchiveCheck out;
   auto origins = archive::origins_in_bucket(bucket);
   if (!origins) return origins.status();
+  if (!options.list_only) check_evidence_objects(bucket, keys, options, out);
   for (OriginId origin : *origins) check_origin(bucket, keys, options, origin, out);
   auto feed = bucket.list(std::string(archive::kChangesPrefix), "", 0);
   if (!feed) return feed.status();

@@ -6,6 +6,8 @@
 // from c_0 across them, and checks every segment's head: its chain equals the
 // recomputed one and its signature verifies under the origin's key (carried
 // by the segment from seq 1, and certified when it is not a device key).
+// Fork evidence in the archive is checked too (check_evidence); past a fork it
+// proves, a segment of the other branch is counted, not a problem.
 // Nothing is written anywhere; each problem names the object's key.
 //
 // Thread safety: uses `bucket` from the calling thread only.
@@ -28,11 +30,14 @@ struct OriginArchive {
   size_t segments = 0;    // segment objects listed (merged ones overlap)
   uint64_t bytes = 0;
   std::string key_hex;    // the origin's key, from its first segment
+  uint64_t fork_seq = 0;  // archived evidence proves a fork from this seq (0: none)
+  size_t branch_segments = 0;  // segments past it that chain on another branch
 };
 
 struct ArchiveCheck {
   std::map<OriginId, OriginArchive> origins;
   size_t feed_entries = 0;
+  size_t evidence = 0;  // evidence objects that prove a fork
   std::vector<std::string> problems;  // "KEY: why", one line each
   bool ok() const { return problems.empty(); }
 };

@@ -49,18 +49,28 @@ Status Archiver::refresh(OriginId origin) {
 // newest segment may be an upload cut off by the crash that a server kept in
 // part, and its change feed entry may never have been written. The newest
 // segment is read: one that does not open is deleted and the range uploaded
-// again; one that opens gets a feed entry (a second one is harmless).
+// again; one that opens gets a feed entry (a second one is harmless). When it
+// is of this node's own origin, its updates go through ingest: another writer
+// of the origin (a copied directory) that uploaded first becomes fork evidence.
 Status Archiver::recheck_newest(const std::vector<archive::SegmentName>& chain) {
   const archive::SegmentName& newest = chain.back();
   const std::string key = archive::segment_key(newest);
   auto sealed = bucket_.get(key, archive::kMaxPlaintextBytes + archive::kChunkBytes);
   if (!sealed && sealed.status().code() == Status::Code::kNotFound) return Status::ok();  // merged away meanwhile
   if (!sealed) return sealed.status();
-  if (auto opened = archive::open_segment(keys_, key, *sealed); !opened) {
+  auto opened = archive::open_segment(keys_, key, *sealed);
+  if (!opened) {
     if (opened.status().code() != Status::Code::kCorruption) return Status::ok();  // another key: not ours to judge
     REPLOG_RETURN_IF_ERROR(bucket_.del(key));
     archived_[newest.origin] = chain.size() > 1 ? chain[chain.size() - 2].last : 0;
     return Status::ok();
+  }
+  if (newest.origin == store_.node_id()) {
+    auto report = store_.ingest(std::move(opened->updates), {std::move(opened->head)});
+    if (report && report->forks > 0) {
+      std::lock_guard lock(status_mu_);
+      status_.damaged[key] = "holds other bytes than this node's log (a fork of " + hex16(newest.origin) + ")";
+    }
   }
   auto feed = bucket_.put_new(archive::feed_key({clock_.now_millis(), newest.origin, newest.last}), "");
   return feed ? Status::ok() : feed.status();
@@ -89,6 +99,7 @@ Status Archiver::push() {
     if (s.is_ok() && held <= archived_[origin]) lacking_since_.erase(origin);
     if (!s.is_ok() && result.is_ok()) result = s;
   }
+  if (result.is_ok()) result = push_evidence();
   // The own origin's small segments are merged by its writer, four at a time.
   if (result.is_ok() && options_.merge.fan_in > 1 &&
       (unmerged_ >= options_.merge.fan_in || (unmerged_ > 0 && !merged_once_))) {
@@ -171,6 +182,41 @@ Status Archiver::put_segment(const archive::Segment& seg) {
   return Status::ok();
 }
 
+// Fork evidence this node holds that the archive lacks (as far as it knows).
+Status Archiver::push_evidence() {
+  for (const std::string& evidence : store_.evidence()) {
+    auto name = archive::evidence_name(evidence);
+    if (!name) continue;  // the node checked it when it took it; nothing to name
+    const std::string key = archive::evidence_key(*name);
+    if (evidence_seen_.count(key)) continue;
+    auto put = bucket_.put_new(key, archive::seal_evidence(keys_.back(), evidence));
+    if (!put) return put.status();
+    evidence_seen_.insert(key);
+    std::lock_guard lock(status_mu_);
+    ++status_.counters.evidence_put;
+  }
+  return Status::ok();
+}
+
+// The evidence objects not seen yet, each handed to the node, which checks it.
+Status Archiver::take_evidence() {
+  auto listed = bucket_.list(std::string(archive::kEvidencePrefix), "", 0);
+  if (!listed) return listed.status();
+  for (const StoredObject& o : *listed) {
+    if (evidence_seen_.count(o.key)) continue;
+    auto sealed = bucket_.get(o.key, proof::kMaxEvidenceBytes + archive::kChunkBytes);
+    if (!sealed && sealed.status().code() == Status::Code::kNotFound) continue;  // deleted since: nothing to take
+    if (!sealed) return sealed.status();
+    evidence_seen_.insert(o.key);
+    auto evidence = archive::open_evidence(keys_, o.key, *sealed);
+    Result<bool> kept = evidence ? store_.take_evidence(std::move(evidence).value()) : Result<bool>(evidence.status());
+    std::lock_guard lock(status_mu_);
+    if (!kept) status_.damaged[o.key] = kept.status().message();
+    else if (*kept) ++status_.counters.evidence_taken;
+  }
+  return Status::ok();
+}
+
 // ---- pull ----------------------------------------------------------------------
 
 Status Archiver::pull(bool sweep_all) {
@@ -230,6 +276,7 @@ Status Archiver::list_feed() {
 // At a sweep round's start: keys granted to this node, and the newest snapshot.
 Status Archiver::look_around() {
   if (options_.refresh_keys) REPLOG_RETURN_IF_ERROR(options_.refresh_keys(bucket_, keys_));
+  REPLOG_RETURN_IF_ERROR(take_evidence());
   auto snaps = bucket_.list(std::string(archive::kSnapshotsPrefix), "", 0);
   if (!snaps) return snaps.status();
   std::lock_guard lock(status_mu_);
@@ -292,6 +339,12 @@ Status Archiver::take_segment(const SegmentName& name, bool& gone) {
   const size_t n = seg->updates.size();
   auto report = store_.ingest(std::move(seg->updates), {std::move(seg->head)});
   if (!report) return report.status();
+  if (!report->refused.empty() && proven_fork(name.origin, name.last)) {
+    // Another branch of a fork the node holds evidence of: what replay leaves out.
+    std::lock_guard lock(status_mu_);
+    ++status_.counters.branch_segments;
+    return Status::ok();
+  }
   if (!report->refused.empty() || report->accepted + report->duplicates < n) {
     std::lock_guard lock(status_mu_);
     status_.damaged[key] = report->refused.empty() ? "its updates were held back (their key is no member's?)"
@@ -314,6 +367,15 @@ Status Archiver::take_segment(const SegmentName& name, bool& gone) {
   }
   if (options_.on_progress) options_.on_progress(progress);
   return Status::ok();
+}
+
+// Whether the node holds evidence that `origin` forked at or below `seq`.
+bool Archiver::proven_fork(OriginId origin, uint64_t seq) const {
+  for (const std::string& evidence : store_.evidence()) {
+    auto name = archive::evidence_name(evidence);
+    if (name && name->origin == origin && name->fork_seq <= seq) return true;
+  }
+  return false;
 }
 
 // Takes a plan's segments in order; a segment merged away since the listing

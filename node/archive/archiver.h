@@ -15,6 +15,11 @@
 // Segments are opened, checked and handed to SyncStore::ingest with their head,
 // so everything that reaches the log passes the same proof a peer's range does.
 //
+// Fork evidence travels too: push() uploads what the node holds and the
+// archive lacks, and each sweep round (and a full pull, before any segment)
+// takes the evidence objects it has not seen, so a restore leaves out what the
+// cluster's nodes leave out.
+//
 // What the archive holds is learned from listings and from this node's own
 // uploads; nothing is persisted, so a restart lists again and resumes without
 // a gap or an overwrite (object names are functions of the log, and a put
@@ -47,6 +52,8 @@ struct ArchiveCounters {
   uint64_t bytes_planned = 0;  // the bytes of the segments listed to be taken (for progress)
   uint64_t segments_merged = 0, segments_deleted = 0;
   uint64_t feed_listings = 0, sweeps = 0;
+  uint64_t evidence_put = 0, evidence_taken = 0;  // fork evidence objects
+  uint64_t branch_segments = 0;  // segments of a proven fork's other branch: not taken, not damage
   uint64_t requests = 0;
 };
 
@@ -121,6 +128,9 @@ class Archiver {
   Status list_feed();
   Status sweep_next();
   Status look_around();
+  Status push_evidence();
+  Status take_evidence();
+  bool proven_fork(OriginId origin, uint64_t seq) const;
   void note_error(const Status& s);
 
   SyncStore& store_;
@@ -142,6 +152,7 @@ class Archiver {
   // many earlier runs left, so its first push that puts anything merges.
   uint64_t unmerged_ = 0;
   bool merged_once_ = false;
+  std::set<std::string> evidence_seen_;  // evidence keys the archive holds or this node took
 
   mutable std::mutex status_mu_;
   ArchiveStatus status_;  // guarded by status_mu_

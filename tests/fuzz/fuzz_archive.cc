@@ -9,7 +9,7 @@
 //    encoding it again decodes to the same segment;
 //  2 snapshot plaintexts: one that decodes has a signature that verifies and
 //    at most one head per origin of its vector;
-//  3 object names: a segment, feed or snapshot name that parses is spelled
+//  3 object names: a segment, feed, snapshot or evidence name that parses is spelled
 //    back exactly (one spelling per name).
 #include <cstddef>
 #include <cstdint>
@@ -53,10 +53,20 @@ void snapshot(std::string_view in) {
   FUZZ_CHECK(s->heads.size() <= s->vector.size());
 }
 
+// Fork evidence (fuzz_proof fuzzes its decoder): what names itself, names
+// its own origin and fork seq.
+void evidence(std::string_view in) {
+  auto name = archive::evidence_name(in);
+  if (!name) return;
+  auto e = proof::decode_evidence(in);
+  FUZZ_CHECK(e && name->origin == e->origin() && name->fork_seq == e->fork_seq() && name->digest.size() == 8);
+}
+
 void names(std::string_view in) {
   if (auto n = archive::parse_segment_key(in)) FUZZ_CHECK(archive::segment_key(*n) == in);
   if (auto f = archive::parse_feed_key(in)) FUZZ_CHECK(archive::feed_key(*f) == in);
   if (auto s = archive::parse_snapshot_key(in)) FUZZ_CHECK(archive::snapshot_key(*s) == in);
+  if (auto e = archive::parse_evidence_key(in)) FUZZ_CHECK(archive::evidence_key(*e) == in);
   if (auto o = archive::parse_origin_prefix(in)) FUZZ_CHECK(archive::origin_prefix(*o) == in);
 }
 
@@ -68,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   switch (data[0] % 4) {
     case 0: sealed(in); break;
     case 1: segment(in); break;
-    case 2: snapshot(in); break;
+    case 2: snapshot(in); evidence(in); break;
     default: names(in); break;
   }
   return 0;

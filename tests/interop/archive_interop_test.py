@@ -23,6 +23,9 @@ to a loopback s3rver, and must agree with it byte for byte.
      copied under another segment's name and under a snapshot's name, a hole; the reader
      names each by its key, and `replog archive verify` fails on each damaged segment too.
      Names that are not the archive's are ignored.
+  6. a fork: a copy of the first member's directory pushes its own next update first; the
+     first member's push then archives the fork's evidence, which this side finds under the
+     name its contents give, proves, and writes byte for byte.
 
     /usr/bin/python3 tests/interop/archive_interop_test.py PATH_TO_REPLOG [--seed N]
         [--timeout S] [--keep]
@@ -373,6 +376,45 @@ def scenario(cli, tmp, archive, bucket, rng):
 
     damage(cli, d, archive, bucket, reader, rep, origin, rng)
     resealed(cli, d, d2, archive, bucket, reader, rep, origin, cluster, key, rng)
+    fork(cli, d, tmp, archive, bucket, key, cluster, origin, rng)
+
+
+def fork(cli, d, tmp, archive, bucket, key, cluster, origin, rng):
+    """§5 "Forks": a copy of the first member's directory writes as its origin and pushes
+    first; the first member's push then finds its segment's name taken by other bytes, takes
+    them through ingest (a fork) and uploads the evidence. This side finds the evidence
+    object under the name its contents give, opens and proves it, and writes the same
+    bytes; `replog archive verify` reports the fork."""
+    twin = os.path.join(tmp, "twin")
+    shutil.copytree(d, twin)
+    if os.path.exists(os.path.join(twin, "LOCK")):
+        os.remove(os.path.join(twin, "LOCK"))
+    held = status(cli, d)["vector"][rp.origin_text(origin)]
+    call(cli, twin, rng, "branch", "twin")
+    cli("archive", "push", "--data", twin, "--archive", archive)
+    call(cli, d, rng, "branch", "first")
+    # The first member's push reads the newest segment of its origin, finds the other
+    # branch, keeps the evidence and names the object (a fork is never taken silently).
+    r = cli("archive", "push", "--data", d, "--archive", archive, ok=False)
+    check(r.returncode == 1 and "a fork of %s" % rp.origin_text(origin) in r.stdout + r.stderr,
+          "the first member's push after the fork: exit %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    names = [n for n in bucket.list("evidence/")[0]]
+    check(len(names) == 1, "after the fork the archive holds evidence %r, not one piece" % names)
+    parsed = ra.parse_evidence_name(names[0])
+    check(parsed is not None and parsed[:2] == (origin, held + 1),
+          "the evidence is named %s, not for %s at #%d" % (names[0], rp.origin_text(origin), held + 1))
+    rep = ra.Reader(bucket, [key], cluster, ra.members_of(d)).read()
+    check(not rep.problems, "after the fork the reader found problems:\n  %s" % "\n  ".join(map(str, rep.problems)))
+    check(rep.evidence == {names[0]: (origin, held + 1)}, "the reader proved %r" % rep.evidence)
+    _, _, evidence = ra.read_evidence(names[0], rep.objects[names[0]], [key], cluster)
+    check(ra.write_evidence(key, evidence) == (names[0], rep.objects[names[0]]),
+          "the evidence object written here differs from replog's")
+    r = cli("archive", "verify", "--data", d, "--archive", archive, "--json", ok=False)
+    v = json.loads(r.stdout.strip().splitlines()[-1])
+    check(r.returncode == 0 and v["evidence"] == 1 and v["origins"][rp.origin_text(origin)]["fork_seq"] == held + 1,
+          "replog archive verify after the fork: exit %d, %s" % (r.returncode, r.stdout.strip()))
+    step("a fork at #%d: replog archived its evidence as %s; this side proved it and wrote the same bytes"
+         % (held + 1, names[0]))
 
 
 def check_snapshots(cli, d, d2, rep, reader, cluster, key, count):

@@ -13,6 +13,9 @@ implements, so a difference from replog points at either replog or the document.
                and the head (PROTOCOL.md §8, through replog_peer.py)
     snapshots  ARCHIVE.md §6: plaintext decode and encode, names, vector digest, heads,
                checkpoint (docs/STORAGE.md), state hash, signature, signer membership
+    evidence   ARCHIVE.md §2 and §5 "Forks": fork evidence objects, their names from
+               their contents, sealed and opened, proved (PROTOCOL.md §8 through
+               replog_peer.py)
     reader     ARCHIVE.md §5: per origin, the chain of segments from seq 1 (the one
                reaching furthest at each step), holes named, every other segment
                checked against it; every snapshot checked against the segments
@@ -38,7 +41,7 @@ import replog_peer as rp
 
 MAGIC = b"replog-a"
 FORMAT = 1
-KIND_SEGMENT, KIND_SNAPSHOT = 1, 2
+KIND_SEGMENT, KIND_SNAPSHOT, KIND_EVIDENCE = 1, 2, 3
 CHUNK = 65536
 HEADER_SIZE = 28                       # 8 + 1 + 1 + 2 + 4 + 4 + 8
 CHUNK_OVERHEAD = 24 + 16               # nonce + Poly1305 tag
@@ -169,6 +172,7 @@ class Bucket:
 _SEG = re.compile(r"log/([0-9a-f]{16})/([0-9]{20})-([0-9]{20})\.seg")
 _SNAP = re.compile(r"snapshots/([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{16})\.snap")
 _CHANGE = re.compile(r"changes/([0-9]{13})-([0-9a-f]{16})-([0-9]{20})")
+_EVIDENCE = re.compile(r"evidence/([0-9a-f]{16})/([0-9]{20})-([0-9a-f]{16})\.ev")
 U64 = (1 << 64) - 1
 
 
@@ -194,6 +198,53 @@ def parse_segment_name(name):
     if not 1 <= first <= last or last > U64:
         return None
     return origin, first, last
+
+
+def evidence_name(origin, fork_seq, digest):
+    return "evidence/%016x/%020d-%s.ev" % (origin, fork_seq, bytes(digest).hex())
+
+
+def parse_evidence_name(name):
+    """(origin, fork seq, digest), or None when `name` is not fork evidence's name."""
+    m = _EVIDENCE.fullmatch(name)
+    if not m:
+        return None
+    origin, seq, digest = int(m.group(1), 16), int(m.group(2)), bytes.fromhex(m.group(3))
+    if not 1 <= seq <= U64:
+        return None
+    return origin, seq, digest
+
+
+def name_of_evidence(evidence):
+    """§2: the name fork evidence (PROTOCOL.md §8 encoding) is stored under: its origin, its
+    fork seq (the branch seq of chain evidence, 1 for key evidence) and the first 8 bytes
+    of BLAKE2b-256 over the encoding."""
+    e = rp.decode_evidence(evidence)
+    digest = hashlib.blake2b(bytes(evidence), digest_size=32).digest()[:8]
+    return evidence_name(e.a.origin, rp.fork_seq(e), digest)
+
+
+def write_evidence(key, evidence):
+    """(name, object bytes): §5 "Forks", plaintext u8 1 ‖ evidence, sealed under its name."""
+    name = name_of_evidence(evidence)
+    return name, seal(key, KIND_EVIDENCE, evidence_context(*parse_evidence_name(name)), b"\x01" + bytes(evidence))
+
+
+def read_evidence(name, data, keys, cluster):
+    """§5 "Forks": opens the object, checks the format byte, that the evidence decodes and
+    names this very object, and that it proves a fork in `cluster`. Returns (origin, fork
+    seq, evidence bytes); raises ArchiveError naming `name`."""
+    pt = open_sealed(name, data, keys, KIND_EVIDENCE)
+    if not pt or pt[0] != 1:
+        raise ArchiveError(name, "evidence of format %r, not 1" % (pt[:1],))
+    evidence = pt[1:]
+    try:
+        if name_of_evidence(evidence) != name:
+            raise ArchiveError(name, "holds evidence named %s" % name_of_evidence(evidence))
+        origin, seq = rp.check_evidence(rp.decode_evidence(evidence), cluster)
+    except rp.EvidenceError as e:
+        raise ArchiveError(name, "evidence: %s" % e)
+    return origin, seq, evidence
 
 
 def snapshot_name(cut, vdigest, mdigest):
@@ -280,7 +331,15 @@ def context_of_name(name):
     p = parse_snapshot_name(name)
     if p is not None:
         return KIND_SNAPSHOT, snapshot_context(*p)
+    e = parse_evidence_name(name)
+    if e is not None:
+        return KIND_EVIDENCE, evidence_context(*e)
     return None
+
+
+def evidence_context(origin, fork_seq, digest):
+    """§3: u64be origin ‖ u64be fork seq ‖ digest[8]."""
+    return struct.pack(">QQ", origin, fork_seq) + bytes(digest)
 
 
 def header(kind, key_id, length):
@@ -707,6 +766,7 @@ class Report:
         self.plaintexts = {}           # name -> plaintext, every object that opened
         self.objects = {}              # name -> the object's bytes as read
         self.chains = {}               # origin -> OriginChain
+        self.evidence = {}             # name -> (origin, fork seq), every piece that proves a fork
 
     @property
     def damaged(self):
@@ -903,6 +963,20 @@ class Reader:
                     report.problems.append(e)
                     continue
                 report.snapshots[n] = snap
+        evidence, _ = self._list("evidence/")
+        for n in evidence:
+            if parse_evidence_name(n) is None:
+                report.ignored.append(n)
+                continue
+            data = fetch(n)
+            try:
+                if data is None:
+                    raise ArchiveError(n, "listed but answers 404")
+                origin, seq, _ = read_evidence(n, data, self.keys, self.cluster)
+            except ArchiveError as e:
+                report.problems.append(e)
+                continue
+            report.evidence[n] = (origin, seq)
         return report
 
     def pull_origin(self, origin, held_chain):

@@ -2,8 +2,10 @@
 
 #include <filesystem>
 
+#include "node/api/verify.h"
 #include "node/archive/archive_check.h"
 #include "node/archive/compact.h"
+#include "node/archive/snapshots.h"
 #include "protocol/bytes.h"
 
 namespace replog::sim {
@@ -70,6 +72,44 @@ void SimArchive::compact(SimNode& n) {
               std::to_string(r.merged.merged) + ", deleted " + std::to_string(r.merged.deleted));
 }
 
+// A fresh node restores from the bucket mid-run, faults and all; what it made is verified.
+void SimArchive::restore_now(int index) {
+  ++counts_["archive: restore"];
+  const std::string dir = std::filesystem::path(cluster_.nodes().front().dir).parent_path().string() +
+                          "/restore-" + std::to_string(index);
+  if (Status s = engine::Node::init({dir, cluster_.cluster_id(), std::nullopt, nullptr}); !s) {
+    problems_.push_back("archive: restore at step " + std::to_string(index) + ": " + without_dirs(s));
+    return;
+  }
+  std::string line = "archive: restore at step " + std::to_string(index) + ": ";
+  {
+    engine::NodeOptions o;
+    o.dir = dir;
+    o.defer_fold = true;
+    auto node = engine::Node::open(o);
+    if (!node) {
+      problems_.push_back(line + without_dirs(node.status()));
+      return;
+    }
+    SystemClock clock;
+    Archiver reader(**node, bucket_, keys_, clock, {});
+    Status pulled = reader.pull(true);
+    auto adopted = adopt_snapshot(bucket_, keys_, **node, nullptr, std::nullopt);
+    line += (pulled ? "pulled " : "pull stopped (" + without_dirs(pulled) + "), ") +
+            std::to_string(reader.status().counters.updates_stored) + " updates; " +
+            (!adopted ? "no snapshot (" + without_dirs(adopted.status()) + ")"
+                      : adopted->key.empty() ? "no snapshot fits" : "from a snapshot");
+    (void)(*node)->state_hash();
+    if (Status s = (*node)->close(); !s) problems_.push_back(line + ": close: " + without_dirs(s));
+  }
+  auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  if (!report) problems_.push_back(line + ": verify: " + without_dirs(report.status()));
+  else
+    for (const auto& p : report->problems) problems_.push_back(line + ": verify: " + p);
+  trace_.line(line);
+  std::filesystem::remove_all(dir);
+}
+
 void SimArchive::step(int index) {
   if (!down_ && chance(0.004)) {
     down_ = true;
@@ -109,6 +149,7 @@ void SimArchive::step(int index) {
     SimNode& n = cluster_.nodes()[rng_() % cluster_.nodes().size()];
     if (n.up()) compact(n);
   }
+  if (chance(0.004)) restore_now(index);
 }
 
 void SimArchive::heal() {
@@ -117,7 +158,7 @@ void SimArchive::heal() {
 }
 
 std::vector<std::string> SimArchive::check_restore(const std::string& tmp_dir) {
-  std::vector<std::string> problems;
+  std::vector<std::string> problems = problems_;
   slots_.clear();  // fresh archivers: every origin is uploaded now (no grace)
   for (SimNode& n : cluster_.nodes()) {
     Status s = archiver_of(n, 0)->push();
@@ -134,12 +175,20 @@ std::vector<std::string> SimArchive::check_restore(const std::string& tmp_dir) {
     return {"archive: restore dir: " + s.message()};
   engine::NodeOptions o;
   o.dir = dir;
+  o.defer_fold = true;  // as `replog restore`: folded once, from a snapshot when one is exact
   auto restored = engine::Node::open(o);
   if (!restored) return {"archive: restore open: " + restored.status().message()};
   SystemClock clock;
   Archiver reader(**restored, bucket_, keys_, clock, {});
   if (Status s = reader.pull(true); !s) problems.push_back("archive: restore: " + s.message());
   for (const auto& [key, why] : reader.status().damaged) problems.push_back("archive: restore: " + key + ": " + why);
+  auto adopted = adopt_snapshot(bucket_, keys_, **restored, nullptr, std::nullopt);
+  if (!adopted) problems.push_back("archive: restore from a snapshot: " + adopted.status().message());
+  else
+    trace_.line(adopted->key.empty() ? "archive: restore folds every update (" +
+                                           std::to_string(adopted->passed.size()) + " snapshots passed over)"
+                                     : "archive: restore starts from a snapshot; " +
+                                           std::to_string(adopted->updates_after) + " updates after it");
   const std::string want = cluster_.nodes().front().node->state_hash();
   if ((*restored)->state_hash() != want)
     problems.push_back("archive: the restored state " + (*restored)->state_hash().substr(0, 16) +

@@ -8,10 +8,16 @@
 // else), and uploads cut off after the object was stored (the client saw an
 // error, the bucket has it).
 //
+// Now and then, during the faults, a fresh node restores from the bucket as it
+// is (starting from a snapshot when one is exact) and `replog verify`'s check
+// runs on what it made: whatever it could take, the directory must be whole
+// and every checkpoint in it, the adopted snapshot among them, must equal the
+// fold of the log below its cut.
+//
 // At the end (faults healed) every node pushes with no grace period and a
 // fresh node restores from the bucket alone: the offline check must find no
-// problem, and the restored state must be the cluster's. The simulation skips
-// this after a copied directory: a fork's evidence is not archived yet.
+// problem, and the restored state must be the cluster's, after a copied
+// directory too (the fork's evidence is archived with the segments).
 //
 // Thread safety: none; the simulation's thread drives it.
 #pragma once
@@ -48,6 +54,7 @@ class SimArchive {
   Archiver* archiver_of(SimNode& n, int64_t grace_ms);
   bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
   void compact(SimNode& n);
+  void restore_now(int index);
 
   Cluster& cluster_;
   std::mt19937_64& rng_;
@@ -64,6 +71,7 @@ class SimArchive {
   bool faulty_ = true;      // 500s, 404s after listings, cut-off uploads
   int outage_until_ = -1;
   std::map<std::string, uint64_t> counts_;
+  std::vector<std::string> problems_;  // found by restores during the faults
 };
 
 }  // namespace replog::sim

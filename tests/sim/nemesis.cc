@@ -215,6 +215,7 @@ void Nemesis::copy_directory() {
   cluster_.restart(to);
   apply_message_faults();
   ++copies_;
+  forked_.insert(origin);
   note("copied directory", "n" + std::to_string(from) + "'s directory copied over n" + std::to_string(to) +
                                ": two nodes, one origin");
 }

@@ -52,6 +52,8 @@ class Nemesis {
   bool forging() const { return forging_; }
   // Whether two nodes were given one origin by a copied directory.
   bool copied() const { return copies_ > 0; }
+  // The origins a copied directory gave two writers.
+  const std::set<OriginId>& forked() const { return forked_; }
   // Nodes whose origin another node revoked: they cannot write after it.
   const std::set<int>& revoked_nodes() const { return revoked_nodes_; }
   const std::map<std::string, uint64_t>& counts() const { return counts_; }
@@ -102,6 +104,7 @@ class Nemesis {
   std::map<LinkPair, int> distrust_until_;  // (a, b): a does not trust b until that step
   int copies_ = 0;
   std::set<OriginId> copied_origins_;  // origins copied once (or revoked): never again
+  std::set<OriginId> forked_;
   bool revoking_ = false;
   OriginId schema_origin_ = 0;  // n0's first origin, whose #1 recorded the schema
   std::set<int> revoked_nodes_;
