@@ -89,7 +89,9 @@ endforeach()
 # installs both) and leaves its screenshot in build/test-artifacts/.
 set(REPLOG_DASHBOARD_TESTS
   MetricsParseAndAccessRulesHold dashboard_http
-  ABrowserSeesPeersLiveUpdatesAndResolvesAConflict dashboard_browser)
+  ABrowserSeesPeersLiveUpdatesAndResolvesAConflict dashboard_browser
+  # With s3rver (tools/deps.sh): the archive's last upload and lag.
+  AnArchivingNodeShowsItsUploadAndLag dashboard_archive)
 while(REPLOG_DASHBOARD_TESTS)
   list(POP_FRONT REPLOG_DASHBOARD_TESTS name script)
   add_test(NAME Dashboard.${name}
