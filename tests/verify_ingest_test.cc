@@ -6,6 +6,8 @@
 // last kept as fork evidence.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <filesystem>
 
 #include "node/api/verify.h"
@@ -89,6 +91,25 @@ TEST_F(VerifyIngest, AGenuineRunIsStoredWithItsHeadAndVerifies) {
   EXPECT_EQ(report->origins_verified, 1u) << "A's (B wrote nothing of its own)";
 }
 
+TEST_F(VerifyIngest, ARunBrokenBeforeItsHeadStoresThePartThatRunsOnToIt) {
+  // The Pushes of one poll are judged together: here a stray #1 (from another
+  // frame) beside the genuine run after what B holds, under the head at #4.
+  Range r = a_range();
+  auto upto2 = a_->read_range(a_->node_id(), 1, 2, 1 << 20);
+  ASSERT_TRUE(upto2 && upto2->head);
+  ASSERT_EQ(b_->ingest(upto2->updates, {*upto2->head})->accepted, upto2->updates.size());
+  const uint64_t held = seq_of(b_->vector(), a_->node_id());
+  ASSERT_GE(held, 2u);
+  ASSERT_LT(held, 4u);
+  std::vector<Update> mixed{r.updates[0]};
+  for (size_t i = held; i < r.updates.size(); ++i) mixed.push_back(r.updates[i]);
+  auto rep = b_->ingest(mixed, {*r.head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, r.updates.size() - held) << verdicts(*rep);
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 4u);
+  EXPECT_EQ(b_->state_hash(), a_->state_hash());
+}
+
 TEST_F(VerifyIngest, EveryBitOfABodyOrAnHlcAlteredIsRefusedAndNothingIsStored) {
   Range r = a_range();
   const std::string& body = r.updates[2].body();
@@ -103,7 +124,13 @@ TEST_F(VerifyIngest, EveryBitOfABodyOrAnHlcAlteredIsRefusedAndNothingIsStored) {
     ASSERT_TRUE(rep);
     EXPECT_EQ(rep->accepted, 0u) << "byte " << byte;
     ASSERT_FALSE(rep->refused.empty());
-    EXPECT_EQ(rep->refused.front().verdict, Verdict::kBadProof) << verdicts(*rep);
+    // A changed seq breaks the run before its head: the part before the break
+    // is a gap, and the rest is judged with the head (refused as a gap or as
+    // bad proof). A body altered in place is bad proof.
+    const bool seq_moved = u->seq() != r.updates[2].seq();
+    EXPECT_TRUE(std::all_of(rep->refused.begin(), rep->refused.end(), [&](const Refused& x) {
+      return x.verdict == Verdict::kBadProof || (seq_moved && x.verdict == Verdict::kGap);
+    })) << "byte " << byte << ": " << verdicts(*rep);
   }
   std::vector<Update> ups = r.updates;
   ups[1] = *Update::parse(UpdateId{ups[1].id().hlc + 1, ups[1].id().origin}, ups[1].body());

@@ -492,7 +492,8 @@ void print_restored(const Options& o, const Restored& r, const std::optional<int
 
 int cmd_restore(const std::vector<std::string>& args) {
   Options o("restore",
-            "--from s3://BUCKET/PREFIX --data DIR [--archive-key FILE] [--at TIME]   (a node's log from the archive)");
+            "--from s3://BUCKET/PREFIX --data DIR [--archive-key FILE] [--at TIME] [--replay-all]   (a node's log from the "
+            "archive; state from its newest exact snapshot)");
   o.add()("from", po::value<std::string>(), "the archive: s3://BUCKET/PREFIX")(
       "s3-endpoint", po::value<std::string>()->default_value(""),
       "the S3 endpoint URL (else AWS_ENDPOINT_URL, else AWS's regional endpoint)")(

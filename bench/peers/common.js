@@ -93,4 +93,19 @@ function report(fields) {
   process.stdout.write(JSON.stringify(row) + '\n');
 }
 
-module.exports = { kPaths, kLineBytes, kNewOnEachSide, record, line, parseArgs, fail, now, since, tempDir, dirBytes, report };
+// Runs each workload asked for ('A', 'B', 'C' -> run.A(n, dir), ...) in a
+// temporary directory of its own, removed after.
+async function eachWorkload(opt, name, run) {
+  for (const w of opt.workloads) {
+    const dir = tempDir(opt.dir, name);
+    try {
+      await run[w](opt.n, dir);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+module.exports = {
+  kPaths, kLineBytes, kNewOnEachSide, record, line, parseArgs, fail, now, since, tempDir, dirBytes, report, eachWorkload,
+};

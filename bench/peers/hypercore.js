@@ -179,16 +179,7 @@ async function append(n, dir) {
 async function main() {
   if (process.argv[2] === '--replica') return replica();
   const opt = c.parseArgs(process.argv.slice(2), usage);
-  for (const w of opt.workloads) {
-    const dir = c.tempDir(opt.dir, 'hypercore');
-    try {
-      if (w === 'A') await fresh(opt.n, dir);
-      else if (w === 'B') await smallDiff(opt.n, dir);
-      else await append(opt.n, dir);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  await c.eachWorkload(opt, 'hypercore', { A: fresh, B: smallDiff, C: append });
 }
 
 main().catch((e) => c.fail(e.stack || String(e)));

@@ -130,16 +130,7 @@ async function append(n, dir) {
 async function main() {
   if (process.argv[2] === '--server') return server(process.argv[3]);
   const opt = c.parseArgs(process.argv.slice(2), usage);
-  for (const w of opt.workloads) {
-    const dir = c.tempDir(opt.dir, 'pouchdb');
-    try {
-      if (w === 'A') await fresh(opt.n, dir);
-      else if (w === 'B') await smallDiff(opt.n, dir);
-      else await append(opt.n, dir);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }
+  await c.eachWorkload(opt, 'pouchdb', { A: fresh, B: smallDiff, C: append });
 }
 
 main().catch((e) => c.fail(e.stack || String(e)));

@@ -59,6 +59,16 @@ Status refuse_from(IngestReport& rep, const std::vector<const Update*>& run, Ver
   return Status::ok();
 }
 
+// How the run ending at `seq` fared, from the refusals added since `before`:
+// its last update's verdict, or null when it was stored. (A refusal of the
+// updates before a break in the run, kGap, is not the run's.)
+const Refused* run_verdict(const IngestReport& rep, size_t before, uint64_t seq) {
+  const Refused* out = nullptr;
+  for (size_t i = before; i < rep.refused.size(); ++i)
+    if (rep.refused[i].seq == seq) out = &rep.refused[i];
+  return out;
+}
+
 // The head verified (its key signed it) but the bytes from `seq` on do not
 // chain from what this log holds: altered, or another branch forked below.
 void note_unchained(IngestReport& rep, OriginId origin, uint64_t seq) {
@@ -127,12 +137,13 @@ Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector
       std::vector<const Update*> run(ups.begin(), ups.begin() + static_cast<ptrdiff_t>(end));
       const size_t before = rep.refused.size();
       REPLOG_RETURN_IF_ERROR(store_run(b, req, origin, run, *head, batch_key));
-      const bool retry = rep.refused.size() > before && (rep.refused.back().verdict == Verdict::kBadProof ||
-                                                         rep.refused.back().verdict == Verdict::kUnverified);
+      const Refused* verdict = run_verdict(rep, before, run.back()->seq());
+      const bool retry =
+          verdict && (verdict->verdict == Verdict::kBadProof || verdict->verdict == Verdict::kUnverified);
       if (!retry) {
         next = end;
         hi = heads.size();
-        if (rep.refused.size() > before && rep.refused.back().verdict != Verdict::kDuplicate) {
+        if (verdict && verdict->verdict != Verdict::kDuplicate) {
           refuse_rest(ups.size(), Verdict::kGap, what(origin, head->seq) + ": after a refused run");
           return Status::ok();
         }
@@ -156,7 +167,8 @@ Status Node::store_verified(Batch& b, Request& req, OriginId origin, std::vector
     REPLOG_RETURN_IF_ERROR(store_run(b, req, origin, run, *head, batch_key));
     next = end;
     // A run refused for good leaves later runs of the origin without a base.
-    if (rep.refused.size() > before && rep.refused.back().verdict != Verdict::kDuplicate) {
+    if (const Refused* verdict = run_verdict(rep, before, run.back()->seq());
+        verdict && verdict->verdict != Verdict::kDuplicate) {
       refuse_rest(ups.size(), Verdict::kGap, what(origin, ups[next < ups.size() ? next : 0]->seq()) + ": after a refused run");
       return Status::ok();
     }
@@ -179,10 +191,20 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   if (rec_it == b.records.end()) rec_it = b.records.emplace(origin, b.txn.origin_record(origin)).first;
   std::optional<OriginRecord>& rec = rec_it->second;
 
-  // Seqs must run on without a hole up to the head.
-  for (size_t i = 1; i < run.size(); ++i)
-    if (run[i]->seq() != run[i - 1]->seq() + 1)
-      return refuse(Verdict::kBadProof, what(origin, run[i]->seq()) + ": the run to its head has a hole or a repeat");
+  // Seqs must run on without a hole up to the head. One ingest can carry the
+  // runs of several frames (a peer's and a stranger's altered one): where
+  // they break, only the part that runs on to the head is judged with it, and
+  // what comes before the break is refused as a gap (it comes again with a
+  // head of its own), so that an altered update cannot take genuine ones down
+  // with it.
+  for (size_t i = run.size() - 1; i > 0; --i)
+    if (run[i]->seq() != run[i - 1]->seq() + 1) {
+      const std::vector<const Update*> before(run.begin(), run.begin() + static_cast<ptrdiff_t>(i));
+      const std::vector<const Update*> tail(run.begin() + static_cast<ptrdiff_t>(i), run.end());
+      REPLOG_RETURN_IF_ERROR(refuse_from(rep, before, Verdict::kGap,
+                                         what(origin, run[i - 1]->seq()) + ": a hole or a repeat after it, before its head"));
+      return store_run(b, req, origin, tail, head, batch_key);
+    }
   if (run.back()->seq() != head.seq) {
     // Held byte for byte (another copy of a seq in the batch, judged on its own): duplicates.
     const bool held_already = std::all_of(run.begin(), run.end(), [&](const Update* u) {

@@ -899,6 +899,16 @@ class Reader:
             report.segments[n] = seg
         return oc
 
+    def _named(self, prefix, parse, report, fetch):
+        """(name, bytes or None) of each object under `prefix` whose name `parse` accepts;
+        the other names are recorded as ignored."""
+        names, _ = self._list(prefix)
+        for n in names:
+            if parse(n) is None:
+                report.ignored.append(n)
+                continue
+            yield n, fetch(n)
+
     def read(self, verify_snapshots=True):
         """Reads and verifies the whole archive; returns a Report."""
         report = Report()
@@ -935,13 +945,8 @@ class Reader:
             c = parse_change_name(n)
             (report.changes.append(c) if c else report.ignored.append(n))
         if verify_snapshots:
-            snaps, _ = self._list("snapshots/")
             known = {o: (oc.key, oc.chains) for o, oc in report.chains.items() if oc.key is not None}
-            for n in snaps:
-                if parse_snapshot_name(n) is None:
-                    report.ignored.append(n)
-                    continue
-                data = fetch(n)
+            for n, data in self._named("snapshots/", parse_snapshot_name, report, fetch):
                 try:
                     if data is None:
                         raise ArchiveError(n, "listed but answers 404")
@@ -963,12 +968,7 @@ class Reader:
                     report.problems.append(e)
                     continue
                 report.snapshots[n] = snap
-        evidence, _ = self._list("evidence/")
-        for n in evidence:
-            if parse_evidence_name(n) is None:
-                report.ignored.append(n)
-                continue
-            data = fetch(n)
+        for n, data in self._named("evidence/", parse_evidence_name, report, fetch):
             try:
                 if data is None:
                     raise ArchiveError(n, "listed but answers 404")

@@ -1750,6 +1750,14 @@ class SignedLog:
                 i += 1
             if not run:
                 continue
+            # §8 rule 2: where the run breaks (a hole, or a second update at one seq), what
+            # comes before the last break is a gap, and the rest is judged as the run.
+            for k in range(len(run) - 1, 0, -1):
+                if run[k].seq != run[k - 1].seq + 1:
+                    refusals.append(Refusal(origin, [u.seq for u in run[:k]], "gap",
+                                            "a hole or a repeat after #%d, before its head" % run[k - 1].seq))
+                    run = run[k:]
+                    break
             try:
                 stored += self._take_run(origin, run, head)
             except _RunRefused as e:
