@@ -82,6 +82,10 @@ async function run(page) {
     { timeout: cfg.timeoutMs });
   step('the conflict was resolved from the page: a follow-up update of the note, then resolve; none is left');
 
+  // The header's count catches up with the node's before the picture is taken.
+  const updates = (await (await fetch(cfg.urlA + 'api/status')).json()).updates;
+  await page.waitForFunction((n) => document.getElementById('update-count').textContent === String(n), updates,
+    { timeout: cfg.timeoutMs });
   await page.screenshot({ path: cfg.screenshot, fullPage: true });
   step(`screenshot: ${cfg.screenshot}`);
   if (errors.length) throw new Error(`the page threw: ${errors.join('; ')}`);
