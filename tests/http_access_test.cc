@@ -2,6 +2,8 @@
 // CSRF), the metrics' text format and names, and the bodies of writes.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <regex>
 #include <set>
 #include <sstream>
@@ -231,10 +233,26 @@ TEST(CallBodyTest, RefusesWhatIsNotACallWithTheFieldNamed) {
   EXPECT_NE(parse_call_body("[1]").status().message().find("body"), std::string::npos);
   EXPECT_NE(parse_call_body(R"({"arg": 1})").status().message().find("body.method"), std::string::npos);
   EXPECT_NE(parse_call_body(R"({"method": "set"})").status().message().find("body.arg"), std::string::npos);
-  EXPECT_NE(parse_call_body(R"({"method": "set", "arg": {"$time": 5}})").status().message().find("body.arg"),
+  EXPECT_NE(parse_call_body(R"({"method": "set", "arg": {"$time": 5}})").status().message().find("arg"),
             std::string::npos);
   EXPECT_FALSE(parse_resolve_body(R"({"update": "xyz"})"));
   EXPECT_TRUE(parse_resolve_body(R"({"update": "0123456789abcdef0123456789abcdef"})"));
+}
+
+TEST(CallBodyTest, ABodyNestedFarTooDeepIsRefusedNotRecursedInto) {
+  // Under the body limit, a million levels: this crashed the node before (a
+  // recursive dump of the argument on the server thread's stack).
+  std::string body = R"({"method": "set", "arg": )";
+  body += std::string(590'000, '[') + std::string(590'000, ']') + "}";
+  auto c = parse_call_body(body);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.status().message().find("body"), std::string::npos) << c.status().message();
+}
+
+TEST(CallBodyTest, AnErrorOfBytesThatAreNotUtf8IsStillJson) {
+  const HttpResponse r = json_error(403, std::string("Host \xff\xfe is not this node's"));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_TRUE(nlohmann::json::accept(r.body)) << r.body;
 }
 
 TEST(AssetsTest, TheDashboardIsBuiltIn) {

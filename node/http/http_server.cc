@@ -183,7 +183,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     RequestHead head = head_of(req);
     if (auto refused = check_access(head, shared_.policy)) {
       shared_.log(3, "dashboard: refused " + head.method + " " + std::string(target_path(head.target)) + ": " + refused->message);
-      return answer(json_error(refused->status, refused->message), false, head.host);
+      return answer(json_error(refused->status, refused->message), false, "");  // a refused Host is not echoed
     }
     if (websocket::is_upgrade(req)) {
       if (target_path(head.target) != kEventsPath)
@@ -193,7 +193,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       std::make_shared<WsSession>(stream_.release_socket(), shared_)->run(std::move(req));
       return;
     }
-    HttpResponse res = shared_.routes.handle(HttpRequest{head, std::move(req.body())});
+    HttpResponse res;
+    try {
+      res = shared_.routes.handle(HttpRequest{head, std::move(req.body())});
+    } catch (const std::exception& e) {  // nothing a request holds may stop the server
+      res = json_error(500, std::string("the request could not be answered: ") + e.what());
+    }
     if (!shared_.policy.token.empty() && query_value(head.target, "token"))
       res.headers.emplace_back("Set-Cookie", "replog_token=" + shared_.policy.token + "; Path=/; HttpOnly; SameSite=Strict");
     answer(std::move(res), req.keep_alive(), head.host);
@@ -269,13 +274,17 @@ struct HttpServer::Impl {
     ticker.expires_after(std::chrono::milliseconds(shared.options.status_interval_ms));
     ticker.async_wait([this](beast::error_code ec) {
       if (ec) return;
-      if (shared.ws_clients.load() > 0) {
-        std::string now = R"({"type":"status","status":)" + shared.routes.status_json() +
-                          R"(,"peers":)" + shared.routes.peers_json() + "}";
-        if (now != shared.last_status) {
-          shared.last_status = now;
-          broadcast(std::make_shared<const std::string>(std::move(now)));
+      try {
+        if (shared.ws_clients.load() > 0) {
+          std::string now = R"({"type":"status","status":)" + shared.routes.status_json() +
+                            R"(,"peers":)" + shared.routes.peers_json() + "}";
+          if (now != shared.last_status) {
+            shared.last_status = now;
+            broadcast(std::make_shared<const std::string>(std::move(now)));
+          }
         }
+      } catch (const std::exception& e) {  // one bad status must not stop the stream for good
+        shared.log(1, std::string("dashboard: status stream: ") + e.what());
       }
       tick();
     });

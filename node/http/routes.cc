@@ -21,7 +21,10 @@ using nlohmann::json;
 constexpr size_t kDefaultLogPage = 100;
 constexpr size_t kMaxLogPage = 1000;
 
-HttpResponse json_ok(const json& j) { return HttpResponse{200, "application/json", j.dump(), {}}; }
+// Text that came from a request may hold bytes that are not UTF-8: replaced, never thrown on.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+HttpResponse json_ok(const json& j) { return HttpResponse{200, "application/json", dump(j), {}}; }
 
 // A Value as info JSON, parsed back so that it nests in a response.
 json info(const Value& v) { return json::parse(to_info_json(v)); }
@@ -67,20 +70,21 @@ uint64_t file_bytes(const std::string& path) {
 }  // namespace
 
 HttpResponse json_error(int status, const std::string& message) {
-  return HttpResponse{status, "application/json", json{{"error", message}}.dump(), {}};
+  return HttpResponse{status, "application/json", dump(json{{"error", message}}), {}};
 }
 
+// The body is read by the typed JSON reader as a whole, which bounds nesting
+// (a body of a million '[' must not recurse a million deep).
 Result<std::pair<std::string, Value>> parse_call_body(std::string_view body) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Status::invalid_argument("body: expected a JSON object {method, arg}");
-  auto m = j.find("method");
-  auto a = j.find("arg");
-  if (m == j.end() || !m->is_string() || m->get<std::string>().empty())
+  auto v = parse_typed_json(body);
+  if (!v) return v.status().with_context("body");
+  if (!v->is_map()) return Status::invalid_argument("body: expected a JSON object {method, arg}");
+  const Value* m = v->find("method");
+  const Value* a = v->find("arg");
+  if (!m || !m->is_string() || m->as_string().empty())
     return Status::invalid_argument("body.method: expected the method's name");
-  if (a == j.end()) return Status::invalid_argument("body.arg: missing (typed JSON)");
-  auto arg = parse_typed_json(a->dump());
-  if (!arg) return arg.status().with_context("body.arg");
-  return std::make_pair(m->get<std::string>(), std::move(arg).value());
+  if (!a) return Status::invalid_argument("body.arg: missing (typed JSON)");
+  return std::make_pair(m->as_string(), *a);
 }
 
 Result<UpdateId> parse_resolve_body(std::string_view body) {
@@ -101,7 +105,7 @@ std::string update_json(const Update& u) {
          {"method", std::string(u.method())},
          {"time", format_iso8601(Time::from_millis(static_cast<int64_t>(u.id().hlc >> 16)))}};
   j["arg"] = arg ? typed(*arg) : json(nullptr);
-  return j.dump();
+  return dump(j);
 }
 
 HttpRoutes::HttpRoutes(engine::Node& node, RouteHooks hooks, std::string csrf)
@@ -233,14 +237,14 @@ HttpResponse HttpRoutes::conflicts() {
 std::string HttpRoutes::status_json() {
   Value status = hooks_.status ? hooks_.status() : Value(Map{});
   if (status.is_map()) status.as_map().erase("peers");  // GET /api/peers has them, with their traffic
-  return info(status).dump();
+  return dump(info(status));
 }
 
 std::string HttpRoutes::peers_json() {
   json list = json::array();
   if (hooks_.peers)
     for (const auto& p : hooks_.peers()) list.push_back(peer_json(p));
-  return list.dump();
+  return dump(list);
 }
 
 HttpResponse HttpRoutes::metrics() {
