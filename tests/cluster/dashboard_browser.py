@@ -43,10 +43,7 @@ def test(cluster):
         H.check(os.path.exists(needed), "%s is missing: run tools/deps.sh" % needed)
     a = cluster.add_node("a")
     b = cluster.add_node("b")
-    ids = {"a": a.device_id(), "b": b.device_id()}
-    a.cli("trust", "add", ids["b"], "--name", "b")
-    b.cli("trust", "add", ids["a"], "--name", "a")
-    a.secure = b.secure = True
+    ids = H.trust_each_other([a, b])
     a.peers = ["%s@%s" % (ids["b"], b.listen)]
     b.peers = ["%s@%s" % (ids["a"], a.listen)]
     D.with_http(a)

@@ -33,12 +33,7 @@ def revoke_test(cluster):
     n1 = cluster.add_node("n1")
     n2 = cluster.add_node("n2")
     nodes = [n0, n1, n2]
-    ids = {n.name: n.device_id() for n in nodes}
-    for n in nodes:
-        n.secure = True
-        for m in nodes:
-            if m is not n:
-                n.cli("trust", "add", ids[m.name], "--name", m.name)
+    ids = H.trust_each_other(nodes)
     n1.peers = ["%s@%s" % (ids["n0"], n0.listen)]
     n2.peers = ["%s@%s" % (ids["n0"], n0.listen), "%s@%s" % (ids["n1"], n1.listen)]
     for n in nodes:

@@ -182,12 +182,7 @@ def members(cluster, names):
     for n in nodes[1:]:
         shutil.copyfile(secret, os.path.join(n.data, "cluster.key"))
         os.chmod(os.path.join(n.data, "cluster.key"), 0o600)
-    ids = {n.name: n.device_id() for n in nodes}
-    for n in nodes:
-        n.secure = True
-        for m in nodes:
-            if m is not n:
-                n.cli("trust", "add", ids[m.name], "--name", m.name)
+    H.trust_each_other(nodes)
     return nodes
 
 

@@ -38,13 +38,8 @@ def secure_test(cluster):
     n1 = cluster.add_node("n1")
     n2 = cluster.add_node("n2")
     nodes = [n0, n1, n2]
-    ids = {n.name: n.device_id() for n in nodes}
+    ids = H.trust_each_other(nodes)
     H.step("device ids: %s" % json.dumps(ids))
-    for n in nodes:
-        n.secure = True
-        for m in nodes:
-            if m is not n:
-                n.cli("trust", "add", ids[m.name], "--name", m.name)
     n1.peers = ["%s@%s" % (ids["n0"], n0.listen)]
     n2.peers = ["%s@%s" % (ids["n0"], n0.listen)]
     listed = json.loads(n0.cli("trust", "list", "--json"))
