@@ -108,6 +108,23 @@ struct Body {
     pk.pack_array(1);
     out += proof::encode_evidence(m.evidence);
   }
+  void operator()(const Tree& m) {
+    pk.pack_array(4);
+    auto origins = [&](const std::vector<uint64_t>& v) {
+      pk.pack_array(static_cast<uint32_t>(v.size()));
+      for (uint64_t o : v) pk.pack_uint64(o);
+    };
+    origins(m.prune);
+    origins(m.graft);
+    pk.pack_array(static_cast<uint32_t>(m.have.size()));
+    for (const auto& [origin, seq] : m.have) {
+      pk.pack_array(2);
+      pk.pack_uint64(origin);
+      pk.pack_uint64(seq);
+    }
+    if (m.hears) origins(*m.hears);
+    else pk.pack_nil();
+  }
   void operator()(const Members& m) {
     pk.pack_array(1);
     pk.pack_array(static_cast<uint32_t>(m.entries.size()));
@@ -136,6 +153,7 @@ struct TypeOf {
   Type operator()(const JoinReply&) const { return Type::kJoinReply; }
   Type operator()(const Members&) const { return Type::kMembers; }
   Type operator()(const Evidence&) const { return Type::kEvidence; }
+  Type operator()(const Tree&) const { return Type::kTree; }
 };
 Type type_of_message(const Message& m) { return std::visit(TypeOf{}, m); }
 
@@ -272,6 +290,29 @@ Hello hello(const msgpack::object& body) {
   return h;
 }
 
+std::vector<uint64_t> origin_list(const msgpack::object& o, const char* what) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxTreeEntries)
+    throw Malformed(std::string(what) + " is not an array of at most " + std::to_string(kMaxTreeEntries));
+  std::vector<uint64_t> out;
+  out.reserve(o.via.array.size);
+  for (uint32_t i = 0; i < o.via.array.size; ++i) out.push_back(uint(o.via.array.ptr[i], what));
+  return out;
+}
+
+// [prune, graft, have, hears or nil].
+Tree tree(const msgpack::object& body) {
+  const auto* b = array(body, 4, "tree");
+  Tree t{origin_list(b[0], "prune"), origin_list(b[1], "graft"), {}, std::nullopt};
+  if (b[2].type != msgpack::type::ARRAY || b[2].via.array.size > kMaxTreeEntries)
+    throw Malformed("have is not an array of at most " + std::to_string(kMaxTreeEntries));
+  for (uint32_t i = 0; i < b[2].via.array.size; ++i) {
+    const auto* e = array(b[2].via.array.ptr[i], 2, "have entry");
+    t.have.emplace_back(uint(e[0], "have origin"), uint(e[1], "have seq"));
+  }
+  if (b[3].type != msgpack::type::NIL) t.hears = origin_list(b[3], "hears");
+  return t;
+}
+
 // 3 elements, or 4 with the head the range ends at (nil: none).
 Updates updates_frame(const msgpack::object& body) {
   if (body.type != msgpack::type::ARRAY || (body.via.array.size != 3 && body.via.array.size != 4))
@@ -397,6 +438,7 @@ Result<Message> decode(std::string_view frame) {
         const auto* b = array(body, 1, "members");
         return Message(members(b[0]));
       }
+      case Type::kTree: return Message(tree(body));
     }
     return Status::corruption("unknown message type " + std::to_string(type));
   } catch (const Malformed& e) {
@@ -407,11 +449,11 @@ Result<Message> decode(std::string_view frame) {
 }
 
 bool known_type(uint64_t type) {
-  return type >= static_cast<uint64_t>(Type::kHello) && type <= static_cast<uint64_t>(Type::kEvidence);
+  return type >= static_cast<uint64_t>(Type::kHello) && type <= static_cast<uint64_t>(Type::kTree);
 }
 
 const char* type_name(const Message& m) {
-  static const char* names[] = {"hello", "error", "vector", "request", "updates", "push", "join", "join reply", "members", "evidence"};
+  static const char* names[] = {"hello", "error", "vector", "request", "updates", "push", "join", "join reply", "members", "evidence", "tree"};
   return names[m.index()];
 }
 

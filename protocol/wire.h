@@ -47,10 +47,10 @@ inline constexpr size_t kMaxMemberEndpointBytes = 265;  // "tcp://" + a 253-byte
 // membership between authenticated devices.
 enum class Type : uint8_t {
   kHello = 1, kError = 2, kVector = 3, kRequest = 4, kUpdates = 5, kPush = 6, kJoin = 7, kJoinReply = 8, kMembers = 9,
-  kEvidence = 10
+  kEvidence = 10, kTree = 11
 };
 // Slots of an array indexed by a Type's value (0: a frame that does not read).
-inline constexpr size_t kTypeSlots = 11;
+inline constexpr size_t kTypeSlots = 12;
 // Whether `type` is one this implementation decodes.
 bool known_type(uint64_t type);
 
@@ -84,8 +84,18 @@ inline constexpr uint64_t kFeatureMembers = 1;
 // Signed origins (PROTOCOL.md §8): Updates and Push frames carry the heads
 // that cover their updates, and a receiver stores only what they cover.
 inline constexpr uint64_t kFeatureSigned = 2;
+// A small diff in one round trip (PROTOCOL.md "Features"): a node answering a
+// round's Vector first sends, as Updates, what that vector says the peer
+// lacks; a node starting a round first pushes what its last-known vector of
+// the peer says it lacks. Both within kDiffBytes of bodies per round.
+inline constexpr uint64_t kFeatureDiff = 4;
+inline constexpr size_t kDiffBytes = 64 * 1024;
+// Relay along trees (PROTOCOL.md "Relay trees"): Tree frames prune and graft
+// the per-origin relay edges, announce what a lazy edge would have pushed,
+// and name the origins the sender hears directly.
+inline constexpr uint64_t kFeatureTree = 8;
 // Feature bits this implementation knows.
-inline constexpr uint64_t kFeatures = kFeatureMembers | kFeatureSigned;
+inline constexpr uint64_t kFeatures = kFeatureMembers | kFeatureSigned | kFeatureDiff | kFeatureTree;
 struct Error {
   ErrorCode code = ErrorCode::kMalformed;
   std::string message;
@@ -158,7 +168,19 @@ struct Evidence {
   proof::Evidence evidence;
 };
 
-using Message = std::variant<Hello, Error, Vector, Request, Updates, Push, Join, JoinReply, Members, Evidence>;
+// Relay trees (kFeatureTree, PROTOCOL.md "Relay trees"), on either link.
+struct Tree {
+  std::vector<uint64_t> prune;  // stop pushing these origins' updates to the sender (it has them from elsewhere)
+  std::vector<uint64_t> graft;  // push them to the sender again
+  std::vector<std::pair<uint64_t, uint64_t>> have;  // (origin, seq): the sender holds the origin up to seq
+  // The origins the sender is linked to now (it hears their pushes first
+  // hand); absent: unchanged since the last Tree that carried it.
+  std::optional<std::vector<uint64_t>> hears = std::nullopt;
+};
+// Entries per list of a Tree frame.
+inline constexpr size_t kMaxTreeEntries = 4096;
+
+using Message = std::variant<Hello, Error, Vector, Request, Updates, Push, Join, JoinReply, Members, Evidence, Tree>;
 
 std::string encode(const Message& m);
 Result<Message> decode(std::string_view frame);

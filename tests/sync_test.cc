@@ -392,9 +392,33 @@ TEST(Wire, TypeOfReadsTheHeaderOnly) {
   EXPECT_EQ(*wire::type_of(wire::encode(wire::Request{1, 1, 1, 1})), wire::Type::kRequest);
   EXPECT_EQ(*wire::type_of(wire::encode(wire::Push{})), wire::Type::kPush);
   EXPECT_FALSE(wire::type_of(""));
-  EXPECT_FALSE(wire::type_of(std::string("\x93\x01\x0b\x90", 4))) << "unknown type";
+  EXPECT_FALSE(wire::type_of(std::string("\x93\x01\x0c\x90", 4))) << "unknown type";
+  EXPECT_EQ(*wire::type_of(wire::encode(wire::Tree{})), wire::Type::kTree);
   EXPECT_EQ(wire::type_of(std::string("\x93\x02\x01\x90", 4)).status().code(), Status::Code::kRefused);
   EXPECT_EQ(*wire::type_of(std::string("\x93\xcc\x01\xcc\x03\x90", 6)), wire::Type::kVector) << "any uint form";
+}
+
+TEST(Wire, TreeRoundTripsAndItsListsAreChecked) {
+  wire::Tree t{{1, 2}, {3}, {{4, 40}, {5, 50}}, std::vector<uint64_t>{6, 7}};
+  auto m = wire::decode(wire::encode(t));
+  ASSERT_TRUE(m) << m.status().message();
+  const auto& back = std::get<wire::Tree>(*m);
+  EXPECT_EQ(back.prune, t.prune);
+  EXPECT_EQ(back.graft, t.graft);
+  EXPECT_EQ(back.have, t.have);
+  ASSERT_TRUE(back.hears);
+  EXPECT_EQ(*back.hears, *t.hears);
+  auto none = wire::decode(wire::encode(wire::Tree{}));
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(std::get<wire::Tree>(*none).hears) << "nil hears: unchanged, not empty";
+  // [1, 11, [[], [], [[4]], nil]]: a have entry of one element.
+  EXPECT_FALSE(wire::decode(std::string("\x93\x01\x0b\x94\x90\x90\x91\x91\x04\xc0", 10)));
+  // [1, 11, [["x"], [], [], nil]]: an origin that is not a uint.
+  EXPECT_FALSE(wire::decode(std::string("\x93\x01\x0b\x94\x91\xa1x\x90\x90\xc0", 10)));
+  // Over kMaxTreeEntries in one list.
+  wire::Tree big;
+  big.prune.assign(wire::kMaxTreeEntries + 1, 9);
+  EXPECT_FALSE(wire::decode(wire::encode(big)));
 }
 
 // Found by fuzz_frames: decode read the type through an 8-bit cast, so type

@@ -37,7 +37,7 @@ InsyncResult measure_insync(StepPair& sp, uint64_t origins) {
   r.engine_bytes = (ca2.bytes_out - ca.bytes_out) + (cb2.bytes_out - cb.bytes_out);
   r.engine_frames = (ca2.frames_out - ca.frames_out) + (cb2.frames_out - cb.frames_out);
   if (r.engine_bytes != r.bytes) die("SyncEngine counted " + grouped(r.engine_bytes) + " bytes out, the wire " + grouped(r.bytes));
-  for (int t = 1; t < 7; ++t)
+  for (size_t t = 1; t < wire::kTypeSlots; ++t)
     if (t != 3 && w.out[t].frames) die(std::string("in-sync check sent a ") + kTypeNames[t] + " frame");
   return r;
 }

@@ -68,6 +68,8 @@ void usage() {
                "  --nodes N        nodes in the latency figure (default 8)\n"
                "  --rate N         calls/s per node in the latency figure (default 200)\n"
                "  --seconds S      duration of the latency figure (default 30)\n"
+               "  --degree K       latency figure: each node dials K random others (default 0: a full mesh)\n"
+               "  --tree-off       latency figure: nodes relay without trees (the protocol before feature bit 3)\n"
                "  --origins A[,B]  origin counts of the fresh/insync figures (default 1,10,100)\n"
                "  --fresh-cap S    stop a fresh replication of more than one origin after S s (default 25)\n"
                "  --cli PATH       the replog program for the memory figure\n";
@@ -84,12 +86,13 @@ std::vector<uint64_t> parse_origins(const std::string& text) {
 
 // Reads the options into g_opt; false after --help.
 bool parse_options(const std::vector<std::string>& args) {
-  std::optional<uint64_t> updates, paths, nodes, rate, seconds;
-  const Counts counts = {
-      {"--updates", &updates}, {"--paths", &paths}, {"--nodes", &nodes}, {"--rate", &rate}, {"--seconds", &seconds}};
+  std::optional<uint64_t> updates, paths, nodes, rate, seconds, degree;
+  const Counts counts = {{"--updates", &updates}, {"--paths", &paths},     {"--nodes", &nodes},
+                         {"--rate", &rate},       {"--seconds", &seconds}, {"--degree", &degree}};
   // --fresh-cap is set as it is read, so --quick, applied after, overrides it.
   auto take = [](const std::string& a, const NextValue& next) {
     if (a == "--origins") g_opt.origins = parse_origins(next());
+    else if (a == "--tree-off") g_opt.tree_off = true;
     else if (a == "--fresh-cap") g_opt.fresh_cap_s = static_cast<double>(parse_count(next(), "--fresh-cap"));
     else return false;
     return true;
@@ -110,6 +113,10 @@ bool parse_options(const std::vector<std::string>& args) {
     if (*nodes < 2) die("--nodes needs at least 2");
     g_opt.nodes = static_cast<int>(*nodes);
   }
+  if (degree) {
+    if (*degree < 1 || *degree >= static_cast<uint64_t>(g_opt.nodes)) die("--degree needs 1 .. nodes-1");
+    g_opt.degree = static_cast<int>(*degree);
+  }
   if (rate) g_opt.rate = static_cast<double>(*rate);
   if (seconds) g_opt.seconds = static_cast<double>(*seconds);
   return true;
@@ -120,7 +127,8 @@ std::string options_json() {
   std::ostringstream o;
   o << "\"quick\":" << (g_opt.quick ? "true" : "false") << ",\"updates\":" << g_opt.updates
     << ",\"paths\":" << g_opt.paths << ",\"nodes\":" << g_opt.nodes << ",\"rate\":" << g_opt.rate
-    << ",\"seconds\":" << g_opt.seconds;
+    << ",\"seconds\":" << g_opt.seconds
+    << ",\"degree\":" << g_opt.degree << ",\"tree\":" << (g_opt.tree_off ? "false" : "true");
   return o.str();
 }
 

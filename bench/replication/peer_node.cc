@@ -10,7 +10,7 @@ int frame_type(const std::string& bytes) {
 }
 
 const char* const kTypeNames[wire::kTypeSlots] = {"other",   "hello",   "error", "vector",    "request",
-                                                     "updates", "push",    "join",  "join reply"};
+                                                     "updates", "push",    "join",  "join reply", "members", "evidence", "tree"};
 
 uint64_t WireCount::frames_out() const {
   uint64_t n = 0;
@@ -25,7 +25,7 @@ uint64_t WireCount::bytes_out() const {
 }
 
 WireCount& WireCount::operator+=(const WireCount& o) {
-  for (int i = 0; i < 7; ++i) {
+  for (size_t i = 0; i < wire::kTypeSlots; ++i) {
     out[i].frames += o.out[i].frames, out[i].bytes += o.out[i].bytes;
     in[i].frames += o.in[i].frames, in[i].bytes += o.in[i].bytes;
     zmq_dropped[i] += o.zmq_dropped[i];
@@ -36,7 +36,7 @@ WireCount& WireCount::operator+=(const WireCount& o) {
 
 std::string dropped_text(const WireCount& w) {
   std::string out;
-  for (int t = 0; t < 7; ++t)
+  for (size_t t = 0; t < wire::kTypeSlots; ++t)
     if (w.zmq_dropped[t])
       out += std::string(out.empty() ? "" : ", ") + grouped(w.zmq_dropped[t]) + " " + kTypeNames[t];
   return out.empty() ? "none" : out;
@@ -79,6 +79,7 @@ SyncOptions PeerNode::sync_options(const std::vector<std::string>& peers, uint64
   so.endpoint = endpoint;
   so.peers = peers;
   so.seed = seed;
+  so.features_off = features_off;
   return so;
 }
 

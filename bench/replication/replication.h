@@ -28,6 +28,8 @@ struct Options : RunOptions {
   uint64_t updates = 1'000'000;  // shared / replicated updates
   uint64_t paths = 10'000;
   int nodes = 8;                 // latency figure
+  int degree = 0;                // latency figure: peers each node dials at random (0: all, a full mesh)
+  bool tree_off = false;         // latency figure: nodes without relay trees (wire::kFeatureTree)
   double rate = 200;             // calls/s per node
   double seconds = 30;           // latency figure duration
   double idle_s = 3;             // memory figure: idle time before reading /proc

@@ -26,6 +26,7 @@ SyncEngine::SyncEngine(SyncStore& node, Transport& transport, const Clock& clock
   hello_.max_frame = wire::kMaxFrameBytes;
   // Membership spreads only between authenticated devices.
   hello_.features = spreads_members() ? wire::kFeatures : wire::kFeatures & ~wire::kFeatureMembers;
+  hello_.features &= ~options_.features_off;
   if (options_.members) members_generation_ = options_.members->generation();
   if (!options_.own_key.empty() && !options_.device_secret.empty()) {
     auto curve = curve_public_key(options_.own_key);
@@ -215,6 +216,81 @@ void SyncEngine::send_vector(const Link& link, bool reply, bool tips) {
   }
 }
 
+// A small diff (kFeatureDiff, PROTOCOL.md "A small diff in one round trip"):
+// the runs that bring a peer from `from` (per origin, the first seq it lacks)
+// up to this node's vector, each ending at a head on a signed link. All of
+// them or none: when they do not fit kDiffBytes of bodies, the peer is
+// catching up, and its pulls do that without the same bytes sent twice.
+std::vector<Range> SyncEngine::small_diff(const std::map<OriginId, uint64_t>& from, bool signed_link) {
+  std::vector<Range> out;
+  if (from.empty()) return out;
+  const VersionVector mine = node_.vector();
+  size_t budget = wire::kDiffBytes;
+  for (const auto& [origin, first] : from) {
+    const uint64_t last = seq_of(mine, origin);
+    if (first > last) continue;
+    if (budget == 0 || out.size() >= wire::kMaxPushHeads) return {};
+    auto range = node_.read_range(origin, first, last - first + 1, budget);
+    if (!range || range->updates.empty() || range->updates.back().seq() != last || (signed_link && !range->head))
+      return {};
+    for (const Update& u : range->updates) {
+      if (u.body().size() > budget) return {};
+      budget -= u.body().size();
+    }
+    out.push_back(std::move(range).value());
+  }
+  return out;
+}
+
+// A round with `p`: with kFeatureDiff, first a Push of the small diff it
+// lacks by what this node knows, then the Vector. What it lacks: updates never
+// pushed to it (above `their`), and those pushed since the last frame heard
+// from it, which a link that went quiet may have lost. Origins that reach it
+// otherwise (relay trees) are left to it.
+void SyncEngine::start_round(Peer& p) {
+  const bool signed_link = (p.features & wire::kFeatureSigned) != 0;
+  if ((p.features & wire::kFeatureDiff) && !p.their.empty()) {
+    std::map<OriginId, uint64_t> from;
+    for (const auto& [origin, mine] : node_.vector()) {
+      if (is_reserved_origin(origin) || forked_.count(origin) || reaches_otherwise(p, origin)) continue;
+      uint64_t first = seq_of(p.their, origin) + 1;
+      if (auto u = p.unheard.find(origin); u != p.unheard.end()) first = std::min(first, u->second);
+      if (first <= mine) from[origin] = first;
+    }
+    wire::Push push;
+    for (Range& r : small_diff(from, signed_link)) {
+      uint64_t& theirs = p.their[r.updates.front().id().origin];
+      theirs = std::max(theirs, r.updates.back().seq());
+      std::move(r.updates.begin(), r.updates.end(), std::back_inserter(push.updates));
+      if (signed_link) push.heads.push_back(std::move(*r.head));
+    }
+    if (!push.updates.empty()) {
+      counters_.updates_sent += push.updates.size();
+      p.updates_sent += push.updates.size();
+      send(Link{true, p.endpoint}, push);
+    }
+  }
+  send_vector(Link{true, p.endpoint}, false, signed_link);
+}
+
+// Answering a round's Vector with kFeatureDiff: the small diff it says the
+// peer lacks, as Updates ahead of the answer's Vector; nothing when the peer
+// lacks more (its pulls take that).
+void SyncEngine::answer_diff(const Link& link, const VersionVector& theirs, bool signed_link) {
+  std::map<OriginId, uint64_t> from;
+  for (const auto& [origin, mine] : node_.vector())
+    if (mine > seq_of(theirs, origin) && !is_reserved_origin(origin) && !forked_.count(origin))
+      from[origin] = seq_of(theirs, origin) + 1;
+  for (Range& r : small_diff(from, signed_link)) {
+    wire::Updates u;
+    u.origin = r.updates.front().id().origin;
+    counters_.updates_sent += r.updates.size();
+    u.updates = std::move(r.updates);
+    if (signed_link) u.head = std::move(r.head);
+    send(link, u);
+  }
+}
+
 void SyncEngine::on_frame(const Frame& frame) { on_frames({frame}); }
 
 void SyncEngine::on_frames(const std::vector<Frame>& frames) {
@@ -236,6 +312,7 @@ void SyncEngine::on_frames(const std::vector<Frame>& frames) {
     if (counters_.bad_frames != bad) note_bad(f, now);
   }
   flush_received();  // the pushes of one poll are stored in one commit
+  poll_seen_.clear();
 }
 
 // Who sent a frame, for cutting off a bad source: its device when the
@@ -334,7 +411,17 @@ void SyncEngine::handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t no
   p.id = peer_id(p.key, h.node_id);
   p.features = h.features & hello_.features;
   p.reverify_asked = false;
-  send_vector(Link{true, p.endpoint}, false, p.features & wire::kFeatureSigned);  // sync at once rather than at the next round
+  // A new connection: the tree starts afresh; what was pushed since the peer
+  // was last heard (`unheard`) may have gone with the old one, and goes again.
+  p.lazy.clear();
+  p.hears.clear();
+  p.have_out.clear();
+  if (tree_link(p)) {
+    wire::Tree t;
+    t.hears = hears_sent_;
+    send(Link{true, p.endpoint}, t);
+  }
+  start_round(p);  // sync at once rather than at the next round
   if (p.features & wire::kFeatureMembers) send_members(p);
   if (p.features & wire::kFeatureSigned) send_evidence(&p);
 }
@@ -344,7 +431,10 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
   p.last_seen_ms = now;
   if (auto* h = std::get_if<wire::Hello>(&m)) {
     handle_outgoing_hello(p, *h, now);
-  } else if (auto* e = std::get_if<wire::Error>(&m)) {
+    return;
+  }
+  heard_from(p);  // a Hello is not: it may follow a connection lost with pushes in it
+  if (auto* e = std::get_if<wire::Error>(&m)) {
     log_(1, "peer " + p.endpoint + " says: " + e->message);
     if (e->code == wire::ErrorCode::kCluster || e->code == wire::ErrorCode::kVersion ||
         e->code == wire::ErrorCode::kUnbound) {
@@ -397,6 +487,8 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     if (p.ready) take_members(p.key, *members);
   } else if (auto* e = std::get_if<wire::Evidence>(&m)) {
     if (p.ready) take_evidence(e->evidence);
+  } else if (auto* t = std::get_if<wire::Tree>(&m)) {
+    if (p.ready && tree_link(p)) take_tree(p, *t);
   } else {
     ++counters_.bad_frames;
     log_(3, std::string("peer ") + p.endpoint + " sent a " + wire::type_name(m) + " on a link where it answers; dropped");
@@ -435,6 +527,29 @@ void SyncEngine::handle_incoming_hello(const Frame& frame, const wire::Hello& h)
   if (fresh) connect_back(id, h.endpoint, frame.peer_key);
 }
 
+// A Push on an incoming link: kept for flush_received, which stores a poll's
+// pushes in one commit.
+void SyncEngine::take_push(const Link& link, Peer* from, bool tree, wire::Push& push) {
+  if (from && tree) prune_duplicates(link, *from, push);
+  // Runs of one origin from two peers are not judged as one: they may push
+  // overlapping runs (of two branches, after a fork), and a run mixed of
+  // both chains to neither head. What this poll gathered is stored first.
+  if (std::any_of(push.updates.begin(), push.updates.end(), [&](const Update& u) {
+        auto it = received_origins_.find(u.id().origin);
+        return it != received_origins_.end() && it->second != link.key;
+      }))
+    flush_received();
+  for (const auto& u : push.updates) received_origins_.emplace(u.id().origin, link.key);
+  if (from) {
+    from->updates_received += push.updates.size();
+    note_their(*from, push.updates);
+    received_from_.insert(from->endpoint);
+    for (const auto& u : push.updates) pushed_by_[u.id().origin] = from->endpoint;
+  }
+  for (auto& u : push.updates) received_.push_back(std::move(u));
+  for (auto& h : push.heads) received_heads_.push_back(std::move(h));
+}
+
 void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
   const Link& link = frame.link;
   if (auto* h = std::get_if<wire::Hello>(&m)) {
@@ -449,13 +564,20 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
   const PeerId id = who->second.id;
   const bool signed_link = (who->second.features & wire::kFeatureSigned) != 0;
   Peer* sender = peer_by_id(id);  // its traffic counts for the peer it is (PeerStatus)
-  if (sender) sender->bytes_received += frame.bytes.size();
+  const bool tree = (who->second.features & wire::kFeatureTree) != 0;
+  if (sender) {
+    sender->bytes_received += frame.bytes.size();
+    heard_from(*sender);
+  }
   if (auto* v = std::get_if<wire::Vector>(&m)) {
     if (incoming_vectors_[id].add(*v)) {
       auto theirs = std::move(incoming_vectors_[id].entries);
       auto tips = std::move(incoming_vectors_[id].tips);
       incoming_vectors_.erase(id);
-      if (!v->reply) send_vector(link, true, signed_link);
+      if (!v->reply) {
+        if (who->second.features & wire::kFeatureDiff) answer_diff(link, theirs, signed_link);
+        send_vector(link, true, signed_link);
+      }
       learn_vector(id, theirs, tips);
     }
   } else if (auto* r = std::get_if<wire::Request>(&m)) {
@@ -481,19 +603,13 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
     }
     send(link, reply);
   } else if (auto* p = std::get_if<wire::Push>(&m)) {
-    Peer* from = sender;
-    if (from) {
-      from->updates_received += p->updates.size();
-      note_their(*from, p->updates);
-      received_from_.insert(from->endpoint);
-      for (const auto& u : p->updates) pushed_by_[u.id().origin] = from->endpoint;
-    }
-    for (auto& u : p->updates) received_.push_back(std::move(u));
-    for (auto& h : p->heads) received_heads_.push_back(std::move(h));
+    take_push(link, sender, tree, *p);
   } else if (auto* members = std::get_if<wire::Members>(&m)) {
     take_members(frame.peer_key, *members);
   } else if (auto* e = std::get_if<wire::Evidence>(&m)) {
     take_evidence(e->evidence);
+  } else if (auto* t = std::get_if<wire::Tree>(&m)) {
+    if (sender && tree && tree_link(*sender)) take_tree(*sender, *t);
   } else {
     ++counters_.bad_frames;
     log_(3, std::string("a connection sent a ") + wire::type_name(m) + " where it asks; dropped");
@@ -623,6 +739,7 @@ void SyncEngine::learn_vector(const PeerId& id, const VersionVector& theirs,
   if (!p) return;
   p->their = theirs;  // their own word replaces our guesses
   pull_missing(*p);
+  reverify_from(*p);
   if (!tips.empty()) compare_tips(*p, tips);
 }
 
@@ -667,9 +784,15 @@ void SyncEngine::pull_missing(Peer& p) {
     pulls_[origin] = Pull{p.endpoint, have + 1, want, bytes, now + options_.request_timeout_ms};
     p.credit_used += bytes;
   }
-  // Updates held from before signed origins: once per link, asked for again
-  // from the verified seq, so that the head their range ends at attests them.
-  if (p.reverify_asked || !(p.features & wire::kFeatureSigned) || p.their.empty()) return;
+}
+
+// Updates held from before signed origins: once per link, asked for again
+// from the verified seq, so that the head their range ends at attests them.
+// Only after a whole vector of the peer: updates it sent first (a diff)
+// raise `their` for some origins only.
+void SyncEngine::reverify_from(Peer& p) {
+  if (!p.ready || p.reverify_asked || !(p.features & wire::kFeatureSigned) || p.their.empty()) return;
+  const int64_t now = clock_.now_millis();
   p.reverify_asked = true;
   for (const auto& [origin, verified] : node_.unverified()) {
     const uint64_t have = seq_of(mine_, origin);
@@ -766,6 +889,7 @@ void SyncEngine::pull_below(OriginId origin, uint64_t seq, Peer* from) {
 }
 
 void SyncEngine::flush_received() {
+  received_origins_.clear();
   if (received_.empty()) return;
   std::vector<Update> updates;
   updates.swap(received_);
@@ -861,18 +985,27 @@ void SyncEngine::flush_pushes() {
     };
     // Whole runs only, so that every run in a frame ends at its head.
     for (const PushRun& run : runs) {
-      uint64_t& theirs = p.their[run.updates.front()->id().origin];
+      const OriginId origin = run.updates.front()->id().origin;
+      uint64_t& theirs = p.their[origin];
       if (run.updates.back()->seq() <= theirs) continue;  // they have it (they may have sent it)
+      if (!relays_to(p, origin, run.updates.back()->seq())) continue;
       if (bytes + run.bytes > wire::kMaxBatchBytes) flush();
       for (const Update* u : run.updates) {
         if (u->seq() <= theirs) continue;
         push.updates.push_back(*u);
         bytes += u->body().size();
+        p.unheard.emplace(origin, u->seq());  // the first pushed since it was last heard
       }
       if (signed_link && run.head) push.heads.push_back(*run.head);
       theirs = run.updates.back()->seq();  // optimistic; their next vector corrects it
     }
     flush();
+    if (!p.have_out.empty()) {
+      wire::Tree t;
+      t.have.assign(p.have_out.begin(), p.have_out.end());
+      p.have_out.clear();
+      send(Link{true, p.endpoint}, t);
+    }
   }
 }
 
@@ -896,7 +1029,7 @@ void SyncEngine::check_silent_peers(int64_t now) {
       log_(2, "peer " + p.endpoint + " silent for " + std::to_string(silent / 1000) + " s: handshaking again");
     } else if (silent >= probe && now - p.probed_ms >= probe) {
       p.probed_ms = now;
-      send_vector(Link{true, p.endpoint}, false, p.features & wire::kFeatureSigned);
+      start_round(p);
     }
   }
 }
@@ -930,6 +1063,7 @@ void SyncEngine::on_tick() {
     for (auto& [_, p] : peers_) pull_missing(p);
 
   flush_pushes();
+  run_grafts(now);
   spread_members(now);
 
   if (now >= next_round_ms_) {
@@ -938,7 +1072,7 @@ void SyncEngine::on_tick() {
       if (p.ready) ready.push_back(&p);
     std::shuffle(ready.begin(), ready.end(), rng_);
     if (ready.size() > options_.fanout) ready.resize(options_.fanout);
-    for (Peer* p : ready) send_vector(Link{true, p->endpoint}, false, p->features & wire::kFeatureSigned);
+    for (Peer* p : ready) start_round(*p);
     std::uniform_int_distribution<int64_t> jitter(options_.anti_entropy_ms / 2, options_.anti_entropy_ms * 3 / 2);
     next_round_ms_ = now + jitter(rng_);
   }
@@ -949,6 +1083,7 @@ void SyncEngine::on_tick() {
     refusals_reported_ms_ = now;
   }
   if (now - status_refreshed_ms_ >= 100) {
+    spread_hears();
     refresh_status();
     status_refreshed_ms_ = now;
   }

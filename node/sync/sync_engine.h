@@ -66,6 +66,9 @@ struct SyncOptions {
   size_t max_pending_push_bytes = 64 << 20;  // pushes waiting to be sent, per node
   int64_t save_peers_ms = 5000;           // how often peer state is stored in LMDB
   uint64_t seed = 0;
+  // Feature bits (wire::kFeature*) this node does not offer: benchmarks
+  // measure a feature against the protocol without it in the same run.
+  uint64_t features_off = 0;
 };
 
 struct PeerStatus {
@@ -103,6 +106,8 @@ struct SyncCounters {
   uint64_t blocks = 0;           // times a source was cut off
   uint64_t silent_peers = 0;     // ready peers dropped for silence (then handshaken again)
   uint64_t tip_mismatches = 0;   // origins a peer holds at our seq with another chain tip (another branch)
+  uint64_t prunes = 0;           // origins pruned: a peer pushed only what this node held
+  uint64_t grafts = 0;           // origins grafted: a peer announced what no push brought
   uint64_t members_received = 0;  // Members frames taken from authenticated peers
   uint64_t members_accepted = 0;  // entries of them that changed the trust list
   std::map<std::string, uint64_t> members_refused;  // entries refused, by reason (member_refusal_name)
@@ -172,6 +177,14 @@ class SyncEngine {
     int64_t last_seen_ms = 0;
     int64_t probed_ms = 0;  // a vector sent because it was silent
     VersionVector their;  // their vector (seq), as known
+    // Relay trees (kFeatureTree, node/sync/relay_tree.cc), all reset at its
+    // handshake. Per origin, the first seq pushed to it since the last frame
+    // heard from it: a round starts by pushing these again, since a link
+    // that went quiet after a push may have lost it (start_round).
+    std::map<OriginId, uint64_t> unheard;
+    std::set<OriginId> lazy;   // origins it pruned: announced to it (Have), not relayed
+    std::set<OriginId> hears;  // origins it is linked to (its last Tree.hears): not relayed to it
+    std::map<OriginId, uint64_t> have_out;  // announcements for its lazy origins, sent with the pushes
     VectorAssembly incoming_vector;      // a Vector reply being assembled
     size_t credit_used = 0;
     uint64_t bytes_sent = 0, bytes_received = 0, updates_sent = 0, updates_received = 0;  // PeerStatus
@@ -211,6 +224,14 @@ class SyncEngine {
   static constexpr int64_t kLearnedPeerGraceMs = 30'000;  // to say Hello back, else dropped
   // A learned link not ready this long gives way when its device dials in.
   static constexpr int64_t kGiveWayAfterMs = 2'000;
+  // A graft waiting on its delay: a peer announced (Have) what this node
+  // lacks; if no push brings it by due_ms, that peer is grafted and pulled.
+  struct Graft {
+    std::string endpoint;
+    uint64_t seq = 0;
+    int64_t due_ms = 0;
+  };
+  static constexpr int64_t kGraftDelayMs = 10;
   struct Pull {
     std::string endpoint;
     uint64_t from_seq;  // an answer to this pull starts here (others are late or repeated)
@@ -243,6 +264,9 @@ class SyncEngine {
   // carries one. Sets `bound` when the signature verified.
   Status check_hello(const wire::Hello& h, const std::string& link_key, bool& bound) const;
   void send_vector(const Link& link, bool reply, bool tips);
+  void start_round(Peer& p);
+  std::vector<Range> small_diff(const std::map<OriginId, uint64_t>& from, bool signed_link);
+  void answer_diff(const Link& link, const VersionVector& theirs, bool signed_link);
   bool spreads_members() const { return options_.members && !options_.own_key.empty(); }
   void send_members(Peer& p);
   void send_evidence(Peer* to);
@@ -254,10 +278,12 @@ class SyncEngine {
   void handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t now);
   void handle_incoming_hello(const Frame& frame, const wire::Hello& h);
   void handle_incoming(const Frame& frame, wire::Message& m);
+  void take_push(const Link& link, Peer* from, bool tree, wire::Push& push);
   // Applies a vector learned from `node_id` and pulls what we lack from it.
   void learn_vector(const PeerId& id, const VersionVector& theirs, const std::map<OriginId, std::string>& tips);
   void compare_tips(Peer& p, const std::map<OriginId, std::string>& theirs);
   void pull_missing(Peer& p);
+  void reverify_from(Peer& p);
   // Stores received updates; false when the store failed (a full disk, say):
   // then nothing is pulled from `from` again before its next vector.
   bool ingest(std::vector<Update> updates, std::vector<proof::Head> heads, Peer* from);
@@ -265,6 +291,20 @@ class SyncEngine {
   // or else from the peer that last pushed the origin.
   void pull_below(OriginId origin, uint64_t seq, Peer* from);
   void flush_pushes();
+  // Relay trees (relay_tree.cc).
+  bool tree_link(const Peer& p) const { return (p.features & wire::kFeatureTree) != 0; }
+  // Whether a pushed run of `origin` goes to `p` as updates (true) or, for a
+  // relayed origin it hears first hand or pruned, not at all or as a Have.
+  bool relays_to(Peer& p, OriginId origin, uint64_t last);
+  // Whether `origin`'s updates reach `p` other than from this node: it is the
+  // origin, hears it first hand, or pruned it here.
+  bool reaches_otherwise(const Peer& p, OriginId origin) const;
+  void take_tree(Peer& p, const wire::Tree& t);
+  // After the Push frames of one poll are read: prunes for the duplicates.
+  void prune_duplicates(const Link& link, Peer& from, const wire::Push& push);
+  void run_grafts(int64_t now);
+  void spread_hears();
+  void heard_from(Peer& p) { p.unheard.clear(); }
   Peer* peer_by_id(const PeerId& id);
   void release_pulls(Peer& p);
   void refresh_status();
@@ -288,6 +328,7 @@ class SyncEngine {
   std::vector<Update> received_;            // pushed, not yet stored (flush_received)
   std::vector<proof::Head> received_heads_;  // the heads pushed with them
   std::set<std::string> received_from_;               // endpoints of the peers that pushed them
+  std::map<OriginId, std::string> received_origins_;  // the origins among them -> the link that pushed them
   std::map<OriginId, std::string> pushed_by_;         // origin -> endpoint of the peer that last pushed it
   std::map<OriginId, uint64_t> below_;                // origin -> how far below an unchained run to pull it next
   // Evidence this node could not store for a local reason (a full disk): taken
@@ -298,6 +339,9 @@ class SyncEngine {
   int64_t evidence_retry_ms_ = 0;
   std::map<OriginId, uint64_t> forked_;               // origin -> fork seq, of the evidence the node holds
   VersionVector mine_;                                // cached; refreshed on commit
+  std::map<OriginId, Graft> grafts_;                  // one per origin
+  std::vector<OriginId> hears_sent_;                  // the hears last spread to every tree peer
+  std::map<OriginId, uint64_t> poll_seen_;            // per origin, the highest seq pushed in this poll
   int64_t next_round_ms_ = 0;
   uint64_t members_generation_ = 0;  // of the trust list last sent to every peer
 

@@ -293,11 +293,13 @@ bool Cluster::converged() const {
   // So are a revoked origin's updates past its last seq, which nodes that
   // learned of the revocation first no longer take.
   const engine::NodeInfo front = nodes_.front().node->info();
+  // A node that holds nothing below a fork at seq 1 has no entry for it.
   const auto below_forks = [&](VersionVector v) {
     for (auto& [origin, seq] : v) {
       if (auto f = front.fork_evidence.find(origin); f != front.fork_evidence.end()) seq = std::min(seq, f->second - 1);
       if (auto r = front.revoked.find(origin); r != front.revoked.end()) seq = std::min(seq, r->second);
     }
+    std::erase_if(v, [](const auto& e) { return e.second == 0; });
     return v;
   };
   const VersionVector v = below_forks(nodes_.front().node->vector());
