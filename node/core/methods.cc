@@ -9,6 +9,7 @@
 #include "protocol/bytes.h"
 #include "protocol/limits.h"
 #include "protocol/msgpack_codec.h"
+#include "protocol/utf8.h"
 
 namespace replog {
 
@@ -59,6 +60,20 @@ std::optional<MethodFailure> declared_type(const TypeRegistry& schema, const Pat
 
 }  // namespace
 
+namespace {
+
+// The checks every path argument passes, however it was written.
+std::optional<MethodFailure> check_path(const Path& out) {
+  if (out.empty()) return bad_arg("empty path");
+  if (out.size() > limits::kMaxPathSegments)
+    return bad_arg("path longer than " + std::to_string(limits::kMaxPathSegments) + " segments");
+  for (const auto& seg : out)
+    if (seg.empty()) return bad_arg("path \"" + path_to_string(out) + "\" has an empty segment");
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<MethodFailure> parse_path(const Value* v, Path& out) {
   out.clear();
   if (v == nullptr) return bad_arg("missing path");
@@ -72,12 +87,7 @@ std::optional<MethodFailure> parse_path(const Value* v, Path& out) {
   } else {
     return bad_arg(std::string("path must be a string or a list of strings, got ") + v->kind_name());
   }
-  if (out.empty()) return bad_arg("empty path");
-  if (out.size() > limits::kMaxPathSegments)
-    return bad_arg("path longer than " + std::to_string(limits::kMaxPathSegments) + " segments");
-  for (const auto& seg : out)
-    if (seg.empty()) return bad_arg("path \"" + path_to_string(out) + "\" has an empty segment");
-  return std::nullopt;
+  return check_path(out);
 }
 
 namespace {
@@ -210,6 +220,8 @@ std::optional<MethodFailure> m_set(MethodContext& ctx, Value& arg) {
   if (!value) return bad_arg("set needs a value");
   return ctx.set(path, std::move(*value));
 }
+
+using MethodFnPointer = std::optional<MethodFailure> (*)(MethodContext&, Value&);
 
 std::optional<MethodFailure> m_unset(MethodContext& ctx, const Value& arg) {
   if (auto f = need_map(arg, "unset")) return f;
@@ -348,6 +360,35 @@ std::optional<MethodFailure> m_revoke(MethodContext&, const Value& arg) {
 }
 
 }  // namespace
+
+bool is_builtin_set(const MethodFn& fn) {
+  const MethodFnPointer* target = fn.target<MethodFnPointer>();
+  return target != nullptr && *target == &m_set;
+}
+
+std::optional<SetArgument> read_set_argument(std::string_view bytes) {
+  size_t offset = 0;
+  auto pairs = read_msgpack_map_header(bytes, offset);
+  if (!pairs || *pairs != 2) return std::nullopt;
+  auto key = read_msgpack_str(bytes, offset);
+  if (!key || *key != "path") return std::nullopt;
+  auto path = read_msgpack_str(bytes, offset);
+  // The decoder's checks of a string; one it refuses is left to it.
+  if (!path || path->size() > limits::kMaxStringBytes || !is_valid_utf8(*path)) return std::nullopt;
+  key = read_msgpack_str(bytes, offset);
+  if (!key || *key != "value") return std::nullopt;
+  // One level down, inside the argument map, as the whole decode reads it.
+  auto value = decode_msgpack_nested(bytes, offset, 1);
+  if (!value || offset != bytes.size()) return std::nullopt;
+  return SetArgument{*path, std::move(value).value()};
+}
+
+// What m_set does once it has found a string path and a value.
+std::optional<MethodFailure> apply_set(MethodContext& ctx, SetArgument& arg) {
+  Path path = parse_dotted_path(arg.path);
+  if (auto f = check_path(path)) return f;
+  return ctx.set(path, std::move(arg.value));
+}
 
 MethodRegistry MethodRegistry::with_builtins() {
   MethodRegistry r;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 
 #include "node/core/state.h"
 #include "replog/methods.h"
@@ -27,5 +28,23 @@ class MethodAccess {
 
 // Parses a path argument: a list of strings, or a string split at '.'.
 std::optional<MethodFailure> parse_path(const Value* v, Path& out);
+
+// Replay's short way through the built-in set, which nearly every update
+// calls: the argument is read straight from its bytes, its path as a view and
+// only its value decoded, instead of decoding the whole argument map.
+struct SetArgument {
+  std::string_view path;  // the dotted path, inside the argument's bytes
+  Value value;
+};
+// True when `fn` is the built-in set (an application may register another
+// method under that name in a registry without the built-ins).
+bool is_builtin_set(const MethodFn& fn);
+// The argument when its bytes are a map of exactly "path" (a string) and
+// "value", in that order — what every encoder of ours writes — and decode as
+// such; else nothing, and the caller decodes the whole argument. Whatever it
+// returns is what decoding the whole argument gives, so applying it with
+// apply_set gives what calling set with the decoded argument gives.
+std::optional<SetArgument> read_set_argument(std::string_view bytes);
+std::optional<MethodFailure> apply_set(MethodContext& ctx, SetArgument& arg);
 
 }  // namespace replog

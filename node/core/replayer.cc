@@ -40,13 +40,18 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
     result.outcome = Outcome::kUnknownMethod;
   } else {
     std::optional<MethodFailure> failure;
-    auto arg = decode_msgpack(u.arg);
-    if (!arg) {
-      failure = MethodFailure{ConflictKind::kBadArgument, arg.status().message(), {}, {}};
+    // set's argument read straight from its bytes when it has the usual
+    // shape; any other argument decoded whole for the method.
+    std::optional<SetArgument> set_arg;
+    if (is_builtin_set(*fn)) set_arg = read_set_argument(u.arg);
+    std::optional<Result<Value>> arg;
+    if (!set_arg) arg.emplace(decode_msgpack(u.arg));
+    if (arg && !*arg) {
+      failure = MethodFailure{ConflictKind::kBadArgument, arg->status().message(), {}, {}};
     } else {
       auto ctx = MethodAccess::context(state_, u.id, &entry);
       try {
-        failure = (*fn)(ctx, *arg);
+        failure = set_arg ? apply_set(ctx, *set_arg) : (*fn)(ctx, **arg);
         if (!failure) failure = MethodAccess::check_records(ctx);
       } catch (MethodFailure& thrown) {
         failure = std::move(thrown);
