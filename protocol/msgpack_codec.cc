@@ -323,6 +323,8 @@ Result<Value> decode_msgpack_prefix(std::string_view bytes, size_t& offset) {
 }
 
 Result<Value> decode_msgpack_nested(std::string_view bytes, size_t& offset, size_t depth) {
+  // A string, the commonest value, is read without the parser.
+  if (auto text = read_msgpack_str(bytes, offset)) return Value(std::string(*text));
   return decode_at(bytes, offset, depth, "", kProtocolLimits);
 }
 
@@ -358,8 +360,9 @@ std::optional<std::string_view> read_msgpack_str(std::string_view bytes, size_t&
   } else {
     return std::nullopt;
   }
-  if (bytes.size() - offset - header < n) return std::nullopt;
+  if (bytes.size() - offset - header < n || n > limits::kMaxStringBytes) return std::nullopt;
   std::string_view s = bytes.substr(offset + header, n);
+  if (!is_valid_utf8(s)) return std::nullopt;  // as ValueBuilder::visit_str
   offset += header + n;
   return s;
 }

@@ -51,7 +51,8 @@ Result<Value> decode_msgpack_nested(std::string_view bytes, size_t& offset, size
 // next object is not of its kind or is truncated, else advances past it.
 // A map header: its number of key-value pairs.
 std::optional<uint32_t> read_msgpack_map_header(std::string_view bytes, size_t& offset);
-// A str: its bytes, neither copied nor checked as UTF-8.
+// A str the decoders accept (within the protocol limit, valid UTF-8): its
+// bytes, not copied.
 std::optional<std::string_view> read_msgpack_str(std::string_view bytes, size_t& offset);
 
 // Checks, without allocating, that `bytes` is exactly one well-formed

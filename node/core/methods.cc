@@ -9,7 +9,6 @@
 #include "protocol/bytes.h"
 #include "protocol/limits.h"
 #include "protocol/msgpack_codec.h"
-#include "protocol/utf8.h"
 
 namespace replog {
 
@@ -373,8 +372,7 @@ std::optional<SetArgument> read_set_argument(std::string_view bytes) {
   auto key = read_msgpack_str(bytes, offset);
   if (!key || *key != "path") return std::nullopt;
   auto path = read_msgpack_str(bytes, offset);
-  // The decoder's checks of a string; one it refuses is left to it.
-  if (!path || path->size() > limits::kMaxStringBytes || !is_valid_utf8(*path)) return std::nullopt;
+  if (!path) return std::nullopt;
   key = read_msgpack_str(bytes, offset);
   if (!key || *key != "value") return std::nullopt;
   // One level down, inside the argument map, as the whole decode reads it.
