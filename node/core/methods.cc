@@ -57,10 +57,6 @@ std::optional<MethodFailure> declared_type(const TypeRegistry& schema, const Pat
   return std::nullopt;
 }
 
-}  // namespace
-
-namespace {
-
 // The checks every path argument passes, however it was written.
 std::optional<MethodFailure> check_path(const Path& out) {
   if (out.empty()) return bad_arg("empty path");
@@ -220,8 +216,6 @@ std::optional<MethodFailure> m_set(MethodContext& ctx, Value& arg) {
   return ctx.set(path, std::move(*value));
 }
 
-using MethodFnPointer = std::optional<MethodFailure> (*)(MethodContext&, Value&);
-
 std::optional<MethodFailure> m_unset(MethodContext& ctx, const Value& arg) {
   if (auto f = need_map(arg, "unset")) return f;
   Path path;
@@ -361,7 +355,8 @@ std::optional<MethodFailure> m_revoke(MethodContext&, const Value& arg) {
 }  // namespace
 
 bool is_builtin_set(const MethodFn& fn) {
-  const MethodFnPointer* target = fn.target<MethodFnPointer>();
+  using Pointer = std::optional<MethodFailure> (*)(MethodContext&, Value&);
+  const Pointer* target = fn.target<Pointer>();
   return target != nullptr && *target == &m_set;
 }
 

@@ -40,10 +40,10 @@ struct SetArgument {
 // method under that name in a registry without the built-ins).
 bool is_builtin_set(const MethodFn& fn);
 // The argument when its bytes are a map of exactly "path" (a string) and
-// "value", in that order — what every encoder of ours writes — and decode as
-// such; else nothing, and the caller decodes the whole argument. Whatever it
-// returns is what decoding the whole argument gives, so applying it with
-// apply_set gives what calling set with the decoded argument gives.
+// "value", in that order (what every encoder of ours writes), that the whole
+// decode would accept; else nothing, and the caller decodes the whole
+// argument. What it returns is what the whole decode gives, so apply_set
+// with it does what set does with the decoded argument.
 std::optional<SetArgument> read_set_argument(std::string_view bytes);
 std::optional<MethodFailure> apply_set(MethodContext& ctx, SetArgument& arg);
 
