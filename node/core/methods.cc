@@ -377,8 +377,8 @@ std::optional<SetArgument> read_set_argument(std::string_view bytes) {
 }
 
 // What m_set does once it has found a string path and a value.
-std::optional<MethodFailure> apply_set(MethodContext& ctx, SetArgument& arg) {
-  Path path = parse_dotted_path(arg.path);
+std::optional<MethodFailure> apply_set(MethodContext& ctx, SetArgument& arg, Path& path) {
+  parse_dotted_path_into(arg.path, path);
   if (auto f = check_path(path)) return f;
   return ctx.set(path, std::move(arg.value));
 }

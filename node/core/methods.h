@@ -45,6 +45,8 @@ bool is_builtin_set(const MethodFn& fn);
 // argument. What it returns is what the whole decode gives, so apply_set
 // with it does what set does with the decoded argument.
 std::optional<SetArgument> read_set_argument(std::string_view bytes);
-std::optional<MethodFailure> apply_set(MethodContext& ctx, SetArgument& arg);
+// `path` is the caller's to reuse from update to update, so that splitting the
+// path allocates nothing once it has held one as long.
+std::optional<MethodFailure> apply_set(MethodContext& ctx, SetArgument& arg, Path& path);
 
 }  // namespace replog

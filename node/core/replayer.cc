@@ -51,7 +51,7 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
     } else {
       auto ctx = MethodAccess::context(state_, u.id, &entry);
       try {
-        failure = set_arg ? apply_set(ctx, *set_arg) : (*fn)(ctx, **arg);
+        failure = set_arg ? apply_set(ctx, *set_arg, set_path_) : (*fn)(ctx, **arg);
         if (!failure) failure = MethodAccess::check_records(ctx);
       } catch (MethodFailure& thrown) {
         failure = std::move(thrown);

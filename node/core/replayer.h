@@ -106,6 +106,7 @@ class Replayer {
   VersionVector applied_;
   std::map<OriginId, uint64_t> left_out_;
   Observer observer_;
+  Path set_path_;  // the built-in set's path, split anew for each update
 };
 
 }  // namespace replog
