@@ -322,6 +322,51 @@ Result<Value> decode_msgpack_prefix(std::string_view bytes, size_t& offset) {
   return decode_at(bytes, offset, 0, "", kProtocolLimits);
 }
 
+Result<Value> decode_msgpack_nested(std::string_view bytes, size_t& offset, size_t depth) {
+  // A string, the commonest value, is read without the parser.
+  if (auto text = read_msgpack_str(bytes, offset)) return Value(std::string(*text));
+  return decode_at(bytes, offset, depth, "", kProtocolLimits);
+}
+
+std::optional<uint32_t> read_msgpack_map_header(std::string_view bytes, size_t& offset) {
+  if (offset >= bytes.size()) return std::nullopt;
+  auto tag = static_cast<uint8_t>(bytes[offset]);
+  int width = 0;
+  if ((tag & 0xf0) == 0x80) {
+    ++offset;
+    return tag & 0x0f;
+  }
+  if (tag == 0xde) width = 2;
+  else if (tag == 0xdf) width = 4;
+  else return std::nullopt;
+  if (bytes.size() - offset < 1 + static_cast<size_t>(width)) return std::nullopt;
+  auto n = static_cast<uint32_t>(get_be(bytes.data() + offset + 1, width));
+  offset += 1 + static_cast<size_t>(width);
+  return n;
+}
+
+std::optional<std::string_view> read_msgpack_str(std::string_view bytes, size_t& offset) {
+  if (offset >= bytes.size()) return std::nullopt;
+  auto tag = static_cast<uint8_t>(bytes[offset]);
+  size_t header = 1;
+  uint64_t n = 0;
+  if ((tag & 0xe0) == 0xa0) {
+    n = tag & 0x1f;
+  } else if (tag >= 0xd9 && tag <= 0xdb) {
+    int width = 1 << (tag - 0xd9);  // str8, str16, str32
+    if (bytes.size() - offset < 1 + static_cast<size_t>(width)) return std::nullopt;
+    n = get_be(bytes.data() + offset + 1, width);
+    header += static_cast<size_t>(width);
+  } else {
+    return std::nullopt;
+  }
+  if (bytes.size() - offset - header < n || n > limits::kMaxStringBytes) return std::nullopt;
+  std::string_view s = bytes.substr(offset + header, n);
+  if (!is_valid_utf8(s)) return std::nullopt;  // as ValueBuilder::visit_str
+  offset += header + n;
+  return s;
+}
+
 namespace {
 Result<Value> decode_whole(std::string_view bytes, const Limits& lim) {
   size_t off = 0;

@@ -15,6 +15,7 @@
 // much. It never needs a type registry; see TypeRegistry::resolve.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,21 @@ Result<Value> decode_msgpack(std::string_view bytes);
 Result<Value> decode_msgpack_local(std::string_view bytes);
 // Decodes one value starting at `offset` and advances it past the value.
 Result<Value> decode_msgpack_prefix(std::string_view bytes, size_t& offset);
+// Decodes one value starting at `offset`, under the protocol limits, as if it
+// sat `depth` levels down in a value that starts at byte 0 of `bytes`, and
+// advances offset past it. It may refuse what decode_msgpack of the enclosing
+// value accepts (it counts only the bytes from offset on against declared
+// container sizes), never the reverse, and what it accepts decodes alike.
+Result<Value> decode_msgpack_nested(std::string_view bytes, size_t& offset, size_t depth);
+
+// Readers of one header at `offset` that allocate nothing, for a caller that
+// knows the shape it expects: each returns nothing (offset unchanged) when the
+// next object is not of its kind or is truncated, else advances past it.
+// A map header: its number of key-value pairs.
+std::optional<uint32_t> read_msgpack_map_header(std::string_view bytes, size_t& offset);
+// A str the decoders accept (within the protocol limit, valid UTF-8): its
+// bytes, not copied.
+std::optional<std::string_view> read_msgpack_str(std::string_view bytes, size_t& offset);
 
 // Checks, without allocating, that `bytes` is exactly one well-formed
 // MessagePack object no deeper than `max_depth` whose declared container

@@ -57,6 +57,16 @@ std::optional<MethodFailure> declared_type(const TypeRegistry& schema, const Pat
   return std::nullopt;
 }
 
+// The checks every path argument passes, however it was written.
+std::optional<MethodFailure> check_path(const Path& out) {
+  if (out.empty()) return bad_arg("empty path");
+  if (out.size() > limits::kMaxPathSegments)
+    return bad_arg("path longer than " + std::to_string(limits::kMaxPathSegments) + " segments");
+  for (const auto& seg : out)
+    if (seg.empty()) return bad_arg("path \"" + path_to_string(out) + "\" has an empty segment");
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<MethodFailure> parse_path(const Value* v, Path& out) {
@@ -72,12 +82,7 @@ std::optional<MethodFailure> parse_path(const Value* v, Path& out) {
   } else {
     return bad_arg(std::string("path must be a string or a list of strings, got ") + v->kind_name());
   }
-  if (out.empty()) return bad_arg("empty path");
-  if (out.size() > limits::kMaxPathSegments)
-    return bad_arg("path longer than " + std::to_string(limits::kMaxPathSegments) + " segments");
-  for (const auto& seg : out)
-    if (seg.empty()) return bad_arg("path \"" + path_to_string(out) + "\" has an empty segment");
-  return std::nullopt;
+  return check_path(out);
 }
 
 namespace {
@@ -348,6 +353,35 @@ std::optional<MethodFailure> m_revoke(MethodContext&, const Value& arg) {
 }
 
 }  // namespace
+
+bool is_builtin_set(const MethodFn& fn) {
+  using Pointer = std::optional<MethodFailure> (*)(MethodContext&, Value&);
+  const Pointer* target = fn.target<Pointer>();
+  return target != nullptr && *target == &m_set;
+}
+
+std::optional<SetArgument> read_set_argument(std::string_view bytes) {
+  size_t offset = 0;
+  auto pairs = read_msgpack_map_header(bytes, offset);
+  if (!pairs || *pairs != 2) return std::nullopt;
+  auto key = read_msgpack_str(bytes, offset);
+  if (!key || *key != "path") return std::nullopt;
+  auto path = read_msgpack_str(bytes, offset);
+  if (!path) return std::nullopt;
+  key = read_msgpack_str(bytes, offset);
+  if (!key || *key != "value") return std::nullopt;
+  // One level down, inside the argument map, as the whole decode reads it.
+  auto value = decode_msgpack_nested(bytes, offset, 1);
+  if (!value || offset != bytes.size()) return std::nullopt;
+  return SetArgument{*path, std::move(value).value()};
+}
+
+// What m_set does once it has found a string path and a value.
+std::optional<MethodFailure> apply_set(MethodContext& ctx, SetArgument& arg, Path& path) {
+  parse_dotted_path_into(arg.path, path);
+  if (auto f = check_path(path)) return f;
+  return ctx.set(path, std::move(arg.value));
+}
 
 MethodRegistry MethodRegistry::with_builtins() {
   MethodRegistry r;

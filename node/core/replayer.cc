@@ -12,8 +12,18 @@ std::string halt_reason(const UpdateView& u, const std::string& what) {
 
 }  // namespace
 
+UndoEntry& Replayer::next_undo_slot() {
+  // The ring grows to window_ + 1 slots as the window fills; the head moves
+  // only once it is that large, so a ring without a free slot starts at 0.
+  if (undo_size_ == undo_.size()) undo_.emplace_back();
+  UndoEntry& slot = undo_[(undo_head_ + undo_size_) % undo_.size()];
+  slot.ops.clear();  // what an entry that left the window held
+  slot.heard = false;
+  return slot;
+}
+
 Replayer::Applied Replayer::apply(const UpdateView& u) {
-  UndoEntry entry;
+  UndoEntry& entry = next_undo_slot();
   entry.id = u.id;
   entry.seq = u.seq;
   auto prev = applied_.find(u.id.origin);
@@ -30,13 +40,18 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
     result.outcome = Outcome::kUnknownMethod;
   } else {
     std::optional<MethodFailure> failure;
-    auto arg = decode_msgpack(u.arg);
-    if (!arg) {
-      failure = MethodFailure{ConflictKind::kBadArgument, arg.status().message(), {}, {}};
+    // set's argument read straight from its bytes when it has the usual
+    // shape; any other argument decoded whole for the method.
+    std::optional<SetArgument> set_arg;
+    if (is_builtin_set(*fn)) set_arg = read_set_argument(u.arg);
+    std::optional<Result<Value>> arg;
+    if (!set_arg) arg.emplace(decode_msgpack(u.arg));
+    if (arg && !*arg) {
+      failure = MethodFailure{ConflictKind::kBadArgument, arg->status().message(), {}, {}};
     } else {
       auto ctx = MethodAccess::context(state_, u.id, &entry);
       try {
-        failure = (*fn)(ctx, *arg);
+        failure = set_arg ? apply_set(ctx, *set_arg, set_path_) : (*fn)(ctx, **arg);
         if (!failure) failure = MethodAccess::check_records(ctx);
       } catch (MethodFailure& thrown) {
         failure = std::move(thrown);
@@ -67,10 +82,11 @@ Replayer::Applied Replayer::apply(const UpdateView& u) {
     entry.heard = true;
     observer_({result.outcome == Outcome::kApplied ? Event::Kind::kApplied : Event::Kind::kConflict, entry});
   }
-  undo_.push_back(std::move(entry));
-  if (undo_.size() > window_) {
-    floor_ = undo_.front().id;
-    undo_.pop_front();
+  if (undo_size_ < window_) {
+    ++undo_size_;
+  } else {
+    floor_ = undo_[undo_head_].id;
+    undo_head_ = (undo_head_ + 1) % undo_.size();
   }
   return result;
 }
@@ -83,24 +99,27 @@ bool Replayer::can_rollback_to(const UpdateId& id) const {
 }
 
 void Replayer::rollback_newest(size_t n) {
-  while (n-- > 0 && !undo_.empty()) {
-    UndoEntry& e = undo_.back();
+  while (n-- > 0 && undo_size_ > 0) {
+    UndoEntry& e = undo_at(undo_size_ - 1);
     state_.undo(e);
     if (observer_ && e.heard) observer_({Event::Kind::kRolledBack, e});
     if (e.prev_origin_seq == 0) applied_.erase(e.id.origin);
     else applied_[e.id.origin] = e.prev_origin_seq;
-    undo_.pop_back();
-    last_ = undo_.empty() ? floor_ : std::optional<UpdateId>(undo_.back().id);
+    e.ops.clear();
+    --undo_size_;
+    last_ = undo_size_ == 0 ? floor_ : std::optional<UpdateId>(undo_at(undo_size_ - 1).id);
   }
 }
 
 void Replayer::rollback_to(const UpdateId& id) {
-  while (!undo_.empty() && undo_.back().id >= id) rollback_newest(1);
+  while (undo_size_ > 0 && undo_at(undo_size_ - 1).id >= id) rollback_newest(1);
 }
 
 void Replayer::reset(State state, std::optional<UpdateId> cut, VersionVector applied) {
   state_ = std::move(state);
-  undo_.clear();
+  undo_.clear();  // and the values the entries held
+  undo_head_ = 0;
+  undo_size_ = 0;
   floor_ = cut;
   last_ = cut;
   applied_ = std::move(applied);

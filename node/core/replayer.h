@@ -20,7 +20,6 @@
 #pragma once
 
 #include <algorithm>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -83,19 +82,31 @@ class Replayer {
   std::optional<UpdateId> last_applied() const { return last_; }
   // Per origin, the highest seq folded into state.
   const VersionVector& applied_vector() const { return applied_; }
-  size_t undo_depth() const { return undo_.size(); }
+  size_t undo_depth() const { return undo_size_; }
   const MethodRegistry& methods() const { return methods_; }
 
  private:
   const MethodRegistry& methods_;
   size_t window_;
+  // The i-th oldest entry in the undo window (i < undo_size_).
+  UndoEntry& undo_at(size_t i) { return undo_[(undo_head_ + i) % undo_.size()]; }
+  // The slot the next update's entry is built in: past the newest, and never
+  // one the window holds, so an update that halts loses nothing.
+  UndoEntry& next_undo_slot();
+
   State state_;
-  std::deque<UndoEntry> undo_;
+  // The undo window as a ring of (at most) window_ + 1 slots, reused: an entry keeps
+  // the capacity of its ops between updates, so applying allocates nothing
+  // for undo beyond the values the ops hold.
+  std::vector<UndoEntry> undo_;
+  size_t undo_head_ = 0;  // the oldest entry
+  size_t undo_size_ = 0;
   std::optional<UpdateId> floor_;  // last applied update not in the undo window
   std::optional<UpdateId> last_;
   VersionVector applied_;
   std::map<OriginId, uint64_t> left_out_;
   Observer observer_;
+  Path set_path_;  // the built-in set's path, split anew for each update
 };
 
 }  // namespace replog

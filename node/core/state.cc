@@ -17,13 +17,23 @@ std::string path_to_string(const Path& path) {
 
 Path parse_dotted_path(std::string_view text) {
   Path p;
+  parse_dotted_path_into(text, p);
+  return p;
+}
+
+void parse_dotted_path_into(std::string_view text, Path& out) {
+  size_t n = 0;
   size_t start = 0;
   while (true) {
     size_t dot = text.find('.', start);
-    p.emplace_back(text.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
-    if (dot == std::string_view::npos) return p;
+    std::string_view seg = text.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (n < out.size()) out[n].assign(seg);
+    else out.emplace_back(seg);
+    ++n;
+    if (dot == std::string_view::npos) break;
     start = dot + 1;
   }
+  out.resize(n);
 }
 
 const char* conflict_kind_name(ConflictKind kind) {

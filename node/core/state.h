@@ -31,6 +31,10 @@ namespace replog {
 
 class State;
 
+// parse_dotted_path (replog/types.h) into `out`, reusing its vector and
+// strings: no allocation when `out` already holds as many segments, each as long.
+void parse_dotted_path_into(std::string_view text, Path& out);
+
 // The inverse of every change one update made, newest last.
 struct UndoEntry {
   // `path` is where undo writes `old` back; `written` is where the update
