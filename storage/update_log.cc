@@ -402,16 +402,58 @@ std::map<std::string, std::string> LogTxn::peers() {
 }
 
 Status LogTxn::put_update(const UpdateId& id, uint64_t seq, std::string_view body) {
-  auto key = id.key();
-  REPLOG_RETURN_IF_ERROR(put(log_->log_, key_view(key), body, MDB_NOOVERWRITE));
-  REPLOG_RETURN_IF_ERROR(put(log_->seq_, seq_key(id.origin, seq), key_view(key)));
-  std::string vec(16, '\0');
-  put_u64_be(vec.data(), seq);
-  put_u64_be(vec.data() + 8, id.hlc);
-  REPLOG_RETURN_IF_ERROR(put(log_->vector_, u64_be(id.origin), vec));
+  std::vector<NewUpdate> one{{id, seq, body}};
+  return put_updates(one);
+}
 
-  // A checkpoint whose cut is at or above this key no longer equals the fold
-  // of the updates below its cut: delete it and every newer one, now.
+Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
+  if (updates.empty()) return Status::ok();
+  std::sort(updates.begin(), updates.end(), [](const NewUpdate& x, const NewUpdate& y) { return x.id < y.id; });
+  if (fault::fires(fault::Point::kPutMapFull, log_->dir_)) return lmdb_error(MDB_MAP_FULL, "put");
+  MDB_cursor* log = nullptr;
+  MDB_cursor* seq = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->log_, &log);
+  if (rc == 0) rc = mdb_cursor_open(txn_, log_->seq_, &seq);
+  // Keys above the log's last are appended: no search, and full pages
+  // instead of the half-full ones a split leaves (MDB_APPEND).
+  std::optional<UpdateId> last;
+  MDB_val k, v;
+  if (rc == 0) {
+    rc = mdb_cursor_get(log, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 16) last = UpdateId::from_key(view(k));
+    if (rc == MDB_NOTFOUND) rc = 0;
+  }
+  std::map<OriginId, VectorEntry> vector;  // each origin's last, written once
+  for (size_t i = 0; rc == 0 && i < updates.size(); ++i) {
+    const NewUpdate& u = updates[i];
+    auto key = u.id.key();
+    const bool append = !last || u.id > *last;
+    k = val(key_view(key));
+    v = val(u.body);
+    rc = mdb_cursor_put(log, &k, &v, append ? MDB_APPEND : MDB_NOOVERWRITE);
+    if (rc) break;
+    if (append) last = u.id;
+    const std::string sk = seq_key(u.id.origin, u.seq);
+    k = val(sk);
+    v = val(key_view(key));
+    rc = mdb_cursor_put(seq, &k, &v, 0);
+    vector[u.id.origin] = VectorEntry{u.seq, u.id.hlc};
+  }
+  if (log) mdb_cursor_close(log);
+  if (seq) mdb_cursor_close(seq);
+  if (rc) return lmdb_error(rc, "put");
+  for (const auto& [origin, e] : vector) {
+    std::string vec(16, '\0');
+    put_u64_be(vec.data(), e.seq);
+    put_u64_be(vec.data() + 8, e.last_hlc);
+    REPLOG_RETURN_IF_ERROR(put(log_->vector_, u64_be(origin), vec));
+  }
+  return drop_checkpoints_from(updates.front().id);
+}
+
+// A checkpoint whose cut is at or above `id` no longer equals the fold of the
+// updates below its cut once `id` is stored: deletes it and every newer one.
+Status LogTxn::drop_checkpoints_from(const UpdateId& id) {
   if (!newest_checkpoint_) {
     MDB_cursor* c = nullptr;
     MDB_val k, v;
@@ -426,6 +468,7 @@ Status LogTxn::put_update(const UpdateId& id, uint64_t seq, std::string_view bod
   MDB_cursor* c = nullptr;
   int rc = mdb_cursor_open(txn_, log_->checkpoints_, &c);
   if (rc) return lmdb_error(rc, "open checkpoint cursor");
+  auto key = id.key();
   MDB_val k = val(key_view(key)), v;
   for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     rc = mdb_cursor_del(c, 0);

@@ -156,6 +156,17 @@ class LogTxn {
   // Stores an update whose checks have passed: log, seq index and vector, and
   // deletes every checkpoint whose cut is at or above its key (same transaction).
   Status put_update(const UpdateId& id, uint64_t seq, std::string_view body);
+  // The same for many updates, in key order (the vector sorted): those whose
+  // keys lie above the log's last are appended (MDB_APPEND), and each
+  // origin's vector entry is written once. Bodies are read in place.
+  // REQUIRES: each origin's updates in seq order once sorted by key (hlc
+  // rises with seq), as the checks of received updates make sure.
+  struct NewUpdate {
+    UpdateId id;
+    uint64_t seq = 0;
+    std::string_view body;
+  };
+  Status put_updates(std::vector<NewUpdate>& updates);
   Status put_meta(std::string_view name, std::string_view value);
   Status delete_meta(std::string_view name);
   Status put_checkpoint(const UpdateId& cut, std::string_view bytes);
@@ -178,6 +189,7 @@ class LogTxn {
   void scan(MDB_dbi dbi, bool reverse, const std::function<void(std::string_view, std::string_view)>& fn);
   void note(int rc, const char* what);
   Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
+  Status drop_checkpoints_from(const UpdateId& id);
 
   const UpdateLog* log_;
   MDB_txn* txn_;

@@ -37,6 +37,10 @@ struct Node::Batch {
   uint64_t hlc_ceiling = 0;
   size_t puts = 0;                        // records written in this transaction
   std::vector<UpdateView> accepted;       // received and stored, to fold (views into requests)
+  // Received updates whose checks passed, put by store_staged() in key order
+  // (bodies are views into requests). Reads of the log that may need them put
+  // them first.
+  std::vector<LogTxn::NewUpdate> staged;
   std::vector<Update> committed;          // for the commit listener, in commit order
   std::map<OriginId, VectorEntry> held;   // vector entries, read once per batch and kept current
   // Own heads to sign once the batch has committed, each with the origin and

@@ -205,6 +205,9 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
                                          what(origin, run[i - 1]->seq()) + ": a hole or a repeat after it, before its head"));
       return store_run(b, req, origin, tail, head, batch_key);
     }
+  // What this batch has checked is put before the log is read for it.
+  const bool reads_log = run.front()->seq() <= held.seq || (held.seq > 0 && (!rec || rec->seq != held.seq));
+  if (reads_log) REPLOG_RETURN_IF_ERROR(store_staged(b));
   if (run.back()->seq() != head.seq) {
     // Held byte for byte (another copy of a seq in the batch, judged on its own): duplicates.
     const bool held_already = std::all_of(run.begin(), run.end(), [&](const Update* u) {
@@ -298,7 +301,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   rep.duplicates += fresh;
   for (size_t i = fresh; i < run.size(); ++i) {
     const Update& u = *run[i];
-    REPLOG_RETURN_IF_ERROR(b.txn.put_update(u.id(), u.seq(), u.body()));
+    b.staged.push_back({u.id(), u.seq(), u.body()});
     ++b.puts;
     hlc_->advance_to(u.id().hlc);
     held = VectorEntry{u.seq(), u.id().hlc};

@@ -320,6 +320,7 @@ class Node final : public SyncStore {
   Status fork_by_proof(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
                        const proof::Head& head, const std::string& key);
   Status fold_received(Batch& b);
+  Status store_staged(Batch& b);
   Status store_calls(Batch& b);
   Status store_one_call(Batch& b, Request& req);
   bool retires_own_origin(Request& req);

@@ -180,6 +180,7 @@ Status Node::run_batch(Batch& b) {
   // Received updates first: local calls get later timestamps anyway.
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kIngest) REPLOG_RETURN_IF_ERROR(store_received(b, *req));
+  REPLOG_RETURN_IF_ERROR(store_staged(b));
   REPLOG_RETURN_IF_ERROR(store_evidence_requests(b));
   REPLOG_RETURN_IF_ERROR(refresh_left_out(b));
   REPLOG_RETURN_IF_ERROR(fold_received(b));
@@ -211,6 +212,7 @@ void Node::recover_after_abort() {
 
 Status Node::store_received(Batch& b, Request& req) {
   req.report = IngestReport{};
+  REPLOG_RETURN_IF_ERROR(store_staged(b));  // an earlier request's, which this one's checks may read
   if (!options_.verify_origins) {
     for (const Update& u : req.updates) REPLOG_RETURN_IF_ERROR(store_one_received(b, req, u));
     return Status::ok();
@@ -261,7 +263,9 @@ Status Node::store_received(Batch& b, Request& req) {
       if (u->seq() > held && !other_seqs.count(u->seq())) others.push_back(u);
     std::stable_sort(others.begin(), others.end(), [](const Update* x, const Update* y) { return x->seq() < y->seq(); });
     const size_t refused_first = req.report.refused.size();
+    REPLOG_RETURN_IF_ERROR(store_staged(b));
     REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, others, hs));
+    REPLOG_RETURN_IF_ERROR(store_staged(b));
     // What the second pass stored is not refused: drop the first pass's word on it.
     const uint64_t now_held = b.held.count(origin) ? b.held.at(origin).seq : 0;
     if (now_held > held) {
@@ -288,6 +292,7 @@ Status Node::store_one_received(Batch& b, Request& req, const Update& u) {
   HeldOrigin h{held.seq, held.last_hlc, quarantined_.count(origin) > 0, std::nullopt, std::nullopt};
   std::optional<std::string> body_at_seq;
   if (u.seq() <= held.seq && !h.quarantined && !is_reserved_origin(origin)) {
+    REPLOG_RETURN_IF_ERROR(store_staged(b));  // the held update may be one of this batch's
     h.id_at_seq = b.txn.id_of(origin, u.seq());
     if (h.id_at_seq) body_at_seq = b.txn.body(*h.id_at_seq);
     if (body_at_seq) h.body_at_seq = *body_at_seq;
@@ -309,7 +314,7 @@ Status Node::store_one_received(Batch& b, Request& req, const Update& u) {
     rep.origin_changed = true;
     return leave_origin(b, "this node's origin forked: " + rep.refused.back().detail);
   }
-  REPLOG_RETURN_IF_ERROR(b.txn.put_update(u.id(), u.seq(), u.body()));
+  b.staged.push_back({u.id(), u.seq(), u.body()});
   ++b.puts;
   hlc_->advance_to(u.id().hlc);
   held = VectorEntry{u.seq(), u.id().hlc};
@@ -321,6 +326,13 @@ Status Node::store_one_received(Batch& b, Request& req, const Update& u) {
   // Someone else wrote as this node: keep it (others hold it) and write on as a fresh origin.
   rep.origin_changed = true;
   return leave_origin(b, "received seq " + std::to_string(u.seq()) + " of this node's origin, which it never wrote");
+}
+
+// Puts what the batch's checks passed (Batch::staged), in key order.
+Status Node::store_staged(Batch& b) {
+  Status s = b.txn.put_updates(b.staged);
+  b.staged.clear();
+  return s;
 }
 
 // Folds what store_received stored: at the head, a few positions late (undo
