@@ -72,7 +72,7 @@ Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const
   struct {
     const char* name;
     MDB_dbi* dbi;
-  } dbs[] = {{"log", &log->log_},       {"seq", &log->seq_},         {"vector", &log->vector_},
+  } dbs[] = {{"log", &log->log_},       {"vector", &log->vector_},
              {"meta", &log->meta_},     {"checkpoints", &log->checkpoints_}, {"forks", &log->forks_},
              {"peers", &log->peers_},  {"origins", &log->origins_},   {"heads", &log->heads_},
              {"evidence", &log->evidence_}};
@@ -82,6 +82,23 @@ Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const
       mdb_txn_abort(txn);
       return lmdb_error(rc, std::string("open database ") + d.name);
     }
+  }
+  rc = mdb_dbi_open(txn, "seqs", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED, &log->seqs_);
+  if (rc) {
+    mdb_txn_abort(txn);
+    return lmdb_error(rc, "open database seqs");
+  }
+  // The seq index as storage format 2 and earlier laid it out, until a
+  // writer upgrades the directory (LogTxn::upgrade_seq_index).
+  rc = mdb_dbi_open(txn, "seq", 0, &log->legacy_seq_);
+  if (rc == 0) {
+    MDB_stat st;
+    rc = mdb_stat(txn, log->legacy_seq_, &st);
+    log->reads_legacy_seq_ = rc == 0 && st.ms_entries > 0;
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND) {
+    mdb_txn_abort(txn);
+    return lmdb_error(rc, "open database seq");
   }
   rc = mdb_txn_commit(txn);
   if (rc) return lmdb_error(rc, "commit");
@@ -220,6 +237,7 @@ Status LogTxn::commit() {
   int rc = mdb_txn_commit(txn_);
   txn_ = nullptr;
   end();
+  if (rc == 0 && upgraded_seq_index_) log_->reads_legacy_seq_ = false;
   if (rc == 0) return Status::ok();
   // LMDB reports a short write as EIO; say so when the disk is what ran out.
   struct statvfs fs;
@@ -300,9 +318,63 @@ std::optional<std::string> LogTxn::body(const UpdateId& id) {
 }
 
 std::optional<UpdateId> LogTxn::id_of(OriginId origin, uint64_t seq) {
-  auto v = get(log_->seq_, seq_key(origin, seq));
-  if (!v || v->size() != 16) return std::nullopt;
-  return UpdateId::from_key(*v);
+  if (log_->reads_legacy_seq_ && !upgraded_seq_index_) {
+    auto v = get(log_->legacy_seq_, seq_key(origin, seq));
+    if (!v || v->size() != 16) return std::nullopt;
+    return UpdateId::from_key(*v);
+  }
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->seqs_, &c);
+  note(rc, "open seq index cursor");
+  if (rc) return std::nullopt;
+  const std::string origin_key = u64_be(origin);
+  char entry[kSeqEntryBytes] = {};
+  put_u64_be(entry, seq);
+  MDB_val k = val(origin_key), v{sizeof entry, entry};
+  std::optional<UpdateId> out;
+  // The origin's first entry at or above (seq, zero key): this seq's, if held.
+  rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+  if (rc != MDB_NOTFOUND) note(rc, "read seq index");
+  if (rc == 0 && v.mv_size == kSeqEntryBytes && get_u64_be(static_cast<const char*>(v.mv_data)) == seq)
+    out = UpdateId::from_key(view(v).substr(8));
+  mdb_cursor_close(c);
+  return out;
+}
+
+Status LogTxn::upgrade_seq_index() {
+  if (!log_->reads_legacy_seq_) {
+    // Nothing held in the old layout; an empty old database goes too.
+    MDB_dbi old = 0;
+    int rc = mdb_dbi_open(txn_, "seq", 0, &old);
+    if (rc == MDB_NOTFOUND) return Status::ok();
+    if (rc == 0) rc = mdb_drop(txn_, old, 1);
+    return rc ? lmdb_error(rc, "drop the old seq index") : Status::ok();
+  }
+  MDB_cursor* from = nullptr;
+  MDB_cursor* to = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->legacy_seq_, &from);
+  if (rc == 0) rc = mdb_cursor_open(txn_, log_->seqs_, &to);
+  MDB_val k, v;
+  // Old keys are origin||seq in order: each origin's entries come in seq order and append.
+  for (rc = rc ? rc : mdb_cursor_get(from, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(from, &k, &v, MDB_NEXT)) {
+    if (k.mv_size != 16 || v.mv_size != 16) {
+      rc = MDB_CORRUPTED;
+      break;
+    }
+    char entry[kSeqEntryBytes];
+    std::memcpy(entry, static_cast<const char*>(k.mv_data) + 8, 8);
+    std::memcpy(entry + 8, v.mv_data, 16);
+    MDB_val origin{8, k.mv_data}, e{sizeof entry, entry};
+    rc = mdb_cursor_put(to, &origin, &e, MDB_APPENDDUP);
+    if (rc) break;
+  }
+  if (from) mdb_cursor_close(from);
+  if (to) mdb_cursor_close(to);
+  if (rc != MDB_NOTFOUND) return lmdb_error(rc, "copy the seq index to its format 3 layout");
+  rc = mdb_drop(txn_, log_->legacy_seq_, 1);
+  if (rc) return lmdb_error(rc, "drop the old seq index");
+  upgraded_seq_index_ = true;
+  return Status::ok();
 }
 
 Result<std::vector<std::pair<UpdateId, std::string>>> LogTxn::bodies_since(VersionVector& seen, size_t max) {
@@ -410,10 +482,13 @@ Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
   if (updates.empty()) return Status::ok();
   std::sort(updates.begin(), updates.end(), [](const NewUpdate& x, const NewUpdate& y) { return x.id < y.id; });
   if (fault::fires(fault::Point::kPutMapFull, log_->dir_)) return lmdb_error(MDB_MAP_FULL, "put");
+  if (log_->reads_legacy_seq_ && !upgraded_seq_index_)
+    return Status::invalid_argument(log_->dir_ + ": the seq index is in the layout of storage format 2; "
+                                    "a node opened for writing upgrades it");
   MDB_cursor* log = nullptr;
   MDB_cursor* seq = nullptr;
   int rc = mdb_cursor_open(txn_, log_->log_, &log);
-  if (rc == 0) rc = mdb_cursor_open(txn_, log_->seq_, &seq);
+  if (rc == 0) rc = mdb_cursor_open(txn_, log_->seqs_, &seq);
   // Keys above the log's last are appended: no search, and full pages
   // instead of the half-full ones a split leaves (MDB_APPEND).
   std::optional<UpdateId> last;
@@ -433,10 +508,7 @@ Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
     rc = mdb_cursor_put(log, &k, &v, append ? MDB_APPEND : MDB_NOOVERWRITE);
     if (rc) break;
     if (append) last = u.id;
-    const std::string sk = seq_key(u.id.origin, u.seq);
-    k = val(sk);
-    v = val(key_view(key));
-    rc = mdb_cursor_put(seq, &k, &v, 0);
+    rc = put_seq_entry(seq, u.id.origin, u.seq, key_view(key));
     vector[u.id.origin] = VectorEntry{u.seq, u.id.hlc};
   }
   if (log) mdb_cursor_close(log);
@@ -449,6 +521,28 @@ Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
     REPLOG_RETURN_IF_ERROR(put(log_->vector_, u64_be(origin), vec));
   }
   return drop_checkpoints_from(updates.front().id);
+}
+
+// One seq index entry: appended after the origin's last (MDB_APPENDDUP), or,
+// below it, put in place of the entry the seq has.
+int LogTxn::put_seq_entry(MDB_cursor* c, OriginId origin, uint64_t seq, std::string_view key) {
+  const std::string origin_key = u64_be(origin);
+  char entry[kSeqEntryBytes];
+  put_u64_be(entry, seq);
+  std::memcpy(entry + 8, key.data(), 16);
+  MDB_val k = val(origin_key), v{sizeof entry, entry};
+  int rc = mdb_cursor_put(c, &k, &v, MDB_APPENDDUP);
+  if (rc != MDB_KEYEXIST) return rc;
+  char at[kSeqEntryBytes] = {};
+  put_u64_be(at, seq);
+  MDB_val found{sizeof at, at};
+  rc = mdb_cursor_get(c, &k, &found, MDB_GET_BOTH_RANGE);
+  if (rc == 0 && found.mv_size == kSeqEntryBytes && get_u64_be(static_cast<const char*>(found.mv_data)) == seq)
+    rc = mdb_cursor_del(c, 0);
+  if (rc != 0 && rc != MDB_NOTFOUND) return rc;
+  k = val(origin_key);
+  v = MDB_val{sizeof entry, entry};
+  return mdb_cursor_put(c, &k, &v, 0);
 }
 
 // A checkpoint whose cut is at or above `id` no longer equals the fold of the

@@ -1,7 +1,7 @@
 // UpdateLog: one LMDB environment per data directory (docs/STORAGE.md), with
 // named databases
 //   log          key(16) = hlc||origin      -> body           (replay order)
-//   seq          origin(8)||seq(8)          -> key(16)
+//   seqs         origin(8)                  -> seq(8)||key(16), sorted duplicates (the seq index)
 //   vector       origin(8)                  -> seq(8)||last hlc(8)
 //   meta         name                       -> bytes          (node id, cluster, HLC mark, format)
 //   checkpoints  cut key(16)                -> MessagePack checkpoint
@@ -21,6 +21,7 @@
 
 #include <lmdb.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -39,8 +40,10 @@
 namespace replog {
 
 // 2: signed origins (origins, heads, evidence; origin ids derived from keys).
-// Format 1 directories are upgraded in place when a node opens them.
-inline constexpr uint32_t kStorageFormatVersion = 2;
+// 3: the seq index as sorted duplicates per origin (`seqs`), which appends;
+//    format 2 kept it in `seq`, keyed origin||seq.
+// Older directories are upgraded in place when a node opens them for writing.
+inline constexpr uint32_t kStorageFormatVersion = 3;
 
 // Names in the `meta` database (docs/STORAGE.md).
 namespace meta {
@@ -178,6 +181,10 @@ class LogTxn {
   Status put_head(OriginId origin, const StoredHead& head);
   Status delete_head(OriginId origin, uint64_t seq);
   Status put_evidence(OriginId origin, std::string_view bytes);
+  // Storage format 2 to 3: moves the seq index to its `seqs` layout and
+  // drops the old database. Reads see the new layout at once; other
+  // transactions once this one commits. Does nothing on a format 3 log.
+  Status upgrade_seq_index();
 
  private:
   friend class UpdateLog;
@@ -190,6 +197,8 @@ class LogTxn {
   void note(int rc, const char* what);
   Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
   Status drop_checkpoints_from(const UpdateId& id);
+  int put_seq_entry(MDB_cursor* c, OriginId origin, uint64_t seq, std::string_view key);
+  static constexpr size_t kSeqEntryBytes = 24;  // seq(8) || log key(16)
 
   const UpdateLog* log_;
   MDB_txn* txn_;
@@ -198,6 +207,7 @@ class LogTxn {
   // The newest checkpoint cut as of this transaction, read on first need, so
   // that appending above it costs no cursor. Empty optional inside: none.
   std::optional<std::optional<UpdateId>> newest_checkpoint_;
+  bool upgraded_seq_index_ = false;  // upgrade_seq_index() moved the old layout in this transaction
   Status read_error_;
 };
 
@@ -249,7 +259,11 @@ class UpdateLog {
   Status resize_locked(bool force);
 
   mutable MapGate gate_;
-  MDB_dbi log_ = 0, seq_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0, peers_ = 0, origins_ = 0,
+  // The old seq index (`seq`) holds entries: reads use it until a writer
+  // upgrades the directory to format 3.
+  mutable std::atomic<bool> reads_legacy_seq_{false};
+  MDB_dbi legacy_seq_ = 0;
+  MDB_dbi log_ = 0, seqs_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0, peers_ = 0, origins_ = 0,
           heads_ = 0, evidence_ = 0;
 };
 

@@ -277,7 +277,7 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
 
   auto log = open_log(dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("2"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("3"));
   auto rec = txn->origin_record(legacy);
   ASSERT_TRUE(rec);
   EXPECT_TRUE(rec->legacy);
@@ -294,6 +294,132 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
   auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
   ASSERT_TRUE(report);
   EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
+}
+
+// Rewrites a format 3 directory's seq index as storage format 2 laid it out:
+// `seq`, keyed origin(8)||seq(8), each value the 16-byte log key; and marks
+// the directory format 2. What a directory written by a format 2 build holds.
+void rewrite_as_format_two(const std::string& dir) {
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 16);
+  ASSERT_EQ(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600), 0);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  MDB_dbi seqs = 0, seq = 0, meta_db = 0;
+  ASSERT_EQ(mdb_dbi_open(txn, "seqs", MDB_DUPSORT | MDB_DUPFIXED, &seqs), 0);
+  ASSERT_EQ(mdb_dbi_open(txn, "seq", MDB_CREATE, &seq), 0);
+  ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta_db), 0);
+  MDB_cursor* c = nullptr;
+  ASSERT_EQ(mdb_cursor_open(txn, seqs, &c), 0);
+  MDB_val k, v;
+  size_t moved = 0;
+  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    ASSERT_EQ(k.mv_size, 8u);
+    ASSERT_EQ(v.mv_size, 24u);
+    std::string old_key(static_cast<const char*>(k.mv_data), 8);
+    old_key.append(static_cast<const char*>(v.mv_data), 8);
+    MDB_val ok{old_key.size(), old_key.data()}, ov{16, static_cast<char*>(v.mv_data) + 8};
+    ASSERT_EQ(mdb_put(txn, seq, &ok, &ov, 0), 0);
+    ++moved;
+  }
+  mdb_cursor_close(c);
+  EXPECT_GT(moved, 0u);
+  ASSERT_EQ(mdb_drop(txn, seqs, 1), 0);
+  std::string name = meta::kFormat, two = "2";
+  MDB_val mk{name.size(), name.data()}, mv{two.size(), two.data()};
+  ASSERT_EQ(mdb_put(txn, meta_db, &mk, &mv, 0), 0);
+  ASSERT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
+// Whether the LMDB environment in `dir` holds the named database `name`.
+bool has_database(const std::string& dir, const char* name) {
+  MDB_env* env = nullptr;
+  mdb_env_create(&env);
+  mdb_env_set_maxdbs(env, 16);
+  bool found = false;
+  MDB_txn* txn = nullptr;
+  if (mdb_env_open(env, dir.c_str(), MDB_NOTLS | MDB_RDONLY, 0600) == 0 &&
+      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0) {
+    MDB_dbi dbi = 0;
+    found = mdb_dbi_open(txn, name, 0, &dbi) == 0;
+    mdb_txn_abort(txn);
+  }
+  mdb_env_close(env);
+  return found;
+}
+
+TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) {
+  TempDir tmp;
+  const std::string a_dir = tmp.sub("a"), b_dir = tmp.sub("b");
+  ASSERT_TRUE(Node::init({a_dir, std::string("c1"), std::nullopt, nullptr}));
+  ASSERT_TRUE(Node::init({b_dir, std::string("c1"), std::nullopt, nullptr}));
+  std::string hash;
+  VersionVector vector;
+  {
+    // Two origins, so that the seq index holds more than one.
+    auto a = open_node(a_dir);
+    auto b = open_node(b_dir);
+    for (int i = 0; i < 30; ++i) {
+      ASSERT_TRUE(a->call("set", set_arg("a" + std::to_string(i % 7), std::to_string(i))));
+      ASSERT_TRUE(b->call("set", set_arg("b" + std::to_string(i % 5), std::to_string(i))));
+    }
+    auto range = b->read_range(b->node_id(), 1, 1000, size_t{1} << 20);
+    ASSERT_TRUE(range);
+    ASSERT_TRUE(range->head);
+    auto report = a->ingest(range->updates, {*range->head});
+    ASSERT_TRUE(report);
+    EXPECT_EQ(report->accepted, 30u);
+    hash = a->state_hash();
+    vector = a->vector();
+    ASSERT_TRUE(a->close());
+  }
+  rewrite_as_format_two(a_dir);
+
+  engine::NodeOptions o;
+  o.dir = a_dir;
+  {
+    auto ro = Node::open_read_only(o);
+    ASSERT_TRUE(ro) << ro.status().message() << " (a reader reads format 2 as it is)";
+    EXPECT_EQ((*ro)->state_hash(), hash);
+    VersionVector seen;
+    auto read = (*ro)->read_since(seen, 1000);
+    ASSERT_TRUE(read);
+    EXPECT_EQ(read->size(), 60u);
+  }
+  auto before = verify_data_dir(a_dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(before);
+  EXPECT_TRUE(before->ok()) << (before->problems.empty() ? "" : before->problems.front());
+
+  auto node = open_node(a_dir);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->state_hash(), hash);
+  EXPECT_EQ(node->vector(), vector);
+  ASSERT_TRUE(node->call("set", set_arg("after", "upgrade")));
+  ASSERT_TRUE(node->close());
+  node.reset();
+
+  auto log = open_log(a_dir);
+  auto txn = log->begin_read();
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("3"));
+  for (const auto& [origin, held] : vector)
+    for (uint64_t seq = 1; seq <= held; ++seq) {
+      auto id = txn->id_of(origin, seq);
+      ASSERT_TRUE(id) << hex16(origin) << " #" << seq;
+      auto body = txn->body(*id);
+      ASSERT_TRUE(body);
+      auto u = parse_update(*id, *body);
+      ASSERT_TRUE(u);
+      EXPECT_EQ(u->seq, seq);
+    }
+  txn.value().abort();
+  log.reset();
+  EXPECT_FALSE(has_database(a_dir, "seq")) << "the old seq index is gone";
+  auto after = verify_data_dir(a_dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->ok()) << (after->problems.empty() ? "" : after->problems.front());
+  EXPECT_EQ(after->updates, 61u);
 }
 
 // Both directories of the format 1 cluster upgrade; each attests its own old
@@ -339,14 +465,14 @@ TEST(Signing, ANewerStorageFormatIsRefusedWithOneLine) {
   {
     auto log = open_log(dir);
     auto txn = log->begin_write();
-    ASSERT_TRUE(txn->put_meta(meta::kFormat, "3"));
+    ASSERT_TRUE(txn->put_meta(meta::kFormat, "4"));
     ASSERT_TRUE(txn->commit());
   }
   engine::NodeOptions o;
   o.dir = dir;
   auto n = Node::open(o);
   ASSERT_FALSE(n);
-  EXPECT_NE(n.status().message().find("storage format 3"), std::string::npos) << n.status().message();
+  EXPECT_NE(n.status().message().find("storage format 4"), std::string::npos) << n.status().message();
   EXPECT_EQ(n.status().message().find('\n'), std::string::npos);
   auto ro = Node::open_read_only(o);
   EXPECT_FALSE(ro);

@@ -29,16 +29,18 @@ std::string random_hex(size_t bytes) {
   return to_hex(raw);
 }
 
-// `writable`: a writer reads only the current format (open() upgrades format 1
-// first); a reader also reads format 1, whose log is laid out alike.
+// `writable`: a writer reads only the current format (open() upgrades older
+// ones first); a reader also reads formats 1 and 2 (UpdateLog reads their
+// seq index as they lay it out).
 Status read_identity(LogTxn& txn, const std::string& dir, OriginId& node_id, std::string& cluster,
                      bool writable) {
   auto format = txn.meta(meta::kFormat);
   if (!format) return Status::corruption(dir + ": no format version (not a replog data directory?)");
   const std::string current = std::to_string(kStorageFormatVersion);
-  if (*format != current && (writable || *format != "1"))
-    return Status::invalid_argument(dir + ": storage format " + *format + " is not one this replog reads (format 1 or " +
-                                    current + "); a newer replog wrote it");
+  if (*format != current && (writable || (*format != "1" && *format != "2")))
+    return Status::invalid_argument(dir + ": storage format " + *format +
+                                    " is not one this replog reads (format 1, 2 or " + current +
+                                    "); a newer replog wrote it");
   auto id = txn.meta(meta::kNodeId);
   if (!id || id->size() != 8) return Status::corruption(dir + ": node id missing");
   node_id = get_u64_be(id->data());

@@ -343,6 +343,7 @@ class Node final : public SyncStore {
   // --- signed origins (signing.cc) ---
   Status load_signer(LogTxn& txn);
   Status upgrade_storage();
+  Status sign_legacy_origin(LogTxn& txn);
   Status make_fresh_origin(LogTxn& txn);
   void chain_own(Batch& b, const Update& u);
   void owe_head(Batch& b, uint8_t flags);

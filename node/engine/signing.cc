@@ -232,26 +232,36 @@ Status Node::store_head(LogTxn& txn, OriginId origin, const StoredHead& head) {
   return txn.put_head(origin, head);
 }
 
-// Storage format 1 to 2, in one write transaction under the directory lock:
-// the origin this node wrote as before signed origins is attested with its
-// device key (a final, legacy head over its chain), and the node moves to the
-// origin its device key derives. Updates of other origins stay as they are
-// until their own writers attest them.
+// Older storage formats to the current one, in one write transaction under
+// the directory lock (docs/STORAGE.md "Format versions"): from format 2, the
+// seq index moves to its appending layout; from format 1, the origin is
+// signed first (sign_legacy_origin).
 Status Node::upgrade_storage() {
   auto txn = log_->begin_write();
   if (!txn) return txn.status();
   auto format = txn->meta(meta::kFormat);
-  if (format != std::optional<std::string>("1")) return txn->status();
+  if (format != std::optional<std::string>("1") && format != std::optional<std::string>("2")) return txn->status();
+  REPLOG_RETURN_IF_ERROR(txn->upgrade_seq_index());
+  if (*format == "1") REPLOG_RETURN_IF_ERROR(sign_legacy_origin(*txn));
+  REPLOG_RETURN_IF_ERROR(txn->put_meta(meta::kFormat, std::to_string(kStorageFormatVersion)));
+  return txn->commit();
+}
+
+// Storage format 1 to 2: the origin this node wrote as before signed origins
+// is attested with its device key (a final, legacy head over its chain), and
+// the node moves to the origin its device key derives. Updates of other
+// origins stay as they are until their own writers attest them.
+Status Node::sign_legacy_origin(LogTxn& txn) {
   auto device = load_or_create_identity(DataDir(options_.dir).identity_file(), Env::posix());
   if (!device) return device.status();
-  auto old_id = txn->meta(meta::kNodeId);
+  auto old_id = txn.meta(meta::kNodeId);
   if (!old_id || old_id->size() != 8) return Status::corruption(options_.dir + ": node id missing");
   const OriginId legacy = get_u64_be(old_id->data());
-  const std::string cluster = txn->meta(meta::kCluster).value_or("");
-  const uint64_t held = txn->vector_entry(legacy).value_or(VectorEntry{}).seq;
+  const std::string cluster = txn.meta(meta::kCluster).value_or("");
+  const uint64_t held = txn.vector_entry(legacy).value_or(VectorEntry{}).seq;
   if (held > 0) {
     uint64_t bytes = 0;
-    auto chain = chain_over_log(*txn, cluster, legacy, device->public_key(), held, bytes);
+    auto chain = chain_over_log(txn, cluster, legacy, device->public_key(), held, bytes);
     if (!chain) return chain.status();
     OriginRecord r;
     r.key = device->public_key();
@@ -259,30 +269,25 @@ Status Node::upgrade_storage() {
     r.seq = held;
     r.chain = *chain;
     r.bytes = bytes;
-    REPLOG_RETURN_IF_ERROR(txn->put_origin_record(legacy, r));
+    REPLOG_RETURN_IF_ERROR(txn.put_origin_record(legacy, r));
     const proof::Head head =
         proof::sign_head(legacy, held, *chain, proof::kLegacy | proof::kFinal, device->secret_key());
-    REPLOG_RETURN_IF_ERROR(txn->put_head(legacy, stored(head, bytes)));
+    REPLOG_RETURN_IF_ERROR(txn.put_head(legacy, stored(head, bytes)));
   }
   Map former;
-  if (auto prior = txn->meta(meta::kFormerOrigins)) {
+  if (auto prior = txn.meta(meta::kFormerOrigins)) {
     auto v = decode_msgpack_local(*prior);
     if (v && v->is_map()) former = v->as_map();
   }
   former[hex16(legacy)] = Value(std::string("upgraded to signed origins (storage format 2)"));
-  REPLOG_RETURN_IF_ERROR(txn->put_meta(meta::kFormerOrigins, encode_msgpack(Value(std::move(former)))));
+  REPLOG_RETURN_IF_ERROR(txn.put_meta(meta::kFormerOrigins, encode_msgpack(Value(std::move(former)))));
   const OriginId own = proof::origin_of_key(device->public_key());
-  if (is_reserved_origin(own)) {
-    // One key in 2^63: it writes as a fresh key instead.
-    node_id_ = legacy;
-    cluster_id_ = cluster;
-    device_secret_ = std::string(device->secret_key());
-    REPLOG_RETURN_IF_ERROR(make_fresh_origin(*txn));
-  } else {
-    REPLOG_RETURN_IF_ERROR(txn->put_meta(meta::kNodeId, u64_be(own)));
-  }
-  REPLOG_RETURN_IF_ERROR(txn->put_meta(meta::kFormat, std::to_string(kStorageFormatVersion)));
-  return txn->commit();
+  if (!is_reserved_origin(own)) return txn.put_meta(meta::kNodeId, u64_be(own));
+  // One key in 2^63: it writes as a fresh key instead.
+  node_id_ = legacy;
+  cluster_id_ = cluster;
+  device_secret_ = std::string(device->secret_key());
+  return make_fresh_origin(txn);
 }
 
 }  // namespace replog::engine
