@@ -226,7 +226,8 @@ TEST(MembersFrame, HostileFramesAreMalformedNotCrashes) {
   EXPECT_FALSE(wire::decode(frame));
   EXPECT_FALSE(wire::decode(std::string("\x93\x01\x09\x90", 4)));      // [1, 9, []]
   EXPECT_FALSE(wire::decode(std::string("\x93\x01\x09\x91\x05", 5)));  // [1, 9, [5]]
-  EXPECT_FALSE(wire::type_of(std::string("\x93\x01\x0b\x90", 4)));      // type 11 is unknown
+  EXPECT_FALSE(wire::type_of(std::string("\x93\x01\x0c\x90", 4)));      // type 12 is unknown
+  EXPECT_FALSE(wire::decode(std::string("\x93\x01\x0b\x90", 4)));      // [1, 11, []]: a Tree is 4 lists
   EXPECT_FALSE(wire::decode(std::string("\x93\x01\x0a\x90", 4)));      // [1, 10, []]: no evidence
   EXPECT_FALSE(wire::decode(std::string("\x93\x01\x0a\x91\x05", 5)));  // [1, 10, [5]]
 }

@@ -189,10 +189,25 @@ std::vector<std::string> SimArchive::check_restore(const std::string& tmp_dir) {
                                            std::to_string(adopted->passed.size()) + " snapshots passed over)"
                                      : "archive: restore starts from a snapshot; " +
                                            std::to_string(adopted->updates_after) + " updates after it");
+  // Updates that reached only the bucket (a node's, uploaded before its
+  // directory was copied over) are the archive's to give: every node takes
+  // the bucket in too before the states are compared.
+  for (SimNode& n : cluster_.nodes())
+    if (Status s = archiver_of(n, 0)->pull(true); !s)
+      trace_.line("archive: n" + std::to_string(n.index) + " pulls after healing: " + s.message());
   const std::string want = cluster_.nodes().front().node->state_hash();
-  if ((*restored)->state_hash() != want)
+  for (const SimNode& n : cluster_.nodes())
+    if (n.node->state_hash() != want)
+      problems.push_back("archive: after taking the bucket in, n" + std::to_string(n.index) + " is not n0's state");
+  if ((*restored)->state_hash() != want) {
     problems.push_back("archive: the restored state " + (*restored)->state_hash().substr(0, 16) +
                        " is not the cluster's " + want.substr(0, 16));
+    std::string held = "archive: the restored node holds";
+    for (const auto& [origin, seq] : (*restored)->vector()) held += " " + hex16(origin) + ":" + std::to_string(seq);
+    held += "; fork evidence";
+    for (const auto& [origin, seq] : (*restored)->info().fork_evidence) held += " " + hex16(origin) + ":" + std::to_string(seq);
+    trace_.line(held);
+  }
   trace_.line("archive: restored " + std::to_string(reader.status().counters.updates_stored) + " updates, state " +
               (*restored)->state_hash().substr(0, 16) + "; " + std::to_string(bucket_.objects().size()) + " objects");
   (void)(*restored)->close();
