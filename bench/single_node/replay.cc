@@ -98,7 +98,7 @@ void fig_replay() {
       .measured(n / mem.s, "updates/s", rate_text(n / mem.s) + " (" + time_text(mem.s) + best_of)
       .raw(raw_rate, "updates/s", raw_text)
       .percent_of((n / mem.s) / raw_rate, "raw")
-      .goal(">= 2,000,000/s", n / mem.s >= 2e6)
+      .goal(">= 60% of raw", (n / mem.s) / raw_rate >= 0.60)
       .add();
 
   // The same through the node: read the log from LMDB, parse, apply.
@@ -108,7 +108,7 @@ void fig_replay() {
       .measured(n / ns, "updates/s", rate_text(n / ns) + " (" + time_text(ns) + best_of)
       .raw(raw_rate, "updates/s", raw_text)
       .percent_of((n / ns) / raw_rate, "raw")
-      .goal(">= 2,000,000/s", n / ns >= 2e6)
+      .goal(">= 45% of raw", (n / ns) / raw_rate >= 0.45)
       .note("hash equal to in-memory replay")
       .add();
   std::filesystem::remove_all(copy);
