@@ -83,7 +83,7 @@ struct SimNode {
 
 class SimCluster {
  public:
-  SimCluster(int n, ManualClock& clock, bool full_mesh) : clock_(clock) {
+  SimCluster(int n, ManualClock& clock, bool full_mesh, uint64_t features_off = 0) : clock_(clock) {
     std::string cluster;
     for (int i = 0; i < n; ++i) {
       std::string dir = tmp_.sub("n" + std::to_string(i));
@@ -104,6 +104,7 @@ class SimCluster {
       so.endpoint = endpoint_of(i);
       so.anti_entropy_ms = 100;
       so.seed = static_cast<uint64_t>(i + 1);
+      so.features_off = features_off;
       // A ring (each knows the next) or a full mesh; connect-back fills in the rest.
       for (int j = 0; j < n; ++j)
         if (j != i && (full_mesh || j == (i + 1) % n)) so.peers.push_back(endpoint_of(j));
@@ -122,6 +123,12 @@ class SimCluster {
       for (int round = 0; round < 4; ++round)
         for (auto& s : nodes) s.service->run_once(0);
     }
+  }
+  // Updates received by every node, and how many deliveries `calls` need.
+  double copies_per_delivery(size_t calls) const {
+    uint64_t received = 0;
+    for (const auto& s : nodes) received += s.service->engine().counters().updates_received;
+    return static_cast<double>(received) / static_cast<double>(calls * (nodes.size() - 1));
   }
   bool converged() {
     std::string h = nodes[0].node->state_hash();
@@ -188,6 +195,51 @@ TEST(Sync, LossyLinksAreRepairedByAntiEntropy) {
   EXPECT_TRUE(c.converged());
 }
 
+// Relay trees (PROTOCOL.md "Relay trees"): in a full mesh every node hears
+// every origin first hand, so an update is received once per node; without
+// the feature each node relays it on to every peer.
+TEST(Sync, AFullMeshRelaysNothingOnceEveryNodeNamesWhatItHears) {
+  for (const bool trees : {true, false}) {
+    ManualClock clock(1'790'000'000'000);
+    SimCluster c(5, clock, /*full_mesh=*/true, trees ? 0 : wire::kFeatureTree);
+    c.run(300);  // handshakes, and the hears sent 100 ms apart
+    const size_t calls = 50;
+    for (size_t i = 0; i < calls; ++i) {
+      ASSERT_TRUE(c.nodes[i % 5].node->call("set", set_arg("k" + std::to_string(i), Value(static_cast<int64_t>(i)))));
+      c.run(5);
+    }
+    c.run(1000);
+    ASSERT_TRUE(c.converged());
+    const double copies = c.copies_per_delivery(calls);
+    if (trees) EXPECT_LE(copies, 1.2) << "with relay trees";
+    else EXPECT_GE(copies, 2.0) << "without them every node relays";
+  }
+}
+
+// In a ring nobody hears the far origins first hand: updates travel along the
+// ring, duplicates prune their senders, and the announcements graft a cut
+// edge back, so every node still gets every update, mostly once.
+TEST(Sync, ARingRelaysAlongItsTreeAndHealsWhenALinkIsCut) {
+  ManualClock clock(1'790'000'000'000);
+  SimCluster c(6, clock, /*full_mesh=*/false);
+  c.run(300);
+  size_t calls = 0;
+  for (int i = 0; i < 60; ++i, ++calls) {
+    ASSERT_TRUE(c.nodes[static_cast<size_t>(i % 6)].node->call("inc", Value(Map{{"path", Value("n")}, {"by", Value(1)}})));
+    c.run(5);
+  }
+  c.run(1000);
+  ASSERT_TRUE(c.converged());
+  EXPECT_LE(c.copies_per_delivery(calls), 1.5);
+  c.net.cut_both(endpoint_of(0), endpoint_of(1));
+  for (int i = 0; i < 30; ++i, ++calls) {
+    ASSERT_TRUE(c.nodes[static_cast<size_t>(i % 6)].node->call("inc", Value(Map{{"path", Value("n")}, {"by", Value(1)}})));
+    c.run(5);
+  }
+  c.run(3000);
+  ASSERT_TRUE(c.converged()) << "the ring, cut once, is a line: everything still reaches everyone";
+  c.nodes[3].node->read([&](const State& s) { EXPECT_EQ(s.get({"n"})->as_int(), static_cast<int64_t>(calls)); });
+}
 
 // --- hostile and edge-case input from one peer ---------------------------------------------
 

@@ -84,8 +84,13 @@ void SyncEngine::run_grafts(int64_t now) {
     if (p != peers_.end() && p->second.ready) {
       Peer& peer = p->second;
       out[g.endpoint].graft.push_back(o);
-      // The announcement supersedes a pull out elsewhere: it waited on its timeout.
-      if (auto pull = pulls_.find(o); pull != pulls_.end() && pull->second.endpoint != g.endpoint) {
+      // The announcement supersedes a pull out elsewhere for kGraftTakesOverMs
+      // or more: it would wait on its timeout. A younger one stays, so a peer
+      // announcing what it does not hold cannot take every pull over.
+      auto pull = pulls_.find(o);
+      const bool stale = pull != pulls_.end() &&
+                         now - (pull->second.deadline_ms - options_.request_timeout_ms) >= kGraftTakesOverMs;
+      if (stale && pull->second.endpoint != g.endpoint) {
         if (auto q = peers_.find(pull->second.endpoint); q != peers_.end())
           q->second.credit_used -= std::min(q->second.credit_used, pull->second.bytes);
         pulls_.erase(pull);

@@ -244,17 +244,19 @@ std::vector<Range> SyncEngine::small_diff(const std::map<OriginId, uint64_t>& fr
 
 // A round with `p`: with kFeatureDiff, first a Push of the small diff it
 // lacks by what this node knows, then the Vector. What it lacks: updates never
-// pushed to it (above `their`), and those pushed since the last frame heard
-// from it, which a link that went quiet may have lost. Origins that reach it
-// otherwise (relay trees) are left to it.
+// pushed to it (above `their`), and, when the link has been quiet for
+// kInFlightMs since a push, those pushed since the last frame heard from it,
+// which the link may have lost. Origins that reach it otherwise (relay trees)
+// are left to it.
 void SyncEngine::start_round(Peer& p) {
   const bool signed_link = (p.features & wire::kFeatureSigned) != 0;
   if ((p.features & wire::kFeatureDiff) && !p.their.empty()) {
+    const bool quiet = p.unheard_since_ms >= 0 && clock_.now_millis() - p.unheard_since_ms >= kInFlightMs;
     std::map<OriginId, uint64_t> from;
     for (const auto& [origin, mine] : node_.vector()) {
       if (is_reserved_origin(origin) || forked_.count(origin) || reaches_otherwise(p, origin)) continue;
       uint64_t first = seq_of(p.their, origin) + 1;
-      if (auto u = p.unheard.find(origin); u != p.unheard.end()) first = std::min(first, u->second);
+      if (auto u = p.unheard.find(origin); u != p.unheard.end() && quiet) first = std::min(first, u->second);
       if (first <= mine) from[origin] = first;
     }
     wire::Push push;
@@ -276,7 +278,8 @@ void SyncEngine::start_round(Peer& p) {
 // Answering a round's Vector with kFeatureDiff: the small diff it says the
 // peer lacks, as Updates ahead of the answer's Vector; nothing when the peer
 // lacks more (its pulls take that).
-void SyncEngine::answer_diff(const Link& link, const VersionVector& theirs, bool signed_link) {
+VersionVector SyncEngine::answer_diff(const Link& link, const VersionVector& theirs, bool signed_link) {
+  VersionVector sent;
   std::map<OriginId, uint64_t> from;
   for (const auto& [origin, mine] : node_.vector())
     if (mine > seq_of(theirs, origin) && !is_reserved_origin(origin) && !forked_.count(origin))
@@ -284,11 +287,13 @@ void SyncEngine::answer_diff(const Link& link, const VersionVector& theirs, bool
   for (Range& r : small_diff(from, signed_link)) {
     wire::Updates u;
     u.origin = r.updates.front().id().origin;
+    sent[u.origin] = r.updates.back().seq();
     counters_.updates_sent += r.updates.size();
     u.updates = std::move(r.updates);
     if (signed_link) u.head = std::move(r.head);
     send(link, u);
   }
+  return sent;
 }
 
 void SyncEngine::on_frame(const Frame& frame) { on_frames({frame}); }
@@ -574,11 +579,14 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
       auto theirs = std::move(incoming_vectors_[id].entries);
       auto tips = std::move(incoming_vectors_[id].tips);
       incoming_vectors_.erase(id);
+      VersionVector sent;  // the diff sent with the answer: the peer holds it once it arrives
       if (!v->reply) {
-        if (who->second.features & wire::kFeatureDiff) answer_diff(link, theirs, signed_link);
+        if (who->second.features & wire::kFeatureDiff) sent = answer_diff(link, theirs, signed_link);
         send_vector(link, true, signed_link);
       }
       learn_vector(id, theirs, tips);
+      if (Peer* p = peer_by_id(id); p && !sent.empty())
+        for (const auto& [origin, seq] : sent) p->their[origin] = std::max(p->their[origin], seq);
     }
   } else if (auto* r = std::get_if<wire::Request>(&m)) {
     wire::Updates reply;
@@ -995,6 +1003,7 @@ void SyncEngine::flush_pushes() {
         push.updates.push_back(*u);
         bytes += u->body().size();
         p.unheard.emplace(origin, u->seq());  // the first pushed since it was last heard
+        if (p.unheard_since_ms < 0) p.unheard_since_ms = clock_.now_millis();
       }
       if (signed_link && run.head) push.heads.push_back(*run.head);
       theirs = run.updates.back()->seq();  // optimistic; their next vector corrects it

@@ -182,6 +182,7 @@ class SyncEngine {
     // heard from it: a round starts by pushing these again, since a link
     // that went quiet after a push may have lost it (start_round).
     std::map<OriginId, uint64_t> unheard;
+    int64_t unheard_since_ms = -1;  // when the oldest of them was pushed
     std::set<OriginId> lazy;   // origins it pruned: announced to it (Have), not relayed
     std::set<OriginId> hears;  // origins it is linked to (its last Tree.hears): not relayed to it
     std::map<OriginId, uint64_t> have_out;  // announcements for its lazy origins, sent with the pushes
@@ -232,6 +233,7 @@ class SyncEngine {
     int64_t due_ms = 0;
   };
   static constexpr int64_t kGraftDelayMs = 10;
+  static constexpr int64_t kGraftTakesOverMs = 1000;  // a pull older than this gives way to a graft
   struct Pull {
     std::string endpoint;
     uint64_t from_seq;  // an answer to this pull starts here (others are late or repeated)
@@ -266,7 +268,8 @@ class SyncEngine {
   void send_vector(const Link& link, bool reply, bool tips);
   void start_round(Peer& p);
   std::vector<Range> small_diff(const std::map<OriginId, uint64_t>& from, bool signed_link);
-  void answer_diff(const Link& link, const VersionVector& theirs, bool signed_link);
+  // Sends the small diff `theirs` lacks; returns, per origin, the last seq sent.
+  VersionVector answer_diff(const Link& link, const VersionVector& theirs, bool signed_link);
   bool spreads_members() const { return options_.members && !options_.own_key.empty(); }
   void send_members(Peer& p);
   void send_evidence(Peer* to);
@@ -304,7 +307,12 @@ class SyncEngine {
   void prune_duplicates(const Link& link, Peer& from, const wire::Push& push);
   void run_grafts(int64_t now);
   void spread_hears();
-  void heard_from(Peer& p) { p.unheard.clear(); }
+  void heard_from(Peer& p) {
+    p.unheard.clear();
+    p.unheard_since_ms = -1;
+  }
+  // Pushes younger than this are in flight, not lost: a round does not send them again.
+  static constexpr int64_t kInFlightMs = 50;
   Peer* peer_by_id(const PeerId& id);
   void release_pulls(Peer& p);
   void refresh_status();
