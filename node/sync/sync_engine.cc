@@ -221,10 +221,10 @@ void SyncEngine::send_vector(const Link& link, bool reply, bool tips) {
 // up to this node's vector, each ending at a head on a signed link. All of
 // them or none: when they do not fit kDiffBytes of bodies, the peer is
 // catching up, and its pulls do that without the same bytes sent twice.
-std::vector<Range> SyncEngine::small_diff(const std::map<OriginId, uint64_t>& from, bool signed_link) {
+std::vector<Range> SyncEngine::small_diff(const VersionVector& mine, const std::map<OriginId, uint64_t>& from,
+                                          bool signed_link) {
   std::vector<Range> out;
   if (from.empty()) return out;
-  const VersionVector mine = node_.vector();
   size_t budget = wire::kDiffBytes;
   for (const auto& [origin, first] : from) {
     const uint64_t last = seq_of(mine, origin);
@@ -252,15 +252,16 @@ void SyncEngine::start_round(Peer& p) {
   const bool signed_link = (p.features & wire::kFeatureSigned) != 0;
   if ((p.features & wire::kFeatureDiff) && !p.their.empty()) {
     const bool quiet = p.unheard_since_ms >= 0 && clock_.now_millis() - p.unheard_since_ms >= kInFlightMs;
+    const VersionVector held = node_.vector();
     std::map<OriginId, uint64_t> from;
-    for (const auto& [origin, mine] : node_.vector()) {
+    for (const auto& [origin, mine] : held) {
       if (is_reserved_origin(origin) || forked_.count(origin) || reaches_otherwise(p, origin)) continue;
       uint64_t first = seq_of(p.their, origin) + 1;
       if (auto u = p.unheard.find(origin); u != p.unheard.end() && quiet) first = std::min(first, u->second);
       if (first <= mine) from[origin] = first;
     }
     wire::Push push;
-    for (Range& r : small_diff(from, signed_link)) {
+    for (Range& r : small_diff(held, from, signed_link)) {
       uint64_t& theirs = p.their[r.updates.front().id().origin];
       theirs = std::max(theirs, r.updates.back().seq());
       std::move(r.updates.begin(), r.updates.end(), std::back_inserter(push.updates));
@@ -280,11 +281,12 @@ void SyncEngine::start_round(Peer& p) {
 // lacks more (its pulls take that).
 VersionVector SyncEngine::answer_diff(const Link& link, const VersionVector& theirs, bool signed_link) {
   VersionVector sent;
+  const VersionVector held = node_.vector();
   std::map<OriginId, uint64_t> from;
-  for (const auto& [origin, mine] : node_.vector())
+  for (const auto& [origin, mine] : held)
     if (mine > seq_of(theirs, origin) && !is_reserved_origin(origin) && !forked_.count(origin))
       from[origin] = seq_of(theirs, origin) + 1;
-  for (Range& r : small_diff(from, signed_link)) {
+  for (Range& r : small_diff(held, from, signed_link)) {
     wire::Updates u;
     u.origin = r.updates.front().id().origin;
     sent[u.origin] = r.updates.back().seq();

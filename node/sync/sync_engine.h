@@ -267,7 +267,8 @@ class SyncEngine {
   Status check_hello(const wire::Hello& h, const std::string& link_key, bool& bound) const;
   void send_vector(const Link& link, bool reply, bool tips);
   void start_round(Peer& p);
-  std::vector<Range> small_diff(const std::map<OriginId, uint64_t>& from, bool signed_link);
+  // The ranges from `from` up to `mine` (this node's vector, read once by the caller).
+  std::vector<Range> small_diff(const VersionVector& mine, const std::map<OriginId, uint64_t>& from, bool signed_link);
   // Sends the small diff `theirs` lacks; returns, per origin, the last seq sent.
   VersionVector answer_diff(const Link& link, const VersionVector& theirs, bool signed_link);
   bool spreads_members() const { return options_.members && !options_.own_key.empty(); }
