@@ -419,7 +419,9 @@ TEST_F(OneNode, RequestedBytesOnALinkStayWithinTheCredit) {
   ASSERT_NO_FATAL_FAILURE(Start({"tcp://peer:7000"}));
   Handshake(peer);
   std::vector<std::pair<uint64_t, uint64_t>> claims;
-  for (uint64_t o = 1; o <= 20; ++o) claims.emplace_back(7000 + o, 3);
+  // 200 origins lacking: each is asked for its share of the credit, 64 KiB at
+  // the least (PROTOCOL.md, Pull), so 128 fit and the rest wait.
+  for (uint64_t o = 1; o <= 200; ++o) claims.emplace_back(7000 + o, 3);
   AnswerVector(peer, claims);
   Run(5);
   auto asked = of_type<wire::Request>(peer.take());
@@ -428,6 +430,7 @@ TEST_F(OneNode, RequestedBytesOnALinkStayWithinTheCredit) {
   for (auto& q : asked) {
     bytes += q.max_bytes;
     origins.insert(q.origin);
+    EXPECT_EQ(q.max_bytes, size_t{64} << 10) << "a share of the credit, at least 64 KiB";
   }
   EXPECT_LE(bytes, size_t{8} << 20) << "requested bytes outstanding on one link stay under 8 MiB";
   EXPECT_EQ(origins.size(), asked.size()) << "one Request per origin";

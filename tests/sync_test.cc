@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <filesystem>
+#include <functional>
 
 #include "node/engine/node.h"
 #include "node/sync/endpoint.h"
@@ -83,7 +84,9 @@ struct SimNode {
 
 class SimCluster {
  public:
-  SimCluster(int n, ManualClock& clock, bool full_mesh, uint64_t features_off = 0) : clock_(clock) {
+  SimCluster(int n, ManualClock& clock, bool full_mesh, uint64_t features_off = 0,
+             const std::function<void(SyncOptions&)>& tune = nullptr)
+      : clock_(clock) {
     std::string cluster;
     for (int i = 0; i < n; ++i) {
       std::string dir = tmp_.sub("n" + std::to_string(i));
@@ -105,6 +108,7 @@ class SimCluster {
       so.anti_entropy_ms = 100;
       so.seed = static_cast<uint64_t>(i + 1);
       so.features_off = features_off;
+      if (tune) tune(so);
       // A ring (each knows the next) or a full mesh; connect-back fills in the rest.
       for (int j = 0; j < n; ++j)
         if (j != i && (full_mesh || j == (i + 1) % n)) so.peers.push_back(endpoint_of(j));
@@ -353,6 +357,76 @@ TEST(Sync, HelloWithTheReceiversOwnIdIsAnsweredButNeverDialed) {
   ASSERT_EQ(answers.size(), 1u);
   EXPECT_EQ(std::get<wire::Hello>(answers[0]).node_id, node.node_id());
   EXPECT_FALSE(c.nodes[0].memory->linked("tcp://mirror:7000"));
+}
+
+// A catch-up from many origins: each origin is asked for a share of the
+// link's credit, so every origin's first stretch comes in the first turn, and
+// the answers that arrive together are stored in one commit (near the log's
+// end together, not one origin's whole range at a time across the log).
+TEST(Sync, ACatchUpFromManyOriginsAsksEachForAShareAndStoresAnswersTogether) {
+  ManualClock clock(1'790'000'000'000);
+  constexpr size_t kCredit = 1 << 20;
+  SimCluster c(2, clock, /*full_mesh=*/true, 0, [](SyncOptions& so) { so.credit_bytes = kCredit; });
+  c.run(50);
+  c.net.cut_both(endpoint_of(0), endpoint_of(1));
+  // Ten origins of about 120 KiB each, held by node 0 only.
+  constexpr int kOrigins = 10, kEach = 30;
+  TempDir writers;
+  for (int w = 0; w < kOrigins; ++w) {
+    const std::string dir = writers.sub("w" + std::to_string(w));
+    ASSERT_TRUE(engine::Node::init({dir, c.nodes[0].node->cluster_id(), std::nullopt, &clock}));
+    engine::NodeOptions o;
+    o.dir = dir;
+    o.clock = &clock;
+    auto writer = std::move(engine::Node::open(o)).value();
+    for (int i = 0; i < kEach; ++i)
+      ASSERT_TRUE(writer->call("set", set_arg("w" + std::to_string(w) + "." + std::to_string(i),
+                                              Value(std::string(4000, static_cast<char>('a' + w))))));
+    // In runs ending at the heads the writer kept, so that node 0 keeps them too.
+    for (uint64_t from = 1; from <= kEach;) {
+      auto range = writer->read_range(writer->node_id(), from, kEach, 1);
+      ASSERT_TRUE(range && range->head && !range->updates.empty());
+      auto report = c.nodes[0].node->ingest(range->updates, {*range->head});
+      ASSERT_TRUE(report && report->accepted == range->updates.size());
+      from += range->updates.size();
+    }
+    clock.advance(1);
+  }
+  c.run(20);  // node 0's pushes of them are lost in the cut
+  ASSERT_TRUE(c.nodes[1].node->vector().empty());
+  size_t commits = 0;
+  PeerService* service = c.nodes[1].service.get();
+  c.nodes[1].node->set_commit_listener([&](const std::vector<Update>& u, const std::vector<proof::Head>& h) {
+    ++commits;
+    service->on_committed(u, h);
+  });
+  // Node 1's first Requests are held, to be read.
+  FaultyTransport& t1 = *c.nodes[1].transport;
+  t1.hold(true);
+  c.net.heal();
+  std::vector<wire::Request> asked;
+  for (int ms = 0; ms < 1000 && asked.empty(); ++ms) {
+    c.run(1);
+    for (const Frame& f : t1.held_frames())
+      if (auto m = wire::decode(f.bytes); m && std::holds_alternative<wire::Request>(*m))
+        asked.push_back(std::get<wire::Request>(*m));
+  }
+  ASSERT_EQ(asked.size(), static_cast<size_t>(kOrigins)) << "every origin is asked for in the first turn";
+  for (const auto& r : asked) {
+    EXPECT_EQ(r.from_seq, 1u);
+    EXPECT_EQ(r.max_bytes, kCredit / kOrigins) << "an equal share of the credit";
+  }
+  t1.hold(false);
+  t1.release();
+  const uint64_t answers_before = t1.counts().frames_in.count(wire::Type::kUpdates)
+                                      ? t1.counts().frames_in.at(wire::Type::kUpdates)
+                                      : 0;
+  c.run(2000);
+  ASSERT_TRUE(c.converged());
+  EXPECT_EQ(c.nodes[1].node->vector(), c.nodes[0].node->vector());
+  const uint64_t answers = t1.counts().frames_in.at(wire::Type::kUpdates) - answers_before;
+  EXPECT_GE(answers, static_cast<uint64_t>(2 * kOrigins)) << "each origin took more than one answer";
+  EXPECT_LE(commits * 4, answers) << commits << " commits for " << answers << " answers";
 }
 
 TEST(Sync, RequestEdgeCasesAnswerAsDocumented) {

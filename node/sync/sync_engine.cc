@@ -480,16 +480,21 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       auto their = p.their.find(u->origin);
       if (their != p.their.end() && their->second > last && !pulls_.count(u->origin) &&
           p.credit_used < options_.credit_bytes) {
-        size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
+        const size_t bytes = pull_bytes(p);
         send(Link{true, p.endpoint}, wire::Request{u->origin, last + 1, their->second, bytes});
         pulls_[u->origin] =
             Pull{p.endpoint, last + 1, their->second, bytes, clock_.now_millis() + options_.request_timeout_ms};
         p.credit_used += bytes;
       }
     }
-    std::vector<proof::Head> heads;
-    if (u->head) heads.push_back(std::move(*u->head));
-    if (ingest(std::move(u->updates), std::move(heads), &p)) pull_missing(p);
+    if (u->updates.empty()) {
+      pull_missing(p);
+      return;
+    }
+    // Stored with the poll's other answers from this peer (flush_answers).
+    Answers& gathered = answers_[p.endpoint];
+    for (auto& update : u->updates) gathered.updates.push_back(std::move(update));
+    if (u->head) gathered.heads.push_back(std::move(*u->head));
   } else if (auto* members = std::get_if<wire::Members>(&m)) {
     if (p.ready) take_members(p.key, *members);
   } else if (auto* e = std::get_if<wire::Evidence>(&m)) {
@@ -780,6 +785,7 @@ void SyncEngine::pull_missing(Peer& p) {
   if (!p.ready) return;
   mine_ = node_.vector();
   const int64_t now = clock_.now_millis();
+  size_t bytes = 0;  // each request's share, worked out at the first one
   for (const auto& [origin, their_seq] : p.their) {
     if (p.credit_used >= options_.credit_bytes) break;
     uint64_t have = seq_of(mine_, origin);
@@ -789,11 +795,26 @@ void SyncEngine::pull_missing(Peer& p) {
     // the peer may hold the other branch, which would only be refused.)
     if (auto fork = forked_.find(origin); fork != forked_.end()) want = std::min(want, fork->second - 1);
     if (want <= have || pulls_.count(origin) || is_reserved_origin(origin)) continue;
-    size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - p.credit_used);
+    if (bytes == 0) bytes = pull_bytes(p);
+    bytes = std::min(bytes, options_.credit_bytes - p.credit_used);
     send(Link{true, p.endpoint}, wire::Request{origin, have + 1, want, bytes});
     pulls_[origin] = Pull{p.endpoint, have + 1, want, bytes, now + options_.request_timeout_ms};
     p.credit_used += bytes;
   }
+}
+
+// What one Request asks for. A catch-up from many origins asks each for an
+// equal share of the link's credit (at least kMinPullBytes), so that the
+// answers of one turn cover about the same stretch of time and are stored
+// together near the log's end, rather than one origin's whole range at a time
+// spread across the log.
+size_t SyncEngine::pull_bytes(const Peer& p) const {
+  size_t lacking = 0;
+  for (const auto& [origin, seq] : p.their)
+    if (seq > seq_of(mine_, origin) && !is_reserved_origin(origin)) ++lacking;
+  const size_t share = std::clamp(options_.credit_bytes / std::max<size_t>(lacking, 1), kMinPullBytes,
+                                  wire::kMaxBatchBytes);
+  return std::min(share, options_.credit_bytes - std::min(p.credit_used, options_.credit_bytes));
 }
 
 // Updates held from before signed origins: once per link, asked for again
@@ -898,7 +919,18 @@ void SyncEngine::pull_below(OriginId origin, uint64_t seq, Peer* from) {
   to->credit_used += bytes;
 }
 
+void SyncEngine::flush_answers() {
+  std::map<std::string, Answers> answers;
+  answers.swap(answers_);
+  for (auto& [endpoint, a] : answers) {
+    auto it = peers_.find(endpoint);
+    Peer* from = it != peers_.end() ? &it->second : nullptr;
+    if (ingest(std::move(a.updates), std::move(a.heads), from) && from) pull_missing(*from);
+  }
+}
+
 void SyncEngine::flush_received() {
+  flush_answers();  // answers came first: a push may continue one
   received_origins_.clear();
   if (received_.empty()) return;
   std::vector<Update> updates;

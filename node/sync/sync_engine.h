@@ -256,6 +256,10 @@ class SyncEngine {
   static PeerId peer_id(const std::string& key, OriginId node_id);
   void drop_silent_learned_peers(int64_t now);
   void flush_received();
+  // Stores the answers (Updates) gathered in this poll, one ingest per peer.
+  void flush_answers();
+  size_t pull_bytes(const Peer& p) const;
+  static constexpr size_t kMinPullBytes = 64 << 10;
   void send(const Link& link, const wire::Message& m);
   void send_hello(Peer& p);
   // Takes the store's node id into hello_ and signs it again, when it changed.
@@ -334,6 +338,11 @@ class SyncEngine {
   std::map<PeerId, ConnectBack> connect_backs_;       // by peer
   std::map<PeerId, VectorAssembly> incoming_vectors_;  // Vectors being assembled, by sender
   std::map<OriginId, Pull> pulls_;                    // one range per origin at a time
+  struct Answers {
+    std::vector<Update> updates;
+    std::vector<proof::Head> heads;
+  };
+  std::map<std::string, Answers> answers_;  // by endpoint: answers of this poll, not yet stored
   std::vector<Update> received_;            // pushed, not yet stored (flush_received)
   std::vector<proof::Head> received_heads_;  // the heads pushed with them
   std::set<std::string> received_from_;               // endpoints of the peers that pushed them

@@ -55,6 +55,7 @@ class FaultyTransport final : public Transport {
   // Stepped delivery (see above). Turning hold off releases nothing by itself.
   void hold(bool on) { hold_ = on; }
   size_t held() const { return kept_.size(); }
+  const std::vector<Frame>& held_frames() const { return kept_; }
   // Passes every kept frame on; returns how many reached the inner transport
   // (the rest were cut by a partition made since).
   size_t release();
