@@ -16,6 +16,7 @@
 #include "protocol/msgpack_codec.h"
 #include "protocol/wire.h"
 #include "support/faulty_transport.h"
+#include "support/forwarding_store.h"
 #include "support/memory_transport.h"
 #include "temp_dir.h"
 #include "test_seed.h"
@@ -77,6 +78,7 @@ std::string endpoint_of(int i) { return "tcp://node" + std::to_string(i) + ":700
 
 struct SimNode {
   std::unique_ptr<engine::Node> node;
+  std::unique_ptr<SyncStore> store;  // the engine's, when the cluster wraps the node
   std::unique_ptr<MemoryTransport> memory;
   std::unique_ptr<FaultyTransport> transport;
   std::unique_ptr<PeerService> service;
@@ -84,8 +86,9 @@ struct SimNode {
 
 class SimCluster {
  public:
+  using Wrap = std::function<std::unique_ptr<SyncStore>(int i, engine::Node& node)>;
   SimCluster(int n, ManualClock& clock, bool full_mesh, uint64_t features_off = 0,
-             const std::function<void(SyncOptions&)>& tune = nullptr)
+             const std::function<void(SyncOptions&)>& tune = nullptr, const Wrap& wrap = nullptr)
       : clock_(clock) {
     std::string cluster;
     for (int i = 0; i < n; ++i) {
@@ -112,7 +115,9 @@ class SimCluster {
       // A ring (each knows the next) or a full mesh; connect-back fills in the rest.
       for (int j = 0; j < n; ++j)
         if (j != i && (full_mesh || j == (i + 1) % n)) so.peers.push_back(endpoint_of(j));
-      s.service = std::make_unique<PeerService>(*s.node, *s.transport, clock, so, [](int, const std::string&) {});
+      if (wrap) s.store = wrap(i, *s.node);
+      SyncStore& store = s.store ? *s.store : static_cast<SyncStore&>(*s.node);
+      s.service = std::make_unique<PeerService>(store, *s.transport, clock, so, [](int, const std::string&) {});
       PeerService* service = s.service.get();
       s.node->set_commit_listener([service](const std::vector<Update>& u, const std::vector<proof::Head>& h) { service->on_committed(u, h); });
       nodes.push_back(std::move(s));
@@ -357,6 +362,80 @@ TEST(Sync, HelloWithTheReceiversOwnIdIsAnsweredButNeverDialed) {
   ASSERT_EQ(answers.size(), 1u);
   EXPECT_EQ(std::get<wire::Hello>(answers[0]).node_id, node.node_id());
   EXPECT_FALSE(c.nodes[0].memory->linked("tcp://mirror:7000"));
+}
+
+// A store whose writer is slow: ingest_async keeps each ingest until
+// release() stores it. Everything else goes to the node.
+class SlowStore final : public testing::ForwardingStore {
+ public:
+  explicit SlowStore(engine::Node& inner) : ForwardingStore(inner) {}
+  void ingest_async(std::vector<Update> updates, std::vector<proof::Head> heads, IngestDone done) override {
+    kept_.push_back({std::move(updates), std::move(heads), std::move(done)});
+  }
+  // The updates of each ingest kept, in order.
+  std::vector<size_t> kept() const {
+    std::vector<size_t> sizes;
+    for (const auto& k : kept_) sizes.push_back(k.updates.size());
+    return sizes;
+  }
+  void release() {
+    auto kept = std::move(kept_);
+    kept_.clear();
+    for (auto& k : kept) k.done(inner_.ingest(std::move(k.updates), std::move(k.heads)));
+  }
+
+ private:
+  struct Kept {
+    std::vector<Update> updates;
+    std::vector<proof::Head> heads;
+    IngestDone done;
+  };
+  std::vector<Kept> kept_;
+};
+
+// Pushes are stored without the loop waiting for the store: while one ingest
+// of pushes is out, the node goes on answering, and the pushes of the polls
+// meanwhile are handed over together once it is back.
+TEST(Sync, PushesAreStoredWithoutTheLoopWaitingAndThoseArrivingMeanwhileGoTogether) {
+  ManualClock clock(1'790'000'000'000);
+  SlowStore* slow = nullptr;
+  // Without small diffs, so that only pushes and pulls carry updates here.
+  SimCluster c(2, clock, /*full_mesh=*/true, wire::kFeatureDiff, nullptr,
+               [&](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
+    if (i != 1) return nullptr;
+    auto s = std::make_unique<SlowStore>(node);
+    slow = s.get();
+    return s;
+  });
+  ASSERT_NE(slow, nullptr);
+  c.run(50);
+  ASSERT_TRUE(slow->kept().empty());
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(1))));
+  c.run(10);
+  ASSERT_EQ(slow->kept(), std::vector<size_t>{1}) << "the first push went to the store";
+  for (int i = 2; i <= 3; ++i) {
+    ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(i))));
+    c.run(10);
+  }
+  EXPECT_EQ(slow->kept(), std::vector<size_t>{1}) << "one ingest of pushes out at a time";
+  // Meanwhile the loop answers: node 0's round gets node 1's vector.
+  const uint64_t vectors = c.nodes[1].transport->counts().frames.count(wire::Type::kVector)
+                               ? c.nodes[1].transport->counts().frames.at(wire::Type::kVector)
+                               : 0;
+  c.run(300);
+  EXPECT_GT(c.nodes[1].transport->counts().frames.at(wire::Type::kVector), vectors);
+  EXPECT_EQ(slow->kept(), std::vector<size_t>{1});
+  EXPECT_TRUE(c.nodes[1].node->vector().empty()) << "nothing is stored before the store says so";
+  slow->release();
+  c.run(1);
+  ASSERT_EQ(slow->kept(), std::vector<size_t>{2}) << "the two pushes that waited go out together";
+  slow->release();
+  c.run(10);
+  EXPECT_TRUE(slow->kept().empty());
+  EXPECT_TRUE(c.converged());
+  EXPECT_EQ(c.nodes[1].node->vector().at(c.nodes[0].node->node_id()), 3u);
+  EXPECT_EQ(c.nodes[1].service->engine().counters().updates_received, 3u)
+      << "what was on its way to the store was not pulled meanwhile";
 }
 
 // A catch-up from many origins: each origin is asked for a share of the

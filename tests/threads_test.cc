@@ -426,6 +426,35 @@ struct ZmqPeer {
   ~ZmqPeer() { close(); }
 };
 
+// The loop's poll ends when another thread wakes the transport (an ingest
+// came back, a commit is to be pushed), not when its timeout runs out; a wake
+// before the poll ends the next one, and is then used up.
+TEST(ThreadedSync, AWakeEndsAWaitingPollAndIsUsedUp) {
+  zmq::context_t context{1};
+  ZmqTransport t(context);
+  ASSERT_TRUE(t.listen("tcp://127.0.0.1:0"));
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  auto t0 = Clock::now();
+  std::thread waker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    t.wake();
+  });
+  EXPECT_TRUE(t.poll(20'000).empty());
+  waker.join();
+  EXPECT_LT(seconds_since(t0), 10.0) << "woken, not timed out";
+  t.wake();
+  t.wake();
+  t0 = Clock::now();
+  EXPECT_TRUE(t.poll(20'000).empty());
+  EXPECT_LT(seconds_since(t0), 10.0) << "a wake before the poll ends it";
+  t0 = Clock::now();
+  EXPECT_TRUE(t.poll(200).empty());
+  EXPECT_GE(seconds_since(t0), 0.15) << "both wakes were used up by the poll they ended";
+}
+
 TEST(ThreadedSync, TwoNodesOverZeroMqConvergeWhileBothTakeCalls) {
   TempDir tmp;
   ZmqPeer a, b;

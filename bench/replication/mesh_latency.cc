@@ -1,7 +1,9 @@
 // Figure 4: --nodes nodes in a full mesh on loopback, each calling at --rate
 // calls/s for --seconds s: from a commit on the origin to the commit and apply
 // on every other node (4a, 4b), until all hashes are equal (4c), and the
-// traffic it took (4d); against Node::call on the origin.
+// traffic it took (4d); against Node::call on the origin. Then what checking
+// and committing cost (4e, 4f), next to the CPUs and to as many raw LMDB
+// environments committing on the same disk.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "common/bench_common.h"
+#include "common/raw_lmdb.h"
 #include "common/report.h"
 #include "common/workload.h"
 #include "replication/peer_node.h"
@@ -176,11 +179,31 @@ struct Traffic {
   WireCount wire;
   uint64_t commits = 0, push_frames = 0;
   double busy = 0, run = 0, push_s = 0;  // event loops: busy, running, in Push frames
+  double check_cpu = 0;                  // CPU seconds the writers spent checking received updates
 };
 
-Traffic close_mesh(Mesh& m, const std::vector<uint64_t>& txn0) {
+// What the nodes had done before the calls: LMDB's last transaction and the
+// CPU time spent checking received updates, per node.
+struct Before {
+  std::vector<uint64_t> txn;
+  std::vector<double> check_cpu;
+};
+
+Before before_calls(const Mesh& m) {
+  Before b;
+  for (const auto& n : m.nodes) {
+    b.txn.push_back(last_txnid(*n->node));
+    b.check_cpu.push_back(n->node->check_cpu_seconds());
+  }
+  return b;
+}
+
+Traffic close_mesh(Mesh& m, const Before& before) {
   Traffic t;
-  for (size_t i = 0; i < m.nodes.size(); ++i) t.commits += last_txnid(*m.nodes[i]->node) - txn0[i];
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    t.commits += last_txnid(*m.nodes[i]->node) - before.txn[i];
+    t.check_cpu += m.nodes[i]->node->check_cpu_seconds() - before.check_cpu[i];
+  }
   for (auto& n : m.nodes) {
     n->close();
     for (double s : n->timing.frames_s) t.busy += s;
@@ -298,6 +321,56 @@ void add_traffic_row(const Traffic& t, uint64_t total, double call_window) {
       .add();
 }
 
+// The raw reference of the commit rate: `envs` plain LMDB environments on
+// this disk (the library's flags, durable commits), each on its own thread
+// committing one update (its two puts) at a time for `seconds`; commits per
+// second, all environments together.
+double raw_commit_rate(int envs, double seconds) {
+  std::vector<std::unique_ptr<RawEnv>> raw;
+  for (int i = 0; i < envs; ++i) raw.push_back(std::make_unique<RawEnv>(fresh_dir("raw-commits-" + std::to_string(i))));
+  std::atomic<uint64_t> commits{0};
+  const auto t_end = Steady::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  std::vector<std::thread> threads;
+  const auto t0 = Steady::now();
+  for (int i = 0; i < envs; ++i)
+    threads.emplace_back([&, i] {
+      RawEnv& env = *raw[static_cast<size_t>(i)];
+      for (uint64_t k = 1; Steady::now() < t_end; ++k) {
+        const Update u = Update::make(UpdateId{k, static_cast<OriginId>(i + 1)}, k, "set", std::string(130, 'x'));
+        env.write([&](MDB_txn* txn) { env.put_update(txn, u); });
+        ++commits;
+      }
+    });
+  for (auto& t : threads) t.join();
+  return static_cast<double>(commits.load()) / seconds_since(t0);
+}
+
+// The cost of checking and of committing, next to what the machine offers:
+// its CPUs, and as many raw environments committing on the same disk.
+void add_cost_rows(const Traffic& t, double call_window) {
+  const int nn = g_opt.nodes;
+  const double cpus = std::max(1u, std::thread::hardware_concurrency());
+  const double check = t.check_cpu / call_window;
+  RowBuilder("4e", "CPU spent checking received updates (chains, heads, signatures), all nodes")
+      .measured(check, "CPU-s/s",
+                fmt("%.3f CPU-s/s", check) + " (" + fmt("%.2f CPU-s", t.check_cpu) + " in " + time_text(call_window) +
+                    fmt(", %.1f ms per node per s)", 1000 * check / nn))
+      .raw(cpus, "CPU-s/s", fmt("%.0f CPUs", cpus) + " on this machine")
+      .percent_of(check / cpus, "the CPUs")
+      .add();
+  progress("  raw reference: " + std::to_string(nn) + " LMDB environments committing one update at a time, 5 s");
+  const double raw = raw_commit_rate(nn, 5.0);
+  const double rate = static_cast<double>(t.commits) / call_window;
+  RowBuilder("4f", "LMDB commits (fsyncs) of all nodes")
+      .measured(rate, "commits/s",
+                rate_text(rate) + " (" + grouped(t.commits) + " commits in " + time_text(call_window) + ", " +
+                    rate_text(rate / nn) + " per node)")
+      .raw(raw, "commits/s",
+           rate_text(raw) + " raw: " + std::to_string(nn) + " LMDB environments each committing as fast as it can")
+      .percent_of(rate / raw, "raw")
+      .add();
+}
+
 }  // namespace
 
 void fig_latency() {
@@ -306,8 +379,7 @@ void fig_latency() {
            fmt("%.0f s", g_opt.seconds));
   Mesh m;
   start_mesh(m, nn);
-  std::vector<uint64_t> txn0;
-  for (auto& n : m.nodes) txn0.push_back(last_txnid(*n->node));
+  const Before before = before_calls(m);
   std::vector<std::vector<double>> call_s;
   const double call_window = run_callers(m, call_s);
   uint64_t total = 0;
@@ -315,13 +387,14 @@ void fig_latency() {
   wait_converged(m, total);
   std::vector<OriginId> ids;
   for (auto& n : m.nodes) ids.push_back(n->node->node_id());
-  const Traffic traffic = close_mesh(m, txn0);
+  const Traffic traffic = close_mesh(m, before);
   Latencies l = latencies(m, ids, total);
   std::vector<double> calls;
   for (auto& v : call_s) calls.insert(calls.end(), v.begin(), v.end());
   std::sort(calls.begin(), calls.end());
   add_latency_rows(l, calls, total, call_window);
   add_traffic_row(traffic, total, call_window);
+  add_cost_rows(traffic, call_window);
 }
 
 }  // namespace replog::bench

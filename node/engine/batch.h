@@ -27,6 +27,7 @@ struct Node::Request {
   UpdateId id;
   IngestReport report;
   std::promise<void> done;
+  SyncStore::IngestDone on_done;  // kIngest by ingest_async: called instead of anyone waiting on `done`
 };
 
 // One group commit's work in progress.

@@ -168,6 +168,10 @@ class Node final : public SyncStore {
   // to it (options.verify_origins), and judged for form.
   // REQUIRES: a writable node.
   Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) override;
+  // The same through the writer's queue without waiting: `done` runs on the
+  // writer thread once the batch holding these updates has committed (or
+  // failed), and must not call into this node.
+  void ingest_async(std::vector<Update> updates, std::vector<proof::Head> heads, IngestDone done) override;
   // The same without heads: for a node that does not verify (tests, benchmarks).
   Result<IngestReport> ingest(std::vector<Update> updates) { return ingest(std::move(updates), {}); }
   // REQUIRES: a writable node.
@@ -245,6 +249,9 @@ class Node final : public SyncStore {
   // The same without folding: false (fn not run) while folding is pending.
   bool read_if_current(const std::function<void(const State&)>& fn) const;
   std::string state_hash() const;
+  // CPU time the writer has spent checking received updates (their chains,
+  // heads and signatures, with the reads those need) since the node opened.
+  double check_cpu_seconds() const { return static_cast<double>(check_cpu_ns_.load()) * 1e-9; }
   // The state as a checkpoint at the newest update folded (encode_checkpoint:
   // that cut, the vector folded, the methods digest) with the state's hash:
   // what an archive snapshot carries. Empty bytes when nothing is folded.
@@ -289,6 +296,7 @@ class Node final : public SyncStore {
 
   // --- the writer (writer.cc) ---
   Status submit(const std::shared_ptr<Request>& req);
+  Status enqueue(const std::shared_ptr<Request>& req);
   void writer_loop();
   bool take_batch(std::vector<std::shared_ptr<Request>>& batch);
   void process(std::vector<std::shared_ptr<Request>>& batch);
@@ -308,6 +316,7 @@ class Node final : public SyncStore {
   };
   Status run_batch(Batch& b);
   Status store_received(Batch& b, Request& req);
+  Status verify_received(Batch& b, Request& req);
   Status store_one_received(Batch& b, Request& req, const Update& u);
   Status store_verified(Batch& b, Request& req, OriginId origin, std::vector<const Update*>& ups,
                         std::vector<const proof::Head*>& heads);
@@ -405,6 +414,7 @@ class Node final : public SyncStore {
   mutable std::mutex revoked_mu_;        // guards revoked_
   std::map<OriginId, uint64_t> revoked_;  // the revocations in effect: origin -> last seq
   std::atomic<uint64_t> revocation_generation_{0};
+  std::atomic<uint64_t> check_cpu_ns_{0};  // check_cpu_seconds()
   struct HeldRuns {
     std::vector<Update> updates;
     std::vector<proof::Head> heads;

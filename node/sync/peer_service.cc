@@ -38,6 +38,7 @@ void PeerService::timed_turn(const std::vector<Frame>& frames) {
 }
 
 void PeerService::run_once(int timeout_ms) {
+  timeout_ms = engine_.poll_timeout_ms(timeout_ms);
   try {
     if (timing_) {
       timed_turn(transport_.poll(timeout_ms));

@@ -34,6 +34,12 @@ SyncEngine::SyncEngine(SyncStore& node, Transport& transport, const Clock& clock
     else log_(0, "Hellos go unsigned: " + curve.status().message());
   }
   refresh_hello();
+  finished_->wake = &transport_;
+}
+
+SyncEngine::~SyncEngine() {
+  std::lock_guard<std::mutex> l(finished_->mu);
+  finished_->wake = nullptr;  // ingests still out finish without us
 }
 
 // Signed once per node id: the node moves to a fresh origin at runtime (a
@@ -301,6 +307,7 @@ VersionVector SyncEngine::answer_diff(const Link& link, const VersionVector& the
 void SyncEngine::on_frame(const Frame& frame) { on_frames({frame}); }
 
 void SyncEngine::on_frames(const std::vector<Frame>& frames) {
+  finish_ingests();
   const int64_t now = clock_.now_millis();
   for (const auto& f : frames) {
     if (blocked(f, now)) {
@@ -547,19 +554,19 @@ void SyncEngine::take_push(const Link& link, Peer* from, bool tree, wire::Push& 
   // overlapping runs (of two branches, after a fork), and a run mixed of
   // both chains to neither head. What this poll gathered is stored first.
   if (std::any_of(push.updates.begin(), push.updates.end(), [&](const Update& u) {
-        auto it = received_origins_.find(u.id().origin);
-        return it != received_origins_.end() && it->second != link.key;
+        auto it = gathering_.origins.find(u.id().origin);
+        return it != gathering_.origins.end() && it->second != link.key;
       }))
     flush_received();
-  for (const auto& u : push.updates) received_origins_.emplace(u.id().origin, link.key);
+  for (const auto& u : push.updates) gathering_.origins.emplace(u.id().origin, link.key);
   if (from) {
     from->updates_received += push.updates.size();
     note_their(*from, push.updates);
-    received_from_.insert(from->endpoint);
+    gathering_.sources.insert(from->endpoint);
     for (const auto& u : push.updates) pushed_by_[u.id().origin] = from->endpoint;
   }
-  for (auto& u : push.updates) received_.push_back(std::move(u));
-  for (auto& h : push.heads) received_heads_.push_back(std::move(h));
+  for (auto& u : push.updates) gathering_.updates.push_back(std::move(u));
+  for (auto& h : push.heads) gathering_.heads.push_back(std::move(h));
 }
 
 void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
@@ -788,7 +795,8 @@ void SyncEngine::pull_missing(Peer& p) {
   size_t bytes = 0;  // each request's share, worked out at the first one
   for (const auto& [origin, their_seq] : p.their) {
     if (p.credit_used >= options_.credit_bytes) break;
-    uint64_t have = seq_of(mine_, origin);
+    // What is on its way to the store is not asked for again.
+    uint64_t have = std::max(seq_of(mine_, origin), in_flight(origin));
     uint64_t want = their_seq;
     // A forked origin's updates from the fork seq on are left out of replay,
     // whichever branch is held: its prefix is all there is to pull. (Past it
@@ -851,7 +859,10 @@ bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> he
   std::set<OriginId> origins;
   if (from)
     for (const auto& u : updates) origins.insert(u.id().origin);
-  auto r = node_.ingest(std::move(updates), std::move(heads));
+  return after_ingest(node_.ingest(std::move(updates), std::move(heads)), origins, from);
+}
+
+bool SyncEngine::after_ingest(const Result<IngestReport>& r, const std::set<OriginId>& origins, Peer* from) {
   if (!r) {
     log_(0, "storing received updates failed: " + r.status().message());
     // Pulling the same range again at once would fail alike, and every
@@ -931,20 +942,78 @@ void SyncEngine::flush_answers() {
 
 void SyncEngine::flush_received() {
   flush_answers();  // answers came first: a push may continue one
-  received_origins_.clear();
-  if (received_.empty()) return;
-  std::vector<Update> updates;
-  updates.swap(received_);
-  std::vector<proof::Head> heads;
-  heads.swap(received_heads_);
-  std::set<std::string> sources;
-  sources.swap(received_from_);
-  ingest(std::move(updates), std::move(heads), nullptr);
-  // A gap among them is pulled at once from whoever pushed.
-  for (const auto& endpoint : sources) {
-    auto it = peers_.find(endpoint);
-    if (it != peers_.end()) pull_missing(it->second);
+  if (!gathering_.updates.empty()) {
+    // Into the batch waiting before it, unless an origin came there by another link.
+    PushBatch* last = waiting_.empty() ? nullptr : &waiting_.back();
+    if (last && std::none_of(gathering_.origins.begin(), gathering_.origins.end(), [&](const auto& e) {
+          auto it = last->origins.find(e.first);
+          return it != last->origins.end() && it->second != e.second;
+        })) {
+      for (auto& u : gathering_.updates) last->updates.push_back(std::move(u));
+      for (auto& h : gathering_.heads) last->heads.push_back(std::move(h));
+      last->sources.insert(gathering_.sources.begin(), gathering_.sources.end());
+      last->origins.insert(gathering_.origins.begin(), gathering_.origins.end());
+    } else {
+      waiting_.push_back(std::move(gathering_));
+    }
+    for (const auto& u : waiting_.back().updates) {
+      uint64_t& seq = waiting_seqs_[u.id().origin];
+      seq = std::max(seq, u.seq());
+    }
   }
+  gathering_ = PushBatch{};
+  if (out_.empty()) start_waiting();
+}
+
+void SyncEngine::start_waiting() {
+  waiting_seqs_.clear();
+  while (!waiting_.empty()) {
+    PushBatch b = std::move(waiting_.front());
+    waiting_.pop_front();
+    const uint64_t ticket = ++next_ticket_;
+    OutIngest& o = out_[ticket];
+    o.sources = std::move(b.sources);
+    for (const auto& u : b.updates) {
+      uint64_t& seq = o.seqs[u.id().origin];
+      seq = std::max(seq, u.seq());
+    }
+    counters_.updates_received += b.updates.size();
+    node_.ingest_async(std::move(b.updates), std::move(b.heads),
+                       [finished = finished_, ticket](Result<IngestReport> r) {
+                         std::lock_guard<std::mutex> l(finished->mu);
+                         finished->done.emplace_back(ticket, std::move(r));
+                         if (finished->wake) finished->wake->wake();  // the loop takes it now, not at its next poll
+                       });
+  }
+  finish_ingests();  // a store without a writer of its own has finished them already
+}
+
+void SyncEngine::finish_ingests() {
+  std::vector<std::pair<uint64_t, Result<IngestReport>>> done;
+  {
+    std::lock_guard<std::mutex> l(finished_->mu);
+    done.swap(finished_->done);
+  }
+  for (auto& [ticket, report] : done) {
+    auto it = out_.find(ticket);
+    if (it == out_.end()) continue;
+    const std::set<std::string> sources = std::move(it->second.sources);
+    out_.erase(it);
+    after_ingest(report, {}, nullptr);
+    // A gap among them is pulled at once from whoever pushed.
+    for (const auto& endpoint : sources) {
+      auto p = peers_.find(endpoint);
+      if (p != peers_.end()) pull_missing(p->second);
+    }
+  }
+  if (out_.empty() && !waiting_.empty()) start_waiting();
+}
+
+uint64_t SyncEngine::in_flight(OriginId origin) const {
+  uint64_t seq = seq_of(waiting_seqs_, origin);
+  for (const auto& [_, o] : out_)
+    if (auto it = o.seqs.find(origin); it != o.seqs.end()) seq = std::max(seq, it->second);
+  return seq;
 }
 
 void SyncEngine::on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
@@ -955,7 +1024,17 @@ void SyncEngine::on_committed(const std::vector<Update>& updates, const std::vec
     committed_.push_back(u);
   }
   committed_heads_.insert(committed_heads_.end(), heads.begin(), heads.end());
-  if (first_committed_ms_ < 0) first_committed_ms_ = clock_.now_millis();
+  if (first_committed_ms_ < 0) {
+    first_committed_ms_ = clock_.now_millis();
+    transport_.wake();
+  }
+}
+
+int SyncEngine::poll_timeout_ms(int longest) {
+  std::lock_guard<std::mutex> l(committed_mu_);
+  if (first_committed_ms_ < 0) return longest;
+  const int64_t due = first_committed_ms_ + options_.push_delay_ms - clock_.now_millis();
+  return static_cast<int>(std::clamp<int64_t>(due, 0, longest));
 }
 
 namespace {
@@ -1078,6 +1157,7 @@ void SyncEngine::check_silent_peers(int64_t now) {
 }
 
 void SyncEngine::on_tick() {
+  finish_ingests();
   const int64_t now = clock_.now_millis();
   refresh_hello();
   check_silent_peers(now);

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <functional>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -118,6 +119,9 @@ class SyncEngine {
   using Log = std::function<void(int level, const std::string& line)>;  // 0 error, 1 warn, 2 info, 3 debug
 
   SyncEngine(SyncStore& store, Transport& transport, const Clock& clock, SyncOptions options, Log log);
+  ~SyncEngine();
+  SyncEngine(const SyncEngine&) = delete;
+  SyncEngine& operator=(const SyncEngine&) = delete;
 
   void start();
   void on_frame(const Frame& frame);
@@ -125,8 +129,13 @@ class SyncEngine {
   void on_frames(const std::vector<Frame>& frames);
   // Timers: handshake retries, anti-entropy, pull timeouts, coalesced pushes.
   void on_tick();
-  // From the writer thread: updates that were just committed.
+  // From the writer thread: updates that were just committed. The first of a
+  // coalescing window wakes the transport, so that the loop waits for the
+  // window's end (poll_timeout_ms) rather than its whole poll.
   void on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads);
+  // How long the loop's next poll may wait, at most `longest`: until the
+  // coalesced pushes are due when some are waiting.
+  int poll_timeout_ms(int longest);
 
   // Runtime changes of whom to sync with (the daemon's trust list):
   // dials a device (nothing when a link to the endpoint exists) ...
@@ -256,6 +265,12 @@ class SyncEngine {
   static PeerId peer_id(const std::string& key, OriginId node_id);
   void drop_silent_learned_peers(int64_t now);
   void flush_received();
+  void start_waiting();
+  // Takes the results of the ingests the store finished (any thread's), as
+  // ingest() takes its own.
+  void finish_ingests();
+  // The highest seq of `origin` handed to the store and not back yet (0: none).
+  uint64_t in_flight(OriginId origin) const;
   // Stores the answers (Updates) gathered in this poll, one ingest per peer.
   void flush_answers();
   size_t pull_bytes(const Peer& p) const;
@@ -295,6 +310,8 @@ class SyncEngine {
   // Stores received updates; false when the store failed (a full disk, say):
   // then nothing is pulled from `from` again before its next vector.
   bool ingest(std::vector<Update> updates, std::vector<proof::Head> heads, Peer* from);
+  // What follows an ingest: refusals, pulls from below, evidence, a new origin.
+  bool after_ingest(const Result<IngestReport>& r, const std::set<OriginId>& origins, Peer* from);
   // Asks for `origin` from below `seq` (IngestReport::unchained), from `from`
   // or else from the peer that last pushed the origin.
   void pull_below(OriginId origin, uint64_t seq, Peer* from);
@@ -343,10 +360,31 @@ class SyncEngine {
     std::vector<proof::Head> heads;
   };
   std::map<std::string, Answers> answers_;  // by endpoint: answers of this poll, not yet stored
-  std::vector<Update> received_;            // pushed, not yet stored (flush_received)
-  std::vector<proof::Head> received_heads_;  // the heads pushed with them
-  std::set<std::string> received_from_;               // endpoints of the peers that pushed them
-  std::map<OriginId, std::string> received_origins_;  // the origins among them -> the link that pushed them
+  // Pushes are stored without the loop waiting (SyncStore::ingest_async):
+  // a poll's pushes are gathered into a batch; batches wait while an ingest
+  // of pushes is out, and go out together when the last one is back, so the
+  // loop serves and relays meanwhile and a busy node stores more per commit.
+  struct PushBatch {
+    std::vector<Update> updates;
+    std::vector<proof::Head> heads;           // the heads pushed with them
+    std::set<std::string> sources;            // endpoints of the peers that pushed them
+    std::map<OriginId, std::string> origins;  // the origins among them -> the link that pushed them
+  };
+  struct OutIngest {
+    std::set<std::string> sources;
+    std::map<OriginId, uint64_t> seqs;  // per origin, the highest seq in it
+  };
+  struct Finished {  // filled on the store's writer thread
+    std::mutex mu;
+    std::vector<std::pair<uint64_t, Result<IngestReport>>> done;  // by ticket
+    Transport* wake = nullptr;  // woken when one is done; cleared when the engine goes
+  };
+  PushBatch gathering_;                 // this poll's pushes
+  std::deque<PushBatch> waiting_;       // closed, not yet handed to the store
+  std::map<OriginId, uint64_t> waiting_seqs_;  // per origin, the highest seq waiting
+  std::map<uint64_t, OutIngest> out_;   // by ticket: handed to the store, not back yet
+  uint64_t next_ticket_ = 0;
+  std::shared_ptr<Finished> finished_ = std::make_shared<Finished>();
   std::map<OriginId, std::string> pushed_by_;         // origin -> endpoint of the peer that last pushed it
   std::map<OriginId, uint64_t> below_;                // origin -> how far below an unchained run to pull it next
   // Evidence this node could not store for a local reason (a full disk): taken

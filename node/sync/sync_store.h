@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -97,6 +98,14 @@ class SyncStore {
   // Received updates with the heads that cover them, judged for form (and
   // proof) and stored durably before it returns.
   virtual Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) = 0;
+  // ingest() without waiting: `done` gets what ingest() would return once the
+  // updates are stored, on whatever thread stores them; the caller goes on
+  // meanwhile. The default, for a store without a writer of its own, calls
+  // ingest() and `done` before it returns.
+  using IngestDone = std::function<void(Result<IngestReport>)>;
+  virtual void ingest_async(std::vector<Update> updates, std::vector<proof::Head> heads, IngestDone done) {
+    done(ingest(std::move(updates), std::move(heads)));
+  }
   // What the engine knows of its peers (endpoint -> MessagePack state), kept across restarts.
   virtual Status save_peers(std::map<std::string, std::string> peers) = 0;
   // Fork evidence held (protocol/origin_proof.h encodings), to give to peers.

@@ -54,6 +54,10 @@ class Transport {
   virtual void send(const Link& link, const std::string& bytes) = 0;
   // Waits up to timeout_ms for frames and returns what arrived (maybe nothing).
   virtual std::vector<Frame> poll(int timeout_ms) = 0;
+  // Makes a poll() that is waiting return at once, or the next one if none
+  // is. Any thread may call it. The default wakes nothing (a transport whose
+  // owner polls without waiting).
+  virtual void wake() {}
 };
 
 }  // namespace replog

@@ -1,5 +1,8 @@
 #include "node/sync/zmq_transport.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 
@@ -30,12 +33,19 @@ void drain(zmq::socket_t& s) {
 
 }  // namespace
 
-ZmqTransport::ZmqTransport(zmq::context_t& context) : context_(context) {}
+ZmqTransport::ZmqTransport(zmq::context_t& context) : context_(context), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
 ZmqTransport::ZmqTransport(zmq::context_t& context, TransportSecurity security)
-    : context_(context), security_(std::move(security)) {}
+    : context_(context), security_(std::move(security)), wake_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
 
-ZmqTransport::~ZmqTransport() = default;
+ZmqTransport::~ZmqTransport() {
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void ZmqTransport::wake() {
+  const uint64_t one = 1;
+  if (wake_fd_ >= 0) (void)!::write(wake_fd_, &one, sizeof one);  // a full counter wakes anyway
+}
 
 void ZmqTransport::configure(zmq::socket_t& s) {
   s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(wire::kMaxFrameBytes + 4096));
@@ -298,10 +308,16 @@ std::vector<Frame> ZmqTransport::poll(int timeout_ms) {
   }
   std::vector<Frame> out;
   if (items.empty()) return out;
+  const size_t wake_item = items.size();
+  if (wake_fd_ >= 0) items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
   try {
     zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
   } catch (const zmq::error_t&) {
     return out;  // EINTR: a signal; the caller looks at its stop flag
+  }
+  if (wake_fd_ >= 0 && (items[wake_item].revents & ZMQ_POLLIN)) {
+    uint64_t count = 0;
+    (void)!::read(wake_fd_, &count, sizeof count);
   }
   size_t i = 0;
   if (zap_ && (items[i++].revents & ZMQ_POLLIN)) serve_zap();

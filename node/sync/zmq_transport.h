@@ -81,6 +81,7 @@ class ZmqTransport final : public Transport {
   Status connect_to(const std::string& endpoint, const std::string& peer_key) override;
   void disconnect(const std::string& endpoint) override;
   void send(const Link& link, const std::string& bytes) override;
+  void wake() override;
   std::vector<Frame> poll(int timeout_ms) override;
 
   // Closes every link of devices no longer trusted: their DEALERs, and (a
@@ -128,6 +129,7 @@ class ZmqTransport final : public Transport {
   bool joiners_connected_ = false;          // a joiner was admitted since the ROUTER was bound
   std::vector<JoinFrame> join_frames_;      // joiners' frames not yet taken
   std::string bound_;
+  int wake_fd_ = -1;  // an eventfd poll() waits on beside the sockets (wake())
   TransportCounters counters_;
   std::map<wire::Type, uint64_t> dropped_sends_;
 };

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "node/sync/sync_store.h"
+#include "support/forwarding_store.h"
 
 namespace replog::sim {
 
@@ -49,19 +50,12 @@ struct HostileLedger {
   std::set<std::pair<UpdateId, std::string>> made_up_bytes;
 };
 
-class CountingStore final : public SyncStore {
+class CountingStore final : public testing::ForwardingStore {
  public:
   // `refusals` and `ledger` outlive this store (they survive the node's crashes).
   CountingStore(SyncStore& inner, std::string name, Refusals& refusals, const HostileLedger& ledger)
-      : inner_(inner), name_(std::move(name)), refusals_(refusals), ledger_(ledger) {}
+      : ForwardingStore(inner), name_(std::move(name)), refusals_(refusals), ledger_(ledger) {}
 
-  OriginId node_id() const override { return inner_.node_id(); }
-  std::string cluster_id() const override { return inner_.cluster_id(); }
-  OwnOriginKey own_origin_key() const override { return inner_.own_origin_key(); }
-  VersionVector vector() const override { return inner_.vector(); }
-  Result<Range> read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const override {
-    return inner_.read_range(origin, from, max_count, max_bytes);
-  }
   Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) override {
     // The stranger's copies among this ingest's updates: one excuse per copy
     // (a frame delivered twice is one copy: the node takes the second as a duplicate).
@@ -86,15 +80,9 @@ class CountingStore final : public SyncStore {
       }
     return report;
   }
-  Status save_peers(std::map<std::string, std::string> peers) override { return inner_.save_peers(std::move(peers)); }
-  std::vector<std::string> evidence() const override { return inner_.evidence(); }
-  Result<bool> take_evidence(std::string bytes) override { return inner_.take_evidence(std::move(bytes)); }
-  std::map<OriginId, uint64_t> unverified() const override { return inner_.unverified(); }
-  std::map<OriginId, ChainTip> tips() const override { return inner_.tips(); }
 
  private:
   static constexpr size_t kKept = 100'000;  // enough to judge; a run refusing more has failed anyway
-  SyncStore& inner_;
   std::string name_;
   Refusals& refusals_;
   const HostileLedger& ledger_;

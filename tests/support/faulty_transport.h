@@ -68,6 +68,7 @@ class FaultyTransport final : public Transport {
   }
   void disconnect(const std::string& endpoint) override { inner_.disconnect(endpoint); }
   void send(const Link& link, const std::string& bytes) override;
+  void wake() override { inner_.wake(); }
   // Sends what is due, then returns what arrived from peers that are not cut.
   std::vector<Frame> poll(int timeout_ms) override;
 
