@@ -35,7 +35,7 @@ void SyncEngine::take_tree(Peer& p, const wire::Tree& t) {
   if (t.hears) p.hears = std::set<OriginId>(t.hears->begin(), t.hears->end());
   const int64_t now = clock_.now_millis();
   for (const auto& [o, seq] : t.have) {
-    if (is_reserved_origin(o) || forked_.count(o) || seq <= seq_of(held, o)) continue;
+    if (is_reserved_origin(o) || forked_.count(o) || seq <= std::max(seq_of(held, o), in_flight(o))) continue;
     auto g = grafts_.find(o);
     if (g != grafts_.end()) {
       g->second.seq = std::max(g->second.seq, seq);
@@ -53,7 +53,8 @@ void SyncEngine::prune_duplicates(const Link& link, Peer& from, const wire::Push
   for (const Update& u : push.updates) {
     const OriginId o = u.id().origin;
     uint64_t& seen = poll_seen_[o];
-    const bool dup = u.seq() <= std::max(seen, seq_of(held, o));
+    // Held, pushed earlier in this poll, or on its way to the store.
+    const bool dup = u.seq() <= std::max({seen, seq_of(held, o), in_flight(o)});
     seen = std::max(seen, u.seq());
     auto [it, fresh] = all_held.emplace(o, dup);
     if (!fresh) it->second = it->second && dup;
@@ -72,7 +73,8 @@ void SyncEngine::run_grafts(int64_t now) {
   std::map<std::string, wire::Tree> out;  // by endpoint
   for (auto it = grafts_.begin(); it != grafts_.end();) {
     const auto& [o, g] = *it;
-    if (seq_of(held, o) >= g.seq) {
+    const uint64_t have = std::max(seq_of(held, o), in_flight(o));
+    if (have >= g.seq) {
       it = grafts_.erase(it);
       continue;
     }
@@ -96,7 +98,7 @@ void SyncEngine::run_grafts(int64_t now) {
         pulls_.erase(pull);
       }
       if (!pulls_.count(o) && peer.credit_used < options_.credit_bytes) {
-        const uint64_t from = seq_of(held, o) + 1;
+        const uint64_t from = have + 1;
         const size_t bytes = std::min(wire::kMaxBatchBytes, options_.credit_bytes - peer.credit_used);
         send(Link{true, peer.endpoint}, wire::Request{o, from, g.seq, bytes});
         pulls_[o] = Pull{peer.endpoint, from, g.seq, bytes, now + options_.request_timeout_ms};
