@@ -7,6 +7,8 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <future>
+#include <thread>
 
 #include "node/engine/node.h"
 #include "node/sync/endpoint.h"
@@ -115,11 +117,15 @@ class SimCluster {
       // A ring (each knows the next) or a full mesh; connect-back fills in the rest.
       for (int j = 0; j < n; ++j)
         if (j != i && (full_mesh || j == (i + 1) % n)) so.peers.push_back(endpoint_of(j));
+      // The loop is stepped here, not timed: by default a node stores what it
+      // receives before the loop goes on (ForwardingStore), as it did before
+      // ingest_async, so a run of N ms cannot outpace the writer threads.
       if (wrap) s.store = wrap(i, *s.node);
-      SyncStore& store = s.store ? *s.store : static_cast<SyncStore&>(*s.node);
-      s.service = std::make_unique<PeerService>(store, *s.transport, clock, so, [](int, const std::string&) {});
+      if (!s.store) s.store = std::make_unique<testing::ForwardingStore>(*s.node);
+      s.service = std::make_unique<PeerService>(*s.store, *s.transport, clock, so, [](int, const std::string&) {});
       PeerService* service = s.service.get();
       s.node->set_commit_listener([service](const std::vector<Update>& u, const std::vector<proof::Head>& h) { service->on_committed(u, h); });
+      s.node->set_verified_listener([service](const std::vector<Update>& u, const std::vector<proof::Head>& h) { service->on_verified(u, h); });
       nodes.push_back(std::move(s));
     }
     for (auto& s : nodes) s.service->start();
@@ -436,6 +442,58 @@ TEST(Sync, PushesAreStoredWithoutTheLoopWaitingAndThoseArrivingMeanwhileGoTogeth
   EXPECT_EQ(c.nodes[1].node->vector().at(c.nodes[0].node->node_id()), 3u);
   EXPECT_EQ(c.nodes[1].service->engine().counters().updates_received, 3u)
       << "what was on its way to the store was not pulled meanwhile";
+}
+
+// Relay before commit: a received update whose checks passed goes on to
+// peers while its own commit is still to come (here held back on purpose).
+TEST(Sync, AVerifiedUpdateIsRelayedBeforeItsCommit) {
+  ManualClock clock(1'790'000'000'000);
+  // Without small diffs: node 0's answer to node 1's round would carry the
+  // update as an answer, which node 1 stores before its loop goes on (and
+  // here its writer is held).
+  // Node 1 stores through the writer's queue (its loop must go on while its
+  // writer is held); the others store before their loop goes on.
+  SimCluster c(3, clock, /*full_mesh=*/false, wire::kFeatureDiff, nullptr,
+               [](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
+                 return std::make_unique<testing::ForwardingStore>(node, /*pass_async=*/i == 1);
+               });
+  c.net.cut_both(endpoint_of(0), endpoint_of(2));  // 2 gets 0's updates only through 1
+  c.run(300);
+  std::promise<void> go;
+  std::shared_future<void> released = go.get_future().share();
+  struct Release {  // the writer is never left waiting, whatever fails below
+    std::promise<void>& go;
+    bool done = false;
+    ~Release() {
+      if (!done) go.set_value();
+    }
+  } release{go};
+  PeerService* relay = c.nodes[1].service.get();
+  c.nodes[1].node->set_verified_listener(
+      [relay, released](const std::vector<Update>& u, const std::vector<proof::Head>& h) {
+        relay->on_verified(u, h);
+        released.wait();  // node 1's commit waits until the test lets it go
+      });
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(1))));
+  const OriginId origin = c.nodes[0].node->node_id();
+  // Node 1's writer works in real time, beside this stepped loop: step until
+  // a node holds it, 1 ms of the clock and 1 ms of waiting at a time, for at
+  // most 10 s.
+  const auto step_until = [&](engine::Node& n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!n.vector().count(origin) && std::chrono::steady_clock::now() < deadline) {
+      c.run(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  };
+  step_until(*c.nodes[2].node);
+  EXPECT_EQ(c.nodes[2].node->vector().count(origin), 1u) << "node 2 holds the update";
+  EXPECT_EQ(c.nodes[1].node->vector().count(origin), 0u) << "while node 1, which relayed it, has not committed it";
+  go.set_value();
+  release.done = true;
+  step_until(*c.nodes[1].node);
+  EXPECT_EQ(c.nodes[1].node->vector().count(origin), 1u);
+  EXPECT_TRUE(c.converged());
 }
 
 // A catch-up from many origins: each origin is asked for a share of the

@@ -406,6 +406,7 @@ struct ZmqPeer {
     });
     PeerService* s = service.get();
     node->set_commit_listener([s](const std::vector<Update>& u, const std::vector<proof::Head>& h) { s->on_committed(u, h); });
+    node->set_verified_listener([s](const std::vector<Update>& u, const std::vector<proof::Head>& h) { s->on_verified(u, h); });
     loop = std::thread([this] {
       service->start();
       service->run_until(stop, 5);

@@ -17,6 +17,7 @@
 #include "protocol/origin_proof.h"
 #include "storage/update_log.h"
 #include "signed_node.h"
+#include "support/forwarding_store.h"
 #include "support/memory_transport.h"
 #include "temp_dir.h"
 
@@ -354,6 +355,7 @@ TEST_F(VerifyIngest, TwoBranchesAtOneSeqAreFoundByTheirVectorsTipsAndProved) {
   ManualClock clock(1'790'000'000'000);
   testing::MemoryNetwork net;
   struct Linked {
+    std::unique_ptr<testing::ForwardingStore> store;  // stores before the stepped loop goes on
     std::unique_ptr<testing::MemoryTransport> transport;
     std::unique_ptr<PeerService> service;
   };
@@ -366,8 +368,9 @@ TEST_F(VerifyIngest, TwoBranchesAtOneSeqAreFoundByTheirVectorsTipsAndProved) {
     so.anti_entropy_ms = 100;
     so.peers = {peer};
     Linked l;
+    l.store = std::make_unique<testing::ForwardingStore>(*node);
     l.transport = std::make_unique<testing::MemoryTransport>(net, endpoint);
-    l.service = std::make_unique<PeerService>(*node, *l.transport, clock, so, [](int, const std::string&) {});
+    l.service = std::make_unique<PeerService>(*l.store, *l.transport, clock, so, [](int, const std::string&) {});
     PeerService* service = l.service.get();
     node->set_commit_listener([service](const std::vector<Update>& u, const std::vector<proof::Head>& h) { service->on_committed(u, h); });
     linked.push_back(std::move(l));

@@ -70,6 +70,7 @@ void usage() {
                "  --seconds S      duration of the latency figure (default 30)\n"
                "  --degree K       latency figure: each node dials K random others (default 0: a full mesh)\n"
                "  --tree-off       latency figure: nodes relay without trees (the protocol before feature bit 3)\n"
+               "  --relay-after-commit  latency figure: relay received updates after their commit, not before\n"
                "  --origins A[,B]  origin counts of the fresh/insync figures (default 1,10,100)\n"
                "  --fresh-cap S    stop a fresh replication of more than one origin after S s (default 25)\n"
                "  --cli PATH       the replog program for the memory figure\n";
@@ -93,6 +94,7 @@ bool parse_options(const std::vector<std::string>& args) {
   auto take = [](const std::string& a, const NextValue& next) {
     if (a == "--origins") g_opt.origins = parse_origins(next());
     else if (a == "--tree-off") g_opt.tree_off = true;
+    else if (a == "--relay-after-commit") g_opt.relay_after_commit = true;
     else if (a == "--fresh-cap") g_opt.fresh_cap_s = static_cast<double>(parse_count(next(), "--fresh-cap"));
     else return false;
     return true;

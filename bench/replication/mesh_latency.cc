@@ -100,6 +100,7 @@ void start_mesh(Mesh& m, int nn) {
       r->count += ups.size();
     };
     if (g_opt.tree_off) m.nodes.back()->features_off = wire::kFeatureTree;
+    m.nodes.back()->relay_before_commit = !g_opt.relay_after_commit;
     m.nodes.back()->open(new_node_dir("mesh-" + std::to_string(i), kCluster), "n" + std::to_string(i));
   }
   std::vector<std::string> eps;
@@ -263,6 +264,7 @@ Latencies latencies(const Mesh& m, const std::vector<OriginId>& ids, uint64_t to
 std::string mesh_text() {
   std::string s = std::to_string(g_opt.nodes) + " nodes, " +
                   (g_opt.degree ? "each dialling " + std::to_string(g_opt.degree) + " random others" : "full mesh");
+  if (g_opt.relay_after_commit) s += ", relayed after commit";
   return g_opt.tree_off ? s + ", relay trees off" : s;
 }
 

@@ -65,6 +65,10 @@ void PeerNode::open(const std::string& d, const std::string& n) {
     if (service) service->on_committed(ups, heads);
     if (on_commit) on_commit(ups);
   });
+  if (relay_before_commit)
+    node->set_verified_listener([this](const std::vector<Update>& ups, const std::vector<proof::Head>& heads) {
+      if (service) service->on_verified(ups, heads);
+    });
   context = std::make_unique<zmq::context_t>(1);
   zmq_transport = std::make_unique<ZmqTransport>(*context);
   check(zmq_transport->listen("tcp://127.0.0.1:0"), "listen " + name);

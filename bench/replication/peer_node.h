@@ -71,6 +71,7 @@ struct PeerNode {
 
   void open(const std::string& d, const std::string& n);
   uint64_t features_off = 0;  // SyncOptions::features_off of the node's engine
+  bool relay_before_commit = true;  // Node::set_verified_listener; set before open()
   void start_threaded(const std::vector<std::string>& peers, uint64_t seed);
   void start_stepped(const std::vector<std::string>& peers, uint64_t seed);
   // Stops the loop, the engine, the sockets and the node (which checkpoints).

@@ -571,6 +571,10 @@ void listen_to_commits(engine::Node& node, PeerService& service, LocalApi& api, 
     if (archive) archive->wake();
     if (dashboard) dashboard->server->on_committed(updates);
   });
+  // Received updates go on to peers once checked, before their commit.
+  node.set_verified_listener([&service](const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
+    service.on_verified(updates, heads);
+  });
 }
 
 }  // namespace

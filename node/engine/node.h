@@ -218,6 +218,12 @@ class Node final : public SyncStore {
   // REQUIRES: set before the first call()/ingest().
   using CommitListener = std::function<void(const std::vector<Update>&, const std::vector<proof::Head>&)>;
   void set_commit_listener(CommitListener listener) { commit_listener_ = std::move(listener); }
+  // Called by the writer thread with the received updates of a batch whose
+  // checks passed (chains, heads, signatures), and their heads, before the
+  // batch is folded and committed: what a node may relay before it commits.
+  // A batch retried after a full map is passed again. Must not block.
+  // REQUIRES: set before the first ingest(), beside a commit listener.
+  void set_verified_listener(CommitListener listener) { verified_listener_ = std::move(listener); }
 
   // The log in key (replay) order: at most `max` updates with key > `after`
   // (none: from the start).
@@ -444,6 +450,7 @@ class Node final : public SyncStore {
   std::thread writer_;
   bool closed_ = false;
   CommitListener commit_listener_;
+  CommitListener verified_listener_;
 };
 
 }  // namespace replog::engine

@@ -199,6 +199,8 @@ Status Node::run_batch(Batch& b) {
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kIngest) REPLOG_RETURN_IF_ERROR(store_received(b, *req));
   REPLOG_RETURN_IF_ERROR(store_staged(b));
+  // What the checks passed may go on to peers now (relay before commit).
+  if (verified_listener_ && !b.committed.empty()) verified_listener_(b.committed, b.committed_heads);
   REPLOG_RETURN_IF_ERROR(store_evidence_requests(b));
   REPLOG_RETURN_IF_ERROR(refresh_left_out(b));
   REPLOG_RETURN_IF_ERROR(fold_received(b));

@@ -55,6 +55,11 @@ class PeerService {
   void on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
     engine_.on_committed(updates, heads);
   }
+  // From the store's writer: received updates that passed their checks, not
+  // yet committed (relayed at once).
+  void on_verified(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
+    engine_.on_verified(updates, heads);
+  }
   std::vector<PeerStatus> peers() const { return engine_.peers(); }
   // REQUIRES: the event-loop thread (or, stepped, the thread that drives it).
   SyncEngine& engine() { return engine_; }

@@ -1016,8 +1016,42 @@ uint64_t SyncEngine::in_flight(OriginId origin) const {
   return seq;
 }
 
+void SyncEngine::on_verified(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
+  // Only what a received head covers: anything else (a node's own updates
+  // issued again under a fresh origin) is signed after the commit and goes
+  // out with that head.
+  std::map<OriginId, uint64_t> covered;
+  for (const auto& h : heads) covered[h.origin] = std::max(covered[h.origin], h.seq);
+  std::vector<Update> early;
+  for (const auto& u : updates)
+    if (u.seq() <= seq_of(covered, u.id().origin)) early.push_back(u);
+  if (early.empty()) return;
+  std::lock_guard<std::mutex> l(committed_mu_);
+  for (const auto& u : early) {
+    uint64_t& seq = relayed_early_[u.id().origin];
+    seq = std::max(seq, u.seq());
+  }
+  take_committed_locked(early, heads);
+}
+
 void SyncEngine::on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
   std::lock_guard<std::mutex> l(committed_mu_);
+  if (relayed_early_.empty()) {
+    take_committed_locked(updates, heads);
+    return;
+  }
+  // What on_verified took already goes out once.
+  const auto later = [&](OriginId origin, uint64_t seq) { return seq > seq_of(relayed_early_, origin); };
+  std::vector<Update> rest;
+  for (const auto& u : updates)
+    if (later(u.id().origin, u.seq())) rest.push_back(u);
+  std::vector<proof::Head> rest_heads;
+  for (const auto& h : heads)
+    if (later(h.origin, h.seq)) rest_heads.push_back(h);
+  if (!rest.empty()) take_committed_locked(rest, rest_heads);
+}
+
+void SyncEngine::take_committed_locked(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
   if (committed_bytes_ >= options_.max_pending_push_bytes) return;  // anti-entropy delivers the rest
   for (const auto& u : updates) {
     committed_bytes_ += u.body().size();

@@ -133,6 +133,10 @@ class SyncEngine {
   // coalescing window wakes the transport, so that the loop waits for the
   // window's end (poll_timeout_ms) rather than its whole poll.
   void on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads);
+  // From the writer thread: received updates whose checks passed, before
+  // their commit. They are pushed as committed ones are, and not again when
+  // their commit comes (relay before commit).
+  void on_verified(const std::vector<Update>& updates, const std::vector<proof::Head>& heads);
   // How long the loop's next poll may wait, at most `longest`: until the
   // coalesced pushes are due when some are waiting.
   int poll_timeout_ms(int longest);
@@ -266,6 +270,8 @@ class SyncEngine {
   void drop_silent_learned_peers(int64_t now);
   void flush_received();
   void start_waiting();
+  // REQUIRES: committed_mu_ held.
+  void take_committed_locked(const std::vector<Update>& updates, const std::vector<proof::Head>& heads);
   // Takes the results of the ingests the store finished (any thread's), as
   // ingest() takes its own.
   void finish_ingests();
@@ -406,6 +412,7 @@ class SyncEngine {
   std::vector<proof::Head> committed_heads_;  // guarded by committed_mu_: the heads covering committed_
   size_t committed_bytes_ = 0;            // guarded by committed_mu_
   int64_t first_committed_ms_ = -1;       // guarded by committed_mu_
+  std::map<OriginId, uint64_t> relayed_early_;  // guarded by committed_mu_: per origin, the highest seq on_verified took
 
   SyncCounters counters_;
   int64_t status_refreshed_ms_ = 0;

@@ -1,8 +1,10 @@
 // ForwardingStore: a SyncStore that passes every call to another one. Test
 // doubles that change one part of a store (what ingest records or when it
-// stores) derive from it and override that part only. ingest_async is not
-// passed on: the default runs this store's ingest() before it returns, so a
-// double that overrides ingest() sees every ingest, and a run stays in step.
+// stores) derive from it and override that part only. ingest_async is
+// passed on only when asked for: by default it runs this store's ingest()
+// before it returns, so that a double that overrides ingest() sees every
+// ingest, and an engine stepped by a test's loop (a ManualClock) never runs
+// ahead of a writer thread it does not wait for.
 #pragma once
 
 #include <map>
@@ -16,7 +18,7 @@ namespace replog::testing {
 
 class ForwardingStore : public SyncStore {
  public:
-  explicit ForwardingStore(SyncStore& inner) : inner_(inner) {}
+  explicit ForwardingStore(SyncStore& inner, bool pass_async = false) : inner_(inner), pass_async_(pass_async) {}
 
   OriginId node_id() const override { return inner_.node_id(); }
   std::string cluster_id() const override { return inner_.cluster_id(); }
@@ -28,6 +30,10 @@ class ForwardingStore : public SyncStore {
   Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) override {
     return inner_.ingest(std::move(updates), std::move(heads));
   }
+  void ingest_async(std::vector<Update> updates, std::vector<proof::Head> heads, IngestDone done) override {
+    if (pass_async_) inner_.ingest_async(std::move(updates), std::move(heads), std::move(done));
+    else done(ingest(std::move(updates), std::move(heads)));
+  }
   Status save_peers(std::map<std::string, std::string> peers) override { return inner_.save_peers(std::move(peers)); }
   std::vector<std::string> evidence() const override { return inner_.evidence(); }
   Result<bool> take_evidence(std::string bytes) override { return inner_.take_evidence(std::move(bytes)); }
@@ -36,6 +42,9 @@ class ForwardingStore : public SyncStore {
 
  protected:
   SyncStore& inner_;
+
+ private:
+  bool pass_async_;
 };
 
 }  // namespace replog::testing
