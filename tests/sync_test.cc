@@ -453,10 +453,13 @@ TEST(Sync, AVerifiedUpdateIsRelayedBeforeItsCommit) {
   // here its writer is held).
   // Node 1 stores through the writer's queue (its loop must go on while its
   // writer is held); the others store before their loop goes on.
-  SimCluster c(3, clock, /*full_mesh=*/false, wire::kFeatureDiff, nullptr,
-               [](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
-                 return std::make_unique<testing::ForwardingStore>(node, /*pass_async=*/i == 1);
-               });
+  // Peer state is saved once, at the start: a save later would wait for node
+  // 1's writer, which waits for this thread.
+  SimCluster c(
+      3, clock, /*full_mesh=*/false, wire::kFeatureDiff, [](SyncOptions& so) { so.save_peers_ms = 3'600'000; },
+      [](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
+        return std::make_unique<testing::ForwardingStore>(node, /*pass_async=*/i == 1);
+      });
   c.net.cut_both(endpoint_of(0), endpoint_of(2));  // 2 gets 0's updates only through 1
   c.run(300);
   std::promise<void> go;
