@@ -21,6 +21,16 @@ inline uint64_t seq_of(const VersionVector& v, OriginId origin) {
   return it == v.end() ? 0 : it->second;
 }
 
+// Raises each origin's entry to the highest seq among `updates` (entries are
+// never lowered; origins not among them are left as they are).
+template <typename Updates>
+void raise_to(VersionVector& v, const Updates& updates) {
+  for (const auto& u : updates) {
+    uint64_t& seq = v[u.id().origin];
+    if (u.seq() > seq) seq = u.seq();
+  }
+}
+
 // Updates that `mine` holds and `theirs` lacks.
 uint64_t count_missing_from(const VersionVector& mine, const VersionVector& theirs);
 

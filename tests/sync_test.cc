@@ -499,6 +499,36 @@ TEST(Sync, AVerifiedUpdateIsRelayedBeforeItsCommit) {
   EXPECT_TRUE(c.converged());
 }
 
+// While the store is slow, the pushes waiting for it are bounded: past the
+// bound a push is dropped (counted), and pulled once the store has caught up.
+TEST(Sync, PushesWaitingForASlowStoreAreBoundedAndWhatIsDroppedIsPulledLater) {
+  ManualClock clock(1'790'000'000'000);
+  SlowStore* slow = nullptr;
+  SimCluster c(
+      2, clock, /*full_mesh=*/true, wire::kFeatureDiff, [](SyncOptions& so) { so.max_waiting_push_bytes = 6000; },
+      [&](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
+        if (i != 1) return nullptr;
+        auto s = std::make_unique<SlowStore>(node);
+        slow = s.get();
+        return s;
+      });
+  c.run(50);
+  for (int i = 1; i <= 3; ++i) {  // about 4 KiB each, in polls of their own
+    ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(std::string(4000, static_cast<char>('a' + i))))));
+    c.run(10);
+  }
+  const SyncEngine& engine = c.nodes[1].service->engine();
+  EXPECT_EQ(slow->kept(), std::vector<size_t>{1}) << "the first is with the store";
+  EXPECT_EQ(engine.counters().pushes_dropped, 1u) << "the second waits; the third would pass the bound";
+  slow->release();
+  c.run(1);
+  ASSERT_EQ(slow->kept(), std::vector<size_t>{1}) << "the one that waited";
+  slow->release();
+  for (int ms = 0; ms < 3000 && !c.converged(); ms += 10) c.run(10);
+  EXPECT_TRUE(c.converged()) << "the dropped one was pulled";
+  EXPECT_EQ(c.nodes[1].node->vector().at(c.nodes[0].node->node_id()), 3u);
+}
+
 // A catch-up from many origins: each origin is asked for a share of the
 // link's credit, so every origin's first stretch comes in the first turn, and
 // the answers that arrive together are stored in one commit (near the log's

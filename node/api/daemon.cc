@@ -221,6 +221,7 @@ class Refusals {
             {"updates_refused", n(e.refused_updates)}, {"endpoints_refused", n(e.refused_endpoints)},
             {"sends_dropped", n(t.dropped)}, {"sends_unroutable", n(t.unroutable)}, {"rebinds", n(t.rebinds)},
             {"frames_blocked", n(e.blocked_frames)}, {"sources_blocked", n(e.blocks)},
+            {"pushes_dropped", n(e.pushes_dropped)},
             {"silent_peers", n(e.silent_peers)}, {"tip_mismatches", n(e.tip_mismatches)},
             {"beacons_refused", n(d.beacons_malformed + d.beacons_bad_mac)},
             {"discovery_dials_limited", n(d.dials_rate_limited)}};

@@ -35,7 +35,7 @@ void SyncEngine::take_tree(Peer& p, const wire::Tree& t) {
   if (t.hears) p.hears = std::set<OriginId>(t.hears->begin(), t.hears->end());
   const int64_t now = clock_.now_millis();
   for (const auto& [o, seq] : t.have) {
-    if (is_reserved_origin(o) || forked_.count(o) || seq <= std::max(seq_of(held, o), in_flight(o))) continue;
+    if (is_reserved_origin(o) || forked_.count(o) || seq <= held_or_coming(held, o)) continue;
     auto g = grafts_.find(o);
     if (g != grafts_.end()) {
       g->second.seq = std::max(g->second.seq, seq);
@@ -54,7 +54,7 @@ void SyncEngine::prune_duplicates(const Link& link, Peer& from, const wire::Push
     const OriginId o = u.id().origin;
     uint64_t& seen = poll_seen_[o];
     // Held, pushed earlier in this poll, or on its way to the store.
-    const bool dup = u.seq() <= std::max({seen, seq_of(held, o), in_flight(o)});
+    const bool dup = u.seq() <= std::max(seen, held_or_coming(held, o));
     seen = std::max(seen, u.seq());
     auto [it, fresh] = all_held.emplace(o, dup);
     if (!fresh) it->second = it->second && dup;
@@ -73,7 +73,7 @@ void SyncEngine::run_grafts(int64_t now) {
   std::map<std::string, wire::Tree> out;  // by endpoint
   for (auto it = grafts_.begin(); it != grafts_.end();) {
     const auto& [o, g] = *it;
-    const uint64_t have = std::max(seq_of(held, o), in_flight(o));
+    const uint64_t have = held_or_coming(held, o);
     if (have >= g.seq) {
       it = grafts_.erase(it);
       continue;

@@ -550,6 +550,18 @@ void SyncEngine::handle_incoming_hello(const Frame& frame, const wire::Hello& h)
 // pushes in one commit.
 void SyncEngine::take_push(const Link& link, Peer* from, bool tree, wire::Push& push) {
   if (from && tree) prune_duplicates(link, *from, push);
+  // While the store is slow, what waits for it is bounded: the loop no longer
+  // waits for the store, so a peer could otherwise fill memory. What is
+  // dropped is pulled once the store has caught up (the sender's vector says
+  // it holds it).
+  size_t bytes = 0;
+  for (const auto& u : push.updates) bytes += u.body().size();
+  if (waiting_bytes_ + bytes > options_.max_waiting_push_bytes) {
+    counters_.pushes_dropped += push.updates.size();
+    if (from) note_their(*from, push.updates);
+    return;
+  }
+  waiting_bytes_ += bytes;
   // Runs of one origin from two peers are not judged as one: they may push
   // overlapping runs (of two branches, after a fork), and a run mixed of
   // both chains to neither head. What this poll gathered is stored first.
@@ -795,8 +807,7 @@ void SyncEngine::pull_missing(Peer& p) {
   size_t bytes = 0;  // each request's share, worked out at the first one
   for (const auto& [origin, their_seq] : p.their) {
     if (p.credit_used >= options_.credit_bytes) break;
-    // What is on its way to the store is not asked for again.
-    uint64_t have = std::max(seq_of(mine_, origin), in_flight(origin));
+    uint64_t have = held_or_coming(mine_, origin);  // what is on its way is not asked for again
     uint64_t want = their_seq;
     // A forked origin's updates from the fork seq on are left out of replay,
     // whichever branch is held: its prefix is all there is to pull. (Past it
@@ -842,12 +853,7 @@ void SyncEngine::reverify_from(Peer& p) {
   }
 }
 
-void SyncEngine::note_their(Peer& p, const std::vector<Update>& updates) {
-  for (const auto& u : updates) {
-    uint64_t& seq = p.their[u.id().origin];
-    seq = std::max(seq, u.seq());
-  }
-}
+void SyncEngine::note_their(Peer& p, const std::vector<Update>& updates) { raise_to(p.their, updates); }
 
 bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> heads, Peer* from) {
   if (updates.empty()) return true;
@@ -943,6 +949,7 @@ void SyncEngine::flush_answers() {
 void SyncEngine::flush_received() {
   flush_answers();  // answers came first: a push may continue one
   if (!gathering_.updates.empty()) {
+    raise_to(waiting_seqs_, gathering_.updates);
     // Into the batch waiting before it, unless an origin came there by another link.
     PushBatch* last = waiting_.empty() ? nullptr : &waiting_.back();
     if (last && std::none_of(gathering_.origins.begin(), gathering_.origins.end(), [&](const auto& e) {
@@ -956,10 +963,6 @@ void SyncEngine::flush_received() {
     } else {
       waiting_.push_back(std::move(gathering_));
     }
-    for (const auto& u : waiting_.back().updates) {
-      uint64_t& seq = waiting_seqs_[u.id().origin];
-      seq = std::max(seq, u.seq());
-    }
   }
   gathering_ = PushBatch{};
   if (out_.empty()) start_waiting();
@@ -967,16 +970,14 @@ void SyncEngine::flush_received() {
 
 void SyncEngine::start_waiting() {
   waiting_seqs_.clear();
+  waiting_bytes_ = 0;  // all of it goes now (gathering_ is empty between polls)
   while (!waiting_.empty()) {
     PushBatch b = std::move(waiting_.front());
     waiting_.pop_front();
     const uint64_t ticket = ++next_ticket_;
     OutIngest& o = out_[ticket];
     o.sources = std::move(b.sources);
-    for (const auto& u : b.updates) {
-      uint64_t& seq = o.seqs[u.id().origin];
-      seq = std::max(seq, u.seq());
-    }
+    raise_to(o.seqs, b.updates);
     counters_.updates_received += b.updates.size();
     node_.ingest_async(std::move(b.updates), std::move(b.heads),
                        [finished = finished_, ticket](Result<IngestReport> r) {
@@ -1009,10 +1010,9 @@ void SyncEngine::finish_ingests() {
   if (out_.empty() && !waiting_.empty()) start_waiting();
 }
 
-uint64_t SyncEngine::in_flight(OriginId origin) const {
-  uint64_t seq = seq_of(waiting_seqs_, origin);
-  for (const auto& [_, o] : out_)
-    if (auto it = o.seqs.find(origin); it != o.seqs.end()) seq = std::max(seq, it->second);
+uint64_t SyncEngine::held_or_coming(const VersionVector& held, OriginId origin) const {
+  uint64_t seq = std::max(seq_of(held, origin), seq_of(waiting_seqs_, origin));
+  for (const auto& [_, o] : out_) seq = std::max(seq, seq_of(o.seqs, origin));
   return seq;
 }
 
@@ -1027,10 +1027,7 @@ void SyncEngine::on_verified(const std::vector<Update>& updates, const std::vect
     if (u.seq() <= seq_of(covered, u.id().origin)) early.push_back(u);
   if (early.empty()) return;
   std::lock_guard<std::mutex> l(committed_mu_);
-  for (const auto& u : early) {
-    uint64_t& seq = relayed_early_[u.id().origin];
-    seq = std::max(seq, u.seq());
-  }
+  raise_to(relayed_early_, early);
   take_committed_locked(early, heads);
 }
 

@@ -65,6 +65,9 @@ struct SyncOptions {
   int64_t hello_retry_ms = 200;
   size_t credit_bytes = 8 << 20;          // requested-but-unanswered bytes per link
   size_t max_pending_push_bytes = 64 << 20;  // pushes waiting to be sent, per node
+  // Pushed updates received and not yet handed to the store (bodies): past
+  // it, further pushes are dropped until the store catches up, and pulled later.
+  size_t max_waiting_push_bytes = 64 << 20;
   int64_t save_peers_ms = 5000;           // how often peer state is stored in LMDB
   uint64_t seed = 0;
   // Feature bits (wire::kFeature*) this node does not offer: benchmarks
@@ -109,6 +112,7 @@ struct SyncCounters {
   uint64_t tip_mismatches = 0;   // origins a peer holds at our seq with another chain tip (another branch)
   uint64_t prunes = 0;           // origins pruned: a peer pushed only what this node held
   uint64_t grafts = 0;           // origins grafted: a peer announced what no push brought
+  uint64_t pushes_dropped = 0;   // pushed updates dropped: too many waiting for the store (pulled later)
   uint64_t members_received = 0;  // Members frames taken from authenticated peers
   uint64_t members_accepted = 0;  // entries of them that changed the trust list
   std::map<std::string, uint64_t> members_refused;  // entries refused, by reason (member_refusal_name)
@@ -275,8 +279,9 @@ class SyncEngine {
   // Takes the results of the ingests the store finished (any thread's), as
   // ingest() takes its own.
   void finish_ingests();
-  // The highest seq of `origin` handed to the store and not back yet (0: none).
-  uint64_t in_flight(OriginId origin) const;
+  // The seq of `origin` this node holds by `held` or has on its way to the
+  // store (waiting, or handed over and not back yet), whichever is higher.
+  uint64_t held_or_coming(const VersionVector& held, OriginId origin) const;
   // Stores the answers (Updates) gathered in this poll, one ingest per peer.
   void flush_answers();
   size_t pull_bytes(const Peer& p) const;
@@ -388,6 +393,7 @@ class SyncEngine {
   PushBatch gathering_;                 // this poll's pushes
   std::deque<PushBatch> waiting_;       // closed, not yet handed to the store
   std::map<OriginId, uint64_t> waiting_seqs_;  // per origin, the highest seq waiting
+  size_t waiting_bytes_ = 0;            // bodies in gathering_ and waiting_ (max_waiting_push_bytes)
   std::map<uint64_t, OutIngest> out_;   // by ticket: handed to the store, not back yet
   uint64_t next_ticket_ = 0;
   std::shared_ptr<Finished> finished_ = std::make_shared<Finished>();
