@@ -3,14 +3,16 @@
 # reports seeds run, passed, seeds per hour, the fault mix, and every failure
 # with the one command that replays it. Builds replog_sim first if needed.
 #   tools/simulate.sh --seeds N [--jobs J] [--seed FIRST] [--nodes K] [--steps S]
-#                     [--faults LIST] [--minutes M]
-# Without --nodes, each batch of seeds takes K from 3..9 in turn. --minutes
-# stops starting batches after M minutes (the seeds not started are not run).
+#                     [--faults LIST] [--minutes M] [--twice]
+# --twice runs each seed twice and fails a seed whose runs differ (two trace
+# hashes), while other seeds run beside it. Without --nodes, each batch of
+# seeds takes K from 3..9 in turn. --minutes stops starting batches after M
+# minutes (the seeds not started are not run).
 # Exit status: 0 when every seed run passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seeds=100 jobs=$(nproc) first=${REPLOG_SEED:-1} nodes="" steps=300 faults=all minutes=0 batch=10
+seeds=100 jobs=$(nproc) first=${REPLOG_SEED:-1} nodes="" steps=300 faults=all minutes=0 batch=10 twice=
 while [ $# -gt 0 ]; do
   case "$1" in
     --seeds) seeds=$2; shift 2 ;;
@@ -20,7 +22,8 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --faults) faults=$2; shift 2 ;;
     --minutes) minutes=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --twice) twice=--twice; shift ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "simulate.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,10 +44,10 @@ for ((b = 0; b * batch < seeds; b++)); do
   k=${nodes:-$(( 3 + b % 7 ))}
   echo "$s $n $k"
 done | xargs -P "$jobs" -L 1 sh -c '
-  # $0 steps, $1 deadline, $2 program, $3 faults, $4 output dir; then the line: $5 seed, $6 count, $7 nodes
+  # $0 steps, $1 deadline, $2 program, $3 faults, $4 output dir, $5 --twice or empty; then the line: $6 seed, $7 count, $8 nodes
   if [ "$1" -gt 0 ] && [ "$(date +%s)" -ge "$1" ]; then exit 0; fi
-  "$2" --seed "$5" --seeds "$6" --nodes "$7" --steps "$0" --faults "$3" --json > "$4/$5.json" 2>/dev/null || true
-' "$steps" "$deadline" "$sim" "$faults" "$out"
+  "$2" --seed "$6" --seeds "$7" --nodes "$8" --steps "$0" --faults "$3" $5 --json > "$4/$6.json" 2>/dev/null || true
+' "$steps" "$deadline" "$sim" "$faults" "$out" "$twice"
 elapsed=$(( $(date +%s) - start ))
 
 python3 - "$elapsed" "$out" <<'PY'

@@ -93,6 +93,15 @@ struct NodeOptions {
   // state is needed (a read, a local call, close), never on their own, so
   // that a snapshot adopted afterwards (adopt_checkpoint) saves their replay.
   bool defer_fold = false;
+  // What a batch leaves due, a re-fold (a late update) and a checkpoint, is
+  // done before the batch's callers are answered, and a re-fold that stops is
+  // tried again with the next batch, not on a timer. Off: callers do not wait
+  // for them (a checkpoint's commit is a sync to disk), and a re-fold waits
+  // until the writer has been idle a while. On for the simulator, which must
+  // repeat a run exactly: done beside the driving thread, they would store
+  // heads and reach fault points while that thread reads the log, in an
+  // order that changes from run to run.
+  bool finish_before_answering = false;
 };
 
 struct InitOptions {

@@ -128,22 +128,29 @@ void Node::writer_loop() {
   std::vector<std::shared_ptr<Request>> batch;
   while (take_batch(batch)) {
     process(batch);
+    const bool before = options_.finish_before_answering;
     {
       std::lock_guard<std::mutex> state_lock(state_mu_);
       refold_pending_ = refold_from_.has_value() && !options_.defer_fold;
+      // Folded now, once; one that stops again is tried with the next batch.
+      if (refold_pending_ && before) (void)refold_locked(), refold_pending_ = false;
     }
     // The deferred re-fold waits until the writer has been idle for a while,
     // so that a whole catch-up is folded once.
     if (refold_pending_) refold_due_ms_ = clock_->now_millis() + refold_retry_ms_;
+    const bool checkpoint_due =
+        since_checkpoint_ >= options_.checkpoint_interval && !refold_pending_ && !options_.defer_fold;
+    auto checkpoint = [&] {
+      std::lock_guard<std::mutex> l(state_mu_);
+      (void)write_checkpoint();
+    };
+    if (checkpoint_due && before) checkpoint();
     for (auto& r : batch) {
       if (r->on_done) r->on_done(r->status ? Result<IngestReport>(std::move(r->report)) : Result<IngestReport>(r->status));
       r->done.set_value();
     }
     batch.clear();
-    if (since_checkpoint_ >= options_.checkpoint_interval && !refold_pending_ && !options_.defer_fold) {
-      std::lock_guard<std::mutex> l(state_mu_);
-      (void)write_checkpoint();
-    }
+    if (checkpoint_due && !before) checkpoint();
   }
 }
 

@@ -1022,11 +1022,16 @@ void SyncEngine::on_verified(const std::vector<Update>& updates, const std::vect
   // out with that head.
   std::map<OriginId, uint64_t> covered;
   for (const auto& h : heads) covered[h.origin] = std::max(covered[h.origin], h.seq);
-  std::vector<Update> early;
-  for (const auto& u : updates)
-    if (u.seq() <= seq_of(covered, u.id().origin)) early.push_back(u);
-  if (early.empty()) return;
   std::lock_guard<std::mutex> l(committed_mu_);
+  // Updates of a batch that did not commit (a full disk, a map grown and the
+  // batch run again) come here again with the next try: what went out
+  // already does not go twice (it would, in one run of one Push).
+  std::vector<Update> early;
+  for (const auto& u : updates) {
+    const OriginId origin = u.id().origin;
+    if (u.seq() <= seq_of(covered, origin) && u.seq() > seq_of(relayed_early_, origin)) early.push_back(u);
+  }
+  if (early.empty()) return;
   raise_to(relayed_early_, early);
   take_committed_locked(early, heads);
 }

@@ -55,11 +55,11 @@ std::string SimArchive::without_dirs(const Status& s) const {
 
 Archiver* SimArchive::archiver_of(SimNode& n, int64_t grace_ms) {
   Slot& s = slots_[n.index];
-  if (s.node != n.node.get() || !s.archiver) {
+  if (s.opened != n.opened || !s.archiver) {
     ArchiveOptions o;
     o.grace_ms = grace_ms;
     s.archiver = std::make_unique<Archiver>(*n.node, bucket_, keys_, *n.clock, o);
-    s.node = n.node.get();
+    s.opened = n.opened;
   }
   return s.archiver.get();
 }

@@ -62,7 +62,10 @@ class SimArchive {
   MemoryObjectStore bucket_;
   archive::Keyring keys_;
   struct Slot {
-    engine::Node* node = nullptr;  // the node the archiver was made for (a restart makes another)
+    // The opening of the node the archiver was made for (SimNode::opened): a
+    // restart makes another. Not its address: a restarted node may be given
+    // the old one's, or not, as the allocator goes, and a run must repeat.
+    uint64_t opened = 0;
     std::unique_ptr<Archiver> archiver;
     int busy_until = -1;  // a slow request: no push or poll through this step
   };

@@ -60,6 +60,7 @@ struct SimNode {
   std::set<std::string> followed;    // the keys trusted then
   std::unique_ptr<ManualClock> clock;
   std::unique_ptr<engine::Node> node;  // null while crashed
+  uint64_t opened = 0;                  // counts its openings (Cluster::open)
   std::unique_ptr<CountingStore> store;
   std::unique_ptr<testing::MemoryTransport> memory;
   std::unique_ptr<testing::FaultyTransport> transport;

@@ -21,6 +21,7 @@ const char* kUsage = R"(replog_sim: deterministic simulation of a replog cluster
   --nodes K     nodes, 3..9 (default 5)
   --steps S     steps of the faulty phase, 5 simulated ms each (default 300)
   --faults L    messages,partitions,crashes,clocks,skew,hostile,forge,disk,copies,trust,revoke | all | none (default all)
+  --twice       run each seed twice: two trace hashes fail the seed
   --json        one JSON summary line per seed on stdout
   --verbose     every trace line on stderr
   --help
@@ -32,6 +33,7 @@ struct Args {
   SimOptions sim;
   uint64_t seeds = 1;
   bool json = false;
+  bool twice = false;
 };
 
 std::optional<Args> parse(int argc, char** argv) {
@@ -43,6 +45,7 @@ std::optional<Args> parse(int argc, char** argv) {
     auto number = [&] { return std::strtoull(argv[++i], nullptr, 10); };
     if (flag == "--help") std::cout << kUsage, std::exit(0);  // NOLINT(concurrency-mt-unsafe): no thread runs yet
     else if (flag == "--json") a.json = true;
+    else if (flag == "--twice") a.twice = true;
     else if (flag == "--verbose") a.sim.verbose = true;
     else if (flag == "--seed" && has_value) a.sim.seed = number();
     else if (flag == "--seeds" && has_value) a.seeds = number();
@@ -114,6 +117,15 @@ int main(int argc, char** argv) {
     SimOptions o = args->sim;
     o.seed = args->sim.seed + k;
     RunResult r = run_simulation(o);
+    if (args->twice) {
+      // The same seed again must repeat the run exactly (the seed is the only
+      // input); the writer threads beside this one must not change it.
+      const RunResult again = run_simulation(o);
+      if (again.trace_hash != r.trace_hash) {
+        r.passed = false;
+        r.problems.push_back("a second run of the seed gave another trace hash: " + again.trace_hash);
+      }
+    }
     failed += !r.passed;
     for (const auto& [kind, n] : r.faults) mix[kind] += n;
     args->json ? print_json(o, r) : print_text(o, r);
