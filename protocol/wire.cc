@@ -1,5 +1,9 @@
 #include "protocol/wire.h"
 
+#include <zstd.h>
+
+#include <algorithm>
+#include <memory>
 #include <msgpack.hpp>
 #include <optional>
 
@@ -379,13 +383,129 @@ Result<Type> type_of(std::string_view frame) {
   return static_cast<Type>(*type);
 }
 
-Result<Message> decode(std::string_view frame) {
+namespace {
+
+// One message's body, of a type known_type() took.
+Message decode_body(Type type, const msgpack::object& body) {
+  switch (type) {
+    case Type::kHello: return Message(hello(body));
+    case Type::kError: {
+      const auto* b = array(body, 2, "error");
+      return Message(Error{static_cast<ErrorCode>(uint(b[0], "code")), str(b[1], "message")});
+    }
+    case Type::kVector: {
+      const auto* b = array(body, 4, "vector");
+      const uint64_t page = uint(b[0], "page"), pages = uint(b[1], "pages");
+      if (pages == 0 || page >= pages || pages > kMaxVectorPages) throw Malformed("vector page out of range");
+      Vector v{static_cast<uint32_t>(page), static_cast<uint32_t>(pages), boolean(b[2], "reply"), {}};
+      if (b[3].type != msgpack::type::ARRAY || b[3].via.array.size > kVectorPageEntries)
+        throw Malformed("vector entries are not an array of at most " + std::to_string(kVectorPageEntries));
+      for (uint32_t i = 0; i < b[3].via.array.size; ++i) {
+        const msgpack::object& o = b[3].via.array.ptr[i];
+        const bool tipped = o.type == msgpack::type::ARRAY && o.via.array.size == 3;
+        const auto* e = array(o, tipped ? 3 : 2, "vector entry");
+        v.entries.emplace_back(uint(e[0], "origin"), uint(e[1], "seq"));
+        if (tipped) v.tips[v.entries.back().first] = bin_of(e[2], kTipBytes, "vector tip");
+      }
+      return Message(std::move(v));
+    }
+    case Type::kRequest: {
+      const auto* b = array(body, 4, "request");
+      return Message(Request{uint(b[0], "origin"), uint(b[1], "from"), uint(b[2], "to"), uint(b[3], "max bytes")});
+    }
+    case Type::kUpdates: return Message(updates_frame(body));
+    case Type::kPush: return Message(push_frame(body));
+    case Type::kJoin: return Message(join(body));
+    case Type::kJoinReply: return Message(join_reply(body));
+    case Type::kEvidence: {
+      const auto* b = array(body, 1, "evidence");
+      auto e = proof::evidence_from_object(b[0]);
+      if (!e) throw Malformed(e.status().message());
+      return Message(Evidence{std::move(e).value()});
+    }
+    case Type::kMembers: {
+      const auto* b = array(body, 1, "members");
+      return Message(members(b[0]));
+    }
+    case Type::kTree: return Message(tree(body));
+  }
+  throw Malformed("unknown message type " + std::to_string(static_cast<int>(type)));
+}
+
+msgpack::unpack_limit frame_limit() { return msgpack::unpack_limit(kMaxFrameBytes, 0, 4096, limits::kMaxUpdateBytes, 0, 6); }
+
+// Types whose body may go compressed: what sync links carry beyond the handshake.
+bool compressible(Type t) {
+  return t == Type::kVector || t == Type::kRequest || t == Type::kUpdates || t == Type::kPush ||
+         t == Type::kMembers || t == Type::kEvidence || t == Type::kTree;
+}
+
+struct FreeDctx {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+// A compressed frame: [version, type, bin], read by hand (the bin may be
+// larger than any bin a body holds). The bin is exactly one zstd frame that
+// names its size, at most kMaxFrameBytes; what it holds is exactly one body.
+Result<Message> decode_compressed(std::string_view frame, size_t pos, Type type) {
+  if (!compressible(type)) return Status::corruption("a compressed body in a frame of a type that never has one");
+  const uint8_t tag = static_cast<uint8_t>(frame[pos++]);
+  const size_t len_bytes = tag == 0xc4 ? 1 : tag == 0xc5 ? 2 : 4;
+  if (frame.size() - pos < len_bytes) return Status::corruption("compressed body: cut short");
+  size_t len = 0;
+  for (size_t i = 0; i < len_bytes; ++i) len = (len << 8) | static_cast<uint8_t>(frame[pos++]);
+  if (len != frame.size() - pos) return Status::corruption("compressed body: its length is not the rest of the frame");
+  const char* z = frame.data() + pos;
+  const unsigned long long size = ZSTD_getFrameContentSize(z, len);
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+    return Status::corruption("compressed body: not a zstd frame that names its size");
+  if (size > kMaxFrameBytes) return Status::corruption("compressed body of " + std::to_string(size) + " bytes is over the frame limit");
+  if (ZSTD_findFrameCompressedSize(z, len) != len) return Status::corruption("compressed body: not exactly one zstd frame");
+  // Not zeroed first: every byte is written or the frame is refused.
+  const auto n = static_cast<size_t>(size);
+  std::unique_ptr<char[]> buffer(new char[std::max<size_t>(n, 1)]);
+  thread_local std::unique_ptr<ZSTD_DCtx, FreeDctx> dctx(ZSTD_createDCtx());
+  if (!dctx) return Status::corruption("compressed body: no memory to decompress it");
+  const size_t got = ZSTD_decompressDCtx(dctx.get(), buffer.get(), n, z, len);
+  if (ZSTD_isError(got) || got != n) return Status::corruption("compressed body does not decompress");
+  const std::string_view body(buffer.get(), n);
+  REPLOG_RETURN_IF_ERROR(precheck_msgpack(body, 5));
+  try {
+    size_t off = 0;
+    auto oh = msgpack::unpack(body.data(), body.size(), off, nullptr, nullptr, frame_limit());
+    if (off != body.size()) return Status::corruption("compressed body: bytes after the body");
+    if (oh.get().type != msgpack::type::ARRAY) return Status::corruption("compressed body: not an array");
+    return decode_body(type, oh.get());
+  } catch (const Malformed& e) {
+    return Status::corruption(e.what());
+  } catch (const std::exception& e) {
+    return Status::corruption(std::string("malformed frame: ") + e.what());
+  }
+}
+
+}  // namespace
+
+Result<Message> decode(std::string_view frame, bool compressed_ok) {
   if (frame.size() > kMaxFrameBytes) return Status::corruption("frame of " + std::to_string(frame.size()) + " bytes is over the limit");
+  {
+    // A compressed body is a bin where every body is an array.
+    size_t pos = 0;
+    auto n = read_header(frame, pos, true);
+    auto version = read_header(frame, pos, false);
+    auto type = read_header(frame, pos, false);
+    if (n && *n == 3 && version && *version == kVersion && type && pos < frame.size()) {
+      const uint8_t tag = static_cast<uint8_t>(frame[pos]);
+      if (tag >= 0xc4 && tag <= 0xc6) {
+        if (!known_type(*type)) return Status::corruption("unknown message type " + std::to_string(*type));
+        if (!compressed_ok) return Status::corruption("a compressed body on a link that did not agree to compression");
+        return decode_compressed(frame, pos, static_cast<Type>(*type));
+      }
+    }
+  }
   REPLOG_RETURN_IF_ERROR(precheck_msgpack(frame, 6));
   try {
-    msgpack::unpack_limit limit(kMaxFrameBytes, 0, 4096, limits::kMaxUpdateBytes, 0, 6);
     size_t off = 0;
-    auto oh = msgpack::unpack(frame.data(), frame.size(), off, nullptr, nullptr, limit);
+    auto oh = msgpack::unpack(frame.data(), frame.size(), off, nullptr, nullptr, frame_limit());
     const msgpack::object& root = oh.get();
     if (root.type != msgpack::type::ARRAY || root.via.array.size != 3)
       return Status::corruption("frame is not [version, type, body]");
@@ -397,55 +517,54 @@ Result<Message> decode(std::string_view frame) {
     uint64_t type = uint(f[1], "type");
     // Checked before the narrowing cast: type 257 is not Hello.
     if (!known_type(type)) return Status::corruption("unknown message type " + std::to_string(type));
-    const msgpack::object& body = f[2];
-    switch (static_cast<Type>(type)) {
-      case Type::kHello: return Message(hello(body));
-      case Type::kError: {
-        const auto* b = array(body, 2, "error");
-        return Message(Error{static_cast<ErrorCode>(uint(b[0], "code")), str(b[1], "message")});
-      }
-      case Type::kVector: {
-        const auto* b = array(body, 4, "vector");
-        const uint64_t page = uint(b[0], "page"), pages = uint(b[1], "pages");
-        if (pages == 0 || page >= pages || pages > kMaxVectorPages) throw Malformed("vector page out of range");
-        Vector v{static_cast<uint32_t>(page), static_cast<uint32_t>(pages), boolean(b[2], "reply"), {}};
-        if (b[3].type != msgpack::type::ARRAY || b[3].via.array.size > kVectorPageEntries)
-          throw Malformed("vector entries are not an array of at most " + std::to_string(kVectorPageEntries));
-        for (uint32_t i = 0; i < b[3].via.array.size; ++i) {
-          const msgpack::object& o = b[3].via.array.ptr[i];
-          const bool tipped = o.type == msgpack::type::ARRAY && o.via.array.size == 3;
-          const auto* e = array(o, tipped ? 3 : 2, "vector entry");
-          v.entries.emplace_back(uint(e[0], "origin"), uint(e[1], "seq"));
-          if (tipped) v.tips[v.entries.back().first] = bin_of(e[2], kTipBytes, "vector tip");
-        }
-        return Message(std::move(v));
-      }
-      case Type::kRequest: {
-        const auto* b = array(body, 4, "request");
-        return Message(Request{uint(b[0], "origin"), uint(b[1], "from"), uint(b[2], "to"), uint(b[3], "max bytes")});
-      }
-      case Type::kUpdates: return Message(updates_frame(body));
-      case Type::kPush: return Message(push_frame(body));
-      case Type::kJoin: return Message(join(body));
-      case Type::kJoinReply: return Message(join_reply(body));
-      case Type::kEvidence: {
-        const auto* b = array(body, 1, "evidence");
-        auto e = proof::evidence_from_object(b[0]);
-        if (!e) throw Malformed(e.status().message());
-        return Message(Evidence{std::move(e).value()});
-      }
-      case Type::kMembers: {
-        const auto* b = array(body, 1, "members");
-        return Message(members(b[0]));
-      }
-      case Type::kTree: return Message(tree(body));
-    }
-    return Status::corruption("unknown message type " + std::to_string(type));
+    return decode_body(static_cast<Type>(type), f[2]);
   } catch (const Malformed& e) {
     return Status::corruption(e.what());
   } catch (const std::exception& e) {
     return Status::corruption(std::string("malformed frame: ") + e.what());
   }
+}
+
+namespace {
+
+struct FreeCctx {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+}  // namespace
+
+std::optional<std::string> compress(std::string_view frame) {
+  if (frame.size() < kCompressFromBytes) return std::nullopt;
+  // encode() writes the array header, the version and the type in one byte each.
+  constexpr size_t kHeader = 3;
+  auto type = type_of(frame);
+  if (!type || !compressible(*type) || static_cast<uint8_t>(frame[0]) != 0x93) return std::nullopt;
+  const std::string_view body = frame.substr(kHeader);
+  thread_local std::unique_ptr<ZSTD_CCtx, FreeCctx> cctx(ZSTD_createCCtx());
+  if (!cctx) return std::nullopt;
+  std::string out(kHeader + 5 + ZSTD_compressBound(body.size()), '\0');
+  const size_t n = ZSTD_compressCCtx(cctx.get(), out.data() + kHeader + 5, out.size() - kHeader - 5, body.data(),
+                                     body.size(), 1);
+  if (ZSTD_isError(n)) return std::nullopt;
+  // [version, type, bin]: the bin's header in its smallest form.
+  std::string head(frame.substr(0, kHeader));
+  if (n < 256) {
+    head += static_cast<char>(0xc4);
+    head += static_cast<char>(n);
+  } else if (n < 65536) {
+    head += static_cast<char>(0xc5);
+    head += static_cast<char>(n >> 8);
+    head += static_cast<char>(n & 0xff);
+  } else {
+    head += static_cast<char>(0xc6);
+    for (int shift = 24; shift >= 0; shift -= 8) head += static_cast<char>((n >> shift) & 0xff);
+  }
+  if (head.size() + n >= frame.size()) return std::nullopt;
+  std::string result;
+  result.reserve(head.size() + n);
+  result += head;
+  result.append(out.data() + kHeader + 5, n);
+  return result;
 }
 
 bool known_type(uint64_t type) {

@@ -94,8 +94,13 @@ inline constexpr size_t kDiffBytes = 64 * 1024;
 // the per-origin relay edges, announce what a lazy edge would have pushed,
 // and name the origins the sender hears directly.
 inline constexpr uint64_t kFeatureTree = 8;
+// Compressed bodies (PROTOCOL.md "Compressed bodies"): a frame's body may be
+// a bin holding the body's MessagePack compressed as one zstd frame.
+inline constexpr uint64_t kFeatureCompress = 16;
+// Frames shorter than this go as they are (compressing saves too little).
+inline constexpr size_t kCompressFromBytes = 192;
 // Feature bits this implementation knows.
-inline constexpr uint64_t kFeatures = kFeatureMembers | kFeatureSigned | kFeatureDiff | kFeatureTree;
+inline constexpr uint64_t kFeatures = kFeatureMembers | kFeatureSigned | kFeatureDiff | kFeatureTree | kFeatureCompress;
 struct Error {
   ErrorCode code = ErrorCode::kMalformed;
   std::string message;
@@ -183,7 +188,13 @@ inline constexpr size_t kMaxTreeEntries = 4096;
 using Message = std::variant<Hello, Error, Vector, Request, Updates, Push, Join, JoinReply, Members, Evidence, Tree>;
 
 std::string encode(const Message& m);
-Result<Message> decode(std::string_view frame);
+// `compressed_ok`: the link agreed to kFeatureCompress, so a body may be a
+// compressed bin; without it such a frame is malformed.
+Result<Message> decode(std::string_view frame, bool compressed_ok = false);
+// `frame` (encode's output) with its body compressed (kFeatureCompress), when
+// it is a type that may be (never Hello, Error, Join or JoinReply), is at
+// least kCompressFromBytes long and comes out shorter; else nullopt.
+std::optional<std::string> compress(std::string_view frame);
 // The type of an encoded frame, read from its header alone (no body decoded):
 // for logs, counters and test transports. Fails on anything but
 // [version 1, known type, ...].

@@ -3,6 +3,7 @@
 // the wire codec on hostile input.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <zstd.h>
 
 #include <deque>
 #include <filesystem>
@@ -756,6 +757,146 @@ TEST(Wire, AFrameWithABadBodyIsMalformedAsAWhole) {
   auto m = wire::decode(bad);
   ASSERT_FALSE(m);
   EXPECT_NE(m.status().message().find("seq"), std::string::npos) << m.status().message();
+}
+
+// --- compressed bodies (kFeatureCompress) ---------------------------------------------
+
+// A Push of `n` updates whose values are padded as people's records often are.
+std::string padded_push(int n) {
+  wire::Push p;
+  for (int i = 0; i < n; ++i)
+    p.updates.push_back(Update::make(UpdateId{1000 + static_cast<uint64_t>(i), 7}, static_cast<uint64_t>(i + 1), "set",
+                                     "{path: k" + std::to_string(i) + ", value: " + std::string(100, 'x') + "}"));
+  return wire::encode(p);
+}
+
+// [version, type, bin(zstd)] of `body` under `type`, built by hand.
+std::string compressed_frame(uint8_t type, std::string_view zstd_bytes) {
+  std::string f = {'\x93', '\x01', static_cast<char>(type)};
+  f += '\xc6';
+  for (int shift = 24; shift >= 0; shift -= 8) f += static_cast<char>((zstd_bytes.size() >> shift) & 0xff);
+  f += zstd_bytes;
+  return f;
+}
+
+std::string zstd_of(std::string_view bytes) {
+  std::string out(ZSTD_compressBound(bytes.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), bytes.data(), bytes.size(), 1);
+  EXPECT_FALSE(ZSTD_isError(n));
+  out.resize(n);
+  return out;
+}
+
+TEST(Wire, CompressedBodiesRoundTripOnlyWhereTheLinkAgreed) {
+  const std::string plain = padded_push(20);
+  auto small = wire::compress(plain);
+  ASSERT_TRUE(small);
+  EXPECT_LT(small->size(), plain.size() / 3) << "20 padded updates";
+  EXPECT_EQ(*wire::type_of(*small), wire::Type::kPush) << "the header stays readable";
+  auto back = wire::decode(*small, /*compressed_ok=*/true);
+  ASSERT_TRUE(back) << back.status().message();
+  EXPECT_EQ(wire::encode(*back), plain);
+  auto refused = wire::decode(*small, /*compressed_ok=*/false);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.status().message().find("did not agree"), std::string::npos) << refused.status().message();
+  // A plain frame is read alike either way.
+  EXPECT_TRUE(wire::decode(plain, true));
+  // What is not worth it, or may never be compressed, goes as it is.
+  EXPECT_FALSE(wire::compress(wire::encode(wire::Request{1, 1, 1, 1})));
+  wire::Hello h{"c1", 1, "tcp://" + std::string(300, 'h') + ":7000", 1 << 20, 4 << 20};
+  EXPECT_FALSE(wire::compress(wire::encode(h))) << "a Hello is read before features are known";
+  EXPECT_FALSE(wire::compress(wire::encode(wire::Error{wire::ErrorCode::kMalformed, std::string(500, 'e')})));
+}
+
+TEST(Wire, HostileCompressedBodiesAreRefusedBeforeTheyCostMemory) {
+  const std::string plain = padded_push(3);
+  const std::string body = plain.substr(3);
+  ASSERT_TRUE(wire::decode(compressed_frame(6, zstd_of(body)), true)) << "the hand-built frame is good";
+  auto refused = [](const std::string& f, const std::string& why) {
+    auto m = wire::decode(f, true);
+    EXPECT_FALSE(m) << why;
+    if (!m) {
+      EXPECT_EQ(m.status().code(), Status::Code::kCorruption) << why;
+      EXPECT_EQ(m.status().message().find('\n'), std::string::npos) << "one line";
+    }
+  };
+  // Far more than a frame may hold, in a few hundred bytes.
+  refused(compressed_frame(6, zstd_of(std::string(wire::kMaxFrameBytes + 1, '\x90'))), "over the frame limit");
+  // A zstd frame that does not name its size (streamed).
+  {
+    ZSTD_CCtx* c = ZSTD_createCCtx();
+    std::string out(ZSTD_compressBound(body.size()) + 64, '\0');
+    ZSTD_outBuffer ob{out.data(), out.size(), 0};
+    ZSTD_inBuffer ib{body.data(), body.size(), 0};
+    ASSERT_FALSE(ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end)));
+    ZSTD_freeCCtx(c);
+    out.resize(ob.pos);
+    // A stream that ends at once still names its size: give it a size it lacks.
+    if (ZSTD_getFrameContentSize(out.data(), out.size()) != ZSTD_CONTENTSIZE_UNKNOWN) {
+      ZSTD_CCtx* c2 = ZSTD_createCCtx();
+      ZSTD_CCtx_setParameter(c2, ZSTD_c_contentSizeFlag, 0);
+      out.assign(ZSTD_compressBound(body.size()) + 64, '\0');
+      size_t n = ZSTD_compress2(c2, out.data(), out.size(), body.data(), body.size());
+      ZSTD_freeCCtx(c2);
+      ASSERT_FALSE(ZSTD_isError(n));
+      out.resize(n);
+    }
+    ASSERT_EQ(ZSTD_getFrameContentSize(out.data(), out.size()), ZSTD_CONTENTSIZE_UNKNOWN);
+    refused(compressed_frame(6, out), "no size named");
+  }
+  refused(compressed_frame(6, zstd_of(body) + zstd_of(body)), "two zstd frames");
+  refused(compressed_frame(6, zstd_of(body + "\x90")), "bytes after the body");
+  refused(compressed_frame(6, zstd_of("\xc0")), "a body that is not an array");
+  refused(compressed_frame(1, zstd_of(wire::encode(wire::Hello{"c", 1, "", 1, 1}).substr(3))), "a compressed Hello");
+  refused(compressed_frame(7, zstd_of("\x93\xa0\xa0\xa0")), "a compressed Join");
+  refused(compressed_frame(6, "not zstd at all"), "garbage");
+  std::string cut = compressed_frame(6, zstd_of(body));
+  refused(cut.substr(0, cut.size() - 1), "cut short");
+  refused(std::string("\x93\x01\x06\xc6\xff\xff\xff\xff", 8), "a length past the end");
+  // Nested: a compressed body whose content is itself a compressed frame's body.
+  auto once = wire::compress(padded_push(20));
+  ASSERT_TRUE(once);
+  refused(compressed_frame(6, zstd_of(once->substr(3))), "compressed twice");
+  // Random damage to a good one: refused or read, never a crash.
+  auto rng = testing::seeded_rng();
+  for (int i = 0; i < 20000; ++i) {
+    std::string f = *once;
+    int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) f[rng() % f.size()] = static_cast<char>(rng() & 0xff);
+    if (rng() % 4 == 0) f.resize(rng() % f.size());
+    (void)wire::decode(f, true);
+  }
+}
+
+TEST(Sync, LinksCompressWhereBothSidesAgreeAndMixedClustersStillConverge) {
+  // Bytes on the wire for the same 60 calls: every link compressing, none,
+  // and half the nodes without the feature.
+  auto run = [](std::function<bool(int)> compress_off) {
+    ManualClock clock(1'790'000'000'000);
+    SimCluster c(3, clock, /*full_mesh=*/true, 0, [&](SyncOptions& so) {
+      for (int i = 0; i < 3; ++i)
+        if (so.endpoint == endpoint_of(i) && compress_off(i)) so.features_off = wire::kFeatureCompress;
+    });
+    c.run(50);
+    for (int i = 0; i < 60; ++i)
+      EXPECT_TRUE(c.nodes[static_cast<size_t>(i % 3)].node->call(
+          "set", set_arg("k" + std::to_string(i), Value(std::string(100, 'x') + std::to_string(i)))));
+    c.run(1000);
+    EXPECT_TRUE(c.converged());
+    uint64_t bytes = 0;
+    for (auto& s : c.nodes) {
+      EXPECT_EQ(s.service->engine().counters().bad_frames, 0u);
+      EXPECT_EQ(s.node->vector().size(), 3u);
+      bytes += s.service->engine().counters().bytes_out;
+    }
+    return bytes;
+  };
+  const uint64_t all = run([](int) { return false; });
+  const uint64_t none = run([](int) { return true; });
+  const uint64_t mixed = run([](int i) { return i == 0; });
+  EXPECT_LT(all, none * 7 / 10) << "compressed " << all << " bytes, plain " << none;
+  EXPECT_LT(mixed, none) << "the link between nodes 1 and 2 compresses";
+  EXPECT_GT(mixed, all);
 }
 
 }  // namespace

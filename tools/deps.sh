@@ -13,9 +13,11 @@ REPLOG_PACKAGES=(
   libsodium-dev                   # BLAKE2b state hash, base64
   nlohmann-json3-dev              # typed JSON and info JSON
   libcurl4-openssl-dev libpugixml-dev  # the S3 client: HTTP with SigV4, its XML
+  libzstd-dev                     # compressed frame bodies between peers
   s3cmd                           # an independent S3 client for the archive's interop test
   python3 python3-zmq python3-msgpack  # test helpers, the example API client
   python3-nacl                    # the interop test's own Ed25519 -> X25519 keys
+  python3-zstandard               # the interop test's compressed bodies (feature bit 4)
   iproute2 nftables faketime      # the nemesis: namespaces, partitions, clock offsets
   tcpdump                         # the capture test: no payload on the wire with CURVE
   chromium                        # the dashboard's browser test (headless, driven by playwright-core)

@@ -270,6 +270,10 @@ for (const s of systems) say('- **' + s + '**: ' + (unfair[s] || 'see its script
 say('- Bytes are what each system hands to its transport: replog counts ZeroMQ message payloads (not ZMTP ' +
   'framing or TCP headers), Yjs and Automerge their encoded messages, Hypercore and PouchDB the bytes through ' +
   'their TCP sockets (after encryption, HTTP headers included).');
+say('- replog compresses frame bodies on the wire (zstd level 1, PROTOCOL.md "Compressed bodies"); no peer here ' +
+  'compresses. The values of this workload are padded with `x` and compress about 20 times over; people\'s data ' +
+  'compresses less, so replog\'s bytes here are lower than they would be on it. ' +
+  '`replog_replication_bench --compress-off` gives the figures without compression.');
 const replogN = { A: replogA[0] && replogA[0].n, B: replogB && replogB.n, C: replogC && replogC.n };
 const otherN = [];
 for (const w of ['A', 'B', 'C'])

@@ -1,6 +1,7 @@
 #include "replication/peer_node.h"
 
 #include "protocol/wire.h"
+#include "replication/replication.h"
 
 namespace replog::bench {
 
@@ -83,7 +84,7 @@ SyncOptions PeerNode::sync_options(const std::vector<std::string>& peers, uint64
   so.endpoint = endpoint;
   so.peers = peers;
   so.seed = seed;
-  so.features_off = features_off;
+  so.features_off = features_off | (g_opt.compress_off ? wire::kFeatureCompress : 0);
   return so;
 }
 

@@ -179,8 +179,19 @@ SyncEngine::PeerId SyncEngine::peer_id(const std::string& key, OriginId node_id)
 
 SyncEngine::PeerId SyncEngine::self_id() const { return peer_id(options_.own_key, hello_.node_id); }
 
+uint64_t SyncEngine::link_features(const Link& link) const {
+  if (link.outgoing) {
+    auto it = peers_.find(link.key);
+    return it != peers_.end() ? it->second.features : 0;
+  }
+  auto it = incoming_.find(link.key);
+  return it != incoming_.end() ? it->second.features : 0;
+}
+
 void SyncEngine::send(const Link& link, const wire::Message& m) {
   std::string bytes = wire::encode(m);
+  if (link_features(link) & wire::kFeatureCompress)
+    if (auto smaller = wire::compress(bytes)) bytes = std::move(*smaller);
   ++counters_.frames_out;
   counters_.bytes_out += bytes.size();
   if (link.outgoing)
@@ -369,7 +380,7 @@ void SyncEngine::handle_frame(const Frame& frame) {
   counters_.bytes_in += frame.bytes.size();
   if (frame.link.outgoing)
     if (auto it = peers_.find(frame.link.key); it != peers_.end()) it->second.bytes_received += frame.bytes.size();
-  auto m = wire::decode(frame.bytes);
+  auto m = wire::decode(frame.bytes, (link_features(frame.link) & wire::kFeatureCompress) != 0);
   if (!m) {
     ++counters_.bad_frames;
     log_(3, "dropped a bad frame from " + std::string(frame.link.outgoing ? "peer " : "connection ") + (frame.link.outgoing ? frame.link.key : "(incoming)") + ": " + m.status().message());

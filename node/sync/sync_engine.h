@@ -286,6 +286,8 @@ class SyncEngine {
   void flush_answers();
   size_t pull_bytes(const Peer& p) const;
   static constexpr size_t kMinPullBytes = 64 << 10;
+  // What both Hellos of the link named (0 before its handshake).
+  uint64_t link_features(const Link& link) const;
   void send(const Link& link, const wire::Message& m);
   void send_hello(Peer& p);
   // Takes the store's node id into hello_ and signs it again, when it changed.

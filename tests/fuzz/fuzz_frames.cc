@@ -97,7 +97,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace replog::fuzz;
   std::string_view frame(reinterpret_cast<const char*>(data), size);
   auto type = wire::type_of(frame);
-  auto m = wire::decode(frame);
+  // As on a link that agreed to compressed bodies: both forms are read.
+  auto m = wire::decode(frame, /*compressed_ok=*/true);
   if (!m) return 0;
 
   FUZZ_CHECK(size <= wire::kMaxFrameBytes);
@@ -112,5 +113,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(wire::encode(*again) == once);
   auto type_again = wire::type_of(once);
   FUZZ_CHECK(type_again.is_ok() && *type_again == *type);
+  if (auto z = wire::compress(once)) {
+    FUZZ_CHECK(z->size() < once.size());
+    auto unz = wire::decode(*z, true);
+    FUZZ_CHECK(unz.is_ok() && same(*unz, *m));
+    FUZZ_CHECK(!wire::decode(*z, false).is_ok());
+  }
   return 0;
 }

@@ -909,6 +909,49 @@ def serving_checks(node, client, node_device_id, secure):
             zap.close()
 
 
+def compression_checks(node, client, node_device_id):
+    """§2 "Compressed bodies": on a second link whose Hello sets bit 4 as well as bit 1, the
+    node says bit 4 back; a range of its origin comes with its body compressed and reads as
+    the same range on the plain link, byte for byte, with the same head; a Push whose body
+    this side compressed is stored; and a compressed body on the plain link (bit 1 only)
+    is answered with Error 1 and stores nothing."""
+    node_origin = int(node.api.status()["node_id"], 16)
+    for i in range(4):
+        node.api.call("set", {"path": "zip.node.k%d" % i, "value": "n" * 300})
+    held = node.api.status()["vector"][rp.origin_text(node_origin)]
+    link = rp.Peer(node.listen, client.cluster, client.origin, identity_key=client.identity,
+                   server_device_id=node_device_id, features=rp.FEATURE_SIGNED | rp.FEATURE_COMPRESS)
+    try:
+        hello = link.handshake()
+        check(hello["features"] & rp.FEATURE_COMPRESS and link.compressing,
+              "the node's Hello lacks feature bit 4: %d" % hello["features"])
+        more, ups, head = link.request_range(node_origin, 1, held)
+        check(link.compressed_received > 0, "the node's Updates of %d updates did not come compressed" % len(ups))
+        plain_more, plain_ups, plain_head = client.peer.request_range(node_origin, 1, held)
+        check(client.peer.compressed_received == 0, "a compressed body came on a link without bit 4")
+        check(ups and [u.envelope() for u in ups] == [u.envelope() for u in plain_ups] and more == plain_more
+              and head is not None and plain_head is not None and head.wire() == plain_head.wire(),
+              "the compressed range differs from the plain one (%d and %d updates)" % (len(ups), len(plain_ups)))
+        made = [client.write(client.origin, client.clock, "set", {"path": "zip.client.k%d" % i, "value": "c" * 300})
+                for i in range(5)]
+        link.push_runs(client.store.runs(client.origin, made[0].seq), compress=True)
+        wait_node_has(node, client)
+        client.pull_all()
+        compare(node, client, "a Push with a compressed body")
+        errors = len(client.peer.errors)
+        before = node.api.status()["vector"]
+        client.peer.send(rp.REQUEST, [node_origin, 1, 1, 1 << 20], compress=True)
+        f = client.peer.wait_for((rp.ERROR,), 5.0)
+        check(f[1] == rp.ERROR and f[2][0] == 1 and len(client.peer.errors) == errors + 1,
+              "a compressed body on a link without bit 4 was answered with %r, not Error 1" % (f,))
+        check(node.api.status()["vector"] == before, "the node stored something after the refused frame")
+        step("compressed bodies: bit 4 both ways; a range of %d updates came compressed (%d frames) and read "
+             "as the plain link's; a compressed Push of 5 was stored; a compressed body without bit 4 got "
+             "Error 1 (%s)" % (len(ups), link.compressed_received, f[2][1]))
+    finally:
+        link.close()
+
+
 def hello_signature_checks(node, client, node_device_id, cluster):
     """§2 Handshake on a CURVE link: a Hello whose signature does not bind the link to its node
     id gets Error 6 and the link is not admitted (a Vector then gets Error 4); a genuine one
@@ -1426,6 +1469,7 @@ def run_mode(replog, tmp, secure):
         receiving_checks(node, client)
         verification_checks(node, client)
         serving_checks(node, client, node_device_id, secure)
+        compression_checks(node, client, node_device_id)
         if secure:
             hello_signature_checks(node, client, node_device_id, cluster)
         negative_checks(node, client, node_device_id, cluster)

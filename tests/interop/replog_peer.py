@@ -17,15 +17,17 @@ points at either the node or the document.
                                     and serves ranges ending at heads
     wire      PROTOCOL.md §2, §7,   frames, Hello, Vector, Request, Updates, Push (with
               §8 "On the wire"      heads on a link with feature bit 1), Evidence (type 10,
-                                    kept as sent), CURVE keys from the Ed25519 identity,
-                                    the listening side (PeerServer)
+                                    kept as sent), compressed bodies (feature bit 4),
+                                    CURVE keys from the Ed25519 identity, the listening
+                                    side (PeerServer)
     invite    PROTOCOL.md §7        the invite line, Join / JoinReply and their proofs
     members   PROTOCOL.md §7        Members frames, their entries and the order of entries
     beacons   PROTOCOL.md §7,       keys derived from the cluster secret, the 56-byte
               docs/STORAGE.md       UDP beacon
     api       PROTOCOL.md §4        the node's local API (call, state, hash, status)
 
-Needs Debian's python3-zmq, python3-msgpack and python3-nacl.
+Needs Debian's python3-zmq, python3-msgpack and python3-nacl; python3-zstandard for
+compressed bodies.
 """
 import copy
 import hashlib
@@ -1905,6 +1907,49 @@ PROTOCOL_VERSION = 1
 ERROR_NAMES = {1: "malformed frame", 2: "unsupported version or limits", 3: "other cluster",
                4: "hello first", 5: "unavailable", 6: "hello does not bind the link"}
 ERROR_UNBOUND = 6
+FEATURE_COMPRESS = 16          # §2 Features, bit 4 (value 16): bodies may go compressed
+COMPRESSIBLE = {3, 4, 5, 6, 9, 10, 11}   # §2 "Compressed bodies": the types that may be
+
+
+def compressed_frame(type_, body, version=PROTOCOL_VERSION):
+    """§2 "Compressed bodies": [version, type, zbody], zbody the body's MessagePack as one
+    zstd frame that names its content size."""
+    import zstandard
+    z = zstandard.ZstdCompressor(level=1, write_content_size=True).compress(msgpack.packb(body, use_bin_type=True))
+    return b"\x93" + msgpack.packb(version) + msgpack.packb(type_) + msgpack.packb(z, use_bin_type=True)
+
+
+def uncompressed_frame(data):
+    """The frame `data` with its compressed body in place, as the bytes the sender
+    compressed, after the checks §2 "Compressed bodies" lists; PeerError when one fails."""
+    import zstandard
+    frame = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    version, type_, z = frame
+    if type_ not in COMPRESSIBLE:
+        raise PeerError("a compressed body in a frame of type %d" % type_)
+    size = zstandard.frame_content_size(z)
+    if size < 0:
+        raise PeerError("a compressed body whose zstd frame does not name its size")
+    if size > MAX_FRAME:
+        raise PeerError("a compressed body of %d bytes, over max_frame" % size)
+    d = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        body = d.decompress(z)
+    except zstandard.ZstdError as e:
+        raise PeerError("a compressed body does not decompress: %s" % e)
+    if not d.eof or d.unused_data or len(body) != size:
+        raise PeerError("a compressed body is not exactly one zstd frame of its named size")
+    u = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=MAX_FRAME + 4096)
+    u.feed(body)
+    try:
+        inner = u.unpack()
+    except (msgpack.OutOfData, ValueError) as e:
+        raise PeerError("a compressed body that is not one MessagePack object: %s" % e)
+    if u.tell() != len(body):
+        raise PeerError("bytes after a compressed body")
+    if not isinstance(inner, list):
+        raise PeerError("a compressed body that is not an array")
+    return b"\x93" + msgpack.packb(version) + msgpack.packb(type_) + body
 
 
 def curve_keys(signing_seed_and_pk):
@@ -2081,15 +2126,23 @@ class Peer:
         self.empty_without_head = []   # Requests answered empty with no fourth element on a signed link
         self.other = []            # frames received that no call was waiting for
         self.evidence = []         # the evidence of every Evidence frame received, as sent (bytes)
+        self.compressed_received = 0   # frames that came with a compressed body
 
     def close(self):
         self.sock.close(0)
 
-    def send(self, type_, body, version=PROTOCOL_VERSION):
-        self.sock.send(pack_frame(type_, body, version))
+    def send(self, type_, body, version=PROTOCOL_VERSION, compress=False):
+        """`compress`: the body goes compressed (§2 "Compressed bodies"), as a link where
+        both Hellos set bit 4 allows; tests send it on other links too, to see it refused."""
+        self.sock.send(compressed_frame(type_, body, version) if compress else pack_frame(type_, body, version))
 
     def send_raw(self, data):
         self.sock.send(data)
+
+    @property
+    def compressing(self):
+        """§2 Features: bodies may go compressed when both Hellos set bit 4."""
+        return self.peer_hello is not None and bool(self.features & self.peer_hello["features"] & FEATURE_COMPRESS)
 
     def recv(self, timeout_s):
         if not self.sock.poll(int(timeout_s * 1000)):
@@ -2098,6 +2151,12 @@ class Peer:
         frame = msgpack.unpackb(data, raw=False, strict_map_key=False)
         if not (isinstance(frame, list) and len(frame) == 3):
             raise PeerError("frame is not [version, type, body]: %r" % (frame,))
+        if isinstance(frame[2], bytes):
+            if not self.compressing:
+                raise PeerError("a compressed body on a link without feature bit 4 on both sides")
+            data = uncompressed_frame(data)
+            frame = msgpack.unpackb(data, raw=False, strict_map_key=False)
+            self.compressed_received += 1
         if frame[1] == EVIDENCE:
             self.evidence.append(evidence_bytes(data))
         return frame
@@ -2261,9 +2320,10 @@ class Peer:
                     break
         return got, refused
 
-    def push_runs(self, runs):
+    def push_runs(self, runs, compress=False):
         """§8 On the wire, Push: whole runs [(updates, head)], each ending at its head, in as
-        few frames as fit (at most 4,096 heads and max_frame bytes each)."""
+        few frames as fit (at most 4,096 heads and max_frame bytes each); their bodies
+        compressed when `compress`."""
         frames, ups, heads, size = [], [], [], 0
         for run, head in runs:
             n = sum(len(u.body) + 24 for u in run) + 200
@@ -2276,7 +2336,7 @@ class Peer:
         if ups:
             frames.append((ups, heads))
         for u, h in frames:
-            self.send(PUSH, [u, h])
+            self.send(PUSH, [u, h], compress=compress)
         return len(frames)
 
     def pull(self, have, their_vector, max_bytes=1 << 20):
