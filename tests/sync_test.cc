@@ -445,6 +445,43 @@ TEST(Sync, PushesAreStoredWithoutTheLoopWaitingAndThoseArrivingMeanwhileGoTogeth
       << "what was on its way to the store was not pulled meanwhile";
 }
 
+// Relay trees count what is on its way to the store as held: a peer's Tree
+// announcing (have) an update this node has handed to its store but not yet
+// stored starts no graft and no pull of it.
+TEST(Sync, AnUpdateOnItsWayToTheStoreIsNotGraftedOrPulledAgain) {
+  ManualClock clock(1'790'000'000'000);
+  SlowStore* slow = nullptr;
+  SimCluster c(3, clock, /*full_mesh=*/true, wire::kFeatureDiff, nullptr,
+               [&](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
+    if (i != 1) return nullptr;
+    auto s = std::make_unique<SlowStore>(node);
+    slow = s.get();
+    return s;
+  });
+  ASSERT_NE(slow, nullptr);
+  c.run(300);  // handshakes, and Trees saying whom each node hears
+  const OriginId origin = c.nodes[0].node->node_id();
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(1))));
+  c.run(10);
+  ASSERT_EQ(slow->kept(), std::vector<size_t>{1}) << "node 1 has the push on its way to the store";
+  ASSERT_EQ(seq_of(c.nodes[2].node->vector(), origin), 1u);
+  const auto sent = [&](wire::Type t) {
+    const auto& f = c.nodes[1].transport->counts().frames;
+    return f.count(t) ? f.at(t) : uint64_t{0};
+  };
+  const uint64_t requests = sent(wire::Type::kRequest);
+  const uint64_t grafts = c.nodes[1].service->engine().counters().grafts;
+  // Node 2 announces it holds the update, as a lazy edge of a tree does.
+  c.nodes[2].transport->send(Link{true, endpoint_of(1)}, wire::encode(wire::Tree{{}, {}, {{origin, 1}}, std::nullopt}));
+  c.run(50);  // past the graft delay (10 ms)
+  EXPECT_EQ(c.nodes[1].service->engine().counters().grafts, grafts) << "no graft for what is on its way";
+  EXPECT_EQ(sent(wire::Type::kRequest), requests) << "no pull of it either";
+  slow->release();
+  c.run(10);
+  EXPECT_EQ(seq_of(c.nodes[1].node->vector(), origin), 1u);
+  EXPECT_EQ(c.nodes[1].service->engine().counters().updates_received, 1u);
+}
+
 // Relay before commit: a received update whose checks passed goes on to
 // peers while its own commit is still to come (here held back on purpose).
 TEST(Sync, AVerifiedUpdateIsRelayedBeforeItsCommit) {
