@@ -133,7 +133,10 @@ void Node::writer_loop() {
       std::lock_guard<std::mutex> state_lock(state_mu_);
       refold_pending_ = refold_from_.has_value() && !options_.defer_fold;
       // Folded now, once; one that stops again is tried with the next batch.
-      if (refold_pending_ && before) (void)refold_locked(), refold_pending_ = false;
+      if (refold_pending_ && before) {
+        (void)refold_locked();
+        refold_pending_ = false;
+      }
     }
     // The deferred re-fold waits until the writer has been idle for a while,
     // so that a whole catch-up is folded once.
