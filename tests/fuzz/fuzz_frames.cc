@@ -62,7 +62,9 @@ bool same(const Message& a, const Message& b) {
     return x->accepted == y.accepted && x->proof == y.proof && x->cluster == y.cluster &&
            x->cluster_secret == y.cluster_secret;
   }
-  return same(std::get<Push>(a).updates, std::get<Push>(b).updates);
+  if (auto* x = std::get_if<Push>(&a)) return same(x->updates, std::get<Push>(b).updates);
+  // Members, Evidence, Tree: their encodings (deterministic; the fixpoint is checked apart).
+  return encode(a) == encode(b);
 }
 
 // Each update a frame carries has a body that parses again to the same fields.

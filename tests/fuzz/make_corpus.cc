@@ -119,6 +119,7 @@ void write_frames() {
   put("frames", "join", encode(Join{std::string(32, '\x11'), std::string(32, '\x22'), "laptop"}));
   put("frames", "join-reply", encode(JoinReply{true, std::string(32, '\x33'), "cluster-a", std::string(32, '\x44')}));
   put("frames", "join-refused", encode(JoinReply{}));
+  put("frames", "tree", encode(Tree{{0x11}, {0x22}, {{0x11, 2}}, std::vector<uint64_t>{0x22, 0x33}}));
   // A compressed body (feature bit 4): updates and a head, as a catch-up sends them.
   if (auto z = compress(encode(Updates{0x11, false, {a, b, a, b}, head}))) put("frames", "updates-compressed", *z);
   std::string v2 = encode(Request{1, 1, 1, 1});
