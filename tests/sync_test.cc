@@ -400,6 +400,16 @@ class SlowStore final : public testing::ForwardingStore {
   std::vector<Kept> kept_;
 };
 
+// A SimCluster wrap that gives node `index` a SlowStore, kept in `out`.
+SimCluster::Wrap slow_store_on(int index, SlowStore*& out) {
+  return [index, &out](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
+    if (i != index) return nullptr;
+    auto s = std::make_unique<SlowStore>(node);
+    out = s.get();
+    return s;
+  };
+}
+
 // Pushes are stored without the loop waiting for the store: while one ingest
 // of pushes is out, the node goes on answering, and the pushes of the polls
 // meanwhile are handed over together once it is back.
@@ -407,13 +417,7 @@ TEST(Sync, PushesAreStoredWithoutTheLoopWaitingAndThoseArrivingMeanwhileGoTogeth
   ManualClock clock(1'790'000'000'000);
   SlowStore* slow = nullptr;
   // Without small diffs, so that only pushes and pulls carry updates here.
-  SimCluster c(2, clock, /*full_mesh=*/true, wire::kFeatureDiff, nullptr,
-               [&](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
-    if (i != 1) return nullptr;
-    auto s = std::make_unique<SlowStore>(node);
-    slow = s.get();
-    return s;
-  });
+  SimCluster c(2, clock, /*full_mesh=*/true, wire::kFeatureDiff, nullptr, slow_store_on(1, slow));
   ASSERT_NE(slow, nullptr);
   c.run(50);
   ASSERT_TRUE(slow->kept().empty());
@@ -451,13 +455,7 @@ TEST(Sync, PushesAreStoredWithoutTheLoopWaitingAndThoseArrivingMeanwhileGoTogeth
 TEST(Sync, AnUpdateOnItsWayToTheStoreIsNotGraftedOrPulledAgain) {
   ManualClock clock(1'790'000'000'000);
   SlowStore* slow = nullptr;
-  SimCluster c(3, clock, /*full_mesh=*/true, wire::kFeatureDiff, nullptr,
-               [&](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
-    if (i != 1) return nullptr;
-    auto s = std::make_unique<SlowStore>(node);
-    slow = s.get();
-    return s;
-  });
+  SimCluster c(3, clock, /*full_mesh=*/true, wire::kFeatureDiff, nullptr, slow_store_on(1, slow));
   ASSERT_NE(slow, nullptr);
   c.run(300);  // handshakes, and Trees saying whom each node hears
   const OriginId origin = c.nodes[0].node->node_id();
@@ -544,12 +542,7 @@ TEST(Sync, PushesWaitingForASlowStoreAreBoundedAndWhatIsDroppedIsPulledLater) {
   SlowStore* slow = nullptr;
   SimCluster c(
       2, clock, /*full_mesh=*/true, wire::kFeatureDiff, [](SyncOptions& so) { so.max_waiting_push_bytes = 6000; },
-      [&](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
-        if (i != 1) return nullptr;
-        auto s = std::make_unique<SlowStore>(node);
-        slow = s.get();
-        return s;
-      });
+      slow_store_on(1, slow));
   c.run(50);
   for (int i = 1; i <= 3; ++i) {  // about 4 KiB each, in polls of their own
     ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(std::string(4000, static_cast<char>('a' + i))))));
