@@ -63,6 +63,13 @@ size_t StepPair::hop() {
   }
   for (const auto& f : at_a) a.engine().on_frame(f);
   for (const auto& f : at_b) b.engine().on_frame(f);
+  // Pushes go to the writers without the engines waiting (ingest_async). A
+  // request through a writer returns once what was queued before it is
+  // stored, so what this hop delivered is stored before the tick below takes
+  // the results; else, on a busy machine, the exchange could end with
+  // updates still on their way to the store.
+  (void)a.node->ingest({});
+  (void)b.node->ingest({});
   tick_both();  // clocks do not move: no timer fires
   return at_a.size() + at_b.size();
 }
