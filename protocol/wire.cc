@@ -370,6 +370,21 @@ std::optional<uint64_t> read_header(std::string_view b, size_t& pos, bool array)
   return v;
 }
 
+// A frame [version 1, type, body] read up to its body: the type (not yet
+// checked to be known) and where the body starts; nullopt for anything else.
+struct FrameHead {
+  uint64_t type = 0;
+  size_t body_at = 0;
+};
+std::optional<FrameHead> frame_head(std::string_view frame) {
+  size_t pos = 0;
+  auto n = read_header(frame, pos, true);
+  auto version = read_header(frame, pos, false);
+  auto type = read_header(frame, pos, false);
+  if (!n || *n != 3 || !version || *version != kVersion || !type || pos >= frame.size()) return std::nullopt;
+  return FrameHead{*type, pos};
+}
+
 }  // namespace
 
 Result<Type> type_of(std::string_view frame) {
@@ -487,19 +502,13 @@ Result<Message> decode_compressed(std::string_view frame, size_t pos, Type type)
 
 Result<Message> decode(std::string_view frame, bool compressed_ok) {
   if (frame.size() > kMaxFrameBytes) return Status::corruption("frame of " + std::to_string(frame.size()) + " bytes is over the limit");
-  {
-    // A compressed body is a bin where every body is an array.
-    size_t pos = 0;
-    auto n = read_header(frame, pos, true);
-    auto version = read_header(frame, pos, false);
-    auto type = read_header(frame, pos, false);
-    if (n && *n == 3 && version && *version == kVersion && type && pos < frame.size()) {
-      const uint8_t tag = static_cast<uint8_t>(frame[pos]);
-      if (tag >= 0xc4 && tag <= 0xc6) {
-        if (!known_type(*type)) return Status::corruption("unknown message type " + std::to_string(*type));
-        if (!compressed_ok) return Status::corruption("a compressed body on a link that did not agree to compression");
-        return decode_compressed(frame, pos, static_cast<Type>(*type));
-      }
+  // A compressed body is a bin where every body is an array.
+  if (auto head = frame_head(frame)) {
+    const uint8_t tag = static_cast<uint8_t>(frame[head->body_at]);
+    if (tag >= 0xc4 && tag <= 0xc6) {
+      if (!known_type(head->type)) return Status::corruption("unknown message type " + std::to_string(head->type));
+      if (!compressed_ok) return Status::corruption("a compressed body on a link that did not agree to compression");
+      return decode_compressed(frame, head->body_at, static_cast<Type>(head->type));
     }
   }
   REPLOG_RETURN_IF_ERROR(precheck_msgpack(frame, 6));
@@ -535,36 +544,22 @@ struct FreeCctx {
 
 std::optional<std::string> compress(std::string_view frame) {
   if (frame.size() < kCompressFromBytes) return std::nullopt;
-  // encode() writes the array header, the version and the type in one byte each.
-  constexpr size_t kHeader = 3;
-  auto type = type_of(frame);
-  if (!type || !compressible(*type) || static_cast<uint8_t>(frame[0]) != 0x93) return std::nullopt;
-  const std::string_view body = frame.substr(kHeader);
+  auto head = frame_head(frame);
+  if (!head || !known_type(head->type) || !compressible(static_cast<Type>(head->type))) return std::nullopt;
+  const std::string_view body = frame.substr(head->body_at);
   thread_local std::unique_ptr<ZSTD_CCtx, FreeCctx> cctx(ZSTD_createCCtx());
   if (!cctx) return std::nullopt;
-  std::string out(kHeader + 5 + ZSTD_compressBound(body.size()), '\0');
-  const size_t n = ZSTD_compressCCtx(cctx.get(), out.data() + kHeader + 5, out.size() - kHeader - 5, body.data(),
-                                     body.size(), 1);
+  std::string z(ZSTD_compressBound(body.size()), '\0');
+  const size_t n = ZSTD_compressCCtx(cctx.get(), z.data(), z.size(), body.data(), body.size(), 1);
   if (ZSTD_isError(n)) return std::nullopt;
-  // [version, type, bin]: the bin's header in its smallest form.
-  std::string head(frame.substr(0, kHeader));
-  if (n < 256) {
-    head += static_cast<char>(0xc4);
-    head += static_cast<char>(n);
-  } else if (n < 65536) {
-    head += static_cast<char>(0xc5);
-    head += static_cast<char>(n >> 8);
-    head += static_cast<char>(n & 0xff);
-  } else {
-    head += static_cast<char>(0xc6);
-    for (int shift = 24; shift >= 0; shift -= 8) head += static_cast<char>((n >> shift) & 0xff);
-  }
-  if (head.size() + n >= frame.size()) return std::nullopt;
-  std::string result;
-  result.reserve(head.size() + n);
-  result += head;
-  result.append(out.data() + kHeader + 5, n);
-  return result;
+  z.resize(n);
+  // [version, type, bin]: the header as it came, the bin in its smallest form.
+  std::string out(frame.substr(0, head->body_at));
+  Sink sink{out};
+  Packer pk(sink);
+  pack_bin(pk, z);
+  if (out.size() >= frame.size()) return std::nullopt;
+  return out;
 }
 
 bool known_type(uint64_t type) {
