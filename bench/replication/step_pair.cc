@@ -1,6 +1,7 @@
 #include "replication/step_pair.h"
 
 #include <algorithm>
+#include <thread>
 
 namespace replog::bench {
 
@@ -63,14 +64,15 @@ size_t StepPair::hop() {
   }
   for (const auto& f : at_a) a.engine().on_frame(f);
   for (const auto& f : at_b) b.engine().on_frame(f);
-  // Pushes go to the writers without the engines waiting (ingest_async). A
-  // request through a writer returns once what was queued before it is
-  // stored, so what this hop delivered is stored before the tick below takes
-  // the results; else, on a busy machine, the exchange could end with
-  // updates still on their way to the store.
-  (void)a.node->ingest({});
-  (void)b.node->ingest({});
+  // Pushes go to the writers without the engines waiting (ingest_async):
+  // what this hop delivered is stored, and its results taken, before the hop
+  // ends; else, on a busy machine, the exchange could end with updates still
+  // on their way to the store.
   tick_both();  // clocks do not move: no timer fires
+  for (t0 = Steady::now(); a.engine().storing() || b.engine().storing(); tick_both()) {
+    if (seconds_since(t0) > 10) die("stepped pair: the stores did not take a hop's pushes within 10 s");
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
   return at_a.size() + at_b.size();
 }
 

@@ -158,6 +158,10 @@ class SyncEngine {
   // REQUIRES: the event-loop thread.
   bool linked_to(const std::string& device_key) const;
 
+  // True while pushed updates wait for the store or are with it and not back
+  // (ingest_async); on_tick() takes the results. REQUIRES: the event-loop thread.
+  bool storing() const { return !gathering_.updates.empty() || !waiting_.empty() || !out_.empty(); }
+
   // A snapshot refreshed every 100 ms; safe from any thread.
   std::vector<PeerStatus> peers() const;
   // REQUIRES: the event-loop thread.
