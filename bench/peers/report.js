@@ -275,7 +275,7 @@ say('- Bytes are what each system hands to its transport: replog counts ZeroMQ m
   'framing or TCP headers), Yjs and Automerge their encoded messages, Hypercore and PouchDB the bytes through ' +
   'their TCP sockets (after encryption, HTTP headers included).');
 say('- replog compresses frame bodies on the wire (zstd level 1, PROTOCOL.md "Compressed bodies"); no peer here ' +
-  'compresses. The values of this workload are padded with `x` and compress about 20 times over; people\'s data ' +
+  'compresses. The values of this workload are padded with `x` and compress about 23 times over; people\'s data ' +
   'compresses less, so replog\'s bytes here are lower than they would be on it. ' +
   '`replog_replication_bench --compress-off` gives the figures without compression.');
 const replogN = { A: replogA[0] && replogA[0].n, B: replogB && replogB.n, C: replogC && replogC.n };

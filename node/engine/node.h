@@ -230,7 +230,8 @@ class Node final : public SyncStore {
   // Called by the writer thread with the received updates of a batch whose
   // checks passed (chains, heads, signatures), and their heads, before the
   // batch is folded and committed: what a node may relay before it commits.
-  // A batch retried after a full map is passed again. Must not block.
+  // The updates of a batch that did not commit (a full map, a failed sync)
+  // are passed again with its next try. Must not block.
   // REQUIRES: set before the first ingest(), beside a commit listener.
   void set_verified_listener(CommitListener listener) { verified_listener_ = std::move(listener); }
 
