@@ -100,6 +100,14 @@ Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const
     mdb_txn_abort(txn);
     return lmdb_error(rc, "open database seq");
   }
+  // The vector table of formats 1 to 3, until a writer upgrades to format 4.
+  MDB_stat vst;
+  rc = mdb_stat(txn, log->vector_, &vst);
+  if (rc) {
+    mdb_txn_abort(txn);
+    return lmdb_error(rc, "read database vector");
+  }
+  log->reads_vector_table_ = vst.ms_entries > 0;
   rc = mdb_txn_commit(txn);
   if (rc) return lmdb_error(rc, "commit");
   return log;
@@ -238,6 +246,7 @@ Status LogTxn::commit() {
   txn_ = nullptr;
   end();
   if (rc == 0 && upgraded_seq_index_) log_->reads_legacy_seq_ = false;
+  if (rc == 0 && dropped_vector_table_) log_->reads_vector_table_ = false;
   if (rc == 0) return Status::ok();
   // LMDB reports a short write as EIO; say so when the disk is what ran out.
   struct statvfs fs;
@@ -289,26 +298,76 @@ Status LogTxn::put(MDB_dbi dbi, std::string_view key, std::string_view value, un
   return rc ? lmdb_error(rc, "put") : Status::ok();
 }
 
+bool LogTxn::reads_vector_table() const { return log_->reads_vector_table_ && !dropped_vector_table_; }
+
+// Format 4 keeps no vector of its own: an origin's entry is its last entry in
+// the seq index (seq, and the hlc that leads the log key).
+namespace {
+
+std::optional<VectorEntry> vector_entry_of_seq_entry(const MDB_val& v) {
+  if (v.mv_size != 24) return std::nullopt;
+  const char* p = static_cast<const char*>(v.mv_data);
+  return VectorEntry{get_u64_be(p), get_u64_be(p + 8)};
+}
+
+}  // namespace
+
 std::optional<VectorEntry> LogTxn::vector_entry(OriginId origin) {
-  auto v = get(log_->vector_, u64_be(origin));
-  if (!v || v->size() != 16) return std::nullopt;
-  return VectorEntry{get_u64_be(v->data()), get_u64_be(v->data() + 8)};
+  if (reads_vector_table()) {
+    auto v = get(log_->vector_, u64_be(origin));
+    if (!v || v->size() != 16) return std::nullopt;
+    return VectorEntry{get_u64_be(v->data()), get_u64_be(v->data() + 8)};
+  }
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->seqs_, &c);
+  note(rc, "open seq index cursor");
+  if (rc) return std::nullopt;
+  const std::string origin_key = u64_be(origin);
+  MDB_val k = val(origin_key), v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+  if (rc == 0) rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+  if (rc != MDB_NOTFOUND) note(rc, "read seq index");
+  auto out = rc == 0 ? vector_entry_of_seq_entry(v) : std::nullopt;
+  mdb_cursor_close(c);
+  return out;
 }
 
 std::map<OriginId, VectorEntry> LogTxn::vector_entries() {
   std::map<OriginId, VectorEntry> out;
-  scan(log_->vector_, false, [&](std::string_view k, std::string_view v) {
-    if (k.size() == 8 && v.size() == 16) out[get_u64_be(k.data())] = VectorEntry{get_u64_be(v.data()), get_u64_be(v.data() + 8)};
-  });
+  if (reads_vector_table()) {
+    scan(log_->vector_, false, [&](std::string_view k, std::string_view v) {
+      if (k.size() == 8 && v.size() == 16)
+        out[get_u64_be(k.data())] = VectorEntry{get_u64_be(v.data()), get_u64_be(v.data() + 8)};
+    });
+    return out;
+  }
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->seqs_, &c);
+  note(rc, "open seq index cursor");
+  if (rc) return out;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP)) {
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+    if (rc) break;
+    auto e = vector_entry_of_seq_entry(v);
+    if (k.mv_size == 8 && e) out[get_u64_be(static_cast<const char*>(k.mv_data))] = *e;
+  }
+  if (rc != MDB_NOTFOUND) note(rc, "read seq index");
+  mdb_cursor_close(c);
   return out;
 }
 
 VersionVector LogTxn::vector() {
   VersionVector out;
-  scan(log_->vector_, false, [&](std::string_view k, std::string_view v) {
-    if (k.size() == 8 && v.size() == 16) out[get_u64_be(k.data())] = get_u64_be(v.data());
-  });
+  for (const auto& [origin, e] : vector_entries()) out[origin] = e.seq;
   return out;
+}
+
+Status LogTxn::drop_vector_table() {
+  int rc = mdb_drop(txn_, log_->vector_, 0);
+  if (rc) return lmdb_error(rc, "empty the vector table");
+  dropped_vector_table_ = true;
+  return Status::ok();
 }
 
 std::optional<std::string> LogTxn::body(const UpdateId& id) {
@@ -485,6 +544,9 @@ Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
   if (log_->reads_legacy_seq_ && !upgraded_seq_index_)
     return Status::invalid_argument(log_->dir_ + ": the seq index is in the layout of storage format 2; "
                                     "a node opened for writing upgrades it");
+  if (reads_vector_table())
+    return Status::invalid_argument(log_->dir_ + ": the vector is in the table storage formats 1 to 3 keep; "
+                                    "a node opened for writing upgrades it");
   MDB_cursor* log = nullptr;
   MDB_cursor* seq = nullptr;
   int rc = mdb_cursor_open(txn_, log_->log_, &log);
@@ -498,7 +560,6 @@ Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
     if (rc == 0 && k.mv_size == 16) last = UpdateId::from_key(view(k));
     if (rc == MDB_NOTFOUND) rc = 0;
   }
-  std::map<OriginId, VectorEntry> vector;  // each origin's last, written once
   for (size_t i = 0; rc == 0 && i < updates.size(); ++i) {
     const NewUpdate& u = updates[i];
     auto key = u.id.key();
@@ -509,17 +570,10 @@ Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
     if (rc) break;
     if (append) last = u.id;
     rc = put_seq_entry(seq, u.id.origin, u.seq, key_view(key));
-    vector[u.id.origin] = VectorEntry{u.seq, u.id.hlc};
   }
   if (log) mdb_cursor_close(log);
   if (seq) mdb_cursor_close(seq);
   if (rc) return lmdb_error(rc, "put");
-  for (const auto& [origin, e] : vector) {
-    std::string vec(16, '\0');
-    put_u64_be(vec.data(), e.seq);
-    put_u64_be(vec.data() + 8, e.last_hlc);
-    REPLOG_RETURN_IF_ERROR(put(log_->vector_, u64_be(origin), vec));
-  }
   return drop_checkpoints_from(updates.front().id);
 }
 

@@ -42,8 +42,10 @@ namespace replog {
 // 2: signed origins (origins, heads, evidence; origin ids derived from keys).
 // 3: the seq index as sorted duplicates per origin (`seqs`), which appends;
 //    format 2 kept it in `seq`, keyed origin||seq.
+// 4: no vector table: an origin's vector entry is its last seq index entry,
+//    so that a commit of local calls writes one page less.
 // Older directories are upgraded in place when a node opens them for writing.
-inline constexpr uint32_t kStorageFormatVersion = 3;
+inline constexpr uint32_t kStorageFormatVersion = 4;
 
 // Names in the `meta` database (docs/STORAGE.md).
 namespace meta {
@@ -183,8 +185,11 @@ class LogTxn {
   Status put_evidence(OriginId origin, std::string_view bytes);
   // Storage format 2 to 3: moves the seq index to its `seqs` layout and
   // drops the old database. Reads see the new layout at once; other
-  // transactions once this one commits. Does nothing on a format 3 log.
+  // transactions once this one commits. Does nothing on a log of format 3 or later.
   Status upgrade_seq_index();
+  // Formats 1 to 3 to 4: empties the vector table, which the seq index
+  // implies; reads in this transaction use the seq index at once.
+  Status drop_vector_table();
 
  private:
   friend class UpdateLog;
@@ -208,6 +213,8 @@ class LogTxn {
   // that appending above it costs no cursor. Empty optional inside: none.
   std::optional<std::optional<UpdateId>> newest_checkpoint_;
   bool upgraded_seq_index_ = false;  // upgrade_seq_index() moved the old layout in this transaction
+  bool dropped_vector_table_ = false;  // drop_vector_table() emptied it in this transaction
+  bool reads_vector_table() const;
   Status read_error_;
 };
 
@@ -262,6 +269,10 @@ class UpdateLog {
   // The old seq index (`seq`) holds entries: reads use it until a writer
   // upgrades the directory to format 3.
   mutable std::atomic<bool> reads_legacy_seq_{false};
+  // The vector table (`vector`, formats 1 to 3) holds entries: reads use it
+  // until a writer upgrades the directory to format 4, which reads each
+  // origin's entry from the seq index instead.
+  mutable std::atomic<bool> reads_vector_table_{false};
   MDB_dbi legacy_seq_ = 0;
   MDB_dbi log_ = 0, seqs_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0, peers_ = 0, origins_ = 0,
           heads_ = 0, evidence_ = 0;

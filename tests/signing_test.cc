@@ -277,7 +277,7 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
 
   auto log = open_log(dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("3"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("4"));
   auto rec = txn->origin_record(legacy);
   ASSERT_TRUE(rec);
   EXPECT_TRUE(rec->legacy);
@@ -296,41 +296,74 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
   EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
 }
 
-// Rewrites a format 3 directory's seq index as storage format 2 laid it out:
-// `seq`, keyed origin(8)||seq(8), each value the 16-byte log key; and marks
-// the directory format 2. What a directory written by a format 2 build holds.
-void rewrite_as_format_two(const std::string& dir) {
+// Rewrites a current directory as an older build left it. Format 3 and
+// earlier keep a vector table (`vector`: origin(8) -> seq(8) || hlc of that
+// update(8)); format 2 also keeps its seq index in `seq`, keyed
+// origin(8)||seq(8), each value the 16-byte log key. Marks the directory
+// with `format`.
+void rewrite_as_format(const std::string& dir, int format) {
   MDB_env* env = nullptr;
   ASSERT_EQ(mdb_env_create(&env), 0);
   mdb_env_set_maxdbs(env, 16);
   ASSERT_EQ(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600), 0);
   MDB_txn* txn = nullptr;
   ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi seqs = 0, seq = 0, meta_db = 0;
+  MDB_dbi seqs = 0, seq = 0, vector = 0, meta_db = 0;
   ASSERT_EQ(mdb_dbi_open(txn, "seqs", MDB_DUPSORT | MDB_DUPFIXED, &seqs), 0);
-  ASSERT_EQ(mdb_dbi_open(txn, "seq", MDB_CREATE, &seq), 0);
+  ASSERT_EQ(mdb_dbi_open(txn, "vector", MDB_CREATE, &vector), 0);
   ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta_db), 0);
+  if (format == 2) ASSERT_EQ(mdb_dbi_open(txn, "seq", MDB_CREATE, &seq), 0);
   MDB_cursor* c = nullptr;
   ASSERT_EQ(mdb_cursor_open(txn, seqs, &c), 0);
   MDB_val k, v;
   size_t moved = 0;
+  std::map<std::string, std::string> last;  // origin -> seq || hlc of its last entry
   for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     ASSERT_EQ(k.mv_size, 8u);
     ASSERT_EQ(v.mv_size, 24u);
-    std::string old_key(static_cast<const char*>(k.mv_data), 8);
+    const std::string origin(static_cast<const char*>(k.mv_data), 8);
+    last[origin] = std::string(static_cast<const char*>(v.mv_data), 16);
+    if (format != 2) continue;
+    std::string old_key = origin;
     old_key.append(static_cast<const char*>(v.mv_data), 8);
     MDB_val ok{old_key.size(), old_key.data()}, ov{16, static_cast<char*>(v.mv_data) + 8};
     ASSERT_EQ(mdb_put(txn, seq, &ok, &ov, 0), 0);
     ++moved;
   }
   mdb_cursor_close(c);
-  EXPECT_GT(moved, 0u);
-  ASSERT_EQ(mdb_drop(txn, seqs, 1), 0);
-  std::string name = meta::kFormat, two = "2";
-  MDB_val mk{name.size(), name.data()}, mv{two.size(), two.data()};
+  EXPECT_FALSE(last.empty());
+  for (auto& [origin, entry] : last) {
+    MDB_val vk{origin.size(), const_cast<char*>(origin.data())}, vv{entry.size(), entry.data()};
+    ASSERT_EQ(mdb_put(txn, vector, &vk, &vv, 0), 0);
+  }
+  if (format == 2) {
+    EXPECT_GT(moved, 0u);
+    ASSERT_EQ(mdb_drop(txn, seqs, 1), 0);
+  }
+  std::string name = meta::kFormat, text = std::to_string(format);
+  MDB_val mk{name.size(), name.data()}, mv{text.size(), text.data()};
   ASSERT_EQ(mdb_put(txn, meta_db, &mk, &mv, 0), 0);
   ASSERT_EQ(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
+}
+
+// Entries in the named database `name` of the LMDB environment in `dir`; -1
+// when it has no such database.
+int64_t database_entries(const std::string& dir, const char* name) {
+  MDB_env* env = nullptr;
+  mdb_env_create(&env);
+  mdb_env_set_maxdbs(env, 16);
+  int64_t out = -1;
+  MDB_txn* txn = nullptr;
+  if (mdb_env_open(env, dir.c_str(), MDB_NOTLS | MDB_RDONLY, 0600) == 0 &&
+      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0) {
+    MDB_dbi dbi = 0;
+    MDB_stat st;
+    if (mdb_dbi_open(txn, name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) out = static_cast<int64_t>(st.ms_entries);
+    mdb_txn_abort(txn);
+  }
+  mdb_env_close(env);
+  return out;
 }
 
 // Whether the LMDB environment in `dir` holds the named database `name`.
@@ -375,7 +408,7 @@ TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) 
     vector = a->vector();
     ASSERT_TRUE(a->close());
   }
-  rewrite_as_format_two(a_dir);
+  rewrite_as_format(a_dir, 2);
 
   engine::NodeOptions o;
   o.dir = a_dir;
@@ -402,7 +435,7 @@ TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) 
 
   auto log = open_log(a_dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("3"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("4"));
   for (const auto& [origin, held] : vector)
     for (uint64_t seq = 1; seq <= held; ++seq) {
       auto id = txn->id_of(origin, seq);
@@ -416,10 +449,81 @@ TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) 
   txn.value().abort();
   log.reset();
   EXPECT_FALSE(has_database(a_dir, "seq")) << "the old seq index is gone";
+  EXPECT_EQ(database_entries(a_dir, "vector"), 0) << "the seq index implies the vector";
   auto after = verify_data_dir(a_dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
   ASSERT_TRUE(after);
   EXPECT_TRUE(after->ok()) << (after->problems.empty() ? "" : after->problems.front());
   EXPECT_EQ(after->updates, 61u);
+}
+
+// Format 3 kept a vector table beside the seq index. A reader reads it as it
+// is; a writer empties it in the upgrade to format 4 and reads each origin's
+// entry from the seq index: the same vector, the same state, nothing lost.
+TEST(Signing, AFormatThreeDirectoryDropsItsVectorTableAndKeepsItsVector) {
+  TempDir tmp;
+  const std::string a_dir = tmp.sub("a"), b_dir = tmp.sub("b");
+  ASSERT_TRUE(Node::init({a_dir, std::string("c1"), std::nullopt, nullptr}));
+  ASSERT_TRUE(Node::init({b_dir, std::string("c1"), std::nullopt, nullptr}));
+  std::string hash;
+  VersionVector vector;
+  std::map<OriginId, VectorEntry> entries;
+  {
+    auto a = open_node(a_dir);
+    auto b = open_node(b_dir);
+    for (int i = 0; i < 20; ++i) {
+      ASSERT_TRUE(a->call("set", set_arg("a" + std::to_string(i % 3), std::to_string(i))));
+      ASSERT_TRUE(b->call("set", set_arg("b" + std::to_string(i % 4), std::to_string(i))));
+    }
+    auto range = b->read_range(b->node_id(), 1, 1000, size_t{1} << 20);
+    ASSERT_TRUE(range && range->head);
+    ASSERT_TRUE(a->ingest(range->updates, {*range->head}));
+    hash = a->state_hash();
+    vector = a->vector();
+    ASSERT_EQ(vector.size(), 2u);
+    ASSERT_TRUE(a->close());
+    auto log = open_log(a_dir);
+    entries = log->begin_read()->vector_entries();
+  }
+  EXPECT_EQ(database_entries(a_dir, "vector"), 0) << "format 4 writes no vector table";
+  rewrite_as_format(a_dir, 3);
+  ASSERT_EQ(database_entries(a_dir, "vector"), 2);
+
+  engine::NodeOptions o;
+  o.dir = a_dir;
+  {
+    auto ro = Node::open_read_only(o);
+    ASSERT_TRUE(ro) << ro.status().message() << " (a reader reads format 3 as it is)";
+    EXPECT_EQ((*ro)->state_hash(), hash);
+    EXPECT_EQ((*ro)->vector(), vector);
+  }
+  EXPECT_EQ(database_entries(a_dir, "vector"), 2) << "a reader changes nothing";
+
+  auto node = open_node(a_dir);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->state_hash(), hash);
+  EXPECT_EQ(node->vector(), vector);
+  ASSERT_TRUE(node->call("set", set_arg("after", "upgrade")));
+  vector[node->node_id()] += 1;
+  EXPECT_EQ(node->vector(), vector);
+  ASSERT_TRUE(node->close());
+  node.reset();
+
+  EXPECT_EQ(database_entries(a_dir, "vector"), 0);
+  auto log = open_log(a_dir);
+  auto txn = log->begin_read();
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("4"));
+  auto now = txn->vector_entries();
+  for (const auto& [origin, e] : entries) {
+    ASSERT_TRUE(now.count(origin));
+    if (now[origin].seq != e.seq) continue;  // the origin that wrote after the upgrade
+    EXPECT_EQ(now[origin].last_hlc, e.last_hlc) << hex16(origin);
+  }
+  txn.value().abort();
+  log.reset();
+  auto after = verify_data_dir(a_dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->ok()) << (after->problems.empty() ? "" : after->problems.front());
+  EXPECT_EQ(after->updates, 41u);
 }
 
 // Both directories of the format 1 cluster upgrade; each attests its own old
@@ -465,14 +569,14 @@ TEST(Signing, ANewerStorageFormatIsRefusedWithOneLine) {
   {
     auto log = open_log(dir);
     auto txn = log->begin_write();
-    ASSERT_TRUE(txn->put_meta(meta::kFormat, "4"));
+    ASSERT_TRUE(txn->put_meta(meta::kFormat, "5"));
     ASSERT_TRUE(txn->commit());
   }
   engine::NodeOptions o;
   o.dir = dir;
   auto n = Node::open(o);
   ASSERT_FALSE(n);
-  EXPECT_NE(n.status().message().find("storage format 4"), std::string::npos) << n.status().message();
+  EXPECT_NE(n.status().message().find("storage format 5"), std::string::npos) << n.status().message();
   EXPECT_EQ(n.status().message().find('\n'), std::string::npos);
   auto ro = Node::open_read_only(o);
   EXPECT_FALSE(ro);

@@ -30,16 +30,16 @@ std::string random_hex(size_t bytes) {
 }
 
 // `writable`: a writer reads only the current format (open() upgrades older
-// ones first); a reader also reads formats 1 and 2 (UpdateLog reads their
-// seq index as they lay it out).
+// ones first); a reader also reads formats 1 to 3 (UpdateLog reads their
+// seq index and vector as they lay them out).
 Status read_identity(LogTxn& txn, const std::string& dir, OriginId& node_id, std::string& cluster,
                      bool writable) {
   auto format = txn.meta(meta::kFormat);
   if (!format) return Status::corruption(dir + ": no format version (not a replog data directory?)");
   const std::string current = std::to_string(kStorageFormatVersion);
-  if (*format != current && (writable || (*format != "1" && *format != "2")))
+  if (*format != current && (writable || (*format != "1" && *format != "2" && *format != "3")))
     return Status::invalid_argument(dir + ": storage format " + *format +
-                                    " is not one this replog reads (format 1, 2 or " + current +
+                                    " is not one this replog reads (format 1, 2, 3 or " + current +
                                     "); a newer replog wrote it");
   auto id = txn.meta(meta::kNodeId);
   if (!id || id->size() != 8) return Status::corruption(dir + ": node id missing");

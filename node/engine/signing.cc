@@ -233,15 +233,19 @@ Status Node::store_head(LogTxn& txn, OriginId origin, const StoredHead& head) {
 }
 
 // Older storage formats to the current one, in one write transaction under
-// the directory lock (docs/STORAGE.md "Format versions"): from format 2, the
-// seq index moves to its appending layout; from format 1, the origin is
-// signed first (sign_legacy_origin).
+// the directory lock (docs/STORAGE.md "Format versions"): from format 3, the
+// vector table goes (the seq index implies it); from format 2, the seq index
+// moves to its appending layout first; from format 1, the origin is signed
+// too (sign_legacy_origin).
 Status Node::upgrade_storage() {
   auto txn = log_->begin_write();
   if (!txn) return txn.status();
   auto format = txn->meta(meta::kFormat);
-  if (format != std::optional<std::string>("1") && format != std::optional<std::string>("2")) return txn->status();
+  if (format != std::optional<std::string>("1") && format != std::optional<std::string>("2") &&
+      format != std::optional<std::string>("3"))
+    return txn->status();
   REPLOG_RETURN_IF_ERROR(txn->upgrade_seq_index());
+  REPLOG_RETURN_IF_ERROR(txn->drop_vector_table());
   if (*format == "1") REPLOG_RETURN_IF_ERROR(sign_legacy_origin(*txn));
   REPLOG_RETURN_IF_ERROR(txn->put_meta(meta::kFormat, std::to_string(kStorageFormatVersion)));
   return txn->commit();
