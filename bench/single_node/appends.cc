@@ -107,8 +107,8 @@ void fig_single() {
   const double adds = sign / (call - sign);
   RowBuilder("1b", "signing in a durable single call (proof::sign_head, 1 head per call)")
       .measured(sign, "s",
-                time_text(sign) + " per head (mean of " + grouped(n) + "; adds " + fmt("%.1f%%", 100 * adds) +
-                    " to the rest of the call)")
+                time_text(sign) + " per head (mean of " + grouped(n) + "; at most adds " + fmt("%.1f%%", 100 * adds) +
+                    " to the rest of the call: it is made while the commit syncs)")
       .raw(call, "s", time_text(call) + " Node::call latency (mean, figure 1)")
       .percent_of(sign / call, "call")
       .goal("signing adds <= 20% to the call", adds <= 0.2)

@@ -14,7 +14,8 @@
 // that falls behind costs bounded memory and still learns to refresh.
 //
 // Thread safety: a ChangeFeed may be read from any thread; the node fills it
-// from its writer thread (or a reader that re-folds). Several threads may wait
+// under its writer's turn (the writer thread or a caller that commits its own
+// call), or from a reader that re-folds. Several threads may wait
 // on one feed; each Change goes to one of them.
 #pragma once
 

@@ -22,8 +22,9 @@
 //
 // Thread safety: build the registry before a node opens; afterwards it is
 // read-only and may be shared by any number of nodes and threads. A method
-// runs on the node's writer thread (or a read-only node's opening thread),
-// one at a time; its MethodContext is valid only during the call.
+// runs one at a time under the node's writer's turn: on its writer thread, on
+// a calling thread that found the writer idle, or a read-only node's opening
+// thread; its MethodContext is valid only during the call.
 #pragma once
 
 #include <functional>

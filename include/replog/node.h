@@ -15,7 +15,9 @@
 // A call is validated against the head state, stored and applied before
 // call() returns its id: a call that replay would skip is refused and nothing
 // is stored. Methods are those of NodeOptions::methods (the built-ins when
-// none is given); they run on the node's writer thread, never the caller's.
+// none is given); they run one at a time under the writer's turn: on the
+// node's writer thread, or on a calling thread that found the writer idle and
+// commits its own call (docs/ARCHITECTURE.md "Threads").
 //
 // A writable Node holds the directory's lock until close() or destruction; a
 // read-only Node takes no lock and never writes. With NodeOptions::network a

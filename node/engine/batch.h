@@ -53,6 +53,9 @@ struct Node::Batch {
     bool carry_key = false;  // its run in this batch starts at seq 1: whoever it is pushed to may not know the key
   };
   std::vector<OwedHead> to_sign;
+  // Their signatures, made on the side thread while the commit syncs
+  // (Node::commit_and_sign); empty when they were not.
+  std::vector<std::string> signatures;
   size_t heads_stored = 0;                // unstored_heads_ written by this batch
   uint64_t own_first = 0;                 // seq of the first update of the node's current origin in this batch (0: none)
   std::vector<proof::Head> committed_heads;  // heads of the received runs stored, for the commit listener

@@ -45,6 +45,7 @@
 #include "node/core/methods.h"
 #include "node/core/replayer.h"
 #include "node/core/revocations.h"
+#include "node/engine/side_thread.h"
 #include "node/sync/sync_store.h"
 #include "replog/changes.h"
 #include "protocol/origin_proof.h"
@@ -102,6 +103,14 @@ struct NodeOptions {
   // heads and reach fault points while that thread reads the log, in an
   // order that changes from run to run.
   bool finish_before_answering = false;
+  // A caller of call(), ingest() and the other waiting requests that finds
+  // the writer idle and nothing queued runs its request itself, as a batch of
+  // one, instead of waking the writer thread and sleeping until it answers
+  // (two thread wake-ups, most of a call's time on a fast disk). Batches still
+  // run one at a time and in the same steps; a checkpoint or re-fold the batch
+  // leaves due is handed to the writer thread. Off: every batch runs on the
+  // writer thread.
+  bool callers_lead = true;
 };
 
 struct InitOptions {
@@ -220,14 +229,15 @@ class Node final : public SyncStore {
   // first update), with the key it carries when `with_key`.
   std::optional<proof::Head> own_head(bool with_key) const;
 
-  // Called by the writer thread after each commit with the updates it stored
+  // Called after each commit, by whoever holds the writer's turn (the writer
+  // thread, or a caller that leads: NodeOptions::callers_lead), with the updates it stored
   // (local calls and received ones), in commit order, and the heads that
   // cover them (each origin's runs end at one; a head carries its key when
   // its run starts at seq 1). Must not block.
   // REQUIRES: set before the first call()/ingest().
   using CommitListener = std::function<void(const std::vector<Update>&, const std::vector<proof::Head>&)>;
   void set_commit_listener(CommitListener listener) { commit_listener_ = std::move(listener); }
-  // Called by the writer thread with the received updates of a batch whose
+  // Called under the writer's turn, as above, with the received updates of a batch whose
   // checks passed (chains, heads, signatures), and their heads, before the
   // batch is folded and committed: what a node may relay before it commits.
   // The updates of a batch that did not commit (a full map, a failed sync)
@@ -290,6 +300,8 @@ class Node final : public SyncStore {
   const MethodRegistry& methods() const { return *methods_; }
   // The size of the LMDB map now (it grows); for benchmarks and status.
   size_t map_bytes() const;
+  // Requests waiting for the writer's turn; for tests and status.
+  size_t queued() const;
   // The cut of the newest checkpoint stored (null: none yet); for metrics.
   std::optional<UpdateId> newest_checkpoint_cut() const;
 
@@ -315,6 +327,9 @@ class Node final : public SyncStore {
   Status enqueue(const std::shared_ptr<Request>& req);
   void writer_loop();
   bool take_batch(std::vector<std::shared_ptr<Request>>& batch);
+  Status commit_and_sign(Batch& b);
+  bool lead(const std::shared_ptr<Request>& req);
+  void run_turn(std::vector<std::shared_ptr<Request>>& batch, bool leading);
   void process(std::vector<std::shared_ptr<Request>>& batch);
   void process_locked(std::vector<std::shared_ptr<Request>>& batch);
 
@@ -453,11 +468,17 @@ class Node final : public SyncStore {
   mutable std::condition_variable commit_cv_;  // notified when it rises
   uint64_t commit_generation_ = 0;
 
-  std::mutex queue_mu_;
+  mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::vector<std::shared_ptr<Request>> queue_;  // guarded by queue_mu_
   bool stopping_ = false;                        // guarded by queue_mu_
+  // The writer's turn, guarded by queue_mu_: a batch, re-fold or checkpoint
+  // is running, on the writer thread or on a caller that leads (lead()).
+  // Whoever holds the turn owns the writer-thread state above.
+  bool writer_busy_ = false;
+  bool checkpoint_owed_ = false;  // guarded by queue_mu_: a leader left one due
   std::thread writer_;
+  SideThread side_;  // signs a batch's heads while its commit syncs (commit_and_sign)
   bool closed_ = false;
   CommitListener commit_listener_;
   CommitListener verified_listener_;

@@ -191,9 +191,12 @@ Status Node::put_own_record(LogTxn& txn, bool final) {
 // starts at seq 1).
 void Node::sign_committed(Batch& b) {
   std::optional<proof::Head> newest;
-  for (const Batch::OwedHead& owed : b.to_sign) {
+  const bool signed_beside = b.signatures.size() == b.to_sign.size();  // Node::commit_and_sign
+  for (size_t i = 0; i < b.to_sign.size(); ++i) {
+    const Batch::OwedHead& owed = b.to_sign[i];
     const StoredHead& h = owed.head;
-    proof::Head head = proof::sign_head(owed.origin, h.seq, h.chain, h.flags, owed.signer.secret);
+    proof::Head head = signed_beside ? proof::Head{owed.origin, h.seq, h.chain, h.flags, b.signatures[i], {}, {}, {}}
+                                     : proof::sign_head(owed.origin, h.seq, h.chain, h.flags, owed.signer.secret);
     unstored_heads_.emplace_back(owed.origin, head);
     unstored_head_bytes_.push_back(h.bytes);
     if (owed.origin == node_id_) newest = head;

@@ -73,6 +73,7 @@ Status Node::save_peers(std::map<std::string, std::string> peers) {
 }
 
 Status Node::submit(const std::shared_ptr<Request>& req) {
+  if (lead(req)) return Status::ok();
   auto done = req->done.get_future();
   REPLOG_RETURN_IF_ERROR(enqueue(req));
   done.wait();
@@ -90,30 +91,83 @@ Status Node::enqueue(const std::shared_ptr<Request>& req) {
   return Status::ok();
 }
 
+// A caller that finds the writer idle and nothing queued takes the writer's
+// turn and runs its request as a batch of one on its own thread; false: it
+// must queue. What the batch leaves due (a checkpoint, a re-fold) goes to the
+// writer thread, which also takes whatever queued meanwhile.
+bool Node::lead(const std::shared_ptr<Request>& req) {
+  if (!options_.callers_lead || !writable_) return false;
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    if (stopping_ || writer_busy_ || !queue_.empty() || checkpoint_owed_) return false;
+    writer_busy_ = true;
+  }
+  std::vector<std::shared_ptr<Request>> batch{req};
+  run_turn(batch, /*leading=*/true);
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    writer_busy_ = false;
+    last_batch_size_ = 1;
+    wake = !queue_.empty() || checkpoint_owed_ || refold_pending_;
+  }
+  if (wake) queue_cv_.notify_one();
+  return true;
+}
+
+size_t Node::queued() const {
+  std::lock_guard<std::mutex> l(queue_mu_);
+  return queue_.size();
+}
+
 // --- the loop -------------------------------------------------------------------------
 
-// Waits for work; false when the node is stopping with nothing left. Runs a
-// deferred re-fold when it falls due before any work arrives.
+// Waits for the writer's turn and work, and takes the turn; false when the
+// node is stopping with nothing left. Runs a checkpoint a leading caller left
+// due, and a deferred re-fold when it falls due before any work arrives.
 bool Node::take_batch(std::vector<std::shared_ptr<Request>>& batch) {
   std::unique_lock<std::mutex> l(queue_mu_);
-  while (refold_pending_) {
-    int64_t wait_ms = std::max<int64_t>(0, refold_due_ms_ - clock_->now_millis());
-    if (queue_cv_.wait_for(l, std::chrono::milliseconds(wait_ms), [&] { return stopping_ || !queue_.empty(); }))
-      break;
+  // `step` runs with the turn held and the queue unlocked.
+  const auto with_turn = [&](auto&& step) {
+    writer_busy_ = true;
     l.unlock();
-    bool stopped = false;
-    {
-      std::lock_guard<std::mutex> state_lock(state_mu_);
-      (void)refold_locked();
-      stopped = refold_from_.has_value();  // the fold stopped again: retry, later each time
-    }
-    refold_pending_ = stopped;
-    refold_retry_ms_ = stopped ? std::min(refold_retry_ms_ * 2, kMaxRefoldRetryMs) : kRefoldDelayMs;
-    refold_due_ms_ = clock_->now_millis() + refold_retry_ms_;
+    step();
     l.lock();
+    writer_busy_ = false;
+  };
+  for (;;) {
+    queue_cv_.wait(l, [&] { return !writer_busy_; });  // a leading caller holds it
+    if (checkpoint_owed_) {
+      checkpoint_owed_ = false;
+      with_turn([&] {
+        std::lock_guard<std::mutex> state_lock(state_mu_);
+        (void)write_checkpoint();
+      });
+      continue;
+    }
+    if (!queue_.empty()) break;
+    if (stopping_) return false;  // stopping, nothing left
+    const auto woken = [&] { return stopping_ || !queue_.empty() || writer_busy_ || checkpoint_owed_; };
+    if (!refold_pending_) {
+      queue_cv_.wait(l, [&] { return woken() || refold_pending_; });  // a leader's batch may leave one
+      continue;
+    }
+    // Due once this much real time passes with nothing else to do.
+    const int64_t wait_ms = std::max<int64_t>(0, refold_due_ms_ - clock_->now_millis());
+    if (queue_cv_.wait_for(l, std::chrono::milliseconds(wait_ms), woken)) continue;
+    with_turn([&] {
+      bool stopped = false;
+      {
+        std::lock_guard<std::mutex> state_lock(state_mu_);
+        (void)refold_locked();
+        stopped = refold_from_.has_value();  // the fold stopped again: retry, later each time
+      }
+      refold_pending_ = stopped;
+      refold_retry_ms_ = stopped ? std::min(refold_retry_ms_ * 2, kMaxRefoldRetryMs) : kRefoldDelayMs;
+      refold_due_ms_ = clock_->now_millis() + refold_retry_ms_;
+    });
   }
-  queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
-  if (queue_.empty()) return false;  // stopping, nothing left
+  writer_busy_ = true;
   // Callers woken by the last commit are still queueing: give them a moment
   // (at most 200 µs) to join this batch, as many as joined the last one.
   if (queue_.size() < last_batch_size_)
@@ -127,33 +181,50 @@ bool Node::take_batch(std::vector<std::shared_ptr<Request>>& batch) {
 void Node::writer_loop() {
   std::vector<std::shared_ptr<Request>> batch;
   while (take_batch(batch)) {
-    process(batch);
-    const bool before = options_.finish_before_answering;
-    {
-      std::lock_guard<std::mutex> state_lock(state_mu_);
-      refold_pending_ = refold_from_.has_value() && !options_.defer_fold;
-      // Folded now, once; one that stops again is tried with the next batch.
-      if (refold_pending_ && before) {
-        (void)refold_locked();
-        refold_pending_ = false;
-      }
+    run_turn(batch, /*leading=*/false);
+    std::lock_guard<std::mutex> l(queue_mu_);
+    writer_busy_ = false;
+  }
+}
+
+// One batch under the writer's turn: processed, what it leaves due done, its
+// callers answered.
+void Node::run_turn(std::vector<std::shared_ptr<Request>>& batch, bool leading) {
+  process(batch);
+  const bool before = options_.finish_before_answering;
+  {
+    std::lock_guard<std::mutex> state_lock(state_mu_);
+    refold_pending_ = refold_from_.has_value() && !options_.defer_fold;
+    // Folded now, once; one that stops again is tried with the next batch.
+    if (refold_pending_ && before) {
+      (void)refold_locked();
+      refold_pending_ = false;
     }
-    // The deferred re-fold waits until the writer has been idle for a while,
-    // so that a whole catch-up is folded once.
-    if (refold_pending_) refold_due_ms_ = clock_->now_millis() + refold_retry_ms_;
-    const bool checkpoint_due =
-        since_checkpoint_ >= options_.checkpoint_interval && !refold_pending_ && !options_.defer_fold;
-    auto checkpoint = [&] {
-      std::lock_guard<std::mutex> l(state_mu_);
-      (void)write_checkpoint();
-    };
-    if (checkpoint_due && before) checkpoint();
-    for (auto& r : batch) {
-      if (r->on_done) r->on_done(r->status ? Result<IngestReport>(std::move(r->report)) : Result<IngestReport>(r->status));
-      r->done.set_value();
+  }
+  // The deferred re-fold waits until the writer has been idle for a while,
+  // so that a whole catch-up is folded once.
+  if (refold_pending_) refold_due_ms_ = clock_->now_millis() + refold_retry_ms_;
+  const bool checkpoint_due =
+      since_checkpoint_ >= options_.checkpoint_interval && !refold_pending_ && !options_.defer_fold;
+  auto checkpoint = [&] {
+    std::lock_guard<std::mutex> l(state_mu_);
+    (void)write_checkpoint();
+  };
+  if (checkpoint_due && before) checkpoint();
+  // A leading caller waits on no promise: it is answered by returning.
+  for (auto& r : batch) {
+    if (r->on_done)
+      r->on_done(r->status ? Result<IngestReport>(std::move(r->report)) : Result<IngestReport>(r->status));
+    if (!leading) r->done.set_value();
+  }
+  batch.clear();
+  if (checkpoint_due && !before) {
+    if (!leading) {
+      checkpoint();
+    } else {
+      std::lock_guard<std::mutex> l(queue_mu_);
+      checkpoint_owed_ = true;
     }
-    batch.clear();
-    if (checkpoint_due && !before) checkpoint();
   }
 }
 
@@ -222,8 +293,37 @@ Status Node::run_batch(Batch& b) {
     b.txn.abort();
     return Status::ok();
   }
-  REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kHlc, u64_be(hlc_->high_water())));
-  return b.txn.commit();
+  // An open restores the clock's mark as the larger of meta.hlc and the
+  // log's last key: the mark is written only when the log does not imply it
+  // (one page less in a commit of local calls, whose newest key is the mark).
+  const uint64_t mark = hlc_->high_water();
+  const auto last = b.txn.last_id();
+  if (!last || last->hlc < mark) REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kHlc, u64_be(mark)));
+  return commit_and_sign(b);
+}
+
+// Commits, while the side thread signs the heads the batch owes: a signature
+// takes about a tenth as long as the sync to disk, and done one after the
+// other the caller waits for both. Signatures the side thread has not begun
+// when the commit returns are made here. They are used only once the commit
+// succeeds (sign_committed); a batch whose commit fails drops them, so none
+// leaves the process for updates that are not stored.
+Status Node::commit_and_sign(Batch& b) {
+  b.signatures.clear();
+  if (b.to_sign.empty()) return b.txn.commit();
+  side_.start([&b] {
+    std::vector<std::string> out;
+    out.reserve(b.to_sign.size());
+    for (const Batch::OwedHead& owed : b.to_sign) {
+      const StoredHead& h = owed.head;
+      out.push_back(proof::sign_head(owed.origin, h.seq, h.chain, h.flags, owed.signer.secret).signature);
+    }
+    b.signatures = std::move(out);
+  });
+  Status s = b.txn.commit();
+  side_.finish();
+  if (!s) b.signatures.clear();
+  return s;
 }
 
 // Nothing of the batch is stored: put state and the writer's memory back to
