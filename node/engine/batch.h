@@ -2,6 +2,7 @@
 // to node/engine (writer.cc, signing.cc, ingest_verify.cc).
 #pragma once
 
+#include <exception>
 #include <future>
 #include <map>
 #include <optional>
@@ -38,6 +39,10 @@ struct Node::Batch {
   uint64_t hlc_ceiling = 0;
   size_t puts = 0;                        // records written in this transaction
   std::vector<UpdateView> accepted;       // received and stored, to fold (views into requests)
+  // Folding them at the head on the side thread, while the batch's puts run
+  // (Node::start_fold_beside); fold_received takes the result.
+  bool folding_beside = false;
+  std::exception_ptr fold_error;  // what the fold threw there, thrown again here
   // Received updates whose checks passed, put by store_staged() in key order
   // (bodies are views into requests). Reads of the log that may need them put
   // them first.

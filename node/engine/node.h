@@ -360,6 +360,8 @@ class Node final : public SyncStore {
   Status fork_by_proof(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& run,
                        const proof::Head& head, const std::string& key);
   Status fold_received(Batch& b);
+  void start_fold_beside(Batch& b);
+  void fold_at_head(const Batch& b);
   Status store_staged(Batch& b);
   Status store_calls(Batch& b);
   Status store_one_call(Batch& b, Request& req);
@@ -478,7 +480,9 @@ class Node final : public SyncStore {
   bool writer_busy_ = false;
   bool checkpoint_owed_ = false;  // guarded by queue_mu_: a leader left one due
   std::thread writer_;
-  SideThread side_;  // signs a batch's heads while its commit syncs (commit_and_sign)
+  // Signs a batch's heads while its commit syncs (commit_and_sign), and folds
+  // a large batch at the head while its puts run (start_fold_beside).
+  SideThread side_;
   bool closed_ = false;
   CommitListener commit_listener_;
   CommitListener verified_listener_;

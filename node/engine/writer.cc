@@ -6,6 +6,7 @@
 #include <ctime>
 #include <future>
 #include <set>
+#include <utility>
 
 #include "node/engine/batch.h"
 #include "node/engine/ingest_check.h"
@@ -279,6 +280,17 @@ Status Node::run_batch(Batch& b) {
   // Received updates first: local calls get later timestamps anyway.
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kIngest) REPLOG_RETURN_IF_ERROR(store_received(b, *req));
+  // A large fold at the head runs beside the puts; on every way out of this
+  // batch it is finished first, since recovery reloads the state it writes.
+  start_fold_beside(b);
+  struct FinishFold {
+    Node& node;
+    Batch& b;
+    ~FinishFold() {
+      if (b.folding_beside) node.side_.finish();
+      b.folding_beside = false;
+    }
+  } finish_fold{*this, b};
   REPLOG_RETURN_IF_ERROR(store_staged(b));
   // What the checks passed may go on to peers now (relay before commit).
   if (verified_listener_ && !b.committed.empty()) verified_listener_(b.committed, b.committed_heads);
@@ -484,10 +496,56 @@ Status Node::store_staged(Batch& b) {
   return s;
 }
 
+// A batch of at least this many received updates that all sort above the
+// head is folded on the side thread while its puts run: the fold is the
+// larger part of a catch-up's work on the writer, and the puts the next.
+// Below it, handing the fold over costs more than it saves.
+constexpr size_t kFoldBesideFrom = 256;
+
+// Starts folding b.accepted on the side thread when nothing between here and
+// fold_received touches the state: the fold is at the head (not deferred, not
+// late), and the batch changes nothing of what replay leaves out (no
+// revocation stored, no fork evidence to take).
+void Node::start_fold_beside(Batch& b) {
+  if (b.accepted.size() < kFoldBesideFrom || refold_from_ || options_.defer_fold || b.left_out_changed) return;
+  for (const auto& r : b.requests)
+    if (r->kind == Request::Kind::kEvidence) return;
+  std::sort(b.accepted.begin(), b.accepted.end(), [](const UpdateView& x, const UpdateView& y) { return x.id < y.id; });
+  const auto last = replayer_.last_applied();
+  if (last && !(b.accepted.front().id > *last)) return;
+  b.folding_beside = true;
+  b.fold_error = nullptr;
+  side_.start([this, &b] {
+    try {
+      fold_at_head(b);
+    } catch (...) {
+      b.fold_error = std::current_exception();
+    }
+  });
+}
+
+// Applies b.accepted (sorted, all above the head) in order; a method that
+// fails in a way replay cannot record stops the fold there (note_halt).
+void Node::fold_at_head(const Batch& b) {
+  for (const auto& u : b.accepted) {
+    auto applied = replayer_.apply(u);
+    if (applied.outcome != Replayer::Outcome::kHalted) continue;
+    note_halt(u.id, applied.halt);  // stored; folded when the retry goes through
+    break;
+  }
+}
+
 // Folds what store_received stored: at the head, a few positions late (undo
 // and redo), or far below (deferred, see refold_from_).
 Status Node::fold_received(Batch& b) {
   if (b.accepted.empty()) return Status::ok();
+  if (b.folding_beside) {
+    side_.finish();
+    b.folding_beside = false;
+    since_checkpoint_ += b.accepted.size();
+    if (b.fold_error) std::rethrow_exception(std::exchange(b.fold_error, nullptr));
+    return Status::ok();
+  }
   std::sort(b.accepted.begin(), b.accepted.end(), [](const UpdateView& x, const UpdateView& y) { return x.id < y.id; });
   const UpdateId& first = b.accepted.front().id;
   auto last = replayer_.last_applied();
@@ -497,12 +555,7 @@ Status Node::fold_received(Batch& b) {
     // end): widen it.
     refold_from_ = refold_from_ ? std::min(*refold_from_, first) : first;
   } else if (!last || first > *last) {
-    for (const auto& u : b.accepted) {
-      auto applied = replayer_.apply(u);
-      if (applied.outcome != Replayer::Outcome::kHalted) continue;
-      note_halt(u.id, applied.halt);  // stored; folded when the retry goes through
-      break;
-    }
+    fold_at_head(b);
   } else if (replayer_.can_rollback_to(first)) {
     // The common path with several writers: a few positions late.
     replayer_.rollback_to(first);
