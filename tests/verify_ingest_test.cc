@@ -291,6 +291,69 @@ TEST_F(VerifyIngest, AnAlteredCopyThatComesFirstDoesNotCostTheGenuineRun) {
   EXPECT_EQ(b_->state_hash(), a_->state_hash());
 }
 
+// Long runs of two origins in one ingest: their chains are worked out ahead,
+// one origin on the side thread (Node::chain_ahead). An update altered deep in
+// one run, or an altered copy that comes first, is caught as in line, and the
+// other origin's run is taken.
+TEST_F(VerifyIngest, LongRunsOfTwoOriginsChainedAheadAreJudgedAsInLine) {
+  ASSERT_TRUE(Node::init({tmp_.sub("c"), std::string("c1"), std::nullopt, nullptr}));
+  auto c = open_node(tmp_.sub("c"));
+  ASSERT_TRUE(c);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(c->call("set", set_arg("c" + std::to_string(i), "v")));
+  // B holds the first four of each (records, so that the long runs continue a verified chain).
+  Range a4 = a_range();
+  auto c4 = c->read_range(c->node_id(), 1, 100, 1 << 20);
+  ASSERT_TRUE(c4 && c4->head);
+  ASSERT_EQ(b_->ingest(a4.updates, {*a4.head})->accepted, 4u);
+  ASSERT_EQ(b_->ingest(c4->updates, {*c4->head})->accepted, 4u);
+  constexpr int kLong = 150;
+  for (int i = 0; i < kLong; ++i) {
+    ASSERT_TRUE(a_->call("set", set_arg("a" + std::to_string(i % 9), std::to_string(i))));
+    ASSERT_TRUE(c->call("set", set_arg("c" + std::to_string(i % 7), std::to_string(i))));
+  }
+  auto a_long = a_->read_range(a_->node_id(), 5, 1000, 1 << 20);
+  auto c_long = c->read_range(c->node_id(), 5, 1000, 1 << 20);
+  ASSERT_TRUE(a_long && a_long->head && c_long && c_long->head);
+  ASSERT_EQ(a_long->updates.size(), static_cast<size_t>(kLong));
+  const auto altered_at = [](const Range& r, size_t i) {
+    std::string body = r.updates[i].body();
+    body.back() ^= 1;
+    auto u = Update::parse(r.updates[i].id(), body);
+    EXPECT_TRUE(u);
+    return *u;
+  };
+  const auto both = [&](std::vector<Update> a_ups, std::vector<Update> c_ups) {
+    std::vector<Update> batch = std::move(a_ups);
+    batch.insert(batch.end(), c_ups.begin(), c_ups.end());
+    return b_->ingest(batch, {*a_long->head, *c_long->head});
+  };
+
+  // C's #105 altered in place: C's run is refused, A's taken.
+  std::vector<Update> c_bad = c_long->updates;
+  c_bad[100] = altered_at(*c_long, 100);
+  auto rep = both(a_long->updates, c_bad);
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, static_cast<uint64_t>(kLong)) << verdicts(*rep);
+  EXPECT_EQ(rep->refused.size(), static_cast<size_t>(kLong)) << verdicts(*rep);
+  EXPECT_TRUE(std::all_of(rep->refused.begin(), rep->refused.end(), [&](const Refused& x) {
+    return x.verdict == Verdict::kBadProof && x.id.origin == c->node_id();
+  })) << verdicts(*rep);
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 4u + kLong);
+  EXPECT_EQ(seq_of(b_->vector(), c->node_id()), 4u);
+
+  // C's run again, its #120 altered in a copy that comes first and the genuine run after it.
+  std::vector<Update> c_twice{altered_at(*c_long, 115)};
+  c_twice.insert(c_twice.end(), c_long->updates.begin(), c_long->updates.end());
+  rep = both({}, c_twice);
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, static_cast<uint64_t>(kLong)) << verdicts(*rep);
+  EXPECT_TRUE(rep->refused.empty()) << verdicts(*rep);
+  EXPECT_EQ(seq_of(b_->vector(), c->node_id()), 4u + kLong);
+  auto report = verify_data_dir(b_->dir(), std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
+}
+
 // A copied directory's branch whose runs from the fork seq never reached B
 // (lost with a crash): its later runs carry heads its key signed, but their
 // bytes do not chain from B's branch, and they cannot prove the fork. B says

@@ -2,6 +2,7 @@
 // to node/engine (writer.cc, signing.cc, ingest_verify.cc).
 #pragma once
 
+#include <ctime>
 #include <exception>
 #include <future>
 #include <map>
@@ -13,6 +14,13 @@
 #include "storage/update_log.h"
 
 namespace replog::engine {
+
+// CPU time of the calling thread, for check_cpu_seconds().
+inline int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
 struct Node::Request {
   enum class Kind { kCall, kIngest, kPeers, kEvidence } kind;
@@ -66,6 +74,18 @@ struct Node::Batch {
   std::vector<proof::Head> committed_heads;  // heads of the received runs stored, for the commit listener
   std::map<OriginId, std::optional<OriginRecord>> records;  // origin records, read once per batch and kept current
   std::vector<std::pair<OriginId, std::pair<uint64_t, proof::Chain>>> chains;  // chains at seqs stored, kept once committed
+  // Chains worked out ahead, per origin, half of them on the side thread
+  // (Node::chain_ahead): from `start` (the origin's chain at from_seq - 1),
+  // after each of `ups` (seqs from_seq, from_seq + 1, ...). A cache: store_run
+  // uses it only for the same updates from the same chain under the same key.
+  struct ChainAhead {
+    std::string key;
+    uint64_t from_seq = 0;
+    proof::Chain start{};
+    std::vector<const Update*> ups;
+    std::vector<proof::Chain> after;
+  };
+  std::map<OriginId, ChainAhead> chains_ahead;
   bool left_out_changed = false;  // a revocation or fork evidence was stored: refresh_left_out() before commit
 };
 

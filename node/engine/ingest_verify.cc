@@ -21,6 +21,9 @@ StoredHead stored(const proof::Head& h, uint64_t bytes) { return StoredHead{h.se
 
 std::string what(OriginId origin, uint64_t seq) { return "origin " + hex16(origin) + " #" + std::to_string(seq); }
 
+// An origin with fewer new updates in a request than this is hashed in line.
+constexpr size_t kChainAheadFrom = 64;
+
 // The chain of `origin` under `key` at `seq` as this log holds it: from the
 // nearest kept head at or below (or c_0) forward over the stored updates.
 Result<proof::Chain> chain_at(LogTxn& txn, const std::string& cluster, OriginId origin, std::string_view key,
@@ -77,6 +80,89 @@ void note_unchained(IngestReport& rep, OriginId origin, uint64_t seq) {
 }
 
 }  // namespace
+
+// Sets `c` (the chain before run[fresh]) to the chain after the run's last
+// update from b.chains_ahead, when it holds these very updates from this very
+// chain under this key; false: the caller hashes them.
+bool Node::chained_ahead(const Batch& b, OriginId origin, const std::string& key, const std::vector<const Update*>& run,
+                   size_t fresh, proof::Chain& c) {
+  auto it = b.chains_ahead.find(origin);
+  if (it == b.chains_ahead.end() || fresh >= run.size()) return false;
+  const Batch::ChainAhead& a = it->second;
+  const uint64_t seq0 = run[fresh]->seq();
+  const size_t n = run.size() - fresh;
+  if (a.key != key || seq0 < a.from_seq || seq0 - a.from_seq + n > a.ups.size()) return false;
+  const size_t at = seq0 - a.from_seq;
+  if ((at == 0 ? a.start : a.after[at - 1]) != c) return false;
+  for (size_t i = 0; i < n; ++i)
+    if (run[fresh + i] != a.ups[at + i]) return false;
+  c = a.after[at + n - 1];
+  return true;
+}
+
+// Works out the chains of the request's origins that continue a verified
+// chain (the record's, at the seq held), splitting the origins between this
+// thread and the side thread: hashing each update's body is the largest part
+// of the checks, and origins are independent. store_run then compares the
+// run's end against the head without hashing (chained_ahead).
+void Node::chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Update*>>& by_origin) {
+  b.chains_ahead.clear();
+  std::vector<Batch::ChainAhead*> jobs;
+  for (const auto& [origin, ups] : by_origin) {
+    if (ups.size() < kChainAheadFrom || quarantined_.count(origin)) continue;
+    auto held_it = b.held.find(origin);
+    if (held_it == b.held.end())
+      held_it = b.held.emplace(origin, b.txn.vector_entry(origin).value_or(VectorEntry{})).first;
+    auto rec_it = b.records.find(origin);
+    if (rec_it == b.records.end()) rec_it = b.records.emplace(origin, b.txn.origin_record(origin)).first;
+    const std::optional<OriginRecord>& rec = rec_it->second;
+    const uint64_t held = held_it->second.seq;
+    if (!rec || rec->seq != held || rec->final || rec->key.empty()) continue;
+    Batch::ChainAhead a;
+    a.key = rec->key;
+    a.from_seq = held + 1;
+    a.start = rec->chain;
+    // The first copy of each seq, consecutive from the one after the held.
+    for (const Update* u : ups) {
+      const uint64_t want = a.from_seq + a.ups.size();
+      if (u->seq() < want) continue;  // held already, or a second copy of a seq
+      if (u->seq() > want) break;
+      a.ups.push_back(u);
+    }
+    if (a.ups.size() < kChainAheadFrom) continue;
+    jobs.push_back(&b.chains_ahead.emplace(origin, std::move(a)).first->second);
+  }
+  if (jobs.empty()) return;
+  const auto hash = [](Batch::ChainAhead& a) {
+    a.after.resize(a.ups.size());
+    proof::Chain c = a.start;
+    for (size_t i = 0; i < a.ups.size(); ++i) {
+      proof::chain_step(c, a.key, a.ups[i]->id().hlc, a.ups[i]->body());
+      a.after[i] = c;
+    }
+  };
+  // The larger origins first, each to whichever side has less so far.
+  std::sort(jobs.begin(), jobs.end(), [](auto* x, auto* y) { return x->ups.size() > y->ups.size(); });
+  std::vector<Batch::ChainAhead*> here, beside;
+  size_t here_n = 0, beside_n = 0;
+  for (auto* j : jobs) {
+    if (beside_n <= here_n && jobs.size() > 1) {
+      beside.push_back(j);
+      beside_n += j->ups.size();
+    } else {
+      here.push_back(j);
+      here_n += j->ups.size();
+    }
+  }
+  if (!beside.empty())
+    side_.start([this, &beside, &hash] {
+      const int64_t cpu0 = thread_cpu_ns();
+      for (auto* j : beside) hash(*j);
+      check_cpu_ns_ += static_cast<uint64_t>(std::max<int64_t>(0, thread_cpu_ns() - cpu0));
+    });
+  for (auto* j : here) hash(*j);
+  if (!beside.empty()) side_.finish();
+}
 
 // Among heads[from, to) (one seq), the first whose key may hold the origin and
 // whose signature verifies; the first when none does (its refusal says why).
@@ -280,7 +366,8 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
     if (!at) return at.status();
     c = *at;
   }
-  for (size_t i = fresh; i < run.size(); ++i) proof::chain_step(c, key, run[i]->id().hlc, run[i]->body());
+  if (!chained_ahead(b, origin, key, run, fresh, c))
+    for (size_t i = fresh; i < run.size(); ++i) proof::chain_step(c, key, run[i]->id().hlc, run[i]->body());
   if (c != head.chain) {
     note_unchained(rep, origin, run[fresh]->seq());
     return refuse(Verdict::kBadProof,

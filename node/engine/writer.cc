@@ -352,16 +352,6 @@ void Node::recover_after_abort() {
 
 // --- steps ------------------------------------------------------------------------------
 
-namespace {
-
-int64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-}  // namespace
-
 Status Node::store_received(Batch& b, Request& req) {
   req.report = IngestReport{};
   REPLOG_RETURN_IF_ERROR(store_staged(b));  // an earlier request's, which this one's checks may read
@@ -383,8 +373,10 @@ Status Node::verify_received(Batch& b, Request& req) {
   for (const Update& u : req.updates) by_origin[u.id().origin].push_back(&u);
   std::map<OriginId, std::vector<const proof::Head*>> heads;
   for (const proof::Head& h : req.heads) heads[h.origin].push_back(&h);
-  for (auto& [origin, ups] : by_origin) {
+  for (auto& [origin, ups] : by_origin)
     std::stable_sort(ups.begin(), ups.end(), [](const Update* x, const Update* y) { return x->seq() < y->seq(); });
+  chain_ahead(b, by_origin);
+  for (auto& [origin, ups] : by_origin) {
     // Frames from several peers repeat updates: each seq once, and one that
     // differs from the first of its seq is judged after (a fork, or altered).
     std::vector<const Update*> first, others;
