@@ -429,6 +429,18 @@ std::shared_ptr<MethodRegistry> flaky_methods(std::shared_ptr<std::atomic<bool>>
   return methods;
 }
 
+// The state hash of `dir` folded from scratch by a read-only node whose
+// "flaky" method never fails.
+std::string fold_from_scratch(const std::string& dir) {
+  engine::NodeOptions fresh;
+  fresh.verify_origins = false;  // hand-made updates: form and replay, not proof
+  fresh.dir = dir;
+  fresh.methods = flaky_methods(std::make_shared<std::atomic<bool>>(false));
+  auto reference = engine::Node::open_read_only(fresh);
+  EXPECT_TRUE(reference) << reference.status().message();
+  return reference ? (*reference)->state_hash() : std::string();
+}
+
 TEST_F(NodeFixture, MethodThrowingBadAllocStopsTheFoldReportsItAndRetries) {
   auto fail = std::make_shared<std::atomic<bool>>(true);
   auto node = open(64, 1000, flaky_methods(fail));
@@ -464,13 +476,7 @@ TEST_F(NodeFixture, MethodThrowingBadAllocStopsTheFoldReportsItAndRetries) {
   const std::string hash = node->state_hash();
   ASSERT_TRUE(node->close());
   // The same state as a fold from scratch by a node that never failed.
-  engine::NodeOptions fresh;
-  fresh.verify_origins = false;  // hand-made updates: form and replay, not proof
-  fresh.dir = dir;
-  fresh.methods = flaky_methods(std::make_shared<std::atomic<bool>>(false));
-  auto reference = engine::Node::open_read_only(fresh);
-  ASSERT_TRUE(reference);
-  EXPECT_EQ(hash, (*reference)->state_hash());
+  EXPECT_EQ(hash, fold_from_scratch(dir));
 }
 
 // A batch of hundreds of updates above the head is folded on the side thread
@@ -515,13 +521,7 @@ TEST_F(NodeFixture, ALargeBatchFoldedBesideItsPutsStopsAndResumesLikeAnyFold) {
   EXPECT_TRUE(node->read_if_current([](const State& s) { EXPECT_EQ(*s.get({"m69"}), Value(int64_t{349})); }));
   const std::string hash = node->state_hash();
   ASSERT_TRUE(node->close());
-  engine::NodeOptions fresh;
-  fresh.verify_origins = false;  // hand-made updates: form and replay, not proof
-  fresh.dir = dir;
-  fresh.methods = flaky_methods(std::make_shared<std::atomic<bool>>(false));
-  auto reference = engine::Node::open_read_only(fresh);
-  ASSERT_TRUE(reference);
-  EXPECT_EQ(hash, (*reference)->state_hash());
+  EXPECT_EQ(hash, fold_from_scratch(dir));
 }
 
 TEST_F(NodeFixture, WriterRetriesAStoppedFoldWhenIdle) {
