@@ -427,6 +427,49 @@ TEST(ThreadedNode, ThePublicNodeTakesCallsAndReadsFromAnyNumberOfThreads) {
   ASSERT_TRUE(node.close());
 }
 
+// close() while a caller leads a batch and nothing is queued: the writer
+// thread waits for the turn, and the leader's release must wake it to stop.
+TEST(ThreadedNode, CloseWhileACallerLeadsReturnsOnceTheLeaderIsDone) {
+  TempDir tmp;
+  engine::NodeOptions o;
+  o.dir = init_dir(tmp, "n");
+  auto node = open_node(o);
+  ASSERT_TRUE(node);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, open_gate = false;
+  node->set_commit_listener([&](const std::vector<Update>&, const std::vector<proof::Head>&) {
+    std::unique_lock<std::mutex> l(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait_for(l, testing::scaled_budget(std::chrono::seconds(30)), [&] { return open_gate; });
+  });
+  bool called = false;
+  std::thread leader([&] { called = static_cast<bool>(node->call("set", set_arg("k", Value(1)))); });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, testing::scaled_budget(std::chrono::seconds(30)), [&] { return entered; }));
+  }
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    (void)node->close();
+    closed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // close() is waiting on the writer thread
+  EXPECT_FALSE(closed.load()) << "close() returned while a batch was still running";
+  {
+    std::lock_guard<std::mutex> l(mu);
+    open_gate = true;
+  }
+  cv.notify_all();
+  leader.join();
+  EXPECT_TRUE(called);
+  const bool returned = wait_until([&] { return closed.load(); }, deadline_in(10));
+  if (!returned) closer.detach();  // hung: fail, do not wait for it
+  else closer.join();
+  ASSERT_TRUE(returned) << "close() did not return after the leader released the turn";
+}
+
 TEST(ThreadedNode, CloseWhileCallsAreInFlightKeepsEveryAcknowledgedCall) {
   TempDir tmp;
   engine::NodeOptions o;

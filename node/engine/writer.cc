@@ -110,7 +110,9 @@ bool Node::lead(const std::shared_ptr<Request>& req) {
     std::lock_guard<std::mutex> l(queue_mu_);
     writer_busy_ = false;
     last_batch_size_ = 1;
-    wake = !queue_.empty() || checkpoint_owed_ || refold_pending_;
+    // The writer thread may be waiting for the turn: for callers that queued
+    // meanwhile, for what this batch left due, or to stop (close()).
+    wake = !queue_.empty() || checkpoint_owed_ || refold_pending_ || stopping_;
   }
   if (wake) queue_cv_.notify_one();
   return true;
