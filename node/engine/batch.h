@@ -57,6 +57,11 @@ struct Node::Batch {
   std::vector<LogTxn::NewUpdate> staged;
   std::vector<Update> committed;          // for the commit listener, in commit order
   std::map<OriginId, VectorEntry> held;   // vector entries, read once per batch and kept current
+  VectorEntry& held_of(OriginId origin) {
+    auto it = held.find(origin);
+    if (it == held.end()) it = held.emplace(origin, txn.vector_entry(origin).value_or(VectorEntry{})).first;
+    return it->second;
+  }
   // Own heads to sign once the batch has committed, each with the origin and
   // key it is for (a batch that retires the node's origin owes heads of two).
   struct OwedHead {
@@ -73,6 +78,11 @@ struct Node::Batch {
   uint64_t own_first = 0;                 // seq of the first update of the node's current origin in this batch (0: none)
   std::vector<proof::Head> committed_heads;  // heads of the received runs stored, for the commit listener
   std::map<OriginId, std::optional<OriginRecord>> records;  // origin records, read once per batch and kept current
+  std::optional<OriginRecord>& record_of(OriginId origin) {
+    auto it = records.find(origin);
+    if (it == records.end()) it = records.emplace(origin, txn.origin_record(origin)).first;
+    return it->second;
+  }
   std::vector<std::pair<OriginId, std::pair<uint64_t, proof::Chain>>> chains;  // chains at seqs stored, kept once committed
   // Chains worked out ahead, per origin, half of them on the side thread
   // (Node::chain_ahead): from `start` (the origin's chain at from_seq - 1),

@@ -84,8 +84,8 @@ void note_unchained(IngestReport& rep, OriginId origin, uint64_t seq) {
 // Sets `c` (the chain before run[fresh]) to the chain after the run's last
 // update from b.chains_ahead, when it holds these very updates from this very
 // chain under this key; false: the caller hashes them.
-bool Node::chained_ahead(const Batch& b, OriginId origin, const std::string& key, const std::vector<const Update*>& run,
-                   size_t fresh, proof::Chain& c) {
+bool Node::chained_ahead(const Batch& b, OriginId origin, const std::string& key,
+                         const std::vector<const Update*>& run, size_t fresh, proof::Chain& c) {
   auto it = b.chains_ahead.find(origin);
   if (it == b.chains_ahead.end() || fresh >= run.size()) return false;
   const Batch::ChainAhead& a = it->second;
@@ -110,13 +110,8 @@ void Node::chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Upda
   std::vector<Batch::ChainAhead*> jobs;
   for (const auto& [origin, ups] : by_origin) {
     if (ups.size() < kChainAheadFrom || quarantined_.count(origin)) continue;
-    auto held_it = b.held.find(origin);
-    if (held_it == b.held.end())
-      held_it = b.held.emplace(origin, b.txn.vector_entry(origin).value_or(VectorEntry{})).first;
-    auto rec_it = b.records.find(origin);
-    if (rec_it == b.records.end()) rec_it = b.records.emplace(origin, b.txn.origin_record(origin)).first;
-    const std::optional<OriginRecord>& rec = rec_it->second;
-    const uint64_t held = held_it->second.seq;
+    const uint64_t held = b.held_of(origin).seq;
+    const std::optional<OriginRecord>& rec = b.record_of(origin);
     if (!rec || rec->seq != held || rec->final || rec->key.empty()) continue;
     Batch::ChainAhead a;
     a.key = rec->key;
@@ -169,12 +164,11 @@ void Node::chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Upda
 const proof::Head* Node::chosen_head(Batch& b, OriginId origin, const std::vector<const proof::Head*>& heads,
                                      size_t from, size_t to, const std::string& batch_key) {
   if (to - from == 1) return heads[from];
-  auto rec = b.records.find(origin);
-  if (rec == b.records.end()) rec = b.records.emplace(origin, b.txn.origin_record(origin)).first;
+  const std::optional<OriginRecord>& rec = b.record_of(origin);
   for (size_t i = from; i < to; ++i) {
     const proof::Head& h = *heads[i];
-    if (rec->second && !h.key.empty() && h.key != rec->second->key) continue;
-    if (proof::check_head(h, cluster_id_, rec->second ? rec->second->key : batch_key)) return heads[i];
+    if (rec && !h.key.empty() && h.key != rec->key) continue;
+    if (proof::check_head(h, cluster_id_, rec ? rec->key : batch_key)) return heads[i];
   }
   return heads[from];
 }
@@ -270,12 +264,8 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
                        const proof::Head& head, const std::string& batch_key) {
   IngestReport& rep = req.report;
   auto refuse = [&](Verdict v, const std::string& why, size_t from = 0) { return refuse_from(rep, run, v, why, from); };
-  auto cached = b.held.find(origin);
-  if (cached == b.held.end()) cached = b.held.emplace(origin, b.txn.vector_entry(origin).value_or(VectorEntry{})).first;
-  VectorEntry& held = cached->second;
-  auto rec_it = b.records.find(origin);
-  if (rec_it == b.records.end()) rec_it = b.records.emplace(origin, b.txn.origin_record(origin)).first;
-  std::optional<OriginRecord>& rec = rec_it->second;
+  VectorEntry& held = b.held_of(origin);
+  std::optional<OriginRecord>& rec = b.record_of(origin);
 
   // Seqs must run on without a hole up to the head. One ingest can carry the
   // runs of several frames (a peer's and a stranger's altered one): where

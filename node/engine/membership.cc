@@ -93,9 +93,7 @@ bool Node::member_allows(Batch& b, OriginId origin, const std::vector<const Upda
     auto r = revoked_.find(origin);
     if (r != revoked_.end()) return !ups.empty() && ups.front()->seq() <= r->second;
   }
-  auto rec = b.records.find(origin);
-  if (rec == b.records.end()) rec = b.records.emplace(origin, b.txn.origin_record(origin)).first;
-  if (rec->second) return options_.is_member(rec->second->member_key());
+  if (const auto& rec = b.record_of(origin)) return options_.is_member(rec->member_key());
   if (batch_key.empty()) return true;  // no key known: refused as unverified, not held
   // The certificate is checked with the head; here only who it names.
   return options_.is_member(batch_key) || std::any_of(b.requests.begin(), b.requests.end(), [&](const auto& req) {

@@ -282,6 +282,8 @@ Status Node::run_batch(Batch& b) {
   // Received updates first: local calls get later timestamps anyway.
   for (auto& req : b.requests)
     if (req->kind == Request::Kind::kIngest) REPLOG_RETURN_IF_ERROR(store_received(b, *req));
+  // What was received and stored, in key order: the order it is folded in.
+  std::sort(b.accepted.begin(), b.accepted.end(), [](const UpdateView& x, const UpdateView& y) { return x.id < y.id; });
   // A large fold at the head runs beside the puts; on every way out of this
   // batch it is finished first, since recovery reloads the state it writes.
   start_fold_beside(b);
@@ -309,7 +311,7 @@ Status Node::run_batch(Batch& b) {
   }
   // An open restores the clock's mark as the larger of meta.hlc and the
   // log's last key: the mark is written only when the log does not imply it
-  // (one page less in a commit of local calls, whose newest key is the mark).
+  // (one database less in a commit of local calls, whose newest key is the mark).
   const uint64_t mark = hlc_->high_water();
   const auto last = b.txn.last_id();
   if (!last || last->hlc < mark) REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kHlc, u64_be(mark)));
@@ -441,9 +443,7 @@ Status Node::verify_received(Batch& b, Request& req) {
 
 Status Node::store_one_received(Batch& b, Request& req, const Update& u) {
   const OriginId origin = u.id().origin;
-  auto cached = b.held.find(origin);
-  if (cached == b.held.end()) cached = b.held.emplace(origin, b.txn.vector_entry(origin).value_or(VectorEntry{})).first;
-  VectorEntry& held = cached->second;
+  VectorEntry& held = b.held_of(origin);
   HeldOrigin h{held.seq, held.last_hlc, quarantined_.count(origin) > 0, std::nullopt, std::nullopt};
   std::optional<std::string> body_at_seq;
   if (u.seq() <= held.seq && !h.quarantined && !is_reserved_origin(origin)) {
@@ -496,7 +496,7 @@ Status Node::store_staged(Batch& b) {
 // Below it, handing the fold over costs more than it saves.
 constexpr size_t kFoldBesideFrom = 256;
 
-// Starts folding b.accepted on the side thread when nothing between here and
+// Starts folding b.accepted (in key order) on the side thread when nothing between here and
 // fold_received touches the state: the fold is at the head (not deferred, not
 // late), and the batch changes nothing of what replay leaves out (no
 // revocation stored, no fork evidence to take).
@@ -504,7 +504,6 @@ void Node::start_fold_beside(Batch& b) {
   if (b.accepted.size() < kFoldBesideFrom || refold_from_ || options_.defer_fold || b.left_out_changed) return;
   for (const auto& r : b.requests)
     if (r->kind == Request::Kind::kEvidence) return;
-  std::sort(b.accepted.begin(), b.accepted.end(), [](const UpdateView& x, const UpdateView& y) { return x.id < y.id; });
   const auto last = replayer_.last_applied();
   if (last && !(b.accepted.front().id > *last)) return;
   b.folding_beside = true;
@@ -529,21 +528,20 @@ void Node::fold_at_head(const Batch& b) {
   }
 }
 
-// Folds what store_received stored: at the head, a few positions late (undo
-// and redo), or far below (deferred, see refold_from_).
+// Folds what store_received stored (b.accepted, in key order since
+// run_batch sorted it): at the head, a few positions late (undo and redo), or
+// far below (deferred, see refold_from_).
 Status Node::fold_received(Batch& b) {
   if (b.accepted.empty()) return Status::ok();
+  since_checkpoint_ += b.accepted.size();
   if (b.folding_beside) {
     side_.finish();
     b.folding_beside = false;
-    since_checkpoint_ += b.accepted.size();
     if (b.fold_error) std::rethrow_exception(std::exchange(b.fold_error, nullptr));
     return Status::ok();
   }
-  std::sort(b.accepted.begin(), b.accepted.end(), [](const UpdateView& x, const UpdateView& y) { return x.id < y.id; });
   const UpdateId& first = b.accepted.front().id;
   auto last = replayer_.last_applied();
-  since_checkpoint_ += b.accepted.size();
   if (refold_from_ || options_.defer_fold) {
     // State is already waiting for a re-fold (or a restore folds once, at the
     // end): widen it.
