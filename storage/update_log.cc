@@ -302,15 +302,11 @@ bool LogTxn::reads_vector_table() const { return log_->reads_vector_table_ && !d
 
 // Format 4 keeps no vector of its own: an origin's entry is its last entry in
 // the seq index (seq, and the hlc that leads the log key).
-namespace {
-
-std::optional<VectorEntry> vector_entry_of_seq_entry(const MDB_val& v) {
-  if (v.mv_size != 24) return std::nullopt;
-  const char* p = static_cast<const char*>(v.mv_data);
+std::optional<VectorEntry> LogTxn::vector_entry_of(const MDB_val& seq_entry) {
+  if (seq_entry.mv_size != kSeqEntryBytes) return std::nullopt;
+  const char* p = static_cast<const char*>(seq_entry.mv_data);
   return VectorEntry{get_u64_be(p), get_u64_be(p + 8)};
 }
-
-}  // namespace
 
 std::optional<VectorEntry> LogTxn::vector_entry(OriginId origin) {
   if (reads_vector_table()) {
@@ -327,7 +323,7 @@ std::optional<VectorEntry> LogTxn::vector_entry(OriginId origin) {
   rc = mdb_cursor_get(c, &k, &v, MDB_SET);
   if (rc == 0) rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
   if (rc != MDB_NOTFOUND) note(rc, "read seq index");
-  auto out = rc == 0 ? vector_entry_of_seq_entry(v) : std::nullopt;
+  auto out = rc == 0 ? vector_entry_of(v) : std::nullopt;
   mdb_cursor_close(c);
   return out;
 }
@@ -349,7 +345,7 @@ std::map<OriginId, VectorEntry> LogTxn::vector_entries() {
   for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP)) {
     rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
     if (rc) break;
-    auto e = vector_entry_of_seq_entry(v);
+    auto e = vector_entry_of(v);
     if (k.mv_size == 8 && e) out[get_u64_be(static_cast<const char*>(k.mv_data))] = *e;
   }
   if (rc != MDB_NOTFOUND) note(rc, "read seq index");

@@ -43,9 +43,17 @@ namespace replog {
 // 3: the seq index as sorted duplicates per origin (`seqs`), which appends;
 //    format 2 kept it in `seq`, keyed origin||seq.
 // 4: no vector table: an origin's vector entry is its last seq index entry,
-//    so that a commit of local calls writes one page less.
+//    which every commit writes anyway: one database less in a commit.
 // Older directories are upgraded in place when a node opens them for writing.
 inline constexpr uint32_t kStorageFormatVersion = 4;
+
+// Whether `format` (meta `format_version`) names a storage format older than
+// kStorageFormatVersion: one a reader reads as it is and a writer upgrades.
+inline bool is_older_storage_format(std::string_view format) {
+  for (uint32_t v = 1; v < kStorageFormatVersion; ++v)
+    if (format == std::to_string(v)) return true;
+  return false;
+}
 
 // Names in the `meta` database (docs/STORAGE.md).
 namespace meta {
@@ -204,6 +212,7 @@ class LogTxn {
   Status drop_checkpoints_from(const UpdateId& id);
   int put_seq_entry(MDB_cursor* c, OriginId origin, uint64_t seq, std::string_view key);
   static constexpr size_t kSeqEntryBytes = 24;  // seq(8) || log key(16)
+  static std::optional<VectorEntry> vector_entry_of(const MDB_val& seq_entry);
 
   const UpdateLog* log_;
   MDB_txn* txn_;

@@ -37,10 +37,13 @@ Status read_identity(LogTxn& txn, const std::string& dir, OriginId& node_id, std
   auto format = txn.meta(meta::kFormat);
   if (!format) return Status::corruption(dir + ": no format version (not a replog data directory?)");
   const std::string current = std::to_string(kStorageFormatVersion);
-  if (*format != current && (writable || (*format != "1" && *format != "2" && *format != "3")))
-    return Status::invalid_argument(dir + ": storage format " + *format +
-                                    " is not one this replog reads (format 1, 2, 3 or " + current +
-                                    "); a newer replog wrote it");
+  if (*format != current && (writable || !is_older_storage_format(*format))) {
+    std::string known;  // "1, 2, 3 or 4"
+    for (uint32_t v = 1; v < kStorageFormatVersion; ++v)
+      known += std::to_string(v) + (v + 1 < kStorageFormatVersion ? ", " : " or ");
+    return Status::invalid_argument(dir + ": storage format " + *format + " is not one this replog reads (format " +
+                                    known + current + "); a newer replog wrote it");
+  }
   auto id = txn.meta(meta::kNodeId);
   if (!id || id->size() != 8) return Status::corruption(dir + ": node id missing");
   node_id = get_u64_be(id->data());

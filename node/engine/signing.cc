@@ -244,9 +244,7 @@ Status Node::upgrade_storage() {
   auto txn = log_->begin_write();
   if (!txn) return txn.status();
   auto format = txn->meta(meta::kFormat);
-  if (format != std::optional<std::string>("1") && format != std::optional<std::string>("2") &&
-      format != std::optional<std::string>("3"))
-    return txn->status();
+  if (!format || !is_older_storage_format(*format)) return txn->status();
   REPLOG_RETURN_IF_ERROR(txn->upgrade_seq_index());
   REPLOG_RETURN_IF_ERROR(txn->drop_vector_table());
   if (*format == "1") REPLOG_RETURN_IF_ERROR(sign_legacy_origin(*txn));
