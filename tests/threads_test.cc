@@ -225,6 +225,46 @@ class MapFullEvery final : public fault::Injector {
   std::atomic<int> puts_{0}, fired_{0};
 };
 
+// A commit listener for the tests of callers that lead: it records each
+// commit's thread and number of updates, and holds the commit of a batch whose
+// arguments name `held` until open().
+struct CommitGate {
+  explicit CommitGate(engine::Node& node, std::string held_marker = "held") : held(std::move(held_marker)) {
+    node.set_commit_listener([this](const std::vector<Update>& ups, const std::vector<proof::Head>&) {
+      std::unique_lock<std::mutex> l(mu);
+      commits.emplace_back(std::this_thread::get_id(), ups.size());
+      const bool holds = std::any_of(ups.begin(), ups.end(),
+                                     [&](const Update& u) { return u.arg().find(held) != std::string_view::npos; });
+      if (!holds) return;
+      entered = true;
+      cv.notify_all();
+      cv.wait_for(l, testing::scaled_budget(std::chrono::seconds(30)), [&] { return opened; });
+    });
+  }
+  // Until a held commit has begun; false after 30 s (scaled).
+  bool wait_entered() {
+    std::unique_lock<std::mutex> l(mu);
+    return cv.wait_for(l, testing::scaled_budget(std::chrono::seconds(30)), [&] { return entered; });
+  }
+  void open() {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      opened = true;
+    }
+    cv.notify_all();
+  }
+  std::vector<std::pair<std::thread::id, size_t>> seen() {
+    std::lock_guard<std::mutex> l(mu);
+    return commits;
+  }
+
+  const std::string held;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<std::thread::id, size_t>> commits;  // guarded by mu
+  bool entered = false, opened = false;                    // guarded by mu
+};
+
 // NodeOptions::callers_lead: a caller that finds the writer idle commits its
 // call on its own thread; callers that come while it does queue, and the
 // writer thread takes them as one batch; with the option off, every batch
@@ -236,46 +276,28 @@ TEST(ThreadedNode, ACallerFindingTheWriterIdleCommitsItselfAndLaterCallersQueueB
   auto node = open_node(o);
   ASSERT_TRUE(node);
   const OriginId origin = node->node_id();
-  // Per commit, the thread it ran on and how many updates it stored; a gate
-  // holds the commit of the call named "held" until it opens.
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<std::pair<std::thread::id, size_t>> commits;
-  bool held_entered = false, gate_open = false;
-  node->set_commit_listener([&](const std::vector<Update>& ups, const std::vector<proof::Head>&) {
-    std::unique_lock<std::mutex> l(mu);
-    commits.emplace_back(std::this_thread::get_id(), ups.size());
-    const bool held = std::any_of(ups.begin(), ups.end(),
-                                  [](const Update& u) { return u.arg().find("held") != std::string_view::npos; });
-    if (!held) return;
-    held_entered = true;
-    cv.notify_all();
-    cv.wait_for(l, testing::scaled_budget(std::chrono::seconds(30)), [&] { return gate_open; });
-  });
-  const auto commit_thread = [&](size_t i) {
-    std::lock_guard<std::mutex> l(mu);
-    return i < commits.size() ? commits[i].first : std::thread::id{};
-  };
+  CommitGate gate(*node);
 
   // Alone: the call commits on this thread.
   ASSERT_TRUE(node->call("set", set_arg("alone", Value(1))));
-  EXPECT_EQ(commit_thread(0), std::this_thread::get_id());
+  ASSERT_EQ(gate.seen().size(), 1u);
+  EXPECT_EQ(gate.seen()[0].first, std::this_thread::get_id());
 
   // Three callers come while a leading caller's commit is held open.
   Acks acks;
-  std::thread::id leader_id;
-  std::thread leader([&] {
-    leader_id = std::this_thread::get_id();
-    auto r = node->call("set", set_arg("held", Value(2)));
+  const auto call = [&](const std::string& key, int v) {
+    auto r = node->call("set", set_arg(key, Value(v)));
     if (r)
       acks.ack(*r);
     else
       acks.error(r.status().message());
+  };
+  std::thread::id leader_id;
+  std::thread leader([&] {
+    leader_id = std::this_thread::get_id();
+    call("held", 2);
   });
-  {
-    std::unique_lock<std::mutex> l(mu);
-    ASSERT_TRUE(cv.wait_for(l, testing::scaled_budget(std::chrono::seconds(30)), [&] { return held_entered; }));
-  }
+  ASSERT_TRUE(gate.wait_entered());
   constexpr int kQueued = 3;
   std::vector<std::thread> queued;
   std::set<std::thread::id> queued_ids;
@@ -286,33 +308,23 @@ TEST(ThreadedNode, ACallerFindingTheWriterIdleCommitsItselfAndLaterCallersQueueB
         std::lock_guard<std::mutex> l(ids_mu);
         queued_ids.insert(std::this_thread::get_id());
       }
-      auto r = node->call("set", set_arg("q" + std::to_string(i), Value(i)));
-      if (r)
-        acks.ack(*r);
-      else
-        acks.error(r.status().message());
+      call("q" + std::to_string(i), i);
     });
   const bool all_queued = wait_until([&] { return node->queued() == kQueued; }, deadline_in(30));
   EXPECT_EQ(acks.count.load(), 0) << "nobody is answered while the turn is held";
-  {
-    std::lock_guard<std::mutex> l(mu);
-    gate_open = true;
-  }
-  cv.notify_all();
+  gate.open();
   leader.join();
   for (auto& t : queued) t.join();
   ASSERT_TRUE(all_queued) << "the later callers did not queue";
   ASSERT_TRUE(acks.errors.empty()) << acks.errors.front();
   ASSERT_EQ(acks.count.load(), 1 + kQueued);
-  {
-    std::lock_guard<std::mutex> l(mu);
-    ASSERT_EQ(commits.size(), 3u);
-    EXPECT_EQ(commits[1].first, leader_id) << "the held call committed on its caller's thread";
-    EXPECT_EQ(commits[2].second, static_cast<size_t>(kQueued)) << "the queued calls went in one batch";
-    EXPECT_NE(commits[2].first, std::this_thread::get_id());
-    EXPECT_NE(commits[2].first, leader_id);
-    EXPECT_EQ(queued_ids.count(commits[2].first), 0u) << "the writer thread ran the queued batch";
-  }
+  const auto commits = gate.seen();
+  ASSERT_EQ(commits.size(), 3u);
+  EXPECT_EQ(commits[1].first, leader_id) << "the held call committed on its caller's thread";
+  EXPECT_EQ(commits[2].second, static_cast<size_t>(kQueued)) << "the queued calls went in one batch";
+  EXPECT_NE(commits[2].first, std::this_thread::get_id());
+  EXPECT_NE(commits[2].first, leader_id);
+  EXPECT_EQ(queued_ids.count(commits[2].first), 0u) << "the writer thread ran the queued batch";
   EXPECT_EQ(ids_of(*node, origin).size(), 2u + kQueued);
   ASSERT_TRUE(node->close());
   node.reset();
@@ -322,15 +334,10 @@ TEST(ThreadedNode, ACallerFindingTheWriterIdleCommitsItselfAndLaterCallersQueueB
   o.callers_lead = false;
   node = open_node(o);
   ASSERT_TRUE(node);
-  std::thread::id ran_on;
-  node->set_commit_listener([&](const std::vector<Update>&, const std::vector<proof::Head>&) {
-    std::lock_guard<std::mutex> l(mu);
-    ran_on = std::this_thread::get_id();
-  });
+  CommitGate off(*node);
   ASSERT_TRUE(node->call("set", set_arg("alone", Value(2))));
-  std::lock_guard<std::mutex> l(mu);
-  EXPECT_NE(ran_on, std::thread::id{});
-  EXPECT_NE(ran_on, std::this_thread::get_id());
+  ASSERT_EQ(off.seen().size(), 1u);
+  EXPECT_NE(off.seen()[0].first, std::this_thread::get_id());
 }
 
 TEST(ThreadedNode, BatchesRetriedAfterAFullMapWhileOthersReadTheNodesIdentity) {
@@ -435,21 +442,10 @@ TEST(ThreadedNode, CloseWhileACallerLeadsReturnsOnceTheLeaderIsDone) {
   o.dir = init_dir(tmp, "n");
   auto node = open_node(o);
   ASSERT_TRUE(node);
-  std::mutex mu;
-  std::condition_variable cv;
-  bool entered = false, open_gate = false;
-  node->set_commit_listener([&](const std::vector<Update>&, const std::vector<proof::Head>&) {
-    std::unique_lock<std::mutex> l(mu);
-    entered = true;
-    cv.notify_all();
-    cv.wait_for(l, testing::scaled_budget(std::chrono::seconds(30)), [&] { return open_gate; });
-  });
+  CommitGate gate(*node);
   bool called = false;
-  std::thread leader([&] { called = static_cast<bool>(node->call("set", set_arg("k", Value(1)))); });
-  {
-    std::unique_lock<std::mutex> l(mu);
-    ASSERT_TRUE(cv.wait_for(l, testing::scaled_budget(std::chrono::seconds(30)), [&] { return entered; }));
-  }
+  std::thread leader([&] { called = static_cast<bool>(node->call("set", set_arg("held", Value(1)))); });
+  ASSERT_TRUE(gate.wait_entered());
   std::atomic<bool> closed{false};
   std::thread closer([&] {
     (void)node->close();
@@ -457,11 +453,7 @@ TEST(ThreadedNode, CloseWhileACallerLeadsReturnsOnceTheLeaderIsDone) {
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // close() is waiting on the writer thread
   EXPECT_FALSE(closed.load()) << "close() returned while a batch was still running";
-  {
-    std::lock_guard<std::mutex> l(mu);
-    open_gate = true;
-  }
-  cv.notify_all();
+  gate.open();
   leader.join();
   EXPECT_TRUE(called);
   const bool returned = wait_until([&] { return closed.load(); }, deadline_in(10));
