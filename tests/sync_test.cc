@@ -535,6 +535,87 @@ TEST(Sync, AVerifiedUpdateIsRelayedBeforeItsCommit) {
   EXPECT_TRUE(c.converged());
 }
 
+// A Have says its sender holds the updates it names, and a graft's Request
+// is answered from the store: a relay announces an update to a peer that
+// pruned its origin only once its own commit is done, not when it relays it.
+TEST(Sync, AnUpdateIsAnnouncedToAPrunedPeerOnlyOnceItIsCommitted) {
+  ManualClock clock(1'790'000'000'000);
+  // A ring of four: node 2 hears node 0's updates through 1 and through 3.
+  // Node 1 stores through the writer's queue, so its loop goes on while its
+  // writer is held below.
+  SimCluster c(
+      4, clock, /*full_mesh=*/false, wire::kFeatureDiff, [](SyncOptions& so) { so.save_peers_ms = 3'600'000; },
+      [](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
+        return std::make_unique<testing::ForwardingStore>(node, /*pass_async=*/i == 1);
+      });
+  const OriginId origin = c.nodes[0].node->node_id();
+  const auto step_until = [&](const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      c.run(1);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return done();
+  };
+  c.run(300);
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(1))));
+  ASSERT_TRUE(step_until([&] { return c.converged() && c.nodes[1].node->vector().count(origin); }));
+  // Node 2 prunes node 0's updates at node 1, as a duplicate push would make it.
+  c.nodes[2].transport->send(Link{true, endpoint_of(1)}, wire::encode(wire::Tree{{origin}, {}, {}, std::nullopt}));
+  c.run(20);
+  c.net.cut_both(endpoint_of(3), endpoint_of(2));  // and hears of them from node 1 alone
+
+  std::promise<void> go;
+  std::shared_future<void> released = go.get_future().share();
+  struct Release {  // the writer is never left waiting, whatever fails below
+    std::promise<void>& go;
+    bool done = false;
+    ~Release() {
+      if (!done) go.set_value();
+    }
+  } release{go};
+  std::atomic<bool> verified{false};
+  PeerService* relay = c.nodes[1].service.get();
+  c.nodes[1].node->set_verified_listener(
+      [relay, released, &verified](const std::vector<Update>& u, const std::vector<proof::Head>& h) {
+        relay->on_verified(u, h);
+        verified = true;
+        released.wait();  // node 1's commit waits until the test lets it go
+      });
+  // What node 1 says to node 2 about node 0's updates: the seqs it announced.
+  std::vector<uint64_t> announced;
+  const auto read_held = [&] {
+    for (const Frame& f : c.nodes[1].transport->held_frames()) {
+      if (f.link != Link{true, endpoint_of(2)}) continue;
+      auto m = wire::decode(f.bytes);
+      ASSERT_TRUE(m);
+      if (const auto* push = std::get_if<wire::Push>(&*m))
+        for (const Update& u : push->updates) EXPECT_NE(u.id().origin, origin) << "node 2 pruned it: not relayed";
+      if (const auto* t = std::get_if<wire::Tree>(&*m))
+        for (const auto& [o, seq] : t->have)
+          if (o == origin) announced.push_back(seq);
+    }
+    c.nodes[1].transport->release();
+  };
+  c.nodes[1].transport->hold(true);
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(2))));
+  ASSERT_TRUE(step_until([&] { return verified.load(); })) << "node 1 verified it";
+  c.run(20);  // past the push delay: whatever node 1 would say now, it has said
+  read_held();
+  EXPECT_TRUE(announced.empty()) << "not announced while node 1's commit is to come";
+  EXPECT_EQ(seq_of(c.nodes[2].node->vector(), origin), 1u);
+  go.set_value();
+  release.done = true;
+  ASSERT_TRUE(step_until([&] { return seq_of(c.nodes[1].node->vector(), origin) == 2; }));
+  c.run(20);
+  read_held();
+  EXPECT_EQ(announced, std::vector<uint64_t>{2}) << "announced once it is committed";
+  c.nodes[1].transport->hold(false);
+  c.run(100);
+  EXPECT_EQ(seq_of(c.nodes[2].node->vector(), origin), 2u) << "node 2 grafted node 1 and pulled it";
+  EXPECT_TRUE(c.converged());
+}
+
 // While the store is slow, the pushes waiting for it are bounded: past the
 // bound a push is dropped (counted), and pulled once the store has caught up.
 TEST(Sync, PushesWaitingForASlowStoreAreBoundedAndWhatIsDroppedIsPulledLater) {

@@ -1,9 +1,9 @@
 // Relay trees (kFeatureTree, PROTOCOL.md "Relay trees"): which peers a
 // received update is pushed on to. An origin pushes its own updates to every
 // peer; a node relays another origin's updates only to peers that neither
-// hear that origin first hand nor pruned it, and announces them (Have) to
-// the peers that pruned it. A duplicate push prunes its sender; an
-// announcement of what this node lacks grafts the announcer after
+// hear that origin first hand nor pruned it, and announces them (Have),
+// once committed, to the peers that pruned it. A duplicate push prunes its
+// sender; an announcement of what this node lacks grafts the announcer after
 // kGraftDelayMs. Plumtree (Leitao, Pereira, Rodrigues, 2007) is the model;
 // anti-entropy rounds stay the safety net under all of it.
 #include <algorithm>
@@ -17,13 +17,10 @@ bool SyncEngine::reaches_otherwise(const Peer& p, OriginId origin) const {
   return p.node_id == origin || p.hears.count(origin) || p.lazy.count(origin);
 }
 
-bool SyncEngine::relays_to(Peer& p, OriginId origin, uint64_t last) {
-  if (!reaches_otherwise(p, origin)) return true;
-  if (p.node_id != origin && !p.hears.count(origin)) {  // pruned: announced instead
-    uint64_t& have = p.have_out[origin];
-    have = std::max(have, last);
-  }
-  return false;
+bool SyncEngine::relays_to(const Peer& p, OriginId origin) const { return !reaches_otherwise(p, origin); }
+
+bool SyncEngine::announces_to(const Peer& p, OriginId origin) const {
+  return reaches_otherwise(p, origin) && p.node_id != origin && !p.hears.count(origin);
 }
 
 void SyncEngine::take_tree(Peer& p, const wire::Tree& t) {

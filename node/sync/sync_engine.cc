@@ -1049,6 +1049,10 @@ void SyncEngine::on_verified(const std::vector<Update>& updates, const std::vect
 
 void SyncEngine::on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
   std::lock_guard<std::mutex> l(committed_mu_);
+  if (!updates.empty()) {
+    raise_to(committed_seqs_, updates);
+    push_due_locked();
+  }
   if (relayed_early_.empty()) {
     take_committed_locked(updates, heads);
     return;
@@ -1071,10 +1075,13 @@ void SyncEngine::take_committed_locked(const std::vector<Update>& updates, const
     committed_.push_back(u);
   }
   committed_heads_.insert(committed_heads_.end(), heads.begin(), heads.end());
-  if (first_committed_ms_ < 0) {
-    first_committed_ms_ = clock_.now_millis();
-    transport_.wake();
-  }
+  push_due_locked();
+}
+
+void SyncEngine::push_due_locked() {
+  if (first_committed_ms_ >= 0) return;
+  first_committed_ms_ = clock_.now_millis();
+  transport_.wake();
 }
 
 int SyncEngine::poll_timeout_ms(int longest) {
@@ -1128,11 +1135,13 @@ std::vector<PushRun> push_runs(const std::vector<Update>& updates, const std::ve
 void SyncEngine::flush_pushes() {
   std::vector<Update> batch;
   std::vector<proof::Head> heads;
+  std::map<OriginId, uint64_t> committed_seqs;
   {
     std::lock_guard<std::mutex> l(committed_mu_);
     if (first_committed_ms_ < 0 || clock_.now_millis() - first_committed_ms_ < options_.push_delay_ms) return;
     batch.swap(committed_);
     heads.swap(committed_heads_);
+    committed_seqs.swap(committed_seqs_);
     committed_bytes_ = 0;
     first_committed_ms_ = -1;
   }
@@ -1156,7 +1165,7 @@ void SyncEngine::flush_pushes() {
       const OriginId origin = run.updates.front()->id().origin;
       uint64_t& theirs = p.their[origin];
       if (run.updates.back()->seq() <= theirs) continue;  // they have it (they may have sent it)
-      if (!relays_to(p, origin, run.updates.back()->seq())) continue;
+      if (!relays_to(p, origin)) continue;
       if (bytes + run.bytes > wire::kMaxBatchBytes) flush();
       for (const Update* u : run.updates) {
         if (u->seq() <= theirs) continue;
@@ -1169,6 +1178,11 @@ void SyncEngine::flush_pushes() {
       theirs = run.updates.back()->seq();  // optimistic; their next vector corrects it
     }
     flush();
+    for (const auto& [origin, seq] : committed_seqs)
+      if (seq > seq_of(p.their, origin) && announces_to(p, origin)) {
+        uint64_t& have = p.have_out[origin];
+        have = std::max(have, seq);
+      }
     if (!p.have_out.empty()) {
       wire::Tree t;
       t.have.assign(p.have_out.begin(), p.have_out.end());

@@ -279,6 +279,8 @@ class SyncEngine {
   void flush_received();
   void start_waiting();
   // REQUIRES: committed_mu_ held.
+  void push_due_locked();
+  // REQUIRES: committed_mu_ held.
   void take_committed_locked(const std::vector<Update>& updates, const std::vector<proof::Head>& heads);
   // Takes the results of the ingests the store finished (any thread's), as
   // ingest() takes its own.
@@ -335,9 +337,12 @@ class SyncEngine {
   void flush_pushes();
   // Relay trees (relay_tree.cc).
   bool tree_link(const Peer& p) const { return (p.features & wire::kFeatureTree) != 0; }
-  // Whether a pushed run of `origin` goes to `p` as updates (true) or, for a
-  // relayed origin it hears first hand or pruned, not at all or as a Have.
-  bool relays_to(Peer& p, OriginId origin, uint64_t last);
+  // Whether a pushed run of `origin` goes to `p` as updates (true), or not
+  // at all: a relayed origin it hears first hand or pruned.
+  bool relays_to(const Peer& p, OriginId origin) const;
+  // Whether `p` pruned `origin` here, so that it is told what this node
+  // holds of it (Have) instead of being pushed it.
+  bool announces_to(const Peer& p, OriginId origin) const;
   // Whether `origin`'s updates reach `p` other than from this node: it is the
   // origin, hears it first hand, or pruned it here.
   bool reaches_otherwise(const Peer& p, OriginId origin) const;
@@ -425,6 +430,10 @@ class SyncEngine {
   size_t committed_bytes_ = 0;            // guarded by committed_mu_
   int64_t first_committed_ms_ = -1;       // guarded by committed_mu_
   std::map<OriginId, uint64_t> relayed_early_;  // guarded by committed_mu_: per origin, the highest seq on_verified took
+  // Guarded by committed_mu_: per origin, the highest seq committed since the
+  // last flush. Only these are announced (Have): a Have says the node holds
+  // them, and a graft's Request is answered from the store.
+  std::map<OriginId, uint64_t> committed_seqs_;
 
   SyncCounters counters_;
   int64_t status_refreshed_ms_ = 0;
