@@ -328,6 +328,19 @@ TEST_F(VerifyIngest, LongRunsOfTwoOriginsChainedAheadAreJudgedAsInLine) {
     return b_->ingest(batch, {*a_long->head, *c_long->head});
   };
 
+  // A's run whole, under its head with one bit of the signature flipped: every
+  // byte chains to the head, and the run is still refused (the signature is
+  // checked beside the chain, not taken on trust).
+  proof::Head forged = *a_long->head;
+  forged.signature[7] ^= 1;
+  auto refused = b_->ingest(a_long->updates, {forged});
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->accepted, 0u) << verdicts(*refused);
+  EXPECT_TRUE(std::all_of(refused->refused.begin(), refused->refused.end(),
+                          [](const Refused& x) { return x.verdict == Verdict::kBadProof; }))
+      << verdicts(*refused);
+  EXPECT_EQ(seq_of(b_->vector(), a_->node_id()), 4u);
+
   // C's #105 altered in place: C's run is refused, A's taken.
   std::vector<Update> c_bad = c_long->updates;
   c_bad[100] = altered_at(*c_long, 100);

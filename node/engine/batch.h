@@ -86,14 +86,18 @@ struct Node::Batch {
   std::vector<std::pair<OriginId, std::pair<uint64_t, proof::Chain>>> chains;  // chains at seqs stored, kept once committed
   // Chains worked out ahead, per origin, half of them on the side thread
   // (Node::chain_ahead): from `start` (the origin's chain at from_seq - 1),
-  // after each of `ups` (seqs from_seq, from_seq + 1, ...). A cache: store_run
-  // uses it only for the same updates from the same chain under the same key.
+  // after each of `ups` (seqs from_seq, from_seq + 1, ...); and whether the
+  // origin's newest head in the request verified under `key`. A cache:
+  // store_run uses it only for the same updates from the same chain, and the
+  // same head, under the same key.
   struct ChainAhead {
     std::string key;
     uint64_t from_seq = 0;
     proof::Chain start{};
     std::vector<const Update*> ups;
     std::vector<proof::Chain> after;
+    const proof::Head* head = nullptr;
+    bool head_verified = false;
   };
   std::map<OriginId, ChainAhead> chains_ahead;
   bool left_out_changed = false;  // a revocation or fork evidence was stored: refresh_left_out() before commit

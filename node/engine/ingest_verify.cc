@@ -100,12 +100,20 @@ bool Node::chained_ahead(const Batch& b, OriginId origin, const std::string& key
   return true;
 }
 
+bool Node::verified_ahead(const Batch& b, OriginId origin, const proof::Head& head, const std::string& key) {
+  auto it = b.chains_ahead.find(origin);
+  return it != b.chains_ahead.end() && it->second.head == &head && it->second.key == key && it->second.head_verified;
+}
+
 // Works out the chains of the request's origins that continue a verified
 // chain (the record's, at the seq held), splitting the origins between this
 // thread and the side thread: hashing each update's body is the largest part
-// of the checks, and origins are independent. store_run then compares the
-// run's end against the head without hashing (chained_ahead).
-void Node::chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Update*>>& by_origin) {
+// of the checks, and origins are independent. Each origin's newest head is
+// verified with its chain, the next largest part. store_run then compares the
+// run's end against the head without hashing (chained_ahead), and skips the
+// signature it saw verified (verified_ahead).
+void Node::chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Update*>>& by_origin,
+                       const std::map<OriginId, std::vector<const proof::Head*>>& heads) {
   b.chains_ahead.clear();
   std::vector<Batch::ChainAhead*> jobs;
   for (const auto& [origin, ups] : by_origin) {
@@ -125,16 +133,21 @@ void Node::chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Upda
       a.ups.push_back(u);
     }
     if (a.ups.size() < kChainAheadFrom) continue;
+    // The newest head that may be the origin's (one carrying another key is refused in line).
+    if (auto hs = heads.find(origin); hs != heads.end())
+      for (const proof::Head* h : hs->second)
+        if ((h->key.empty() || h->key == a.key) && (!a.head || h->seq > a.head->seq)) a.head = h;
     jobs.push_back(&b.chains_ahead.emplace(origin, std::move(a)).first->second);
   }
   if (jobs.empty()) return;
-  const auto hash = [](Batch::ChainAhead& a) {
+  const auto hash = [this](Batch::ChainAhead& a) {
     a.after.resize(a.ups.size());
     proof::Chain c = a.start;
     for (size_t i = 0; i < a.ups.size(); ++i) {
       proof::chain_step(c, a.key, a.ups[i]->id().hlc, a.ups[i]->body());
       a.after[i] = c;
     }
+    a.head_verified = a.head && proof::check_head(*a.head, cluster_id_, a.key);
   };
   // The larger origins first, each to whichever side has less so far.
   std::sort(jobs.begin(), jobs.end(), [](auto* x, auto* y) { return x->ups.size() > y->ups.size(); });
@@ -334,7 +347,8 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
     return refuse(Verdict::kBadProof, "origin " + hex16(origin) + ": a head carries another key than the one held");
   if (key.empty())
     return refuse(Verdict::kUnverified, "origin " + hex16(origin) + ": its key is not known here (pulled from seq 1)");
-  if (Status s = proof::check_head(head, cluster_id_, key); !s) return refuse(Verdict::kBadProof, s.message());
+  if (!verified_ahead(b, origin, head, key))
+    if (Status s = proof::check_head(head, cluster_id_, key); !s) return refuse(Verdict::kBadProof, s.message());
   if (rec && rec->final)
     return refuse(Verdict::kBadProof, "origin " + hex16(origin) + " wrote its final head at #" +
                                           std::to_string(rec->seq) + ": nothing after it is taken");

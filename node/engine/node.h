@@ -361,9 +361,12 @@ class Node final : public SyncStore {
                        const proof::Head& head, const std::string& key);
   Status fold_received(Batch& b);
   void start_fold_beside(Batch& b);
-  void chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Update*>>& by_origin);
+  void chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Update*>>& by_origin,
+                   const std::map<OriginId, std::vector<const proof::Head*>>& heads);
   static bool chained_ahead(const Batch& b, OriginId origin, const std::string& key,
                             const std::vector<const Update*>& run, size_t fresh, proof::Chain& c);
+  // Whether chain_ahead verified this very head under `key`.
+  static bool verified_ahead(const Batch& b, OriginId origin, const proof::Head& head, const std::string& key);
   void fold_at_head(const Batch& b);
   Status store_staged(Batch& b);
   Status store_calls(Batch& b);

@@ -379,7 +379,7 @@ Status Node::verify_received(Batch& b, Request& req) {
   for (const proof::Head& h : req.heads) heads[h.origin].push_back(&h);
   for (auto& [origin, ups] : by_origin)
     std::stable_sort(ups.begin(), ups.end(), [](const Update* x, const Update* y) { return x->seq() < y->seq(); });
-  chain_ahead(b, by_origin);
+  chain_ahead(b, by_origin, heads);
   for (auto& [origin, ups] : by_origin) {
     // Frames from several peers repeat updates: each seq once, and one that
     // differs from the first of its seq is judged after (a fork, or altered).
