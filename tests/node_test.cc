@@ -12,6 +12,7 @@
 #include "node/core/hlc.h"
 #include "temp_dir.h"
 #include "node/engine/node.h"
+#include "storage/fault_point.h"
 #include "storage/update_log.h"
 #include "node/api/verify.h"
 #include "protocol/json_codec.h"
@@ -519,6 +520,63 @@ TEST_F(NodeFixture, ALargeBatchFoldedBesideItsPutsStopsAndResumesLikeAnyFold) {
   ASSERT_TRUE(node->ingest(more));
   EXPECT_TRUE(node->fold_status());
   EXPECT_TRUE(node->read_if_current([](const State& s) { EXPECT_EQ(*s.get({"m69"}), Value(int64_t{349})); }));
+  const std::string hash = node->state_hash();
+  ASSERT_TRUE(node->close());
+  EXPECT_EQ(hash, fold_from_scratch(dir));
+}
+
+// Fires `point` in one store the next `times` times it is reached.
+class FireNext final : public fault::Injector {
+ public:
+  FireNext(std::string dir, fault::Point point, int times) : dir_(std::move(dir)), point_(point), left_(times) {}
+  bool fire(fault::Point point, std::string_view store_dir) override {
+    return point == point_ && store_dir == dir_ && left_.fetch_sub(1) > 0;
+  }
+
+ private:
+  const std::string dir_;
+  const fault::Point point_;
+  std::atomic<int> left_;
+};
+
+// A large batch of received updates alone goes on folding beside its commit
+// (nothing after the fold reads the state). A commit that fails meanwhile
+// leaves the state as the log has it, and a batch run again after a full map
+// is folded once.
+TEST_F(NodeFixture, ALargeBatchFoldingThroughAFailedCommitLeavesTheStateAsTheLogHasIt) {
+  auto node = open(64, 100000);
+  uint64_t seq = 0;
+  const auto batch = [&](const std::string& prefix, int n) {
+    std::vector<Update> out;
+    for (int i = 0; i < n; ++i) {
+      ++seq;
+      out.push_back(make_update(2, seq, kNow + static_cast<int64_t>(seq), "inc",
+                                Value(Map{{"path", Value(prefix + std::to_string(i % 40))}, {"by", Value(1)}})));
+    }
+    return out;
+  };
+  ASSERT_TRUE(node->ingest(batch("a", 300)));
+  const std::string before = node->state_hash();
+
+  const std::vector<Update> second = batch("b", 400);
+  FireNext full_disk(dir, fault::Point::kCommitNoSpace, 1);
+  fault::install(&full_disk);
+  auto r = node->ingest(second);
+  fault::install(nullptr);
+  ASSERT_FALSE(r) << "the commit found the disk full";
+  EXPECT_EQ(node->state_hash(), before) << "nothing of the batch is in the state";
+  EXPECT_TRUE(node->read_if_current([](const State& s) { EXPECT_EQ(s.get({"b0"}), nullptr); }));
+
+  FireNext full_map(dir, fault::Point::kPutMapFull, 1);
+  fault::install(&full_map);
+  r = node->ingest(second);
+  fault::install(nullptr);
+  ASSERT_TRUE(r) << r.status().message();
+  EXPECT_EQ(r->accepted, second.size()) << "the map grown, the batch ran again";
+  EXPECT_TRUE(node->read_if_current([](const State& s) {
+    EXPECT_EQ(*s.get({"a0"}), Value(int64_t{8}));
+    EXPECT_EQ(*s.get({"b0"}), Value(int64_t{10})) << "folded once, not once per try";
+  }));
   const std::string hash = node->state_hash();
   ASSERT_TRUE(node->close());
   EXPECT_EQ(hash, fold_from_scratch(dir));

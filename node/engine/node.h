@@ -361,6 +361,8 @@ class Node final : public SyncStore {
                        const proof::Head& head, const std::string& key);
   Status fold_received(Batch& b);
   void start_fold_beside(Batch& b);
+  // Waits for a fold started beside (start_fold_beside) and rethrows what it threw.
+  void finish_fold_beside(Batch& b);
   void chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Update*>>& by_origin,
                    const std::map<OriginId, std::vector<const proof::Head*>>& heads);
   static bool chained_ahead(const Batch& b, OriginId origin, const std::string& key,

@@ -302,6 +302,7 @@ Status Node::run_batch(Batch& b) {
   REPLOG_RETURN_IF_ERROR(refresh_left_out(b));
   REPLOG_RETURN_IF_ERROR(fold_received(b));
   REPLOG_RETURN_IF_ERROR(store_calls(b));
+  if (b.left_out_changed) finish_fold_beside(b);  // refresh_left_out may roll the state back
   REPLOG_RETURN_IF_ERROR(refresh_left_out(b));
   REPLOG_RETURN_IF_ERROR(store_peers(b));
   // A batch that stored nothing (say, pushes that were all refused) costs no sync to disk.
@@ -315,7 +316,11 @@ Status Node::run_batch(Batch& b) {
   const uint64_t mark = hlc_->high_water();
   const auto last = b.txn.last_id();
   if (!last || last->hlc < mark) REPLOG_RETURN_IF_ERROR(b.txn.put_meta(meta::kHlc, u64_be(mark)));
-  return commit_and_sign(b);
+  REPLOG_RETURN_IF_ERROR(commit_and_sign(b));
+  // A fold that went on through the commit (fold_received) is done before
+  // anything reads the state: the changes it made are published next.
+  finish_fold_beside(b);
+  return Status::ok();
 }
 
 // Commits, while the side thread signs the heads the batch owes: a signature
@@ -327,6 +332,7 @@ Status Node::run_batch(Batch& b) {
 Status Node::commit_and_sign(Batch& b) {
   b.signatures.clear();
   if (b.to_sign.empty()) return b.txn.commit();
+  finish_fold_beside(b);  // the side thread signs: a fold still on it ends first
   side_.start([&b] {
     std::vector<std::string> out;
     out.reserve(b.to_sign.size());
@@ -528,6 +534,13 @@ void Node::fold_at_head(const Batch& b) {
   }
 }
 
+void Node::finish_fold_beside(Batch& b) {
+  if (!b.folding_beside) return;
+  side_.finish();
+  b.folding_beside = false;
+  if (b.fold_error) std::rethrow_exception(std::exchange(b.fold_error, nullptr));
+}
+
 // Folds what store_received stored (b.accepted, in key order since
 // run_batch sorted it): at the head, a few positions late (undo and redo), or
 // far below (deferred, see refold_from_).
@@ -535,9 +548,14 @@ Status Node::fold_received(Batch& b) {
   if (b.accepted.empty()) return Status::ok();
   since_checkpoint_ += b.accepted.size();
   if (b.folding_beside) {
-    side_.finish();
-    b.folding_beside = false;
-    if (b.fold_error) std::rethrow_exception(std::exchange(b.fold_error, nullptr));
+    // Nothing after this step reads the state unless the batch has calls;
+    // without them a fold beside goes on through the puts and the commit's
+    // sync to disk, and run_batch finishes it once the commit is done. The
+    // fold writes nothing to the transaction, and a commit that fails is
+    // recovered from after the fold ends (FinishFold), as before.
+    const bool calls = std::any_of(b.requests.begin(), b.requests.end(),
+                                   [](const auto& r) { return r->kind == Request::Kind::kCall; });
+    if (calls) finish_fold_beside(b);
     return Status::ok();
   }
   const UpdateId& first = b.accepted.front().id;
