@@ -645,6 +645,39 @@ TEST(Sync, PushesWaitingForASlowStoreAreBoundedAndWhatIsDroppedIsPulledLater) {
 // link's credit, so every origin's first stretch comes in the first turn, and
 // the answers that arrive together are stored in one commit (near the log's
 // end together, not one origin's whole range at a time across the log).
+// Gives `node` the updates of `origins` writers of `each` updates of about
+// 4 KB: one writer after another, or taking turns (their updates interleave
+// in time, as a busy cluster's do). Ingested in runs ending at the heads the
+// writers kept, so that `node` keeps them too.
+void give_origins(engine::Node* node, ManualClock& clock, TempDir& dirs, int origins, int each, bool in_turns) {
+  std::vector<std::unique_ptr<engine::Node>> writers;
+  for (int w = 0; w < origins; ++w) {
+    const std::string dir = dirs.sub("w" + std::to_string(w));
+    ASSERT_TRUE(engine::Node::init({dir, node->cluster_id(), std::nullopt, &clock}));
+    engine::NodeOptions o;
+    o.dir = dir;
+    o.clock = &clock;
+    writers.push_back(std::move(engine::Node::open(o)).value());
+  }
+  const auto write = [&](int w, int i) {
+    ASSERT_TRUE(writers[static_cast<size_t>(w)]->call(
+        "set", set_arg("w" + std::to_string(w) + "." + std::to_string(i), Value(std::string(4000, static_cast<char>('a' + w))))));
+  };
+  for (int outer = 0; outer < (in_turns ? each : origins); ++outer) {
+    for (int inner = 0; inner < (in_turns ? origins : each); ++inner)
+      in_turns ? write(inner, outer) : write(outer, inner);
+    clock.advance(1);
+  }
+  for (auto& writer : writers)
+    for (uint64_t from = 1; from <= static_cast<uint64_t>(each);) {
+      auto range = writer->read_range(writer->node_id(), from, static_cast<uint64_t>(each), 1);
+      ASSERT_TRUE(range && range->head && !range->updates.empty());
+      auto report = node->ingest(range->updates, {*range->head});
+      ASSERT_TRUE(report && report->accepted == range->updates.size());
+      from += range->updates.size();
+    }
+}
+
 TEST(Sync, ACatchUpFromManyOriginsAsksEachForAShareAndStoresAnswersTogether) {
   ManualClock clock(1'790'000'000'000);
   constexpr size_t kCredit = 1 << 20;
@@ -654,26 +687,7 @@ TEST(Sync, ACatchUpFromManyOriginsAsksEachForAShareAndStoresAnswersTogether) {
   // Ten origins of about 120 KiB each, held by node 0 only.
   constexpr int kOrigins = 10, kEach = 30;
   TempDir writers;
-  for (int w = 0; w < kOrigins; ++w) {
-    const std::string dir = writers.sub("w" + std::to_string(w));
-    ASSERT_TRUE(engine::Node::init({dir, c.nodes[0].node->cluster_id(), std::nullopt, &clock}));
-    engine::NodeOptions o;
-    o.dir = dir;
-    o.clock = &clock;
-    auto writer = std::move(engine::Node::open(o)).value();
-    for (int i = 0; i < kEach; ++i)
-      ASSERT_TRUE(writer->call("set", set_arg("w" + std::to_string(w) + "." + std::to_string(i),
-                                              Value(std::string(4000, static_cast<char>('a' + w))))));
-    // In runs ending at the heads the writer kept, so that node 0 keeps them too.
-    for (uint64_t from = 1; from <= kEach;) {
-      auto range = writer->read_range(writer->node_id(), from, kEach, 1);
-      ASSERT_TRUE(range && range->head && !range->updates.empty());
-      auto report = c.nodes[0].node->ingest(range->updates, {*range->head});
-      ASSERT_TRUE(report && report->accepted == range->updates.size());
-      from += range->updates.size();
-    }
-    clock.advance(1);
-  }
+  give_origins(c.nodes[0].node.get(), clock, writers, kOrigins, kEach, /*in_turns=*/false);
   c.run(20);  // node 0's pushes of them are lost in the cut
   ASSERT_TRUE(c.nodes[1].node->vector().empty());
   size_t commits = 0;
@@ -709,6 +723,53 @@ TEST(Sync, ACatchUpFromManyOriginsAsksEachForAShareAndStoresAnswersTogether) {
   const uint64_t answers = t1.counts().frames_in.at(wire::Type::kUpdates) - answers_before;
   EXPECT_GE(answers, static_cast<uint64_t>(2 * kOrigins)) << "each origin took more than one answer";
   EXPECT_LE(commits * 4, answers) << commits << " commits for " << answers << " answers";
+}
+
+// The answers of a catch-up from many origins come one by one, the next
+// turn's beginning before the last of this one's; once every origin has
+// answered, each answer is held back until the answers it would land below
+// are in, so that every commit lands above the one before it (appends, a
+// fold at the head), not among its keys.
+TEST(Sync, ACatchUpFromOriginsTakingTurnsCommitsEachTurnAboveTheLast) {
+  ManualClock clock(1'790'000'000'000);
+  constexpr size_t kCredit = 1 << 20;
+  SimCluster c(2, clock, /*full_mesh=*/true, 0, [](SyncOptions& so) { so.credit_bytes = kCredit; });
+  c.run(50);
+  c.net.cut_both(endpoint_of(0), endpoint_of(1));
+  constexpr int kOrigins = 8, kEach = 120;  // about 480 KB each: several turns of 128 KiB shares
+  TempDir writers;
+  give_origins(c.nodes[0].node.get(), clock, writers, kOrigins, kEach, /*in_turns=*/true);
+  c.run(20);
+  ASSERT_TRUE(c.nodes[1].node->vector().empty());
+  std::vector<std::pair<UpdateId, UpdateId>> commits;  // lowest and highest key of each
+  std::set<OriginId> answered;
+  size_t first_turn = 0;  // commits until every origin had answered once
+  PeerService* service = c.nodes[1].service.get();
+  c.nodes[1].node->set_commit_listener([&](const std::vector<Update>& u, const std::vector<proof::Head>& h) {
+    if (!u.empty()) {
+      const auto [lo, hi] = std::minmax_element(u.begin(), u.end(), [](const Update& x, const Update& y) { return x.id() < y.id(); });
+      commits.emplace_back(lo->id(), hi->id());
+      for (const Update& x : u) answered.insert(x.id().origin);
+      if (answered.size() < static_cast<size_t>(kOrigins)) first_turn = commits.size();
+    }
+    service->on_committed(u, h);
+  });
+  // Node 0's frames go one at a time: each answer comes in a poll of its own.
+  FaultyTransport& t0 = *c.nodes[0].transport;
+  t0.hold(true);
+  c.net.heal();
+  for (int step = 0; step < 20'000 && !c.converged(); ++step) {
+    t0.release_one();
+    c.run(1);
+  }
+  t0.hold(false);
+  t0.release();
+  c.run(100);
+  ASSERT_TRUE(c.converged());
+  ASSERT_GE(commits.size(), first_turn + 3) << "several turns after the first";
+  for (size_t i = first_turn + 1; i < commits.size(); ++i)
+    EXPECT_LT(commits[i - 1].second, commits[i].first)
+        << "commit " << i << " of " << commits.size() << " lands among the keys of the one before";
 }
 
 TEST(Sync, RequestEdgeCasesAnswerAsDocumented) {

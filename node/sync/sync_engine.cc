@@ -509,10 +509,16 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       pull_missing(p);
       return;
     }
-    // Stored with the poll's other answers from this peer (flush_answers).
-    Answers& gathered = answers_[p.endpoint];
-    for (auto& update : u->updates) gathered.updates.push_back(std::move(update));
-    if (u->head) gathered.heads.push_back(std::move(*u->head));
+    // Stored with the peer's other answers (flush_answers).
+    Answer a{u->origin, std::move(u->updates), std::move(u->head), 0, 0};
+    const uint64_t low = a.updates.front().id().hlc;
+    for (const Update& update : a.updates) {
+      a.top_seq = std::max(a.top_seq, update.seq());
+      a.top_hlc = std::max(a.top_hlc, update.id().hlc);
+    }
+    const uint64_t steps = a.updates.size() - 1;
+    answer_pace_[a.origin] = AnswerPace{a.top_hlc, steps > 0 && a.top_hlc > low ? (a.top_hlc - low) / steps : 0};
+    answers_[p.endpoint].push_back(std::move(a));
   } else if (auto* members = std::get_if<wire::Members>(&m)) {
     if (p.ready) take_members(p.key, *members);
   } else if (auto* e = std::get_if<wire::Evidence>(&m)) {
@@ -947,13 +953,52 @@ void SyncEngine::pull_below(OriginId origin, uint64_t seq, Peer* from) {
   to->credit_used += bytes;
 }
 
+// A catch-up from many origins asks each for a share (pull_bytes) and asks
+// an origin for its next share as soon as its answer comes, so the answers of
+// one turn arrive over several polls, and the next turn's begin before the
+// last of this one's. Stored as they came, each commit would land among the
+// keys of the one before (the origins' updates interleave in time): puts in
+// the middle of the log instead of appends, and a fold deferred. So an answer
+// is held back while another origin with a pull out to the same peer is
+// expected to answer below it: its next update expected one mean step above
+// its newest answer's top. An origin that has not answered yet holds nothing
+// back (waiting for a whole first turn cost more than its stray puts saved).
+// A wrong guess costs only speed, since anything may be stored below the
+// head. What is held counts as coming (held_or_coming);
+// a pull that times out stops holding anything back (on_tick flushes), and
+// more than twice the link's credit held is stored whole.
 void SyncEngine::flush_answers() {
-  std::map<std::string, Answers> answers;
+  std::map<std::string, std::vector<Answer>> answers;
   answers.swap(answers_);
-  for (auto& [endpoint, a] : answers) {
+  for (auto& [endpoint, list] : answers) {
+    std::optional<uint64_t> below;  // no answer to come from this peer is expected below this hlc
+    for (const auto& [origin, pull] : pulls_) {
+      if (pull.endpoint != endpoint) continue;
+      auto pace = answer_pace_.find(origin);
+      if (pace == answer_pace_.end()) continue;
+      const uint64_t next = pace->second.top_hlc + pace->second.step;
+      below = below ? std::min(*below, next) : next;
+    }
+    size_t held_bytes = 0;
+    for (const Answer& a : list)
+      for (const Update& u : a.updates) held_bytes += u.body().size();
+    const bool store_all = !below || held_bytes > 2 * options_.credit_bytes;
+    std::vector<Update> updates;
+    std::vector<proof::Head> heads;
+    std::vector<Answer> kept;
+    for (Answer& a : list) {
+      if (!store_all && a.top_hlc >= *below) {
+        kept.push_back(std::move(a));
+        continue;
+      }
+      for (Update& u : a.updates) updates.push_back(std::move(u));
+      if (a.head) heads.push_back(std::move(*a.head));
+    }
+    if (!kept.empty()) answers_[endpoint] = std::move(kept);
+    if (updates.empty()) continue;
     auto it = peers_.find(endpoint);
     Peer* from = it != peers_.end() ? &it->second : nullptr;
-    if (ingest(std::move(a.updates), std::move(a.heads), from) && from) pull_missing(*from);
+    if (ingest(std::move(updates), std::move(heads), from) && from) pull_missing(*from);
   }
 }
 
@@ -1023,6 +1068,9 @@ void SyncEngine::finish_ingests() {
 
 uint64_t SyncEngine::held_or_coming(const VersionVector& held, OriginId origin) const {
   uint64_t seq = std::max(seq_of(held, origin), seq_of(waiting_seqs_, origin));
+  for (const auto& [_, list] : answers_)
+    for (const Answer& a : list)
+      if (a.origin == origin) seq = std::max(seq, a.top_seq);
   for (const auto& [_, o] : out_) seq = std::max(seq, seq_of(o.seqs, origin));
   return seq;
 }
@@ -1245,6 +1293,7 @@ void SyncEngine::on_tick() {
   }
   if (expired)
     for (auto& [_, p] : peers_) pull_missing(p);
+  if (!answers_.empty()) flush_answers();  // held back for a pull that has since timed out
 
   flush_pushes();
   run_grafts(now);

@@ -288,7 +288,9 @@ class SyncEngine {
   // The seq of `origin` this node holds by `held` or has on its way to the
   // store (waiting, or handed over and not back yet), whichever is higher.
   uint64_t held_or_coming(const VersionVector& held, OriginId origin) const;
-  // Stores the answers (Updates) gathered in this poll, one ingest per peer.
+  // Stores the answers (Updates) gathered from each peer, one ingest per
+  // peer, but holds back those that the answers still to come from that
+  // peer would land below (see the definition).
   void flush_answers();
   size_t pull_bytes(const Peer& p) const;
   static constexpr size_t kMinPullBytes = 64 << 10;
@@ -377,11 +379,23 @@ class SyncEngine {
   std::map<PeerId, ConnectBack> connect_backs_;       // by peer
   std::map<PeerId, VectorAssembly> incoming_vectors_;  // Vectors being assembled, by sender
   std::map<OriginId, Pull> pulls_;                    // one range per origin at a time
-  struct Answers {
+  // An answer (Updates) waiting to be stored, with the seq and hlc of its newest update.
+  struct Answer {
+    OriginId origin = 0;
     std::vector<Update> updates;
-    std::vector<proof::Head> heads;
+    std::optional<proof::Head> head;
+    uint64_t top_seq = 0;
+    uint64_t top_hlc = 0;
   };
-  std::map<std::string, Answers> answers_;  // by endpoint: answers of this poll, not yet stored
+  std::map<std::string, std::vector<Answer>> answers_;  // by endpoint: answers not yet stored
+  // Per origin, from its newest answer: the hlc of its newest update and the
+  // mean hlc step between its updates, which says about where the origin's
+  // next answer starts (flush_answers).
+  struct AnswerPace {
+    uint64_t top_hlc = 0;
+    uint64_t step = 0;
+  };
+  std::map<OriginId, AnswerPace> answer_pace_;
   // Pushes are stored without the loop waiting (SyncStore::ingest_async):
   // a poll's pushes are gathered into a batch; batches wait while an ingest
   // of pushes is out, and go out together when the last one is back, so the
