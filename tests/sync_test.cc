@@ -480,58 +480,77 @@ TEST(Sync, AnUpdateOnItsWayToTheStoreIsNotGraftedOrPulledAgain) {
   EXPECT_EQ(c.nodes[1].service->engine().counters().updates_received, 1u);
 }
 
+// A cluster whose node 1 stores through the writer's queue, so that its loop
+// goes on while its commit is held (HeldCommit); the others store before
+// their loop goes on. Without small diffs: an answer to a round would carry
+// an update, which a node stores before its loop goes on. Peer state is
+// saved once, at the start: a save later would wait for node 1's writer,
+// which waits for the test's thread.
+std::unique_ptr<SimCluster> cluster_with_held_relay(int n, ManualClock& clock) {
+  return std::make_unique<SimCluster>(
+      n, clock, /*full_mesh=*/false, wire::kFeatureDiff, [](SyncOptions& so) { so.save_peers_ms = 3'600'000; },
+      [](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
+        return std::make_unique<testing::ForwardingStore>(node, /*pass_async=*/i == 1);
+      });
+}
+
+// Holds `relay`'s commits once its checks have passed (and the engine has
+// taken what they passed) until release(); released at the latest when it
+// goes, so that the writer is never left waiting whatever fails.
+class HeldCommit {
+ public:
+  explicit HeldCommit(SimNode& relay) : state_(std::make_shared<State>()) {
+    state_->released = state_->go.get_future().share();
+    PeerService* service = relay.service.get();
+    relay.node->set_verified_listener(
+        [service, state = state_](const std::vector<Update>& u, const std::vector<proof::Head>& h) {
+          service->on_verified(u, h);
+          state->verified = true;
+          state->released.wait();
+        });
+  }
+  ~HeldCommit() { release(); }
+  void release() {
+    if (!state_->done.exchange(true)) state_->go.set_value();
+  }
+  bool verified() const { return state_->verified; }
+
+ private:
+  struct State {
+    std::promise<void> go;
+    std::shared_future<void> released;
+    std::atomic<bool> verified{false}, done{false};
+  };
+  std::shared_ptr<State> state_;
+};
+
+// Node 1's writer works in real time beside the stepped loop: steps `c` 1 ms
+// of the clock and 1 ms of waiting at a time until `done`, for at most 10 s.
+bool step_until(SimCluster& c, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    c.run(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return done();
+}
+
 // Relay before commit: a received update whose checks passed goes on to
 // peers while its own commit is still to come (here held back on purpose).
 TEST(Sync, AVerifiedUpdateIsRelayedBeforeItsCommit) {
   ManualClock clock(1'790'000'000'000);
-  // Without small diffs: node 0's answer to node 1's round would carry the
-  // update as an answer, which node 1 stores before its loop goes on (and
-  // here its writer is held).
-  // Node 1 stores through the writer's queue (its loop must go on while its
-  // writer is held); the others store before their loop goes on.
-  // Peer state is saved once, at the start: a save later would wait for node
-  // 1's writer, which waits for this thread.
-  SimCluster c(
-      3, clock, /*full_mesh=*/false, wire::kFeatureDiff, [](SyncOptions& so) { so.save_peers_ms = 3'600'000; },
-      [](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
-        return std::make_unique<testing::ForwardingStore>(node, /*pass_async=*/i == 1);
-      });
+  auto cluster = cluster_with_held_relay(3, clock);
+  SimCluster& c = *cluster;
   c.net.cut_both(endpoint_of(0), endpoint_of(2));  // 2 gets 0's updates only through 1
   c.run(300);
-  std::promise<void> go;
-  std::shared_future<void> released = go.get_future().share();
-  struct Release {  // the writer is never left waiting, whatever fails below
-    std::promise<void>& go;
-    bool done = false;
-    ~Release() {
-      if (!done) go.set_value();
-    }
-  } release{go};
-  PeerService* relay = c.nodes[1].service.get();
-  c.nodes[1].node->set_verified_listener(
-      [relay, released](const std::vector<Update>& u, const std::vector<proof::Head>& h) {
-        relay->on_verified(u, h);
-        released.wait();  // node 1's commit waits until the test lets it go
-      });
+  HeldCommit held(c.nodes[1]);
   ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(1))));
   const OriginId origin = c.nodes[0].node->node_id();
-  // Node 1's writer works in real time, beside this stepped loop: step until
-  // a node holds it, 1 ms of the clock and 1 ms of waiting at a time, for at
-  // most 10 s.
-  const auto step_until = [&](engine::Node& n) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!n.vector().count(origin) && std::chrono::steady_clock::now() < deadline) {
-      c.run(1);
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  };
-  step_until(*c.nodes[2].node);
-  EXPECT_EQ(c.nodes[2].node->vector().count(origin), 1u) << "node 2 holds the update";
-  EXPECT_EQ(c.nodes[1].node->vector().count(origin), 0u) << "while node 1, which relayed it, has not committed it";
-  go.set_value();
-  release.done = true;
-  step_until(*c.nodes[1].node);
-  EXPECT_EQ(c.nodes[1].node->vector().count(origin), 1u);
+  const auto holds = [&](int i) { return c.nodes[static_cast<size_t>(i)].node->vector().count(origin) == 1; };
+  EXPECT_TRUE(step_until(c, [&] { return holds(2); })) << "node 2 holds the update";
+  EXPECT_FALSE(holds(1)) << "while node 1, which relayed it, has not committed it";
+  held.release();
+  EXPECT_TRUE(step_until(c, [&] { return holds(1); }));
   EXPECT_TRUE(c.converged());
 }
 
@@ -541,47 +560,18 @@ TEST(Sync, AVerifiedUpdateIsRelayedBeforeItsCommit) {
 TEST(Sync, AnUpdateIsAnnouncedToAPrunedPeerOnlyOnceItIsCommitted) {
   ManualClock clock(1'790'000'000'000);
   // A ring of four: node 2 hears node 0's updates through 1 and through 3.
-  // Node 1 stores through the writer's queue, so its loop goes on while its
-  // writer is held below.
-  SimCluster c(
-      4, clock, /*full_mesh=*/false, wire::kFeatureDiff, [](SyncOptions& so) { so.save_peers_ms = 3'600'000; },
-      [](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
-        return std::make_unique<testing::ForwardingStore>(node, /*pass_async=*/i == 1);
-      });
+  auto cluster = cluster_with_held_relay(4, clock);
+  SimCluster& c = *cluster;
   const OriginId origin = c.nodes[0].node->node_id();
-  const auto step_until = [&](const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      c.run(1);
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return done();
-  };
   c.run(300);
   ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(1))));
-  ASSERT_TRUE(step_until([&] { return c.converged() && c.nodes[1].node->vector().count(origin); }));
+  ASSERT_TRUE(step_until(c, [&] { return c.converged() && c.nodes[1].node->vector().count(origin); }));
   // Node 2 prunes node 0's updates at node 1, as a duplicate push would make it.
   c.nodes[2].transport->send(Link{true, endpoint_of(1)}, wire::encode(wire::Tree{{origin}, {}, {}, std::nullopt}));
   c.run(20);
   c.net.cut_both(endpoint_of(3), endpoint_of(2));  // and hears of them from node 1 alone
 
-  std::promise<void> go;
-  std::shared_future<void> released = go.get_future().share();
-  struct Release {  // the writer is never left waiting, whatever fails below
-    std::promise<void>& go;
-    bool done = false;
-    ~Release() {
-      if (!done) go.set_value();
-    }
-  } release{go};
-  std::atomic<bool> verified{false};
-  PeerService* relay = c.nodes[1].service.get();
-  c.nodes[1].node->set_verified_listener(
-      [relay, released, &verified](const std::vector<Update>& u, const std::vector<proof::Head>& h) {
-        relay->on_verified(u, h);
-        verified = true;
-        released.wait();  // node 1's commit waits until the test lets it go
-      });
+  HeldCommit held(c.nodes[1]);
   // What node 1 says to node 2 about node 0's updates: the seqs it announced.
   std::vector<uint64_t> announced;
   const auto read_held = [&] {
@@ -599,14 +589,13 @@ TEST(Sync, AnUpdateIsAnnouncedToAPrunedPeerOnlyOnceItIsCommitted) {
   };
   c.nodes[1].transport->hold(true);
   ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(2))));
-  ASSERT_TRUE(step_until([&] { return verified.load(); })) << "node 1 verified it";
+  ASSERT_TRUE(step_until(c, [&] { return held.verified(); })) << "node 1 verified it";
   c.run(20);  // past the push delay: whatever node 1 would say now, it has said
   read_held();
   EXPECT_TRUE(announced.empty()) << "not announced while node 1's commit is to come";
   EXPECT_EQ(seq_of(c.nodes[2].node->vector(), origin), 1u);
-  go.set_value();
-  release.done = true;
-  ASSERT_TRUE(step_until([&] { return seq_of(c.nodes[1].node->vector(), origin) == 2; }));
+  held.release();
+  ASSERT_TRUE(step_until(c, [&] { return seq_of(c.nodes[1].node->vector(), origin) == 2; }));
   c.run(20);
   read_held();
   EXPECT_EQ(announced, std::vector<uint64_t>{2}) << "announced once it is committed";
