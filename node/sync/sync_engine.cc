@@ -482,8 +482,9 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
     auto pull = pulls_.find(u->origin);
     // Only the answer to the pull that is out closes it: a repeated or late
     // answer must not let a second request for the origin go out.
-    if (pull != pulls_.end() && pull->second.endpoint == p.endpoint &&
-        (u->updates.empty() || u->updates.front().seq() == pull->second.from_seq)) {
+    const bool answers_pull = pull != pulls_.end() && pull->second.endpoint == p.endpoint &&
+                              (u->updates.empty() || u->updates.front().seq() == pull->second.from_seq);
+    if (answers_pull) {
       p.credit_used -= std::min(p.credit_used, pull->second.bytes);
       pulls_.erase(pull);
     }
@@ -516,8 +517,11 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       a.top_seq = std::max(a.top_seq, update.seq());
       a.top_hlc = std::max(a.top_hlc, update.id().hlc);
     }
+    // Only an answer to this node's own pull sets the pace: unasked ones
+    // cannot grow the table past the origins pulled.
     const uint64_t steps = a.updates.size() - 1;
-    answer_pace_[a.origin] = AnswerPace{a.top_hlc, steps > 0 && a.top_hlc > low ? (a.top_hlc - low) / steps : 0};
+    if (answers_pull)
+      answer_pace_[a.origin] = AnswerPace{a.top_hlc, steps > 0 && a.top_hlc > low ? (a.top_hlc - low) / steps : 0};
     answers_[p.endpoint].push_back(std::move(a));
   } else if (auto* members = std::get_if<wire::Members>(&m)) {
     if (p.ready) take_members(p.key, *members);
@@ -964,9 +968,9 @@ void SyncEngine::pull_below(OriginId origin, uint64_t seq, Peer* from) {
 // its newest answer's top. An origin that has not answered yet holds nothing
 // back (waiting for a whole first turn cost more than its stray puts saved).
 // A wrong guess costs only speed, since anything may be stored below the
-// head. What is held counts as coming (held_or_coming);
-// a pull that times out stops holding anything back (on_tick flushes), and
-// more than twice the link's credit held is stored whole.
+// head. What is held counts as coming (held_or_coming); a pull that times
+// out stops holding anything back (on_tick flushes), and more than twice the
+// link's credit held is stored whole.
 void SyncEngine::flush_answers() {
   std::map<std::string, std::vector<Answer>> answers;
   answers.swap(answers_);
@@ -976,7 +980,8 @@ void SyncEngine::flush_answers() {
       if (pull.endpoint != endpoint) continue;
       auto pace = answer_pace_.find(origin);
       if (pace == answer_pace_.end()) continue;
-      const uint64_t next = pace->second.top_hlc + pace->second.step;
+      const uint64_t top = pace->second.top_hlc, step = pace->second.step;
+      const uint64_t next = top > UINT64_MAX - step ? UINT64_MAX : top + step;
       below = below ? std::min(*below, next) : next;
     }
     size_t held_bytes = 0;
