@@ -510,19 +510,7 @@ void SyncEngine::handle_outgoing(Peer& p, wire::Message& m) {
       pull_missing(p);
       return;
     }
-    // Stored with the peer's other answers (flush_answers).
-    Answer a{u->origin, std::move(u->updates), std::move(u->head), 0, 0};
-    const uint64_t low = a.updates.front().id().hlc;
-    for (const Update& update : a.updates) {
-      a.top_seq = std::max(a.top_seq, update.seq());
-      a.top_hlc = std::max(a.top_hlc, update.id().hlc);
-    }
-    // Only an answer to this node's own pull sets the pace: unasked ones
-    // cannot grow the table past the origins pulled.
-    const uint64_t steps = a.updates.size() - 1;
-    if (answers_pull)
-      answer_pace_[a.origin] = AnswerPace{a.top_hlc, steps > 0 && a.top_hlc > low ? (a.top_hlc - low) / steps : 0};
-    answers_[p.endpoint].push_back(std::move(a));
+    keep_answer(p, *u, answers_pull);
   } else if (auto* members = std::get_if<wire::Members>(&m)) {
     if (p.ready) take_members(p.key, *members);
   } else if (auto* e = std::get_if<wire::Evidence>(&m)) {
@@ -955,6 +943,22 @@ void SyncEngine::pull_below(OriginId origin, uint64_t seq, Peer* from) {
   send(Link{true, to->endpoint}, wire::Request{origin, first, last, bytes});
   pulls_[origin] = Pull{to->endpoint, first, last, bytes, clock_.now_millis() + options_.request_timeout_ms};
   to->credit_used += bytes;
+}
+
+// Keeps a non-empty answer with the peer's others until flush_answers stores
+// it. Only an answer to this node's own pull sets the origin's pace: unasked
+// ones cannot grow the table past the origins pulled.
+void SyncEngine::keep_answer(const Peer& p, wire::Updates& u, bool answers_pull) {
+  Answer a{u.origin, std::move(u.updates), std::move(u.head), 0, 0};
+  const uint64_t low = a.updates.front().id().hlc;
+  for (const Update& update : a.updates) {
+    a.top_seq = std::max(a.top_seq, update.seq());
+    a.top_hlc = std::max(a.top_hlc, update.id().hlc);
+  }
+  const uint64_t steps = a.updates.size() - 1;
+  if (answers_pull)
+    answer_pace_[a.origin] = AnswerPace{a.top_hlc, steps > 0 && a.top_hlc > low ? (a.top_hlc - low) / steps : 0};
+  answers_[p.endpoint].push_back(std::move(a));
 }
 
 // A catch-up from many origins asks each for a share (pull_bytes) and asks

@@ -288,6 +288,8 @@ class SyncEngine {
   // The seq of `origin` this node holds by `held` or has on its way to the
   // store (waiting, or handed over and not back yet), whichever is higher.
   uint64_t held_or_coming(const VersionVector& held, OriginId origin) const;
+  // REQUIRES: u.updates is not empty.
+  void keep_answer(const Peer& p, wire::Updates& u, bool answers_pull);
   // Stores the answers (Updates) gathered from each peer, one ingest per
   // peer, but holds back those that the answers still to come from that
   // peer would land below (see the definition).
