@@ -29,6 +29,7 @@ void SyncEngine::take_tree(Peer& p, const wire::Tree& t) {
   for (OriginId o : t.prune)
     if (seq_of(held, o) > 0 && o != hello_.node_id) p.lazy.insert(o);
   for (OriginId o : t.graft) p.lazy.erase(o);
+  if (!t.prune.empty() || !t.graft.empty()) note_lazy_changed();
   if (t.hears) p.hears = std::set<OriginId>(t.hears->begin(), t.hears->end());
   const int64_t now = clock_.now_millis();
   for (const auto& [o, seq] : t.have) {
@@ -41,6 +42,11 @@ void SyncEngine::take_tree(Peer& p, const wire::Tree& t) {
     if (grafts_.size() >= wire::kMaxTreeEntries) break;
     grafts_[o] = Graft{p.endpoint, seq, now + kGraftDelayMs};
   }
+}
+
+void SyncEngine::note_lazy_changed() {
+  const bool any = std::any_of(peers_.begin(), peers_.end(), [](const auto& e) { return !e.second.lazy.empty(); });
+  any_lazy_.store(any, std::memory_order_relaxed);
 }
 
 void SyncEngine::prune_duplicates(const Link& link, Peer& from, const wire::Push& push) {

@@ -439,6 +439,7 @@ void SyncEngine::handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t no
   // A new connection: the tree starts afresh; what was pushed since the peer
   // was last heard (`unheard`) may have gone with the old one, and goes again.
   p.lazy.clear();
+  note_lazy_changed();
   p.hears.clear();
   p.have_out.clear();
   if (tree_link(p)) {
@@ -1106,7 +1107,7 @@ void SyncEngine::on_verified(const std::vector<Update>& updates, const std::vect
 
 void SyncEngine::on_committed(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
   std::lock_guard<std::mutex> l(committed_mu_);
-  if (!updates.empty()) {
+  if (!updates.empty() && any_lazy_.load(std::memory_order_relaxed)) {
     raise_to(committed_seqs_, updates);
     push_due_locked();
   }

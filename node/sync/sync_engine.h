@@ -18,6 +18,7 @@
 // on_committed(), which the node's writer thread calls.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <deque>
 #include <map>
@@ -351,6 +352,8 @@ class SyncEngine {
   // origin, hears it first hand, or pruned it here.
   bool reaches_otherwise(const Peer& p, OriginId origin) const;
   void take_tree(Peer& p, const wire::Tree& t);
+  // Sets any_lazy_ from the peers' `lazy` sets, after one of them changed.
+  void note_lazy_changed();
   // After the Push frames of one poll are read: prunes for the duplicates.
   void prune_duplicates(const Link& link, Peer& from, const wire::Push& push);
   void run_grafts(int64_t now);
@@ -450,6 +453,12 @@ class SyncEngine {
   // last flush. Only these are announced (Have): a Have says the node holds
   // them, and a graft's Request is answered from the store.
   std::map<OriginId, uint64_t> committed_seqs_;
+  // Whether some peer has pruned an origin here (its `lazy` is not empty):
+  // only then can a commit owe a Have, and only then does on_committed keep
+  // committed_seqs_ and wake the loop for it. Written by the loop
+  // (note_lazy_changed), read on the writer's turn; it may stay set after a
+  // peer that pruned goes, which costs only the keeping.
+  std::atomic<bool> any_lazy_{false};
 
   SyncCounters counters_;
   int64_t status_refreshed_ms_ = 0;
