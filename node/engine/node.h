@@ -428,9 +428,11 @@ class Node final : public SyncStore {
   mutable int quiet_changes_ = 0;
   static constexpr int64_t kRefoldDelayMs = 1000;
   static constexpr int64_t kMaxRefoldRetryMs = 60'000;
-  int64_t refold_retry_ms_ = kRefoldDelayMs;  // writer thread: doubles while a stopped fold stops again
-  int64_t refold_due_ms_ = 0;    // writer thread
-  bool refold_pending_ = false;  // writer thread
+  // Owned by whoever holds the writer's turn; take_batch reads them under
+  // queue_mu_ only while the turn is free.
+  int64_t refold_retry_ms_ = kRefoldDelayMs;  // doubles while a stopped fold stops again
+  int64_t refold_due_ms_ = 0;
+  bool refold_pending_ = false;
 
   // Writer-thread state.
   std::unique_ptr<HybridClock> hlc_;
@@ -488,8 +490,10 @@ class Node final : public SyncStore {
   bool writer_busy_ = false;
   bool checkpoint_owed_ = false;  // guarded by queue_mu_: a leader left one due
   std::thread writer_;
-  // Signs a batch's heads while its commit syncs (commit_and_sign), and folds
-  // a large batch at the head while its puts run (start_fold_beside).
+  // Signs a batch's heads while its commit syncs (commit_and_sign), hashes
+  // half the chains of a request and checks their heads (chain_ahead), and
+  // folds a large batch at the head while its puts, and without calls its
+  // commit, run (start_fold_beside).
   SideThread side_;
   bool closed_ = false;
   CommitListener commit_listener_;

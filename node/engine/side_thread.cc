@@ -30,8 +30,9 @@ void SideThread::finish() {
     return;
   }
   if (s == kIdle) return;
-  // Begun on the side thread; it is short (a signature is about 20 µs), so
-  // look a few times before sleeping: a sleep and wake-up cost about as much.
+  // Begun on the side thread. Most jobs are short (a signature is about
+  // 20 µs), so look a few times before sleeping: a sleep and wake-up cost
+  // about as much. A long one (a fold) is waited for asleep.
   const auto spin_until = std::chrono::steady_clock::now() + std::chrono::microseconds(30);
   while (s != kDone && std::chrono::steady_clock::now() < spin_until) s = state_.load(std::memory_order_acquire);
   while (s != kDone) {

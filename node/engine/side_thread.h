@@ -1,6 +1,8 @@
-// engine::SideThread: one job at a time on a thread of its own, for work
-// that can run while the calling thread waits on the disk (signing a batch's
-// heads while its commit syncs). A job the side thread has not begun when the
+// engine::SideThread: one job at a time on a thread of its own, for a
+// batch's work that can run beside the writer's: signing its heads while its
+// commit syncs, hashing half its origins' chains (and checking their heads)
+// while the writer hashes the others, folding it while its puts and its
+// commit run. A job the side thread has not begun when the
 // caller asks for it is run by the caller: on a busy machine the side thread
 // may not be scheduled in time, and then the job costs what it would inline.
 // The thread starts with the first job.
