@@ -312,7 +312,9 @@ void rewrite_as_format(const std::string& dir, int format) {
   ASSERT_EQ(mdb_dbi_open(txn, "seqs", MDB_DUPSORT | MDB_DUPFIXED, &seqs), 0);
   ASSERT_EQ(mdb_dbi_open(txn, "vector", MDB_CREATE, &vector), 0);
   ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta_db), 0);
-  if (format == 2) ASSERT_EQ(mdb_dbi_open(txn, "seq", MDB_CREATE, &seq), 0);
+  if (format == 2) {
+    ASSERT_EQ(mdb_dbi_open(txn, "seq", MDB_CREATE, &seq), 0);
+  }
   MDB_cursor* c = nullptr;
   ASSERT_EQ(mdb_cursor_open(txn, seqs, &c), 0);
   MDB_val k, v;
@@ -383,31 +385,37 @@ bool has_database(const std::string& dir, const char* name) {
   return found;
 }
 
-TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) {
-  TempDir tmp;
+// Makes tmp/a a directory of two origins: `calls` calls of its own and as
+// many of tmp/b's, taken with their head (so that the seq index and the
+// vector hold more than one origin); sets its state hash and vector, and
+// closes it.
+void two_origins(TempDir& tmp, int calls, std::string& hash, VersionVector& vector) {
   const std::string a_dir = tmp.sub("a"), b_dir = tmp.sub("b");
   ASSERT_TRUE(Node::init({a_dir, std::string("c1"), std::nullopt, nullptr}));
   ASSERT_TRUE(Node::init({b_dir, std::string("c1"), std::nullopt, nullptr}));
+  auto a = open_node(a_dir);
+  auto b = open_node(b_dir);
+  for (int i = 0; i < calls; ++i) {
+    ASSERT_TRUE(a->call("set", set_arg("a" + std::to_string(i % 7), std::to_string(i))));
+    ASSERT_TRUE(b->call("set", set_arg("b" + std::to_string(i % 5), std::to_string(i))));
+  }
+  auto range = b->read_range(b->node_id(), 1, 1000, size_t{1} << 20);
+  ASSERT_TRUE(range && range->head);
+  auto report = a->ingest(range->updates, {*range->head});
+  ASSERT_TRUE(report);
+  ASSERT_EQ(report->accepted, static_cast<uint64_t>(calls));
+  hash = a->state_hash();
+  vector = a->vector();
+  ASSERT_EQ(vector.size(), 2u);
+  ASSERT_TRUE(a->close());
+}
+
+TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) {
+  TempDir tmp;
+  const std::string a_dir = tmp.sub("a");
   std::string hash;
   VersionVector vector;
-  {
-    // Two origins, so that the seq index holds more than one.
-    auto a = open_node(a_dir);
-    auto b = open_node(b_dir);
-    for (int i = 0; i < 30; ++i) {
-      ASSERT_TRUE(a->call("set", set_arg("a" + std::to_string(i % 7), std::to_string(i))));
-      ASSERT_TRUE(b->call("set", set_arg("b" + std::to_string(i % 5), std::to_string(i))));
-    }
-    auto range = b->read_range(b->node_id(), 1, 1000, size_t{1} << 20);
-    ASSERT_TRUE(range);
-    ASSERT_TRUE(range->head);
-    auto report = a->ingest(range->updates, {*range->head});
-    ASSERT_TRUE(report);
-    EXPECT_EQ(report->accepted, 30u);
-    hash = a->state_hash();
-    vector = a->vector();
-    ASSERT_TRUE(a->close());
-  }
+  ASSERT_NO_FATAL_FAILURE(two_origins(tmp, 30, hash, vector));
   rewrite_as_format(a_dir, 2);
 
   engine::NodeOptions o;
@@ -461,29 +469,11 @@ TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) 
 // entry from the seq index: the same vector, the same state, nothing lost.
 TEST(Signing, AFormatThreeDirectoryDropsItsVectorTableAndKeepsItsVector) {
   TempDir tmp;
-  const std::string a_dir = tmp.sub("a"), b_dir = tmp.sub("b");
-  ASSERT_TRUE(Node::init({a_dir, std::string("c1"), std::nullopt, nullptr}));
-  ASSERT_TRUE(Node::init({b_dir, std::string("c1"), std::nullopt, nullptr}));
+  const std::string a_dir = tmp.sub("a");
   std::string hash;
   VersionVector vector;
-  std::map<OriginId, VectorEntry> entries;
-  {
-    auto a = open_node(a_dir);
-    auto b = open_node(b_dir);
-    for (int i = 0; i < 20; ++i) {
-      ASSERT_TRUE(a->call("set", set_arg("a" + std::to_string(i % 3), std::to_string(i))));
-      ASSERT_TRUE(b->call("set", set_arg("b" + std::to_string(i % 4), std::to_string(i))));
-    }
-    auto range = b->read_range(b->node_id(), 1, 1000, size_t{1} << 20);
-    ASSERT_TRUE(range && range->head);
-    ASSERT_TRUE(a->ingest(range->updates, {*range->head}));
-    hash = a->state_hash();
-    vector = a->vector();
-    ASSERT_EQ(vector.size(), 2u);
-    ASSERT_TRUE(a->close());
-    auto log = open_log(a_dir);
-    entries = log->begin_read()->vector_entries();
-  }
+  ASSERT_NO_FATAL_FAILURE(two_origins(tmp, 20, hash, vector));
+  std::map<OriginId, VectorEntry> entries = open_log(a_dir)->begin_read()->vector_entries();
   EXPECT_EQ(database_entries(a_dir, "vector"), 0) << "format 4 writes no vector table";
   rewrite_as_format(a_dir, 3);
   ASSERT_EQ(database_entries(a_dir, "vector"), 2);

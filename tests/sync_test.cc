@@ -579,8 +579,9 @@ TEST(Sync, AnUpdateIsAnnouncedToAPrunedPeerOnlyOnceItIsCommitted) {
       if (f.link != Link{true, endpoint_of(2)}) continue;
       auto m = wire::decode(f.bytes);
       ASSERT_TRUE(m);
-      if (const auto* push = std::get_if<wire::Push>(&*m))
+      if (const auto* push = std::get_if<wire::Push>(&*m)) {
         for (const Update& u : push->updates) EXPECT_NE(u.id().origin, origin) << "node 2 pruned it: not relayed";
+      }
       if (const auto* t = std::get_if<wire::Tree>(&*m))
         for (const auto& [o, seq] : t->have)
           if (o == origin) announced.push_back(seq);
@@ -667,18 +668,31 @@ void give_origins(engine::Node* node, ManualClock& clock, TempDir& dirs, int ori
     }
 }
 
-TEST(Sync, ACatchUpFromManyOriginsAsksEachForAShareAndStoresAnswersTogether) {
-  ManualClock clock(1'790'000'000'000);
-  constexpr size_t kCredit = 1 << 20;
-  SimCluster c(2, clock, /*full_mesh=*/true, 0, [](SyncOptions& so) { so.credit_bytes = kCredit; });
+// The link credit of the catch-up tests.
+constexpr size_t kCatchUpCredit = 1 << 20;
+
+// Two nodes, cut apart once they have handshaken, while node 0 takes the
+// updates of `origins` writers (give_origins); node 1 holds none of them.
+void cut_off_catch_up(ManualClock& clock, TempDir& writers, int origins, int each, bool in_turns,
+                      std::unique_ptr<SimCluster>& out) {
+  out = std::make_unique<SimCluster>(2, clock, /*full_mesh=*/true, 0,
+                                     [](SyncOptions& so) { so.credit_bytes = kCatchUpCredit; });
+  SimCluster& c = *out;
   c.run(50);
   c.net.cut_both(endpoint_of(0), endpoint_of(1));
+  ASSERT_NO_FATAL_FAILURE(give_origins(c.nodes[0].node.get(), clock, writers, origins, each, in_turns));
+  c.run(20);  // node 0's pushes of them are lost in the cut
+  ASSERT_TRUE(c.nodes[1].node->vector().empty());
+}
+
+TEST(Sync, ACatchUpFromManyOriginsAsksEachForAShareAndStoresAnswersTogether) {
+  ManualClock clock(1'790'000'000'000);
   // Ten origins of about 120 KiB each, held by node 0 only.
   constexpr int kOrigins = 10, kEach = 30;
   TempDir writers;
-  give_origins(c.nodes[0].node.get(), clock, writers, kOrigins, kEach, /*in_turns=*/false);
-  c.run(20);  // node 0's pushes of them are lost in the cut
-  ASSERT_TRUE(c.nodes[1].node->vector().empty());
+  std::unique_ptr<SimCluster> cluster;
+  ASSERT_NO_FATAL_FAILURE(cut_off_catch_up(clock, writers, kOrigins, kEach, /*in_turns=*/false, cluster));
+  SimCluster& c = *cluster;
   size_t commits = 0;
   PeerService* service = c.nodes[1].service.get();
   c.nodes[1].node->set_commit_listener([&](const std::vector<Update>& u, const std::vector<proof::Head>& h) {
@@ -699,7 +713,7 @@ TEST(Sync, ACatchUpFromManyOriginsAsksEachForAShareAndStoresAnswersTogether) {
   ASSERT_EQ(asked.size(), static_cast<size_t>(kOrigins)) << "every origin is asked for in the first turn";
   for (const auto& r : asked) {
     EXPECT_EQ(r.from_seq, 1u);
-    EXPECT_EQ(r.max_bytes, kCredit / kOrigins) << "an equal share of the credit";
+    EXPECT_EQ(r.max_bytes, kCatchUpCredit / kOrigins) << "an equal share of the credit";
   }
   t1.hold(false);
   t1.release();
@@ -721,15 +735,11 @@ TEST(Sync, ACatchUpFromManyOriginsAsksEachForAShareAndStoresAnswersTogether) {
 // fold at the head), not among its keys.
 TEST(Sync, ACatchUpFromOriginsTakingTurnsCommitsEachTurnAboveTheLast) {
   ManualClock clock(1'790'000'000'000);
-  constexpr size_t kCredit = 1 << 20;
-  SimCluster c(2, clock, /*full_mesh=*/true, 0, [](SyncOptions& so) { so.credit_bytes = kCredit; });
-  c.run(50);
-  c.net.cut_both(endpoint_of(0), endpoint_of(1));
   constexpr int kOrigins = 8, kEach = 120;  // about 480 KB each: several turns of 128 KiB shares
   TempDir writers;
-  give_origins(c.nodes[0].node.get(), clock, writers, kOrigins, kEach, /*in_turns=*/true);
-  c.run(20);
-  ASSERT_TRUE(c.nodes[1].node->vector().empty());
+  std::unique_ptr<SimCluster> cluster;
+  ASSERT_NO_FATAL_FAILURE(cut_off_catch_up(clock, writers, kOrigins, kEach, /*in_turns=*/true, cluster));
+  SimCluster& c = *cluster;
   std::vector<std::pair<UpdateId, UpdateId>> commits;  // lowest and highest key of each
   std::set<OriginId> answered;
   size_t first_turn = 0;  // commits until every origin had answered once
