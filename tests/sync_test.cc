@@ -771,6 +771,52 @@ TEST(Sync, ACatchUpFromOriginsTakingTurnsCommitsEachTurnAboveTheLast) {
         << "commit " << i << " of " << commits.size() << " lands among the keys of the one before";
 }
 
+// A catch-up from a node's only peer copies nothing to push: every update it
+// stores came from the one peer there is, which holds them all. A third node
+// that lacks them, reached only through the catching-up node, still has them
+// pushed to it as they are stored.
+TEST(Sync, ACatchUpCopiesUpdatesToPushOnlyForAPeerThatLacksThem) {
+  ManualClock clock(1'790'000'000'000);
+  constexpr int kOrigins = 4, kEach = 30;
+  {
+    TempDir writers;
+    std::unique_ptr<SimCluster> cluster;
+    ASSERT_NO_FATAL_FAILURE(cut_off_catch_up(clock, writers, kOrigins, kEach, /*in_turns=*/false, cluster));
+    SimCluster& c = *cluster;
+    const uint64_t taken_before = c.nodes[1].service->engine().updates_taken_for_push();
+    c.net.heal();
+    c.run(2000);
+    ASSERT_TRUE(c.converged());
+    EXPECT_EQ(c.nodes[1].node->vector(), c.nodes[0].node->vector());
+    EXPECT_EQ(c.nodes[1].service->engine().updates_taken_for_push(), taken_before)
+        << "no copy for a push to the only peer, which sent them";
+  }
+  // Three nodes: 0 holds the origins, 2 hears 0 only through 1.
+  SimCluster c(3, clock, /*full_mesh=*/true, 0, [](SyncOptions& so) { so.credit_bytes = kCatchUpCredit; });
+  c.run(50);
+  c.net.cut_both(endpoint_of(0), endpoint_of(1));
+  c.net.cut_both(endpoint_of(0), endpoint_of(2));
+  TempDir writers;
+  ASSERT_NO_FATAL_FAILURE(give_origins(c.nodes[0].node.get(), clock, writers, kOrigins, kEach, /*in_turns=*/false));
+  c.run(20);
+  ASSERT_TRUE(c.nodes[1].node->vector().empty());
+  const auto pushes = [&] {
+    const auto& sent = c.nodes[1].transport->counts().frames;
+    auto it = sent.find(wire::Type::kPush);
+    return it == sent.end() ? uint64_t{0} : it->second;
+  };
+  const uint64_t pushes_before = pushes();
+  const uint64_t taken_before = c.nodes[1].service->engine().updates_taken_for_push();
+  c.net.heal();
+  c.net.cut_both(endpoint_of(0), endpoint_of(2));
+  c.run(2000);
+  ASSERT_TRUE(c.converged());
+  EXPECT_EQ(c.nodes[2].node->vector(), c.nodes[0].node->vector());
+  EXPECT_GT(c.nodes[1].service->engine().updates_taken_for_push(), taken_before)
+      << "node 1 copies what node 2 lacks";
+  EXPECT_GT(pushes(), pushes_before) << "and pushes it to node 2";
+}
+
 TEST(Sync, RequestEdgeCasesAnswerAsDocumented) {
   ManualClock clock(1'790'000'000'000);
   SimCluster c(1, clock, true);

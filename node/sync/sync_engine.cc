@@ -875,7 +875,31 @@ bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> he
   std::set<OriginId> origins;
   if (from)
     for (const auto& u : updates) origins.insert(u.id().origin);
-  return after_ingest(node_.ingest(std::move(updates), std::move(heads)), origins, from);
+  {
+    std::lock_guard<std::mutex> l(committed_mu_);
+    held_by_all_ = held_by_all(updates);
+  }
+  auto report = node_.ingest(std::move(updates), std::move(heads));
+  {
+    std::lock_guard<std::mutex> l(committed_mu_);
+    held_by_all_.clear();
+  }
+  return after_ingest(report, origins, from);
+}
+
+std::map<OriginId, uint64_t> SyncEngine::held_by_all(const std::vector<Update>& updates) const {
+  std::map<OriginId, uint64_t> top;
+  for (const auto& u : updates) {
+    uint64_t& t = top[u.id().origin];
+    t = std::max(t, u.seq());
+  }
+  std::erase_if(top, [&](const auto& e) {
+    return std::any_of(peers_.begin(), peers_.end(), [&](const auto& entry) {
+      const Peer& p = entry.second;
+      return p.ready && relays_to(p, e.first) && seq_of(p.their, e.first) < e.second;
+    });
+  });
+  return top;
 }
 
 bool SyncEngine::after_ingest(const Result<IngestReport>& r, const std::set<OriginId>& origins, Peer* from) {
@@ -1098,7 +1122,8 @@ void SyncEngine::on_verified(const std::vector<Update>& updates, const std::vect
   std::vector<Update> early;
   for (const auto& u : updates) {
     const OriginId origin = u.id().origin;
-    if (u.seq() <= seq_of(covered, origin) && u.seq() > seq_of(relayed_early_, origin)) early.push_back(u);
+    if (u.seq() <= seq_of(covered, origin) && u.seq() > seq_of(relayed_early_, origin) && owed_locked(origin, u.seq()))
+      early.push_back(u);
   }
   if (early.empty()) return;
   raise_to(relayed_early_, early);
@@ -1119,7 +1144,7 @@ void SyncEngine::on_committed(const std::vector<Update>& updates, const std::vec
   const auto later = [&](OriginId origin, uint64_t seq) { return seq > seq_of(relayed_early_, origin); };
   std::vector<Update> rest;
   for (const auto& u : updates)
-    if (later(u.id().origin, u.seq())) rest.push_back(u);
+    if (later(u.id().origin, u.seq()) && owed_locked(u.id().origin, u.seq())) rest.push_back(u);
   std::vector<proof::Head> rest_heads;
   for (const auto& h : heads)
     if (later(h.origin, h.seq)) rest_heads.push_back(h);
@@ -1129,10 +1154,13 @@ void SyncEngine::on_committed(const std::vector<Update>& updates, const std::vec
 void SyncEngine::take_committed_locked(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
   if (committed_bytes_ >= options_.max_pending_push_bytes) return;  // anti-entropy delivers the rest
   for (const auto& u : updates) {
+    if (!owed_locked(u.id().origin, u.seq())) continue;
     committed_bytes_ += u.body().size();
     committed_.push_back(u);
+    ++taken_for_push_;
   }
-  committed_heads_.insert(committed_heads_.end(), heads.begin(), heads.end());
+  for (const auto& h : heads)
+    if (owed_locked(h.origin, h.seq)) committed_heads_.push_back(h);
   push_due_locked();
 }
 
@@ -1140,6 +1168,11 @@ void SyncEngine::push_due_locked() {
   if (first_committed_ms_ >= 0) return;
   first_committed_ms_ = clock_.now_millis();
   transport_.wake();
+}
+
+uint64_t SyncEngine::updates_taken_for_push() {
+  std::lock_guard<std::mutex> l(committed_mu_);
+  return taken_for_push_;
 }
 
 int SyncEngine::poll_timeout_ms(int longest) {

@@ -145,6 +145,9 @@ class SyncEngine {
   // How long the loop's next poll may wait, at most `longest`: until the
   // coalesced pushes are due when some are waiting.
   int poll_timeout_ms(int longest);
+  // Updates copied so far to be pushed (committed, or verified and relayed
+  // before their commit): a figure for tests.
+  uint64_t updates_taken_for_push();
 
   // Runtime changes of whom to sync with (the daemon's trust list):
   // dials a device (nothing when a link to the endpoint exists) ...
@@ -283,6 +286,12 @@ class SyncEngine {
   void push_due_locked();
   // REQUIRES: committed_mu_ held.
   void take_committed_locked(const std::vector<Update>& updates, const std::vector<proof::Head>& heads);
+  // REQUIRES: committed_mu_ held. Whether a push may still owe the update
+  // (origin, seq) to a peer: held_by_all_ does not cover it.
+  bool owed_locked(OriginId origin, uint64_t seq) const { return seq > seq_of(held_by_all_, origin); }
+  // Per origin of `updates`, their top seq, where every ready peer this node
+  // relays that origin to holds it already.
+  std::map<OriginId, uint64_t> held_by_all(const std::vector<Update>& updates) const;
   // Takes the results of the ingests the store finished (any thread's), as
   // ingest() takes its own.
   void finish_ingests();
@@ -447,8 +456,15 @@ class SyncEngine {
   std::vector<Update> committed_;  // guarded by committed_mu_
   std::vector<proof::Head> committed_heads_;  // guarded by committed_mu_: the heads covering committed_
   size_t committed_bytes_ = 0;            // guarded by committed_mu_
+  uint64_t taken_for_push_ = 0;           // guarded by committed_mu_: updates_taken_for_push()
   int64_t first_committed_ms_ = -1;       // guarded by committed_mu_
   std::map<OriginId, uint64_t> relayed_early_;  // guarded by committed_mu_: per origin, the highest seq on_verified took
+  // Guarded by committed_mu_: while an answer is stored (ingest), per origin,
+  // the seq up to which every ready peer this node relays to holds the
+  // origin's updates already, so that storing them copies none for a push
+  // that would go nowhere (a catch-up from one peer). Set and cleared by the
+  // loop around Node::ingest; peers_ cannot change while it waits there.
+  std::map<OriginId, uint64_t> held_by_all_;
   // Guarded by committed_mu_: per origin, the highest seq committed since the
   // last flush. Only these are announced (Have): a Have says the node holds
   // them, and a graft's Request is answered from the store.
