@@ -101,6 +101,7 @@ void start_mesh(Mesh& m, int nn) {
     };
     if (g_opt.tree_off) m.nodes.back()->features_off = wire::kFeatureTree;
     m.nodes.back()->relay_before_commit = !g_opt.relay_after_commit;
+    m.nodes.back()->verify_origins = !g_opt.verify_off;
     m.nodes.back()->open(new_node_dir("mesh-" + std::to_string(i), kCluster), "n" + std::to_string(i));
   }
   std::vector<std::string> eps;
@@ -265,6 +266,7 @@ std::string mesh_text() {
   std::string s = std::to_string(g_opt.nodes) + " nodes, " +
                   (g_opt.degree ? "each dialling " + std::to_string(g_opt.degree) + " random others" : "full mesh");
   if (g_opt.relay_after_commit) s += ", relayed after commit";
+  if (g_opt.verify_off) s += ", verification off";
   return g_opt.tree_off ? s + ", relay trees off" : s;
 }
 
