@@ -671,18 +671,19 @@ void give_origins(engine::Node* node, ManualClock& clock, TempDir& dirs, int ori
 // The link credit of the catch-up tests.
 constexpr size_t kCatchUpCredit = 1 << 20;
 
-// Two nodes, cut apart once they have handshaken, while node 0 takes the
-// updates of `origins` writers (give_origins); node 1 holds none of them.
+// `nodes` nodes in a full mesh (two unless said), node 0 cut from the others
+// once they have handshaken, while it takes the updates of `origins` writers
+// (give_origins); the others hold none of them.
 void cut_off_catch_up(ManualClock& clock, TempDir& writers, int origins, int each, bool in_turns,
-                      std::unique_ptr<SimCluster>& out) {
-  out = std::make_unique<SimCluster>(2, clock, /*full_mesh=*/true, 0,
+                      std::unique_ptr<SimCluster>& out, int nodes = 2) {
+  out = std::make_unique<SimCluster>(nodes, clock, /*full_mesh=*/true, 0,
                                      [](SyncOptions& so) { so.credit_bytes = kCatchUpCredit; });
   SimCluster& c = *out;
   c.run(50);
-  c.net.cut_both(endpoint_of(0), endpoint_of(1));
+  for (int i = 1; i < nodes; ++i) c.net.cut_both(endpoint_of(0), endpoint_of(i));
   ASSERT_NO_FATAL_FAILURE(give_origins(c.nodes[0].node.get(), clock, writers, origins, each, in_turns));
   c.run(20);  // node 0's pushes of them are lost in the cut
-  ASSERT_TRUE(c.nodes[1].node->vector().empty());
+  for (int i = 1; i < nodes; ++i) ASSERT_TRUE(c.nodes[static_cast<size_t>(i)].node->vector().empty());
 }
 
 TEST(Sync, ACatchUpFromManyOriginsAsksEachForAShareAndStoresAnswersTogether) {
@@ -771,35 +772,21 @@ TEST(Sync, ACatchUpFromOriginsTakingTurnsCommitsEachTurnAboveTheLast) {
         << "commit " << i << " of " << commits.size() << " lands among the keys of the one before";
 }
 
-// A catch-up from a node's only peer copies nothing to push: every update it
-// stores came from the one peer there is, which holds them all. A third node
-// that lacks them, reached only through the catching-up node, still has them
-// pushed to it as they are stored.
-TEST(Sync, ACatchUpCopiesUpdatesToPushOnlyForAPeerThatLacksThem) {
-  ManualClock clock(1'790'000'000'000);
-  constexpr int kOrigins = 4, kEach = 30;
-  {
-    TempDir writers;
-    std::unique_ptr<SimCluster> cluster;
-    ASSERT_NO_FATAL_FAILURE(cut_off_catch_up(clock, writers, kOrigins, kEach, /*in_turns=*/false, cluster));
-    SimCluster& c = *cluster;
-    const uint64_t taken_before = c.nodes[1].service->engine().updates_taken_for_push();
-    c.net.heal();
-    c.run(2000);
-    ASSERT_TRUE(c.converged());
-    EXPECT_EQ(c.nodes[1].node->vector(), c.nodes[0].node->vector());
-    EXPECT_EQ(c.nodes[1].service->engine().updates_taken_for_push(), taken_before)
-        << "no copy for a push to the only peer, which sent them";
-  }
-  // Three nodes: 0 holds the origins, 2 hears 0 only through 1.
-  SimCluster c(3, clock, /*full_mesh=*/true, 0, [](SyncOptions& so) { so.credit_bytes = kCatchUpCredit; });
-  c.run(50);
-  c.net.cut_both(endpoint_of(0), endpoint_of(1));
-  c.net.cut_both(endpoint_of(0), endpoint_of(2));
-  TempDir writers;
-  ASSERT_NO_FATAL_FAILURE(give_origins(c.nodes[0].node.get(), clock, writers, kOrigins, kEach, /*in_turns=*/false));
-  c.run(20);
-  ASSERT_TRUE(c.nodes[1].node->vector().empty());
+// A catch-up from node 0, node 1's only peer, with nothing copied to push:
+// every update node 1 stores came from node 0, which holds them all.
+void catch_up_from_node_0(SimCluster& c) {
+  const uint64_t taken_before = c.nodes[1].service->engine().updates_taken_for_push();
+  c.net.heal();
+  c.run(2000);
+  ASSERT_TRUE(c.converged());
+  EXPECT_EQ(c.nodes[1].node->vector(), c.nodes[0].node->vector());
+  EXPECT_EQ(c.nodes[1].service->engine().updates_taken_for_push(), taken_before)
+      << "no copy for a push to the only peer, which sent them";
+}
+
+// The same with a node 2 that hears node 0 only through node 1: node 1
+// copies what node 2 lacks and pushes it on as it stores it.
+void catch_up_through_node_1(SimCluster& c) {
   const auto pushes = [&] {
     const auto& sent = c.nodes[1].transport->counts().frames;
     auto it = sent.find(wire::Type::kPush);
@@ -815,6 +802,21 @@ TEST(Sync, ACatchUpCopiesUpdatesToPushOnlyForAPeerThatLacksThem) {
   EXPECT_GT(c.nodes[1].service->engine().updates_taken_for_push(), taken_before)
       << "node 1 copies what node 2 lacks";
   EXPECT_GT(pushes(), pushes_before) << "and pushes it to node 2";
+}
+
+// Storing a catch-up copies an update to push only for a ready peer that
+// lacks it: none for the peer that sent it.
+TEST(Sync, ACatchUpCopiesUpdatesToPushOnlyForAPeerThatLacksThem) {
+  ManualClock clock(1'790'000'000'000);
+  constexpr int kOrigins = 4, kEach = 30;
+  for (int nodes : {2, 3}) {
+    SCOPED_TRACE(std::to_string(nodes) + " nodes");
+    TempDir writers;
+    std::unique_ptr<SimCluster> cluster;
+    ASSERT_NO_FATAL_FAILURE(cut_off_catch_up(clock, writers, kOrigins, kEach, /*in_turns=*/false, cluster, nodes));
+    if (nodes == 2) ASSERT_NO_FATAL_FAILURE(catch_up_from_node_0(*cluster));
+    else ASSERT_NO_FATAL_FAILURE(catch_up_through_node_1(*cluster));
+  }
 }
 
 TEST(Sync, RequestEdgeCasesAnswerAsDocumented) {
