@@ -875,24 +875,30 @@ bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> he
   std::set<OriginId> origins;
   if (from)
     for (const auto& u : updates) origins.insert(u.id().origin);
+  // The mark holds while this ingest runs, and goes when it returns or throws
+  // (the loop goes on after an exception, and a stale mark would keep copies
+  // from a peer that joins later).
+  struct HeldMark {
+    SyncEngine& engine;
+    ~HeldMark() {
+      std::lock_guard<std::mutex> l(engine.committed_mu_);
+      engine.held_by_all_.clear();
+    }
+  };
   {
     std::lock_guard<std::mutex> l(committed_mu_);
     held_by_all_ = held_by_all(updates);
   }
-  auto report = node_.ingest(std::move(updates), std::move(heads));
-  {
-    std::lock_guard<std::mutex> l(committed_mu_);
-    held_by_all_.clear();
-  }
+  Result<IngestReport> report = [&] {
+    HeldMark mark{*this};
+    return node_.ingest(std::move(updates), std::move(heads));
+  }();
   return after_ingest(report, origins, from);
 }
 
 std::map<OriginId, uint64_t> SyncEngine::held_by_all(const std::vector<Update>& updates) const {
-  std::map<OriginId, uint64_t> top;
-  for (const auto& u : updates) {
-    uint64_t& t = top[u.id().origin];
-    t = std::max(t, u.seq());
-  }
+  VersionVector top;
+  raise_to(top, updates);
   std::erase_if(top, [&](const auto& e) {
     return std::any_of(peers_.begin(), peers_.end(), [&](const auto& entry) {
       const Peer& p = entry.second;
