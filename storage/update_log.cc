@@ -681,15 +681,29 @@ std::string encode_stored_head(const StoredHead& h) {
   return out;
 }
 
-std::optional<StoredHead> decode_stored_head(std::string_view key, std::string_view v) {
-  if (key.size() != 16 || v.size() != kStoredHeadBytes) return std::nullopt;
+std::optional<StoredHead> decode_stored_head(uint64_t seq, std::string_view v) {
+  if (v.size() != kStoredHeadBytes) return std::nullopt;
   StoredHead h;
-  h.seq = get_u64_be(key.data() + 8);
+  h.seq = seq;
   h.chain = *proof::chain_from(v.substr(0, 32));
   h.flags = static_cast<uint8_t>(v[32]);
   h.signature = std::string(v.substr(33, 64));
   h.bytes = get_u64_be(v.data() + 97);
   return h;
+}
+
+std::optional<StoredHead> decode_stored_head(std::string_view key, std::string_view v) {
+  if (key.size() != 16) return std::nullopt;
+  return decode_stored_head(get_u64_be(key.data() + 8), v);
+}
+
+// Format 5: an origin record may end with its origin's newest head,
+// `seq(8) ‖ stored head`.
+constexpr size_t kRecordHeadBytes = 8 + kStoredHeadBytes;
+
+std::optional<StoredHead> record_head(std::string_view record) {
+  if (record.size() != kOriginRecordBytes + kRecordHeadBytes) return std::nullopt;
+  return decode_stored_head(get_u64_be(record.data() + kOriginRecordBytes), record.substr(kOriginRecordBytes + 8));
 }
 
 }  // namespace
@@ -708,7 +722,7 @@ std::string encode_origin_record(const OriginRecord& r) {
 }
 
 std::optional<OriginRecord> decode_origin_record(std::string_view v) {
-  if (v.size() != kOriginRecordBytes) return std::nullopt;
+  if (v.size() != kOriginRecordBytes && v.size() != kOriginRecordBytes + kRecordHeadBytes) return std::nullopt;
   OriginRecord r;
   r.key = std::string(v.substr(0, 32));
   if (!all_zero(v.substr(32, 32))) {
@@ -747,8 +761,18 @@ std::optional<StoredHead> LogTxn::head_at_or_above(OriginId origin, uint64_t seq
   return head_near(origin, seq, false);
 }
 
-// The held head of `origin` nearest `seq`: at or below it, or at or above it.
+// The held head of `origin` nearest `seq`, at or below it or at or above it:
+// the nearer of the record's and the one `heads` holds.
 std::optional<StoredHead> LogTxn::head_near(OriginId origin, uint64_t seq, bool at_or_below) {
+  auto out = table_head_near(origin, seq, at_or_below);
+  auto record = get(log_->origins_, u64_be(origin));
+  auto newest = record ? record_head(*record) : std::nullopt;
+  if (!newest || (at_or_below ? newest->seq > seq : newest->seq < seq)) return out;
+  if (!out || (at_or_below ? newest->seq >= out->seq : newest->seq <= out->seq)) return newest;
+  return out;
+}
+
+std::optional<StoredHead> LogTxn::table_head_near(OriginId origin, uint64_t seq, bool at_or_below) {
   MDB_cursor* c = nullptr;
   int rc = mdb_cursor_open(txn_, log_->heads_, &c);
   note(rc, "open heads cursor");
@@ -792,14 +816,38 @@ std::map<OriginId, uint64_t> LogTxn::fork_seqs() {
 }
 
 Status LogTxn::put_origin_record(OriginId origin, const OriginRecord& record) {
-  return put(log_->origins_, u64_be(origin), encode_origin_record(record));
+  std::string value = encode_origin_record(record);
+  if (auto old = get(log_->origins_, u64_be(origin)); old && record_head(*old))
+    value.append(old->substr(kOriginRecordBytes));
+  return put(log_->origins_, u64_be(origin), value);
+}
+
+// Writes `record`'s leading fields again, followed by `head` (none: no head).
+Status LogTxn::put_record_head(OriginId origin, std::string_view record, const StoredHead* head) {
+  std::string value(record.substr(0, kOriginRecordBytes));
+  if (head) {
+    value += u64_be(head->seq);
+    value += encode_stored_head(*head);
+  }
+  return put(log_->origins_, u64_be(origin), value);
 }
 
 Status LogTxn::put_head(OriginId origin, const StoredHead& head) {
-  return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
+  auto found = get(log_->origins_, u64_be(origin));
+  if (!found || !decode_origin_record(*found)) return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
+  const std::string record(*found);  // a put below may move the page it lies in
+  const auto newest = record_head(record);
+  if (newest && newest->seq > head.seq) return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
+  if (newest && newest->seq < head.seq)
+    REPLOG_RETURN_IF_ERROR(put(log_->heads_, seq_key(origin, newest->seq), encode_stored_head(*newest)));
+  return put_record_head(origin, record, &head);
 }
 
 Status LogTxn::delete_head(OriginId origin, uint64_t seq) {
+  if (auto found = get(log_->origins_, u64_be(origin))) {
+    const auto newest = record_head(*found);
+    if (newest && newest->seq == seq) return put_record_head(origin, std::string(*found), nullptr);
+  }
   const std::string key = seq_key(origin, seq);
   MDB_val k = val(key);
   int rc = mdb_del(txn_, log_->heads_, &k, nullptr);

@@ -44,8 +44,10 @@ namespace replog {
 //    format 2 kept it in `seq`, keyed origin||seq.
 // 4: no vector table: an origin's vector entry is its last seq index entry,
 //    which every commit writes anyway: one database less in a commit.
+// 5: an origin's newest head is kept in its origin record, which a commit
+//    writes anyway; `heads` holds only the older heads thinning keeps.
 // Older directories are upgraded in place when a node opens them for writing.
-inline constexpr uint32_t kStorageFormatVersion = 4;
+inline constexpr uint32_t kStorageFormatVersion = 5;
 
 // Whether `format` (meta `format_version`) names a storage format older than
 // kStorageFormatVersion: one a reader reads as it is and a writer upgrades.
@@ -158,6 +160,8 @@ class LogTxn {
   std::optional<OriginRecord> origin_record(OriginId origin);
   std::map<OriginId, OriginRecord> origin_records();
   // The held head of `origin` at the highest seq <= seq, or the lowest seq >= seq.
+  // The heads held are those of `heads` and the newest, which format 5 keeps
+  // in the origin's record (a directory of format 4 or older: in `heads`).
   std::optional<StoredHead> head_at_or_below(OriginId origin, uint64_t seq);
   std::optional<StoredHead> head_at_or_above(OriginId origin, uint64_t seq);
   std::vector<StoredHead> heads(OriginId origin);
@@ -187,7 +191,11 @@ class LogTxn {
   Status put_fork(OriginId origin, std::string_view report);
   Status delete_fork(OriginId origin);
   Status put_peer(std::string_view endpoint, std::string_view state);
+  // Keeps the newest head the record holds.
   Status put_origin_record(OriginId origin, const OriginRecord& record);
+  // A head newer than the origin's record holds goes into the record, and the
+  // one it held moves to `heads`; an older one goes to `heads`, as does any
+  // head of an origin without a record.
   Status put_head(OriginId origin, const StoredHead& head);
   Status delete_head(OriginId origin, uint64_t seq);
   Status put_evidence(OriginId origin, std::string_view bytes);
@@ -206,6 +214,8 @@ class LogTxn {
   void end();
   std::optional<std::string_view> get(MDB_dbi dbi, std::string_view key);
   std::optional<StoredHead> head_near(OriginId origin, uint64_t seq, bool at_or_below);
+  std::optional<StoredHead> table_head_near(OriginId origin, uint64_t seq, bool at_or_below);
+  Status put_record_head(OriginId origin, std::string_view record, const StoredHead* head);
   void scan(MDB_dbi dbi, bool reverse, const std::function<void(std::string_view, std::string_view)>& fn);
   void note(int rc, const char* what);
   Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);

@@ -277,7 +277,7 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
 
   auto log = open_log(dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("4"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
   auto rec = txn->origin_record(legacy);
   ASSERT_TRUE(rec);
   EXPECT_TRUE(rec->legacy);
@@ -296,22 +296,41 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
   EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
 }
 
-// Rewrites a current directory as an older build left it. Format 3 and
-// earlier keep a vector table (`vector`: origin(8) -> seq(8) || hlc of that
-// update(8)); format 2 also keeps its seq index in `seq`, keyed
-// origin(8)||seq(8), each value the 16-byte log key. Marks the directory
-// with `format`.
-void rewrite_as_format(const std::string& dir, int format) {
-  MDB_env* env = nullptr;
-  ASSERT_EQ(mdb_env_create(&env), 0);
-  mdb_env_set_maxdbs(env, 16);
-  ASSERT_EQ(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600), 0);
-  MDB_txn* txn = nullptr;
-  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  MDB_dbi seqs = 0, seq = 0, vector = 0, meta_db = 0;
+// Format 4 and earlier keep every head in `heads`: moves each origin
+// record's newest head (format 5: `seq(8) ‖ 105-byte head` after the 177
+// record bytes) there.
+void move_record_heads_to_table(MDB_txn* txn) {
+  MDB_dbi origins = 0, heads = 0;
+  ASSERT_EQ(mdb_dbi_open(txn, "origins", 0, &origins), 0);
+  ASSERT_EQ(mdb_dbi_open(txn, "heads", 0, &heads), 0);
+  std::map<std::string, std::string> records;
+  MDB_cursor* c = nullptr;
+  ASSERT_EQ(mdb_cursor_open(txn, origins, &c), 0);
+  MDB_val k, v;
+  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    records[std::string(static_cast<const char*>(k.mv_data), k.mv_size)] =
+        std::string(static_cast<const char*>(v.mv_data), v.mv_size);
+  mdb_cursor_close(c);
+  size_t moved = 0;
+  for (auto& [origin, record] : records) {
+    if (record.size() == 177) continue;
+    ASSERT_EQ(record.size(), 177u + 8 + 105);
+    std::string key = origin + record.substr(177, 8), head = record.substr(185);
+    record.resize(177);
+    MDB_val hk{key.size(), key.data()}, hv{head.size(), head.data()};
+    MDB_val rk{origin.size(), const_cast<char*>(origin.data())}, rv{record.size(), record.data()};
+    ASSERT_EQ(mdb_put(txn, heads, &hk, &hv, 0), 0);
+    ASSERT_EQ(mdb_put(txn, origins, &rk, &rv, 0), 0);
+    ++moved;
+  }
+  EXPECT_GT(moved, 0u);
+}
+
+// Format 3 and earlier: the vector table; format 2: the seq index in `seq`.
+void write_vector_table(MDB_txn* txn, int format) {
+  MDB_dbi seqs = 0, seq = 0, vector = 0;
   ASSERT_EQ(mdb_dbi_open(txn, "seqs", MDB_DUPSORT | MDB_DUPFIXED, &seqs), 0);
   ASSERT_EQ(mdb_dbi_open(txn, "vector", MDB_CREATE, &vector), 0);
-  ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta_db), 0);
   if (format == 2) {
     ASSERT_EQ(mdb_dbi_open(txn, "seq", MDB_CREATE, &seq), 0);
   }
@@ -342,6 +361,24 @@ void rewrite_as_format(const std::string& dir, int format) {
     EXPECT_GT(moved, 0u);
     ASSERT_EQ(mdb_drop(txn, seqs, 1), 0);
   }
+}
+
+// Rewrites a current directory as an older build left it. Format 4 and
+// earlier keep every head in `heads`. Format 3 and earlier keep a vector
+// table (`vector`: origin(8) -> seq(8) || hlc of that update(8)); format 2
+// also keeps its seq index in `seq`, keyed origin(8)||seq(8), each value the
+// 16-byte log key. Marks the directory with `format`.
+void rewrite_as_format(const std::string& dir, int format) {
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 16);
+  ASSERT_EQ(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600), 0);
+  MDB_txn* txn = nullptr;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  ASSERT_NO_FATAL_FAILURE(move_record_heads_to_table(txn));
+  if (format <= 3) ASSERT_NO_FATAL_FAILURE(write_vector_table(txn, format));
+  MDB_dbi meta_db = 0;
+  ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta_db), 0);
   std::string name = meta::kFormat, text = std::to_string(format);
   MDB_val mk{name.size(), name.data()}, mv{text.size(), text.data()};
   ASSERT_EQ(mdb_put(txn, meta_db, &mk, &mv, 0), 0);
@@ -443,7 +480,7 @@ TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) 
 
   auto log = open_log(a_dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("4"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
   for (const auto& [origin, held] : vector)
     for (uint64_t seq = 1; seq <= held; ++seq) {
       auto id = txn->id_of(origin, seq);
@@ -474,7 +511,7 @@ TEST(Signing, AFormatThreeDirectoryDropsItsVectorTableAndKeepsItsVector) {
   VersionVector vector;
   ASSERT_NO_FATAL_FAILURE(two_origins(tmp, 20, hash, vector));
   std::map<OriginId, VectorEntry> entries = open_log(a_dir)->begin_read()->vector_entries();
-  EXPECT_EQ(database_entries(a_dir, "vector"), 0) << "format 4 writes no vector table";
+  EXPECT_EQ(database_entries(a_dir, "vector"), 0) << "format 4 and later write no vector table";
   rewrite_as_format(a_dir, 3);
   ASSERT_EQ(database_entries(a_dir, "vector"), 2);
 
@@ -501,7 +538,7 @@ TEST(Signing, AFormatThreeDirectoryDropsItsVectorTableAndKeepsItsVector) {
   EXPECT_EQ(database_entries(a_dir, "vector"), 0);
   auto log = open_log(a_dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("4"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
   auto now = txn->vector_entries();
   for (const auto& [origin, e] : entries) {
     ASSERT_TRUE(now.count(origin));
@@ -513,6 +550,95 @@ TEST(Signing, AFormatThreeDirectoryDropsItsVectorTableAndKeepsItsVector) {
   auto after = verify_data_dir(a_dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
   ASSERT_TRUE(after);
   EXPECT_TRUE(after->ok()) << (after->problems.empty() ? "" : after->problems.front());
+  EXPECT_EQ(after->updates, 41u);
+}
+
+// Format 5 keeps each origin's newest head in its record, which the commit
+// writes anyway: calls that each store the head of the one before leave
+// `heads` empty until 64 KiB of bodies make a head worth keeping.
+TEST(Signing, TheNewestHeadIsKeptInTheOriginRecordAndOnlyThinnedHeadsInTheTable) {
+  TempDir tmp;
+  const std::string dir = tmp.sub("d");
+  ASSERT_TRUE(Node::init({dir, std::string("c1"), std::nullopt, nullptr}));
+  auto node = open_node(dir);
+  ASSERT_TRUE(node);
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(node->call("set", set_arg("k" + std::to_string(i % 3), "v")));
+  const OriginId origin = node->node_id();
+  ASSERT_TRUE(node->close());
+  node.reset();
+  EXPECT_EQ(database_entries(dir, "heads"), 0) << "40 small calls keep one head, in the record";
+  {
+    auto log = open_log(dir);
+    auto txn = log->begin_read();
+    auto heads = txn->heads(origin);
+    ASSERT_EQ(heads.size(), 1u);
+    EXPECT_EQ(heads[0].seq, 40u);
+  }
+  node = open_node(dir);
+  ASSERT_TRUE(node);
+  const std::string filler(1000, 'x');
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(node->call("set", set_arg("f" + std::to_string(i), filler)));
+  ASSERT_TRUE(node->close());
+  node.reset();
+  size_t kept = 0;
+  {
+    auto log = open_log(dir);
+    auto heads = log->begin_read()->heads(origin);
+    ASSERT_GE(heads.size(), 3u) << "200 KiB keep a head per 64 KiB";
+    EXPECT_EQ(heads.back().seq, 240u);
+    kept = heads.size();
+  }
+  EXPECT_EQ(database_entries(dir, "heads"), static_cast<int64_t>(kept) - 1) << "all but the newest in the table";
+  auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
+  EXPECT_EQ(report->heads_checked, kept);
+}
+
+// Format 4 kept every head in `heads`. A reader reads them there; a writer
+// upgrades to format 5 without moving them: the next head of an origin goes
+// into its record, and the one in the table stays or is thinned as before.
+TEST(Signing, AFormatFourDirectoryKeepsItsHeadsWhereTheyAreAndUpgrades) {
+  TempDir tmp;
+  const std::string a_dir = tmp.sub("a");
+  std::string hash;
+  VersionVector vector;
+  ASSERT_NO_FATAL_FAILURE(two_origins(tmp, 20, hash, vector));
+  ASSERT_EQ(database_entries(a_dir, "heads"), 0);
+  rewrite_as_format(a_dir, 4);
+  ASSERT_EQ(database_entries(a_dir, "heads"), 2) << "each origin's newest head, in the table";
+  auto registry = std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins());
+  auto before = verify_data_dir(a_dir, registry);
+  ASSERT_TRUE(before);
+  EXPECT_TRUE(before->ok()) << (before->problems.empty() ? "" : before->problems.front());
+  EXPECT_EQ(before->heads_checked, 2u) << "a reader finds the heads in the table";
+
+  auto node = open_node(a_dir);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->state_hash(), hash);
+  const OriginId own = node->node_id();
+  auto range = node->read_range(own, 1, 100, size_t{1} << 20);
+  ASSERT_TRUE(range && range->head) << "its own updates are served with their head";
+  EXPECT_EQ(range->head->seq, 20u);
+  ASSERT_TRUE(node->call("set", set_arg("after", "upgrade")));
+  ASSERT_TRUE(node->close());
+  node.reset();
+
+  EXPECT_EQ(database_entries(a_dir, "heads"), 1) << "the own origin's head #20 was thinned; the other stays";
+  {
+    auto log = open_log(a_dir);
+    auto txn = log->begin_read();
+    EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
+    for (const auto& [origin, held] : vector) {
+      auto newest = txn->head_at_or_below(origin, UINT64_MAX);
+      ASSERT_TRUE(newest) << hex16(origin);
+      EXPECT_EQ(newest->seq, origin == own ? held + 1 : held) << hex16(origin);
+    }
+  }
+  auto after = verify_data_dir(a_dir, registry);
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->ok()) << (after->problems.empty() ? "" : after->problems.front());
+  EXPECT_EQ(after->heads_checked, 2u);
   EXPECT_EQ(after->updates, 41u);
 }
 
@@ -559,14 +685,14 @@ TEST(Signing, ANewerStorageFormatIsRefusedWithOneLine) {
   {
     auto log = open_log(dir);
     auto txn = log->begin_write();
-    ASSERT_TRUE(txn->put_meta(meta::kFormat, "5"));
+    ASSERT_TRUE(txn->put_meta(meta::kFormat, "6"));
     ASSERT_TRUE(txn->commit());
   }
   engine::NodeOptions o;
   o.dir = dir;
   auto n = Node::open(o);
   ASSERT_FALSE(n);
-  EXPECT_NE(n.status().message().find("storage format 5"), std::string::npos) << n.status().message();
+  EXPECT_NE(n.status().message().find("storage format 6"), std::string::npos) << n.status().message();
   EXPECT_EQ(n.status().message().find('\n'), std::string::npos);
   auto ro = Node::open_read_only(o);
   EXPECT_FALSE(ro);

@@ -1,11 +1,14 @@
 // The LMDB log's map: it grows under readers on other threads (the daemon's
 // peer and API threads read while the writer grows it), and a resize that
 // the OS refuses leaves the log usable. Both were found by the simulator with
-// small maps and the store's fault points (tests/sim/README.md).
+// small maps and the store's fault points (tests/sim/README.md). And where
+// an origin's heads are kept: the newest in its record, older ones in `heads`.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <lmdb.h>
 
 #include <atomic>
 #include <fstream>
@@ -122,6 +125,104 @@ TEST(UpdateLog, MapStopsGrowingAtTheCeiling) {
   EXPECT_EQ(grown.code(), Status::Code::kNoSpace) << grown.message();
   EXPECT_LE(log->map_bytes(), UpdateLog::kMaxMapBytes);
   EXPECT_TRUE(log->begin_read().is_ok());
+}
+
+StoredHead head_at(uint64_t seq) {
+  StoredHead h;
+  h.seq = seq;
+  h.chain.fill(static_cast<uint8_t>(seq));
+  h.flags = 0;
+  h.signature = std::string(64, static_cast<char>('a' + seq % 26));
+  h.bytes = seq * 100;
+  return h;
+}
+
+// Entries in the named database of the closed LMDB environment in `dir`.
+int64_t entries(const std::string& dir, const char* name) {
+  MDB_env* env = nullptr;
+  mdb_env_create(&env);
+  mdb_env_set_maxdbs(env, 16);
+  int64_t out = -1;
+  MDB_txn* txn = nullptr;
+  if (mdb_env_open(env, dir.c_str(), MDB_NOTLS | MDB_RDONLY, 0600) == 0 &&
+      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0) {
+    MDB_dbi dbi = 0;
+    MDB_stat st;
+    if (mdb_dbi_open(txn, name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) out = static_cast<int64_t>(st.ms_entries);
+    mdb_txn_abort(txn);
+  }
+  mdb_env_close(env);
+  return out;
+}
+
+std::vector<uint64_t> seqs_of(const std::vector<StoredHead>& heads) {
+  std::vector<uint64_t> out;
+  for (const auto& h : heads) out.push_back(h.seq);
+  return out;
+}
+
+// Format 5: a commit that stores an origin's newest head writes its record
+// (which the commit writes anyway) and not `heads`, until a newer head pushes
+// it there. Reads see the record's head and the table's as one set, so a
+// directory of format 4 (every head in `heads`) reads the same.
+TEST(UpdateLog, TheNewestHeadLivesInTheOriginRecordAndOlderOnesInHeads) {
+  testing::TempDir dir;
+  const OriginId origin = 7, bare = 9;
+  OriginRecord r;
+  r.key = std::string(32, 'k');
+  r.seq = 3;
+  {
+    auto log = small_log(dir.path());
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    ASSERT_TRUE(txn->put_head(bare, head_at(1))) << "an origin without a record: its heads go to the table";
+    ASSERT_TRUE(txn->put_origin_record(origin, r));
+    ASSERT_TRUE(txn->put_head(origin, head_at(3)));
+    ASSERT_TRUE(txn->commit());
+  }
+  EXPECT_EQ(entries(dir.path(), "heads"), 1) << "the newest head is in the record";
+  {
+    auto log = small_log(dir.path());
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    auto h = txn->head_at_or_below(origin, 10);
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->seq, 3u);
+    EXPECT_EQ(h->signature, head_at(3).signature);
+    EXPECT_EQ(h->chain, head_at(3).chain);
+    EXPECT_EQ(h->bytes, 300u);
+    EXPECT_FALSE(txn->head_at_or_below(origin, 2));
+    EXPECT_EQ(txn->head_at_or_above(origin, 1)->seq, 3u);
+    EXPECT_FALSE(txn->head_at_or_above(origin, 4));
+
+    ASSERT_TRUE(txn->put_head(origin, head_at(5)));  // 3 moves to the table
+    ASSERT_TRUE(txn->put_head(origin, head_at(4)));  // older than the record's: the table
+    r.seq = 6;
+    ASSERT_TRUE(txn->put_origin_record(origin, r));  // keeps the record's head
+    EXPECT_EQ(txn->origin_record(origin)->seq, 6u);
+    EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{3, 4, 5}));
+    EXPECT_EQ(txn->head_at_or_below(origin, 100)->seq, 5u);
+    EXPECT_EQ(txn->head_at_or_below(origin, 4)->seq, 4u);
+    EXPECT_EQ(txn->head_at_or_above(origin, 5)->seq, 5u);
+    EXPECT_EQ(seqs_of(txn->heads(bare)), (std::vector<uint64_t>{1}));
+    ASSERT_TRUE(txn->commit());
+  }
+  EXPECT_EQ(entries(dir.path(), "heads"), 3);
+  {
+    auto log = small_log(dir.path());
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    ASSERT_TRUE(txn->delete_head(origin, 5));  // the record's: the record keeps none
+    EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{3, 4}));
+    EXPECT_EQ(txn->origin_record(origin)->seq, 6u) << "the record's fields stay";
+    ASSERT_TRUE(txn->delete_head(origin, 4));  // the table's
+    EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{3}));
+    // As format 4 left it: the newest head in the table, none in the record.
+    ASSERT_TRUE(txn->put_head(origin, head_at(6)));
+    EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{3, 6}));
+    ASSERT_TRUE(txn->commit());
+  }
+  EXPECT_EQ(entries(dir.path(), "heads"), 2) << "a head put into an empty record moves nothing";
 }
 
 }  // namespace

@@ -236,7 +236,9 @@ Status Node::store_head(LogTxn& txn, OriginId origin, const StoredHead& head) {
 }
 
 // Older storage formats to the current one, in one write transaction under
-// the directory lock (docs/STORAGE.md "Format versions"): from format 3, the
+// the directory lock (docs/STORAGE.md "Format versions"). From format 4
+// nothing moves: each origin's newest head stays in `heads` until a newer one
+// goes into its record, and reads look in both. From format 3, the
 // vector table goes (the seq index implies it); from format 2, the seq index
 // moves to its appending layout first; from format 1, the origin is signed
 // too (sign_legacy_origin).
