@@ -20,6 +20,7 @@
 #include "storage/identity.h"
 #include "storage/update_log.h"
 #include "signed_node.h"
+#include "database_entries.h"
 #include "temp_dir.h"
 
 namespace replog {
@@ -27,6 +28,7 @@ namespace {
 
 using engine::Node;
 using testing::TempDir;
+using testing::database_entries;
 
 std::string device_key(const std::string& dir) {
   auto id = load_identity(DataDir(dir).identity_file(), Env::posix());
@@ -384,25 +386,6 @@ void rewrite_as_format(const std::string& dir, int format) {
   ASSERT_EQ(mdb_put(txn, meta_db, &mk, &mv, 0), 0);
   ASSERT_EQ(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
-}
-
-// Entries in the named database `name` of the LMDB environment in `dir`; -1
-// when it has no such database.
-int64_t database_entries(const std::string& dir, const char* name) {
-  MDB_env* env = nullptr;
-  mdb_env_create(&env);
-  mdb_env_set_maxdbs(env, 16);
-  int64_t out = -1;
-  MDB_txn* txn = nullptr;
-  if (mdb_env_open(env, dir.c_str(), MDB_NOTLS | MDB_RDONLY, 0600) == 0 &&
-      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0) {
-    MDB_dbi dbi = 0;
-    MDB_stat st;
-    if (mdb_dbi_open(txn, name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) out = static_cast<int64_t>(st.ms_entries);
-    mdb_txn_abort(txn);
-  }
-  mdb_env_close(env);
-  return out;
 }
 
 // Whether the LMDB environment in `dir` holds the named database `name`.

@@ -8,8 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <lmdb.h>
-
 #include <atomic>
 #include <fstream>
 #include <string>
@@ -17,6 +15,7 @@
 
 #include "protocol/bytes.h"
 #include "storage/update_log.h"
+#include "database_entries.h"
 #include "temp_dir.h"
 
 namespace replog {
@@ -137,24 +136,6 @@ StoredHead head_at(uint64_t seq) {
   return h;
 }
 
-// Entries in the named database of the closed LMDB environment in `dir`.
-int64_t entries(const std::string& dir, const char* name) {
-  MDB_env* env = nullptr;
-  mdb_env_create(&env);
-  mdb_env_set_maxdbs(env, 16);
-  int64_t out = -1;
-  MDB_txn* txn = nullptr;
-  if (mdb_env_open(env, dir.c_str(), MDB_NOTLS | MDB_RDONLY, 0600) == 0 &&
-      mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) == 0) {
-    MDB_dbi dbi = 0;
-    MDB_stat st;
-    if (mdb_dbi_open(txn, name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0) out = static_cast<int64_t>(st.ms_entries);
-    mdb_txn_abort(txn);
-  }
-  mdb_env_close(env);
-  return out;
-}
-
 std::vector<uint64_t> seqs_of(const std::vector<StoredHead>& heads) {
   std::vector<uint64_t> out;
   for (const auto& h : heads) out.push_back(h.seq);
@@ -180,7 +161,7 @@ TEST(UpdateLog, TheNewestHeadLivesInTheOriginRecordAndOlderOnesInHeads) {
     ASSERT_TRUE(txn->put_head(origin, head_at(3)));
     ASSERT_TRUE(txn->commit());
   }
-  EXPECT_EQ(entries(dir.path(), "heads"), 1) << "the newest head is in the record";
+  EXPECT_EQ(testing::database_entries(dir.path(), "heads"), 1) << "the newest head is in the record";
   {
     auto log = small_log(dir.path());
     auto txn = log->begin_write();
@@ -207,7 +188,7 @@ TEST(UpdateLog, TheNewestHeadLivesInTheOriginRecordAndOlderOnesInHeads) {
     EXPECT_EQ(seqs_of(txn->heads(bare)), (std::vector<uint64_t>{1}));
     ASSERT_TRUE(txn->commit());
   }
-  EXPECT_EQ(entries(dir.path(), "heads"), 3);
+  EXPECT_EQ(testing::database_entries(dir.path(), "heads"), 3);
   {
     auto log = small_log(dir.path());
     auto txn = log->begin_write();
@@ -222,7 +203,7 @@ TEST(UpdateLog, TheNewestHeadLivesInTheOriginRecordAndOlderOnesInHeads) {
     EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{3, 6}));
     ASSERT_TRUE(txn->commit());
   }
-  EXPECT_EQ(entries(dir.path(), "heads"), 2) << "a head put into an empty record moves nothing";
+  EXPECT_EQ(testing::database_entries(dir.path(), "heads"), 2) << "a head put into an empty record moves nothing";
 }
 
 }  // namespace
