@@ -20,7 +20,7 @@
 #include "storage/identity.h"
 #include "storage/update_log.h"
 #include "signed_node.h"
-#include "database_entries.h"
+#include "lmdb_files.h"
 #include "temp_dir.h"
 
 namespace replog {
@@ -298,36 +298,6 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
   EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
 }
 
-// Format 4 and earlier keep every head in `heads`: moves each origin
-// record's newest head (format 5: `seq(8) ‖ 105-byte head` after the 177
-// record bytes) there.
-void move_record_heads_to_table(MDB_txn* txn) {
-  MDB_dbi origins = 0, heads = 0;
-  ASSERT_EQ(mdb_dbi_open(txn, "origins", 0, &origins), 0);
-  ASSERT_EQ(mdb_dbi_open(txn, "heads", 0, &heads), 0);
-  std::map<std::string, std::string> records;
-  MDB_cursor* c = nullptr;
-  ASSERT_EQ(mdb_cursor_open(txn, origins, &c), 0);
-  MDB_val k, v;
-  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-    records[std::string(static_cast<const char*>(k.mv_data), k.mv_size)] =
-        std::string(static_cast<const char*>(v.mv_data), v.mv_size);
-  mdb_cursor_close(c);
-  size_t moved = 0;
-  for (auto& [origin, record] : records) {
-    if (record.size() == 177) continue;
-    ASSERT_EQ(record.size(), 177u + 8 + 105);
-    std::string key = origin + record.substr(177, 8), head = record.substr(185);
-    record.resize(177);
-    MDB_val hk{key.size(), key.data()}, hv{head.size(), head.data()};
-    MDB_val rk{origin.size(), const_cast<char*>(origin.data())}, rv{record.size(), record.data()};
-    ASSERT_EQ(mdb_put(txn, heads, &hk, &hv, 0), 0);
-    ASSERT_EQ(mdb_put(txn, origins, &rk, &rv, 0), 0);
-    ++moved;
-  }
-  EXPECT_GT(moved, 0u);
-}
-
 // Format 3 and earlier: the vector table; format 2: the seq index in `seq`.
 void write_vector_table(MDB_txn* txn, int format) {
   MDB_dbi seqs = 0, seq = 0, vector = 0;
@@ -377,13 +347,11 @@ void rewrite_as_format(const std::string& dir, int format) {
   ASSERT_EQ(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600), 0);
   MDB_txn* txn = nullptr;
   ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  ASSERT_NO_FATAL_FAILURE(move_record_heads_to_table(txn));
+  size_t moved = 0;
+  ASSERT_EQ(testing::move_record_heads_to_table(txn, moved), "");
+  EXPECT_GT(moved, 0u);
   if (format <= 3) ASSERT_NO_FATAL_FAILURE(write_vector_table(txn, format));
-  MDB_dbi meta_db = 0;
-  ASSERT_EQ(mdb_dbi_open(txn, "meta", 0, &meta_db), 0);
-  std::string name = meta::kFormat, text = std::to_string(format);
-  MDB_val mk{name.size(), name.data()}, mv{text.size(), text.data()};
-  ASSERT_EQ(mdb_put(txn, meta_db, &mk, &mv, 0), 0);
+  ASSERT_EQ(testing::put_format(txn, format), "");
   ASSERT_EQ(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
 }

@@ -15,7 +15,7 @@
 
 #include "protocol/bytes.h"
 #include "storage/update_log.h"
-#include "database_entries.h"
+#include "lmdb_files.h"
 #include "temp_dir.h"
 
 namespace replog {

@@ -2,6 +2,7 @@
 
 #include "protocol/bytes.h"
 #include "protocol/origin_proof.h"
+#include "lmdb_files.h"
 #include "sim/model.h"
 #include "storage/data_dir.h"
 #include "storage/identity.h"
@@ -259,6 +260,13 @@ void Cluster::crash(int i) {
 }
 
 void Cluster::restart(int i) { open(nodes_[static_cast<size_t>(i)]); }
+
+size_t Cluster::rewrite_as_format_4(int i) {
+  size_t moved = 0;
+  const std::string error = testing::rewrite_as_format_4(nodes_[static_cast<size_t>(i)].dir, moved);
+  if (!error.empty()) throw std::runtime_error("rewrite n" + std::to_string(i) + " as format 4: " + error);
+  return moved;
+}
 
 void Cluster::copy_directory(int from, int to) {
   SimNode& source = nodes_[static_cast<size_t>(from)];

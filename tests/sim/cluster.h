@@ -88,6 +88,10 @@ class Cluster {
   void tick(int64_t ms, int rounds = 3);
   void crash(int i);    // REQUIRES: up
   void restart(int i);  // REQUIRES: down
+  // Rewrites node i's log as storage format 4 left it (every head in
+  // `heads`), so that its restart reads and upgrades that layout. Returns the
+  // heads moved. REQUIRES: down
+  size_t rewrite_as_format_4(int i);
   // Waits until node i's writer is idle (no checkpoint being written). REQUIRES: up
   void settle(int i);
   // Replaces node `to`'s directory with a copy of node `from`'s committed log:

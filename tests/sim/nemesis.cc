@@ -154,6 +154,14 @@ void Nemesis::crash_one() {
   const int down_steps = chance(0.3) ? 0 : 5 + static_cast<int>(rng_() % 40);
   down_until_[i] = -down_steps;  // relative; made absolute in restart_due
   note(how, how + " n" + std::to_string(i) + " down " + std::to_string(down_steps) + " steps");
+  // As if the node had run an older build: its restart reads the heads
+  // where format 4 kept them, serves them, and upgrades.
+  if (chance(0.25)) {
+    older_format_.insert(i);
+    const size_t moved = cluster_.rewrite_as_format_4(i);
+    note("format 4 restart", "n" + std::to_string(i) + " restarts from storage format 4 (" + std::to_string(moved) +
+                                 " newest heads moved to the heads table)");
+  }
 }
 
 // A call whose node dies before its caller hears back: the commit either
@@ -230,7 +238,22 @@ void Nemesis::restart_due(int index) {
     cluster_.restart(it->first);
     apply_message_faults();
     trace_.line("restart n" + std::to_string(it->first));
+    check_heads_served(it->first, older_format_.erase(it->first) > 0);
     it = down_until_.erase(it);
+  }
+}
+
+// Every run a node holds ends at a head it keeps, so a restarted node serves
+// each origin's last update with one, also when it restarted from format 4's
+// layout (its newest heads in `heads`, not in the origin records).
+void Nemesis::check_heads_served(int i, bool from_format_4) {
+  SimNode& n = cluster_.nodes()[static_cast<size_t>(i)];
+  for (const auto& [origin, held] : n.node->vector()) {
+    auto range = n.node->read_range(origin, held, 1, size_t{1} << 20);
+    if (range && range->head && range->head->seq >= held) continue;
+    problems_.push_back("n" + std::to_string(i) + " restarted" + (from_format_4 ? " from storage format 4" : "") +
+                        " serves " + hex16(origin) + " #" +
+                        std::to_string(held) + " without a head");
   }
 }
 

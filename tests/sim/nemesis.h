@@ -58,6 +58,9 @@ class Nemesis {
   const std::set<int>& revoked_nodes() const { return revoked_nodes_; }
   const std::map<std::string, uint64_t>& counts() const { return counts_; }
   uint64_t failed_calls() const { return failed_calls_; }
+  // What the nemesis found wrong as it went (a restarted node serving a run
+  // without its head).
+  const std::vector<std::string>& problems() const { return problems_; }
 
  private:
   using LinkPair = std::pair<int, int>;
@@ -77,6 +80,7 @@ class Nemesis {
   void free_disks_due(int index);
   void copy_directory();
   void restart_due(int index);
+  void check_heads_served(int i, bool from_format_4);
   void jump_clock();
   void hostile_act();
   void remove_trust(int index);
@@ -105,6 +109,8 @@ class Nemesis {
   int copies_ = 0;
   std::set<OriginId> copied_origins_;  // origins copied once (or revoked): never again
   std::set<OriginId> forked_;
+  std::set<int> older_format_;  // down, and to restart from format 4's layout
+  std::vector<std::string> problems_;
   bool revoking_ = false;
   OriginId schema_origin_ = 0;  // n0's first origin, whose #1 recorded the schema
   std::set<int> revoked_nodes_;

@@ -192,6 +192,7 @@ RunResult Simulation::finish() {
   result_.frames = cluster_.frames_sent();
   trace_.line("end: " + std::to_string(result_.problems.size()) + " problems, frames " + std::to_string(result_.frames));
   if (nemesis_.failed_calls()) result_.problems.push_back(std::to_string(nemesis_.failed_calls()) + " calls failed");
+  for (const auto& p : nemesis_.problems()) result_.problems.push_back(p);
   result_.passed = result_.problems.empty();
   result_.recent_trace = trace_.recent();
   result_.trace_hash = trace_.hash();
