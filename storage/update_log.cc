@@ -843,10 +843,12 @@ Status LogTxn::put_head(OriginId origin, const StoredHead& head) {
   return put_record_head(origin, record, &head);
 }
 
+// From the record and from `heads` alike: a directory upgraded from format 4
+// may hold a head in both (one signed again after a crash, say).
 Status LogTxn::delete_head(OriginId origin, uint64_t seq) {
   if (auto found = get(log_->origins_, u64_be(origin))) {
     const auto newest = record_head(*found);
-    if (newest && newest->seq == seq) return put_record_head(origin, std::string(*found), nullptr);
+    if (newest && newest->seq == seq) REPLOG_RETURN_IF_ERROR(put_record_head(origin, std::string(*found), nullptr));
   }
   const std::string key = seq_key(origin, seq);
   MDB_val k = val(key);

@@ -204,6 +204,19 @@ TEST(UpdateLog, TheNewestHeadLivesInTheOriginRecordAndOlderOnesInHeads) {
     ASSERT_TRUE(txn->commit());
   }
   EXPECT_EQ(testing::database_entries(dir.path(), "heads"), 2) << "a head put into an empty record moves nothing";
+  {
+    // One head in both places (after an upgrade, a head signed again at the
+    // seq the table holds): deleting it deletes both.
+    auto log = small_log(dir.path());
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    ASSERT_TRUE(txn->put_head(origin, head_at(7)));  // 6 moves to the table
+    ASSERT_TRUE(txn->delete_head(origin, 7));
+    ASSERT_TRUE(txn->put_head(origin, head_at(6)));  // into the empty record: 6 is in both
+    ASSERT_TRUE(txn->delete_head(origin, 6));
+    EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{3}));
+    ASSERT_TRUE(txn->commit());
+  }
 }
 
 }  // namespace
