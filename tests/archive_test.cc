@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
@@ -496,6 +497,9 @@ TEST_F(RestoreTest, ARestoreStartsFromTheNewestExactSnapshotAndFoldsOnlyTheTail)
 TEST_F(RestoreTest, AtATimeTheNewestSnapshotBeforeItIsTaken) {
   Calls(*a_, 6, "x");
   const std::string older = Snapshot(*a_, "a");
+  // A restore at a time takes whole milliseconds: the next calls must come in
+  // a later one than the older snapshot's cut, or both cuts lie in one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
   Calls(*a_, 4, "y");
   Snapshot(*a_, "a");
   ASSERT_TRUE(ArchiverOf(*a_).push());
