@@ -721,8 +721,15 @@ std::string encode_origin_record(const OriginRecord& r) {
   return out;
 }
 
+namespace {
+// A record of format 5 may end with a head (record_head).
+bool is_origin_record(std::string_view v) {
+  return v.size() == kOriginRecordBytes || v.size() == kOriginRecordBytes + kRecordHeadBytes;
+}
+}  // namespace
+
 std::optional<OriginRecord> decode_origin_record(std::string_view v) {
-  if (v.size() != kOriginRecordBytes && v.size() != kOriginRecordBytes + kRecordHeadBytes) return std::nullopt;
+  if (!is_origin_record(v)) return std::nullopt;
   OriginRecord r;
   r.key = std::string(v.substr(0, 32));
   if (!all_zero(v.substr(32, 32))) {
@@ -834,7 +841,7 @@ Status LogTxn::put_record_head(OriginId origin, std::string_view record, const S
 
 Status LogTxn::put_head(OriginId origin, const StoredHead& head) {
   auto found = get(log_->origins_, u64_be(origin));
-  if (!found || !decode_origin_record(*found)) return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
+  if (!found || !is_origin_record(*found)) return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
   const std::string record(*found);  // a put below may move the page it lies in
   const auto newest = record_head(record);
   if (newest && newest->seq > head.seq) return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
