@@ -347,7 +347,10 @@ void Nemesis::heal() {
   apply_cuts();
   distrust_until_.clear();
   cluster_.restore_trust();  // before the restarts below, which dial whom they trust
-  for (const auto& [i, _] : down_until_) cluster_.restart(i);
+  for (const auto& [i, _] : down_until_) {
+    cluster_.restart(i);
+    check_heads_served(i, older_format_.erase(i) > 0);
+  }
   down_until_.clear();
   for (size_t i = 0; i < cluster_.nodes().size(); ++i) cluster_.settle(static_cast<int>(i));
   full_until_.clear();
