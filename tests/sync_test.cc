@@ -606,6 +606,80 @@ TEST(Sync, AnUpdateIsAnnouncedToAPrunedPeerOnlyOnceItIsCommitted) {
   EXPECT_TRUE(c.converged());
 }
 
+// A graft while pushes still bring an origin is a pull alone: the tree that
+// brought them was slower once, not gone, so it is left as it is, and its
+// late copy of what the pull brought prunes nobody. Only once no push has
+// brought the origin for a second does a graft ask the announcer to relay
+// it again. (Before, every graft moved the tree, and the late copy pruned
+// the tree's own link: in a loaded sparse mesh trees churned.)
+TEST(Sync, AGraftLeavesAWorkingTreeAloneAndALateCopyOfWhatItPulledPrunesNobody) {
+  ManualClock clock(1'790'000'000'000);
+  // A ring of four: node 2 hears node 0's updates through 1 and through 3.
+  SimCluster c(4, clock, /*full_mesh=*/false, 0, [](SyncOptions& so) { so.anti_entropy_ms = 60'000; });
+  const OriginId origin = c.nodes[0].node->node_id();
+  c.run(300);
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(1))));
+  c.run(100);
+  ASSERT_TRUE(c.converged());
+  // Node 2 takes node 0's updates from node 3 and announcements from node 1.
+  c.nodes[2].transport->send(Link{true, endpoint_of(1)}, wire::encode(wire::Tree{{origin}, {}, {}, std::nullopt}));
+  c.nodes[2].transport->send(Link{true, endpoint_of(3)}, wire::encode(wire::Tree{{}, {origin}, {}, std::nullopt}));
+  c.run(20);
+  const auto counters = [&] { return c.nodes[2].service->engine().counters(); };
+  const uint64_t prunes = counters().prunes;
+
+  // What node 2 asks of node 1 when node 3 is slow: a pull, and a graft or not.
+  struct Asked {
+    bool pulled = false, grafted = false;
+  };
+  const auto slow_tree = [&](const std::string& path) {
+    c.nodes[3].transport->hold(true);  // node 3's push is late
+    c.nodes[2].transport->hold(true);
+    const uint64_t grafts = counters().grafts;
+    EXPECT_TRUE(c.nodes[0].node->call("set", set_arg(path, Value(2))));
+    c.run(30);  // node 1's Have, then the graft delay (10 ms)
+    EXPECT_EQ(counters().grafts, grafts + 1) << path << ": node 1 announced what no push brought";
+    Asked asked;
+    for (const Frame& f : c.nodes[2].transport->held_frames()) {
+      if (f.link != Link{true, endpoint_of(1)}) continue;
+      auto m = wire::decode(f.bytes);
+      EXPECT_TRUE(m);
+      if (!m) continue;
+      if (const auto* r = std::get_if<wire::Request>(&*m); r && r->origin == origin) asked.pulled = true;
+      if (const auto* t = std::get_if<wire::Tree>(&*m))
+        asked.grafted |= std::find(t->graft.begin(), t->graft.end(), origin) != t->graft.end();
+    }
+    c.nodes[2].transport->hold(false);
+    c.nodes[2].transport->release();
+    c.run(20);  // the pull is answered
+    c.nodes[3].transport->hold(false);
+    c.nodes[3].transport->release();  // and node 3's push comes after it
+    c.run(20);
+    EXPECT_TRUE(c.converged()) << path;
+    return asked;
+  };
+  const Asked first = slow_tree("b");
+  EXPECT_TRUE(first.pulled);
+  EXPECT_FALSE(first.grafted) << "pushes of node 0 came within a second: the tree stays";
+  EXPECT_EQ(counters().prunes, prunes) << "node 3's copy of what node 1 gave prunes nobody";
+
+  // The tree still works: the next update comes by node 3's push, with no graft.
+  const uint64_t grafts = counters().grafts;
+  const uint64_t received = counters().updates_received;
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("c", Value(3))));
+  c.run(50);
+  EXPECT_TRUE(c.converged());
+  EXPECT_EQ(counters().grafts, grafts);
+  EXPECT_EQ(counters().updates_received, received + 1) << "one copy, pushed";
+  EXPECT_EQ(counters().prunes, prunes);
+
+  // No push of node 0 for over a second: a graft moves the tree to node 1.
+  c.run(1100);
+  const Asked second = slow_tree("d");
+  EXPECT_TRUE(second.pulled);
+  EXPECT_TRUE(second.grafted) << "no push brought node 0's updates for a second";
+}
+
 // While the store is slow, the pushes waiting for it are bounded: past the
 // bound a push is dropped (counted), and pulled once the store has caught up.
 TEST(Sync, PushesWaitingForASlowStoreAreBoundedAndWhatIsDroppedIsPulledLater) {

@@ -52,13 +52,26 @@ void SyncEngine::note_lazy_changed() {
 void SyncEngine::prune_duplicates(const Link& link, Peer& from, const wire::Push& push) {
   if (push.updates.empty()) return;
   const VersionVector held = node_.vector();
-  std::map<OriginId, bool> all_held;  // per origin of the push: every update of it a duplicate
+  const int64_t now = clock_.now_millis();
+  std::map<OriginId, bool> all_held;  // per origin of the push: every update of it a push brought before
   for (const Update& u : push.updates) {
     const OriginId o = u.id().origin;
     uint64_t& seen = poll_seen_[o];
+    const uint64_t have = held_or_coming(held, o);
+    auto pushed = pushed_.find(o);
+    // Past kMaxPushedOrigins, kept only for origins held or coming, so that
+    // peers cannot grow it past the vector.
+    if (pushed == pushed_.end() && (have > 0 || pushed_.size() < kMaxPushedOrigins))
+      pushed = pushed_.emplace(o, Pushed{}).first;
+    Pushed none;
+    Pushed& p = pushed == pushed_.end() ? none : pushed->second;
     // Held, pushed earlier in this poll, or on its way to the store.
-    const bool dup = u.seq() <= std::max(seen, held_or_coming(held, o));
+    if (u.seq() > std::max(seen, have)) p.new_ms = now;
+    // Only a copy of what a push brought says two peers relay the origin here
+    // (and only of what is held or coming: a refused push proves nothing).
+    const bool dup = u.seq() <= std::max(seen, std::min(p.seq, have));
     seen = std::max(seen, u.seq());
+    p.seq = std::max(p.seq, u.seq());
     auto [it, fresh] = all_held.emplace(o, dup);
     if (!fresh) it->second = it->second && dup;
   }
@@ -88,7 +101,11 @@ void SyncEngine::run_grafts(int64_t now) {
     auto p = peers_.find(g.endpoint);
     if (p != peers_.end() && p->second.ready) {
       Peer& peer = p->second;
-      out[g.endpoint].graft.push_back(o);
+      // While pushes bring the origin, the tree reaches this node and was only
+      // slower this time: the graft pulls and leaves the tree as it is.
+      auto pushed = pushed_.find(o);
+      if (pushed == pushed_.end() || pushed->second.new_ms < 0 || now - pushed->second.new_ms >= kGraftTreeAfterMs)
+        out[g.endpoint].graft.push_back(o);
       // The announcement supersedes a pull out elsewhere for kGraftTakesOverMs
       // or more: it would wait on its timeout. A younger one stays, so a peer
       // announcing what it does not hold cannot take every pull over.

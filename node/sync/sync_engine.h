@@ -258,6 +258,10 @@ class SyncEngine {
     int64_t due_ms = 0;
   };
   static constexpr int64_t kGraftDelayMs = 10;
+  // A graft changes the tree (a Tree graft beside its pull) only when no push
+  // has brought anything new of the origin for this long: while one does, the
+  // origin's tree reaches this node and the graft is a pull alone.
+  static constexpr int64_t kGraftTreeAfterMs = 1000;
   static constexpr int64_t kGraftTakesOverMs = 1000;  // a pull older than this gives way to a graft
   struct Pull {
     std::string endpoint;
@@ -449,6 +453,15 @@ class SyncEngine {
   std::map<OriginId, Graft> grafts_;                  // one per origin
   std::vector<OriginId> hears_sent_;                  // the hears last spread to every tree peer
   std::map<OriginId, uint64_t> poll_seen_;            // per origin, the highest seq pushed in this poll
+  // Per origin, what pushes have brought: the highest seq, and when one last
+  // brought something new. A duplicate of what only a pull brought prunes
+  // nobody (its sender is the tree, late), and grafts look at the time.
+  struct Pushed {
+    uint64_t seq = 0;
+    int64_t new_ms = -1;
+  };
+  std::map<OriginId, Pushed> pushed_;
+  static constexpr size_t kMaxPushedOrigins = 65'536;
   int64_t next_round_ms_ = 0;
   uint64_t members_generation_ = 0;  // of the trust list last sent to every peer
 
