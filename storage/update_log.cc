@@ -396,6 +396,64 @@ std::optional<UpdateId> LogTxn::id_of(OriginId origin, uint64_t seq) {
   return out;
 }
 
+Status LogTxn::for_each_of_origin(OriginId origin, uint64_t from,
+                                  const std::function<bool(uint64_t, const UpdateId&, std::string_view)>& fn) {
+  auto missing = [&](uint64_t seq) {
+    return Status::corruption("seq index of " + hex16(origin) + " #" + std::to_string(seq) + " points nowhere");
+  };
+  if (log_->reads_legacy_seq_ && !upgraded_seq_index_) {
+    for (uint64_t seq = from;; ++seq) {
+      auto id = id_of(origin, seq);
+      if (!id) return status();
+      auto body = get(log_->log_, key_view(id->key()));
+      if (!body) return status().is_ok() ? missing(seq) : status();
+      if (!fn(seq, *id, *body)) return status();
+    }
+  }
+  MDB_cursor* seqs = nullptr;
+  MDB_cursor* log = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->seqs_, &seqs);
+  if (rc == 0) rc = mdb_cursor_open(txn_, log_->log_, &log);
+  Status out;
+  if (rc == 0) {
+    const std::string origin_key = u64_be(origin);
+    char entry[kSeqEntryBytes] = {};
+    put_u64_be(entry, from);
+    MDB_val k = val(origin_key), v{sizeof entry, entry};
+    bool log_placed = false;  // the log cursor is on the update read last
+    // The origin's first entry at or above (from, zero key), then its next ones.
+    for (rc = mdb_cursor_get(seqs, &k, &v, MDB_GET_BOTH_RANGE); rc == 0;
+         rc = mdb_cursor_get(seqs, &k, &v, MDB_NEXT_DUP)) {
+      const uint64_t seq = from;
+      if (v.mv_size != kSeqEntryBytes || get_u64_be(static_cast<const char*>(v.mv_data)) != seq) break;
+      const std::string_view key = view(v).substr(8);
+      // The next entry of the log is this update's where the log holds the
+      // origin's updates in a row (one origin's catch-up); else a lookup.
+      MDB_val lk, lv;
+      int lrc = log_placed ? mdb_cursor_get(log, &lk, &lv, MDB_NEXT) : MDB_NOTFOUND;
+      if (lrc != 0 || view(lk) != key) {
+        lk = val(key);
+        lrc = mdb_cursor_get(log, &lk, &lv, MDB_SET_KEY);
+      }
+      if (lrc == MDB_NOTFOUND) {
+        out = missing(seq);
+        break;
+      }
+      if (lrc != 0) {
+        rc = lrc;
+        break;
+      }
+      log_placed = true;
+      if (!fn(seq, UpdateId::from_key(key), view(lv))) break;
+      ++from;
+    }
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND && out.is_ok()) out = lmdb_error(rc, "read an origin's updates");
+  if (log) mdb_cursor_close(log);
+  if (seqs) mdb_cursor_close(seqs);
+  return out;
+}
+
 Status LogTxn::upgrade_seq_index() {
   if (!log_->reads_legacy_seq_) {
     // Nothing held in the old layout; an empty old database goes too.

@@ -140,6 +140,14 @@ class LogTxn {
   VersionVector vector();
   std::optional<std::string> body(const UpdateId& id);
   std::optional<UpdateId> id_of(OriginId origin, uint64_t seq);
+  // Calls fn for `origin`'s updates from seq `from` on, in seq order, while
+  // their seqs run on without a hole and fn returns true. One cursor walks the
+  // seq index and one the log, so a range costs no lookup from the root per
+  // update where the log holds it in order. Bodies are views into the map,
+  // valid only during the call. A seq entry whose update is missing is
+  // corruption.
+  Status for_each_of_origin(OriginId origin, uint64_t from,
+                            const std::function<bool(uint64_t seq, const UpdateId&, std::string_view body)>& fn);
   std::optional<UpdateId> last_id();
   uint64_t update_count();
   // Calls fn for every update with key >= start in key order until it returns false.

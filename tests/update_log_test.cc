@@ -146,6 +146,70 @@ std::vector<uint64_t> seqs_of(const std::vector<StoredHead>& heads) {
 // (which the commit writes anyway) and not `heads`, until a newer head pushes
 // it there. Reads see the record's head and the table's as one set, so a
 // directory of format 4 (every head in `heads`) reads the same.
+// A range of one origin is read with one cursor on the seq index and one on
+// the log: in seq order, from any seq, up to a hole or as far as the caller
+// wants; a seq entry whose update is gone from the log is corruption.
+TEST(UpdateLog, AnOriginsUpdatesAreWalkedInSeqOrderUpToAHole) {
+  testing::TempDir dir;
+  const OriginId a = 7, b = 9;
+  const auto id = [](OriginId origin, uint64_t seq) { return UpdateId{1000 + seq * 10 + origin % 2, origin}; };
+  const auto body = [](OriginId origin, uint64_t seq) { return "body " + std::to_string(origin) + "#" + std::to_string(seq); };
+  using Walked = std::vector<std::pair<uint64_t, std::string>>;
+  const auto walk = [&](UpdateLog& log, OriginId origin, uint64_t from, size_t stop_after, Status* status = nullptr) {
+    auto txn = log.begin_read();
+    EXPECT_TRUE(txn);
+    Walked out;
+    Status s = txn->for_each_of_origin(origin, from, [&](uint64_t seq, const UpdateId& u, std::string_view bytes) {
+      EXPECT_EQ(u, id(origin, seq));
+      out.emplace_back(seq, std::string(bytes));
+      return out.size() < stop_after;
+    });
+    if (status) *status = s;
+    else EXPECT_TRUE(s) << s.message();
+    return out;
+  };
+  {
+    auto log = small_log(dir.path());
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    // The two origins interleave in the log; a's seqs 1-5, then a hole before 7.
+    for (uint64_t seq = 1; seq <= 5; ++seq) {
+      ASSERT_TRUE(txn->put_update(id(a, seq), seq, body(a, seq)));
+      ASSERT_TRUE(txn->put_update(id(b, seq), seq, body(b, seq)));
+    }
+    ASSERT_TRUE(txn->put_update(id(a, 7), 7, body(a, 7)));
+    ASSERT_TRUE(txn->commit());
+
+    EXPECT_EQ(walk(*log, a, 2, 100), (Walked{{2, body(a, 2)}, {3, body(a, 3)}, {4, body(a, 4)}, {5, body(a, 5)}}))
+        << "from seq 2, up to the hole";
+    EXPECT_EQ(walk(*log, b, 1, 2), (Walked{{1, body(b, 1)}, {2, body(b, 2)}})) << "as far as the caller wants";
+    EXPECT_EQ(walk(*log, a, 7, 100), (Walked{{7, body(a, 7)}}));
+    EXPECT_TRUE(walk(*log, a, 6, 100).empty()) << "seq 6 is not held";
+    EXPECT_TRUE(walk(*log, 11, 1, 100).empty()) << "an origin not held";
+  }
+  // a#3's update leaves the log behind the seq index's back.
+  {
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), MDB_NOTLS, 0600), 0);
+    MDB_txn* txn = nullptr;
+    MDB_dbi log = 0;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    ASSERT_EQ(mdb_dbi_open(txn, "log", 0, &log), 0);
+    auto key = id(a, 3).key();
+    MDB_val k{key.size(), key.data()};
+    EXPECT_EQ(mdb_del(txn, log, &k, nullptr), 0);
+    EXPECT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+  }
+  auto log = small_log(dir.path());
+  Status s;
+  EXPECT_EQ(walk(*log, a, 1, 100, &s), (Walked{{1, body(a, 1)}, {2, body(a, 2)}}));
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
+  EXPECT_NE(s.message().find("#3 points nowhere"), std::string::npos) << s.message();
+}
+
 TEST(UpdateLog, TheNewestHeadLivesInTheOriginRecordAndOlderOnesInHeads) {
   testing::TempDir dir;
   const OriginId origin = 7, bare = 9;

@@ -403,26 +403,29 @@ Result<Range> Node::read_range(OriginId origin, uint64_t from, uint64_t max_coun
   std::optional<proof::Head> next = signed_range ? head_from(from) : std::nullopt;
   if (signed_range && (!next || next->seq > rec->seq)) return out;  // held but not yet under a head
   size_t bytes = 0, at_head = 0;
-  for (uint64_t seq = from;; ++seq) {
+  Status parsed;
+  Status walked = txn->for_each_of_origin(origin, from, [&](uint64_t seq, const UpdateId& id, std::string_view body) {
     const bool budget_left = out.updates.size() < max_count && (out.updates.empty() || bytes < max_bytes);
     // Past the budget, a signed range goes on only to reach its first head.
-    if (!budget_left && (!signed_range || out.head)) break;
-    if (signed_range && seq > rec->seq) break;
-    auto id = txn->id_of(origin, seq);
-    if (!id) break;
-    auto body = txn->body(*id);
-    if (!body) return Status::corruption("seq index of " + hex16(origin) + " #" + std::to_string(seq) + " points nowhere");
-    if (!signed_range && !out.updates.empty() && bytes + body->size() > max_bytes) break;
-    bytes += body->size();
-    auto u = Update::parse(*id, std::move(*body));
-    if (!u) return u.status().with_context("stored update");
+    if (!budget_left && (!signed_range || out.head)) return false;
+    if (signed_range && seq > rec->seq) return false;
+    if (!signed_range && !out.updates.empty() && bytes + body.size() > max_bytes) return false;
+    bytes += body.size();
+    auto u = Update::parse(id, std::string(body));
+    if (!u) {
+      parsed = u.status().with_context("stored update");
+      return false;
+    }
     out.updates.push_back(std::move(u).value());
     if (next && next->seq == seq) {
       out.head = next;
       at_head = out.updates.size();
       next = head_from(seq + 1);
     }
-  }
+    return true;
+  });
+  REPLOG_RETURN_IF_ERROR(walked);
+  REPLOG_RETURN_IF_ERROR(parsed);
   REPLOG_RETURN_IF_ERROR(txn->status());
   if (signed_range) {
     out.updates.resize(at_head);  // what lies past the last head is not sent
