@@ -623,6 +623,19 @@ Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
     rc = mdb_cursor_put(log, &k, &v, append ? MDB_APPEND : MDB_NOOVERWRITE);
     if (rc) break;
     if (append) last = u.id;
+  }
+  // The seq index in (origin, seq) order: one origin's entries follow each
+  // other, so the cursor stays on its key and appends (a catch-up of many
+  // origins would otherwise move it to another origin at every entry).
+  std::vector<const NewUpdate*> by_origin;
+  by_origin.reserve(updates.size());
+  for (const NewUpdate& u : updates) by_origin.push_back(&u);
+  std::sort(by_origin.begin(), by_origin.end(), [](const NewUpdate* x, const NewUpdate* y) {
+    return x->id.origin != y->id.origin ? x->id.origin < y->id.origin : x->seq < y->seq;
+  });
+  for (size_t i = 0; rc == 0 && i < by_origin.size(); ++i) {
+    const NewUpdate& u = *by_origin[i];
+    auto key = u.id.key();
     rc = put_seq_entry(seq, u.id.origin, u.seq, key_view(key));
   }
   if (log) mdb_cursor_close(log);
