@@ -405,11 +405,13 @@ Result<Range> Node::read_range(OriginId origin, uint64_t from, uint64_t max_coun
   size_t bytes = 0, at_head = 0;
   Status parsed;
   Status walked = txn->for_each_of_origin(origin, from, [&](uint64_t seq, const UpdateId& id, std::string_view body) {
+    out.next_held = true;  // until this update is taken
     const bool budget_left = out.updates.size() < max_count && (out.updates.empty() || bytes < max_bytes);
     // Past the budget, a signed range goes on only to reach its first head.
     if (!budget_left && (!signed_range || out.head)) return false;
     if (signed_range && seq > rec->seq) return false;
     if (!signed_range && !out.updates.empty() && bytes + body.size() > max_bytes) return false;
+    out.next_held = false;
     bytes += body.size();
     auto u = Update::parse(id, std::string(body));
     if (!u) {
@@ -428,6 +430,7 @@ Result<Range> Node::read_range(OriginId origin, uint64_t from, uint64_t max_coun
   REPLOG_RETURN_IF_ERROR(parsed);
   REPLOG_RETURN_IF_ERROR(txn->status());
   if (signed_range) {
+    if (at_head < out.updates.size()) out.next_held = true;
     out.updates.resize(at_head);  // what lies past the last head is not sent
     if (out.head && from == 1) {
       out.head->key = rec->key;

@@ -638,9 +638,7 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
         counters_.updates_sent += reply.updates.size();
         if (sender) sender->updates_sent += reply.updates.size();
         // More: stopped for the byte limit while the next seq of the range is held.
-        const uint64_t next = r->from_seq + reply.updates.size();
-        reply.more = !reply.updates.empty() && reply.updates.size() < asked &&
-                     seq_of(node_.vector(), r->origin) >= next;
+        reply.more = !reply.updates.empty() && reply.updates.size() < asked && range->next_held;
       } else {
         log_(0, "serving a range: " + range.status().message());
       }

@@ -67,6 +67,7 @@ struct IngestReport {
 struct Range {
   std::vector<Update> updates;
   std::optional<proof::Head> head;
+  bool next_held = false;  // the store holds the seq after the last update returned
 };
 
 // The key a store writes its own origin with, as a Hello carries it
