@@ -593,7 +593,6 @@ Status LogTxn::put_update(const UpdateId& id, uint64_t seq, std::string_view bod
 
 Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
   if (updates.empty()) return Status::ok();
-  std::sort(updates.begin(), updates.end(), [](const NewUpdate& x, const NewUpdate& y) { return x.id < y.id; });
   if (fault::fires(fault::Point::kPutMapFull, log_->dir_)) return lmdb_error(MDB_MAP_FULL, "put");
   if (log_->reads_legacy_seq_ && !upgraded_seq_index_)
     return Status::invalid_argument(log_->dir_ + ": the seq index is in the layout of storage format 2; "
@@ -605,8 +604,23 @@ Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
   MDB_cursor* seq = nullptr;
   int rc = mdb_cursor_open(txn_, log_->log_, &log);
   if (rc == 0) rc = mdb_cursor_open(txn_, log_->seqs_, &seq);
-  // Keys above the log's last are appended: no search, and full pages
-  // instead of the half-full ones a split leaves (MDB_APPEND).
+  // The seq index in (origin, seq) order: one origin's entries follow each
+  // other, so the cursor stays on its key and appends (in key order a
+  // catch-up of many origins would move it to another origin at every
+  // entry). A batch of received runs comes in this order already.
+  const auto by_origin = [](const NewUpdate& x, const NewUpdate& y) {
+    return x.id.origin != y.id.origin ? x.id.origin < y.id.origin : x.seq < y.seq;
+  };
+  if (!std::is_sorted(updates.begin(), updates.end(), by_origin))
+    std::sort(updates.begin(), updates.end(), by_origin);
+  for (size_t i = 0; rc == 0 && i < updates.size(); ++i) {
+    const NewUpdate& u = updates[i];
+    auto key = u.id.key();
+    rc = put_seq_entry(seq, u.id.origin, u.seq, key_view(key));
+  }
+  // The log in key order. Keys above the log's last are appended: no search,
+  // and full pages instead of the half-full ones a split leaves (MDB_APPEND).
+  std::sort(updates.begin(), updates.end(), [](const NewUpdate& x, const NewUpdate& y) { return x.id < y.id; });
   std::optional<UpdateId> last;
   MDB_val k, v;
   if (rc == 0) {
@@ -623,20 +637,6 @@ Status LogTxn::put_updates(std::vector<NewUpdate>& updates) {
     rc = mdb_cursor_put(log, &k, &v, append ? MDB_APPEND : MDB_NOOVERWRITE);
     if (rc) break;
     if (append) last = u.id;
-  }
-  // The seq index in (origin, seq) order: one origin's entries follow each
-  // other, so the cursor stays on its key and appends (a catch-up of many
-  // origins would otherwise move it to another origin at every entry).
-  std::vector<const NewUpdate*> by_origin;
-  by_origin.reserve(updates.size());
-  for (const NewUpdate& u : updates) by_origin.push_back(&u);
-  std::sort(by_origin.begin(), by_origin.end(), [](const NewUpdate* x, const NewUpdate* y) {
-    return x->id.origin != y->id.origin ? x->id.origin < y->id.origin : x->seq < y->seq;
-  });
-  for (size_t i = 0; rc == 0 && i < by_origin.size(); ++i) {
-    const NewUpdate& u = *by_origin[i];
-    auto key = u.id.key();
-    rc = put_seq_entry(seq, u.id.origin, u.seq, key_view(key));
   }
   if (log) mdb_cursor_close(log);
   if (seq) mdb_cursor_close(seq);
