@@ -5,8 +5,11 @@
 #pragma once
 
 #include <lmdb.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <string>
 
@@ -85,6 +88,26 @@ inline std::string rewrite_as_format_4(const std::string& dir, size_t& moved) {
   if (txn && error.empty() && mdb_txn_commit(txn)) error = "commit";
   else if (txn && !error.empty()) mdb_txn_abort(txn);
   mdb_env_close(env);
+  return error;
+}
+
+// Rewrites the closed log in `dir` without a free page (LMDB's compacting
+// copy), so that its file holds exactly the pages in use: opened with a map
+// no larger than the file, its next commit finds the map full. Returns what
+// failed, or "".
+inline std::string compact(const std::string& dir) {
+  const std::string copy = dir + "/compacted";
+  if (::mkdir(copy.c_str(), 0700) != 0) return "mkdir " + copy;
+  MDB_env* env = nullptr;
+  mdb_env_create(&env);
+  mdb_env_set_maxdbs(env, 16);
+  std::string error = mdb_env_open(env, dir.c_str(), MDB_NOTLS | MDB_RDONLY, 0600) ? "open " + dir
+                      : mdb_env_copy2(env, copy.c_str(), MDB_CP_COMPACT)        ? "copy"
+                                                                                 : "";
+  mdb_env_close(env);
+  if (error.empty() && std::rename((copy + "/data.mdb").c_str(), (dir + "/data.mdb").c_str()) != 0) error = "rename";
+  std::remove((copy + "/data.mdb").c_str());
+  ::rmdir(copy.c_str());
   return error;
 }
 

@@ -593,6 +593,36 @@ TEST(Signing, AFormatFourDirectoryKeepsItsHeadsWhereTheyAreAndUpgrades) {
   EXPECT_EQ(after->updates, 41u);
 }
 
+// Opened with an initial map a page larger than its file, and no page free
+// in it (compacted), a directory of an older format has no room for the
+// upgrade's commit: the map is grown and the upgrade run again, as a batch of
+// calls would be. (The simulator, whose nodes start with maps of 64 to 512
+// KiB, found a node that could not open: "commit: MDB_MAP_FULL".)
+TEST(Signing, AnOlderFormatUpgradesWhenItsMapIsFull) {
+  TempDir tmp;
+  const std::string a_dir = tmp.sub("a");
+  std::string hash;
+  VersionVector vector;
+  ASSERT_NO_FATAL_FAILURE(two_origins(tmp, 20, hash, vector));
+  rewrite_as_format(a_dir, 4);
+  ASSERT_EQ(testing::compact(a_dir), "");
+  engine::NodeOptions o;
+  o.dir = a_dir;
+  // One page beyond the file: the map the log opens with (it doubles only a
+  // file larger than the initial map).
+  o.initial_map_bytes = std::filesystem::file_size(a_dir + "/data.mdb") + 4096;
+  auto node = Node::open(o);
+  ASSERT_TRUE(node) << node.status().message();
+  EXPECT_EQ((*node)->state_hash(), hash);
+  ASSERT_TRUE((*node)->call("set", set_arg("after", "upgrade")));
+  Status closed = (*node)->close();
+  ASSERT_TRUE(closed) << closed.message();
+  node->reset();
+  auto log = open_log(a_dir);
+  auto txn = log->begin_read();
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
+}
+
 // Both directories of the format 1 cluster upgrade; each attests its own old
 // origin, and what one held that the other lacked (b's last update) reaches it
 // under b's attestation, through the ranges each now serves: nothing is lost.

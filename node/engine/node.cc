@@ -523,7 +523,25 @@ std::optional<UpdateId> Node::newest_checkpoint_cut() const {
 // --- checkpoints -----------------------------------------------------------------------
 
 // REQUIRES: state_mu_ held, writer not running concurrently with another writer txn.
+// A full map is grown (doubled) and `once` run again, a bounded number of
+// times, as the writer does with a batch (process_locked). `once` opens and
+// ends its own write transaction.
+Status Node::with_room(const std::function<Status()>& once) {
+  constexpr int kAttempts = 12;
+  Status s;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    s = log_->grow_if_needed(attempt > 0);
+    if (s) s = once();
+    if (s.code() != Status::Code::kStoreFull) return s;
+  }
+  return s;
+}
+
 Status Node::write_checkpoint() {
+  return with_room([this] { return write_checkpoint_once(); });
+}
+
+Status Node::write_checkpoint_once() {
   since_checkpoint_ = 0;
   if (!writable_) return Status::ok();
   REPLOG_RETURN_IF_ERROR(refold_locked());  // a stopped fold: no checkpoint until it goes through

@@ -319,6 +319,8 @@ class Node final : public SyncStore {
   void note_halt(const UpdateId& id, const std::string& why) const;
   Status read_writer_state(LogTxn& txn, bool at_open);
   Status write_checkpoint();
+  Status write_checkpoint_once();
+  Status with_room(const std::function<Status()>& once);
   Status prune_checkpoints(LogTxn& txn);
   Status check_exact(LogTxn& txn, const Checkpoint& cp) const;
 
@@ -393,6 +395,7 @@ class Node final : public SyncStore {
   // --- signed origins (signing.cc) ---
   Status load_signer(LogTxn& txn);
   Status upgrade_storage();
+  Status upgrade_storage_once();
   Status sign_legacy_origin(LogTxn& txn);
   Status make_fresh_origin(LogTxn& txn);
   void chain_own(Batch& b, const Update& u);

@@ -242,7 +242,13 @@ Status Node::store_head(LogTxn& txn, OriginId origin, const StoredHead& head) {
 // vector table goes (the seq index implies it); from format 2, the seq index
 // moves to its appending layout first; from format 1, the origin is signed
 // too (sign_legacy_origin).
+// Even writing the new format version may need a page more than a full map
+// holds: with_room grows it and runs the upgrade again.
 Status Node::upgrade_storage() {
+  return with_room([this] { return upgrade_storage_once(); });
+}
+
+Status Node::upgrade_storage_once() {
   auto txn = log_->begin_write();
   if (!txn) return txn.status();
   auto format = txn->meta(meta::kFormat);
