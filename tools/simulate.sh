@@ -46,14 +46,26 @@ for ((b = 0; b * batch < seeds; b++)); do
 done | xargs -P "$jobs" -L 1 sh -c '
   # $0 steps, $1 deadline, $2 program, $3 faults, $4 output dir, $5 --twice or empty; then the line: $6 seed, $7 count, $8 nodes
   if [ "$1" -gt 0 ] && [ "$(date +%s)" -ge "$1" ]; then exit 0; fi
-  "$2" --seed "$6" --seeds "$7" --nodes "$8" --steps "$0" --faults "$3" $5 --json > "$4/$6.json" 2>/dev/null || true
+  # Exit 1 is a seed that failed (its JSON says which); anything else is a
+  # simulator that stopped (an abort, a crash): the batch is named as such.
+  "$2" --seed "$6" --seeds "$7" --nodes "$8" --steps "$0" --faults "$3" $5 --json > "$4/$6.json" 2> "$4/$6.err"
+  rc=$?
+  if [ "$rc" -gt 1 ]; then echo "$6 $7 $8 $rc $(tail -n 1 "$4/$6.err")" > "$4/$6.stopped"; fi
+  exit 0
 ' "$steps" "$deadline" "$sim" "$faults" "$out" "$twice"
 elapsed=$(( $(date +%s) - start ))
 
-python3 - "$elapsed" "$out" <<'PY'
+python3 - "$elapsed" "$out" "$faults" "$steps" <<'PY'
 import glob, json, sys
 elapsed = max(1, int(sys.argv[1]))
-runs = [json.loads(l) for f in sorted(glob.glob(sys.argv[2] + "/*.json")) for l in open(f) if l.strip()]
+runs = []
+for f in sorted(glob.glob(sys.argv[2] + "/*.json")):
+    for l in open(f):
+        try:
+            runs.append(json.loads(l))
+        except json.JSONDecodeError:
+            pass  # the last line of a batch that stopped: named below
+stopped = [open(f).read().split(" ", 4) for f in sorted(glob.glob(sys.argv[2] + "/*.stopped"))]
 failed = [r for r in runs if not r["passed"]]
 mix = {}
 for r in runs:
@@ -66,5 +78,8 @@ print("fault mix: " + ", ".join(f"{kind} {n}" for kind, n in sorted(mix.items())
 for r in failed:
     print(f"FAILED seed {r['seed']}: {r['problems'][0] if r['problems'] else '?'}")
     print(f"  replay: {r['replay']}")
-sys.exit(1 if failed or not runs else 0)
+for first, count, nodes, rc, why in stopped:
+    print(f"STOPPED the batch of seeds {first}..{int(first) + int(count) - 1} with {nodes} nodes (exit {rc}): {why.strip()}")
+    print(f"  replay one by one: build/tests/sim/replog_sim --seed SEED --nodes {nodes} --faults {sys.argv[3]} --steps {sys.argv[4]}")
+sys.exit(1 if failed or stopped or not runs else 0)
 PY
