@@ -538,6 +538,7 @@ Status Node::with_room(const std::function<Status()>& once) {
 }
 
 Status Node::write_checkpoint() {
+  if (!writable_) return Status::ok();  // a reader, or a node whose open failed (no log)
   return with_room([this] { return write_checkpoint_once(); });
 }
 
