@@ -522,10 +522,9 @@ std::optional<UpdateId> Node::newest_checkpoint_cut() const {
 
 // --- checkpoints -----------------------------------------------------------------------
 
-// REQUIRES: state_mu_ held, writer not running concurrently with another writer txn.
 // A full map is grown (doubled) and `once` run again, a bounded number of
-// times, as the writer does with a batch (process_locked). `once` opens and
-// ends its own write transaction.
+// times: the writer's batches, the storage upgrade and the checkpoints alike.
+// `once` opens and ends its own write transaction.
 Status Node::with_room(const std::function<Status()>& once) {
   constexpr int kAttempts = 12;
   Status s;
@@ -537,14 +536,14 @@ Status Node::with_room(const std::function<Status()>& once) {
   return s;
 }
 
+// REQUIRES: state_mu_ held, writer not running concurrently with another writer txn.
 Status Node::write_checkpoint() {
+  since_checkpoint_ = 0;
   if (!writable_) return Status::ok();  // a reader, or a node whose open failed (no log)
   return with_room([this] { return write_checkpoint_once(); });
 }
 
 Status Node::write_checkpoint_once() {
-  since_checkpoint_ = 0;
-  if (!writable_) return Status::ok();
   REPLOG_RETURN_IF_ERROR(refold_locked());  // a stopped fold: no checkpoint until it goes through
   if (!replayer_.last_applied()) return Status::ok();
   // Cut behind the head by the undo window, so that updates a few positions

@@ -238,18 +238,16 @@ void Node::process(std::vector<std::shared_ptr<Request>>& batch) {
 }
 
 void Node::process_locked(std::vector<std::shared_ptr<Request>>& batch) {
-  // A full map is grown (doubled) and the batch run again, a bounded number of times.
-  constexpr int kAttempts = 12;
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    Status s = log_->grow_if_needed(attempt > 0);
-    if (s) {
+  Status s = with_room([&] {
+    Status r;
+    {
       auto txn = log_->begin_write();
       if (!txn) {
-        s = txn.status();
+        r = txn.status();
       } else {
         Batch b{batch, *txn};
-        s = run_batch(b);
-        if (s) {
+        r = run_batch(b);
+        if (r) {
           unstored_heads_.erase(unstored_heads_.begin(), unstored_heads_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
           unstored_head_bytes_.erase(unstored_head_bytes_.begin(),
                                      unstored_head_bytes_.begin() + static_cast<ptrdiff_t>(b.heads_stored));
@@ -262,16 +260,15 @@ void Node::process_locked(std::vector<std::shared_ptr<Request>>& batch) {
             ++commit_generation_;
             commit_cv_.notify_all();
           }
-          return;
+          return r;
         }
       }
     }
-    recover_after_abort();
-    if (s.code() != Status::Code::kStoreFull || attempt + 1 == kAttempts) {
-      for (auto& r : batch) r->status = s;
-      return;
-    }
-  }
+    recover_after_abort();  // the transaction is gone: state goes back to what the log holds
+    return r;
+  });
+  if (!s)
+    for (auto& r : batch) r->status = s;
 }
 
 Status Node::run_batch(Batch& b) {
