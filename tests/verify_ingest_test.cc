@@ -292,7 +292,8 @@ TEST_F(VerifyIngest, AnAlteredCopyThatComesFirstDoesNotCostTheGenuineRun) {
 }
 
 // Long runs of two origins in one ingest: their chains are worked out ahead,
-// one origin on the side thread (Node::chain_ahead). An update altered deep in
+// by the writer and the side thread, each taking the next origin left
+// (Node::chain_ahead). An update altered deep in
 // one run, or an altered copy that comes first, is caught as in line, and the
 // other origin's run is taken.
 TEST_F(VerifyIngest, LongRunsOfTwoOriginsChainedAheadAreJudgedAsInLine) {

@@ -8,6 +8,7 @@
 // this node holds at its start, is a second branch signed by the origin's
 // key: that is fork evidence, built here from both branches and stored.
 #include <algorithm>
+#include <atomic>
 
 #include "node/engine/batch.h"
 #include "node/engine/ingest_check.h"
@@ -149,27 +150,23 @@ void Node::chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Upda
     }
     a.head_verified = a.head && proof::check_head(*a.head, cluster_id_, a.key);
   };
-  // The larger origins first, each to whichever side has less so far.
+  // The larger origins first, taken one at a time by whichever thread is free:
+  // a side thread that is not scheduled (the machine's CPUs are busy) leaves
+  // its share to this one, which then waits only for the origin it holds.
   std::sort(jobs.begin(), jobs.end(), [](auto* x, auto* y) { return x->ups.size() > y->ups.size(); });
-  std::vector<Batch::ChainAhead*> here, beside;
-  size_t here_n = 0, beside_n = 0;
-  for (auto* j : jobs) {
-    if (beside_n <= here_n && jobs.size() > 1) {
-      beside.push_back(j);
-      beside_n += j->ups.size();
-    } else {
-      here.push_back(j);
-      here_n += j->ups.size();
-    }
-  }
-  if (!beside.empty())
-    side_.start([this, &beside, &hash] {
+  std::atomic<size_t> next{0};
+  const auto take_jobs = [&jobs, &next, &hash] {
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < jobs.size();) hash(*jobs[i]);
+  };
+  const bool beside = jobs.size() > 1;
+  if (beside)
+    side_.start([this, &take_jobs] {
       const int64_t cpu0 = thread_cpu_ns();
-      for (auto* j : beside) hash(*j);
+      take_jobs();
       check_cpu_ns_ += static_cast<uint64_t>(std::max<int64_t>(0, thread_cpu_ns() - cpu0));
     });
-  for (auto* j : here) hash(*j);
-  if (!beside.empty()) side_.finish();
+  take_jobs();
+  if (beside) side_.finish();
 }
 
 // Among heads[from, to) (one seq), the first whose key may hold the origin and

@@ -1,7 +1,7 @@
 // engine::SideThread: one job at a time on a thread of its own, for a
 // batch's work that can run beside the writer's: signing its heads while its
-// commit syncs, hashing half its origins' chains (and checking their heads)
-// while the writer hashes the others, folding it while its puts and its
+// commit syncs, hashing its origins' chains (and checking their heads) beside
+// the writer, each taking the next origin left, folding it while its puts and its
 // commit run. A job the side thread has not begun when the
 // caller asks for it is run by the caller: on a busy machine the side thread
 // may not be scheduled in time, and then the job costs what it would inline.
