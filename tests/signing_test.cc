@@ -350,7 +350,9 @@ void rewrite_as_format(const std::string& dir, int format) {
   size_t moved = 0;
   ASSERT_EQ(testing::move_record_heads_to_table(txn, moved), "");
   EXPECT_GT(moved, 0u);
-  if (format <= 3) ASSERT_NO_FATAL_FAILURE(write_vector_table(txn, format));
+  if (format <= 3) {
+    ASSERT_NO_FATAL_FAILURE(write_vector_table(txn, format));
+  }
   ASSERT_EQ(testing::put_format(txn, format), "");
   ASSERT_EQ(mdb_txn_commit(txn), 0);
   mdb_env_close(env);
