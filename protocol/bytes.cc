@@ -13,19 +13,6 @@ int nibble(char c) {
 }
 }  // namespace
 
-void put_u64_be(char* out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    out[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-}
-
-uint64_t get_u64_be(const char* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
-  return v;
-}
-
 std::string u64_be(uint64_t v) {
   std::string s(8, '\0');
   put_u64_be(s.data(), v);

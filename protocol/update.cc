@@ -8,17 +8,6 @@
 
 namespace replog {
 
-std::array<char, UpdateId::kKeyBytes> UpdateId::key() const {
-  std::array<char, kKeyBytes> k;
-  put_u64_be(k.data(), hlc);
-  put_u64_be(k.data() + 8, origin);
-  return k;
-}
-
-UpdateId UpdateId::from_key(std::string_view key) {
-  return UpdateId{get_u64_be(key.data()), get_u64_be(key.data() + 8)};
-}
-
 std::string UpdateId::to_string() const { return hex16(hlc) + hex16(origin); }
 
 Result<UpdateId> UpdateId::parse(std::string_view text) {

@@ -30,8 +30,24 @@ struct UpdateId {
 
   static constexpr size_t kKeyBytes = 16;
   // The 16 bytes big-endian hlc || origin (the log's key; key order is replay order).
-  std::array<char, kKeyBytes> key() const;
-  static UpdateId from_key(std::string_view key);  // REQUIRES: key.size() == 16
+  // Inline: every put, lookup and sort of the log's keys makes one.
+  std::array<char, kKeyBytes> key() const {
+    std::array<char, kKeyBytes> k;
+    for (int i = 0; i < 8; ++i) {
+      k[static_cast<size_t>(i)] = static_cast<char>(hlc >> (56 - 8 * i));
+      k[static_cast<size_t>(8 + i)] = static_cast<char>(origin >> (56 - 8 * i));
+    }
+    return k;
+  }
+  // REQUIRES: key.size() == 16
+  static UpdateId from_key(std::string_view key) {
+    UpdateId id;
+    for (int i = 0; i < 8; ++i) {
+      id.hlc = (id.hlc << 8) | static_cast<uint8_t>(key[static_cast<size_t>(i)]);
+      id.origin = (id.origin << 8) | static_cast<uint8_t>(key[static_cast<size_t>(8 + i)]);
+    }
+    return id;
+  }
 
   // 32 lowercase hex digits: the key in hex (hlc then origin).
   std::string to_string() const;
