@@ -42,7 +42,7 @@ std::map<OriginId, uint64_t> effective_revocations(const std::vector<Revocation>
   // depends on them is decided in turn.
   auto on_cycle = [&](size_t start) {
     std::vector<char> seen(n, 0);
-    std::vector<size_t> stack(blockers[start].begin(), blockers[start].end());
+    std::vector<size_t> stack = blockers[start];
     while (!stack.empty()) {
       const size_t j = stack.back();
       stack.pop_back();
