@@ -5,7 +5,10 @@
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <functional>
+#include <queue>
 
 #include "protocol/bytes.h"
 #include "storage/data_dir.h"
@@ -451,6 +454,94 @@ Status LogTxn::for_each_of_origin(OriginId origin, uint64_t from,
   if (rc != 0 && rc != MDB_NOTFOUND && out.is_ok()) out = lmdb_error(rc, "read an origin's updates");
   if (log) mdb_cursor_close(log);
   if (seqs) mdb_cursor_close(seqs);
+  return out;
+}
+
+Status LogTxn::for_each_of_origins(
+    const std::vector<std::pair<OriginId, uint64_t>>& starts,
+    const std::function<bool(size_t, uint64_t, const UpdateId&, std::string_view)>& fn) {
+  if (log_->reads_legacy_seq_ && !upgraded_seq_index_) {
+    for (size_t i = 0; i < starts.size(); ++i)
+      REPLOG_RETURN_IF_ERROR(for_each_of_origin(starts[i].first, starts[i].second, [&](uint64_t seq, const UpdateId& id,
+                                                                                       std::string_view body) {
+        return fn(i, seq, id, body);
+      }));
+    return Status::ok();
+  }
+  // Each origin's seq cursor, and its next update; the smallest id (key order) goes next.
+  struct Walk {
+    MDB_cursor* seqs = nullptr;
+    std::string origin_key;
+    uint64_t seq = 0;
+    std::array<char, UpdateId::kKeyBytes> key{};
+  };
+  std::vector<Walk> walks(starts.size());
+  using Next = std::pair<UpdateId, size_t>;
+  std::priority_queue<Next, std::vector<Next>, std::greater<>> order;
+  MDB_cursor* log = nullptr;
+  Status out;
+  // Reads the entry under w's cursor: true when it is origin's next seq.
+  const auto at_next = [](Walk& w, const MDB_val& v) {
+    if (v.mv_size != kSeqEntryBytes || get_u64_be(static_cast<const char*>(v.mv_data)) != w.seq) return false;
+    std::memcpy(w.key.data(), static_cast<const char*>(v.mv_data) + 8, UpdateId::kKeyBytes);
+    return true;
+  };
+  int rc = mdb_cursor_open(txn_, log_->log_, &log);
+  for (size_t i = 0; rc == 0 && i < starts.size(); ++i) {
+    Walk& w = walks[i];
+    rc = mdb_cursor_open(txn_, log_->seqs_, &w.seqs);
+    if (rc) break;
+    w.origin_key = u64_be(starts[i].first);
+    w.seq = starts[i].second;
+    char entry[kSeqEntryBytes] = {};
+    put_u64_be(entry, w.seq);
+    MDB_val k = val(w.origin_key), v{sizeof entry, entry};
+    rc = mdb_cursor_get(w.seqs, &k, &v, MDB_GET_BOTH_RANGE);
+    if (rc == MDB_NOTFOUND) {
+      rc = 0;
+      continue;
+    }
+    if (rc == 0 && at_next(w, v)) order.emplace(UpdateId::from_key(view(v).substr(8)), i);
+  }
+  bool log_placed = false;  // the log cursor is on the update read last
+  while (rc == 0 && out.is_ok() && !order.empty()) {
+    const auto [order_id, i] = order.top();
+    order.pop();
+    Walk& w = walks[i];
+    const std::string_view key(w.key.data(), w.key.size());
+    // The next entry of the log, or one of the few after it (updates of
+    // origins not asked for); else a lookup.
+    MDB_val lk, lv;
+    int lrc = MDB_NOTFOUND;
+    for (int step = 0; log_placed && step < 4; ++step) {
+      lrc = mdb_cursor_get(log, &lk, &lv, MDB_NEXT);
+      if (lrc != 0 || view(lk) >= key) break;
+    }
+    if (lrc != 0 || view(lk) != key) {
+      lk = val(key);
+      lrc = mdb_cursor_get(log, &lk, &lv, MDB_SET_KEY);
+    }
+    if (lrc == MDB_NOTFOUND) {
+      out = Status::corruption("seq index of " + hex16(starts[i].first) + " #" + std::to_string(w.seq) +
+                               " points nowhere");
+      break;
+    }
+    if (lrc != 0) {
+      rc = lrc;
+      break;
+    }
+    log_placed = true;
+    if (!fn(i, w.seq, order_id, view(lv))) continue;
+    ++w.seq;
+    MDB_val k, v;
+    const int nrc = mdb_cursor_get(w.seqs, &k, &v, MDB_NEXT_DUP);
+    if (nrc == 0 && at_next(w, v)) order.emplace(UpdateId::from_key(view(v).substr(8)), i);
+    else if (nrc != 0 && nrc != MDB_NOTFOUND) rc = nrc;
+  }
+  if (rc != 0 && rc != MDB_NOTFOUND && out.is_ok()) out = lmdb_error(rc, "read origins' updates");
+  for (Walk& w : walks)
+    if (w.seqs) mdb_cursor_close(w.seqs);
+  if (log) mdb_cursor_close(log);
   return out;
 }
 

@@ -210,6 +210,109 @@ TEST(UpdateLog, AnOriginsUpdatesAreWalkedInSeqOrderUpToAHole) {
   EXPECT_NE(s.message().find("#3 points nowhere"), std::string::npos) << s.message();
 }
 
+// Several origins walked together give each origin what a walk of it alone
+// gives, in seq order, with the origins interleaved in key order.
+TEST(UpdateLog, SeveralOriginsWalkedTogetherGetWhatEachAloneGets) {
+  testing::TempDir dir;
+  const OriginId a = 7, b = 9, c = 13, quiet = 21;  // quiet: held, never asked for
+  const auto id = [](OriginId origin, uint64_t seq) { return UpdateId{1000 + seq * 10 + origin % 7, origin}; };
+  const auto body = [](OriginId origin, uint64_t seq) { return "body " + std::to_string(origin) + "#" + std::to_string(seq); };
+  using Walked = std::vector<std::pair<uint64_t, std::string>>;
+  struct Ask {
+    OriginId origin;
+    uint64_t from;
+    size_t stop_after;
+  };
+  // Returns what each ask got, and checks that the visits came in key order.
+  const auto walk = [&](UpdateLog& log, const std::vector<Ask>& asks, Status* status = nullptr) {
+    auto txn = log.begin_read();
+    EXPECT_TRUE(txn);
+    std::vector<Walked> out(asks.size());
+    std::vector<std::pair<OriginId, uint64_t>> starts;
+    for (const Ask& x : asks) starts.emplace_back(x.origin, x.from);
+    std::optional<UpdateId> last;
+    Status s = txn->for_each_of_origins(starts, [&](size_t i, uint64_t seq, const UpdateId& u, std::string_view bytes) {
+      EXPECT_EQ(u, id(asks[i].origin, seq));
+      if (last) {
+        EXPECT_LT(*last, u) << "visits in key order";
+      }
+      last = u;
+      out[i].emplace_back(seq, std::string(bytes));
+      return out[i].size() < asks[i].stop_after;
+    });
+    if (status) *status = s;
+    else EXPECT_TRUE(s) << s.message();
+    return out;
+  };
+  const auto alone = [&](UpdateLog& log, const Ask& x) {
+    auto txn = log.begin_read();
+    EXPECT_TRUE(txn);
+    Walked out;
+    EXPECT_TRUE(txn->for_each_of_origin(x.origin, x.from, [&](uint64_t seq, const UpdateId&, std::string_view bytes) {
+      out.emplace_back(seq, std::string(bytes));
+      return out.size() < x.stop_after;
+    }));
+    return out;
+  };
+  {
+    auto log = small_log(dir.path());
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    // Four origins interleaved in the log; a has a hole at 6, c starts late.
+    for (uint64_t seq = 1; seq <= 9; ++seq) {
+      if (seq != 6) {
+        ASSERT_TRUE(txn->put_update(id(a, seq), seq, body(a, seq)));
+      }
+      ASSERT_TRUE(txn->put_update(id(b, seq), seq, body(b, seq)));
+      ASSERT_TRUE(txn->put_update(id(quiet, seq), seq, body(quiet, seq)));
+      if (seq <= 4) {
+        ASSERT_TRUE(txn->put_update(id(c, seq), seq, body(c, seq)));
+      }
+    }
+    ASSERT_TRUE(txn->commit());
+
+    const std::vector<Ask> asks{
+        {a, 2, 100},  // up to the hole
+        {b, 1, 3},    // as far as the caller wants
+        {c, 3, 100},  // to its end
+        {a, 7, 100},  // the same origin again, past the hole
+        {b, 10, 100}, // a seq not held
+        {11, 1, 100}, // an origin not held
+    };
+    const auto together = walk(*log, asks);
+    ASSERT_EQ(together.size(), asks.size());
+    for (size_t i = 0; i < asks.size(); ++i) EXPECT_EQ(together[i], alone(*log, asks[i])) << "ask " << i;
+    EXPECT_EQ(together[0], (Walked{{2, body(a, 2)}, {3, body(a, 3)}, {4, body(a, 4)}, {5, body(a, 5)}}));
+    EXPECT_EQ(together[1], (Walked{{1, body(b, 1)}, {2, body(b, 2)}, {3, body(b, 3)}}));
+    EXPECT_EQ(together[3].size(), 3u);
+    EXPECT_TRUE(together[4].empty());
+    EXPECT_TRUE(together[5].empty());
+    EXPECT_TRUE(walk(*log, {}).empty()) << "nothing asked";
+  }
+  // b#5's update leaves the log behind the seq index's back: the walk says so.
+  {
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), MDB_NOTLS, 0600), 0);
+    MDB_txn* txn = nullptr;
+    MDB_dbi log = 0;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    ASSERT_EQ(mdb_dbi_open(txn, "log", 0, &log), 0);
+    auto key = id(b, 5).key();
+    MDB_val k{key.size(), key.data()};
+    EXPECT_EQ(mdb_del(txn, log, &k, nullptr), 0);
+    EXPECT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+  }
+  auto log = small_log(dir.path());
+  Status s;
+  const auto got = walk(*log, {{a, 1, 100}, {b, 1, 100}}, &s);
+  EXPECT_EQ(s.code(), Status::Code::kCorruption);
+  EXPECT_NE(s.message().find("#5 points nowhere"), std::string::npos) << s.message();
+  EXPECT_EQ(got[1].size(), 4u);
+}
+
 TEST(UpdateLog, TheNewestHeadLivesInTheOriginRecordAndOlderOnesInHeads) {
   testing::TempDir dir;
   const OriginId origin = 7, bare = 9;
