@@ -72,6 +72,61 @@ class VerifyIngest : public ::testing::Test {
   std::unique_ptr<Node> a_, b_;
 };
 
+// Ranges read together (one walk of the log, as a link's Requests of one
+// poll are served) are the ranges read one by one: the same updates, heads,
+// keys and next_held, for signed origins of this node and of another.
+TEST_F(VerifyIngest, RangesReadTogetherAreTheRangesReadOneByOne) {
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(a_->call("set", set_arg("a" + std::to_string(i % 5), std::to_string(i))));
+    ASSERT_TRUE(b_->call("set", set_arg("b" + std::to_string(i % 3), std::to_string(i))));
+  }
+  auto all_of_a = a_->read_range(a_->node_id(), 1, 1000, 1 << 20);
+  ASSERT_TRUE(all_of_a && all_of_a->head);
+  ASSERT_EQ(b_->ingest(all_of_a->updates, {*all_of_a->head})->accepted, all_of_a->updates.size());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(b_->call("set", set_arg("b", std::to_string(i))));
+  const OriginId a = a_->node_id(), b = b_->node_id();
+  const std::vector<RangeAsk> asks{
+      {a, 1, 1000, 1 << 20},  // all of a, with its key (from seq 1)
+      {b, 1, 5, 1 << 20},     // a few of b's own, then on to a head
+      {a, 10, 3, 100},        // a byte budget
+      {b, 3, 1000, 1},        // one update's budget: on to the first head
+      {a, 2, 1000, 1 << 20},  // a again, overlapping
+      {b, 500, 5, 1 << 20},   // a seq not held
+      {99, 1, 1, 1},          // an origin not held
+      {b, 0, 5, 1 << 20},     // seq 0
+  };
+  const auto together = b_->read_ranges(asks);
+  ASSERT_EQ(together.size(), asks.size());
+  for (size_t i = 0; i < asks.size(); ++i) {
+    SCOPED_TRACE("ask " + std::to_string(i));
+    auto one = b_->read_range(asks[i].origin, asks[i].from, asks[i].max_count, asks[i].max_bytes);
+    ASSERT_EQ(together[i].is_ok(), one.is_ok());
+    if (!one) continue;
+    const Range& x = *together[i];
+    ASSERT_EQ(x.updates.size(), one->updates.size());
+    for (size_t j = 0; j < x.updates.size(); ++j) {
+      EXPECT_EQ(x.updates[j].id(), one->updates[j].id());
+      EXPECT_EQ(x.updates[j].body(), one->updates[j].body());
+    }
+    EXPECT_EQ(x.next_held, one->next_held);
+    ASSERT_EQ(x.head.has_value(), one->head.has_value());
+    if (!x.head) continue;
+    EXPECT_EQ(x.head->seq, one->head->seq);
+    EXPECT_EQ(x.head->chain, one->head->chain);
+    EXPECT_EQ(x.head->signature, one->head->signature);
+    EXPECT_EQ(x.head->key, one->head->key);
+    EXPECT_EQ(x.head->cert, one->head->cert);
+  }
+  // What the asks got, so that the comparison above compares something.
+  EXPECT_EQ(together[0]->updates.size(), 34u);
+  EXPECT_TRUE(together[0]->head && !together[0]->head->key.empty()) << "from seq 1: the key goes with the head";
+  EXPECT_FALSE(together[1]->updates.empty());
+  EXPECT_TRUE(together[1]->head.has_value());
+  EXPECT_FALSE(together[3]->updates.empty());
+  EXPECT_TRUE(together[5]->updates.empty());
+  EXPECT_TRUE(together[6]->updates.empty());
+}
+
 TEST_F(VerifyIngest, AGenuineRunIsStoredWithItsHeadAndVerifies) {
   Range r = a_range();
   EXPECT_EQ(r.head->key.size(), 32u) << "a range from seq 1 carries the key";

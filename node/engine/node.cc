@@ -386,59 +386,134 @@ Node::HeadCheckpoint Node::head_checkpoint() const {
 // so that a pull always progresses. Without a record of the origin (a node
 // that does not verify, or a legacy origin not yet attested) the range is
 // plain, as before signed origins.
+namespace {
+
+// One range as read_range() answers it, built from the updates the log walk
+// hands it: from `from` on, within the budget, and on a signed origin up to
+// the last head reached.
+class RangeBuilder {
+ public:
+  RangeBuilder(LogTxn& txn, OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes,
+               std::optional<proof::Head> own)
+      : txn_(txn), origin_(origin), from_(from), max_count_(max_count), max_bytes_(max_bytes), own_(std::move(own)) {
+    rec_ = txn_.origin_record(origin);
+    signed_ = rec_.has_value() && rec_->seq >= from;
+    if (signed_) next_ = head_from(from);
+    // Held but not yet under a head: nothing to send.
+    walks_ = !(signed_ && (!next_ || next_->seq > rec_->seq));
+  }
+
+  bool walks() const { return walks_; }  // false: the answer is empty, the log need not be read
+
+  // One update of the walk; false when the range is complete.
+  bool take(uint64_t seq, const UpdateId& id, std::string_view body) {
+    out_.next_held = true;  // until this update is taken
+    const bool budget_left = out_.updates.size() < max_count_ && (out_.updates.empty() || bytes_ < max_bytes_);
+    // Past the budget, a signed range goes on only to reach its first head.
+    if (!budget_left && (!signed_ || out_.head)) return false;
+    if (signed_ && seq > rec_->seq) return false;
+    if (!signed_ && !out_.updates.empty() && bytes_ + body.size() > max_bytes_) return false;
+    out_.next_held = false;
+    bytes_ += body.size();
+    auto u = Update::parse(id, std::string(body));
+    if (!u) {
+      parsed_ = u.status().with_context("stored update");
+      return false;
+    }
+    out_.updates.push_back(std::move(u).value());
+    if (next_ && next_->seq == seq) {
+      out_.head = next_;
+      at_head_ = out_.updates.size();
+      next_ = head_from(seq + 1);
+    }
+    return true;
+  }
+
+  Result<Range> finish() {
+    REPLOG_RETURN_IF_ERROR(parsed_);
+    if (signed_) {
+      if (at_head_ < out_.updates.size()) out_.next_held = true;
+      out_.updates.resize(at_head_);  // what lies past the last head is not sent
+      if (out_.head && from_ == 1) {
+        out_.head->key = rec_->key;
+        out_.head->device = rec_->device;
+        out_.head->cert = rec_->cert;
+      }
+      if (out_.head && rec_->legacy) out_.head->key = rec_->key;
+    }
+    return std::move(out_);
+  }
+
+ private:
+  // The next head at or after `seq`: a kept one, or this node's newest own head not stored yet.
+  std::optional<proof::Head> head_from(uint64_t seq) {
+    if (auto kept = txn_.head_at_or_above(origin_, seq))
+      return proof::Head{origin_, kept->seq, kept->chain, kept->flags, kept->signature, {}, {}, {}};
+    if (own_ && own_->seq >= seq) return own_;
+    return std::nullopt;
+  }
+
+  LogTxn& txn_;
+  OriginId origin_;
+  uint64_t from_, max_count_;
+  size_t max_bytes_;
+  std::optional<proof::Head> own_;
+  std::optional<OriginRecord> rec_;
+  bool signed_ = false, walks_ = true;
+  std::optional<proof::Head> next_;
+  size_t bytes_ = 0, at_head_ = 0;
+  Status parsed_;
+  Range out_;
+};
+
+}  // namespace
+
 Result<Range> Node::read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const {
   auto txn = log_->begin_read();
   if (!txn) return txn.status();
-  Range out;
-  auto rec = txn->origin_record(origin);
-  std::optional<proof::Head> own = origin == node_id_ ? own_head(false) : std::nullopt;
-  // The next head at or after `seq`: a kept one, or this node's newest own head not stored yet.
-  auto head_from = [&](uint64_t seq) -> std::optional<proof::Head> {
-    if (auto kept = txn->head_at_or_above(origin, seq))
-      return proof::Head{origin, kept->seq, kept->chain, kept->flags, kept->signature, {}, {}, {}};
-    if (own && own->seq >= seq) return own;
-    return std::nullopt;
-  };
-  const bool signed_range = rec.has_value() && rec->seq >= from;
-  std::optional<proof::Head> next = signed_range ? head_from(from) : std::nullopt;
-  if (signed_range && (!next || next->seq > rec->seq)) return out;  // held but not yet under a head
-  size_t bytes = 0, at_head = 0;
-  Status parsed;
-  Status walked = txn->for_each_of_origin(origin, from, [&](uint64_t seq, const UpdateId& id, std::string_view body) {
-    out.next_held = true;  // until this update is taken
-    const bool budget_left = out.updates.size() < max_count && (out.updates.empty() || bytes < max_bytes);
-    // Past the budget, a signed range goes on only to reach its first head.
-    if (!budget_left && (!signed_range || out.head)) return false;
-    if (signed_range && seq > rec->seq) return false;
-    if (!signed_range && !out.updates.empty() && bytes + body.size() > max_bytes) return false;
-    out.next_held = false;
-    bytes += body.size();
-    auto u = Update::parse(id, std::string(body));
-    if (!u) {
-      parsed = u.status().with_context("stored update");
-      return false;
-    }
-    out.updates.push_back(std::move(u).value());
-    if (next && next->seq == seq) {
-      out.head = next;
-      at_head = out.updates.size();
-      next = head_from(seq + 1);
-    }
-    return true;
-  });
-  REPLOG_RETURN_IF_ERROR(walked);
-  REPLOG_RETURN_IF_ERROR(parsed);
-  REPLOG_RETURN_IF_ERROR(txn->status());
-  if (signed_range) {
-    if (at_head < out.updates.size()) out.next_held = true;
-    out.updates.resize(at_head);  // what lies past the last head is not sent
-    if (out.head && from == 1) {
-      out.head->key = rec->key;
-      out.head->device = rec->device;
-      out.head->cert = rec->cert;
-    }
-    if (out.head && rec->legacy) out.head->key = rec->key;
+  RangeBuilder range(*txn, origin, from, max_count, max_bytes,
+                     origin == node_id_ ? own_head(false) : std::nullopt);
+  if (range.walks()) {
+    REPLOG_RETURN_IF_ERROR(txn->for_each_of_origin(
+        origin, from, [&](uint64_t seq, const UpdateId& id, std::string_view body) { return range.take(seq, id, body); }));
+    REPLOG_RETURN_IF_ERROR(txn->status());
   }
+  return range.finish();
+}
+
+std::vector<Result<Range>> Node::read_ranges(const std::vector<RangeAsk>& asks) const {
+  std::vector<Result<Range>> out;
+  if (asks.size() < 2) {
+    for (const RangeAsk& a : asks) out.push_back(read_range(a.origin, a.from, a.max_count, a.max_bytes));
+    return out;
+  }
+  auto txn = log_->begin_read();
+  if (!txn) {
+    out.assign(asks.size(), txn.status());
+    return out;
+  }
+  std::vector<RangeBuilder> ranges;
+  ranges.reserve(asks.size());
+  std::vector<std::pair<OriginId, uint64_t>> starts;
+  std::vector<size_t> walked;  // starts[j] is asks[walked[j]]
+  for (size_t i = 0; i < asks.size(); ++i) {
+    const RangeAsk& a = asks[i];
+    ranges.emplace_back(*txn, a.origin, a.from, a.max_count, a.max_bytes,
+                        a.origin == node_id_ ? own_head(false) : std::nullopt);
+    if (!ranges.back().walks()) continue;
+    starts.emplace_back(a.origin, a.from);
+    walked.push_back(i);
+  }
+  Status walk = txn->for_each_of_origins(starts, [&](size_t j, uint64_t seq, const UpdateId& id, std::string_view body) {
+    return ranges[walked[j]].take(seq, id, body);
+  });
+  if (walk.is_ok()) walk = txn->status();
+  if (!walk.is_ok()) {
+    // Each on its own, so that the one that fails (a damaged entry) takes no other answer with it.
+    for (const RangeAsk& a : asks) out.push_back(read_range(a.origin, a.from, a.max_count, a.max_bytes));
+    return out;
+  }
+  for (RangeBuilder& r : ranges) out.push_back(r.finish());
   return out;
 }
 

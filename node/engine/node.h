@@ -181,6 +181,10 @@ class Node final : public SyncStore {
   OwnOriginKey own_origin_key() const override;
   VersionVector vector() const override;
   Result<Range> read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const override;
+  // Two or more asks in one read transaction and one walk of the log in key
+  // order (LogTxn::for_each_of_origins); a walk that fails is done again one
+  // ask at a time, so that a damaged entry fails only its own answer.
+  std::vector<Result<Range>> read_ranges(const std::vector<RangeAsk>& asks) const override;
   // Updates from elsewhere (import, peers) with the heads that cover them:
   // each origin's run is stored once its head verifies and its bytes chain
   // to it (options.verify_origins), and judged for form.

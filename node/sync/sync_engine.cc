@@ -336,6 +336,11 @@ void SyncEngine::on_frames(const std::vector<Frame>& frames) {
     }
     if (counters_.bad_frames != bad) note_bad(f, now);
   }
+  try {
+    serve_requests();
+  } catch (const std::exception& e) {
+    log_(1, std::string("serving requests failed: ") + e.what());
+  }
   flush_received();  // the pushes of one poll are stored in one commit
   poll_seen_.clear();
 }
@@ -382,6 +387,7 @@ void SyncEngine::handle_frame(const Frame& frame) {
     if (auto it = peers_.find(frame.link.key); it != peers_.end()) it->second.bytes_received += frame.bytes.size();
   auto m = wire::decode(frame.bytes, (link_features(frame.link) & wire::kFeatureCompress) != 0);
   if (!m) {
+    serve_requests();  // what came before it is answered before its Error
     ++counters_.bad_frames;
     log_(3, "dropped a bad frame from " + std::string(frame.link.outgoing ? "peer " : "connection ") + (frame.link.outgoing ? frame.link.key : "(incoming)") + ": " + m.status().message());
     if (!frame.link.outgoing) {
@@ -390,11 +396,55 @@ void SyncEngine::handle_frame(const Frame& frame) {
     }
     return;
   }
+  // Requests waiting to be served go out before anything else on their link.
+  if (!serving_.requests.empty() &&
+      (frame.link.outgoing || frame.link.key != serving_.link.key || !std::holds_alternative<wire::Request>(*m)))
+    serve_requests();
   if (frame.link.outgoing) {
     auto it = peers_.find(frame.link.key);
     if (it != peers_.end()) handle_outgoing(it->second, *m);
   } else {
     handle_incoming(frame, *m);
+  }
+}
+
+// A link's Requests that came one after another in a poll, answered in their
+// order from one read of the log (SyncStore::read_ranges): with many origins
+// interleaved in the log, one walk in key order reads each body as the next
+// entry where one range at a time looked each up from the root.
+void SyncEngine::serve_requests() {
+  Serving s = std::move(serving_);
+  serving_ = Serving{};
+  if (s.requests.empty()) return;
+  const auto servable = [](const wire::Request& r) {
+    return r.to_seq >= r.from_seq && r.from_seq > 0 && !is_reserved_origin(r.origin);
+  };
+  std::vector<RangeAsk> asks;
+  for (const wire::Request& r : s.requests)
+    if (servable(r))
+      // max_bytes 0 counts as 1: a held update is always returned, so a pull progresses.
+      asks.push_back({r.origin, r.from_seq, r.to_seq - r.from_seq + 1, std::clamp<size_t>(r.max_bytes, 1, wire::kMaxBatchBytes)});
+  std::vector<Result<Range>> ranges = node_.read_ranges(asks);
+  Peer* sender = peer_by_id(s.peer);
+  size_t k = 0;
+  for (const wire::Request& r : s.requests) {
+    wire::Updates reply;
+    reply.origin = r.origin;
+    if (servable(r) && k < ranges.size()) {
+      const uint64_t asked = asks[k].max_count;
+      Result<Range>& range = ranges[k++];
+      if (range) {
+        reply.updates = std::move(range->updates);
+        if (s.signed_link) reply.head = std::move(range->head);
+        counters_.updates_sent += reply.updates.size();
+        if (sender) sender->updates_sent += reply.updates.size();
+        // More: stopped for the byte limit while the next seq of the range is held.
+        reply.more = !reply.updates.empty() && reply.updates.size() < asked && range->next_held;
+      } else {
+        log_(0, "serving a range: " + range.status().message());
+      }
+    }
+    send(s.link, reply);
   }
 }
 
@@ -625,25 +675,11 @@ void SyncEngine::handle_incoming(const Frame& frame, wire::Message& m) {
         for (const auto& [origin, seq] : sent) p->their[origin] = std::max(p->their[origin], seq);
     }
   } else if (auto* r = std::get_if<wire::Request>(&m)) {
-    wire::Updates reply;
-    reply.origin = r->origin;
-    if (r->to_seq >= r->from_seq && r->from_seq > 0 && !is_reserved_origin(r->origin)) {
-      // max_bytes 0 counts as 1: a held update is always returned, so a pull progresses.
-      size_t max_bytes = std::clamp<size_t>(r->max_bytes, 1, wire::kMaxBatchBytes);
-      const uint64_t asked = r->to_seq - r->from_seq + 1;
-      auto range = node_.read_range(r->origin, r->from_seq, asked, max_bytes);
-      if (range) {
-        reply.updates = std::move(range->updates);
-        if (signed_link) reply.head = std::move(range->head);
-        counters_.updates_sent += reply.updates.size();
-        if (sender) sender->updates_sent += reply.updates.size();
-        // More: stopped for the byte limit while the next seq of the range is held.
-        reply.more = !reply.updates.empty() && reply.updates.size() < asked && range->next_held;
-      } else {
-        log_(0, "serving a range: " + range.status().message());
-      }
-    }
-    send(link, reply);
+    // Answered with the link's next Requests of this poll (serve_requests).
+    if (serving_.requests.empty()) serving_ = Serving{link, id, signed_link, {}, 0};
+    serving_.requests.push_back(*r);
+    serving_.bytes += std::clamp<size_t>(r->max_bytes, 1, wire::kMaxBatchBytes);
+    if (serving_.bytes >= options_.credit_bytes) serve_requests();
   } else if (auto* p = std::get_if<wire::Push>(&m)) {
     take_push(link, sender, tree, *p);
   } else if (auto* members = std::get_if<wire::Members>(&m)) {

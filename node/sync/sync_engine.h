@@ -338,6 +338,7 @@ class SyncEngine {
   void handle_outgoing_hello(Peer& p, const wire::Hello& h, int64_t now);
   void handle_incoming_hello(const Frame& frame, const wire::Hello& h);
   void handle_incoming(const Frame& frame, wire::Message& m);
+  void serve_requests();
   void take_push(const Link& link, Peer* from, bool tree, wire::Push& push);
   // Applies a vector learned from `node_id` and pulls what we lack from it.
   void learn_vector(const PeerId& id, const VersionVector& theirs, const std::map<OriginId, std::string>& tips);
@@ -453,6 +454,16 @@ class SyncEngine {
   std::map<OriginId, Graft> grafts_;                  // one per origin
   std::vector<OriginId> hears_sent_;                  // the hears last spread to every tree peer
   std::map<OriginId, uint64_t> poll_seen_;            // per origin, the highest seq pushed in this poll
+  // Requests of one incoming link that came one after another in this poll,
+  // not yet answered (serve_requests); at most a link's credit of bytes asked.
+  struct Serving {
+    Link link;
+    PeerId peer;
+    bool signed_link = false;
+    std::vector<wire::Request> requests;
+    size_t bytes = 0;
+  };
+  Serving serving_;
   // Per origin, what pushes have brought: the highest seq, and when one last
   // brought something new. A duplicate of what only a pull brought prunes
   // nobody (its sender is the tree, late), and grafts look at the time.

@@ -70,6 +70,13 @@ struct Range {
   bool next_held = false;  // the store holds the seq after the last update returned
 };
 
+// One range asked of read_ranges(): read_range()'s arguments.
+struct RangeAsk {
+  OriginId origin = 0;
+  uint64_t from = 0, max_count = 0;
+  size_t max_bytes = 0;
+};
+
 // The key a store writes its own origin with, as a Hello carries it
 // (PROTOCOL.md §2 "Handshake"): the origin, its key, and when the key is not
 // the device key, the device's certificate for it.
@@ -96,6 +103,13 @@ class SyncStore {
   // returns, carrying the origin's key when the range starts at seq 1; it may
   // then run past max_count or max_bytes to reach that head.
   virtual Result<Range> read_range(OriginId origin, uint64_t from, uint64_t max_count, size_t max_bytes) const = 0;
+  // read_range() of each ask, in order, each answer what read_range() gives.
+  // A store may read them together (the node walks its log once for all).
+  virtual std::vector<Result<Range>> read_ranges(const std::vector<RangeAsk>& asks) const {
+    std::vector<Result<Range>> out;
+    for (const RangeAsk& a : asks) out.push_back(read_range(a.origin, a.from, a.max_count, a.max_bytes));
+    return out;
+  }
   // Received updates with the heads that cover them, judged for form (and
   // proof) and stored durably before it returns.
   virtual Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) = 0;
