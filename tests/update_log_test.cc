@@ -149,6 +149,24 @@ std::vector<uint64_t> seqs_of(const std::vector<StoredHead>& heads) {
 // A range of one origin is read with one cursor on the seq index and one on
 // the log: in seq order, from any seq, up to a hole or as far as the caller
 // wants; a seq entry whose update is gone from the log is corruption.
+// Deletes the update `id` from the log of the directory, behind the seq
+// index's back (as damage would).
+void delete_from_log(const std::string& dir, const UpdateId& id) {
+  MDB_env* env = nullptr;
+  ASSERT_EQ(mdb_env_create(&env), 0);
+  mdb_env_set_maxdbs(env, 16);
+  ASSERT_EQ(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600), 0);
+  MDB_txn* txn = nullptr;
+  MDB_dbi log = 0;
+  ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+  ASSERT_EQ(mdb_dbi_open(txn, "log", 0, &log), 0);
+  auto key = id.key();
+  MDB_val k{key.size(), key.data()};
+  EXPECT_EQ(mdb_del(txn, log, &k, nullptr), 0);
+  EXPECT_EQ(mdb_txn_commit(txn), 0);
+  mdb_env_close(env);
+}
+
 TEST(UpdateLog, AnOriginsUpdatesAreWalkedInSeqOrderUpToAHole) {
   testing::TempDir dir;
   const OriginId a = 7, b = 9;
@@ -188,21 +206,7 @@ TEST(UpdateLog, AnOriginsUpdatesAreWalkedInSeqOrderUpToAHole) {
     EXPECT_TRUE(walk(*log, 11, 1, 100).empty()) << "an origin not held";
   }
   // a#3's update leaves the log behind the seq index's back.
-  {
-    MDB_env* env = nullptr;
-    ASSERT_EQ(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), MDB_NOTLS, 0600), 0);
-    MDB_txn* txn = nullptr;
-    MDB_dbi log = 0;
-    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-    ASSERT_EQ(mdb_dbi_open(txn, "log", 0, &log), 0);
-    auto key = id(a, 3).key();
-    MDB_val k{key.size(), key.data()};
-    EXPECT_EQ(mdb_del(txn, log, &k, nullptr), 0);
-    EXPECT_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-  }
+  ASSERT_NO_FATAL_FAILURE(delete_from_log(dir.path(), id(a, 3)));
   auto log = small_log(dir.path());
   Status s;
   EXPECT_EQ(walk(*log, a, 1, 100, &s), (Walked{{1, body(a, 1)}, {2, body(a, 2)}}));
@@ -290,21 +294,7 @@ TEST(UpdateLog, SeveralOriginsWalkedTogetherGetWhatEachAloneGets) {
     EXPECT_TRUE(walk(*log, {}).empty()) << "nothing asked";
   }
   // b#5's update leaves the log behind the seq index's back: the walk says so.
-  {
-    MDB_env* env = nullptr;
-    ASSERT_EQ(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 16);
-    ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), MDB_NOTLS, 0600), 0);
-    MDB_txn* txn = nullptr;
-    MDB_dbi log = 0;
-    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-    ASSERT_EQ(mdb_dbi_open(txn, "log", 0, &log), 0);
-    auto key = id(b, 5).key();
-    MDB_val k{key.size(), key.data()};
-    EXPECT_EQ(mdb_del(txn, log, &k, nullptr), 0);
-    EXPECT_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-  }
+  ASSERT_NO_FATAL_FAILURE(delete_from_log(dir.path(), id(b, 5)));
   auto log = small_log(dir.path());
   Status s;
   const auto got = walk(*log, {{a, 1, 100}, {b, 1, 100}}, &s);
