@@ -336,11 +336,7 @@ void SyncEngine::on_frames(const std::vector<Frame>& frames) {
     }
     if (counters_.bad_frames != bad) note_bad(f, now);
   }
-  try {
-    serve_requests();
-  } catch (const std::exception& e) {
-    log_(1, std::string("serving requests failed: ") + e.what());
-  }
+  serve_requests();
   flush_received();  // the pushes of one poll are stored in one commit
   poll_seen_.clear();
 }
@@ -416,6 +412,16 @@ void SyncEngine::serve_requests() {
   Serving s = std::move(serving_);
   serving_ = Serving{};
   if (s.requests.empty()) return;
+  // Whatever fails here fails these answers alone (their pulls time out and
+  // go elsewhere): never the frame whose arrival sent them.
+  try {
+    serve(s);
+  } catch (const std::exception& e) {
+    log_(1, std::string("serving requests failed: ") + e.what());
+  }
+}
+
+void SyncEngine::serve(Serving& s) {
   const auto servable = [](const wire::Request& r) {
     return r.to_seq >= r.from_seq && r.from_seq > 0 && !is_reserved_origin(r.origin);
   };

@@ -339,6 +339,8 @@ class SyncEngine {
   void handle_incoming_hello(const Frame& frame, const wire::Hello& h);
   void handle_incoming(const Frame& frame, wire::Message& m);
   void serve_requests();
+  struct Serving;
+  void serve(Serving& s);
   void take_push(const Link& link, Peer* from, bool tree, wire::Push& push);
   // Applies a vector learned from `node_id` and pulls what we lack from it.
   void learn_vector(const PeerId& id, const VersionVector& theirs, const std::map<OriginId, std::string>& tips);
