@@ -401,91 +401,46 @@ std::optional<UpdateId> LogTxn::id_of(OriginId origin, uint64_t seq) {
 
 Status LogTxn::for_each_of_origin(OriginId origin, uint64_t from,
                                   const std::function<bool(uint64_t, const UpdateId&, std::string_view)>& fn) {
-  auto missing = [&](uint64_t seq) {
-    return Status::corruption("seq index of " + hex16(origin) + " #" + std::to_string(seq) + " points nowhere");
-  };
-  if (log_->reads_legacy_seq_ && !upgraded_seq_index_) {
-    for (uint64_t seq = from;; ++seq) {
-      auto id = id_of(origin, seq);
-      if (!id) return status();
-      auto body = get(log_->log_, key_view(id->key()));
-      if (!body) return status().is_ok() ? missing(seq) : status();
-      if (!fn(seq, *id, *body)) return status();
-    }
-  }
-  MDB_cursor* seqs = nullptr;
-  MDB_cursor* log = nullptr;
-  int rc = mdb_cursor_open(txn_, log_->seqs_, &seqs);
-  if (rc == 0) rc = mdb_cursor_open(txn_, log_->log_, &log);
-  Status out;
-  if (rc == 0) {
-    const std::string origin_key = u64_be(origin);
-    char entry[kSeqEntryBytes] = {};
-    put_u64_be(entry, from);
-    MDB_val k = val(origin_key), v{sizeof entry, entry};
-    bool log_placed = false;  // the log cursor is on the update read last
-    // The origin's first entry at or above (from, zero key), then its next ones.
-    for (rc = mdb_cursor_get(seqs, &k, &v, MDB_GET_BOTH_RANGE); rc == 0;
-         rc = mdb_cursor_get(seqs, &k, &v, MDB_NEXT_DUP)) {
-      const uint64_t seq = from;
-      if (v.mv_size != kSeqEntryBytes || get_u64_be(static_cast<const char*>(v.mv_data)) != seq) break;
-      const std::string_view key = view(v).substr(8);
-      // The next entry of the log is this update's where the log holds the
-      // origin's updates in a row (one origin's catch-up); else a lookup.
-      MDB_val lk, lv;
-      int lrc = log_placed ? mdb_cursor_get(log, &lk, &lv, MDB_NEXT) : MDB_NOTFOUND;
-      if (lrc != 0 || view(lk) != key) {
-        lk = val(key);
-        lrc = mdb_cursor_get(log, &lk, &lv, MDB_SET_KEY);
-      }
-      if (lrc == MDB_NOTFOUND) {
-        out = missing(seq);
-        break;
-      }
-      if (lrc != 0) {
-        rc = lrc;
-        break;
-      }
-      log_placed = true;
-      if (!fn(seq, UpdateId::from_key(key), view(lv))) break;
-      ++from;
-    }
-  }
-  if (rc != 0 && rc != MDB_NOTFOUND && out.is_ok()) out = lmdb_error(rc, "read an origin's updates");
-  if (log) mdb_cursor_close(log);
-  if (seqs) mdb_cursor_close(seqs);
-  return out;
+  return for_each_of_origins({{origin, from}}, [&](size_t, uint64_t seq, const UpdateId& id, std::string_view body) {
+    return fn(seq, id, body);
+  });
 }
 
 Status LogTxn::for_each_of_origins(
     const std::vector<std::pair<OriginId, uint64_t>>& starts,
     const std::function<bool(size_t, uint64_t, const UpdateId&, std::string_view)>& fn) {
+  const auto missing = [&](size_t i, uint64_t seq) {
+    return Status::corruption("seq index of " + hex16(starts[i].first) + " #" + std::to_string(seq) + " points nowhere");
+  };
   if (log_->reads_legacy_seq_ && !upgraded_seq_index_) {
     for (size_t i = 0; i < starts.size(); ++i)
-      REPLOG_RETURN_IF_ERROR(for_each_of_origin(starts[i].first, starts[i].second, [&](uint64_t seq, const UpdateId& id,
-                                                                                       std::string_view body) {
-        return fn(i, seq, id, body);
-      }));
-    return Status::ok();
+      for (uint64_t seq = starts[i].second;; ++seq) {
+        auto id = id_of(starts[i].first, seq);
+        if (!id && !status().is_ok()) return status();
+        if (!id) break;  // a hole: this origin ends here
+        auto body = get(log_->log_, key_view(id->key()));
+        if (!body) return status().is_ok() ? missing(i, seq) : status();
+        if (!fn(i, seq, *id, *body)) break;
+      }
+    return status();
   }
-  // Each origin's seq cursor, and its next update; the smallest id (key order) goes next.
+  // Each origin's seq cursor and next seq; a heap gives the origin whose next
+  // update comes first in key order.
   struct Walk {
     MDB_cursor* seqs = nullptr;
     std::string origin_key;
     uint64_t seq = 0;
-    std::array<char, UpdateId::kKeyBytes> key{};
   };
   std::vector<Walk> walks(starts.size());
   using Next = std::pair<UpdateId, size_t>;
   std::priority_queue<Next, std::vector<Next>, std::greater<>> order;
+  // The entry under walk i's cursor goes on the heap when it is the origin's next seq.
+  const auto queue_if_next = [&](size_t i, const MDB_val& v) {
+    if (v.mv_size != kSeqEntryBytes || get_u64_be(static_cast<const char*>(v.mv_data)) != walks[i].seq) return;
+    order.emplace(UpdateId::from_key(view(v).substr(8)), i);
+  };
   MDB_cursor* log = nullptr;
   Status out;
-  // Reads the entry under w's cursor: true when it is origin's next seq.
-  const auto at_next = [](Walk& w, const MDB_val& v) {
-    if (v.mv_size != kSeqEntryBytes || get_u64_be(static_cast<const char*>(v.mv_data)) != w.seq) return false;
-    std::memcpy(w.key.data(), static_cast<const char*>(v.mv_data) + 8, UpdateId::kKeyBytes);
-    return true;
-  };
   int rc = mdb_cursor_open(txn_, log_->log_, &log);
   for (size_t i = 0; rc == 0 && i < starts.size(); ++i) {
     Walk& w = walks[i];
@@ -496,21 +451,21 @@ Status LogTxn::for_each_of_origins(
     char entry[kSeqEntryBytes] = {};
     put_u64_be(entry, w.seq);
     MDB_val k = val(w.origin_key), v{sizeof entry, entry};
+    // The origin's first entry at or above (from, zero key).
     rc = mdb_cursor_get(w.seqs, &k, &v, MDB_GET_BOTH_RANGE);
-    if (rc == MDB_NOTFOUND) {
-      rc = 0;
-      continue;
-    }
-    if (rc == 0 && at_next(w, v)) order.emplace(UpdateId::from_key(view(v).substr(8)), i);
+    if (rc == 0) queue_if_next(i, v);
+    if (rc == MDB_NOTFOUND) rc = 0;
   }
   bool log_placed = false;  // the log cursor is on the update read last
-  while (rc == 0 && out.is_ok() && !order.empty()) {
-    const auto [order_id, i] = order.top();
+  while (rc == 0 && !order.empty()) {
+    const auto [id, i] = order.top();
     order.pop();
     Walk& w = walks[i];
-    const std::string_view key(w.key.data(), w.key.size());
-    // The next entry of the log, or one of the few after it (updates of
-    // origins not asked for); else a lookup.
+    const auto key_bytes = id.key();
+    const std::string_view key = key_view(key_bytes);
+    // The next entry of the log (one origin's updates in a row, or several
+    // origins' side by side), or one of the few after it (updates of origins
+    // not asked for); else a lookup.
     MDB_val lk, lv;
     int lrc = MDB_NOTFOUND;
     for (int step = 0; log_placed && step < 4; ++step) {
@@ -522,8 +477,7 @@ Status LogTxn::for_each_of_origins(
       lrc = mdb_cursor_get(log, &lk, &lv, MDB_SET_KEY);
     }
     if (lrc == MDB_NOTFOUND) {
-      out = Status::corruption("seq index of " + hex16(starts[i].first) + " #" + std::to_string(w.seq) +
-                               " points nowhere");
+      out = missing(i, w.seq);
       break;
     }
     if (lrc != 0) {
@@ -531,14 +485,14 @@ Status LogTxn::for_each_of_origins(
       break;
     }
     log_placed = true;
-    if (!fn(i, w.seq, order_id, view(lv))) continue;
+    if (!fn(i, w.seq, id, view(lv))) continue;
     ++w.seq;
     MDB_val k, v;
-    const int nrc = mdb_cursor_get(w.seqs, &k, &v, MDB_NEXT_DUP);
-    if (nrc == 0 && at_next(w, v)) order.emplace(UpdateId::from_key(view(v).substr(8)), i);
-    else if (nrc != 0 && nrc != MDB_NOTFOUND) rc = nrc;
+    rc = mdb_cursor_get(w.seqs, &k, &v, MDB_NEXT_DUP);
+    if (rc == 0) queue_if_next(i, v);
+    if (rc == MDB_NOTFOUND) rc = 0;
   }
-  if (rc != 0 && rc != MDB_NOTFOUND && out.is_ok()) out = lmdb_error(rc, "read origins' updates");
+  if (rc != 0 && out.is_ok()) out = lmdb_error(rc, "read origins' updates");
   for (Walk& w : walks)
     if (w.seqs) mdb_cursor_close(w.seqs);
   if (log) mdb_cursor_close(log);

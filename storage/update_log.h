@@ -148,13 +148,14 @@ class LogTxn {
   // corruption.
   Status for_each_of_origin(OriginId origin, uint64_t from,
                             const std::function<bool(uint64_t seq, const UpdateId&, std::string_view body)>& fn);
-  // for_each_of_origin for several origins at once, starts[i] = (origin, from):
-  // fn(i, ...) gets origin i's updates in seq order, the origins' interleaved
-  // in key order, and false from fn stops origin i alone. One cursor walks
-  // the log forward, so where the origins' updates lie side by side in it (a
-  // catch-up of many origins) each body is the next entry, not a lookup from
-  // the root. A directory whose seq index is in the layout of format 2 is
-  // read one origin after another.
+  // for_each_of_origin for several origins at once (for_each_of_origin is
+  // this with one), starts[i] = (origin, from): fn(i, ...) gets origin i's
+  // updates in seq order, the origins' interleaved in key order, and false
+  // from fn stops origin i alone. One cursor walks the log forward, so where
+  // the origins' updates lie side by side in it (a catch-up of many origins)
+  // each body is the next entry, not a lookup from the root. A directory
+  // whose seq index is in the layout of format 2 is read one origin after
+  // another, one lookup per update.
   Status for_each_of_origins(
       const std::vector<std::pair<OriginId, uint64_t>>& starts,
       const std::function<bool(size_t i, uint64_t seq, const UpdateId&, std::string_view body)>& fn);
