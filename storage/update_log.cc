@@ -111,6 +111,13 @@ Result<std::unique_ptr<UpdateLog>> UpdateLog::open(const std::string& dir, const
     return lmdb_error(rc, "read database vector");
   }
   log->reads_vector_table_ = vst.ms_entries > 0;
+  // The origins table of formats 2 to 5, until a writer upgrades to format 6.
+  rc = mdb_stat(txn, log->origins_, &vst);
+  if (rc) {
+    mdb_txn_abort(txn);
+    return lmdb_error(rc, "read database origins");
+  }
+  log->reads_origins_table_ = vst.ms_entries > 0;
   rc = mdb_txn_commit(txn);
   if (rc) return lmdb_error(rc, "commit");
   return log;
@@ -250,6 +257,7 @@ Status LogTxn::commit() {
   end();
   if (rc == 0 && upgraded_seq_index_) log_->reads_legacy_seq_ = false;
   if (rc == 0 && dropped_vector_table_) log_->reads_vector_table_ = false;
+  if (rc == 0 && moved_origin_records_) log_->reads_origins_table_ = false;
   if (rc == 0) return Status::ok();
   // LMDB reports a short write as EIO; say so when the disk is what ran out.
   struct statvfs fs;
@@ -303,6 +311,75 @@ Status LogTxn::put(MDB_dbi dbi, std::string_view key, std::string_view value, un
 
 bool LogTxn::reads_vector_table() const { return log_->reads_vector_table_ && !dropped_vector_table_; }
 
+// One step per key of `seqs` (an origin's seq index, then its record), the
+// cursor on the key's first value; `fn` may move it within the key. A failure
+// (of `fn`, which returns an LMDB code, or of a step) ends the walk and is noted.
+void LogTxn::each_seqs_key(const char* what, const std::function<int(MDB_cursor*, MDB_val&, MDB_val&)>& fn) {
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->seqs_, &c);
+  note(rc, "open seq index cursor");
+  if (rc) return;
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP)) {
+    rc = fn(c, k, v);
+    if (rc) break;
+  }
+  if (rc != MDB_NOTFOUND) note(rc, what);
+  mdb_cursor_close(c);
+}
+
+bool LogTxn::reads_origins_table() const { return log_->reads_origins_table_ && !moved_origin_records_; }
+
+namespace {
+// Format 6 keeps an origin's record in `seqs` under origin||00, a key of its
+// own beside the origin's seq index entries (which are duplicates of the
+// 8-byte key origin): in key order it comes right after them.
+std::string record_key(OriginId origin) { return u64_be(origin) + '\0'; }
+bool is_record_key(const MDB_val& k) { return k.mv_size == 9 && static_cast<const char*>(k.mv_data)[8] == 0; }
+}  // namespace
+
+std::optional<std::string_view> LogTxn::record_bytes(OriginId origin) {
+  return reads_origins_table() ? get(log_->origins_, u64_be(origin)) : get(log_->seqs_, record_key(origin));
+}
+
+// `seqs` keeps sorted duplicates: a plain put under a key held would add a
+// value beside the old one. A record held is overwritten where it lies (a key
+// of one value takes MDB_CURRENT at any size), so the key holds exactly one.
+Status LogTxn::put_record_bytes(OriginId origin, std::string_view value) {
+  if (reads_origins_table())
+    return Status::invalid_argument(log_->dir_ + ": origin records are in the table storage formats 2 to 5 keep; "
+                                    "a node opened for writing upgrades it");
+  const std::string key = record_key(origin);
+  MDB_cursor* c = nullptr;
+  int rc = mdb_cursor_open(txn_, log_->seqs_, &c);
+  if (rc) return lmdb_error(rc, "open seq index cursor");
+  MDB_val k = val(key), v;
+  rc = mdb_cursor_get(c, &k, &v, MDB_SET);
+  const bool held = rc == 0;
+  if (rc == 0 || rc == MDB_NOTFOUND) {
+    k = val(key);
+    v = val(value);
+    rc = mdb_cursor_put(c, &k, &v, held ? MDB_CURRENT : 0);
+  }
+  mdb_cursor_close(c);
+  return rc ? lmdb_error(rc, "put an origin record") : Status::ok();
+}
+
+Status LogTxn::move_origin_records() {
+  if (!reads_origins_table()) return Status::ok();
+  std::vector<std::pair<std::string, std::string>> records;
+  scan(log_->origins_, false, [&](std::string_view k, std::string_view v) { records.emplace_back(k, v); });
+  REPLOG_RETURN_IF_ERROR(status());
+  for (const auto& [k, v] : records) {
+    if (k.size() != 8) return Status::corruption("an origin record under a key of " + std::to_string(k.size()) + " bytes");
+    REPLOG_RETURN_IF_ERROR(put(log_->seqs_, record_key(get_u64_be(k.data())), v));
+  }
+  int rc = mdb_drop(txn_, log_->origins_, 0);
+  if (rc) return lmdb_error(rc, "empty the origins table");
+  moved_origin_records_ = true;
+  return Status::ok();
+}
+
 // Format 4 keeps no vector of its own: an origin's entry is its last entry in
 // the seq index (seq, and the hlc that leads the log key).
 std::optional<VectorEntry> LogTxn::vector_entry_of(const MDB_val& seq_entry) {
@@ -340,19 +417,12 @@ std::map<OriginId, VectorEntry> LogTxn::vector_entries() {
     });
     return out;
   }
-  MDB_cursor* c = nullptr;
-  int rc = mdb_cursor_open(txn_, log_->seqs_, &c);
-  note(rc, "open seq index cursor");
-  if (rc) return out;
-  MDB_val k, v;
-  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP)) {
-    rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
-    if (rc) break;
-    auto e = vector_entry_of(v);
+  each_seqs_key("read seq index", [&](MDB_cursor* c, MDB_val& k, MDB_val& v) {
+    int rc = mdb_cursor_get(c, &k, &v, MDB_LAST_DUP);
+    auto e = rc == 0 ? vector_entry_of(v) : std::nullopt;
     if (k.mv_size == 8 && e) out[get_u64_be(static_cast<const char*>(k.mv_data))] = *e;
-  }
-  if (rc != MDB_NOTFOUND) note(rc, "read seq index");
-  mdb_cursor_close(c);
+    return rc;
+  });
   return out;
 }
 
@@ -862,16 +932,24 @@ std::optional<OriginRecord> decode_origin_record(std::string_view v) {
 }
 
 std::optional<OriginRecord> LogTxn::origin_record(OriginId origin) {
-  auto v = get(log_->origins_, u64_be(origin));
+  auto v = record_bytes(origin);
   if (!v) return std::nullopt;
   return decode_origin_record(*v);
 }
 
 std::map<OriginId, OriginRecord> LogTxn::origin_records() {
   std::map<OriginId, OriginRecord> out;
-  scan(log_->origins_, false, [&](std::string_view k, std::string_view v) {
-    auto r = decode_origin_record(v);
-    if (k.size() == 8 && r) out[get_u64_be(k.data())] = std::move(*r);
+  if (reads_origins_table()) {
+    scan(log_->origins_, false, [&](std::string_view k, std::string_view v) {
+      auto r = decode_origin_record(v);
+      if (k.size() == 8 && r) out[get_u64_be(k.data())] = std::move(*r);
+    });
+    return out;
+  }
+  each_seqs_key("read origin records", [&](MDB_cursor*, MDB_val& k, MDB_val& v) {
+    if (!is_record_key(k)) return 0;
+    if (auto r = decode_origin_record(view(v))) out[get_u64_be(static_cast<const char*>(k.mv_data))] = std::move(*r);
+    return 0;
   });
   return out;
 }
@@ -888,7 +966,7 @@ std::optional<StoredHead> LogTxn::head_at_or_above(OriginId origin, uint64_t seq
 // the nearer of the record's and the one `heads` holds.
 std::optional<StoredHead> LogTxn::head_near(OriginId origin, uint64_t seq, bool at_or_below) {
   auto out = table_head_near(origin, seq, at_or_below);
-  auto record = get(log_->origins_, u64_be(origin));
+  auto record = record_bytes(origin);
   auto newest = record ? record_head(*record) : std::nullopt;
   if (!newest || (at_or_below ? newest->seq > seq : newest->seq < seq)) return out;
   if (!out || (at_or_below ? newest->seq >= out->seq : newest->seq <= out->seq)) return newest;
@@ -940,9 +1018,8 @@ std::map<OriginId, uint64_t> LogTxn::fork_seqs() {
 
 Status LogTxn::put_origin_record(OriginId origin, const OriginRecord& record) {
   std::string value = encode_origin_record(record);
-  if (auto old = get(log_->origins_, u64_be(origin)); old && record_head(*old))
-    value.append(old->substr(kOriginRecordBytes));
-  return put(log_->origins_, u64_be(origin), value);
+  if (auto old = record_bytes(origin); old && record_head(*old)) value.append(old->substr(kOriginRecordBytes));
+  return put_record_bytes(origin, value);
 }
 
 // Writes `record`'s leading fields again, followed by `head` (none: no head).
@@ -952,11 +1029,11 @@ Status LogTxn::put_record_head(OriginId origin, std::string_view record, const S
     value += u64_be(head->seq);
     value += encode_stored_head(*head);
   }
-  return put(log_->origins_, u64_be(origin), value);
+  return put_record_bytes(origin, value);
 }
 
 Status LogTxn::put_head(OriginId origin, const StoredHead& head) {
-  auto found = get(log_->origins_, u64_be(origin));
+  auto found = record_bytes(origin);
   if (!found || !is_origin_record(*found)) return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
   const std::string record(*found);  // a put below may move the page it lies in
   const auto newest = record_head(record);
@@ -969,7 +1046,7 @@ Status LogTxn::put_head(OriginId origin, const StoredHead& head) {
 // From the record and from `heads` alike: a directory upgraded from format 4
 // may hold a head in both (one signed again after a crash, say).
 Status LogTxn::delete_head(OriginId origin, uint64_t seq) {
-  if (auto found = get(log_->origins_, u64_be(origin))) {
+  if (auto found = record_bytes(origin)) {
     const auto newest = record_head(*found);
     if (newest && newest->seq == seq) REPLOG_RETURN_IF_ERROR(put_record_head(origin, std::string(*found), nullptr));
   }

@@ -2,12 +2,13 @@
 // named databases
 //   log          key(16) = hlc||origin      -> body           (replay order)
 //   seqs         origin(8)                  -> seq(8)||key(16), sorted duplicates (the seq index)
+//                origin(8)||00              -> what is verified of the origin (OriginRecord), one value
 //   vector       origin(8)                  -> seq(8)||last hlc(8)
 //   meta         name                       -> bytes          (node id, cluster, HLC mark, format)
 //   checkpoints  cut key(16)                -> MessagePack checkpoint
 //   forks        origin(8)                  -> fork report, one line of text (quarantine)
 //   peers        peer endpoint              -> MessagePack peer state (last seen, vector, lag)
-//   origins      origin(8)                  -> what is verified of the origin (OriginRecord)
+//   origins      origin(8)                  -> OriginRecord, formats 2 to 5 (format 6: in `seqs`)
 //   heads        origin(8)||seq(8)          -> a signed head held (StoredHead), thinned
 //   evidence     origin(8)                  -> fork evidence (protocol/origin_proof.h encoding)
 //
@@ -46,8 +47,11 @@ namespace replog {
 //    which every commit writes anyway: one database less in a commit.
 // 5: an origin's newest head is kept in its origin record, which a commit
 //    writes anyway; `heads` holds only the older heads thinning keeps.
+// 6: an origin's record is in `seqs`, under origin||00, beside the origin's
+//    seq index entries: a commit of one origin's updates writes the one
+//    leaf of `seqs` that holds both, and no page of `origins`.
 // Older directories are upgraded in place when a node opens them for writing.
-inline constexpr uint32_t kStorageFormatVersion = 5;
+inline constexpr uint32_t kStorageFormatVersion = 6;
 
 // Whether `format` (meta `format_version`) names a storage format older than
 // kStorageFormatVersion: one a reader reads as it is and a writer upgrades.
@@ -179,8 +183,8 @@ class LogTxn {
   std::optional<OriginRecord> origin_record(OriginId origin);
   std::map<OriginId, OriginRecord> origin_records();
   // The held head of `origin` at the highest seq <= seq, or the lowest seq >= seq.
-  // The heads held are those of `heads` and the newest, which format 5 keeps
-  // in the origin's record (a directory of format 4 or older: in `heads`).
+  // The heads held are those of `heads` and the newest, which formats 5 and
+  // later keep in the origin's record (a directory of format 4 or older: in `heads`).
   std::optional<StoredHead> head_at_or_below(OriginId origin, uint64_t seq);
   std::optional<StoredHead> head_at_or_above(OriginId origin, uint64_t seq);
   std::vector<StoredHead> heads(OriginId origin);
@@ -225,6 +229,9 @@ class LogTxn {
   // Formats 1 to 3 to 4: empties the vector table, which the seq index
   // implies; reads in this transaction use the seq index at once.
   Status drop_vector_table();
+  // Formats 2 to 5 to 6: moves every origin record from `origins` into
+  // `seqs` and empties `origins`; reads in this transaction use `seqs` at once.
+  Status move_origin_records();
 
  private:
   friend class UpdateLog;
@@ -235,6 +242,10 @@ class LogTxn {
   std::optional<StoredHead> head_near(OriginId origin, uint64_t seq, bool at_or_below);
   std::optional<StoredHead> table_head_near(OriginId origin, uint64_t seq, bool at_or_below);
   Status put_record_head(OriginId origin, std::string_view record, const StoredHead* head);
+  // The bytes of an origin's record, wherever this directory's format keeps it.
+  std::optional<std::string_view> record_bytes(OriginId origin);
+  void each_seqs_key(const char* what, const std::function<int(MDB_cursor*, MDB_val&, MDB_val&)>& fn);
+  Status put_record_bytes(OriginId origin, std::string_view value);
   void scan(MDB_dbi dbi, bool reverse, const std::function<void(std::string_view, std::string_view)>& fn);
   void note(int rc, const char* what);
   Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
@@ -252,7 +263,9 @@ class LogTxn {
   std::optional<std::optional<UpdateId>> newest_checkpoint_;
   bool upgraded_seq_index_ = false;  // upgrade_seq_index() moved the old layout in this transaction
   bool dropped_vector_table_ = false;  // drop_vector_table() emptied it in this transaction
+  bool moved_origin_records_ = false;  // move_origin_records() moved them in this transaction
   bool reads_vector_table() const;
+  bool reads_origins_table() const;
   Status read_error_;
 };
 
@@ -311,6 +324,9 @@ class UpdateLog {
   // until a writer upgrades the directory to format 4, which reads each
   // origin's entry from the seq index instead.
   mutable std::atomic<bool> reads_vector_table_{false};
+  // The origins table (formats 2 to 5) holds records: reads use it until a
+  // writer upgrades the directory to format 6, which keeps them in `seqs`.
+  mutable std::atomic<bool> reads_origins_table_{false};
   MDB_dbi legacy_seq_ = 0;
   MDB_dbi log_ = 0, seqs_ = 0, vector_ = 0, meta_ = 0, checkpoints_ = 0, forks_ = 0, peers_ = 0, origins_ = 0,
           heads_ = 0, evidence_ = 0;

@@ -36,6 +36,32 @@ inline int64_t database_entries(const std::string& dir, const char* name) {
   return out;
 }
 
+// Format 5 and earlier keep origin records in `origins`; format 6 keeps each
+// in `seqs`, under origin(8) ‖ 00. Moves them back to `origins` and returns
+// what failed, or "" with `moved` set.
+inline std::string move_records_to_origins_table(MDB_txn* txn, size_t& moved) {
+  MDB_dbi seqs = 0, origins = 0;
+  if (mdb_dbi_open(txn, "seqs", MDB_DUPSORT | MDB_DUPFIXED, &seqs) || mdb_dbi_open(txn, "origins", 0, &origins))
+    return "no seqs or origins";
+  std::map<std::string, std::string> records;  // record key -> record
+  MDB_cursor* c = nullptr;
+  if (mdb_cursor_open(txn, seqs, &c)) return "cursor";
+  MDB_val k, v;
+  for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP))
+    if (k.mv_size == 9)
+      records[std::string(static_cast<const char*>(k.mv_data), k.mv_size)] =
+          std::string(static_cast<const char*>(v.mv_data), v.mv_size);
+  mdb_cursor_close(c);
+  moved = 0;
+  for (auto& [key, record] : records) {
+    std::string k9 = key;
+    MDB_val rk{k9.size(), k9.data()}, ok{8, k9.data()}, rv{record.size(), record.data()};
+    if (mdb_del(txn, seqs, &rk, nullptr) || mdb_put(txn, origins, &ok, &rv, 0)) return "move a record";
+    ++moved;
+  }
+  return "";
+}
+
 // Format 4 and earlier keep every head in `heads`: moves each origin
 // record's newest head there (format 5 keeps it after the 177 record bytes,
 // as `seq(8) ‖ 105-byte head`). Returns what failed, or "" with `moved` set.
@@ -73,8 +99,9 @@ inline std::string put_format(MDB_txn* txn, int format) {
   return mdb_put(txn, meta_db, &mk, &mv, 0) ? "put format" : "";
 }
 
-// Rewrites the closed log in `dir` as format 4 left it: every head in
-// `heads`, `format_version` 4. Returns what failed, or "".
+// Rewrites the closed log in `dir` as format 4 left it: origin records in
+// `origins`, every head in `heads`, `format_version` 4. Returns what failed,
+// or "".
 inline std::string rewrite_as_format_4(const std::string& dir, size_t& moved) {
   MDB_env* env = nullptr;
   mdb_env_create(&env);
@@ -83,6 +110,8 @@ inline std::string rewrite_as_format_4(const std::string& dir, size_t& moved) {
   std::string error = mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600) ? "open " + dir
                       : mdb_txn_begin(env, nullptr, 0, &txn)          ? "begin"
                                                                       : "";
+  size_t records = 0;
+  if (error.empty()) error = move_records_to_origins_table(txn, records);
   if (error.empty()) error = move_record_heads_to_table(txn, moved);
   if (error.empty()) error = put_format(txn, 4);
   if (txn && error.empty() && mdb_txn_commit(txn)) error = "commit";

@@ -806,7 +806,7 @@ TEST(FormatVersion, ADirectoryOfAnUnknownFormatIsRefusedOnOpenAndLeftUntouched) 
     ASSERT_TRUE(log);
     auto txn = (*log)->begin_write();
     ASSERT_TRUE(txn);
-    ASSERT_TRUE(txn->put_meta(meta::kFormat, "6"));
+    ASSERT_TRUE(txn->put_meta(meta::kFormat, "7"));
     ASSERT_TRUE(txn->commit());
   }
   const std::string data_before = file_bytes(dir + "/data.mdb");
@@ -817,15 +817,15 @@ TEST(FormatVersion, ADirectoryOfAnUnknownFormatIsRefusedOnOpenAndLeftUntouched) 
   o.clock = &clock;
   for (int attempt = 0; attempt < 2; ++attempt) {
     auto node = attempt == 0 ? engine::Node::open(o) : engine::Node::open_read_only(o);
-    ASSERT_FALSE(node) << (attempt == 0 ? "a writer" : "a reader") << " opened format 6";
+    ASSERT_FALSE(node) << (attempt == 0 ? "a writer" : "a reader") << " opened format 7";
     EXPECT_EQ(node.status().code(), Status::Code::kInvalidArgument);
-    EXPECT_NE(node.status().message().find("storage format 6"), std::string::npos) << node.status().message();
-    EXPECT_NE(node.status().message().find("format 1, 2, 3, 4 or 5"), std::string::npos) << node.status().message();
+    EXPECT_NE(node.status().message().find("storage format 7"), std::string::npos) << node.status().message();
+    EXPECT_NE(node.status().message().find("format 1, 2, 3, 4, 5 or 6"), std::string::npos) << node.status().message();
   }
   EXPECT_TRUE(file_bytes(dir + "/data.mdb") == data_before) << "refusing to open wrote to the data file";
   auto log = UpdateLog::open(dir, {});
   ASSERT_TRUE(log);
-  EXPECT_EQ((*log)->begin_read()->meta(meta::kFormat).value_or(""), "6");
+  EXPECT_EQ((*log)->begin_read()->meta(meta::kFormat).value_or(""), "7");
 }
 
 }  // namespace

@@ -241,6 +241,14 @@ TEST(Signing, LeavingTheOriginMovesToAFreshKeyTheDeviceCertifies) {
   EXPECT_TRUE(proof::check_head(*node->own_head(true), "c1", {}));
 }
 
+// `replog verify` of `dir` finds nothing wrong; `report` is what it says.
+void expect_verified(const std::string& dir, VerifyReport& report) {
+  auto r = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
+  ASSERT_TRUE(r) << r.status().message();
+  EXPECT_TRUE(r->ok()) << (r->problems.empty() ? "" : r->problems.front());
+  report = std::move(*r);
+}
+
 // Copies a fixture directory and makes its key files 0600 (git keeps no modes).
 void copy_fixture(const std::string& name, const std::string& to) {
   namespace fs = std::filesystem;
@@ -279,7 +287,7 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
 
   auto log = open_log(dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("6"));
   auto rec = txn->origin_record(legacy);
   ASSERT_TRUE(rec);
   EXPECT_TRUE(rec->legacy);
@@ -293,9 +301,8 @@ TEST(Signing, AFormatOneDirectoryIsUpgradedInPlaceWithNothingLost) {
   EXPECT_EQ(attested->chain, recompute(*txn, "f1f1f1f1-0001", legacy, key, 4));
   txn.value().abort();
   log.reset();
-  auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
-  ASSERT_TRUE(report);
-  EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
+  VerifyReport report;
+  ASSERT_NO_FATAL_FAILURE(expect_verified(dir, report));
 }
 
 // Format 3 and earlier: the vector table; format 2: the seq index in `seq`.
@@ -335,8 +342,9 @@ void write_vector_table(MDB_txn* txn, int format) {
   }
 }
 
-// Rewrites a current directory as an older build left it. Format 4 and
-// earlier keep every head in `heads`. Format 3 and earlier keep a vector
+// Rewrites a current directory as an older build left it. Format 5 and
+// earlier keep origin records in `origins`. Format 4 and earlier keep every
+// head in `heads`. Format 3 and earlier keep a vector
 // table (`vector`: origin(8) -> seq(8) || hlc of that update(8)); format 2
 // also keeps its seq index in `seq`, keyed origin(8)||seq(8), each value the
 // 16-byte log key. Marks the directory with `format`.
@@ -347,9 +355,13 @@ void rewrite_as_format(const std::string& dir, int format) {
   ASSERT_EQ(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600), 0);
   MDB_txn* txn = nullptr;
   ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
-  size_t moved = 0;
-  ASSERT_EQ(testing::move_record_heads_to_table(txn, moved), "");
-  EXPECT_GT(moved, 0u);
+  size_t records = 0, moved = 0;
+  ASSERT_EQ(testing::move_records_to_origins_table(txn, records), "");
+  EXPECT_GT(records, 0u);
+  if (format <= 4) {
+    ASSERT_EQ(testing::move_record_heads_to_table(txn, moved), "");
+    EXPECT_GT(moved, 0u);
+  }
   if (format <= 3) {
     ASSERT_NO_FATAL_FAILURE(write_vector_table(txn, format));
   }
@@ -419,9 +431,8 @@ TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) 
     ASSERT_TRUE(read);
     EXPECT_EQ(read->size(), 60u);
   }
-  auto before = verify_data_dir(a_dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
-  ASSERT_TRUE(before);
-  EXPECT_TRUE(before->ok()) << (before->problems.empty() ? "" : before->problems.front());
+  VerifyReport before;
+  ASSERT_NO_FATAL_FAILURE(expect_verified(a_dir, before));
 
   auto node = open_node(a_dir);
   ASSERT_TRUE(node);
@@ -433,7 +444,7 @@ TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) 
 
   auto log = open_log(a_dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("6"));
   for (const auto& [origin, held] : vector)
     for (uint64_t seq = 1; seq <= held; ++seq) {
       auto id = txn->id_of(origin, seq);
@@ -448,10 +459,9 @@ TEST(Signing, AFormatTwoDirectoryIsReadAsItIsAndUpgradedInPlaceWithNothingLost) 
   log.reset();
   EXPECT_FALSE(has_database(a_dir, "seq")) << "the old seq index is gone";
   EXPECT_EQ(database_entries(a_dir, "vector"), 0) << "the seq index implies the vector";
-  auto after = verify_data_dir(a_dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
-  ASSERT_TRUE(after);
-  EXPECT_TRUE(after->ok()) << (after->problems.empty() ? "" : after->problems.front());
-  EXPECT_EQ(after->updates, 61u);
+  VerifyReport after;
+  ASSERT_NO_FATAL_FAILURE(expect_verified(a_dir, after));
+  EXPECT_EQ(after.updates, 61u);
 }
 
 // Format 3 kept a vector table beside the seq index. A reader reads it as it
@@ -491,7 +501,7 @@ TEST(Signing, AFormatThreeDirectoryDropsItsVectorTableAndKeepsItsVector) {
   EXPECT_EQ(database_entries(a_dir, "vector"), 0);
   auto log = open_log(a_dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("6"));
   auto now = txn->vector_entries();
   for (const auto& [origin, e] : entries) {
     ASSERT_TRUE(now.count(origin));
@@ -500,10 +510,9 @@ TEST(Signing, AFormatThreeDirectoryDropsItsVectorTableAndKeepsItsVector) {
   }
   txn.value().abort();
   log.reset();
-  auto after = verify_data_dir(a_dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
-  ASSERT_TRUE(after);
-  EXPECT_TRUE(after->ok()) << (after->problems.empty() ? "" : after->problems.front());
-  EXPECT_EQ(after->updates, 41u);
+  VerifyReport after;
+  ASSERT_NO_FATAL_FAILURE(expect_verified(a_dir, after));
+  EXPECT_EQ(after.updates, 41u);
 }
 
 // Format 5 keeps each origin's newest head in its record, which the commit
@@ -542,10 +551,9 @@ TEST(Signing, TheNewestHeadIsKeptInTheOriginRecordAndOnlyThinnedHeadsInTheTable)
     kept = heads.size();
   }
   EXPECT_EQ(database_entries(dir, "heads"), static_cast<int64_t>(kept) - 1) << "all but the newest in the table";
-  auto report = verify_data_dir(dir, std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins()));
-  ASSERT_TRUE(report);
-  EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "" : report->problems.front());
-  EXPECT_EQ(report->heads_checked, kept);
+  VerifyReport report;
+  ASSERT_NO_FATAL_FAILURE(expect_verified(dir, report));
+  EXPECT_EQ(report.heads_checked, kept);
 }
 
 // Format 4 kept every head in `heads`. A reader reads them there; a writer
@@ -560,11 +568,9 @@ TEST(Signing, AFormatFourDirectoryKeepsItsHeadsWhereTheyAreAndUpgrades) {
   ASSERT_EQ(database_entries(a_dir, "heads"), 0);
   rewrite_as_format(a_dir, 4);
   ASSERT_EQ(database_entries(a_dir, "heads"), 2) << "each origin's newest head, in the table";
-  auto registry = std::make_shared<const MethodRegistry>(MethodRegistry::with_builtins());
-  auto before = verify_data_dir(a_dir, registry);
-  ASSERT_TRUE(before);
-  EXPECT_TRUE(before->ok()) << (before->problems.empty() ? "" : before->problems.front());
-  EXPECT_EQ(before->heads_checked, 2u) << "a reader finds the heads in the table";
+  VerifyReport before;
+  ASSERT_NO_FATAL_FAILURE(expect_verified(a_dir, before));
+  EXPECT_EQ(before.heads_checked, 2u) << "a reader finds the heads in the table";
 
   auto node = open_node(a_dir);
   ASSERT_TRUE(node);
@@ -581,18 +587,71 @@ TEST(Signing, AFormatFourDirectoryKeepsItsHeadsWhereTheyAreAndUpgrades) {
   {
     auto log = open_log(a_dir);
     auto txn = log->begin_read();
-    EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
+    EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("6"));
     for (const auto& [origin, held] : vector) {
       auto newest = txn->head_at_or_below(origin, UINT64_MAX);
       ASSERT_TRUE(newest) << hex16(origin);
       EXPECT_EQ(newest->seq, origin == own ? held + 1 : held) << hex16(origin);
     }
   }
-  auto after = verify_data_dir(a_dir, registry);
-  ASSERT_TRUE(after);
-  EXPECT_TRUE(after->ok()) << (after->problems.empty() ? "" : after->problems.front());
-  EXPECT_EQ(after->heads_checked, 2u);
-  EXPECT_EQ(after->updates, 41u);
+  VerifyReport after;
+  ASSERT_NO_FATAL_FAILURE(expect_verified(a_dir, after));
+  EXPECT_EQ(after.heads_checked, 2u);
+  EXPECT_EQ(after.updates, 41u);
+}
+
+// Format 5 kept origin records in `origins`. A reader reads them there; a
+// writer moves them into `seqs` (format 6), and every record, head and check
+// reads as before.
+TEST(Signing, AFormatFiveDirectoryMovesItsOriginRecordsBesideTheSeqIndex) {
+  TempDir tmp;
+  const std::string a_dir = tmp.sub("a");
+  std::string hash;
+  VersionVector vector;
+  ASSERT_NO_FATAL_FAILURE(two_origins(tmp, 20, hash, vector));
+  std::map<OriginId, OriginRecord> records;
+  {
+    auto log = open_log(a_dir);
+    records = log->begin_read()->origin_records();
+  }
+  ASSERT_EQ(records.size(), 2u);
+  rewrite_as_format(a_dir, 5);
+  ASSERT_EQ(database_entries(a_dir, "origins"), 2);
+  ASSERT_EQ(database_entries(a_dir, "heads"), 0) << "format 5 keeps the newest heads in the records too";
+  VerifyReport before;
+  ASSERT_NO_FATAL_FAILURE(expect_verified(a_dir, before));
+  EXPECT_EQ(before.heads_checked, 2u) << "a reader finds the records and their heads in `origins`";
+
+  auto node = open_node(a_dir);
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->state_hash(), hash);
+  const OriginId own = node->node_id();
+  ASSERT_TRUE(node->call("set", set_arg("after", "upgrade")));
+  ASSERT_TRUE(node->close());
+  node.reset();
+  {
+    auto log = open_log(a_dir);
+    auto txn = log->begin_read();
+    EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("6"));
+    const auto after = txn->origin_records();
+    ASSERT_EQ(after.size(), 2u);
+    for (const auto& [origin, r] : records) {
+      const uint64_t seq = origin == own ? r.seq + 1 : r.seq;
+      EXPECT_EQ(after.at(origin).seq, seq) << hex16(origin);
+      EXPECT_EQ(after.at(origin).key, r.key) << hex16(origin);
+      EXPECT_EQ(txn->head_at_or_below(origin, UINT64_MAX)->seq, seq) << hex16(origin);
+    }
+    for (const auto& [origin, r] : records) {
+      if (origin != own) {
+        EXPECT_EQ(after.at(origin).chain, r.chain) << "the other origin's record moved unchanged";
+      }
+    }
+  }
+  EXPECT_EQ(database_entries(a_dir, "origins"), 0) << "the upgrade moved them";
+  VerifyReport after;
+  ASSERT_NO_FATAL_FAILURE(expect_verified(a_dir, after));
+  EXPECT_EQ(after.heads_checked, 2u);
+  EXPECT_EQ(after.updates, 41u);
 }
 
 // Opened with an initial map a page larger than its file, and no page free
@@ -622,7 +681,7 @@ TEST(Signing, AnOlderFormatUpgradesWhenItsMapIsFull) {
   node->reset();
   auto log = open_log(a_dir);
   auto txn = log->begin_read();
-  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("5"));
+  EXPECT_EQ(txn->meta(meta::kFormat), std::optional<std::string>("6"));
 }
 
 // Both directories of the format 1 cluster upgrade; each attests its own old
@@ -668,14 +727,14 @@ TEST(Signing, ANewerStorageFormatIsRefusedWithOneLine) {
   {
     auto log = open_log(dir);
     auto txn = log->begin_write();
-    ASSERT_TRUE(txn->put_meta(meta::kFormat, "6"));
+    ASSERT_TRUE(txn->put_meta(meta::kFormat, "7"));
     ASSERT_TRUE(txn->commit());
   }
   engine::NodeOptions o;
   o.dir = dir;
   auto n = Node::open(o);
   ASSERT_FALSE(n);
-  EXPECT_NE(n.status().message().find("storage format 6"), std::string::npos) << n.status().message();
+  EXPECT_NE(n.status().message().find("storage format 7"), std::string::npos) << n.status().message();
   EXPECT_EQ(n.status().message().find('\n'), std::string::npos);
   auto ro = Node::open_read_only(o);
   EXPECT_FALSE(ro);

@@ -376,5 +376,115 @@ TEST(UpdateLog, TheNewestHeadLivesInTheOriginRecordAndOlderOnesInHeads) {
   }
 }
 
+// Format 6 keeps an origin's record in `seqs` beside the origin's seq index
+// entries, under a key of its own: reads of the seq index (vector, walks,
+// lookups) see none of it, and a record put again replaces the one held. A
+// format 5 log keeps its records in `origins`: read there until a writer
+// moves them.
+TEST(UpdateLog, AnOriginsRecordLivesBesideItsSeqIndexAndNoReadOfTheIndexSeesIt) {
+  testing::TempDir dir;
+  const OriginId a = 7, b = 9, c = 11, d = 13;  // c: a record, no update; d: updates, no record
+  const auto id = [](OriginId origin, uint64_t seq) { return UpdateId{1000 + seq * 10, origin}; };
+  const auto record = [](uint64_t seq) {
+    OriginRecord r;
+    r.key = std::string(32, 'k');
+    r.seq = seq;
+    r.bytes = seq * 100;
+    return r;
+  };
+  const auto check = [&](LogTxn& txn, const char* when) {
+    const auto vector = txn.vector_entries();
+    ASSERT_EQ(vector.size(), 3u) << when;
+    EXPECT_EQ(vector.at(a).seq, 6u) << when;
+    EXPECT_EQ(vector.at(b).seq, 1u) << when;
+    EXPECT_EQ(vector.at(d).seq, 2u) << when;
+    const auto records = txn.origin_records();
+    ASSERT_EQ(records.size(), 3u) << when;
+    EXPECT_EQ(records.at(a).seq, 6u) << when;
+    EXPECT_EQ(records.at(b).seq, 1u) << when;
+    EXPECT_EQ(records.at(c).seq, 4u) << when;
+    EXPECT_EQ(txn.head_at_or_below(a, 100)->seq, 6u) << when;
+    EXPECT_FALSE(txn.origin_record(d)) << when;
+    EXPECT_EQ(txn.id_of(a, 6), id(a, 6)) << when;
+    EXPECT_FALSE(txn.id_of(c, 1)) << when;
+    std::vector<uint64_t> walked;
+    ASSERT_TRUE(txn.for_each_of_origins({{a, 1}, {c, 1}, {d, 1}}, [&](size_t i, uint64_t seq, const UpdateId&, std::string_view) {
+      walked.push_back(i * 100 + seq);
+      return true;
+    }));
+    EXPECT_EQ(walked, (std::vector<uint64_t>{1, 201, 2, 202, 3, 4, 5, 6})) << when;
+  };
+  {
+    auto log = small_log(dir.path());
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    for (uint64_t seq = 1; seq <= 3; ++seq) ASSERT_TRUE(txn->put_update(id(a, seq), seq, "a"));
+    ASSERT_TRUE(txn->put_origin_record(a, record(3)));
+    ASSERT_TRUE(txn->put_update(id(b, 1), 1, "b"));  // one entry: not a set of duplicates in LMDB
+    ASSERT_TRUE(txn->put_origin_record(b, record(1)));
+    ASSERT_TRUE(txn->put_origin_record(c, record(4)));
+    ASSERT_TRUE(txn->commit());
+  }
+  {
+    // Entries appended after the record's key, a new origin after all, the
+    // record put again (its head makes it longer): one record each.
+    auto log = small_log(dir.path());
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    for (uint64_t seq = 4; seq <= 6; ++seq) ASSERT_TRUE(txn->put_update(id(a, seq), seq, "a"));
+    for (uint64_t seq = 1; seq <= 2; ++seq) ASSERT_TRUE(txn->put_update(id(d, seq), seq, "d"));
+    ASSERT_TRUE(txn->put_origin_record(a, record(5)));
+    ASSERT_TRUE(txn->put_head(a, head_at(6)));
+    ASSERT_TRUE(txn->put_origin_record(a, record(6)));
+    ASSERT_NO_FATAL_FAILURE(check(*txn, "written"));
+    ASSERT_TRUE(txn->commit());
+  }
+  EXPECT_EQ(testing::database_entries(dir.path(), "seqs"), 6 + 1 + 2 + 3) << "each origin's entries, one record each";
+  EXPECT_EQ(testing::database_entries(dir.path(), "origins"), 0);
+  EXPECT_EQ(testing::database_entries(dir.path(), "heads"), 0) << "the newest head is in the record";
+  {
+    auto log = small_log(dir.path());
+    auto txn = log->begin_read();
+    ASSERT_NO_FATAL_FAILURE(check(*txn, "read again"));
+  }
+
+  // As format 5 left it: the records in `origins`.
+  {
+    MDB_env* env = nullptr;
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 16);
+    ASSERT_EQ(mdb_env_open(env, dir.path().c_str(), MDB_NOTLS, 0600), 0);
+    MDB_txn* txn = nullptr;
+    ASSERT_EQ(mdb_txn_begin(env, nullptr, 0, &txn), 0);
+    size_t moved = 0;
+    EXPECT_EQ(testing::move_records_to_origins_table(txn, moved), "");
+    EXPECT_EQ(moved, 3u);
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+  }
+  EXPECT_EQ(testing::database_entries(dir.path(), "origins"), 3);
+  auto log = small_log(dir.path());
+  {
+    auto txn = log->begin_read();
+    ASSERT_NO_FATAL_FAILURE(check(*txn, "format 5, read where it lies"));
+  }
+  {
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    Status refused = txn->put_origin_record(a, record(7));
+    EXPECT_EQ(refused.code(), Status::Code::kInvalidArgument) << "a record written before the move would be lost";
+    ASSERT_TRUE(txn->move_origin_records());
+    ASSERT_NO_FATAL_FAILURE(check(*txn, "moved, same transaction"));
+    ASSERT_TRUE(txn->commit());
+  }
+  {
+    auto txn = log->begin_read();
+    ASSERT_NO_FATAL_FAILURE(check(*txn, "moved, committed"));
+  }
+  log.reset();
+  EXPECT_EQ(testing::database_entries(dir.path(), "origins"), 0);
+  EXPECT_EQ(testing::database_entries(dir.path(), "seqs"), 6 + 1 + 2 + 3);
+}
+
 }  // namespace
 }  // namespace replog

@@ -236,9 +236,10 @@ Status Node::store_head(LogTxn& txn, OriginId origin, const StoredHead& head) {
 }
 
 // Older storage formats to the current one, in one write transaction under
-// the directory lock (docs/STORAGE.md "Format versions"). From format 4
-// nothing moves: each origin's newest head stays in `heads` until a newer one
-// goes into its record, and reads look in both. From format 3, the
+// the directory lock (docs/STORAGE.md "Format versions"). From format 5 the
+// origin records move from `origins` into `seqs`. From format 4 no head
+// moves: each origin's newest head stays in `heads` until a newer one goes
+// into its record, and reads look in both. From format 3, the
 // vector table goes (the seq index implies it); from format 2, the seq index
 // moves to its appending layout first; from format 1, the origin is signed
 // too (sign_legacy_origin).
@@ -255,6 +256,7 @@ Status Node::upgrade_storage_once() {
   if (!format || !is_older_storage_format(*format)) return txn->status();
   REPLOG_RETURN_IF_ERROR(txn->upgrade_seq_index());
   REPLOG_RETURN_IF_ERROR(txn->drop_vector_table());
+  REPLOG_RETURN_IF_ERROR(txn->move_origin_records());
   if (*format == "1") REPLOG_RETURN_IF_ERROR(sign_legacy_origin(*txn));
   REPLOG_RETURN_IF_ERROR(txn->put_meta(meta::kFormat, std::to_string(kStorageFormatVersion)));
   return txn->commit();
