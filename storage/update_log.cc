@@ -1032,11 +1032,17 @@ Status LogTxn::put_record_head(OriginId origin, std::string_view record, const S
   return put_record_bytes(origin, value);
 }
 
-Status LogTxn::put_head(OriginId origin, const StoredHead& head) {
+Status LogTxn::put_head(OriginId origin, const StoredHead& head, std::optional<uint64_t> drop) {
   auto found = record_bytes(origin);
-  if (!found || !is_origin_record(*found)) return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
-  const std::string record(*found);  // a put below may move the page it lies in
-  const auto newest = record_head(record);
+  const bool has_record = found && is_origin_record(*found);
+  const std::string record = has_record ? std::string(*found) : std::string();  // a put below may move its page
+  auto newest = has_record ? record_head(record) : std::nullopt;
+  if (drop) {
+    // From the table too: a directory upgraded from format 4 may hold it in both.
+    REPLOG_RETURN_IF_ERROR(delete_table_head(origin, *drop));
+    if (newest && newest->seq == *drop) newest.reset();
+  }
+  if (!has_record) return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
   if (newest && newest->seq > head.seq) return put(log_->heads_, seq_key(origin, head.seq), encode_stored_head(head));
   if (newest && newest->seq < head.seq)
     REPLOG_RETURN_IF_ERROR(put(log_->heads_, seq_key(origin, newest->seq), encode_stored_head(*newest)));
@@ -1050,6 +1056,10 @@ Status LogTxn::delete_head(OriginId origin, uint64_t seq) {
     const auto newest = record_head(*found);
     if (newest && newest->seq == seq) REPLOG_RETURN_IF_ERROR(put_record_head(origin, std::string(*found), nullptr));
   }
+  return delete_table_head(origin, seq);
+}
+
+Status LogTxn::delete_table_head(OriginId origin, uint64_t seq) {
   const std::string key = seq_key(origin, seq);
   MDB_val k = val(key);
   int rc = mdb_del(txn_, log_->heads_, &k, nullptr);

@@ -218,8 +218,10 @@ class LogTxn {
   Status put_origin_record(OriginId origin, const OriginRecord& record);
   // A head newer than the origin's record holds goes into the record, and the
   // one it held moves to `heads`; an older one goes to `heads`, as does any
-  // head of an origin without a record.
-  Status put_head(OriginId origin, const StoredHead& head);
+  // head of an origin without a record. `drop`: the head at that seq is
+  // deleted first (thinning), as delete_head does; when it is the record's,
+  // the new head takes its place in one write of the record.
+  Status put_head(OriginId origin, const StoredHead& head, std::optional<uint64_t> drop = std::nullopt);
   Status delete_head(OriginId origin, uint64_t seq);
   Status put_evidence(OriginId origin, std::string_view bytes);
   // Storage format 2 to 3: moves the seq index to its `seqs` layout and
@@ -242,6 +244,7 @@ class LogTxn {
   std::optional<StoredHead> head_near(OriginId origin, uint64_t seq, bool at_or_below);
   std::optional<StoredHead> table_head_near(OriginId origin, uint64_t seq, bool at_or_below);
   Status put_record_head(OriginId origin, std::string_view record, const StoredHead* head);
+  Status delete_table_head(OriginId origin, uint64_t seq);
   // The bytes of an origin's record, wherever this directory's format keeps it.
   std::optional<std::string_view> record_bytes(OriginId origin);
   void each_seqs_key(const char* what, const std::function<int(MDB_cursor*, MDB_val&, MDB_val&)>& fn);

@@ -374,6 +374,26 @@ TEST(UpdateLog, TheNewestHeadLivesInTheOriginRecordAndOlderOnesInHeads) {
     EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{3}));
     ASSERT_TRUE(txn->commit());
   }
+  EXPECT_EQ(testing::database_entries(dir.path(), "heads"), 2) << "3, and bare's 1";
+  {
+    // Thinning as the node does it: the head dropped is deleted as
+    // delete_head would, wherever it is, before the new one goes in.
+    auto log = small_log(dir.path());
+    auto txn = log->begin_write();
+    ASSERT_TRUE(txn);
+    ASSERT_TRUE(txn->put_head(origin, head_at(8)));  // the record holds 8
+    ASSERT_TRUE(txn->put_head(origin, head_at(9), 8));  // 8 dropped: 9 takes its place, nothing moves
+    EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{3, 9}));
+    EXPECT_EQ(txn->head_at_or_below(origin, 100)->signature, head_at(9).signature);
+    ASSERT_TRUE(txn->put_head(origin, head_at(10), 3));  // a table head dropped; 9 moves to the table
+    EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{9, 10}));
+    ASSERT_TRUE(txn->put_head(origin, head_at(4), 9));  // older than the record's: to the table
+    EXPECT_EQ(seqs_of(txn->heads(origin)), (std::vector<uint64_t>{4, 10}));
+    ASSERT_TRUE(txn->put_head(bare, head_at(2), 1));  // no record: the table alone
+    EXPECT_EQ(seqs_of(txn->heads(bare)), (std::vector<uint64_t>{2}));
+    ASSERT_TRUE(txn->commit());
+  }
+  EXPECT_EQ(testing::database_entries(dir.path(), "heads"), 2) << "4, and bare's 2; 10 is in the record";
 }
 
 // Format 6 keeps an origin's record in `seqs` beside the origin's seq index

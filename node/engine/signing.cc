@@ -225,14 +225,16 @@ Status Node::store_unstored_heads(LogTxn& txn, size_t& puts) {
 // Stores `head`, thinning: the previous newest head is dropped when it lies
 // less than kHeadSpacingBytes past the head kept before it.
 Status Node::store_head(LogTxn& txn, OriginId origin, const StoredHead& head) {
+  std::optional<uint64_t> thinned;
   if (head.seq > 1) {
     if (auto prev = txn.head_at_or_below(origin, head.seq - 1)) {
       auto before = prev->seq > 1 ? txn.head_at_or_below(origin, prev->seq - 1) : std::nullopt;
       const uint64_t floor = before ? before->bytes : 0;
-      if (prev->bytes - floor < kHeadSpacingBytes) REPLOG_RETURN_IF_ERROR(txn.delete_head(origin, prev->seq));
+      if (prev->bytes - floor < kHeadSpacingBytes) thinned = prev->seq;
     }
   }
-  return txn.put_head(origin, head);
+  // The thinned head is usually the record's newest: the new one takes its place there.
+  return txn.put_head(origin, head, thinned);
 }
 
 // Older storage formats to the current one, in one write transaction under
