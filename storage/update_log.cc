@@ -349,6 +349,10 @@ Status LogTxn::put_record_bytes(OriginId origin, std::string_view value) {
   if (reads_origins_table())
     return Status::invalid_argument(log_->dir_ + ": origin records are in the table storage formats 2 to 5 keep; "
                                     "a node opened for writing upgrades it");
+  return overwrite_record(origin, value);
+}
+
+Status LogTxn::overwrite_record(OriginId origin, std::string_view value) {
   const std::string key = record_key(origin);
   MDB_cursor* c = nullptr;
   int rc = mdb_cursor_open(txn_, log_->seqs_, &c);
@@ -372,7 +376,7 @@ Status LogTxn::move_origin_records() {
   REPLOG_RETURN_IF_ERROR(status());
   for (const auto& [k, v] : records) {
     if (k.size() != 8) return Status::corruption("an origin record under a key of " + std::to_string(k.size()) + " bytes");
-    REPLOG_RETURN_IF_ERROR(put(log_->seqs_, record_key(get_u64_be(k.data())), v));
+    REPLOG_RETURN_IF_ERROR(overwrite_record(get_u64_be(k.data()), v));
   }
   int rc = mdb_drop(txn_, log_->origins_, 0);
   if (rc) return lmdb_error(rc, "empty the origins table");

@@ -249,6 +249,7 @@ class LogTxn {
   std::optional<std::string_view> record_bytes(OriginId origin);
   void each_seqs_key(const char* what, const std::function<int(MDB_cursor*, MDB_val&, MDB_val&)>& fn);
   Status put_record_bytes(OriginId origin, std::string_view value);
+  Status overwrite_record(OriginId origin, std::string_view value);  // put_record_bytes, unchecked
   void scan(MDB_dbi dbi, bool reverse, const std::function<void(std::string_view, std::string_view)>& fn);
   void note(int rc, const char* what);
   Status put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
