@@ -502,7 +502,6 @@ Status LogTxn::for_each_of_origins(
   // update comes first in key order.
   struct Walk {
     MDB_cursor* seqs = nullptr;
-    std::string origin_key;
     uint64_t seq = 0;
   };
   std::vector<Walk> walks(starts.size());
@@ -520,11 +519,11 @@ Status LogTxn::for_each_of_origins(
     Walk& w = walks[i];
     rc = mdb_cursor_open(txn_, log_->seqs_, &w.seqs);
     if (rc) break;
-    w.origin_key = u64_be(starts[i].first);
     w.seq = starts[i].second;
+    const std::string origin_key = u64_be(starts[i].first);
     char entry[kSeqEntryBytes] = {};
     put_u64_be(entry, w.seq);
-    MDB_val k = val(w.origin_key), v{sizeof entry, entry};
+    MDB_val k = val(origin_key), v{sizeof entry, entry};
     // The origin's first entry at or above (from, zero key).
     rc = mdb_cursor_get(w.seqs, &k, &v, MDB_GET_BOTH_RANGE);
     if (rc == 0) queue_if_next(i, v);

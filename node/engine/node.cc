@@ -482,11 +482,8 @@ Result<Range> Node::read_range(OriginId origin, uint64_t from, uint64_t max_coun
 }
 
 std::vector<Result<Range>> Node::read_ranges(const std::vector<RangeAsk>& asks) const {
+  if (asks.size() < 2) return SyncStore::read_ranges(asks);  // one at a time
   std::vector<Result<Range>> out;
-  if (asks.size() < 2) {
-    for (const RangeAsk& a : asks) out.push_back(read_range(a.origin, a.from, a.max_count, a.max_bytes));
-    return out;
-  }
   auto txn = log_->begin_read();
   if (!txn) {
     out.assign(asks.size(), txn.status());
@@ -508,11 +505,8 @@ std::vector<Result<Range>> Node::read_ranges(const std::vector<RangeAsk>& asks) 
     return ranges[walked[j]].take(seq, id, body);
   });
   if (walk.is_ok()) walk = txn->status();
-  if (!walk.is_ok()) {
-    // Each on its own, so that the one that fails (a damaged entry) takes no other answer with it.
-    for (const RangeAsk& a : asks) out.push_back(read_range(a.origin, a.from, a.max_count, a.max_bytes));
-    return out;
-  }
+  // Each on its own, so that the one that fails (a damaged entry) takes no other answer with it.
+  if (!walk.is_ok()) return SyncStore::read_ranges(asks);
   for (RangeBuilder& r : ranges) out.push_back(r.finish());
   return out;
 }
