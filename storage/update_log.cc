@@ -164,6 +164,8 @@ Result<LogTxn> UpdateLog::begin(bool writable) const {
 }
 
 Result<LogTxn> UpdateLog::begin_read() const { return begin(false); }
+
+uint64_t LogTxn::id() const { return mdb_txn_id(txn_); }
 Result<LogTxn> UpdateLog::begin_write() { return begin(true); }
 
 size_t UpdateLog::map_bytes() const {

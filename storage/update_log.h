@@ -129,6 +129,9 @@ class LogTxn {
   ~LogTxn();
 
   bool writable() const { return writable_; }
+  // LMDB's id of this transaction: for a read, that of the last write
+  // committed before it began, so two reads with one id see the same data.
+  uint64_t id() const;
   // The first read failure of this transaction (OK: none).
   const Status& status() const { return read_error_; }
   Status commit();

@@ -521,7 +521,17 @@ std::vector<std::string> Node::evidence() const {
 
 VersionVector Node::vector() const {
   auto txn = log_->begin_read();
-  return txn ? txn->vector() : VersionVector{};
+  if (!txn) return VersionVector{};
+  const uint64_t id = txn->id();
+  {
+    std::lock_guard<std::mutex> l(vector_mu_);
+    if (vector_txn_ != 0 && vector_txn_ == id) return vector_read_;
+  }
+  VersionVector v = txn->vector();
+  std::lock_guard<std::mutex> l(vector_mu_);
+  vector_txn_ = id;
+  vector_read_ = v;
+  return v;
 }
 
 NodeInfo Node::info() const {

@@ -462,6 +462,12 @@ class Node final : public SyncStore {
 
   std::vector<Revocation> revocations_;  // every revoke update held, in key order (writer thread)
   mutable std::mutex revoked_mu_;        // guards revoked_
+  // vector(): the last one read, by the id of the read transaction it was read
+  // in. The sync engine asks for it on most frames, and it changes only with a
+  // commit.
+  mutable std::mutex vector_mu_;
+  mutable uint64_t vector_txn_ = 0;  // guarded by vector_mu_; 0: none read yet
+  mutable VersionVector vector_read_;  // guarded by vector_mu_
   std::map<OriginId, uint64_t> revoked_;  // the revocations in effect: origin -> last seq
   std::atomic<uint64_t> revocation_generation_{0};
   std::atomic<uint64_t> check_cpu_ns_{0};  // check_cpu_seconds()
