@@ -525,9 +525,10 @@ class HeldCommit {
 };
 
 // Node 1's writer works in real time beside the stepped loop: steps `c` 1 ms
-// of the clock and 1 ms of waiting at a time until `done`, for at most 10 s.
-bool step_until(SimCluster& c, const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+// of the clock and 1 ms of waiting at a time until `done`, for at most `wait`.
+bool step_until(SimCluster& c, const std::function<bool()>& done,
+                std::chrono::milliseconds wait = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
   while (!done() && std::chrono::steady_clock::now() < deadline) {
     c.run(1);
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -553,6 +554,54 @@ TEST(Sync, AVerifiedUpdateIsRelayedBeforeItsCommit) {
   EXPECT_TRUE(step_until(c, [&] { return holds(1); }));
   EXPECT_TRUE(c.converged());
 }
+
+// Relay ahead of the writer: a pushed run that continues what the relay
+// verified last goes on from its loop, checked there, even while its writer
+// is busy with the run before it. Without relay_ahead it waits for the writer.
+void relay_while_the_writer_waits(bool relay_ahead) {
+  ManualClock clock(1'790'000'000'000);
+  auto cluster = std::make_unique<SimCluster>(
+      3, clock, /*full_mesh=*/false, wire::kFeatureDiff,
+      [relay_ahead](SyncOptions& so) {
+        so.save_peers_ms = 3'600'000;
+        so.relay_ahead = relay_ahead;
+      },
+      [](int i, engine::Node& node) -> std::unique_ptr<SyncStore> {
+        return std::make_unique<testing::ForwardingStore>(node, /*pass_async=*/i == 1);
+      });
+  SimCluster& c = *cluster;
+  c.net.cut_both(endpoint_of(0), endpoint_of(2));  // 2 gets 0's updates only through 1
+  c.run(300);
+  const OriginId origin = c.nodes[0].node->node_id();
+  const auto seq = [&](int i) { return seq_of(c.nodes[static_cast<size_t>(i)].node->vector(), origin); };
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(1))));
+  ASSERT_TRUE(step_until(c, [&] { return seq(1) == 1 && seq(2) == 1; })) << "node 1's writer verified origin 0";
+  const auto before = c.nodes[1].node->ahead_counts();
+  HeldCommit held(c.nodes[1]);
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(2))));
+  ASSERT_TRUE(step_until(c, [&] { return held.verified(); })) << "node 1's writer holds #2";
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(3))));
+  // Without relay_ahead, half a second (far past the push delay) shows #3 waiting.
+  const bool relayed = step_until(c, [&] { return seq(2) == 3; },
+                                  relay_ahead ? std::chrono::milliseconds(10'000) : std::chrono::milliseconds(500));
+  EXPECT_EQ(seq(1), 1u) << "node 1 has committed neither #2 nor #3";
+  const auto after = c.nodes[1].node->ahead_counts();
+  if (relay_ahead) {
+    EXPECT_TRUE(relayed) << "node 2 holds #3, which node 1's loop verified while its writer waited";
+    EXPECT_EQ(after.runs - before.runs, 2u) << "#2 and #3, one push each";
+  } else {
+    EXPECT_FALSE(relayed) << "#3 waits for node 1's writer";
+    EXPECT_EQ(after.runs, before.runs);
+  }
+  held.release();
+  EXPECT_TRUE(step_until(c, [&] { return seq(1) == 3 && seq(2) == 3; }));
+  EXPECT_TRUE(c.converged());
+  // The writer took the signatures verified ahead instead of verifying them again.
+  EXPECT_EQ(c.nodes[1].node->ahead_counts().signatures_reused - before.signatures_reused, relay_ahead ? 2u : 0u);
+}
+
+TEST(Sync, ARunVerifiedOnTheLoopIsRelayedWhileTheWriterIsBusy) { relay_while_the_writer_waits(true); }
+TEST(Sync, WithoutRelayAheadARunWaitsForTheWriter) { relay_while_the_writer_waits(false); }
 
 // A Have says its sender holds the updates it names, and a graft's Request
 // is answered from the store: a relay announces an update to a peer that

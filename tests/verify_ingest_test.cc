@@ -219,6 +219,74 @@ TEST_F(VerifyIngest, AHeldRunWithOneUpdateAlteredRefusesFromThatUpdateOn) {
   EXPECT_EQ(b_->state_hash(), before);
 }
 
+// verify_ahead (what a relay sends on from its loop before its writer has
+// the run): only a run that continues what B's writer verified last of A,
+// ends at its head, chains to it and carries A's signature. Anything else is
+// left to the writer, which judges it as ever. The writer then takes the
+// signature verified ahead instead of verifying it again; a run it refuses
+// for bad proof leaves nothing to verify ahead from until it stores one.
+TEST_F(VerifyIngest, ARunVerifiedAheadOfTheWriterIsOneIngestWouldTake) {
+  const OriginId a = a_->node_id();
+  Range r = a_range();
+  EXPECT_TRUE(b_->verify_ahead(r.updates, {*r.head}).updates.empty()) << "B's writer has verified nothing of A";
+  ASSERT_EQ(b_->ingest(r.updates, {*r.head})->accepted, 4u);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(a_->call("set", set_arg("n" + std::to_string(i), "v")));
+  auto next = a_->read_range(a, 5, 3, 1 << 20);  // #5..#7 and the head at #7
+  ASSERT_TRUE(next && next->head);
+  ASSERT_EQ(next->head->seq, 7u);
+  const std::vector<Update>& run = next->updates;
+  const proof::Head& head = *next->head;
+  const auto ahead = [&](std::vector<Update> ups, proof::Head h) { return b_->verify_ahead(ups, {h}).updates.size(); };
+
+  EXPECT_EQ(ahead({run[1], run[2]}, head), 0u) << "a hole: #5 is neither held nor verified";
+  EXPECT_EQ(ahead({run[0], run[1]}, head), 0u) << "a run that does not reach its head";
+  std::vector<Update> altered = run;
+  std::string body = run[1].body();
+  body.back() = static_cast<char>(body.back() ^ 0x01);
+  altered[1] = *Update::parse(run[1].id(), body);
+  EXPECT_EQ(ahead(altered, head), 0u) << "a body altered";
+  proof::Head bad = head;
+  bad.signature[7] = static_cast<char>(bad.signature[7] ^ 0x40);
+  EXPECT_EQ(ahead(run, bad), 0u) << "a signature altered";
+  proof::Head other_key = head;
+  other_key.key = std::string(32, '\x02');
+  EXPECT_EQ(ahead(run, other_key), 0u) << "a head carrying another key";
+  EXPECT_EQ(b_->ahead_counts().runs, 0u);
+
+  const auto passed = b_->verify_ahead(run, {head});
+  ASSERT_EQ(passed.updates.size(), 3u);
+  ASSERT_EQ(passed.heads.size(), 1u);
+  EXPECT_EQ(passed.heads[0].signature, head.signature);
+  EXPECT_EQ(passed.heads[0].seq, 7u);
+  EXPECT_EQ(ahead(run, head), 0u) << "verified ahead once: a second copy is left to the writer";
+  EXPECT_EQ(seq_of(b_->vector(), a), 4u) << "nothing is stored ahead";
+  auto rep = b_->ingest(run, {head});
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->accepted, 3u) << verdicts(*rep);
+  EXPECT_EQ(b_->ahead_counts().signatures_reused, 1u) << "the writer did not verify #7's signature again";
+  EXPECT_EQ(seq_of(b_->vector(), a), 7u);
+
+  // A run the writer refuses for bad proof leaves B nothing to verify ahead
+  // from, until its writer stores a run of A again.
+  auto last = a_->read_range(a, 8, 1, 1 << 20);
+  ASSERT_TRUE(last && last->head && last->head->seq == 8u);
+  std::string b8 = last->updates[0].body();
+  b8.back() = static_cast<char>(b8.back() ^ 0x01);
+  rep = b_->ingest({*Update::parse(last->updates[0].id(), b8)}, {*last->head});
+  ASSERT_TRUE(rep);
+  ASSERT_EQ(rep->refused.size(), 1u);
+  EXPECT_EQ(rep->refused[0].verdict, Verdict::kBadProof);
+  EXPECT_EQ(ahead(last->updates, *last->head), 0u) << "the writer judges A's next run";
+  ASSERT_EQ(b_->ingest(last->updates, {*last->head})->accepted, 1u);
+  ASSERT_TRUE(a_->call("set", set_arg("m", "v")));
+  auto ninth = a_->read_range(a, 9, 1, 1 << 20);
+  ASSERT_TRUE(ninth && ninth->head);
+  EXPECT_EQ(ahead(ninth->updates, *ninth->head), 1u) << "verified ahead again from the run the writer stored";
+  EXPECT_EQ(b_->ahead_counts().runs, 2u);
+  ASSERT_EQ(b_->ingest(ninth->updates, {*ninth->head})->accepted, 1u);
+  EXPECT_EQ(b_->state_hash(), a_->state_hash());
+}
+
 TEST_F(VerifyIngest, AHeadSignedByAnotherKeyOrNoHeadIsRefused) {
   Range r = a_range();
   // B signs a head over A's genuine chain with its own key (and carries it).

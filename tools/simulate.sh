@@ -73,6 +73,7 @@ for r in runs:
         mix[kind] = mix.get(kind, 0) + n
 print(f"seeds run: {len(runs)}, passed: {len(runs) - len(failed)}, failed: {len(failed)}")
 print(f"runs with copied directories (full checks): {sum(r.get('copied', False) for r in runs)}")
+print(f"runs verified on the loops ahead of the writers: {sum(r.get('verified_ahead', 0) for r in runs)}")
 print(f"time: {elapsed} s, seeds per hour: {len(runs) * 3600 // elapsed}")
 print("fault mix: " + ", ".join(f"{kind} {n}" for kind, n in sorted(mix.items())))
 for r in failed:

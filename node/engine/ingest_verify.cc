@@ -148,7 +148,7 @@ void Node::chain_ahead(Batch& b, const std::map<OriginId, std::vector<const Upda
       proof::chain_step(c, a.key, a.ups[i]->id().hlc, a.ups[i]->body());
       a.after[i] = c;
     }
-    a.head_verified = a.head && proof::check_head(*a.head, cluster_id_, a.key);
+    a.head_verified = a.head && check_head_once(*a.head, a.key);
   };
   // The larger origins first, taken one at a time by whichever thread is free:
   // a side thread that is not scheduled (the machine's CPUs are busy) leaves
@@ -345,7 +345,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   if (key.empty())
     return refuse(Verdict::kUnverified, "origin " + hex16(origin) + ": its key is not known here (pulled from seq 1)");
   if (!verified_ahead(b, origin, head, key))
-    if (Status s = proof::check_head(head, cluster_id_, key); !s) return refuse(Verdict::kBadProof, s.message());
+    if (Status s = check_head_once(head, key); !s) return refuse(Verdict::kBadProof, s.message());
   if (rec && rec->final)
     return refuse(Verdict::kBadProof, "origin " + hex16(origin) + " wrote its final head at #" +
                                           std::to_string(rec->seq) + ": nothing after it is taken");
@@ -423,6 +423,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   REPLOG_RETURN_IF_ERROR(store_head(b.txn, origin, stored(head, bytes)));
   b.puts += 2;
   rec = r;
+  leave_tip(origin, r, held.last_hlc);
   b.chains.push_back({origin, {r.seq, r.chain}});
   if (commit_listener_) {
     // Whoever the run is relayed to may not know the key yet when it starts at seq 1.
@@ -559,6 +560,7 @@ Status Node::store_evidence(Batch& b, const proof::Evidence& e, bool& kept) {
   REPLOG_RETURN_IF_ERROR(b.txn.put_evidence(origin, proof::encode_evidence(e)));
   ++b.puts;
   kept = true;
+  drop_tip(origin);
   // Replay leaves the origin out from the fork seq: refolded from the first held update left out.
   b.left_out_changed = true;
   REPLOG_RETURN_IF_ERROR(refresh_left_out(b));
@@ -627,6 +629,151 @@ void Node::remember_chains(const Batch& b) {
     ring.push_back(at);
     if (ring.size() > kRecentChains) ring.pop_front();
   }
+}
+
+// --- verifying ahead of the writer ------------------------------------------------
+
+namespace {
+
+// What proof::check_head reads of a head, with the key it was checked under:
+// a signature verified ahead is taken by the writer only for these bytes.
+std::string ahead_fingerprint(const proof::Head& h, std::string_view key) {
+  std::string f = u64_be(h.origin) + u64_be(h.seq);
+  f += proof::chain_bytes(h.chain);
+  f += static_cast<char>(h.flags);
+  for (std::string_view part : {std::string_view(h.signature), key, std::string_view(h.device), std::string_view(h.cert)}) {
+    f += static_cast<char>(part.size());  // each at most 64 bytes where check_head passes
+    f += part;
+  }
+  return f;
+}
+
+}  // namespace
+
+void Node::leave_tip(OriginId origin, const OriginRecord& rec, uint64_t last_hlc) {
+  std::lock_guard<std::mutex> l(tips_mu_);
+  auto it = tips_.find(origin);
+  // Nothing is taken after a final head, and a legacy origin's heads are its former writer's.
+  if (rec.final || rec.legacy || origin == node_id_) {
+    if (it != tips_.end()) tips_.erase(it);
+    return;
+  }
+  if (it != tips_.end() && it->second.seq > rec.seq) return;  // verified further ahead already
+  if (it != tips_.end() && it->second.seq == rec.seq && it->second.chain != rec.chain) {
+    tips_.erase(it);  // two chains at one seq: the writer judges what comes next
+    return;
+  }
+  tips_[origin] = Tip{rec.seq, last_hlc, rec.chain, rec.key, rec.member_key()};
+}
+
+void Node::drop_tip(OriginId origin) {
+  std::lock_guard<std::mutex> l(tips_mu_);
+  tips_.erase(origin);
+}
+
+void Node::drop_tip_if_refused(OriginId origin, const IngestReport& rep, size_t from) {
+  if (std::any_of(rep.refused.begin() + static_cast<ptrdiff_t>(from), rep.refused.end(), [](const Refused& r) {
+        return r.verdict != Verdict::kGap && r.verdict != Verdict::kDuplicate && r.verdict != Verdict::kUnverified;
+      }))
+    drop_tip(origin);
+}
+
+bool Node::take_ahead_signature(const proof::Head& head, std::string_view key) {
+  std::lock_guard<std::mutex> l(tips_mu_);
+  if (ahead_signatures_.empty() || ahead_signatures_.erase(ahead_fingerprint(head, key)) == 0) return false;
+  ++ahead_counts_.signatures_reused;
+  return true;
+}
+
+Status Node::check_head_once(const proof::Head& head, std::string_view key) {
+  if (take_ahead_signature(head, key)) return Status::ok();
+  return proof::check_head(head, cluster_id_, key);
+}
+
+Node::AheadCounts Node::ahead_counts() const {
+  std::lock_guard<std::mutex> l(tips_mu_);
+  return ahead_counts_;
+}
+
+SyncStore::VerifiedAhead Node::verify_ahead(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) {
+  VerifiedAhead out;
+  if (!options_.verify_origins || heads.empty() || updates.empty()) return out;
+  const int64_t cpu0 = thread_cpu_ns();
+  std::map<OriginId, std::vector<const Update*>> by_origin;
+  for (const Update& u : updates) by_origin[u.id().origin].push_back(&u);
+  const uint64_t ceiling = hlc_->ceiling(options_.max_clock_skew_ms);
+  for (auto& [origin, ups] : by_origin) {
+    if (is_reserved_origin(origin)) continue;
+    std::stable_sort(ups.begin(), ups.end(), [](const Update* x, const Update* y) { return x->seq() < y->seq(); });
+    const proof::Head* head = nullptr;  // the newest of the origin's heads
+    for (const proof::Head& h : heads)
+      if (h.origin == origin && (!head || h.seq > head->seq)) head = &h;
+    if (!head || head->seq != ups.back()->seq() || (head->flags & proof::kLegacy)) continue;
+    Tip tip;
+    {
+      std::lock_guard<std::mutex> l(tips_mu_);
+      auto it = tips_.find(origin);
+      if (it == tips_.end()) continue;
+      tip = it->second;
+    }
+    // The run from the seq after the tip to the head, each seq once and no hole.
+    std::vector<const Update*> run;
+    bool whole = true;
+    for (const Update* u : ups) {
+      if (u->seq() <= tip.seq) continue;  // held, or verified ahead already
+      if (u->seq() != tip.seq + 1 + run.size()) {
+        whole = false;
+        break;
+      }
+      run.push_back(u);
+    }
+    if (!whole || run.empty() || (!head->key.empty() && head->key != tip.key)) continue;
+    if (options_.is_member) {
+      {
+        std::lock_guard<std::mutex> l(revoked_mu_);
+        if (revoked_.count(origin)) continue;  // the writer judges where a revoked origin stops
+      }
+      if (!options_.is_member(tip.member_key)) continue;
+    }
+    HeldOrigin held{tip.seq, tip.last_hlc, false, std::nullopt, std::nullopt};
+    bool formed = true;
+    for (const Update* u : run) {
+      if (check_received(u->view(), held, ceiling) != Verdict::kAccept) {
+        formed = false;
+        break;
+      }
+      held.seq = u->seq();
+      held.last_hlc = u->id().hlc;
+    }
+    if (!formed) continue;
+    proof::Chain c = tip.chain;
+    for (const Update* u : run) proof::chain_step(c, tip.key, u->id().hlc, u->body());
+    if (c != head->chain || !proof::check_head(*head, cluster_id_, tip.key)) continue;
+    {
+      std::lock_guard<std::mutex> l(tips_mu_);
+      auto it = tips_.find(origin);
+      // The writer may have moved or dropped the tip meanwhile: only one still where it was moves on.
+      if (it == tips_.end() || it->second.seq != tip.seq || it->second.chain != tip.chain) continue;
+      if (head->flags & proof::kFinal) {
+        tips_.erase(it);
+      } else {
+        it->second.seq = head->seq;
+        it->second.last_hlc = held.last_hlc;
+        it->second.chain = c;
+      }
+      std::string f = ahead_fingerprint(*head, tip.key);
+      if (ahead_signatures_.insert(f).second) ahead_order_.push_back(std::move(f));
+      while (ahead_order_.size() > kAheadSignatures) {
+        ahead_signatures_.erase(ahead_order_.front());
+        ahead_order_.pop_front();
+      }
+      ++ahead_counts_.runs;
+    }
+    for (const Update* u : run) out.updates.push_back(*u);
+    out.heads.push_back(proof::Head{head->origin, head->seq, head->chain, head->flags, head->signature, {}, {}, {}});
+  }
+  check_cpu_ns_ += static_cast<uint64_t>(std::max<int64_t>(0, thread_cpu_ns() - cpu0));
+  return out;
 }
 
 }  // namespace replog::engine

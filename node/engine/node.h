@@ -86,6 +86,8 @@ struct NodeOptions {
   // start at or below its last seq. Runs of other origins are held in memory
   // (bounded), not stored, until membership_changed() finds them a member.
   // Null: every origin counts (no trust list: `--insecure`, tests, import).
+  // Called from the writer and from verify_ahead()'s caller: must be safe
+  // from any thread.
   std::function<bool(std::string_view device_key)> is_member;
   // Open a detached restore (DATA/DETACHED) for writing anyway: the restore
   // that fills it, and `restore --attach`. Otherwise a writable open refuses it.
@@ -190,6 +192,21 @@ class Node final : public SyncStore {
   // to it (options.verify_origins), and judged for form.
   // REQUIRES: a writable node.
   Result<IngestReport> ingest(std::vector<Update> updates, std::vector<proof::Head> heads) override;
+  // SyncStore::verify_ahead, from the loop thread while the writer may be
+  // busy (docs/ARCHITECTURE.md "Relaying ahead of the writer"). An origin's
+  // tip is left by the writer when it stores a run of it and moved on by each
+  // run verified here; it goes when the writer refuses a run of the origin
+  // for anything but a gap or a repeat, or keeps fork evidence of it. A
+  // signature verified here is not verified again when the writer stores its
+  // run. Thread safety: any thread.
+  VerifiedAhead verify_ahead(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) override;
+  // Runs verify_ahead() passed, and the signatures the writer then took from
+  // it instead of verifying them again.
+  struct AheadCounts {
+    uint64_t runs = 0;
+    uint64_t signatures_reused = 0;
+  };
+  AheadCounts ahead_counts() const;
   // The same through the writer's queue without waiting: `done` runs on the
   // writer thread once the batch holding these updates has committed (or
   // failed), and must not call into this node.
@@ -459,6 +476,33 @@ class Node final : public SyncStore {
   std::map<OriginId, std::deque<std::pair<uint64_t, proof::Chain>>> recent_chains_;
   std::optional<proof::Chain> recent_chain(OriginId origin, uint64_t seq) const;
   void remember_chains(const Batch& b);
+
+  // verify_ahead(): per origin, the newest run verified (by the writer or
+  // ahead of it), and the signatures verified ahead that the writer has not
+  // taken yet (oldest first, at most kAheadSignatures).
+  struct Tip {
+    uint64_t seq = 0;
+    uint64_t last_hlc = 0;
+    proof::Chain chain{};
+    std::string key;
+    std::string member_key;  // whose membership admits the origin (OriginRecord::member_key)
+  };
+  static constexpr size_t kAheadSignatures = 4096;
+  mutable std::mutex tips_mu_;
+  std::map<OriginId, Tip> tips_;                // guarded by tips_mu_
+  std::set<std::string> ahead_signatures_;      // guarded by tips_mu_; ahead_fingerprint()s
+  std::deque<std::string> ahead_order_;         // guarded by tips_mu_; the same, oldest first
+  AheadCounts ahead_counts_;                    // guarded by tips_mu_
+  // The writer's side: a run stored (the record after it), a run refused.
+  void leave_tip(OriginId origin, const OriginRecord& rec, uint64_t last_hlc);
+  void drop_tip(OriginId origin);
+  // drop_tip(), when rep.refused[from, end) refuses a run for more than a gap,
+  // a repeat or a missing head.
+  void drop_tip_if_refused(OriginId origin, const IngestReport& rep, size_t from);
+  // Whether `head`'s signature under `key` was verified ahead; taken once.
+  bool take_ahead_signature(const proof::Head& head, std::string_view key);
+  // proof::check_head, unless verify_ahead() verified that signature already.
+  Status check_head_once(const proof::Head& head, std::string_view key);
 
   std::vector<Revocation> revocations_;  // every revoke update held, in key order (writer thread)
   mutable std::mutex revoked_mu_;        // guards revoked_

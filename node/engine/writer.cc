@@ -410,7 +410,10 @@ Status Node::verify_received(Batch& b, Request& req) {
              hs.end());
     const size_t refused_before = req.report.refused.size();
     REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, first, hs));
-    if (others.empty()) continue;
+    if (others.empty()) {
+      drop_tip_if_refused(origin, req.report, refused_before);
+      continue;
+    }
     // The other copies are judged in their seqs' place, with the first
     // copies of the seqs the first pass left unstored: a genuine run is taken
     // whole even when a forged or altered copy of one of its seqs came
@@ -440,6 +443,7 @@ Status Node::verify_received(Batch& b, Request& req) {
                                 refused.begin() + static_cast<ptrdiff_t>(refused_first), taken);
       refused.erase(end, refused.begin() + static_cast<ptrdiff_t>(refused_first));
     }
+    drop_tip_if_refused(origin, req.report, refused_before);
   }
   return Status::ok();
 }

@@ -628,6 +628,14 @@ void SyncEngine::take_push(const Link& link, Peer* from, bool tree, wire::Push& 
     return;
   }
   waiting_bytes_ += bytes;
+  // What verifies here goes on now, not once the writer has finished what it holds (a commit, often).
+  if (options_.relay_ahead) {
+    SyncStore::VerifiedAhead ahead = node_.verify_ahead(push.updates, push.heads);
+    if (!ahead.updates.empty()) {
+      on_verified(ahead.updates, ahead.heads);
+      relay_now_ = true;
+    }
+  }
   // Runs of one origin from two peers are not judged as one: they may push
   // overlapping runs (of two branches, after a fork), and a run mixed of
   // both chains to neither head. What this poll gathered is stored first.
@@ -1274,8 +1282,12 @@ void SyncEngine::flush_pushes() {
   std::vector<proof::Head> heads;
   std::map<OriginId, uint64_t> committed_seqs;
   {
+    // Runs verified ahead go at the end of the poll that brought them: the
+    // frames of one poll are their coalescing, and a relay waits no longer.
+    const bool relay_now = std::exchange(relay_now_, false);
     std::lock_guard<std::mutex> l(committed_mu_);
-    if (first_committed_ms_ < 0 || clock_.now_millis() - first_committed_ms_ < options_.push_delay_ms) return;
+    if (first_committed_ms_ < 0 || (!relay_now && clock_.now_millis() - first_committed_ms_ < options_.push_delay_ms))
+      return;
     batch.swap(committed_);
     heads.swap(committed_heads_);
     committed_seqs.swap(committed_seqs_);

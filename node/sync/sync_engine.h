@@ -70,6 +70,10 @@ struct SyncOptions {
   // it, further pushes are dropped until the store catches up, and pulled later.
   size_t max_waiting_push_bytes = 64 << 20;
   int64_t save_peers_ms = 5000;           // how often peer state is stored in LMDB
+  // A pushed run the store verifies ahead of its writer (SyncStore::
+  // verify_ahead) goes on to peers from this thread at once; off, runs go on
+  // once the writer has checked them (on_verified) or committed them.
+  bool relay_ahead = true;
   uint64_t seed = 0;
   // Feature bits (wire::kFeature*) this node does not offer: benchmarks
   // measure a feature against the protocol without it in the same run.
@@ -484,6 +488,7 @@ class SyncEngine {
   size_t committed_bytes_ = 0;            // guarded by committed_mu_
   uint64_t taken_for_push_ = 0;           // guarded by committed_mu_: updates_taken_for_push()
   int64_t first_committed_ms_ = -1;       // guarded by committed_mu_
+  bool relay_now_ = false;  // a run verified ahead waits in committed_: flush_pushes sends it without push_delay_ms
   std::map<OriginId, uint64_t> relayed_early_;  // guarded by committed_mu_: per origin, the highest seq on_verified took
   // Guarded by committed_mu_: while an answer is stored (ingest), per origin,
   // the seq up to which every ready peer this node relays to holds the

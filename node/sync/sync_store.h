@@ -121,6 +121,22 @@ class SyncStore {
   virtual void ingest_async(std::vector<Update> updates, std::vector<proof::Head> heads, IngestDone done) {
     done(ingest(std::move(updates), std::move(heads)));
   }
+  // Of a push's updates, those that may go on to peers before they are
+  // stored: each origin's run that continues what the store verified last of
+  // that origin and ends at a head among `heads`, checked now on the
+  // caller's thread for proof and form as ingest() would check it, with that
+  // head (its key and device fields left out: the run never starts at seq
+  // 1). Whatever is not returned is judged by ingest() alone; what is, is
+  // still stored only through it. The default: none (a store that does not
+  // verify, or cannot ahead of its writer).
+  struct VerifiedAhead {
+    std::vector<Update> updates;
+    std::vector<proof::Head> heads;
+  };
+  virtual VerifiedAhead verify_ahead(const std::vector<Update>& /*updates*/,
+                                     const std::vector<proof::Head>& /*heads*/) {
+    return {};
+  }
   // What the engine knows of its peers (endpoint -> MessagePack state), kept across restarts.
   virtual Status save_peers(std::map<std::string, std::string> peers) = 0;
   // Fork evidence held (protocol/origin_proof.h encodings), to give to peers.

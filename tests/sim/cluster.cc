@@ -250,6 +250,7 @@ void Cluster::crash(int i) {
   fs::create_directories(copy);
   copy_data_files(n.dir, copy);
   add_frames(*n.transport, frames_of_crashed_);
+  ahead_of_crashed_ += n.node->ahead_counts().runs;
   n.service.reset();
   n.transport.reset();
   n.memory.reset();
@@ -335,6 +336,13 @@ std::map<wire::Type, uint64_t> Cluster::frames() const {
 uint64_t Cluster::frames_sent() const {
   uint64_t total = 0;
   for (const auto& [type, count] : frames()) total += count;
+  return total;
+}
+
+uint64_t Cluster::runs_verified_ahead() const {
+  uint64_t total = ahead_of_crashed_;
+  for (const auto& n : nodes_)
+    if (n.node) total += n.node->ahead_counts().runs;
   return total;
 }
 

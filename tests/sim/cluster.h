@@ -122,6 +122,9 @@ class Cluster {
   bool converged() const;
   // Frames sent so far by every node, by any path (for the trace).
   uint64_t frames_sent() const;
+  // Runs the nodes verified on their loops ahead of their writers
+  // (Node::ahead_counts), crashed ones' included.
+  uint64_t runs_verified_ahead() const;
   std::map<wire::Type, uint64_t> frames() const;
   // The same by message type, named: "hello 12 error 0 vector 40 ...".
   std::string frames_by_type() const;
@@ -158,6 +161,7 @@ class Cluster {
   std::vector<SimNode> nodes_;  // never grows once made: transports read their `trust` lists
   std::unique_ptr<SimNode> outsider_;
   std::map<wire::Type, uint64_t> frames_of_crashed_;
+  uint64_t ahead_of_crashed_ = 0;
 };
 
 Value schema_document();

@@ -78,6 +78,7 @@ void print_json(const SimOptions& o, const RunResult& r) {
             << (r.passed ? "true" : "false") << ",\"copied\":" << (r.copied ? "true" : "false")
             << ",\"trace_hash\":\"" << r.trace_hash << "\",\"calls\":" << r.calls_acknowledged
             << ",\"refused_calls\":" << r.calls_refused << ",\"frames\":" << r.frames
+            << ",\"verified_ahead\":" << r.runs_verified_ahead
             << ",\"converge_ms\":" << r.converge_ms << ",\"faults\":{";
   bool first = true;
   for (const auto& [kind, n] : r.faults) std::cout << (first ? "" : ",") << "\"" << kind << "\":" << n, first = false;

@@ -190,6 +190,7 @@ RunResult Simulation::finish() {
     for (const auto& [kind, n] : archive_->counts()) result_.faults[kind] += n;
   for (const auto& [point, n] : buggify_.fired()) result_.faults["fault point: " + point] += n;
   result_.frames = cluster_.frames_sent();
+  result_.runs_verified_ahead = cluster_.runs_verified_ahead();
   trace_.line("end: " + std::to_string(result_.problems.size()) + " problems, frames " + std::to_string(result_.frames));
   if (nemesis_.failed_calls()) result_.problems.push_back(std::to_string(nemesis_.failed_calls()) + " calls failed");
   for (const auto& p : nemesis_.problems()) result_.problems.push_back(p);

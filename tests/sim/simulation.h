@@ -28,6 +28,7 @@ struct RunResult {
   std::vector<std::string> problems;
   std::map<std::string, uint64_t> faults;  // injected, by kind
   uint64_t calls_acknowledged = 0, calls_refused = 0, frames = 0;
+  uint64_t runs_verified_ahead = 0;  // Cluster::runs_verified_ahead at the end
   int64_t converge_ms = 0;  // simulated time from heal to one state
   std::deque<std::string> recent_trace;
 };

@@ -39,6 +39,9 @@ class ForwardingStore : public SyncStore {
   Result<bool> take_evidence(std::string bytes) override { return inner_.take_evidence(std::move(bytes)); }
   std::map<OriginId, uint64_t> unverified() const override { return inner_.unverified(); }
   std::map<OriginId, ChainTip> tips() const override { return inner_.tips(); }
+  VerifiedAhead verify_ahead(const std::vector<Update>& updates, const std::vector<proof::Head>& heads) override {
+    return inner_.verify_ahead(updates, heads);
+  }
 
  protected:
   SyncStore& inner_;
