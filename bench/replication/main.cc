@@ -71,6 +71,8 @@ void usage() {
                "  --degree K       latency figure: each node dials K random others (default 0: a full mesh)\n"
                "  --tree-off       latency figure: nodes relay without trees (the protocol before feature bit 3)\n"
                "  --relay-after-commit  latency figure: relay received updates after their commit, not before\n"
+               "  --relay-ahead-off  latency figure: relay received updates once the writer has checked\n"
+               "                   them, not once the loop has (SyncOptions::relay_ahead)\n"
                "  --verify-off     latency figure: nodes judge received updates for form alone, no heads\n"
                "                   or signatures checked (a baseline of what checking costs)\n"
                "  --compress-off   every figure: links send bodies as they are (the protocol before feature bit 4)\n"
@@ -98,6 +100,7 @@ bool parse_options(const std::vector<std::string>& args) {
     if (a == "--origins") g_opt.origins = parse_origins(next());
     else if (a == "--tree-off") g_opt.tree_off = true;
     else if (a == "--relay-after-commit") g_opt.relay_after_commit = true;
+    else if (a == "--relay-ahead-off") g_opt.relay_ahead_off = true;
     else if (a == "--verify-off") g_opt.verify_off = true;
     else if (a == "--compress-off") g_opt.compress_off = true;
     else if (a == "--fresh-cap") g_opt.fresh_cap_s = static_cast<double>(parse_count(next(), "--fresh-cap"));

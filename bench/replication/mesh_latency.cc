@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <map>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -44,6 +45,7 @@ double pct(std::vector<double>& v, double p) {  // v sorted
 }
 
 struct Mesh {
+  std::vector<std::set<int>> links;  // each node's neighbours (links go both ways)
   std::vector<std::unique_ptr<PeerNode>> nodes;
   std::vector<std::unique_ptr<Recorder>> rec;
 };
@@ -117,6 +119,7 @@ void start_mesh(Mesh& m, int nn) {
     }
     m.nodes[static_cast<size_t>(i)]->start_threaded(peers, 1000 + static_cast<uint64_t>(i));
   }
+  m.links = neighbours;
   auto t_wait = Steady::now();
   while (true) {
     bool ok = true;
@@ -182,6 +185,7 @@ struct Traffic {
   uint64_t commits = 0, push_frames = 0;
   double busy = 0, run = 0, push_s = 0;  // event loops: busy, running, in Push frames
   double check_cpu = 0;                  // CPU seconds the writers spent checking received updates
+  uint64_t ahead_runs = 0, ahead_reused = 0;  // Node::ahead_counts(), summed
 };
 
 // What the nodes had done before the calls: LMDB's last transaction and the
@@ -205,6 +209,9 @@ Traffic close_mesh(Mesh& m, const Before& before) {
   for (size_t i = 0; i < m.nodes.size(); ++i) {
     t.commits += last_txnid(*m.nodes[i]->node) - before.txn[i];
     t.check_cpu += m.nodes[i]->node->check_cpu_seconds() - before.check_cpu[i];
+    const auto ahead = m.nodes[i]->node->ahead_counts();
+    t.ahead_runs += ahead.runs;
+    t.ahead_reused += ahead.signatures_reused;
   }
   for (auto& n : m.nodes) {
     n->close();
@@ -227,7 +234,23 @@ struct Latencies {
   std::vector<double> each;  // per (call, receiving node), sorted
   std::vector<double> all;   // per call, to its slowest receiver, sorted
   double conv = 0;           // from the last call's commit on its origin to the last commit anywhere
+  // `each` by the receiver's hops from the origin (the shortest path over the links), sorted.
+  std::map<int, std::vector<double>> by_hops;
 };
+
+// Hops from node `from` to every node, over the mesh's links (breadth first).
+std::vector<int> hops_from(const Mesh& m, size_t from) {
+  std::vector<int> hops(m.links.size(), -1);
+  std::vector<size_t> queue{from};
+  hops[from] = 0;
+  for (size_t k = 0; k < queue.size(); ++k)
+    for (int j : m.links[queue[k]])
+      if (hops[static_cast<size_t>(j)] < 0) {
+        hops[static_cast<size_t>(j)] = hops[queue[k]] + 1;
+        queue.push_back(static_cast<size_t>(j));
+      }
+  return hops;
+}
 
 Latencies latencies(const Mesh& m, const std::vector<OriginId>& ids, uint64_t total) {
   const size_t nn = m.nodes.size();
@@ -243,6 +266,8 @@ Latencies latencies(const Mesh& m, const std::vector<OriginId>& ids, uint64_t to
   std::unordered_map<UpdateId, int64_t, IdHash> slowest;
   Latencies l;
   l.each.reserve(total * (nn - 1));
+  std::map<OriginId, std::vector<int>> hops;  // by origin: hops to each node
+  for (size_t i = 0; i < nn; ++i) hops[ids[i]] = hops_from(m, i);
   for (size_t i = 0; i < nn; ++i)
     for (const auto& [id, t] : m.rec[i]->at) {
       last_any = std::max(last_any, t);
@@ -250,15 +275,27 @@ Latencies latencies(const Mesh& m, const std::vector<OriginId>& ids, uint64_t to
       auto o = origin_at.find(id);
       if (o == origin_at.end()) die("figure 4: an update no origin committed");
       l.each.push_back(static_cast<double>(t - o->second) * 1e-9);
+      l.by_hops[hops[id.origin][i]].push_back(l.each.back());
       auto& s = slowest[id];
       s = std::max(s, t);
     }
   l.all.reserve(slowest.size());
   for (const auto& [id, t] : slowest) l.all.push_back(static_cast<double>(t - origin_at[id]) * 1e-9);
   std::sort(l.each.begin(), l.each.end());
+  for (auto& [_, v] : l.by_hops) std::sort(v.begin(), v.end());
   std::sort(l.all.begin(), l.all.end());
   l.conv = static_cast<double>(last_any - last_origin) * 1e-9;
   return l;
+}
+
+// 4b by the receiver's hops from the origin: "by hops from the origin: 1: p50 .., p99 .. (N); 2: ..".
+std::string by_hops_text(Latencies& l) {
+  std::string s = "by the receiver's hops from the origin over the links (shortest path):";
+  for (auto& [h, v] : l.by_hops)
+    s += " " + std::to_string(h) + ": p50 " + time_text(pct(v, 50)) + ", p99 " + time_text(pct(v, 99)) + " (" +
+         grouped(v.size()) + ");";
+  s.pop_back();
+  return s;
 }
 
 // The mesh in words, for the rows: "8 nodes, full mesh" or "32 nodes, each dialling 4".
@@ -266,6 +303,7 @@ std::string mesh_text() {
   std::string s = std::to_string(g_opt.nodes) + " nodes, " +
                   (g_opt.degree ? "each dialling " + std::to_string(g_opt.degree) + " random others" : "full mesh");
   if (g_opt.relay_after_commit) s += ", relayed after commit";
+  else if (g_opt.relay_ahead_off) s += ", relayed once the writer checked";
   if (g_opt.verify_off) s += ", verification off";
   return g_opt.tree_off ? s + ", relay trees off" : s;
 }
@@ -290,6 +328,7 @@ void add_latency_rows(Latencies& l, std::vector<double>& calls, uint64_t total, 
                     time_text(l.each.back()) + " (" + grouped(l.each.size()) + " deliveries)")
       .raw(pct(calls, 50), "s", call_raw)
       .ratio(pct(l.each, 99) / pct(calls, 99), "p99 %.1fx call p99")
+      .note(by_hops_text(l))
       .add();
   RowBuilder("4c", "all hashes equal after the last call's commit")
       .measured(l.conv, "s", time_text(l.conv) + " (every node holds every call; hashes checked equal)")
@@ -321,7 +360,8 @@ void add_traffic_row(const Traffic& t, uint64_t total, double call_window) {
             grouped(t.push_frames) + " Push frames received and " + grouped(total) + " calls; event loops busy " +
             fmt("%.0f%%", 100 * t.busy / t.run) + " of the time (mean), " +
             time_text(t.push_s / static_cast<double>(std::max<uint64_t>(1, t.push_frames))) +
-            " per Push frame in on_frame")
+            " per Push frame in on_frame; " + grouped(t.ahead_runs) + " runs verified on the loops, ahead of the writers (" +
+            grouped(t.ahead_reused) + " of their signatures not verified again)")
       .add();
 }
 

@@ -85,6 +85,7 @@ SyncOptions PeerNode::sync_options(const std::vector<std::string>& peers, uint64
   so.peers = peers;
   so.seed = seed;
   so.features_off = features_off | (g_opt.compress_off ? wire::kFeatureCompress : 0);
+  so.relay_ahead = relay_before_commit && !g_opt.relay_ahead_off;
   return so;
 }
 

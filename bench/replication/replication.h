@@ -31,6 +31,7 @@ struct Options : RunOptions {
   int degree = 0;                // latency figure: peers each node dials at random (0: all, a full mesh)
   bool tree_off = false;         // latency figure: nodes without relay trees (wire::kFeatureTree)
   bool relay_after_commit = false;  // latency figure: received updates relayed after their commit, not before
+  bool relay_ahead_off = false;  // latency figure: relayed once the writer has checked them (SyncOptions::relay_ahead)
   bool verify_off = false;  // latency figure: received updates judged for form alone (a baseline)
   bool compress_off = false;     // every figure: links without compressed bodies (wire::kFeatureCompress)
   double rate = 200;             // calls/s per node
