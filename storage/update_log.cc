@@ -164,8 +164,6 @@ Result<LogTxn> UpdateLog::begin(bool writable) const {
 }
 
 Result<LogTxn> UpdateLog::begin_read() const { return begin(false); }
-
-uint64_t LogTxn::id() const { return mdb_txn_id(txn_); }
 Result<LogTxn> UpdateLog::begin_write() { return begin(true); }
 
 size_t UpdateLog::map_bytes() const {
@@ -231,6 +229,8 @@ LogTxn::LogTxn(LogTxn&& o) noexcept
 }
 
 LogTxn::~LogTxn() { abort(); }
+
+uint64_t LogTxn::id() const { return mdb_txn_id(txn_); }
 
 void LogTxn::abort() {
   if (txn_) mdb_txn_abort(txn_);

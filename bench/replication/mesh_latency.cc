@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
-#include <map>
 #include <set>
 #include <thread>
 #include <unordered_map>
