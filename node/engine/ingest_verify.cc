@@ -22,6 +22,20 @@ StoredHead stored(const proof::Head& h, uint64_t bytes) { return StoredHead{h.se
 
 std::string what(OriginId origin, uint64_t seq) { return "origin " + hex16(origin) + " #" + std::to_string(seq); }
 
+// The first of run[from, end) whose form check_received() refuses, with
+// its verdict in `verdict`, `held` moved past each update before it;
+// run.size() when it refuses none.
+size_t first_malformed(const std::vector<const Update*>& run, size_t from, HeldOrigin& held, uint64_t hlc_ceiling,
+                       Verdict& verdict) {
+  for (size_t i = from; i < run.size(); ++i) {
+    verdict = check_received(run[i]->view(), held, hlc_ceiling);
+    if (verdict != Verdict::kAccept) return i;
+    held.seq = run[i]->seq();
+    held.last_hlc = run[i]->id().hlc;
+  }
+  return run.size();
+}
+
 // An origin with fewer new updates in a request than this is hashed in line.
 constexpr size_t kChainAheadFrom = 64;
 
@@ -379,12 +393,9 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
 
   // Form, as for every received update; a run is taken whole or not at all.
   HeldOrigin h{held.seq, held.last_hlc, false, std::nullopt, std::nullopt};
-  for (size_t i = fresh; i < run.size(); ++i) {
-    const Verdict v = check_received(run[i]->view(), h, b.hlc_ceiling);
-    if (v != Verdict::kAccept) return refuse(v, describe_refusal(run[i]->view(), h, v));
-    h.seq = run[i]->seq();
-    h.last_hlc = run[i]->id().hlc;
-  }
+  Verdict v = Verdict::kAccept;
+  if (const size_t bad = first_malformed(run, fresh, h, b.hlc_ceiling, v); bad < run.size())
+    return refuse(v, describe_refusal(run[bad]->view(), h, v));
 
   rep.duplicates += fresh;
   for (size_t i = fresh; i < run.size(); ++i) {
@@ -423,7 +434,7 @@ Status Node::store_run(Batch& b, Request& req, OriginId origin, const std::vecto
   REPLOG_RETURN_IF_ERROR(store_head(b.txn, origin, stored(head, bytes)));
   b.puts += 2;
   rec = r;
-  leave_tip(origin, r, held.last_hlc);
+  leave_ahead_tip(origin, r, held.last_hlc);
   b.chains.push_back({origin, {r.seq, r.chain}});
   if (commit_listener_) {
     // Whoever the run is relayed to may not know the key yet when it starts at seq 1.
@@ -560,7 +571,7 @@ Status Node::store_evidence(Batch& b, const proof::Evidence& e, bool& kept) {
   REPLOG_RETURN_IF_ERROR(b.txn.put_evidence(origin, proof::encode_evidence(e)));
   ++b.puts;
   kept = true;
-  drop_tip(origin);
+  drop_ahead_tip(origin);
   // Replay leaves the origin out from the fork seq: refolded from the first held update left out.
   b.left_out_changed = true;
   REPLOG_RETURN_IF_ERROR(refresh_left_out(b));
@@ -642,7 +653,7 @@ std::string ahead_fingerprint(const proof::Head& h, std::string_view key) {
   f += proof::chain_bytes(h.chain);
   f += static_cast<char>(h.flags);
   for (std::string_view part : {std::string_view(h.signature), key, std::string_view(h.device), std::string_view(h.cert)}) {
-    f += static_cast<char>(part.size());  // each at most 64 bytes where check_head passes
+    f += u64_be(part.size());  // whole lengths: a peer's head of any field sizes cannot read as another's
     f += part;
   }
   return f;
@@ -650,36 +661,36 @@ std::string ahead_fingerprint(const proof::Head& h, std::string_view key) {
 
 }  // namespace
 
-void Node::leave_tip(OriginId origin, const OriginRecord& rec, uint64_t last_hlc) {
-  std::lock_guard<std::mutex> l(tips_mu_);
-  auto it = tips_.find(origin);
+void Node::leave_ahead_tip(OriginId origin, const OriginRecord& rec, uint64_t last_hlc) {
+  std::lock_guard<std::mutex> l(ahead_mu_);
+  auto it = ahead_tips_.find(origin);
   // Nothing is taken after a final head, and a legacy origin's heads are its former writer's.
   if (rec.final || rec.legacy || origin == node_id_) {
-    if (it != tips_.end()) tips_.erase(it);
+    if (it != ahead_tips_.end()) ahead_tips_.erase(it);
     return;
   }
-  if (it != tips_.end() && it->second.seq > rec.seq) return;  // verified further ahead already
-  if (it != tips_.end() && it->second.seq == rec.seq && it->second.chain != rec.chain) {
-    tips_.erase(it);  // two chains at one seq: the writer judges what comes next
+  if (it != ahead_tips_.end() && it->second.seq > rec.seq) return;  // verified further ahead already
+  if (it != ahead_tips_.end() && it->second.seq == rec.seq && it->second.chain != rec.chain) {
+    ahead_tips_.erase(it);  // two chains at one seq: the writer judges what comes next
     return;
   }
-  tips_[origin] = Tip{rec.seq, last_hlc, rec.chain, rec.key, rec.member_key()};
+  ahead_tips_[origin] = AheadTip{rec.seq, last_hlc, rec.chain, rec.key, rec.member_key()};
 }
 
-void Node::drop_tip(OriginId origin) {
-  std::lock_guard<std::mutex> l(tips_mu_);
-  tips_.erase(origin);
+void Node::drop_ahead_tip(OriginId origin) {
+  std::lock_guard<std::mutex> l(ahead_mu_);
+  ahead_tips_.erase(origin);
 }
 
-void Node::drop_tip_if_refused(OriginId origin, const IngestReport& rep, size_t from) {
+void Node::drop_ahead_tip_if_refused(OriginId origin, const IngestReport& rep, size_t from) {
   if (std::any_of(rep.refused.begin() + static_cast<ptrdiff_t>(from), rep.refused.end(), [](const Refused& r) {
         return r.verdict != Verdict::kGap && r.verdict != Verdict::kDuplicate && r.verdict != Verdict::kUnverified;
       }))
-    drop_tip(origin);
+    drop_ahead_tip(origin);
 }
 
 bool Node::take_ahead_signature(const proof::Head& head, std::string_view key) {
-  std::lock_guard<std::mutex> l(tips_mu_);
+  std::lock_guard<std::mutex> l(ahead_mu_);
   if (ahead_signatures_.empty() || ahead_signatures_.erase(ahead_fingerprint(head, key)) == 0) return false;
   ++ahead_counts_.signatures_reused;
   return true;
@@ -691,7 +702,7 @@ Status Node::check_head_once(const proof::Head& head, std::string_view key) {
 }
 
 Node::AheadCounts Node::ahead_counts() const {
-  std::lock_guard<std::mutex> l(tips_mu_);
+  std::lock_guard<std::mutex> l(ahead_mu_);
   return ahead_counts_;
 }
 
@@ -709,11 +720,11 @@ SyncStore::VerifiedAhead Node::verify_ahead(const std::vector<Update>& updates, 
     for (const proof::Head& h : heads)
       if (h.origin == origin && (!head || h.seq > head->seq)) head = &h;
     if (!head || head->seq != ups.back()->seq() || (head->flags & proof::kLegacy)) continue;
-    Tip tip;
+    AheadTip tip;
     {
-      std::lock_guard<std::mutex> l(tips_mu_);
-      auto it = tips_.find(origin);
-      if (it == tips_.end()) continue;
+      std::lock_guard<std::mutex> l(ahead_mu_);
+      auto it = ahead_tips_.find(origin);
+      if (it == ahead_tips_.end()) continue;
       tip = it->second;
     }
     // The run from the seq after the tip to the head, each seq once and no hole.
@@ -736,26 +747,18 @@ SyncStore::VerifiedAhead Node::verify_ahead(const std::vector<Update>& updates, 
       if (!options_.is_member(tip.member_key)) continue;
     }
     HeldOrigin held{tip.seq, tip.last_hlc, false, std::nullopt, std::nullopt};
-    bool formed = true;
-    for (const Update* u : run) {
-      if (check_received(u->view(), held, ceiling) != Verdict::kAccept) {
-        formed = false;
-        break;
-      }
-      held.seq = u->seq();
-      held.last_hlc = u->id().hlc;
-    }
-    if (!formed) continue;
+    Verdict verdict = Verdict::kAccept;
+    if (first_malformed(run, 0, held, ceiling, verdict) < run.size()) continue;
     proof::Chain c = tip.chain;
     for (const Update* u : run) proof::chain_step(c, tip.key, u->id().hlc, u->body());
     if (c != head->chain || !proof::check_head(*head, cluster_id_, tip.key)) continue;
     {
-      std::lock_guard<std::mutex> l(tips_mu_);
-      auto it = tips_.find(origin);
+      std::lock_guard<std::mutex> l(ahead_mu_);
+      auto it = ahead_tips_.find(origin);
       // The writer may have moved or dropped the tip meanwhile: only one still where it was moves on.
-      if (it == tips_.end() || it->second.seq != tip.seq || it->second.chain != tip.chain) continue;
+      if (it == ahead_tips_.end() || it->second.seq != tip.seq || it->second.chain != tip.chain) continue;
       if (head->flags & proof::kFinal) {
-        tips_.erase(it);
+        ahead_tips_.erase(it);
       } else {
         it->second.seq = head->seq;
         it->second.last_hlc = held.last_hlc;

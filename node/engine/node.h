@@ -372,6 +372,9 @@ class Node final : public SyncStore {
   Status store_received(Batch& b, Request& req);
   Status verify_received(Batch& b, Request& req);
   Status store_one_received(Batch& b, Request& req, const Update& u);
+  Status store_other_copies(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& first,
+                            std::vector<const Update*>& others, std::vector<const proof::Head*>& hs,
+                            size_t refused_before);
   Status store_verified(Batch& b, Request& req, OriginId origin, std::vector<const Update*>& ups,
                         std::vector<const proof::Head*>& heads);
   const proof::Head* chosen_head(Batch& b, OriginId origin, const std::vector<const proof::Head*>& heads, size_t from,
@@ -479,8 +482,9 @@ class Node final : public SyncStore {
 
   // verify_ahead(): per origin, the newest run verified (by the writer or
   // ahead of it), and the signatures verified ahead that the writer has not
-  // taken yet (oldest first, at most kAheadSignatures).
-  struct Tip {
+  // taken yet (oldest first, at most kAheadSignatures). Not tips(): that is
+  // what the log holds, read from the records.
+  struct AheadTip {
     uint64_t seq = 0;
     uint64_t last_hlc = 0;
     proof::Chain chain{};
@@ -488,17 +492,17 @@ class Node final : public SyncStore {
     std::string member_key;  // whose membership admits the origin (OriginRecord::member_key)
   };
   static constexpr size_t kAheadSignatures = 4096;
-  mutable std::mutex tips_mu_;
-  std::map<OriginId, Tip> tips_;                // guarded by tips_mu_
-  std::set<std::string> ahead_signatures_;      // guarded by tips_mu_; ahead_fingerprint()s
-  std::deque<std::string> ahead_order_;         // guarded by tips_mu_; the same, oldest first
-  AheadCounts ahead_counts_;                    // guarded by tips_mu_
+  mutable std::mutex ahead_mu_;
+  std::map<OriginId, AheadTip> ahead_tips_;  // guarded by ahead_mu_
+  std::set<std::string> ahead_signatures_;   // guarded by ahead_mu_; ahead_fingerprint()s
+  std::deque<std::string> ahead_order_;      // guarded by ahead_mu_; the same, oldest first
+  AheadCounts ahead_counts_;                 // guarded by ahead_mu_
   // The writer's side: a run stored (the record after it), a run refused.
-  void leave_tip(OriginId origin, const OriginRecord& rec, uint64_t last_hlc);
-  void drop_tip(OriginId origin);
-  // drop_tip(), when rep.refused[from, end) refuses a run for more than a gap,
-  // a repeat or a missing head.
-  void drop_tip_if_refused(OriginId origin, const IngestReport& rep, size_t from);
+  void leave_ahead_tip(OriginId origin, const OriginRecord& rec, uint64_t last_hlc);
+  void drop_ahead_tip(OriginId origin);
+  // drop_ahead_tip(), when rep.refused[from, end) refuses a run for more than
+  // a gap, a repeat or a missing head.
+  void drop_ahead_tip_if_refused(OriginId origin, const IngestReport& rep, size_t from);
   // Whether `head`'s signature under `key` was verified ahead; taken once.
   bool take_ahead_signature(const proof::Head& head, std::string_view key);
   // proof::check_head, unless verify_ahead() verified that signature already.

@@ -410,40 +410,45 @@ Status Node::verify_received(Batch& b, Request& req) {
              hs.end());
     const size_t refused_before = req.report.refused.size();
     REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, first, hs));
-    if (others.empty()) {
-      drop_tip_if_refused(origin, req.report, refused_before);
-      continue;
-    }
-    // The other copies are judged in their seqs' place, with the first
-    // copies of the seqs the first pass left unstored: a genuine run is taken
-    // whole even when a forged or altered copy of one of its seqs came
-    // first (which the first pass refused, and every seq after it as a gap).
-    auto stored = b.held.find(origin);
-    const uint64_t held = stored != b.held.end() ? stored->second.seq : 0;
-    std::set<uint64_t> other_seqs;
-    for (const Update* u : others) other_seqs.insert(u->seq());
-    for (const Update* u : first)
-      if (u->seq() > held && !other_seqs.count(u->seq())) others.push_back(u);
-    std::stable_sort(others.begin(), others.end(), [](const Update* x, const Update* y) { return x->seq() < y->seq(); });
-    const size_t refused_first = req.report.refused.size();
-    REPLOG_RETURN_IF_ERROR(store_staged(b));
-    REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, others, hs));
-    REPLOG_RETURN_IF_ERROR(store_staged(b));
-    // What the second pass stored is not refused: drop the first pass's word on it.
-    const uint64_t now_held = b.held.count(origin) ? b.held.at(origin).seq : 0;
-    if (now_held > held) {
-      auto& refused = req.report.refused;
-      const OriginId o = origin;  // a structured binding cannot be captured before C++20 in every compiler
-      auto taken = [&](const Refused& r) {
-        if (r.seq <= held || r.seq > now_held) return false;
-        auto id = b.txn.id_of(o, r.seq);
-        return id && *id == r.id;
-      };
-      auto end = std::remove_if(refused.begin() + static_cast<ptrdiff_t>(refused_before),
-                                refused.begin() + static_cast<ptrdiff_t>(refused_first), taken);
-      refused.erase(end, refused.begin() + static_cast<ptrdiff_t>(refused_first));
-    }
-    drop_tip_if_refused(origin, req.report, refused_before);
+    if (!others.empty()) REPLOG_RETURN_IF_ERROR(store_other_copies(b, req, origin, first, others, hs, refused_before));
+    drop_ahead_tip_if_refused(origin, req.report, refused_before);
+  }
+  return Status::ok();
+}
+
+// verify_received's second pass over an origin: `others`, the copies that
+// differ from the first of their seq (`first`, judged already; what it
+// refused lies in req.report.refused from `refused_before` on).
+Status Node::store_other_copies(Batch& b, Request& req, OriginId origin, const std::vector<const Update*>& first,
+                                std::vector<const Update*>& others, std::vector<const proof::Head*>& hs,
+                                size_t refused_before) {
+  // The other copies are judged in their seqs' place, with the first
+  // copies of the seqs the first pass left unstored: a genuine run is taken
+  // whole even when a forged or altered copy of one of its seqs came
+  // first (which the first pass refused, and every seq after it as a gap).
+  auto stored = b.held.find(origin);
+  const uint64_t held = stored != b.held.end() ? stored->second.seq : 0;
+  std::set<uint64_t> other_seqs;
+  for (const Update* u : others) other_seqs.insert(u->seq());
+  for (const Update* u : first)
+    if (u->seq() > held && !other_seqs.count(u->seq())) others.push_back(u);
+  std::stable_sort(others.begin(), others.end(), [](const Update* x, const Update* y) { return x->seq() < y->seq(); });
+  const size_t refused_first = req.report.refused.size();
+  REPLOG_RETURN_IF_ERROR(store_staged(b));
+  REPLOG_RETURN_IF_ERROR(store_verified(b, req, origin, others, hs));
+  REPLOG_RETURN_IF_ERROR(store_staged(b));
+  // What the second pass stored is not refused: drop the first pass's word on it.
+  const uint64_t now_held = b.held.count(origin) ? b.held.at(origin).seq : 0;
+  if (now_held > held) {
+    auto& refused = req.report.refused;
+    auto taken = [&](const Refused& r) {
+      if (r.seq <= held || r.seq > now_held) return false;
+      auto id = b.txn.id_of(origin, r.seq);
+      return id && *id == r.id;
+    };
+    auto end = std::remove_if(refused.begin() + static_cast<ptrdiff_t>(refused_before),
+                              refused.begin() + static_cast<ptrdiff_t>(refused_first), taken);
+    refused.erase(end, refused.begin() + static_cast<ptrdiff_t>(refused_first));
   }
   return Status::ok();
 }
