@@ -616,6 +616,7 @@ void SyncEngine::handle_incoming_hello(const Frame& frame, const wire::Hello& h)
 // pushes in one commit.
 void SyncEngine::take_push(const Link& link, Peer* from, bool tree, wire::Push& push) {
   if (from && tree) prune_duplicates(link, *from, push);
+  if (from) note_their(*from, push.updates);  // it holds them, whether or not they are kept here
   // While the store is slow, what waits for it is bounded: the loop no longer
   // waits for the store, so a peer could otherwise fill memory. What is
   // dropped is pulled once the store has caught up (the sender's vector says
@@ -624,12 +625,13 @@ void SyncEngine::take_push(const Link& link, Peer* from, bool tree, wire::Push& 
   for (const auto& u : push.updates) bytes += u.body().size();
   if (waiting_bytes_ + bytes > options_.max_waiting_push_bytes) {
     counters_.pushes_dropped += push.updates.size();
-    if (from) note_their(*from, push.updates);
     return;
   }
   waiting_bytes_ += bytes;
-  // What verifies here goes on now, not once the writer has finished what it holds (a commit, often).
-  if (options_.relay_ahead) {
+  // What verifies here goes on now, not once the writer has finished what it
+  // holds (a commit, often). Only what a peer lacks is verified here: the
+  // writer verifies one head per origin of a batch, and this one per Push.
+  if (options_.relay_ahead && relays_on(push.updates)) {
     SyncStore::VerifiedAhead ahead = node_.verify_ahead(push.updates, push.heads);
     if (!ahead.updates.empty()) {
       on_verified(ahead.updates, ahead.heads);
@@ -647,7 +649,6 @@ void SyncEngine::take_push(const Link& link, Peer* from, bool tree, wire::Push& 
   for (const auto& u : push.updates) gathering_.origins.emplace(u.id().origin, link.key);
   if (from) {
     from->updates_received += push.updates.size();
-    note_their(*from, push.updates);
     gathering_.sources.insert(from->endpoint);
     for (const auto& u : push.updates) pushed_by_[u.id().origin] = from->endpoint;
   }
@@ -947,13 +948,21 @@ bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> he
 std::map<OriginId, uint64_t> SyncEngine::held_by_all(const std::vector<Update>& updates) const {
   VersionVector top;
   raise_to(top, updates);
-  std::erase_if(top, [&](const auto& e) {
-    return std::any_of(peers_.begin(), peers_.end(), [&](const auto& entry) {
-      const Peer& p = entry.second;
-      return p.ready && relays_to(p, e.first) && seq_of(p.their, e.first) < e.second;
-    });
-  });
+  std::erase_if(top, [&](const auto& e) { return lacked_by_a_peer(e.first, e.second); });
   return top;
+}
+
+bool SyncEngine::relays_on(const std::vector<Update>& updates) const {
+  VersionVector top;
+  raise_to(top, updates);
+  return std::any_of(top.begin(), top.end(), [&](const auto& e) { return lacked_by_a_peer(e.first, e.second); });
+}
+
+bool SyncEngine::lacked_by_a_peer(OriginId origin, uint64_t seq) const {
+  return std::any_of(peers_.begin(), peers_.end(), [&](const auto& entry) {
+    const Peer& p = entry.second;
+    return p.ready && relays_to(p, origin) && seq_of(p.their, origin) < seq;
+  });
 }
 
 bool SyncEngine::after_ingest(const Result<IngestReport>& r, const std::set<OriginId>& origins, Peer* from) {

@@ -300,6 +300,11 @@ class SyncEngine {
   // Per origin of `updates`, their top seq, where every ready peer this node
   // relays that origin to holds it already.
   std::map<OriginId, uint64_t> held_by_all(const std::vector<Update>& updates) const;
+  // Whether a ready peer this node relays `origin` to lacks its `seq` (as far
+  // as this node knows): the update would go on from here.
+  bool lacked_by_a_peer(OriginId origin, uint64_t seq) const;
+  // Whether any of `updates` is lacked by a peer, so that it would go on from here.
+  bool relays_on(const std::vector<Update>& updates) const;
   // Takes the results of the ingests the store finished (any thread's), as
   // ingest() takes its own.
   void finish_ingests();
