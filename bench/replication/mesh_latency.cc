@@ -21,6 +21,7 @@
 #include "common/report.h"
 #include "common/workload.h"
 #include "replication/peer_node.h"
+#include "replication/raw_mesh.h"
 #include "replication/replication.h"
 
 namespace replog::bench {
@@ -415,6 +416,26 @@ void add_cost_rows(const Traffic& t, double call_window) {
       .add();
 }
 
+// 4g: the p99 of 4a next to a raw mesh of the same links and calls
+// (raw_mesh.cc), run after the nodes have closed.
+void add_raw_mesh_row(const Mesh& m, Latencies& l) {
+  progress("  raw reference: the same links and calls without replog, " + fmt("%.0f s", g_opt.seconds));
+  RawMeshResult raw = raw_mesh(m.links, g_opt.rate, g_opt.seconds, !g_opt.verify_off);
+  if (raw.all.empty()) die("figure 4g: the raw mesh delivered nothing");
+  const std::string what = g_opt.verify_off ? "no signature verified" : "Ed25519 verified per message";
+  RowBuilder("4g", "4a's p99 next to a raw mesh: the same links and calls, no replog")
+      .measured(pct(l.all, 99), "s", "replog p99 " + time_text(pct(l.all, 99)))
+      .raw(pct(raw.all, 99), "s",
+           "mesh without replog (ZeroMQ, a durable LMDB commit per poll, " + what +
+               ", one copy per node along shortest paths): p50 " + time_text(pct(raw.all, 50)) + ", p99 " +
+               time_text(pct(raw.all, 99)))
+      .ratio(pct(l.all, 99) / pct(raw.all, 99), "%.1fx raw p99")
+      .note("raw mesh per delivery p50 " + time_text(pct(raw.each, 50)) + ", p99 " + time_text(pct(raw.each, 99)) +
+            "; " + grouped(raw.each.size()) + " of " + grouped(raw.expected) + " deliveries; verifying " +
+            fmt("%.3f CPU-s/s", raw.verify_cpu / g_opt.seconds))
+      .add();
+}
+
 }  // namespace
 
 void fig_latency() {
@@ -439,6 +460,7 @@ void fig_latency() {
   add_latency_rows(l, calls, total, call_window);
   add_traffic_row(traffic, total, call_window);
   add_cost_rows(traffic, call_window);
+  add_raw_mesh_row(m, l);
 }
 
 }  // namespace replog::bench
