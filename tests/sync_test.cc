@@ -305,6 +305,38 @@ TEST(Endpoints, OnlyTcpHostPortIsDialed) {
   }
 }
 
+// A peer that pushes updates of ever new origins (refused here, each without
+// a head) cannot grow what this node keeps of its vector past what one whole
+// Vector carries; the node goes on syncing with it.
+TEST(Sync, APeerPushingEverNewOriginsCannotGrowWhatIsKnownOfIt) {
+  ManualClock clock(1'790'000'000'000);
+  SimCluster c(2, clock, /*full_mesh=*/true, 0, [](SyncOptions& so) { so.anti_entropy_ms = 3'600'000; });
+  c.run(300);
+  const OriginId peer_origin = c.nodes[0].node->node_id();
+  const auto known = [&] {
+    for (const auto& p : c.nodes[1].service->engine().peers())
+      if (p.node_id == peer_origin) return p.their_vector.size();
+    return size_t{0};
+  };
+  const size_t cap = wire::kVectorPageEntries * wire::kMaxVectorPages;
+  // Node 1's pulls of them are lost: answered, each would make it scan its
+  // vector of node 0 again (see pull_missing), which is not what is tested.
+  c.net.cut(endpoint_of(1), endpoint_of(0));
+  OriginId next = 1'000'000;
+  for (int frame = 0; frame < 9; ++frame) {  // 72,000 origins, 8,000 a frame
+    wire::Push push;
+    for (int i = 0; i < 8'000; ++i) push.updates.push_back(Update::make(UpdateId{1, ++next}, 1, "set", ""));
+    c.nodes[1].memory->inject(Link{false, endpoint_of(0)}, wire::encode(push));  // on node 0's own link
+    c.run(5);
+  }
+  c.run(150);  // the peers' status is a snapshot taken every 100 ms
+  EXPECT_EQ(known(), cap) << "noted up to the bound, and no further";
+  EXPECT_EQ(c.nodes[1].node->vector().count(next), 0u) << "nothing of them is stored";
+  ASSERT_TRUE(c.nodes[0].node->call("set", set_arg("a", Value(1))));
+  c.run(100);
+  EXPECT_EQ(seq_of(c.nodes[1].node->vector(), peer_origin), 1u) << "the peer's own updates still arrive";
+}
+
 TEST(Sync, HostileHelloEndpointsAreNeverDialedAndTheNodeKeepsServing) {
   ManualClock clock(1'790'000'000'000);
   SimCluster c(1, clock, true);

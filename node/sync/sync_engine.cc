@@ -650,7 +650,9 @@ void SyncEngine::take_push(const Link& link, Peer* from, bool tree, wire::Push& 
   if (from) {
     from->updates_received += push.updates.size();
     gathering_.sources.insert(from->endpoint);
-    for (const auto& u : push.updates) pushed_by_[u.id().origin] = from->endpoint;
+    for (const auto& u : push.updates)  // bounded as note_their bounds a peer's vector
+      if (pushed_by_.size() < kMaxKnownOrigins || pushed_by_.count(u.id().origin))
+        pushed_by_[u.id().origin] = from->endpoint;
   }
   for (auto& u : push.updates) gathering_.updates.push_back(std::move(u));
   for (auto& h : push.heads) gathering_.heads.push_back(std::move(h));
@@ -912,7 +914,17 @@ void SyncEngine::reverify_from(Peer& p) {
   }
 }
 
-void SyncEngine::note_their(Peer& p, const std::vector<Update>& updates) { raise_to(p.their, updates); }
+// An origin new to `p.their` is noted only while it holds fewer origins than
+// one whole Vector can carry: a peer that sends updates of ever new origins
+// (refused here, but noted first) cannot grow it without end. Its next
+// Vector replaces it.
+void SyncEngine::note_their(Peer& p, const std::vector<Update>& updates) {
+  for (const auto& u : updates) {
+    const OriginId origin = u.id().origin;
+    if (auto it = p.their.find(origin); it != p.their.end()) it->second = std::max(it->second, u.seq());
+    else if (p.their.size() < kMaxKnownOrigins) p.their.emplace(origin, u.seq());
+  }
+}
 
 bool SyncEngine::ingest(std::vector<Update> updates, std::vector<proof::Head> heads, Peer* from) {
   if (updates.empty()) return true;

@@ -393,6 +393,9 @@ class SyncEngine {
   void release_pulls(Peer& p);
   void refresh_status();
   void note_their(Peer& p, const std::vector<Update>& updates);
+  // The most origins kept per peer's vector and in pushed_by_: as many as
+  // one whole Vector carries.
+  static constexpr size_t kMaxKnownOrigins = wire::kVectorPageEntries * wire::kMaxVectorPages;
 
   SyncStore& node_;
   Transport& transport_;
