@@ -307,7 +307,10 @@ TEST(Endpoints, OnlyTcpHostPortIsDialed) {
 
 // A peer that pushes updates of ever new origins (refused here, each without
 // a head) cannot grow what this node keeps of its vector past what one whole
-// Vector carries; the node goes on syncing with it.
+// Vector carries; the node goes on syncing with it. Node 1 asks node 0 for
+// each origin it noted and is answered empty each time: pull_missing goes on
+// from the origin it asked for last, so that costs a step per answer (a walk
+// over all 65,536 per answer took 95 s here).
 TEST(Sync, APeerPushingEverNewOriginsCannotGrowWhatIsKnownOfIt) {
   ManualClock clock(1'790'000'000'000);
   SimCluster c(2, clock, /*full_mesh=*/true, 0, [](SyncOptions& so) { so.anti_entropy_ms = 3'600'000; });
@@ -319,9 +322,6 @@ TEST(Sync, APeerPushingEverNewOriginsCannotGrowWhatIsKnownOfIt) {
     return size_t{0};
   };
   const size_t cap = wire::kVectorPageEntries * wire::kMaxVectorPages;
-  // Node 1's pulls of them are lost: answered, each would make it scan its
-  // vector of node 0 again (see pull_missing), which is not what is tested.
-  c.net.cut(endpoint_of(1), endpoint_of(0));
   OriginId next = 1'000'000;
   for (int frame = 0; frame < 9; ++frame) {  // 72,000 origins, 8,000 a frame
     wire::Push push;

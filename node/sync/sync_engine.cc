@@ -861,13 +861,19 @@ void SyncEngine::compare_tips(Peer& p, const std::map<OriginId, std::string>& th
   }
 }
 
+// The scan of `their` goes round from after the origin last asked for, and
+// stops when the link's credit is used: a peer that names many origins it
+// does not hold (each answered empty, then asked for the next) costs a step
+// per answer, not a walk over all of them.
 void SyncEngine::pull_missing(Peer& p) {
-  if (!p.ready) return;
+  if (!p.ready || p.their.empty()) return;
   mine_ = node_.vector();
   const int64_t now = clock_.now_millis();
   size_t bytes = 0;  // each request's share, worked out at the first one
-  for (const auto& [origin, their_seq] : p.their) {
-    if (p.credit_used >= options_.credit_bytes) break;
+  auto it = p.their.upper_bound(p.pulled_last);
+  for (size_t left = p.their.size(); left > 0 && p.credit_used < options_.credit_bytes; --left, ++it) {
+    if (it == p.their.end()) it = p.their.begin();
+    const auto& [origin, their_seq] = *it;
     uint64_t have = held_or_coming(mine_, origin);  // what is on its way is not asked for again
     uint64_t want = their_seq;
     // A forked origin's updates from the fork seq on are left out of replay,
@@ -880,6 +886,7 @@ void SyncEngine::pull_missing(Peer& p) {
     send(Link{true, p.endpoint}, wire::Request{origin, have + 1, want, bytes});
     pulls_[origin] = Pull{p.endpoint, have + 1, want, bytes, now + options_.request_timeout_ms};
     p.credit_used += bytes;
+    p.pulled_last = origin;
   }
 }
 
@@ -888,10 +895,17 @@ void SyncEngine::pull_missing(Peer& p) {
 // answers of one turn cover about the same stretch of time and are stored
 // together near the log's end, rather than one origin's whole range at a time
 // spread across the log.
+// Counting stops where the share can only be kMinPullBytes, and starts
+// where pull_missing's scan does, so that it finds the origins still lacking
+// first.
 size_t SyncEngine::pull_bytes(const Peer& p) const {
+  const size_t enough = options_.credit_bytes / kMinPullBytes + 1;
   size_t lacking = 0;
-  for (const auto& [origin, seq] : p.their)
-    if (seq > seq_of(mine_, origin) && !is_reserved_origin(origin)) ++lacking;
+  auto it = p.their.upper_bound(p.pulled_last);
+  for (size_t left = p.their.size(); left > 0 && lacking < enough; --left, ++it) {
+    if (it == p.their.end()) it = p.their.begin();
+    if (it->second > seq_of(mine_, it->first) && !is_reserved_origin(it->first)) ++lacking;
+  }
   const size_t share = std::clamp(options_.credit_bytes / std::max<size_t>(lacking, 1), kMinPullBytes,
                                   wire::kMaxBatchBytes);
   return std::min(share, options_.credit_bytes - std::min(p.credit_used, options_.credit_bytes));

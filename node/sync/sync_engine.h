@@ -206,6 +206,7 @@ class SyncEngine {
     int64_t last_seen_ms = 0;
     int64_t probed_ms = 0;  // a vector sent because it was silent
     VersionVector their;  // their vector (seq), as known
+    OriginId pulled_last = 0;  // pull_missing's last Request: its next scan of `their` starts after it
     // Relay trees (kFeatureTree, node/sync/relay_tree.cc), all reset at its
     // handshake. Per origin, the first seq pushed to it since the last frame
     // heard from it: a round starts by pushing these again, since a link
