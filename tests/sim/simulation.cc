@@ -17,6 +17,10 @@ namespace replog::sim {
 namespace {
 
 constexpr int64_t kConvergeLimitMs = 60'000;
+// Membership converges within one resend of the Members frames
+// (SyncOptions::members_resend_ms, 30 s): a frame lost before healing, or a
+// tombstone still travelling then, is made good by the next one.
+constexpr int64_t kTrustConvergeLimitMs = 35'000;
 // More frames than this in one step (5 simulated ms) for every node is a storm:
 // the run stops there and fails, rather than running on for hours.
 constexpr uint64_t kStormFramesPerNodeStep = 1'000;
@@ -41,6 +45,8 @@ class Simulation {
   void faulty_step(int index);
   void make_call(SimNode& node);
   int64_t converge(int64_t limit_ms);
+  // Steps until every node trusts every other, for at most `limit_ms`.
+  void converge_trust(int64_t limit_ms);
   void final_calls();
   // Each node's origins and evidence, and the refusals recorded, for a failure's last trace lines.
   void trace_end_state();
@@ -103,6 +109,19 @@ int64_t Simulation::converge(int64_t limit_ms) {
   return -1;
 }
 
+void Simulation::converge_trust(int64_t limit_ms) {
+  const auto all_trusted = [&] {
+    for (const auto& n : cluster_.nodes())
+      for (const auto& other : cluster_.nodes())
+        if (other.index != n.index && !cluster_.trusts(n.index, other.key)) return false;
+    return true;
+  };
+  for (int64_t t = 0; t < limit_ms && !all_trusted(); t += kStepMs) {
+    cluster_.tick(kStepMs);
+    if (storm()) return;
+  }
+}
+
 void Simulation::final_calls() {
   for (auto& n : cluster_.nodes()) {
     if (nemesis_.revoked_nodes().count(n.index)) continue;  // shut out: its calls are refused
@@ -131,11 +150,13 @@ RunResult Simulation::run() {
   if (stormed_) return finish();
   if (result_.converge_ms < 0 || again < 0)
     result_.problems.push_back("no single state " + std::to_string(limit / 1000) + " s after healing");
+  // Membership converges too: healing re-trusted on each node what it lacked,
+  // and nothing that still travelled may undo it for good.
+  converge_trust(kTrustConvergeLimitMs);
+  if (stormed_) return finish();
   const auto nodes = snapshot_nodes(cluster_);
   trace_end_state();
   auto found = check_run(nodes, model_, cluster_.refusals(), cluster_.moves());
-  // Membership converged too: healing re-trusted on each node what it lacked,
-  // and nothing that still travelled may have undone it.
   for (const auto& n : cluster_.nodes())
     for (const auto& other : cluster_.nodes())
       if (other.index != n.index && !cluster_.trusts(n.index, other.key))
