@@ -14,7 +14,6 @@
 #include "replication/raw_mesh.h"
 
 #include <sodium.h>
-#include <time.h>
 
 #include <algorithm>
 #include <array>
@@ -28,6 +27,7 @@
 
 #include "common/bench_common.h"
 #include "common/raw_lmdb.h"
+#include "node/core/clock.h"
 
 namespace replog::bench {
 
@@ -37,12 +37,6 @@ constexpr size_t kBody = 120;
 // origin (8) | seq (8) | the origin's commit time, steady ns (8) | body | signature over all before it
 constexpr size_t kSigned = 24 + kBody;
 constexpr size_t kMessage = kSigned + crypto_sign_BYTES;
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 int64_t now_ns() { return Steady::now().time_since_epoch().count(); }
 
@@ -125,11 +119,11 @@ void take_messages(RawNode& self, const Run& run, size_t me) {
     const uint64_t origin = read_u64(msg.data());
     if (origin >= run.nodes.size()) die("figure 4g: a message of no node");
     if (run.verify) {
-      const double c0 = thread_cpu_seconds();
+      const int64_t c0 = thread_cpu_ns();
       const int bad = crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(msg.data() + kSigned),
                                                   reinterpret_cast<const unsigned char*>(msg.data()), kSigned,
                                                   run.nodes[origin]->pk.data());
-      self.verify_cpu += thread_cpu_seconds() - c0;
+      self.verify_cpu += static_cast<double>(thread_cpu_ns() - c0) * 1e-9;
       if (bad) die("figure 4g: a signature did not verify");
     }
     batch.push_back(std::move(msg));

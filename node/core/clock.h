@@ -3,6 +3,8 @@
 // Thread safety: now_millis() may be called from any thread.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -36,5 +38,12 @@ class ManualClock final : public Clock {
  private:
   std::atomic<int64_t> now_;
 };
+
+// CPU time of the calling thread, in ns (what a thread spent, not how long it took).
+inline int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
 
 }  // namespace replog

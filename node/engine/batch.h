@@ -2,7 +2,6 @@
 // to node/engine (writer.cc, signing.cc, ingest_verify.cc).
 #pragma once
 
-#include <ctime>
 #include <exception>
 #include <future>
 #include <map>
@@ -14,13 +13,6 @@
 #include "storage/update_log.h"
 
 namespace replog::engine {
-
-// CPU time of the calling thread, for check_cpu_seconds().
-inline int64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 struct Node::Request {
   enum class Kind { kCall, kIngest, kPeers, kEvidence } kind;

@@ -866,7 +866,7 @@ void SyncEngine::compare_tips(Peer& p, const std::map<OriginId, std::string>& th
 // does not hold (each answered empty, then asked for the next) costs a step
 // per answer, not a walk over all of them.
 void SyncEngine::pull_missing(Peer& p) {
-  if (!p.ready || p.their.empty()) return;
+  if (!p.ready) return;
   mine_ = node_.vector();
   const int64_t now = clock_.now_millis();
   size_t bytes = 0;  // each request's share, worked out at the first one
